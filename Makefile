@@ -1,0 +1,29 @@
+# `make` leaves every executable in bin/, which is also the directory to give
+# Podman as helper_binaries_dir.
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0-dev)
+COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS  := -s -w -X github.com/berthnet/berth/internal/buildinfo.Version=$(VERSION) \
+            -X github.com/berthnet/berth/internal/buildinfo.Commit=$(COMMIT) \
+            -X github.com/berthnet/berth/internal/buildinfo.BuildTime=$(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+
+.PHONY: all build test test-unit clean demo
+
+all: build
+
+build:
+	@mkdir -p bin
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/berth ./cmd/berth
+	ln -sf berth bin/netavark
+
+test: build
+	scripts/test.sh
+
+test-unit:
+	$(GO) test ./...
+
+demo: build
+	scripts/demo.sh
+
+clean:
+	rm -rf bin

@@ -1,0 +1,382 @@
+// Package aardvarkconf reads and writes the aardvark-dns configuration
+// directory byte-compatibly with netavark: one file per network whose first
+// line lists the addresses to listen on (and the network's DNS servers), and
+// one line per container:
+//
+//	10.89.0.1,fd10::1 10.123.0.2
+//	<container id> <ipv4>[,...] <ipv6>[,...] <name>[,<alias>...][ <dns server>[,...]]
+//
+// An empty address column leaves two spaces in a row, as netavark writes it.
+// Writers hold an exclusive flock on <config>/aardvark.lock, the lock file
+// netavark uses, so berth and netavark never interleave their edits.
+package aardvarkconf
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Header is the first line of a network file.
+type Header struct {
+	BindIPs    []netip.Addr
+	DNSServers []netip.Addr
+}
+
+// Entry is one container line.
+type Entry struct {
+	ID         string
+	IPv4       []netip.Addr
+	IPv6       []netip.Addr
+	Names      []string
+	DNSServers []netip.Addr
+}
+
+// ParseError reports a malformed line with its file and line number.
+type ParseError struct {
+	File string
+	Line int
+	Msg  string
+}
+
+func (e *ParseError) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg) }
+
+func joinAddrs(a []netip.Addr) string {
+	s := make([]string, len(a))
+	for i, x := range a {
+		s[i] = x.String()
+	}
+	return strings.Join(s, ",")
+}
+
+func parseAddrs(s string) ([]netip.Addr, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []netip.Addr
+	for _, p := range strings.Split(s, ",") {
+		a, err := netip.ParseAddr(p)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an IP address", p)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// String formats the header line (without newline).
+func (h Header) String() string {
+	s := joinAddrs(h.BindIPs)
+	if len(h.DNSServers) > 0 {
+		s += " " + joinAddrs(h.DNSServers)
+	}
+	return s
+}
+
+// String formats the container line (without newline).
+func (e Entry) String() string {
+	s := e.ID + " " + joinAddrs(e.IPv4) + " " + joinAddrs(e.IPv6) + " " + strings.Join(e.Names, ",")
+	if len(e.DNSServers) > 0 {
+		s += " " + joinAddrs(e.DNSServers)
+	}
+	return s
+}
+
+// ParseHeader parses a first line.
+func ParseHeader(line string) (Header, error) {
+	f := strings.Split(strings.TrimRight(line, "\r"), " ")
+	if len(f) > 2 {
+		return Header{}, errors.New("first line: want '<listen ips>[ <dns servers>]'")
+	}
+	var h Header
+	var err error
+	if h.BindIPs, err = parseAddrs(f[0]); err != nil {
+		return Header{}, fmt.Errorf("listen addresses: %w", err)
+	}
+	if len(f) == 2 {
+		if h.DNSServers, err = parseAddrs(f[1]); err != nil {
+			return Header{}, fmt.Errorf("dns servers: %w", err)
+		}
+	}
+	return h, nil
+}
+
+// ParseEntry parses a container line.
+func ParseEntry(line string) (Entry, error) {
+	f := strings.Split(strings.TrimRight(line, "\r"), " ")
+	if len(f) != 4 && len(f) != 5 {
+		return Entry{}, fmt.Errorf("want 4 or 5 space-separated columns, got %d", len(f))
+	}
+	e := Entry{ID: f[0]}
+	if e.ID == "" {
+		return Entry{}, errors.New("empty container id")
+	}
+	var err error
+	if e.IPv4, err = parseAddrs(f[1]); err != nil {
+		return Entry{}, fmt.Errorf("ipv4 column: %w", err)
+	}
+	if e.IPv6, err = parseAddrs(f[2]); err != nil {
+		return Entry{}, fmt.Errorf("ipv6 column: %w", err)
+	}
+	for _, n := range strings.Split(f[3], ",") {
+		if n != "" {
+			e.Names = append(e.Names, strings.ToLower(n))
+		}
+	}
+	if len(e.Names) == 0 {
+		return Entry{}, errors.New("no names")
+	}
+	if len(f) == 5 {
+		if e.DNSServers, err = parseAddrs(f[4]); err != nil {
+			return Entry{}, fmt.Errorf("dns server column: %w", err)
+		}
+	}
+	return e, nil
+}
+
+// File is one parsed network file.
+type File struct {
+	Header  Header
+	Entries []Entry
+}
+
+// Parse reads a network file. name is used in error messages.
+func Parse(r io.Reader, name string) (*File, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	f := &File{}
+	n := 0
+	for sc.Scan() {
+		n++
+		line := sc.Text()
+		if n == 1 {
+			h, err := ParseHeader(line)
+			if err != nil {
+				return nil, &ParseError{File: name, Line: n, Msg: err.Error()}
+			}
+			f.Header = h
+			continue
+		}
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		e, err := ParseEntry(line)
+		if err != nil {
+			return nil, &ParseError{File: name, Line: n, Msg: err.Error()}
+		}
+		f.Entries = append(f.Entries, e)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	if n == 0 {
+		return nil, &ParseError{File: name, Line: 1, Msg: "empty file"}
+	}
+	return f, nil
+}
+
+// Bytes formats the whole file.
+func (f *File) Bytes() []byte {
+	var b strings.Builder
+	b.WriteString(f.Header.String())
+	b.WriteByte('\n')
+	for _, e := range f.Entries {
+		b.WriteString(e.String())
+		b.WriteByte('\n')
+	}
+	return []byte(b.String())
+}
+
+// Dir is an aardvark-dns config directory (<config>/aardvark-dns).
+type Dir struct {
+	Path string
+}
+
+// LockPath is the lock netavark takes around edits: <config>/aardvark.lock.
+func (d Dir) LockPath() string { return filepath.Join(filepath.Dir(d.Path), "aardvark.lock") }
+
+// PidFile is where aardvark-dns records its PID.
+func (d Dir) PidFile() string { return filepath.Join(d.Path, "aardvark.pid") }
+
+func (d Dir) lock() (func(), error) {
+	f, err := os.OpenFile(d.LockPath(), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", d.LockPath(), err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", d.LockPath(), err)
+	}
+	return func() { f.Close() }, nil
+}
+
+func (d Dir) file(network string) string { return filepath.Join(d.Path, network) }
+
+func (d Dir) read(network string) (*File, error) {
+	b, err := os.ReadFile(d.file(network))
+	if err != nil {
+		return nil, err
+	}
+	return Parse(strings.NewReader(string(b)), d.file(network))
+}
+
+func (d Dir) write(network string, f *File) error {
+	tmp, err := os.CreateTemp(d.Path, "."+network+".tmp")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", d.file(network), err)
+	}
+	if _, err := tmp.Write(f.Bytes()); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return fmt.Errorf("write %s: %w", d.file(network), err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := os.Rename(tmp.Name(), d.file(network)); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("write %s: %w", d.file(network), err)
+	}
+	return nil
+}
+
+// Add writes the entries into the network files, creating files and the
+// directory as needed (the parent must exist, as with netavark). The header
+// is rewritten from h, so DNS servers set by a later container take effect;
+// an entry with the same container ID replaces the old one.
+func (d Dir) Add(entries map[string]Entry, headers map[string]Header) error {
+	if err := os.Mkdir(d.Path, 0o755); err != nil && !os.IsExist(err) {
+		return fmt.Errorf("create aardvark-dns directory: %w", err)
+	}
+	unlock, err := d.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	for netName, e := range entries {
+		f, err := d.read(netName)
+		if err != nil {
+			if !os.IsNotExist(err) {
+				return err
+			}
+			f = &File{}
+		}
+		f.Header = headers[netName]
+		kept := f.Entries[:0]
+		for _, old := range f.Entries {
+			if old.ID != e.ID {
+				kept = append(kept, old)
+			}
+		}
+		f.Entries = append(kept, e)
+		if err := d.write(netName, f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Remove drops the container's entries from the named network files; a file
+// left with only its header is deleted. Missing files are not an error.
+// It reports whether any network file is left in the directory.
+func (d Dir) Remove(containerID string, networks []string) (bool, error) {
+	unlock, err := d.lock()
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	var errs []error
+	for _, netName := range networks {
+		f, err := d.read(netName)
+		if err != nil {
+			if os.IsNotExist(err) {
+				continue
+			}
+			// A broken file: drop our lines textually so the others stay.
+			errs = append(errs, d.removeLines(netName, containerID))
+			continue
+		}
+		kept := f.Entries[:0]
+		for _, e := range f.Entries {
+			if e.ID != containerID {
+				kept = append(kept, e)
+			}
+		}
+		f.Entries = kept
+		if len(f.Entries) == 0 {
+			if err := os.Remove(d.file(netName)); err != nil && !os.IsNotExist(err) {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		errs = append(errs, d.write(netName, f))
+	}
+	left, _ := d.Networks()
+	return len(left) > 0, errors.Join(errs...)
+}
+
+func (d Dir) removeLines(netName, id string) error {
+	b, err := os.ReadFile(d.file(netName))
+	if err != nil {
+		return err
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(l, id+" ") {
+			out = append(out, l)
+		}
+	}
+	return os.WriteFile(d.file(netName), []byte(strings.Join(out, "\n")), 0o644)
+}
+
+// UpdateServers rewrites the DNS-server column of a network's header. It
+// reports whether the file exists.
+func (d Dir) UpdateServers(netName string, servers []netip.Addr) (bool, error) {
+	unlock, err := d.lock()
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	f, err := d.read(netName)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return false, nil
+		}
+		return false, err
+	}
+	f.Header.DNSServers = servers
+	return true, d.write(netName, f)
+}
+
+// Networks lists the network files in the directory.
+func (d Dir) Networks() ([]string, error) {
+	ents, err := os.ReadDir(d.Path)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		n := e.Name()
+		if e.IsDir() || n == "aardvark.pid" || strings.HasPrefix(n, ".") {
+			continue
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// Read parses one network file.
+func (d Dir) Read(netName string) (*File, error) { return d.read(netName) }

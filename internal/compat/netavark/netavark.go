@@ -1,0 +1,318 @@
+// Package netavark is berth's netavark-compatible front-end: the command line
+// Podman runs (`netavark --config DIR --rootless=false --aardvark-binary=PATH
+// setup|teardown NETNS` with the JSON on stdin), its JSON output, and its
+// error convention (one `{"error":"..."}` line on stdout, exit code 1; usage
+// errors on stderr with exit code 2). It translates onto netsetup.
+package netavark
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berthnet/berth/internal/buildinfo"
+	"github.com/berthnet/berth/internal/firewall"
+	"github.com/berthnet/berth/internal/firewall/iptables"
+	"github.com/berthnet/berth/internal/firewall/nftables"
+	"github.com/berthnet/berth/internal/firewall/none"
+	"github.com/berthnet/berth/internal/netsetup"
+	"github.com/berthnet/berth/internal/network"
+)
+
+// DefaultAardvark is where netavark looks for aardvark-dns by default.
+const DefaultAardvark = "/usr/libexec/podman/aardvark-dns"
+
+// Env is the process environment the front-end reads; only Run reads it.
+type Env struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+}
+
+type globals struct {
+	config         string
+	rootless       bool
+	aardvark       string
+	firewallDriver string
+	pluginDirs     []string
+	file           string
+}
+
+// usageError marks errors that are the caller's command-line mistakes.
+type usageError struct{ error }
+
+// Run executes the front-end with args (without the program name) and
+// returns the process exit code.
+func Run(ctx context.Context, args []string, env Env) int {
+	if env.Getenv == nil {
+		env.Getenv = os.Getenv
+	}
+	g := &globals{}
+	root := &cobra.Command{
+		Use:           "netavark",
+		Short:         "berth's netavark-compatible container network backend",
+		Long:          "netavark (berth edition) sets up and tears down container networks for Podman.\nIt reads the network options as JSON on stdin (or --file) and prints the result as JSON.",
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		Version:       buildinfo.NetavarkVersion,
+	}
+	root.SetVersionTemplate("netavark {{.Version}} (berth " + buildinfo.Version + ")\n")
+	root.SetOut(env.Stdout)
+	root.SetErr(env.Stderr)
+	root.SetIn(env.Stdin)
+	pf := root.PersistentFlags()
+	pf.StringVarP(&g.config, "config", "c", "", "state directory (aardvark-dns configuration and berth's records)")
+	pf.BoolVarP(&g.rootless, "rootless", "r", false, "run as a rootless backend (--rootless=<bool>)")
+	pf.StringVarP(&g.aardvark, "aardvark-binary", "a", DefaultAardvark, "path of the aardvark-dns binary")
+	pf.StringVar(&g.firewallDriver, "firewall-driver", "", "firewall driver: nftables (default), iptables or none (also env NETAVARK_FW)")
+	pf.StringArrayVar(&g.pluginDirs, "plugin-directory", nil, "directory of plugin drivers (accepted; berth has its drivers built in)")
+	pf.StringVarP(&g.file, "file", "f", "", "read the network options from this file instead of stdin")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+
+	var out any
+	root.AddCommand(
+		&cobra.Command{
+			Use:   "setup NETNS",
+			Short: "attach the network namespace at NETNS to the networks given as JSON",
+			Args:  exactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				m, o, err := prepare(g, env, args[0], "setup")
+				if err != nil {
+					return err
+				}
+				res, err := m.Setup(cmd.Context(), args[0], o)
+				if err != nil {
+					return err
+				}
+				out = res
+				return nil
+			},
+		},
+		&cobra.Command{
+			Use:   "teardown NETNS",
+			Short: "detach the network namespace at NETNS from the networks given as JSON",
+			Args:  exactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				m, o, err := prepare(g, env, args[0], "teardown")
+				if err != nil {
+					return err
+				}
+				return m.Teardown(cmd.Context(), args[0], o)
+			},
+		},
+		&cobra.Command{
+			Use:   "version",
+			Short: "print the version as JSON",
+			Args:  exactArgs(0),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				v := map[string]string{
+					"version":           buildinfo.NetavarkVersion + "-berth." + buildinfo.Version,
+					"commit":            buildinfo.Commit,
+					"build_time":        buildinfo.BuildTime,
+					"target":            runtime.GOARCH + "-unknown-" + runtime.GOOS + "-gnu",
+					"default_fw_driver": firewall.DriverNftables,
+				}
+				b, _ := json.MarshalIndent(v, "", "  ")
+				fmt.Fprintln(env.Stdout, string(b))
+				return nil
+			},
+		},
+		updateCmd(g, env),
+		&cobra.Command{
+			Use:   "firewall-reload",
+			Short: "re-apply the firewall rules of every container berth has set up",
+			Args:  exactArgs(0),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				if g.config == "" {
+					g.config = "/run/containers/networks"
+				}
+				m, err := manager(g, env)
+				if err != nil {
+					return err
+				}
+				_, err = m.FirewallReload(cmd.Context())
+				return err
+			},
+		},
+	)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err != nil {
+		var ue usageError
+		if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") || strings.HasPrefix(err.Error(), "unknown flag") {
+			fmt.Fprintf(env.Stderr, "error: %v\n\nFor more information, try '--help'.\n", err)
+			return 2
+		}
+		b, _ := json.Marshal(map[string]string{"error": err.Error()})
+		fmt.Fprintln(env.Stdout, string(b))
+		return 1
+	}
+	if out != nil {
+		b, err := json.Marshal(out)
+		if err != nil {
+			b, _ = json.Marshal(map[string]string{"error": err.Error()})
+			fmt.Fprintln(env.Stdout, string(b))
+			return 1
+		}
+		fmt.Fprintln(env.Stdout, string(b))
+	}
+	return 0
+}
+
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageError{fmt.Errorf("%s takes %d argument(s), got %d (usage: %s)", cmd.Name(), n, len(args), cmd.UseLine())}
+		}
+		return nil
+	}
+}
+
+func updateCmd(g *globals, env Env) *cobra.Command {
+	var servers []string
+	c := &cobra.Command{
+		Use:   "update NETWORK --network-dns-servers LIST",
+		Short: "change a network's upstream DNS servers while containers run",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var addrs []netip.Addr
+			for _, s := range servers {
+				for _, p := range strings.Split(s, ",") {
+					if p = strings.TrimSpace(p); p == "" {
+						continue
+					}
+					a, err := netip.ParseAddr(p)
+					if err != nil {
+						return fmt.Errorf("--network-dns-servers: %q is not an IP address", p)
+					}
+					addrs = append(addrs, a)
+				}
+			}
+			if g.config == "" {
+				return errors.New("--config not specified but required for netavark update")
+			}
+			m, err := manager(g, env)
+			if err != nil {
+				return err
+			}
+			return m.UpdateDNSServers(args[0], addrs)
+		},
+	}
+	c.Flags().StringSliceVar(&servers, "network-dns-servers", nil, "comma-separated DNS servers; an empty value clears them")
+	return c
+}
+
+// prepare reads the options and builds the manager.
+func prepare(g *globals, env Env, nsPath, verb string) (*netsetup.Manager, *network.Options, error) {
+	if nsPath == "" {
+		return nil, nil, errors.New("invalid namespace path: empty")
+	}
+	var in io.Reader = env.Stdin
+	if g.file != "" && g.file != "-" {
+		f, err := os.Open(g.file)
+		if err != nil {
+			return nil, nil, fmt.Errorf("failed to load network options: %w", err)
+		}
+		defer f.Close()
+		in = f
+	}
+	var o network.Options
+	dec := json.NewDecoder(in)
+	if err := dec.Decode(&o); err != nil {
+		return nil, nil, fmt.Errorf("failed to load network options: %w", err)
+	}
+	if g.config == "" {
+		g.config = "/tmp"
+	}
+	m, err := manager(g, env)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, &o, nil
+}
+
+func manager(g *globals, env Env) (*netsetup.Manager, error) {
+	port := uint16(53)
+	if v := env.Getenv("NETAVARK_DNS_PORT"); v != "" {
+		p, err := strconv.ParseUint(v, 10, 16)
+		if err != nil || p == 0 {
+			return nil, fmt.Errorf("invalid NETAVARK_DNS_PORT %s: want a port number 1-65535", v)
+		}
+		port = uint16(p)
+	}
+	name := g.firewallDriver
+	if name == "" {
+		name = env.Getenv("NETAVARK_FW")
+	}
+	fw, err := Firewall(name)
+	if err != nil {
+		return nil, err
+	}
+	return netsetup.New(netsetup.Config{
+		ConfigDir:      g.config,
+		AardvarkBinary: g.aardvark,
+		DNSPort:        port,
+		Rootless:       g.rootless,
+		Firewall:       fw,
+		Logger:         logger(env),
+		AardvarkEnv:    aardvarkEnv(env),
+	})
+}
+
+// Firewall returns the driver for a name ("" means nftables).
+func Firewall(name string) (firewall.Driver, error) {
+	switch strings.ToLower(name) {
+	case "", firewall.DriverNftables:
+		return nftables.New(-1), nil
+	case firewall.DriverIptables:
+		d, err := iptables.New(iptables.Options{})
+		if err != nil {
+			return nil, err
+		}
+		return d, nil
+	case firewall.DriverNone:
+		return none.Driver{}, nil
+	case "firewalld":
+		return nil, fmt.Errorf("%w %q: berth has no firewalld driver (want nftables, iptables or none)", firewall.ErrUnknownDriver, name)
+	}
+	return nil, fmt.Errorf("%w %q (want nftables, iptables or none)", firewall.ErrUnknownDriver, name)
+}
+
+// logger maps RUST_LOG (what Podman sets, e.g. "netavark=info") to a
+// stderr logger.
+func logger(env Env) *slog.Logger {
+	lvl := slog.LevelWarn
+	v := env.Getenv("RUST_LOG")
+	if i := strings.LastIndex(v, "="); i >= 0 {
+		v = v[i+1:]
+	}
+	switch strings.ToLower(v) {
+	case "trace", "debug":
+		lvl = slog.LevelDebug
+	case "info":
+		lvl = slog.LevelInfo
+	case "error":
+		lvl = slog.LevelError
+	}
+	return slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: lvl}))
+}
+
+func aardvarkEnv(env Env) []string {
+	if v := env.Getenv("RUST_LOG"); v != "" {
+		if i := strings.LastIndex(v, "="); i >= 0 {
+			v = v[i+1:]
+		}
+		return []string{"RUST_LOG=" + v}
+	}
+	return nil
+}

@@ -1,0 +1,185 @@
+// Package firewall is the model of what berth asks of a host firewall:
+// masquerade for each network's subnets, forwarding and isolation between
+// bridges, DNAT for published ports, and the DNS port redirect. Drivers
+// (nftables, iptables, none) implement Driver; the model itself does no I/O.
+package firewall
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+
+	"github.com/berthnet/berth/internal/network"
+)
+
+// Driver names.
+const (
+	DriverNftables = "nftables"
+	DriverIptables = "iptables"
+	DriverNone     = "none"
+)
+
+// ErrUnknownDriver is returned for a driver name berth does not know.
+var ErrUnknownDriver = errors.New("unknown firewall driver")
+
+// NetworkRules is what the firewall needs to know about one network.
+type NetworkRules struct {
+	ID        string
+	Name      string
+	Bridge    string
+	Subnets   []netip.Prefix
+	Gateways  []netip.Addr
+	Isolation network.Isolation
+	// DNSPort is the port the DNS server listens on; when it is not 53,
+	// queries to a gateway's port 53 are redirected to it.
+	DNSPort uint16
+}
+
+// PortForward is the published ports of one container on one network.
+type PortForward struct {
+	NetworkID   string
+	NetworkName string
+	ContainerID string
+	// The DNAT targets: the container's first address of each family.
+	IPv4, IPv6 netip.Addr
+	Mappings   []network.PortMapping
+}
+
+// Driver programs the host firewall. Every method is called with the
+// network-wide lock held, so drivers need no locking of their own across
+// processes.
+type Driver interface {
+	// Name returns the driver name ("nftables", "iptables", "none").
+	Name() string
+	// Setup makes sure the rules of each network exist (idempotent) and adds
+	// the port forwards. It is all or nothing: on error nothing it added
+	// remains.
+	Setup(nets []NetworkRules, ports []PortForward) error
+	// Teardown removes the port forwards, then the rules of the networks
+	// in complete (networks that no container uses any more). Missing
+	// rules are not an error.
+	Teardown(ports []PortForward, complete []NetworkRules) error
+	// Reset removes everything the driver ever created.
+	Reset() error
+}
+
+// NetworkID8 returns the short form of a network ID used in rule names.
+func NetworkID8(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}
+
+// Forward is one published port after a mapping's range is expanded.
+type Forward struct {
+	Proto     string     // tcp, udp or sctp
+	HostIP    netip.Addr // zero: every local address
+	HostPort  uint16
+	Target    netip.Addr
+	DestPort  uint16
+	Container string
+}
+
+// Key identifies the host side of a forward.
+func (f Forward) Key() string {
+	h := "*"
+	if f.HostIP.IsValid() {
+		h = f.HostIP.String()
+	}
+	return fmt.Sprintf("%s/%s:%d", f.Proto, h, f.HostPort)
+}
+
+// Expand turns a container's port forward into single-port forwards, per
+// address family: a mapping without host IP applies to both families (when
+// the container has an address of that family), one with a host IP to the
+// family of that IP. A host IP of 0.0.0.0 or :: means every address.
+func (pf PortForward) Expand() (v4, v6 []Forward) {
+	for _, m := range pf.Mappings {
+		h, _ := m.HostAddr()
+		if h.IsValid() && h.IsUnspecified() {
+			if h.Is4() {
+				h4 := netip.Addr{}
+				v4 = append(v4, expand(m, h4, pf.IPv4, pf.ContainerID)...)
+				continue
+			}
+			v6 = append(v6, expand(m, netip.Addr{}, pf.IPv6, pf.ContainerID)...)
+			continue
+		}
+		if pf.IPv4.IsValid() && (!h.IsValid() || h.Is4()) {
+			v4 = append(v4, expand(m, h, pf.IPv4, pf.ContainerID)...)
+		}
+		if pf.IPv6.IsValid() && (!h.IsValid() || h.Is6()) {
+			v6 = append(v6, expand(m, h, pf.IPv6, pf.ContainerID)...)
+		}
+	}
+	return v4, v6
+}
+
+func expand(m network.PortMapping, host, target netip.Addr, ctr string) []Forward {
+	if !target.IsValid() {
+		return nil
+	}
+	n := m.Ports()
+	out := make([]Forward, 0, n)
+	for i := 0; i < n; i++ {
+		out = append(out, Forward{
+			Proto:     network.NormalizeProtocol(m.Protocol),
+			HostIP:    host,
+			HostPort:  m.HostPort + uint16(i),
+			Target:    target,
+			DestPort:  m.ContainerPort + uint16(i),
+			Container: ctr,
+		})
+	}
+	return out
+}
+
+// NeedsRouteLocalnet reports whether any forward can be reached through
+// 127.0.0.1, which needs route_localnet on the bridge.
+func NeedsRouteLocalnet(ports []PortForward) bool {
+	for _, pf := range ports {
+		v4, _ := pf.Expand()
+		for _, f := range v4 {
+			if !f.HostIP.IsValid() || f.HostIP.IsLoopback() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// SubnetsOf splits prefixes by family, masked.
+func SubnetsOf(p []netip.Prefix) (v4, v6 []netip.Prefix) {
+	for _, s := range p {
+		s = s.Masked()
+		if s.Addr().Is4() {
+			v4 = append(v4, s)
+		} else {
+			v6 = append(v6, s)
+		}
+	}
+	return v4, v6
+}
+
+// Describe renders the model as stable text, for golden tests and logs.
+func Describe(nets []NetworkRules, ports []PortForward) string {
+	var b strings.Builder
+	ns := append([]NetworkRules(nil), nets...)
+	sort.Slice(ns, func(i, j int) bool { return ns[i].Name < ns[j].Name })
+	for _, n := range ns {
+		fmt.Fprintf(&b, "network %s id=%s bridge=%s isolate=%s dns=%d\n", n.Name, NetworkID8(n.ID), n.Bridge, n.Isolation, n.DNSPort)
+		for _, s := range n.Subnets {
+			fmt.Fprintf(&b, "  masquerade %s\n", s.Masked())
+		}
+	}
+	for _, pf := range ports {
+		v4, v6 := pf.Expand()
+		for _, f := range append(v4, v6...) {
+			fmt.Fprintf(&b, "forward %s -> %s\n", f.Key(), netip.AddrPortFrom(f.Target, f.DestPort))
+		}
+	}
+	return b.String()
+}

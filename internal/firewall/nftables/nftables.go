@@ -1,0 +1,483 @@
+// Package nftables is berth's default firewall driver. It programs the kernel
+// over netlink (github.com/google/nftables) in one atomic batch per call and
+// never runs the nft binary.
+//
+// Everything lives in the table "inet berth". Per-network rules are few and
+// are tagged with the network ID in their comment; per-container state is
+// only elements of maps, so the cost of adding or removing a container does
+// not grow with the number of containers:
+//
+//	table inet berth {
+//	  map pf4    { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service }  # host_ip set
+//	  map pf4any { type inet_proto . inet_service : ipv4_addr . inet_service }              # all addresses
+//	  map pf6, pf6any                                                                       # the same for IPv6
+//	  set isolated { type ifname }   # bridges with isolate=true|strict
+//	  set bridges  { type ifname }   # every bridge berth manages
+//	  chain prerouting  { type nat hook prerouting priority dstnat;  fib daddr type local jump hostports }
+//	  chain output      { type nat hook output priority dstnat;      fib daddr type local jump hostports }
+//	  chain hostports   { [per network: ip daddr GW meta l4proto {tcp,udp} th dport 53 dnat to GW:PORT]
+//	                      dnat ip to ip daddr . meta l4proto . th dport map @pf4
+//	                      dnat ip to meta l4proto . th dport map @pf4any  (and ip6) }
+//	  chain postrouting { type nat hook postrouting priority srcnat;
+//	                      ip saddr 127.0.0.0/8 ct status dnat masquerade
+//	                      [per network: ip saddr S ip daddr S ct status dnat masquerade      # hairpin
+//	                                    ip saddr S ip daddr != S ip daddr != 224.0.0.0/4 masquerade] }
+//	  chain forward     { type filter hook forward priority filter;
+//	                      ct status dnat accept        # published ports pass isolation
+//	                      jump isolation
+//	                      [per network: ip daddr S ct state established,related accept; ip saddr S accept] }
+//	  chain isolation   { [per network: iifname B oifname != B oifname @isolated|@bridges drop] }
+//	}
+package nftables
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
+	"golang.org/x/sys/unix"
+
+	"github.com/berthnet/berth/internal/firewall"
+	"github.com/berthnet/berth/internal/network"
+)
+
+// TableName is the name of berth's table (family inet).
+const TableName = "berth"
+
+const tagPrefix = "berth net "
+
+// Driver is the nftables firewall driver bound to one network namespace.
+type Driver struct {
+	nsFd int // -1: the calling thread's namespace
+}
+
+// New returns a driver that programs the namespace open at nsFd; pass -1
+// for the namespace of the calling process.
+func New(nsFd int) *Driver { return &Driver{nsFd: nsFd} }
+
+var _ firewall.Driver = (*Driver)(nil)
+
+// Name implements firewall.Driver.
+func (d *Driver) Name() string { return firewall.DriverNftables }
+
+func (d *Driver) conn() (*nftables.Conn, error) {
+	var opts []nftables.ConnOption
+	if d.nsFd >= 0 {
+		opts = append(opts, nftables.WithNetNSFd(d.nsFd))
+	}
+	c, err := nftables.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("open nftables netlink socket: %w", err)
+	}
+	return c, nil
+}
+
+// objects holds the table's named objects; the IDs of sets are only
+// meaningful inside the batch that created them.
+type objects struct {
+	table                           *nftables.Table
+	prerouting, output, hostports   *nftables.Chain
+	postrouting, forward, isolation *nftables.Chain
+	pf4, pf4any, pf6, pf6any        *nftables.Set
+	isolated, bridges               *nftables.Set
+}
+
+func newObjects() *objects {
+	t := &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
+	accept := nftables.ChainPolicyAccept
+	o := &objects{table: t}
+	o.prerouting = &nftables.Chain{Name: "prerouting", Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest, Policy: &accept}
+	o.output = &nftables.Chain{Name: "output", Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityNATDest, Policy: &accept}
+	o.postrouting = &nftables.Chain{Name: "postrouting", Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource, Policy: &accept}
+	o.forward = &nftables.Chain{Name: "forward", Table: t, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept}
+	o.hostports = &nftables.Chain{Name: "hostports", Table: t}
+	o.isolation = &nftables.Chain{Name: "isolation", Table: t}
+	proto := nftables.TypeInetProto
+	svc := nftables.TypeInetService
+	o.pf4 = &nftables.Set{Table: t, Name: "pf4", IsMap: true, Concatenation: true,
+		KeyType:  nftables.MustConcatSetType(nftables.TypeIPAddr, proto, svc),
+		DataType: nftables.MustConcatSetType(nftables.TypeIPAddr, svc)}
+	o.pf4any = &nftables.Set{Table: t, Name: "pf4any", IsMap: true, Concatenation: true,
+		KeyType:  nftables.MustConcatSetType(proto, svc),
+		DataType: nftables.MustConcatSetType(nftables.TypeIPAddr, svc)}
+	o.pf6 = &nftables.Set{Table: t, Name: "pf6", IsMap: true, Concatenation: true,
+		KeyType:  nftables.MustConcatSetType(nftables.TypeIP6Addr, proto, svc),
+		DataType: nftables.MustConcatSetType(nftables.TypeIP6Addr, svc)}
+	o.pf6any = &nftables.Set{Table: t, Name: "pf6any", IsMap: true, Concatenation: true,
+		KeyType:  nftables.MustConcatSetType(proto, svc),
+		DataType: nftables.MustConcatSetType(nftables.TypeIP6Addr, svc)}
+	// ifname keys are strings; native byte order makes `nft list` print them.
+	o.isolated = &nftables.Set{Table: t, Name: "isolated", KeyType: nftables.TypeIFName, KeyByteOrder: binaryutil.NativeEndian}
+	o.bridges = &nftables.Set{Table: t, Name: "bridges", KeyType: nftables.TypeIFName, KeyByteOrder: binaryutil.NativeEndian}
+	return o
+}
+
+// createBase queues the table with its chains, sets and global rules.
+func (o *objects) createBase(c *nftables.Conn) error {
+	c.AddTable(o.table)
+	for _, ch := range []*nftables.Chain{o.hostports, o.isolation, o.prerouting, o.output, o.postrouting, o.forward} {
+		c.AddChain(ch)
+	}
+	for _, s := range []*nftables.Set{o.pf4, o.pf4any, o.pf6, o.pf6any, o.isolated, o.bridges} {
+		if err := c.AddSet(s, nil); err != nil {
+			return fmt.Errorf("add set %s: %w", s.Name, err)
+		}
+	}
+	add := func(ch *nftables.Chain, e []expr.Any) {
+		c.AddRule(&nftables.Rule{Table: o.table, Chain: ch, Exprs: e})
+	}
+	add(o.prerouting, rule(matchFibLocal(), one(jump(o.hostports.Name))))
+	add(o.output, rule(matchFibLocal(), one(jump(o.hostports.Name))))
+	add(o.hostports, dnatMap(unix.NFPROTO_IPV4, true, o.pf4))
+	add(o.hostports, dnatMap(unix.NFPROTO_IPV4, false, o.pf4any))
+	add(o.hostports, dnatMap(unix.NFPROTO_IPV6, true, o.pf6))
+	add(o.hostports, dnatMap(unix.NFPROTO_IPV6, false, o.pf6any))
+	lo := netip.MustParsePrefix("127.0.0.0/8")
+	add(o.postrouting, rule(matchFamily(unix.NFPROTO_IPV4), matchPrefix(lo, true, false), matchCtStatusDNAT(), one(&expr.Masq{})))
+	add(o.forward, rule(matchCtStatusDNAT(), one(verdictAccept)))
+	add(o.forward, one(jump(o.isolation.Name)))
+	return nil
+}
+
+func tag(netID string) []byte {
+	return userdata.AppendString(nil, userdata.TypeComment, tagPrefix+netID)
+}
+
+func ruleTag(r *nftables.Rule) string {
+	s, ok := userdata.GetString(r.UserData, userdata.TypeComment)
+	if !ok {
+		return ""
+	}
+	return strings.TrimPrefix(strings.TrimRight(s, "\x00"), tagPrefix)
+}
+
+// queueNetwork queues the per-network rules and set elements.
+func (o *objects) queueNetwork(c *nftables.Conn, n firewall.NetworkRules) error {
+	ud := tag(n.ID)
+	add := func(ch *nftables.Chain, e []expr.Any) {
+		c.AddRule(&nftables.Rule{Table: o.table, Chain: ch, Exprs: e, UserData: ud})
+	}
+	insert := func(ch *nftables.Chain, e []expr.Any) {
+		c.InsertRule(&nftables.Rule{Table: o.table, Chain: ch, Exprs: e, UserData: ud})
+	}
+	for _, s := range n.Subnets {
+		s = s.Masked()
+		f := family(s.Addr())
+		mcast := netip.MustParsePrefix("224.0.0.0/4")
+		if f == unix.NFPROTO_IPV6 {
+			mcast = netip.MustParsePrefix("ff00::/8")
+		}
+		add(o.postrouting, rule(matchFamily(f), matchPrefix(s, true, false), matchPrefix(s, false, false), matchCtStatusDNAT(), one(&expr.Masq{})))
+		add(o.postrouting, rule(matchFamily(f), matchPrefix(s, true, false), matchPrefix(s, false, true), matchPrefix(mcast, false, true), one(&expr.Masq{})))
+		add(o.forward, rule(matchFamily(f), matchPrefix(s, false, false), matchCtEstablished(), one(verdictAccept)))
+		add(o.forward, rule(matchFamily(f), matchPrefix(s, true, false), one(verdictAccept)))
+	}
+	if n.Bridge != "" {
+		if err := c.SetAddElements(o.bridges, []nftables.SetElement{{Key: ifname(n.Bridge)}}); err != nil {
+			return err
+		}
+		switch n.Isolation {
+		case network.IsolateTrue, network.IsolateStrict:
+			if err := c.SetAddElements(o.isolated, []nftables.SetElement{{Key: ifname(n.Bridge)}}); err != nil {
+				return err
+			}
+			target := o.isolated
+			if n.Isolation == network.IsolateStrict {
+				target = o.bridges
+			}
+			add(o.isolation, rule(matchIf(expr.MetaKeyIIFNAME, n.Bridge, false), matchIf(expr.MetaKeyOIFNAME, n.Bridge, true), matchIfSet(expr.MetaKeyOIFNAME, target), one(verdictDrop)))
+		}
+	}
+	if n.DNSPort != 0 && n.DNSPort != 53 {
+		for _, gw := range n.Gateways {
+			f := family(gw)
+			nat := &expr.NAT{Type: expr.NATTypeDestNAT, Family: uint32(f), RegAddrMin: 2, RegProtoMin: 3, Specified: true}
+			for _, p := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
+				insert(o.hostports, rule(matchFamily(f), matchPrefix(netip.PrefixFrom(gw, gw.BitLen()), false, false), matchL4Dport(p, 53),
+					one(&expr.Immediate{Register: 2, Data: gw.AsSlice()}, &expr.Immediate{Register: 3, Data: []byte{byte(n.DNSPort >> 8), byte(n.DNSPort)}}, nat)))
+			}
+		}
+	}
+	return nil
+}
+
+// forwardElements returns the map elements of a port forward.
+func (o *objects) forwardElements(pf firewall.PortForward) map[*nftables.Set][]nftables.SetElement {
+	out := map[*nftables.Set][]nftables.SetElement{}
+	v4, v6 := pf.Expand()
+	for _, f := range append(v4, v6...) {
+		key := append(padded(protoNum(f.Proto)), port(f.HostPort)...)
+		val := append(f.Target.AsSlice(), port(f.DestPort)...)
+		var set *nftables.Set
+		switch {
+		case f.Target.Is4() && f.HostIP.IsValid():
+			set, key = o.pf4, append(f.HostIP.AsSlice(), key...)
+		case f.Target.Is4():
+			set = o.pf4any
+		case f.HostIP.IsValid():
+			set, key = o.pf6, append(f.HostIP.AsSlice(), key...)
+		default:
+			set = o.pf6any
+		}
+		out[set] = append(out[set], nftables.SetElement{Key: key, Val: val, Comment: network.ShortID(pf.ContainerID)})
+	}
+	return out
+}
+
+// present reports whether the table exists, and which networks already
+// have rules (by ID).
+func (d *Driver) present(c *nftables.Conn, o *objects) (bool, map[string]bool, error) {
+	if _, err := c.ListTableOfFamily(TableName, nftables.TableFamilyINet); err != nil {
+		if errors.Is(err, unix.ENOENT) || strings.Contains(err.Error(), "no such file") {
+			return false, nil, nil
+		}
+		return false, nil, fmt.Errorf("look up table inet %s: %w", TableName, err)
+	}
+	have := map[string]bool{}
+	for _, ch := range []*nftables.Chain{o.forward, o.isolation, o.hostports} {
+		rules, err := c.GetRules(o.table, ch)
+		if err != nil {
+			return false, nil, fmt.Errorf("list chain %s: %w", ch.Name, err)
+		}
+		for _, r := range rules {
+			if t := ruleTag(r); t != "" {
+				have[t] = true
+			}
+		}
+	}
+	return true, have, nil
+}
+
+// Setup implements firewall.Driver.
+func (d *Driver) Setup(nets []firewall.NetworkRules, ports []firewall.PortForward) error {
+	c, err := d.conn()
+	if err != nil {
+		return err
+	}
+	o := newObjects()
+	exists, have, err := d.present(c, o)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		if err := o.createBase(c); err != nil {
+			return err
+		}
+	}
+	for _, n := range nets {
+		if have[n.ID] {
+			continue
+		}
+		if err := o.queueNetwork(c, n); err != nil {
+			return fmt.Errorf("queue rules of network %s: %w", n.Name, err)
+		}
+		if have == nil {
+			have = map[string]bool{}
+		}
+		have[n.ID] = true
+	}
+	for _, pf := range ports {
+		for set, els := range o.forwardElements(pf) {
+			if err := c.SetAddElements(set, els); err != nil {
+				return fmt.Errorf("queue port forwards: %w", err)
+			}
+		}
+	}
+	if err := c.Flush(); err != nil {
+		if conflict := d.findConflict(ports); conflict != nil {
+			return conflict
+		}
+		return fmt.Errorf("apply nftables batch: %w", err)
+	}
+	return nil
+}
+
+// findConflict explains a failed batch when a host port is already taken.
+func (d *Driver) findConflict(ports []firewall.PortForward) error {
+	c, err := d.conn()
+	if err != nil {
+		return nil
+	}
+	o := newObjects()
+	for _, pf := range ports {
+		for set, els := range o.forwardElements(pf) {
+			cur, err := c.GetSetElements(set)
+			if err != nil {
+				continue
+			}
+			for _, want := range els {
+				for _, e := range cur {
+					if string(e.Key) == string(want.Key) && string(e.Val) != string(want.Val) {
+						return fmt.Errorf("%w: host port %s is already published to %s", ErrPortInUse, describeKey(set, e.Key), describeVal(e.Val))
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// ErrPortInUse is returned when a host port is already forwarded elsewhere.
+var ErrPortInUse = errors.New("port already in use")
+
+func describeKey(set *nftables.Set, k []byte) string {
+	var host string
+	switch set.Name {
+	case "pf4":
+		host, k = netip.AddrFrom4([4]byte(k[:4])).String()+":", k[4:]
+	case "pf6":
+		host, k = "["+netip.AddrFrom16([16]byte(k[:16])).String()+"]:", k[16:]
+	}
+	proto := map[byte]string{unix.IPPROTO_TCP: "tcp", unix.IPPROTO_UDP: "udp", unix.IPPROTO_SCTP: "sctp"}[k[0]]
+	return fmt.Sprintf("%s%d/%s", host, int(k[4])<<8|int(k[5]), proto)
+}
+
+func describeVal(v []byte) string {
+	if len(v) == 8 {
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte(v[:4])), uint16(v[4])<<8|uint16(v[5])).String()
+	}
+	if len(v) == 20 {
+		return netip.AddrPortFrom(netip.AddrFrom16([16]byte(v[:16])), uint16(v[16])<<8|uint16(v[17])).String()
+	}
+	return fmt.Sprintf("%x", v)
+}
+
+// Teardown implements firewall.Driver.
+func (d *Driver) Teardown(ports []firewall.PortForward, complete []firewall.NetworkRules) error {
+	c, err := d.conn()
+	if err != nil {
+		return err
+	}
+	o := newObjects()
+	if _, err := c.ListTableOfFamily(TableName, nftables.TableFamilyINet); err != nil {
+		return nil // nothing of ours exists (e.g. after a flush)
+	}
+	dels := map[*nftables.Set][]nftables.SetElement{}
+	for _, pf := range ports {
+		for set, els := range o.forwardElements(pf) {
+			dels[set] = append(dels[set], els...)
+		}
+	}
+	var errs []error
+	if len(dels) > 0 {
+		for set, els := range dels {
+			if err := c.SetDeleteElements(set, els); err != nil {
+				return err
+			}
+		}
+		if err := c.Flush(); err != nil {
+			// Some elements were already gone: delete the ones that exist.
+			if err := d.deletePresent(dels); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if len(complete) > 0 {
+		if err := d.deleteNetworks(complete); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (d *Driver) deletePresent(dels map[*nftables.Set][]nftables.SetElement) error {
+	c, err := d.conn()
+	if err != nil {
+		return err
+	}
+	queued := false
+	for set, els := range dels {
+		cur, err := c.GetSetElements(set)
+		if err != nil {
+			return fmt.Errorf("list map %s: %w", set.Name, err)
+		}
+		var del []nftables.SetElement
+		for _, want := range els {
+			for _, e := range cur {
+				if string(e.Key) == string(want.Key) && string(e.Val) == string(want.Val) {
+					del = append(del, want)
+					break
+				}
+			}
+		}
+		if len(del) > 0 {
+			if err := c.SetDeleteElements(set, del); err != nil {
+				return err
+			}
+			queued = true
+		}
+	}
+	if !queued {
+		return nil
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("delete port forwards: %w", err)
+	}
+	return nil
+}
+
+func (d *Driver) deleteNetworks(nets []firewall.NetworkRules) error {
+	c, err := d.conn()
+	if err != nil {
+		return err
+	}
+	o := newObjects()
+	ids := map[string]bool{}
+	for _, n := range nets {
+		ids[n.ID] = true
+	}
+	for _, ch := range []*nftables.Chain{o.hostports, o.postrouting, o.forward, o.isolation} {
+		rules, err := c.GetRules(o.table, ch)
+		if err != nil {
+			return fmt.Errorf("list chain %s: %w", ch.Name, err)
+		}
+		for _, r := range rules {
+			if ids[ruleTag(r)] {
+				if err := c.DelRule(r); err != nil {
+					return fmt.Errorf("queue delete rule %d: %w", r.Handle, err)
+				}
+			}
+		}
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("delete network rules: %w", err)
+	}
+	// Set elements go in their own batches: a missing one must not undo
+	// the rule deletions.
+	for _, n := range nets {
+		if n.Bridge == "" {
+			continue
+		}
+		for _, s := range []*nftables.Set{o.isolated, o.bridges} {
+			if err := c.SetDeleteElements(s, []nftables.SetElement{{Key: ifname(n.Bridge)}}); err == nil {
+				_ = c.Flush() // ENOENT: not in this set
+			}
+		}
+	}
+	// The last network gone: remove the table, so nothing of berth's stays.
+	if left, err := c.GetSetElements(o.bridges); err == nil && len(left) == 0 {
+		return d.Reset()
+	}
+	return nil
+}
+
+// Reset implements firewall.Driver: it deletes the table.
+func (d *Driver) Reset() error {
+	c, err := d.conn()
+	if err != nil {
+		return err
+	}
+	if _, err := c.ListTableOfFamily(TableName, nftables.TableFamilyINet); err != nil {
+		return nil
+	}
+	c.DelTable(&nftables.Table{Name: TableName, Family: nftables.TableFamilyINet})
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("delete table inet %s: %w", TableName, err)
+	}
+	return nil
+}

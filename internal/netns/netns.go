@@ -1,0 +1,166 @@
+// Package netns is the only place in berth that switches a thread between
+// network namespaces. Everything else binds sockets to a namespace through a
+// file descriptor (netlink.NewHandleAt, nftables.WithNetNSFd) and never moves
+// a thread.
+//
+// Do runs a function on a fresh, locked OS thread inside a namespace; if
+// switching back fails, the thread stays locked and the Go runtime discards it
+// when the goroutine ends, so no goroutine ever runs in the wrong namespace.
+package netns
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// NetNS is an open network namespace.
+type NetNS struct {
+	f    *os.File
+	path string
+}
+
+// Open opens the namespace at path (a /run/netns file or /proc/PID/ns/net).
+func Open(path string) (*NetNS, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open namespace %s: %w", path, err)
+	}
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(int(f.Fd()), &st); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("stat namespace %s: %w", path, err)
+	}
+	if st.Type != unix.NSFS_MAGIC && st.Type != unix.PROC_SUPER_MAGIC {
+		f.Close()
+		return nil, fmt.Errorf("%s is not a network namespace", path)
+	}
+	return &NetNS{f: f, path: path}, nil
+}
+
+// Current opens the namespace of the calling thread.
+func Current() (*NetNS, error) {
+	return Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+}
+
+// Fd returns the namespace file descriptor, valid until Close.
+func (n *NetNS) Fd() int { return int(n.f.Fd()) }
+
+// Path returns the path the namespace was opened from.
+func (n *NetNS) Path() string { return n.path }
+
+// Close releases the descriptor.
+func (n *NetNS) Close() error { return n.f.Close() }
+
+// Inode returns the namespace's inode number, which identifies it.
+func (n *NetNS) Inode() (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(n.Fd(), &st); err != nil {
+		return 0, err
+	}
+	return st.Ino, nil
+}
+
+// Do runs fn on a locked OS thread that has joined the namespace.
+func (n *NetNS) Do(fn func() error) error {
+	return doIn(n.Fd(), fn)
+}
+
+func doIn(fd int, fn func() error) error {
+	var (
+		err error
+		wg  sync.WaitGroup
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		runtime.LockOSThread()
+		orig, e := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+		if e != nil {
+			err = fmt.Errorf("open current namespace: %w", e)
+			runtime.UnlockOSThread()
+			return
+		}
+		defer orig.Close()
+		if e := unix.Setns(fd, unix.CLONE_NEWNET); e != nil {
+			err = fmt.Errorf("enter namespace: %w", e)
+			runtime.UnlockOSThread()
+			return
+		}
+		err = fn()
+		if e := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); e != nil {
+			// Leave the thread locked: the runtime kills it when this
+			// goroutine returns.
+			err = errors.Join(err, fmt.Errorf("return to original namespace: %w", e))
+			return
+		}
+		runtime.UnlockOSThread()
+	}()
+	wg.Wait()
+	return err
+}
+
+// NewPinned creates a new network namespace and bind-mounts it at path,
+// the way `ip netns add` does. The calling thread does not move.
+func NewPinned(path string) (*NetNS, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("create namespace directory: %w", err)
+	}
+	fd, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	if err != nil {
+		return nil, fmt.Errorf("create namespace file: %w", err)
+	}
+	fd.Close()
+	var (
+		mountErr error
+		wg       sync.WaitGroup
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		runtime.LockOSThread()
+		orig, e := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+		if e != nil {
+			mountErr = e
+			runtime.UnlockOSThread()
+			return
+		}
+		defer orig.Close()
+		if e := unix.Unshare(unix.CLONE_NEWNET); e != nil {
+			mountErr = fmt.Errorf("unshare: %w", e)
+			runtime.UnlockOSThread()
+			return
+		}
+		src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
+		if e := unix.Mount(src, path, "none", unix.MS_BIND, ""); e != nil {
+			mountErr = fmt.Errorf("bind-mount namespace: %w", e)
+		}
+		if e := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); e != nil {
+			mountErr = errors.Join(mountErr, e)
+			return // thread stays locked and is discarded
+		}
+		runtime.UnlockOSThread()
+	}()
+	wg.Wait()
+	if mountErr != nil {
+		os.Remove(path)
+		return nil, mountErr
+	}
+	return Open(path)
+}
+
+// Unpin unmounts and removes a namespace created by NewPinned.
+func Unpin(path string) error {
+	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("unmount namespace %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("remove namespace %s: %w", path, err)
+	}
+	return nil
+}

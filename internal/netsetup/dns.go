@@ -1,0 +1,116 @@
+package netsetup
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// signalDNS sends SIGHUP to the running DNS server so it reloads its
+// configuration. When none runs (no pid file, a dead PID, or a server in
+// another network namespace) and start is set, it starts one the way
+// netavark does: `<aardvark> --config <dir> -p <port> run`, which forks and
+// returns once the server is ready.
+func (m *Manager) signalDNS(start bool) error {
+	dir := m.dnsDir()
+	if pid, ok := runningPID(dir.PidFile(), m.hostNSLink()); ok {
+		if err := unix.Kill(pid, unix.SIGHUP); err == nil {
+			return nil
+		} else if !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("signal aardvark-dns (pid %d): %w", pid, err)
+		}
+	}
+	if !start {
+		return nil
+	}
+	if m.cfg.AardvarkBinary == "" || !fileExists(m.cfg.AardvarkBinary) {
+		return nil
+	}
+	args := []string{"--config", dir.Path, "-p", strconv.Itoa(int(m.cfg.DNSPort)), "run"}
+	bin := m.cfg.AardvarkBinary
+	if st, err := os.Stat("/run/systemd/system"); err == nil && st.IsDir() {
+		if sr, err := exec.LookPath("systemd-run"); err == nil {
+			pre := []string{"-q", "--scope"}
+			if m.cfg.Rootless {
+				pre = append(pre, "--user")
+			}
+			args = append(append(pre, bin), args...)
+			bin = sr
+		}
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), m.cfg.AardvarkEnv...)
+	// A file, not a pipe: the daemonised child may keep stderr open, and
+	// Wait must return when the parent exits.
+	errFile, err := os.CreateTemp("", "berth-aardvark-stderr")
+	if err != nil {
+		return fmt.Errorf("start aardvark-dns: %w", err)
+	}
+	defer os.Remove(errFile.Name())
+	defer errFile.Close()
+	cmd.Stderr = errFile
+	done := make(chan error, 1)
+	startIt := func() error { return cmd.Start() }
+	var startErr error
+	if m.cfg.HostNS != nil {
+		// fork inherits the namespace of the forking thread.
+		startErr = m.cfg.HostNS.Do(startIt)
+	} else {
+		startErr = startIt()
+	}
+	if startErr != nil {
+		return fmt.Errorf("start aardvark-dns: %w", startErr)
+	}
+	go func() { done <- cmd.Wait() }()
+
+	select {
+	case err := <-done:
+		if err != nil {
+			msg, _ := os.ReadFile(errFile.Name())
+			return fmt.Errorf("aardvark-dns failed to start: %s: %w", strings.TrimSpace(string(msg)), err)
+		}
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		return errors.New("aardvark-dns did not report ready within 30s")
+	}
+	return nil
+}
+
+// runningPID reads a pid file and reports whether that process is alive and
+// in this process's network namespace.
+func runningPID(pidFile, ours string) (int, bool) {
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0, false
+	}
+	theirs, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid))
+	if err != nil {
+		return 0, false
+	}
+	if theirs != ours {
+		return 0, false
+	}
+	return pid, true
+}
+
+// hostNSLink returns the host namespace's identity as /proc/PID/ns/net
+// links print it ("net:[inode]").
+func (m *Manager) hostNSLink() string {
+	if m.cfg.HostNS != nil {
+		if ino, err := m.cfg.HostNS.Inode(); err == nil {
+			return fmt.Sprintf("net:[%d]", ino)
+		}
+	}
+	l, _ := os.Readlink("/proc/self/ns/net")
+	return l
+}

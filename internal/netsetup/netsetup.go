@@ -1,0 +1,352 @@
+// Package netsetup attaches a container's network namespace to its networks
+// and detaches it again: links, addresses, routes, sysctls, firewall rules
+// and DNS entries, with rollback of everything done when a step fails.
+//
+// It is the core behind the netavark front-end, the berth CLI and the Go API.
+// Calls are serialised per state directory by an flock, so concurrent setups
+// and teardowns (Podman runs them in parallel) all succeed.
+package netsetup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+
+	"github.com/berthnet/berth/internal/aardvarkconf"
+	"github.com/berthnet/berth/internal/firewall"
+	"github.com/berthnet/berth/internal/link"
+	"github.com/berthnet/berth/internal/netns"
+	"github.com/berthnet/berth/internal/network"
+)
+
+// Config configures a Manager.
+type Config struct {
+	// ConfigDir is netavark's --config directory: the aardvark-dns
+	// directory and berth's state live below it.
+	ConfigDir string
+	// AardvarkBinary is the DNS server to start for dns_enabled networks;
+	// when it does not exist, DNS is skipped as netavark does.
+	AardvarkBinary string
+	// DNSPort is the port the DNS server listens on (default 53).
+	DNSPort uint16
+	// Rootless starts the DNS server the way a rootless netavark does.
+	Rootless bool
+	// Firewall programs the host firewall.
+	Firewall firewall.Driver
+	// Logger receives progress; nil discards.
+	Logger *slog.Logger
+	// FailPoint, when set, is called before each step and can inject a
+	// failure (tests of rollback).
+	FailPoint func(step string) error
+	// AardvarkEnv is added to the DNS server's environment.
+	AardvarkEnv []string
+	// HostNS is the namespace that holds bridges, firewall and DNS server;
+	// nil means the calling process's own. The firewall driver must be
+	// bound to the same namespace.
+	HostNS *netns.NetNS
+}
+
+// Manager sets networks up and tears them down in the calling process's
+// network namespace (the "host").
+type Manager struct {
+	cfg   Config
+	state store
+	log   *slog.Logger
+}
+
+// New returns a Manager.
+func New(cfg Config) (*Manager, error) {
+	if cfg.ConfigDir == "" {
+		return nil, errors.New("netsetup: no config directory")
+	}
+	if cfg.Firewall == nil {
+		return nil, errors.New("netsetup: no firewall driver")
+	}
+	if cfg.DNSPort == 0 {
+		cfg.DNSPort = 53
+	}
+	l := cfg.Logger
+	if l == nil {
+		l = slog.New(slog.DiscardHandler)
+	}
+	return &Manager{cfg: cfg, state: store{dir: filepath.Join(cfg.ConfigDir, "berth")}, log: l}, nil
+}
+
+func (m *Manager) fail(step string) error {
+	if m.cfg.FailPoint == nil {
+		return nil
+	}
+	if err := m.cfg.FailPoint(step); err != nil {
+		return fmt.Errorf("%s: %w", step, err)
+	}
+	return nil
+}
+
+// undo is a stack of rollback steps.
+type undo []func() error
+
+func (u *undo) push(f func() error) { *u = append(*u, f) }
+
+func (u undo) run() error {
+	var errs []error
+	for i := len(u) - 1; i >= 0; i-- {
+		errs = append(errs, u[i]())
+	}
+	return errors.Join(errs...)
+}
+
+// ErrNamespace wraps failures to open the container namespace.
+var ErrNamespace = errors.New("invalid namespace path")
+
+// Setup attaches the namespace at nsPath to every network in o, in order,
+// and returns one status block per network.
+func (m *Manager) Setup(ctx context.Context, nsPath string, o *network.Options) (map[string]network.StatusBlock, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	ctrNS, err := netns.Open(nsPath)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNamespace, err)
+	}
+	defer ctrNS.Close()
+
+	unlock, err := m.state.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	hostH, err := link.NewHandle(m.cfg.HostNS)
+	if err != nil {
+		return nil, err
+	}
+	defer hostH.Close()
+	ctrH, err := link.NewHandle(ctrNS)
+	if err != nil {
+		return nil, err
+	}
+	defer ctrH.Close()
+
+	var rollback undo
+	res, err := m.setup(ctx, ctrNS, hostH, ctrH, o, &rollback)
+	if err != nil {
+		if rerr := rollback.run(); rerr != nil {
+			m.log.Warn("rollback after failed setup was incomplete", "error", rerr)
+			return nil, errors.Join(err, fmt.Errorf("rollback: %w", rerr))
+		}
+		return nil, err
+	}
+	return res, nil
+}
+
+func (m *Manager) setup(ctx context.Context, ctrNS *netns.NetNS, hostH, ctrH *link.Handle, o *network.Options, rb *undo) (map[string]network.StatusBlock, error) {
+	if lo, err := ctrH.ByName("lo"); err == nil {
+		if err := ctrH.Up(lo); err != nil {
+			return nil, err
+		}
+	}
+	res := map[string]network.StatusBlock{}
+	var fwNets []firewall.NetworkRules
+	var created []firewall.NetworkRules
+	att := make([]*attachment, 0, len(o.Networks))
+	for _, a := range o.Networks {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		n := o.NetworkInfo[a.Name]
+		if n.Name == "" {
+			n.Name = a.Name
+		}
+		at := &attachment{net: n, opts: a.PerNetworkOptions, ctrID: o.ContainerID}
+		var err error
+		switch n.Driver {
+		case network.DriverBridge:
+			err = m.setupBridge(ctrNS, hostH, ctrH, at, o.PortMappings, rb)
+		case network.DriverMacvlan, network.DriverIPvlan:
+			err = m.setupMacvlan(ctrNS, hostH, ctrH, at, rb)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("network %s: %w", n.Name, err)
+		}
+		att = append(att, at)
+		res[a.Name] = at.status(o, m.cfg.AardvarkBinary != "" && fileExists(m.cfg.AardvarkBinary))
+		if n.Driver == network.DriverBridge && !n.Internal && !n.Unmanaged() {
+			r := m.rules(n)
+			fwNets = append(fwNets, r)
+			if at.createdBridge {
+				created = append(created, r)
+			}
+		}
+	}
+
+	ports := forwards(o, att)
+	if err := m.fail("firewall"); err != nil {
+		return nil, err
+	}
+	if len(fwNets) > 0 {
+		if err := m.cfg.Firewall.Setup(fwNets, ports); err != nil {
+			return nil, fmt.Errorf("set up firewall (%s): %w", m.cfg.Firewall.Name(), err)
+		}
+		rb.push(func() error { return m.cfg.Firewall.Teardown(ports, created) })
+	}
+
+	if err := m.fail("state"); err != nil {
+		return nil, err
+	}
+	if err := m.state.save(ctrNS.Path(), o); err != nil {
+		return nil, err
+	}
+	rb.push(func() error { return m.state.remove(o) })
+
+	if err := m.fail("dns"); err != nil {
+		return nil, err
+	}
+	if err := m.setupDNS(o, att, rb); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// rules builds the firewall view of a network.
+func (m *Manager) rules(n network.Network) firewall.NetworkRules {
+	r := firewall.NetworkRules{ID: n.ID, Name: n.Name, Bridge: n.NetworkInterface, Isolation: n.Isolation(), DNSPort: m.cfg.DNSPort}
+	if r.ID == "" {
+		r.ID = n.Name
+	}
+	for _, s := range n.Subnets {
+		r.Subnets = append(r.Subnets, s.Subnet.Masked())
+	}
+	if n.DNSEnabled {
+		r.Gateways = n.Gateways()
+	}
+	return r
+}
+
+// forwards picks the DNAT targets: port mappings go to the first
+// non-internal bridge network that gives the container an address of each
+// family, so a host port never points at two places.
+func forwards(o *network.Options, att []*attachment) []firewall.PortForward {
+	if len(o.PortMappings) == 0 {
+		return nil
+	}
+	var out []firewall.PortForward
+	have4, have6 := false, false
+	for _, at := range att {
+		n := at.net
+		if n.Driver != network.DriverBridge || n.Internal || n.Unmanaged() {
+			continue
+		}
+		pf := firewall.PortForward{NetworkID: n.ID, NetworkName: n.Name, ContainerID: at.ctrID, Mappings: o.PortMappings}
+		if pf.NetworkID == "" {
+			pf.NetworkID = n.Name
+		}
+		for _, a := range at.addrs {
+			ip := a.Addr()
+			if ip.Is4() && !have4 && !pf.IPv4.IsValid() {
+				pf.IPv4 = ip
+			}
+			if ip.Is6() && !have6 && !pf.IPv6.IsValid() {
+				pf.IPv6 = ip
+			}
+		}
+		if pf.IPv4.IsValid() || pf.IPv6.IsValid() {
+			have4 = have4 || pf.IPv4.IsValid()
+			have6 = have6 || pf.IPv6.IsValid()
+			out = append(out, pf)
+		}
+	}
+	return out
+}
+
+// attachment is one container interface on one network.
+type attachment struct {
+	net           network.Network
+	opts          network.PerNetworkOptions
+	ctrID         string
+	addrs         []netip.Prefix
+	mac           string
+	createdBridge bool
+}
+
+func (at *attachment) status(o *network.Options, dns bool) network.StatusBlock {
+	sb := network.StatusBlock{DNSSearchDomains: []string{}, DNSServerIPs: []netip.Addr{}, Interfaces: map[string]network.Interface{}}
+	iface := network.Interface{MACAddress: at.mac, Subnets: []network.NetAddress{}}
+	for _, a := range at.addrs {
+		na := network.NetAddress{IPNet: a}
+		if s, ok := at.net.SubnetFor(a.Addr()); ok && s.Gateway.IsValid() && !at.net.Internal {
+			gw := s.Gateway
+			na.Gateway = &gw
+		}
+		iface.Subnets = append(iface.Subnets, na)
+	}
+	sb.Interfaces[at.opts.InterfaceName] = iface
+	if at.net.Driver == network.DriverBridge && at.net.DNSEnabled && dns {
+		sb.DNSServerIPs = append(sb.DNSServerIPs, at.net.Gateways()...)
+		sb.DNSSearchDomains = []string{network.DNSSearchDomain}
+	} else if len(o.DNSServers) > 0 && at.net.Driver == network.DriverBridge {
+		sb.DNSServerIPs = append(sb.DNSServerIPs, o.DNSServers...)
+	}
+	return sb
+}
+
+// setupDNS writes the aardvark-dns entries and starts or signals the server.
+func (m *Manager) setupDNS(o *network.Options, att []*attachment, rb *undo) error {
+	entries := map[string]aardvarkconf.Entry{}
+	headers := map[string]aardvarkconf.Header{}
+	var names []string
+	for _, at := range att {
+		n := at.net
+		if n.Driver != network.DriverBridge || !n.DNSEnabled {
+			continue
+		}
+		e := aardvarkconf.Entry{ID: o.ContainerID, Names: append([]string{o.ContainerName}, at.opts.Aliases...), DNSServers: o.DNSServers}
+		for _, a := range at.addrs {
+			if a.Addr().Is4() {
+				e.IPv4 = append(e.IPv4, a.Addr())
+			} else {
+				e.IPv6 = append(e.IPv6, a.Addr())
+			}
+		}
+		entries[n.Name] = e
+		headers[n.Name] = aardvarkconf.Header{BindIPs: n.Gateways(), DNSServers: n.NetworkDNSServers}
+		names = append(names, n.Name)
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	if m.cfg.AardvarkBinary == "" || !fileExists(m.cfg.AardvarkBinary) {
+		m.log.Info("dns is disabled because the aardvark-dns binary was not found", "path", m.cfg.AardvarkBinary)
+		return nil
+	}
+	dir := m.dnsDir()
+	if err := dir.Add(entries, headers); err != nil {
+		return fmt.Errorf("write dns entries: %w", err)
+	}
+	rb.push(func() error {
+		left, err := dir.Remove(o.ContainerID, names)
+		if err != nil {
+			return err
+		}
+		if left {
+			return m.signalDNS(false)
+		}
+		return m.signalDNS(false)
+	})
+	if err := m.signalDNS(true); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (m *Manager) dnsDir() aardvarkconf.Dir {
+	return aardvarkconf.Dir{Path: filepath.Join(m.cfg.ConfigDir, "aardvark-dns")}
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
+}

@@ -1,0 +1,198 @@
+package netsetup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/berthnet/berth/internal/firewall"
+	"github.com/berthnet/berth/internal/link"
+	"github.com/berthnet/berth/internal/netns"
+	"github.com/berthnet/berth/internal/network"
+)
+
+// Teardown detaches the namespace at nsPath from the networks in o. It
+// carries on past errors and returns them joined. When the namespace is
+// gone, the host side (firewall, DNS, bridge) is still cleaned up.
+func (m *Manager) Teardown(ctx context.Context, nsPath string, o *network.Options) error {
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	unlock, err := m.state.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	var errs []error
+	var ctrH *link.Handle
+	if ctrNS, err := netns.Open(nsPath); err == nil {
+		defer ctrNS.Close()
+		if ctrH, err = link.NewHandle(ctrNS); err != nil {
+			errs = append(errs, err)
+		} else {
+			defer ctrH.Close()
+		}
+	} else {
+		m.log.Info("container namespace is gone; cleaning up the host side only", "netns", nsPath, "error", err)
+	}
+	hostH, err := link.NewHandle(m.cfg.HostNS)
+	if err != nil {
+		return err
+	}
+	defer hostH.Close()
+
+	// DNS first, so the name stops resolving before the address goes.
+	var dnsNets []string
+	for _, a := range o.Networks {
+		n := o.NetworkInfo[a.Name]
+		if n.Driver == network.DriverBridge && n.DNSEnabled {
+			dnsNets = append(dnsNets, a.Name)
+		}
+	}
+	if len(dnsNets) > 0 {
+		if _, err := m.dnsDir().Remove(o.ContainerID, dnsNets); err != nil {
+			errs = append(errs, fmt.Errorf("remove dns entries: %w", err))
+		}
+		if err := m.signalDNS(false); err != nil {
+			errs = append(errs, err)
+		}
+	}
+
+	att := make([]*attachment, 0, len(o.Networks))
+	var complete []firewall.NetworkRules
+	var emptyBridges []network.Network
+	for _, a := range o.Networks {
+		n := o.NetworkInfo[a.Name]
+		if n.Name == "" {
+			n.Name = a.Name
+		}
+		at := &attachment{net: n, opts: a.PerNetworkOptions, ctrID: o.ContainerID}
+		for _, ip := range a.StaticIPs {
+			if s, ok := n.SubnetFor(ip); ok {
+				at.addrs = append(at.addrs, netip.PrefixFrom(ip, s.Subnet.Bits()))
+			}
+		}
+		att = append(att, at)
+		if err := teardownLink(ctrH, a.InterfaceName); err != nil {
+			errs = append(errs, fmt.Errorf("network %s: %w", n.Name, err))
+		}
+		if n.Driver != network.DriverBridge || n.Unmanaged() {
+			continue
+		}
+		id := n.ID
+		if id == "" {
+			id = n.Name
+		}
+		if m.state.others(id, o.ContainerID) {
+			continue
+		}
+		br, err := hostH.ByName(n.NetworkInterface)
+		if err != nil {
+			if !errors.Is(err, link.ErrNotFound) {
+				errs = append(errs, err)
+			}
+			if !n.Internal {
+				complete = append(complete, m.rules(n))
+			}
+			continue
+		}
+		busy, err := bridgeHasPorts(hostH, br)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if busy {
+			continue
+		}
+		if !n.Internal {
+			complete = append(complete, m.rules(n))
+		}
+		emptyBridges = append(emptyBridges, n)
+	}
+
+	if ports := forwards(o, att); len(ports) > 0 || len(complete) > 0 {
+		if err := m.cfg.Firewall.Teardown(ports, complete); err != nil {
+			errs = append(errs, fmt.Errorf("tear down firewall (%s): %w", m.cfg.Firewall.Name(), err))
+		}
+	}
+	// Bridges go after their rules, so no packet is forwarded unfiltered.
+	for _, n := range emptyBridges {
+		if br, err := hostH.ByName(n.NetworkInterface); err == nil {
+			if err := hostH.Delete(br); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if err := m.state.remove(o); err != nil {
+		errs = append(errs, err)
+	}
+	_ = ctx
+	return errors.Join(errs...)
+}
+
+// FirewallReload re-applies the firewall rules of every container berth has
+// set up, e.g. after the host's ruleset was flushed. It returns the IDs of
+// the containers whose rules were restored.
+func (m *Manager) FirewallReload(ctx context.Context) ([]string, error) {
+	unlock, err := m.state.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	recs, loadErr := m.state.all()
+	var nets []firewall.NetworkRules
+	seen := map[string]bool{}
+	var ports []firewall.PortForward
+	var ids []string
+	for _, r := range recs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		o := r.Options
+		var att []*attachment
+		for _, a := range o.Networks {
+			n := o.NetworkInfo[a.Name]
+			if n.Name == "" {
+				n.Name = a.Name
+			}
+			at := &attachment{net: n, opts: a.PerNetworkOptions, ctrID: o.ContainerID}
+			for _, ip := range a.StaticIPs {
+				if s, ok := n.SubnetFor(ip); ok {
+					at.addrs = append(at.addrs, netip.PrefixFrom(ip, s.Subnet.Bits()))
+				}
+			}
+			att = append(att, at)
+			if n.Driver == network.DriverBridge && !n.Internal && !n.Unmanaged() {
+				rl := m.rules(n)
+				if !seen[rl.ID] {
+					seen[rl.ID] = true
+					nets = append(nets, rl)
+				}
+			}
+		}
+		ports = append(ports, forwards(o, att)...)
+		ids = append(ids, o.ContainerID)
+	}
+	if len(nets) == 0 {
+		return ids, loadErr
+	}
+	if err := m.cfg.Firewall.Setup(nets, ports); err != nil {
+		return nil, errors.Join(fmt.Errorf("reload firewall (%s): %w", m.cfg.Firewall.Name(), err), loadErr)
+	}
+	return ids, loadErr
+}
+
+// UpdateDNSServers sets a network's upstream DNS servers in the running DNS
+// server's configuration and signals it.
+func (m *Manager) UpdateDNSServers(netName string, servers []netip.Addr) error {
+	ok, err := m.dnsDir().UpdateServers(netName, servers)
+	if err != nil {
+		return fmt.Errorf("update dns servers of %s: %w", netName, err)
+	}
+	if !ok {
+		return nil
+	}
+	return m.signalDNS(false)
+}

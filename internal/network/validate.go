@@ -1,0 +1,360 @@
+package network
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// ErrInvalid is wrapped by every validation error.
+var ErrInvalid = errors.New("invalid argument")
+
+// FieldError reports a bad value: the JSON path of the field and what would
+// be valid.
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+// Unwrap makes errors.Is(err, ErrInvalid) true.
+func (e *FieldError) Unwrap() error { return ErrInvalid }
+
+func fieldErr(field, format string, args ...any) error {
+	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Isolation modes of a bridge network (option "isolate").
+type Isolation int
+
+// Isolation values.
+const (
+	IsolateNone   Isolation = iota // may reach every network
+	IsolateTrue                    // may not reach other isolated networks
+	IsolateStrict                  // may not reach any other network
+)
+
+func (i Isolation) String() string {
+	switch i {
+	case IsolateTrue:
+		return "true"
+	case IsolateStrict:
+		return "strict"
+	}
+	return "false"
+}
+
+// ParseIsolation parses the "isolate" option.
+func ParseIsolation(s string) (Isolation, error) {
+	switch strings.ToLower(s) {
+	case "", "false", "0", "no":
+		return IsolateNone, nil
+	case "true", "1", "yes":
+		return IsolateTrue, nil
+	case "strict":
+		return IsolateStrict, nil
+	}
+	return 0, fmt.Errorf("%q is not an isolation mode (want true, false or strict)", s)
+}
+
+// Isolation returns the network's isolation mode; Validate rejects bad values.
+func (n *Network) Isolation() Isolation {
+	i, _ := ParseIsolation(n.Option(OptIsolate))
+	return i
+}
+
+// MTU returns the "mtu" option, 0 when unset.
+func (n *Network) MTU() int {
+	v, _ := strconv.Atoi(n.Option(OptMTU))
+	return v
+}
+
+// Metric returns the default-route metric: the "metric" option or def.
+func (n *Network) Metric(def uint32) uint32 {
+	if v, err := strconv.ParseUint(n.Option(OptMetric), 10, 32); err == nil {
+		return uint32(v)
+	}
+	return def
+}
+
+// NoDefaultRoute reports whether the "no_default_route" option is set.
+func (n *Network) NoDefaultRoute() bool {
+	v, _ := strconv.ParseBool(n.Option(OptNoDefaultRoute))
+	return v
+}
+
+// Unmanaged reports whether a bridge network uses an existing bridge that
+// berth must not create, configure or delete (option mode=unmanaged).
+func (n *Network) Unmanaged() bool {
+	return n.Driver == DriverBridge && n.Option(OptMode) == "unmanaged"
+}
+
+// ValidInterfaceName reports whether s is a valid Linux interface name.
+func ValidInterfaceName(s string) bool {
+	if s == "" || len(s) > 15 || s == "." || s == ".." {
+		return false
+	}
+	for _, r := range s {
+		if r == '/' || r == ':' || r <= ' ' || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+var macvlanModes = map[string]bool{"": true, "bridge": true, "private": true, "vepa": true, "passthru": true}
+var ipvlanModes = map[string]bool{"": true, "l2": true, "l3": true, "l3s": true}
+
+// Validate checks a network definition.
+func (n *Network) Validate() error {
+	f := "network " + n.Name
+	if n.Name == "" {
+		return fieldErr("name", "must not be empty")
+	}
+	switch n.Driver {
+	case DriverBridge, DriverMacvlan, DriverIPvlan:
+	default:
+		return fieldErr(f+".driver", "unknown network driver %q (want bridge, macvlan or ipvlan)", n.Driver)
+	}
+	if n.NetworkInterface != "" && !ValidInterfaceName(n.NetworkInterface) {
+		return fieldErr(f+".network_interface", "%q is not a valid interface name (1-15 characters, no '/', ':' or spaces)", n.NetworkInterface)
+	}
+	if n.Driver == DriverBridge && n.NetworkInterface == "" {
+		return fieldErr(f+".network_interface", "a bridge network needs the bridge name")
+	}
+	switch d := n.IPAMDriver(); d {
+	case IPAMHostLocal, IPAMNone:
+	case IPAMDHCP:
+		if n.Driver == DriverBridge && !n.Unmanaged() {
+			return fieldErr(f+".ipam_options.driver", "dhcp needs a macvlan network or a bridge with mode=unmanaged")
+		}
+	default:
+		return fieldErr(f+".ipam_options.driver", "unknown IPAM driver %q (want host-local, dhcp or none)", d)
+	}
+	for i, s := range n.Subnets {
+		sf := fmt.Sprintf("%s.subnets[%d]", f, i)
+		if !s.Subnet.IsValid() {
+			return fieldErr(sf+".subnet", "missing or not a CIDR")
+		}
+		if s.Gateway.IsValid() && !s.Subnet.Contains(s.Gateway) {
+			return fieldErr(sf+".gateway", "%s is not in subnet %s", s.Gateway, s.Subnet)
+		}
+		if s.LeaseRange != nil {
+			for _, a := range []netip.Addr{s.LeaseRange.StartIP, s.LeaseRange.EndIP} {
+				if a.IsValid() && !s.Subnet.Contains(a) {
+					return fieldErr(sf+".lease_range", "%s is not in subnet %s", a, s.Subnet)
+				}
+			}
+		}
+	}
+	for k, v := range n.Options {
+		of := f + ".options." + k
+		switch k {
+		case OptMTU:
+			m, err := strconv.Atoi(v)
+			if err != nil || m < 0 || (m > 0 && m < 68) || m > 65535 {
+				return fieldErr(of, "%q is not an MTU (want 68-65535, or 0 for the default)", v)
+			}
+		case OptIsolate:
+			if n.Driver != DriverBridge {
+				return fieldErr(of, "only bridge networks can be isolated")
+			}
+			if _, err := ParseIsolation(v); err != nil {
+				return fieldErr(of, "%v", err)
+			}
+		case OptMetric:
+			if _, err := strconv.ParseUint(v, 10, 32); err != nil {
+				return fieldErr(of, "%q is not a route metric (want 0-4294967295)", v)
+			}
+		case OptNoDefaultRoute:
+			if _, err := strconv.ParseBool(v); err != nil {
+				return fieldErr(of, "%q is not a boolean (want true or false)", v)
+			}
+		case OptMode:
+			ok := false
+			switch n.Driver {
+			case DriverBridge:
+				ok = v == "" || v == "managed" || v == "unmanaged"
+			case DriverMacvlan:
+				ok = macvlanModes[v]
+			case DriverIPvlan:
+				ok = ipvlanModes[v]
+			}
+			if !ok {
+				return fieldErr(of, "%q is not a %s mode", v, n.Driver)
+			}
+		case OptVRF:
+			if n.Driver != DriverBridge || !ValidInterfaceName(v) {
+				return fieldErr(of, "%q: want the name of a VRF device, bridge networks only", v)
+			}
+		}
+	}
+	for i, r := range n.Routes {
+		rf := fmt.Sprintf("%s.routes[%d]", f, i)
+		if !r.Destination.IsValid() {
+			return fieldErr(rf+".destination", "missing or not a CIDR")
+		}
+		switch r.RouteType {
+		case "", "unicast":
+			if !r.Gateway.IsValid() {
+				return fieldErr(rf+".gateway", "a unicast route needs a gateway")
+			}
+			if r.Gateway.Is4() != r.Destination.Addr().Is4() {
+				return fieldErr(rf+".gateway", "%s is not of the family of %s", r.Gateway, r.Destination)
+			}
+		case "blackhole", "unreachable", "prohibit":
+		default:
+			return fieldErr(rf+".route_type", "%q is not a route type (want unicast, blackhole, unreachable or prohibit)", r.RouteType)
+		}
+	}
+	return nil
+}
+
+// ParseMAC parses a MAC address given as static_mac.
+func ParseMAC(s string) (net.HardwareAddr, error) {
+	hw, err := net.ParseMAC(s)
+	if err != nil || len(hw) != 6 {
+		return nil, fmt.Errorf("%q is not an Ethernet MAC address", s)
+	}
+	return hw, nil
+}
+
+// Validate checks the setup/teardown input and every network it names. It
+// runs before anything is changed, so bad input leaves no trace.
+func (o *Options) Validate() error {
+	if o.ContainerID == "" {
+		return fieldErr("container_id", "must not be empty")
+	}
+	if strings.ContainsAny(o.ContainerID, " ,\n\t") {
+		return fieldErr("container_id", "must not contain spaces, commas or newlines")
+	}
+	if strings.ContainsAny(o.ContainerName, " ,\n\t") {
+		return fieldErr("container_name", "must not contain spaces, commas or newlines")
+	}
+	seenIf := map[string]string{}
+	seenNet := map[string]bool{}
+	for _, a := range o.Networks {
+		f := "networks." + a.Name
+		if seenNet[a.Name] {
+			return fieldErr(f, "network listed twice")
+		}
+		seenNet[a.Name] = true
+		n, ok := o.NetworkInfo[a.Name]
+		if !ok {
+			return fieldErr(f, "network %q has no entry in network_info", a.Name)
+		}
+		if n.Name == "" {
+			n.Name = a.Name
+		}
+		if err := n.Validate(); err != nil {
+			return err
+		}
+		if a.InterfaceName == "" {
+			return fieldErr(f+".interface_name", "no container interface name given")
+		}
+		if !ValidInterfaceName(a.InterfaceName) {
+			return fieldErr(f+".interface_name", "%q is not a valid interface name (1-15 characters, no '/', ':' or spaces)", a.InterfaceName)
+		}
+		if other, dup := seenIf[a.InterfaceName]; dup {
+			return fieldErr(f+".interface_name", "%q is also used on network %s", a.InterfaceName, other)
+		}
+		seenIf[a.InterfaceName] = a.Name
+		if a.StaticMAC != "" {
+			if _, err := ParseMAC(a.StaticMAC); err != nil {
+				return fieldErr(f+".static_mac", "%v", err)
+			}
+		}
+		if h := a.Options["host_interface_name"]; h != "" && !ValidInterfaceName(h) {
+			return fieldErr(f+".options.host_interface_name", "%q is not a valid interface name", h)
+		}
+		for _, al := range a.Aliases {
+			if strings.ContainsAny(al, " ,\n\t") {
+				return fieldErr(f+".aliases", "%q must not contain spaces, commas or newlines", al)
+			}
+		}
+		switch n.IPAMDriver() {
+		case IPAMHostLocal:
+			if len(a.StaticIPs) == 0 {
+				return fieldErr(f+".static_ips", "no static ips provided (host-local IPAM needs one per subnet)")
+			}
+			for i, ip := range a.StaticIPs {
+				if _, ok := n.SubnetFor(ip); !ok {
+					return fieldErr(fmt.Sprintf("%s.static_ips[%d]", f, i), "%s is not in any subnet of network %s (%s)", ip, a.Name, subnetList(n.Subnets))
+				}
+				for _, gw := range n.Gateways() {
+					if gw == ip && !n.Unmanaged() {
+						return fieldErr(fmt.Sprintf("%s.static_ips[%d]", f, i), "%s is the gateway of network %s", ip, a.Name)
+					}
+				}
+			}
+		}
+	}
+	for i, pm := range o.PortMappings {
+		if err := pm.Validate(); err != nil {
+			var fe *FieldError
+			if errors.As(err, &fe) {
+				fe.Field = fmt.Sprintf("port_mappings[%d].%s", i, fe.Field)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+func subnetList(s []Subnet) string {
+	var p []string
+	for _, x := range s {
+		p = append(p, x.Subnet.String())
+	}
+	if len(p) == 0 {
+		return "no subnets"
+	}
+	return strings.Join(p, ", ")
+}
+
+// Ports returns the number of ports in the mapping (Range, at least 1).
+func (p PortMapping) Ports() int {
+	if p.Range == 0 {
+		return 1
+	}
+	return int(p.Range)
+}
+
+// HostAddr parses HostIP; an empty HostIP gives the zero Addr (all addresses).
+func (p PortMapping) HostAddr() (netip.Addr, error) {
+	if p.HostIP == "" {
+		return netip.Addr{}, nil
+	}
+	a, err := netip.ParseAddr(p.HostIP)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	return a.Unmap(), nil
+}
+
+// Validate checks one port mapping.
+func (p PortMapping) Validate() error {
+	switch NormalizeProtocol(p.Protocol) {
+	case "tcp", "udp", "sctp":
+	default:
+		return fieldErr("protocol", "%q is not a protocol (want tcp, udp or sctp)", p.Protocol)
+	}
+	if p.HostPort == 0 {
+		return fieldErr("host_port", "must be 1-65535")
+	}
+	if p.ContainerPort == 0 {
+		return fieldErr("container_port", "must be 1-65535")
+	}
+	n := p.Ports()
+	if int(p.HostPort)+n-1 > 65535 || int(p.ContainerPort)+n-1 > 65535 {
+		return fieldErr("range", "%d ports from %d (host) and %d (container) go past 65535", n, p.HostPort, p.ContainerPort)
+	}
+	if _, err := p.HostAddr(); err != nil {
+		return fieldErr("host_ip", "%q is not an IP address (leave it empty for all addresses)", p.HostIP)
+	}
+	return nil
+}

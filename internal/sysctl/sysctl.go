@@ -1,0 +1,101 @@
+// Package sysctl reads and writes kernel parameters under /proc/sys, inside a
+// chosen network namespace (the net.* tree is per namespace).
+package sysctl
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/berthnet/berth/internal/netns"
+)
+
+// Setting is one key (dotted, e.g. "net.ipv4.ip_forward") and its value.
+type Setting struct {
+	Key   string
+	Value string
+	// Optional settings are skipped when the key does not exist or the
+	// file is read-only (IPv6 disabled, a read-only /proc/sys).
+	Optional bool
+}
+
+// Path maps a dotted key to its file. Interface names may contain dots, so
+// callers that build keys for an interface use Key.
+func Path(key string) string {
+	return filepath.Join("/proc/sys", strings.ReplaceAll(key, ".", "/"))
+}
+
+// Key builds a key whose parts are taken literally (dots allowed inside).
+func Key(parts ...string) string {
+	return strings.Join(parts, "\x00")
+}
+
+func keyPath(key string) string {
+	if strings.Contains(key, "\x00") {
+		return filepath.Join(append([]string{"/proc/sys"}, strings.Split(key, "\x00")...)...)
+	}
+	return Path(key)
+}
+
+// Apply writes the settings inside ns (nil: the calling thread's namespace).
+// A value that already holds is not rewritten.
+func Apply(ns *netns.NetNS, settings []Setting) error {
+	do := func() error {
+		for _, s := range settings {
+			if err := write(s); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if ns == nil {
+		return do()
+	}
+	return ns.Do(do)
+}
+
+func write(s Setting) error {
+	p := keyPath(s.Key)
+	cur, err := os.ReadFile(p)
+	if err != nil {
+		if s.Optional && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission)) {
+			return nil
+		}
+		return fmt.Errorf("read sysctl %s: %w", name(s.Key), err)
+	}
+	if strings.TrimSpace(string(cur)) == s.Value {
+		return nil
+	}
+	if err := os.WriteFile(p, []byte(s.Value), 0o644); err != nil {
+		if s.Optional {
+			return nil
+		}
+		return fmt.Errorf("write sysctl %s=%s: %w", name(s.Key), s.Value, err)
+	}
+	return nil
+}
+
+// Get reads a value inside ns (nil: the calling thread's namespace).
+func Get(ns *netns.NetNS, key string) (string, error) {
+	var v string
+	do := func() error {
+		b, err := os.ReadFile(keyPath(key))
+		v = strings.TrimSpace(string(b))
+		return err
+	}
+	var err error
+	if ns == nil {
+		err = do()
+	} else {
+		err = ns.Do(do)
+	}
+	if err != nil {
+		return "", fmt.Errorf("read sysctl %s: %w", name(key), err)
+	}
+	return v, nil
+}
+
+func name(key string) string { return strings.ReplaceAll(key, "\x00", ".") }
