@@ -1,6 +1,6 @@
-// Package iptables is the firewall driver for hosts without nftables
-// support in berth: it programs iptables (IPv4) and ip6tables (IPv6) with
-// exactly the chains and rules netavark 1.x's iptables driver writes
+// Package iptables is berth's firewall driver for older hosts: it programs
+// iptables (IPv4) and ip6tables (IPv6) with exactly the chains and rules
+// netavark 1.x's iptables driver writes
 // (NETAVARK_FORWARD, NETAVARK-HOSTPORT-*, NETAVARK-<HASH>,
 // NETAVARK-DN-<HASH>, NETAVARK_ISOLATION_1/2, and NETAVARK_ISOLATION_3 for
 // strict isolation as netavark 1.7 added it), so that berth and netavark can
@@ -110,10 +110,11 @@ func Exec(name string, args []string, stdin []byte) ([]byte, error) {
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
+		line := strings.Join(append([]string{name}, args...), " ")
 		if msg := strings.TrimSpace(stderr.String()); msg != "" {
-			return nil, fmt.Errorf("run %s: %w: %s", name, err, msg)
+			return nil, fmt.Errorf("run %s: %w: %s", line, err, msg)
 		}
-		return nil, fmt.Errorf("run %s: %w", name, err)
+		return nil, fmt.Errorf("run %s: %w", line, err)
 	}
 	return stdout.Bytes(), nil
 }

@@ -1,0 +1,233 @@
+package netavark_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/berthnet/berth/internal/compat/netavark"
+	"github.com/berthnet/berth/internal/nettest"
+	"github.com/berthnet/berth/internal/network"
+)
+
+func run(t *testing.T, stdin string, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := netavark.Run(context.Background(), args, netavark.Env{
+		Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb,
+		Getenv: func(k string) string { return map[string]string{"NETAVARK_FW": "none"}[k] },
+	})
+	return out.String(), errb.String(), code
+}
+
+// errorLine checks netavark's error convention: exactly one JSON object with
+// only "error" on stdout.
+func errorLine(t *testing.T, out string) string {
+	t.Helper()
+	if strings.Count(out, "\n") != 1 {
+		t.Fatalf("want one line on stdout, got %q", out)
+	}
+	dec := json.NewDecoder(strings.NewReader(out))
+	dec.DisallowUnknownFields()
+	var e struct {
+		Error string `json:"error"`
+	}
+	if err := dec.Decode(&e); err != nil || e.Error == "" {
+		t.Fatalf("stdout %q is not a netavark error object: %v", out, err)
+	}
+	return e.Error
+}
+
+func TestErrorsAreJSONWithExitCode1(t *testing.T) {
+	cases := []struct {
+		stdin string
+		args  []string
+		want  string
+	}{
+		{`{`, []string{"setup", "/proc/self/ns/net"}, "failed to load network options"},
+		{``, []string{"setup", "/proc/self/ns/net"}, "failed to load network options"},
+		{`{"container_id":"x","container_name":"y","networks":{"a":{"interface_name":"eth0"}},"network_info":{"a":{"name":"a","driver":"foo"}}}`,
+			[]string{"setup", "/proc/self/ns/net"}, `unknown network driver "foo"`},
+		{`{"container_id":"x","container_name":"y","networks":{"a":{"interface_name":"eth0"}},"network_info":{"a":{"name":"a","driver":"bridge","network_interface":"b0","subnets":[{"subnet":"10.0.0.0/24"}]}}}`,
+			[]string{"setup", "/proc/self/ns/net"}, "no static ips provided"},
+		{`{}`, []string{"update", "net1", "--network-dns-servers", "1.2.3.4"}, "--config not specified"},
+		{`{}`, []string{"--config", "/tmp", "update", "net1", "--network-dns-servers", "nope"}, "not an IP address"},
+	}
+	for _, tc := range cases {
+		out, _, code := run(t, tc.stdin, append([]string{"--config", t.TempDir()}, tc.args...)...)
+		if tc.args[0] == "update" {
+			out, _, code = run(t, tc.stdin, tc.args...)
+		}
+		if code != 1 {
+			t.Errorf("%v: exit %d, want 1", tc.args, code)
+		}
+		if msg := errorLine(t, out); !strings.Contains(msg, tc.want) {
+			t.Errorf("%v: error %q, want it to mention %q", tc.args, msg, tc.want)
+		}
+	}
+	out, _, code := run(t, `{"container_id":"x","container_name":"y","networks":{},"network_info":{}}`, "--config", t.TempDir(), "setup", "/nonexistent/netns")
+	if code != 1 || !strings.HasPrefix(errorLine(t, out), "invalid namespace path") {
+		t.Errorf("bad netns: %d %q", code, out)
+	}
+}
+
+func TestUsageErrorsExit2OnStderr(t *testing.T) {
+	for _, args := range [][]string{{"bogus"}, {"setup"}, {"--nope", "setup", "x"}, {"setup", "a", "b"}} {
+		out, errOut, code := run(t, "", args...)
+		if code != 2 || out != "" || !strings.Contains(errOut, "error:") {
+			t.Errorf("%v: code %d stdout %q stderr %q", args, code, out, errOut)
+		}
+	}
+}
+
+func TestVersionJSON(t *testing.T) {
+	out, _, code := run(t, "", "version")
+	var v map[string]string
+	if code != 0 || json.Unmarshal([]byte(out), &v) != nil || v["version"] == "" || v["default_fw_driver"] != "nftables" {
+		t.Fatalf("version: %d %q", code, out)
+	}
+	for _, k := range []string{"commit", "build_time", "target"} {
+		if _, ok := v[k]; !ok {
+			t.Errorf("version JSON lacks %q", k)
+		}
+	}
+	out, _, code = run(t, "", "--version")
+	if code != 0 || !strings.HasPrefix(out, "netavark ") {
+		t.Errorf("--version: %d %q", code, out)
+	}
+}
+
+func TestFirewallDriverSelection(t *testing.T) {
+	for _, name := range []string{"", "nftables", "iptables", "none"} {
+		if _, err := netavark.Firewall(name); err != nil {
+			t.Errorf("%q: %v", name, err)
+		}
+	}
+	if _, err := netavark.Firewall("firewalld"); err == nil || !strings.Contains(err.Error(), "nftables, iptables or none") {
+		t.Errorf("firewalld: %v", err)
+	}
+}
+
+// buildBinary builds berth once for the end-to-end tests.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "netavark")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/berthnet/berth/cmd/berth")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestPrivilegedPodmanStyleCallWithAardvark runs the binary exactly as
+// Podman 4.3.1 does, inside a fresh host namespace, with Debian's
+// aardvark-dns: the StatusBlock has Podman's shape, the name resolves
+// through the DNS server netavark started, and teardown stops it.
+func TestPrivilegedPodmanStyleCallWithAardvark(t *testing.T) {
+	nettest.Privileged(t)
+	aardvark := "/usr/lib/podman/aardvark-dns"
+	if _, err := os.Stat(aardvark); err != nil {
+		t.Skip("Debian's aardvark-dns is not installed (apt-get install aardvark-dns)")
+	}
+	if _, err := exec.LookPath("dig"); err != nil {
+		t.Skip("dig is not installed (apt-get install dnsutils)")
+	}
+	bin := buildBinary(t)
+	host := nettest.NewNS(t, "host")
+	ctr := nettest.NewNS(t, "ctr")
+	cfg := t.TempDir()
+	in := `{"container_id":"f031bf33eecba75d0d84952337b1ceef6a239eb8e94b48aec1ed3fc4e6b3a8ac","container_name":"somename",
+	 "networks":{"podman1":{"static_ips":["198.19.20.2"],"aliases":["somealias"],"interface_name":"eth0"}},
+	 "network_info":{"podman1":{"dns_enabled":true,"driver":"bridge","id":"53ce4390f2adb1681eb1a90ec8b48c49c015e0a8d336c197637e7f65e365fa9e",
+	   "internal":false,"ipv6_enabled":false,"name":"podman1","network_interface":"bdns0","created":"2026-11-27T13:45:53.989985833Z",
+	   "subnets":[{"gateway":"198.19.20.1","subnet":"198.19.20.0/24"}],"ipam_options":{"driver":"host-local"}}}}`
+	call := func(verb string) (string, error) {
+		cmd := exec.Command("nsenter", "--net="+host.Path(), "--", bin, "--config", cfg, "--rootless=false", "--aardvark-binary="+aardvark, verb, ctr.Path())
+		cmd.Stdin = strings.NewReader(in)
+		cmd.Env = append(os.Environ(), "RUST_LOG=netavark=info")
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		if err != nil {
+			return out.String(), fmt.Errorf("%s: %v: %s %s", verb, err, out.String(), errb.String())
+		}
+		return out.String(), nil
+	}
+	t.Cleanup(func() {
+		call("teardown")
+		if b, err := os.ReadFile(filepath.Join(cfg, "aardvark-dns", "aardvark.pid")); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	out, err := call("setup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(out, "\n") != 1 {
+		t.Errorf("setup output is not one line: %q", out)
+	}
+	var res map[string]network.StatusBlock
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("output %q: %v", out, err)
+	}
+	sb := res["podman1"]
+	if len(sb.DNSServerIPs) != 1 || sb.DNSServerIPs[0] != netip.MustParseAddr("198.19.20.1") || len(sb.DNSSearchDomains) != 1 || sb.DNSSearchDomains[0] != "dns.podman" {
+		t.Errorf("dns fields: %+v", sb)
+	}
+	if sb.Interfaces["eth0"].Subnets[0].IPNet.String() != "198.19.20.2/24" {
+		t.Errorf("interfaces: %+v", sb.Interfaces)
+	}
+	file, err := os.ReadFile(filepath.Join(cfg, "aardvark-dns", "podman1"))
+	want := "198.19.20.1\nf031bf33eecba75d0d84952337b1ceef6a239eb8e94b48aec1ed3fc4e6b3a8ac 198.19.20.2  somename,somealias\n"
+	if err != nil || string(file) != want {
+		t.Errorf("aardvark file:\n%q\nwant\n%q (%v)", file, want, err)
+	}
+	var answer string
+	for i := 0; i < 20; i++ {
+		answer, _ = nettest.Run(ctr, 5*time.Second, "dig", "+short", "+time=1", "+tries=1", "@198.19.20.1", "somealias")
+		if strings.TrimSpace(answer) == "198.19.20.2" {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if strings.TrimSpace(answer) != "198.19.20.2" {
+		t.Errorf("somealias resolved to %q through aardvark-dns, want 198.19.20.2", answer)
+	}
+	pidb, _ := os.ReadFile(filepath.Join(cfg, "aardvark-dns", "aardvark.pid"))
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(pidb)))
+	if _, err := call("teardown"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg, "aardvark-dns", "podman1")); !os.IsNotExist(err) {
+		t.Errorf("dns entry file left after teardown: %v", err)
+	}
+	// aardvark-dns exits when its last network is gone.
+	gone := false
+	for i := 0; i < 50 && pid > 0; i++ {
+		if err := syscall.Kill(pid, 0); err != nil {
+			gone = true
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if pid > 0 && !gone {
+		t.Errorf("aardvark-dns (pid %d) still runs after the last teardown", pid)
+	}
+	links := nettest.Links(t, host)
+	if len(links) != 1 {
+		t.Errorf("host keeps links %v", links)
+	}
+}

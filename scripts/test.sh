@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs berth's whole test suite: vet, unit tests, and (as root) the kernel
+# tests. The suite runs inside a fresh network and mount namespace, a second
+# guard on top of each test's own namespaces: nothing can reach the machine's
+# real network. Each privileged test creates and removes its own namespaces.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+go vet ./...
+
+if [ "$(id -u)" != 0 ]; then
+	echo "not root: running unit tests only (kernel tests skip with a reason)"
+	exec go test -count=1 ./...
+fi
+
+# The kernel tests share two cores with whatever else runs; -p 1 keeps
+# packages from running their kernel tests at the same time.
+exec unshare --net --mount --propagation private -- bash -c '
+	ip link set lo up
+	export BERTH_PRIVILEGED_TESTS=1
+	go test -count=1 -p 1 -timeout 20m "$@" ./...
+' bash "$@"

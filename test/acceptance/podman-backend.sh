@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs the guide's scenarios (seed-scenarios.sh) with real Podman 4.3.1 using
+# berth as its network backend: a helper directory holds berth as `netavark`
+# and, until berth's own DNS server lands, Debian's aardvark-dns beside it.
+# Everything runs in namespaces the scenario script creates.
+# Usage: sudo test/acceptance/podman-backend.sh   (ONLY="1 2" for a subset)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+[ -x "$top/bin/berth" ] || make -C "$top" >/dev/null
+helpers=${HELPERS:-/var/lib/berth-acceptance/helpers}
+rm -rf "$helpers"
+mkdir -p "$helpers"
+cp "$top/bin/berth" "$helpers/netavark"
+aardvark=${AARDVARK:-$top/bin/aardvark-dns}
+[ -x "$aardvark" ] || aardvark=/usr/lib/podman/aardvark-dns
+ln -s "$aardvark" "$helpers/aardvark-dns"
+chmod -R a+rX "$(dirname "$helpers")"
+export HELPER_DIR=$helpers PFX=${PFX:-bacc} LOG_DIR=${LOG_DIR:-/var/tmp/berth-acceptance-logs}
+exec "$here/seed-scenarios.sh"
