@@ -17,6 +17,7 @@ import (
 	"github.com/google/nftables"
 
 	"github.com/berthnet/berth/internal/firewall"
+	fwipt "github.com/berthnet/berth/internal/firewall/iptables"
 	fwnft "github.com/berthnet/berth/internal/firewall/nftables"
 	"github.com/berthnet/berth/internal/netsetup"
 	"github.com/berthnet/berth/internal/nettest"
@@ -33,16 +34,16 @@ type topo struct {
 	fw            firewall.Driver
 }
 
-func newTopo(t *testing.T, fw func(hostFd int) firewall.Driver, mod func(*netsetup.Config)) *topo {
+func newTopo(t *testing.T, fw func(host *nettest.NS) firewall.Driver, mod func(*netsetup.Config)) *topo {
 	t.Helper()
 	nettest.Privileged(t)
 	tp := &topo{host: nettest.NewNS(t, "host"), outside: nettest.NewNS(t, "out")}
 	nettest.Connect(t, tp.host, "uplink0", netip.MustParsePrefix("198.18.0.1/24"), tp.outside, "eth0", netip.MustParsePrefix("198.18.0.2/24"))
 	tp.cfgDir = t.TempDir()
 	if fw == nil {
-		fw = func(fd int) firewall.Driver { return fwnft.New(fd) }
+		fw = nftDriver
 	}
-	tp.fw = fw(tp.host.Fd())
+	tp.fw = fw(tp.host)
 	cfg := netsetup.Config{ConfigDir: tp.cfgDir, Firewall: tp.fw, HostNS: tp.host.NetNS, AardvarkBinary: "/nonexistent"}
 	if mod != nil {
 		mod(&cfg)
@@ -54,6 +55,22 @@ func newTopo(t *testing.T, fw func(hostFd int) firewall.Driver, mod func(*netset
 	tp.m = m
 	return tp
 }
+
+func nftDriver(host *nettest.NS) firewall.Driver { return fwnft.New(host.Fd()) }
+
+func iptDriver(host *nettest.NS) firewall.Driver {
+	d, err := fwipt.New(fwipt.Options{NetNSPath: host.Path()})
+	if err != nil {
+		panic(err)
+	}
+	return d
+}
+
+// drivers are the firewall drivers the packet tests run against.
+var drivers = []struct {
+	name string
+	new  func(*nettest.NS) firewall.Driver
+}{{"nftables", nftDriver}, {"iptables", iptDriver}}
 
 func bridgeNet(name, br, subnet, gw string) network.Network {
 	return network.Network{
@@ -85,7 +102,13 @@ func (tp *topo) container(t *testing.T, o *network.Options) (*nettest.NS, map[st
 }
 
 func TestPrivilegedPublishedPortFromOutside(t *testing.T) {
-	tp := newTopo(t, nil, nil)
+	for _, d := range drivers {
+		t.Run(d.name, func(t *testing.T) { testPublishedPort(t, d.new) })
+	}
+}
+
+func testPublishedPort(t *testing.T, fw func(*nettest.NS) firewall.Driver) {
+	tp := newTopo(t, fw, nil)
 	n := bridgeNet("pub", "bpub0", "198.19.1.0/24", "198.19.1.1")
 	o := opts("a1", "web", n, "198.19.1.2",
 		network.PortMapping{ContainerPort: 80, HostPort: 8080, Protocol: "tcp", Range: 1},
@@ -149,7 +172,13 @@ func TestPrivilegedPublishedPortFromOutside(t *testing.T) {
 }
 
 func TestPrivilegedEgressMasquerade(t *testing.T) {
-	tp := newTopo(t, nil, nil)
+	for _, d := range drivers {
+		t.Run(d.name, func(t *testing.T) { testEgress(t, d.new) })
+	}
+}
+
+func testEgress(t *testing.T, fw func(*nettest.NS) firewall.Driver) {
+	tp := newTopo(t, fw, nil)
 	n := bridgeNet("egr", "begr0", "198.19.2.0/24", "198.19.2.1")
 	ctr, _ := tp.container(t, opts("b1", "egress", n, "198.19.2.7"))
 	l := nettest.Listen(t, tp.outside, "tcp4", "198.18.0.2:9000")
@@ -196,26 +225,28 @@ func TestPrivilegedIsolation(t *testing.T) {
 		{"true", "false", true, true, "one isolated"},
 		{"strict", "false", false, false, "strict"},
 	}
-	for _, tc := range cases {
-		t.Run(tc.label, func(t *testing.T) {
-			tp := newTopo(t, nil, nil)
-			na := bridgeNet("isoa", "bisoa0", "198.19.4.0/24", "198.19.4.1")
-			nb := bridgeNet("isob", "bisob0", "198.19.5.0/24", "198.19.5.1")
-			na.Options = map[string]string{"isolate": tc.a}
-			nb.Options = map[string]string{"isolate": tc.b}
-			ca, _ := tp.container(t, opts("d1", "a", na, "198.19.4.2"))
-			cb, _ := tp.container(t, opts("d2", "b", nb, "198.19.5.2"))
-			nettest.ServeBanner(nettest.Listen(t, ca, "tcp4", "0.0.0.0:80"), "A")
-			nettest.ServeBanner(nettest.Listen(t, cb, "tcp4", "0.0.0.0:80"), "B")
-			_, err := nettest.Fetch(ca, "tcp4", "198.19.5.2:80")
-			if (err == nil) != tc.aToB {
-				t.Errorf("A->B reachable=%v, want %v (%v)", err == nil, tc.aToB, err)
-			}
-			_, err = nettest.Fetch(cb, "tcp4", "198.19.4.2:80")
-			if (err == nil) != tc.bToA {
-				t.Errorf("B->A reachable=%v, want %v (%v)", err == nil, tc.bToA, err)
-			}
-		})
+	for _, d := range drivers {
+		for _, tc := range cases {
+			t.Run(d.name+"/"+tc.label, func(t *testing.T) {
+				tp := newTopo(t, d.new, nil)
+				na := bridgeNet("isoa", "bisoa0", "198.19.4.0/24", "198.19.4.1")
+				nb := bridgeNet("isob", "bisob0", "198.19.5.0/24", "198.19.5.1")
+				na.Options = map[string]string{"isolate": tc.a}
+				nb.Options = map[string]string{"isolate": tc.b}
+				ca, _ := tp.container(t, opts("d1", "a", na, "198.19.4.2"))
+				cb, _ := tp.container(t, opts("d2", "b", nb, "198.19.5.2"))
+				nettest.ServeBanner(nettest.Listen(t, ca, "tcp4", "0.0.0.0:80"), "A")
+				nettest.ServeBanner(nettest.Listen(t, cb, "tcp4", "0.0.0.0:80"), "B")
+				_, err := nettest.Fetch(ca, "tcp4", "198.19.5.2:80")
+				if (err == nil) != tc.aToB {
+					t.Errorf("A->B reachable=%v, want %v (%v)", err == nil, tc.aToB, err)
+				}
+				_, err = nettest.Fetch(cb, "tcp4", "198.19.4.2:80")
+				if (err == nil) != tc.bToA {
+					t.Errorf("B->A reachable=%v, want %v (%v)", err == nil, tc.bToA, err)
+				}
+			})
+		}
 	}
 }
 

@@ -1,0 +1,187 @@
+# Shared helpers for berth's network-backend benchmarks. Source it, do not run it.
+#
+# Adapted from the netavark/aardvark-dns anchor benchmarks (shared
+# bench/lib.sh): same JSON builders, timing and aardvark handling, with
+# implementation-neutral firewall counters, 198.18.0.0/15 addresses and the
+# netavark binary passed per call (two implementations run side by side).
+#
+# Environment understood here:
+#   AARDVARK   aardvark-dns binary handed to every implementation
+#              (default /usr/lib/podman/aardvark-dns)
+#   PREFIX     name prefix for every netns / temp dir this run creates (default bbn)
+#   OUT        file the JSON lines are appended to (also printed on stdout
+#              when JSON_STDOUT=1)
+#   PYTHON     interpreter for the helpers (default /usr/bin/python3, else python3)
+#
+# Human-readable progress goes to stderr.
+
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+AARDVARK="${AARDVARK:-/usr/lib/podman/aardvark-dns}"
+PREFIX="${PREFIX:-bbn}"
+if [ -z "${PYTHON:-}" ]; then
+    if [ -x /usr/bin/python3 ]; then PYTHON=/usr/bin/python3; else PYTHON=python3; fi
+fi
+
+# log: human-readable line on stderr
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+
+# emit_json '{"k":...}' : one result line, tagged with bench/impl/run/date.
+# IMPL comes from the environment unless the object has its own "impl".
+emit_json() {
+    local line
+    line=$("$PYTHON" -c '
+import json,sys,os,time
+d=json.loads(sys.argv[1])
+out={"bench":os.environ.get("BENCH",""),"impl":os.environ.get("IMPL",""),
+     "run":os.environ.get("RUN_ID",""),"ts":time.strftime("%Y-%m-%dT%H:%M:%S")}
+out.update(d)
+print(json.dumps(out,sort_keys=False))
+' "$1") || { log "emit_json: bad JSON: $1"; return 0; }
+    if [ -n "${OUT:-}" ]; then printf '%s\n' "$line" >>"$OUT"; fi
+    if [ "${JSON_STDOUT:-0}" = 1 ] || [ -z "${OUT:-}" ]; then printf '%s\n' "$line"; fi
+}
+
+# stats_json FILE : FILE has one number (ms) per line -> JSON object
+stats_json() {
+    "$PYTHON" "$BENCH_DIR/stats.py" "$1"
+}
+
+netns_add() {
+    ip netns add "$1" && ip -n "$1" link set lo up
+}
+
+netns_del() {
+    ip netns del "$1" 2>/dev/null || true
+}
+
+# container_id NAME -> 64 hex chars, stable per name
+container_id() {
+    printf '%s' "$1" | sha256sum | cut -c1-64
+}
+
+# network_info_json NAME BRIDGE SUBNET GATEWAY
+# The "network_info" object exactly as podman 4.3.1 hands it to netavark
+# (fields captured from a real podman run, see captured/).
+network_info_json() {
+    local name=$1 br=$2 subnet=$3 gw=$4
+    local id
+    id=$(printf 'net-%s' "$name" | sha256sum | cut -c1-64)
+    printf '{"name":"%s","id":"%s","driver":"bridge","network_interface":"%s","created":"2024-01-01T00:00:00.000000000Z","subnets":[{"subnet":"%s","gateway":"%s"}],"ipv6_enabled":false,"internal":false,"dns_enabled":true,"ipam_options":{"driver":"host-local"}}' \
+        "$name" "$id" "$br" "$subnet" "$gw"
+}
+
+# options_json CID NAME NETNAME NETINFO IP "hp1:cp1 hp2:cp2 ..." : NetworkOptions on stdin
+options_json() {
+    local cid=$1 name=$2 net=$3 netinfo=$4 ip=$5 ports=$6
+    local pm="" sep="" p hp cp
+    for p in $ports; do
+        hp=${p%%:*}; cp=${p##*:}
+        pm+="$sep{\"host_ip\":\"\",\"container_port\":$cp,\"host_port\":$hp,\"range\":1,\"protocol\":\"tcp\"}"
+        sep=","
+    done
+    local pmf=""
+    if [ -n "$pm" ]; then pmf="\"port_mappings\":[$pm],"; fi
+    printf '{"container_id":"%s","container_name":"%s",%s"networks":{"%s":{"static_ips":["%s"],"aliases":["%s"],"interface_name":"eth0"}},"network_info":{"%s":%s}}' \
+        "$cid" "$name" "$pmf" "$net" "$ip" "${cid:0:12}" "$net" "$netinfo"
+}
+
+# nv BINARY CONFIGDIR setup|teardown NETNS_PATH  (JSON on stdin), podman's argv shape.
+# RUST_LOG=netavark=warn is what podman 4.3.1 puts in netavark's environment.
+# NV_FW, if set and not "-", is exported as NETAVARK_FW for this call only.
+nv() {
+    local bin=$1 cfg=$2 cmd=$3 ns=$4
+    if [ -n "${NV_FW:-}" ] && [ "$NV_FW" != - ]; then
+        NETAVARK_FW="$NV_FW" RUST_LOG="${NV_RUST_LOG:-netavark=warn}" \
+            "$bin" --config "$cfg" --rootless=false --aardvark-binary="$AARDVARK" "$cmd" "$ns"
+    else
+        RUST_LOG="${NV_RUST_LOG:-netavark=warn}" \
+            "$bin" --config "$cfg" --rootless=false --aardvark-binary="$AARDVARK" "$cmd" "$ns"
+    fi
+}
+
+# aardvark_pid CONFIGDIR -> pid or empty
+aardvark_pid() {
+    local f="$1/aardvark-dns/aardvark.pid"
+    [ -r "$f" ] || return 0
+    local p
+    p=$(cat "$f" 2>/dev/null)
+    [ -n "$p" ] && [ -d "/proc/$p" ] && printf '%s' "$p"
+}
+
+# aardvark_pids_under DIR : pids of every aardvark-dns whose --config lies
+# under DIR (exact run-private path; racing parallel setups can start more
+# than one, and only the last pid is in the pid file).
+aardvark_pids_under() {
+    local d=$1 p cmd
+    [ -n "$d" ] || return 0
+    for p in /proc/[0-9]*; do
+        cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
+        case $cmd in
+            *aardvark*" --config $d/"*) printf '%s\n' "${p#/proc/}" ;;
+        esac
+    done
+}
+
+# kill_aardvark_under DIR : stop them, by pid (TERM, then KILL)
+kill_aardvark_under() {
+    local pids p
+    pids=$(aardvark_pids_under "$1")
+    [ -n "$pids" ] || return 0
+    for p in $pids; do kill "$p" 2>/dev/null || true; done
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+        local alive=0
+        for p in $pids; do [ -d "/proc/$p" ] && alive=1; done
+        [ "$alive" = 0 ] && return 0
+        sleep 0.1
+    done
+    for p in $pids; do [ -d "/proc/$p" ] && kill -9 "$p" 2>/dev/null; done
+    return 0
+}
+
+# errmsg FILE [MAX] : netavark output with syslog noise removed, one line, JSON-safe
+errmsg() {
+    grep -v -e 'failed to connect to syslog' -e '^{"[a-z0-9_.-]*":{"dns_' "$1" 2>/dev/null \
+        | sed 's/\\n/ /g' | tr '\n"\\' '   ' | tr -d '\000-\037' | head -c "${2:-300}"
+}
+
+# rss_kb PID -> "VmRSS VmHWM" in kB
+rss_kb() {
+    awk '/^VmRSS:/{r=$2} /^VmHWM:/{h=$2} END{printf "%s %s", r, h}' "/proc/$1/status" 2>/dev/null
+}
+
+# _times_children_ms FILE : children user+sys ms from a saved `times` output
+_times_children_ms() {
+    awk 'NR==2{
+        s=0
+        for(i=1;i<=2;i++){ v=$i; sub(/s$/,"",v); split(v,a,"m"); s+=a[1]*60+a[2] }
+        printf "%.0f", s*1000 }' "$1"
+}
+
+# timed_nv WORKDIR BINARY CONFIGDIR setup|teardown NETNS_PATH JSONFILE OUTFILE
+# Runs one netavark call with the JSON file on stdin; stdout+stderr go to
+# OUTFILE (netavark reports errors as JSON on stdout). Sets globals:
+#   RC (exit code), WALL_MS (wall clock, ms, 3 decimals),
+#   CPU_MS (user+sys of the call and every child it waited for, ms; 1 ms resolution)
+timed_nv() {
+    local w=$1 bin=$2 cfg=$3 cmd=$4 ns=$5 js=$6 err=$7 t0 t1
+    times >"$w/.times0"
+    t0=${EPOCHREALTIME/./}
+    RC=0
+    nv "$bin" "$cfg" "$cmd" "$ns" <"$js" >"$err" 2>&1 || RC=$?
+    t1=${EPOCHREALTIME/./}
+    times >"$w/.times1"
+    WALL_MS=$(awk -v d=$((t1 - t0)) 'BEGIN{printf "%.3f", d/1000}')
+    CPU_MS=$(( $(_times_children_ms "$w/.times1") - $(_times_children_ms "$w/.times0") ))
+}
+
+# loadavg1: 1-minute load average (recorded with results; the box is shared)
+loadavg1() { cut -d' ' -f1 /proc/loadavg; }
+
+# is_fw_tool NAME : firewall programs counted as "firewall processes"
+is_fw_tool() {
+    case $1 in
+        iptables*|ip6tables*|nft|ebtables*|arptables*|firewall-cmd|xtables*) return 0 ;;
+    esac
+    return 1
+}
