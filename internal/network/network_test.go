@@ -133,15 +133,31 @@ func TestValidationErrors(t *testing.T) {
 		{"ip is gateway", func(o *Options) { o.Networks[0].StaticIPs[0] = netip.MustParseAddr("10.1.0.1") }, "networks.n1.static_ips[0]", "is the gateway"},
 		{"bad mac", func(o *Options) { o.Networks[0].StaticMAC = "zz" }, "networks.n1.static_mac", "not an Ethernet MAC"},
 		{"bad driver", func(o *Options) { n := o.NetworkInfo["n1"]; n.Driver = "foo"; o.NetworkInfo["n1"] = n }, "network n1.driver", `unknown network driver "foo"`},
-		{"bad isolate", func(o *Options) { n := o.NetworkInfo["n1"]; n.Options = map[string]string{"isolate": "maybe"}; o.NetworkInfo["n1"] = n }, "network n1.options.isolate", "true, false or strict"},
-		{"bad mtu", func(o *Options) { n := o.NetworkInfo["n1"]; n.Options = map[string]string{"mtu": "12"}; o.NetworkInfo["n1"] = n }, "network n1.options.mtu", "68-65535"},
-		{"bad metric", func(o *Options) { n := o.NetworkInfo["n1"]; n.Options = map[string]string{"metric": "-1"}; o.NetworkInfo["n1"] = n }, "network n1.options.metric", "route metric"},
+		{"bad isolate", func(o *Options) {
+			n := o.NetworkInfo["n1"]
+			n.Options = map[string]string{"isolate": "maybe"}
+			o.NetworkInfo["n1"] = n
+		}, "network n1.options.isolate", "true, false or strict"},
+		{"bad mtu", func(o *Options) {
+			n := o.NetworkInfo["n1"]
+			n.Options = map[string]string{"mtu": "12"}
+			o.NetworkInfo["n1"] = n
+		}, "network n1.options.mtu", "68-65535"},
+		{"bad metric", func(o *Options) {
+			n := o.NetworkInfo["n1"]
+			n.Options = map[string]string{"metric": "-1"}
+			o.NetworkInfo["n1"] = n
+		}, "network n1.options.metric", "route metric"},
 		{"gateway outside", func(o *Options) {
 			n := o.NetworkInfo["n1"]
 			n.Subnets[0].Gateway = netip.MustParseAddr("10.2.0.1")
 			o.NetworkInfo["n1"] = n
 		}, "network n1.subnets[0].gateway", "not in subnet"},
-		{"dhcp on bridge", func(o *Options) { n := o.NetworkInfo["n1"]; n.IPAMOptions = map[string]string{"driver": "dhcp"}; o.NetworkInfo["n1"] = n }, "network n1.ipam_options.driver", "macvlan"},
+		{"dhcp on bridge", func(o *Options) {
+			n := o.NetworkInfo["n1"]
+			n.IPAMOptions = map[string]string{"driver": "dhcp"}
+			o.NetworkInfo["n1"] = n
+		}, "network n1.ipam_options.driver", "macvlan"},
 		{"bad protocol", func(o *Options) { o.PortMappings = []PortMapping{{HostPort: 80, ContainerPort: 80, Protocol: "icmp"}} }, "port_mappings[0].protocol", "tcp, udp or sctp"},
 		{"range overflow", func(o *Options) {
 			o.PortMappings = []PortMapping{{HostPort: 65530, ContainerPort: 80, Range: 10, Protocol: "tcp"}}

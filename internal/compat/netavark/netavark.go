@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/berthnet/berth/internal/firewall/iptables"
 	"github.com/berthnet/berth/internal/firewall/nftables"
 	"github.com/berthnet/berth/internal/firewall/none"
+	"github.com/berthnet/berth/internal/netconf"
 	"github.com/berthnet/berth/internal/netsetup"
 	"github.com/berthnet/berth/internal/network"
 )
@@ -129,6 +131,23 @@ func Run(ctx context.Context, args []string, env Env) int {
 		},
 		updateCmd(g, env),
 		&cobra.Command{
+			Use:   "create",
+			Short: "complete and validate a new network definition (JSON on stdin or --file)",
+			Args:  exactArgs(0),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				var req netconf.Request
+				if err := decodeInput(g, env, &req); err != nil {
+					return err
+				}
+				n, err := netconf.Complete(req.Network, req.Used, req.Options, time.Now())
+				if err != nil {
+					return err
+				}
+				out = n
+				return nil
+			},
+		},
+		&cobra.Command{
 			Use:   "firewall-reload",
 			Short: "re-apply the firewall rules of every container berth has set up",
 			Args:  exactArgs(0),
@@ -217,19 +236,9 @@ func prepare(g *globals, env Env, nsPath, verb string) (*netsetup.Manager, *netw
 	if nsPath == "" {
 		return nil, nil, errors.New("invalid namespace path: empty")
 	}
-	var in io.Reader = env.Stdin
-	if g.file != "" && g.file != "-" {
-		f, err := os.Open(g.file)
-		if err != nil {
-			return nil, nil, fmt.Errorf("failed to load network options: %w", err)
-		}
-		defer f.Close()
-		in = f
-	}
 	var o network.Options
-	dec := json.NewDecoder(in)
-	if err := dec.Decode(&o); err != nil {
-		return nil, nil, fmt.Errorf("failed to load network options: %w", err)
+	if err := decodeInput(g, env, &o); err != nil {
+		return nil, nil, err
 	}
 	if g.config == "" {
 		g.config = "/tmp"
@@ -239,6 +248,23 @@ func prepare(g *globals, env Env, nsPath, verb string) (*netsetup.Manager, *netw
 		return nil, nil, err
 	}
 	return m, &o, nil
+}
+
+// decodeInput reads the JSON input from --file or stdin.
+func decodeInput(g *globals, env Env, v any) error {
+	var in io.Reader = env.Stdin
+	if g.file != "" && g.file != "-" {
+		f, err := os.Open(g.file)
+		if err != nil {
+			return fmt.Errorf("failed to load network options: %w", err)
+		}
+		defer f.Close()
+		in = f
+	}
+	if err := json.NewDecoder(in).Decode(v); err != nil {
+		return fmt.Errorf("failed to load network options: %w", err)
+	}
+	return nil
 }
 
 func manager(g *globals, env Env) (*netsetup.Manager, error) {

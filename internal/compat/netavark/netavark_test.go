@@ -231,3 +231,21 @@ func TestPrivilegedPodmanStyleCallWithAardvark(t *testing.T) {
 		t.Errorf("host keeps links %v", links)
 	}
 }
+
+func TestCreateCompletesNetwork(t *testing.T) {
+	in := `{"network":{"name":"n1","driver":"bridge","dns_enabled":true,"ipv6_enabled":false,"internal":false},
+	 "used":{"interfaces":["podman0"],"names":{"podman":"2f259bab93aaaaa2542ba43ef33eb990d0999ee1b9924b557b7be53c0b7a1bb9"},"subnets":["10.89.0.0/24"]},
+	 "options":{"subnet_pools":[{"base":"10.89.0.0/16","size":24}],"default_interface_name":"podman","check_used_subnets":true}}`
+	out, _, code := run(t, in, "create")
+	var n network.Network
+	if code != 0 || json.Unmarshal([]byte(out), &n) != nil {
+		t.Fatalf("create: %d %q", code, out)
+	}
+	if n.NetworkInterface != "podman1" || n.Subnets[0].Subnet.String() != "10.89.1.0/24" || n.Created == "" {
+		t.Errorf("create result: %+v", n)
+	}
+	out, _, code = run(t, strings.Replace(in, `"name":"n1"`, `"name":"podman"`, 1), "create")
+	if code != 1 || !strings.Contains(errorLine(t, out), "already used") {
+		t.Errorf("duplicate name: %d %q", code, out)
+	}
+}
