@@ -78,7 +78,21 @@ func (m *Manager) Teardown(ctx context.Context, nsPath string, o *network.Option
 		if err := teardownLink(ctrH, a.InterfaceName); err != nil {
 			errs = append(errs, fmt.Errorf("network %s: %w", n.Name, err))
 		}
-		if n.Driver != network.DriverBridge || n.Unmanaged() {
+		if n.Driver != network.DriverBridge {
+			continue
+		}
+		if ctrH == nil {
+			// The namespace is gone (or going: the kernel destroys it
+			// asynchronously); remove our host end by its name.
+			name := a.Options["host_interface_name"]
+			if name == "" {
+				name = hostVethName(o.ContainerID, n.Name)
+			}
+			if err := teardownLink(hostH, name); err != nil {
+				errs = append(errs, fmt.Errorf("network %s: %w", n.Name, err))
+			}
+		}
+		if n.Unmanaged() {
 			continue
 		}
 		id := n.ID
