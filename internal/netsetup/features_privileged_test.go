@@ -190,3 +190,50 @@ func TestPrivilegedMacvlanStatic(t *testing.T) {
 		t.Errorf("missing parent: %v", err)
 	}
 }
+
+func TestPrivilegedVRF(t *testing.T) {
+	tp := newTopo(t, nil, nil)
+	h := nettest.Handle(t, tp.host.NetNS)
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name = "vrfblue"
+	if err := h.LinkAdd(&netlink.Vrf{LinkAttrs: attrs, Table: 10}); err != nil {
+		t.Skipf("this kernel has no vrf links (%v)", err)
+	}
+	n := bridgeNet("vrf", "bvrf0", "198.19.14.0/24", "198.19.14.1")
+	n.Options = map[string]string{"vrf": "vrfblue"}
+	tp.container(t, opts("v1", "vrf", n, "198.19.14.2"))
+	br := linkIn(t, tp.host, "bvrf0")
+	vrf := linkIn(t, tp.host, "vrfblue")
+	if br.Attrs().MasterIndex != vrf.Attrs().Index {
+		t.Errorf("bridge not enslaved to the vrf")
+	}
+}
+
+func TestPrivilegedUnmanagedBridge(t *testing.T) {
+	tp := newTopo(t, nil, nil)
+	run(t, tp.host, "ip", "link", "add", "bexist0", "type", "bridge")
+	run(t, tp.host, "ip", "addr", "add", "198.19.15.1/24", "dev", "bexist0")
+	run(t, tp.host, "ip", "link", "set", "bexist0", "up")
+	n := bridgeNet("um", "bexist0", "198.19.15.0/24", "198.19.15.1")
+	n.Options = map[string]string{"mode": "unmanaged"}
+	o := opts("u1", "um", n, "198.19.15.2", network.PortMapping{ContainerPort: 80, HostPort: 8095, Protocol: "tcp", Range: 1})
+	ctr, _ := tp.container(t, o)
+	nettest.ServeBanner(nettest.Listen(t, ctr, "tcp4", "0.0.0.0:80"), "um")
+	if got, err := nettest.Fetch(tp.host, "tcp4", "198.19.15.2:80"); err != nil || got != "um" {
+		t.Errorf("host to container on the unmanaged bridge: %q %v", got, err)
+	}
+	if out, _ := nettest.Run(tp.host, 5*time.Second, "nft", "list", "ruleset"); strings.Contains(out, "198.19.15") {
+		t.Errorf("unmanaged bridge got firewall rules:\n%s", out)
+	}
+	if err := tp.m.Teardown(context.Background(), ctr.Path(), o); err != nil {
+		t.Fatal(err)
+	}
+	linkIn(t, tp.host, "bexist0") // still there: berth did not create it
+	// A missing unmanaged bridge is an error, not created.
+	n.NetworkInterface = "bnosuch0"
+	o2 := opts("u2", "um", n, "198.19.15.3")
+	ns := nettest.NewNS(t, nettest.RandName("ctr"))
+	if _, err := tp.m.Setup(context.Background(), ns.Path(), o2); err == nil || !strings.Contains(err.Error(), "mode=unmanaged") {
+		t.Errorf("missing unmanaged bridge: %v", err)
+	}
+}
