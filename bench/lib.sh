@@ -31,13 +31,12 @@ log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 emit_json() {
     local line
     line=$("$PYTHON" -c '
-import json,sys,os,time
+import json,sys,time
 d=json.loads(sys.argv[1])
-out={"bench":os.environ.get("BENCH",""),"impl":os.environ.get("IMPL",""),
-     "run":os.environ.get("RUN_ID",""),"ts":time.strftime("%Y-%m-%dT%H:%M:%S")}
+out={"bench":sys.argv[2],"impl":sys.argv[3],"run":sys.argv[4],"ts":time.strftime("%Y-%m-%dT%H:%M:%S")}
 out.update(d)
 print(json.dumps(out,sort_keys=False))
-' "$1") || { log "emit_json: bad JSON: $1"; return 0; }
+' "$1" "${BENCH:-}" "${IMPL:-}" "${RUN_ID:-}") || { log "emit_json: bad JSON: $1"; return 0; }
     if [ -n "${OUT:-}" ]; then printf '%s\n' "$line" >>"$OUT"; fi
     if [ "${JSON_STDOUT:-0}" = 1 ] || [ -z "${OUT:-}" ]; then printf '%s\n' "$line"; fi
 }

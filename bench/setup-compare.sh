@@ -221,7 +221,8 @@ WORK=$(mktemp -d -t "${PREFIX}-cmp.XXXXXX")
 SLAB0=$(awk '$1=="net_namespace"{print $2}' /proc/slabinfo 2>/dev/null)
 
 ejson() { # ID JSON : emit with the implementation's label
-    IMPL="${LABEL[$1]}" emit_json "$2"
+    local IMPL="${LABEL[$1]}"
+    emit_json "$2"
 }
 
 start_worker() { # ID TAG : host netns PREFIX-h<TAG><ID> + worker shell inside it
@@ -279,15 +280,20 @@ cleanup() {
         | ip -force -batch - 2>/dev/null
     # the kernel frees deleted namespaces asynchronously; wait (bounded) so
     # that the lock is not handed on while it still churns
+    # (net_namespace slab objects: done when back near the start value or
+    # unchanged for 5 s; per-cpu slabs keep a few objects "active")
     if [ -n "$SLAB0" ]; then
-        local t0=${EPOCHREALTIME%.*} now
+        local t0=${EPOCHREALTIME%.*} now last=-1 same=0
         while :; do
             now=$(awk '$1=="net_namespace"{print $2}' /proc/slabinfo)
-            [ "$now" -le $((SLAB0 + 2)) ] && break
-            [ $(( ${EPOCHREALTIME%.*} - t0 )) -ge 180 ] && { log "kernel still freeing namespaces after 180 s ($now live, $SLAB0 at start)"; break; }
+            [ "$now" -le $((SLAB0 + 30)) ] && break
+            if [ "$now" = "$last" ]; then same=$((same + 1)); else same=0; fi
+            [ "$same" -ge 5 ] && break
+            last=$now
+            [ $(( ${EPOCHREALTIME%.*} - t0 )) -ge 180 ] && { log "kernel still freeing namespaces after 180 s"; break; }
             sleep 1
         done
-        log "cleanup: namespaces freed ($(( ${EPOCHREALTIME%.*} - t0 )) s)"
+        log "cleanup: netns deleted; kernel freed them after $(( ${EPOCHREALTIME%.*} - t0 )) s (net_namespace slab objects: $now, $SLAB0 at start)"
     fi
     rm -rf "$WORK"
 }
@@ -528,7 +534,7 @@ phase_scale() {
     done
     local elapsed=$(( ${EPOCHREALTIME%.*} - t_start ))
     for id in $IDS; do
-        ejson "$id" "{\"metric\":\"scale_end\",\"n_reached\":${N[$id]},\"levels\":\"$LEVELS\",\"stopped_by_budget\":$([ "${STOPPED[$id]}" = 1 ] && echo true || echo false),\"budget_s\":$FILL_BUDGET_S,\"fill_used_s\":$(( SPENT_US[$id] / 1000000 )),\"fill_errors\":${FILL_ERR:-${FILLERR[$id]}},\"phase_elapsed_s\":$elapsed}"
+        ejson "$id" "{\"metric\":\"scale_end\",\"n_reached\":${N[$id]},\"levels\":\"$LEVELS\",\"stopped_by_budget\":$([ "${STOPPED[$id]}" = 1 ] && echo true || echo false),\"budget_s\":$FILL_BUDGET_S,\"fill_used_s\":$(( SPENT_US[$id] / 1000000 )),\"fill_errors\":${FILLERR[$id]},\"phase_elapsed_s\":$elapsed}"
         log "${LABEL[$id]}: scale reached N=${N[$id]} (fill time ${SPENT_US[$id]} us$([ "${STOPPED[$id]}" = 1 ] && echo ", stopped by FILL_BUDGET_S=$FILL_BUDGET_S"), fill errors ${FILLERR[$id]})"
         # fill setups bucketed by N
         "$PYTHON" - "${WDIR[$id]}/fill.txt" "$FILL_BUCKET" <<'PY' | while read -r line; do ejson "$id" "$line"; done
