@@ -1,0 +1,120 @@
+package nftables_test
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berthnet/berth/internal/firewall"
+	fwnft "github.com/berthnet/berth/internal/firewall/nftables"
+	"github.com/berthnet/berth/internal/nettest"
+	"github.com/berthnet/berth/internal/network"
+)
+
+func list(t *testing.T, ns *nettest.NS) string {
+	t.Helper()
+	out, err := nettest.Run(ns, 5*time.Second, "nft", "list", "ruleset")
+	if err != nil {
+		t.Fatalf("nft list ruleset: %v %s", err, out)
+	}
+	return out
+}
+
+var (
+	netA = firewall.NetworkRules{ID: strings.Repeat("a", 64), Name: "a", Bridge: "bra0", Subnets: []netip.Prefix{netip.MustParsePrefix("198.19.1.0/24"), netip.MustParsePrefix("fd00:19:1::/64")},
+		Gateways: []netip.Addr{netip.MustParseAddr("198.19.1.1")}, Isolation: network.IsolateStrict, DNSPort: 5353}
+	netB = firewall.NetworkRules{ID: strings.Repeat("b", 64), Name: "b", Bridge: "brb0", Subnets: []netip.Prefix{netip.MustParsePrefix("198.19.2.0/24")}, DNSPort: 53}
+	pfA  = firewall.PortForward{NetworkID: netA.ID, ContainerID: strings.Repeat("1", 64), IPv4: netip.MustParseAddr("198.19.1.2"), IPv6: netip.MustParseAddr("fd00:19:1::2"),
+		Mappings: []network.PortMapping{{HostPort: 8080, ContainerPort: 80, Protocol: "tcp", Range: 1}, {HostPort: 15000, ContainerPort: 5000, Protocol: "udp", Range: 2, HostIP: "127.0.0.1"}}}
+	pfB = firewall.PortForward{NetworkID: netB.ID, ContainerID: strings.Repeat("2", 64), IPv4: netip.MustParseAddr("198.19.2.2"),
+		Mappings: []network.PortMapping{{HostPort: 9090, ContainerPort: 90, Protocol: "sctp", Range: 1}}}
+)
+
+func TestPrivilegedRulesAppearAndDisappear(t *testing.T) {
+	nettest.Privileged(t)
+	ns := nettest.NewNS(t, "fw")
+	d := fwnft.New(ns.Fd())
+	if err := d.Setup([]firewall.NetworkRules{netA}, []firewall.PortForward{pfA}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Setup([]firewall.NetworkRules{netA, netB}, []firewall.PortForward{pfB}); err != nil {
+		t.Fatal(err)
+	}
+	// Setting up a network again adds nothing (idempotent).
+	if err := d.Setup([]firewall.NetworkRules{netA, netB}, []firewall.PortForward{pfA}); err != nil {
+		t.Fatal(err)
+	}
+	out := list(t, ns)
+	for _, want := range []string{
+		`tcp . 8080 comment "111111111111" : 198.19.1.2 . 80`,
+		`127.0.0.1 . udp . 15001 comment "111111111111" : 198.19.1.2 . 5001`,
+		`tcp . 8080 comment "111111111111" : fd00:19:1::2 . 80`,
+		`sctp . 9090 comment "222222222222" : 198.19.2.2 . 90`,
+		`ip saddr 198.19.1.0/24 ip daddr != 198.19.1.0/24 ip daddr != 224.0.0.0/4 masquerade`,
+		`ip6 saddr fd00:19:1::/64 ip6 daddr != fd00:19:1::/64 ip6 daddr != ff00::/8 masquerade`,
+		`ip saddr 198.19.2.0/24 accept`,
+		`iifname "bra0" oifname != "bra0" oifname @bridges drop`,
+		`ip daddr 198.19.1.1 udp dport 53 dnat ip to 198.19.1.1:5353`,
+		`fib daddr type local jump hostports`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("ruleset lacks %q:\n%s", want, out)
+		}
+	}
+	if i := strings.Index(out, "set bridges {"); i < 0 || !strings.Contains(out[i:i+strings.Index(out[i:], "}")], `"bra0"`) || !strings.Contains(out[i:i+strings.Index(out[i:], "}")], `"brb0"`) {
+		t.Errorf("set bridges should hold bra0 and brb0:\n%s", out)
+	}
+	if n := strings.Count(out, `ip saddr 198.19.1.0/24 accept`); n != 1 {
+		t.Errorf("network rules added %d times", n)
+	}
+	// The same host port for another container is refused with the owner named.
+	clash := pfB
+	clash.Mappings = []network.PortMapping{{HostPort: 8080, ContainerPort: 81, Protocol: "tcp", Range: 1}}
+	err := d.Setup(nil, []firewall.PortForward{clash})
+	if !errors.Is(err, fwnft.ErrPortInUse) || !strings.Contains(err.Error(), "8080/tcp") || !strings.Contains(err.Error(), "198.19.1.2:80") {
+		t.Errorf("conflict: %v", err)
+	}
+	// Teardown of A's ports and network removes exactly A's rules.
+	if err := d.Teardown([]firewall.PortForward{pfA}, []firewall.NetworkRules{netA}); err != nil {
+		t.Fatal(err)
+	}
+	out = list(t, ns)
+	if strings.Contains(out, "198.19.1.") || strings.Contains(out, "bra0") || strings.Contains(out, "fd00:19:1") {
+		t.Errorf("network A's rules left:\n%s", out)
+	}
+	if !strings.Contains(out, "198.19.2.2 . 90") {
+		t.Errorf("network B's forward lost:\n%s", out)
+	}
+	// Tearing down again (elements already gone) is not an error.
+	if err := d.Teardown([]firewall.PortForward{pfA}, nil); err != nil {
+		t.Errorf("repeated teardown: %v", err)
+	}
+	// The last network gone: the table goes too.
+	if err := d.Teardown([]firewall.PortForward{pfB}, []firewall.NetworkRules{netB}); err != nil {
+		t.Fatal(err)
+	}
+	if out := list(t, ns); strings.TrimSpace(out) != "" {
+		t.Errorf("ruleset after the last teardown:\n%s", out)
+	}
+}
+
+func TestPrivilegedLeavesForeignTablesAlone(t *testing.T) {
+	nettest.Privileged(t)
+	ns := nettest.NewNS(t, "fw")
+	if out, err := nettest.Run(ns, 5*time.Second, "nft", "add table inet other; add chain inet other c { type filter hook forward priority 0; policy accept; }"); err != nil {
+		t.Fatal(err, out)
+	}
+	d := fwnft.New(ns.Fd())
+	if err := d.Setup([]firewall.NetworkRules{netB}, []firewall.PortForward{pfB}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	out := list(t, ns)
+	if !strings.Contains(out, "table inet other") || strings.Contains(out, "berth") {
+		t.Errorf("after reset:\n%s", out)
+	}
+}
