@@ -115,7 +115,7 @@ aardvark_pids_under() {
     local d=$1 p cmd
     [ -n "$d" ] || return 0
     for p in /proc/[0-9]*; do
-        cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
+        cmd=$(tr '\0' ' ' 2>/dev/null <"$p/cmdline") || continue
         case $cmd in
             *aardvark*" --config $d/"*) printf '%s\n' "${p#/proc/}" ;;
         esac

@@ -28,7 +28,8 @@
 #   FILL_BUCKET fill setups are also reported in N-buckets of this size (100)
 #   PARALLEL    concurrent setups/teardowns (default 20)
 #   PAR_VARIANTS "cold warm" (cold: network not up yet; warm: 1 container on it)
-#   PAR_REPEATS repeats of the parallel phase, interleaved A B A B (default 1)
+#   PAR_REPEATS repeats of the parallel phase, interleaved A B A B (default 2)
+#   BENCH_PATH  PATH for every call (default /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin)
 #   PHASES      subset/order of "fw par scale" (default "fw par scale"; scale
 #               last so that deleting ~2000 netns does not disturb the rest)
 #   PREFIX      prefix of every netns name (default bbn)
@@ -55,6 +56,9 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 . "$HERE/lib.sh"
 export BENCH=setup-compare
 unset NETAVARK_FW
+# the same, plain PATH for both implementations (a long PATH costs the
+# reference one failed execve per entry before each iptables)
+export PATH="${BENCH_PATH:-/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin}"
 
 REPO="$(cd "$HERE/.." && pwd)"
 A_NETAVARK="${A_NETAVARK:-$REPO/bin/netavark}"
@@ -67,7 +71,7 @@ FILL_BUDGET_S="${FILL_BUDGET_S:-330}"
 FILL_BUCKET="${FILL_BUCKET:-100}"
 PARALLEL="${PARALLEL:-20}"
 PAR_VARIANTS="${PAR_VARIANTS:-cold warm}"
-PAR_REPEATS="${PAR_REPEATS:-1}"
+PAR_REPEATS="${PAR_REPEATS:-2}"
 PHASES="${PHASES:-fw par scale}"
 NET=benchnet
 SUBNET=198.19.0.0/16
@@ -124,14 +128,19 @@ w_execs() { # CMD FW NS JSON -> JSON fragment
         "$cmd" "/run/netns/$ns" <"$js" >"$W/out.txt" 2>&1 || rc=$?
     unset NETAVARK_FW
     local names total=0 fwn=0 n c by="" sep=""
-    names=$(awk 'NR>1 && /execve/ { if (match($0, /execve(at)?\("[^"]*"/)) { s=substr($0,RSTART,RLENGTH); sub(/.*\("/,"",s); sub(/"$/,"",s); n=split(s,p,"/"); print p[n] } }' "$W/strace.txt" | sort | uniq -c)
+    # successful execs only: execvp-style PATH searches also leave failed
+    # (ENOENT) execve attempts in the trace; those are counted apart
+    names=$(awk 'NR>1 && /execve/ && !/= -1 / { if (match($0, /execve(at)?\("[^"]*"/)) { s=substr($0,RSTART,RLENGTH); sub(/.*\("/,"",s); sub(/"$/,"",s); n=split(s,p,"/"); print p[n] } }' "$W/strace.txt" | sort | uniq -c)
+    local failed
+    failed=$(awk 'NR>1 && /execve/ && /= -1 /' "$W/strace.txt" | wc -l)
+    cp "$W/strace.txt" "$RESDIR_W/strace-$ID-$cmd-$ns.txt" 2>/dev/null
     while read -r c n; do
         [ -n "${n:-}" ] || continue
         total=$((total + c))
         is_fw_tool "$n" && fwn=$((fwn + c))
         by+="$sep\"$n\":$c"; sep=","
     done <<<"$names"
-    echo "\"rc\":$rc,\"procs\":$total,\"fw_procs\":$fwn,\"by_name\":{${by}}"
+    echo "\"rc\":$rc,\"procs\":$total,\"fw_procs\":$fwn,\"failed_exec_attempts\":$failed,\"by_name\":{${by}}"
 }
 
 w_par() { # CMD TAG -> "TOTAL_MS CPU_MS"; per call "i rc ms" in $W/par-TAG.txt
@@ -182,7 +191,9 @@ w_state() { # -> JSON fragment, implementation-neutral counters of the host netn
     for ap in $apids; do napid=$((napid + 1)); done
     ap=$(aardvark_pid "$CFG")
     if [ -n "$ap" ]; then rss=$(rss_kb "$ap"); rss=${rss%% *}; fi
-    echo "\"iptables_save_lines\":$ipt,\"iptables_rules\":$ipa,\"iptables_dnat_rules\":$ipd,\"nft_ruleset_lines\":$nftl,\"nft_list_ms\":$nftms,\"iptables_nat_list_ms\":$iptms,\"host_links\":$links,\"host_veths\":$veths,\"aardvark_entries\":$entries,\"aardvark_procs\":$napid,\"aardvark_rss_kb\":${rss:-null}"
+    local cfiles
+    cfiles=$(find "$CFG" -type f ! -name '*.lock' ! -name lock 2>/dev/null | wc -l)
+    echo "\"config_files\":$cfiles,\"iptables_save_lines\":$ipt,\"iptables_rules\":$ipa,\"iptables_dnat_rules\":$ipd,\"nft_ruleset_lines\":$nftl,\"nft_list_ms\":$nftms,\"iptables_nat_list_ms\":$iptms,\"host_links\":$links,\"host_veths\":$veths,\"aardvark_entries\":$entries,\"aardvark_procs\":$napid,\"aardvark_rss_kb\":${rss:-null}"
 }
 
 if [ "${1:-}" = "--worker" ]; then
@@ -214,6 +225,7 @@ LABEL[a]=$A_LABEL; LABEL[b]=$B_LABEL
 RESDIR="${RESDIR:-$HERE/results/$(date +%Y%m%d-%H%M%S)}"
 mkdir -p "$RESDIR"
 export OUT="$RESDIR/compare.jsonl"
+export RESDIR_W="$RESDIR"
 LOGF="$RESDIR/run.log"
 exec 2> >(tee -a "$LOGF" >&2)
 export RUN_ID="${RUN_ID:-$(date +%Y%m%dT%H%M%S)-$$}"
@@ -485,7 +497,7 @@ probe_level() { # TAG ID... : state + PROBES interleaved setup/teardown probes
         log "${LABEL[$id]} N=${N[$id]} ($tag): $("$PYTHON" -c '
 import json,sys
 sw,sc,tw,tc=(json.loads(x) for x in sys.argv[1:])
-print(f"setup median {sw["median"]:.1f} ms p95 {sw["p95"]:.1f} ms cpu {sc["median"]:.0f} ms | teardown median {tw["median"]:.1f} ms p95 {tw["p95"]:.1f} ms cpu {tc["median"]:.0f} ms")
+print("setup median %.1f ms p95 %.1f ms cpu %.0f ms | teardown median %.1f ms p95 %.1f ms cpu %.0f ms" % (sw["median"], sw["p95"], sc["median"], tw["median"], tw["p95"], tc["median"]))
 ' "$sw" "$sc" "$tw" "$tc")"
         PROBED[$id]=${N[$id]}
     done
@@ -534,7 +546,7 @@ phase_scale() {
     done
     local elapsed=$(( ${EPOCHREALTIME%.*} - t_start ))
     for id in $IDS; do
-        ejson "$id" "{\"metric\":\"scale_end\",\"n_reached\":${N[$id]},\"levels\":\"$LEVELS\",\"stopped_by_budget\":$([ "${STOPPED[$id]}" = 1 ] && echo true || echo false),\"budget_s\":$FILL_BUDGET_S,\"fill_used_s\":$(( SPENT_US[$id] / 1000000 )),\"fill_errors\":${FILLERR[$id]},\"phase_elapsed_s\":$elapsed}"
+        ejson "$id" "{\"metric\":\"scale_end\",\"n_reached\":${N[$id]},\"levels\":\"$LEVELS\",\"stopped_by_budget\":$([ "${STOPPED[$id]}" = 1 ] && echo true || echo false),\"budget_s\":$FILL_BUDGET_S,\"fill_used_s\":$(awk -v u="${SPENT_US[$id]}" 'BEGIN{printf "%.1f", u/1e6}'),\"fill_errors\":${FILLERR[$id]},\"phase_elapsed_s\":$elapsed}"
         log "${LABEL[$id]}: scale reached N=${N[$id]} (fill time ${SPENT_US[$id]} us$([ "${STOPPED[$id]}" = 1 ] && echo ", stopped by FILL_BUDGET_S=$FILL_BUDGET_S"), fill errors ${FILLERR[$id]})"
         # fill setups bucketed by N
         "$PYTHON" - "${WDIR[$id]}/fill.txt" "$FILL_BUCKET" <<'PY' | while read -r line; do ejson "$id" "$line"; done

@@ -39,6 +39,10 @@ def fmt(v, nd=None):
         return "–"
     if isinstance(v, bool):
         return "yes" if v else "no"
+    if isinstance(v, int) and nd is None:
+        return str(v)
+    if isinstance(v, float) and nd is None and v.is_integer() and abs(v) >= 100:
+        return f"{v:.0f}"
     if isinstance(v, (int, float)):
         if nd is None:
             nd = 1 if abs(v) < 100 else 0
@@ -237,7 +241,10 @@ def main():
                     row += ["–", "–", "–"]
                     continue
                 r = v[-1]
-                row += [r["fw_procs"], r["procs"], ", ".join(f"{k}×{n}" for k, n in r["by_name"].items()) or "none"]
+                prog = ", ".join(f"{k}×{n}" for k, n in r["by_name"].items()) or "none"
+                if r.get("failed_exec_attempts"):
+                    prog += f" (+{r['failed_exec_attempts']} failed execve attempts)"
+                row += [r["fw_procs"], r["procs"], prog]
             body.append(row)
         print("Processes started per call with the default driver (NETAVARK_FW unset; counted with "
               "`strace -f -b execve`; 2-port container; `setup_first` creates the network, `teardown_last` removes it):\n")

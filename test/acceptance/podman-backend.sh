@@ -2,13 +2,15 @@
 # Runs the guide's scenarios (seed-scenarios.sh) with real Podman 4.3.1 using
 # berth as its network backend: a helper directory holds berth as `netavark`
 # and, until berth's own DNS server lands, Debian's aardvark-dns beside it.
-# Everything runs in namespaces the scenario script creates.
+# Everything runs in namespaces the scenario script creates. The helper
+# directory lives under /opt: rootless Podman 4.3 cannot see /var/lib paths
+# from inside its rootless network namespace (S10 fails with ENOENT there).
 # Usage: sudo test/acceptance/podman-backend.sh   (ONLY="1 2" for a subset)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 [ -x "$top/bin/berth" ] || make -C "$top" >/dev/null
-helpers=${HELPERS:-/var/lib/berth-acceptance/helpers}
+helpers=${HELPERS:-/opt/berth-acceptance/helpers}
 rm -rf "$helpers"
 mkdir -p "$helpers"
 cp "$top/bin/berth" "$helpers/netavark"
