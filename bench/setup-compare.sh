@@ -292,17 +292,18 @@ cleanup() {
         | ip -force -batch - 2>/dev/null
     # the kernel frees deleted namespaces asynchronously; wait (bounded) so
     # that the lock is not handed on while it still churns
-    # (net_namespace slab objects: done when back near the start value or
-    # unchanged for 5 s; per-cpu slabs keep a few objects "active")
+    # (net_namespace slab objects: done when back near the start value, or
+    # unchanged for 30 s; the kernel frees them in batches, and per-cpu
+    # slabs keep a few objects "active")
     if [ -n "$SLAB0" ]; then
         local t0=${EPOCHREALTIME%.*} now last=-1 same=0
         while :; do
             now=$(awk '$1=="net_namespace"{print $2}' /proc/slabinfo)
             [ "$now" -le $((SLAB0 + 30)) ] && break
             if [ "$now" = "$last" ]; then same=$((same + 1)); else same=0; fi
-            [ "$same" -ge 5 ] && break
+            [ "$same" -ge 30 ] && break
             last=$now
-            [ $(( ${EPOCHREALTIME%.*} - t0 )) -ge 180 ] && { log "kernel still freeing namespaces after 180 s"; break; }
+            [ $(( ${EPOCHREALTIME%.*} - t0 )) -ge 240 ] && { log "kernel still freeing namespaces after 240 s"; break; }
             sleep 1
         done
         log "cleanup: netns deleted; kernel freed them after $(( ${EPOCHREALTIME%.*} - t0 )) s (net_namespace slab objects: $now, $SLAB0 at start)"

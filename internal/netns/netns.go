@@ -72,6 +72,18 @@ func (n *NetNS) Do(fn func() error) error {
 }
 
 func doIn(fd int, fn func() error) error {
+	return onThread(func() error {
+		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("enter namespace: %w", err)
+		}
+		return nil
+	}, fn)
+}
+
+// onThread runs enter and then fn on a fresh locked OS thread, and puts the
+// thread back into its original namespace afterwards. If that fails, the
+// thread stays locked and the Go runtime discards it with the goroutine.
+func onThread(enter, fn func() error) error {
 	var (
 		err error
 		wg  sync.WaitGroup
@@ -87,17 +99,15 @@ func doIn(fd int, fn func() error) error {
 			return
 		}
 		defer orig.Close()
-		if e := unix.Setns(fd, unix.CLONE_NEWNET); e != nil {
-			err = fmt.Errorf("enter namespace: %w", e)
+		if e := enter(); e != nil {
+			err = e
 			runtime.UnlockOSThread()
 			return
 		}
 		err = fn()
 		if e := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); e != nil {
-			// Leave the thread locked: the runtime kills it when this
-			// goroutine returns.
 			err = errors.Join(err, fmt.Errorf("return to original namespace: %w", e))
-			return
+			return // the thread stays locked
 		}
 		runtime.UnlockOSThread()
 	}()
@@ -116,37 +126,18 @@ func NewPinned(path string) (*NetNS, error) {
 		return nil, fmt.Errorf("create namespace file: %w", err)
 	}
 	fd.Close()
-	var (
-		mountErr error
-		wg       sync.WaitGroup
-	)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		runtime.LockOSThread()
-		orig, e := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
-		if e != nil {
-			mountErr = e
-			runtime.UnlockOSThread()
-			return
+	mountErr := onThread(func() error {
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("unshare: %w", err)
 		}
-		defer orig.Close()
-		if e := unix.Unshare(unix.CLONE_NEWNET); e != nil {
-			mountErr = fmt.Errorf("unshare: %w", e)
-			runtime.UnlockOSThread()
-			return
-		}
+		return nil
+	}, func() error {
 		src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
-		if e := unix.Mount(src, path, "none", unix.MS_BIND, ""); e != nil {
-			mountErr = fmt.Errorf("bind-mount namespace: %w", e)
+		if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind-mount namespace: %w", err)
 		}
-		if e := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); e != nil {
-			mountErr = errors.Join(mountErr, e)
-			return // thread stays locked and is discarded
-		}
-		runtime.UnlockOSThread()
-	}()
-	wg.Wait()
+		return nil
+	})
 	if mountErr != nil {
 		os.Remove(path)
 		return nil, mountErr

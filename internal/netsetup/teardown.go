@@ -60,21 +60,11 @@ func (m *Manager) Teardown(ctx context.Context, nsPath string, o *network.Option
 		}
 	}
 
-	att := make([]*attachment, 0, len(o.Networks))
+	att := recorded(o)
 	var complete []firewall.NetworkRules
 	var emptyBridges []network.Network
-	for _, a := range o.Networks {
-		n := o.NetworkInfo[a.Name]
-		if n.Name == "" {
-			n.Name = a.Name
-		}
-		at := &attachment{net: n, opts: a.PerNetworkOptions, ctrID: o.ContainerID}
-		for _, ip := range a.StaticIPs {
-			if s, ok := n.SubnetFor(ip); ok {
-				at.addrs = append(at.addrs, netip.PrefixFrom(ip, s.Subnet.Bits()))
-			}
-		}
-		att = append(att, at)
+	for _, at := range att {
+		n, a := at.net, at.opts
 		if err := teardownLink(ctrH, a.InterfaceName); err != nil {
 			errs = append(errs, fmt.Errorf("network %s: %w", n.Name, err))
 		}
@@ -165,19 +155,9 @@ func (m *Manager) FirewallReload(ctx context.Context) ([]string, error) {
 			return nil, err
 		}
 		o := r.Options
-		var att []*attachment
-		for _, a := range o.Networks {
-			n := o.NetworkInfo[a.Name]
-			if n.Name == "" {
-				n.Name = a.Name
-			}
-			at := &attachment{net: n, opts: a.PerNetworkOptions, ctrID: o.ContainerID}
-			for _, ip := range a.StaticIPs {
-				if s, ok := n.SubnetFor(ip); ok {
-					at.addrs = append(at.addrs, netip.PrefixFrom(ip, s.Subnet.Bits()))
-				}
-			}
-			att = append(att, at)
+		att := recorded(o)
+		for _, at := range att {
+			n := at.net
 			if n.Driver == network.DriverBridge && !n.Internal && !n.Unmanaged() {
 				rl := m.rules(n)
 				if !seen[rl.ID] {
@@ -209,4 +189,24 @@ func (m *Manager) UpdateDNSServers(netName string, servers []netip.Addr) error {
 		return nil
 	}
 	return m.signalDNS(false)
+}
+
+// recorded rebuilds the attachments of a container from its options, with
+// the addresses IPAM gave it (static_ips), for teardown and reload.
+func recorded(o *network.Options) []*attachment {
+	att := make([]*attachment, 0, len(o.Networks))
+	for _, a := range o.Networks {
+		n := o.NetworkInfo[a.Name]
+		if n.Name == "" {
+			n.Name = a.Name
+		}
+		at := &attachment{net: n, opts: a.PerNetworkOptions, ctrID: o.ContainerID}
+		for _, ip := range a.StaticIPs {
+			if s, ok := n.SubnetFor(ip); ok {
+				at.addrs = append(at.addrs, netip.PrefixFrom(ip, s.Subnet.Bits()))
+			}
+		}
+		att = append(att, at)
+	}
+	return att
 }
