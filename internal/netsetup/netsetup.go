@@ -187,6 +187,21 @@ func (m *Manager) setup(ctx context.Context, ctrNS *netns.NetNS, hostH, ctrH *li
 	if err := m.fail("firewall"); err != nil {
 		return nil, err
 	}
+	// The other active networks go along: drivers whose rules depend on
+	// each other (iptables strict isolation) see the whole picture, and a
+	// network whose rules were lost (a flushed ruleset) gets them back.
+	if len(fwNets) > 0 {
+		have := map[string]bool{}
+		for _, r := range fwNets {
+			have[r.ID] = true
+		}
+		for _, n := range m.state.activeNetworks() {
+			if n.Driver == network.DriverBridge && !n.Internal && !n.Unmanaged() && !have[n.ID] {
+				have[n.ID] = true
+				fwNets = append(fwNets, m.rules(n))
+			}
+		}
+	}
 	if len(fwNets) > 0 {
 		if err := m.cfg.Firewall.Setup(fwNets, ports); err != nil {
 			return nil, fmt.Errorf("set up firewall (%s): %w", m.cfg.Firewall.Name(), err)

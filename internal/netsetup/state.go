@@ -20,6 +20,7 @@ import (
 //	                              for teardown when the namespace is gone
 //	networks/<net id>/<ctr id>    one marker per container on a network:
 //	                              the last one out removes bridge and rules
+//	networks/<net id>/.network    the network's definition while it is in use
 type store struct {
 	dir string
 }
@@ -82,8 +83,36 @@ func (s store) save(nsPath string, o *network.Options) error {
 		if err := os.WriteFile(m, nil, 0o644); err != nil {
 			return fmt.Errorf("save network marker: %w", err)
 		}
+		b, err := json.Marshal(n)
+		if err != nil {
+			return err
+		}
+		if err := writeAtomic(filepath.Join(filepath.Dir(m), ".network"), b); err != nil {
+			return fmt.Errorf("save network definition: %w", err)
+		}
 	}
 	return nil
+}
+
+// activeNetworks returns the definitions of networks that have containers.
+func (s store) activeNetworks() []network.Network {
+	dir := filepath.Join(s.dir, "networks")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []network.Network
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name(), ".network"))
+		if err != nil {
+			continue
+		}
+		var n network.Network
+		if json.Unmarshal(b, &n) == nil && s.others(e.Name(), "") {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 func (s store) load(id string) (*record, error) {
@@ -105,6 +134,11 @@ func (s store) remove(o *network.Options) error {
 		if err := os.Remove(s.marker(n.ID, o.ContainerID)); err != nil && !os.IsNotExist(err) {
 			errs = append(errs, err)
 		}
+		if !s.others(n.ID, o.ContainerID) {
+			dir := filepath.Dir(s.marker(n.ID, o.ContainerID))
+			_ = os.Remove(filepath.Join(dir, ".network"))
+			_ = os.Remove(dir)
+		}
 	}
 	if err := os.Remove(s.containerFile(o.ContainerID)); err != nil && !os.IsNotExist(err) {
 		errs = append(errs, err)
@@ -123,7 +157,7 @@ func (s store) others(netID, ctrID string) bool {
 	for {
 		names, err := d.Readdirnames(8)
 		for _, n := range names {
-			if n != ctrID && !strings.HasSuffix(n, ".tmp") {
+			if n != ctrID && !strings.HasPrefix(n, ".") && !strings.HasSuffix(n, ".tmp") {
 				return true
 			}
 		}
