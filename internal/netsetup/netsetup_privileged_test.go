@@ -224,6 +224,7 @@ func TestPrivilegedIsolation(t *testing.T) {
 		{"true", "true", false, false, "both isolated"},
 		{"true", "false", true, true, "one isolated"},
 		{"strict", "false", false, false, "strict"},
+		{"false", "strict", false, false, "strict set up second"},
 	}
 	for _, d := range drivers {
 		for _, tc := range cases {
@@ -237,11 +238,11 @@ func TestPrivilegedIsolation(t *testing.T) {
 				cb, _ := tp.container(t, opts("d2", "b", nb, "198.19.5.2"))
 				nettest.ServeBanner(nettest.Listen(t, ca, "tcp4", "0.0.0.0:80"), "A")
 				nettest.ServeBanner(nettest.Listen(t, cb, "tcp4", "0.0.0.0:80"), "B")
-				_, err := nettest.Fetch(ca, "tcp4", "198.19.5.2:80")
+				_, err := nettest.FetchWithin(ca, "tcp4", "198.19.5.2:80", time.Second)
 				if (err == nil) != tc.aToB {
 					t.Errorf("A->B reachable=%v, want %v (%v)", err == nil, tc.aToB, err)
 				}
-				_, err = nettest.Fetch(cb, "tcp4", "198.19.4.2:80")
+				_, err = nettest.FetchWithin(cb, "tcp4", "198.19.4.2:80", time.Second)
 				if (err == nil) != tc.bToA {
 					t.Errorf("B->A reachable=%v, want %v (%v)", err == nil, tc.bToA, err)
 				}

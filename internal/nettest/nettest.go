@@ -190,7 +190,13 @@ func ServeBanner(l net.Listener, banner string) <-chan string {
 
 // Fetch connects from ns to addr and returns what the server sends.
 func Fetch(ns *NS, network, addr string) (string, error) {
-	c, err := Dial(ns, network, addr, 3*time.Second)
+	return FetchWithin(ns, network, addr, 3*time.Second)
+}
+
+// FetchWithin is Fetch with a connect timeout, for checks that expect the
+// connection to fail.
+func FetchWithin(ns *NS, network, addr string, timeout time.Duration) (string, error) {
+	c, err := Dial(ns, network, addr, timeout)
 	if err != nil {
 		return "", err
 	}
