@@ -15,6 +15,7 @@ build:
 	@mkdir -p bin
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/berth ./cmd/berth
 	ln -sf berth bin/netavark
+	ln -sf berth bin/aardvark-dns
 
 test: build
 	scripts/test.sh

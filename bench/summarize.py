@@ -119,6 +119,9 @@ def main():
         top = max((int(x) for x in levels), default=0)
         for i in impls:
             for e in ends.get(i, []):
+                if e["n_reached"] >= top:
+                    print(f"**{i} reached N={e['n_reached']}** (the highest level) within its fill budget "
+                          f"({e['fill_used_s']} of {e['budget_s']} s used).\n")
                 if e["n_reached"] < top:
                     print(f"**{i} did not reach N={top}**: it stopped at N={e['n_reached']} "
                           + ("because its fill budget of " + str(e["budget_s"]) + " s was used up. "

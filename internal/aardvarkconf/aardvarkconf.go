@@ -89,6 +89,16 @@ func (e Entry) String() string {
 	return s
 }
 
+// printable reports whether s has no spaces or control characters.
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
 // ParseHeader parses a first line.
 func ParseHeader(line string) (Header, error) {
 	f := strings.Split(strings.TrimRight(line, "\r"), " ")
@@ -115,8 +125,8 @@ func ParseEntry(line string) (Entry, error) {
 		return Entry{}, fmt.Errorf("want 4 or 5 space-separated columns, got %d", len(f))
 	}
 	e := Entry{ID: f[0]}
-	if e.ID == "" {
-		return Entry{}, errors.New("empty container id")
+	if e.ID == "" || !printable(e.ID) {
+		return Entry{}, errors.New("empty or unprintable container id")
 	}
 	var err error
 	if e.IPv4, err = parseAddrs(f[1]); err != nil {
@@ -126,9 +136,13 @@ func ParseEntry(line string) (Entry, error) {
 		return Entry{}, fmt.Errorf("ipv6 column: %w", err)
 	}
 	for _, n := range strings.Split(f[3], ",") {
-		if n != "" {
-			e.Names = append(e.Names, strings.ToLower(n))
+		if n == "" {
+			continue
 		}
+		if !printable(n) {
+			return Entry{}, fmt.Errorf("name %q has spaces or control characters", n)
+		}
+		e.Names = append(e.Names, strings.ToLower(n))
 	}
 	if len(e.Names) == 0 {
 		return Entry{}, errors.New("no names")

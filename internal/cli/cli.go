@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berthnet/berth/internal/buildinfo"
+	"github.com/berthnet/berth/internal/compat/aardvark"
 	"github.com/berthnet/berth/internal/compat/netavark"
 )
 
@@ -21,6 +22,8 @@ func Main(ctx context.Context, name string, args []string, stdin io.Reader, stdo
 	switch name {
 	case "netavark":
 		return netavark.Run(ctx, args, env)
+	case "aardvark-dns":
+		return aardvark.Run(ctx, args, aardvark.Env{Stdout: stdout, Stderr: stderr, Getenv: os.Getenv})
 	}
 	return runBerth(ctx, args, env)
 }

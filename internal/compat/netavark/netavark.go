@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -75,7 +76,7 @@ func Run(ctx context.Context, args []string, env Env) int {
 	pf := root.PersistentFlags()
 	pf.StringVarP(&g.config, "config", "c", "", "state directory (aardvark-dns configuration and berth's records)")
 	pf.BoolVarP(&g.rootless, "rootless", "r", false, "run as a rootless backend (--rootless=<bool>)")
-	pf.StringVarP(&g.aardvark, "aardvark-binary", "a", DefaultAardvark, "path of the aardvark-dns binary")
+	pf.StringVarP(&g.aardvark, "aardvark-binary", "a", defaultAardvark(), "path of the aardvark-dns binary (default: berth's own, beside this program)")
 	pf.StringVar(&g.firewallDriver, "firewall-driver", "", "firewall driver: nftables (default), iptables or none (also env NETAVARK_FW)")
 	pf.StringArrayVar(&g.pluginDirs, "plugin-directory", nil, "directory of plugin drivers (accepted; berth has its drivers built in)")
 	pf.StringVarP(&g.file, "file", "f", "", "read the network options from this file instead of stdin")
@@ -293,6 +294,18 @@ func manager(g *globals, env Env) (*netsetup.Manager, error) {
 		Logger:         logger(env),
 		AardvarkEnv:    aardvarkEnv(env),
 	})
+}
+
+// defaultAardvark prefers the aardvark-dns next to this program (berth's
+// own DNS server in bin/), then the standard path.
+func defaultAardvark() string {
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), "aardvark-dns")
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			return p
+		}
+	}
+	return DefaultAardvark
 }
 
 // Firewall returns the driver for a name ("" means nftables).

@@ -1,0 +1,227 @@
+// Package aardvark is berth's aardvark-dns-compatible front-end: the command
+// line netavark (and berth) use to start the DNS server
+// (`aardvark-dns --config DIR -p PORT run`), the fork-and-report-ready start
+// (the parent exits once the server listens, or fails with the reason), the
+// pid file, SIGHUP reloads, and exit when no network is left.
+package aardvark
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berthnet/berth/internal/buildinfo"
+	"github.com/berthnet/berth/internal/dns"
+)
+
+// Env is what the front-end reads from its process.
+type Env struct {
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+}
+
+const childEnv = "BERTH_AARDVARK_CHILD"
+
+// Run executes the front-end and returns the exit code.
+func Run(ctx context.Context, args []string, env Env) int {
+	if env.Getenv == nil {
+		env.Getenv = os.Getenv
+	}
+	var (
+		config     string
+		port       uint16
+		filter     string
+		foreground bool
+	)
+	root := &cobra.Command{
+		Use:           "aardvark-dns",
+		Short:         "berth's name server for container networks (aardvark-dns compatible)",
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		Version:       buildinfo.Version,
+	}
+	root.SetVersionTemplate("aardvark-dns {{.Version}} (berth)\n")
+	root.SetOut(env.Stdout)
+	root.SetErr(env.Stderr)
+	pf := root.PersistentFlags()
+	pf.StringVarP(&config, "config", "c", "/run/containers/networks/aardvark-dns", "configuration directory (one file per network)")
+	pf.Uint16VarP(&port, "port", "p", 5533, "port to listen on at each network's gateway addresses")
+	pf.StringVarP(&filter, "filter-search-domain", "f", dns.DefaultFilterDomain, "search domain stripped from queries and never forwarded")
+	code := 0
+	run := &cobra.Command{
+		Use:   "run",
+		Short: "start the server (it forks; the parent exits once the server is ready)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg := dns.Config{Dir: config, Port: port, FilterDomain: filter, NoProxy: env.Getenv("AARDVARK_NO_PROXY") != ""}
+			if foreground || env.Getenv(childEnv) != "" {
+				code = serve(cmd.Context(), cfg, env)
+				return nil
+			}
+			return spawn(env)
+		},
+	}
+	run.Flags().BoolVar(&foreground, "foreground", false, "do not fork (berth extension; logs to stderr)")
+	root.AddCommand(run, &cobra.Command{
+		Use:   "version",
+		Short: "print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintf(env.Stdout, "aardvark-dns %s (berth)\n", buildinfo.Version)
+			return nil
+		},
+	})
+	root.SetArgs(args)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintf(env.Stderr, "Error: %v\n", err)
+		return 1
+	}
+	return code
+}
+
+// spawn starts this program again as the daemon and waits until it reports
+// that it listens (or why it could not).
+func spawn(env Env) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer devnull.Close()
+	cmd := exec.Command(exe, os.Args[1:]...)
+	cmd.Args[0] = os.Args[0]
+	cmd.Env = append(os.Environ(), childEnv+"=1")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		w.Close()
+		r.Close()
+		return fmt.Errorf("start server: %w", err)
+	}
+	w.Close()
+	msg, _ := io.ReadAll(io.LimitReader(r, 4096))
+	r.Close()
+	_ = cmd.Process.Release()
+	switch s := string(msg); {
+	case s == "ready":
+		return nil
+	case s == "":
+		return errors.New("server exited before it was ready")
+	default:
+		return errors.New(s)
+	}
+}
+
+// serve runs the server in this process until SIGTERM/SIGINT, or until no
+// network is left.
+func serve(ctx context.Context, cfg dns.Config, env Env) int {
+	var ready *os.File
+	if env.Getenv(childEnv) != "" {
+		ready = os.NewFile(3, "ready")
+	}
+	report := func(msg string) {
+		if ready != nil {
+			_, _ = ready.WriteString(msg)
+			ready.Close()
+			ready = nil
+		}
+	}
+	logger := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level(env.Getenv("RUST_LOG"))}))
+	cfg.Logger = logger
+	srv, err := dns.New(cfg)
+	if err != nil {
+		report(err.Error())
+		fmt.Fprintln(env.Stderr, err)
+		return 1
+	}
+	defer srv.Close()
+	pidFile := filepath.Join(cfg.Dir, "aardvark.pid")
+	hup := make(chan os.Signal, 4)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	n, err := srv.Reload()
+	if err != nil {
+		report(err.Error())
+		fmt.Fprintln(env.Stderr, err)
+		return 1
+	}
+	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		report(fmt.Sprintf("write pid file: %v", err))
+		return 1
+	}
+	defer removeOwnPidFile(pidFile)
+	report("ready")
+	if n == 0 {
+		logger.Info("no networks configured; exiting")
+		return 0
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return 0
+		case <-hup:
+			n, err := srv.Reload()
+			if err != nil {
+				logger.Error("reload", "error", err)
+			}
+			if n == 0 && err == nil {
+				// Remove the pid file first, then look once more: a setup
+				// that signalled us before the removal has already
+				// written its file; one that comes after starts a new
+				// server.
+				removeOwnPidFile(pidFile)
+				if n, _ = srv.Reload(); n == 0 {
+					logger.Info("no networks left; exiting")
+					return 0
+				}
+				if err := os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+					logger.Error("rewrite pid file", "error", err)
+				}
+			}
+		}
+	}
+}
+
+// removeOwnPidFile removes the pid file if it still names this process.
+func removeOwnPidFile(p string) {
+	b, err := os.ReadFile(p)
+	if err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(os.Getpid()) {
+		os.Remove(p)
+	}
+}
+
+func level(rustLog string) slog.Level {
+	if i := strings.LastIndex(rustLog, "="); i >= 0 {
+		rustLog = rustLog[i+1:]
+	}
+	switch strings.ToLower(rustLog) {
+	case "trace", "debug":
+		return slog.LevelDebug
+	case "info":
+		return slog.LevelInfo
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelWarn
+}
+
+

@@ -1,0 +1,234 @@
+// Package dns is berth's name server for container networks, a drop-in for
+// aardvark-dns: it reads the aardvark configuration directory, answers A,
+// AAAA and PTR queries for the containers that share a network with the
+// asking container, and forwards everything else to the container's, the
+// network's or the host's upstream servers.
+//
+// Records are immutable snapshots swapped atomically on reload, so queries
+// never see a half-loaded configuration and listeners are never restarted
+// for addresses that stay.
+package dns
+
+import (
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/berthnet/berth/internal/aardvarkconf"
+)
+
+// InternalSuffix marks an internal network's file (netavark ≥ 1.11).
+const InternalSuffix = "%int"
+
+// Network is one network's records.
+type Network struct {
+	Name       string
+	Internal   bool
+	BindIPs    []netip.Addr
+	DNSServers []netip.Addr
+	// byName maps a lower-case name to the containers that carry it.
+	byName map[string][]*aardvarkconf.Entry
+	// byIP maps a container address to its entry.
+	byIP map[netip.Addr]*aardvarkconf.Entry
+}
+
+// Snapshot is the whole configuration at one moment.
+type Snapshot struct {
+	Networks []*Network
+	// member maps a container address to the container's ID.
+	member map[netip.Addr]string
+	// containerNets maps a container ID to every network it is on.
+	containerNets map[string][]*Network
+	// listener maps a bind address to the networks served there.
+	listener map[netip.Addr][]*Network
+	// Errors holds the files that could not be loaded; the others load.
+	Errors []error
+}
+
+// Load reads every network file in dir. A malformed file is reported in
+// Snapshot.Errors (with file and line) and skipped; it does not take the
+// other networks down.
+func Load(dir string) (*Snapshot, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var files []*namedFile
+	var errs []error
+	for _, e := range ents {
+		name := e.Name()
+		if e.IsDir() || name == "aardvark.pid" || strings.HasPrefix(name, ".") {
+			continue
+		}
+		f, err := os.Open(filepath.Join(dir, name))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		parsed, err := aardvarkconf.Parse(f, filepath.Join(dir, name))
+		f.Close()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		files = append(files, &namedFile{name: name, f: parsed})
+	}
+	s := Build(files)
+	s.Errors = errs
+	return s, nil
+}
+
+type namedFile struct {
+	name string
+	f    *aardvarkconf.File
+}
+
+// NamedFile pairs a network file name with its parsed content.
+func NamedFile(name string, f *aardvarkconf.File) *namedFile { return &namedFile{name: name, f: f} }
+
+// Build indexes parsed files.
+func Build(files []*namedFile) *Snapshot {
+	sort.Slice(files, func(i, j int) bool { return files[i].name < files[j].name })
+	s := &Snapshot{member: map[netip.Addr]string{}, containerNets: map[string][]*Network{}, listener: map[netip.Addr][]*Network{}}
+	for _, nf := range files {
+		n := &Network{
+			Name:       strings.TrimSuffix(nf.name, InternalSuffix),
+			Internal:   strings.HasSuffix(nf.name, InternalSuffix),
+			BindIPs:    nf.f.Header.BindIPs,
+			DNSServers: nf.f.Header.DNSServers,
+			byName:     map[string][]*aardvarkconf.Entry{},
+			byIP:       map[netip.Addr]*aardvarkconf.Entry{},
+		}
+		for i := range nf.f.Entries {
+			e := &nf.f.Entries[i]
+			for _, name := range e.Names {
+				n.byName[strings.ToLower(name)] = append(n.byName[strings.ToLower(name)], e)
+			}
+			for _, ip := range append(append([]netip.Addr{}, e.IPv4...), e.IPv6...) {
+				n.byIP[ip] = e
+				s.member[ip] = e.ID
+			}
+			s.containerNets[e.ID] = append(s.containerNets[e.ID], n)
+		}
+		for _, ip := range n.BindIPs {
+			s.listener[ip] = append(s.listener[ip], n)
+		}
+		s.Networks = append(s.Networks, n)
+	}
+	return s
+}
+
+// BindIPs returns every address to listen on.
+func (s *Snapshot) BindIPs() []netip.Addr {
+	out := make([]netip.Addr, 0, len(s.listener))
+	for ip := range s.listener {
+		out = append(out, ip)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Less(out[j]) })
+	return out
+}
+
+// Scope is what one requester may see: its networks, and its own upstreams.
+type Scope struct {
+	Networks []*Network
+	// Entry is the requester's own entry when it is a known container.
+	Entry *aardvarkconf.Entry
+}
+
+// ScopeFor decides the networks a query is answered from: every network of
+// the container that owns the source address, or — for an unknown source
+// such as the host — the networks served on the address the query came in
+// on.
+func (s *Snapshot) ScopeFor(src, local netip.Addr) Scope {
+	src, local = src.Unmap(), local.Unmap()
+	if id, ok := s.member[src]; ok {
+		nets := s.containerNets[id]
+		for _, n := range nets {
+			if e := n.byIP[src]; e != nil {
+				return Scope{Networks: nets, Entry: e}
+			}
+		}
+		return Scope{Networks: nets}
+	}
+	return Scope{Networks: s.listener[local]}
+}
+
+// Internal reports whether the requester is only on internal networks.
+func (sc Scope) Internal() bool {
+	if len(sc.Networks) == 0 {
+		return false
+	}
+	for _, n := range sc.Networks {
+		if !n.Internal {
+			return false
+		}
+	}
+	return true
+}
+
+// Lookup returns the addresses of name on the scope's networks, and whether
+// the name exists there at all (it may have no address of a family).
+func (sc Scope) Lookup(name string, v6 bool) ([]netip.Addr, bool) {
+	name = strings.ToLower(name)
+	var out []netip.Addr
+	found := false
+	seen := map[netip.Addr]bool{}
+	for _, n := range sc.Networks {
+		for _, e := range n.byName[name] {
+			found = true
+			ips := e.IPv4
+			if v6 {
+				ips = e.IPv6
+			}
+			for _, ip := range ips {
+				if !seen[ip] {
+					seen[ip] = true
+					out = append(out, ip)
+				}
+			}
+		}
+	}
+	return out, found
+}
+
+// Reverse returns the names of ip on the scope's networks.
+func (sc Scope) Reverse(ip netip.Addr) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, n := range sc.Networks {
+		if e := n.byIP[ip]; e != nil {
+			for _, name := range e.Names {
+				if !seen[name] {
+					seen[name] = true
+					out = append(out, name)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// Upstreams returns the servers to forward to, in order of precedence: the
+// container's own, else its networks', else nil (meaning the host's).
+func (sc Scope) Upstreams() []netip.Addr {
+	if sc.Entry != nil && len(sc.Entry.DNSServers) > 0 {
+		return sc.Entry.DNSServers
+	}
+	var out []netip.Addr
+	seen := map[netip.Addr]bool{}
+	for _, n := range sc.Networks {
+		for _, ip := range n.DNSServers {
+			if !seen[ip] {
+				seen[ip] = true
+				out = append(out, ip)
+			}
+		}
+	}
+	return out
+}
+
+// ErrNoNetworks is returned when the configuration has no network left.
+var ErrNoNetworks = errors.New("no networks configured")
