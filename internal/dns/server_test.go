@@ -238,7 +238,7 @@ func TestForwardingPrecedenceFailoverAndServfail(t *testing.T) {
 	upstreamServer(t, "127.0.5.2", up, fixedAnswer("198.18.5.2", &hitsB)) // container's server
 	upstreamServer(t, "127.0.5.3", up, fixedAnswer("198.18.5.3", &hitsC)) // host resolv.conf
 	files := map[string]string{
-		"net1": "127.0.0.1 127.0.5.9,127.0.5.1\nc1 127.0.1.1  plain\nc2 127.0.1.2  own 127.0.5.2\n",
+		"net1":    "127.0.0.1 127.0.5.9,127.0.5.1\nc1 127.0.1.1  plain\nc2 127.0.1.2  own 127.0.5.2\n",
 		"int%int": "127.0.0.3\nc4 127.0.4.4  secret\n",
 	}
 	var resolv string

@@ -223,5 +223,3 @@ func level(rustLog string) slog.Level {
 	}
 	return slog.LevelWarn
 }
-
-
