@@ -281,6 +281,11 @@ func (d Dir) Add(entries map[string]Entry, headers map[string]Header) error {
 	}
 	defer unlock()
 	for netName, e := range entries {
+		if ok, err := d.appendEntry(netName, e, headers[netName]); err != nil {
+			return err
+		} else if ok {
+			continue
+		}
 		f, err := d.read(netName)
 		if err != nil {
 			if !os.IsNotExist(err) {
@@ -301,6 +306,29 @@ func (d Dir) Add(entries map[string]Entry, headers map[string]Header) error {
 		}
 	}
 	return nil
+}
+
+// appendEntry adds e at the end of an existing file whose header is
+// already h and that has no entry for e's container: one write, no rewrite
+// of the other entries (as netavark does). It reports whether it did so.
+func (d Dir) appendEntry(netName string, e Entry, h Header) (bool, error) {
+	f, err := os.OpenFile(d.file(netName), os.O_RDWR|os.O_APPEND, 0)
+	if err != nil {
+		return false, nil
+	}
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return false, nil
+	}
+	head, _, _ := strings.Cut(string(b), "\n")
+	if len(b) == 0 || b[len(b)-1] != '\n' || head != h.String() || strings.Contains(string(b), "\n"+e.ID+" ") {
+		return false, nil
+	}
+	if _, err := f.WriteString(e.String() + "\n"); err != nil {
+		return false, fmt.Errorf("append to %s: %w", d.file(netName), err)
+	}
+	return true, nil
 }
 
 // Remove drops the container's entries from the named network files; a file

@@ -46,6 +46,14 @@ type fixture struct {
 
 func start(t *testing.T, files map[string]string, mod func(*Config)) *fixture {
 	t.Helper()
+	if c, err := net.Dial("udp", "127.0.0.1:9"); err != nil {
+		t.Skipf("loopback is not usable in this network namespace (%v); these tests talk over 127.0.0.0/8", err)
+	} else if _, err := c.Write([]byte{0}); err != nil {
+		c.Close()
+		t.Skipf("loopback is not usable in this network namespace (%v)", err)
+	} else {
+		c.Close()
+	}
 	dir := t.TempDir()
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {

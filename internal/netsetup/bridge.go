@@ -98,6 +98,19 @@ func (m *Manager) ensureBridge(hostH *link.Handle, n network.Network, ports []ne
 	if n.Unmanaged() {
 		return br, nil
 	}
+	localnet := !n.Internal && firewall.NeedsRouteLocalnet([]firewall.PortForward{{IPv4: netip.IPv4Unspecified(), Mappings: ports}})
+	// A bridge that already serves berth's containers is configured; only
+	// route_localnet may still be needed by this container's ports.
+	id := n.ID
+	if id == "" {
+		id = n.Name
+	}
+	if !at.createdBridge && m.state.others(id, at.ctrID) {
+		if localnet {
+			return br, sysctl.Apply(m.cfg.HostNS, []sysctl.Setting{{Key: sysctl.Key("net", "ipv4", "conf", name, "route_localnet"), Value: "1"}})
+		}
+		return br, nil
+	}
 	// Sysctls before addresses: IPv6 DAD must be off before the gateway
 	// address is added.
 	var host []sysctl.Setting
@@ -117,7 +130,7 @@ func (m *Manager) ensureBridge(hostH *link.Handle, n network.Network, ports []ne
 		host = append(host,
 			sysctl.Setting{Key: sysctl.Key("net", "ipv4", "conf", name, "forwarding"), Value: "0"},
 			sysctl.Setting{Key: sysctl.Key("net", "ipv6", "conf", name, "forwarding"), Value: "0", Optional: true})
-	} else if firewall.NeedsRouteLocalnet([]firewall.PortForward{{IPv4: netip.IPv4Unspecified(), Mappings: ports}}) {
+	} else if localnet {
 		host = append(host, sysctl.Setting{Key: sysctl.Key("net", "ipv4", "conf", name, "route_localnet"), Value: "1"})
 	}
 	if err := m.fail("sysctl"); err != nil {

@@ -83,12 +83,17 @@ func (s store) save(nsPath string, o *network.Options) error {
 		if err := os.WriteFile(m, nil, 0o644); err != nil {
 			return fmt.Errorf("save network marker: %w", err)
 		}
-		b, err := json.Marshal(n)
-		if err != nil {
-			return err
-		}
-		if err := writeAtomic(filepath.Join(filepath.Dir(m), ".network"), b); err != nil {
-			return fmt.Errorf("save network definition: %w", err)
+		// The definition is written with the network's first container;
+		// Podman does not change a network's subnets while it is in use.
+		def := filepath.Join(filepath.Dir(m), ".network")
+		if _, err := os.Stat(def); err != nil {
+			b, err := json.Marshal(n)
+			if err != nil {
+				return err
+			}
+			if err := writeAtomic(def, b); err != nil {
+				return fmt.Errorf("save network definition: %w", err)
+			}
 		}
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/berthnet/berth/internal/netns"
 )
@@ -41,7 +42,8 @@ func keyPath(key string) string {
 }
 
 // Apply writes the settings inside ns (nil: the calling thread's namespace).
-// A value that already holds is not rewritten.
+// Values are written without reading them first: one open per setting, and
+// the kernel ignores a write of the value that already holds.
 func Apply(ns *netns.NetNS, settings []Setting) error {
 	do := func() error {
 		for _, s := range settings {
@@ -58,19 +60,15 @@ func Apply(ns *netns.NetNS, settings []Setting) error {
 }
 
 func write(s Setting) error {
-	p := keyPath(s.Key)
-	cur, err := os.ReadFile(p)
-	if err != nil {
-		if s.Optional && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission)) {
-			return nil
+	f, err := os.OpenFile(keyPath(s.Key), os.O_WRONLY|os.O_TRUNC, 0)
+	if err == nil {
+		_, err = f.WriteString(s.Value)
+		if cerr := f.Close(); err == nil {
+			err = cerr
 		}
-		return fmt.Errorf("read sysctl %s: %w", name(s.Key), err)
 	}
-	if strings.TrimSpace(string(cur)) == s.Value {
-		return nil
-	}
-	if err := os.WriteFile(p, []byte(s.Value), 0o644); err != nil {
-		if s.Optional {
+	if err != nil {
+		if s.Optional && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS)) {
 			return nil
 		}
 		return fmt.Errorf("write sysctl %s=%s: %w", name(s.Key), s.Value, err)
