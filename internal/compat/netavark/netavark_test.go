@@ -122,12 +122,17 @@ func TestFirewallDriverSelection(t *testing.T) {
 func buildBinary(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "netavark")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/berthnet/berth/cmd/berth")
+	berth := filepath.Join(dir, "berth")
+	cmd := exec.Command("go", "build", "-o", berth, "github.com/berthnet/berth/cmd/berth")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	return bin
+	for _, name := range []string{"netavark", "aardvark-dns"} {
+		if err := os.Symlink("berth", filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return filepath.Join(dir, "netavark")
 }
 
 // TestPrivilegedPodmanStyleCallWithAardvark runs the binary exactly as
@@ -136,14 +141,20 @@ func buildBinary(t *testing.T) string {
 // through the DNS server netavark started, and teardown stops it.
 func TestPrivilegedPodmanStyleCallWithAardvark(t *testing.T) {
 	nettest.Privileged(t)
-	aardvark := "/usr/lib/podman/aardvark-dns"
-	if _, err := os.Stat(aardvark); err != nil {
-		t.Skip("Debian's aardvark-dns is not installed (apt-get install aardvark-dns)")
-	}
 	if _, err := exec.LookPath("dig"); err != nil {
 		t.Skip("dig is not installed (apt-get install dnsutils)")
 	}
 	bin := buildBinary(t)
+	t.Run("berth-dns", func(t *testing.T) { podmanStyleCall(t, bin, filepath.Join(filepath.Dir(bin), "aardvark-dns")) })
+	t.Run("debian-aardvark", func(t *testing.T) {
+		if _, err := os.Stat("/usr/lib/podman/aardvark-dns"); err != nil {
+			t.Skip("Debian's aardvark-dns is not installed (apt-get install aardvark-dns)")
+		}
+		podmanStyleCall(t, bin, "/usr/lib/podman/aardvark-dns")
+	})
+}
+
+func podmanStyleCall(t *testing.T, bin, aardvark string) {
 	host := nettest.NewNS(t, "host")
 	ctr := nettest.NewNS(t, "ctr")
 	cfg := t.TempDir()
@@ -247,5 +258,90 @@ func TestCreateCompletesNetwork(t *testing.T) {
 	out, _, code = run(t, strings.Replace(in, `"name":"n1"`, `"name":"podman"`, 1), "create")
 	if code != 1 || !strings.Contains(errorLine(t, out), "already used") {
 		t.Errorf("duplicate name: %d %q", code, out)
+	}
+}
+
+// TestPrivilegedDNSForwardingAndUpdate: berth's netavark and DNS server with
+// dnsmasq upstreams in their own namespace. The network's DNS server answers
+// forwarded names; `netavark update` switches upstreams at once; when the
+// first upstream is down the second one answers; an internal network never
+// forwards.
+func TestPrivilegedDNSForwardingAndUpdate(t *testing.T) {
+	nettest.Privileged(t)
+	for _, tool := range []string{"dig", "dnsmasq"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed", tool)
+		}
+	}
+	bin := buildBinary(t)
+	host := nettest.NewNS(t, "host")
+	up := nettest.NewNS(t, "up")
+	ctr := nettest.NewNS(t, "ctr")
+	nettest.Connect(t, host, "uplink0", netip.MustParsePrefix("198.18.9.1/24"), up, "eth0", netip.MustParsePrefix("198.18.9.2/24"))
+	h := nettest.Handle(t, up.NetNS)
+	eth, _ := h.ByName("eth0")
+	h.AddAddr(eth, netip.MustParsePrefix("198.18.9.3/24"))
+	// Two upstreams: 198.18.9.2 answers a.up.test with .102, 198.18.9.3 with .103.
+	var pids []int
+	for _, u := range []struct{ ip, ans string }{{"198.18.9.2", "198.18.9.102"}, {"198.18.9.3", "198.18.9.103"}} {
+		pidFile := filepath.Join(t.TempDir(), "pid")
+		out, err := nettest.Run(up, 5*time.Second, "dnsmasq", "--no-resolv", "--no-hosts", "--bind-interfaces", "--listen-address="+u.ip,
+			"--address=/up.test/"+u.ans, "--pid-file="+pidFile, "--user=root")
+		if err != nil {
+			t.Fatalf("dnsmasq: %v %s", err, out)
+		}
+		b, _ := os.ReadFile(pidFile)
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		pids = append(pids, pid)
+		t.Cleanup(func() { syscall.Kill(pid, syscall.SIGTERM) })
+	}
+	cfg := t.TempDir()
+	in := `{"container_id":"d1d1bf33eecba75d0d84952337b1ceef6a239eb8e94b48aec1ed3fc4e6b3a8ac","container_name":"fwd",
+	 "networks":{"fwdnet":{"static_ips":["198.19.21.2"],"interface_name":"eth0"}},
+	 "network_info":{"fwdnet":{"dns_enabled":true,"driver":"bridge","id":"6a6ce4390f2adb1681eb1a90ec8b48c49c015e0a8d336c197637e7f65e365fa9",
+	   "internal":false,"ipv6_enabled":false,"name":"fwdnet","network_interface":"bfwd0","network_dns_servers":["198.18.9.2"],
+	   "subnets":[{"gateway":"198.19.21.1","subnet":"198.19.21.0/24"}]}}}`
+	aardvark := filepath.Join(filepath.Dir(bin), "aardvark-dns")
+	call := func(stdin string, args ...string) {
+		t.Helper()
+		cmd := exec.Command("nsenter", append([]string{"--net=" + host.Path(), "--", bin, "--config", cfg, "--aardvark-binary=" + aardvark}, args...)...)
+		cmd.Stdin = strings.NewReader(stdin)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("netavark %v: %v %s", args, err, out)
+		}
+	}
+	call(in, "setup", ctr.Path())
+	t.Cleanup(func() {
+		cmd := exec.Command("nsenter", "--net="+host.Path(), "--", bin, "--config", cfg, "--aardvark-binary="+aardvark, "teardown", ctr.Path())
+		cmd.Stdin = strings.NewReader(in)
+		cmd.Run()
+		if b, err := os.ReadFile(filepath.Join(cfg, "aardvark-dns", "aardvark.pid")); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	dig := func(name string) string {
+		out, _ := nettest.Run(ctr, 10*time.Second, "dig", "+short", "+time=3", "+tries=1", "@198.19.21.1", name)
+		return strings.TrimSpace(out)
+	}
+	if got := dig("a.up.test"); got != "198.18.9.102" {
+		t.Errorf("forwarded to the network's server: %q", got)
+	}
+	call("", "update", "fwdnet", "--network-dns-servers", "198.18.9.3")
+	if got := dig("b.up.test"); got != "198.18.9.103" {
+		t.Errorf("after update: %q, want the new upstream's answer", got)
+	}
+	// Failover: the first server is down, the second answers.
+	call("", "update", "fwdnet", "--network-dns-servers", "198.18.9.2,198.18.9.3")
+	syscall.Kill(pids[0], syscall.SIGTERM)
+	time.Sleep(200 * time.Millisecond)
+	if got := dig("c.up.test"); got != "198.18.9.103" {
+		t.Errorf("with the first upstream down: %q", got)
+	}
+	// TCP queries work too.
+	out, _ := nettest.Run(ctr, 10*time.Second, "dig", "+short", "+tcp", "+time=3", "+tries=1", "@198.19.21.1", "fwd")
+	if strings.TrimSpace(out) != "198.19.21.2" {
+		t.Errorf("tcp query for the container's own name: %q", out)
 	}
 }
