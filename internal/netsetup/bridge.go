@@ -46,7 +46,7 @@ func mtu(n network.Network, hostH *link.Handle) int {
 }
 
 // ensureBridge finds or creates the network's bridge and returns it.
-func (m *Manager) ensureBridge(hostH *link.Handle, n network.Network, ports []network.PortMapping, rb *undo, at *attachment) (netlink.Link, error) {
+func (m *Manager) ensureBridge(sess *session, hostH *link.Handle, n network.Network, ports []network.PortMapping, rb *undo, at *attachment) (netlink.Link, error) {
 	name := n.NetworkInterface
 	br, err := hostH.ByName(name)
 	if err == nil {
@@ -105,7 +105,7 @@ func (m *Manager) ensureBridge(hostH *link.Handle, n network.Network, ports []ne
 	if id == "" {
 		id = n.Name
 	}
-	if !at.createdBridge && m.state.others(id, at.ctrID) {
+	if !at.createdBridge && sess.others(id, at.ctrID) {
 		if localnet {
 			return br, sysctl.Apply(m.cfg.HostNS, []sysctl.Setting{{Key: sysctl.Key("net", "ipv4", "conf", name, "route_localnet"), Value: "1"}})
 		}
@@ -153,12 +153,12 @@ func (m *Manager) ensureBridge(hostH *link.Handle, n network.Network, ports []ne
 	return br, nil
 }
 
-func (m *Manager) setupBridge(ctrNS *netns.NetNS, hostH, ctrH *link.Handle, at *attachment, ports []network.PortMapping, rb *undo) error {
+func (m *Manager) setupBridge(sess *session, ctrNS *netns.NetNS, hostH, ctrH *link.Handle, at *attachment, ports []network.PortMapping, rb *undo) error {
 	n := at.net
 	if _, err := ctrH.ByName(at.opts.InterfaceName); err == nil {
 		return fmt.Errorf("create veth pair: interface %s already exists in the container namespace", at.opts.InterfaceName)
 	}
-	br, err := m.ensureBridge(hostH, n, ports, rb, at)
+	br, err := m.ensureBridge(sess, hostH, n, ports, rb, at)
 	if err != nil {
 		return err
 	}

@@ -114,11 +114,11 @@ func (m *Manager) Setup(ctx context.Context, nsPath string, o *network.Options) 
 	}
 	defer ctrNS.Close()
 
-	unlock, err := m.state.lock()
+	sess, err := m.state.open()
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
+	defer sess.close()
 
 	hostH, err := link.NewHandle(m.cfg.HostNS)
 	if err != nil {
@@ -132,7 +132,7 @@ func (m *Manager) Setup(ctx context.Context, nsPath string, o *network.Options) 
 	defer ctrH.Close()
 
 	var rollback undo
-	res, err := m.setup(ctx, ctrNS, hostH, ctrH, o, &rollback)
+	res, err := m.setup(ctx, sess, ctrNS, hostH, ctrH, o, &rollback)
 	if err != nil {
 		if rerr := rollback.run(); rerr != nil {
 			m.log.Warn("rollback after failed setup was incomplete", "error", rerr)
@@ -143,7 +143,7 @@ func (m *Manager) Setup(ctx context.Context, nsPath string, o *network.Options) 
 	return res, nil
 }
 
-func (m *Manager) setup(ctx context.Context, ctrNS *netns.NetNS, hostH, ctrH *link.Handle, o *network.Options, rb *undo) (map[string]network.StatusBlock, error) {
+func (m *Manager) setup(ctx context.Context, sess *session, ctrNS *netns.NetNS, hostH, ctrH *link.Handle, o *network.Options, rb *undo) (map[string]network.StatusBlock, error) {
 	if lo, err := ctrH.ByName("lo"); err == nil {
 		if err := ctrH.Up(lo); err != nil {
 			return nil, err
@@ -165,7 +165,7 @@ func (m *Manager) setup(ctx context.Context, ctrNS *netns.NetNS, hostH, ctrH *li
 		var err error
 		switch n.Driver {
 		case network.DriverBridge:
-			err = m.setupBridge(ctrNS, hostH, ctrH, at, o.PortMappings, rb)
+			err = m.setupBridge(sess, ctrNS, hostH, ctrH, at, o.PortMappings, rb)
 		case network.DriverMacvlan, network.DriverIPvlan:
 			err = m.setupMacvlan(ctrNS, hostH, ctrH, at, rb)
 		}
@@ -195,7 +195,7 @@ func (m *Manager) setup(ctx context.Context, ctrNS *netns.NetNS, hostH, ctrH *li
 		for _, r := range fwNets {
 			have[r.ID] = true
 		}
-		for _, n := range m.state.activeNetworks() {
+		for _, n := range sess.activeNetworks() {
 			if n.Driver == network.DriverBridge && !n.Internal && !n.Unmanaged() && !have[n.ID] {
 				have[n.ID] = true
 				fwNets = append(fwNets, m.rules(n))
@@ -212,10 +212,10 @@ func (m *Manager) setup(ctx context.Context, ctrNS *netns.NetNS, hostH, ctrH *li
 	if err := m.fail("state"); err != nil {
 		return nil, err
 	}
-	if err := m.state.save(ctrNS.Path(), o); err != nil {
+	if err := sess.save(ctrNS.Path(), o); err != nil {
 		return nil, err
 	}
-	rb.push(func() error { return m.state.remove(o) })
+	rb.push(func() error { return sess.remove(o) })
 
 	if err := m.fail("dns"); err != nil {
 		return nil, err

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/nftables"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/berthnet/berth/internal/firewall"
 	fwipt "github.com/berthnet/berth/internal/firewall/iptables"
@@ -293,11 +294,22 @@ func residue(t *testing.T, tp *topo) []string {
 		out = append(out, "nft table "+tb.Name)
 	}
 	filepath.Walk(filepath.Join(tp.cfgDir, "berth"), func(p string, info os.FileInfo, err error) error {
-		if err == nil && !info.IsDir() && filepath.Base(p) != "lock" {
+		if err == nil && !info.IsDir() && filepath.Base(p) != "state.db" {
 			out = append(out, "file "+p)
 		}
 		return nil
 	})
+	if db, err := bolt.Open(filepath.Join(tp.cfgDir, "berth", "state.db"), 0o644, &bolt.Options{ReadOnly: true}); err == nil {
+		db.View(func(tx *bolt.Tx) error {
+			return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+				return b.ForEach(func(k, _ []byte) error {
+					out = append(out, fmt.Sprintf("state %s/%s", name, k))
+					return nil
+				})
+			})
+		})
+		db.Close()
+	}
 	return out
 }
 

@@ -6,48 +6,52 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
-	"golang.org/x/sys/unix"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/berthnet/berth/internal/network"
 )
 
-// store keeps berth's own state under <config>/berth:
+// store keeps berth's own state in one bbolt database, <config>/berth/state.db:
 //
-//	lock                          flock held for every setup and teardown
-//	containers/<ctr id>.json      the setup input, for firewall-reload and
-//	                              for teardown when the namespace is gone
-//	networks/<net id>/<ctr id>    one marker per container on a network:
-//	                              the last one out removes bridge and rules
-//	networks/<net id>/.network    the network's definition while it is in use
+//	containers/<ctr id>            the setup input and netns path, for
+//	                               firewall-reload and teardown without a netns
+//	networks/<net id>              the network's definition while it is in use
+//	members/<net id>/<ctr id>      one key per container on a network: the
+//	                               last one out removes bridge and rules
+//
+// Opening the database takes its flock, so a session is also the lock that
+// serialises setups and teardowns across processes. Transactions are not
+// fsynced: the state lives under /run, which a reboot empties anyway, and a
+// crashed process leaves either the old or the new state.
 type store struct {
 	dir string
 }
 
-func (s store) lock() (func(), error) {
+var (
+	bucketContainers = []byte("containers")
+	bucketNetworks   = []byte("networks")
+	bucketMembers    = []byte("members")
+)
+
+// session is an open, locked state database.
+type session struct {
+	db *bolt.DB
+}
+
+func (s store) open() (*session, error) {
 	if err := os.MkdirAll(s.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create state directory: %w", err)
 	}
-	p := filepath.Join(s.dir, "lock")
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
+	p := filepath.Join(s.dir, "state.db")
+	db, err := bolt.Open(p, 0o644, &bolt.Options{NoSync: true, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", p, err)
+		return nil, fmt.Errorf("open state %s: %w", p, err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", p, err)
-	}
-	return func() { f.Close() }, nil
+	return &session{db: db}, nil
 }
 
-func (s store) containerFile(id string) string {
-	return filepath.Join(s.dir, "containers", id+".json")
-}
-
-func (s store) marker(netID, ctrID string) string {
-	return filepath.Join(s.dir, "networks", netID, ctrID)
-}
+func (s *session) close() { s.db.Close() }
 
 // record is what is kept per container.
 type record struct {
@@ -55,144 +59,171 @@ type record struct {
 	Options *network.Options `json:"options"`
 }
 
-func writeAtomic(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
+func netID(n network.Network) string {
+	if n.ID != "" {
+		return n.ID
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return n.Name
 }
 
-func (s store) save(nsPath string, o *network.Options) error {
-	b, err := json.Marshal(record{NSPath: nsPath, Options: o})
+func (s *session) save(nsPath string, o *network.Options) error {
+	rec, err := json.Marshal(record{NSPath: nsPath, Options: o})
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(s.containerFile(o.ContainerID), b); err != nil {
-		return fmt.Errorf("save container state: %w", err)
-	}
-	for _, a := range o.Networks {
-		n := o.NetworkInfo[a.Name]
-		m := s.marker(n.ID, o.ContainerID)
-		if err := os.MkdirAll(filepath.Dir(m), 0o755); err != nil {
-			return fmt.Errorf("save network marker: %w", err)
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		c, err := tx.CreateBucketIfNotExists(bucketContainers)
+		if err != nil {
+			return err
 		}
-		if err := os.WriteFile(m, nil, 0o644); err != nil {
-			return fmt.Errorf("save network marker: %w", err)
+		if err := c.Put([]byte(o.ContainerID), rec); err != nil {
+			return err
 		}
-		// The definition is written with the network's first container;
-		// Podman does not change a network's subnets while it is in use.
-		def := filepath.Join(filepath.Dir(m), ".network")
-		if _, err := os.Stat(def); err != nil {
-			b, err := json.Marshal(n)
+		nets, err := tx.CreateBucketIfNotExists(bucketNetworks)
+		if err != nil {
+			return err
+		}
+		members, err := tx.CreateBucketIfNotExists(bucketMembers)
+		if err != nil {
+			return err
+		}
+		for _, a := range o.Networks {
+			n := o.NetworkInfo[a.Name]
+			if n.Name == "" {
+				n.Name = a.Name
+			}
+			id := []byte(netID(n))
+			m, err := members.CreateBucketIfNotExists(id)
 			if err != nil {
 				return err
 			}
-			if err := writeAtomic(def, b); err != nil {
-				return fmt.Errorf("save network definition: %w", err)
+			if err := m.Put([]byte(o.ContainerID), nil); err != nil {
+				return err
+			}
+			def, err := json.Marshal(n)
+			if err != nil {
+				return err
+			}
+			if err := nets.Put(id, def); err != nil {
+				return err
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("save container state: %w", err)
 	}
 	return nil
 }
 
-// activeNetworks returns the definitions of networks that have containers.
-func (s store) activeNetworks() []network.Network {
-	dir := filepath.Join(s.dir, "networks")
-	ents, err := os.ReadDir(dir)
-	if err != nil {
+func (s *session) remove(o *network.Options) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if c := tx.Bucket(bucketContainers); c != nil {
+			if err := c.Delete([]byte(o.ContainerID)); err != nil {
+				return err
+			}
+		}
+		members := tx.Bucket(bucketMembers)
+		if members == nil {
+			return nil
+		}
+		for _, a := range o.Networks {
+			n := o.NetworkInfo[a.Name]
+			if n.Name == "" {
+				n.Name = a.Name
+			}
+			id := []byte(netID(n))
+			m := members.Bucket(id)
+			if m == nil {
+				continue
+			}
+			if err := m.Delete([]byte(o.ContainerID)); err != nil {
+				return err
+			}
+			if k, _ := m.Cursor().First(); k == nil {
+				if err := members.DeleteBucket(id); err != nil {
+					return err
+				}
+				if nets := tx.Bucket(bucketNetworks); nets != nil {
+					if err := nets.Delete(id); err != nil {
+						return err
+					}
+				}
+			}
+		}
 		return nil
-	}
-	var out []network.Network
-	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join(dir, e.Name(), ".network"))
-		if err != nil {
-			continue
-		}
-		var n network.Network
-		if json.Unmarshal(b, &n) == nil && s.others(e.Name(), "") {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
-func (s store) load(id string) (*record, error) {
-	b, err := os.ReadFile(s.containerFile(id))
+	})
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("remove container state: %w", err)
 	}
-	var r record
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("parse %s: %w", s.containerFile(id), err)
-	}
-	return &r, nil
-}
-
-func (s store) remove(o *network.Options) error {
-	var errs []error
-	for _, a := range o.Networks {
-		n := o.NetworkInfo[a.Name]
-		if err := os.Remove(s.marker(n.ID, o.ContainerID)); err != nil && !os.IsNotExist(err) {
-			errs = append(errs, err)
-		}
-		if !s.others(n.ID, o.ContainerID) {
-			dir := filepath.Dir(s.marker(n.ID, o.ContainerID))
-			_ = os.Remove(filepath.Join(dir, ".network"))
-			_ = os.Remove(dir)
-		}
-	}
-	if err := os.Remove(s.containerFile(o.ContainerID)); err != nil && !os.IsNotExist(err) {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // others reports whether containers other than ctrID are recorded on the
 // network.
-func (s store) others(netID, ctrID string) bool {
-	d, err := os.Open(filepath.Join(s.dir, "networks", netID))
-	if err != nil {
-		return false
-	}
-	defer d.Close()
-	for {
-		names, err := d.Readdirnames(8)
-		for _, n := range names {
-			if n != ctrID && !strings.HasPrefix(n, ".") && !strings.HasSuffix(n, ".tmp") {
-				return true
+func (s *session) others(netID, ctrID string) bool {
+	found := false
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		members := tx.Bucket(bucketMembers)
+		if members == nil {
+			return nil
+		}
+		m := members.Bucket([]byte(netID))
+		if m == nil {
+			return nil
+		}
+		c := m.Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			if string(k) != ctrID {
+				found = true
+				return nil
 			}
 		}
-		if err != nil {
-			return false
+		return nil
+	})
+	return found
+}
+
+// activeNetworks returns the definitions of networks that have containers.
+func (s *session) activeNetworks() []network.Network {
+	var out []network.Network
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		nets := tx.Bucket(bucketNetworks)
+		if nets == nil {
+			return nil
 		}
-	}
+		return nets.ForEach(func(_, v []byte) error {
+			var n network.Network
+			if json.Unmarshal(v, &n) == nil {
+				out = append(out, n)
+			}
+			return nil
+		})
+	})
+	return out
 }
 
 // all returns every recorded container.
-func (s store) all() ([]*record, error) {
-	ents, err := os.ReadDir(filepath.Join(s.dir, "containers"))
-	if err != nil {
-		if os.IsNotExist(err) {
-			return nil, nil
-		}
-		return nil, err
-	}
+func (s *session) all() ([]*record, error) {
 	var out []*record
 	var errs []error
-	for _, e := range ents {
-		if !strings.HasSuffix(e.Name(), ".json") {
-			continue
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketContainers)
+		if c == nil {
+			return nil
 		}
-		r, err := s.load(strings.TrimSuffix(e.Name(), ".json"))
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		out = append(out, r)
+		return c.ForEach(func(k, v []byte) error {
+			var r record
+			if err := json.Unmarshal(v, &r); err != nil || r.Options == nil {
+				errs = append(errs, fmt.Errorf("container %s: bad record: %v", k, err))
+				return nil
+			}
+			out = append(out, &r)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read container state: %w", err)
 	}
 	return out, errors.Join(errs...)
 }

@@ -19,11 +19,11 @@ func (m *Manager) Teardown(ctx context.Context, nsPath string, o *network.Option
 	if err := o.Validate(); err != nil {
 		return err
 	}
-	unlock, err := m.state.lock()
+	sess, err := m.state.open()
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer sess.close()
 
 	var errs []error
 	var ctrH *link.Handle
@@ -89,7 +89,7 @@ func (m *Manager) Teardown(ctx context.Context, nsPath string, o *network.Option
 		if id == "" {
 			id = n.Name
 		}
-		if m.state.others(id, o.ContainerID) {
+		if sess.others(id, o.ContainerID) {
 			continue
 		}
 		br, err := hostH.ByName(n.NetworkInterface)
@@ -129,7 +129,7 @@ func (m *Manager) Teardown(ctx context.Context, nsPath string, o *network.Option
 			}
 		}
 	}
-	if err := m.state.remove(o); err != nil {
+	if err := sess.remove(o); err != nil {
 		errs = append(errs, err)
 	}
 	_ = ctx
@@ -140,12 +140,12 @@ func (m *Manager) Teardown(ctx context.Context, nsPath string, o *network.Option
 // set up, e.g. after the host's ruleset was flushed. It returns the IDs of
 // the containers whose rules were restored.
 func (m *Manager) FirewallReload(ctx context.Context) ([]string, error) {
-	unlock, err := m.state.lock()
+	sess, err := m.state.open()
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-	recs, loadErr := m.state.all()
+	defer sess.close()
+	recs, loadErr := sess.all()
 	var nets []firewall.NetworkRules
 	seen := map[string]bool{}
 	var ports []firewall.PortForward
