@@ -202,7 +202,10 @@ cleanup() {
     for id in $IDS; do own_kill "${REFPID[$id]}"; done
     own_kill "$UPPID"
     kill_aardvark_under "$WORK"
-    wait 2>/dev/null
+    # only our own children: a bare `wait` would also wait for the log tee
+    for p in "${BGPIDS[@]}" "${REFPID[a]}" "${REFPID[b]}" "$UPPID"; do
+        [ -n "$p" ] && wait "$p" 2>/dev/null
+    done
     # dnsmasq / aardvark logs and netavark outputs for the record
     for id in $IDS; do
         [ -d "$WORK/$id" ] && cp "$WORK/$id"/setup-out*.txt "$RESDIR/dnsperf/" 2>/dev/null
@@ -250,7 +253,7 @@ emit_rss() { # ID R PHASE
         return
     fi
     r=$(rss_kb "$p")
-    ejson "$id" "{\"metric\":\"rss\",\"records\":$2,\"phase\":\"$3\",\"rss_kb\":${r%% *},\"hwm_kb\":${r##* },\"threads\":$(awk '/^Threads:/{print $2}' "/proc/$p/status"),\"cpu_ms_total\":$(proc_cpu_ms "$p"),\"pid\":$p,\"pid_file\":\"$now\"}"
+    ejson "$id" "{\"metric\":\"rss\",\"records\":$2,\"phase\":\"$3\",\"rss_kb\":${r%% *},\"hwm_kb\":${r##* },\"threads\":$(awk '/^Threads:/{print $2}' "/proc/$p/status"),\"cpu_ms_total\":$(c=$(proc_cpu_ms "$p"); echo "${c:-null}"),\"pid\":$p,\"pid_file\":\"$now\"}"
     log "  ${LABEL[$id]} RSS ($3, R=$2): ${r%% *} kB (peak ${r##* } kB)"
 }
 
@@ -270,6 +273,27 @@ sanity() { # ID R TAG : right answers before/after measuring
     [ "$aru" = "NOERROR 198.19.100.7" ] || ok=false
     ejson "$id" "{\"metric\":\"sanity\",\"records\":$R,\"when\":\"$tag\",\"ok\":$ok,\"ctr1\":\"$a1\",\"ctrR\":\"$aR\",\"upstream\":\"$au\",\"ref_local\":\"$ar\",\"ref_upstream\":\"$aru\"}"
     log "  ${LABEL[$id]} sanity ($tag, R=$R): ok=$ok ctr1='$a1' ctr$R='$aR' host7.upstream.test='$au' ref_local='$ar' ref_upstream='$aru'"
+}
+
+# udp_snap ID : UDP NoPorts InErrors RcvbufErrors of the host netns, the
+# upstream netns and container 1 (9 numbers), from /proc/net/snmp
+udp_snap() {
+    local ns
+    for ns in "${HNS[$1]}" "$UNS" "${PREFIX}-${1}1"; do
+        nsenter --net="/run/netns/$ns" awk '/^Udp:/{n++; if (n == 2) printf "%s %s %s ", $3, $4, $6}' /proc/net/snmp
+    done
+}
+udp_delta() { # "BEFORE" "AFTER" -> JSON object
+    "$PYTHON" -c '
+import json, sys
+a = [int(x) for x in sys.argv[1].split()]; b = [int(x) for x in sys.argv[2].split()]
+d = [y - x for x, y in zip(a, b)]
+out = {}
+for i, ns in enumerate(("host", "upstream", "client")):
+    if len(d) >= 3 * i + 3:
+        out[ns] = {"noports": d[3 * i], "inerrors": d[3 * i + 1], "rcvbuf_errors": d[3 * i + 2]}
+print(json.dumps(out))
+' "$1" "$2"
 }
 
 human() { # KIND LABEL TEST R JSON
@@ -298,13 +322,18 @@ run_perf() {
         *) log "unknown test $test"; return ;;
     esac
     local c="/run/netns/${PREFIX}-${id}1" f="$RESDIR/dnsperf/$test-$id-R$R-r$round" m c0 c1 u0 u1
+    local s0 s1
+    s0=$(udp_snap "$id")
     c0=$(proc_cpu_ms "$spid"); u0=$(proc_cpu_ms "$UPPID")
     nsenter --net="$c" dnsperf -s "$server" -d "$qf" -l "$DURATION" -c "$CLIENTS" -q "$OUTSTANDING" \
         -t "$QTIMEOUT" >"$f-max.txt" 2>&1
     c1=$(proc_cpu_ms "$spid"); u1=$(proc_cpu_ms "$UPPID")
+    s1=$(udp_snap "$id")
     m=$("$PYTHON" "$HERE/dnslib.py" parse "$f-max.txt")
-    emit_json "{\"metric\":\"dns_max\",\"impl\":\"$impl\",\"path\":\"$id\",\"path_of\":\"${LABEL[$id]}\",\"test\":\"$test\",\"records\":$R,\"round\":$round,\"server\":\"$server\",\"duration_s\":$DURATION,\"clients\":$CLIENTS,\"outstanding\":$OUTSTANDING,\"server_cpu_ms\":$(cpu_delta "$c0" "$c1"),\"upstream_cpu_ms\":$(cpu_delta "$u0" "$u1"),\"load1\":$(loadavg1),\"result\":$m}"
+    emit_json "{\"metric\":\"dns_max\",\"udp\":$(udp_delta "$s0" "$s1"),\"impl\":\"$impl\",\"path\":\"$id\",\"path_of\":\"${LABEL[$id]}\",\"test\":\"$test\",\"records\":$R,\"round\":$round,\"server\":\"$server\",\"duration_s\":$DURATION,\"clients\":$CLIENTS,\"outstanding\":$OUTSTANDING,\"server_cpu_ms\":$(cpu_delta "$c0" "$c1"),\"upstream_cpu_ms\":$(cpu_delta "$u0" "$u1"),\"load1\":$(loadavg1),\"result\":$m}"
     log "$(human max "$impl/$id" "$test" "$R" "$m")"
+    local ud; ud=$(udp_delta "$s0" "$s1")
+    [[ "$ud" =~ [1-9] ]] && log "    UDP counter deltas (noports/inerrors/rcvbuf_errors per netns): $ud"
     c0=$(proc_cpu_ms "$spid")
     nsenter --net="$c" dnsperf -s "$server" -d "$qf" -l "$LAT_DURATION" -Q "$LAT_QPS" -c "$CLIENTS" \
         -t "$QTIMEOUT" -v >"$WORK/lat.txt" 2>&1
@@ -321,6 +350,8 @@ reload_test() {
     [ -n "$p" ] && [ -d "/proc/$p" ] || { log "  ${LABEL[$id]}: no server for the reload test"; return; }
     case $kind in names) qf="$WORK/q-names-$R.txt" ;; *) qf="$WORK/q-upstream.txt" ;; esac
     local f="$RESDIR/dnsperf/reload-$kind-$id-R$R.txt"
+    local s0 s1
+    s0=$(udp_snap "$id")
     c0=$(proc_cpu_ms "$p")
     nsenter --net="/run/netns/${PREFIX}-${id}1" dnsperf -s "${GW[$id]}" -d "$qf" -l "$RELOAD_DURATION" \
         -Q "$RELOAD_QPS" -c "$CLIENTS" -t "$QTIMEOUT" -v >"$f" 2>&1 &
@@ -335,13 +366,14 @@ reload_test() {
     t1=${EPOCHREALTIME/./}
     wait "$dp"
     c1=$(proc_cpu_ms "$p")
+    s1=$(udp_snap "$id")
     local alive=false same=false now a1 aR m
     [ -d "/proc/$p" ] && alive=true
     now=$(pid_now "$id")
     [ "$now" = "$p" ] && same=true
     a1=$(ask "$id" "${GW[$id]}" ctr1); aR=$(ask "$id" "${GW[$id]}" "ctr$R")
     m=$("$PYTHON" "$HERE/dnslib.py" parse "$f")
-    ejson "$id" "{\"metric\":\"reload\",\"records\":$R,\"queries\":\"$kind\",\"sighups\":$sent,\"interval_s\":$RELOAD_INTERVAL,\"hup_span_ms\":$(( (t1 - t0) / 1000 )),\"qps_target\":$RELOAD_QPS,\"duration_s\":$RELOAD_DURATION,\"server_cpu_ms\":$(cpu_delta "$c0" "$c1"),\"pid_alive_after\":$alive,\"pid_file_same\":$same,\"after_ctr1\":\"$a1\",\"after_ctrR\":\"$aR\",\"load1\":$(loadavg1),\"result\":$m}"
+    ejson "$id" "{\"metric\":\"reload\",\"udp\":$(udp_delta "$s0" "$s1"),\"records\":$R,\"queries\":\"$kind\",\"sighups\":$sent,\"interval_s\":$RELOAD_INTERVAL,\"hup_span_ms\":$(( (t1 - t0) / 1000 )),\"qps_target\":$RELOAD_QPS,\"duration_s\":$RELOAD_DURATION,\"server_cpu_ms\":$(cpu_delta "$c0" "$c1"),\"pid_alive_after\":$alive,\"pid_file_same\":$same,\"after_ctr1\":\"$a1\",\"after_ctrR\":\"$aR\",\"load1\":$(loadavg1),\"result\":$m}"
     log "  ${LABEL[$id]} reload ($kind, R=$R): $sent SIGHUPs in $(( (t1 - t0) / 1000 )) ms; $("$PYTHON" -c '
 import json,sys
 m=json.loads(sys.argv[1])

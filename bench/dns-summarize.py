@@ -134,18 +134,30 @@ def main():
                 bad_m = sum((x["result"].get("not_noerror") or 0) for x in perf[("dns_max", R, test, path)])
                 lost_l = sum((x["result"].get("lost") or 0) for x in perf.get(("dns_latency", R, test, path), []))
                 bad_l = sum((x["result"].get("not_noerror") or 0) for x in perf.get(("dns_latency", R, test, path), []))
+                ud = defaultdict(int)
+                for x in perf[("dns_max", R, test, path)]:
+                    for ns, v in (x.get("udp") or {}).items():
+                        for k, n in v.items():
+                            ud[(ns, k)] += n
+                udp = (f"{ud[('host', 'rcvbuf_errors')]}/{ud[('host', 'noports')]}/"
+                       f"{ud[('upstream', 'rcvbuf_errors')]}/{ud[('client', 'rcvbuf_errors')]}")
                 body.append([R, test, srv, fmt(g("dns_max", R, test, path, "qps"), 0), pr,
                              fmt(g("dns_max", R, test, path, "avg_ms")), f"{lost_m}/{bad_m}",
-                             fmt(cpu_per_q(R, test, path), 1),
+                             udp, fmt(cpu_per_q(R, test, path), 1),
                              fmt(g("dns_latency", R, test, path, "p50_ms")),
                              fmt(g("dns_latency", R, test, path, "p99_ms")),
                              fmt(g("dns_latency", R, test, path, "max_ms")), f"{lost_l}/{bad_l}"])
         lq = c0.get("lat_qps")
         print(table(["records", "test", "server", "max qps", "per round", "avg ms @max",
-                     "lost/not-NOERROR @max (all rounds)", "server CPU µs/query @max",
+                     "lost/not-NOERROR @max (all rounds)",
+                     "UDP drops @max: host rcvbuf / host noports / upstream rcvbuf / client rcvbuf",
+                     "server CPU µs/query @max",
                      f"p50 ms @{lq} qps", f"p99 ms @{lq}", f"max ms @{lq}", f"lost/not-NOERROR @{lq}"], body) + "\n")
         print("Server CPU = user+sys of the server process during the max-rate run / queries completed "
-              "(for `upstream` the upstream dnsmasq's CPU is not included; for `ref_upstream` it is the upstream's).\n")
+              "(for `upstream` the upstream dnsmasq's CPU is not included; for `ref_upstream` it is the upstream's). "
+              "UDP drops: deltas of /proc/net/snmp `Udp: RcvbufErrors` (a socket's receive queue was full) and "
+              "`NoPorts` (no socket on the port: ICMP port unreachable) in the host netns (DNS server and its "
+              "upstream socket), the upstream netns and the client (dnsperf) netns, summed over rounds.\n")
 
         print("## Ratios and targets (targets are reported, not asserted)\n")
         body = []
@@ -232,11 +244,12 @@ def main():
                          m.get("completed"), lost, bad, rc or "–",
                          f"{lost + bad} ({100.0 * (lost + bad) / sent:.2f}%)" if sent else "–",
                          fmt(m.get("p99_ms")), fmt(m.get("max_ms")),
+                         ((r.get("udp") or {}).get("host") or {}).get("noports", "–"),
                          f"{fmt(r['pid_alive_after'])}/{fmt(r['pid_file_same'])}",
                          f"{r.get('after_ctr1')}; {r.get('after_ctrR')}"])
         print(table(["records", "queries", "impl", "SIGHUPs", "over ms", "queries sent", "completed", "lost",
                      "answered not NOERROR", "response codes", "failed (lost + not NOERROR)", "p99 ms", "max ms",
-                     "server alive / same pid", "answers afterwards (ctr1; ctrR)"], body) + "\n")
+                     "host NoPorts (port unreachable)", "server alive / same pid", "answers afterwards (ctr1; ctrR)"], body) + "\n")
         c = cfg.get("a", {})
         print(f"dnsperf `-Q {c.get('reload_qps')} -l {c.get('reload_duration_s')} -c {c.get('clients')} "
               f"-t {c.get('qtimeout_s')}`; {c.get('reloads')} SIGHUPs every {c.get('reload_interval_s')} s "

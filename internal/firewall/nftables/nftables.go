@@ -65,8 +65,10 @@ var _ firewall.Driver = (*Driver)(nil)
 // Name implements firewall.Driver.
 func (d *Driver) Name() string { return firewall.DriverNftables }
 
+// conn opens one netlink socket for a whole call (every request and batch
+// of the call goes through it); callers CloseLasting it.
 func (d *Driver) conn() (*nftables.Conn, error) {
-	var opts []nftables.ConnOption
+	opts := []nftables.ConnOption{nftables.AsLasting()}
 	if d.nsFd >= 0 {
 		opts = append(opts, nftables.WithNetNSFd(d.nsFd))
 	}
@@ -259,6 +261,7 @@ func (d *Driver) Setup(nets []firewall.NetworkRules, ports []firewall.PortForwar
 	if err != nil {
 		return err
 	}
+	defer c.CloseLasting()
 	o := newObjects()
 	exists, have, err := d.present(c, o)
 	if err != nil {
@@ -289,7 +292,7 @@ func (d *Driver) Setup(nets []firewall.NetworkRules, ports []firewall.PortForwar
 		}
 	}
 	if err := c.Flush(); err != nil {
-		if conflict := d.findConflict(ports); conflict != nil {
+		if conflict := d.findConflict(c, ports); conflict != nil {
 			return conflict
 		}
 		return fmt.Errorf("apply nftables batch: %w", err)
@@ -298,11 +301,7 @@ func (d *Driver) Setup(nets []firewall.NetworkRules, ports []firewall.PortForwar
 }
 
 // findConflict explains a failed batch when a host port is already taken.
-func (d *Driver) findConflict(ports []firewall.PortForward) error {
-	c, err := d.conn()
-	if err != nil {
-		return nil
-	}
+func (d *Driver) findConflict(c *nftables.Conn, ports []firewall.PortForward) error {
 	o := newObjects()
 	for _, pf := range ports {
 		for set, els := range o.forwardElements(pf) {
@@ -353,6 +352,7 @@ func (d *Driver) Teardown(ports []firewall.PortForward, complete []firewall.Netw
 	if err != nil {
 		return err
 	}
+	defer c.CloseLasting()
 	o := newObjects()
 	if _, err := c.ListTableOfFamily(TableName, nftables.TableFamilyINet); err != nil {
 		return nil // nothing of ours exists (e.g. after a flush)
@@ -372,24 +372,20 @@ func (d *Driver) Teardown(ports []firewall.PortForward, complete []firewall.Netw
 		}
 		if err := c.Flush(); err != nil {
 			// Some elements were already gone: delete the ones that exist.
-			if err := d.deletePresent(dels); err != nil {
+			if err := d.deletePresent(c, dels); err != nil {
 				errs = append(errs, err)
 			}
 		}
 	}
 	if len(complete) > 0 {
-		if err := d.deleteNetworks(complete); err != nil {
+		if err := d.deleteNetworks(c, complete); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func (d *Driver) deletePresent(dels map[*nftables.Set][]nftables.SetElement) error {
-	c, err := d.conn()
-	if err != nil {
-		return err
-	}
+func (d *Driver) deletePresent(c *nftables.Conn, dels map[*nftables.Set][]nftables.SetElement) error {
 	queued := false
 	for set, els := range dels {
 		cur, err := c.GetSetElements(set)
@@ -421,11 +417,7 @@ func (d *Driver) deletePresent(dels map[*nftables.Set][]nftables.SetElement) err
 	return nil
 }
 
-func (d *Driver) deleteNetworks(nets []firewall.NetworkRules) error {
-	c, err := d.conn()
-	if err != nil {
-		return err
-	}
+func (d *Driver) deleteNetworks(c *nftables.Conn, nets []firewall.NetworkRules) error {
 	o := newObjects()
 	ids := map[string]bool{}
 	for _, n := range nets {
@@ -461,7 +453,7 @@ func (d *Driver) deleteNetworks(nets []firewall.NetworkRules) error {
 	}
 	// The last network gone: remove the table, so nothing of berth's stays.
 	if left, err := c.GetSetElements(o.bridges); err == nil && len(left) == 0 {
-		return d.Reset()
+		return reset(c)
 	}
 	return nil
 }
@@ -472,6 +464,11 @@ func (d *Driver) Reset() error {
 	if err != nil {
 		return err
 	}
+	defer c.CloseLasting()
+	return reset(c)
+}
+
+func reset(c *nftables.Conn) error {
 	if _, err := c.ListTableOfFamily(TableName, nftables.TableFamilyINet); err != nil {
 		return nil
 	}
