@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the guide's scenarios (seed-scenarios.sh) with real Podman 4.3.1 using
 # berth as its network backend: a helper directory holds berth as `netavark`
-# and, until berth's own DNS server lands, Debian's aardvark-dns beside it.
+# and berth's DNS server as `aardvark-dns` (AARDVARK=/usr/lib/podman/aardvark-dns
+# runs Debian's aardvark-dns beside berth instead).
 # Everything runs in namespaces the scenario script creates. The helper
 # directory lives under /opt: rootless Podman 4.3 cannot see /var/lib paths
 # from inside its rootless network namespace (S10 fails with ENOENT there).
