@@ -13,6 +13,7 @@ import (
 	"math/big"
 	"net/netip"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -22,6 +23,9 @@ import (
 
 // ErrExists is returned when a network name or ID is taken.
 var ErrExists = errors.New("network already exists")
+
+// ErrNoFreeSubnet is returned when every block of the pools is in use.
+var ErrNoFreeSubnet = errors.New("could not find free subnet from subnet pools")
 
 // SubnetPool is one pool that automatic subnets are cut from.
 type SubnetPool struct {
@@ -44,6 +48,9 @@ type Used struct {
 	Interfaces []string          `json:"interfaces"`
 	Names      map[string]string `json:"names"`
 	Subnets    []netip.Prefix    `json:"subnets"`
+	// HostInterfaces, when not nil, are the host's own links: the parent
+	// of a macvlan or ipvlan network must be one of them.
+	HostInterfaces []string `json:"host_interfaces,omitempty"`
 }
 
 // Options steer the completion.
@@ -62,15 +69,32 @@ type Request struct {
 
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 
+// InvalidError is a rejected value. Its text is exactly the message (so the
+// CLI can print Podman's wording), and it unwraps to network.ErrInvalid.
+type InvalidError struct{ Msg string }
+
+func (e *InvalidError) Error() string { return e.Msg }
+
+// Unwrap makes errors.Is(err, network.ErrInvalid) true.
+func (e *InvalidError) Unwrap() error { return network.ErrInvalid }
+
 func invalid(format string, args ...any) error {
-	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), network.ErrInvalid)
+	return &InvalidError{Msg: fmt.Sprintf(format, args...)}
 }
 
 // Complete validates n and fills in what was left out. now is the creation
 // time to record.
+// An empty name gets the first free podmanN (N not used as a network name,
+// bridge name or host interface), which is also the bridge's name.
 func Complete(n network.Network, used Used, opts Options, now time.Time) (network.Network, error) {
+	if n.Name == "" && (n.Driver == "" || n.Driver == network.DriverBridge) && n.NetworkInterface == "" {
+		n.Name = FreeDeviceName(used, opts.DefaultInterfaceName)
+		n.NetworkInterface = n.Name
+	} else if n.Name == "" {
+		n.Name = FreeDeviceName(used, opts.DefaultInterfaceName)
+	}
 	if !nameRE.MatchString(n.Name) {
-		return n, invalid("network name %s invalid: names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*", n.Name)
+		return n, invalid("network name %s invalid: names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*: invalid argument", n.Name)
 	}
 	if _, ok := used.Names[n.Name]; ok {
 		return n, fmt.Errorf("network name %s already used: %w", n.Name, ErrExists)
@@ -91,7 +115,7 @@ func Complete(n network.Network, used Used, opts Options, now time.Time) (networ
 		n.Driver = network.DriverBridge
 	}
 	if n.NetworkInterface != "" && !network.ValidInterfaceName(n.NetworkInterface) {
-		return n, invalid("interface name %q: 1-15 characters, no '/', ':' or spaces", n.NetworkInterface)
+		return n, invalid("interface name %q is not valid: want 1-15 characters without '/', ':' or whitespace", n.NetworkInterface)
 	}
 	if n.IPAMOptions == nil {
 		n.IPAMOptions = map[string]string{}
@@ -119,6 +143,9 @@ func Complete(n network.Network, used Used, opts Options, now time.Time) (networ
 		}
 	case network.DriverMacvlan, network.DriverIPvlan:
 		checkUsed = false
+		if n.NetworkInterface != "" && used.HostInterfaces != nil && !contains(used.HostInterfaces, n.NetworkInterface) {
+			return n, invalid("parent interface %s does not exist", n.NetworkInterface)
+		}
 		if ipam == "" {
 			if len(n.Subnets) == 0 {
 				n.IPAMOptions["driver"] = network.IPAMDHCP
@@ -142,7 +169,7 @@ func Complete(n network.Network, used Used, opts Options, now time.Time) (networ
 		// DNS is not served on macvlan networks.
 		n.DNSEnabled = false
 	default:
-		return n, invalid("unsupported driver %q (want bridge, macvlan or ipvlan)", n.Driver)
+		return n, invalid("unsupported driver %s (want bridge, macvlan or ipvlan): invalid argument", n.Driver)
 	}
 	if n.IPAMOptions["driver"] == "" {
 		n.IPAMOptions["driver"] = network.IPAMHostLocal
@@ -151,15 +178,18 @@ func Complete(n network.Network, used Used, opts Options, now time.Time) (networ
 		n.DNSEnabled = false
 	}
 	if len(n.NetworkDNSServers) > 0 && !n.DNSEnabled {
-		return n, invalid("cannot set network_dns_servers if DNS is not enabled for the network")
+		return n, invalid("cannot set NetworkDNSServers if DNS is not enabled for the network: invalid argument")
 	}
 	addGateway := !n.Internal || n.DNSEnabled
+	if n.Driver != network.DriverBridge {
+		addGateway = !n.Internal
+	}
 	if err := completeSubnets(&n, addGateway, checkUsed, used.Subnets); err != nil {
 		return n, err
 	}
-	for i, r := range n.Routes {
+	for _, r := range n.Routes {
 		if !r.Destination.IsValid() || r.Destination.Masked() != r.Destination {
-			return n, invalid("route %d: destination %s must be a network address", i, r.Destination)
+			return n, invalid("invalid route: destination %s must be a network address (such as %s)", r.Destination, r.Destination.Masked())
 		}
 	}
 	if err := n.Validate(); err != nil {
@@ -169,60 +199,130 @@ func Complete(n network.Network, used Used, opts Options, now time.Time) (networ
 	return n, nil
 }
 
+// driverOptions are the -o keys each driver takes.
+var driverOptions = map[string]map[string]bool{
+	network.DriverBridge: {network.OptMTU: true, "vlan": true, network.OptIsolate: true, network.OptMetric: true,
+		network.OptNoDefaultRoute: true, network.OptVRF: true, network.OptMode: true,
+		"com.docker.network.bridge.name": true, "com.docker.network.driver.mtu": true},
+	network.DriverMacvlan: {"parent": true, network.OptMode: true, network.OptMTU: true, network.OptMetric: true,
+		network.OptNoDefaultRoute: true, "bclim": true},
+	network.DriverIPvlan: {"parent": true, network.OptMode: true, network.OptMTU: true, network.OptMetric: true,
+		network.OptNoDefaultRoute: true},
+}
+
+var driverModes = map[string][]string{
+	network.DriverBridge:  {"managed", "unmanaged"},
+	network.DriverMacvlan: {"bridge", "private", "vepa", "passthru"},
+	network.DriverIPvlan:  {"l2", "l3", "l3s"},
+}
+
 func normaliseOptions(n *network.Network) error {
-	for k, v := range n.Options {
+	allowed, ok := driverOptions[n.Driver]
+	if !ok {
+		return invalid("unsupported driver %s (want bridge, macvlan or ipvlan): invalid argument", n.Driver)
+	}
+	for _, k := range sortedKeys(n.Options) {
+		v := n.Options[k]
+		if !allowed[k] {
+			return invalid("unsupported %s network option %s", n.Driver, k)
+		}
 		switch k {
-		case network.OptMTU:
+		case network.OptMTU, "com.docker.network.driver.mtu":
 			m, err := strconv.Atoi(v)
-			if err != nil || m < 0 {
-				return invalid("option mtu %q: want a number ≥ 0", v)
+			if err != nil {
+				return invalid("option mtu=%s: not a number (want an MTU such as 1500, or 0 for the default)", v)
+			}
+			if m < 0 {
+				return invalid("mtu %d is less than zero", m)
+			}
+		case "vlan":
+			id, err := strconv.Atoi(v)
+			if err != nil {
+				return invalid("option vlan=%s: not a number (want a VLAN ID 0-4094)", v)
+			}
+			if id < 0 || id > 4094 {
+				return invalid("vlan ID %d must be between 0 and 4094", id)
 			}
 		case network.OptMetric:
 			if _, err := strconv.ParseUint(v, 10, 32); err != nil {
-				return invalid("option metric %q: want 0-4294967295", v)
+				return invalid("option metric=%s: want a route metric 0-4294967295", v)
 			}
 		case network.OptNoDefaultRoute:
 			b, err := strconv.ParseBool(v)
 			if err != nil {
-				return invalid("option no_default_route %q: want true or false", v)
+				return invalid("option no_default_route=%s: want true or false", v)
 			}
 			n.Options[k] = strconv.FormatBool(b)
 		case network.OptIsolate:
-			if n.Driver != network.DriverBridge {
-				return invalid("unsupported %s network option isolate", n.Driver)
-			}
 			if v != "strict" {
 				b, err := strconv.ParseBool(v)
 				if err != nil {
-					return invalid("option isolate %q: want true, false or strict", v)
+					return invalid("option isolate=%s: want true, false or strict", v)
 				}
 				n.Options[k] = strconv.FormatBool(b)
 			}
-		case network.OptMode, network.OptVRF, "vlan", "bclim", "parent":
-		case "com.docker.network.bridge.name":
-			if n.NetworkInterface == "" {
-				n.NetworkInterface = v
+		case network.OptMode:
+			if !contains(driverModes[n.Driver], v) {
+				return invalid("unknown %s mode %q (want %s)", n.Driver, v, strings.Join(driverModes[n.Driver], ", "))
 			}
-			delete(n.Options, k)
-		case "com.docker.network.driver.mtu":
-			n.Options[network.OptMTU] = v
-			delete(n.Options, k)
-		default:
-			return invalid("unsupported %s network option %s", n.Driver, k)
+		case network.OptVRF:
+			if !network.ValidInterfaceName(v) {
+				return invalid("option vrf=%s: want the name of a VRF device", v)
+			}
+		case "bclim":
+			if _, err := strconv.ParseInt(v, 10, 32); err != nil {
+				return invalid("option bclim=%s: want a number (-1 disables broadcast queueing)", v)
+			}
+		case "parent":
+			if !network.ValidInterfaceName(v) {
+				return invalid("option parent=%s: not a valid interface name", v)
+			}
 		}
 	}
-	if p := n.Options["parent"]; p != "" {
-		if n.Driver == network.DriverBridge {
-			return invalid("unsupported bridge network option parent")
+	if v, ok := n.Options["com.docker.network.bridge.name"]; ok {
+		if n.NetworkInterface == "" {
+			n.NetworkInterface = v
+		}
+		delete(n.Options, "com.docker.network.bridge.name")
+	}
+	if v, ok := n.Options["com.docker.network.driver.mtu"]; ok {
+		n.Options[network.OptMTU] = v
+		delete(n.Options, "com.docker.network.driver.mtu")
+	}
+	if p, ok := n.Options["parent"]; ok {
+		if n.NetworkInterface != "" && n.NetworkInterface != p {
+			return invalid("parent %s and interface name %s disagree: give one of -o parent= and --interface-name", p, n.NetworkInterface)
 		}
 		n.NetworkInterface = p
 		delete(n.Options, "parent")
 	}
+	if len(n.Options) == 0 {
+		n.Options = nil
+	}
 	return nil
 }
 
-func completeBridge(n *network.Network, used Used, opts Options, checkUsed bool) error {
-	prefix := opts.DefaultInterfaceName
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// FreeDeviceName returns the first prefixN (prefix "podman" by default,
+// N from 0) that is neither a network name nor an interface in used.
+func FreeDeviceName(used Used, prefix string) string {
 	if prefix == "" {
 		prefix = "podman"
 	}
@@ -230,19 +330,26 @@ func completeBridge(n *network.Network, used Used, opts Options, checkUsed bool)
 	for _, i := range used.Interfaces {
 		taken[i] = true
 	}
-	if n.NetworkInterface == "" {
-		for i := 0; i < 1<<16; i++ {
-			name := prefix + strconv.Itoa(i)
-			if !taken[name] {
-				n.NetworkInterface = name
-				break
-			}
+	for i := 0; ; i++ {
+		name := prefix + strconv.Itoa(i)
+		if _, ok := used.Names[name]; !ok && !taken[name] {
+			return name
 		}
+	}
+}
+
+func completeBridge(n *network.Network, used Used, opts Options, checkUsed bool) error {
+	taken := map[string]bool{}
+	for _, i := range used.Interfaces {
+		taken[i] = true
+	}
+	if n.NetworkInterface == "" {
+		n.NetworkInterface = FreeDeviceName(used, opts.DefaultInterfaceName)
 	} else if taken[n.NetworkInterface] && !n.Unmanaged() && n.Options["vlan"] == "" {
 		return invalid("bridge name %s already in use", n.NetworkInterface)
 	}
 	if n.IPAMOptions["driver"] == network.IPAMDHCP && !n.Unmanaged() {
-		return invalid("dhcp ipam driver needs a bridge with mode=unmanaged")
+		return invalid("dhcp ipam driver needs a bridge with -o mode=unmanaged (berth's bridges hand out addresses with host-local)")
 	}
 	if n.IPAMOptions["driver"] == network.IPAMNone || n.IPAMOptions["driver"] == network.IPAMDHCP {
 		return nil
@@ -256,7 +363,12 @@ func completeBridge(n *network.Network, used Used, opts Options, checkUsed bool)
 		}
 	}
 	usedSubnets := append([]netip.Prefix(nil), used.Subnets...)
-	if !has4 && !(has6 && n.IPv6Enabled) {
+	for _, s := range n.Subnets {
+		usedSubnets = append(usedSubnets, s.Subnet)
+	}
+	// No subnet: one IPv4 subnet from the pools (and an IPv6 one with
+	// --ipv6). With --ipv6, the missing family is added to given subnets.
+	if len(n.Subnets) == 0 || (n.IPv6Enabled && !has4) {
 		pools := opts.SubnetPools
 		if len(pools) == 0 {
 			pools = DefaultPools
@@ -283,7 +395,7 @@ func completeSubnets(n *network.Network, addGateway, checkUsed bool, used []neti
 	for i := range n.Subnets {
 		s := &n.Subnets[i]
 		if !s.Subnet.IsValid() {
-			return invalid("subnet %d: missing", i)
+			return invalid("subnet %d is missing", i)
 		}
 		s.Subnet = s.Subnet.Masked()
 		if s.Subnet.Addr().Is6() {
@@ -305,14 +417,18 @@ func completeSubnets(n *network.Network, addGateway, checkUsed bool, used []neti
 			if !s.Subnet.Contains(s.Gateway) {
 				return invalid("gateway %s not in subnet %s", s.Gateway, s.Subnet)
 			}
-		} else if addGateway && n.Driver == network.DriverBridge && s.Subnet.Bits() < s.Subnet.Addr().BitLen()-1 {
+		} else if addGateway && s.Subnet.Bits() < s.Subnet.Addr().BitLen()-1 {
 			s.Gateway = s.Subnet.Addr().Next()
 		}
 		if lr := s.LeaseRange; lr != nil {
-			for _, a := range []netip.Addr{lr.StartIP, lr.EndIP} {
-				if a.IsValid() && !s.Subnet.Contains(a) {
-					return invalid("lease range ip %s not in subnet %s", a, s.Subnet)
-				}
+			if lr.StartIP.IsValid() && !s.Subnet.Contains(lr.StartIP) {
+				return invalid("lease range start ip %s not in subnet %s", lr.StartIP, s.Subnet)
+			}
+			if lr.EndIP.IsValid() && !s.Subnet.Contains(lr.EndIP) {
+				return invalid("lease range end ip %s not in subnet %s", lr.EndIP, s.Subnet)
+			}
+			if lr.StartIP.IsValid() && lr.EndIP.IsValid() && lr.EndIP.Less(lr.StartIP) {
+				return invalid("lease range %s-%s: the end comes before the start", lr.StartIP, lr.EndIP)
 			}
 		}
 	}
@@ -351,7 +467,7 @@ func FreeSubnet(pools []SubnetPool, used []netip.Prefix) (netip.Prefix, error) {
 			cur.Add(cur, step)
 		}
 	}
-	return netip.Prefix{}, errors.New("could not find free subnet from subnet pools")
+	return netip.Prefix{}, ErrNoFreeSubnet
 }
 
 func randomULA(used []netip.Prefix) (netip.Prefix, error) {
