@@ -1,13 +1,21 @@
 // Package cli is berth's command line: the podman-style `berth` command
-// tree, and the dispatch to the compatible front-ends when the binary is
-// called by another name (netavark).
+// tree (berth network create|ls|inspect|rm|prune|exists|update|connect|
+// disconnect|reload, berth info, berth system reset, berth completion), and
+// the dispatch to the compatible front-ends when the binary is called by
+// another name (netavark, aardvark-dns).
+//
+// Errors print as "Error: ..." on stderr with Podman's exit codes: 125 for
+// a general error, 1 for "not found" in exists and rm, 2 for a network in
+// use.
 package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -18,49 +26,84 @@ import (
 
 // Main runs the program called name with args and returns the exit code.
 func Main(ctx context.Context, name string, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	env := netavark.Env{Stdin: stdin, Stdout: stdout, Stderr: stderr, Getenv: os.Getenv}
 	switch name {
 	case "netavark":
-		return netavark.Run(ctx, args, env)
+		return netavark.Run(ctx, args, netavark.Env{Stdin: stdin, Stdout: stdout, Stderr: stderr, Getenv: os.Getenv})
 	case "aardvark-dns":
 		return aardvark.Run(ctx, args, aardvark.Env{Stdout: stdout, Stderr: stderr, Getenv: os.Getenv})
 	}
-	return runBerth(ctx, args, env)
+	return Run(ctx, args, ProcessEnv(stdin, stdout, stderr))
 }
 
-func runBerth(ctx context.Context, args []string, env netavark.Env) int {
+// Run executes the berth command tree with args and returns the exit code.
+func Run(ctx context.Context, args []string, env Env) int {
+	if env.Stdin == nil {
+		env.Stdin = strings.NewReader("")
+	}
+	g := &globals{}
+	code := 0
 	root := &cobra.Command{
-		Use:           "berth",
-		Short:         "Linux container networking",
-		Long:          "berth is Linux container networking in one binary: bridge and macvlan networks,\nNAT and published ports, and a drop-in backend for Podman (called as netavark).",
+		Use:   "berth",
+		Short: "Linux container networking",
+		Long: "berth is Linux container networking in one binary: bridge, macvlan and ipvlan\n" +
+			"networks, NAT and published ports, Podman's network files, and a drop-in\n" +
+			"backend for Podman (called as netavark).",
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		Version:       buildinfo.Version,
+		Args:          noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return cmd.Help()
+		},
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			_, err := parseLogLevel(g.logLevel)
+			return err
+		},
 	}
 	root.SetOut(env.Stdout)
 	root.SetErr(env.Stderr)
 	root.SetIn(env.Stdin)
-	root.AddCommand(&cobra.Command{
-		Use:   "version",
-		Short: "print berth's version",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintf(env.Stdout, "berth %s\nnetavark interface %s\n", buildinfo.Version, buildinfo.NetavarkVersion)
-			return nil
-		},
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.configDir, "network-config-dir", "", "directory of the network files (default: containers.conf network_config_dir, else /etc/containers/networks, rootless ~/.local/share/containers/storage/networks)")
+	pf.StringVar(&g.runDir, "network-run-dir", "", "directory of address records and runtime state (default /run/containers/networks, rootless $XDG_RUNTIME_DIR/containers/networks)")
+	pf.StringVar(&g.logLevel, "log-level", "warn", "log messages at and above this level: trace, debug, info, warn, error, fatal, panic")
+	_ = root.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"trace", "debug", "info", "warn", "error", "fatal", "panic"}, cobra.ShellCompDirectiveNoFileComp))
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return fmt.Errorf("%w\nSee '%s --help'", err, cmd.CommandPath())
 	})
-	code := 0
-	root.AddCommand(&cobra.Command{
-		Use:                "netavark [flags] COMMAND",
-		Short:              "the netavark-compatible backend (same as running the binary as netavark)",
-		DisableFlagParsing: true,
-		RunE: func(cmd *cobra.Command, a []string) error {
-			code = netavark.Run(cmd.Context(), a, env)
-			return nil
+
+	root.AddCommand(
+		networkCmd(env, g),
+		infoCmd(env, g),
+		systemCmd(env, g),
+		&cobra.Command{
+			Use:   "version",
+			Short: "Print berth's version",
+			Args:  noArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				fmt.Fprintf(env.Stdout, "berth %s\nnetavark interface %s\n", buildinfo.Version, buildinfo.NetavarkVersion)
+				return nil
+			},
 		},
-	})
+		&cobra.Command{
+			Use:                "netavark [flags] COMMAND",
+			Short:              "The netavark-compatible backend (same as running the binary as netavark)",
+			DisableFlagParsing: true,
+			RunE: func(cmd *cobra.Command, a []string) error {
+				code = netavark.Run(cmd.Context(), a, netavark.Env{Stdin: env.Stdin, Stdout: env.Stdout, Stderr: env.Stderr, Getenv: env.Getenv})
+				return nil
+			},
+		},
+	)
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
+		var ee *exitError
+		if errors.As(err, &ee) {
+			if ee.err != nil {
+				fmt.Fprintf(env.Stderr, "Error: %v\n", ee.err)
+			}
+			return ee.code
+		}
 		fmt.Fprintf(env.Stderr, "Error: %v\n", err)
 		return 125
 	}

@@ -55,6 +55,16 @@ var (
 	ErrDefault = errors.New("default network cannot be removed")
 )
 
+// msgError prints only its message (Podman's wording) and unwraps to a
+// sentinel.
+type msgError struct {
+	msg string
+	err error
+}
+
+func (e *msgError) Error() string { return e.msg }
+func (e *msgError) Unwrap() error { return e.err }
+
 // Rootful and rootless default directories (rootless relative to the home
 // directory, as $graphroot/networks with the default graphroot).
 const (
@@ -254,7 +264,7 @@ func Find(nets []network.Network, nameOrID string) (network.Network, error) {
 	for i := range nets {
 		if nameOrID != "" && strings.HasPrefix(nets[i].ID, nameOrID) {
 			if found != nil {
-				return network.Network{}, fmt.Errorf("more than one result for network ID %s: %w", nameOrID, ErrAmbiguous)
+				return network.Network{}, &msgError{msg: "more than one result for network ID " + nameOrID, err: ErrAmbiguous}
 			}
 			found = &nets[i]
 		}

@@ -1,0 +1,273 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/berthnet/berth/internal/compat/netavark"
+	"github.com/berthnet/berth/internal/containersconf"
+	"github.com/berthnet/berth/internal/firewall"
+	"github.com/berthnet/berth/internal/ipam"
+	"github.com/berthnet/berth/internal/link"
+	"github.com/berthnet/berth/internal/netconf"
+	"github.com/berthnet/berth/internal/netsetup"
+	"github.com/berthnet/berth/internal/netstore"
+)
+
+// HostLinks is what the host already uses: link names and the addresses
+// (with prefix) configured on them. berth reads it, never changes it.
+type HostLinks struct {
+	Names  []string
+	Prefix []netip.Prefix
+}
+
+// Env is everything the berth command reads from its process: streams,
+// environment, identity, the host's links and the clock. Main fills it from
+// the real process; tests fill it with their own values.
+type Env struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	// Getenv reads environment variables (CONTAINERS_CONF, HOME,
+	// XDG_RUNTIME_DIR, XDG_DATA_HOME, NETAVARK_FW).
+	Getenv func(string) string
+	// Rootless selects the rootless directories and behaviour.
+	Rootless bool
+	// Home is the user's home directory.
+	Home string
+	// UID names the rootless run directory when XDG_RUNTIME_DIR is unset.
+	UID int
+	// Links reads the host's links; nil means none.
+	Links func() (HostLinks, error)
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Executable is the path of the berth binary (finds aardvark-dns).
+	Executable string
+	// Firewall, when set, replaces the driver containers.conf names (tests).
+	Firewall firewall.Driver
+}
+
+// ProcessEnv returns the Env of the running process.
+func ProcessEnv(stdin io.Reader, stdout, stderr io.Writer) Env {
+	home, _ := os.UserHomeDir()
+	exe, _ := os.Executable()
+	return Env{
+		Stdin: stdin, Stdout: stdout, Stderr: stderr,
+		Getenv:     os.Getenv,
+		Rootless:   os.Geteuid() != 0,
+		Home:       home,
+		UID:        os.Getuid(),
+		Links:      readHostLinks,
+		Now:        time.Now,
+		Executable: exe,
+	}
+}
+
+// readHostLinks lists the links and addresses of the calling process's
+// network namespace over netlink (read-only: ip -o addr).
+func readHostLinks() (HostLinks, error) {
+	h, err := link.NewHandle(nil)
+	if err != nil {
+		return HostLinks{}, err
+	}
+	defer h.Close()
+	links, err := h.LinkList()
+	if err != nil {
+		return HostLinks{}, fmt.Errorf("list host links: %w", err)
+	}
+	var out HostLinks
+	for _, l := range links {
+		out.Names = append(out.Names, l.Attrs().Name)
+	}
+	addrs, err := h.AddrList(nil, netlink.FAMILY_ALL)
+	if err != nil {
+		return HostLinks{}, fmt.Errorf("list host addresses: %w", err)
+	}
+	for _, a := range addrs {
+		if a.IPNet == nil {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if !ok {
+			continue
+		}
+		ones, _ := a.Mask.Size()
+		ip = ip.Unmap()
+		if ip.IsLoopback() || ip.IsLinkLocalUnicast() {
+			continue
+		}
+		out.Prefix = append(out.Prefix, netip.PrefixFrom(ip, ones))
+	}
+	return out, nil
+}
+
+// globals are the root command's flags.
+type globals struct {
+	configDir string
+	runDir    string
+	logLevel  string
+}
+
+// world is everything a command works on, resolved once per run.
+type world struct {
+	env      Env
+	conf     *containersconf.Config
+	store    *netstore.Store
+	alloc    *ipam.Allocator
+	ctrs     *containerStore
+	runDir   string
+	log      *slog.Logger
+	logLevel slog.Level
+}
+
+var logLevels = map[string]slog.Level{
+	"trace": slog.LevelDebug - 4, "debug": slog.LevelDebug, "info": slog.LevelInfo,
+	"warn": slog.LevelWarn, "warning": slog.LevelWarn, "error": slog.LevelError,
+	"fatal": slog.LevelError + 4, "panic": slog.LevelError + 8,
+}
+
+func parseLogLevel(s string) (slog.Level, error) {
+	l, ok := logLevels[strings.ToLower(s)]
+	if !ok {
+		return 0, fmt.Errorf("log level %q is not supported, choose from: trace, debug, info, warn, error, fatal, panic", s)
+	}
+	return l, nil
+}
+
+func (e Env) getenv(k string) string {
+	if e.Getenv == nil {
+		return ""
+	}
+	return e.Getenv(k)
+}
+
+func (e Env) now() time.Time {
+	if e.Now == nil {
+		return time.Now()
+	}
+	return e.Now()
+}
+
+// openWorld resolves the configuration and directories for one command.
+func openWorld(env Env, g *globals) (*world, error) {
+	lvl, err := parseLogLevel(g.logLevel)
+	if err != nil {
+		return nil, err
+	}
+	log := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: lvl}))
+	conf, err := containersconf.Load(containersconf.Env{Getenv: env.Getenv, Home: env.Home, Rootless: env.Rootless})
+	if err != nil {
+		return nil, err
+	}
+	cfgDir := g.configDir
+	if cfgDir == "" {
+		cfgDir = conf.Network.NetworkConfigDir
+	}
+	if cfgDir == "" {
+		if env.Rootless {
+			cfgDir = filepath.Join(graphRoot(env), "networks")
+		} else {
+			cfgDir = netstore.RootfulDir
+		}
+	}
+	runDir := g.runDir
+	if runDir == "" {
+		if env.Rootless {
+			rt := env.getenv("XDG_RUNTIME_DIR")
+			if rt == "" {
+				rt = "/run/user/" + strconv.Itoa(env.UID)
+			}
+			runDir = filepath.Join(rt, "containers", "networks")
+		} else {
+			runDir = "/run/containers/networks"
+		}
+	}
+	sub, _ := netipParsePrefix(conf.Network.DefaultSubnet)
+	st, err := netstore.New(netstore.Config{Dir: cfgDir, DefaultName: conf.Network.DefaultNetwork, DefaultSubnet: sub, Logger: log, Now: env.now})
+	if err != nil {
+		return nil, err
+	}
+	alloc, err := ipam.New(filepath.Join(runDir, "ipam.db"))
+	if err != nil {
+		return nil, err
+	}
+	return &world{env: env, conf: conf, store: st, alloc: alloc, ctrs: &containerStore{path: filepath.Join(runDir, "berth", "containers.db")}, runDir: runDir, log: log, logLevel: lvl}, nil
+}
+
+func netipParsePrefix(s string) (netip.Prefix, error) { return netip.ParsePrefix(s) }
+
+// graphRoot is the rootless storage root ($XDG_DATA_HOME/containers/storage).
+func graphRoot(env Env) string {
+	base := env.getenv("XDG_DATA_HOME")
+	if base == "" {
+		base = filepath.Join(env.Home, ".local", "share")
+	}
+	return filepath.Join(base, "containers", "storage")
+}
+
+// pools returns the subnet pools from containers.conf or Podman's defaults.
+func (w *world) pools() []netconf.SubnetPool {
+	var out []netconf.SubnetPool
+	for _, p := range w.conf.Network.DefaultSubnetPools {
+		out = append(out, netconf.SubnetPool{Base: p.Base, Size: p.Size})
+	}
+	return out
+}
+
+// hostLinks reads the host's links (none when Env has no reader).
+func (w *world) hostLinks() (HostLinks, error) {
+	if w.env.Links == nil {
+		return HostLinks{}, nil
+	}
+	return w.env.Links()
+}
+
+// manager builds the backend that attaches namespaces, with the firewall
+// driver and DNS port containers.conf names.
+func (w *world) manager() (*netsetup.Manager, error) {
+	fw := w.env.Firewall
+	if fw == nil {
+		name := w.conf.Network.FirewallDriver
+		if v := w.env.getenv("NETAVARK_FW"); v != "" {
+			name = v
+		}
+		d, err := netavark.Firewall(name)
+		if err != nil {
+			return nil, fmt.Errorf("containers.conf firewall_driver: %w", err)
+		}
+		fw = d
+	}
+	return netsetup.New(netsetup.Config{
+		ConfigDir:      w.runDir,
+		AardvarkBinary: w.aardvarkBinary(),
+		DNSPort:        w.conf.Network.DNSBindPort,
+		Rootless:       w.env.Rootless,
+		Firewall:       fw,
+		Logger:         w.log,
+	})
+}
+
+// aardvarkBinary is berth's own DNS server beside the binary, else the one
+// in helper_binaries_dir, else Podman's default path.
+func (w *world) aardvarkBinary() string {
+	var dirs []string
+	if w.env.Executable != "" {
+		dirs = append(dirs, filepath.Dir(w.env.Executable))
+	}
+	dirs = append(dirs, w.conf.Engine.HelperBinariesDir...)
+	for _, d := range dirs {
+		p := filepath.Join(d, "aardvark-dns")
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			return p
+		}
+	}
+	return netavark.DefaultAardvark
+}

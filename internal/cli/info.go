@@ -1,0 +1,282 @@
+package cli
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berthnet/berth/internal/buildinfo"
+)
+
+// Info is what `berth info` reports: the network part of `podman info`,
+// under the same template paths ({{.Host.NetworkBackend}}).
+type Info struct {
+	Host    InfoHost    `json:"host"`
+	Plugins InfoPlugins `json:"plugins"`
+	Store   InfoStore   `json:"store"`
+	Version InfoVersion `json:"version"`
+}
+
+// InfoHost describes the machine and the network backend.
+type InfoHost struct {
+	Arch               string             `json:"arch"`
+	OS                 string             `json:"os"`
+	NetworkBackend     string             `json:"networkBackend"`
+	NetworkBackendInfo NetworkBackendInfo `json:"networkBackendInfo"`
+	Security           InfoSecurity       `json:"security"`
+}
+
+// NetworkBackendInfo names the backend and its DNS server.
+type NetworkBackendInfo struct {
+	Backend string  `json:"backend"`
+	Version string  `json:"version"`
+	Path    string  `json:"path"`
+	DNS     InfoDNS `json:"dns"`
+}
+
+// InfoDNS is the DNS server berth starts for networks with DNS.
+type InfoDNS struct {
+	Version string `json:"version"`
+	Path    string `json:"path"`
+}
+
+// InfoSecurity tells whether berth runs rootless.
+type InfoSecurity struct {
+	Rootless bool `json:"rootless"`
+}
+
+// InfoPlugins lists the network drivers.
+type InfoPlugins struct {
+	Network []string `json:"network"`
+}
+
+// InfoStore names the directories and settings in use.
+type InfoStore struct {
+	NetworkConfigDir string   `json:"networkConfigDir"`
+	NetworkRunDir    string   `json:"networkRunDir"`
+	ConfigFiles      []string `json:"configFiles"`
+	DefaultNetwork   string   `json:"defaultNetwork"`
+	FirewallDriver   string   `json:"firewallDriver"`
+	DNSBindPort      uint16   `json:"dnsBindPort"`
+}
+
+// InfoVersion is berth's version.
+type InfoVersion struct {
+	Version     string `json:"Version"`
+	NetavarkAPI string `json:"NetavarkAPI"`
+	GoVersion   string `json:"GoVersion"`
+	GitCommit   string `json:"GitCommit"`
+	BuiltTime   string `json:"BuiltTime"`
+	OsArch      string `json:"OsArch"`
+}
+
+func infoCmd(env Env, g *globals) *cobra.Command {
+	var format string
+	c := &cobra.Command{
+		Use:   "info [options]",
+		Short: "Display berth's network backend information",
+		Long:  "Display the network backend, drivers, directories and settings in use, as YAML, JSON (--format json) or a Go template (--format '{{.Host.NetworkBackend}}').",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			w, err := openWorld(env, g)
+			if err != nil {
+				return err
+			}
+			fw := w.conf.Network.FirewallDriver
+			if fw == "" {
+				fw = "nftables"
+			}
+			info := Info{
+				Host: InfoHost{
+					Arch: runtime.GOARCH, OS: runtime.GOOS, NetworkBackend: "netavark",
+					NetworkBackendInfo: NetworkBackendInfo{
+						Backend: "netavark", Version: "berth " + buildinfo.Version + " (netavark " + buildinfo.NetavarkVersion + " interface)",
+						Path: env.Executable, DNS: InfoDNS{Version: "berth " + buildinfo.Version, Path: w.aardvarkBinary()},
+					},
+					Security: InfoSecurity{Rootless: env.Rootless},
+				},
+				Plugins: InfoPlugins{Network: []string{"bridge", "macvlan", "ipvlan"}},
+				Store: InfoStore{
+					NetworkConfigDir: w.store.Dir(), NetworkRunDir: w.runDir, ConfigFiles: w.conf.Files,
+					DefaultNetwork: w.conf.Network.DefaultNetwork, FirewallDriver: fw, DNSBindPort: w.conf.Network.DNSBindPort,
+				},
+				Version: InfoVersion{
+					Version: buildinfo.Version, NetavarkAPI: buildinfo.NetavarkVersion, GoVersion: runtime.Version(),
+					GitCommit: buildinfo.Commit, BuiltTime: buildinfo.BuildTime, OsArch: runtime.GOOS + "/" + runtime.GOARCH,
+				},
+			}
+			if info.Store.ConfigFiles == nil {
+				info.Store.ConfigFiles = []string{}
+			}
+			switch {
+			case isJSON(format):
+				b, err := json.MarshalIndent(info, "", "     ")
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(env.Stdout, string(b))
+			case format != "":
+				rpt, err := parseReport("info", format, nil)
+				if err != nil {
+					return err
+				}
+				return rpt.render(env.Stdout, []Info{info}, false)
+			default:
+				b, _ := json.Marshal(info)
+				var v any
+				_ = json.Unmarshal(b, &v)
+				bw := bufio.NewWriter(env.Stdout)
+				writeYAML(bw, v, 0)
+				return bw.Flush()
+			}
+			return nil
+		},
+		ValidArgsFunction: cobra.NoFileCompletions,
+	}
+	c.Flags().StringVarP(&format, "format", "f", "", "json, or a Go template such as '{{.Host.NetworkBackend}}'")
+	return c
+}
+
+// writeYAML prints decoded JSON as block YAML (maps sorted by key).
+func writeYAML(w io.Writer, v any, indent int) {
+	pad := strings.Repeat("  ", indent)
+	switch x := v.(type) {
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			switch c := x[k].(type) {
+			case map[string]any:
+				fmt.Fprintf(w, "%s%s:\n", pad, k)
+				writeYAML(w, c, indent+1)
+			case []any:
+				if len(c) == 0 {
+					fmt.Fprintf(w, "%s%s: []\n", pad, k)
+					continue
+				}
+				fmt.Fprintf(w, "%s%s:\n", pad, k)
+				for _, e := range c {
+					fmt.Fprintf(w, "%s- %s\n", pad, scalar(e))
+				}
+			default:
+				fmt.Fprintf(w, "%s%s: %s\n", pad, k, scalar(c))
+			}
+		}
+	}
+}
+
+func scalar(v any) string {
+	switch x := v.(type) {
+	case string:
+		if x == "" || strings.ContainsAny(x, ":#{}[]&*!|>'\"%@`") || x != strings.TrimSpace(x) {
+			b, _ := json.Marshal(x)
+			return string(b)
+		}
+		return x
+	default:
+		b, _ := json.Marshal(x)
+		return string(b)
+	}
+}
+
+func systemCmd(env Env, g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "system",
+		Short: "Manage berth",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return fmt.Errorf("missing command '%s COMMAND'", cmd.CommandPath())
+		},
+	}
+	var force bool
+	reset := &cobra.Command{
+		Use:   "reset [options]",
+		Short: "Remove berth's networks, state and rules",
+		Long: `Detach every registered container from its networks (removing their
+interfaces, firewall rules and DNS entries), forget the containers, and
+remove every network and its address records. Rootful, an exported default
+network file is kept, as Podman keeps it; rootless the whole network
+directory goes.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !force {
+				fmt.Fprint(env.Stdout, "WARNING! This will remove:\n        - all networks and their address records\n        - all containers registered with berth (their namespaces are detached, not deleted)\nAre you sure you want to continue? [y/N] ")
+				ans, _ := bufio.NewReader(env.Stdin).ReadString('\n')
+				if a := strings.ToLower(strings.TrimSpace(ans)); a != "y" && a != "yes" {
+					return nil
+				}
+			}
+			w, err := openWorld(env, g)
+			if err != nil {
+				return err
+			}
+			return w.reset(cmd)
+		},
+		ValidArgsFunction: cobra.NoFileCompletions,
+	}
+	reset.Flags().BoolVarP(&force, "force", "f", false, "do not prompt for confirmation")
+	c.AddCommand(reset)
+	return c
+}
+
+func (w *world) reset(cmd *cobra.Command) error {
+	var errs []error
+	ctrs, err := w.ctrs.all()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if len(ctrs) > 0 {
+		m, err := w.manager()
+		if err != nil {
+			return err
+		}
+		for _, c := range ctrs {
+			if err := m.Teardown(cmd.Context(), c.NetNS, c.options(c.Networks)); err != nil {
+				errs = append(errs, fmt.Errorf("detach container %s: %w", c.Name, err))
+			}
+			if err := w.alloc.ReleaseAll(c.ID); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if err := os.Remove(w.ctrs.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, fmt.Errorf("remove container records: %w", err))
+	}
+	nets, err := w.store.List()
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	unlock, err := w.store.Lock()
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	defer unlock()
+	for _, n := range nets {
+		if err := w.alloc.RemoveNetwork(n.Name); err != nil {
+			errs = append(errs, err)
+		}
+		if w.store.IsDefault(n) {
+			if w.env.Rootless {
+				if err := os.Remove(w.store.Dir() + "/" + n.Name + ".json"); err != nil && !errors.Is(err, os.ErrNotExist) {
+					errs = append(errs, err)
+				}
+			}
+			continue
+		}
+		if err := w.store.Remove(n.Name); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
