@@ -131,6 +131,7 @@ func Run(ctx context.Context, args []string, env Env) int {
 			},
 		},
 		updateCmd(g, env),
+		dhcpProxyCmd(env),
 		&cobra.Command{
 			Use:   "create",
 			Short: "complete and validate a new network definition (JSON on stdin or --file)",
