@@ -324,9 +324,8 @@ func hasAddrIn(addrs []netip.Prefix, s netip.Prefix) bool {
 // the container namespace.
 func (m *Manager) setupMacvlan(ctrNS *netns.NetNS, hostH, ctrH *link.Handle, at *attachment, rb *undo) error {
 	n := at.net
-	if n.IPAMDriver() == network.IPAMDHCP {
-		return errors.New("dhcp ipam driver needs the berth DHCP proxy, which is not available yet")
-	}
+	// ipam driver dhcp: the link is created without an address; Setup then
+	// asks the DHCP proxy for a lease (leaseDHCP).
 	if _, err := ctrH.ByName(at.opts.InterfaceName); err == nil {
 		return fmt.Errorf("interface %s already exists in the container namespace", at.opts.InterfaceName)
 	}

@@ -48,6 +48,9 @@ type Config struct {
 	// nil means the calling process's own. The firewall driver must be
 	// bound to the same namespace.
 	HostNS *netns.NetNS
+	// DHCPProxySocket is the DHCP proxy's socket for networks whose IPAM
+	// driver is dhcp (default /run/podman/nv-proxy.sock).
+	DHCPProxySocket string
 }
 
 // Manager sets networks up and tears them down in the calling process's
@@ -162,12 +165,21 @@ func (m *Manager) setup(ctx context.Context, sess *session, ctrNS *netns.NetNS, 
 			n.Name = a.Name
 		}
 		at := &attachment{net: n, opts: a.PerNetworkOptions, ctrID: o.ContainerID}
+		dhcp := n.IPAMDriver() == network.IPAMDHCP
+		if dhcp {
+			// Static routes wait for the lease (leaseDHCP): their gateways
+			// are not reachable before.
+			at.net.Routes = nil
+		}
 		var err error
 		switch n.Driver {
 		case network.DriverBridge:
 			err = m.setupBridge(sess, ctrNS, hostH, ctrH, at, o.PortMappings, rb)
 		case network.DriverMacvlan, network.DriverIPvlan:
 			err = m.setupMacvlan(ctrNS, hostH, ctrH, at, rb)
+		}
+		if err == nil && dhcp {
+			err = m.leaseDHCP(ctx, ctrNS, hostH, ctrH, at, o, rb)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("network %s: %w", n.Name, err)
@@ -285,6 +297,9 @@ type attachment struct {
 	addrs         []netip.Prefix
 	mac           string
 	createdBridge bool
+	// dhcp is the lease's gateway, DNS servers and domain (ipam driver
+	// dhcp).
+	dhcp *dhcpLease
 }
 
 func (at *attachment) status(o *network.Options, dns bool) network.StatusBlock {
@@ -296,9 +311,22 @@ func (at *attachment) status(o *network.Options, dns bool) network.StatusBlock {
 			gw := s.Gateway
 			na.Gateway = &gw
 		}
+		if at.dhcp != nil && at.dhcp.gateway.IsValid() {
+			gw := at.dhcp.gateway
+			na.Gateway = &gw
+		}
 		iface.Subnets = append(iface.Subnets, na)
 	}
 	sb.Interfaces[at.opts.InterfaceName] = iface
+	if at.dhcp != nil {
+		// netavark: the lease's DNS servers, and its domain as the search
+		// domain.
+		sb.DNSServerIPs = append(sb.DNSServerIPs, at.dhcp.dns...)
+		if at.dhcp.domain != "" {
+			sb.DNSSearchDomains = []string{at.dhcp.domain}
+		}
+		return sb
+	}
 	if at.net.Driver == network.DriverBridge && at.net.DNSEnabled && dns {
 		sb.DNSServerIPs = append(sb.DNSServerIPs, at.net.Gateways()...)
 		sb.DNSSearchDomains = []string{network.DNSSearchDomain}

@@ -65,6 +65,11 @@ func (m *Manager) Teardown(ctx context.Context, nsPath string, o *network.Option
 	var emptyBridges []network.Network
 	for _, at := range att {
 		n, a := at.net, at.opts
+		if n.IPAMDriver() == network.IPAMDHCP {
+			if err := m.teardownDHCP(ctx, ctrH, nsPath, o.ContainerID, n, a.InterfaceName); err != nil {
+				errs = append(errs, fmt.Errorf("network %s: %w", n.Name, err))
+			}
+		}
 		if err := teardownLink(ctrH, a.InterfaceName); err != nil {
 			errs = append(errs, fmt.Errorf("network %s: %w", n.Name, err))
 		}
@@ -132,7 +137,6 @@ func (m *Manager) Teardown(ctx context.Context, nsPath string, o *network.Option
 	if err := sess.remove(o); err != nil {
 		errs = append(errs, err)
 	}
-	_ = ctx
 	return errors.Join(errs...)
 }
 
