@@ -67,7 +67,13 @@ func (w *world) resolveContainer(ref, nsPath string) (*container, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
+	if nsPath != "" {
+		if nsPath, err = filepath.Abs(nsPath); err != nil {
+			return nil, false, err
+		}
+	}
 	if p, ok := strings.CutPrefix(ref, "ns:"); ok {
+		p, _ = filepath.Abs(p)
 		if nsPath != "" && nsPath != p {
 			return nil, false, fmt.Errorf("--netns %s and %s name different namespaces", nsPath, ref)
 		}
@@ -79,18 +85,22 @@ func (w *world) resolveContainer(ref, nsPath string) (*container, bool, error) {
 			}
 		}
 	}
-	c, err := lookup(all, ref)
-	if err == nil {
-		if nsPath != "" && c.NetNS != nsPath {
-			return nil, false, fmt.Errorf("container %s is registered with namespace %s, not %s", c.Name, c.NetNS, nsPath)
-		}
-		return c, false, nil
-	}
-	if !errors.Is(err, ErrNoSuchContainer) || nsPath == "" {
+	if nsPath == "" {
+		c, err := lookup(all, ref)
 		if errors.Is(err, ErrNoSuchContainer) {
 			return nil, false, fmt.Errorf("%w (register a network namespace with --netns PATH or give ns:PATH)", err)
 		}
-		return nil, false, err
+		return c, false, err
+	}
+	// With a namespace path only an exact name or ID is the same container
+	// (an ID prefix could be a new container's name).
+	for _, c := range all {
+		if c.Name == ref || c.ID == ref {
+			if c.NetNS != nsPath {
+				return nil, false, fmt.Errorf("container %s is registered with namespace %s, not %s", c.Name, c.NetNS, nsPath)
+			}
+			return c, false, nil
+		}
 	}
 	if !validContainerName(ref) {
 		return nil, false, fmt.Errorf("container name %q invalid: names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*", ref)
