@@ -42,6 +42,25 @@ func Run(ctx context.Context, args []string, env Env) int {
 	}
 	g := &globals{}
 	code := 0
+	root := newRoot(env, g, &code)
+	root.SetArgs(args)
+	if err := root.ExecuteContext(ctx); err != nil {
+		var ee *exitError
+		if errors.As(err, &ee) {
+			if ee.err != nil {
+				fmt.Fprintf(env.Stderr, "Error: %v\n", ee.err)
+			}
+			return ee.code
+		}
+		fmt.Fprintf(env.Stderr, "Error: %v\n", err)
+		return 125
+	}
+	return code
+}
+
+// newRoot builds the command tree; the netavark subcommand leaves its exit
+// code in *code.
+func newRoot(env Env, g *globals, code *int) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "berth",
 		Short: "Linux container networking",
@@ -90,22 +109,10 @@ func Run(ctx context.Context, args []string, env Env) int {
 			Short:              "The netavark-compatible backend (same as running the binary as netavark)",
 			DisableFlagParsing: true,
 			RunE: func(cmd *cobra.Command, a []string) error {
-				code = netavark.Run(cmd.Context(), a, netavark.Env{Stdin: env.Stdin, Stdout: env.Stdout, Stderr: env.Stderr, Getenv: env.Getenv})
+				*code = netavark.Run(cmd.Context(), a, netavark.Env{Stdin: env.Stdin, Stdout: env.Stdout, Stderr: env.Stderr, Getenv: env.Getenv})
 				return nil
 			},
 		},
 	)
-	root.SetArgs(args)
-	if err := root.ExecuteContext(ctx); err != nil {
-		var ee *exitError
-		if errors.As(err, &ee) {
-			if ee.err != nil {
-				fmt.Fprintf(env.Stderr, "Error: %v\n", ee.err)
-			}
-			return ee.code
-		}
-		fmt.Fprintf(env.Stderr, "Error: %v\n", err)
-		return 125
-	}
-	return code
+	return root
 }
