@@ -1,0 +1,96 @@
+package containersconf
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func write(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Load(Env{Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := c.Network
+	if n.DefaultNetwork != "podman" || n.DefaultSubnet != "10.88.0.0/16" || n.DNSBindPort != 53 || len(n.DefaultSubnetPools) != 0 || len(c.Files) != 0 {
+		t.Errorf("%+v", c)
+	}
+}
+
+// TestMergeOrder: system file, /etc, its .d directory, then the user's
+// file (rootless); later keys override earlier ones, others stay.
+func TestMergeOrder(t *testing.T) {
+	root, home := t.TempDir(), t.TempDir()
+	write(t, root+"/usr/share/containers/containers.conf", "[network]\ndefault_network = \"a\"\ndns_bind_port = 5353\n[engine]\nhelper_binaries_dir = [\"/opt/berth/bin\"]\n")
+	write(t, root+"/etc/containers/containers.conf", "[network]\ndefault_network = \"b\"\nfirewall_driver = \"iptables\"\n[containers]\nunknown_key = 1\n")
+	write(t, root+"/etc/containers/containers.conf.d/10-pools.conf", "[network]\ndefault_subnet_pools = [{base = \"198.19.0.0/16\", size = 26}, {base = \"fd00:1::/48\", size = 64}]\n")
+	write(t, home+"/.config/containers/containers.conf", "[network]\nnetwork_config_dir = \"/tmp/x\"\ndefault_subnet = \"10.123.0.0/24\"\n")
+	c, err := Load(Env{Root: root, Home: home, Rootless: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := c.Network
+	if n.DefaultNetwork != "b" || n.DNSBindPort != 5353 || n.FirewallDriver != "iptables" || n.NetworkConfigDir != "/tmp/x" || n.DefaultSubnet != "10.123.0.0/24" {
+		t.Errorf("merged: %+v", n)
+	}
+	if len(n.DefaultSubnetPools) != 2 || n.DefaultSubnetPools[0].Base.String() != "198.19.0.0/16" || n.DefaultSubnetPools[1].Size != 64 {
+		t.Errorf("pools: %+v", n.DefaultSubnetPools)
+	}
+	if len(c.Engine.HelperBinariesDir) != 1 || len(c.Files) != 4 {
+		t.Errorf("engine %v files %v", c.Engine, c.Files)
+	}
+	// Rootful does not read the user's file.
+	c, _ = Load(Env{Root: root, Home: home})
+	if c.Network.NetworkConfigDir != "" {
+		t.Error("rootful read the user's containers.conf")
+	}
+}
+
+func TestContainersConfEnvAlone(t *testing.T) {
+	root := t.TempDir()
+	write(t, root+"/etc/containers/containers.conf", "[network]\ndefault_network = \"b\"\n")
+	p := filepath.Join(t.TempDir(), "only.conf")
+	write(t, p, "[network]\ndns_bind_port = 54\n")
+	c, err := Load(Env{Root: root, Getenv: func(k string) string {
+		if k == "CONTAINERS_CONF" {
+			return p
+		}
+		return ""
+	}})
+	if err != nil || c.Network.DefaultNetwork != "podman" || c.Network.DNSBindPort != 54 {
+		t.Errorf("%v %+v", err, c)
+	}
+	_, err = Load(Env{Getenv: func(string) string { return "/nonexistent.conf" }})
+	if err == nil || !strings.Contains(err.Error(), "CONTAINERS_CONF") {
+		t.Errorf("missing CONTAINERS_CONF file: %v", err)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	cases := map[string]string{
+		"[network]\ndefault_subnet = \"nope\"\n":                                   `default_subnet "nope": not a CIDR subnet`,
+		"[network]\ndefault_subnet_pools = [{base = \"10.0.0.0/16\", size = 8}]\n": "size 8 must be between 16",
+		"[network]\ndefault_subnet_pools = [{base = \"10.0.0/16\", size = 24}]\n":  `subnet pool base "10.0.0/16": not a CIDR subnet`,
+		"[network]\ndefault_subnet_pools = [{size = 24}]\n":                        "base is missing",
+		"[network]\nfirewall_driver = \"pf\"\n":                                    `firewall_driver "pf": want nftables, iptables or none`,
+		"[network\n":                                                               "read ",
+	}
+	for content, want := range cases {
+		p := filepath.Join(t.TempDir(), "c.conf")
+		write(t, p, content)
+		if _, err := LoadFile(p); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: got %v, want %q", content, err, want)
+		}
+	}
+}
