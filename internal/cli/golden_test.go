@@ -202,8 +202,6 @@ var deviations = map[string]struct {
 	"ls_filter_bad":           {125, `invalid filter "foo" (want name, id, driver, label, label!, until, dangling)`},
 	"ls_format_bad":           {125, "can't evaluate field Nope in type cli.listRow"},
 	"update_noflags":          {125, ""},
-	// berth names itself in usage errors.
-	"create_opt_noeq": {125, "unsupported bridge network option foo"},
 }
 
 var (
