@@ -44,7 +44,8 @@ type Server struct {
 	cfg    Config
 	log    *slog.Logger
 	snap   atomic.Pointer[Snapshot]
-	fwd    *Forwarder
+	fwd    *Forwarder // TCP clients
+	relay  *relay     // UDP clients
 	resolv *ResolvConf
 
 	mu        sync.Mutex // guards listeners
@@ -55,7 +56,8 @@ type Server struct {
 }
 
 type listener struct {
-	udp, tcp *mdns.Server
+	udp []*net.UDPConn
+	tcp *mdns.Server
 }
 
 // New loads the configuration but does not listen yet.
@@ -90,6 +92,11 @@ func New(cfg Config) (*Server, error) {
 		listeners: map[netip.Addr]*listener{},
 		inflight:  map[netip.Addr]int{},
 	}
+	up := cfg.UpstreamPort
+	if up == 0 {
+		up = 53
+	}
+	s.relay = newRelay(s, up, cfg.Timeout)
 	return s, nil
 }
 
@@ -136,33 +143,40 @@ func (s *Server) Reload() (int, error) {
 
 func (s *Server) listen(ip netip.Addr) (*listener, error) {
 	addr := net.JoinHostPort(ip.String(), strconv.Itoa(int(s.cfg.Port)))
-	pc, err := net.ListenPacket("udp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen udp %s: %w", addr, err)
+	l := &listener{}
+	for i := 0; i < udpSockets(); i++ {
+		pc, err := listenUDPReuse(addr)
+		if err != nil {
+			l.shutdown()
+			return nil, fmt.Errorf("listen udp %s: %w", addr, err)
+		}
+		l.udp = append(l.udp, pc)
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		pc.Close()
+		l.shutdown()
 		return nil, fmt.Errorf("listen tcp %s: %w", addr, err)
 	}
-	h := mdns.HandlerFunc(s.ServeDNS)
-	l := &listener{
-		udp: &mdns.Server{PacketConn: pc, Handler: h, UDPSize: 65535},
-		tcp: &mdns.Server{Listener: ln, Handler: h, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, IdleTimeout: func() time.Duration { return 10 * time.Second }, MaxTCPQueries: 128},
+	l.tcp = &mdns.Server{Listener: ln, Handler: mdns.HandlerFunc(s.ServeDNS), ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, IdleTimeout: func() time.Duration { return 10 * time.Second }, MaxTCPQueries: 128}
+	for _, pc := range l.udp {
+		go s.serveUDP(pc, ip)
 	}
-	for _, srv := range []*mdns.Server{l.udp, l.tcp} {
-		go func(srv *mdns.Server) {
-			if err := srv.ActivateAndServe(); err != nil {
-				s.log.Debug("listener stopped", "addr", addr, "error", err)
-			}
-		}(srv)
-	}
+	go func() {
+		if err := l.tcp.ActivateAndServe(); err != nil {
+			s.log.Debug("listener stopped", "addr", addr, "error", err)
+		}
+	}()
 	return l, nil
 }
 
 func (l *listener) shutdown() {
-	_ = l.udp.Shutdown()
-	_ = l.tcp.Shutdown()
+	for _, pc := range l.udp {
+		pc.Close()
+	}
+	if l.tcp != nil {
+		_ = l.tcp.Shutdown()
+		_ = l.tcp.Listener.Close()
+	}
 }
 
 // Close stops every listener and releases upstream sockets.
@@ -174,6 +188,7 @@ func (s *Server) Close() {
 	}
 	s.mu.Unlock()
 	s.fwd.Close()
+	s.relay.close()
 }
 
 func addrOf(a net.Addr) netip.Addr {
