@@ -237,3 +237,50 @@ func TestPrivilegedUnmanagedBridge(t *testing.T) {
 		t.Errorf("missing unmanaged bridge: %v", err)
 	}
 }
+
+// TestPrivilegedConnectSecondNetworkKeepsFirst: Podman's `network connect`
+// sets a running container up on one more network with a separate call, and
+// `disconnect` tears one down; berth's record keeps the rest, so a firewall
+// reload restores every network the container is still on.
+func TestPrivilegedConnectSecondNetworkKeepsFirst(t *testing.T) {
+	tp := newTopo(t, nil, nil)
+	na := bridgeNet("cna", "bcna0", "198.19.16.0/24", "198.19.16.1")
+	nb := bridgeNet("cnb", "bcnb0", "198.19.17.0/24", "198.19.17.1")
+	oa := opts("k1", "two", na, "198.19.16.2", network.PortMapping{ContainerPort: 80, HostPort: 8096, Protocol: "tcp", Range: 1})
+	ctr, _ := tp.container(t, oa)
+	ob := opts("k1", "two", nb, "198.19.17.2")
+	ob.Networks[0].InterfaceName = "eth1"
+	if _, err := tp.m.Setup(context.Background(), ctr.Path(), ob); err != nil {
+		t.Fatal(err)
+	}
+	rules := func() string { return run(t, tp.host, "nft", "list", "ruleset") }
+	run(t, tp.host, "nft", "flush", "ruleset")
+	if _, err := tp.m.FirewallReload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	out := rules()
+	for _, want := range []string{"198.19.16.0/24", "198.19.17.0/24", "tcp . 8096"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("after reload the ruleset lacks %s:\n%s", want, out)
+		}
+	}
+	// Disconnect from the first network: the second stays recorded.
+	if err := tp.m.Teardown(context.Background(), ctr.Path(), oa); err != nil {
+		t.Fatal(err)
+	}
+	run(t, tp.host, "nft", "flush", "ruleset")
+	if _, err := tp.m.FirewallReload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	out = rules()
+	// The published port now goes to the container's remaining network.
+	if !strings.Contains(out, "198.19.17.0/24") || strings.Contains(out, "198.19.16.") || !strings.Contains(out, "198.19.17.2 . 80") {
+		t.Errorf("after disconnecting the first network:\n%s", out)
+	}
+	if err := tp.m.Teardown(context.Background(), ctr.Path(), ob); err != nil {
+		t.Fatal(err)
+	}
+	if left := residue(t, tp); len(left) > 0 {
+		t.Errorf("residue: %v", left)
+	}
+}

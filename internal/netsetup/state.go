@@ -66,13 +66,58 @@ func netID(n network.Network) string {
 	return n.Name
 }
 
-func (s *session) save(nsPath string, o *network.Options) error {
-	rec, err := json.Marshal(record{NSPath: nsPath, Options: o})
-	if err != nil {
-		return err
+// merged returns the record's options with o's networks added (or
+// replaced): Podman's `network connect` sets a container up on one more
+// network, and the record must keep the others.
+func merged(old *network.Options, o *network.Options) *network.Options {
+	if old == nil {
+		return o
 	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	out := *o
+	out.NetworkInfo = map[string]network.Network{}
+	out.Networks = nil
+	for _, a := range old.Networks {
+		if _, again := o.Networks.Get(a.Name); !again {
+			out.Networks = append(out.Networks, a)
+			out.NetworkInfo[a.Name] = old.NetworkInfo[a.Name]
+		}
+	}
+	for _, a := range o.Networks {
+		out.Networks = append(out.Networks, a)
+		out.NetworkInfo[a.Name] = o.NetworkInfo[a.Name]
+	}
+	if len(out.PortMappings) == 0 {
+		out.PortMappings = old.PortMappings
+	}
+	return &out
+}
+
+func getRecord(c *bolt.Bucket, id string) *record {
+	if c == nil {
+		return nil
+	}
+	v := c.Get([]byte(id))
+	if v == nil {
+		return nil
+	}
+	var r record
+	if json.Unmarshal(v, &r) != nil || r.Options == nil {
+		return nil
+	}
+	return &r
+}
+
+func (s *session) save(nsPath string, o *network.Options) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
 		c, err := tx.CreateBucketIfNotExists(bucketContainers)
+		if err != nil {
+			return err
+		}
+		full := o
+		if old := getRecord(c, o.ContainerID); old != nil && old.NSPath == nsPath {
+			full = merged(old.Options, o)
+		}
+		rec, err := json.Marshal(record{NSPath: nsPath, Options: full})
 		if err != nil {
 			return err
 		}
@@ -119,8 +164,35 @@ func (s *session) save(nsPath string, o *network.Options) error {
 func (s *session) remove(o *network.Options) error {
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		if c := tx.Bucket(bucketContainers); c != nil {
-			if err := c.Delete([]byte(o.ContainerID)); err != nil {
-				return err
+			// Drop only the networks being torn down (`network
+			// disconnect` tears down one of several).
+			var left network.Attachments
+			if old := getRecord(c, o.ContainerID); old != nil {
+				for _, a := range old.Options.Networks {
+					if _, gone := o.Networks.Get(a.Name); !gone {
+						left = append(left, a)
+					}
+				}
+				if len(left) > 0 {
+					rest := *old.Options
+					rest.Networks = left
+					rest.NetworkInfo = map[string]network.Network{}
+					for _, a := range left {
+						rest.NetworkInfo[a.Name] = old.Options.NetworkInfo[a.Name]
+					}
+					rec, err := json.Marshal(record{NSPath: old.NSPath, Options: &rest})
+					if err != nil {
+						return err
+					}
+					if err := c.Put([]byte(o.ContainerID), rec); err != nil {
+						return err
+					}
+				}
+			}
+			if len(left) == 0 {
+				if err := c.Delete([]byte(o.ContainerID)); err != nil {
+					return err
+				}
 			}
 		}
 		members := tx.Bucket(bucketMembers)
