@@ -49,6 +49,8 @@ var pure = []string{
 	"internal/netconf",
 	"internal/aardvarkconf",
 	"internal/firewall",
+	"internal/netstore",
+	"internal/containersconf",
 }
 
 var kernel = []string{
