@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -52,7 +51,9 @@ type Client struct {
 // "dhcp proxy is not running: connect /run/podman/nv-proxy.sock: no such
 // file or directory".
 func Dial(path string) (*Client, error) {
-	first, err := net.DialTimeout("unix", path, 5*time.Second)
+	// A probe first: gRPC connects lazily and would report a missing
+	// proxy only as "Unavailable" on the first call.
+	probe, err := net.DialTimeout("unix", path, 5*time.Second)
 	if err != nil {
 		var se *os.SyscallError
 		if errors.As(err, &se) {
@@ -60,25 +61,9 @@ func Dial(path string) (*Client, error) {
 		}
 		return nil, fmt.Errorf("%w: connect %s: %w", ErrNotRunning, path, err)
 	}
-	// The connection just made is handed to gRPC, which would otherwise
-	// dial again.
-	var mu sync.Mutex
-	dial := func(ctx context.Context, _ string) (net.Conn, error) {
-		mu.Lock()
-		c := first
-		first = nil
-		mu.Unlock()
-		if c != nil {
-			return c, nil
-		}
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", path)
-	}
-	cc, err := grpc.NewClient("passthrough:///nv-proxy",
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(dial))
+	probe.Close()
+	cc, err := grpc.NewClient("unix://"+path, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		first.Close()
 		return nil, fmt.Errorf("dhcp proxy client: %w", err)
 	}
 	return &Client{cc: cc, api: proxypb.NewNetavarkProxyClient(cc)}, nil

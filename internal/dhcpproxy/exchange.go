@@ -127,16 +127,25 @@ func (e *nsExchanger) Acquire(ctx context.Context, id dhcp.Identity) (*dhcp.Leas
 	}
 	defer c.Close()
 	mods := id.Modifiers()
-	offer, err := c.DiscoverOffer(ctx, mods...)
-	if err != nil {
-		return nil, answerErr(err)
+	for {
+		offer, err := c.DiscoverOffer(ctx, mods...)
+		if err != nil {
+			return nil, answerErr(err)
+		}
+		sent := time.Now()
+		lease, err := c.RequestFromOffer(ctx, offer, mods...)
+		var nak *nclient4.ErrNak
+		if errors.As(err, &nak) && ctx.Err() == nil {
+			// RFC 2131 §3.1: after a DHCPNAK start over. A server that
+			// offered one address to two clients at once refuses the
+			// second request.
+			continue
+		}
+		if err != nil {
+			return nil, answerErr(err)
+		}
+		return dhcp.FromACK(lease.ACK, sent)
 	}
-	sent := time.Now()
-	lease, err := c.RequestFromOffer(ctx, offer, mods...)
-	if err != nil {
-		return nil, answerErr(err)
-	}
-	return dhcp.FromACK(lease.ACK, sent)
 }
 
 // Extend implements dhcp.Exchanger: a DHCPREQUEST with ciaddr set,

@@ -157,7 +157,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	}
 
-	gs := grpc.NewServer(grpc.UnaryInterceptor(s.track))
+	gs := grpc.NewServer(grpc.UnaryInterceptor(s.track), grpc.ConnectionTimeout(5*time.Second))
 	proxypb.RegisterNetavarkProxyServer(gs, s)
 	served := make(chan error, 1)
 	go func() { served <- gs.Serve(ln) }()
@@ -184,13 +184,14 @@ loop:
 			}
 		}
 	}
-	stopped := make(chan struct{})
-	go func() { gs.GracefulStop(); close(stopped) }()
-	select {
-	case <-stopped:
-	case <-time.After(5 * time.Second):
-		gs.Stop()
+	// Calls in flight may finish (a lease request takes up to Timeout);
+	// idle client connections do not hold the proxy up, as they would
+	// with GracefulStop.
+	deadline := time.Now().Add(s.cfg.Timeout + 2*time.Second)
+	for s.busy() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
 	}
+	gs.Stop()
 	s.shutdown()
 	return err
 }
@@ -203,6 +204,13 @@ func (s *Server) idleFor() time.Duration {
 		return 0
 	}
 	return time.Since(s.lastActive)
+}
+
+// busy reports whether calls are in flight.
+func (s *Server) busy() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.inflight > 0
 }
 
 // track counts calls in flight for the activity timeout.
