@@ -15,7 +15,7 @@ build:
 	@mkdir -p bin
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/berth ./cmd/berth
 	ln -sf berth bin/netavark
-	ln -sf berth bin/aardvark-dns
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/aardvark-dns ./cmd/aardvark-dns
 
 test: build
 	scripts/test.sh

@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -169,13 +170,12 @@ func (sc Scope) Internal() bool {
 	return true
 }
 
-// Lookup returns the addresses of name on the scope's networks, and whether
-// the name exists there at all (it may have no address of a family).
+// Lookup returns the addresses of name (lower case) on the scope's
+// networks, and whether the name exists there at all (it may have no
+// address of a family).
 func (sc Scope) Lookup(name string, v6 bool) ([]netip.Addr, bool) {
-	name = strings.ToLower(name)
 	var out []netip.Addr
 	found := false
-	seen := map[netip.Addr]bool{}
 	for _, n := range sc.Networks {
 		for _, e := range n.byName[name] {
 			found = true
@@ -184,8 +184,7 @@ func (sc Scope) Lookup(name string, v6 bool) ([]netip.Addr, bool) {
 				ips = e.IPv6
 			}
 			for _, ip := range ips {
-				if !seen[ip] {
-					seen[ip] = true
+				if !slices.Contains(out, ip) {
 					out = append(out, ip)
 				}
 			}

@@ -304,7 +304,7 @@ func (u *relayUpstream) read() {
 			rq.retried = false
 			u.r.send(rq)
 		default:
-			u.r.finish(rq, append([]byte(nil), buf[:n]...))
+			u.r.finish(rq, buf[:n]) // written before buf is reused
 		}
 	}
 }

@@ -15,11 +15,12 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
 
-	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/berthnet/berth/internal/buildinfo"
 	"github.com/berthnet/berth/internal/dns"
@@ -33,61 +34,59 @@ type Env struct {
 
 const childEnv = "BERTH_AARDVARK_CHILD"
 
-// Run executes the front-end and returns the exit code.
+// Run executes the front-end and returns the exit code. It uses pflag
+// alone (no cobra): this front-end is the long-running DNS server, kept small.
 func Run(ctx context.Context, args []string, env Env) int {
 	if env.Getenv == nil {
 		env.Getenv = os.Getenv
 	}
-	var (
-		config     string
-		port       uint16
-		filter     string
-		foreground bool
-	)
-	root := &cobra.Command{
-		Use:           "aardvark-dns",
-		Short:         "berth's name server for container networks (aardvark-dns compatible)",
-		SilenceErrors: true,
-		SilenceUsage:  true,
-		Version:       buildinfo.Version,
+	fs := pflag.NewFlagSet("aardvark-dns", pflag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	config := fs.StringP("config", "c", "/run/containers/networks/aardvark-dns", "configuration directory (one file per network)")
+	port := fs.Uint16P("port", "p", 5533, "port to listen on at each network's gateway addresses")
+	filter := fs.StringP("filter-search-domain", "f", dns.DefaultFilterDomain, "search domain stripped from queries and never forwarded")
+	foreground := fs.Bool("foreground", false, "run: do not fork (berth extension; logs to stderr)")
+	version := fs.BoolP("version", "V", false, "print the version")
+	fs.Usage = func() {
+		fmt.Fprintf(env.Stderr, "Usage: aardvark-dns [--config DIR] [--port N] [--filter-search-domain D] run|version\n\n"+
+			"berth's name server for container networks (aardvark-dns compatible).\n"+
+			"run starts the server; it forks, and the parent exits once the server is ready.\n\nFlags:\n%s", fs.FlagUsages())
 	}
-	root.SetVersionTemplate("aardvark-dns {{.Version}} (berth)\n")
-	root.SetOut(env.Stdout)
-	root.SetErr(env.Stderr)
-	pf := root.PersistentFlags()
-	pf.StringVarP(&config, "config", "c", "/run/containers/networks/aardvark-dns", "configuration directory (one file per network)")
-	pf.Uint16VarP(&port, "port", "p", 5533, "port to listen on at each network's gateway addresses")
-	pf.StringVarP(&filter, "filter-search-domain", "f", dns.DefaultFilterDomain, "search domain stripped from queries and never forwarded")
-	code := 0
-	run := &cobra.Command{
-		Use:   "run",
-		Short: "start the server (it forks; the parent exits once the server is ready)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg := dns.Config{Dir: config, Port: port, FilterDomain: filter, NoProxy: env.Getenv("AARDVARK_NO_PROXY") != ""}
-			if foreground || env.Getenv(childEnv) != "" {
-				code = serve(cmd.Context(), cfg, env)
-				return nil
-			}
-			return spawn(env)
-		},
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		return 2
 	}
-	run.Flags().BoolVar(&foreground, "foreground", false, "do not fork (berth extension; logs to stderr)")
-	root.AddCommand(run, &cobra.Command{
-		Use:   "version",
-		Short: "print the version",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintf(env.Stdout, "aardvark-dns %s (berth)\n", buildinfo.Version)
-			return nil
-		},
-	})
-	root.SetArgs(args)
-	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintf(env.Stderr, "Error: %v\n", err)
-		return 1
+	if *version {
+		fmt.Fprintf(env.Stdout, "aardvark-dns %s (berth)\n", buildinfo.Version)
+		return 0
 	}
-	return code
+	rest := fs.Args()
+	if len(rest) != 1 {
+		fs.Usage()
+		return 2
+	}
+	switch rest[0] {
+	case "version":
+		fmt.Fprintf(env.Stdout, "aardvark-dns %s (berth)\n", buildinfo.Version)
+		return 0
+	case "help":
+		fs.Usage()
+		return 0
+	case "run":
+		cfg := dns.Config{Dir: *config, Port: *port, FilterDomain: *filter, NoProxy: env.Getenv("AARDVARK_NO_PROXY") != ""}
+		if *foreground || env.Getenv(childEnv) != "" {
+			return serve(ctx, cfg, env)
+		}
+		if err := spawn(env); err != nil {
+			fmt.Fprintf(env.Stderr, "Error: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	fmt.Fprintf(env.Stderr, "Error: unknown command %q (want run or version)\n", rest[0])
+	return 2
 }
 
 // spawn starts this program again as the daemon and waits until it reports
@@ -145,6 +144,9 @@ func serve(ctx context.Context, cfg dns.Config, env Env) int {
 			ready = nil
 		}
 	}
+	// A long-running server with a small working set: collect garbage
+	// before the heap grows past a few megabytes.
+	debug.SetMemoryLimit(8 << 20)
 	logger := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level(env.Getenv("RUST_LOG"))}))
 	cfg.Logger = logger
 	srv, err := dns.New(cfg)

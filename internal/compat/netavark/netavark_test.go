@@ -127,10 +127,12 @@ func buildBinary(t *testing.T) string {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	for _, name := range []string{"netavark", "aardvark-dns"} {
-		if err := os.Symlink("berth", filepath.Join(dir, name)); err != nil {
-			t.Fatal(err)
-		}
+	if err := os.Symlink("berth", filepath.Join(dir, "netavark")); err != nil {
+		t.Fatal(err)
+	}
+	cmd = exec.Command("go", "build", "-o", filepath.Join(dir, "aardvark-dns"), "github.com/berthnet/berth/cmd/aardvark-dns")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
 	}
 	return filepath.Join(dir, "netavark")
 }
