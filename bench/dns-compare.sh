@@ -253,8 +253,10 @@ emit_rss() { # ID R PHASE
         return
     fi
     r=$(rss_kb "$p")
-    ejson "$id" "{\"metric\":\"rss\",\"records\":$2,\"phase\":\"$3\",\"rss_kb\":${r%% *},\"hwm_kb\":${r##* },\"threads\":$(awk '/^Threads:/{print $2}' "/proc/$p/status"),\"cpu_ms_total\":$(c=$(proc_cpu_ms "$p"); echo "${c:-null}"),\"pid\":$p,\"pid_file\":\"$now\"}"
-    log "  ${LABEL[$id]} RSS ($3, R=$2): ${r%% *} kB (peak ${r##* } kB)"
+    local af
+    af=$(awk '/^RssAnon:/{a=$2} /^RssFile:/{f=$2} END{printf "%s %s", a, f}' "/proc/$p/status" 2>/dev/null)
+    ejson "$id" "{\"metric\":\"rss\",\"records\":$2,\"phase\":\"$3\",\"rss_kb\":${r%% *},\"hwm_kb\":${r##* },\"rss_anon_kb\":${af%% *},\"rss_file_kb\":${af##* },\"threads\":$(awk '/^Threads:/{print $2}' "/proc/$p/status"),\"cpu_ms_total\":$(c=$(proc_cpu_ms "$p"); echo "${c:-null}"),\"pid\":$p,\"pid_file\":\"$now\"}"
+    log "  ${LABEL[$id]} RSS ($3, R=$2): ${r%% *} kB (anon ${af%% *}, file ${af##* }; peak ${r##* } kB)"
 }
 
 sanity() { # ID R TAG : right answers before/after measuring
@@ -275,25 +277,59 @@ sanity() { # ID R TAG : right answers before/after measuring
     log "  ${LABEL[$id]} sanity ($tag, R=$R): ok=$ok ctr1='$a1' ctr$R='$aR' host7.upstream.test='$au' ref_local='$ar' ref_upstream='$aru'"
 }
 
-# udp_snap ID : UDP NoPorts InErrors RcvbufErrors of the host netns, the
-# upstream netns and container 1 (9 numbers), from /proc/net/snmp
+# udp_snap ID FILE : /proc/net/snmp and /proc/net/stat/nf_conntrack of the
+# host netns, the upstream netns and container 1 (the client), into FILE
 udp_snap() {
     local ns
     for ns in "${HNS[$1]}" "$UNS" "${PREFIX}-${1}1"; do
-        nsenter --net="/run/netns/$ns" awk '/^Udp:/{n++; if (n == 2) printf "%s %s %s ", $3, $4, $6}' /proc/net/snmp
-    done
+        echo "== $ns"
+        nsenter --net="/run/netns/$ns" cat /proc/net/snmp /proc/net/stat/nf_conntrack 2>/dev/null
+    done >"$2"
 }
-udp_delta() { # "BEFORE" "AFTER" -> JSON object
-    "$PYTHON" -c '
+# udp_delta BEFORE AFTER -> JSON: per netns (host, upstream, client) the
+# deltas of UDP NoPorts, InErrors, RcvbufErrors, SndbufErrors and of the
+# conntrack counters invalid, insert_failed, drop, clashres (all CPUs)
+udp_delta() {
+    "$PYTHON" - "$1" "$2" <<'PY'
 import json, sys
-a = [int(x) for x in sys.argv[1].split()]; b = [int(x) for x in sys.argv[2].split()]
-d = [y - x for x, y in zip(a, b)]
-out = {}
+def read(path):
+    out, cur = {}, None
+    hdr = None
+    for line in open(path):
+        f = line.split()
+        if not f:
+            continue
+        if f[0] == "==":
+            cur = {"ct": {}}
+            out[len(out)] = cur
+            hdr = None
+            continue
+        if f[0] == "Udp:":
+            if f[1].isdigit():
+                cur.update(dict(zip(hdr, (int(x) for x in f[1:]))))
+            else:
+                hdr = f[1:]
+        elif f[0] == "entries":
+            cur["cthdr"] = f
+        elif "cthdr" in cur and len(f) == len(cur["cthdr"]):
+            for k, v in zip(cur["cthdr"], f):
+                cur["ct"][k] = cur["ct"].get(k, 0) + int(v, 16)
+    return out
+a, b = read(sys.argv[1]), read(sys.argv[2])
+res = {}
 for i, ns in enumerate(("host", "upstream", "client")):
-    if len(d) >= 3 * i + 3:
-        out[ns] = {"noports": d[3 * i], "inerrors": d[3 * i + 1], "rcvbuf_errors": d[3 * i + 2]}
-print(json.dumps(out))
-' "$1" "$2"
+    x, y = a.get(i, {}), b.get(i, {})
+    d = {}
+    for k, n in (("NoPorts", "noports"), ("InErrors", "inerrors"), ("RcvbufErrors", "rcvbuf_errors"),
+                 ("SndbufErrors", "sndbuf_errors")):
+        if k in x and k in y:
+            d[n] = y[k] - x[k]
+    for k in ("invalid", "insert_failed", "drop", "clashres"):
+        if k in x.get("ct", {}) and k in y.get("ct", {}):
+            d["ct_" + k] = y["ct"][k] - x["ct"][k]
+    res[ns] = d
+print(json.dumps(res))
+PY
 }
 
 human() { # KIND LABEL TEST R JSON
@@ -304,7 +340,7 @@ rc = ",".join(f"{k}:{v}" for k, v in (m.get("rcodes") or {}).items())
 if kind == "max":
     print("  %-9s %-13s R=%-5s max: %8.0f qps  avg %s ms  lost %s  [%s]%s"
           % (label, test, r, m.get("qps") or 0, m.get("avg_ms"), m.get("lost"), rc,
-             "  " + "; ".join(m["warnings"]) if m.get("warnings") else ""))
+             "  " + "; ".join(f"{n}x {k}" for k, n in m["warnings"].items()) if m.get("warnings") else ""))
 else:
     print("  %-9s %-13s R=%-5s @%s qps: avg %s ms  p50 %s  p99 %s  max %s ms  lost %s  [%s]"
           % (label, test, r, lq, m.get("avg_ms"), m.get("p50_ms"), m.get("p99_ms"), m.get("max_ms"), m.get("lost"), rc))
@@ -322,18 +358,17 @@ run_perf() {
         *) log "unknown test $test"; return ;;
     esac
     local c="/run/netns/${PREFIX}-${id}1" f="$RESDIR/dnsperf/$test-$id-R$R-r$round" m c0 c1 u0 u1
-    local s0 s1
-    s0=$(udp_snap "$id")
+    udp_snap "$id" "$WORK/snap0"
     c0=$(proc_cpu_ms "$spid"); u0=$(proc_cpu_ms "$UPPID")
     nsenter --net="$c" dnsperf -s "$server" -d "$qf" -l "$DURATION" -c "$CLIENTS" -q "$OUTSTANDING" \
         -t "$QTIMEOUT" >"$f-max.txt" 2>&1
     c1=$(proc_cpu_ms "$spid"); u1=$(proc_cpu_ms "$UPPID")
-    s1=$(udp_snap "$id")
+    udp_snap "$id" "$WORK/snap1"
+    local ud; ud=$(udp_delta "$WORK/snap0" "$WORK/snap1")
     m=$("$PYTHON" "$HERE/dnslib.py" parse "$f-max.txt")
-    emit_json "{\"metric\":\"dns_max\",\"udp\":$(udp_delta "$s0" "$s1"),\"impl\":\"$impl\",\"path\":\"$id\",\"path_of\":\"${LABEL[$id]}\",\"test\":\"$test\",\"records\":$R,\"round\":$round,\"server\":\"$server\",\"duration_s\":$DURATION,\"clients\":$CLIENTS,\"outstanding\":$OUTSTANDING,\"server_cpu_ms\":$(cpu_delta "$c0" "$c1"),\"upstream_cpu_ms\":$(cpu_delta "$u0" "$u1"),\"load1\":$(loadavg1),\"result\":$m}"
+    emit_json "{\"metric\":\"dns_max\",\"udp\":$ud,\"impl\":\"$impl\",\"path\":\"$id\",\"path_of\":\"${LABEL[$id]}\",\"test\":\"$test\",\"records\":$R,\"round\":$round,\"server\":\"$server\",\"duration_s\":$DURATION,\"clients\":$CLIENTS,\"outstanding\":$OUTSTANDING,\"server_cpu_ms\":$(cpu_delta "$c0" "$c1"),\"upstream_cpu_ms\":$(cpu_delta "$u0" "$u1"),\"load1\":$(loadavg1),\"result\":$m}"
     log "$(human max "$impl/$id" "$test" "$R" "$m")"
-    local ud; ud=$(udp_delta "$s0" "$s1")
-    [[ "$ud" =~ [1-9] ]] && log "    UDP counter deltas (noports/inerrors/rcvbuf_errors per netns): $ud"
+    [[ "$ud" =~ :\ [1-9] ]] && log "    kernel counter deltas (UDP, conntrack) per netns: $ud"
     c0=$(proc_cpu_ms "$spid")
     nsenter --net="$c" dnsperf -s "$server" -d "$qf" -l "$LAT_DURATION" -Q "$LAT_QPS" -c "$CLIENTS" \
         -t "$QTIMEOUT" -v >"$WORK/lat.txt" 2>&1
@@ -350,8 +385,7 @@ reload_test() {
     [ -n "$p" ] && [ -d "/proc/$p" ] || { log "  ${LABEL[$id]}: no server for the reload test"; return; }
     case $kind in names) qf="$WORK/q-names-$R.txt" ;; *) qf="$WORK/q-upstream.txt" ;; esac
     local f="$RESDIR/dnsperf/reload-$kind-$id-R$R.txt"
-    local s0 s1
-    s0=$(udp_snap "$id")
+    udp_snap "$id" "$WORK/snap0"
     c0=$(proc_cpu_ms "$p")
     nsenter --net="/run/netns/${PREFIX}-${id}1" dnsperf -s "${GW[$id]}" -d "$qf" -l "$RELOAD_DURATION" \
         -Q "$RELOAD_QPS" -c "$CLIENTS" -t "$QTIMEOUT" -v >"$f" 2>&1 &
@@ -366,14 +400,14 @@ reload_test() {
     t1=${EPOCHREALTIME/./}
     wait "$dp"
     c1=$(proc_cpu_ms "$p")
-    s1=$(udp_snap "$id")
+    udp_snap "$id" "$WORK/snap1"
     local alive=false same=false now a1 aR m
     [ -d "/proc/$p" ] && alive=true
     now=$(pid_now "$id")
     [ "$now" = "$p" ] && same=true
     a1=$(ask "$id" "${GW[$id]}" ctr1); aR=$(ask "$id" "${GW[$id]}" "ctr$R")
     m=$("$PYTHON" "$HERE/dnslib.py" parse "$f")
-    ejson "$id" "{\"metric\":\"reload\",\"udp\":$(udp_delta "$s0" "$s1"),\"records\":$R,\"queries\":\"$kind\",\"sighups\":$sent,\"interval_s\":$RELOAD_INTERVAL,\"hup_span_ms\":$(( (t1 - t0) / 1000 )),\"qps_target\":$RELOAD_QPS,\"duration_s\":$RELOAD_DURATION,\"server_cpu_ms\":$(cpu_delta "$c0" "$c1"),\"pid_alive_after\":$alive,\"pid_file_same\":$same,\"after_ctr1\":\"$a1\",\"after_ctrR\":\"$aR\",\"load1\":$(loadavg1),\"result\":$m}"
+    ejson "$id" "{\"metric\":\"reload\",\"udp\":$(udp_delta "$WORK/snap0" "$WORK/snap1"),\"records\":$R,\"queries\":\"$kind\",\"sighups\":$sent,\"interval_s\":$RELOAD_INTERVAL,\"hup_span_ms\":$(( (t1 - t0) / 1000 )),\"qps_target\":$RELOAD_QPS,\"duration_s\":$RELOAD_DURATION,\"server_cpu_ms\":$(cpu_delta "$c0" "$c1"),\"pid_alive_after\":$alive,\"pid_file_same\":$same,\"after_ctr1\":\"$a1\",\"after_ctrR\":\"$aR\",\"load1\":$(loadavg1),\"result\":$m}"
     log "  ${LABEL[$id]} reload ($kind, R=$R): $sent SIGHUPs in $(( (t1 - t0) / 1000 )) ms; $("$PYTHON" -c '
 import json,sys
 m=json.loads(sys.argv[1])

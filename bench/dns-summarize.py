@@ -139,8 +139,7 @@ def main():
                     for ns, v in (x.get("udp") or {}).items():
                         for k, n in v.items():
                             ud[(ns, k)] += n
-                udp = (f"{ud[('host', 'rcvbuf_errors')]}/{ud[('host', 'noports')]}/"
-                       f"{ud[('upstream', 'rcvbuf_errors')]}/{ud[('client', 'rcvbuf_errors')]}")
+                udp = ", ".join(f"{ns} {k} {n}" for (ns, k), n in sorted(ud.items()) if n) or "none"
                 body.append([R, test, srv, fmt(g("dns_max", R, test, path, "qps"), 0), pr,
                              fmt(g("dns_max", R, test, path, "avg_ms")), f"{lost_m}/{bad_m}",
                              udp, fmt(cpu_per_q(R, test, path), 1),
@@ -150,14 +149,16 @@ def main():
         lq = c0.get("lat_qps")
         print(table(["records", "test", "server", "max qps", "per round", "avg ms @max",
                      "lost/not-NOERROR @max (all rounds)",
-                     "UDP drops @max: host rcvbuf / host noports / upstream rcvbuf / client rcvbuf",
+                     "kernel drop counters @max (non-zero)",
                      "server CPU µs/query @max",
                      f"p50 ms @{lq} qps", f"p99 ms @{lq}", f"max ms @{lq}", f"lost/not-NOERROR @{lq}"], body) + "\n")
         print("Server CPU = user+sys of the server process during the max-rate run / queries completed "
               "(for `upstream` the upstream dnsmasq's CPU is not included; for `ref_upstream` it is the upstream's). "
-              "UDP drops: deltas of /proc/net/snmp `Udp: RcvbufErrors` (a socket's receive queue was full) and "
-              "`NoPorts` (no socket on the port: ICMP port unreachable) in the host netns (DNS server and its "
-              "upstream socket), the upstream netns and the client (dnsperf) netns, summed over rounds.\n")
+              "Kernel counters: deltas over the max-rate runs (summed over rounds) of /proc/net/snmp `Udp:` "
+              "`NoPorts` (no socket on the port: ICMP port unreachable), `InErrors`, `RcvbufErrors` (a socket's "
+              "receive queue was full), `SndbufErrors` and of /proc/net/stat/nf_conntrack `invalid`, "
+              "`insert_failed`, `drop`, `clashres` in the host netns (DNS server, its upstream socket), the "
+              "upstream netns and the client (dnsperf) netns.\n")
 
         print("## Ratios and targets (targets are reported, not asserted)\n")
         body = []
@@ -222,12 +223,18 @@ def main():
             tgt = ""
             if impl == A:
                 tgt = "yes" if hwm is not None and hwm <= RSS_TARGET_KB else "**no**"
+            def af(phase):
+                a, f = last(phase, "rss_anon_kb"), last(phase, "rss_file_kb")
+                return "–" if a is None else f"{a} / {f}"
             body.append([R, impl, fmt(last("idle", "rss_kb")), fmt(last("after_names", "rss_kb")),
                          fmt(last("after_upstream", "rss_kb")), fmt(last("after_reload", "rss_kb")),
-                         fmt(hwm), thr, tgt])
+                         fmt(hwm), af("idle"), af("after_upstream"), thr, tgt])
         print(table(["records", "impl", "idle RSS", "after names load", "after upstream load",
-                     "after reload tests", "peak (max VmHWM)", "threads (max)",
-                     f"peak ≤ 15 MB ({RSS_TARGET_KB} kB)"], body) + "\n")
+                     "after reload tests", "peak (max VmHWM)", "idle anon / file", "after upstream anon / file",
+                     "threads (max)", f"peak ≤ 15 MB ({RSS_TARGET_KB} kB)"], body) + "\n")
+        print("RSS = anonymous memory (heap, stacks) + file-backed pages (the program's own text and data "
+              "mapped from its executable and libraries, shared with other processes running the same file); "
+              "VmHWM is the peak of the total.\n")
 
     # ---------------------------------------------------------------- reload
     rl = [r for r in rows if r.get("metric") == "reload"]
@@ -244,12 +251,12 @@ def main():
                          m.get("completed"), lost, bad, rc or "–",
                          f"{lost + bad} ({100.0 * (lost + bad) / sent:.2f}%)" if sent else "–",
                          fmt(m.get("p99_ms")), fmt(m.get("max_ms")),
-                         ((r.get("udp") or {}).get("host") or {}).get("noports", "–"),
+                         ", ".join(f"{k} {n}" for k, n in ((r.get("udp") or {}).get("host") or {}).items() if n) or "none",
                          f"{fmt(r['pid_alive_after'])}/{fmt(r['pid_file_same'])}",
                          f"{r.get('after_ctr1')}; {r.get('after_ctrR')}"])
         print(table(["records", "queries", "impl", "SIGHUPs", "over ms", "queries sent", "completed", "lost",
                      "answered not NOERROR", "response codes", "failed (lost + not NOERROR)", "p99 ms", "max ms",
-                     "host NoPorts (port unreachable)", "server alive / same pid", "answers afterwards (ctr1; ctrR)"], body) + "\n")
+                     "host netns kernel counters (non-zero)", "server alive / same pid", "answers afterwards (ctr1; ctrR)"], body) + "\n")
         c = cfg.get("a", {})
         print(f"dnsperf `-Q {c.get('reload_qps')} -l {c.get('reload_duration_s')} -c {c.get('clients')} "
               f"-t {c.get('qtimeout_s')}`; {c.get('reloads')} SIGHUPs every {c.get('reload_interval_s')} s "
@@ -283,13 +290,21 @@ def main():
                 print(f"- {r['impl']} R={r['records']} {r['when']}: ctr1='{r['ctr1']}' ctrR='{r['ctrR']}' "
                       f"upstream='{r['upstream']}' ref_local='{r['ref_local']}' ref_upstream='{r['ref_upstream']}'")
             print()
-    warn = defaultdict(set)
+    warn = defaultdict(int)
     for r in rows:
         if r.get("metric") in ("dns_max", "dns_latency", "reload"):
-            for w in r["result"].get("warnings") or []:
-                warn[(r["impl"], r.get("test", r.get("queries")))].add(w)
+            w = r["result"].get("warnings") or {}
+            if isinstance(w, list):  # older parser: one line per distinct warning
+                w = {x: 1 for x in w}
+            for k, n in w.items():
+                k = __import__("re").sub(r"(id:?)\s*\d+", r"\1 N", k)
+                warn[(r["metric"], r["records"], r["impl"], r.get("test", r.get("queries")), k)] += n
     if warn:
-        print("dnsperf warnings: " + "; ".join(f"{k[0]} {k[1]}: {' | '.join(sorted(v))}" for k, v in warn.items()) + "\n")
+        print("dnsperf warnings (count over rounds; \"unexpected (maybe timed out) id\" = an answer that arrived "
+              "after dnsperf had counted the query as lost):\n")
+        for (metric, R, impl, test, k), n in sorted(warn.items()):
+            print(f"- {metric} R={R} {impl} {test}: {n}× `{k}`")
+        print()
     end = [r for r in rows if r.get("metric") == "run_end"]
     if end:
         print(f"Run time (measurements + cleanup): {end[-1]['elapsed_s']} s.")

@@ -83,10 +83,16 @@ def parse(path):
     if lat:
         out.update({"p50_ms": pct(lat, 0.5), "p90_ms": pct(lat, 0.9), "p99_ms": pct(lat, 0.99),
                     "p999_ms": pct(lat, 0.999), "verbose_lines": len(lat)})
-    # dnsperf's own warnings (e.g. "Warning: received a response with an unexpected id")
-    warn = sorted(set(re.findall(r"^\s*(?:Warning|Error)[^\n]{0,120}", t, re.M)))
+    # dnsperf's own warnings, counted by kind (ids stripped), e.g. "Warning:
+    # received a response with an unexpected (maybe timed out) id" = an
+    # answer that came after the query had been counted as lost
+    warn = {}
+    for w in re.findall(r"^\s*((?:Warning|Error)[^\n]{0,120})", t, re.M):
+        k = re.sub(r"(id:?)\s*\d+", r"\1 N", w.strip())
+        warn[k] = warn.get(k, 0) + 1
     if warn:
-        out["warnings"] = warn[:5]
+        out["warnings"] = warn
+    out["timeouts_logged"] = len(re.findall(r"^\[Timeout\]", t, re.M))
     if out["qps"] is not None:
         out["qps"] = round(out["qps"], 1)
     for k in ("sent", "completed", "lost", "interrupted"):
