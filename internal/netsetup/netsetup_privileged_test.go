@@ -294,7 +294,7 @@ func residue(t *testing.T, tp *topo) []string {
 		out = append(out, "nft table "+tb.Name)
 	}
 	filepath.Walk(filepath.Join(tp.cfgDir, "berth"), func(p string, info os.FileInfo, err error) error {
-		if err == nil && !info.IsDir() && filepath.Base(p) != "state.db" {
+		if err == nil && !info.IsDir() && filepath.Base(p) != "state.db" && filepath.Base(p) != "lock" {
 			out = append(out, "file "+p)
 		}
 		return nil

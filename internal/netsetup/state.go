@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
 
 	"github.com/berthnet/berth/internal/network"
 )
@@ -20,8 +21,8 @@ import (
 //	members/<net id>/<ctr id>      one key per container on a network: the
 //	                               last one out removes bridge and rules
 //
-// Opening the database takes its flock, so a session is also the lock that
-// serialises setups and teardowns across processes. Transactions are not
+// A session holds an flock on <config>/berth/lock, which serialises setups
+// and teardowns across processes. Transactions are not
 // fsynced: the state lives under /run, which a reboot empties anyway, and a
 // crashed process leaves either the old or the new state.
 type store struct {
@@ -36,22 +37,39 @@ var (
 
 // session is an open, locked state database.
 type session struct {
-	db *bolt.DB
+	lock *os.File
+	db   *bolt.DB
 }
 
+// open waits for the state lock, then opens the database. The lock is a
+// blocking flock of its own: bbolt's lock polls every 50 ms, which would
+// make concurrent calls queue in 50 ms steps.
 func (s store) open() (*session, error) {
 	if err := os.MkdirAll(s.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create state directory: %w", err)
 	}
+	lp := filepath.Join(s.dir, "lock")
+	lock, err := os.OpenFile(lp, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", lp, err)
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("lock %s: %w", lp, err)
+	}
 	p := filepath.Join(s.dir, "state.db")
 	db, err := bolt.Open(p, 0o644, &bolt.Options{NoSync: true, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 	if err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("open state %s: %w", p, err)
 	}
-	return &session{db: db}, nil
+	return &session{lock: lock, db: db}, nil
 }
 
-func (s *session) close() { s.db.Close() }
+func (s *session) close() {
+	s.db.Close()
+	s.lock.Close()
+}
 
 // record is what is kept per container.
 type record struct {
