@@ -235,6 +235,8 @@ func (s *script) next(kind string, l *Lease) (*Lease, error) {
 		return nil, ErrNAK
 	case "none":
 		return nil, ErrNoAnswer
+	case "gone":
+		return nil, ErrGone
 	case "ack-new":
 		addr = netip.MustParsePrefix("198.18.1.101/24")
 	}
@@ -322,6 +324,20 @@ func TestKeeper(t *testing.T) {
 				t.Errorf("%d changes, want %d", changes, tc.changes)
 			}
 		})
+	}
+}
+
+func TestKeeperStopsWhenGone(t *testing.T) {
+	clock := &jumpClock{now: t0}
+	s := &script{clock: clock, answers: []string{"none", "gone"}, stop: func() {}}
+	b := &binds{}
+	k := &Keeper{Ex: s, Binder: b, Clock: clock, MinRetry: 10 * time.Second}
+	first := &Lease{Addr: netip.MustParsePrefix("198.18.1.100/24"), Duration: 120 * time.Second, T1: 60 * time.Second, T2: 105 * time.Second, Acquired: t0}
+	if err := k.Run(context.Background(), first); !errors.Is(err, ErrGone) {
+		t.Fatalf("run: %v", err)
+	}
+	if len(b.log) != 0 {
+		t.Errorf("binds %v", b.log)
 	}
 }
 

@@ -84,8 +84,9 @@ func (k *Keeper) defaults() {
 	}
 }
 
-// Run keeps l (nil: acquire one first) until ctx ends. It returns ctx's
-// error; it never releases the lease, which is the caller's choice.
+// Run keeps l (nil: acquire one first) until ctx ends or the interface is
+// gone. It returns ctx's error or ErrGone; it never releases the lease,
+// which is the caller's choice.
 func (k *Keeper) Run(ctx context.Context, l *Lease) error {
 	k.defaults()
 	backoff := k.MinRetry
@@ -95,6 +96,9 @@ func (k *Keeper) Run(ctx context.Context, l *Lease) error {
 		}
 		if l == nil {
 			next, err := k.try(ctx, time.Time{}, func(c context.Context) (*Lease, error) { return k.Ex.Acquire(c, k.ID) })
+			if errors.Is(err, ErrGone) {
+				return err
+			}
 			if err != nil {
 				k.Logger.Warn("no new lease yet", "error", err, "retry_in", backoff)
 				if !k.sleep(ctx, backoff) {
@@ -133,6 +137,8 @@ func (k *Keeper) Run(ctx context.Context, l *Lease) error {
 				k.Logger.Info("lease extended", "phase", ph, "addr", next.Addr, "duration", next.Duration)
 				l = next
 				k.Changed(l)
+			case errors.Is(err, ErrGone):
+				return err
 			case errors.Is(err, ErrNAK):
 				k.Logger.Warn("lease refused; removing the address", "addr", l.Addr, "phase", ph)
 				k.lose(l)

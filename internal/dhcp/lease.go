@@ -26,6 +26,10 @@ var ErrNAK = errors.New("server answered DHCPNAK")
 // ErrNoAnswer is returned by an Exchanger when no server answered in time.
 var ErrNoAnswer = errors.New("no DHCP answer")
 
+// ErrGone is returned by an Exchanger when the interface (or its network
+// namespace) no longer exists; a Keeper then stops.
+var ErrGone = errors.New("interface is gone")
+
 // Infinite is the lease time of a lease that never expires (0xffffffff s).
 const Infinite = time.Duration(0xffffffff) * time.Second
 
@@ -240,6 +244,7 @@ const (
 	Expired
 )
 
+// String returns the phase's name.
 func (p Phase) String() string {
 	return [...]string{"bound", "renewing", "rebinding", "expired"}[p]
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -68,6 +69,9 @@ func (c splitConn) WriteTo(b []byte, addr net.Addr) (int, error) { return c.w.Wr
 func (e *nsExchanger) client(src netip.Addr, server *net.UDPAddr) (*nclient4.Client, error) {
 	ns, err := netns.Open(e.nsPath)
 	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %w", dhcp.ErrGone, err)
+		}
 		return nil, err
 	}
 	defer ns.Close()
@@ -75,7 +79,7 @@ func (e *nsExchanger) client(src netip.Addr, server *net.UDPAddr) (*nclient4.Cli
 	err = ns.Do(func() error {
 		ifc, err := net.InterfaceByName(e.ifname)
 		if err != nil {
-			return fmt.Errorf("find interface %s: %w", e.ifname, err)
+			return fmt.Errorf("%w: find interface %s: %w", dhcp.ErrGone, e.ifname, err)
 		}
 		raw, err = packet.Listen(ifc, packet.Datagram, unix.ETH_P_IP, &packet.Config{Filter: dhcpFilter})
 		if err != nil {

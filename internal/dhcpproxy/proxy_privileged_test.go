@@ -354,3 +354,22 @@ func TestPrivilegedProxyBadRequests(t *testing.T) {
 		t.Errorf("leases: %+v", lan.ServerLeases())
 	}
 }
+
+// A container that goes without a teardown: at its next renewal the proxy
+// finds the interface gone and forgets the lease.
+func TestPrivilegedProxyForgetsGoneInterface(t *testing.T) {
+	lan := dhcpproxytest.NewLAN(t, dhcpproxytest.LANOptions{T1: 1, T2: 3})
+	p := dhcpproxytest.StartProxy(t, dhcpproxy.Config{})
+	c := dial(t, p)
+	ctr := macvlanCtr(t, lan, "ctr01")
+	setup(t, c, cfgFor(ctr, "gone1"))
+	if n := len(proxyLeases(t, p)); n != 1 {
+		t.Fatalf("cache holds %d leases", n)
+	}
+	if out, err := nettest.Run(ctr, 5*time.Second, "ip", "link", "del", "eth0"); err != nil {
+		t.Fatalf("delete eth0: %v %s", err, out)
+	}
+	if !dhcpproxytest.WaitFor(5*time.Second, func() bool { return len(proxyLeases(t, p)) == 0 }) {
+		t.Errorf("lease of a deleted interface still cached: %v", proxyLeases(t, p))
+	}
+}

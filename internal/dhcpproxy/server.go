@@ -324,7 +324,16 @@ func (s *Server) startLocked(key string, rec *record, resumed bool) {
 				k.Logger.Warn("configure resumed lease", "error", err)
 			}
 		}
-		_ = k.Run(ctx, first)
+		if err := k.Run(ctx, first); errors.Is(err, dhcp.ErrGone) {
+			// The container went without a teardown: forget the lease.
+			s.mu.Lock()
+			if s.leases[key] == e {
+				delete(s.leases, key)
+				s.saveLocked()
+			}
+			s.mu.Unlock()
+			k.Logger.Info("interface is gone; lease forgotten", "error", err)
+		}
 	}()
 }
 
@@ -406,7 +415,7 @@ func (s *Server) Setup(ctx context.Context, cfg *proxypb.NetworkConfig) (*proxyp
 	case errors.Is(err, dhcp.ErrNAK):
 		return nil, status.Error(codes.FailedPrecondition, err.Error())
 	case err != nil:
-		return nil, status.Errorf(codes.Internal, "lease for %s: %v", rec.ContainerIface, err)
+		return nil, status.Errorf(codes.Internal, "acquire lease for %s: %v", rec.ContainerIface, err)
 	}
 	if err := b.Bind(nil, l); err != nil {
 		_ = b.Unbind(l)

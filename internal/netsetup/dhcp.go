@@ -88,7 +88,7 @@ func (m *Manager) leaseDHCP(ctx context.Context, ctrNS *netns.NetNS, hostH, ctrH
 
 	ip, err := netip.ParseAddr(lease.GetYiaddr())
 	if err != nil {
-		return fmt.Errorf("dhcp lease for %s: bad address %q", ifname, lease.GetYiaddr())
+		return fmt.Errorf("read dhcp lease for %s: bad address %q", ifname, lease.GetYiaddr())
 	}
 	mask, err := netip.ParseAddr(lease.GetSubnetMask())
 	ones, size := 0, 0
@@ -96,7 +96,7 @@ func (m *Manager) leaseDHCP(ctx context.Context, ctrNS *netns.NetNS, hostH, ctrH
 		ones, size = net.IPMask(mask.AsSlice()).Size()
 	}
 	if size != 32 {
-		return fmt.Errorf("dhcp lease for %s: bad subnet mask %q", ifname, lease.GetSubnetMask())
+		return fmt.Errorf("read dhcp lease for %s: bad subnet mask %q", ifname, lease.GetSubnetMask())
 	}
 	at.addrs = []netip.Prefix{netip.PrefixFrom(ip, ones)}
 	d := &dhcpLease{domain: lease.GetDomainName()}

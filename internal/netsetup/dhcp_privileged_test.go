@@ -2,6 +2,7 @@ package netsetup_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -202,6 +203,56 @@ func TestPrivilegedDHCPErrors(t *testing.T) {
 		}
 		if left := residue(t, tp.topo); len(left) > 0 && !(len(left) == 1 && left[0] == "link lanparent") {
 			t.Errorf("residue: %v", left)
+		}
+	})
+}
+
+// Teardown without a running proxy reports it and still removes the link;
+// a setup that fails after its lease releases the lease in the rollback.
+func TestPrivilegedDHCPTeardownAndRollback(t *testing.T) {
+	t.Run("teardown without proxy", func(t *testing.T) {
+		tp := newDHCPTopo(t, dhcpproxytest.LANOptions{}, dhcpproxy.Config{})
+		o := dhcpOpts("t1", "t1", dhcpNet("mvt", "lanparent"))
+		ctr := nettest.NewNS(t, nettest.RandName("ctr"))
+		if _, err := tp.m.Setup(context.Background(), ctr.Path(), o); err != nil {
+			t.Fatal(err)
+		}
+		tp.proxy.Stop()
+		err := tp.m.Teardown(context.Background(), ctr.Path(), o)
+		if err == nil || !strings.Contains(err.Error(), "release dhcp lease of eth0: dhcp proxy is not running: connect ") {
+			t.Errorf("teardown: %v", err)
+		}
+		if links := nettest.Links(t, ctr); len(links) != 1 {
+			t.Errorf("left in the container: %v", links)
+		}
+	})
+	t.Run("rollback releases", func(t *testing.T) {
+		failAt := ""
+		proxy := dhcpproxytest.StartProxy(t, dhcpproxy.Config{})
+		tp := newTopo(t, nil, func(c *netsetup.Config) {
+			c.DHCPProxySocket = proxy.Socket
+			c.FailPoint = func(step string) error {
+				if step == failAt {
+					return errors.New("injected")
+				}
+				return nil
+			}
+		})
+		lan := dhcpproxytest.NewLAN(t, dhcpproxytest.LANOptions{Host: tp.host})
+		failAt = "state"
+		ctr := nettest.NewNS(t, nettest.RandName("ctr"))
+		_, err := tp.m.Setup(context.Background(), ctr.Path(), dhcpOpts("r1", "r1", dhcpNet("mvr", "lanparent")))
+		if err == nil || !strings.Contains(err.Error(), "injected") {
+			t.Fatalf("setup: %v", err)
+		}
+		if !dhcpproxytest.WaitFor(3*time.Second, func() bool { return len(lan.ServerLeases()) == 0 }) {
+			t.Errorf("rollback left the lease with dnsmasq: %+v", lan.ServerLeases())
+		}
+		if links := nettest.Links(t, ctr); len(links) != 1 {
+			t.Errorf("left in the container: %v", links)
+		}
+		if b := readFile(t, proxy.LeaseFile()); strings.Contains(b, "ns_path") {
+			t.Errorf("proxy keeps a lease: %s", b)
 		}
 	})
 }
