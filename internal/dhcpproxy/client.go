@@ -26,6 +26,7 @@ type Error struct {
 	Msg  string
 }
 
+// Error returns the proxy's message.
 func (e *Error) Error() string { return e.Msg }
 
 // Is makes a proxy timeout match dhcp.ErrNoAnswer and an unreachable
