@@ -18,7 +18,6 @@ need=()
 for c in podman:podman runc:runc conmon:conmon busybox:busybox-static curl:curl nsenter:util-linux ip:iproute2 nft:nftables; do
 	command -v "${c%%:*}" >/dev/null || need+=("${c#*:}")
 done
-[ -x /usr/lib/podman/aardvark-dns ] || need+=(aardvark-dns)
 if [ ${#need[@]} -gt 0 ]; then
 	echo "demo: installing ${need[*]}"
 	DEBIAN_FRONTEND=noninteractive apt-get update -qq
@@ -50,7 +49,7 @@ trap cleanup EXIT
 mkdir -p /run/containers/networks && mount -t tmpfs tmpfs /run/containers/networks
 mkdir -p "$helpers" "$state/runroot" && mount -t tmpfs tmpfs "$state/runroot"
 ln -s "$top/bin/berth" "$helpers/netavark"
-ln -s /usr/lib/podman/aardvark-dns "$helpers/aardvark-dns"
+ln -s "$top/bin/aardvark-dns" "$helpers/aardvark-dns"
 cat >"$state/containers.conf" <<EOF
 [containers]
 default_ulimits = ["nofile=10000:10000", "nproc=10000:10000"]
