@@ -9,30 +9,22 @@ A = the implementation of config id "a" (normally berth), B = id "b"
 per-round values are listed next to the max-rate medians.
 """
 import json
+import os
 import statistics
 import sys
 from collections import OrderedDict, defaultdict
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import summarize  # noqa: E402  (shared loading and medians)
 
 RSS_TARGET_KB = 15 * 1024  # "15 MB"
 
 
 def load(paths):
-    rows = []
-    for p in paths:
-        with open(p) as f:
-            for line in f:
-                line = line.strip()
-                if line.startswith("{"):
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError:
-                        pass
-    return [r for r in rows if r.get("bench") == "dns-compare"]
+    return summarize.load(paths, "dns-compare")
 
 
-def med(vals):
-    vals = [v for v in vals if v is not None]
-    return statistics.median(vals) if vals else None
+med = summarize.med
 
 
 def fmt(v, nd=None):

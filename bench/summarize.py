@@ -15,7 +15,8 @@ import sys
 from collections import OrderedDict, defaultdict
 
 
-def load(paths):
+def load(paths, bench="setup-compare"):
+    """Reads the JSON lines of the given files, keeping one benchmark's."""
     rows = []
     for p in paths:
         with open(p) as f:
@@ -26,7 +27,7 @@ def load(paths):
                         rows.append(json.loads(line))
                     except json.JSONDecodeError:
                         pass
-    return [r for r in rows if r.get("bench") == "setup-compare"]
+    return [r for r in rows if r.get("bench") == bench]
 
 
 def med(vals):

@@ -5,9 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -408,6 +409,21 @@ func matchLabels(labels map[string]string, want []string) bool {
 
 // filterNetworks applies Podman's network filters: the values of one key
 // are alternatives (OR), different keys must all match (AND).
+// listFiltered lists the networks that pass the filters, with the set of
+// networks in use.
+func (w *world) listFiltered(fs filterSet) ([]network.Network, map[string]bool, error) {
+	nets, err := w.store.List()
+	if err != nil {
+		return nil, nil, err
+	}
+	use, _, err := w.inUse()
+	if err != nil {
+		return nil, nil, err
+	}
+	nets, err = w.filterNetworks(nets, fs, use)
+	return nets, use, err
+}
+
 func (w *world) filterNetworks(nets []network.Network, fs filterSet, inUse map[string]bool) ([]network.Network, error) {
 	var out []network.Network
 	now := w.env.now()
@@ -522,15 +538,7 @@ func lsCmd(env Env, g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			nets, err := w.store.List()
-			if err != nil {
-				return err
-			}
-			use, _, err := w.inUse()
-			if err != nil {
-				return err
-			}
-			nets, err = w.filterNetworks(nets, fs, use)
+			nets, _, err := w.listFiltered(fs)
 			if err != nil {
 				return err
 			}
@@ -777,15 +785,7 @@ func pruneCmd(env Env, g *globals) *cobra.Command {
 					return nil
 				}
 			}
-			nets, err := w.store.List()
-			if err != nil {
-				return err
-			}
-			use, _, err := w.inUse()
-			if err != nil {
-				return err
-			}
-			nets, err = w.filterNetworks(nets, fs, use)
+			nets, use, err := w.listFiltered(fs)
 			if err != nil {
 				return err
 			}
@@ -902,11 +902,4 @@ pick the change up at once.`,
 }
 
 // sortedNames returns the map's keys, sorted.
-func sortedNames(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
+func sortedNames(m map[string]bool) []string { return slices.Sorted(maps.Keys(m)) }
