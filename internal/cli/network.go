@@ -181,16 +181,6 @@ func parseIPFlag(flag, s string) (netip.Addr, error) {
 	return a.Unmap(), nil
 }
 
-func lastOf(p netip.Prefix) netip.Addr {
-	p = p.Masked()
-	b := p.Addr().AsSlice()
-	for i := p.Bits(); i < len(b)*8; i++ {
-		b[i/8] |= 1 << (7 - uint(i%8))
-	}
-	a, _ := netip.AddrFromSlice(b)
-	return a
-}
-
 // network turns the flags into a network definition for netconf.Complete.
 func (f *createFlags) network(name string) (network.Network, error) {
 	n := network.Network{Name: name, Driver: f.driver, IPv6Enabled: f.ipv6, Internal: f.internal, DNSEnabled: !f.disableDNS, NetworkInterface: f.ifName}
@@ -252,7 +242,7 @@ func (f *createFlags) network(name string) (network.Network, error) {
 			}
 			r = r.Masked()
 			// Podman stores a CIDR range as first host .. last address.
-			sub.LeaseRange = &network.LeaseRange{StartIP: r.Addr().Next(), EndIP: lastOf(r)}
+			sub.LeaseRange = &network.LeaseRange{StartIP: r.Addr().Next(), EndIP: network.LastAddr(r)}
 		}
 		n.Subnets = append(n.Subnets, sub)
 	}
@@ -826,20 +816,12 @@ pick the change up at once.`,
 				return errors.New("nothing to update: give --dns-add or --dns-drop")
 			}
 			parse := func(flag string, vals []string) ([]netip.Addr, error) {
-				var out []netip.Addr
-				for _, v := range vals {
-					for _, p := range strings.Split(v, ",") {
-						if p = strings.TrimSpace(p); p == "" {
-							continue
-						}
-						a, err := netip.ParseAddr(p)
-						if err != nil {
-							return nil, fmt.Errorf("--%s %s: not an IP address", flag, p)
-						}
-						out = append(out, a)
-					}
+				out, err := network.ParseAddrList(vals)
+				var bad *network.AddrError
+				if errors.As(err, &bad) {
+					return nil, fmt.Errorf("--%s %s: not an IP address", flag, bad.Value)
 				}
-				return out, nil
+				return out, err
 			}
 			addA, err := parse("dns-add", add)
 			if err != nil {

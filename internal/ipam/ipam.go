@@ -124,7 +124,7 @@ func Validate(n network.Network, static []netip.Addr) error {
 		if ip == s.Subnet.Masked().Addr() {
 			return fmt.Errorf("requested static ip %s is the address of subnet %s: %w", ip, s.Subnet, ErrInvalid)
 		}
-		if ip.Is4() && ip == lastAddr(s.Subnet) && s.Subnet.Bits() < 31 {
+		if ip.Is4() && ip == network.LastAddr(s.Subnet) && s.Subnet.Bits() < 31 {
 			return fmt.Errorf("requested static ip %s is the broadcast address of subnet %s: %w", ip, s.Subnet, ErrInvalid)
 		}
 		if s.Gateway == ip {
@@ -219,7 +219,7 @@ func (a *Allocator) Allocate(ctrID string, n network.Network, static []netip.Add
 // rangeOf returns the first and last address IPAM may give in s.
 func rangeOf(s network.Subnet) (netip.Addr, netip.Addr) {
 	p := s.Subnet.Masked()
-	first, last := p.Addr().Next(), lastAddr(p)
+	first, last := p.Addr().Next(), network.LastAddr(p)
 	if p.Addr().Is4() && p.Bits() < 31 {
 		last = last.Prev()
 	}
@@ -259,16 +259,6 @@ func next(sb *bolt.Bucket, s network.Subnet) (netip.Addr, error) {
 		}
 	}
 	return netip.Addr{}, fmt.Errorf("IPAM error: failed to find free IP in range: %s - %s: %w", first, last, ErrExhausted)
-}
-
-func lastAddr(p netip.Prefix) netip.Addr {
-	p = p.Masked()
-	b := p.Addr().AsSlice()
-	for i := p.Bits(); i < len(b)*8; i++ {
-		b[i/8] |= 1 << (7 - uint(i%8))
-	}
-	a, _ := netip.AddrFromSlice(b)
-	return a
 }
 
 // Release frees every address ctrID holds on the network named netName. A

@@ -274,3 +274,43 @@ func ShortID(id string) string {
 
 // NormalizeProtocol lower-cases a protocol name.
 func NormalizeProtocol(p string) string { return strings.ToLower(strings.TrimSpace(p)) }
+
+// LastAddr returns the last address of a prefix (its broadcast address for
+// IPv4).
+func LastAddr(p netip.Prefix) netip.Addr {
+	p = p.Masked()
+	b := p.Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 1 << (7 - uint(i%8))
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
+}
+
+// ParseAddrList parses addresses given as repeated and/or comma-separated
+// values (a flag like --dns 1.1.1.1,8.8.8.8); empty parts are skipped. A bad
+// value gives an *AddrError.
+func ParseAddrList(vals []string) ([]netip.Addr, error) {
+	var out []netip.Addr
+	for _, v := range vals {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p == "" {
+				continue
+			}
+			a, err := netip.ParseAddr(p)
+			if err != nil {
+				return nil, &AddrError{Value: p}
+			}
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// AddrError reports a value that is not an IP address.
+type AddrError struct{ Value string }
+
+func (e *AddrError) Error() string { return fmt.Sprintf("%q is not an IP address", e.Value) }
+
+// Unwrap makes errors.Is(err, ErrInvalid) true.
+func (e *AddrError) Unwrap() error { return ErrInvalid }

@@ -191,3 +191,19 @@ func TestValidationErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestLastAddrAndParseAddrList(t *testing.T) {
+	for in, want := range map[string]string{"198.19.5.0/24": "198.19.5.255", "198.19.5.128/25": "198.19.5.255", "fd00::/64": "fd00::ffff:ffff:ffff:ffff", "10.0.0.7/32": "10.0.0.7"} {
+		if got := LastAddr(netip.MustParsePrefix(in)).String(); got != want {
+			t.Errorf("LastAddr(%s) = %s, want %s", in, got, want)
+		}
+	}
+	got, err := ParseAddrList([]string{"1.1.1.1, 8.8.8.8", "", "fd00::1"})
+	if err != nil || len(got) != 3 || got[2].String() != "fd00::1" {
+		t.Errorf("ParseAddrList: %v %v", got, err)
+	}
+	var bad *AddrError
+	if _, err := ParseAddrList([]string{"1.1.1.1,nope"}); !errors.As(err, &bad) || bad.Value != "nope" || !errors.Is(err, ErrInvalid) {
+		t.Errorf("bad value: %v", err)
+	}
+}

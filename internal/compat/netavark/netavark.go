@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -206,18 +205,9 @@ func updateCmd(g *globals, env Env) *cobra.Command {
 		Short: "change a network's upstream DNS servers while containers run",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var addrs []netip.Addr
-			for _, s := range servers {
-				for _, p := range strings.Split(s, ",") {
-					if p = strings.TrimSpace(p); p == "" {
-						continue
-					}
-					a, err := netip.ParseAddr(p)
-					if err != nil {
-						return fmt.Errorf("--network-dns-servers: %q is not an IP address", p)
-					}
-					addrs = append(addrs, a)
-				}
+			addrs, err := network.ParseAddrList(servers)
+			if err != nil {
+				return fmt.Errorf("--network-dns-servers: %w", err)
 			}
 			if g.config == "" {
 				return errors.New("--config not specified but required for netavark update")
