@@ -85,6 +85,8 @@ func newRoot(env Env, g *globals, code *int) *cobra.Command {
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.configDir, "network-config-dir", "", "directory of the network files (default: containers.conf network_config_dir, else /etc/containers/networks, rootless ~/.local/share/containers/storage/networks)")
 	pf.StringVar(&g.runDir, "network-run-dir", "", "directory of address records and runtime state (default /run/containers/networks, rootless $XDG_RUNTIME_DIR/containers/networks)")
+	pf.StringVar(&g.root, "root", "", "storage directory of images and containers (default $BERTH_ROOT, else /var/lib/berth, rootless $XDG_DATA_HOME/berth)")
+	pf.StringVar(&g.runRoot, "runroot", "", "runtime state directory of containers and pods (default $BERTH_RUNROOT, else /run/berth, rootless $XDG_RUNTIME_DIR/berth)")
 	pf.StringVar(&g.logLevel, "log-level", "warn", "log messages at and above this level: trace, debug, info, warn, error, fatal, panic")
 	_ = root.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"trace", "debug", "info", "warn", "error", "fatal", "panic"}, cobra.ShellCompDirectiveNoFileComp))
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {

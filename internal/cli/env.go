@@ -114,18 +114,26 @@ type globals struct {
 	configDir string
 	runDir    string
 	logLevel  string
+	// root and runRoot are the container engine's storage (images,
+	// containers) and runtime state directories.
+	root    string
+	runRoot string
 }
 
 // world is everything a command works on, resolved once per run.
 type world struct {
-	env      Env
-	conf     *containersconf.Config
-	store    *netstore.Store
-	alloc    *ipam.Allocator
-	ctrs     *containerStore
-	runDir   string
-	log      *slog.Logger
-	logLevel slog.Level
+	env    Env
+	conf   *containersconf.Config
+	store  *netstore.Store
+	alloc  *ipam.Allocator
+	ctrs   *containerStore
+	runDir string
+	// root holds images and containers (--root, default /var/lib/berth,
+	// rootless $XDG_DATA_HOME/berth); runRoot holds runtime state
+	// (--runroot, default /run/berth, rootless $XDG_RUNTIME_DIR/berth).
+	root, runRoot string
+	log           *slog.Logger
+	logLevel      slog.Level
 }
 
 var logLevels = map[string]slog.Level{
@@ -199,7 +207,43 @@ func openWorld(env Env, g *globals) (*world, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &world{env: env, conf: conf, store: st, alloc: alloc, ctrs: &containerStore{path: filepath.Join(runDir, "berth", "containers.db")}, runDir: runDir, log: log, logLevel: lvl}, nil
+	root, runRoot := engineDirs(env, g)
+	return &world{env: env, conf: conf, store: st, alloc: alloc, ctrs: &containerStore{path: filepath.Join(runDir, "berth", "containers.db")}, runDir: runDir, root: root, runRoot: runRoot, log: log, logLevel: lvl}, nil
+}
+
+// engineDirs resolves the engine's storage and runtime directories from the
+// flags, BERTH_ROOT/BERTH_RUNROOT, then the defaults.
+func engineDirs(env Env, g *globals) (root, runRoot string) {
+	root, runRoot = g.root, g.runRoot
+	if root == "" {
+		root = env.getenv("BERTH_ROOT")
+	}
+	if runRoot == "" {
+		runRoot = env.getenv("BERTH_RUNROOT")
+	}
+	if root == "" {
+		if env.Rootless {
+			base := env.getenv("XDG_DATA_HOME")
+			if base == "" {
+				base = filepath.Join(env.Home, ".local", "share")
+			}
+			root = filepath.Join(base, "berth")
+		} else {
+			root = "/var/lib/berth"
+		}
+	}
+	if runRoot == "" {
+		if env.Rootless {
+			rt := env.getenv("XDG_RUNTIME_DIR")
+			if rt == "" {
+				rt = "/run/user/" + strconv.Itoa(env.UID)
+			}
+			runRoot = filepath.Join(rt, "berth")
+		} else {
+			runRoot = "/run/berth"
+		}
+	}
+	return root, runRoot
 }
 
 func netipParsePrefix(s string) (netip.Prefix, error) { return netip.ParsePrefix(s) }
