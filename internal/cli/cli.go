@@ -22,13 +22,14 @@ import (
 	"github.com/berthnet/berth/internal/buildinfo"
 	"github.com/berthnet/berth/internal/compat/aardvark"
 	"github.com/berthnet/berth/internal/compat/netavark"
+	"github.com/berthnet/berth/internal/compat/netavark/withdhcp"
 )
 
 // Main runs the program called name with args and returns the exit code.
 func Main(ctx context.Context, name string, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch name {
 	case "netavark":
-		return netavark.Run(ctx, args, netavark.Env{Stdin: stdin, Stdout: stdout, Stderr: stderr, Getenv: os.Getenv})
+		return netavark.Run(ctx, args, withdhcp.Env(netavark.Env{Stdin: stdin, Stdout: stdout, Stderr: stderr, Getenv: os.Getenv}))
 	case "aardvark-dns":
 		return aardvark.Run(ctx, args, aardvark.Env{Stdout: stdout, Stderr: stderr, Getenv: os.Getenv})
 	}
@@ -111,7 +112,7 @@ func newRoot(env Env, g *globals, code *int) *cobra.Command {
 			Short:              "The netavark-compatible backend (same as running the binary as netavark)",
 			DisableFlagParsing: true,
 			RunE: func(cmd *cobra.Command, a []string) error {
-				*code = netavark.Run(cmd.Context(), a, netavark.Env{Stdin: env.Stdin, Stdout: env.Stdout, Stderr: env.Stderr, Getenv: env.Getenv})
+				*code = netavark.Run(cmd.Context(), a, withdhcp.Env(netavark.Env{Stdin: env.Stdin, Stdout: env.Stdout, Stderr: env.Stderr, Getenv: env.Getenv}))
 				return nil
 			},
 		},

@@ -15,6 +15,7 @@ import (
 
 	"github.com/berthnet/berth/internal/compat/netavark"
 	"github.com/berthnet/berth/internal/containersconf"
+	"github.com/berthnet/berth/internal/dhcpproxy"
 	"github.com/berthnet/berth/internal/firewall"
 	"github.com/berthnet/berth/internal/ipam"
 	"github.com/berthnet/berth/internal/link"
@@ -296,6 +297,7 @@ func (w *world) manager() (*netsetup.Manager, error) {
 		Rootless:       w.env.Rootless,
 		Firewall:       fw,
 		Logger:         w.log,
+		DHCP:           dhcpproxy.Leaser{},
 	})
 }
 

@@ -2,20 +2,53 @@ package netsetup
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"time"
 
-	"github.com/berthnet/berth/internal/dhcpproxy"
-	proxypb "github.com/berthnet/berth/internal/dhcpproxy/proto"
 	"github.com/berthnet/berth/internal/link"
 	"github.com/berthnet/berth/internal/netns"
 	"github.com/berthnet/berth/internal/network"
 )
 
-// DefaultDHCPProxySocket is where netavark's DHCP proxy listens.
-const DefaultDHCPProxySocket = dhcpproxy.DefaultSocket
+// DHCPClient asks a DHCP proxy (netavark's dhcp-proxy API) for leases on
+// container interfaces. The proxy configures the address and default route
+// in the container's namespace itself and keeps renewing.
+type DHCPClient interface {
+	// Lease gets a lease for r.ContainerIface and returns it.
+	Lease(ctx context.Context, r DHCPRequest) (DHCPLease, error)
+	// Release stops renewing and releases the lease of r.ContainerIface.
+	Release(ctx context.Context, r DHCPRequest) error
+}
+
+// DHCPRequest names the interface a lease is for.
+type DHCPRequest struct {
+	HostIface      string // macvlan parent or bridge
+	ContainerIface string
+	ContainerMAC   string
+	HostName       string
+	NsPath         string
+	ContainerID    string
+	Metric         uint32
+	NoDefaultRoute bool
+}
+
+// DHCPLease is what the proxy got from the DHCP server.
+type DHCPLease struct {
+	Addr     netip.Prefix
+	Gateways []netip.Addr
+	DNS      []netip.Addr
+	Domain   string
+}
+
+// ErrNoDHCPClient: a network uses the dhcp IPAM driver but the Manager has
+// no DHCP client.
+var ErrNoDHCPClient = errors.New("no DHCP proxy client configured")
+
+// DefaultDHCPMetric is the default route metric of a macvlan interface
+// leased through DHCP (netavark's proxy uses 99, bridges 100).
+const DefaultDHCPMetric = 99
 
 // proxyCallTimeout bounds one call to the DHCP proxy; the proxy's own
 // timeout (8 s by default) ends a lease request that gets no answer first.
@@ -26,13 +59,6 @@ type dhcpLease struct {
 	gateway netip.Addr
 	dns     []netip.Addr
 	domain  string
-}
-
-func (m *Manager) proxySocket() string {
-	if m.cfg.DHCPProxySocket != "" {
-		return m.cfg.DHCPProxySocket
-	}
-	return DefaultDHCPProxySocket
 }
 
 // dhcpParent names the host side for the proxy: the macvlan parent (the
@@ -53,60 +79,40 @@ func (m *Manager) leaseDHCP(ctx context.Context, ctrNS *netns.NetNS, hostH, ctrH
 	if err := m.fail("dhcp"); err != nil {
 		return err
 	}
+	if m.cfg.DHCP == nil {
+		return ErrNoDHCPClient
+	}
 	n := at.net
 	ifname := at.opts.InterfaceName
 	def := uint32(100)
 	if n.Driver != network.DriverBridge {
-		def = dhcpproxy.DefaultMetric
+		def = DefaultDHCPMetric
 	}
 	hostname := o.ContainerHostname
 	if hostname == "" {
 		hostname = o.ContainerName
 	}
-	cfg := &proxypb.NetworkConfig{
-		HostIface:        dhcpParent(hostH, n),
-		ContainerIface:   ifname,
-		ContainerMacAddr: at.mac,
-		HostName:         hostname,
-		NsPath:           ctrNS.Path(),
-		ContainerId:      o.ContainerID,
-		Metric:           n.Metric(def),
-		NoDefaultRoute:   n.Internal || n.NoDefaultRoute(),
+	req := DHCPRequest{
+		HostIface:      dhcpParent(hostH, n),
+		ContainerIface: ifname,
+		ContainerMAC:   at.mac,
+		HostName:       hostname,
+		NsPath:         ctrNS.Path(),
+		ContainerID:    o.ContainerID,
+		Metric:         n.Metric(def),
+		NoDefaultRoute: n.Internal || n.NoDefaultRoute(),
 	}
-	c, err := dhcpproxy.Dial(m.proxySocket())
-	if err != nil {
-		return err
-	}
-	defer c.Close()
 	cctx, cancel := context.WithTimeout(ctx, proxyCallTimeout)
 	defer cancel()
-	lease, err := c.Setup(cctx, cfg)
+	lease, err := m.cfg.DHCP.Lease(cctx, req)
 	if err != nil {
 		return fmt.Errorf("get dhcp lease for %s: %w", ifname, err)
 	}
-	rb.push(func() error { return m.releaseDHCP(context.Background(), cfg) })
-
-	ip, err := netip.ParseAddr(lease.GetYiaddr())
-	if err != nil {
-		return fmt.Errorf("read dhcp lease for %s: bad address %q", ifname, lease.GetYiaddr())
-	}
-	mask, err := netip.ParseAddr(lease.GetSubnetMask())
-	ones, size := 0, 0
-	if err == nil && mask.Is4() {
-		ones, size = net.IPMask(mask.AsSlice()).Size()
-	}
-	if size != 32 {
-		return fmt.Errorf("read dhcp lease for %s: bad subnet mask %q", ifname, lease.GetSubnetMask())
-	}
-	at.addrs = []netip.Prefix{netip.PrefixFrom(ip, ones)}
-	d := &dhcpLease{domain: lease.GetDomainName()}
-	if gws := lease.GetGateways(); len(gws) > 0 {
-		d.gateway, _ = netip.ParseAddr(gws[0])
-	}
-	for _, s := range lease.GetDnsServers() {
-		if a, err := netip.ParseAddr(s); err == nil {
-			d.dns = append(d.dns, a)
-		}
+	rb.push(func() error { return m.releaseDHCP(context.Background(), req) })
+	at.addrs = []netip.Prefix{lease.Addr}
+	d := &dhcpLease{domain: lease.Domain, dns: lease.DNS}
+	if len(lease.Gateways) > 0 {
+		d.gateway = lease.Gateways[0]
 	}
 	at.dhcp = d
 
@@ -127,16 +133,14 @@ func (m *Manager) leaseDHCP(ctx context.Context, ctrNS *netns.NetNS, hostH, ctrH
 }
 
 // releaseDHCP tells the proxy to stop renewing and release the lease.
-func (m *Manager) releaseDHCP(ctx context.Context, cfg *proxypb.NetworkConfig) error {
-	c, err := dhcpproxy.Dial(m.proxySocket())
-	if err != nil {
-		return fmt.Errorf("release dhcp lease of %s: %w", cfg.ContainerIface, err)
+func (m *Manager) releaseDHCP(ctx context.Context, r DHCPRequest) error {
+	if m.cfg.DHCP == nil {
+		return fmt.Errorf("release dhcp lease of %s: %w", r.ContainerIface, ErrNoDHCPClient)
 	}
-	defer c.Close()
 	cctx, cancel := context.WithTimeout(ctx, proxyCallTimeout)
 	defer cancel()
-	if _, err := c.Teardown(cctx, cfg); err != nil {
-		return fmt.Errorf("release dhcp lease of %s: %w", cfg.ContainerIface, err)
+	if err := m.cfg.DHCP.Release(cctx, r); err != nil {
+		return fmt.Errorf("release dhcp lease of %s: %w", r.ContainerIface, err)
 	}
 	return nil
 }
@@ -145,11 +149,11 @@ func (m *Manager) releaseDHCP(ctx context.Context, cfg *proxypb.NetworkConfig) e
 // interface goes (the DHCPRELEASE leaves through it). Without the namespace
 // the proxy finds the lease by container ID and interface name.
 func (m *Manager) teardownDHCP(ctx context.Context, ctrH *link.Handle, nsPath, ctrID string, n network.Network, ifname string) error {
-	cfg := &proxypb.NetworkConfig{ContainerIface: ifname, NsPath: nsPath, ContainerId: ctrID, HostIface: n.NetworkInterface}
+	r := DHCPRequest{ContainerIface: ifname, NsPath: nsPath, ContainerID: ctrID, HostIface: n.NetworkInterface}
 	if ctrH != nil {
 		if l, err := ctrH.ByName(ifname); err == nil {
-			cfg.ContainerMacAddr = l.Attrs().HardwareAddr.String()
+			r.ContainerMAC = l.Attrs().HardwareAddr.String()
 		}
 	}
-	return m.releaseDHCP(ctx, cfg)
+	return m.releaseDHCP(ctx, r)
 }

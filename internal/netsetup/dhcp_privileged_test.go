@@ -32,7 +32,7 @@ func newDHCPTopo(t *testing.T, lanOpts dhcpproxytest.LANOptions, proxyCfg dhcppr
 	t.Helper()
 	nettest.Privileged(t)
 	proxy := dhcpproxytest.StartProxy(t, proxyCfg)
-	tp := newTopo(t, nil, func(c *netsetup.Config) { c.DHCPProxySocket = proxy.Socket })
+	tp := newTopo(t, nil, func(c *netsetup.Config) { c.DHCP = dhcpproxy.Leaser{Socket: proxy.Socket} })
 	lanOpts.Host = tp.host
 	return &dhcpTopo{topo: tp, lan: dhcpproxytest.NewLAN(t, lanOpts), proxy: proxy}
 }
@@ -161,7 +161,7 @@ func TestPrivilegedDHCPErrors(t *testing.T) {
 	nettest.Privileged(t)
 	t.Run("proxy not running", func(t *testing.T) {
 		sock := filepath.Join(t.TempDir(), "nv-proxy.sock")
-		tp := newTopo(t, nil, func(c *netsetup.Config) { c.DHCPProxySocket = sock })
+		tp := newTopo(t, nil, func(c *netsetup.Config) { c.DHCP = dhcpproxy.Leaser{Socket: sock} })
 		dhcpproxytest.NewLAN(t, dhcpproxytest.LANOptions{Host: tp.host, NoServer: true})
 		ctr := nettest.NewNS(t, nettest.RandName("ctr"))
 		_, err := tp.m.Setup(context.Background(), ctr.Path(), dhcpOpts("e1", "e1", dhcpNet("mve", "lanparent")))
@@ -230,7 +230,7 @@ func TestPrivilegedDHCPTeardownAndRollback(t *testing.T) {
 		failAt := ""
 		proxy := dhcpproxytest.StartProxy(t, dhcpproxy.Config{})
 		tp := newTopo(t, nil, func(c *netsetup.Config) {
-			c.DHCPProxySocket = proxy.Socket
+			c.DHCP = dhcpproxy.Leaser{Socket: proxy.Socket}
 			c.FailPoint = func(step string) error {
 				if step == failAt {
 					return errors.New("injected")

@@ -3,6 +3,7 @@ package netavark
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"strconv"
@@ -10,9 +11,26 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-
-	"github.com/berthnet/berth/internal/dhcpproxy"
 )
+
+// The DHCP proxy's defaults (as in netavark; internal/dhcpproxy has the
+// same values, a test keeps them equal).
+const (
+	DefaultProxyDir             = "/run/podman"
+	DefaultProxyTimeout         = 8 * time.Second
+	DefaultProxyActivityTimeout = 300 * time.Second
+)
+
+// ProxyConfig is what the dhcp-proxy command passes to Env.ServeDHCPProxy.
+type ProxyConfig struct {
+	// Dir holds the lease cache, SocketDir the socket (nv-proxy.sock).
+	Dir, SocketDir string
+	// Listener is the socket systemd passed; nil: listen in SocketDir.
+	Listener        net.Listener
+	Timeout         time.Duration
+	ActivityTimeout time.Duration
+	Logger          *slog.Logger
+}
 
 // dhcpProxyCmd is `netavark dhcp-proxy [--dir D] [--uds D] [--timeout S]
 // [--activity-timeout S]`: the DHCP proxy server, on <uds>/nv-proxy.sock or
@@ -22,7 +40,7 @@ import (
 // The command parses its own flags: netavark's short -a is
 // --activity-timeout here (the systemd unit runs `dhcp-proxy -a 30`), while
 // on the other commands it is the global --aardvark-binary.
-func dhcpProxyCmd(env Env) *cobra.Command {
+func dhcpProxyCmd(g *globals, env Env) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "dhcp-proxy [--dir DIR] [--uds DIR] [--timeout SECONDS] [--activity-timeout SECONDS]",
 		Short: "serve DHCP leases for containers on dhcp networks (netavark's gRPC API on a unix socket)",
@@ -39,10 +57,10 @@ func dhcpProxyCmd(env Env) *cobra.Command {
 	)
 	f := pflag.NewFlagSet("dhcp-proxy", pflag.ContinueOnError)
 	f.SetOutput(io.Discard)
-	f.StringVarP(&dir, "dir", "d", dhcpproxy.DefaultDir, "directory of the lease cache (nv-proxy.lease)")
-	f.StringVarP(&uds, "uds", "u", dhcpproxy.DefaultDir, "directory of the socket (nv-proxy.sock)")
-	f.Uint64VarP(&timeout, "timeout", "t", uint64(dhcpproxy.DefaultTimeout/time.Second), "seconds to wait for a DHCP server's answer to a new lease")
-	f.Uint64VarP(&activity, "activity-timeout", "a", uint64(dhcpproxy.DefaultActivityTimeout/time.Second), "exit after this many seconds without leases or calls (0: never)")
+	f.StringVarP(&dir, "dir", "d", DefaultProxyDir, "directory of the lease cache (nv-proxy.lease)")
+	f.StringVarP(&uds, "uds", "u", DefaultProxyDir, "directory of the socket (nv-proxy.sock)")
+	f.Uint64VarP(&timeout, "timeout", "t", uint64(DefaultProxyTimeout/time.Second), "seconds to wait for a DHCP server's answer to a new lease")
+	f.Uint64VarP(&activity, "activity-timeout", "a", uint64(DefaultProxyActivityTimeout/time.Second), "exit after this many seconds without leases or calls (0: never)")
 	f.BoolVarP(&help, "help", "h", false, "help for dhcp-proxy")
 	// The global flags may come along; they do not concern the proxy.
 	var ignored string
@@ -69,29 +87,29 @@ func dhcpProxyCmd(env Env) *cobra.Command {
 		if d := env.Getenv("NETAVARK_PROXY_RUN_DIR_ENV"); d != "" {
 			dir, uds = d, d
 		}
-		ln, err := proxyListener(env, uds)
+		if env.ServeDHCPProxy == nil {
+			return delegate(g, env, "dhcp-proxy")
+		}
+		ln, err := systemdListener(env)
 		if err != nil {
 			return err
 		}
-		defer ln.Close()
-		srv, err := dhcpproxy.New(dhcpproxy.Config{
+		return env.ServeDHCPProxy(cmd.Context(), ProxyConfig{
 			Dir:             dir,
+			SocketDir:       uds,
+			Listener:        ln,
 			Timeout:         time.Duration(timeout) * time.Second,
 			ActivityTimeout: time.Duration(activity) * time.Second,
 			Logger:          logger(env),
 		})
-		if err != nil {
-			return err
-		}
-		return srv.Serve(cmd.Context(), ln)
 	}
 	return c
 }
 
-// proxyListener returns the socket systemd passed (socket activation:
+// systemdListener returns the socket systemd passed (socket activation:
 // LISTEN_PID is this process, LISTEN_FDS >= 1, the socket is fd 3), else
-// listens on <uds>/nv-proxy.sock.
-func proxyListener(env Env, uds string) (net.Listener, error) {
+// nil.
+func systemdListener(env Env) (net.Listener, error) {
 	if pid, _ := strconv.Atoi(env.Getenv("LISTEN_PID")); pid == os.Getpid() {
 		if n, _ := strconv.Atoi(env.Getenv("LISTEN_FDS")); n >= 1 {
 			f := os.NewFile(3, "systemd-socket")
@@ -103,5 +121,5 @@ func proxyListener(env Env, uds string) (net.Listener, error) {
 			return ln, nil
 		}
 	}
-	return dhcpproxy.Listen(uds)
+	return nil, nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/berthnet/berth/internal/compat/netavark"
+	"github.com/berthnet/berth/internal/compat/netavark/withdhcp"
 	"github.com/berthnet/berth/internal/dhcpproxy"
 )
 
@@ -27,7 +28,7 @@ func TestHelperDHCPProxy(t *testing.T) {
 			break
 		}
 	}
-	os.Exit(netavark.Run(context.Background(), args, netavark.Env{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}))
+	os.Exit(netavark.Run(context.Background(), args, withdhcp.Env(netavark.Env{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv})))
 }
 
 // The proxy serves the socket systemd passes (fd 3, LISTEN_PID/LISTEN_FDS),

@@ -39,6 +39,15 @@ type Env struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 	Getenv         func(string) string
+	// DHCP is the DHCP proxy client for networks whose IPAM driver is
+	// dhcp; ServeDHCPProxy runs the proxy (the dhcp-proxy command). A build
+	// without them (the small bin/netavark) hands such calls to Delegate.
+	DHCP           netsetup.DHCPClient
+	ServeDHCPProxy func(context.Context, ProxyConfig) error
+	// Delegate runs the same command line in the full berth binary with
+	// input as its standard input and returns its exit code; it does not
+	// return when it replaces the process.
+	Delegate func(input []byte) (int, error)
 }
 
 type globals struct {
@@ -48,6 +57,36 @@ type globals struct {
 	firewallDriver string
 	pluginDirs     []string
 	file           string
+	// input is the JSON read from stdin or --file (kept for Delegate).
+	input []byte
+}
+
+// errDelegated ends a command whose work the full binary did; code is its
+// exit code.
+type errDelegated struct{ code int }
+
+func (e errDelegated) Error() string { return fmt.Sprintf("delegated (exit code %d)", e.code) }
+
+// delegate hands the call to the full binary.
+func delegate(g *globals, env Env, why string) error {
+	if env.Delegate == nil {
+		return fmt.Errorf("%s: this build of netavark has no DHCP support and no berth binary to hand it to", why)
+	}
+	code, err := env.Delegate(g.input)
+	if err != nil {
+		return fmt.Errorf("%s: run berth: %w", why, err)
+	}
+	return errDelegated{code}
+}
+
+// needsDHCP tells whether any network of o leases its addresses by DHCP.
+func needsDHCP(o *network.Options) bool {
+	for _, n := range o.NetworkInfo {
+		if n.IPAMDriver() == network.IPAMDHCP {
+			return true
+		}
+	}
+	return false
 }
 
 // usageError marks errors that are the caller's command-line mistakes.
@@ -92,6 +131,9 @@ func Run(ctx context.Context, args []string, env Env) int {
 				if err != nil {
 					return err
 				}
+				if env.DHCP == nil && needsDHCP(o) {
+					return delegate(g, env, "dhcp network")
+				}
 				res, err := m.Setup(cmd.Context(), args[0], o)
 				if err != nil {
 					return err
@@ -108,6 +150,9 @@ func Run(ctx context.Context, args []string, env Env) int {
 				m, o, err := prepare(g, env, args[0], "teardown")
 				if err != nil {
 					return err
+				}
+				if env.DHCP == nil && needsDHCP(o) {
+					return delegate(g, env, "dhcp network")
 				}
 				return m.Teardown(cmd.Context(), args[0], o)
 			},
@@ -130,7 +175,7 @@ func Run(ctx context.Context, args []string, env Env) int {
 			},
 		},
 		updateCmd(g, env),
-		dhcpProxyCmd(env),
+		dhcpProxyCmd(g, env),
 		&cobra.Command{
 			Use:   "create",
 			Short: "complete and validate a new network definition (JSON on stdin or --file)",
@@ -167,6 +212,10 @@ func Run(ctx context.Context, args []string, env Env) int {
 	)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
+	var de errDelegated
+	if errors.As(err, &de) {
+		return de.code
+	}
 	if err != nil {
 		var ue usageError
 		if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") || strings.HasPrefix(err.Error(), "unknown flag") {
@@ -253,7 +302,12 @@ func decodeInput(g *globals, env Env, v any) error {
 		defer f.Close()
 		in = f
 	}
-	if err := json.NewDecoder(in).Decode(v); err != nil {
+	b, err := io.ReadAll(in)
+	if err != nil {
+		return fmt.Errorf("failed to load network options: %w", err)
+	}
+	g.input = b
+	if err := json.Unmarshal(b, v); err != nil {
 		return fmt.Errorf("failed to load network options: %w", err)
 	}
 	return nil
@@ -284,6 +338,7 @@ func manager(g *globals, env Env) (*netsetup.Manager, error) {
 		Firewall:       fw,
 		Logger:         logger(env),
 		AardvarkEnv:    aardvarkEnv(env),
+		DHCP:           env.DHCP,
 	})
 }
 

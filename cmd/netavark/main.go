@@ -1,0 +1,64 @@
+//go:debug containermaxprocs=0
+
+// Command netavark is berth's netavark-compatible backend as a small
+// binary of its own: Podman runs it for every container start and stop, so
+// it links only what setup, teardown, update, create and firewall-reload
+// need and starts fast. Networks whose addresses come from DHCP, and the
+// dhcp-proxy command, need the gRPC client and server: for those it
+// re-executes the berth binary beside it (`berth netavark ...`) with the
+// same arguments and input.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/berthnet/berth/internal/compat/netavark"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := netavark.Run(ctx, os.Args[1:], netavark.Env{
+		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
+		Getenv:   os.Getenv,
+		Delegate: delegate,
+	})
+	stop()
+	os.Exit(code)
+}
+
+// delegate replaces this process with `berth netavark ARGS...` from the
+// same directory; input (when the command read any) becomes its standard
+// input through a memfd. It returns only on failure.
+func delegate(input []byte) (int, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return 0, err
+	}
+	berth := filepath.Join(filepath.Dir(exe), "berth")
+	if input != nil {
+		fd, err := unix.MemfdCreate("netavark-input", 0)
+		if err != nil {
+			return 0, fmt.Errorf("memfd: %w", err)
+		}
+		if _, err := unix.Write(fd, input); err != nil {
+			return 0, fmt.Errorf("memfd: %w", err)
+		}
+		if _, err := unix.Seek(fd, 0, 0); err != nil {
+			return 0, fmt.Errorf("memfd: %w", err)
+		}
+		if err := unix.Dup2(fd, 0); err != nil {
+			return 0, fmt.Errorf("stdin: %w", err)
+		}
+		unix.Close(fd)
+	}
+	args := append([]string{"berth", "netavark"}, os.Args[1:]...)
+	err = unix.Exec(berth, args, os.Environ())
+	return 0, fmt.Errorf("exec %s: %w", berth, err)
+}
