@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
@@ -23,6 +24,8 @@ var ErrNotFound = errors.New("link not found")
 // Handle is a netlink handle bound to one namespace.
 type Handle struct {
 	*netlink.Handle
+	// nsFd is the namespace the handle is bound to (-1: the caller's).
+	nsFd int
 }
 
 // NewHandle binds a handle to ns (nil: the calling thread's namespace).
@@ -41,7 +44,11 @@ func NewHandle(ns *netns.NetNS) (*Handle, error) {
 	}
 	// A bounded wait: a stuck kernel must not hang setup for ever.
 	_ = h.SetSocketTimeout(10 * time.Second)
-	return &Handle{h}, nil
+	fd := -1
+	if ns != nil {
+		fd = ns.Fd()
+	}
+	return &Handle{Handle: h, nsFd: fd}, nil
 }
 
 // ByName returns the named link, or an error wrapping ErrNotFound.
@@ -150,3 +157,120 @@ func (h *Handle) DefaultRouteLink() (string, error) {
 }
 
 func nsHandle(fd int) vnetns.NsHandle { return vnetns.NsHandle(fd) }
+
+// IPv4 per-device settings (enum in linux/ip.h: IPV4_DEVCONF_*), for
+// SetIPv4Conf.
+const (
+	IPv4ConfRPFilter  = 8
+	IPv4ConfArpNotify = 22
+)
+
+// SetIPv4Conf sets IPv4 per-device settings (net.ipv4.conf.<dev>.*) over
+// netlink (RTM_SETLINK, IFLA_AF_SPEC/AF_INET/IFLA_INET_CONF) instead of
+// /proc/sys. The kernel's first lookup of /proc/sys/net/ipv4/conf/<dev> in
+// a new namespace walks the cached entries of every other namespace, which
+// costs about 0.3 ms per call with 1000 containers running.
+// Equivalent to: sysctl -w net.ipv4.conf.DEV.KEY=VALUE
+func (h *Handle) SetIPv4Conf(l netlink.Link, conf map[int]uint32) error {
+	req := nl.NewNetlinkRequest(unix.RTM_SETLINK, unix.NLM_F_ACK)
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Index = int32(l.Attrs().Index)
+	req.AddData(msg)
+	inet := nl.NewRtAttr(unix.AF_INET, nil)
+	cf := inet.AddRtAttr(unix.IFLA_INET_CONF, nil)
+	for k, v := range conf {
+		cf.AddRtAttr(k, nl.Uint32Attr(v))
+	}
+	req.AddData(nl.NewRtAttr(unix.IFLA_AF_SPEC, inet.Serialize()))
+	if _, err := h.execute(req, 0); err != nil {
+		return fmt.Errorf("set ipv4 settings of %s: %w", l.Attrs().Name, err)
+	}
+	return nil
+}
+
+// execute sends a request built with the nl package through a socket in
+// the handle's namespace and returns the answers of type resType.
+func (h *Handle) execute(req *nl.NetlinkRequest, resType uint16) ([][]byte, error) {
+	var (
+		s   *nl.NetlinkSocket
+		err error
+	)
+	if h.nsFd >= 0 {
+		s, err = nl.GetNetlinkSocketAt(nsHandle(h.nsFd), vnetns.None(), unix.NETLINK_ROUTE)
+	} else {
+		s, err = nl.GetNetlinkSocketAt(vnetns.None(), vnetns.None(), unix.NETLINK_ROUTE)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open netlink socket: %w", err)
+	}
+	defer s.Close()
+	_ = s.SetReceiveTimeout(&unix.Timeval{Sec: 10})
+	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: {Socket: s}}
+	return req.Execute(unix.NETLINK_ROUTE, resType)
+}
+
+// VethSpec is a veth pair for AddVeth: the host end is created up,
+// attached to a bridge; the peer is created down in another namespace.
+type VethSpec struct {
+	Name        string
+	MTU         int
+	MasterIndex int
+	PeerName    string
+	PeerNSFd    int
+	PeerMAC     net.HardwareAddr
+	// Down leaves the host end down.
+	Down bool
+}
+
+// AddVeth creates the pair in one netlink request (name, MTU, master and
+// link state of the host end, the peer's name, MTU, MAC and namespace) and
+// returns the host end's index. The kernel takes its routing lock once
+// instead of four times (create, look up, set master, set up), which is
+// what makes setups slow when hundreds of containers run.
+// Equivalent to: ip link add NAME mtu MTU master BR up type veth peer name
+// PEER mtu MTU address MAC netns NS
+func (h *Handle) AddVeth(v VethSpec) (int, error) {
+	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ACK|unix.NLM_F_ECHO)
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	if !v.Down {
+		msg.Flags = unix.IFF_UP
+		msg.Change = unix.IFF_UP
+	}
+	req.AddData(msg)
+	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(v.Name)))
+	if v.MTU > 0 {
+		req.AddData(nl.NewRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(v.MTU))))
+	}
+	if v.MasterIndex > 0 {
+		req.AddData(nl.NewRtAttr(unix.IFLA_MASTER, nl.Uint32Attr(uint32(v.MasterIndex))))
+	}
+	info := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)
+	info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("veth"))
+	data := info.AddRtAttr(nl.IFLA_INFO_DATA, nil)
+	peer := data.AddRtAttr(nl.VETH_INFO_PEER, nil)
+	nl.NewIfInfomsgChild(peer, unix.AF_UNSPEC)
+	peer.AddRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(v.PeerName))
+	if v.MTU > 0 {
+		peer.AddRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(v.MTU)))
+	}
+	if len(v.PeerMAC) > 0 {
+		peer.AddRtAttr(unix.IFLA_ADDRESS, []byte(v.PeerMAC))
+	}
+	peer.AddRtAttr(unix.IFLA_NET_NS_FD, nl.Uint32Attr(uint32(v.PeerNSFd)))
+	req.AddData(info)
+	msgs, err := h.execute(req, unix.RTM_NEWLINK)
+	if err != nil {
+		return 0, err
+	}
+	for _, m := range msgs {
+		if l, err := netlink.LinkDeserialize(nil, m); err == nil && l.Attrs().Name == v.Name && l.Attrs().Index > 0 {
+			return l.Attrs().Index, nil
+		}
+	}
+	// A kernel that does not echo the new link (before 6.3).
+	l, err := h.LinkByName(v.Name)
+	if err != nil {
+		return 0, fmt.Errorf("look up new link %s: %w", v.Name, err)
+	}
+	return l.Attrs().Index, nil
+}

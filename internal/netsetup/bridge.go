@@ -155,9 +155,6 @@ func (m *Manager) ensureBridge(sess *session, hostH *link.Handle, n network.Netw
 
 func (m *Manager) setupBridge(sess *session, ctrNS *netns.NetNS, hostH, ctrH *link.Handle, at *attachment, ports []network.PortMapping, rb *undo) error {
 	n := at.net
-	if _, err := ctrH.ByName(at.opts.InterfaceName); err == nil {
-		return fmt.Errorf("create veth pair: interface %s already exists in the container namespace", at.opts.InterfaceName)
-	}
 	br, err := m.ensureBridge(sess, hostH, n, ports, rb, at)
 	if err != nil {
 		return err
@@ -165,49 +162,49 @@ func (m *Manager) setupBridge(sess *session, ctrNS *netns.NetNS, hostH, ctrH *li
 	if err := m.fail("veth"); err != nil {
 		return err
 	}
-	attrs := netlink.NewLinkAttrs()
-	attrs.Name = at.opts.Options["host_interface_name"]
-	if attrs.Name == "" {
-		attrs.Name = hostVethName(at.ctrID, n.Name)
+	name := at.opts.Options["host_interface_name"]
+	if name == "" {
+		name = hostVethName(at.ctrID, n.Name)
 	}
-	attrs.MasterIndex = br.Attrs().Index
-	if v := n.MTU(); v > 0 {
-		attrs.MTU = v
-	} else {
-		attrs.MTU = br.Attrs().MTU
+	mtu := n.MTU()
+	if mtu <= 0 {
+		mtu = br.Attrs().MTU
 	}
-	veth := &netlink.Veth{LinkAttrs: attrs, PeerName: at.opts.InterfaceName, PeerNamespace: netlink.NsFd(ctrNS.Fd())}
+	v6 := hasV6(n)
+	spec := link.VethSpec{Name: name, MTU: mtu, MasterIndex: br.Attrs().Index, PeerName: at.opts.InterfaceName, PeerNSFd: ctrNS.Fd()}
 	if at.opts.StaticMAC != "" {
-		veth.PeerHardwareAddr, _ = network.ParseMAC(at.opts.StaticMAC)
+		spec.PeerMAC, _ = network.ParseMAC(at.opts.StaticMAC)
 	}
-	if err := hostH.LinkAdd(veth); err != nil {
+	// With IPv6 the host end goes up only after DAD is off on it.
+	spec.Down = v6
+	idx, err := hostH.AddVeth(spec)
+	if err != nil {
 		if errors.Is(err, unix.EEXIST) {
-			return fmt.Errorf("create veth pair: host interface %q already exists: %w", attrs.Name, err)
+			if _, cerr := ctrH.ByName(at.opts.InterfaceName); cerr == nil {
+				return fmt.Errorf("create veth pair: interface %s already exists in the container namespace", at.opts.InterfaceName)
+			}
+			return fmt.Errorf("create veth pair: host interface %q already exists: %w", name, err)
 		}
 		return fmt.Errorf("create veth pair: %w", err)
 	}
+	hostVeth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name, Index: idx}}
+	rb.push(func() error { return hostH.Delete(hostVeth) })
 	peer, err := ctrH.ByName(at.opts.InterfaceName)
 	if err != nil {
 		return fmt.Errorf("find container interface: %w", err)
 	}
-	rb.push(func() error { return ctrH.Delete(peer) })
-	hostVeth, err := hostH.ByIndex(peer.Attrs().ParentIndex)
-	if err != nil {
-		return fmt.Errorf("find host end of veth: %w", err)
-	}
-	v6 := hasV6(n)
 	if v6 {
-		if err := sysctl.Apply(m.cfg.HostNS, []sysctl.Setting{{Key: sysctl.Key("net", "ipv6", "conf", hostVeth.Attrs().Name, "accept_dad"), Value: "0", Optional: true}}); err != nil {
+		if err := sysctl.Apply(m.cfg.HostNS, []sysctl.Setting{{Key: sysctl.Key("net", "ipv6", "conf", name, "accept_dad"), Value: "0", Optional: true}}); err != nil {
 			return err
 		}
-	}
-	if err := hostH.Up(hostVeth); err != nil {
-		return err
+		if err := hostH.Up(hostVeth); err != nil {
+			return err
+		}
 	}
 	// Hairpin: a container reaches its own published port through the
 	// host's address (the reply leaves by the port it came in on).
 	if err := hostH.LinkSetHairpin(hostVeth, true); err != nil {
-		return fmt.Errorf("set hairpin on %s: %w", hostVeth.Attrs().Name, err)
+		return fmt.Errorf("set hairpin on %s: %w", name, err)
 	}
 	return m.configureContainer(ctrNS, ctrH, peer, at)
 }
@@ -219,8 +216,6 @@ func (m *Manager) configureContainer(ctrNS *netns.NetNS, ctrH *link.Handle, l ne
 	ifn := l.Attrs().Name
 	set := []sysctl.Setting{
 		{Key: sysctl.Key("net", "ipv6", "conf", ifn, "autoconf"), Value: "0", Optional: true},
-		{Key: sysctl.Key("net", "ipv4", "conf", ifn, "arp_notify"), Value: "1", Optional: true},
-		{Key: sysctl.Key("net", "ipv4", "conf", ifn, "rp_filter"), Value: "2", Optional: true},
 	}
 	if hasV6(n) {
 		set = append(set, sysctl.Setting{Key: sysctl.Key("net", "ipv6", "conf", ifn, "accept_dad"), Value: "0", Optional: true})
@@ -228,9 +223,16 @@ func (m *Manager) configureContainer(ctrNS *netns.NetNS, ctrH *link.Handle, l ne
 	if err := m.fail("container-sysctl"); err != nil {
 		return err
 	}
+	// net.ipv4.conf.IF.arp_notify=1 and rp_filter=2 over netlink: the
+	// first /proc/sys/net/ipv4/conf lookup in a new namespace grows with
+	// the number of namespaces on the host.
+	if err := ctrH.SetIPv4Conf(l, map[int]uint32{link.IPv4ConfArpNotify: 1, link.IPv4ConfRPFilter: 2}); err != nil {
+		return err
+	}
 	if err := sysctl.Apply(ctrNS, set); err != nil {
 		return err
 	}
+
 	if n.IPAMDriver() == network.IPAMHostLocal {
 		for _, ip := range at.opts.StaticIPs {
 			s, _ := n.SubnetFor(ip)
@@ -247,9 +249,7 @@ func (m *Manager) configureContainer(ctrNS *netns.NetNS, ctrH *link.Handle, l ne
 	if err := ctrH.Up(l); err != nil {
 		return err
 	}
-	if cur, err := ctrH.ByIndex(l.Attrs().Index); err == nil {
-		at.mac = cur.Attrs().HardwareAddr.String()
-	}
+	at.mac = l.Attrs().HardwareAddr.String()
 	return m.addRoutes(ctrH, l, at)
 }
 

@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/berthnet/berth/internal/aardvarkconf"
 	"github.com/berthnet/berth/internal/firewall"
@@ -48,9 +49,9 @@ type Config struct {
 	// nil means the calling process's own. The firewall driver must be
 	// bound to the same namespace.
 	HostNS *netns.NetNS
-	// DHCPProxySocket is the DHCP proxy's socket for networks whose IPAM
-	// driver is dhcp (default /run/podman/nv-proxy.sock).
-	DHCPProxySocket string
+	// DHCP leases addresses for networks whose IPAM driver is dhcp; nil
+	// makes setting up such a network fail with ErrNoDHCPClient.
+	DHCP DHCPClient
 }
 
 // Manager sets networks up and tears them down in the calling process's
@@ -79,7 +80,14 @@ func New(cfg Config) (*Manager, error) {
 	return &Manager{cfg: cfg, state: store{dir: filepath.Join(cfg.ConfigDir, "berth")}, log: l}, nil
 }
 
+// loaded is when the package was initialised: step timings in debug logs
+// count from it (for the netavark front-end: from process start).
+var loaded = time.Now()
+
 func (m *Manager) fail(step string) error {
+	if m.log.Enabled(context.Background(), slog.LevelDebug) {
+		m.log.Debug("step", "name", step, "since_start", time.Since(loaded))
+	}
 	if m.cfg.FailPoint == nil {
 		return nil
 	}
@@ -143,6 +151,7 @@ func (m *Manager) Setup(ctx context.Context, nsPath string, o *network.Options) 
 		}
 		return nil, err
 	}
+	m.log.Debug("setup done", "since_start", time.Since(loaded))
 	return res, nil
 }
 

@@ -29,7 +29,9 @@ func TestPrivilegedProfileScale(t *testing.T) {
 	// A stand-in DNS server: a sleeping process recorded in the pid file,
 	// so setups signal it as they would a real one.
 	fake := filepath.Join(t.TempDir(), "aardvark-dns")
-	os.WriteFile(fake, []byte("#!/bin/sh\nsleep 600 >/dev/null 2>&1 &\necho $! > \"$2/aardvark.pid\"\n"), 0o755)
+	// It ignores SIGHUP (a plain sleep would die of it and be restarted
+	// by every setup).
+	os.WriteFile(fake, []byte("#!/bin/sh\ntrap '' HUP\nsleep 600 >/dev/null 2>&1 &\necho $! > \"$2/aardvark.pid\"\n"), 0o755)
 	var last time.Time
 	phases := map[string]time.Duration{}
 	prev := ""

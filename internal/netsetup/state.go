@@ -58,7 +58,7 @@ func (s store) open() (*session, error) {
 		return nil, fmt.Errorf("lock %s: %w", lp, err)
 	}
 	p := filepath.Join(s.dir, "state.db")
-	db, err := bolt.Open(p, 0o644, &bolt.Options{NoSync: true, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+	db, err := bolt.Open(p, 0o644, &bolt.Options{NoSync: true, FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("open state %s: %w", p, err)
