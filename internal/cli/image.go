@@ -340,8 +340,9 @@ var imageHeaders = map[string]string{
 // imageSummary is an image in `images --format json`, Podman's
 // ImageSummary fields.
 type imageSummary struct {
-	ID          string            `json:"Id"`
-	ParentID    string            `json:"ParentId"`
+	ID       string `json:"Id"`
+	ParentID string `json:"ParentId"`
+	// RepoTags is always null, as in Podman 4.3 (Names has the names).
 	RepoTags    []string          `json:"RepoTags"`
 	RepoDigests []string          `json:"RepoDigests"`
 	Size        int64             `json:"Size"`
@@ -539,14 +540,8 @@ func imageFilter(args, filters []string) (func(imageRow) bool, error) {
 }
 
 func summaryOf(img image.Image, containers int) imageSummary {
-	repoTags := []string{}
-	for _, n := range img.Names {
-		if p, err := ref.Parse(n); err == nil && p.Tag != "" {
-			repoTags = append(repoTags, p.Repository()+":"+p.Tag)
-		}
-	}
 	return imageSummary{
-		ID: img.ID, RepoTags: repoTags, RepoDigests: img.RepoDigests, Size: img.Size, VirtualSize: img.Size,
+		ID: img.ID, RepoDigests: img.RepoDigests, Size: img.Size, VirtualSize: img.Size,
 		Labels: img.Config.Labels, Containers: containers, Names: img.Names, Digest: img.Digest,
 		History: img.Names, Created: img.Created.Unix(), CreatedAt: img.Created.UTC().Format(time.RFC3339),
 		Dangling: len(img.Names) == 0,
@@ -646,7 +641,7 @@ layers then stay until the container is removed). Exit codes as Podman's:
 					}
 				case errors.Is(err, image.ErrInUse):
 					code = 2
-					err = fmt.Errorf("%w: consider removing the container first, or use -f", err)
+					err = fmt.Errorf("%w: consider listing external containers and force-removing image", err)
 				case err != nil:
 					if code != 2 {
 						code = 125

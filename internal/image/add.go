@@ -77,12 +77,13 @@ func (s *Store) Add(ctx context.Context, img v1.Image, names []string, progress 
 		if skipped {
 			fmt.Fprintf(progress, "Copying blob %s skipped: already exists\n", digest)
 		} else {
-			fmt.Fprintf(progress, "Copying blob %s done\n", digest)
+			fmt.Fprintf(progress, "Copying blob %s\n", digest)
 		}
 		if unpack {
-			if _, err := s.layerDir(diffID); err != nil {
-				return nil, err
-			}
+			// Unpacked now so the first run is fast. A layer that cannot
+			// stand alone (a hard link into a lower layer) fails here and
+			// again at Mount, which then copies instead.
+			_, _ = s.layerDir(diffID)
 		}
 		size += n
 		diffIDs = append(diffIDs, diffID)
@@ -90,12 +91,14 @@ func (s *Store) Add(ctx context.Context, img v1.Image, names []string, progress 
 	if _, err := s.writeBlob(cfgName.String(), bytesReader(rawCfg)); err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(progress, "Copying config %s done\n", cfgName)
+	fmt.Fprintf(progress, "Copying config %s\n", cfgName)
 	fmt.Fprintln(progress, "Writing manifest to image destination")
 	if _, err := s.writeBlob(manifestDigest.String(), bytesReader(rawManifest)); err != nil {
 		return nil, err
 	}
 	fmt.Fprintln(progress, "Storing signatures")
+	// Like Podman, the size counts the config and manifest too.
+	size += int64(len(rawCfg) + len(rawManifest))
 
 	rec := record{
 		Image: Image{

@@ -90,7 +90,7 @@ func (s *Store) Import(ctx context.Context, r io.Reader, o ImportOptions) (*Imag
 		Layer: layer,
 		History: v1.History{
 			Created:   v1.Time{Time: now},
-			CreatedBy: fmt.Sprintf("/bin/sh -c #(nop) ADD file:%s in / ", diffID.Hex),
+			CreatedBy: fmt.Sprintf("/bin/sh -c #(nop) ADD file:%s in /", diffID.Hex),
 			Comment:   o.Message,
 		},
 	})

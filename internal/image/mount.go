@@ -279,3 +279,57 @@ func (s *Store) ContainerDriver(containerID string) (string, error) {
 	})
 	return driver, err
 }
+
+// Reset unmounts every container root filesystem and deletes every image,
+// layer and container layer (berth system reset).
+func (s *Store) Reset() error {
+	var ids []string
+	if err := s.view(func(tx *bolt.Tx) error {
+		cs, err := allContainers(tx)
+		for _, c := range cs {
+			ids = append(ids, c.ID)
+		}
+		return err
+	}); err != nil {
+		return fmt.Errorf("reset image store: %w", err)
+	}
+	var errs []error
+	for _, id := range ids {
+		if err := s.Unmount(id); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("reset image store: %w", errors.Join(errs...))
+	}
+	unlock, err := s.lock(true)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := s.update(func(tx *bolt.Tx) error {
+		for _, b := range []string{bucketImages, bucketContainers} {
+			if err := tx.DeleteBucket([]byte(b)); err != nil {
+				return err
+			}
+			if _, err := tx.CreateBucket([]byte(b)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("reset image store: %w", err)
+	}
+	for _, d := range []string{"blobs/sha256", "layers", "containers", "tmp"} {
+		ents, _ := os.ReadDir(filepath.Join(s.dir, d))
+		for _, e := range ents {
+			if err := os.RemoveAll(filepath.Join(s.dir, d, e.Name())); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("reset image store: %w", errors.Join(errs...))
+	}
+	return nil
+}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"golang.org/x/sys/unix"
 
 	"github.com/berthnet/berth/internal/image"
@@ -106,5 +107,35 @@ func TestPrivilegedAutoDriver(t *testing.T) {
 	}
 	if err := s.RemoveRootfs("bimg-auto"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPrivilegedHardlinkIntoLowerLayerFallsBack: a layer whose hard link
+// points into a lower layer cannot be unpacked on its own for overlay;
+// the automatic driver copies instead.
+func TestPrivilegedHardlinkIntoLowerLayerFallsBack(t *testing.T) {
+	nettest.Privileged(t)
+	s, err := image.Open(filepath.Join(t.TempDir(), "images"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(twoLayerImage(t), hardlinkLayer(t, "again", "etc/keep"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := s.Add(context.Background(), img, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootfs, err := s.Mount(stored.ID, "bimg-hl2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.RemoveRootfs("bimg-hl2") })
+	if b, err := os.ReadFile(filepath.Join(rootfs, "again")); err != nil || string(b) != "k" {
+		t.Errorf("again = %q, %v", b, err)
+	}
+	if drv, _ := s.ContainerDriver("bimg-hl2"); drv != "copy" {
+		t.Errorf("driver %q, want the copy fallback", drv)
 	}
 }

@@ -146,7 +146,7 @@ func TestPullFromLoopbackRegistry(t *testing.T) {
 	if len(img.Config.Cmd) != 1 || img.Config.ExposedPorts[0] != "80/tcp" || len(img.Layers) != 2 {
 		t.Errorf("config %+v layers %v", img.Config, img.Layers)
 	}
-	for _, line := range []string{"Trying to pull " + host + "/team/app:v1...", "Copying blob sha256:", "Copying config sha256:" + wantID.Hex, "Writing manifest"} {
+	for _, line := range []string{"Trying to pull " + host + "/team/app:v1...", "Copying blob sha256:", "Copying config sha256:" + wantID.Hex + "\n", "Writing manifest"} {
 		if !strings.Contains(progress.String(), line) {
 			t.Errorf("progress lacks %q:\n%s", line, progress.String())
 		}
@@ -529,4 +529,62 @@ func TestRemoveUntagsWhenOtherNamesRemain(t *testing.T) {
 	if len(old.Names) != 0 {
 		t.Errorf("the old image kept the moved name: %v", old.Names)
 	}
+}
+
+func TestReset(t *testing.T) {
+	s := copyStore(t)
+	img := imagetest.BusyboxImage(t, s)
+	if _, err := s.Mount(img.ID, "bimg-r1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	if imgs, _ := s.List(); len(imgs) != 0 {
+		t.Errorf("images left: %v", imgs)
+	}
+	for _, d := range []string{"blobs/sha256", "layers", "containers"} {
+		if ents, _ := os.ReadDir(filepath.Join(s.Dir(), d)); len(ents) != 0 {
+			t.Errorf("%s not empty after reset", d)
+		}
+	}
+	// Still usable.
+	imagetest.BusyboxImage(t, s)
+}
+
+// A hard link to a file of a lower layer works: the flattened copy
+// holds the target.
+func TestHardlinkIntoLowerLayer(t *testing.T) {
+	s := copyStore(t)
+	img, err := mutate.AppendLayers(twoLayerImage(t), hardlinkLayer(t, "again", "etc/keep"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := s.Add(context.Background(), img, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootfs, err := s.Mount(stored.ID, "bimg-hl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := os.Stat(filepath.Join(rootfs, "again"))
+	b, _ := os.Stat(filepath.Join(rootfs, "etc/keep"))
+	if a == nil || b == nil || !os.SameFile(a, b) {
+		t.Error("again is not a hard link of etc/keep")
+	}
+}
+
+func hardlinkLayer(t *testing.T, name, target string) v1.Layer {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	_ = tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeLink, Linkname: target})
+	_ = tw.Close()
+	data := buf.Bytes()
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }
