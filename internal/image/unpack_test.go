@@ -7,6 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // entry is one tar entry for a test layer.
@@ -333,5 +336,58 @@ func TestResolve(t *testing.T) {
 		if got != filepath.Join(root, want) {
 			t.Errorf("resolve(%q) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+func TestUnpackOwnersTimesXattrsAsRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: chown and device nodes")
+	}
+	root, _ := sandbox(t)
+	mt := time.Date(2020, 5, 6, 7, 8, 9, 0, time.UTC)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, h := range []*tar.Header{
+		{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o750, Uid: 1234, Gid: 5678, ModTime: mt},
+		{Name: "d/f", Typeflag: tar.TypeReg, Mode: 0o640, Uid: 1234, Gid: 5678, ModTime: mt, Size: 1,
+			PAXRecords: map[string]string{"SCHILY.xattr.user.berth": "yes", "SCHILY.xattr.trusted.overlay.opaque": "y"}},
+		{Name: "d/l", Typeflag: tar.TypeSymlink, Linkname: "f", Uid: 1234, Gid: 5678, ModTime: mt},
+		{Name: "dev/null", Typeflag: tar.TypeChar, Mode: 0o666, Devmajor: 1, Devminor: 3},
+	} {
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Size == 1 {
+			_, _ = tw.Write([]byte("x"))
+		}
+	}
+	_ = tw.Close()
+	if _, err := Unpack(&buf, root, UnpackOptions{Privileged: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"d", "d/f", "d/l"} {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(root, p), &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Uid != 1234 || st.Gid != 5678 {
+			t.Errorf("%s owned by %d:%d", p, st.Uid, st.Gid)
+		}
+		if got := time.Unix(st.Mtim.Unix()); !got.Equal(mt) {
+			t.Errorf("%s mtime %v, want %v", p, got, mt)
+		}
+	}
+	v := make([]byte, 16)
+	if n, err := unix.Lgetxattr(filepath.Join(root, "d/f"), "user.berth", v); err == nil && string(v[:n]) != "yes" {
+		t.Errorf("user.berth = %q", v[:n])
+	} else if err != nil && !errors.Is(err, unix.ENOTSUP) {
+		t.Errorf("user.berth: %v", err)
+	}
+	if _, err := unix.Lgetxattr(filepath.Join(root, "d/f"), "trusted.overlay.opaque", v); err == nil {
+		t.Error("a layer set trusted.overlay.opaque")
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(root, "dev/null"), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != unix.Mkdev(1, 3) {
+		t.Errorf("dev/null: mode %o rdev %d err %v", st.Mode, st.Rdev, err)
 	}
 }
