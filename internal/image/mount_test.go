@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"golang.org/x/sys/unix"
 
 	"github.com/berthnet/berth/internal/image"
@@ -119,19 +118,7 @@ func TestPrivilegedHardlinkIntoLowerLayerFallsBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := mutate.AppendLayers(twoLayerImage(t), hardlinkLayer(t, "again", "etc/keep"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	stored, err := s.Add(context.Background(), img, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rootfs, err := s.Mount(stored.ID, "bimg-hl2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.RemoveRootfs("bimg-hl2") })
+	rootfs := mountHardlinkImage(t, s, "bimg-hl2")
 	if b, err := os.ReadFile(filepath.Join(rootfs, "again")); err != nil || string(b) != "k" {
 		t.Errorf("again = %q, %v", b, err)
 	}

@@ -214,33 +214,23 @@ type containerRecord struct {
 	Created time.Time
 }
 
-func allImages(tx *bolt.Tx) ([]record, error) {
-	var out []record
-	b := tx.Bucket([]byte(bucketImages))
-	if b == nil {
-		return nil, nil
-	}
-	err := b.ForEach(func(k, v []byte) error {
-		var r record
-		if err := json.Unmarshal(v, &r); err != nil {
-			return fmt.Errorf("image %s: %w", k, err)
-		}
-		out = append(out, r)
-		return nil
-	})
-	return out, err
-}
+func allImages(tx *bolt.Tx) ([]record, error) { return all[record](tx, bucketImages) }
 
 func allContainers(tx *bolt.Tx) ([]containerRecord, error) {
-	var out []containerRecord
-	b := tx.Bucket([]byte(bucketContainers))
+	return all[containerRecord](tx, bucketContainers)
+}
+
+// all decodes every record of a bucket.
+func all[T any](tx *bolt.Tx, bucket string) ([]T, error) {
+	var out []T
+	b := tx.Bucket([]byte(bucket))
 	if b == nil {
 		return nil, nil
 	}
 	err := b.ForEach(func(k, v []byte) error {
-		var r containerRecord
+		var r T
 		if err := json.Unmarshal(v, &r); err != nil {
-			return fmt.Errorf("container %s: %w", k, err)
+			return fmt.Errorf("%s record %s: %w", bucket, k, err)
 		}
 		out = append(out, r)
 		return nil

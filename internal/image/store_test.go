@@ -59,12 +59,7 @@ func tarLayer(t *testing.T, files ...[2]string) v1.Layer {
 		}
 	}
 	_ = tw.Close()
-	data := buf.Bytes()
-	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
+	return layerOf(t, buf.Bytes())
 }
 
 // twoLayerImage: layer 1 has etc/keep, etc/gone and app/old; layer 2
@@ -555,19 +550,7 @@ func TestReset(t *testing.T) {
 // A hard link to a file of a lower layer works: the flattened copy
 // holds the target.
 func TestHardlinkIntoLowerLayer(t *testing.T) {
-	s := copyStore(t)
-	img, err := mutate.AppendLayers(twoLayerImage(t), hardlinkLayer(t, "again", "etc/keep"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	stored, err := s.Add(context.Background(), img, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rootfs, err := s.Mount(stored.ID, "bimg-hl")
-	if err != nil {
-		t.Fatal(err)
-	}
+	rootfs := mountHardlinkImage(t, copyStore(t), "bimg-hl")
 	a, _ := os.Stat(filepath.Join(rootfs, "again"))
 	b, _ := os.Stat(filepath.Join(rootfs, "etc/keep"))
 	if a == nil || b == nil || !os.SameFile(a, b) {
@@ -581,10 +564,34 @@ func hardlinkLayer(t *testing.T, name, target string) v1.Layer {
 	tw := tar.NewWriter(&buf)
 	_ = tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeLink, Linkname: target})
 	_ = tw.Close()
-	data := buf.Bytes()
+	return layerOf(t, buf.Bytes())
+}
+
+func layerOf(t *testing.T, data []byte) v1.Layer {
+	t.Helper()
 	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
 	if err != nil {
 		t.Fatal(err)
 	}
 	return l
+}
+
+// mountHardlinkImage stores an image whose top layer hard-links a file of
+// a lower layer (again -> etc/keep) and mounts it for container id.
+func mountHardlinkImage(t *testing.T, s *image.Store, id string) string {
+	t.Helper()
+	img, err := mutate.AppendLayers(twoLayerImage(t), hardlinkLayer(t, "again", "etc/keep"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := s.Add(context.Background(), img, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootfs, err := s.Mount(stored.ID, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.RemoveRootfs(id) })
+	return rootfs
 }
