@@ -16,7 +16,8 @@ name=${2:-banner}
 
 bb=""
 for p in /bin/busybox /usr/bin/busybox; do
-	if [ -x "$p" ] && ! file -L "$p" 2>/dev/null | grep -q "dynamically linked"; then bb=$p; break; fi
+	# A dynamic binary names its loader (ld-linux, ld-musl); the static one does not.
+	if [ -x "$p" ] && ! LC_ALL=C grep -q '/ld-linux\|/ld-musl' "$(readlink -f "$p")"; then bb=$p; break; fi
 done
 if [ -z "$bb" ]; then
 	echo "mkbanner: no static busybox; install it: apt-get install busybox-static" >&2

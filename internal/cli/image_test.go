@@ -8,6 +8,7 @@ import (
 	"log"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -267,4 +268,39 @@ func imageFrom(l v1.Layer, cfg *v1.ConfigFile) (v1.Image, error) {
 		return nil, err
 	}
 	return mutate.AppendLayers(base, l)
+}
+
+// TestMkbannerScript builds the demo's rootfs with scripts/mkbanner.sh
+// and imports it as the script does.
+func TestMkbannerScript(t *testing.T) {
+	imagetest.BusyboxPath(t)
+	tarPath := filepath.Join(t.TempDir(), "rootfs.tar")
+	cmd := exec.Command("bash", "../../scripts/mkbanner.sh")
+	cmd.Env = append(os.Environ(), "MKBANNER_TAR_ONLY="+tarPath)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("mkbanner.sh: %v\n%s", err, out)
+	}
+	c := newImageCLI(t)
+	if _, errOut, code := c.run(nil, "import", "-q", "--change", `CMD ["httpd","-f","-v","-p","80","-h","/www"]`, "--change", "EXPOSE 80", tarPath, "banner"); code != 0 {
+		t.Fatalf("import: %d %s", code, errOut)
+	}
+	s := c.store(t)
+	img, err := s.Lookup("banner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootfs, err := s.Mount(img.ID, "bimg-banner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.RemoveRootfs("bimg-banner") })
+	if b, err := os.ReadFile(filepath.Join(rootfs, "www/index.html")); err != nil || string(b) != "Hello from berth\n" {
+		t.Errorf("index.html = %q, %v", b, err)
+	}
+	if l, err := os.Readlink(filepath.Join(rootfs, "bin/httpd")); err != nil || l != "busybox" {
+		t.Errorf("bin/httpd -> %q, %v", l, err)
+	}
+	if fi, err := os.Stat(filepath.Join(rootfs, "tmp")); err != nil || fi.Mode()&os.ModeSticky == 0 {
+		t.Errorf("tmp: %v %v", fi, err)
+	}
 }
