@@ -38,8 +38,8 @@ func imageCmds(env Env, g *globals) []*cobra.Command {
 	rm := rmiCmd(env, g)
 	rm.Use, rm.Aliases = "rm [options] IMAGE [IMAGE...]", []string{"remove"}
 	img.AddCommand(pullCmd(env, g), loadCmd(env, g), importCmd(env, g), ls, rm,
-		imageInspectCmd(env, g), imageExistsCmd(env, g))
-	return []*cobra.Command{img, pullCmd(env, g), loadCmd(env, g), importCmd(env, g), imagesCmd(env, g), rmiCmd(env, g)}
+		imageInspectCmd(env, g), imageExistsCmd(env, g), tagCmd(env, g))
+	return []*cobra.Command{img, pullCmd(env, g), loadCmd(env, g), importCmd(env, g), imagesCmd(env, g), rmiCmd(env, g), tagCmd(env, g)}
 }
 
 // openImages opens the image store under --root.
@@ -667,10 +667,64 @@ layers then stay until the container is removed). Exit codes as Podman's:
 			return &exitError{code: code, err: errs[len(errs)-1]}
 		},
 	}
+	c.ValidArgsFunction = completeImages(env, g)
 	c.Flags().BoolVarP(&force, "force", "f", false, "remove the image even if containers use it")
 	c.Flags().BoolVarP(&all, "all", "a", false, "remove all images")
 	c.Flags().BoolVarP(&ignore, "ignore", "i", false, "ignore errors when an image does not exist")
 	return c
+}
+
+// ---- tag ----
+
+func tagCmd(env Env, g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "tag IMAGE TARGET_NAME [TARGET_NAME...]",
+		Short:   "Add names to an image",
+		Long:    "Add names to an image. A name without a registry is local: banner:v2 becomes localhost/banner:v2.",
+		Example: `  berth tag banner banner:v2 quay.io/me/banner:1`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) < 2 {
+				return fmt.Errorf("%q requires an image and at least one target name\nSee '%s --help'", cmd.CommandPath(), cmd.CommandPath())
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := openImages(env, g)
+			if err != nil {
+				return err
+			}
+			for _, n := range args[1:] {
+				if _, err := s.Tag(args[0], n); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		ValidArgsFunction: completeImages(env, g),
+	}
+}
+
+// completeImages completes image names.
+func completeImages(env Env, g *globals) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	return func(cmd *cobra.Command, args []string, prefix string) ([]string, cobra.ShellCompDirective) {
+		s, err := openImages(env, g)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		imgs, err := s.List()
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		var out []string
+		for _, img := range imgs {
+			for _, n := range img.Names {
+				if strings.HasPrefix(n, prefix) {
+					out = append(out, n)
+				}
+			}
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	}
 }
 
 // ---- image inspect, image exists ----
@@ -789,6 +843,7 @@ func imageInspectCmd(env Env, g *globals) *cobra.Command {
 			return nil
 		},
 	}
+	c.ValidArgsFunction = completeImages(env, g)
 	c.Flags().StringVarP(&format, "format", "f", "", "format the output with a Go template, e.g. '{{.Config.Cmd}}', or json")
 	return c
 }

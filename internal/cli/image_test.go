@@ -304,3 +304,27 @@ func TestMkbannerScript(t *testing.T) {
 		t.Errorf("tmp: %v %v", fi, err)
 	}
 }
+
+func TestTag(t *testing.T) {
+	c := newImageCLI(t)
+	s := c.store(t)
+	img := imagetest.BusyboxImage(t, s)
+	if _, errOut, code := c.run(nil, "tag", "busybox", "banner:v2", "quay.io/me/bb:1"); code != 0 {
+		t.Fatalf("tag: %d %s", code, errOut)
+	}
+	got, err := s.Lookup("banner:v2")
+	if err != nil || got.ID != img.ID {
+		t.Fatalf("Lookup(banner:v2) = %v, %v", got, err)
+	}
+	if strings.Join(got.Names, ",") != "localhost/busybox:latest,localhost/banner:v2,quay.io/me/bb:1" {
+		t.Errorf("names %v", got.Names)
+	}
+	if _, errOut, code := c.run(nil, "tag", "nosuch", "x"); code != 125 || !strings.Contains(errOut, "image not known") {
+		t.Errorf("tag nosuch: %d %q", code, errOut)
+	}
+	// rmi of one name only untags.
+	out, _, code := c.run(nil, "rmi", "banner:v2")
+	if code != 0 || out != "Untagged: localhost/banner:v2\n" {
+		t.Errorf("rmi banner:v2: %d %q", code, out)
+	}
+}

@@ -582,3 +582,43 @@ func configOf(c v1.Config) Config {
 	sort.Strings(out.Volumes)
 	return out
 }
+
+// Tag adds name (normalised as a local name: banner is
+// localhost/banner:latest) to the image target refers to; the name moves
+// from any image that had it.
+func (s *Store) Tag(target, name string) (string, error) {
+	r, err := ref.ParseLocal(name)
+	if err != nil {
+		return "", err
+	}
+	full := r.String()
+	err = s.update(func(tx *bolt.Tx) error {
+		recs, err := allImages(tx)
+		if err != nil {
+			return err
+		}
+		img, err := lookup(recs, target)
+		if err != nil {
+			return err
+		}
+		for _, o := range recs {
+			if o.ID == img.ID || !slices.Contains(o.Names, full) {
+				continue
+			}
+			o.Names = slices.DeleteFunc(o.Names, func(n string) bool { return n == full })
+			o.RepoDigests = repoDigests(o.Names, o.Digest)
+			if err := putJSON(tx, bucketImages, o.ID, o); err != nil {
+				return err
+			}
+		}
+		if !slices.Contains(img.Names, full) {
+			img.Names = append(img.Names, full)
+		}
+		img.RepoDigests = repoDigests(img.Names, img.Digest)
+		return putJSON(tx, bucketImages, img.ID, img)
+	})
+	if err != nil {
+		return "", fmt.Errorf("tag %s: %w", target, err)
+	}
+	return full, nil
+}
