@@ -163,15 +163,52 @@ func (s *Store) mountOverlay(rec *containerRecord, cdir string) (string, error) 
 			return "", fmt.Errorf("overlay: layer path %s contains ':' or ','", l)
 		}
 	}
-	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", strings.Join(lowers, ":"),
-		filepath.Join(cdir, "diff"), filepath.Join(cdir, "work"))
-	if len(opts) >= os.Getpagesize() {
-		return "", fmt.Errorf("overlay: %d layers make the mount options longer than a page", len(lowers))
+	upper, work := filepath.Join(cdir, "diff"), filepath.Join(cdir, "work")
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", strings.Join(lowers, ":"), upper, work)
+	if len(opts) < os.Getpagesize() {
+		if err := unix.Mount("overlay", merged, "overlay", 0, opts); err != nil {
+			return "", fmt.Errorf("mount overlay on %s: %w", merged, err)
+		}
+		return merged, nil
 	}
-	if err := unix.Mount("overlay", merged, "overlay", 0, opts); err != nil {
-		return "", fmt.Errorf("mount overlay on %s: %w", merged, err)
+	// Too many layers for one option page: give them one by one through
+	// the new mount API (lowerdir+, Linux 6.8).
+	if err := mountOverlayFsconfig(merged, lowers, upper, work); err != nil {
+		return "", fmt.Errorf("mount overlay with %d layers on %s: %w", len(lowers), merged, err)
 	}
 	return merged, nil
+}
+
+// mountOverlayFsconfig mounts overlayfs with fsopen/fsconfig/fsmount.
+func mountOverlayFsconfig(target string, lowers []string, upper, work string) error {
+	fd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("fsopen: %w", err)
+	}
+	defer unix.Close(fd)
+	for _, l := range lowers {
+		if err := unix.FsconfigSetString(fd, "lowerdir+", l); err != nil {
+			return fmt.Errorf("fsconfig lowerdir+ %s: %w", l, err)
+		}
+	}
+	if err := unix.FsconfigSetString(fd, "upperdir", upper); err != nil {
+		return fmt.Errorf("fsconfig upperdir: %w", err)
+	}
+	if err := unix.FsconfigSetString(fd, "workdir", work); err != nil {
+		return fmt.Errorf("fsconfig workdir: %w", err)
+	}
+	if err := unix.FsconfigCreate(fd); err != nil {
+		return fmt.Errorf("fsconfig create: %w", err)
+	}
+	mfd, err := unix.Fsmount(fd, unix.FSMOUNT_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("fsmount: %w", err)
+	}
+	defer unix.Close(mfd)
+	if err := unix.MoveMount(mfd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return fmt.Errorf("move_mount: %w", err)
+	}
+	return nil
 }
 
 func (s *Store) mountCopy(rec *containerRecord, cdir string) (string, error) {

@@ -3,10 +3,13 @@ package image_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"golang.org/x/sys/unix"
 
 	"github.com/berthnet/berth/internal/image"
@@ -124,5 +127,46 @@ func TestPrivilegedHardlinkIntoLowerLayerFallsBack(t *testing.T) {
 	}
 	if drv, _ := s.ContainerDriver("bimg-hl2"); drv != "copy" {
 		t.Errorf("driver %q, want the copy fallback", drv)
+	}
+}
+
+// TestPrivilegedOverlayManyLayers: more layers than fit in one page of
+// mount options go through fsconfig's lowerdir+.
+func TestPrivilegedOverlayManyLayers(t *testing.T) {
+	nettest.Privileged(t)
+	if !image.OverlaySupported() {
+		t.Skip("overlayfs unavailable: no overlay in /proc/filesystems")
+	}
+	s, err := image.OpenWith(filepath.Join(t.TempDir(), "images"), image.Options{Driver: "overlay"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := empty.Image
+	const n = 70
+	for i := 0; i < n; i++ {
+		img, err = mutate.AppendLayers(img, tarLayer(t, [2]string{fmt.Sprintf("f%02d", i), fmt.Sprint(i)}))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	stored, err := s.Add(context.Background(), img, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootfs, err := s.Mount(stored.ID, "bimg-many")
+	if err != nil {
+		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+			t.Skipf("this kernel lacks overlay's lowerdir+ (Linux 6.8): %v", err)
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.RemoveRootfs("bimg-many") })
+	if drv, _ := s.ContainerDriver("bimg-many"); drv != "overlay" {
+		t.Fatalf("driver %q", drv)
+	}
+	for _, i := range []int{0, n / 2, n - 1} {
+		if b, err := os.ReadFile(filepath.Join(rootfs, fmt.Sprintf("f%02d", i))); err != nil || string(b) != fmt.Sprint(i) {
+			t.Errorf("f%02d = %q, %v", i, b, err)
+		}
 	}
 }

@@ -391,6 +391,10 @@ func (s *Store) writeBlob(digest string, r io.Reader) (int64, error) {
 	if err := os.Rename(f.Name(), dst); err != nil {
 		return 0, fmt.Errorf("write blob %s: %w", digest, err)
 	}
+	// The rename is durable before any record refers to the blob.
+	if err := syncDir(filepath.Dir(dst)); err != nil {
+		return 0, fmt.Errorf("write blob %s: %w", digest, err)
+	}
 	return n, nil
 }
 
@@ -621,4 +625,13 @@ func (s *Store) Tag(target, name string) (string, error) {
 		return "", fmt.Errorf("tag %s: %w", target, err)
 	}
 	return full, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
