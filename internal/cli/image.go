@@ -623,8 +623,13 @@ layers then stay until the container is removed). Exit codes as Podman's:
 				if err != nil {
 					return err
 				}
+				// By name, so images with several names go too (by
+				// ID they would need -f); the last name deletes.
 				for _, img := range imgs {
-					args = append(args, img.ID)
+					if len(img.Names) == 0 {
+						args = append(args, img.ID)
+					}
+					args = append(args, img.Names...)
 				}
 			}
 			var errs []error

@@ -328,3 +328,20 @@ func TestTag(t *testing.T) {
 		t.Errorf("rmi banner:v2: %d %q", code, out)
 	}
 }
+
+func TestRmiAll(t *testing.T) {
+	c := newImageCLI(t)
+	s := c.store(t)
+	imagetest.BusyboxImage(t, s)
+	imagetest.BannerImage(t, s)
+	if _, _, code := c.run(nil, "tag", "banner", "banner:v2"); code != 0 {
+		t.Fatal("tag")
+	}
+	out, errOut, code := c.run(nil, "rmi", "-a")
+	if code != 0 || strings.Count(out, "Deleted: ") != 2 || strings.Count(out, "Untagged: ") != 3 {
+		t.Errorf("rmi -a: %d %q %q", code, out, errOut)
+	}
+	if out, _, _ := c.run(nil, "images", "-q"); out != "" {
+		t.Errorf("images left: %q", out)
+	}
+}

@@ -455,7 +455,8 @@ type RemoveResult struct {
 }
 
 // Remove removes the image name refers to, as podman rmi does: a name of
-// an image with other names is only untagged; otherwise the image goes,
+// an image with other names is only untagged, and its ID is refused
+// unless force; otherwise the image goes,
 // unless a container uses it (ErrInUse) and force is false. With force
 // the image record goes and its layers stay until the last container
 // using them is removed.
@@ -480,6 +481,10 @@ func (s *Store) Remove(name string, force bool) (RemoveResult, error) {
 			r.RepoDigests = repoDigests(r.Names, r.Digest)
 			res.Untagged = []string{matched}
 			return putJSON(tx, bucketImages, r.ID, r)
+		}
+		if matched == "" && len(r.Names) > 1 && !force {
+			return fmt.Errorf("unable to delete image %s by ID with more than one name (%s): please force removal",
+				r.ID[:12], strings.Join(r.Names, ", "))
 		}
 		cs, err := allContainers(tx)
 		if err != nil {

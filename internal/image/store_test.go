@@ -511,6 +511,16 @@ func TestRemoveUntagsWhenOtherNamesRemain(t *testing.T) {
 	if err != nil || res.Deleted != "" || fmt.Sprint(res.Untagged) != "[localhost/a:1]" {
 		t.Fatalf("Remove = %+v, %v", res, err)
 	}
+	if _, err := s.Add(context.Background(), src, []string{"localhost/a:1"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	id, _ := src.ConfigName()
+	if _, err := s.Remove(id.Hex[:12], false); err == nil || !strings.Contains(err.Error(), "more than one name") {
+		t.Errorf("Remove by ID of a multi-name image: %v", err)
+	}
+	if res, err := s.Remove("localhost/a:1", false); err != nil || len(res.Untagged) != 1 {
+		t.Fatalf("untag a:1 again: %+v %v", res, err)
+	}
 	img, err := s.Lookup("localhost/b:1")
 	if err != nil || fmt.Sprint(img.Names) != "[localhost/b:1]" {
 		t.Fatalf("after untag: %+v %v", img, err)
