@@ -21,14 +21,7 @@ import (
 // lower files, writes go to the container's own layer, Unmount keeps
 // them, RemoveRootfs deletes everything.
 func TestPrivilegedOverlayRootfs(t *testing.T) {
-	nettest.Privileged(t)
-	if !image.OverlaySupported() {
-		t.Skip("overlayfs unavailable: no overlay in /proc/filesystems")
-	}
-	s, err := image.OpenWith(filepath.Join(t.TempDir(), "images"), image.Options{Driver: "overlay"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := overlayStore(t)
 	img, err := s.Add(context.Background(), twoLayerImage(t), []string{"localhost/ov:1"}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -133,17 +126,11 @@ func TestPrivilegedHardlinkIntoLowerLayerFallsBack(t *testing.T) {
 // TestPrivilegedOverlayManyLayers: more layers than fit in one page of
 // mount options go through fsconfig's lowerdir+.
 func TestPrivilegedOverlayManyLayers(t *testing.T) {
-	nettest.Privileged(t)
-	if !image.OverlaySupported() {
-		t.Skip("overlayfs unavailable: no overlay in /proc/filesystems")
-	}
-	s, err := image.OpenWith(filepath.Join(t.TempDir(), "images"), image.Options{Driver: "overlay"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := overlayStore(t)
 	img := empty.Image
 	const n = 70
 	for i := 0; i < n; i++ {
+		var err error
 		img, err = mutate.AppendLayers(img, tarLayer(t, [2]string{fmt.Sprintf("f%02d", i), fmt.Sprint(i)}))
 		if err != nil {
 			t.Fatal(err)
@@ -169,4 +156,19 @@ func TestPrivilegedOverlayManyLayers(t *testing.T) {
 			t.Errorf("f%02d = %q, %v", i, b, err)
 		}
 	}
+}
+
+// overlayStore skips unless privileged with overlayfs, and opens a store
+// that always mounts overlay.
+func overlayStore(t *testing.T) *image.Store {
+	t.Helper()
+	nettest.Privileged(t)
+	if !image.OverlaySupported() {
+		t.Skip("overlayfs unavailable: no overlay in /proc/filesystems")
+	}
+	s, err := image.OpenWith(filepath.Join(t.TempDir(), "images"), image.Options{Driver: "overlay"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
