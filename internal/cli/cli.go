@@ -94,6 +94,7 @@ func newRoot(env Env, g *globals, code *int) *cobra.Command {
 		return fmt.Errorf("%w\nSee '%s --help'", err, cmd.CommandPath())
 	})
 
+	root.AddCommand(imageCmds(env, g)...)
 	root.AddCommand(
 		networkCmd(env, g),
 		infoCmd(env, g),

@@ -1,0 +1,210 @@
+package image
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
+)
+
+// Add stores img under names (full references, already normalised):
+// each layer's uncompressed tar as a blob (skipped when present), the
+// layer unpacked for overlayfs when this store uses it, then the config,
+// the manifest and the record, in one transaction. Names move from any
+// image that had them. Progress lines go to progress (may be nil).
+func (s *Store) Add(ctx context.Context, img v1.Image, names []string, progress io.Writer) (*Image, error) {
+	if progress == nil {
+		progress = io.Discard
+	}
+	unlock, err := s.lock(false)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("read image config: %w", err)
+	}
+	cfgName, err := img.ConfigName()
+	if err != nil {
+		return nil, fmt.Errorf("read image config: %w", err)
+	}
+	rawCfg, err := img.RawConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("read image config: %w", err)
+	}
+	manifestDigest, err := img.Digest()
+	if err != nil {
+		return nil, fmt.Errorf("read image manifest: %w", err)
+	}
+	rawManifest, err := img.RawManifest()
+	if err != nil {
+		return nil, fmt.Errorf("read image manifest: %w", err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, fmt.Errorf("read image layers: %w", err)
+	}
+	if len(layers) != len(cf.RootFS.DiffIDs) {
+		return nil, fmt.Errorf("image has %d layers but its config lists %d diff IDs", len(layers), len(cf.RootFS.DiffIDs))
+	}
+	fmt.Fprintln(progress, "Getting image source signatures")
+	unpack := s.overlayWanted()
+	var size int64
+	var diffIDs []string
+	for i, l := range layers {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		diffID := cf.RootFS.DiffIDs[i].String()
+		digest, err := l.Digest()
+		if err != nil {
+			return nil, fmt.Errorf("layer %d: %w", i, err)
+		}
+		n, skipped, err := s.addLayer(l, diffID)
+		if err != nil {
+			return nil, fmt.Errorf("layer %s: %w", digest, err)
+		}
+		if skipped {
+			fmt.Fprintf(progress, "Copying blob %s skipped: already exists\n", digest)
+		} else {
+			fmt.Fprintf(progress, "Copying blob %s\n", digest)
+		}
+		if unpack {
+			// Unpacked now so the first run is fast. A layer that cannot
+			// stand alone (a hard link into a lower layer) fails here and
+			// again at Mount, which then copies instead.
+			_, _ = s.layerDir(diffID)
+		}
+		size += n
+		diffIDs = append(diffIDs, diffID)
+	}
+	if _, err := s.writeBlob(cfgName.String(), bytesReader(rawCfg)); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(progress, "Copying config %s\n", cfgName)
+	fmt.Fprintln(progress, "Writing manifest to image destination")
+	if _, err := s.writeBlob(manifestDigest.String(), bytesReader(rawManifest)); err != nil {
+		return nil, err
+	}
+	fmt.Fprintln(progress, "Storing signatures")
+	// Like Podman, the size counts the config and manifest too.
+	size += int64(len(rawCfg) + len(rawManifest))
+
+	rec := record{
+		Image: Image{
+			ID: cfgName.Hex, Digest: manifestDigest.String(), Created: cf.Created.Time, Size: size,
+			Config: configOf(cf.Config), Layers: diffIDs, Architecture: cf.Architecture, OS: cf.OS,
+		},
+		ConfigDigest: cfgName.String(),
+		Added:        time.Now().UTC(),
+	}
+	err = s.update(func(tx *bolt.Tx) error {
+		recs, err := allImages(tx)
+		if err != nil {
+			return err
+		}
+		for _, r := range recs {
+			if r.ID == rec.ID {
+				rec.Names = r.Names
+				rec.Added = r.Added
+				continue
+			}
+			before := len(r.Names)
+			r.Names = slices.DeleteFunc(r.Names, func(n string) bool { return slices.Contains(names, n) })
+			if len(r.Names) != before {
+				r.RepoDigests = repoDigests(r.Names, r.Digest)
+				if err := putJSON(tx, bucketImages, r.ID, r); err != nil {
+					return err
+				}
+			}
+		}
+		for _, n := range names {
+			if !slices.Contains(rec.Names, n) {
+				rec.Names = append(rec.Names, n)
+			}
+		}
+		rec.RepoDigests = repoDigests(rec.Names, rec.Digest)
+		return putJSON(tx, bucketImages, rec.ID, rec)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("record image: %w", err)
+	}
+	return &rec.Image, nil
+}
+
+func bytesReader(b []byte) io.Reader { return &byteReader{b: b} }
+
+type byteReader struct{ b []byte }
+
+func (r *byteReader) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b)
+	r.b = r.b[n:]
+	return n, nil
+}
+
+// addLayer stores a layer's uncompressed tar under its diff ID.
+func (s *Store) addLayer(l v1.Layer, diffID string) (size int64, skipped bool, err error) {
+	p, err := s.blobPath(diffID)
+	if err != nil {
+		return 0, false, err
+	}
+	if fi, err := os.Stat(p); err == nil {
+		return fi.Size(), true, nil
+	}
+	rc, err := l.Uncompressed()
+	if err != nil {
+		return 0, false, err
+	}
+	defer rc.Close()
+	n, err := s.writeBlob(diffID, rc)
+	return n, false, err
+}
+
+// layerDir returns the layer unpacked for overlayfs, unpacking it first
+// when needed (under tmp/, renamed into place).
+func (s *Store) layerDir(diffID string) (string, error) {
+	bp, err := s.blobPath(diffID)
+	if err != nil {
+		return "", err
+	}
+	dst := filepath.Join(s.dir, "layers", filepath.Base(bp))
+	if _, err := os.Stat(dst); err == nil {
+		return dst, nil
+	}
+	tmp, err := os.MkdirTemp(filepath.Join(s.dir, "tmp"), "layer-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return "", err
+	}
+	f, err := os.Open(bp)
+	if err != nil {
+		return "", fmt.Errorf("unpack layer %s: %w", diffID, err)
+	}
+	defer f.Close()
+	if _, err := Unpack(f, tmp, UnpackOptions{Whiteouts: OverlayWhiteouts, Privileged: true}); err != nil {
+		return "", fmt.Errorf("unpack layer %s: %w", diffID, err)
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
+			return dst, nil // another process won the race
+		}
+		return "", fmt.Errorf("unpack layer %s: %w", diffID, err)
+	}
+	return dst, nil
+}
