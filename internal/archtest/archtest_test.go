@@ -51,6 +51,8 @@ var pure = []string{
 	"internal/firewall",
 	"internal/netstore",
 	"internal/containersconf",
+	"internal/image/ref",
+	"internal/image/change",
 }
 
 var kernel = []string{
