@@ -47,6 +47,8 @@ type Snapshot struct {
 	listener map[netip.Addr][]*Network
 	// Errors holds the files that could not be loaded; the others load.
 	Errors []error
+	// replies caches how the UDP path handled each query (cache.go).
+	replies replyCache
 }
 
 // Load reads every network file in dir. A malformed file is reported in

@@ -58,9 +58,12 @@ func listenUDPReuse(addr string) (*net.UDPConn, error) {
 	return pc.(*net.UDPConn), nil
 }
 
-// serveUDP reads queries from pc, which listens on local.
+// serveUDP reads queries from pc, which listens on local. A query the
+// snapshot's reply cache knows is answered from it (or forwarded) without
+// being unpacked; others are unpacked, decided and remembered.
 func (s *Server) serveUDP(pc *net.UDPConn, local netip.Addr) {
 	buf := make([]byte, 65535)
+	var key, out []byte
 	for {
 		n, addr, err := pc.ReadFromUDPAddrPort(buf)
 		if err != nil {
@@ -69,32 +72,70 @@ func (s *Server) serveUDP(pc *net.UDPConn, local netip.Addr) {
 			}
 			continue
 		}
+		if n < 12 || buf[2]&0x80 != 0 { // too short, or a response (QR)
+			continue
+		}
+		src := addr.Addr().Unmap()
+		snap := s.snap.Load()
+		if snap != nil {
+			key = cacheKey(key[:0], src, local, buf[:n])
+			if reply, ok := snap.replies.get(key); ok {
+				if reply == nil {
+					raw := append([]byte(nil), buf[:n]...)
+					s.relay.forward(pc, addr, src, nil, raw, s.upstreamsFor(snap.ScopeFor(src, local)))
+					continue
+				}
+				out = append(out[:0], reply...)
+				out[0], out[1] = buf[0], buf[1]
+				_, _ = pc.WriteToUDPAddrPort(out, addr)
+				continue
+			}
+		}
 		q := new(mdns.Msg)
 		if err := q.Unpack(buf[:n]); err != nil || q.Response {
 			continue
 		}
-		src := addr.Addr().Unmap()
 		var sc Scope
-		if snap := s.snap.Load(); snap != nil {
+		if snap != nil {
 			sc = snap.ScopeFor(src, local)
 		}
 		reply := new(mdns.Msg)
 		if answer(sc, q, reply, s.cfg.FilterDomain, s.cfg.NoProxy) == forward {
+			if snap != nil {
+				snap.replies.put(key, nil)
+			}
 			raw := append([]byte(nil), buf[:n]...)
 			s.relay.forward(pc, addr, src, q, raw, s.upstreamsFor(sc))
 			continue
 		}
-		sendUDP(pc, addr, q, reply)
+		b := packReply(q, reply)
+		if b == nil {
+			continue
+		}
+		if snap != nil {
+			snap.replies.put(key, b)
+		}
+		_, _ = pc.WriteToUDPAddrPort(b, addr)
 	}
 }
 
-func sendUDP(pc *net.UDPConn, to netip.AddrPort, q, reply *mdns.Msg) {
+// packReply truncates reply to what the query's UDP size allows and packs
+// it (nil when it cannot be packed).
+func packReply(q, reply *mdns.Msg) []byte {
 	size := mdns.MinMsgSize
 	if o := q.IsEdns0(); o != nil && int(o.UDPSize()) > size {
 		size = int(o.UDPSize())
 	}
 	reply.Truncate(size)
-	if b, err := reply.Pack(); err == nil {
+	b, err := reply.Pack()
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+func sendUDP(pc *net.UDPConn, to netip.AddrPort, q, reply *mdns.Msg) {
+	if b := packReply(q, reply); b != nil {
 		_, _ = pc.WriteToUDPAddrPort(b, to)
 	}
 }
@@ -212,16 +253,41 @@ func questionSection(raw []byte) []byte {
 	return raw[12:off]
 }
 
+// forward relays the client's query raw; q is its unpacked form, or nil
+// when the reply cache decided (then it is unpacked only if needed).
 func (r *relay) forward(client *net.UDPConn, to netip.AddrPort, src netip.Addr, q *mdns.Msg, raw []byte, servers []netip.Addr) {
+	rq := &relayQuery{client: client, to: to, src: src, q: q, raw: raw, question: questionSection(raw), id: binary.BigEndian.Uint16(raw[0:2]), servers: servers}
 	if len(servers) == 0 || !r.s.acquire(src) {
-		fail := new(mdns.Msg)
-		fail.SetRcode(q, mdns.RcodeServerFailure)
-		fail.RecursionAvailable = true
-		sendUDP(client, to, q, fail)
+		r.servfail(rq)
 		return
 	}
-	rq := &relayQuery{client: client, to: to, src: src, q: q, raw: raw, question: questionSection(raw), id: q.Id, servers: servers}
 	r.send(rq)
+}
+
+// query returns the client's query unpacked (with its own ID).
+func (rq *relayQuery) query() (*mdns.Msg, error) {
+	if rq.q != nil {
+		return rq.q, nil
+	}
+	q := new(mdns.Msg)
+	if err := q.Unpack(rq.raw); err != nil {
+		return nil, err
+	}
+	q.Id = rq.id
+	rq.q = q
+	return q, nil
+}
+
+// servfail answers the client with SERVFAIL.
+func (r *relay) servfail(rq *relayQuery) {
+	q, err := rq.query()
+	if err != nil {
+		return
+	}
+	fail := new(mdns.Msg)
+	fail.SetRcode(q, mdns.RcodeServerFailure)
+	fail.RecursionAvailable = true
+	sendUDP(rq.client, rq.to, q, fail)
 }
 
 // send asks the current server; on failure to send, it moves on.
@@ -262,10 +328,7 @@ func (r *relay) finish(rq *relayQuery, reply []byte) {
 		_, _ = rq.client.WriteToUDPAddrPort(reply, rq.to)
 		return
 	}
-	fail := new(mdns.Msg)
-	fail.SetRcode(rq.q, mdns.RcodeServerFailure)
-	fail.RecursionAvailable = true
-	sendUDP(rq.client, rq.to, rq.q, fail)
+	r.servfail(rq)
 }
 
 func (u *relayUpstream) read() {
@@ -310,15 +373,20 @@ func (u *relayUpstream) read() {
 }
 
 func (r *relay) overTCP(rq *relayQuery, ap netip.AddrPort) {
+	q, err := rq.query()
+	if err != nil {
+		r.finish(rq, nil)
+		return
+	}
 	c := &mdns.Client{Net: "tcp", Timeout: 2 * r.attempt}
-	resp, _, err := c.Exchange(rq.q, ap.String())
+	resp, _, err := c.Exchange(q, ap.String())
 	if err != nil {
 		r.finish(rq, nil)
 		return
 	}
 	defer r.s.release(rq.src)
 	resp.Id = rq.id
-	sendUDP(rq.client, rq.to, rq.q, resp)
+	sendUDP(rq.client, rq.to, q, resp)
 }
 
 // janitor retries queries whose upstream did not answer in time.
