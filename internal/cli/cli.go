@@ -97,6 +97,18 @@ func newRoot(env Env, g *globals, code *int) *cobra.Command {
 	root.AddCommand(imageCmds(env, g)...)
 	root.AddCommand(
 		networkCmd(env, g),
+		runCmd(env, g),
+		ctrCreateCmd(env, g),
+		startCmd(env, g),
+		stopCmd(env, g),
+		killCmd(env, g),
+		ctrRmCmd(env, g),
+		psCmd(env, g),
+		logsCmd(env, g),
+		execCmd(env, g),
+		ctrInspectCmd(env, g),
+		portCmd(env, g),
+		monitorCmd(env, g),
 		infoCmd(env, g),
 		systemCmd(env, g),
 		&cobra.Command{

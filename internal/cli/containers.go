@@ -43,6 +43,9 @@ type container struct {
 	NetNS    string     `json:"netns"`
 	Created  time.Time  `json:"created"`
 	Networks []attached `json:"networks"`
+	// Ports are the container's published ports (engine containers); they
+	// are set up on every network it joins.
+	Ports []network.PortMapping `json:"ports,omitempty"`
 }
 
 func (c *container) find(netName string) int {
@@ -56,7 +59,7 @@ func (c *container) find(netName string) int {
 
 // options builds the netsetup input for the given attachments.
 func (c *container) options(atts []attached) *network.Options {
-	o := &network.Options{ContainerID: c.ID, ContainerName: c.Name, NetworkInfo: map[string]network.Network{}}
+	o := &network.Options{ContainerID: c.ID, ContainerName: c.Name, PortMappings: c.Ports, NetworkInfo: map[string]network.Network{}}
 	for _, a := range atts {
 		o.Networks = append(o.Networks, network.NamedNetworkOptions{Name: a.Network.Name, PerNetworkOptions: a.Opts})
 		o.NetworkInfo[a.Network.Name] = a.Network

@@ -730,6 +730,7 @@ func (e *Engine) Exec(ref string, p runspec.Process, detach bool, stdin io.Reade
 			return 125, err
 		}
 	}
+	p.NoFile = noFile()
 	proc, err := runspec.BuildProcess(p)
 	if err != nil {
 		return 125, err
@@ -762,7 +763,8 @@ func (e *Engine) Exec(ref string, p runspec.Process, detach bool, stdin io.Reade
 		code := ee.ExitCode()
 		tail := string(errTail.tail)
 		if i := strings.Index(tail, "unable to start container process: "); i >= 0 {
-			msg := strings.TrimSpace(tail[i+len("unable to start container process: "):])
+			msg := strings.Trim(strings.TrimSpace(tail[i+len("unable to start container process: "):]), "\"")
+			msg = "runc: exec failed: " + strings.ReplaceAll(msg, `\"`, `"`)
 			switch {
 			case strings.Contains(msg, "executable file not found"), strings.Contains(msg, "no such file or directory"):
 				return 127, fmt.Errorf("%s: OCI runtime attempted to invoke a command that was not found", msg)
@@ -961,7 +963,7 @@ func (e *Engine) spec(c *Container, rootfs string, st State, binds []runspec.Bin
 	return runspec.Generate(runspec.Options{
 		Process: runspec.Process{
 			Args: c.Config.Args, Env: env, Cwd: c.Config.WorkingDir,
-			UID: uid, GID: gid, Terminal: c.Config.Terminal,
+			UID: uid, GID: gid, Terminal: c.Config.Terminal, NoFile: noFile(),
 		},
 		Rootfs:      rootfs,
 		Hostname:    c.Config.Hostname,
@@ -971,6 +973,16 @@ func (e *Engine) spec(c *Container, rootfs string, st State, binds []runspec.Bin
 		CgroupsPath: "/berth/" + c.Config.ID,
 		ReadOnly:    c.Config.ReadOnly,
 	})
+}
+
+// noFile is the open-files limit containers get: the host's hard limit, as
+// Podman gives when it cannot raise it to 1048576.
+func noFile() uint64 {
+	var r unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &r); err != nil {
+		return 0
+	}
+	return min(r.Max, 1048576)
 }
 
 func loUp(ns *netns.NetNS) error {

@@ -329,6 +329,7 @@ func runcFailure(op string, err error, out string) error {
 	if i := strings.LastIndex(msg, "unable to start container process: "); i >= 0 {
 		msg = msg[i+len("unable to start container process: "):]
 	}
+	msg = strings.ReplaceAll(strings.Trim(msg, "\" \n"), `\"`, `"`)
 	if msg == "" {
 		msg = err.Error()
 	}

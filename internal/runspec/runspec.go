@@ -41,6 +41,8 @@ type Process struct {
 	UID, GID uint32
 	Groups   []uint32
 	Terminal bool
+	// NoFile is the RLIMIT_NOFILE to set (0: inherit runc's).
+	NoFile uint64
 }
 
 // Options is the input of Generate.
@@ -143,6 +145,10 @@ func BuildProcess(p Process) (*specs.Process, error) {
 		// A non-root user keeps the bounding set only (as Podman does).
 		effective, permitted = nil, nil
 	}
+	var rlimits []specs.POSIXRlimit
+	if p.NoFile > 0 {
+		rlimits = append(rlimits, specs.POSIXRlimit{Type: "RLIMIT_NOFILE", Hard: p.NoFile, Soft: p.NoFile})
+	}
 	return &specs.Process{
 		Terminal: p.Terminal,
 		Args:     p.Args,
@@ -152,7 +158,7 @@ func BuildProcess(p Process) (*specs.Process, error) {
 		Capabilities: &specs.LinuxCapabilities{
 			Bounding: bounding, Effective: effective, Permitted: permitted,
 		},
-		Rlimits:         []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 1048576, Soft: 1048576}},
+		Rlimits:         rlimits,
 		NoNewPrivileges: false,
 	}, nil
 }
