@@ -142,6 +142,9 @@ func ctrRmCmd(env Env, g *globals) *cobra.Command {
 			var errs []error
 			for _, a := range args {
 				if _, err := e.Remove(a, force); err != nil {
+					if all && errors.Is(err, engine.ErrNoSuchContainer) {
+						continue // removed meanwhile (--rm)
+					}
 					switch {
 					case errors.Is(err, engine.ErrRunning):
 						err = &exitError{code: 2, err: err}

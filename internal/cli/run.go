@@ -7,6 +7,8 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -248,6 +250,10 @@ container runs); /etc/hosts and /etc/resolv.conf are generated.`,
 				}
 				return startError(err)
 			}
+			if o.Remove {
+				// The monitor removes the container; run returns after it.
+				e.WaitRemoved(id, 10*time.Second)
+			}
 			if code != 0 {
 				return &exitError{code: code}
 			}
@@ -265,6 +271,10 @@ func startError(err error) error {
 	if errors.As(err, &se) {
 		return &exitError{code: se.Code, err: err}
 	}
+	if errors.Is(err, syscall.EADDRINUSE) {
+		// Podman reports a busy host port from the runtime: 126.
+		return &exitError{code: 126, err: err}
+	}
 	return err
 }
 
@@ -273,7 +283,7 @@ func startError(err error) error {
 func attachRun(e *engine.Engine, id string, env Env, stdin bool) (int, error) {
 	var conn net.Conn
 	_, err := e.Start(id, engine.StartOptions{Attach: func() error {
-		c, err := net.Dial("unix", e.AttachSocket(id))
+		c, err := monitor.DialUnix(e.AttachSocket(id))
 		if err != nil {
 			return err
 		}

@@ -619,6 +619,22 @@ func (e *Engine) Wait(ref string) (*Container, error) {
 	return e.waitExit(c.Config.ID, 0)
 }
 
+// WaitRemoved waits until the container's record is gone (a --rm
+// container removed by its monitor), at most timeout.
+func (e *Engine) WaitRemoved(id string, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		all, err := e.list()
+		if err != nil {
+			return
+		}
+		if _, err := Lookup(all, id); err != nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // waitExit polls until the container is not running (timeout 0: forever).
 func (e *Engine) waitExit(id string, timeout time.Duration) (*Container, error) {
 	deadline := time.Now().Add(timeout)

@@ -163,7 +163,7 @@ func Run(cfg Config) (err error) {
 	}
 	defer m.logFile.Close()
 	os.Remove(cfg.AttachSocket)
-	al, err := net.Listen("unix", cfg.AttachSocket)
+	al, err := ListenUnix(cfg.AttachSocket)
 	if err != nil {
 		return fmt.Errorf("listen on attach socket: %w", err)
 	}
@@ -179,13 +179,17 @@ func Run(cfg Config) (err error) {
 	create := exec.Command(cfg.Runtime)
 	var closeAfterCreate []io.Closer
 	if cfg.Terminal {
-		sock := filepath.Join(cfg.Dir, "console.sock")
-		os.Remove(sock)
+		// runc dials the console socket by path: it must be short.
+		sockDir, err := os.MkdirTemp("", "berth-console-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(sockDir)
+		sock := filepath.Join(sockDir, "console.sock")
 		cl, err := net.Listen("unix", sock)
 		if err != nil {
 			return fmt.Errorf("listen on console socket: %w", err)
 		}
-		defer os.Remove(sock)
 		defer cl.Close()
 		ptyCh := make(chan *os.File, 1)
 		go func() { ptyCh <- receivePTY(cl) }()
@@ -522,4 +526,43 @@ func ReadSync(dec *json.Decoder, stage string) (int, error) {
 			return msg.Pid, nil
 		}
 	}
+}
+
+// shortPath returns a path for a unix socket that fits sun_path: long
+// paths go through an open descriptor of their directory
+// (/proc/self/fd/N/name), as conmon does; the returned file is that
+// descriptor, to be closed after use.
+func shortPath(path string) (string, *os.File, error) {
+	if len(path) < 100 {
+		return path, nil, nil
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return "", nil, err
+	}
+	return fmt.Sprintf("/proc/self/fd/%d/%s", d.Fd(), filepath.Base(path)), d, nil
+}
+
+// ListenUnix listens on a unix socket at path, however long.
+func ListenUnix(path string) (net.Listener, error) {
+	p, d, err := shortPath(path)
+	if err != nil {
+		return nil, err
+	}
+	if d != nil {
+		defer d.Close()
+	}
+	return net.Listen("unix", p)
+}
+
+// DialUnix connects to a unix socket at path, however long.
+func DialUnix(path string) (net.Conn, error) {
+	p, d, err := shortPath(path)
+	if err != nil {
+		return nil, err
+	}
+	if d != nil {
+		defer d.Close()
+	}
+	return net.Dial("unix", p)
 }

@@ -1,0 +1,352 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berthnet/berth/internal/ipam"
+	"github.com/berthnet/berth/internal/nettest"
+)
+
+// etopo is a ptopo with the engine's directories and a busybox rootfs.
+type etopo struct {
+	*ptopo
+	root, runRoot, rootfs string
+}
+
+// busyboxRootfs builds a root filesystem from Debian's busybox-static:
+// /bin/busybox, its applets as symlinks, a page in /www.
+func busyboxRootfs(t *testing.T) string {
+	t.Helper()
+	bb := "/bin/busybox"
+	if _, err := os.Stat(bb); err != nil {
+		t.Skip("needs busybox-static (/bin/busybox)")
+	}
+	dir := t.TempDir()
+	for _, d := range []string{"bin", "etc", "www", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := os.ReadFile(bb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bin", "busybox"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bb, "--list").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range strings.Fields(string(out)) {
+		if a != "busybox" {
+			_ = os.Symlink("busybox", filepath.Join(dir, "bin", a))
+		}
+	}
+	files := map[string]string{
+		"etc/passwd":     "root:x:0:0:root:/root:/bin/sh\nwww:x:33:33::/www:/bin/sh\n",
+		"etc/group":      "root:x:0:\nwww:x:33:\n",
+		"www/index.html": "hello from berth\n",
+	}
+	for p, c := range files {
+		if err := os.WriteFile(filepath.Join(dir, p), []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func newETopo(t *testing.T) *etopo {
+	t.Helper()
+	if _, err := os.Stat("/usr/sbin/runc"); err != nil {
+		t.Skip("needs runc")
+	}
+	p := &etopo{ptopo: newPTopo(t), rootfs: busyboxRootfs(t)}
+	d := t.TempDir()
+	p.root, p.runRoot = filepath.Join(d, "root"), filepath.Join(d, "runroot")
+	t.Cleanup(func() {
+		// Runs before the ptopo's system reset: every container goes.
+		if out, err := p.b("rm", "-a", "-f"); err != nil && !strings.Contains(out, "at least one") {
+			t.Logf("rm -a -f: %v %s", err, out)
+		}
+	})
+	return p
+}
+
+// b runs berth with the engine's directories inside the host namespace.
+func (p *etopo) b(args ...string) (string, error) {
+	return p.berth(append([]string{"--root", p.root, "--runroot", p.runRoot}, args...)...)
+}
+
+// b3 is b with stdout and stderr apart.
+func (p *etopo) b3(args ...string) (string, string, error) {
+	full := append([]string{"--net=" + p.host.Path(), "--", p.bin, "--network-config-dir", p.cfg, "--network-run-dir", p.run, "--root", p.root, "--runroot", p.runRoot}, args...)
+	cmd := exec.Command("nsenter", full...)
+	cmd.Env = append(os.Environ(), "CONTAINERS_CONF="+p.conf)
+	var so, se strings.Builder
+	cmd.Stdout, cmd.Stderr = &so, &se
+	err := cmd.Run()
+	return so.String(), se.String(), err
+}
+
+func (p *etopo) mustB(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := p.b(args...)
+	if err != nil {
+		t.Fatalf("berth %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func exitCode(err error) int {
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+// httpGet fetches / from addr inside ns over HTTP/1.0.
+func httpGet(ns *nettest.NS, addr string) (string, error) {
+	var lastErr error
+	for i := 0; i < 20; i++ {
+		c, err := nettest.Dial(ns, "tcp4", addr, 2*time.Second)
+		if err != nil {
+			lastErr = err
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+		_, _ = io.WriteString(c, "GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+		b, err := io.ReadAll(c)
+		c.Close()
+		if len(b) > 0 {
+			s := string(b)
+			if i := strings.Index(s, "\r\n\r\n"); i >= 0 {
+				s = s[i+4:]
+			}
+			return s, nil
+		}
+		lastErr = err
+		time.Sleep(100 * time.Millisecond)
+	}
+	return "", lastErr
+}
+
+// assertClean checks that nothing of any container is left: processes,
+// namespace pins, veths/bridges, addresses and port rules.
+func (p *etopo) assertClean(t *testing.T, pids ...int) {
+	t.Helper()
+	for _, pid := range pids {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+			st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+			if !strings.Contains(string(st), ") Z ") {
+				t.Errorf("process %d still runs", pid)
+			}
+		}
+	}
+	if ents, _ := os.ReadDir(filepath.Join(p.runRoot, "netns")); len(ents) != 0 {
+		t.Errorf("namespace pins left: %v", ents)
+	}
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mounts), p.runRoot) {
+		t.Errorf("mounts left under %s", p.runRoot)
+	}
+	for _, l := range nettest.Links(t, p.host) {
+		if strings.HasPrefix(l, "veth") || strings.HasPrefix(l, "podman") {
+			t.Errorf("host link left: %s", l)
+		}
+	}
+	a, _ := ipam.New(filepath.Join(p.run, "ipam.db"))
+	if leases, _ := a.Dump(); len(leases) != 0 {
+		t.Errorf("leases left: %v", leases)
+	}
+	if out, _ := nettest.Run(p.host, 5*time.Second, "nft", "list", "ruleset"); strings.Contains(out, "8080") {
+		t.Errorf("port rules left:\n%s", out)
+	}
+	if out := p.mustB(t, "ps", "-aq"); out != "" {
+		t.Errorf("containers left: %q", out)
+	}
+}
+
+func (p *etopo) inspect(t *testing.T, ctr, format string) string {
+	t.Helper()
+	return strings.TrimSpace(p.mustB(t, "inspect", "--format", format, ctr))
+}
+
+// TestPrivilegedRunPublish is the guide's first scenario: a web server with
+// -p 8080:80 on the default network, fetched from an outside namespace;
+// the port is held, stop and rm leave nothing behind.
+func TestPrivilegedRunPublish(t *testing.T) {
+	p := newETopo(t)
+	id := strings.TrimSpace(p.mustB(t, "run", "-d", "--name", "web", "-p", "8080:80", "--rootfs", p.rootfs, "httpd", "-f", "-p", "80", "-h", "/www"))
+	if len(id) != 64 {
+		t.Fatalf("run -d printed %q", id)
+	}
+	if got, err := httpGet(p.outside, "198.18.0.1:8080"); err != nil || got != "hello from berth\n" {
+		t.Fatalf("page from outside: %q %v", got, err)
+	}
+	if st := p.inspect(t, "web", "{{.State.Status}} {{.NetworkSettings.Networks.podman.IPAddress}}"); !strings.HasPrefix(st, "running 10.88.0.") {
+		t.Errorf("inspect: %q", st)
+	}
+	if out := p.mustB(t, "port", "web"); out != "80/tcp -> 0.0.0.0:8080\n" {
+		t.Errorf("port: %q", out)
+	}
+	if out := p.mustB(t, "ps"); !strings.Contains(out, "0.0.0.0:8080->80/tcp  web") || !strings.Contains(out, "Up ") {
+		t.Errorf("ps:\n%s", out)
+	}
+	// The monitor holds the host port: a second -p 8080 fails cleanly and
+	// leaves nothing.
+	out, err := p.b("run", "-d", "--name", "web2", "-p", "8080:80", "--rootfs", p.rootfs, "httpd", "-f", "-p", "80")
+	if exitCode(err) != 126 || !strings.Contains(out, "address already in use") {
+		t.Errorf("second -p 8080: %v %s", err, out)
+	}
+	p.mustB(t, "rm", "web2")
+	pid, _ := strconv.Atoi(p.inspect(t, "web", "{{.State.Pid}}"))
+	mon, _ := strconv.Atoi(p.inspect(t, "web", "{{.State.ConmonPid}}"))
+	if pid == 0 || mon == 0 {
+		t.Fatalf("pid %d monitor %d", pid, mon)
+	}
+	if out := p.mustB(t, "stop", "-t", "1", "web"); out != "web\n" {
+		t.Errorf("stop printed %q", out)
+	}
+	if st := p.inspect(t, "web", "{{.State.Status}} {{.State.ExitCode}}"); st != "exited 137" {
+		t.Errorf("after stop: %q", st)
+	}
+	if _, err := httpGet(p.outside, "198.18.0.1:8080"); err == nil {
+		t.Error("page still served after stop")
+	}
+	// Start again: same port, new network setup.
+	p.mustB(t, "start", "web")
+	if got, err := httpGet(p.outside, "198.18.0.1:8080"); err != nil || got != "hello from berth\n" {
+		t.Fatalf("page after restart: %q %v", got, err)
+	}
+	pid2, _ := strconv.Atoi(p.inspect(t, "web", "{{.State.Pid}}"))
+	mon2, _ := strconv.Atoi(p.inspect(t, "web", "{{.State.ConmonPid}}"))
+	if out, err := p.b("rm", "web"); exitCode(err) != 2 || !strings.Contains(out, "cannot remove container") {
+		t.Errorf("rm running: %v %s", err, out)
+	}
+	p.mustB(t, "rm", "-f", "web")
+	p.assertClean(t, pid, mon, pid2, mon2)
+	if out, err := p.b("rm", "web"); exitCode(err) != 1 || !strings.Contains(out, "no container with name or ID \"web\" found") {
+		t.Errorf("rm missing: %v %s", err, out)
+	}
+}
+
+// TestPrivilegedRunExitCodesLogsExec: foreground runs pass stdout, stderr
+// and the exit code through; --rm removes; logs and exec work.
+func TestPrivilegedRunExitCodesLogsExec(t *testing.T) {
+	p := newETopo(t)
+	stdout, stderr, err := p.b3("run", "--rm", "--rootfs", p.rootfs, "sh", "-c", "echo out; echo err >&2; exit 3")
+	if exitCode(err) != 3 || stdout != "out\n" || stderr != "err\n" {
+		t.Errorf("foreground run: %v %q %q", err, stdout, stderr)
+	}
+	if out, err := p.b("run", "--rm", "--rootfs", p.rootfs, "nosuchcmd"); exitCode(err) != 127 || !strings.Contains(out, "executable file not found") {
+		t.Errorf("missing command: %v %s", err, out)
+	}
+	// --network none: lo only, no resolv.conf (the empty file is the mount
+	// point an earlier run left in the shared rootfs), hosts names the
+	// container on 127.0.0.1.
+	if out, err := p.b("run", "--rm", "--network", "none", "--hostname", "box", "--rootfs", p.rootfs, "sh", "-c", "hostname; cat /etc/hosts; wc -c < /etc/resolv.conf; ip -o link | wc -l"); err != nil || !strings.HasPrefix(out, "box\n") || !strings.Contains(out, "127.0.0.1\tbox ") || !strings.HasSuffix(out, "\n0\n1\n") {
+		t.Errorf("--network none: %v\n%s", err, out)
+	}
+	p.mustB(t, "run", "-d", "--name", "sleeper", "-e", "GREETING=hi", "--rootfs", p.rootfs, "sh", "-c", "echo started; echo problem >&2; exec sleep 1000")
+	time.Sleep(300 * time.Millisecond)
+	if out := p.mustB(t, "logs", "sleeper"); out != "started\nproblem\n" {
+		t.Errorf("logs: %q", out)
+	}
+	if out, err := p.b("exec", "-e", "X=1", "-w", "/www", "sleeper", "sh", "-c", "echo $GREETING$X; pwd; exit 5"); exitCode(err) != 5 || out != "hi1\n/www\n" {
+		t.Errorf("exec: %v %q", err, out)
+	}
+	if out, err := p.b("exec", "sleeper", "nosuch"); exitCode(err) != 127 {
+		t.Errorf("exec missing: %v %s", err, out)
+	}
+	if out, err := p.b("exec", "sleeper", "/www/index.html"); exitCode(err) != 126 {
+		t.Errorf("exec not executable: %v %s", err, out)
+	}
+	if out, err := p.b("exec", "nosuch", "true"); exitCode(err) != 125 || !strings.Contains(out, "no such container") {
+		t.Errorf("exec in missing container: %v %s", err, out)
+	}
+	pid, _ := strconv.Atoi(p.inspect(t, "sleeper", "{{.State.Pid}}"))
+	if out, err := p.b("kill", "-s", "BOGUS", "sleeper"); err == nil || !strings.Contains(out, "invalid signal") {
+		t.Errorf("kill -s BOGUS: %v %s", err, out)
+	}
+	p.mustB(t, "kill", "sleeper")
+	deadline := time.Now().Add(5 * time.Second)
+	for p.inspect(t, "sleeper", "{{.State.Status}}") == "running" && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if st := p.inspect(t, "sleeper", "{{.State.Status}} {{.State.ExitCode}}"); st != "exited 137" {
+		t.Errorf("after kill: %q", st)
+	}
+	if out := p.mustB(t, "ps", "-a", "--format", "{{.Names}} {{.Status}}"); !strings.HasPrefix(out, "sleeper Exited (137)") {
+		t.Errorf("ps -a: %q", out)
+	}
+	p.mustB(t, "rm", "sleeper")
+	p.assertClean(t, pid)
+}
+
+// TestPrivilegedRunDNS: two containers on a network with DNS find each
+// other by name; resolv.conf and hosts are Podman's.
+func TestPrivilegedRunDNS(t *testing.T) {
+	p := newETopo(t)
+	p.mustB(t, "network", "create", "--subnet", "198.19.40.0/24", "dnsnet")
+	p.mustB(t, "run", "-d", "--name", "srv", "--network", "dnsnet", "--network-alias", "www", "--rootfs", p.rootfs, "httpd", "-f", "-p", "80", "-h", "/www")
+	out, err := p.b("run", "--rm", "--network", "dnsnet", "--add-host", "gw:host-gateway", "--rootfs", p.rootfs, "sh", "-c",
+		"cat /etc/resolv.conf; cat /etc/hosts; wget -qO- http://srv/; wget -qO- http://www.dns.podman/")
+	if err != nil {
+		t.Fatalf("client: %v\n%s", err, out)
+	}
+	for _, want := range []string{"search dns.podman\nnameserver 198.19.40.1\n", "198.19.40.1\tgw\n", "198.19.40.1\thost.containers.internal\n", "hello from berth\nhello from berth\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("client output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestPrivilegedMonitorKilled: with its monitor killed by SIGKILL, the
+// container still runs and ps/inspect say so; when it dies, they say that;
+// rm cleans everything up.
+func TestPrivilegedMonitorKilled(t *testing.T) {
+	p := newETopo(t)
+	p.mustB(t, "run", "-d", "--name", "web", "-p", "8080:80", "--rootfs", p.rootfs, "httpd", "-f", "-p", "80", "-h", "/www")
+	pid, _ := strconv.Atoi(p.inspect(t, "web", "{{.State.Pid}}"))
+	mon, _ := strconv.Atoi(p.inspect(t, "web", "{{.State.ConmonPid}}"))
+	proc, err := os.FindProcess(mon)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := proc.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if st := p.inspect(t, "web", "{{.State.Status}}"); st != "running" {
+		t.Errorf("after the monitor died: %q", st)
+	}
+	if got, err := httpGet(p.outside, "198.18.0.1:8080"); err != nil || got != "hello from berth\n" {
+		t.Errorf("page with the monitor gone: %q %v", got, err)
+	}
+	// The container dies too: the state says exited.
+	if err := exec.Command("kill", "-9", strconv.Itoa(pid)).Run(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for p.inspect(t, "web", "{{.State.Status}}") == "running" && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if out := p.mustB(t, "ps", "-a", "--format", "{{.Names}} {{.State}}"); out != "web exited\n" {
+		t.Errorf("ps after the container died: %q", out)
+	}
+	p.mustB(t, "rm", "web")
+	p.assertClean(t, pid, mon)
+}
