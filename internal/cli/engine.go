@@ -15,6 +15,7 @@ import (
 	"github.com/berthnet/berth/internal/ipam"
 	"github.com/berthnet/berth/internal/monitor"
 	"github.com/berthnet/berth/internal/network"
+	"github.com/berthnet/berth/internal/runopts"
 )
 
 // engine returns the container engine on the world's directories, with
@@ -254,4 +255,80 @@ func monitorCmd(env Env, g *globals) *cobra.Command {
 			})
 		},
 	}
+}
+
+// engineContainer returns the engine container ref names, or nil.
+func (w *world) engineContainer(ref string) *engine.Container {
+	e, err := w.engine()
+	if err != nil {
+		return nil
+	}
+	c, err := e.Get(ref)
+	if err != nil {
+		return nil
+	}
+	return c
+}
+
+// netName resolves a configured network reference ("" is the default).
+func (w *world) netName(ref string) string {
+	if ref == "" {
+		ref = w.store.DefaultName()
+	}
+	if n, err := w.store.Get(ref); err == nil {
+		return n.Name
+	}
+	return ref
+}
+
+// engineHasNetwork reports whether c is configured with network name.
+func (w *world) engineHasNetwork(c *engine.Container, name string) bool {
+	for _, r := range c.Config.Net.Networks {
+		if w.netName(r.Name) == name {
+			return true
+		}
+	}
+	return false
+}
+
+// recordEngineNetwork adds (or removes) a network in an engine
+// container's configuration.
+func (w *world) recordEngineNetwork(c *engine.Container, req *runopts.NetworkRequest, add bool) error {
+	e, err := w.engine()
+	if err != nil {
+		return err
+	}
+	_, err = e.UpdateNetworks(c.Config.ID, func(m *runopts.NetMode) error {
+		var keep []runopts.NetworkRequest
+		for _, r := range m.Networks {
+			if w.netName(r.Name) != req.Name {
+				keep = append(keep, r)
+			}
+		}
+		if add {
+			keep = append(keep, *req)
+		}
+		m.Networks = keep
+		return nil
+	})
+	return err
+}
+
+// engineUsers returns the engine containers configured with network name.
+func (w *world) engineUsers(name string) ([]*engine.Container, *engine.Engine, error) {
+	e, err := w.engine()
+	if err != nil {
+		return nil, nil, err
+	}
+	all, err := e.List()
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []*engine.Container
+	for _, c := range all {
+		if c.Config.Net.Kind == runopts.ModeBridge && w.engineHasNetwork(c, name) {
+			out = append(out, c)
+		}
+	}
+	return out, e, nil
 }

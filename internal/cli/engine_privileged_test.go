@@ -18,7 +18,7 @@ import (
 // etopo is a ptopo with the engine's directories and a busybox rootfs.
 type etopo struct {
 	*ptopo
-	root, runRoot, rootfs string
+	rootfs string
 }
 
 // busyboxRootfs builds a root filesystem from Debian's busybox-static:
@@ -70,8 +70,6 @@ func newETopo(t *testing.T) *etopo {
 		t.Skip("needs runc")
 	}
 	p := &etopo{ptopo: newPTopo(t), rootfs: busyboxRootfs(t)}
-	d := t.TempDir()
-	p.root, p.runRoot = filepath.Join(d, "root"), filepath.Join(d, "runroot")
 	t.Cleanup(func() {
 		// Runs before the ptopo's system reset: every container goes.
 		if out, err := p.b("rm", "-a", "-f"); err != nil && !strings.Contains(out, "at least one") {
@@ -83,7 +81,7 @@ func newETopo(t *testing.T) *etopo {
 
 // b runs berth with the engine's directories inside the host namespace.
 func (p *etopo) b(args ...string) (string, error) {
-	return p.berth(append([]string{"--root", p.root, "--runroot", p.runRoot}, args...)...)
+	return p.berth(args...)
 }
 
 // b3 is b with stdout and stderr apart.
@@ -349,4 +347,54 @@ func TestPrivilegedMonitorKilled(t *testing.T) {
 	}
 	p.mustB(t, "rm", "web")
 	p.assertClean(t, pid, mon)
+}
+
+// TestPrivilegedEngineNetworkCommands: network connect, disconnect and
+// reload act on engine containers (running and created); network rm -f
+// and system reset remove containers.
+func TestPrivilegedEngineNetworkCommands(t *testing.T) {
+	p := newETopo(t)
+	p.mustB(t, "network", "create", "--subnet", "198.19.50.0/24", "--disable-dns", "n1")
+	p.mustB(t, "network", "create", "--subnet", "198.19.51.0/24", "--disable-dns", "n2")
+	p.mustB(t, "run", "-d", "--name", "web", "--network", "n1", "--rootfs", p.rootfs, "httpd", "-f", "-p", "80", "-h", "/www")
+	p.mustB(t, "network", "connect", "--ip", "198.19.51.9", "n2", "web")
+	if out := p.mustB(t, "exec", "web", "ip", "-o", "-4", "addr", "show", "eth1"); !strings.Contains(out, "198.19.51.9/24") {
+		t.Errorf("eth1 after connect: %s", out)
+	}
+	if got := p.inspect(t, "web", "{{.NetworkSettings.Networks.n1.IPAddress}} {{.NetworkSettings.Networks.n2.IPAddress}}"); got != "198.19.50.2 198.19.51.9" {
+		t.Errorf("inspect after connect: %q", got)
+	}
+	p.mustB(t, "network", "disconnect", "n1", "web")
+	if out, err := p.b("exec", "web", "ip", "link", "show", "eth0"); err == nil {
+		t.Errorf("eth0 still there after disconnect: %s", out)
+	}
+	id := p.inspect(t, "web", "{{.Id}}")
+	if out := p.mustB(t, "network", "reload", "web"); strings.TrimSpace(out) != id {
+		t.Errorf("reload printed %q", out)
+	}
+	// A created container joins a connected network at start.
+	p.mustB(t, "create", "--name", "later", "--network", "n1", "--rootfs", p.rootfs, "sleep", "1000")
+	p.mustB(t, "network", "connect", "n2", "later")
+	p.mustB(t, "start", "later")
+	if out := p.mustB(t, "exec", "later", "ip", "-o", "-4", "addr"); !strings.Contains(out, "198.19.50.") || !strings.Contains(out, "198.19.51.") {
+		t.Errorf("later's addresses: %s", out)
+	}
+	// n2 is used by both; rm refuses, rm -f removes the containers.
+	if out, err := p.b("network", "rm", "n2"); exitCode(err) != 2 {
+		t.Errorf("rm in use: %v %s", err, out)
+	}
+	p.mustB(t, "network", "rm", "-f", "n2")
+	if out := p.mustB(t, "ps", "-a", "--format", "{{.Names}}"); out != "" {
+		t.Errorf("containers after network rm -f: %q", out)
+	}
+	// system reset removes running and created containers and the
+	// engine's directories.
+	p.mustB(t, "run", "-d", "--name", "a", "-p", "8080:80", "--rootfs", p.rootfs, "httpd", "-f", "-p", "80", "-h", "/www")
+	p.mustB(t, "create", "--name", "b", "--rootfs", p.rootfs, "true")
+	pid, _ := strconv.Atoi(p.inspect(t, "a", "{{.State.Pid}}"))
+	p.mustB(t, "system", "reset", "--force")
+	if _, err := os.Stat(p.root); !os.IsNotExist(err) {
+		t.Errorf("storage root after reset: %v", err)
+	}
+	p.assertClean(t, pid)
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"net/netip"
+	"regexp"
 	"strconv"
 	"strings"
 	"text/template"
@@ -223,6 +224,8 @@ func (w *world) inspectContainer(e *engine.Engine, c *engine.Container) ctrInspe
 	return out
 }
 
+var idField = regexp.MustCompile(`\.Id(\W|$)`)
+
 func subnetOf(n network.Network, ip netip.Addr) (int, string) {
 	for _, s := range n.Subnets {
 		if s.Subnet.Contains(ip) {
@@ -267,6 +270,8 @@ func ctrInspectCmd(env Env, g *globals) *cobra.Command {
 				}
 				return lastError(env, errs)
 			}
+			// Podman accepts Docker's {{.Id}} for {{.ID}}.
+			format = idField.ReplaceAllString(format, ".ID$1")
 			t, err := template.New("inspect").Funcs(templateFuncs).Parse(strings.NewReplacer(`\t`, "\t", `\n`, "\n").Replace(format))
 			if err != nil {
 				return fmt.Errorf("parse --format: %w", err)

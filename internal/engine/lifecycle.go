@@ -721,7 +721,10 @@ func (e *Engine) removeStopped(c *Container) error {
 	if err := e.delete(id); err != nil {
 		return err
 	}
-	return errors.Join(os.RemoveAll(e.RunDir(id)), os.RemoveAll(e.DataDir(id)), os.Remove(e.lockPath(id)), os.Remove(e.lockPath(id)+".cleanup"))
+	// The lock files go too (their holders use the open descriptors).
+	_ = os.Remove(e.lockPath(id))
+	_ = os.Remove(e.lockPath(id) + ".cleanup")
+	return errors.Join(os.RemoveAll(e.RunDir(id)), os.RemoveAll(e.DataDir(id)))
 }
 
 // Exec runs a command in a running container through runc exec with the
@@ -1067,4 +1070,14 @@ func randomID() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// UpdateNetworks changes the networks a container is configured with (the
+// ones it joins at its next start): connect and disconnect record here.
+func (e *Engine) UpdateNetworks(ref string, fn func(m *runopts.NetMode) error) (*Container, error) {
+	c, err := e.Get(ref)
+	if err != nil {
+		return nil, err
+	}
+	return e.modify(c.Config.ID, func(c *Container) error { return fn(&c.Config.Net) })
 }
