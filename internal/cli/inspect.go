@@ -14,6 +14,7 @@ import (
 	"github.com/berthnet/berth/internal/engine"
 	"github.com/berthnet/berth/internal/network"
 	"github.com/berthnet/berth/internal/runopts"
+	"github.com/berthnet/berth/internal/runspec"
 )
 
 // ctrInspect is the Podman-compatible subset of `inspect` for a container.
@@ -123,7 +124,8 @@ func (w *world) inspectContainer(e *engine.Engine, c *engine.Container) ctrInspe
 			Error: c.State.Error, StartedAt: c.State.StartedAt, FinishedAt: c.State.FinishedAt,
 		},
 		Config: inspectConfig{
-			Hostname: c.Config.Hostname, User: c.Config.User, Env: c.Config.Env, Cmd: c.Config.Cmd,
+			Hostname: c.Config.Hostname, User: c.Config.User, Cmd: c.Config.Cmd,
+			Env: runspec.MergeEnv([]string{"PATH=" + runspec.DefaultPath, "container=berth", "HOSTNAME=" + c.Config.Hostname}, c.Config.Env),
 			Image: imageName(c), WorkingDir: c.Config.WorkingDir, Entrypoint: strings.Join(c.Config.Entrypoint, " "),
 			Labels: c.Config.Labels, StopSignal: c.Config.StopSignal, StopTimeout: c.Config.StopTimeout,
 			Tty: c.Config.Terminal, OpenStdin: c.Config.Stdin,

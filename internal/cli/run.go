@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -12,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"golang.org/x/term"
 
 	"github.com/berthnet/berth/internal/engine"
 	"github.com/berthnet/berth/internal/monitor"
@@ -296,6 +300,31 @@ func attachRun(e *engine.Engine, id string, env Env, stdin bool) (int, error) {
 		}
 		return 0, err
 	}
+	// With -t -i on a terminal, keys (Ctrl-C too) go to the container raw.
+	if c, err := e.Get(id); err == nil && c.Config.Terminal && stdin {
+		if f, ok := env.Stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			if st, err := term.MakeRaw(int(f.Fd())); err == nil {
+				defer func() { _ = term.Restore(int(f.Fd()), st) }()
+			}
+		}
+	}
+	// Signals to berth go to the container (Podman's --sig-proxy).
+	sigs := make(chan os.Signal, 8)
+	done := make(chan struct{})
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
+	defer func() { signal.Stop(sigs); close(done) }()
+	go func() {
+		for {
+			select {
+			case s := <-sigs:
+				if sig, ok := s.(syscall.Signal); ok {
+					_, _ = e.Kill(id, strconv.Itoa(int(sig)))
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
 	return pumpAttach(e, id, conn, env, stdin)
 }
 

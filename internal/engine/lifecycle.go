@@ -141,7 +141,13 @@ func (e *Engine) Create(o CreateOptions) (c *Container, warnings []string, err e
 	}
 	exposed = append(exposed, o.Expose...)
 	for _, ep := range exposed {
-		cfg.ExposedPorts = append(cfg.ExposedPorts, ep.String())
+		// Ranges are listed port by port, as Podman does.
+		for i := uint16(0); i < max(ep.Range, 1); i++ {
+			p := runopts.ExposedPort{Port: ep.Port + i, Range: 1, Protocol: ep.Protocol}.String()
+			if !contains(cfg.ExposedPorts, p) {
+				cfg.ExposedPorts = append(cfg.ExposedPorts, p)
+			}
+		}
 	}
 	ports := append([]network.PortMapping{}, o.Ports...)
 	if o.PublishAll {
