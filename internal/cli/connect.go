@@ -283,7 +283,14 @@ func (w *world) connect(cmd *cobra.Command, netRef, ctrRef string, f *connectFla
 	w.log.Info("connected", "container", ctr.Name, "network", n.Name, "interface", att.Opts.InterfaceName, "addresses", addrs)
 	if ec != nil {
 		req := runopts.NetworkRequest{Name: n.Name, Aliases: f.aliases, MAC: f.mac, IPs: static, Interface: att.Opts.InterfaceName}
-		return w.recordEngineNetwork(ec, &req, true)
+		if err := w.recordEngineNetwork(ec, &req, true); err != nil {
+			return err
+		}
+		e, err := w.engine()
+		if err != nil {
+			return err
+		}
+		return e.NetworksChanged(ec.Config.ID, res, nil)
 	}
 	return nil
 }
@@ -358,6 +365,11 @@ func (w *world) disconnect(cmd *cobra.Command, netRef, ctrRef string, force bool
 	if ec := w.engineContainer(ctr.ID); ec != nil {
 		if err := w.recordEngineNetwork(ec, &runopts.NetworkRequest{Name: netName}, false); err != nil {
 			return err
+		}
+		if e, err := w.engine(); err == nil {
+			if err := e.NetworksChanged(ec.Config.ID, nil, []string{netName}); err != nil {
+				return err
+			}
 		}
 	}
 	return w.ctrs.update(func(all []*container) ([]*container, error) {

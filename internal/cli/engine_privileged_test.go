@@ -364,7 +364,13 @@ func TestPrivilegedEngineNetworkCommands(t *testing.T) {
 	if got := p.inspect(t, "web", "{{.NetworkSettings.Networks.n1.IPAddress}} {{.NetworkSettings.Networks.n2.IPAddress}}"); got != "198.19.50.2 198.19.51.9" {
 		t.Errorf("inspect after connect: %q", got)
 	}
+	if out := p.mustB(t, "exec", "web", "cat", "/etc/hosts"); !strings.Contains(out, "198.19.51.9\t") || !strings.Contains(out, "198.19.50.2\t") {
+		t.Errorf("hosts after connect:\n%s", out)
+	}
 	p.mustB(t, "network", "disconnect", "n1", "web")
+	if out := p.mustB(t, "exec", "web", "cat", "/etc/hosts"); strings.Contains(out, "198.19.50.2\t") || !strings.Contains(out, "198.19.51.9\t") {
+		t.Errorf("hosts after disconnect:\n%s", out)
+	}
 	if out, err := p.b("exec", "web", "ip", "link", "show", "eth0"); err == nil {
 		t.Errorf("eth0 still there after disconnect: %s", out)
 	}

@@ -827,10 +827,22 @@ func (t *tailWriter) Write(p []byte) (int, error) {
 // writeEtc writes hosts, resolv.conf and hostname into the run directory
 // and returns their bind mounts.
 func (e *Engine) writeEtc(c *Container, st State) ([]runspec.Bind, error) {
+	return e.writeEtcFiles(c, st, false)
+}
+
+// writeEtcFiles writes the files; inPlace rewrites the existing files of a
+// running container without changing their inodes (they are bind mounts).
+func (e *Engine) writeEtcFiles(c *Container, st State, inPlace bool) ([]runspec.Bind, error) {
 	dir := e.RunDir(c.Config.ID)
 	var binds []runspec.Bind
 	write := func(name, dest string, data []byte) error {
 		p := filepath.Join(dir, name)
+		if inPlace {
+			if _, err := os.Stat(p); err != nil {
+				return nil // not mounted in this container
+			}
+			return os.WriteFile(p, data, 0o644)
+		}
 		if err := monitor.WriteFileAtomic(p, data, 0o644); err != nil {
 			return err
 		}
@@ -1086,4 +1098,34 @@ func (e *Engine) UpdateNetworks(ref string, fn func(m *runopts.NetMode) error) (
 		return nil, err
 	}
 	return e.modify(c.Config.ID, func(c *Container) error { return fn(&c.Config.Net) })
+}
+
+// NetworksChanged records networks a running container joined (add) or
+// left (remove) and rewrites its /etc/hosts and /etc/resolv.conf in place,
+// as Podman does on network connect and disconnect.
+func (e *Engine) NetworksChanged(ref string, add map[string]network.StatusBlock, remove []string) error {
+	c, err := e.Get(ref)
+	if err != nil {
+		return err
+	}
+	c, err = e.modify(c.Config.ID, func(c *Container) error {
+		if c.State.Networks == nil {
+			c.State.Networks = map[string]network.StatusBlock{}
+		}
+		for k, v := range add {
+			c.State.Networks[k] = v
+		}
+		for _, k := range remove {
+			delete(c.State.Networks, k)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if !c.Running() {
+		return nil
+	}
+	_, err = e.writeEtcFiles(c, c.State, true)
+	return err
 }
