@@ -108,6 +108,7 @@ func newRoot(env Env, g *globals, code *int) *cobra.Command {
 		execCmd(env, g),
 		ctrInspectCmd(env, g),
 		portCmd(env, g),
+		podCmd(env, g),
 		monitorCmd(env, g),
 		infoCmd(env, g),
 		systemCmd(env, g),

@@ -41,7 +41,7 @@ func stopCmd(env Env, g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if args, err = allOr(e, args, all); err != nil {
+			if args, err = allOr(e, args, all, false); err != nil {
 				return err
 			}
 			var t *uint
@@ -65,7 +65,7 @@ func stopCmd(env Env, g *globals) *cobra.Command {
 }
 
 // allOr returns args, or every container's name with --all.
-func allOr(e *engine.Engine, args []string, all bool) ([]string, error) {
+func allOr(e *engine.Engine, args []string, all, skipInfra bool) ([]string, error) {
 	if all {
 		if len(args) > 0 {
 			return nil, errors.New("--all and container names cannot be used together")
@@ -75,6 +75,9 @@ func allOr(e *engine.Engine, args []string, all bool) ([]string, error) {
 			return nil, err
 		}
 		for _, c := range cs {
+			if skipInfra && c.Config.Infra {
+				continue // goes with its pod
+			}
 			args = append(args, c.Config.Name)
 		}
 		return args, nil
@@ -136,7 +139,7 @@ func ctrRmCmd(env Env, g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if args, err = allOr(e, args, all); err != nil {
+			if args, err = allOr(e, args, all, true); err != nil {
 				return err
 			}
 			var errs []error
@@ -249,6 +252,9 @@ func psCmd(env Env, g *globals) *cobra.Command {
 }
 
 func imageName(c *engine.Container) string {
+	if c.Config.Infra {
+		return "berth-infra (catatonit)"
+	}
 	if c.Config.Image != "" {
 		return c.Config.Image
 	}

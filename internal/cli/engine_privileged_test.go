@@ -404,3 +404,49 @@ func TestPrivilegedEngineNetworkCommands(t *testing.T) {
 	}
 	p.assertClean(t, pid)
 }
+
+// TestPrivilegedPod: members of a pod share its namespace (localhost), the
+// pod's -p reaches them from outside, its name resolves on its network,
+// and pod rm -f leaves nothing.
+func TestPrivilegedPod(t *testing.T) {
+	if _, err := os.Stat("/usr/bin/catatonit"); err != nil {
+		t.Skip("needs catatonit")
+	}
+	p := newETopo(t)
+	p.mustB(t, "network", "create", "--subnet", "198.19.60.0/24", "pn")
+	podID := strings.TrimSpace(p.mustB(t, "pod", "create", "--name", "mypod", "--network", "pn", "-p", "8080:80"))
+	if out := p.mustB(t, "pod", "ps", "--format", "{{.Name}} {{.Status}} {{.NumberOfContainers}}"); out != "mypod Created 1\n" {
+		t.Errorf("pod ps after create: %q", out)
+	}
+	p.mustB(t, "run", "-d", "--pod", "mypod", "--name", "web", "--rootfs", p.rootfs, "httpd", "-f", "-p", "80", "-h", "/www")
+	out, err := p.b("run", "--rm", "--pod", "mypod", "--rootfs", p.rootfs, "sh", "-c", "wget -qO- http://127.0.0.1/; hostname")
+	if err != nil || out != "hello from berth\nmypod\n" {
+		t.Errorf("member over localhost: %v %q", err, out)
+	}
+	if out, err := p.b("run", "--rm", "--network", "pn", "--rootfs", p.rootfs, "wget", "-qO-", "http://mypod/"); err != nil || out != "hello from berth\n" {
+		t.Errorf("pod name in DNS: %v %q", err, out)
+	}
+	if got, err := httpGet(p.outside, "198.18.0.1:8080"); err != nil || got != "hello from berth\n" {
+		t.Errorf("pod's -p from outside: %q %v", got, err)
+	}
+	if out, err := p.b("run", "--pod", "mypod", "-p", "90:90", "--rootfs", p.rootfs, "true"); err == nil || !strings.Contains(out, "--publish cannot be used with --pod") {
+		t.Errorf("-p on a member: %v %s", err, out)
+	}
+	infra := p.inspect(t, "web", "{{.HostConfig.NetworkMode}}")
+	if out, err := p.b("rm", "-f", strings.TrimPrefix(infra, "container:")); exitCode(err) != 2 || !strings.Contains(out, "cannot be removed without removing the pod") {
+		t.Errorf("rm of the infra container: %v %s", err, out)
+	}
+	if out := p.mustB(t, "pod", "inspect", "--format", "{{.State}} {{.NumContainers}}", "mypod"); out != "Running 2\n" {
+		t.Errorf("pod inspect: %q", out)
+	}
+	if out, err := p.b("pod", "rm", "mypod"); exitCode(err) != 2 {
+		t.Errorf("pod rm of a running pod: %v %s", err, out)
+	}
+	if out := p.mustB(t, "pod", "rm", "-f", "mypod"); strings.TrimSpace(out) != podID {
+		t.Errorf("pod rm printed %q", out)
+	}
+	if out := p.mustB(t, "pod", "ps", "-q"); out != "" {
+		t.Errorf("pods left: %q", out)
+	}
+	p.assertClean(t)
+}

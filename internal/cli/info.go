@@ -238,6 +238,15 @@ func (w *world) reset(cmd *cobra.Command) error {
 	// Containers first: they stop, leave their networks and are removed;
 	// then the engine's storage (containers, images) and runtime state.
 	if e, err := w.engine(); err == nil {
+		pods, err := e.Pods()
+		if err != nil {
+			errs = append(errs, err)
+		}
+		for _, p := range pods {
+			if _, err := e.RemovePod(p.ID, true); err != nil && !errors.Is(err, engine.ErrNoSuchPod) {
+				errs = append(errs, fmt.Errorf("remove pod %s: %w", p.Name, err))
+			}
+		}
 		ecs, err := e.List()
 		if err != nil {
 			errs = append(errs, err)

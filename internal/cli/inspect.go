@@ -125,7 +125,7 @@ func (w *world) inspectContainer(e *engine.Engine, c *engine.Container) ctrInspe
 		},
 		Config: inspectConfig{
 			Hostname: c.Config.Hostname, User: c.Config.User, Cmd: c.Config.Cmd,
-			Env: runspec.MergeEnv([]string{"PATH=" + runspec.DefaultPath, "container=berth", "HOSTNAME=" + c.Config.Hostname}, c.Config.Env),
+			Env:   runspec.MergeEnv([]string{"PATH=" + runspec.DefaultPath, "container=berth", "HOSTNAME=" + c.Config.Hostname}, c.Config.Env),
 			Image: imageName(c), WorkingDir: c.Config.WorkingDir, Entrypoint: strings.Join(c.Config.Entrypoint, " "),
 			Labels: c.Config.Labels, StopSignal: c.Config.StopSignal, StopTimeout: c.Config.StopTimeout,
 			Tty: c.Config.Terminal, OpenStdin: c.Config.Stdin,

@@ -736,6 +736,12 @@ func (w *world) removeNetwork(cmd *cobra.Command, ref string, force bool) (strin
 	}
 	// -f removes the engine containers on the network, as Podman does.
 	for _, c := range ecs {
+		if c.Config.Infra {
+			if _, err := e.RemovePod(c.Config.Pod, true); err != nil && !errors.Is(err, engine.ErrNoSuchPod) {
+				return "", fmt.Errorf("remove pod %s: %w", c.Config.Pod, err)
+			}
+			continue
+		}
 		if _, err := e.Remove(c.Config.ID, true); err != nil && !errors.Is(err, engine.ErrNoSuchContainer) {
 			return "", fmt.Errorf("remove container %s: %w", c.Config.Name, err)
 		}

@@ -31,6 +31,7 @@ type ctrFlags struct {
 	rootfs, readOnly              bool
 	stopSignal                    string
 	stopTimeout                   uint
+	pod                           string
 
 	networks                           []string
 	publish, expose                    []string
@@ -60,6 +61,12 @@ func (f *ctrFlags) register(fl *pflag.FlagSet, withDetach bool) {
 	if withDetach {
 		fl.BoolVarP(&f.detach, "detach", "d", false, "run in the background and print the container ID")
 	}
+	fl.StringVar(&f.pod, "pod", "", "run the container in this pod (it shares the pod's network, IPC and UTS namespaces)")
+	f.registerNet(fl)
+}
+
+// registerNet registers the network flags (run, create and pod create).
+func (f *ctrFlags) registerNet(fl *pflag.FlagSet) {
 	fl.StringArrayVar(&f.networks, "network", nil, "network mode: bridge, NAME[:ip=,ip6=,mac=,alias=,interface_name=] (repeatable), none, host, container:ID, ns:PATH")
 	fl.StringArrayVar(&f.networks, "net", nil, "alias of --network")
 	_ = fl.MarkHidden("net")
@@ -133,6 +140,14 @@ func (f *ctrFlags) options(cmd *cobra.Command, env Env, args []string) (engine.C
 		if _, err := engine.ParseSignal(f.stopSignal); err != nil {
 			return o, fmt.Errorf("--stop-signal: %w", err)
 		}
+	}
+	if f.pod != "" {
+		for _, name := range []string{"network", "net", "publish", "publish-all", "expose", "ip", "ip6", "mac-address", "network-alias", "dns", "dns-search", "dns-option", "add-host", "no-hosts"} {
+			if fl := cmd.Flags().Lookup(name); fl != nil && fl.Changed {
+				return o, fmt.Errorf("--%s cannot be used with --pod: the pod's network is configured with pod create", name)
+			}
+		}
+		o.Pod = f.pod
 	}
 	var err error
 	if o.Net, err = runopts.ParseNetworks(f.networks); err != nil {

@@ -98,6 +98,11 @@ type Config struct {
 	DNS          runopts.DNS           `json:"dns"`
 	AddHosts     []runopts.ExtraHost   `json:"add_hosts,omitempty"`
 	NoHosts      bool                  `json:"no_hosts,omitempty"`
+
+	// Pod is the pod the container belongs to; Infra marks the pod's
+	// infra container.
+	Pod   string `json:"pod,omitempty"`
+	Infra bool   `json:"infra,omitempty"`
 }
 
 // State is a container's runtime state.

@@ -56,6 +56,12 @@ type CreateOptions struct {
 	DNS        runopts.DNS
 	AddHosts   []runopts.ExtraHost
 	NoHosts    bool
+	// Pod puts the container into a pod: it joins the infra container's
+	// network, IPC and UTS namespaces.
+	Pod string
+
+	// infraOf makes the container the infra container of a pod.
+	infraOf string
 }
 
 // Create records a new container. Nothing runs yet; random host ports are
@@ -161,6 +167,23 @@ func (e *Engine) Create(o CreateOptions) (c *Container, warnings []string, err e
 		return nil, nil, err
 	}
 	cfg.Ports = ports
+	if o.infraOf != "" {
+		cfg.Pod, cfg.Infra = o.infraOf, true
+	}
+	if o.Pod != "" {
+		p, err := e.GetPod(o.Pod)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(cfg.Ports) > 0 {
+			return nil, nil, errors.New("invalid config provided: published or exposed ports must be defined when the pod is created: network cannot be configured when it is shared with a pod")
+		}
+		cfg.Pod = p.ID
+		cfg.Net = runopts.NetMode{Kind: runopts.ModeContainer, Target: p.InfraID}
+		if o.Hostname == "" {
+			o.Hostname = p.Hostname
+		}
+	}
 	if cfg.Net.Kind == runopts.ModeContainer {
 		all, err := e.list()
 		if err != nil {
@@ -215,6 +238,12 @@ func (e *Engine) Start(ref string, so StartOptions) (*Container, error) {
 		return nil, err
 	}
 	id := c.Config.ID
+	if c.Config.Pod != "" && !c.Config.Infra && c.Config.Net.Kind == runopts.ModeContainer {
+		// A pod member needs its infra container up.
+		if _, err := e.Start(c.Config.Net.Target, StartOptions{}); err != nil {
+			return nil, fmt.Errorf("start the pod's infra container: %w", err)
+		}
+	}
 	unlock, err := e.lock(id)
 	if err != nil {
 		return nil, err
@@ -684,22 +713,37 @@ func (e *Engine) waitCleanup(c *Container) error {
 	return e.cleanup(cur)
 }
 
-// Remove removes a container; force kills a running one first.
+// Remove removes a container; force kills a running one first. A pod's
+// infra container goes only with its pod.
 func (e *Engine) Remove(ref string, force bool) (*Container, error) {
 	c, err := e.Get(ref)
 	if err != nil {
 		return nil, err
 	}
+	if c.Config.Infra {
+		if _, err := e.GetPod(c.Config.Pod); err == nil {
+			return nil, fmt.Errorf("container %s is the infra container of pod %s and cannot be removed without removing the pod: %w", c.Config.ID, c.Config.Pod, ErrRunning)
+		}
+	}
+	return c, e.removeContainer(c, force, true)
+}
+
+// removeContainer removes c (allowInfra: also a pod's infra container).
+func (e *Engine) removeContainer(c *Container, force, allowInfra bool) error {
+	var err error
+	if c.Config.Infra && !allowInfra {
+		return fmt.Errorf("container %s is a pod's infra container", c.Config.ID)
+	}
 	if c.Running() {
 		if !force {
-			return nil, fmt.Errorf("cannot remove container %s as it is running - running or paused containers cannot be removed without force: %w", c.Config.ID, ErrRunning)
+			return fmt.Errorf("cannot remove container %s as it is running - running or paused containers cannot be removed without force: %w", c.Config.ID, ErrRunning)
 		}
 		var zero uint
 		if c, err = e.Stop(c.Config.ID, &zero); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return c, e.removeStopped(c)
+	return e.removeStopped(c)
 }
 
 func (e *Engine) removeStopped(c *Container) error {
@@ -997,7 +1041,20 @@ func (e *Engine) spec(c *Container, rootfs string, st State, binds []runspec.Bin
 		return nil, err
 	}
 	env := runspec.MergeEnv([]string{"container=berth", "HOSTNAME=" + c.Config.Hostname}, c.Config.Env)
+	var ipcNS, utsNS string
+	if c.Config.Pod != "" && !c.Config.Infra && c.Config.Net.Kind == runopts.ModeContainer {
+		infra, err := e.reconcile(c.Config.Net.Target)
+		if err != nil {
+			return nil, err
+		}
+		if !infra.Running() {
+			return nil, fmt.Errorf("the infra container of the pod is not running")
+		}
+		ipcNS = fmt.Sprintf("/proc/%d/ns/ipc", infra.State.Pid)
+		utsNS = fmt.Sprintf("/proc/%d/ns/uts", infra.State.Pid)
+	}
 	return runspec.Generate(runspec.Options{
+		IPCNS: ipcNS, UTSNS: utsNS,
 		Process: runspec.Process{
 			Args: c.Config.Args, Env: env, Cwd: c.Config.WorkingDir,
 			UID: uid, GID: gid, Terminal: c.Config.Terminal, NoFile: noFile(),

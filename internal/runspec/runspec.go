@@ -54,6 +54,9 @@ type Options struct {
 	// gives runc a new empty one.
 	NetNS       string
 	HostNetwork bool
+	// IPCNS and UTSNS join existing IPC and UTS namespaces (pod members
+	// share the infra container's); with UTSNS the hostname is the owner's.
+	IPCNS, UTSNS string
 	// Binds are extra bind mounts (hosts, resolv.conf, hostname files).
 	Binds       []Bind
 	CgroupsPath string
@@ -91,8 +94,8 @@ func Generate(o Options) (*specs.Spec, error) {
 				Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}},
 			},
 			Namespaces: []specs.LinuxNamespace{
-				{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace},
-				{Type: specs.UTSNamespace}, {Type: specs.MountNamespace},
+				{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace, Path: o.IPCNS},
+				{Type: specs.UTSNamespace, Path: o.UTSNS}, {Type: specs.MountNamespace},
 			},
 			MaskedPaths: []string{
 				"/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
@@ -104,6 +107,9 @@ func Generate(o Options) (*specs.Spec, error) {
 				"/proc/sys", "/proc/sysrq-trigger",
 			},
 		},
+	}
+	if o.UTSNS != "" {
+		s.Hostname = "" // runc cannot set it in a namespace it joins
 	}
 	if !o.HostNetwork {
 		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: o.NetNS})

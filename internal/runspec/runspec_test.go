@@ -42,6 +42,10 @@ func TestGenerate(t *testing.T) {
 	if len(s.Process.Capabilities.Effective) != 11 {
 		t.Errorf("caps %v", s.Process.Capabilities.Effective)
 	}
+	m, _ := Generate(Options{Process: Process{Args: []string{"true"}}, Rootfs: "/r", Hostname: "x", IPCNS: "/proc/7/ns/ipc", UTSNS: "/proc/7/ns/uts"})
+	if m.Hostname != "" || m.Linux.Namespaces[1].Path != "/proc/7/ns/ipc" || m.Linux.Namespaces[2].Path != "/proc/7/ns/uts" {
+		t.Errorf("joined namespaces: %q %+v", m.Hostname, m.Linux.Namespaces)
+	}
 	h, _ := Generate(Options{Process: Process{Args: []string{"true"}}, Rootfs: "/r", HostNetwork: true})
 	for _, n := range h.Linux.Namespaces {
 		if n.Type == specs.NetworkNamespace {
