@@ -255,8 +255,17 @@ func (e *Engine) Start(ref string, so StartOptions) (*Container, error) {
 	if c.Running() {
 		return c, nil
 	}
-	// Leftovers of the previous run go first.
-	if err := e.cleanup(c); err != nil {
+	// Leftovers of the previous run go first (the old monitor may still
+	// be at it).
+	unlockC, err := e.lockCleanup(id)
+	if err != nil {
+		return nil, err
+	}
+	if c, err = e.reconcile(id); err == nil {
+		err = e.cleanup(c)
+	}
+	unlockC()
+	if err != nil {
 		return nil, err
 	}
 	var rb []func()
@@ -598,13 +607,15 @@ func (e *Engine) Stop(ref string, timeout *uint) (*Container, error) {
 		sig = c.Config.StopSignal
 	}
 	id := c.Config.ID
+	mon := c.State.MonitorPid
 	if t > 0 {
 		if err := e.signal(id, sig); err != nil {
 			return nil, err
 		}
 		if c, err := e.waitExit(id, time.Duration(t)*time.Second); err == nil {
-			return c, e.waitCleanup(c)
+			return c, e.waitCleanup(c, mon)
 		}
+		e.log.Warn(fmt.Sprintf("StopSignal %s failed to stop container %s in %d seconds, resorting to SIGKILL", sig, c.Config.Name, t))
 	}
 	if err := e.signal(id, "KILL"); err != nil {
 		return nil, err
@@ -613,7 +624,7 @@ func (e *Engine) Stop(ref string, timeout *uint) (*Container, error) {
 	if err != nil {
 		return nil, err
 	}
-	return c, e.waitCleanup(c)
+	return c, e.waitCleanup(c, mon)
 }
 
 // Kill sends a signal to the container's init.
@@ -690,12 +701,9 @@ func (e *Engine) waitExit(id string, timeout time.Duration) (*Container, error) 
 
 // waitCleanup waits for the monitor to finish its exit work, then makes
 // sure everything is released.
-func (e *Engine) waitCleanup(c *Container) error {
+func (e *Engine) waitCleanup(c *Container, monitorPid int) error {
 	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if _, err := os.Stat(e.AttachSocket(c.Config.ID)); errors.Is(err, os.ErrNotExist) {
-			break
-		}
+	for monitorPid != 0 && processAlive(monitorPid, c.Config.ID) && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	cur, err := e.reconcile(c.Config.ID)

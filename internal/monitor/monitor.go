@@ -167,8 +167,14 @@ func Run(cfg Config) (err error) {
 	if err != nil {
 		return fmt.Errorf("listen on attach socket: %w", err)
 	}
-	defer os.Remove(cfg.AttachSocket)
-	defer al.Close()
+	var attachOnce sync.Once
+	closeAttach := func() {
+		attachOnce.Do(func() {
+			al.Close()
+			os.Remove(cfg.AttachSocket)
+		})
+	}
+	defer closeAttach()
 	go m.acceptAttach(al)
 
 	pidFile := filepath.Join(cfg.Dir, "pidfile")
@@ -290,6 +296,9 @@ func Run(cfg Config) (err error) {
 	case <-done:
 	case <-time.After(2 * time.Second):
 	}
+	// No new attach clients; the socket goes before the exit is recorded,
+	// so a restart's monitor never loses its socket to this one.
+	closeAttach()
 	at := cfg.Now().UTC()
 	ex, _ := json.Marshal(Exit{Code: code, At: at})
 	if err := WriteFileAtomic(cfg.ExitFile, ex, 0o644); err != nil {
