@@ -261,36 +261,6 @@ func imageName(c *engine.Container) string {
 	return c.Config.Rootfs
 }
 
-// humanDuration is go-units' HumanDuration, as Podman prints ages.
-func humanDuration(d time.Duration) string {
-	s := int(d.Seconds())
-	switch {
-	case s < 1:
-		return "Less than a second"
-	case s == 1:
-		return "1 second"
-	case s < 60:
-		return fmt.Sprintf("%d seconds", s)
-	}
-	m := int(d.Minutes())
-	switch {
-	case m == 1:
-		return "About a minute"
-	case m < 60:
-		return fmt.Sprintf("%d minutes", m)
-	}
-	h := int(d.Round(time.Hour).Hours())
-	switch {
-	case h == 1:
-		return "About an hour"
-	case h < 48:
-		return fmt.Sprintf("%d hours", h)
-	case h < 24*7*2:
-		return fmt.Sprintf("%d days", h/24)
-	}
-	return fmt.Sprintf("%d weeks", h/24/7)
-}
-
 func hostIPOrAny(pm network.PortMapping) string {
 	if pm.HostIP == "" {
 		return "0.0.0.0"

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/berthnet/berth/internal/engine"
+	"github.com/berthnet/berth/internal/image"
 	"github.com/berthnet/berth/internal/ipam"
 	"github.com/berthnet/berth/internal/monitor"
 	"github.com/berthnet/berth/internal/network"
@@ -38,9 +40,71 @@ func (w *world) engine() (*engine.Engine, error) {
 	})
 }
 
-// imageSource is the image store the engine resolves images with; until
-// berth has one, only --rootfs runs.
-func (w *world) imageSource() engine.ImageSource { return nil }
+// imageSource is the image store under --root, opened on first use.
+func (w *world) imageSource() engine.ImageSource {
+	return &storeImages{dir: filepath.Join(w.root, "images")}
+}
+
+// storeImages adapts the image store to the engine.
+type storeImages struct {
+	dir string
+	s   *image.Store
+}
+
+func (a *storeImages) store() (*image.Store, error) {
+	if a.s == nil {
+		s, err := image.Open(a.dir)
+		if err != nil {
+			return nil, err
+		}
+		a.s = s
+	}
+	return a.s, nil
+}
+
+func (a *storeImages) Resolve(ref string) (engine.ImageInfo, error) {
+	s, err := a.store()
+	if err != nil {
+		return engine.ImageInfo{}, err
+	}
+	img, err := s.Lookup(ref)
+	if err != nil {
+		return engine.ImageInfo{}, err
+	}
+	name := ref
+	if len(img.Names) > 0 {
+		name = img.Names[0]
+	}
+	c := img.Config
+	return engine.ImageInfo{
+		ID: img.ID, Name: name, Entrypoint: c.Entrypoint, Cmd: c.Cmd, Env: c.Env,
+		WorkingDir: c.WorkingDir, User: c.User, StopSignal: c.StopSignal, ExposedPorts: c.ExposedPorts,
+	}, nil
+}
+
+func (a *storeImages) Mount(imageID, containerID string) (string, error) {
+	s, err := a.store()
+	if err != nil {
+		return "", err
+	}
+	return s.Mount(imageID, containerID)
+}
+
+func (a *storeImages) Unmount(containerID string) error {
+	s, err := a.store()
+	if err != nil {
+		return err
+	}
+	return s.Unmount(containerID)
+}
+
+func (a *storeImages) RemoveRootfs(containerID string) error {
+	s, err := a.store()
+	if err != nil {
+		return err
+	}
+	return s.RemoveRootfs(containerID)
+}
 
 // monitorCommand starts `berth container-monitor ID` with this world's
 // directories.

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berthnet/berth/internal/image"
+	"github.com/berthnet/berth/internal/image/imagetest"
 	"github.com/berthnet/berth/internal/ipam"
 	"github.com/berthnet/berth/internal/nettest"
 )
@@ -449,6 +451,50 @@ func TestPrivilegedPod(t *testing.T) {
 	}
 	if out := p.mustB(t, "pod", "ps", "-q"); out != "" {
 		t.Errorf("pods left: %q", out)
+	}
+	p.assertClean(t)
+}
+
+// TestPrivilegedRunImage is the README's first command: the banner image
+// from the image store, run with -p 8080:80 and fetched from outside; its
+// root filesystem is mounted while it runs and gone after rm.
+func TestPrivilegedRunImage(t *testing.T) {
+	p := newETopo(t)
+	s, err := image.Open(filepath.Join(p.root, "images"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	banner := imagetest.BannerImage(t, s)
+	p.mustB(t, "run", "-d", "--name", "webserver", "-p", "8080:80", "banner")
+	if got, err := httpGet(p.outside, "198.18.0.1:8080"); err != nil || got != "Hello from berth\n" {
+		t.Fatalf("page from outside: %q %v", got, err)
+	}
+	if got := p.inspect(t, "webserver", "{{.ImageName}} {{.Config.Cmd}} {{.Path}}"); got != "banner [httpd -f -v -p 80 -h /www] httpd" {
+		t.Errorf("inspect: %q", got)
+	}
+	// -P publishes the image's EXPOSE 80.
+	p.mustB(t, "run", "-d", "--name", "pub", "-P", "banner")
+	if out := p.mustB(t, "port", "pub", "80"); !strings.HasPrefix(out, "0.0.0.0:") {
+		t.Errorf("port pub 80: %q", out)
+	}
+	if out, err := p.b("run", "--rm", "banner", "sh", "-c", "echo changed > /www/x; cat /www/index.html"); err != nil || out != "Hello from berth\n" {
+		t.Errorf("run a command in the image: %v %q", err, out)
+	}
+	if cs, _ := s.Containers(banner.ID); len(cs) != 2 {
+		t.Errorf("store containers while running: %v", cs)
+	}
+	// A created container holds its image too.
+	p.mustB(t, "create", "--name", "idle", "banner")
+	if out, err := p.b("rmi", "banner"); exitCode(err) != 2 {
+		t.Errorf("rmi of an image in use: %v %s", err, out)
+	}
+	p.mustB(t, "rm", "-f", "webserver", "pub", "idle")
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mounts), filepath.Join(p.root, "images")) {
+		t.Error("root filesystem still mounted after rm")
+	}
+	if ents, _ := os.ReadDir(filepath.Join(p.root, "images", "containers")); len(ents) != 0 {
+		t.Errorf("container layers left: %v", ents)
 	}
 	p.assertClean(t)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/berthnet/berth/internal/buildinfo"
 	"github.com/berthnet/berth/internal/engine"
+	"github.com/berthnet/berth/internal/image"
 )
 
 // Info is what `berth info` reports: the network part of `podman info`,
@@ -254,6 +256,14 @@ func (w *world) reset(cmd *cobra.Command) error {
 		for _, c := range ecs {
 			if _, err := e.Remove(c.Config.ID, true); err != nil && !errors.Is(err, engine.ErrNoSuchContainer) {
 				errs = append(errs, fmt.Errorf("remove container %s: %w", c.Config.Name, err))
+			}
+		}
+		if _, err := os.Stat(filepath.Join(w.root, "images")); err == nil {
+			// Image store mounts go before its directory does.
+			if s, err := image.Open(filepath.Join(w.root, "images")); err == nil {
+				if err := s.Reset(); err != nil {
+					errs = append(errs, err)
+				}
 			}
 		}
 		if len(errs) == 0 {

@@ -219,6 +219,19 @@ func (e *Engine) Create(o CreateOptions) (c *Container, warnings []string, err e
 	if err := e.put(c, true); err != nil {
 		return nil, nil, err
 	}
+	if cfg.ImageID != "" {
+		// The container's layer exists from create on, so the image store
+		// knows the image is in use (rmi refuses it).
+		_, err := e.cfg.Images.Mount(cfg.ImageID, id)
+		if err == nil {
+			err = e.cfg.Images.Unmount(id)
+		}
+		if err != nil {
+			_ = e.cfg.Images.RemoveRootfs(id)
+			_ = e.delete(id)
+			return nil, nil, fmt.Errorf("create the root filesystem: %w", err)
+		}
+	}
 	return c, warnings, nil
 }
 
