@@ -14,6 +14,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/berthnet/berth/internal/engine"
 	"github.com/berthnet/berth/internal/network"
 )
 
@@ -141,21 +142,11 @@ func lookup(all []*container, ref string) (*container, error) {
 		}
 		return nil, fmt.Errorf("no container with name or ID %q found: %w", ref, ErrNoSuchContainer)
 	}
-	for _, c := range all {
-		if c.Name == ref || c.ID == ref {
-			return c, nil
-		}
-	}
-	var found *container
-	for _, c := range all {
-		if ref != "" && strings.HasPrefix(c.ID, ref) {
-			if found != nil {
-				return nil, fmt.Errorf("more than one result for container ID %s", ref)
-			}
-			found = c
-		}
-	}
-	if found == nil {
+	found, ok, ambiguous := engine.MatchRef(all, ref, func(c *container) string { return c.ID }, func(c *container) string { return c.Name })
+	switch {
+	case ambiguous:
+		return nil, fmt.Errorf("more than one result for container ID %s", ref)
+	case !ok:
 		return nil, fmt.Errorf("no container with name or ID %q found: %w", ref, ErrNoSuchContainer)
 	}
 	return found, nil

@@ -48,15 +48,10 @@ func stopCmd(env Env, g *globals) *cobra.Command {
 			if cmd.Flags().Changed("time") {
 				t = &timeout
 			}
-			var errs []error
-			for _, a := range args {
-				if _, err := e.Stop(a, t); err != nil {
-					errs = append(errs, notFound(err, 125))
-					continue
-				}
-				fmt.Fprintln(env.Stdout, a)
-			}
-			return lastError(env, errs)
+			return forEach(env, args, func(a string) (string, error) {
+				_, err := e.Stop(a, t)
+				return a, notFound(err, 125)
+			})
 		},
 	}
 	c.Flags().UintVarP(&timeout, "time", "t", 10, "seconds to wait before killing the container")
@@ -88,6 +83,26 @@ func allOr(e *engine.Engine, args []string, all, skipInfra bool) ([]string, erro
 	return args, nil
 }
 
+// errSkip tells forEach to print nothing and go on.
+var errSkip = errors.New("skip")
+
+// forEach runs fn on every argument and prints what it returns; errors
+// are all printed and the last is returned, as Podman does.
+func forEach(env Env, args []string, fn func(string) (string, error)) error {
+	var errs []error
+	for _, a := range args {
+		out, err := fn(a)
+		switch {
+		case errors.Is(err, errSkip):
+		case err != nil:
+			errs = append(errs, err)
+		default:
+			fmt.Fprintln(env.Stdout, out)
+		}
+	}
+	return lastError(env, errs)
+}
+
 // lastError prints every error but the last, which it returns.
 func lastError(env Env, errs []error) error {
 	if len(errs) == 0 {
@@ -113,15 +128,10 @@ func killCmd(env Env, g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var errs []error
-			for _, a := range args {
-				if _, err := e.Kill(a, sig); err != nil {
-					errs = append(errs, notFound(err, 125))
-					continue
-				}
-				fmt.Fprintln(env.Stdout, a)
-			}
-			return lastError(env, errs)
+			return forEach(env, args, func(a string) (string, error) {
+				_, err := e.Kill(a, sig)
+				return a, notFound(err, 125)
+			})
 		},
 	}
 	c.Flags().StringVarP(&sig, "signal", "s", "KILL", "signal to send (name or number)")
@@ -142,24 +152,18 @@ func ctrRmCmd(env Env, g *globals) *cobra.Command {
 			if args, err = allOr(e, args, all, true); err != nil {
 				return err
 			}
-			var errs []error
-			for _, a := range args {
-				if _, err := e.Remove(a, force); err != nil {
-					if all && errors.Is(err, engine.ErrNoSuchContainer) {
-						continue // removed meanwhile (--rm)
-					}
-					switch {
-					case errors.Is(err, engine.ErrRunning):
-						err = &exitError{code: 2, err: err}
-					default:
-						err = notFound(err, 1)
-					}
-					errs = append(errs, err)
-					continue
+			return forEach(env, args, func(a string) (string, error) {
+				_, err := e.Remove(a, force)
+				switch {
+				case err == nil:
+					return a, nil
+				case all && errors.Is(err, engine.ErrNoSuchContainer):
+					return "", errSkip // removed meanwhile (--rm)
+				case errors.Is(err, engine.ErrRunning):
+					return "", &exitError{code: 2, err: err}
 				}
-				fmt.Fprintln(env.Stdout, a)
-			}
-			return lastError(env, errs)
+				return "", notFound(err, 1)
+			})
 		},
 	}
 	c.Flags().BoolVarP(&force, "force", "f", false, "kill and remove running containers")
@@ -221,27 +225,9 @@ func psCmd(env Env, g *globals) *cobra.Command {
 				r.Networks = strings.Join(nets, ",")
 				rows = append(rows, r)
 			}
-			if quiet {
-				for _, r := range rows {
-					fmt.Fprintln(env.Stdout, r.ID)
-				}
-				return nil
-			}
-			if isJSON(format) {
-				if rows == nil {
-					rows = []psRow{}
-				}
-				return inspectJSON(env.Stdout, rows)
-			}
-			f := format
-			if f == "" {
-				f = "table {{.ID}} {{.Image}} {{.Command}} {{.CreatedHuman}} {{.Status}} {{.Ports}} {{.Names}}"
-			}
-			r, err := parseReport("ps", f, headers(psRow{}, map[string]string{"ID": "CONTAINER ID", "CreatedHuman": "CREATED", "Names": "NAMES"}))
-			if err != nil {
-				return err
-			}
-			return r.render(env.Stdout, rows, r.table)
+			return printList(env, "ps", rows, func(r psRow) string { return r.ID }, quiet, format,
+				"table {{.ID}} {{.Image}} {{.Command}} {{.CreatedHuman}} {{.Status}} {{.Ports}} {{.Names}}",
+				headers(psRow{}, map[string]string{"ID": "CONTAINER ID", "CreatedHuman": "CREATED", "Names": "NAMES"}))
 		},
 	}
 	c.Flags().BoolVarP(&all, "all", "a", false, "show every container, not only running ones")
@@ -249,6 +235,31 @@ func psCmd(env Env, g *globals) *cobra.Command {
 	c.Flags().BoolVar(&noTrunc, "no-trunc", false, "print full IDs")
 	c.Flags().StringVar(&format, "format", "", "Go template or json")
 	return c
+}
+
+// printList prints the rows of a ps-like command: IDs with -q, JSON, or
+// a Go template (def when none is given).
+func printList[T any](env Env, name string, rows []T, id func(T) string, quiet bool, format, def string, hdrs map[string]string) error {
+	if quiet {
+		for _, r := range rows {
+			fmt.Fprintln(env.Stdout, id(r))
+		}
+		return nil
+	}
+	if isJSON(format) {
+		if rows == nil {
+			rows = []T{}
+		}
+		return inspectJSON(env.Stdout, rows)
+	}
+	if format == "" {
+		format = def
+	}
+	r, err := parseReport(name, format, hdrs)
+	if err != nil {
+		return err
+	}
+	return r.render(env.Stdout, rows, r.table)
 }
 
 func imageName(c *engine.Container) string {

@@ -87,16 +87,13 @@ func podStartCmd(env Env, g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var errs []error
-			for _, a := range args {
+			return forEach(env, args, func(a string) (string, error) {
 				p, err := e.StartPod(a)
 				if err != nil {
-					errs = append(errs, podErr(err))
-					continue
+					return "", podErr(err)
 				}
-				fmt.Fprintln(env.Stdout, p.ID)
-			}
-			return lastError(env, errs)
+				return p.ID, nil
+			})
 		},
 	}
 }
@@ -123,16 +120,13 @@ func podStopCmd(env Env, g *globals) *cobra.Command {
 			if cmd.Flags().Changed("time") {
 				t = &timeout
 			}
-			var errs []error
-			for _, a := range args {
+			return forEach(env, args, func(a string) (string, error) {
 				p, err := e.StopPod(a, t)
 				if err != nil {
-					errs = append(errs, podErr(err))
-					continue
+					return "", podErr(err)
 				}
-				fmt.Fprintln(env.Stdout, p.ID)
-			}
-			return lastError(env, errs)
+				return p.ID, nil
+			})
 		},
 	}
 	c.Flags().UintVarP(&timeout, "time", "t", 10, "seconds to wait before killing the containers")
@@ -150,22 +144,18 @@ func podRmCmd(env Env, g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var errs []error
-			for _, a := range args {
+			return forEach(env, args, func(a string) (string, error) {
 				p, err := e.RemovePod(a, force)
-				if err != nil {
-					switch {
-					case errors.Is(err, engine.ErrNoSuchPod):
-						err = &exitError{code: 1, err: err}
-					case errors.Is(err, engine.ErrRunning):
-						err = &exitError{code: 2, err: err}
-					}
-					errs = append(errs, err)
-					continue
+				switch {
+				case err == nil:
+					return p.ID, nil
+				case errors.Is(err, engine.ErrNoSuchPod):
+					return "", &exitError{code: 1, err: err}
+				case errors.Is(err, engine.ErrRunning):
+					return "", &exitError{code: 2, err: err}
 				}
-				fmt.Fprintln(env.Stdout, p.ID)
-			}
-			return lastError(env, errs)
+				return "", err
+			})
 		},
 	}
 	c.Flags().BoolVarP(&force, "force", "f", false, "stop and remove running containers too")
@@ -218,27 +208,9 @@ func podPsCmd(env Env, g *globals) *cobra.Command {
 				}
 				rows = append(rows, r)
 			}
-			if quiet {
-				for _, r := range rows {
-					fmt.Fprintln(env.Stdout, r.ID)
-				}
-				return nil
-			}
-			if isJSON(format) {
-				if rows == nil {
-					rows = []podRow{}
-				}
-				return inspectJSON(env.Stdout, rows)
-			}
-			f := format
-			if f == "" {
-				f = "table {{.ID}} {{.Name}} {{.Status}} {{.CreatedHuman}} {{.InfraID}} {{.NumberOfContainers}}"
-			}
-			r, err := parseReport("pod ps", f, headers(podRow{}, map[string]string{"ID": "POD ID", "CreatedHuman": "CREATED", "InfraID": "INFRA ID", "NumberOfContainers": "# OF CONTAINERS"}))
-			if err != nil {
-				return err
-			}
-			return r.render(env.Stdout, rows, r.table)
+			return printList(env, "pod ps", rows, func(r podRow) string { return r.ID }, quiet, format,
+				"table {{.ID}} {{.Name}} {{.Status}} {{.CreatedHuman}} {{.InfraID}} {{.NumberOfContainers}}",
+				headers(podRow{}, map[string]string{"ID": "POD ID", "CreatedHuman": "CREATED", "InfraID": "INFRA ID", "NumberOfContainers": "# OF CONTAINERS"}))
 		},
 	}
 	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the IDs")

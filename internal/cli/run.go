@@ -426,27 +426,15 @@ func startCmd(env Env, g *globals) *cobra.Command {
 				}
 				return nil
 			}
-			var errs []error
-			for _, a := range args {
+			return forEach(env, args, func(a string) (string, error) {
 				if _, err := e.Start(a, engine.StartOptions{}); err != nil {
-					errs = append(errs, startError(err))
-					continue
+					return "", startError(err)
 				}
-				fmt.Fprintln(env.Stdout, a)
-			}
-			return joinErrors(errs)
+				return a, nil
+			})
 		},
 	}
 	c.Flags().BoolVarP(&attach, "attach", "a", false, "attach the container's output and exit with its exit code")
 	c.Flags().BoolVarP(&interactive, "interactive", "i", false, "attach stdin (with -a)")
 	return c
-}
-
-// joinErrors prints all but the last error and returns the last, as
-// Podman does for commands on several containers.
-func joinErrors(errs []error) error {
-	if len(errs) == 0 {
-		return nil
-	}
-	return errors.Join(errs...)
 }

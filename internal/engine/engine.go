@@ -243,30 +243,56 @@ func (e *Engine) open(readOnly bool) (*bolt.DB, error) {
 	return db, nil
 }
 
-// list returns the stored records by name, without reconciling.
+// list returns the stored records by creation, without reconciling.
 func (e *Engine) list() ([]*Container, error) {
+	out, err := readAll[Container](e, bucket, "container")
+	sort.Slice(out, func(i, j int) bool { return out[i].Config.Created.Before(out[j].Config.Created) })
+	return out, err
+}
+
+// readAll decodes every record of a bucket (none when the database does
+// not exist yet).
+func readAll[T any](e *Engine, bkt []byte, what string) ([]*T, error) {
 	db, err := e.open(true)
 	if err != nil || db == nil {
 		return nil, err
 	}
 	defer db.Close()
-	var out []*Container
+	var out []*T
 	err = db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucket)
+		b := tx.Bucket(bkt)
 		if b == nil {
 			return nil
 		}
 		return b.ForEach(func(k, v []byte) error {
-			var c Container
-			if err := json.Unmarshal(v, &c); err != nil {
-				return fmt.Errorf("container record %s: %w", k, err)
+			var r T
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("%s record %s: %w", what, k, err)
 			}
-			out = append(out, &c)
+			out = append(out, &r)
 			return nil
 		})
 	})
-	sort.Slice(out, func(i, j int) bool { return out[i].Config.Created.Before(out[j].Config.Created) })
 	return out, err
+}
+
+// MatchRef finds the item whose name or ID is ref, else the one whose ID
+// starts with ref; ambiguous is true when several IDs do.
+func MatchRef[T any](all []T, ref string, id, name func(T) string) (found T, ok, ambiguous bool) {
+	for _, x := range all {
+		if name(x) == ref || id(x) == ref {
+			return x, true, false
+		}
+	}
+	for _, x := range all {
+		if ref != "" && strings.HasPrefix(id(x), ref) {
+			if ok {
+				return found, false, true
+			}
+			found, ok = x, true
+		}
+	}
+	return found, ok, false
 }
 
 // put stores c; when isNew the name must be free.
@@ -351,24 +377,14 @@ func (e *Engine) delete(id string) error {
 
 // Lookup finds a container by name, full ID or unique ID prefix.
 func Lookup(all []*Container, ref string) (*Container, error) {
-	for _, c := range all {
-		if c.Config.Name == ref || c.Config.ID == ref {
-			return c, nil
-		}
-	}
-	var found *Container
-	for _, c := range all {
-		if ref != "" && strings.HasPrefix(c.Config.ID, ref) {
-			if found != nil {
-				return nil, fmt.Errorf("more than one result for container ID %s", ref)
-			}
-			found = c
-		}
-	}
-	if found == nil {
+	c, ok, ambiguous := MatchRef(all, ref, func(c *Container) string { return c.Config.ID }, func(c *Container) string { return c.Config.Name })
+	switch {
+	case ambiguous:
+		return nil, fmt.Errorf("more than one result for container ID %s", ref)
+	case !ok:
 		return nil, fmt.Errorf("no container with name or ID %q found: %w", ref, ErrNoSuchContainer)
 	}
-	return found, nil
+	return c, nil
 }
 
 // List returns every container with its state reconciled.

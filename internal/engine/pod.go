@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -161,26 +160,7 @@ func (e *Engine) deletePod(id string) error {
 
 // Pods returns every pod by creation time.
 func (e *Engine) Pods() ([]*Pod, error) {
-	db, err := e.open(true)
-	if err != nil || db == nil {
-		return nil, err
-	}
-	defer db.Close()
-	var out []*Pod
-	err = db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(podBucket)
-		if b == nil {
-			return nil
-		}
-		return b.ForEach(func(k, v []byte) error {
-			var p Pod
-			if err := json.Unmarshal(v, &p); err != nil {
-				return fmt.Errorf("pod record %s: %w", k, err)
-			}
-			out = append(out, &p)
-			return nil
-		})
-	})
+	out, err := readAll[Pod](e, podBucket, "pod")
 	sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
 	return out, err
 }
@@ -191,24 +171,14 @@ func (e *Engine) GetPod(ref string) (*Pod, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range pods {
-		if p.Name == ref || p.ID == ref {
-			return p, nil
-		}
-	}
-	var found *Pod
-	for _, p := range pods {
-		if ref != "" && strings.HasPrefix(p.ID, ref) {
-			if found != nil {
-				return nil, fmt.Errorf("more than one result for pod ID %s", ref)
-			}
-			found = p
-		}
-	}
-	if found == nil {
+	p, ok, ambiguous := MatchRef(pods, ref, func(p *Pod) string { return p.ID }, func(p *Pod) string { return p.Name })
+	switch {
+	case ambiguous:
+		return nil, fmt.Errorf("more than one result for pod ID %s", ref)
+	case !ok:
 		return nil, fmt.Errorf("no pod with name or ID %s found: %w", ref, ErrNoSuchPod)
 	}
-	return found, nil
+	return p, nil
 }
 
 // PodContainers returns the pod's infra container and its members.
