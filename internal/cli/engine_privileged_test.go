@@ -262,6 +262,18 @@ func TestPrivilegedRunExitCodesLogsExec(t *testing.T) {
 	if out, err := p.b("run", "--rm", "--network", "none", "--hostname", "box", "--rootfs", p.rootfs, "sh", "-c", "hostname; cat /etc/hosts; wc -c < /etc/resolv.conf; ip -o link | wc -l"); err != nil || !strings.HasPrefix(out, "box\n") || !strings.Contains(out, "127.0.0.1\tbox ") || !strings.HasSuffix(out, "\n0\n1\n") {
 		t.Errorf("--network none: %v\n%s", err, out)
 	}
+	// -t: runc's console socket, output through the terminal (CRLF);
+	// -i: stdin reaches the container.
+	if out, err := p.b("run", "--rm", "-t", "--rootfs", p.rootfs, "sh", "-c", "tty; echo x"); err != nil || out != "/dev/pts/0\r\nx\r\n" {
+		t.Errorf("run -t: %v %q", err, out)
+	}
+	cmd := exec.Command("nsenter", "--net="+p.host.Path(), "--", p.bin, "--network-config-dir", p.cfg, "--network-run-dir", p.run, "--root", p.root, "--runroot", p.runRoot,
+		"run", "--rm", "-i", "--rootfs", p.rootfs, "sh", "-c", "cat; echo done")
+	cmd.Env = append(os.Environ(), "CONTAINERS_CONF="+p.conf)
+	cmd.Stdin = strings.NewReader("from stdin\n")
+	if out, err := cmd.CombinedOutput(); err != nil || string(out) != "from stdin\ndone\n" {
+		t.Errorf("run -i: %v %q", err, out)
+	}
 	p.mustB(t, "run", "-d", "--name", "sleeper", "-e", "GREETING=hi", "--rootfs", p.rootfs, "sh", "-c", "echo started; echo problem >&2; exec sleep 1000")
 	time.Sleep(300 * time.Millisecond)
 	if out := p.mustB(t, "logs", "sleeper"); out != "started\nproblem\n" {
