@@ -52,6 +52,9 @@ func podCreateCmd(env Env, g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if env.Rootless {
+				return errRootless
+			}
 			_, e, err := openEngine(env, g)
 			if err != nil {
 				return err

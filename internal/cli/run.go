@@ -200,6 +200,9 @@ func ctrCreateCmd(env Env, g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if env.Rootless {
+				return errRootless
+			}
 			w, e, err := openEngine(env, g)
 			if err != nil {
 				return err
@@ -239,6 +242,9 @@ container runs); /etc/hosts and /etc/resolv.conf are generated.`,
 			o, err := f.options(cmd, env, args)
 			if err != nil {
 				return err
+			}
+			if env.Rootless {
+				return errRootless
 			}
 			_, e, err := openEngine(env, g)
 			if err != nil {
@@ -384,6 +390,9 @@ func pumpAttach(e *engine.Engine, id string, conn net.Conn, env Env, stdin bool)
 	}
 	return c.State.ExitCode, nil
 }
+
+// errRootless: the engine runs containers as root only (for now).
+var errRootless = errors.New("rootless containers are not supported yet: run berth as root")
 
 func openEngine(env Env, g *globals) (*world, *engine.Engine, error) {
 	w, err := openWorld(env, g)
