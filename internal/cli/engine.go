@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -295,10 +296,13 @@ func monitorCmd(env Env, g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// The inherited descriptors stay out of runc and the container.
+			syscall.CloseOnExec(3)
 			sync := os.NewFile(3, "sync")
 			n, _ := strconv.Atoi(env.getenv("BERTH_MONITOR_PORTS"))
 			var ports []*os.File
 			for i := 0; i < n; i++ {
+				syscall.CloseOnExec(4 + i)
 				ports = append(ports, os.NewFile(uintptr(4+i), "port"))
 			}
 			c, err := e.Get(id)
