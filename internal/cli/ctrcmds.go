@@ -541,3 +541,19 @@ func execCmd(env Env, g *globals) *cobra.Command {
 	fl.StringVarP(&user, "user", "u", "", "user to run as")
 	return c
 }
+
+// containerCmd is `berth container ...`: the container commands under
+// one name, as in Podman (ps is also ls and list).
+func containerCmd(env Env, g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "container",
+		Short: "Manage containers",
+		Args:  noArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	ls := psCmd(env, g)
+	ls.Aliases = []string{"ls", "list"}
+	c.AddCommand(runCmd(env, g), ctrCreateCmd(env, g), startCmd(env, g), stopCmd(env, g), killCmd(env, g),
+		ctrRmCmd(env, g), ls, logsCmd(env, g), execCmd(env, g), ctrInspectCmd(env, g), portCmd(env, g))
+	return c
+}
