@@ -187,7 +187,7 @@ func psCmd(env Env, g *globals) *cobra.Command {
 		Short: "List containers",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, e, err := openEngine(env, g)
+			w, e, err := openEngine(env, g)
 			if err != nil {
 				return err
 			}
@@ -220,6 +220,9 @@ func psCmd(env Env, g *globals) *cobra.Command {
 				}
 				var nets []string
 				for _, n := range c.Config.Net.Networks {
+					if n.Name == "" { // the default network, as Podman names it
+						n.Name = w.store.DefaultName()
+					}
 					nets = append(nets, n.Name)
 				}
 				r.Networks = strings.Join(nets, ",")
