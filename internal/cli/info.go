@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -268,7 +269,7 @@ func (w *world) reset(cmd *cobra.Command) error {
 		}
 		if len(errs) == 0 {
 			for _, d := range []string{w.root, w.runRoot} {
-				if err := os.RemoveAll(d); err != nil {
+				if err := removeTree(d); err != nil {
 					errs = append(errs, fmt.Errorf("remove %s: %w", d, err))
 				}
 			}
@@ -319,6 +320,25 @@ func (w *world) reset(cmd *cobra.Command) error {
 		if err := w.store.Remove(n.Name); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	return errors.Join(errs...)
+}
+
+// removeTree removes dir and everything in it; when dir itself is a mount
+// point (a tmpfs over /run/berth, a volume for /var/lib/berth) it cannot
+// go, so its contents do and the empty directory stays.
+func removeTree(dir string) error {
+	err := os.RemoveAll(dir)
+	if err == nil || !errors.Is(err, syscall.EBUSY) {
+		return err
+	}
+	ents, rerr := os.ReadDir(dir)
+	if rerr != nil {
+		return err
+	}
+	var errs []error
+	for _, ent := range ents {
+		errs = append(errs, os.RemoveAll(filepath.Join(dir, ent.Name())))
 	}
 	return errors.Join(errs...)
 }
