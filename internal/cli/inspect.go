@@ -212,6 +212,11 @@ func (w *world) inspectContainer(e *engine.Engine, c *engine.Container) ctrInspe
 							ep.GlobalIPv6Address, ep.GlobalIPv6PrefixLen, ep.IPv6Gateway = ip.String(), bits, gw
 						}
 					}
+					if len(a.Opts.StaticIPs) == 0 {
+						// No allocated addresses (ipam driver dhcp): the
+						// lease is in the setup's status block.
+						leasedAddrs(ep, c.State.Networks[a.Network.Name])
+					}
 				}
 			}
 		}
@@ -289,4 +294,25 @@ func ctrInspectCmd(env Env, g *globals) *cobra.Command {
 	}
 	c.Flags().StringVarP(&format, "format", "f", "", "Go template or json")
 	return c
+}
+
+// leasedAddrs fills an endpoint's addresses from a setup's status block.
+func leasedAddrs(ep *inspectEndpoint, sb network.StatusBlock) {
+	for _, ifc := range sb.Interfaces {
+		if ep.MacAddress == "" {
+			ep.MacAddress = ifc.MACAddress
+		}
+		for _, a := range ifc.Subnets {
+			gw := ""
+			if a.Gateway != nil {
+				gw = a.Gateway.String()
+			}
+			ip := a.IPNet.Addr()
+			if ip.Is4() && ep.IPAddress == "" {
+				ep.IPAddress, ep.IPPrefixLen, ep.Gateway = ip.String(), a.IPNet.Bits(), gw
+			} else if ip.Is6() && ep.GlobalIPv6Address == "" {
+				ep.GlobalIPv6Address, ep.GlobalIPv6PrefixLen, ep.IPv6Gateway = ip.String(), a.IPNet.Bits(), gw
+			}
+		}
+	}
 }
