@@ -15,15 +15,22 @@ fi
 
 # The kernel tests share two cores with whatever else runs; -p 1 keeps
 # packages from running their kernel tests at the same time.
-# Then the guide's scenarios with real Podman 4.3.1 on berth
-# (test/acceptance/podman-backend.sh), rootless S10 included;
-# set BERTH_ACCEPTANCE=0 to skip the acceptance run.
+# Then the guide's scenarios twice: with real Podman 4.3.1 on berth
+# (test/acceptance/podman-backend.sh, rootless S10 included; when podman is
+# installed) and with berth alone (test/acceptance/guide.sh). Both run even
+# if the first fails; set BERTH_ACCEPTANCE=0 to skip them, ACCEPTANCE_ONLY /
+# GUIDE_ONLY to pick scenarios by number.
 exec unshare --net --mount --propagation private -- bash -c '
 	set -e
 	ip link set lo up
 	export BERTH_PRIVILEGED_TESTS=1
 	go test -count=1 -p 1 -timeout 20m "$@" ./...
-	if [ "${BERTH_ACCEPTANCE:-1}" = 1 ] && command -v podman >/dev/null; then
-		ONLY="${ACCEPTANCE_ONLY:-}" test/acceptance/podman-backend.sh
+	rc=0
+	if [ "${BERTH_ACCEPTANCE:-1}" != 0 ]; then
+		if command -v podman >/dev/null; then
+			ONLY="${ACCEPTANCE_ONLY:-}" test/acceptance/podman-backend.sh || rc=1
+		fi
+		ONLY="${GUIDE_ONLY:-}" test/acceptance/guide.sh || rc=1
 	fi
+	exit $rc
 ' bash "$@"
