@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# run-compare.sh: the cost of a whole container run with a published port,
+#   berth run --rm -p 8080:80 IMAGE true
+#   podman run --rm -p 8080:80 IMAGE true
+# side by side in one run, interleaved (the order alternates every round),
+# on the same image (scripts/mkbanner.sh's banner, built offline).
+#
+# Podman is Debian's 4.3.1 with its own netavark 1.4 and aardvark-dns
+# (helper_binaries_dir = /usr/lib/podman), runc, cgroupfs, events_logger =
+# file, private storage, run root and tmp dir; berth is bin/berth with its
+# own store. Each runs in a network namespace of its own (PREFIX-hb,
+# PREFIX-hp), both inside one private mount namespace with tmpfs over
+# /run/containers/networks (Podman's fixed network run dir) and /run/berth;
+# berth's network run dir is a directory of this run, so the two never share
+# an address database. Container subnets are 198.19.0.0/24. Nothing touches
+# the machine's own network.
+#
+#   flock -s /tmp/berth-quiet.lock flock /tmp/berth-kernel-tests.lock bench/run-compare.sh
+#
+# Env: ROUNDS (default 15) timed runs per implementation, WARMUP (default 2)
+#      untimed runs each first, PREFIX (default bgdb), BERTH (bin/berth),
+#      PODMAN (podman), RESDIR (bench/results/<timestamp>-run).
+# Output: RESDIR/run.jsonl (one line per run: impl, round, wall_ms, rc),
+#         RESDIR/summary.md (medians, ratio; also printed), RESDIR/run.log.
+set -euo pipefail
+BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
+TOP=$(cd "$BENCH_DIR/.." && pwd)
+PREFIX=${PREFIX:-bgdb}
+# shellcheck source=bench/lib.sh
+. "$BENCH_DIR/lib.sh"
+ROUNDS=${ROUNDS:-15}
+WARMUP=${WARMUP:-2}
+BERTH=${BERTH:-$TOP/bin/berth}
+PODMAN=${PODMAN:-podman}
+export PATH=$PATH:/usr/sbin:/sbin
+
+[ "$(id -u)" = 0 ] || { echo "run-compare: run as root" >&2; exit 2; }
+for c in "$PODMAN" runc conmon nsenter unshare ip "$PYTHON"; do
+	command -v "$c" >/dev/null || { echo "run-compare: missing $c" >&2; exit 2; }
+done
+[ -x "$BERTH" ] || make -C "$TOP" -s >/dev/null
+
+if [ -z "${_RUNCMP_INNER:-}" ]; then
+	RESDIR=${RESDIR:-$BENCH_DIR/results/$(date +%Y%m%d-%H%M%S)-run}
+	mkdir -p "$RESDIR"
+	exec env _RUNCMP_INNER=1 RESDIR="$RESDIR" unshare --mount --propagation private -- "$0" "$@"
+fi
+
+HB=$PREFIX-hb HP=$PREFIX-hp
+state=$(mktemp -d "/var/tmp/$PREFIX-run.XXXXXX")
+OUT=$RESDIR/run.jsonl BENCH=run-compare RUN_ID=$(basename "$RESDIR")
+export OUT BENCH RUN_ID
+RUNLOG=$RESDIR/run.log
+: >"$OUT"
+
+B() {
+	CONTAINERS_CONF=$state/berth.conf nsenter --net="/run/netns/$HB" -- "$BERTH" \
+		--root "$state/berth/root" --runroot /run/berth \
+		--network-config-dir "$state/berth/networks" --network-run-dir "$state/berth/netrun" "$@"
+}
+P() {
+	CONTAINERS_CONF=$state/podman.conf nsenter --net="/run/netns/$HP" -- "$PODMAN" \
+		--root "$state/podman/storage" --runroot "$state/podman/runroot" --tmpdir "$state/podman/tmp" \
+		--network-config-dir "$state/podman/networks" "$@"
+}
+
+cleanup() {
+	set +e
+	B rm -af >/dev/null 2>&1
+	B system reset --force >/dev/null 2>&1
+	P rm -af -t 0 >/dev/null 2>&1
+	P rmi -af >/dev/null 2>&1
+	local n p
+	for n in "$HB" "$HP"; do
+		[ -e "/run/netns/$n" ] || continue
+		# only processes of this run live in its namespaces
+		for p in $(ip netns pids "$n" 2>/dev/null); do kill "$p" 2>/dev/null; done
+		ip netns del "$n"
+	done
+	# this mount namespace's mounts under the state dir (tmpfs, overlays), innermost first
+	awk -v s="$state" 'index($5, s) == 1 {print $5}' /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m"; done
+	rm -rf "$state"
+}
+trap cleanup EXIT
+
+for d in /run/containers/networks /run/berth "$state/podman/runroot"; do
+	mkdir -p "$d" && mount -t tmpfs "${PREFIX}tmp" "$d"
+done
+mkdir -p "$state/berth/networks" "$state/berth/netrun" "$state/podman/networks" "$state/podman/tmp"
+cat >"$state/berth.conf" <<EOF
+[network]
+default_subnet = "198.19.0.0/24"
+EOF
+cat >"$state/podman.conf" <<EOF
+[containers]
+default_ulimits = ["nofile=10000:10000", "nproc=10000:10000"]
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+runtime = "runc"
+helper_binaries_dir = ["/usr/lib/podman"]
+[network]
+network_backend = "netavark"
+default_subnet = "198.19.0.0/24"
+EOF
+for n in "$HB" "$HP"; do netns_add "$n"; done
+
+log "image: the banner rootfs (scripts/mkbanner.sh), imported into both stores"
+MKBANNER_TAR_ONLY=$state/banner.tar "$TOP/scripts/mkbanner.sh" >/dev/null
+B import -q --change 'CMD ["httpd","-f","-v","-p","80","-h","/www"]' --change 'EXPOSE 80' "$state/banner.tar" banner >>"$RUNLOG" 2>&1
+P import --change 'CMD ["httpd","-f","-v","-p","80","-h","/www"]' --change 'EXPOSE 80' "$state/banner.tar" localhost/banner >>"$RUNLOG" 2>&1
+
+bver=$("$BERTH" version 2>/dev/null | head -n1)
+pver="$("$PODMAN" --version), $(/usr/lib/podman/netavark --version 2>/dev/null | head -n1)"
+log "berth: $bver; podman: $pver; runc: $(runc --version | head -n1)"
+
+# Both really publish the port: a detached run leaves a DNAT for 8080 in
+# its namespace's ruleset (netavark 1.4: iptables-nft; berth: nftables map).
+B run -d --name chk -p 8080:80 banner >>"$RUNLOG" 2>&1
+P run -d --name chk -p 8080:80 localhost/banner >>"$RUNLOG" 2>&1
+for n in "$HB" "$HP"; do
+	nsenter --net="/run/netns/$n" -- nft list ruleset | grep -q 8080 || { log "FATAL: no rule for port 8080 in $n"; exit 1; }
+done
+B rm -f chk >>"$RUNLOG" 2>&1
+P rm -f -t 0 chk >>"$RUNLOG" 2>&1
+
+# one_run IMPL ROUND: time `IMPL run --rm -p 8080:80 banner true`
+one_run() {
+	local impl=$1 round=$2 t0 t1 rc=0 ms
+	echo "== $impl round $round" >>"$RUNLOG"
+	t0=${EPOCHREALTIME/./}
+	case $impl in
+	berth) B run --rm -p 8080:80 banner true >>"$RUNLOG" 2>&1 || rc=$? ;;
+	podman) P run --rm -p 8080:80 localhost/banner true >>"$RUNLOG" 2>&1 || rc=$? ;;
+	esac
+	t1=${EPOCHREALTIME/./}
+	ms=$(awk -v d=$((t1 - t0)) 'BEGIN{printf "%.3f", d/1000}')
+	if [ "$round" -gt 0 ]; then
+		IMPL=$impl emit_json "{\"round\":$round,\"wall_ms\":$ms,\"rc\":$rc,\"load1\":$(loadavg1)}" >/dev/null
+	fi
+	[ $rc -eq 0 ] || log "$impl round $round: exit code $rc (see $RUNLOG)"
+	log "$impl round $round: ${ms} ms"
+}
+
+for ((i = 1; i <= WARMUP; i++)); do one_run berth 0; one_run podman 0; done
+for ((r = 1; r <= ROUNDS; r++)); do
+	if ((r % 2)); then one_run berth "$r"; one_run podman "$r"; else one_run podman "$r"; one_run berth "$r"; fi
+done
+
+left_b=$(B ps -aq | wc -l) left_p=$(P ps -aq | wc -l)
+
+"$PYTHON" - "$OUT" "$ROUNDS" "$bver" "$pver" "$left_b" "$left_p" >"$RESDIR/summary.md" <<'EOF'
+import json, sys
+sys.path.insert(0, __import__("os").path.dirname(sys.argv[0]) or ".")
+path, rounds, bver, pver, left_b, left_p = sys.argv[1:7]
+rows = [json.loads(l) for l in open(path)]
+def stats(impl):
+    v = sorted(r["wall_ms"] for r in rows if r["impl"] == impl and r["rc"] == 0)
+    fails = sum(1 for r in rows if r["impl"] == impl and r["rc"] != 0)
+    def pct(q):
+        if not v: return float("nan")
+        p = (len(v) - 1) * q; lo = int(p); hi = min(lo + 1, len(v) - 1)
+        return v[lo] + (v[hi] - v[lo]) * (p - lo)
+    return dict(n=len(v), fails=fails, median=pct(.5), p10=pct(.1), p90=pct(.9), min=v[0] if v else float("nan"))
+b, p = stats("berth"), stats("podman")
+ratio = b["median"] / p["median"] if p["median"] else float("nan")
+print(f"# run --rm -p 8080:80 IMAGE true: berth vs Podman 4.3.1\n")
+print(f"berth: {bver}; podman: {pver}; {rounds} interleaved rounds; containers left: berth {left_b}, podman {left_p}\n")
+print("| | median | p10 | p90 | min | runs ok | failed |")
+print("|---|---|---|---|---|---|---|")
+for name, s in (("berth", b), ("podman", p)):
+    print(f"| {name} | {s['median']:.1f} ms | {s['p10']:.1f} ms | {s['p90']:.1f} ms | {s['min']:.1f} ms | {s['n']} | {s['fails']} |")
+print(f"\nratio of medians berth / podman: **{ratio:.3f}** (target ≤ 0.5)")
+EOF
+cat "$RESDIR/summary.md"
+log "results: $RESDIR"
