@@ -119,7 +119,8 @@ log "berth: $bver; podman: $pver; runc: $(runc --version | head -n1)"
 B run -d --name chk -p 8080:80 banner >>"$RUNLOG" 2>&1
 P run -d --name chk -p 8080:80 localhost/banner >>"$RUNLOG" 2>&1
 for n in "$HB" "$HP"; do
-	nsenter --net="/run/netns/$n" -- nft list ruleset | grep -q 8080 || { log "FATAL: no rule for port 8080 in $n"; exit 1; }
+	rules=$(nsenter --net="/run/netns/$n" -- nft list ruleset 2>/dev/null)
+	grep -q 'dport 8080\|tcp \. 8080 ' <<<"$rules" || { log "FATAL: no rule for port 8080 in $n"; exit 1; }
 done
 B rm -f chk >>"$RUNLOG" 2>&1
 P rm -f -t 0 chk >>"$RUNLOG" 2>&1

@@ -27,36 +27,27 @@ export PATH=$PATH:/usr/sbin:/sbin
 SELF=$(readlink -f "$0")
 TOP=$(cd "$(dirname "$SELF")/../.." && pwd)
 PFX=${PFX:-bgd}
-BERTH=${BERTH:-$TOP/bin/berth}
-ONLY=${ONLY:-}
 LOG_DIR=${LOG_DIR:-/var/tmp/${PFX}-guide-logs}
+_state=${STATE:-}
+# The helpers (log, fail/ok/info, inh/ino/inl, in_cidr, fetch, expect_banner,
+# section, pids_in_netns, bg_start/bg_stop, topology_up) and the topology's
+# names and addresses (NS_HOST, IF_H_LAN, HOST_IP, LAN_GW, ...) are
+# seed-scenarios.sh's, sourced in its library mode; guide.sh sets its own
+# state, log and images below.
+# shellcheck source=test/acceptance/seed-scenarios.sh
+_SEED_MODE=lib . "$(dirname "$SELF")/seed-scenarios.sh"
+STATE=$_state RUN=$_state                   # RUN/pids: bg_start's pid files
+NETCFG=$STATE/networks
+export CONTAINERS_CONF=$STATE/containers.conf
+BERTH=${BERTH:-$TOP/bin/berth}
 LOG=$LOG_DIR/guide.log
 RESULTS=$LOG_DIR/results.tsv
 ERRF=$LOG_DIR/.last-stderr
 TIMEOUT=${BERTH_TIMEOUT:-120}
-
-NS_HOST=${PFX}host NS_OUT=${PFX}out NS_LAN=${PFX}lan
-IF_H_OUT=${PFX}h-out IF_O=${PFX}o-eth0      # host <-> outside veth
-IF_H_LAN=${PFX}h-lan IF_L=${PFX}l-eth0      # host <-> LAN veth (macvlan parent = $IF_H_LAN)
-HOST_IP=198.18.0.1 OUT_IP=198.18.0.2
-LAN_GW=198.18.1.1 HOST_LAN_IP=198.18.1.2 LAN_SUBNET=198.18.1.0/24
-MACVLAN_RANGE=198.18.1.32/28
-DHCP_FIRST=198.18.1.100 DHCP_LAST=198.18.1.149
 DEFAULT_SUBNET=198.19.0.0/24                # the default network "podman"
-OUT_NAME=outside.${PFX}test                 # answered by the DNS server in the outside netns
-OUT_TOKEN=${PFX}-outside-server-ok
 BANNER="Hello from berth"                   # scripts/mkbanner.sh's page
 BANNER_IMG=banner BB_IMG=busybox
-
-# ---------------------------------------------------------------- helpers ----
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}'; }
-log() { printf '%s\n' "$*" >>"$LOG"; }
-say() { printf '%s\n' "$*"; log "$*"; }
-
-inh() { nsenter --net="/run/netns/$NS_HOST" -- "$@"; }
-ino() { nsenter --net="/run/netns/$NS_OUT" -- "$@"; }
-inl() { nsenter --net="/run/netns/$NS_LAN" -- "$@"; }
+S_SKIP="" MEMBER_DNS=""
 
 # B runs berth in the host namespace with the sandbox's directories; stdout
 # is returned and logged, stderr goes to the log (and $ERRF).
@@ -71,72 +62,17 @@ B() {
 	[ $rc -ne 0 ] && log "  (rc=$rc)"
 	return $rc
 }
-last_err() { grep -m1 -o 'Error: .*' "$ERRF" 2>/dev/null | cut -c8-200; }
 
-S_ERR=() S_INFO=() S_SKIP="" MEMBER_DNS=""
-fail() { S_ERR+=("$*"); log "  FAIL: $*"; }
-ok() { log "  ok: $*"; }
-info() { S_INFO+=("$*"); log "  info: $*"; }
-
-ip2int() { local IFS=.; set -- $1; echo $((($1 << 24) + ($2 << 16) + ($3 << 8) + $4)); }
-in_cidr() { # in_cidr IP NET/LEN
-	local ip=$1 net=${2%/*} len=${2#*/} m
-	[[ $ip =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$ ]] || return 1
-	m=$(((0xffffffff << (32 - len)) & 0xffffffff))
-	[ $(($(ip2int "$ip") & m)) -eq $(($(ip2int "$net") & m)) ]
-}
-in_range() { local v; v=$(ip2int "$1"); [ "$v" -ge "$(ip2int "$2")" ] && [ "$v" -le "$(ip2int "$3")" ]; }
-
-fetch() { # fetch <ino|inl|inh> <url> [tries]: HTTP GET with retries, prints the body
-	local fn=$1 url=$2 n=${3:-10} i out
-	for ((i = 0; i < n; i++)); do
-		if out=$($fn curl --noproxy '*' -s -m 3 "$url" 2>>"$LOG"); then printf '%s' "$out"; return 0; fi
-		sleep 0.3
-	done
-	return 1
-}
-expect_banner() { # expect_banner <desc> <ns-fn> <url>
-	local out; out=$(fetch "$2" "$3")
-	if [ "$out" = "$BANNER" ]; then ok "$1"; return 0; fi
-	fail "$1: expected the banner, got '${out:0:60}'"; return 1
-}
-expect_unreachable() { # one short attempt must not return the banner
-	local out; out=$($2 curl --noproxy '*' -s -m 2 "$3" 2>>"$LOG")
-	if [ "$out" = "$BANNER" ]; then fail "$1: still reachable"; return 1; fi
-	ok "$1"; return 0
-}
-# container-side probes (busybox image): get URL with retries; sections of
-# one container's output are separated by "@@N" lines, read with section()
-CFN='get() { for i in 1 2 3 4 5; do timeout 3 wget -qO- "$1" && return 0; sleep 0.5; done; return 1; }; '
-section() { awk -v k="@@$2" '$0 == k {on = 1; next} /^@@[0-9]+$/ {on = 0} on' <<<"$1"; }
-
-has_dnat() { # has_dnat <hostport> <ip> <port>: a map element of berth's nftables table
-	inh nft list table inet berth 2>/dev/null | grep -Eq "tcp \. $1( comment \"[^\"]*\")? : ${2//./\\.} \. $3([ ,]|$)"
+# berth's nftables table (captured first: grep -q closing the pipe early
+# would fail the pipeline under pipefail)
+berth_table() { inh nft list table inet berth 2>/dev/null; }
+has_dnat() { # has_dnat <hostport> <ip> <port>: a map element of the table
+	local t; t=$(berth_table)
+	grep -Eq "tcp \. $1( comment \"[^\"]*\")? : ${2//./\\.} \. $3([ ,]|$)" <<<"$t"
 }
 has_masq() { # has_masq <subnet>
-	local t; t=$(inh nft list table inet berth 2>/dev/null)
+	local t; t=$(berth_table)
 	grep -Fq "$1" <<<"$t" && grep -q masquerade <<<"$t"
-}
-
-netns_inode() { stat -L -c %i "/run/netns/$1" 2>/dev/null; }
-pids_in_netns() { # every pid whose network namespace is /run/netns/$1
-	local ino; ino=$(netns_inode "$1") || return 0
-	[ -n "$ino" ] || return 0
-	stat -L -c '%i %n' /proc/[0-9]*/ns/net 2>/dev/null | awk -v i="$ino" '$1 == i { split($2, a, "/"); print a[3] }'
-}
-bg_start() { # bg_start <name> <cmd...>: a daemon of ours, its pid remembered
-	local name=$1; shift
-	"$@" >>"$LOG" 2>&1 &
-	echo $! >"$STATE/pids/$name"
-	log "  started $name pid $!: $*"
-}
-bg_stop() {
-	local f=$STATE/pids/$1 p
-	[ -f "$f" ] || return 0
-	p=$(cat "$f"); kill "$p" 2>/dev/null
-	for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-	kill -9 "$p" 2>/dev/null; rm -f "$f"
-	log "  stopped $1 pid $p"
 }
 
 # ============================================================ scenarios ====
@@ -533,19 +469,6 @@ EOF
 }
 
 # ============================================================ outer ========
-topology_up() {
-	local n
-	for n in "$NS_HOST" "$NS_OUT" "$NS_LAN"; do ip netns add "$n" && ip -n "$n" link set lo up || return 1; done
-	ip -n "$NS_HOST" link add "$IF_H_OUT" type veth peer name "$IF_O" netns "$NS_OUT" || return 1
-	ip -n "$NS_HOST" link add "$IF_H_LAN" type veth peer name "$IF_L" netns "$NS_LAN" || return 1
-	ip -n "$NS_HOST" addr add "$HOST_IP/24" dev "$IF_H_OUT"
-	ip -n "$NS_HOST" addr add "$HOST_LAN_IP/24" dev "$IF_H_LAN"
-	ip -n "$NS_OUT" addr add "$OUT_IP/24" dev "$IF_O"
-	ip -n "$NS_LAN" addr add "$LAN_GW/24" dev "$IF_L"
-	ip -n "$NS_HOST" link set "$IF_H_OUT" up && ip -n "$NS_HOST" link set "$IF_H_LAN" up
-	ip -n "$NS_OUT" link set "$IF_O" up && ip -n "$NS_LAN" link set "$IF_L" up
-}
-
 outer_cleanup() { # idempotent: also removes what a killed run left
 	local n p
 	for n in "$NS_HOST" "$NS_OUT" "$NS_LAN"; do
@@ -595,8 +518,6 @@ outer_main() {
 	[ "$failed" -eq 0 ]
 }
 
-NETCFG=${STATE:-}/networks
-export CONTAINERS_CONF=${STATE:-}/containers.conf
 case ${_GUIDE_MODE:-outer} in
 inner) inner_main ;;
 *) outer_main ;;
