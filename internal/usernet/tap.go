@@ -1,0 +1,118 @@
+package usernet
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/link/fdbased"
+	"gvisor.dev/gvisor/pkg/tcpip/link/tun"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+
+	"github.com/berthnet/berth/internal/link"
+	"github.com/berthnet/berth/internal/netns"
+)
+
+// OpenTAP creates (or attaches to) the TAP device name inside ns and
+// returns its file descriptor (non-blocking, close-on-exec). The calling
+// thread never leaves its namespace: the device is opened on a throwaway
+// thread inside ns (netns.Do).
+func OpenTAP(ns *netns.NetNS, name string) (int, error) {
+	if name == "" || len(name) >= unix.IFNAMSIZ {
+		return -1, fmt.Errorf("TAP name %q: must be 1-%d characters", name, unix.IFNAMSIZ-1)
+	}
+	fd := -1
+	err := ns.Do(func() error {
+		var err error
+		fd, err = tun.OpenTAP(name)
+		if err != nil {
+			return fmt.Errorf("open TAP %s (/dev/net/tun): %w", name, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return -1, err
+	}
+	unix.CloseOnExec(fd)
+	return fd, nil
+}
+
+// ConfigureTAP does what slirp4netns --configure does inside ns: brings up
+// lo, sets the TAP's MTU (and MAC, when given), brings it up with the
+// guest address (network+100) and a default route via the gateway. With
+// IPv6 the guest configures itself from the stack's router advertisements.
+func ConfigureTAP(ns *netns.NetNS, name string, cfg Config, mac net.HardwareAddr) error {
+	cfg, err := cfg.WithDefaults()
+	if err != nil {
+		return err
+	}
+	h, err := link.NewHandle(ns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	if lo, err := h.ByName("lo"); err == nil {
+		if err := h.Up(lo); err != nil {
+			return err
+		}
+	}
+	l, err := h.ByName(name)
+	if err != nil {
+		return err
+	}
+	if err := h.LinkSetMTU(l, cfg.MTU); err != nil {
+		return fmt.Errorf("set MTU of %s: %w", name, err)
+	}
+	if len(mac) != 0 {
+		if err := h.LinkSetHardwareAddr(l, mac); err != nil {
+			return fmt.Errorf("set MAC of %s: %w", name, err)
+		}
+	}
+	if err := h.Up(l); err != nil {
+		return err
+	}
+	if err := h.AddAddr(l, netip.PrefixFrom(cfg.Guest(), cfg.CIDR.Bits())); err != nil && !errors.Is(err, unix.EEXIST) {
+		return err
+	}
+	gw := cfg.Gateway()
+	route := &netlink.Route{LinkIndex: l.Attrs().Index, Gw: gw.AsSlice(), Scope: netlink.SCOPE_UNIVERSE}
+	if err := h.RouteReplace(route); err != nil {
+		return fmt.Errorf("add default route via %s: %w", gw, err)
+	}
+	return nil
+}
+
+// NewTAPEndpoint wraps a TAP file descriptor in a gVisor link endpoint.
+// closed is closed when the descriptor stops working (e.g. the namespace
+// and its TAP went away).
+func NewTAPEndpoint(fd int, cfg Config) (ep stack.LinkEndpoint, closed <-chan struct{}, err error) {
+	cfg, err = cfg.WithDefaults()
+	if err != nil {
+		return nil, nil, err
+	}
+	done := make(chan struct{})
+	ep, err = fdbased.New(&fdbased.Options{
+		FDs:            []int{fd},
+		MTU:            uint32(cfg.MTU),
+		EthernetHeader: true,
+		Address:        tcpip.LinkAddress(cfg.MAC),
+		// The kernel hands a TAP without offloads fully checksummed
+		// frames; gVisor computes its own outbound checksums.
+		RXChecksumOffload: true,
+		ClosedFunc: func(tcpip.Error) {
+			select {
+			case <-done:
+			default:
+				close(done)
+			}
+		},
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("TAP endpoint: %w", err)
+	}
+	return ep, done, nil
+}

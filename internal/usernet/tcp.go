@@ -1,0 +1,96 @@
+package usernet
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/waiter"
+)
+
+// dialTimeout bounds an outbound connect; the guest retransmits its SYN
+// meanwhile.
+const dialTimeout = 30 * time.Second
+
+// handleTCP relays a guest connection (a SYN no listener in the stack
+// took) to the host: it connects first and answers the guest with a reset
+// when that fails, so the guest sees "connection refused" as it would.
+func (st *Stack) handleTCP(r *tcp.ForwarderRequest) {
+	id := r.ID()
+	dst := toAddr(id.LocalAddress)
+	host, ok := st.cfg.Translate(dst)
+	if !ok {
+		r.Complete(true)
+		return
+	}
+	st.wg.Add(1)
+	go func() {
+		defer st.wg.Done()
+		ctx, cancel := context.WithTimeout(st.ctx, dialTimeout)
+		hc, err := st.dialer(host).DialContext(ctx, "tcp", netip.AddrPortFrom(host, id.LocalPort).String())
+		cancel()
+		if err != nil {
+			st.log.Debug("tcp connect failed", "dst", dst, "port", id.LocalPort, "err", err)
+			r.Complete(true)
+			return
+		}
+		var wq waiter.Queue
+		ep, terr := r.CreateEndpoint(&wq)
+		if terr != nil {
+			r.Complete(true)
+			hc.Close()
+			return
+		}
+		r.Complete(false)
+		ep.SocketOptions().SetKeepAlive(true)
+		relay(gonet.NewTCPConn(&wq, ep), hc.(*net.TCPConn))
+	}()
+}
+
+// dialer returns a dialer bound to the outbound address of host's family.
+func (st *Stack) dialer(host netip.Addr) *net.Dialer {
+	d := &net.Dialer{KeepAlive: 30 * time.Second}
+	switch {
+	case host.IsLoopback():
+	case host.Is4() && st.cfg.OutboundAddr.IsValid():
+		d.LocalAddr = &net.TCPAddr{IP: st.cfg.OutboundAddr.AsSlice()}
+	case host.Is6() && st.cfg.OutboundAddr6.IsValid():
+		d.LocalAddr = &net.TCPAddr{IP: st.cfg.OutboundAddr6.AsSlice()}
+	}
+	return d
+}
+
+// halfCloser is a stream that can shut down its write side.
+type halfCloser interface {
+	net.Conn
+	CloseWrite() error
+}
+
+// relay copies both ways until both directions end, passing half-closes
+// on, then closes both connections.
+func relay(a, b halfCloser) {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	cp := func(dst, src halfCloser) {
+		defer wg.Done()
+		_, err := io.Copy(dst, src)
+		if err != nil && !errors.Is(err, net.ErrClosed) {
+			// A reset on one side: tear down both at once.
+			a.Close()
+			b.Close()
+			return
+		}
+		_ = dst.CloseWrite()
+	}
+	go cp(a, b)
+	go cp(b, a)
+	wg.Wait()
+	a.Close()
+	b.Close()
+}
