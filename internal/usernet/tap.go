@@ -18,39 +18,47 @@ import (
 )
 
 // OpenTAP creates (or attaches to) the TAP device name inside ns and
-// returns its file descriptor (non-blocking, close-on-exec). The calling
-// thread never leaves its namespace: the device is opened on a throwaway
-// thread inside ns (netns.Do).
-func OpenTAP(ns *netns.NetNS, name string) (int, error) {
+// returns its file descriptor (non-blocking, close-on-exec). With configure
+// it also does what slirp4netns --configure does: brings up lo, sets the
+// TAP's MTU (and MAC, when given), brings it up with the guest address
+// (network+100) and a default route via the gateway; with IPv6 the guest
+// configures itself from the stack's router advertisements.
+//
+// The work runs on a throwaway thread inside ns (netns.DoDiscard): the
+// calling thread never changes namespace, and this works for a process in a
+// user namespace that owns ns but may not switch back to the host's.
+func OpenTAP(ns *netns.NetNS, name string, configure bool, cfg Config, mac net.HardwareAddr) (int, error) {
 	if name == "" || len(name) >= unix.IFNAMSIZ {
 		return -1, fmt.Errorf("TAP name %q: must be 1-%d characters", name, unix.IFNAMSIZ-1)
 	}
+	cfg, err := cfg.WithDefaults()
+	if err != nil {
+		return -1, err
+	}
 	fd := -1
-	err := ns.Do(func() error {
+	err = ns.DoDiscard(func() error {
 		var err error
 		fd, err = tun.OpenTAP(name)
 		if err != nil {
 			return fmt.Errorf("open TAP %s (/dev/net/tun): %w", name, err)
 		}
+		unix.CloseOnExec(fd)
+		if configure {
+			if err := configureTAP(name, cfg, mac); err != nil {
+				unix.Close(fd)
+				fd = -1
+				return err
+			}
+		}
 		return nil
 	})
-	if err != nil {
-		return -1, err
-	}
-	unix.CloseOnExec(fd)
-	return fd, nil
+	return fd, err
 }
 
-// ConfigureTAP does what slirp4netns --configure does inside ns: brings up
-// lo, sets the TAP's MTU (and MAC, when given), brings it up with the
-// guest address (network+100) and a default route via the gateway. With
-// IPv6 the guest configures itself from the stack's router advertisements.
-func ConfigureTAP(ns *netns.NetNS, name string, cfg Config, mac net.HardwareAddr) error {
-	cfg, err := cfg.WithDefaults()
-	if err != nil {
-		return err
-	}
-	h, err := link.NewHandle(ns)
+// configureTAP configures the TAP through a netlink socket opened in the
+// calling thread's namespace.
+func configureTAP(name string, cfg Config, mac net.HardwareAddr) error {
+	h, err := link.NewHandle(nil)
 	if err != nil {
 		return err
 	}

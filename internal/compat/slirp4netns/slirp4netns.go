@@ -246,12 +246,7 @@ func run(ctx context.Context, o *options, log *slog.Logger, adjust func(*usernet
 		if err != nil {
 			return err
 		}
-		fd, err = usernet.OpenTAP(ns, o.tap)
-		if err == nil && o.configure {
-			if err = usernet.ConfigureTAP(ns, o.tap, cfg, mac); err != nil {
-				unix.Close(fd)
-			}
-		}
+		fd, err = usernet.OpenTAP(ns, o.tap, o.configure, cfg, mac)
 		ns.Close()
 		if err != nil {
 			return err
