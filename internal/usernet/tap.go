@@ -38,21 +38,39 @@ func OpenTAP(ns *netns.NetNS, name string, configure bool, cfg Config, mac net.H
 	fd := -1
 	err = ns.DoDiscard(func() error {
 		var err error
-		fd, err = tun.OpenTAP(name)
-		if err != nil {
-			return fmt.Errorf("open TAP %s (/dev/net/tun): %w", name, err)
-		}
-		unix.CloseOnExec(fd)
-		if configure {
-			if err := configureTAP(name, cfg, mac); err != nil {
-				unix.Close(fd)
-				fd = -1
-				return err
-			}
-		}
-		return nil
+		fd, err = openTAPHere(name, configure, cfg, mac)
+		return err
 	})
 	return fd, err
+}
+
+// OpenTAPHere is OpenTAP in the namespace of the calling thread, for a
+// process that already runs inside the target namespace (e.g. started by
+// nsenter).
+func OpenTAPHere(name string, configure bool, cfg Config, mac net.HardwareAddr) (int, error) {
+	if name == "" || len(name) >= unix.IFNAMSIZ {
+		return -1, fmt.Errorf("TAP name %q: must be 1-%d characters", name, unix.IFNAMSIZ-1)
+	}
+	cfg, err := cfg.WithDefaults()
+	if err != nil {
+		return -1, err
+	}
+	return openTAPHere(name, configure, cfg, mac)
+}
+
+func openTAPHere(name string, configure bool, cfg Config, mac net.HardwareAddr) (int, error) {
+	fd, err := tun.OpenTAP(name)
+	if err != nil {
+		return -1, fmt.Errorf("open TAP %s (/dev/net/tun): %w", name, err)
+	}
+	unix.CloseOnExec(fd)
+	if configure {
+		if err := configureTAP(name, cfg, mac); err != nil {
+			unix.Close(fd)
+			return -1, err
+		}
+	}
+	return fd, nil
 }
 
 // configureTAP configures the TAP through a netlink socket opened in the

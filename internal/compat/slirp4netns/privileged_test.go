@@ -20,6 +20,7 @@ import (
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
 
+	"github.com/berthnet/berth/internal/netns"
 	"github.com/berthnet/berth/internal/nettest"
 	"github.com/berthnet/berth/internal/usernet"
 )
@@ -116,6 +117,12 @@ func (s *syncBuffer) String() string {
 // extra flags, waits for the ready fd and returns the running child.
 func (tp *topo) start(t *testing.T, extra ...string) *child {
 	t.Helper()
+	return tp.startIn(t, tp.ctr.Path(), extra...)
+}
+
+// startIn is start with the TAP in the namespace at ctrPath.
+func (tp *topo) startIn(t *testing.T, ctrPath string, extra ...string) *child {
+	t.Helper()
 	resolv := filepath.Join(tp.dir, "resolv.conf")
 	if err := os.WriteFile(resolv, []byte("nameserver 198.18.0.2\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -132,7 +139,7 @@ func (tp *topo) start(t *testing.T, extra ...string) *child {
 	args := append([]string{"--net=" + tp.host.Path(), "--", os.Args[0],
 		"--mtu=65520", "--enable-sandbox", "--enable-seccomp", "--enable-ipv6",
 		"-c", "-e", "3", "-r", "4", "--api-socket", api}, extra...)
-	args = append(args, "--netns-type=path", tp.ctr.Path(), "tap0")
+	args = append(args, "--netns-type=path", ctrPath, "tap0")
 	cmd := exec.Command("nsenter", args...)
 	cmd.Env = append(os.Environ(), childEnv+"=1", resolvEnv+"="+resolv)
 	cmd.ExtraFiles = []*os.File{exitR, readyW}
@@ -385,6 +392,46 @@ func TestPrivilegedHostLoopback(t *testing.T) {
 	got, err := nettest.Fetch(tp.ctr, "tcp", "10.0.2.2:9090")
 	if err != nil || got != "host loopback\n" {
 		t.Fatalf("fetch 10.0.2.2:9090 (host 127.0.0.1:9090): %q, %v", got, err)
+	}
+}
+
+// TestPrivilegedUsernsPath opens the TAP in a network namespace owned by
+// another user namespace (--userns-path), as slirp4netns does for a
+// rootless container started by someone else.
+func TestPrivilegedUsernsPath(t *testing.T) {
+	tp := newTopo(t)
+	peerHTTP := nettest.Listen(t, tp.peer, "tcp", ":8080")
+	nettest.ServeBanner(peerHTTP, "hello from peer\n")
+	holder := exec.Command("unshare", "--user", "--map-root-user", "--net", "sleep", "120")
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = holder.Process.Kill()
+		_ = holder.Wait()
+	})
+	pid := holder.Process.Pid
+	userns := fmt.Sprintf("/proc/%d/ns/user", pid)
+	for i := 0; i < 100; i++ {
+		// Wait until unshare has moved into its namespaces.
+		a, _ := os.Readlink(userns)
+		b, _ := os.Readlink("/proc/self/ns/user")
+		if a != b {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ns, err := netns.Open(fmt.Sprintf("/proc/%d/ns/net", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	tp.startIn(t, ns.Path(), "--userns-path="+userns)
+	ctr := &nettest.NS{NetNS: ns, Name: "userns-owned"}
+	got, err := nettest.Fetch(ctr, "tcp", "198.18.0.2:8080")
+	if err != nil || got != "hello from peer\n" {
+		out, _ := nettest.Run(ctr, 5*time.Second, "ip", "addr")
+		t.Fatalf("fetch from the user-namespace-owned netns: %q, %v\n%s", got, err, out)
 	}
 }
 

@@ -70,6 +70,15 @@ type options struct {
 	mac, targetType                                             string
 
 	target, tap string
+	helperFD    int
+}
+
+// netnsPath is the target namespace's path.
+func (o *options) netnsPath() string {
+	if o.netnsType == "pid" {
+		return fmt.Sprintf("/proc/%s/ns/net", o.target)
+	}
+	return o.target
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
@@ -94,6 +103,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.noDNS, "disable-dns", false, "")
 	fs.StringVar(&o.mac, "macaddress", "", "")
 	fs.StringVar(&o.targetType, "target-type", "netns", "")
+	fs.IntVar(&o.helperFD, helperFlag, -1, "")
 	fs.BoolVarP(&o.help, "help", "h", false, "")
 	fs.BoolVarP(&o.version, "version", "v", false, "")
 	if err := fs.Parse(args); err != nil {
@@ -231,18 +241,17 @@ func run(ctx context.Context, o *options, log *slog.Logger, adjust func(*usernet
 	if adjust != nil {
 		adjust(&cfg)
 	}
-	path := o.target
-	if o.netnsType == "pid" {
-		path = fmt.Sprintf("/proc/%s/ns/net", o.target)
+	if o.helperFD >= 0 {
+		return runHelper(o, cfg, mac)
 	}
 	var fd int
 	if o.usernsPath != "" {
-		fd, err = openTAPInUserns(o.usernsPath, path, o.tap, o.configure, cfg, mac)
+		fd, err = openTAPInUserns(o)
 		if err != nil {
 			return err
 		}
 	} else {
-		ns, err := netns.Open(path)
+		ns, err := netns.Open(o.netnsPath())
 		if err != nil {
 			return err
 		}
