@@ -244,6 +244,15 @@ func run(ctx context.Context, o *options, log *slog.Logger, adjust func(*usernet
 	if o.helperFD >= 0 {
 		return runHelper(o, cfg, mac)
 	}
+	if o.netnsType == "pid" && o.usernsPath == "" {
+		// As slirp4netns: a PID target's user namespace is joined too.
+		p := fmt.Sprintf("/proc/%s/ns/user", o.target)
+		theirs, err1 := os.Readlink(p)
+		ours, err2 := os.Readlink("/proc/self/ns/user")
+		if err1 == nil && err2 == nil && theirs != ours {
+			o.usernsPath = p
+		}
+	}
 	var fd int
 	if o.usernsPath != "" {
 		fd, err = openTAPInUserns(o)

@@ -37,7 +37,10 @@ func openTAPInUserns(o *options) (int, error) {
 	child := os.NewFile(uintptr(pair[1]), "tap-helper-child")
 	defer parent.Close()
 
-	args := []string{"--user=" + o.usernsPath, "--net=" + o.netnsPath(), "--", self, "--" + helperFlag + "=3"}
+	// --preserve-credentials: an unprivileged user namespace denies
+	// setgroups; the caller maps to root in it (rootless), which keeps the
+	// capabilities across exec.
+	args := []string{"--user=" + o.usernsPath, "--net=" + o.netnsPath(), "--preserve-credentials", "--", self, "--" + helperFlag + "=3"}
 	args = append(args, o.helperArgs()...)
 	cmd := exec.Command("nsenter", args...)
 	cmd.ExtraFiles = []*os.File{child}
