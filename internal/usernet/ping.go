@@ -95,14 +95,11 @@ func (p *pinger) echo(req echoRequest) {
 
 func (p *pinger) open(req echoRequest) (*pingFlow, error) {
 	dgram, raw, laddr := "udp4", "ip4:icmp", "0.0.0.0"
-	if p.st.cfg.OutboundAddr.IsValid() {
-		laddr = p.st.cfg.OutboundAddr.String()
-	}
 	if req.dst.Is6() {
 		dgram, raw, laddr = "udp6", "ip6:ipv6-icmp", "::"
-		if p.st.cfg.OutboundAddr6.IsValid() {
-			laddr = p.st.cfg.OutboundAddr6.String()
-		}
+	}
+	if ip := p.st.outboundIP(req.dst); ip != nil {
+		laddr = ip.String()
 	}
 	c, err := icmp.ListenPacket(dgram, laddr)
 	if err == nil {

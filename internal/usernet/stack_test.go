@@ -24,6 +24,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+
+	"github.com/berthnet/berth/internal/nettest"
 )
 
 // These tests need no privileges: the guest is a second gVisor stack joined
@@ -78,30 +80,13 @@ func full(a netip.AddrPort) tcpip.FullAddress {
 	return tcpip.FullAddress{NIC: 1, Addr: fromAddr(a.Addr()), Port: a.Port()}
 }
 
-func serveBanner(t *testing.T, l net.Listener, banner string) <-chan string {
-	t.Helper()
-	peers := make(chan string, 8)
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			peers <- c.RemoteAddr().String()
-			_, _ = c.Write([]byte(banner))
-			c.Close()
-		}
-	}()
-	return peers
-}
-
 func TestGuestReachesHostLoopbackThroughGateway(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	serveBanner(t, l, "host says hi\n")
+	nettest.ServeBanner(l, "host says hi\n")
 	port := uint16(l.Addr().(*net.TCPAddr).Port)
 
 	r := newRig(t, Config{})
@@ -213,7 +198,7 @@ func TestPortForwardAddRemove(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer gl.Close()
-	seen := serveBanner(t, gl, "guest web\n")
+	seen := nettest.ServeBanner(gl, "guest web\n")
 
 	hp := freePort(t)
 	f, err := r.st.AddForward(Forward{Proto: "tcp", HostAddr: netip.MustParseAddr("127.0.0.1"), HostPort: hp, GuestPort: 80})

@@ -56,14 +56,24 @@ func (st *Stack) handleTCP(r *tcp.ForwarderRequest) {
 // dialer returns a dialer bound to the outbound address of host's family.
 func (st *Stack) dialer(host netip.Addr) *net.Dialer {
 	d := &net.Dialer{KeepAlive: 30 * time.Second}
+	if ip := st.outboundIP(host); ip != nil {
+		d.LocalAddr = &net.TCPAddr{IP: ip}
+	}
+	return d
+}
+
+// outboundIP is the host address relayed connections to host are bound to
+// (--outbound-addr, --outbound-addr6), or nil: the kernel chooses. The
+// host's loopback is never reached from an outbound address.
+func (st *Stack) outboundIP(host netip.Addr) net.IP {
 	switch {
 	case host.IsLoopback():
 	case host.Is4() && st.cfg.OutboundAddr.IsValid():
-		d.LocalAddr = &net.TCPAddr{IP: st.cfg.OutboundAddr.AsSlice()}
+		return st.cfg.OutboundAddr.AsSlice()
 	case host.Is6() && st.cfg.OutboundAddr6.IsValid():
-		d.LocalAddr = &net.TCPAddr{IP: st.cfg.OutboundAddr6.AsSlice()}
+		return st.cfg.OutboundAddr6.AsSlice()
 	}
-	return d
+	return nil
 }
 
 // halfCloser is a stream that can shut down its write side.

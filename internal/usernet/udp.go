@@ -27,12 +27,8 @@ func (st *Stack) handleUDP(r *udp.ForwarderRequest) {
 		return
 	}
 	var laddr *net.UDPAddr
-	switch {
-	case host.IsLoopback():
-	case host.Is4() && st.cfg.OutboundAddr.IsValid():
-		laddr = &net.UDPAddr{IP: st.cfg.OutboundAddr.AsSlice()}
-	case host.Is6() && st.cfg.OutboundAddr6.IsValid():
-		laddr = &net.UDPAddr{IP: st.cfg.OutboundAddr6.AsSlice()}
+	if ip := st.outboundIP(host); ip != nil {
+		laddr = &net.UDPAddr{IP: ip}
 	}
 	hc, err := net.DialUDP("udp", laddr, net.UDPAddrFromAddrPort(netip.AddrPortFrom(host, id.LocalPort)))
 	if err != nil {
