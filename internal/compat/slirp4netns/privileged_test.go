@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	mdns "github.com/miekg/dns"
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
+	"golang.org/x/sys/unix"
 
 	"github.com/berthnet/berth/internal/netns"
 	"github.com/berthnet/berth/internal/nettest"
@@ -128,6 +130,16 @@ func (tp *topo) startIn(t *testing.T, ctrPath string, extra ...string) *child {
 		t.Fatal(err)
 	}
 	api := filepath.Join(tp.dir, nettest.RandName("busr")+".net")
+	args := append([]string{"--mtu=65520", "--enable-sandbox", "--enable-seccomp", "--enable-ipv6",
+		"-c", "-e", "3", "-r", "4", "--api-socket", api}, extra...)
+	args = append(args, "--netns-type=path", ctrPath, "tap0")
+	return tp.launch(t, []string{"nsenter", "--net=" + tp.host.Path(), "--", os.Args[0]}, args, api, resolv)
+}
+
+// launch runs the front-end as cmdline + args, with the exit fd as fd 3
+// and the ready fd as fd 4, and waits until it is ready.
+func (tp *topo) launch(t *testing.T, cmdline, args []string, api, resolv string) *child {
+	t.Helper()
 	exitR, exitW, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -136,11 +148,7 @@ func (tp *topo) startIn(t *testing.T, ctrPath string, extra ...string) *child {
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := append([]string{"--net=" + tp.host.Path(), "--", os.Args[0],
-		"--mtu=65520", "--enable-sandbox", "--enable-seccomp", "--enable-ipv6",
-		"-c", "-e", "3", "-r", "4", "--api-socket", api}, extra...)
-	args = append(args, "--netns-type=path", ctrPath, "tap0")
-	cmd := exec.Command("nsenter", args...)
+	cmd := exec.Command(cmdline[0], append(cmdline[1:], args...)...)
 	cmd.Env = append(os.Environ(), childEnv+"=1", resolvEnv+"="+resolv)
 	cmd.ExtraFiles = []*os.File{exitR, readyW}
 	c := &child{cmd: cmd, exitW: exitW, api: api, log: &syncBuffer{}, done: make(chan error, 1)}
@@ -432,6 +440,91 @@ func TestPrivilegedUsernsPath(t *testing.T) {
 	if err != nil || got != "hello from peer\n" {
 		out, _ := nettest.Run(ctr, 5*time.Second, "ip", "addr")
 		t.Fatalf("fetch from the user-namespace-owned netns: %q, %v\n%s", got, err, out)
+	}
+}
+
+// TestPrivilegedRootless runs the front-end as an unprivileged user, as
+// rootless Podman does: the "container" is a user+network namespace that
+// user created, the front-end runs in the host namespace and joins the
+// container's user namespace through its PID (as slirp4netns does). The
+// host's /dev/net/tun is 0600 here, so the front-end gets a usable node
+// bind-mounted in a mount namespace of its own (the host's stays as it is).
+func TestPrivilegedRootless(t *testing.T) {
+	tp := newTopo(t)
+	peerHTTP := nettest.Listen(t, tp.peer, "tcp", ":8080")
+	nettest.ServeBanner(peerHTTP, "hello from peer\n")
+	const uid = "64987" // no such user: nothing on the machine runs as it
+	// Everything the user needs lives in a directory it can use.
+	dir, err := os.MkdirTemp("", "busr-rootless-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	self := filepath.Join(dir, "slirp4netns.test")
+	if out, err := exec.Command("cp", os.Args[0], self).CombinedOutput(); err != nil {
+		t.Fatalf("copy test binary: %v %s", err, out)
+	}
+	node := filepath.Join(dir, "tun")
+	if err := unix.Mknod(node, unix.S_IFCHR|0o666, int(unix.Mkdev(10, 200))); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chmod(node, 0o666)
+
+	holder := exec.Command("setpriv", "--reuid="+uid, "--regid="+uid, "--clear-groups", "--",
+		"unshare", "--user", "--map-root-user", "--net", "sleep", "120")
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = holder.Process.Kill()
+		_ = holder.Wait()
+	})
+	pid := strconv.Itoa(holder.Process.Pid)
+	for i := 0; i < 100; i++ {
+		a, _ := os.Readlink("/proc/" + pid + "/ns/net")
+		b, _ := os.Readlink("/proc/self/ns/net")
+		if a != b {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	api := filepath.Join(dir, "api.sock")
+	cmdline := []string{"unshare", "--mount", "--propagation", "private", "--",
+		"sh", "-c", `mount --bind "$0" /dev/net/tun && exec "$@"`, node,
+		"nsenter", "--net=" + tp.host.Path(), "--",
+		"setpriv", "--reuid=" + uid, "--regid=" + uid, "--clear-groups", "--", self}
+	c := tp.launch(t, cmdline, []string{"--configure", "--mtu=65520", "--disable-host-loopback",
+		"-e", "3", "-r", "4", "--api-socket", api, pid, "tap0"}, api, "")
+	if out, err := exec.Command("stat", "-c", "%u", "/proc/"+strconv.Itoa(c.cmd.Process.Pid)).Output(); err != nil {
+		t.Fatal(err)
+	} else if strings.TrimSpace(string(out)) != uid {
+		t.Fatalf("front-end runs as uid %s, want %s", out, uid)
+	}
+
+	ns, err := netns.Open("/proc/" + pid + "/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	ctr := &nettest.NS{NetNS: ns, Name: "rootless-container"}
+	got, err := nettest.Fetch(ctr, "tcp", "198.18.0.2:8080")
+	if err != nil || got != "hello from peer\n" {
+		t.Fatalf("fetch from the rootless container: %q, %v", got, err)
+	}
+	l := nettest.Listen(t, ctr, "tcp", ":80")
+	seen := nettest.ServeBanner(l, "hello from rootless container\n")
+	if resp := c.call(t, `{"execute":"add_hostfwd","arguments":{"proto":"tcp","host_addr":"0.0.0.0","host_port":8080,"guest_addr":"","guest_port":80}}`); resp != `{"return":{"id":1}}` {
+		t.Fatalf("add_hostfwd: %s", resp)
+	}
+	got, err = nettest.Fetch(tp.peer, "tcp", "198.18.0.1:8080")
+	if err != nil || got != "hello from rootless container\n" {
+		t.Fatalf("fetch through the rootless forward: %q, %v", got, err)
+	}
+	if src := <-seen; !strings.HasPrefix(src, "198.18.0.2:") {
+		t.Errorf("container saw the client as %s, want 198.18.0.2", src)
 	}
 }
 
