@@ -22,13 +22,12 @@ stamp=$(date -u +%Y%m%dT%H%M%SZ)
 out=$here/captured/rootless-$stamp
 mkdir -p "$here/captured"
 
-# The unprivileged user must be able to execute berth: copy it out of the
-# (possibly private) checkout, named slirp4netns (the multi-call binary picks
-# its role from its name).
-[ -x "$top/bin/berth" ] || make -C "$top" build >/dev/null
+# The unprivileged user must be able to execute berth's slirp4netns: copy it
+# out of the (possibly private) checkout.
+[ -x "$top/bin/slirp4netns" ] || make -C "$top" build >/dev/null
 bindir=/opt/$PFX/bin
 mkdir -p "$bindir"
-cp "$top/bin/berth" "$bindir/slirp4netns"
+cp "$top/bin/slirp4netns" "$bindir/slirp4netns"
 chmod -R a+rX "/opt/$PFX"
 
 exec unshare --net --mount --propagation private -- bash -c '

@@ -12,7 +12,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
-[ -x "$top/bin/berth" ] || make -C "$top" >/dev/null
+[ -x "$top/bin/berth" ] && [ -x "$top/bin/slirp4netns" ] || make -C "$top" >/dev/null
 helpers=${HELPERS:-/opt/berth-acceptance/helpers}
 rm -rf "$helpers"
 mkdir -p "$helpers"
@@ -20,7 +20,7 @@ cp "$top/bin/berth" "$helpers/netavark"
 aardvark=${AARDVARK:-$top/bin/aardvark-dns}
 [ -x "$aardvark" ] || aardvark=/usr/lib/podman/aardvark-dns
 ln -s "$aardvark" "$helpers/aardvark-dns"
-ln -s netavark "$helpers/slirp4netns"
+cp "$top/bin/slirp4netns" "$helpers/slirp4netns"
 export SLIRP4NETNS=${SLIRP4NETNS:-$helpers/slirp4netns}
 chmod -R a+rX "$(dirname "$helpers")"
 export HELPER_DIR=$helpers PFX=${PFX:-bacc} LOG_DIR=${LOG_DIR:-/var/tmp/berth-acceptance-logs}
