@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -60,6 +61,9 @@ func OpenTAPHere(name string, configure bool, cfg Config, mac net.HardwareAddr) 
 
 func openTAPHere(name string, configure bool, cfg Config, mac net.HardwareAddr) (int, error) {
 	fd, err := tun.OpenTAP(name)
+	if errors.Is(err, unix.EACCES) {
+		return -1, fmt.Errorf("open TAP %s: /dev/net/tun: %w (the device must be usable by uid %d: distributions make it mode 0666)", name, err, os.Getuid())
+	}
 	if err != nil {
 		return -1, fmt.Errorf("open TAP %s (/dev/net/tun): %w", name, err)
 	}
