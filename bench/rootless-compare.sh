@@ -38,7 +38,7 @@ SHARED=$1 OUT=$2 REPS=$3 BINDIR=$4; shift 4
 export RESULTS=$OUT.tsv
 "$SHARED/topo.sh" up >&2 || exit 1
 for rep in $(seq 1 "$REPS"); do
-  for v in "$@"; do
+  for v in "$@"; do export REP_NO=$rep
     case $v in
       kernel)       TESTS="$TESTS" LABEL=kernel "$SHARED/bench.sh" kernel 1 ;;
       slirp4netns)  LABEL=slirp4netns-1.2 "$SHARED/bench.sh" slirp4netns 1 ;;
