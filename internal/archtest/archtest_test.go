@@ -53,6 +53,10 @@ var pure = []string{
 	"internal/containersconf",
 	"internal/image/ref",
 	"internal/image/change",
+	"internal/runopts",
+	"internal/runspec",
+	"internal/hostsfile",
+	"internal/resolvconf",
 }
 
 var kernel = []string{

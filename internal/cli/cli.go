@@ -1,8 +1,10 @@
 // Package cli is berth's command line: the podman-style `berth` command
 // tree (berth network create|ls|inspect|rm|prune|exists|update|connect|
-// disconnect|reload, berth info, berth system reset, berth completion), and
-// the dispatch to the compatible front-ends when the binary is called by
-// another name (netavark, aardvark-dns, slirp4netns).
+// disconnect|reload, the container engine's run|create|start|stop|kill|rm|
+// ps|logs|exec|inspect|port and pod commands, berth info, berth system
+// reset, berth completion), and the dispatch to the compatible front-ends
+// when the binary is called by another name (netavark, aardvark-dns,
+// slirp4netns).
 //
 // Errors print as "Error: ..." on stderr with Podman's exit codes: 125 for
 // a general error, 1 for "not found" in exists and rm, 2 for a network in
@@ -70,7 +72,8 @@ func newRoot(env Env, g *globals, code *int) *cobra.Command {
 		Short: "Linux container networking",
 		Long: "berth is Linux container networking in one binary: bridge, macvlan and ipvlan\n" +
 			"networks, NAT and published ports, Podman's network files, and a drop-in\n" +
-			"backend for Podman (called as netavark).",
+			"backend for Podman (called as netavark), and a small container engine that runs\n" +
+			"containers and pods with runc on those networks.",
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		Version:       buildinfo.Version,
@@ -100,6 +103,20 @@ func newRoot(env Env, g *globals, code *int) *cobra.Command {
 	root.AddCommand(imageCmds(env, g)...)
 	root.AddCommand(
 		networkCmd(env, g),
+		runCmd(env, g),
+		ctrCreateCmd(env, g),
+		startCmd(env, g),
+		stopCmd(env, g),
+		killCmd(env, g),
+		ctrRmCmd(env, g),
+		psCmd(env, g),
+		logsCmd(env, g),
+		execCmd(env, g),
+		ctrInspectCmd(env, g),
+		portCmd(env, g),
+		podCmd(env, g),
+		containerCmd(env, g),
+		monitorCmd(env, g),
 		infoCmd(env, g),
 		systemCmd(env, g),
 		&cobra.Command{

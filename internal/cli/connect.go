@@ -10,9 +10,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/berthnet/berth/internal/engine"
 	"github.com/berthnet/berth/internal/ipam"
 	"github.com/berthnet/berth/internal/netstore"
 	"github.com/berthnet/berth/internal/network"
+	"github.com/berthnet/berth/internal/runopts"
 )
 
 type connectFlags struct {
@@ -88,6 +90,12 @@ func (w *world) resolveContainer(ref, nsPath string) (*container, bool, error) {
 	if nsPath == "" {
 		c, err := lookup(all, ref)
 		if errors.Is(err, ErrNoSuchContainer) {
+			// A running engine container on no network yet.
+			if ec := w.engineContainer(ref); ec != nil && ec.Running() && ec.State.NetNS != "" {
+				return &container{ID: ec.Config.ID, Name: ec.Config.Name, NetNS: ec.State.NetNS, Created: ec.Config.Created, Ports: ec.Config.Ports}, true, nil
+			}
+		}
+		if errors.Is(err, ErrNoSuchContainer) {
 			return nil, false, fmt.Errorf("%w (register a network namespace with --netns PATH or give ns:PATH)", err)
 		}
 		return c, false, err
@@ -119,6 +127,31 @@ func (w *world) connect(cmd *cobra.Command, netRef, ctrRef string, f *connectFla
 	n, err := w.store.Get(netRef)
 	if err != nil {
 		return err
+	}
+	var ec *engine.Container
+	if f.netns == "" && !strings.HasPrefix(ctrRef, "ns:") {
+		ec = w.engineContainer(ctrRef)
+	}
+	if ec != nil {
+		if ec.Config.Net.Kind != runopts.ModeBridge {
+			return fmt.Errorf("container %s uses network mode %s: only containers on bridge networks can be connected", ec.Config.Name, ec.Config.Net.Kind)
+		}
+		if w.engineHasNetwork(ec, n.Name) {
+			return fmt.Errorf("container %s is already connected to network %q: %w", ec.Config.ID, n.Name, ErrAlreadyConnected)
+		}
+		if !ec.Running() {
+			// A created or stopped container joins at its next start.
+			req := runopts.NetworkRequest{Name: n.Name, Aliases: f.aliases, MAC: f.mac}
+			sn := runopts.Single{IP: f.ip, IP6: f.ip6, MAC: f.mac}
+			m := runopts.NetMode{Kind: runopts.ModeBridge, Networks: []runopts.NetworkRequest{req}}
+			if err := sn.Apply(&m); err != nil {
+				return err
+			}
+			if err := ipam.Validate(n, m.Networks[0].IPs); err != nil {
+				return err
+			}
+			return w.recordEngineNetwork(ec, &m.Networks[0], true)
+		}
 	}
 	ctr, isNew, err := w.resolveContainer(ctrRef, f.netns)
 	if err != nil {
@@ -248,6 +281,17 @@ func (w *world) connect(cmd *cobra.Command, netRef, ctrRef string, f *connectFla
 		}
 	}
 	w.log.Info("connected", "container", ctr.Name, "network", n.Name, "interface", att.Opts.InterfaceName, "addresses", addrs)
+	if ec != nil {
+		req := runopts.NetworkRequest{Name: n.Name, Aliases: f.aliases, MAC: f.mac, IPs: static, Interface: att.Opts.InterfaceName}
+		if err := w.recordEngineNetwork(ec, &req, true); err != nil {
+			return err
+		}
+		e, err := w.engine()
+		if err != nil {
+			return err
+		}
+		return e.NetworksChanged(ec.Config.ID, res, nil)
+	}
 	return nil
 }
 
@@ -277,6 +321,17 @@ func (w *world) disconnect(cmd *cobra.Command, netRef, ctrRef string, force bool
 		return err
 	}
 	ctr, err := lookup(all, ctrRef)
+	if ec := w.engineContainer(ctrRef); ec != nil && (err != nil || !ec.Running()) {
+		// Not attached now: only the configuration changes.
+		n, nerr := w.store.Get(netRef)
+		if nerr != nil {
+			return nerr
+		}
+		if !w.engineHasNetwork(ec, n.Name) {
+			return fmt.Errorf("container %s is not connected to network %s", ctrRef, n.Name)
+		}
+		return w.recordEngineNetwork(ec, &runopts.NetworkRequest{Name: n.Name}, false)
+	}
 	if err != nil {
 		return err
 	}
@@ -306,6 +361,16 @@ func (w *world) disconnect(cmd *cobra.Command, netRef, ctrRef string, force bool
 	}
 	if err := w.alloc.Release(ctr.ID, netName); err != nil {
 		return err
+	}
+	if ec := w.engineContainer(ctr.ID); ec != nil {
+		if err := w.recordEngineNetwork(ec, &runopts.NetworkRequest{Name: netName}, false); err != nil {
+			return err
+		}
+		if e, err := w.engine(); err == nil {
+			if err := e.NetworksChanged(ec.Config.ID, nil, []string{netName}); err != nil {
+				return err
+			}
+		}
 	}
 	return w.ctrs.update(func(all []*container) ([]*container, error) {
 		for _, c := range all {

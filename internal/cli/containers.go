@@ -14,6 +14,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/berthnet/berth/internal/engine"
 	"github.com/berthnet/berth/internal/network"
 )
 
@@ -43,6 +44,9 @@ type container struct {
 	NetNS    string     `json:"netns"`
 	Created  time.Time  `json:"created"`
 	Networks []attached `json:"networks"`
+	// Ports are the container's published ports (engine containers); they
+	// are set up on every network it joins.
+	Ports []network.PortMapping `json:"ports,omitempty"`
 }
 
 func (c *container) find(netName string) int {
@@ -56,7 +60,7 @@ func (c *container) find(netName string) int {
 
 // options builds the netsetup input for the given attachments.
 func (c *container) options(atts []attached) *network.Options {
-	o := &network.Options{ContainerID: c.ID, ContainerName: c.Name, NetworkInfo: map[string]network.Network{}}
+	o := &network.Options{ContainerID: c.ID, ContainerName: c.Name, PortMappings: c.Ports, NetworkInfo: map[string]network.Network{}}
 	for _, a := range atts {
 		o.Networks = append(o.Networks, network.NamedNetworkOptions{Name: a.Network.Name, PerNetworkOptions: a.Opts})
 		o.NetworkInfo[a.Network.Name] = a.Network
@@ -138,21 +142,11 @@ func lookup(all []*container, ref string) (*container, error) {
 		}
 		return nil, fmt.Errorf("no container with name or ID %q found: %w", ref, ErrNoSuchContainer)
 	}
-	for _, c := range all {
-		if c.Name == ref || c.ID == ref {
-			return c, nil
-		}
-	}
-	var found *container
-	for _, c := range all {
-		if ref != "" && strings.HasPrefix(c.ID, ref) {
-			if found != nil {
-				return nil, fmt.Errorf("more than one result for container ID %s", ref)
-			}
-			found = c
-		}
-	}
-	if found == nil {
+	found, ok, ambiguous := engine.MatchRef(all, ref, func(c *container) string { return c.ID }, func(c *container) string { return c.Name })
+	switch {
+	case ambiguous:
+		return nil, fmt.Errorf("more than one result for container ID %s", ref)
+	case !ok:
 		return nil, fmt.Errorf("no container with name or ID %q found: %w", ref, ErrNoSuchContainer)
 	}
 	return found, nil

@@ -138,8 +138,13 @@ func newTestWorld(t *testing.T, setup string) *testWorld {
 	}
 	tw.env = Env{
 		Getenv: func(k string) string {
-			if k == "CONTAINERS_CONF" {
+			switch k {
+			case "CONTAINERS_CONF":
 				return tw.conf
+			case "BERTH_ROOT":
+				return filepath.Join(d, "root")
+			case "BERTH_RUNROOT":
+				return filepath.Join(d, "runroot")
 			}
 			return ""
 		},

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
@@ -14,6 +15,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berthnet/berth/internal/buildinfo"
+	"github.com/berthnet/berth/internal/engine"
+	"github.com/berthnet/berth/internal/image"
 )
 
 // Info is what `berth info` reports: the network part of `podman info`,
@@ -203,7 +206,9 @@ func systemCmd(env Env, g *globals) *cobra.Command {
 	reset := &cobra.Command{
 		Use:   "reset [options]",
 		Short: "Remove berth's networks, state and rules",
-		Long: `Detach every registered container from its networks (removing their
+		Long: `Stop and remove every container (with its logs and root filesystem) and
+the engine's storage and runtime directories (--root, --runroot), detach
+every other registered container from its networks (removing their
 interfaces, firewall rules and DNS entries), forget the containers, and
 remove every network and its address records. Rootful, an exported default
 network file is kept, as Podman keeps it; rootless the whole network
@@ -211,7 +216,7 @@ directory goes.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !force {
-				fmt.Fprint(env.Stdout, "WARNING! This will remove:\n        - all networks and their address records\n        - all containers registered with berth (their namespaces are detached, not deleted)\nAre you sure you want to continue? [y/N] ")
+				fmt.Fprint(env.Stdout, "WARNING! This will remove:\n        - all containers, their logs and root filesystems\n        - all networks and their address records\n        - all containers registered with berth (their namespaces are detached, not deleted)\nAre you sure you want to continue? [y/N] ")
 				ans, _ := bufio.NewReader(env.Stdin).ReadString('\n')
 				if a := strings.ToLower(strings.TrimSpace(ans)); a != "y" && a != "yes" {
 					return nil
@@ -232,6 +237,43 @@ directory goes.`,
 
 func (w *world) reset(cmd *cobra.Command) error {
 	var errs []error
+	// Containers first: they stop, leave their networks and are removed;
+	// then the engine's storage (containers, images) and runtime state.
+	if e, err := w.engine(); err == nil {
+		pods, err := e.Pods()
+		if err != nil {
+			errs = append(errs, err)
+		}
+		for _, p := range pods {
+			if _, err := e.RemovePod(p.ID, true); err != nil && !errors.Is(err, engine.ErrNoSuchPod) {
+				errs = append(errs, fmt.Errorf("remove pod %s: %w", p.Name, err))
+			}
+		}
+		ecs, err := e.List()
+		if err != nil {
+			errs = append(errs, err)
+		}
+		for _, c := range ecs {
+			if _, err := e.Remove(c.Config.ID, true); err != nil && !errors.Is(err, engine.ErrNoSuchContainer) {
+				errs = append(errs, fmt.Errorf("remove container %s: %w", c.Config.Name, err))
+			}
+		}
+		if _, err := os.Stat(filepath.Join(w.root, "images")); err == nil {
+			// Image store mounts go before its directory does.
+			if s, err := image.Open(filepath.Join(w.root, "images")); err == nil {
+				if err := s.Reset(); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
+		if len(errs) == 0 {
+			for _, d := range []string{w.root, w.runRoot} {
+				if err := os.RemoveAll(d); err != nil {
+					errs = append(errs, fmt.Errorf("remove %s: %w", d, err))
+				}
+			}
+		}
+	}
 	ctrs, err := w.ctrs.all()
 	if err != nil {
 		errs = append(errs, err)

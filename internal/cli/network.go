@@ -15,9 +15,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/berthnet/berth/internal/engine"
 	"github.com/berthnet/berth/internal/netconf"
 	"github.com/berthnet/berth/internal/netstore"
 	"github.com/berthnet/berth/internal/network"
+	"github.com/berthnet/berth/internal/runopts"
 )
 
 // exitError carries a specific exit code (Podman's: 1 for not found in
@@ -500,6 +502,20 @@ func (w *world) inUse() (map[string]bool, []*container, error) {
 			m[a.Network.Name] = true
 		}
 	}
+	// Engine containers use their configured networks even when stopped.
+	if e, err := w.engine(); err == nil {
+		ecs, err := e.List()
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, c := range ecs {
+			if c.Config.Net.Kind == runopts.ModeBridge {
+				for _, r := range c.Config.Net.Networks {
+					m[w.netName(r.Name)] = true
+				}
+			}
+		}
+	}
 	return m, ctrs, nil
 }
 
@@ -710,6 +726,25 @@ func (w *world) removeNetwork(cmd *cobra.Command, ref string, force bool) (strin
 	}
 	if err != nil {
 		return "", err
+	}
+	ecs, e, err := w.engineUsers(n.Name)
+	if err != nil {
+		return "", err
+	}
+	if len(ecs) > 0 && !force {
+		return "", &exitError{code: 2, err: fmt.Errorf("%q has associated containers with it. Use -f to forcibly delete containers and pods: %w", n.Name, ErrNetworkInUse)}
+	}
+	// -f removes the engine containers on the network, as Podman does.
+	for _, c := range ecs {
+		if c.Config.Infra {
+			if _, err := e.RemovePod(c.Config.Pod, true); err != nil && !errors.Is(err, engine.ErrNoSuchPod) {
+				return "", fmt.Errorf("remove pod %s: %w", c.Config.Pod, err)
+			}
+			continue
+		}
+		if _, err := e.Remove(c.Config.ID, true); err != nil && !errors.Is(err, engine.ErrNoSuchContainer) {
+			return "", fmt.Errorf("remove container %s: %w", c.Config.Name, err)
+		}
 	}
 	_, ctrs, err := w.inUse()
 	if err != nil {

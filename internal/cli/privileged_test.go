@@ -63,6 +63,8 @@ type ptopo struct {
 	bin           string
 	cfg, run      string
 	conf          string
+	// root and runRoot are the engine's directories (never the machine's).
+	root, runRoot string
 }
 
 func newPTopo(t *testing.T) *ptopo {
@@ -74,6 +76,7 @@ func newPTopo(t *testing.T) *ptopo {
 	nettest.Connect(t, p.host, "eth0", netip.MustParsePrefix("198.18.0.1/24"), p.outside, "eth0", netip.MustParsePrefix("198.18.0.2/24"))
 	d := t.TempDir()
 	p.cfg, p.run, p.conf = filepath.Join(d, "nets"), filepath.Join(d, "run"), filepath.Join(d, "containers.conf")
+	p.root, p.runRoot = filepath.Join(d, "root"), filepath.Join(d, "runroot")
 	if err := os.WriteFile(p.conf, []byte("[network]\ndefault_subnet_pools = [{base = \"198.19.128.0/17\", size = 24}]\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +90,7 @@ func newPTopo(t *testing.T) *ptopo {
 
 // berth runs the berth binary inside the host namespace.
 func (p *ptopo) berth(args ...string) (string, error) {
-	full := append([]string{"--net=" + p.host.Path(), "--", p.bin, "--network-config-dir", p.cfg, "--network-run-dir", p.run}, args...)
+	full := append([]string{"--net=" + p.host.Path(), "--", p.bin, "--network-config-dir", p.cfg, "--network-run-dir", p.run, "--root", p.root, "--runroot", p.runRoot}, args...)
 	cmd := exec.Command("nsenter", full...)
 	cmd.Env = append(os.Environ(), "CONTAINERS_CONF="+p.conf)
 	out, err := cmd.CombinedOutput()

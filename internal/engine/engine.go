@@ -1,0 +1,413 @@
+// Package engine runs containers: it keeps their records (bbolt under the
+// storage root), creates their network namespaces and hands them to a
+// Networker, writes /etc/hosts and /etc/resolv.conf, generates the OCI
+// spec, and starts a monitor process (berth's conmon) that runs runc and
+// outlives the command. Stop, kill, exec and remove drive runc directly;
+// the state each command reads is reconciled with the monitor's exit file
+// and runc, so a killed monitor does not make the engine lie.
+package engine
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/berthnet/berth/internal/network"
+	"github.com/berthnet/berth/internal/runopts"
+)
+
+// Container states, as Podman names them.
+const (
+	StateCreated = "created"
+	StateRunning = "running"
+	StateExited  = "exited"
+	StateStopped = "stopped" // set by stop before the exit is recorded
+)
+
+// ImageInfo is what the engine needs from an image.
+type ImageInfo struct {
+	ID, Name     string
+	Entrypoint   []string
+	Cmd          []string
+	Env          []string
+	WorkingDir   string
+	User         string
+	StopSignal   string
+	ExposedPorts []string // "80/tcp"
+}
+
+// ImageSource resolves images and provides container root filesystems.
+type ImageSource interface {
+	Resolve(ref string) (ImageInfo, error)
+	// Mount returns a writable root filesystem for the container; it is
+	// idempotent.
+	Mount(imageID, containerID string) (rootfs string, err error)
+	Unmount(containerID string) error
+	RemoveRootfs(containerID string) error
+}
+
+// Networker attaches a container's network namespace to its networks (the
+// bridge mode) and detaches it.
+type Networker interface {
+	// Attach attaches nsPath to every network of c.Config.Net and returns
+	// one status block per network name.
+	Attach(c *Container, nsPath string) (map[string]network.StatusBlock, error)
+	// Detach undoes Attach (and later connects); it tolerates a namespace
+	// that is already gone and a container that is not attached.
+	Detach(c *Container) error
+}
+
+// Config is a container's configuration, fixed at create.
+type Config struct {
+	ID      string    `json:"id"`
+	Name    string    `json:"name"`
+	Created time.Time `json:"created"`
+	// Image is the reference given; ImageID the resolved ID; Rootfs a
+	// directory given with --rootfs instead of an image.
+	Image   string `json:"image,omitempty"`
+	ImageID string `json:"image_id,omitempty"`
+	Rootfs  string `json:"rootfs,omitempty"`
+
+	Entrypoint  []string          `json:"entrypoint,omitempty"`
+	Cmd         []string          `json:"cmd,omitempty"`
+	Args        []string          `json:"args"`
+	Env         []string          `json:"env,omitempty"`
+	WorkingDir  string            `json:"working_dir,omitempty"`
+	User        string            `json:"user,omitempty"`
+	Terminal    bool              `json:"terminal,omitempty"`
+	Stdin       bool              `json:"stdin,omitempty"`
+	Hostname    string            `json:"hostname"`
+	StopSignal  string            `json:"stop_signal,omitempty"`
+	StopTimeout uint              `json:"stop_timeout"`
+	Remove      bool              `json:"remove,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	ReadOnly    bool              `json:"read_only,omitempty"`
+
+	Net          runopts.NetMode       `json:"net"`
+	Ports        []network.PortMapping `json:"ports,omitempty"`
+	ExposedPorts []string              `json:"exposed_ports,omitempty"`
+	DNS          runopts.DNS           `json:"dns"`
+	AddHosts     []runopts.ExtraHost   `json:"add_hosts,omitempty"`
+	NoHosts      bool                  `json:"no_hosts,omitempty"`
+
+	// Pod is the pod the container belongs to; Infra marks the pod's
+	// infra container.
+	Pod   string `json:"pod,omitempty"`
+	Infra bool   `json:"infra,omitempty"`
+}
+
+// State is a container's runtime state.
+type State struct {
+	Status     string    `json:"status"`
+	Pid        int       `json:"pid,omitempty"`
+	MonitorPid int       `json:"monitor_pid,omitempty"`
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at"`
+	ExitCode   int       `json:"exit_code"`
+	// NetNS is the namespace the container uses while it is set up (a pin
+	// under the run root for private namespaces).
+	NetNS string `json:"netns,omitempty"`
+	// OwnNetNS is true when the engine created NetNS and must remove it.
+	OwnNetNS bool `json:"own_netns,omitempty"`
+	// Networks is what the networks reported at start.
+	Networks map[string]network.StatusBlock `json:"networks,omitempty"`
+	// Mounted is the root filesystem while it is mounted.
+	Mounted string `json:"mounted,omitempty"`
+	// Error is why the last start failed.
+	Error string `json:"error,omitempty"`
+	// RestartCount counts starts after the first.
+	StartCount int `json:"start_count"`
+}
+
+// Container is one record.
+type Container struct {
+	Config Config `json:"config"`
+	State  State  `json:"state"`
+}
+
+// ShortID is the 12-character ID.
+func (c *Container) ShortID() string { return network.ShortID(c.Config.ID) }
+
+// Running reports whether the container's process is up.
+func (c *Container) Running() bool { return c.State.Status == StateRunning }
+
+// Errors callers branch on.
+var (
+	ErrNoSuchContainer = errors.New("no such container")
+	ErrNameInUse       = errors.New("name is already in use")
+	ErrRunning         = errors.New("container state improper")
+	ErrNoImages        = errors.New("no image store")
+)
+
+// EngineConfig configures an Engine.
+type EngineConfig struct {
+	// Root keeps records and logs; RunRoot runtime state (namespace pins,
+	// runc state, sockets, exit files).
+	Root, RunRoot string
+	// Runtime is the OCI runtime binary (default /usr/sbin/runc).
+	Runtime string
+	Images  ImageSource
+	Net     Networker
+	// MonitorCommand returns the command that runs the monitor of a
+	// container (berth's hidden `container monitor` subcommand).
+	MonitorCommand func(id string) *exec.Cmd
+	// HostsFile and ResolvConf are the host's files (default /etc/hosts,
+	// /etc/resolv.conf).
+	HostsFile, ResolvConf string
+	Logger                *slog.Logger
+	Now                   func() time.Time
+}
+
+// Engine manages containers.
+type Engine struct {
+	cfg EngineConfig
+	log *slog.Logger
+}
+
+// New returns an Engine.
+func New(cfg EngineConfig) (*Engine, error) {
+	if cfg.Root == "" || cfg.RunRoot == "" {
+		return nil, errors.New("engine: root and run root are required")
+	}
+	if cfg.Runtime == "" {
+		cfg.Runtime = "/usr/sbin/runc"
+	}
+	if cfg.HostsFile == "" {
+		cfg.HostsFile = "/etc/hosts"
+	}
+	if cfg.ResolvConf == "" {
+		cfg.ResolvConf = "/etc/resolv.conf"
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	l := cfg.Logger
+	if l == nil {
+		l = slog.New(slog.DiscardHandler)
+	}
+	return &Engine{cfg: cfg, log: l}, nil
+}
+
+// Runtime returns the OCI runtime binary.
+func (e *Engine) Runtime() string { return e.cfg.Runtime }
+
+// RuncRoot is runc's --root.
+func (e *Engine) RuncRoot() string { return filepath.Join(e.cfg.RunRoot, "runc") }
+
+// RunDir is the container's runtime directory (bundle, hosts, resolv.conf,
+// sockets, exit file).
+func (e *Engine) RunDir(id string) string { return filepath.Join(e.cfg.RunRoot, "containers", id) }
+
+// DataDir is the container's persistent directory (logs).
+func (e *Engine) DataDir(id string) string { return filepath.Join(e.cfg.Root, "containers", id) }
+
+// LogPath is the container's log file (k8s-file format).
+func (e *Engine) LogPath(id string) string { return filepath.Join(e.DataDir(id), "ctr.log") }
+
+// ExitFile is where the monitor records the exit code.
+func (e *Engine) ExitFile(id string) string { return filepath.Join(e.RunDir(id), "exit") }
+
+// AttachSocket is the monitor's attach socket.
+func (e *Engine) AttachSocket(id string) string { return filepath.Join(e.RunDir(id), "attach") }
+
+// NetNSPath is where a private namespace is pinned.
+func (e *Engine) NetNSPath(id string) string {
+	return filepath.Join(e.cfg.RunRoot, "netns", "berth-"+network.ShortID(id))
+}
+
+func (e *Engine) dbPath() string { return filepath.Join(e.cfg.Root, "containers.db") }
+
+var bucket = []byte("containers")
+
+func (e *Engine) open(readOnly bool) (*bolt.DB, error) {
+	if readOnly {
+		if _, err := os.Stat(e.dbPath()); errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+	} else if err := os.MkdirAll(e.cfg.Root, 0o700); err != nil {
+		return nil, fmt.Errorf("create storage root: %w", err)
+	}
+	db, err := bolt.Open(e.dbPath(), 0o600, &bolt.Options{Timeout: time.Minute, ReadOnly: readOnly})
+	if err != nil {
+		return nil, fmt.Errorf("open container records %s: %w", e.dbPath(), err)
+	}
+	return db, nil
+}
+
+// list returns the stored records by creation, without reconciling.
+func (e *Engine) list() ([]*Container, error) {
+	out, err := readAll[Container](e, bucket, "container")
+	sort.Slice(out, func(i, j int) bool { return out[i].Config.Created.Before(out[j].Config.Created) })
+	return out, err
+}
+
+// readAll decodes every record of a bucket (none when the database does
+// not exist yet).
+func readAll[T any](e *Engine, bkt []byte, what string) ([]*T, error) {
+	db, err := e.open(true)
+	if err != nil || db == nil {
+		return nil, err
+	}
+	defer db.Close()
+	var out []*T
+	err = db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bkt)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			var r T
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("%s record %s: %w", what, k, err)
+			}
+			out = append(out, &r)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// MatchRef finds the item whose name or ID is ref, else the one whose ID
+// starts with ref; ambiguous is true when several IDs do.
+func MatchRef[T any](all []T, ref string, id, name func(T) string) (found T, ok, ambiguous bool) {
+	for _, x := range all {
+		if name(x) == ref || id(x) == ref {
+			return x, true, false
+		}
+	}
+	for _, x := range all {
+		if ref != "" && strings.HasPrefix(id(x), ref) {
+			if ok {
+				return found, false, true
+			}
+			found, ok = x, true
+		}
+	}
+	return found, ok, false
+}
+
+// put stores c; when isNew the name must be free.
+func (e *Engine) put(c *Container, isNew bool) error {
+	db, err := e.open(false)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucket)
+		if err != nil {
+			return err
+		}
+		if isNew {
+			if err := b.ForEach(func(k, v []byte) error {
+				var o Container
+				if json.Unmarshal(v, &o) == nil && o.Config.Name == c.Config.Name {
+					return fmt.Errorf("the container name %q is already in use by %s. You have to remove that container to be able to reuse that name: %w", c.Config.Name, o.Config.ID, ErrNameInUse)
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+		} else if b.Get([]byte(c.Config.ID)) == nil {
+			return fmt.Errorf("container %s: %w", c.Config.ID, ErrNoSuchContainer)
+		}
+		v, err := json.Marshal(c)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(c.Config.ID), v)
+	})
+}
+
+// modify applies fn to the stored record of id in one transaction.
+func (e *Engine) modify(id string, fn func(c *Container) error) (*Container, error) {
+	db, err := e.open(false)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	var out Container
+	err = db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucket)
+		if err != nil {
+			return err
+		}
+		v := b.Get([]byte(id))
+		if v == nil {
+			return fmt.Errorf("container %s: %w", id, ErrNoSuchContainer)
+		}
+		if err := json.Unmarshal(v, &out); err != nil {
+			return err
+		}
+		if err := fn(&out); err != nil {
+			return err
+		}
+		nv, err := json.Marshal(&out)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(id), nv)
+	})
+	return &out, err
+}
+
+func (e *Engine) delete(id string) error {
+	db, err := e.open(false)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucket)
+		if b == nil {
+			return nil
+		}
+		return b.Delete([]byte(id))
+	})
+}
+
+// Lookup finds a container by name, full ID or unique ID prefix.
+func Lookup(all []*Container, ref string) (*Container, error) {
+	c, ok, ambiguous := MatchRef(all, ref, func(c *Container) string { return c.Config.ID }, func(c *Container) string { return c.Config.Name })
+	switch {
+	case ambiguous:
+		return nil, fmt.Errorf("more than one result for container ID %s", ref)
+	case !ok:
+		return nil, fmt.Errorf("no container with name or ID %q found: %w", ref, ErrNoSuchContainer)
+	}
+	return c, nil
+}
+
+// List returns every container with its state reconciled.
+func (e *Engine) List() ([]*Container, error) {
+	all, err := e.list()
+	if err != nil {
+		return nil, err
+	}
+	for i, c := range all {
+		if c.State.Status == StateRunning || c.State.Status == StateStopped {
+			if r, err := e.reconcile(c.Config.ID); err == nil {
+				all[i] = r
+			}
+		}
+	}
+	return all, nil
+}
+
+// Get returns the container ref names, reconciled.
+func (e *Engine) Get(ref string) (*Container, error) {
+	all, err := e.List()
+	if err != nil {
+		return nil, err
+	}
+	return Lookup(all, ref)
+}

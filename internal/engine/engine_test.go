@@ -1,0 +1,106 @@
+package engine
+
+import (
+	"errors"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/berthnet/berth/internal/network"
+	"github.com/berthnet/berth/internal/runopts"
+)
+
+func newTestEngine(t *testing.T) *Engine {
+	t.Helper()
+	d := t.TempDir()
+	e, err := New(EngineConfig{Root: filepath.Join(d, "root"), RunRoot: filepath.Join(d, "run"), Runtime: "/nonexistent/runc", Now: func() time.Time { return time.Unix(1700000000, 0) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func TestCreateRecords(t *testing.T) {
+	e := newTestEngine(t)
+	rootfs := t.TempDir()
+	netm, _ := runopts.ParseNetworks([]string{"none"})
+	c, warns, err := e.Create(CreateOptions{Name: "web", Rootfs: rootfs, Args: []string{"httpd"}, Net: netm,
+		Ports: []network.PortMapping{{ContainerPort: 80, Protocol: "tcp"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warns) != 1 || !strings.Contains(warns[0], "Port mappings have been discarded") || len(c.Config.Ports) != 0 {
+		t.Errorf("ports with --network none: %v %v", warns, c.Config.Ports)
+	}
+	if c.Config.Hostname != c.ShortID() || c.State.Status != StateCreated || c.Config.StopTimeout != 10 {
+		t.Errorf("defaults: %+v", c)
+	}
+	if _, _, err := e.Create(CreateOptions{Name: "web", Rootfs: rootfs, Args: []string{"x"}, Net: netm}); !errors.Is(err, ErrNameInUse) {
+		t.Errorf("duplicate name: %v", err)
+	}
+	// Random host ports are chosen at create, -P publishes exposed ports.
+	ep, _ := runopts.ParseExpose("90-91/udp")
+	netb, _ := runopts.ParseNetworks(nil)
+	c2, _, err := e.Create(CreateOptions{Rootfs: rootfs, Args: []string{"x"}, Net: netb, PublishAll: true, Expose: []runopts.ExposedPort{ep},
+		Ports: []network.PortMapping{{ContainerPort: 80, Range: 1, Protocol: "tcp"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c2.Config.Ports) != 3 || c2.Config.Ports[0].HostPort == 0 || c2.Config.Ports[2].HostPort == 0 {
+		t.Errorf("ports: %+v", c2.Config.Ports)
+	}
+	if strings.Join(c2.Config.ExposedPorts, ",") != "90/udp,91/udp" {
+		t.Errorf("exposed: %v", c2.Config.ExposedPorts)
+	}
+	if c2.Config.Name == "" || !strings.Contains(c2.Config.Name, "_") {
+		t.Errorf("random name %q", c2.Config.Name)
+	}
+	all, err := e.List()
+	if err != nil || len(all) != 2 {
+		t.Fatalf("list: %v %v", all, err)
+	}
+	if got, err := Lookup(all, c.Config.ID[:10]); err != nil || got.Config.Name != "web" {
+		t.Errorf("lookup by prefix: %v %v", got, err)
+	}
+	if _, err := Lookup(all, "nosuch"); !errors.Is(err, ErrNoSuchContainer) {
+		t.Errorf("lookup missing: %v", err)
+	}
+	// Bad input is refused before anything is stored.
+	if _, _, err := e.Create(CreateOptions{Rootfs: filepath.Join(rootfs, "nosuch"), Args: []string{"x"}, Net: netm}); err == nil || !strings.Contains(err.Error(), "--rootfs") {
+		t.Errorf("missing rootfs: %v", err)
+	}
+	if _, _, err := e.Create(CreateOptions{Image: "busybox", Args: []string{"x"}, Net: netm}); !errors.Is(err, ErrNoImages) {
+		t.Errorf("image without a store: %v", err)
+	}
+	if _, _, err := e.Create(CreateOptions{Rootfs: rootfs, Net: netm}); err == nil {
+		t.Error("no command accepted")
+	}
+	if _, _, err := e.Create(CreateOptions{Rootfs: rootfs, Args: []string{"x"}, Net: netm, StopSignal: "SIGNOPE"}); err == nil || !strings.Contains(err.Error(), "--stop-signal") {
+		t.Errorf("bad stop signal: %v", err)
+	}
+	if all, _ := e.List(); len(all) != 2 {
+		t.Errorf("refused creates left records: %d", len(all))
+	}
+	// Removing a never-started container needs no runtime.
+	if _, err := e.Remove("web", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Get("web"); !errors.Is(err, ErrNoSuchContainer) {
+		t.Errorf("after rm: %v", err)
+	}
+}
+
+func TestParseSignal(t *testing.T) {
+	for in, want := range map[string]syscall.Signal{"KILL": syscall.SIGKILL, "sigterm": syscall.SIGTERM, "SIGHUP": syscall.SIGHUP, "9": syscall.SIGKILL} {
+		if got, err := ParseSignal(in); err != nil || got != want {
+			t.Errorf("%s: %v %v", in, got, err)
+		}
+	}
+	for _, in := range []string{"NOPE", "0", "99", ""} {
+		if _, err := ParseSignal(in); err == nil {
+			t.Errorf("%q accepted", in)
+		}
+	}
+}

@@ -1,0 +1,162 @@
+package engine
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/berthnet/berth/internal/network"
+)
+
+// ParseSignal parses a signal name (KILL, SIGKILL, sigterm) or number.
+func ParseSignal(s string) (syscall.Signal, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		if n < 1 || n > 64 {
+			return 0, fmt.Errorf("invalid signal: %s", s)
+		}
+		return syscall.Signal(n), nil
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	if sig := unix.SignalNum(name); sig != 0 {
+		return sig, nil
+	}
+	return 0, fmt.Errorf("invalid signal: %s", s)
+}
+
+func sortStrings(s []string) { sort.Strings(s) }
+
+var (
+	adjectives = []string{"admiring", "brave", "calm", "dazzling", "eager", "focused", "gifted", "happy", "jolly", "keen", "lucid", "modest", "nifty", "optimistic", "quirky", "serene", "tender", "vibrant", "wizardly", "zealous"}
+	nouns      = []string{"albattani", "babbage", "curie", "darwin", "euclid", "fermat", "gauss", "hopper", "kepler", "lovelace", "meitner", "noether", "pascal", "ritchie", "shannon", "tesla", "turing", "volta", "wozniak", "yalow"}
+)
+
+func randomName() string {
+	pick := func(s []string) string {
+		n, _ := rand.Int(rand.Reader, big.NewInt(int64(len(s))))
+		return s[n.Int64()]
+	}
+	return pick(adjectives) + "_" + pick(nouns)
+}
+
+// listenAddr is the address conmon binds for a published port.
+func listenAddr(pm network.PortMapping, port uint16) (string, string) {
+	proto := network.NormalizeProtocol(pm.Protocol)
+	fam := "4"
+	host := pm.HostIP
+	if strings.Contains(host, ":") {
+		fam = "6"
+		host = "[" + host + "]"
+	}
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	return proto + fam, host + ":" + strconv.Itoa(int(port))
+}
+
+// bindPorts binds every published host port (TCP listeners, UDP sockets)
+// and returns their files; the monitor keeps them open so no other process
+// can take the ports. SCTP ports are not held.
+func bindPorts(ports []network.PortMapping) ([]*os.File, error) {
+	var out []*os.File
+	for _, pm := range ports {
+		for i := 0; i < pm.Ports(); i++ {
+			f, err := bindOne(pm, pm.HostPort+uint16(i))
+			if err != nil {
+				closeAll(out)
+				return nil, err
+			}
+			if f != nil {
+				out = append(out, f)
+			}
+		}
+	}
+	return out, nil
+}
+
+func bindOne(pm network.PortMapping, port uint16) (*os.File, error) {
+	netw, addr := listenAddr(pm, port)
+	switch {
+	case strings.HasPrefix(netw, "tcp"):
+		l, err := net.Listen(netw, addr)
+		if err != nil {
+			return nil, fmt.Errorf("cannot listen on the TCP port: %w", err)
+		}
+		defer l.Close()
+		return l.(*net.TCPListener).File()
+	case strings.HasPrefix(netw, "udp"):
+		c, err := net.ListenPacket(netw, addr)
+		if err != nil {
+			return nil, fmt.Errorf("cannot listen on the UDP port: %w", err)
+		}
+		defer c.Close()
+		return c.(*net.UDPConn).File()
+	}
+	return nil, nil
+}
+
+func closeAll(fs []*os.File) {
+	for _, f := range fs {
+		f.Close()
+	}
+}
+
+// choosePorts gives every mapping without a host port a free one (a free
+// consecutive range for ranges), as Podman does at create.
+func choosePorts(ports []network.PortMapping) ([]network.PortMapping, error) {
+	out := append([]network.PortMapping{}, ports...)
+	for i, pm := range out {
+		if pm.HostPort != 0 {
+			continue
+		}
+		if pm.Range <= 1 {
+			netw, addr := listenAddr(pm, 0)
+			var port int
+			switch {
+			case strings.HasPrefix(netw, "tcp"):
+				l, err := net.Listen(netw, addr)
+				if err != nil {
+					return nil, fmt.Errorf("choose a host port for %d/%s: %w", pm.ContainerPort, pm.Protocol, err)
+				}
+				port = l.Addr().(*net.TCPAddr).Port
+				l.Close()
+			default:
+				c, err := net.ListenPacket("udp"+netw[len(netw)-1:], addr)
+				if err != nil {
+					return nil, fmt.Errorf("choose a host port for %d/%s: %w", pm.ContainerPort, pm.Protocol, err)
+				}
+				port = c.LocalAddr().(*net.UDPAddr).Port
+				c.Close()
+			}
+			out[i].HostPort = uint16(port)
+			continue
+		}
+		found := false
+		for try := 0; try < 50 && !found; try++ {
+			n, _ := rand.Int(rand.Reader, big.NewInt(int64(60999-32768-int(pm.Range))))
+			base := uint16(32768 + n.Int64())
+			cand := pm
+			cand.HostPort = base
+			if fs, err := bindPorts([]network.PortMapping{cand}); err == nil {
+				closeAll(fs)
+				out[i].HostPort = base
+				found = true
+			}
+		}
+		if !found {
+			return nil, errors.New("could not find a free range of host ports")
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,577 @@
+// Package monitor is berth's conmon: the process that runs beside a
+// container for its whole life. It is a child subreaper, runs `runc create`
+// and `runc start` (with runc's console socket for -t), holds the published
+// host ports open so no one else can take them, writes the container's
+// output to a k8s-file log, serves attach clients over a unix socket, reaps
+// the container's init and records its exit code and time crash-safely
+// (atomic rename) before the caller's exit hook tears the network down.
+package monitor
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Attach stream identifiers: each frame is one byte of stream, a big-endian
+// uint32 length and the payload.
+const (
+	StreamStdout = 1
+	StreamStderr = 2
+	// StreamExit carries the exit code in decimal; it is the last frame.
+	StreamExit = 3
+)
+
+// Config configures one monitor.
+type Config struct {
+	ID string
+	// Runtime is runc; RuntimeRoot its --root; Bundle holds config.json.
+	Runtime, RuntimeRoot, Bundle string
+	// LogPath is the k8s-file log; ExitFile receives the exit record;
+	// AttachSocket is where attach clients connect; Dir holds the pid file
+	// and console socket.
+	LogPath, ExitFile, AttachSocket, Dir string
+	Terminal, Stdin                      bool
+	// WaitAttach holds `runc start` until the first attach client is
+	// connected (foreground runs see all output).
+	WaitAttach bool
+	// Sync receives the progress lines of Start: {"stage":"created","pid":N},
+	// {"stage":"started"} or {"error":"..."}; it is closed after start.
+	Sync io.WriteCloser
+	// Ports are the published host ports, held open until the container
+	// exits.
+	Ports []*os.File
+	// OnStarted records the running state; OnExited records the exit and
+	// cleans up (network teardown, --rm).
+	OnStarted func(pid int) error
+	OnExited  func(code int, at time.Time)
+	Log       *slog.Logger
+	Now       func() time.Time
+}
+
+// Exit is the content of the exit file.
+type Exit struct {
+	Code int       `json:"exit_code"`
+	At   time.Time `json:"finished_at"`
+}
+
+// ReadExit reads an exit file; os.ErrNotExist when there is none yet.
+func ReadExit(path string) (Exit, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Exit{}, err
+	}
+	var e Exit
+	if err := json.Unmarshal(b, &e); err != nil {
+		return Exit{}, fmt.Errorf("exit file %s: %w", path, err)
+	}
+	return e, nil
+}
+
+// WriteFileAtomic writes data to path through a temporary file and rename.
+func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+type syncMsg struct {
+	Stage string `json:"stage,omitempty"`
+	Pid   int    `json:"pid,omitempty"`
+	Error string `json:"error,omitempty"`
+	// Code is an exit-code hint for start errors (127: command not found,
+	// 126: not executable).
+	Code int `json:"code,omitempty"`
+}
+
+// monitor is the running state.
+type monitor struct {
+	cfg     Config
+	logMu   sync.Mutex // guards logFile writes
+	logFile *os.File
+	mu      sync.Mutex // guards clients
+	clients []net.Conn
+	// stdin is where the first attach client's input goes (nil without -i).
+	stdin    io.WriteCloser
+	stdinSet bool
+	attached chan struct{}
+}
+
+// Run monitors the container until it exits. The returned error is a
+// failure to start; after a successful start Run returns nil once the exit
+// is recorded and OnExited ran.
+func Run(cfg Config) (err error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	m := &monitor{cfg: cfg, attached: make(chan struct{})}
+	syncEnc := json.NewEncoder(cfg.Sync)
+	defer func() {
+		if err != nil {
+			code := 0
+			var ce *codeError
+			if errors.As(err, &ce) {
+				code = ce.code
+			}
+			_ = syncEnc.Encode(syncMsg{Error: err.Error(), Code: code})
+		}
+		cfg.Sync.Close()
+		for _, p := range cfg.Ports {
+			p.Close()
+		}
+	}()
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("become subreaper: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(cfg.LogPath), 0o700); err != nil {
+		return err
+	}
+	m.logFile, err = os.OpenFile(cfg.LogPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("open log: %w", err)
+	}
+	defer m.logFile.Close()
+	os.Remove(cfg.AttachSocket)
+	al, err := ListenUnix(cfg.AttachSocket)
+	if err != nil {
+		return fmt.Errorf("listen on attach socket: %w", err)
+	}
+	var attachOnce sync.Once
+	closeAttach := func() {
+		attachOnce.Do(func() {
+			al.Close()
+			os.Remove(cfg.AttachSocket)
+		})
+	}
+	defer closeAttach()
+	go m.acceptAttach(al)
+
+	pidFile := filepath.Join(cfg.Dir, "pidfile")
+	os.Remove(pidFile)
+	args := []string{"--root", cfg.RuntimeRoot, "create", "--bundle", cfg.Bundle, "--pid-file", pidFile}
+	var outputs []io.Reader // container output: [stdout, stderr] or [pty]
+	var runcErr bytes.Buffer
+	create := exec.Command(cfg.Runtime)
+	var closeAfterCreate []io.Closer
+	if cfg.Terminal {
+		// runc dials the console socket by path: it must be short.
+		sockDir, err := os.MkdirTemp("", "berth-console-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(sockDir)
+		sock := filepath.Join(sockDir, "console.sock")
+		cl, err := net.Listen("unix", sock)
+		if err != nil {
+			return fmt.Errorf("listen on console socket: %w", err)
+		}
+		defer cl.Close()
+		ptyCh := make(chan *os.File, 1)
+		go func() { ptyCh <- receivePTY(cl) }()
+		args = append(args, "--console-socket", sock)
+		create.Args = append(create.Args, append(args, cfg.ID)...)
+		create.Stdout, create.Stderr = &runcErr, &runcErr
+		if err := create.Run(); err != nil {
+			return runcFailure("create", err, runcErr.String())
+		}
+		var pty *os.File
+		select {
+		case pty = <-ptyCh:
+		case <-time.After(10 * time.Second):
+		}
+		if pty == nil {
+			return errors.New("runc did not send the terminal")
+		}
+		defer pty.Close()
+		outputs = []io.Reader{pty}
+		if cfg.Stdin {
+			m.stdin = pty
+		}
+	} else {
+		outR, outW, err := os.Pipe()
+		if err != nil {
+			return err
+		}
+		errR, errW, err := os.Pipe()
+		if err != nil {
+			return err
+		}
+		create.Args = append(create.Args, append(args, cfg.ID)...)
+		create.Stdout, create.Stderr = outW, errW
+		if cfg.Stdin {
+			inR, inW, err := os.Pipe()
+			if err != nil {
+				return err
+			}
+			create.Stdin = inR
+			m.stdin = inW
+			closeAfterCreate = append(closeAfterCreate, inR)
+		}
+		closeAfterCreate = append(closeAfterCreate, outW, errW)
+		err = create.Run()
+		for _, c := range closeAfterCreate {
+			c.Close()
+		}
+		if err != nil {
+			// runc wrote its error to the container's stderr pipe.
+			msg, _ := io.ReadAll(io.LimitReader(errR, 64<<10))
+			out, _ := io.ReadAll(io.LimitReader(outR, 64<<10))
+			return runcFailure("create", err, string(msg)+string(out))
+		}
+		outputs = []io.Reader{outR, errR}
+	}
+	pidData, err := os.ReadFile(pidFile)
+	if err != nil {
+		return fmt.Errorf("read runc pid file: %w", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(pidData)))
+	if err != nil {
+		return fmt.Errorf("runc pid file: %w", err)
+	}
+	if err := syncEnc.Encode(syncMsg{Stage: "created", Pid: pid}); err != nil {
+		m.runc("delete", "--force", cfg.ID)
+		return fmt.Errorf("report creation: %w", err)
+	}
+	if cfg.WaitAttach {
+		select {
+		case <-m.attached:
+		case <-time.After(time.Minute):
+		}
+	}
+	if out, err := m.runc("start", cfg.ID); err != nil {
+		m.runc("delete", "--force", cfg.ID)
+		return runcFailure("start", err, out)
+	}
+	if cfg.OnStarted != nil {
+		if err := cfg.OnStarted(pid); err != nil {
+			cfg.Log.Warn("record running state", "error", err)
+		}
+	}
+	_ = syncEnc.Encode(syncMsg{Stage: "started", Pid: pid})
+	cfg.Sync.Close()
+
+	var copiers sync.WaitGroup
+	for i, r := range outputs {
+		copiers.Add(1)
+		go func(stream byte, r io.Reader) {
+			defer copiers.Done()
+			m.pump(stream, r)
+		}(byte(i+1), r)
+	}
+	code := reap(pid)
+	done := make(chan struct{})
+	go func() { copiers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+	}
+	// No new attach clients; the socket goes before the exit is recorded,
+	// so a restart's monitor never loses its socket to this one.
+	closeAttach()
+	at := cfg.Now().UTC()
+	ex, _ := json.Marshal(Exit{Code: code, At: at})
+	if err := WriteFileAtomic(cfg.ExitFile, ex, 0o644); err != nil {
+		cfg.Log.Warn("write exit file", "error", err)
+	}
+	m.broadcast(StreamExit, []byte(strconv.Itoa(code)))
+	m.mu.Lock()
+	for _, c := range m.clients {
+		c.Close()
+	}
+	m.clients = nil
+	m.mu.Unlock()
+	for _, p := range cfg.Ports {
+		p.Close()
+	}
+	cfg.Ports = nil
+	if cfg.OnExited != nil {
+		cfg.OnExited(code, at)
+	}
+	return nil
+}
+
+func (m *monitor) runc(args ...string) (string, error) {
+	out, err := exec.Command(m.cfg.Runtime, append([]string{"--root", m.cfg.RuntimeRoot}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+type codeError struct {
+	code int
+	err  error
+}
+
+func (e *codeError) Error() string { return e.err.Error() }
+func (e *codeError) Unwrap() error { return e.err }
+
+// runcFailure turns runc's output into an error, with Podman's exit codes
+// for a command that is missing (127) or cannot be executed (126).
+func runcFailure(op string, err error, out string) error {
+	msg := strings.TrimSpace(out)
+	// runc prints "runc create failed: unable to start container process: ...".
+	if i := strings.LastIndex(msg, "unable to start container process: "); i >= 0 {
+		msg = msg[i+len("unable to start container process: "):]
+	}
+	msg = strings.ReplaceAll(strings.Trim(msg, "\" \n"), `\"`, `"`)
+	if msg == "" {
+		msg = err.Error()
+	}
+	e := fmt.Errorf("runc %s: %s", op, msg)
+	switch {
+	case strings.Contains(msg, "executable file not found"), strings.Contains(msg, "no such file or directory"):
+		return &codeError{code: 127, err: e}
+	case strings.Contains(msg, "permission denied"):
+		return &codeError{code: 126, err: e}
+	}
+	return e
+}
+
+// reap waits for pid as the subreaper, reaping every other child too, and
+// returns its exit code (128+signal when killed).
+func reap(pid int) int {
+	for {
+		var ws unix.WaitStatus
+		got, err := unix.Wait4(-1, &ws, 0, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			// No children left: the process is gone without us seeing it.
+			return -1
+		}
+		if got != pid {
+			continue
+		}
+		if ws.Signaled() {
+			return 128 + int(ws.Signal())
+		}
+		return ws.ExitStatus()
+	}
+}
+
+// receivePTY accepts runc's connection on the console socket and returns
+// the terminal's master side.
+func receivePTY(l net.Listener) *os.File {
+	c, err := l.Accept()
+	if err != nil {
+		return nil
+	}
+	defer c.Close()
+	uc := c.(*net.UnixConn)
+	buf := make([]byte, 4096)
+	oob := make([]byte, unix.CmsgSpace(4))
+	_, oobn, _, _, err := uc.ReadMsgUnix(buf, oob)
+	if err != nil {
+		return nil
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) == 0 {
+		return nil
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) == 0 {
+		return nil
+	}
+	return os.NewFile(uintptr(fds[0]), "pty-master")
+}
+
+func (m *monitor) acceptAttach(l net.Listener) {
+	first := true
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		m.mu.Lock()
+		m.clients = append(m.clients, c)
+		m.mu.Unlock()
+		if m.stdin != nil && !m.stdinSet {
+			m.stdinSet = true
+			go func() {
+				_, _ = io.Copy(m.stdin, c)
+				if !m.cfg.Terminal {
+					m.stdin.Close()
+				}
+			}()
+		}
+		if first {
+			first = false
+			close(m.attached)
+		}
+	}
+}
+
+// pump copies one output stream to the log and the attach clients.
+func (m *monitor) pump(stream byte, r io.Reader) {
+	name := "stdout"
+	if stream == StreamStderr {
+		name = "stderr"
+	}
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			m.writeLog(name, buf[:n])
+			m.broadcast(stream, buf[:n])
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// writeLog appends data in the k8s-file format:
+// "<RFC3339Nano> stdout F line" per complete line, P for a partial one.
+func (m *monitor) writeLog(stream string, data []byte) {
+	ts := m.cfg.Now().Format(time.RFC3339Nano)
+	var b bytes.Buffer
+	for len(data) > 0 {
+		line, rest, complete := bytes.Cut(data, []byte("\n"))
+		tag := "F"
+		if !complete {
+			tag = "P"
+		}
+		fmt.Fprintf(&b, "%s %s %s %s\n", ts, stream, tag, line)
+		data = rest
+	}
+	m.logMu.Lock()
+	_, _ = m.logFile.Write(b.Bytes())
+	m.logMu.Unlock()
+}
+
+func (m *monitor) broadcast(stream byte, data []byte) {
+	frame := make([]byte, 5+len(data))
+	frame[0] = stream
+	binary.BigEndian.PutUint32(frame[1:5], uint32(len(data)))
+	copy(frame[5:], data)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	keep := m.clients[:0]
+	for _, c := range m.clients {
+		_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write(frame); err != nil {
+			c.Close()
+			continue
+		}
+		keep = append(keep, c)
+	}
+	m.clients = keep
+}
+
+// ReadFrame reads one attach frame.
+func ReadFrame(r io.Reader) (stream byte, data []byte, err error) {
+	var hdr [5]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return 0, nil, err
+	}
+	data = make([]byte, binary.BigEndian.Uint32(hdr[1:5]))
+	if _, err := io.ReadFull(r, data); err != nil {
+		return 0, nil, err
+	}
+	return hdr[0], data, nil
+}
+
+// SyncMessage is one line the monitor writes on its sync pipe.
+type SyncMessage = syncMsg
+
+// StartError is a start failure reported over the sync pipe, with the
+// exit code Podman uses for it (125, or 126/127 for exec failures).
+type StartError struct {
+	Msg  string
+	Code int
+}
+
+func (e *StartError) Error() string { return e.Msg }
+
+// ReadSync reads sync lines until stage (or an error) arrives and returns
+// the container pid.
+func ReadSync(dec *json.Decoder, stage string) (int, error) {
+	for {
+		var msg syncMsg
+		if err := dec.Decode(&msg); err != nil {
+			if errors.Is(err, io.EOF) {
+				return 0, errors.New("the monitor exited before the container started")
+			}
+			return 0, fmt.Errorf("read from monitor: %w", err)
+		}
+		if msg.Error != "" {
+			code := msg.Code
+			if code == 0 {
+				code = 125
+			}
+			return 0, &StartError{Msg: msg.Error, Code: code}
+		}
+		if msg.Stage == stage {
+			return msg.Pid, nil
+		}
+	}
+}
+
+// shortPath returns a path for a unix socket that fits sun_path: long
+// paths go through an open descriptor of their directory
+// (/proc/self/fd/N/name), as conmon does; the returned file is that
+// descriptor, to be closed after use.
+func shortPath(path string) (string, *os.File, error) {
+	if len(path) < 100 {
+		return path, nil, nil
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return "", nil, err
+	}
+	return fmt.Sprintf("/proc/self/fd/%d/%s", d.Fd(), filepath.Base(path)), d, nil
+}
+
+// ListenUnix listens on a unix socket at path, however long.
+func ListenUnix(path string) (net.Listener, error) {
+	p, d, err := shortPath(path)
+	if err != nil {
+		return nil, err
+	}
+	if d != nil {
+		defer d.Close()
+	}
+	return net.Listen("unix", p)
+}
+
+// DialUnix connects to a unix socket at path, however long.
+func DialUnix(path string) (net.Conn, error) {
+	p, d, err := shortPath(path)
+	if err != nil {
+		return nil, err
+	}
+	if d != nil {
+		defer d.Close()
+	}
+	return net.Dial("unix", p)
+}

@@ -1,0 +1,107 @@
+package runspec
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+func TestGenerate(t *testing.T) {
+	s, err := Generate(Options{
+		Process:     Process{Args: []string{"httpd", "-f"}, Env: []string{"A=1"}, Cwd: "/www", Terminal: true},
+		Rootfs:      "/r",
+		Hostname:    "web",
+		NetNS:       "/run/berth/netns/x",
+		Binds:       []Bind{{Source: "/u/hosts", Destination: "/etc/hosts"}},
+		CgroupsPath: "/berth/x",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Root.Path != "/r" || s.Hostname != "web" || s.Process.Cwd != "/www" || !s.Process.Terminal {
+		t.Errorf("%+v", s)
+	}
+	if got := strings.Join(s.Process.Env, " "); got != "PATH="+DefaultPath+" A=1 TERM=xterm" {
+		t.Errorf("env %s", got)
+	}
+	var netns *specs.LinuxNamespace
+	for i, n := range s.Linux.Namespaces {
+		if n.Type == specs.NetworkNamespace {
+			netns = &s.Linux.Namespaces[i]
+		}
+	}
+	if netns == nil || netns.Path != "/run/berth/netns/x" {
+		t.Errorf("netns %+v", netns)
+	}
+	last := s.Mounts[len(s.Mounts)-1]
+	if last.Destination != "/etc/hosts" || last.Source != "/u/hosts" || last.Type != "bind" {
+		t.Errorf("bind %+v", last)
+	}
+	if len(s.Process.Capabilities.Effective) != 11 {
+		t.Errorf("caps %v", s.Process.Capabilities.Effective)
+	}
+	m, _ := Generate(Options{Process: Process{Args: []string{"true"}}, Rootfs: "/r", Hostname: "x", IPCNS: "/proc/7/ns/ipc", UTSNS: "/proc/7/ns/uts"})
+	if m.Hostname != "" || m.Linux.Namespaces[1].Path != "/proc/7/ns/ipc" || m.Linux.Namespaces[2].Path != "/proc/7/ns/uts" {
+		t.Errorf("joined namespaces: %q %+v", m.Hostname, m.Linux.Namespaces)
+	}
+	h, _ := Generate(Options{Process: Process{Args: []string{"true"}}, Rootfs: "/r", HostNetwork: true})
+	for _, n := range h.Linux.Namespaces {
+		if n.Type == specs.NetworkNamespace {
+			t.Error("host network has a network namespace")
+		}
+	}
+	if _, err := Generate(Options{Rootfs: "/r"}); !errors.Is(err, ErrNoCommand) {
+		t.Errorf("no command: %v", err)
+	}
+	if _, err := Generate(Options{Rootfs: "/r", Process: Process{Args: []string{"x"}, Cwd: "rel"}}); err == nil {
+		t.Error("relative cwd accepted")
+	}
+}
+
+func TestCommand(t *testing.T) {
+	ep := "/bin/sh"
+	empty := ""
+	cases := []struct {
+		ep, cmd []string
+		flag    *string
+		args    []string
+		want    string
+	}{
+		{[]string{"/init"}, []string{"serve"}, nil, nil, "/init serve"},
+		{[]string{"/init"}, []string{"serve"}, nil, []string{"x"}, "/init x"},
+		{nil, []string{"httpd"}, &ep, nil, "/bin/sh"},
+		{[]string{"/init"}, []string{"serve"}, &empty, []string{"ls"}, "ls"},
+	}
+	for _, c := range cases {
+		if got := strings.Join(Command(c.ep, c.cmd, c.flag, c.args), " "); got != c.want {
+			t.Errorf("got %q want %q", got, c.want)
+		}
+	}
+}
+
+func TestResolveUser(t *testing.T) {
+	passwd := []byte("root:x:0:0:root:/root:/bin/sh\nwww:x:33:34::/var/www:/bin/false\n")
+	group := []byte("root:x:0:\nstaff:x:50:\n")
+	cases := map[string][2]uint32{"": {0, 0}, "www": {33, 34}, "33": {33, 34}, "1000": {1000, 0}, "www:staff": {33, 50}, "www:7": {33, 7}}
+	for in, want := range cases {
+		u, g, err := ResolveUser(in, passwd, group)
+		if err != nil || u != want[0] || g != want[1] {
+			t.Errorf("%s: %d:%d %v", in, u, g, err)
+		}
+	}
+	if _, _, err := ResolveUser("nobody", passwd, group); err == nil {
+		t.Error("unknown user accepted")
+	}
+	if _, _, err := ResolveUser("www:nogroup", passwd, group); err == nil {
+		t.Error("unknown group accepted")
+	}
+}
+
+func TestMergeEnv(t *testing.T) {
+	got := strings.Join(MergeEnv([]string{"PATH=/bin", "A=1"}, []string{"A=2", "B=3"}), " ")
+	if got != "PATH=/bin A=2 B=3" {
+		t.Error(got)
+	}
+}
