@@ -3,7 +3,8 @@
 // disconnect|reload, the container engine's run|create|start|stop|kill|rm|
 // ps|logs|exec|inspect|port and pod commands, berth info, berth system
 // reset, berth completion), and the dispatch to the compatible front-ends
-// when the binary is called by another name (netavark, aardvark-dns).
+// when the binary is called by another name (netavark, aardvark-dns,
+// slirp4netns).
 //
 // Errors print as "Error: ..." on stderr with Podman's exit codes: 125 for
 // a general error, 1 for "not found" in exists and rm, 2 for a network in
@@ -24,6 +25,7 @@ import (
 	"github.com/berthnet/berth/internal/compat/aardvark"
 	"github.com/berthnet/berth/internal/compat/netavark"
 	"github.com/berthnet/berth/internal/compat/netavark/withdhcp"
+	"github.com/berthnet/berth/internal/compat/slirp4netns"
 )
 
 // Main runs the program called name with args and returns the exit code.
@@ -33,6 +35,8 @@ func Main(ctx context.Context, name string, args []string, stdin io.Reader, stdo
 		return netavark.Run(ctx, args, withdhcp.Env(netavark.Env{Stdin: stdin, Stdout: stdout, Stderr: stderr, Getenv: os.Getenv}))
 	case "aardvark-dns":
 		return aardvark.Run(ctx, args, aardvark.Env{Stdout: stdout, Stderr: stderr, Getenv: os.Getenv})
+	case "slirp4netns":
+		return slirp4netns.Run(ctx, args, slirp4netns.Env{Stdout: stdout, Stderr: stderr})
 	}
 	return Run(ctx, args, ProcessEnv(stdin, stdout, stderr))
 }

@@ -14,8 +14,6 @@ import (
 	"time"
 
 	mdns "github.com/miekg/dns"
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 )
 
@@ -60,117 +58,65 @@ func listenUDPReuse(addr string) (*net.UDPConn, error) {
 	return pc.(*net.UDPConn), nil
 }
 
-// batchSize is how many datagrams one recvmmsg/sendmmsg moves; under
-// load that divides the system calls per query, idle it costs nothing.
-const batchSize = 16
-
-// maxQuery is the largest query read over UDP (larger ones are dropped:
-// no resolver sends them).
-const maxQuery = 4096
-
-// batchConn is ipv4.PacketConn or ipv6.PacketConn (same message type).
-type batchConn interface {
-	ReadBatch(ms []ipv4.Message, flags int) (int, error)
-	WriteBatch(ms []ipv4.Message, flags int) (int, error)
-}
-
-// serveUDP reads queries from pc, which listens on local, in batches. A
-// query the snapshot's reply cache knows is answered from it (or
-// forwarded) without being unpacked; others are unpacked, decided and
-// remembered. The replies of a batch leave in one sendmmsg.
+// serveUDP reads queries from pc, which listens on local. A query the
+// snapshot's reply cache knows is answered from it (or forwarded) without
+// being unpacked; others are unpacked, decided and remembered.
 func (s *Server) serveUDP(pc *net.UDPConn, local netip.Addr) {
-	var bc batchConn = ipv4.NewPacketConn(pc)
-	if !local.Is4() {
-		bc = ipv6.NewPacketConn(pc)
-	}
-	in := make([]ipv4.Message, batchSize)
-	for i := range in {
-		in[i].Buffers = [][]byte{make([]byte, maxQuery)}
-	}
-	outBufs := make([][]byte, batchSize)
-	out := make([]ipv4.Message, 0, batchSize)
-	var key []byte
+	buf := make([]byte, 65535)
+	var key, out []byte
 	for {
-		n, err := bc.ReadBatch(in, 0)
+		n, addr, err := pc.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
 			continue
 		}
-		out = out[:0]
-		for i := 0; i < n; i++ {
-			m := &in[i]
-			ua, ok := m.Addr.(*net.UDPAddr)
-			if !ok || m.Flags&unix.MSG_TRUNC != 0 {
+		if n < 12 || buf[2]&0x80 != 0 { // too short, or a response (QR)
+			continue
+		}
+		src := addr.Addr().Unmap()
+		snap := s.snap.Load()
+		if snap != nil {
+			key = cacheKey(key[:0], src, local, buf[:n])
+			if reply, ok := snap.replies.get(key); ok {
+				if reply == nil {
+					raw := append([]byte(nil), buf[:n]...)
+					s.relay.forward(pc, addr, src, nil, raw, s.upstreamsFor(snap.ScopeFor(src, local)))
+					continue
+				}
+				out = append(out[:0], reply...)
+				out[0], out[1] = buf[0], buf[1]
+				_, _ = pc.WriteToUDPAddrPort(out, addr)
 				continue
 			}
-			var reply []byte
-			reply, key = s.handleUDP(pc, local, m.Buffers[0][:m.N], ua.AddrPort(), key, outBufs[i][:0])
-			if reply != nil {
-				outBufs[i] = reply
-				out = append(out, ipv4.Message{Buffers: [][]byte{reply}, Addr: m.Addr})
-			}
 		}
-		for len(out) > 0 {
-			k, err := bc.WriteBatch(out, 0)
-			if err != nil {
-				// Skip the datagram that failed (e.g. an unreachable
-				// client) and send the rest.
-				k = 1
-			}
-			out = out[k:]
+		q := new(mdns.Msg)
+		if err := q.Unpack(buf[:n]); err != nil || q.Response {
+			continue
 		}
-	}
-}
-
-// handleUDP handles one query: it returns the reply to send (built in
-// buf), or nil when the relay took the query or it is dropped. key is
-// scratch space, returned for reuse.
-func (s *Server) handleUDP(pc *net.UDPConn, local netip.Addr, query []byte, addr netip.AddrPort, key, buf []byte) ([]byte, []byte) {
-	if len(query) < 12 || query[2]&0x80 != 0 { // too short, or a response (QR)
-		return nil, key
-	}
-	src := addr.Addr().Unmap()
-	snap := s.snap.Load()
-	if snap != nil {
-		key = cacheKey(key[:0], src, local, query)
-		if reply, ok := snap.replies.get(key); ok {
-			if reply == nil {
-				raw := append([]byte(nil), query...)
-				s.relay.forward(pc, addr, src, nil, raw, s.upstreamsFor(snap.ScopeFor(src, local)))
-				return nil, key
-			}
-			buf = append(buf, reply...)
-			buf[0], buf[1] = query[0], query[1]
-			return buf, key
-		}
-	}
-	q := new(mdns.Msg)
-	if err := q.Unpack(query); err != nil || q.Response {
-		return nil, key
-	}
-	var sc Scope
-	if snap != nil {
-		sc = snap.ScopeFor(src, local)
-	}
-	reply := new(mdns.Msg)
-	if answer(sc, q, reply, s.cfg.FilterDomain, s.cfg.NoProxy) == forward {
+		var sc Scope
 		if snap != nil {
-			snap.replies.put(key, nil)
+			sc = snap.ScopeFor(src, local)
 		}
-		raw := append([]byte(nil), query...)
-		s.relay.forward(pc, addr, src, q, raw, s.upstreamsFor(sc))
-		return nil, key
+		reply := new(mdns.Msg)
+		if answer(sc, q, reply, s.cfg.FilterDomain, s.cfg.NoProxy) == forward {
+			if snap != nil {
+				snap.replies.put(key, nil)
+			}
+			raw := append([]byte(nil), buf[:n]...)
+			s.relay.forward(pc, addr, src, q, raw, s.upstreamsFor(sc))
+			continue
+		}
+		b := packReply(q, reply)
+		if b == nil {
+			continue
+		}
+		if snap != nil {
+			snap.replies.put(key, b)
+		}
+		_, _ = pc.WriteToUDPAddrPort(b, addr)
 	}
-	b := packReply(q, reply)
-	if b == nil {
-		return nil, key
-	}
-	if snap != nil {
-		snap.replies.put(key, b)
-	}
-	return b, key
 }
 
 // packReply truncates reply to what the query's UDP size allows and packs
@@ -385,94 +331,43 @@ func (r *relay) finish(rq *relayQuery, reply []byte) {
 	r.servfail(rq)
 }
 
-// read takes the upstream's replies in batches and sends the finished
-// ones to their clients, one sendmmsg per client socket and batch.
 func (u *relayUpstream) read() {
-	in := make([]ipv4.Message, batchSize)
-	for i := range in {
-		in[i].Buffers = [][]byte{make([]byte, 65535)}
-	}
-	var bc batchConn = ipv4.NewPacketConn(u.conn)
-	if !u.addr.Addr().Unmap().Is4() {
-		bc = ipv6.NewPacketConn(u.conn)
-	}
-	type delivery struct {
-		rq    *relayQuery
-		reply []byte
-	}
-	var done []delivery
-	writers := map[*net.UDPConn]batchConn{}
-	var out []ipv4.Message
+	buf := make([]byte, 65535)
 	for {
-		n, err := bc.ReadBatch(in, 0)
+		n, err := u.conn.Read(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
 			continue // e.g. ECONNREFUSED from an earlier send
 		}
-		done = done[:0]
-		for i := 0; i < n; i++ {
-			buf := in[i].Buffers[0][:in[i].N]
-			if len(buf) < 12 {
-				continue
-			}
-			id := binary.BigEndian.Uint16(buf[0:2])
-			u.mu.Lock()
-			rq := u.pending[id]
-			if rq != nil && rq.question != nil && !bytes.EqualFold(questionSection(buf), rq.question) {
-				rq = nil // a stray reply: keep waiting for the real one
-			}
-			if rq != nil {
-				delete(u.pending, id)
-			}
-			u.mu.Unlock()
-			if rq == nil {
-				continue
-			}
-			flags := binary.BigEndian.Uint16(buf[2:4])
-			rcode := int(flags & 0xf)
-			switch {
-			case flags&(1<<9) != 0: // TC: ask the same server over TCP
-				go u.r.overTCP(rq, u.addr)
-			case (rcode == mdns.RcodeServerFailure || rcode == mdns.RcodeRefused) && rq.server+1 < len(rq.servers):
-				rq.server++
-				rq.retried = false
-				u.r.send(rq)
-			default:
-				binary.BigEndian.PutUint16(buf[0:2], rq.id)
-				done = append(done, delivery{rq, buf})
-			}
+		if n < 12 {
+			continue
 		}
-		// Send before the buffers are read into again.
-		for len(done) > 0 {
-			client := done[0].rq.client
-			out = out[:0]
-			rest := done[:0]
-			for _, d := range done {
-				if d.rq.client == client {
-					out = append(out, ipv4.Message{Buffers: [][]byte{d.reply}, Addr: net.UDPAddrFromAddrPort(d.rq.to)})
-					u.r.s.release(d.rq.src)
-				} else {
-					rest = append(rest, d)
-				}
-			}
-			done = rest
-			w := writers[client]
-			if w == nil {
-				w = ipv4.NewPacketConn(client)
-				if la, ok := client.LocalAddr().(*net.UDPAddr); ok && la.IP.To4() == nil {
-					w = ipv6.NewPacketConn(client)
-				}
-				writers[client] = w
-			}
-			for len(out) > 0 {
-				k, err := w.WriteBatch(out, 0)
-				if err != nil {
-					k = 1
-				}
-				out = out[k:]
-			}
+		id := binary.BigEndian.Uint16(buf[0:2])
+		u.mu.Lock()
+		rq := u.pending[id]
+		if rq != nil && rq.question != nil && !bytes.EqualFold(questionSection(buf[:n]), rq.question) {
+			rq = nil // a stray reply: keep waiting for the real one
+		}
+		if rq != nil {
+			delete(u.pending, id)
+		}
+		u.mu.Unlock()
+		if rq == nil {
+			continue
+		}
+		flags := binary.BigEndian.Uint16(buf[2:4])
+		rcode := int(flags & 0xf)
+		switch {
+		case flags&(1<<9) != 0: // TC: ask the same server over TCP
+			go u.r.overTCP(rq, u.addr)
+		case (rcode == mdns.RcodeServerFailure || rcode == mdns.RcodeRefused) && rq.server+1 < len(rq.servers):
+			rq.server++
+			rq.retried = false
+			u.r.send(rq)
+		default:
+			u.r.finish(rq, buf[:n]) // written before buf is reused
 		}
 	}
 }

@@ -80,6 +80,25 @@ func doIn(fd int, fn func() error) error {
 	}, fn)
 }
 
+// DoDiscard runs fn on a fresh locked OS thread that has joined the
+// namespace, and lets that thread die with its goroutine instead of
+// switching it back. Use it where a process may enter the namespace but not
+// return: a process inside a user namespace may join the network namespaces
+// that user namespace owns, but not the host's namespace it came from.
+func (n *NetNS) DoDiscard(fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		// No UnlockOSThread: the thread exits with the goroutine.
+		if err := unix.Setns(n.Fd(), unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("enter namespace: %w", err)
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
+}
+
 // onThread runs enter and then fn on a fresh locked OS thread, and puts the
 // thread back into its original namespace afterwards. If that fails, the
 // thread stays locked and the Go runtime discards it with the goroutine.

@@ -2,7 +2,9 @@
 # Runs the guide's scenarios (seed-scenarios.sh) with real Podman 4.3.1 using
 # berth as its network backend: a helper directory holds berth as `netavark`
 # and berth's DNS server as `aardvark-dns` (AARDVARK=/usr/lib/podman/aardvark-dns
-# runs Debian's aardvark-dns beside berth instead).
+# runs Debian's aardvark-dns beside berth instead), and berth as `slirp4netns`,
+# Podman's network_cmd_path for rootless containers (SLIRP4NETNS=/usr/bin/slirp4netns
+# runs the real slirp4netns instead).
 # Everything runs in namespaces the scenario script creates. The helper
 # directory lives under /opt: rootless Podman 4.3 cannot see /var/lib paths
 # from inside its rootless network namespace (S10 fails with ENOENT there).
@@ -10,7 +12,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
-[ -x "$top/bin/berth" ] || make -C "$top" >/dev/null
+[ -x "$top/bin/berth" ] && [ -x "$top/bin/slirp4netns" ] || make -C "$top" >/dev/null
 helpers=${HELPERS:-/opt/berth-acceptance/helpers}
 rm -rf "$helpers"
 mkdir -p "$helpers"
@@ -18,6 +20,8 @@ cp "$top/bin/berth" "$helpers/netavark"
 aardvark=${AARDVARK:-$top/bin/aardvark-dns}
 [ -x "$aardvark" ] || aardvark=/usr/lib/podman/aardvark-dns
 ln -s "$aardvark" "$helpers/aardvark-dns"
+cp "$top/bin/slirp4netns" "$helpers/slirp4netns"
+export SLIRP4NETNS=${SLIRP4NETNS:-$helpers/slirp4netns}
 chmod -R a+rX "$(dirname "$helpers")"
 export HELPER_DIR=$helpers PFX=${PFX:-bacc} LOG_DIR=${LOG_DIR:-/var/tmp/berth-acceptance-logs}
 exec "$here/seed-scenarios.sh"

@@ -1,0 +1,193 @@
+package slirp4netns
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/berthnet/berth/internal/usernet"
+)
+
+// maxRequest is slirp4netns's request size limit: a request must be
+// shorter than this.
+const maxRequest = 4096
+
+// forwarder is what the API drives: usernet.Stack in production, a fake in
+// tests.
+type forwarder interface {
+	AddForward(usernet.Forward) (usernet.Forward, error)
+	RemoveForward(id int) error
+	Forwards() []usernet.Forward
+}
+
+// apiError renders slirp4netns's error object.
+func apiError(desc string) []byte {
+	b, _ := json.Marshal(map[string]map[string]string{"error": {"desc": desc}})
+	return b
+}
+
+type entry struct {
+	ID        int    `json:"id"`
+	Proto     string `json:"proto"`
+	HostAddr  string `json:"host_addr"`
+	HostPort  int    `json:"host_port"`
+	GuestAddr string `json:"guest_addr"`
+	GuestPort int    `json:"guest_port"`
+}
+
+// handle answers one API request with the bytes slirp4netns 1.2 would
+// send: {"return":{...}}, {"entries":[...]} for list_hostfwd, or
+// {"error":{"desc":"bad request: ..."}}.
+func handle(fw forwarder, req []byte, log *slog.Logger) []byte {
+	var top any
+	if err := json.Unmarshal(req, &top); err != nil {
+		return apiError("bad request: cannot parse JSON")
+	}
+	obj, ok := top.(map[string]any)
+	if !ok {
+		return apiError("bad request: json_object() failed")
+	}
+	execute, ok := obj["execute"].(string)
+	if !ok {
+		return apiError("bad request: no execute found")
+	}
+	args, _ := obj["arguments"].(map[string]any)
+	switch execute {
+	case "add_hostfwd":
+		return addHostfwd(fw, args, log)
+	case "list_hostfwd":
+		entries := []entry{}
+		for _, f := range fw.Forwards() {
+			entries = append(entries, entry{
+				ID: f.ID, Proto: f.Proto,
+				HostAddr: f.HostAddr.String(), HostPort: int(f.HostPort),
+				GuestAddr: f.GuestAddr.String(), GuestPort: int(f.GuestPort),
+			})
+		}
+		b, _ := json.Marshal(map[string][]entry{"entries": entries})
+		return b
+	case "remove_hostfwd":
+		id, _ := number(args, "id")
+		if err := fw.RemoveForward(int(id)); err != nil {
+			if errors.Is(err, usernet.ErrForwardNotFound) {
+				return apiError("bad request: remove_hostfwd: bad arguments.id")
+			}
+			log.Error("remove_hostfwd", "id", id, "err", err)
+			return apiError("bad request: remove_hostfwd: slirp_remove_hostfwd failed")
+		}
+		return []byte(`{"return":{}}`)
+	}
+	return apiError("bad request: unknown execute")
+}
+
+// number returns a JSON number argument truncated to an integer, as
+// parson's json_object_dotget_number does (0 when missing or not a number).
+func number(args map[string]any, key string) (float64, bool) {
+	v, ok := args[key].(float64)
+	if !ok {
+		return 0, false
+	}
+	return math.Trunc(v), true
+}
+
+func port(args map[string]any, key string) (uint16, bool) {
+	v, _ := number(args, key)
+	if v <= 0 || v > 65535 {
+		return 0, false
+	}
+	return uint16(v), true
+}
+
+func addHostfwd(fw forwarder, args map[string]any, log *slog.Logger) []byte {
+	const prefix = "bad request: add_hostfwd: "
+	var f usernet.Forward
+	switch p, _ := args["proto"].(string); p {
+	case "tcp", "udp":
+		f.Proto = p
+	default:
+		return apiError(prefix + "bad arguments.proto")
+	}
+	hostAddr, _ := args["host_addr"].(string)
+	if hostAddr == "" {
+		hostAddr = "0.0.0.0"
+	}
+	// slirp4netns takes IPv4 only; berth also accepts an IPv6 host address.
+	a, err := netip.ParseAddr(hostAddr)
+	if err != nil || a.Zone() != "" {
+		return apiError(prefix + "bad arguments.host_addr")
+	}
+	f.HostAddr = a
+	var ok bool
+	if f.HostPort, ok = port(args, "host_port"); !ok {
+		return apiError(prefix + "bad arguments.host_port")
+	}
+	if guestAddr, _ := args["guest_addr"].(string); guestAddr != "" {
+		g, err := netip.ParseAddr(guestAddr)
+		if err != nil || !g.Is4() {
+			return apiError(prefix + "bad arguments.guest_addr")
+		}
+		f.GuestAddr = g
+	}
+	if f.GuestPort, ok = port(args, "guest_port"); !ok {
+		return apiError(prefix + "bad arguments.guest_port")
+	}
+	added, err := fw.AddForward(f)
+	if err != nil {
+		// slirp4netns says no more than this; the reason goes to the log.
+		log.Error("add_hostfwd failed", "err", err)
+		return apiError(prefix + "slirp_add_hostfwd failed")
+	}
+	return fmt.Appendf(nil, `{"return":{"id":%d}}`, added.ID)
+}
+
+// serveAPI answers requests on ln, one per connection, until ln closes.
+func serveAPI(ln net.Listener, fw forwarder, log *slog.Logger) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		serveConn(c, fw, log)
+	}
+}
+
+// serveConn reads one request (until the client shuts down its write
+// side, or as soon as what arrived is a whole JSON value), answers it and
+// closes the connection. Requests are handled one at a time, as
+// slirp4netns does.
+func serveConn(c net.Conn, fw forwarder, log *slog.Logger) {
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	var buf bytes.Buffer
+	chunk := make([]byte, maxRequest)
+	for buf.Len() < maxRequest {
+		n, err := c.Read(chunk[:maxRequest-buf.Len()])
+		buf.Write(chunk[:n])
+		if err != nil || json.Valid(bytes.TrimSpace(buf.Bytes())) {
+			if err != nil && !errors.Is(err, io.EOF) && buf.Len() == 0 {
+				return
+			}
+			break
+		}
+	}
+	var resp []byte
+	if buf.Len() >= maxRequest {
+		log.Error("api: too large message", "bytes", buf.Len())
+		resp = apiError("bad request: too large message")
+	} else {
+		log.Info("api request", "req", buf.String())
+		resp = handle(fw, buf.Bytes(), log)
+	}
+	_, _ = c.Write(resp)
+}

@@ -1,0 +1,242 @@
+package usernet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+)
+
+// Forward is a port forward: connections to HostAddr:HostPort on the host
+// are relayed to GuestAddr:GuestPort in the guest.
+type Forward struct {
+	ID        int
+	Proto     string // "tcp" or "udp"
+	HostAddr  netip.Addr
+	HostPort  uint16
+	GuestAddr netip.Addr
+	GuestPort uint16
+}
+
+// Sentinel errors of the port-forward API.
+var (
+	ErrForwardNotFound = errors.New("no such port forward")
+	ErrBadForward      = errors.New("invalid port forward")
+)
+
+type hostForward struct {
+	Forward
+	ln     net.Listener
+	pc     *net.UDPConn
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (f *hostForward) close() {
+	f.cancel()
+	if f.ln != nil {
+		f.ln.Close()
+	}
+	if f.pc != nil {
+		f.pc.Close()
+	}
+	<-f.done
+}
+
+// AddForward starts a port forward and returns it with its ID. A zero
+// HostAddr means 0.0.0.0, a zero GuestAddr the guest's address.
+func (st *Stack) AddForward(f Forward) (Forward, error) {
+	if f.Proto != "tcp" && f.Proto != "udp" {
+		return f, fmt.Errorf("%w: protocol %q: must be tcp or udp", ErrBadForward, f.Proto)
+	}
+	if !f.HostAddr.IsValid() {
+		f.HostAddr = netip.IPv4Unspecified()
+	}
+	if !f.GuestAddr.IsValid() {
+		f.GuestAddr = st.cfg.Guest()
+	}
+	f.HostAddr, f.GuestAddr = f.HostAddr.Unmap(), f.GuestAddr.Unmap()
+	if f.HostPort == 0 || f.GuestPort == 0 {
+		return f, fmt.Errorf("%w: ports must be 1-65535", ErrBadForward)
+	}
+	if !st.cfg.CIDR.Contains(f.GuestAddr) && !(st.cfg.IPv6 && st.cfg.IPv6Prefix.Contains(f.GuestAddr)) {
+		return f, fmt.Errorf("%w: guest address %s is not in %s", ErrBadForward, f.GuestAddr, st.cfg.CIDR)
+	}
+	ctx, cancel := context.WithCancel(st.ctx)
+	hf := &hostForward{Forward: f, cancel: cancel, done: make(chan struct{})}
+	hostAP := netip.AddrPortFrom(f.HostAddr, f.HostPort).String()
+	var err error
+	if f.Proto == "tcp" {
+		hf.ln, err = net.Listen("tcp", hostAP)
+	} else {
+		hf.pc, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(f.HostAddr, f.HostPort)))
+	}
+	if err != nil {
+		cancel()
+		return f, fmt.Errorf("listen %s/%s: %w", hostAP, f.Proto, err)
+	}
+	st.mu.Lock()
+	if st.ctx.Err() != nil {
+		st.mu.Unlock()
+		cancel()
+		if hf.ln != nil {
+			hf.ln.Close()
+		} else {
+			hf.pc.Close()
+		}
+		return f, net.ErrClosed
+	}
+	hf.ID = st.nextID
+	st.nextID++
+	st.forwards[hf.ID] = hf
+	st.mu.Unlock()
+	st.wg.Add(1)
+	go func() {
+		defer st.wg.Done()
+		defer close(hf.done)
+		if hf.ln != nil {
+			st.serveTCPForward(ctx, hf)
+		} else {
+			st.serveUDPForward(ctx, hf)
+		}
+	}()
+	return hf.Forward, nil
+}
+
+// RemoveForward stops the port forward with the given ID; connections
+// already relayed go on.
+func (st *Stack) RemoveForward(id int) error {
+	st.mu.Lock()
+	hf := st.forwards[id]
+	delete(st.forwards, id)
+	st.mu.Unlock()
+	if hf == nil {
+		return fmt.Errorf("%w: id %d", ErrForwardNotFound, id)
+	}
+	hf.close()
+	return nil
+}
+
+// Forwards lists the active port forwards by ID.
+func (st *Stack) Forwards() []Forward {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	out := make([]Forward, 0, len(st.forwards))
+	for _, f := range st.forwards {
+		out = append(out, f.Forward)
+	}
+	slices.SortFunc(out, func(a, b Forward) int { return a.ID - b.ID })
+	return out
+}
+
+// sourceFor returns the address a forwarded connection from client comes
+// from inside the guest: the client's own when the guest can route back to
+// it, else the gateway (clients on the host's loopback, in the guest's own
+// networks, or of the other address family).
+func (st *Stack) sourceFor(client netip.AddrPort, guest netip.Addr) tcpip.FullAddress {
+	c := client.Addr().Unmap()
+	gw := st.cfg.Gateway()
+	if guest.Is6() {
+		gw = st.cfg.Gateway6()
+	}
+	keep := c.IsValid() && c.Is4() == guest.Is4() &&
+		!c.IsLoopback() && !c.IsUnspecified() && !c.IsLinkLocalUnicast() && !c.IsMulticast() &&
+		!st.cfg.CIDR.Contains(c) && !(st.cfg.IPv6 && st.cfg.IPv6Prefix.Contains(c))
+	if keep {
+		return tcpip.FullAddress{NIC: nicID, Addr: fromAddr(c), Port: client.Port()}
+	}
+	return tcpip.FullAddress{NIC: nicID, Addr: fromAddr(gw)}
+}
+
+func (st *Stack) serveTCPForward(ctx context.Context, hf *hostForward) {
+	guest := tcpip.FullAddress{NIC: nicID, Addr: fromAddr(hf.GuestAddr), Port: hf.GuestPort}
+	for {
+		c, err := hf.ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		st.wg.Add(1)
+		go func() {
+			defer st.wg.Done()
+			client := c.RemoteAddr().(*net.TCPAddr).AddrPort()
+			dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+			gc, err := gonet.DialTCPWithBind(dctx, st.s, st.sourceFor(client, hf.GuestAddr), guest, protoOf(hf.GuestAddr))
+			cancel()
+			if err != nil {
+				st.log.Debug("forward: guest refused", "guest", hf.GuestAddr, "port", hf.GuestPort, "err", err)
+				c.Close()
+				return
+			}
+			relay(gc, c.(*net.TCPConn))
+		}()
+	}
+}
+
+// serveUDPForward relays datagrams from each client (address and port) to
+// the guest over a flow of its own, and the guest's answers back.
+func (st *Stack) serveUDPForward(ctx context.Context, hf *hostForward) {
+	guest := tcpip.FullAddress{NIC: nicID, Addr: fromAddr(hf.GuestAddr), Port: hf.GuestPort}
+	var mu sync.Mutex // guards flows
+	flows := map[netip.AddrPort]*gonet.UDPConn{}
+	defer func() {
+		mu.Lock()
+		for _, f := range flows {
+			f.Close()
+		}
+		mu.Unlock()
+	}()
+	buf := make([]byte, 65536)
+	for {
+		n, from, err := hf.pc.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+		mu.Lock()
+		gc := flows[from]
+		if gc == nil {
+			local := st.sourceFor(from, hf.GuestAddr)
+			gc, err = gonet.DialUDP(st.s, &local, &guest, protoOf(hf.GuestAddr))
+			if err != nil {
+				mu.Unlock()
+				continue
+			}
+			flows[from] = gc
+			st.wg.Add(1)
+			go func() {
+				defer st.wg.Done()
+				rb := make([]byte, 65536)
+				for {
+					_ = gc.SetReadDeadline(time.Now().Add(udpIdle))
+					n, err := gc.Read(rb)
+					if err != nil {
+						break
+					}
+					_, _ = hf.pc.WriteToUDPAddrPort(rb[:n], from)
+				}
+				mu.Lock()
+				if flows[from] == gc {
+					delete(flows, from)
+				}
+				mu.Unlock()
+				gc.Close()
+			}()
+		}
+		mu.Unlock()
+		_, _ = gc.Write(buf[:n])
+	}
+}

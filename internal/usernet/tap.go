@@ -1,0 +1,148 @@
+package usernet
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/link/fdbased"
+	"gvisor.dev/gvisor/pkg/tcpip/link/tun"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+
+	"github.com/berthnet/berth/internal/link"
+	"github.com/berthnet/berth/internal/netns"
+)
+
+// OpenTAP creates (or attaches to) the TAP device name inside ns and
+// returns its file descriptor (non-blocking, close-on-exec). With configure
+// it also does what slirp4netns --configure does: brings up lo, sets the
+// TAP's MTU (and MAC, when given), brings it up with the guest address
+// (network+100) and a default route via the gateway; with IPv6 the guest
+// configures itself from the stack's router advertisements.
+//
+// The work runs on a throwaway thread inside ns (netns.DoDiscard): the
+// calling thread never changes namespace, and this works for a process in a
+// user namespace that owns ns but may not switch back to the host's.
+func OpenTAP(ns *netns.NetNS, name string, configure bool, cfg Config, mac net.HardwareAddr) (int, error) {
+	if name == "" || len(name) >= unix.IFNAMSIZ {
+		return -1, fmt.Errorf("TAP name %q: must be 1-%d characters", name, unix.IFNAMSIZ-1)
+	}
+	cfg, err := cfg.WithDefaults()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	err = ns.DoDiscard(func() error {
+		var err error
+		fd, err = openTAPHere(name, configure, cfg, mac)
+		return err
+	})
+	return fd, err
+}
+
+// OpenTAPHere is OpenTAP in the namespace of the calling thread, for a
+// process that already runs inside the target namespace (e.g. started by
+// nsenter).
+func OpenTAPHere(name string, configure bool, cfg Config, mac net.HardwareAddr) (int, error) {
+	if name == "" || len(name) >= unix.IFNAMSIZ {
+		return -1, fmt.Errorf("TAP name %q: must be 1-%d characters", name, unix.IFNAMSIZ-1)
+	}
+	cfg, err := cfg.WithDefaults()
+	if err != nil {
+		return -1, err
+	}
+	return openTAPHere(name, configure, cfg, mac)
+}
+
+func openTAPHere(name string, configure bool, cfg Config, mac net.HardwareAddr) (int, error) {
+	fd, err := tun.OpenTAP(name)
+	if errors.Is(err, unix.EACCES) {
+		return -1, fmt.Errorf("open TAP %s: /dev/net/tun: %w (the device must be usable by uid %d: distributions make it mode 0666)", name, err, os.Getuid())
+	}
+	if err != nil {
+		return -1, fmt.Errorf("open TAP %s (/dev/net/tun): %w", name, err)
+	}
+	unix.CloseOnExec(fd)
+	if configure {
+		if err := configureTAP(name, cfg, mac); err != nil {
+			unix.Close(fd)
+			return -1, err
+		}
+	}
+	return fd, nil
+}
+
+// configureTAP configures the TAP through a netlink socket opened in the
+// calling thread's namespace.
+func configureTAP(name string, cfg Config, mac net.HardwareAddr) error {
+	h, err := link.NewHandle(nil)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	if lo, err := h.ByName("lo"); err == nil {
+		if err := h.Up(lo); err != nil {
+			return err
+		}
+	}
+	l, err := h.ByName(name)
+	if err != nil {
+		return err
+	}
+	if err := h.LinkSetMTU(l, cfg.MTU); err != nil {
+		return fmt.Errorf("set MTU of %s: %w", name, err)
+	}
+	if len(mac) != 0 {
+		if err := h.LinkSetHardwareAddr(l, mac); err != nil {
+			return fmt.Errorf("set MAC of %s: %w", name, err)
+		}
+	}
+	if err := h.Up(l); err != nil {
+		return err
+	}
+	if err := h.AddAddr(l, netip.PrefixFrom(cfg.Guest(), cfg.CIDR.Bits())); err != nil && !errors.Is(err, unix.EEXIST) {
+		return err
+	}
+	gw := cfg.Gateway()
+	route := &netlink.Route{LinkIndex: l.Attrs().Index, Gw: gw.AsSlice(), Scope: netlink.SCOPE_UNIVERSE}
+	if err := h.RouteReplace(route); err != nil {
+		return fmt.Errorf("add default route via %s: %w", gw, err)
+	}
+	return nil
+}
+
+// NewTAPEndpoint wraps a TAP file descriptor in a gVisor link endpoint.
+// closed is closed when the descriptor stops working (e.g. the namespace
+// and its TAP went away).
+func NewTAPEndpoint(fd int, cfg Config) (ep stack.LinkEndpoint, closed <-chan struct{}, err error) {
+	cfg, err = cfg.WithDefaults()
+	if err != nil {
+		return nil, nil, err
+	}
+	done := make(chan struct{})
+	ep, err = fdbased.New(&fdbased.Options{
+		FDs:            []int{fd},
+		MTU:            uint32(cfg.MTU),
+		EthernetHeader: true,
+		Address:        tcpip.LinkAddress(cfg.MAC),
+		// The kernel hands a TAP without offloads fully checksummed
+		// frames; gVisor computes its own outbound checksums.
+		RXChecksumOffload: true,
+		ClosedFunc: func(tcpip.Error) {
+			select {
+			case <-done:
+			default:
+				close(done)
+			}
+		},
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("TAP endpoint: %w", err)
+	}
+	return ep, done, nil
+}

@@ -1,0 +1,113 @@
+package usernet
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/waiter"
+)
+
+// dialTimeout bounds an outbound connect; the guest retransmits its SYN
+// meanwhile.
+const dialTimeout = 30 * time.Second
+
+// handleTCP relays a guest connection (a SYN no listener in the stack
+// took) to the host: it connects first and answers the guest with a reset
+// when that fails, so the guest sees "connection refused" as it would.
+func (st *Stack) handleTCP(r *tcp.ForwarderRequest) {
+	id := r.ID()
+	dst := toAddr(id.LocalAddress)
+	host, ok := st.cfg.Translate(dst)
+	if !ok {
+		r.Complete(true)
+		return
+	}
+	st.wg.Add(1)
+	go func() {
+		defer st.wg.Done()
+		ctx, cancel := context.WithTimeout(st.ctx, dialTimeout)
+		hc, err := st.dialer(host).DialContext(ctx, "tcp", netip.AddrPortFrom(host, id.LocalPort).String())
+		cancel()
+		if err != nil {
+			st.log.Debug("tcp connect failed", "dst", dst, "port", id.LocalPort, "err", err)
+			r.Complete(true)
+			return
+		}
+		var wq waiter.Queue
+		ep, terr := r.CreateEndpoint(&wq)
+		if terr != nil {
+			r.Complete(true)
+			hc.Close()
+			return
+		}
+		r.Complete(false)
+		ep.SocketOptions().SetKeepAlive(true)
+		relay(gonet.NewTCPConn(&wq, ep), hc.(*net.TCPConn))
+	}()
+}
+
+// dialer returns a dialer bound to the outbound address of host's family.
+func (st *Stack) dialer(host netip.Addr) *net.Dialer {
+	d := &net.Dialer{KeepAlive: 30 * time.Second}
+	if ip := st.outboundIP(host); ip != nil {
+		d.LocalAddr = &net.TCPAddr{IP: ip}
+	}
+	return d
+}
+
+// outboundIP is the host address relayed connections to host are bound to
+// (--outbound-addr, --outbound-addr6), or nil: the kernel chooses. The
+// host's loopback is never reached from an outbound address.
+func (st *Stack) outboundIP(host netip.Addr) net.IP {
+	switch {
+	case host.IsLoopback():
+	case host.Is4() && st.cfg.OutboundAddr.IsValid():
+		return st.cfg.OutboundAddr.AsSlice()
+	case host.Is6() && st.cfg.OutboundAddr6.IsValid():
+		return st.cfg.OutboundAddr6.AsSlice()
+	}
+	return nil
+}
+
+// relayBufs holds the copy buffers of TCP relays.
+var relayBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+// halfCloser is a stream that can shut down its write side.
+type halfCloser interface {
+	net.Conn
+	CloseWrite() error
+}
+
+// relay copies both ways until both directions end, passing half-closes
+// on, then closes both connections.
+func relay(a, b halfCloser) {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	cp := func(dst, src halfCloser) {
+		defer wg.Done()
+		bp := relayBufs.Get().(*[]byte)
+		defer relayBufs.Put(bp)
+		// Hide ReadFrom/WriteTo so the copy uses the big buffer: fewer
+		// system calls per byte on the host side.
+		_, err := io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, *bp)
+		if err != nil && !errors.Is(err, net.ErrClosed) {
+			// A reset on one side: tear down both at once.
+			a.Close()
+			b.Close()
+			return
+		}
+		_ = dst.CloseWrite()
+	}
+	go cp(a, b)
+	go cp(b, a)
+	wg.Wait()
+	a.Close()
+	b.Close()
+}
