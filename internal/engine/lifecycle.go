@@ -443,7 +443,13 @@ func (e *Engine) Start(ref string, so StartOptions) (*Container, error) {
 	if _, err := monitor.ReadSync(dec, "started"); err != nil {
 		return fail(err)
 	}
-	return e.reconcile(id)
+	rc, err := e.reconcile(id)
+	if errors.Is(err, ErrNoSuchContainer) && c.Config.Remove {
+		// A --rm container so quick that its monitor has already
+		// recorded the exit and removed it: it did start.
+		return c, nil
+	}
+	return rc, err
 }
 
 // MonitorStarted records a started container (called by the monitor).
