@@ -7,8 +7,8 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/berthnet/berth/internal/network"
 	"github.com/berthnet/berth/internal/nettest"
+	"github.com/berthnet/berth/internal/network"
 )
 
 // A DHCP network allocates nothing: inspect takes the lease from the
