@@ -47,6 +47,9 @@ type container struct {
 	// Ports are the container's published ports (engine containers); they
 	// are set up on every network it joins.
 	Ports []network.PortMapping `json:"ports,omitempty"`
+	// Members (a pod's infra container) are the pod's other containers'
+	// names: DNS aliases on every network.
+	Members []string `json:"members,omitempty"`
 }
 
 func (c *container) find(netName string) int {
@@ -62,6 +65,9 @@ func (c *container) find(netName string) int {
 func (c *container) options(atts []attached) *network.Options {
 	o := &network.Options{ContainerID: c.ID, ContainerName: c.Name, PortMappings: c.Ports, NetworkInfo: map[string]network.Network{}}
 	for _, a := range atts {
+		if len(c.Members) > 0 {
+			a.Opts.Aliases = append(append([]string{}, a.Opts.Aliases...), c.Members...)
+		}
 		o.Networks = append(o.Networks, network.NamedNetworkOptions{Name: a.Network.Name, PerNetworkOptions: a.Opts})
 		o.NetworkInfo[a.Network.Name] = a.Network
 	}

@@ -140,6 +140,34 @@ func (n *engineNet) networkOf(r string) (network.Network, error) {
 	return n.w.store.Get(r)
 }
 
+// RenameDNS gives an attached container (a pod's infra) the DNS names of
+// its current configuration: its own, its aliases and the pod's members.
+func (n *engineNet) RenameDNS(c *engine.Container) error {
+	w := n.w
+	var rec *container
+	if err := w.ctrs.update(func(all []*container) ([]*container, error) {
+		for _, o := range all {
+			if o.ID == c.Config.ID {
+				o.Members = c.Config.PodMembers
+				rec = o
+				return []*container{o}, nil
+			}
+		}
+		return nil, nil
+	}); err != nil || rec == nil {
+		return err
+	}
+	names := map[string][]string{}
+	for _, nw := range rec.options(rec.Networks).Networks {
+		names[nw.Name] = append([]string{rec.Name}, nw.Aliases...)
+	}
+	m, err := w.manager()
+	if err != nil {
+		return err
+	}
+	return m.SetDNSNames(rec.ID, names)
+}
+
 // Validate checks the container's networks and static addresses before it
 // is created.
 func (n *engineNet) Validate(c *engine.Container) error {
@@ -163,7 +191,7 @@ func (n *engineNet) Validate(c *engine.Container) error {
 func (n *engineNet) Attach(c *engine.Container, nsPath string) (res map[string]network.StatusBlock, err error) {
 	w := n.w
 	id := c.Config.ID
-	rec := &container{ID: id, Name: c.Config.Name, NetNS: nsPath, Created: c.Config.Created, Ports: c.Config.Ports}
+	rec := &container{ID: id, Name: c.Config.Name, NetNS: nsPath, Created: c.Config.Created, Ports: c.Config.Ports, Members: c.Config.PodMembers}
 	defer func() {
 		if err != nil {
 			if rerr := w.alloc.ReleaseAll(id); rerr != nil {

@@ -66,6 +66,12 @@ type Networker interface {
 	Detach(c *Container) error
 }
 
+// DNSRenamer is a Networker that can change the DNS names of an attached
+// container in place (a pod's infra container when members come and go).
+type DNSRenamer interface {
+	RenameDNS(c *Container) error
+}
+
 // Config is a container's configuration, fixed at create.
 type Config struct {
 	ID      string    `json:"id"`
@@ -103,6 +109,9 @@ type Config struct {
 	// infra container.
 	Pod   string `json:"pod,omitempty"`
 	Infra bool   `json:"infra,omitempty"`
+	// PodMembers (on an infra container) are the names of the pod's other
+	// containers: they resolve in DNS to the pod's addresses.
+	PodMembers []string `json:"pod_members,omitempty"`
 }
 
 // State is a container's runtime state.

@@ -232,6 +232,9 @@ func (e *Engine) Create(o CreateOptions) (c *Container, warnings []string, err e
 			return nil, nil, fmt.Errorf("create the root filesystem: %w", err)
 		}
 	}
+	if cfg.Pod != "" && !cfg.Infra {
+		e.podMembersChanged(cfg.Pod)
+	}
 	return c, warnings, nil
 }
 
@@ -797,6 +800,9 @@ func (e *Engine) removeStopped(c *Container) error {
 	}
 	if err := e.delete(id); err != nil {
 		return err
+	}
+	if c.Config.Pod != "" && !c.Config.Infra {
+		e.podMembersChanged(c.Config.Pod)
 	}
 	// The lock files go too (their holders use the open descriptors).
 	_ = os.Remove(e.lockPath(id))

@@ -301,3 +301,39 @@ func (e *Engine) RemovePod(ref string, force bool) (*Pod, error) {
 	}
 	return p, os.RemoveAll(filepath.Join(e.cfg.Root, "pods", p.ID))
 }
+
+// podMembersChanged records the names of a pod's member containers on its
+// infra container, which answers for them in DNS (Podman 4.3.1 answers
+// NXDOMAIN), and updates the DNS entries of a running infra. Failures are
+// logged: the member itself is fine.
+func (e *Engine) podMembersChanged(podID string) {
+	p, err := e.GetPod(podID)
+	if err != nil {
+		return
+	}
+	all, err := e.list()
+	if err != nil {
+		e.log.Warn("pod member names", "pod", p.Name, "error", err)
+		return
+	}
+	var names []string
+	for _, c := range all {
+		if c.Config.Pod == p.ID && !c.Config.Infra {
+			names = append(names, c.Config.Name)
+		}
+	}
+	sort.Strings(names)
+	infra, err := e.modify(p.InfraID, func(r *Container) error {
+		r.Config.PodMembers = names
+		return nil
+	})
+	if err != nil {
+		e.log.Warn("pod member names", "pod", p.Name, "error", err)
+		return
+	}
+	if r, ok := e.cfg.Net.(DNSRenamer); ok && infra.State.NetNS != "" && len(infra.State.Networks) > 0 {
+		if err := r.RenameDNS(infra); err != nil {
+			e.log.Warn("pod member names in DNS", "pod", p.Name, "error", err)
+		}
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berthnet/berth/internal/aardvarkconf"
 )
 
 // signalDNS sends SIGHUP to the running DNS server so it reloads its
@@ -113,4 +115,36 @@ func (m *Manager) hostNSLink() string {
 	}
 	l, _ := os.Readlink("/proc/self/ns/net")
 	return l
+}
+
+// SetDNSNames replaces the names of a container's DNS entries, network by
+// network (its addresses stay), and has the DNS server reload: a pod's
+// infra container gains and loses its members' names this way. Networks
+// with no entry for the container are left alone.
+func (m *Manager) SetDNSNames(containerID string, names map[string][]string) error {
+	dir := m.dnsDir()
+	entries := map[string]aardvarkconf.Entry{}
+	headers := map[string]aardvarkconf.Header{}
+	for netName, n := range names {
+		f, err := dir.Read(netName)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read dns entries of network %s: %w", netName, err)
+		}
+		for _, e := range f.Entries {
+			if e.ID == containerID {
+				e.Names = n
+				entries[netName], headers[netName] = e, f.Header
+			}
+		}
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	if err := dir.Add(entries, headers); err != nil {
+		return fmt.Errorf("write dns entries: %w", err)
+	}
+	return m.signalDNS(false)
 }
