@@ -19,7 +19,8 @@
 #
 # Env: ROUNDS (default 15) timed runs per implementation, WARMUP (default 2)
 #      untimed runs each first, PREFIX (default bgdb), BERTH (bin/berth),
-#      PODMAN (podman), RESDIR (bench/results/<timestamp>-run).
+#      PODMAN (podman), RESDIR (bench/results/<timestamp>-run), BREAKDOWN=1
+#      (each round also times berth without -p and with --network none).
 # Output: RESDIR/run.jsonl (one line per run: impl, round, wall_ms, rc),
 #         RESDIR/summary.md (medians, ratio; also printed), RESDIR/run.log.
 set -euo pipefail
@@ -133,6 +134,8 @@ one_run() {
 	case $impl in
 	berth) B run --rm -p 8080:80 banner true >>"$RUNLOG" 2>&1 || rc=$? ;;
 	podman) P run --rm -p 8080:80 localhost/banner true >>"$RUNLOG" 2>&1 || rc=$? ;;
+	berth-bridge) B run --rm banner true >>"$RUNLOG" 2>&1 || rc=$? ;;
+	berth-none) B run --rm --network none banner true >>"$RUNLOG" 2>&1 || rc=$? ;;
 	esac
 	t1=${EPOCHREALTIME/./}
 	ms=$(awk -v d=$((t1 - t0)) 'BEGIN{printf "%.3f", d/1000}')
@@ -146,6 +149,7 @@ one_run() {
 for ((i = 1; i <= WARMUP; i++)); do one_run berth 0; one_run podman 0; done
 for ((r = 1; r <= ROUNDS; r++)); do
 	if ((r % 2)); then one_run berth "$r"; one_run podman "$r"; else one_run podman "$r"; one_run berth "$r"; fi
+	if [ "${BREAKDOWN:-0}" = 1 ]; then one_run berth-bridge "$r"; one_run berth-none "$r"; fi
 done
 
 left_b=$(B ps -aq | wc -l) left_p=$(P ps -aq | wc -l)
@@ -169,8 +173,12 @@ print(f"# run --rm -p 8080:80 IMAGE true: berth vs Podman 4.3.1\n")
 print(f"berth: {bver}; podman: {pver}; {rounds} interleaved rounds; containers left: berth {left_b}, podman {left_p}\n")
 print("| | median | p10 | p90 | min | runs ok | failed |")
 print("|---|---|---|---|---|---|---|")
-for name, s in (("berth", b), ("podman", p)):
-    print(f"| {name} | {s['median']:.1f} ms | {s['p10']:.1f} ms | {s['p90']:.1f} ms | {s['min']:.1f} ms | {s['n']} | {s['fails']} |")
+for name in ("berth", "podman", "berth-bridge", "berth-none"):
+    s = stats(name)
+    if s["n"] + s["fails"] == 0:
+        continue
+    label = {"berth-bridge": "berth, no -p", "berth-none": "berth, --network none"}.get(name, name)
+    print(f"| {label} | {s['median']:.1f} ms | {s['p10']:.1f} ms | {s['p90']:.1f} ms | {s['min']:.1f} ms | {s['n']} | {s['fails']} |")
 print(f"\nratio of medians berth / podman: **{ratio:.3f}** (target ≤ 0.5)")
 EOF
 cat "$RESDIR/summary.md"
