@@ -84,10 +84,16 @@ func New(cfg Config) (*Manager, error) {
 // count from it (for the netavark front-end: from process start).
 var loaded = time.Now()
 
-func (m *Manager) fail(step string) error {
+// step logs the start of a named step at debug level, with the time since
+// the process started.
+func (m *Manager) step(name string) {
 	if m.log.Enabled(context.Background(), slog.LevelDebug) {
-		m.log.Debug("step", "name", step, "since_start", time.Since(loaded))
+		m.log.Debug("step", "name", name, "since_start", time.Since(loaded))
 	}
+}
+
+func (m *Manager) fail(step string) error {
+	m.step(step)
 	if m.cfg.FailPoint == nil {
 		return nil
 	}

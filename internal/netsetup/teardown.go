@@ -43,6 +43,7 @@ func (m *Manager) Teardown(ctx context.Context, nsPath string, o *network.Option
 	}
 	defer hostH.Close()
 
+	m.step("teardown-dns")
 	// DNS first, so the name stops resolving before the address goes.
 	var dnsNets []string
 	for _, a := range o.Networks {
@@ -60,6 +61,7 @@ func (m *Manager) Teardown(ctx context.Context, nsPath string, o *network.Option
 		}
 	}
 
+	m.step("teardown-links")
 	att := recorded(o)
 	var complete []firewall.NetworkRules
 	var emptyBridges []network.Network
@@ -121,6 +123,7 @@ func (m *Manager) Teardown(ctx context.Context, nsPath string, o *network.Option
 		emptyBridges = append(emptyBridges, n)
 	}
 
+	m.step("teardown-firewall")
 	if ports := forwards(o, att); len(ports) > 0 || len(complete) > 0 {
 		if err := m.cfg.Firewall.Teardown(ports, complete); err != nil {
 			errs = append(errs, fmt.Errorf("tear down firewall (%s): %w", m.cfg.Firewall.Name(), err))
@@ -134,9 +137,11 @@ func (m *Manager) Teardown(ctx context.Context, nsPath string, o *network.Option
 			}
 		}
 	}
+	m.step("teardown-state")
 	if err := sess.remove(o); err != nil {
 		errs = append(errs, err)
 	}
+	m.step("teardown-done")
 	return errors.Join(errs...)
 }
 
