@@ -10,28 +10,9 @@
 # 198.18.0.2), a private mount namespace (its own /run/containers/networks),
 # and private Podman storage. The machine's own network is never touched.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-top=$(pwd)
-
-[ "$(id -u)" = 0 ] || { echo "demo: run as root (it creates network namespaces)" >&2; exit 1; }
-
-need=()
-for c in podman:podman runc:runc conmon:conmon busybox:busybox-static curl:curl nsenter:util-linux ip:iproute2 nft:nftables; do
-	command -v "${c%%:*}" >/dev/null || need+=("${c#*:}")
-done
-if [ ${#need[@]} -gt 0 ]; then
-	echo "demo: installing ${need[*]}"
-	DEBIAN_FRONTEND=noninteractive apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-export PATH=$PATH:/usr/local/go/bin:/usr/sbin:/sbin
-make -s
-
-# Re-enter in a private mount namespace, so Podman's fixed run directory
-# /run/containers/networks is ours alone.
-if [ -z "${BERTH_DEMO_INNER:-}" ]; then
-	exec env BERTH_DEMO_INNER=1 unshare --mount --propagation private -- "$0" "$@"
-fi
+# shellcheck source=scripts/demo-lib.sh
+. "$(dirname "$0")/demo-lib.sh"
+demo_prepare "$0" "$@" -- podman:podman runc:runc conmon:conmon busybox:busybox-static curl:curl nsenter:util-linux ip:iproute2 nft:nftables
 
 id=$$
 H=berthdemo-host-$id O=berthdemo-out-$id
@@ -49,7 +30,7 @@ trap cleanup EXIT
 
 mkdir -p /run/containers/networks && mount -t tmpfs tmpfs /run/containers/networks
 mkdir -p "$helpers" "$state/runroot" && mount -t tmpfs tmpfs "$state/runroot"
-ln -s "$top/bin/berth" "$helpers/netavark"
+ln -s "$top/bin/netavark" "$helpers/netavark"
 ln -s "$top/bin/aardvark-dns" "$helpers/aardvark-dns"
 cat >"$state/containers.conf" <<EOF
 [containers]
@@ -66,15 +47,7 @@ network_config_dir = "$state/networks"
 default_subnet = "198.19.0.0/24"
 EOF
 
-echo "== sandbox: host namespace $H (198.18.0.1), outside namespace $O (198.18.0.2)"
-ip netns add "$H"
-ip netns add "$O"
-ip -n "$H" link add uplink0 type veth peer name eth0 netns "$O"
-ip -n "$H" addr add 198.18.0.1/24 dev uplink0
-ip -n "$O" addr add 198.18.0.2/24 dev eth0
-for n in "$H" "$O"; do ip -n "$n" link set lo up; done
-ip -n "$H" link set uplink0 up
-ip -n "$O" link set eth0 up
+demo_sandbox "$H" "$O"
 
 pod() {
 	CONTAINERS_CONF=$state/containers.conf nsenter --net="/run/netns/$H" -- podman \
@@ -82,13 +55,9 @@ pod() {
 		--network-config-dir "$state/networks" "$@"
 }
 
-echo "== image: a banner web server built from Debian's busybox-static"
-rootfs=$state/rootfs
-mkdir -p "$rootfs/bin" "$rootfs/www"
-cp "$(command -v busybox)" "$rootfs/bin/busybox"
-for a in sh httpd; do ln -s busybox "$rootfs/bin/$a"; done
-echo "Hello from a container on berth — $(date -u +%FT%TZ)" >"$rootfs/www/index.html"
-tar -C "$rootfs" -c . | pod import - localhost/banner >/dev/null 2>"$state/import.log" || { cat "$state/import.log" >&2; exit 1; }
+echo "== image: the banner web server (scripts/mkbanner.sh's root filesystem, Debian's busybox-static)"
+MKBANNER_TAR_ONLY=$state/banner.tar scripts/mkbanner.sh >/dev/null
+pod import "$state/banner.tar" localhost/banner >/dev/null 2>"$state/import.log" || { cat "$state/import.log" >&2; exit 1; }
 P_READY=1
 
 echo "== podman info --format {{.Host.NetworkBackend}}: $(pod info --format '{{.Host.NetworkBackend}}')"
@@ -98,18 +67,7 @@ echo "   container address: $(pod inspect -f '{{.NetworkSettings.IPAddress}}' we
 echo "== berth's firewall in the host namespace (nft list table inet berth):"
 nsenter --net="/run/netns/$H" -- nft list table inet berth | sed -n '/map pf4any/,/}/p'
 
-echo "== from the outside namespace: curl http://198.18.0.1:8080/"
-page=
-for _ in $(seq 1 30); do
-	page=$(ip netns exec "$O" curl -s --max-time 2 http://198.18.0.1:8080/ || true)
-	[ -n "$page" ] && break
-	sleep 0.2
-done
-if [ -z "$page" ]; then
-	echo "demo: FAILED: no page from 198.18.0.1:8080" >&2
-	exit 1
-fi
-echo "   $page"
+demo_fetch "$O" http://198.18.0.1:8080/
 echo "== cleaning up (containers, namespaces, state)"
 pod rm -f -t 0 webserver >/dev/null
 echo "demo: OK"

@@ -12,28 +12,9 @@
 # own network is never touched. scripts/demo-podman.sh is the same job done
 # by Podman 4.3.1 with berth as its network backend.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-top=$(pwd)
-
-[ "$(id -u)" = 0 ] || { echo "demo: run as root (it creates network namespaces)" >&2; exit 1; }
-
-need=()
-for c in runc:runc busybox:busybox-static curl:curl nsenter:util-linux ip:iproute2 nft:nftables; do
-	command -v "${c%%:*}" >/dev/null || need+=("${c#*:}")
-done
-if [ ${#need[@]} -gt 0 ]; then
-	echo "demo: installing ${need[*]}"
-	DEBIAN_FRONTEND=noninteractive apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-export PATH=$PATH:/usr/local/go/bin:/usr/sbin:/sbin
-make -s
-
-# Re-enter in a private mount namespace: /run/containers/networks and
-# /run/berth are ours alone there.
-if [ -z "${BERTH_DEMO_INNER:-}" ]; then
-	exec env BERTH_DEMO_INNER=1 unshare --mount --propagation private -- "$0" "$@"
-fi
+# shellcheck source=scripts/demo-lib.sh
+. "$(dirname "$0")/demo-lib.sh"
+demo_prepare "$0" "$@" -- runc:runc busybox:busybox-static curl:curl nsenter:util-linux ip:iproute2 nft:nftables
 
 id=$$
 H=berthdemo-host-$id O=berthdemo-out-$id
@@ -64,15 +45,7 @@ default_subnet = "198.19.0.0/24"
 default_subnet_pools = [{base = "198.19.0.0/16", size = 24}]
 EOF
 
-echo "== sandbox: host namespace $H (198.18.0.1), outside namespace $O (198.18.0.2)"
-ip netns add "$H"
-ip netns add "$O"
-ip -n "$H" link add uplink0 type veth peer name eth0 netns "$O"
-ip -n "$H" addr add 198.18.0.1/24 dev uplink0
-ip -n "$O" addr add 198.18.0.2/24 dev eth0
-for n in "$H" "$O"; do ip -n "$n" link set lo up; done
-ip -n "$H" link set uplink0 up
-ip -n "$O" link set eth0 up
+demo_sandbox "$H" "$O"
 
 echo "== image: scripts/mkbanner.sh (busybox httpd from Debian's busybox-static, offline)"
 BERTH_ROOT=$state/root scripts/mkbanner.sh "$top/bin/berth" banner >/dev/null
@@ -86,18 +59,7 @@ echo "   container address: $(berth inspect -f '{{.NetworkSettings.IPAddress}}' 
 echo "== berth's firewall in the host namespace (nft list table inet berth):"
 nsenter --net="/run/netns/$H" -- nft list table inet berth | sed -n '/map pf4any/,/}/p'
 
-echo "== from the outside namespace: curl http://198.18.0.1:8080/"
-page=
-for _ in $(seq 1 30); do
-	page=$(ip netns exec "$O" curl -s --max-time 2 http://198.18.0.1:8080/ || true)
-	[ -n "$page" ] && break
-	sleep 0.2
-done
-if [ -z "$page" ]; then
-	echo "demo: FAILED: no page from 198.18.0.1:8080" >&2
-	exit 1
-fi
-echo "   $page"
+demo_fetch "$O" http://198.18.0.1:8080/
 echo "== berth logs webserver"
 berth logs webserver 2>&1 | sed 's/^/   /'
 echo "== cleaning up (container, image, namespaces, state)"

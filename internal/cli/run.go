@@ -203,11 +203,10 @@ func ctrCreateCmd(env Env, g *globals) *cobra.Command {
 			if env.Rootless {
 				return errRootless
 			}
-			w, e, err := openEngine(env, g)
+			_, e, err := openEngine(env, g)
 			if err != nil {
 				return err
 			}
-			_ = w
 			c, warns, err := e.Create(o)
 			if err != nil {
 				return err
