@@ -26,6 +26,7 @@ import (
 	"github.com/berthnet/berth/internal/compat/netavark"
 	"github.com/berthnet/berth/internal/compat/netavark/withdhcp"
 	"github.com/berthnet/berth/internal/compat/slirp4netns"
+	"github.com/berthnet/berth/internal/rootless"
 )
 
 // Main runs the program called name with args and returns the exit code.
@@ -37,6 +38,14 @@ func Main(ctx context.Context, name string, args []string, stdin io.Reader, stdo
 		return aardvark.Run(ctx, args, aardvark.Env{Stdout: stdout, Stderr: stderr, Getenv: os.Getenv})
 	case "slirp4netns":
 		return slirp4netns.Run(ctx, args, slirp4netns.Env{Stdout: stdout, Stderr: stderr})
+	}
+	if len(args) > 0 && args[0] == rootless.PauseArg {
+		return rootless.Pause()
+	}
+	if os.Geteuid() != 0 && !rootless.Inside() && needsUserNS(args) {
+		err := joinUserNS(args)
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+		return 125
 	}
 	return Run(ctx, args, ProcessEnv(stdin, stdout, stderr))
 }
@@ -119,6 +128,7 @@ func newRoot(env Env, g *globals, code *int) *cobra.Command {
 		monitorCmd(env, g),
 		infoCmd(env, g),
 		systemCmd(env, g),
+		unshareCmd(env, g),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print berth's version",

@@ -50,6 +50,12 @@ type container struct {
 	// Members (a pod's infra container) are the pod's other containers'
 	// names: DNS aliases on every network.
 	Members []string `json:"members,omitempty"`
+	// Forwards are the IDs of its port forwards on the rootless netns's
+	// uplink (rootless engine containers).
+	Forwards []int `json:"forwards,omitempty"`
+	// Published are the ports as published on the host (with their host
+	// addresses) when Ports, mapped inside the rootless netns, lost them.
+	Published []network.PortMapping `json:"published,omitempty"`
 }
 
 func (c *container) find(netName string) int {

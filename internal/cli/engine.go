@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"github.com/berthnet/berth/internal/ipam"
 	"github.com/berthnet/berth/internal/monitor"
 	"github.com/berthnet/berth/internal/network"
+	"github.com/berthnet/berth/internal/rootless"
 	"github.com/berthnet/berth/internal/runopts"
 )
 
@@ -36,6 +38,7 @@ func (w *world) engine() (*engine.Engine, error) {
 		Images:         w.imageSource(),
 		Net:            &engineNet{w: w},
 		MonitorCommand: w.monitorCommand,
+		Rootless:       w.rootlessBridges(),
 		Logger:         w.log,
 		Now:            w.env.now,
 	})
@@ -189,9 +192,26 @@ func (n *engineNet) Validate(c *engine.Container) error {
 // Attach allocates addresses, registers the container and sets every
 // network up in one netsetup call; on failure nothing is left.
 func (n *engineNet) Attach(c *engine.Container, nsPath string) (res map[string]network.StatusBlock, err error) {
+	if c.Config.Net.Kind == runopts.ModeSlirp {
+		return n.attachSlirp(c, nsPath)
+	}
 	w := n.w
 	id := c.Config.ID
 	rec := &container{ID: id, Name: c.Config.Name, NetNS: nsPath, Created: c.Config.Created, Ports: c.Config.Ports, Members: c.Config.PodMembers}
+	var fwds []forward
+	if w.rootlessBridges() && len(c.Config.Ports) > 0 {
+		// The host's ports are forwarded by the rootless netns's uplink to
+		// the same ports on its address, where the firewall maps them on:
+		// the mappings there have no host address.
+		if fwds, err = forwardsOf(c.Config.Ports, true); err != nil {
+			return nil, err
+		}
+		rec.Ports, rec.Published = nil, c.Config.Ports
+		for _, pm := range c.Config.Ports {
+			pm.HostIP = ""
+			rec.Ports = append(rec.Ports, pm)
+		}
+	}
 	defer func() {
 		if err != nil {
 			if rerr := w.alloc.ReleaseAll(id); rerr != nil {
@@ -250,6 +270,16 @@ func (n *engineNet) Attach(c *engine.Container, nsPath string) (res map[string]n
 		forget()
 		return nil, fmt.Errorf("set up the network of container %s: %w", rec.Name, err)
 	}
+	if len(fwds) > 0 {
+		rn := w.rootlessNetNS()
+		ids, err := addForwards(rn.API(), netip.MustParseAddr(rootless.UplinkGuest), fwds)
+		if err != nil {
+			_ = m.Teardown(context.Background(), nsPath, rec.options(rec.Networks))
+			forget()
+			return nil, err
+		}
+		rec.Forwards = ids
+	}
 	// Keep the MACs the kernel chose, so reload recreates the same
 	// interfaces.
 	_ = w.ctrs.update(func(all []*container) ([]*container, error) {
@@ -257,6 +287,7 @@ func (n *engineNet) Attach(c *engine.Container, nsPath string) (res map[string]n
 			if o.ID != id {
 				continue
 			}
+			o.Forwards = rec.Forwards
 			for i, a := range o.Networks {
 				if sb, ok := res[a.Network.Name]; ok && a.Opts.StaticMAC == "" {
 					if ifc, ok := sb.Interfaces[a.Opts.InterfaceName]; ok {
@@ -274,6 +305,9 @@ func (n *engineNet) Attach(c *engine.Container, nsPath string) (res map[string]n
 // Detach tears down every network the registered container is on, frees
 // its addresses and forgets it.
 func (n *engineNet) Detach(c *engine.Container) error {
+	if c.Config.Net.Kind == runopts.ModeSlirp {
+		return n.detachSlirp(c)
+	}
 	w := n.w
 	all, err := w.ctrs.all()
 	if err != nil {
@@ -286,6 +320,9 @@ func (n *engineNet) Detach(c *engine.Container) error {
 		}
 	}
 	var errs []error
+	if rec != nil && len(rec.Forwards) > 0 {
+		removeForwards(w.rootlessNetNS().API(), rec.Forwards)
+	}
 	if rec != nil && len(rec.Networks) > 0 {
 		m, err := w.manager()
 		if err != nil {

@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -17,11 +16,14 @@ import (
 	"github.com/berthnet/berth/internal/containersconf"
 	"github.com/berthnet/berth/internal/dhcpproxy"
 	"github.com/berthnet/berth/internal/firewall"
+	"github.com/berthnet/berth/internal/firewall/nftables"
 	"github.com/berthnet/berth/internal/ipam"
 	"github.com/berthnet/berth/internal/link"
 	"github.com/berthnet/berth/internal/netconf"
+	"github.com/berthnet/berth/internal/netns"
 	"github.com/berthnet/berth/internal/netsetup"
 	"github.com/berthnet/berth/internal/netstore"
+	"github.com/berthnet/berth/internal/rootless"
 )
 
 // HostLinks is what the host already uses: link names and the addresses
@@ -63,9 +65,9 @@ func ProcessEnv(stdin io.Reader, stdout, stderr io.Writer) Env {
 	return Env{
 		Stdin: stdin, Stdout: stdout, Stderr: stderr,
 		Getenv:     os.Getenv,
-		Rootless:   os.Geteuid() != 0,
+		Rootless:   os.Geteuid() != 0 || rootless.Inside(),
 		Home:       home,
-		UID:        os.Getuid(),
+		UID:        rootless.RealUID(),
 		Links:      readHostLinks,
 		Now:        time.Now,
 		Executable: exe,
@@ -190,11 +192,7 @@ func openWorld(env Env, g *globals) (*world, error) {
 	runDir := g.runDir
 	if runDir == "" {
 		if env.Rootless {
-			rt := env.getenv("XDG_RUNTIME_DIR")
-			if rt == "" {
-				rt = "/run/user/" + strconv.Itoa(env.UID)
-			}
-			runDir = filepath.Join(rt, "containers", "networks")
+			runDir = filepath.Join(rootlessRuntimeDir(env.getenv, env.UID), "containers", "networks")
 		} else {
 			runDir = "/run/containers/networks"
 		}
@@ -235,11 +233,7 @@ func engineDirs(env Env, g *globals) (root, runRoot string) {
 	}
 	if runRoot == "" {
 		if env.Rootless {
-			rt := env.getenv("XDG_RUNTIME_DIR")
-			if rt == "" {
-				rt = "/run/user/" + strconv.Itoa(env.UID)
-			}
-			runRoot = filepath.Join(rt, "berth")
+			runRoot = filepath.Join(rootlessRuntimeDir(env.getenv, env.UID), "berth")
 		} else {
 			runRoot = "/run/berth"
 		}
@@ -279,7 +273,7 @@ func (w *world) hostLinks() (HostLinks, error) {
 // driver and DNS port containers.conf names.
 func (w *world) manager() (*netsetup.Manager, error) {
 	fw := w.env.Firewall
-	if fw == nil {
+	if fw == nil && !w.rootlessBridges() {
 		name := w.conf.Network.FirewallDriver
 		if v := w.env.getenv("NETAVARK_FW"); v != "" {
 			name = v
@@ -290,7 +284,27 @@ func (w *world) manager() (*netsetup.Manager, error) {
 		}
 		fw = d
 	}
+	var hostNS *netns.NetNS
+	if w.rootlessBridges() {
+		// Bridge networks live in the rootless netns, reached from the
+		// host through its user-mode uplink; its firewall is nftables.
+		rn := w.rootlessNetNS()
+		restarted, err := rn.Ensure(w.slirp(), "")
+		if err != nil {
+			return nil, err
+		}
+		if hostNS, err = netns.Open(rn.Path()); err != nil {
+			return nil, err
+		}
+		if w.env.Firewall == nil {
+			fw = nftables.New(hostNS.Fd())
+		}
+		if restarted {
+			w.readdForwards()
+		}
+	}
 	return netsetup.New(netsetup.Config{
+		HostNS:         hostNS,
 		ConfigDir:      w.runDir,
 		AardvarkBinary: w.aardvarkBinary(),
 		DNSPort:        w.conf.Network.DNSBindPort,

@@ -18,6 +18,7 @@ import (
 	"github.com/berthnet/berth/internal/buildinfo"
 	"github.com/berthnet/berth/internal/engine"
 	"github.com/berthnet/berth/internal/image"
+	"github.com/berthnet/berth/internal/rootless"
 )
 
 // Info is what `berth info` reports: the network part of `podman info`,
@@ -267,6 +268,9 @@ func (w *world) reset(cmd *cobra.Command) error {
 				}
 			}
 		}
+		if len(errs) == 0 && w.rootlessBridges() {
+			errs = append(errs, w.resetRootless()...)
+		}
 		if len(errs) == 0 {
 			for _, d := range []string{w.root, w.runRoot} {
 				if err := removeTree(d); err != nil {
@@ -321,7 +325,23 @@ func (w *world) reset(cmd *cobra.Command) error {
 			errs = append(errs, err)
 		}
 	}
+	if w.rootlessBridges() {
+		errs = append(errs, w.resetRootless()...)
+	}
 	return errors.Join(errs...)
+}
+
+// resetRootless removes the rootless netns (stopping its uplink) and stops
+// the pause process: the next command starts from scratch.
+func (w *world) resetRootless() []error {
+	var errs []error
+	if err := w.rootlessNetNS().Remove(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := rootless.StopPause(filepath.Join(rootlessRuntimeDir(w.env.getenv, w.env.UID), "berth")); err != nil {
+		errs = append(errs, err)
+	}
+	return errs
 }
 
 // removeTree removes dir and everything in it; when dir itself is a mount

@@ -52,8 +52,8 @@ func podCreateCmd(env Env, g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if env.Rootless {
-				return errRootless
+			if err := rootlessReady(env); err != nil {
+				return err
 			}
 			_, e, err := openEngine(env, g)
 			if err != nil {

@@ -153,6 +153,10 @@ func (f *ctrFlags) options(cmd *cobra.Command, env Env, args []string) (engine.C
 	if o.Net, err = runopts.ParseNetworks(f.networks); err != nil {
 		return o, err
 	}
+	if len(f.networks) == 0 && env.Rootless {
+		// As rootless Podman 4: a user-mode network of the container's own.
+		o.Net = runopts.NetMode{Kind: runopts.ModeSlirp}
+	}
 	if err := (runopts.Single{IP: f.ip, IP6: f.ip6, MAC: f.mac, Aliases: f.aliases}).Apply(&o.Net); err != nil {
 		return o, err
 	}
@@ -200,8 +204,8 @@ func ctrCreateCmd(env Env, g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if env.Rootless {
-				return errRootless
+			if err := rootlessReady(env); err != nil {
+				return err
 			}
 			_, e, err := openEngine(env, g)
 			if err != nil {
@@ -242,8 +246,8 @@ container runs); /etc/hosts and /etc/resolv.conf are generated.`,
 			if err != nil {
 				return err
 			}
-			if env.Rootless {
-				return errRootless
+			if err := rootlessReady(env); err != nil {
+				return err
 			}
 			_, e, err := openEngine(env, g)
 			if err != nil {
@@ -389,9 +393,6 @@ func pumpAttach(e *engine.Engine, id string, conn net.Conn, env Env, stdin bool)
 	}
 	return c.State.ExitCode, nil
 }
-
-// errRootless: the engine runs containers as root only (for now).
-var errRootless = errors.New("rootless containers are not supported yet: run berth as root")
 
 func openEngine(env Env, g *globals) (*world, *engine.Engine, error) {
 	w, err := openWorld(env, g)

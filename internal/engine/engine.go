@@ -172,8 +172,12 @@ type EngineConfig struct {
 	// HostsFile and ResolvConf are the host's files (default /etc/hosts,
 	// /etc/resolv.conf).
 	HostsFile, ResolvConf string
-	Logger                *slog.Logger
-	Now                   func() time.Time
+	// Rootless: the engine runs as root of an unprivileged user's
+	// namespace: no cgroups, published ports are held by the user-mode
+	// network, and a host-network container gets the host's /sys bound.
+	Rootless bool
+	Logger   *slog.Logger
+	Now      func() time.Time
 }
 
 // Engine manages containers.

@@ -159,7 +159,7 @@ func (e *Engine) Create(o CreateOptions) (c *Container, warnings []string, err e
 	if o.PublishAll {
 		ports = append(ports, runopts.PublishAll(exposed, ports)...)
 	}
-	if len(ports) > 0 && cfg.Net.Kind != runopts.ModeBridge {
+	if len(ports) > 0 && !publishes(cfg.Net.Kind) {
 		warnings = append(warnings, "Port mappings have been discarded as one of the Host, Container, Pod, and None network modes are in use")
 		ports = nil
 	}
@@ -211,7 +211,7 @@ func (e *Engine) Create(o CreateOptions) (c *Container, warnings []string, err e
 		}
 	}
 	c = &Container{Config: cfg, State: State{Status: StateCreated}}
-	if v, ok := e.cfg.Net.(interface{ Validate(*Container) error }); ok && cfg.Net.Kind == runopts.ModeBridge {
+	if v, ok := e.cfg.Net.(interface{ Validate(*Container) error }); ok && publishes(cfg.Net.Kind) {
 		if err := v.Validate(c); err != nil {
 			return nil, nil, err
 		}
@@ -318,17 +318,20 @@ func (e *Engine) Start(ref string, so StartOptions) (*Container, error) {
 		rb = append(rb, func() { _ = e.cfg.Images.Unmount(id) })
 	}
 	// Published ports are bound before anything else changes, so a busy
-	// port fails cleanly.
-	ports, err := bindPorts(c.Config.Ports)
-	if err != nil {
-		return fail(err)
+	// port fails cleanly. A user-mode network (slirp4netns, and every
+	// network of a rootless engine) holds its ports itself.
+	var ports []*os.File
+	if !e.userModePorts(c) {
+		if ports, err = bindPorts(c.Config.Ports); err != nil {
+			return fail(err)
+		}
+		rb = append(rb, func() { closeAll(ports) })
 	}
-	rb = append(rb, func() { closeAll(ports) })
 
 	// Network namespace.
 	st := State{Mounted: rootfs}
 	switch c.Config.Net.Kind {
-	case runopts.ModeBridge, runopts.ModeNone:
+	case runopts.ModeBridge, runopts.ModeNone, runopts.ModeSlirp:
 		p := e.NetNSPath(id)
 		_ = netns.Unpin(p)
 		ns, err := netns.NewPinned(p)
@@ -363,7 +366,7 @@ func (e *Engine) Start(ref string, so StartOptions) (*Container, error) {
 	}); err != nil {
 		return fail(err)
 	}
-	if c.Config.Net.Kind == runopts.ModeBridge {
+	if publishes(c.Config.Net.Kind) {
 		if e.cfg.Net == nil {
 			return fail(errors.New("engine: no network backend"))
 		}
@@ -579,7 +582,7 @@ func (e *Engine) cleanup(c *Container) error {
 			errs = append(errs, fmt.Errorf("runc delete: %s: %w", strings.TrimSpace(out), err))
 		}
 	}
-	if c.State.NetNS != "" && c.Config.Net.Kind == runopts.ModeBridge && e.cfg.Net != nil {
+	if c.State.NetNS != "" && publishes(c.Config.Net.Kind) && e.cfg.Net != nil {
 		if err := e.cfg.Net.Detach(c); err != nil {
 			errs = append(errs, err)
 		}
@@ -966,6 +969,23 @@ func (e *Engine) writeEtcFiles(c *Container, st State, inPlace bool) ([]runspec.
 			}
 		}
 	}
+	if kind == runopts.ModeSlirp {
+		// slirp4netns's fixed layout: the container at .100, the host
+		// (gateway) at .2, the DNS forwarder at .3.
+		o, _ := runopts.ParseSlirpOptions(c.Config.Net.Target)
+		cidr := o.CIDR
+		if !cidr.IsValid() {
+			cidr = netip.MustParsePrefix("10.0.2.0/24")
+		}
+		nth := func(n byte) netip.Addr {
+			a := cidr.Masked().Addr().As4()
+			a[3] += n
+			return netip.AddrFrom4(a)
+		}
+		ctrEntries = []hostsfile.Entry{{IP: nth(100).String(), Names: []string{c.Config.Hostname, c.Config.Name}}}
+		gw4 = nth(2).String()
+		netServers = []netip.Addr{nth(3)}
+	}
 	if !c.Config.NoHosts {
 		var base []byte
 		switch {
@@ -1099,7 +1119,36 @@ func (e *Engine) spec(c *Container, rootfs string, st State, binds []runspec.Bin
 		Binds:       binds,
 		CgroupsPath: "/berth/" + c.Config.ID,
 		ReadOnly:    c.Config.ReadOnly,
+		Rootless:    e.cfg.Rootless,
+		NoTTYGroup:  e.cfg.Rootless && !gidMapped(5),
 	})
+}
+
+// publishes reports whether a network mode attaches the container through
+// the Networker (and so can publish ports).
+func publishes(kind string) bool {
+	return kind == runopts.ModeBridge || kind == runopts.ModeSlirp
+}
+
+// userModePorts reports whether c's published ports are held by a
+// user-mode network rather than by its monitor.
+func (e *Engine) userModePorts(c *Container) bool {
+	return e.cfg.Rootless || c.Config.Net.Kind == runopts.ModeSlirp
+}
+
+// gidMapped reports whether gid exists in this process's user namespace.
+func gidMapped(gid int) bool {
+	b, err := os.ReadFile("/proc/self/gid_map")
+	if err != nil {
+		return true
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		var in, out, n int
+		if _, err := fmt.Sscanf(strings.TrimSpace(line), "%d %d %d", &in, &out, &n); err == nil && gid >= in && gid < in+n {
+			return true
+		}
+	}
+	return false
 }
 
 // noFile is the open-files limit containers get: the host's hard limit, as

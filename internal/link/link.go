@@ -37,7 +37,15 @@ func NewHandle(ns *netns.NetNS) (*Handle, error) {
 	if ns == nil {
 		h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
 	} else {
-		h, err = netlink.NewHandleAt(nsHandle(ns.Fd()), unix.NETLINK_ROUTE)
+		// The socket is opened on berth's own thread inside ns, not by
+		// netlink.NewHandleAt: that one ignores a failed switch back and
+		// returns the thread to the pool inside ns, which happens to root
+		// of a user namespace (rootless) that cannot re-enter the host's.
+		err = ns.Do(func() error {
+			var e error
+			h, e = netlink.NewHandle(unix.NETLINK_ROUTE)
+			return e
+		})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open netlink handle: %w", err)
@@ -156,8 +164,6 @@ func (h *Handle) DefaultRouteLink() (string, error) {
 	return "", errors.New("no default route: name the parent interface")
 }
 
-func nsHandle(fd int) vnetns.NsHandle { return vnetns.NsHandle(fd) }
-
 // IPv4 per-device settings (enum in linux/ip.h: IPV4_DEVCONF_*), for
 // SetIPv4Conf.
 const (
@@ -196,7 +202,11 @@ func (h *Handle) execute(req *nl.NetlinkRequest, resType uint16) ([][]byte, erro
 		err error
 	)
 	if h.nsFd >= 0 {
-		s, err = nl.GetNetlinkSocketAt(nsHandle(h.nsFd), vnetns.None(), unix.NETLINK_ROUTE)
+		err = netns.DoFd(h.nsFd, func() error { // see NewHandle
+			var e error
+			s, e = nl.GetNetlinkSocketAt(vnetns.None(), vnetns.None(), unix.NETLINK_ROUTE)
+			return e
+		})
 	} else {
 		s, err = nl.GetNetlinkSocketAt(vnetns.None(), vnetns.None(), unix.NETLINK_ROUTE)
 	}

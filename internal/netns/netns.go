@@ -71,6 +71,9 @@ func (n *NetNS) Do(fn func() error) error {
 	return doIn(n.Fd(), fn)
 }
 
+// DoFd is Do for a namespace given by its descriptor.
+func DoFd(fd int, fn func() error) error { return doIn(fd, fn) }
+
 func doIn(fd int, fn func() error) error {
 	return onThread(func() error {
 		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
@@ -100,8 +103,10 @@ func (n *NetNS) DoDiscard(fn func() error) error {
 }
 
 // onThread runs enter and then fn on a fresh locked OS thread, and puts the
-// thread back into its original namespace afterwards. If that fails, the
-// thread stays locked and the Go runtime discards it with the goroutine.
+// thread back into its original namespace afterwards. If that fails (as it
+// does for root of a user namespace that came from the host's namespace),
+// the thread stays locked and the Go runtime discards it with the
+// goroutine; fn's result stands.
 func onThread(enter, fn func() error) error {
 	var (
 		err error
@@ -125,8 +130,10 @@ func onThread(enter, fn func() error) error {
 		}
 		err = fn()
 		if e := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); e != nil {
-			err = errors.Join(err, fmt.Errorf("return to original namespace: %w", e))
-			return // the thread stays locked
+			// The thread stays locked and dies with the goroutine. Not an
+			// error: inside a user namespace a process may enter the
+			// namespaces it owns but not return to the host's.
+			return
 		}
 		runtime.UnlockOSThread()
 	}()

@@ -10,11 +10,12 @@ import (
 
 // Network mode kinds.
 const (
-	ModeBridge    = "bridge"    // one or more networks (the default network when none is named)
-	ModeNone      = "none"      // a new namespace with only lo
-	ModeHost      = "host"      // the host's namespace
-	ModeContainer = "container" // another container's namespace
-	ModeNS        = "ns"        // the namespace at a path
+	ModeBridge    = "bridge"      // one or more networks (the default network when none is named)
+	ModeNone      = "none"        // a new namespace with only lo
+	ModeHost      = "host"        // the host's namespace
+	ModeContainer = "container"   // another container's namespace
+	ModeNS        = "ns"          // the namespace at a path
+	ModeSlirp     = "slirp4netns" // a new namespace on a user-mode network (rootless default)
 )
 
 // NetworkRequest is one network a container joins, with its per-network
@@ -72,8 +73,13 @@ func ParseNetworks(values []string) (NetMode, error) {
 				return NetMode{}, fmt.Errorf("--network %s: give an absolute namespace path as ns:PATH", v)
 			}
 			return special(ModeNS, opts)
-		case "slirp4netns", "pasta":
-			return NetMode{}, fmt.Errorf("--network %s: rootless network modes are not supported by berth run yet (use bridge, a network name, none, host, container:ID or ns:PATH)", name)
+		case ModeSlirp:
+			if _, err := ParseSlirpOptions(opts); err != nil {
+				return NetMode{}, fmt.Errorf("--network %s: %w", v, err)
+			}
+			return special(ModeSlirp, opts)
+		case "pasta":
+			return NetMode{}, fmt.Errorf("--network pasta: berth's user-mode network is slirp4netns (use --network slirp4netns[:OPTIONS]; it keeps client addresses on published ports)")
 		case "":
 			return NetMode{}, fmt.Errorf("--network %q: empty network name", v)
 		}
@@ -275,4 +281,70 @@ func ParseDNS(servers, search, options []string, mode string) (DNS, error) {
 		d.Options = append(d.Options, o)
 	}
 	return d, nil
+}
+
+// SlirpOptions are the options of --network slirp4netns:OPTIONS.
+type SlirpOptions struct {
+	AllowHostLoopback bool
+	EnableIPv6        bool
+	CIDR              netip.Prefix // zero: 10.0.2.0/24
+	MTU               int          // 0: 65520
+	OutboundAddr      string
+	OutboundAddr6     string
+}
+
+// ParseSlirpOptions parses the comma-separated options of
+// --network slirp4netns:OPTIONS (Podman's names: allow_host_loopback,
+// enable_ipv6, cidr, mtu, outbound_addr, outbound_addr6, port_handler).
+func ParseSlirpOptions(s string) (SlirpOptions, error) {
+	var o SlirpOptions
+	if s == "" {
+		return o, nil
+	}
+	boolOpt := func(k, v string) (bool, error) {
+		switch v {
+		case "true", "":
+			return true, nil
+		case "false":
+			return false, nil
+		}
+		return false, fmt.Errorf("%s=%q: want true or false", k, v)
+	}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		var err error
+		switch k {
+		case "allow_host_loopback":
+			o.AllowHostLoopback, err = boolOpt(k, v)
+		case "enable_ipv6":
+			o.EnableIPv6, err = boolOpt(k, v)
+		case "cidr":
+			o.CIDR, err = netip.ParsePrefix(v)
+			if err == nil && (!o.CIDR.Addr().Is4() || o.CIDR.Bits() > 25) {
+				err = fmt.Errorf("cidr=%s: want an IPv4 prefix of /25 or larger", v)
+			}
+		case "mtu":
+			var n int
+			if _, e := fmt.Sscanf(v, "%d", &n); e != nil || n < 68 || n > 65521 {
+				err = fmt.Errorf("mtu=%q: want a number from 68 to 65521", v)
+			}
+			o.MTU = n
+		case "outbound_addr":
+			o.OutboundAddr = v
+		case "outbound_addr6":
+			o.OutboundAddr6 = v
+		case "port_handler":
+			// berth forwards ports in its user-mode stack, keeping the
+			// client's address, whichever handler is named.
+			if v != "rootlessport" && v != "slirp4netns" {
+				err = fmt.Errorf("port_handler=%q: want rootlessport or slirp4netns", v)
+			}
+		default:
+			err = fmt.Errorf("unknown option %q (valid: allow_host_loopback, enable_ipv6, cidr, mtu, outbound_addr, outbound_addr6, port_handler)", k)
+		}
+		if err != nil {
+			return SlirpOptions{}, err
+		}
+	}
+	return o, nil
 }

@@ -93,21 +93,25 @@ func TestParseNetworks(t *testing.T) {
 	if len(m.Networks) != 2 {
 		t.Errorf("legacy list: %+v", m)
 	}
-	for in, kind := range map[string]string{"none": ModeNone, "host": ModeHost, "container:web": ModeContainer, "ns:/run/netns/x": ModeNS, "bridge": ModeBridge, "private": ModeBridge} {
+	for in, kind := range map[string]string{"none": ModeNone, "host": ModeHost, "container:web": ModeContainer, "ns:/run/netns/x": ModeNS, "bridge": ModeBridge, "private": ModeBridge, "slirp4netns": ModeSlirp, "slirp4netns:allow_host_loopback=true": ModeSlirp} {
 		m, err := ParseNetworks([]string{in})
 		if err != nil || m.Kind != kind {
 			t.Errorf("%s: %+v %v", in, m, err)
 		}
 	}
 	bad := map[string][]string{
-		"cannot be combined":      {"host", "n1"},
-		"unknown option \"foo\"":  {"n1:foo=1"},
-		"ip=1.2.3: not an IPv4":   {"n1:ip=1.2.3"},
-		"absolute namespace path": {"ns:x"},
-		"rootless network modes":  {"slirp4netns"},
-		"network given twice":     {"n1", "n1"},
-		"not a valid interface":   {"n1:interface_name=averyveryverylongname"},
-		"want key=value":          {"n1:ip"},
+		"cannot be combined":               {"host", "n1"},
+		"unknown option \"foo\"":           {"n1:foo=1"},
+		"ip=1.2.3: not an IPv4":            {"n1:ip=1.2.3"},
+		"absolute namespace path":          {"ns:x"},
+		"user-mode network is slirp4netns": {"pasta"},
+		"unknown option \"bogus\"":         {"slirp4netns:bogus=1"},
+		"mtu=\"9\": want a number":         {"slirp4netns:mtu=9"},
+		"cidr=10.0.0.0/30":                 {"slirp4netns:cidr=10.0.0.0/30"},
+		"port_handler=\"x\"":               {"slirp4netns:port_handler=x"},
+		"network given twice":              {"n1", "n1"},
+		"not a valid interface":            {"n1:interface_name=averyveryverylongname"},
+		"want key=value":                   {"n1:ip"},
 	}
 	for want, in := range bad {
 		_, err := ParseNetworks(in)
@@ -168,5 +172,21 @@ func TestParseAddHostAndDNS(t *testing.T) {
 	}
 	if d, _ := ParseDNS([]string{"none"}, nil, nil, ModeBridge); !d.None {
 		t.Error("--dns none")
+	}
+}
+
+func TestParseSlirpOptions(t *testing.T) {
+	o, err := ParseSlirpOptions("allow_host_loopback=true,enable_ipv6=true,cidr=10.41.0.0/24,mtu=1500,port_handler=rootlessport,outbound_addr=eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.AllowHostLoopback || !o.EnableIPv6 || o.CIDR.String() != "10.41.0.0/24" || o.MTU != 1500 || o.OutboundAddr != "eth0" {
+		t.Errorf("%+v", o)
+	}
+	if o, err := ParseSlirpOptions(""); err != nil || o != (SlirpOptions{}) {
+		t.Errorf("empty: %+v %v", o, err)
+	}
+	if _, err := ParseSlirpOptions("enable_ipv6=yes"); err == nil || !strings.Contains(err.Error(), "want true or false") {
+		t.Errorf("enable_ipv6=yes: %v", err)
 	}
 }

@@ -61,6 +61,12 @@ type Options struct {
 	Binds       []Bind
 	CgroupsPath string
 	ReadOnly    bool
+	// Rootless: runc runs as root of an unprivileged user namespace: no
+	// cgroup path or device rules, and with the host's network /sys is
+	// bound, not mounted (sysfs needs a network namespace of one's own).
+	Rootless bool
+	// NoTTYGroup drops gid=5 from /dev/pts (a namespace without group 5).
+	NoTTYGroup bool
 }
 
 // ErrNoCommand: neither the command line nor the image gives one.
@@ -113,6 +119,30 @@ func Generate(o Options) (*specs.Spec, error) {
 	}
 	if !o.HostNetwork {
 		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: o.NetNS})
+	}
+	if o.Rootless {
+		s.Linux.CgroupsPath = ""
+		s.Linux.Resources = nil
+		if o.HostNetwork {
+			for i, m := range s.Mounts {
+				if m.Destination == "/sys" {
+					s.Mounts[i] = specs.Mount{Destination: "/sys", Type: "bind", Source: "/sys", Options: []string{"rbind", "nosuid", "noexec", "nodev", "ro"}}
+				}
+			}
+		}
+	}
+	if o.NoTTYGroup {
+		for i, m := range s.Mounts {
+			if m.Destination == "/dev/pts" {
+				var opts []string
+				for _, x := range m.Options {
+					if x != "gid=5" {
+						opts = append(opts, x)
+					}
+				}
+				s.Mounts[i].Options = opts
+			}
+		}
 	}
 	for _, b := range o.Binds {
 		opts := []string{"rbind", "rprivate"}

@@ -105,3 +105,33 @@ func TestMergeEnv(t *testing.T) {
 		t.Error(got)
 	}
 }
+
+func TestGenerateRootless(t *testing.T) {
+	s, err := Generate(Options{Rootfs: "/r", Process: Process{Args: []string{"sh"}}, CgroupsPath: "/berth/x", Rootless: true, HostNetwork: true, NoTTYGroup: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Linux.CgroupsPath != "" || s.Linux.Resources != nil {
+		t.Errorf("rootless spec keeps cgroups: %q %+v", s.Linux.CgroupsPath, s.Linux.Resources)
+	}
+	for _, m := range s.Mounts {
+		switch m.Destination {
+		case "/sys":
+			if m.Type != "bind" || m.Source != "/sys" {
+				t.Errorf("rootless host-network /sys: %+v", m)
+			}
+		case "/dev/pts":
+			for _, o := range m.Options {
+				if o == "gid=5" {
+					t.Errorf("/dev/pts keeps gid=5: %v", m.Options)
+				}
+			}
+		}
+	}
+	s, _ = Generate(Options{Rootfs: "/r", Process: Process{Args: []string{"sh"}}, Rootless: true})
+	for _, m := range s.Mounts {
+		if m.Destination == "/sys" && m.Type != "sysfs" {
+			t.Errorf("own network namespace: /sys %+v", m)
+		}
+	}
+}

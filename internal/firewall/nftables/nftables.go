@@ -43,6 +43,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berthnet/berth/internal/firewall"
+	"github.com/berthnet/berth/internal/netns"
 	"github.com/berthnet/berth/internal/network"
 )
 
@@ -68,11 +69,23 @@ func (d *Driver) Name() string { return firewall.DriverNftables }
 // conn opens one netlink socket for a whole call (every request and batch
 // of the call goes through it); callers CloseLasting it.
 func (d *Driver) conn() (*nftables.Conn, error) {
-	opts := []nftables.ConnOption{nftables.AsLasting()}
+	var (
+		c   *nftables.Conn
+		err error
+	)
 	if d.nsFd >= 0 {
-		opts = append(opts, nftables.WithNetNSFd(d.nsFd))
+		// The lasting socket is opened on berth's own thread inside the
+		// namespace rather than with WithNetNSFd, which fails when the
+		// thread cannot switch back (root of a user namespace, rootless,
+		// cannot re-enter the host's namespace).
+		err = netns.DoFd(d.nsFd, func() error {
+			var e error
+			c, e = nftables.New(nftables.AsLasting())
+			return e
+		})
+	} else {
+		c, err = nftables.New(nftables.AsLasting())
 	}
-	c, err := nftables.New(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("open nftables netlink socket: %w", err)
 	}

@@ -1,0 +1,293 @@
+package cli
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/berthnet/berth/internal/nettest"
+)
+
+// rtopo is a rootless user created for the test (with subordinate IDs), a
+// "host" namespace where it runs berth, and an outside client.
+type rtopo struct {
+	host, outside *nettest.NS
+	user          string
+	uid           int
+	home, xdg     string
+	bin, tun      string
+	rootfs        string
+}
+
+// newRTopo creates the user and everything it needs; cleanup resets its
+// berth, stops whatever still runs as it (by PID) and deletes the user.
+func newRTopo(t *testing.T) *rtopo {
+	t.Helper()
+	nettest.Privileged(t)
+	for _, tool := range []string{"useradd", "usermod", "userdel", "newuidmap", "newgidmap", "nsenter", "setpriv", "runc"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("rootless tests need %s: %v", tool, err)
+		}
+	}
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		t.Skip("rootless tests need /dev/net/tun")
+	}
+	suffix := make([]byte, 3)
+	_, _ = rand.Read(suffix)
+	r := &rtopo{user: "brl" + hex.EncodeToString(suffix)}
+	base, err := os.MkdirTemp("", "brl-rootless-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	if err := os.Chmod(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r.home, r.xdg = filepath.Join(base, "home"), filepath.Join(base, "xdg")
+	if out, err := exec.Command("useradd", "-M", "-d", r.home, "-s", "/bin/sh", r.user).CombinedOutput(); err != nil {
+		t.Fatalf("useradd: %v %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("userdel", r.user).CombinedOutput(); err != nil {
+			t.Logf("userdel %s: %v %s", r.user, err, out)
+		}
+	})
+	if out, err := exec.Command("usermod", "--add-subuids", "3500000-3565535", "--add-subgids", "3500000-3565535", r.user).CombinedOutput(); err != nil {
+		t.Fatalf("usermod: %v %s", err, out)
+	}
+	out, err := exec.Command("id", "-u", r.user).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.uid, _ = strconv.Atoi(strings.TrimSpace(string(out)))
+	for _, d := range []string{r.home, r.xdg} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(d, r.uid, r.uid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// berth, with its slirp4netns and aardvark-dns, where the user may
+	// run them.
+	bindir := filepath.Join(base, "bin")
+	if err := os.MkdirAll(bindir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(berthBinary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.bin = filepath.Join(bindir, "berth")
+	if err := os.WriteFile(r.bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"slirp4netns", "aardvark-dns"} {
+		if err := os.Symlink("berth", filepath.Join(bindir, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The host's /dev/net/tun is 0600 here: the user gets a 0666 node
+	// bind-mounted in a mount namespace of berth's own.
+	r.tun = filepath.Join(base, "tun")
+	if err := unix.Mknod(r.tun, unix.S_IFCHR|0o666, int(unix.Mkdev(10, 200))); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chmod(r.tun, 0o666)
+	// The root filesystem belongs to the user: root in its namespace.
+	r.rootfs = busyboxRootfs(t)
+	if err := os.Chmod(filepath.Dir(r.rootfs), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("chown", "-R", strconv.Itoa(r.uid)+":"+strconv.Itoa(r.uid), r.rootfs).CombinedOutput(); err != nil {
+		t.Fatalf("chown rootfs: %v %s", err, out)
+	}
+	r.host = nettest.NewNS(t, nettest.RandName("brlh"))
+	r.outside = nettest.NewNS(t, nettest.RandName("brlo"))
+	nettest.Connect(t, r.host, "eth0", netip.MustParsePrefix("198.18.0.1/24"), r.outside, "eth0", netip.MustParsePrefix("198.18.0.2/24"))
+	t.Cleanup(func() {
+		if out, err := r.berth("system", "reset", "--force"); err != nil {
+			t.Logf("rootless system reset: %v %s", err, out)
+		}
+		r.killAll(t)
+	})
+	return r
+}
+
+// berth runs berth as the user in the host namespace.
+func (r *rtopo) berth(args ...string) (string, error) {
+	full := append([]string{"--mount", "--propagation", "private", "--",
+		"sh", "-c", `mount --bind "$0" /dev/net/tun && exec "$@"`, r.tun,
+		"nsenter", "--net=" + r.host.Path(), "--",
+		"setpriv", "--reuid=" + strconv.Itoa(r.uid), "--regid=" + strconv.Itoa(r.uid), "--clear-groups", "--",
+		"env", "-i", "HOME=" + r.home, "XDG_RUNTIME_DIR=" + r.xdg, "PATH=/usr/bin:/bin:/usr/sbin:/sbin",
+		r.bin}, args...)
+	cmd := exec.Command("unshare", full...)
+	cmd.Dir = "/"
+	var buf strings.Builder
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	timer := time.AfterFunc(90*time.Second, func() { _ = cmd.Process.Kill() })
+	defer timer.Stop()
+	err := cmd.Wait()
+	out := buf.String()
+	return out, err
+}
+
+func (r *rtopo) must(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := r.berth(args...)
+	if err != nil {
+		t.Fatalf("rootless berth %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// pids lists the processes running as the user.
+func (r *rtopo) pids() []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		var st syscall.Stat_t
+		if syscall.Stat("/proc/"+e.Name(), &st) != nil || int(st.Uid) != r.uid {
+			continue
+		}
+		if b, _ := os.ReadFile("/proc/" + e.Name() + "/stat"); strings.Contains(string(b), ") Z ") {
+			continue
+		}
+		out = append(out, pid)
+	}
+	return out
+}
+
+// processes describes the user's processes (for failure messages).
+func (r *rtopo) processes() string {
+	var out []string
+	for _, pid := range r.pids() {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		out = append(out, fmt.Sprintf("%d %s", pid, strings.ReplaceAll(string(b), "\x00", " ")))
+	}
+	return strings.Join(out, "; ")
+}
+
+// killAll stops every process of the test's user (ours: the user exists
+// only for this test).
+func (r *rtopo) killAll(t *testing.T) {
+	for i := 0; i < 2; i++ {
+		for _, pid := range r.pids() {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if left := r.processes(); left != "" {
+		t.Logf("processes of %s left: %s", r.user, left)
+	}
+}
+
+// TestPrivilegedRootlessRun is the guide's rootless scenario with berth
+// alone, as an unprivileged user: a web server on the default rootless
+// network (slirp4netns) published on 8080 and fetched from outside through
+// the host's address, with the client's own address seen by the server; a
+// second container reaching it through the host's address; a rootless
+// bridge network in the rootless netns with name resolution and a port
+// published through its uplink (client address kept again); berth unshare
+// --rootless-netns; and system reset leaving no process behind.
+func TestPrivilegedRootlessRun(t *testing.T) {
+	r := newRTopo(t)
+	r.must(t, "run", "-d", "--name", "web", "-p", "8080:80", "--rootfs", r.rootfs, "httpd", "-f", "-v", "-p", "80", "-h", "/www")
+	if mode := strings.TrimSpace(r.must(t, "inspect", "-f", "{{.HostConfig.NetworkMode}}", "web")); mode != "slirp4netns" {
+		t.Errorf("rootless network mode %q, want slirp4netns", mode)
+	}
+	got, err := httpGet(r.outside, "198.18.0.1:8080")
+	if err != nil || !strings.Contains(got, "hello from berth") {
+		t.Fatalf("outside -> 198.18.0.1:8080: %q %v\nuser's processes: %s", got, err, r.processes())
+	}
+	waitLog(t, r, "web", "198.18.0.2]:")
+	out := r.must(t, "run", "--rm", "--rootfs", r.rootfs, "wget", "-qO-", "http://198.18.0.1:8080/")
+	if !strings.Contains(out, "hello from berth") {
+		t.Errorf("second rootless container -> 198.18.0.1:8080: %q", out)
+	}
+	if hosts := r.must(t, "exec", "web", "cat", "/etc/hosts", "/etc/resolv.conf"); !strings.Contains(hosts, "10.0.2.100") || !strings.Contains(hosts, "nameserver 10.0.2.3") {
+		t.Errorf("slirp4netns container's /etc/hosts and resolv.conf:\n%s", hosts)
+	}
+
+	// A rootless bridge network.
+	r.must(t, "network", "create", "--subnet", "198.19.200.0/24", "rnet")
+	if _, err := os.Stat(filepath.Join(r.home, ".local/share/containers/storage/networks/rnet.json")); err != nil {
+		t.Errorf("rootless network file: %v", err)
+	}
+	r.must(t, "run", "-d", "--name", "rweb", "--network", "rnet", "-p", "8083:80", "--rootfs", r.rootfs, "httpd", "-f", "-v", "-p", "80", "-h", "/www")
+	ip := strings.TrimSpace(r.must(t, "inspect", "-f", `{{(index .NetworkSettings.Networks "rnet").IPAddress}}`, "rweb"))
+	if !strings.HasPrefix(ip, "198.19.200.") {
+		t.Fatalf("rweb's address %q", ip)
+	}
+	out = r.must(t, "run", "--rm", "--network", "rnet", "--rootfs", r.rootfs, "sh", "-c", "nslookup rweb; echo @@; wget -qO- http://rweb/")
+	if !strings.Contains(out, "Address: "+ip) || !strings.Contains(out, "hello from berth") {
+		t.Errorf("rootless network DNS and fetch by name:\n%s", out)
+	}
+	got, err = httpGet(r.outside, "198.18.0.1:8083")
+	if err != nil || !strings.Contains(got, "hello from berth") {
+		t.Fatalf("outside -> 198.18.0.1:8083 (rootless netns): %q %v", got, err)
+	}
+	waitLog(t, r, "rweb", "198.18.0.2]:")
+	links := r.must(t, "unshare", "--rootless-netns", "ip", "-o", "link")
+	if !strings.Contains(links, "tap0") || !strings.Contains(links, "veth") {
+		t.Errorf("berth unshare --rootless-netns ip -o link:\n%s", links)
+	}
+	if id := strings.TrimSpace(r.must(t, "unshare", "id", "-u")); id != "0" {
+		t.Errorf("berth unshare id -u = %q, want 0", id)
+	}
+
+	// Stopping the container removes its forward: the port is free.
+	r.must(t, "rm", "-f", "rweb")
+	if got, err := httpGet(r.outside, "198.18.0.1:8083"); err == nil {
+		t.Errorf("8083 still answers after rm: %q", got)
+	}
+	r.must(t, "rm", "-f", "web")
+	if got, err := httpGet(r.outside, "198.18.0.1:8080"); err == nil {
+		t.Errorf("8080 still answers after rm: %q", got)
+	}
+	r.must(t, "system", "reset", "--force")
+	var left string
+	for i := 0; i < 50; i++ {
+		if left = r.processes(); left == "" {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if left != "" {
+		t.Errorf("processes left after system reset: %s", left)
+	}
+}
+
+// waitLog waits until the container's log contains s (the server logged
+// the client's address).
+func waitLog(t *testing.T, r *rtopo, ctr, s string) {
+	t.Helper()
+	var out string
+	for i := 0; i < 30; i++ {
+		out, _ = r.berth("logs", ctr)
+		if strings.Contains(out, s) {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Errorf("%s's log does not show the client address %q (source address lost?):\n%s", ctr, s, out)
+}
