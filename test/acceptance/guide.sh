@@ -331,28 +331,87 @@ s10_run() {
 s10_cleanup() { :; }
 
 # --- 11: rootless ------------------------------------------------------------
-# Runs berth as an unprivileged user; while berth refuses rootless run with
-# its clear error, this is a SKIP naming that error.
-s11_run() {
-	local d=$STATE/rootless out rc
-	mkdir -p "$d/xdg" "$d/data"; chown -R 65534:65534 "$d"; chmod 700 "$d/xdg"
-	out=$(nsenter --net="/run/netns/$NS_HOST" -- setpriv --reuid=65534 --regid=65534 --clear-groups -- \
-		env -i HOME="$d" XDG_RUNTIME_DIR="$d/xdg" XDG_DATA_HOME="$d/data" PATH=/usr/bin:/bin:/usr/sbin:/sbin \
-		"$BERTH" run -d --name webserver -p 8080:80 --rootfs "$STATE/bbroot" httpd -f -p 80 -h /www 2>&1)
+# berth as an unprivileged user (created here, with subordinate IDs): the
+# default rootless network (slirp4netns) with -p 8080:80 reached from the
+# outside through the host's IP, the server seeing the outside client's own
+# address; a second rootless container reaching it through the host's IP; a
+# rootless bridge network (in berth's rootless netns) with DNS by name and
+# -p 8083:80; berth unshare --rootless-netns; nothing left after reset.
+RL_USER=${PFX}rl RL_DIR=""
+R() {
+	local o rc
+	log "+ [$(date +%T.%N | cut -c1-12)] [rootless $RL_USER] berth $*"
+	o=$(timeout -k 5 "$TIMEOUT" nsenter --net="/run/netns/$NS_HOST" -- setpriv --reuid="$RL_USER" --regid="$RL_USER" --init-groups -- \
+		env -i HOME="$RL_DIR/home" XDG_RUNTIME_DIR="$RL_DIR/xdg" PATH=/usr/bin:/bin:/usr/sbin:/sbin "$RL_DIR/bin/berth" "$@" 2>"$ERRF")
 	rc=$?
-	log "$out (rc=$rc)"
-	if [ $rc -ne 0 ] && grep -q 'rootless containers are not supported' <<<"$out"; then
-		S_SKIP="berth run as non-root: $(grep -o 'Error: .*' <<<"$out" | cut -c8-)"
-		return
+	cat "$ERRF" >>"$LOG" 2>/dev/null
+	[ -n "$o" ] && { printf '%s\n' "$o" >>"$LOG"; printf '%s\n' "$o"; }
+	[ $rc -ne 0 ] && log "  (rc=$rc)"
+	return $rc
+}
+rl_setup() {
+	local t
+	for t in useradd usermod newuidmap newgidmap setpriv; do
+		command -v "$t" >/dev/null || { S_SKIP="needs $t (passwd, uidmap, util-linux)"; return 1; }
+	done
+	RL_DIR=$(mktemp -d "/var/tmp/${PFX}-rootless.XXXXXX") && chmod 755 "$RL_DIR" || { fail "mktemp"; return 1; }
+	if ! id "$RL_USER" >/dev/null 2>&1; then
+		useradd -M -d "$RL_DIR/home" -s /bin/sh "$RL_USER" >>"$LOG" 2>&1 || { fail "useradd $RL_USER"; return 1; }
 	fi
-	[ $rc -eq 0 ] || { fail "rootless berth run: $out"; return; }
+	usermod --add-subuids 3400000-3465535 --add-subgids 3400000-3465535 "$RL_USER" >>"$LOG" 2>&1
+	mkdir -p "$RL_DIR"/{home,xdg,bin} && chown "$RL_USER:" "$RL_DIR/home" "$RL_DIR/xdg" && chmod 700 "$RL_DIR/home" "$RL_DIR/xdg"
+	install -m 0755 "$TOP/bin/berth" "$TOP/bin/slirp4netns" "$TOP/bin/aardvark-dns" "$RL_DIR/bin/" || { fail "copy berth for $RL_USER"; return 1; }
+	cp -a "$STATE/bbroot" "$RL_DIR/rootfs" && chown -R "$RL_USER:" "$RL_DIR/rootfs"
+	# /dev/net/tun is 0600 on this host: a 0666 node in this (private) mount namespace
+	if [ "$(stat -c %a /dev/net/tun)" != 666 ]; then
+		mknod -m 666 "$RL_DIR/tun" c 10 200 && mount --bind "$RL_DIR/tun" /dev/net/tun || { fail "tun node"; return 1; }
+	fi
+}
+s11_run() {
+	local out mode rip
+	rl_setup || return
+	R run -d --name webserver -p 8080:80 --rootfs "$RL_DIR/rootfs" httpd -f -v -p 80 -h /www >/dev/null \
+		|| { fail "rootless berth run -p 8080:80: $(last_err)"; return; }
+	mode=$(R inspect -f '{{.HostConfig.NetworkMode}}' webserver)
+	[ "$mode" = slirp4netns ] && ok "default rootless network mode slirp4netns" || fail "rootless network mode is '$mode'"
 	expect_banner "outside -> $HOST_IP:8080 (rootless)" ino "http://$HOST_IP:8080/"
+	sleep 0.3
+	R logs webserver >/dev/null; out=$(cat "$ERRF")   # httpd -v logs to stderr
+	grep -qF "$OUT_IP]:" <<<"$out" && ok "the rootless server saw the outside client's address $OUT_IP" \
+		|| fail "client address lost: webserver's log has no $OUT_IP: $(tail -2 <<<"$out" | tr '\n' ' ')"
+	out=$(R run --rm --rootfs "$RL_DIR/rootfs" sh -c "$CWGET" "http://$HOST_IP:8080/")
+	[ "$out" = "$BANNER" ] && ok "2nd rootless container reached the 1st via $HOST_IP:8080" || fail "rootless container -> $HOST_IP:8080: '$out'"
+	R network create --subnet 198.19.60.0/24 rlnet >/dev/null || { fail "rootless network create: $(last_err)"; return; }
+	[ -f "$RL_DIR/home/.local/share/containers/storage/networks/rlnet.json" ] && ok "network file in ~/.local/share/containers/storage/networks" \
+		|| fail "no rlnet.json under ~/.local/share/containers/storage/networks"
+	R run -d --name rweb --network rlnet -p 8083:80 --rootfs "$RL_DIR/rootfs" httpd -f -v -p 80 -h /www >/dev/null \
+		|| { fail "rootless run on rlnet: $(last_err)"; return; }
+	rip=$(R inspect -f '{{(index .NetworkSettings.Networks "rlnet").IPAddress}}' rweb)
+	out=$(R run --rm --network rlnet --rootfs "$RL_DIR/rootfs" sh -c "$CFN echo @@1; nslookup rweb; echo @@2; get http://rweb/")
+	grep -q "Address: $rip" <<<"$(section "$out" 1)" && ok "rootless DNS rweb -> $rip" || fail "rootless DNS did not resolve rweb ($rip): $(tr '\n' ' ' <<<"$out")"
+	[ "$(section "$out" 2)" = "$BANNER" ] && ok "http://rweb/ on the rootless network" || fail "rootless wget http://rweb/ failed"
+	expect_banner "outside -> $HOST_IP:8083 (rootless netns)" ino "http://$HOST_IP:8083/"
+	sleep 0.3
+	R logs rweb >/dev/null; out=$(cat "$ERRF")
+	grep -qF "$OUT_IP]:" <<<"$out" && ok "rootless netns: client address $OUT_IP kept" || fail "rweb's log has no $OUT_IP: $(tail -2 <<<"$out" | tr '\n' ' ')"
+	out=$(R unshare --rootless-netns ip -o link)
+	grep -q tap0 <<<"$out" && ok "berth unshare --rootless-netns" || fail "unshare --rootless-netns shows no tap0: $out"
+	R system reset --force >/dev/null || fail "rootless system reset: $(last_err)"
+	sleep 0.5
+	# (zombies are dead: reparented daemons wait for this sandbox's init)
+	out=$(ps -u "$RL_USER" -o stat=,pid=,args= | awk '$1 !~ /^Z/')
+	[ -z "$out" ] && ok "no rootless process left after reset" || fail "processes of $RL_USER left: $(tr '\n' ';' <<<"$out")"
 }
 s11_cleanup() {
-	local d=$STATE/rootless
-	[ -d "$d" ] && nsenter --net="/run/netns/$NS_HOST" -- setpriv --reuid=65534 --regid=65534 --clear-groups -- \
-		env -i HOME="$d" XDG_RUNTIME_DIR="$d/xdg" XDG_DATA_HOME="$d/data" PATH=/usr/bin:/bin "$BERTH" rm -af >/dev/null 2>&1
-	rm -rf "$d"
+	local p
+	[ -n "$RL_DIR" ] || return 0
+	id "$RL_USER" >/dev/null 2>&1 && R system reset --force >/dev/null 2>&1
+	for p in $(pgrep -u "$RL_USER" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
+	sleep 0.2
+	umount /dev/net/tun 2>/dev/null
+	id "$RL_USER" >/dev/null 2>&1 && userdel "$RL_USER" >>"$LOG" 2>&1
+	rm -rf "$RL_DIR"
+	RL_DIR=""
 }
 
 # --- 12: system reset leaves nothing -----------------------------------------
