@@ -162,4 +162,3 @@ func tlsConfig(caFile, cert, key string) (*tls.Config, error) {
 	}
 	return c, nil
 }
-
