@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -500,6 +501,76 @@ func TestPrivilegedOverlayThreeHosts(t *testing.T) {
 		}
 	})
 
+	t.Run("concurrent claims: first writer wins", func(t *testing.T) {
+		// Twelve hosts claim at once in a small range (a /20 split in /24s:
+		// 15 usable): each gets its own subnet. Then eight claim one subnet
+		// at once: exactly one wins.
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		reg, err := NewRegistry(c.cli, "/bo-race")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.cli.Delete(context.Background(), "/bo-race", clientv3.WithPrefix())
+		g, err := c.cli.Grant(ctx, 30)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.cli.Revoke(context.Background(), g.ID)
+		cfg := lease.Config{Network: netip.MustParsePrefix("198.19.240.0/20"), SubnetLen: 24, VNI: 9, Port: 4789}
+		me := func(i int) lease.Lease {
+			return lease.Lease{PublicIP: netip.AddrFrom4([4]byte{198, 18, 1, byte(i)}), BackendData: lease.BackendData{VNI: 9, VtepMAC: fmt.Sprintf("0a:09:c6:12:01:%02x", i)}}
+		}
+		type res struct {
+			s   netip.Prefix
+			err error
+		}
+		run := func(n int, want netip.Prefix, off int) []res {
+			out := make([]res, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					l, _, err := reg.Claim(ctx, cfg, me(off+i), want, g.ID)
+					out[i] = res{l.Subnet, err}
+				}()
+			}
+			wg.Wait()
+			return out
+		}
+		got := map[netip.Prefix]int{}
+		for i, r := range run(12, netip.Prefix{}, 1) {
+			if r.err != nil {
+				t.Fatalf("claimer %d: %v", i, r.err)
+			}
+			got[r.s]++
+		}
+		if len(got) != 12 {
+			t.Fatalf("12 concurrent claims got %d distinct subnets: %v", len(got), got)
+		}
+		leases, _, _, err := reg.List(ctx)
+		if err != nil || len(leases) != 12 {
+			t.Fatalf("list after claims: %d leases, %v", len(leases), err)
+		}
+		want := netip.MustParsePrefix("198.19.254.0/24")
+		cfg.Network = netip.MustParsePrefix("198.19.254.0/23")
+		wins, taken := 0, 0
+		for _, r := range run(8, want, 100) {
+			switch {
+			case r.err == nil:
+				wins++
+			case errors.Is(r.err, lease.ErrTaken):
+				taken++
+			default:
+				t.Errorf("claim: %v", r.err)
+			}
+		}
+		if wins != 1 || taken != 7 {
+			t.Fatalf("8 claims of one subnet: %d won, %d refused; want 1 and 7", wins, taken)
+		}
+	})
+
 	t.Run("restarted agent takes its subnet back", func(t *testing.T) {
 		h3 := c.hosts[2]
 		c.startAgent(h3)
@@ -560,6 +631,21 @@ func TestPrivilegedOverlayThreeHosts(t *testing.T) {
 		if leases, _ := alloc.Dump(); len(leases) != 0 {
 			t.Errorf("host %d: addresses left after DEL: %+v", h.k, leases)
 		}
+	}
+	// SIGTERM stops an agent cleanly (exit 0) and, without
+	// --release-on-exit, leaves its lease to expire.
+	if err := h1.agent.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- h1.agent.Wait() }()
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Errorf("agent 1 after SIGINT: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("agent 1 did not stop on SIGINT")
 	}
 	t.Logf("whole test: %s", time.Since(began).Round(time.Millisecond))
 }
