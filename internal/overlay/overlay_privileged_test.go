@@ -482,6 +482,15 @@ func TestPrivilegedOverlayThreeHosts(t *testing.T) {
 		if err != nil || len(after.Kvs) != 1 || after.Kvs[0].ModRevision != before.Kvs[0].ModRevision {
 			t.Fatalf("host 1's lease changed by a refused claim: %v", after.Kvs)
 		}
+		// A host with another idea of the network is refused.
+		other := cfg
+		other.VNI = boVNI + 1
+		if err := reg.EnsureConfig(ctx, other); !errors.Is(err, ErrConfigMismatch) {
+			t.Errorf("EnsureConfig with VNI %d = %v, want ErrConfigMismatch", other.VNI, err)
+		}
+		if err := reg.EnsureConfig(ctx, cfg); err != nil {
+			t.Errorf("EnsureConfig with the agents' configuration: %v", err)
+		}
 		// An agent started on host 3 asking for host 1's subnet stops with
 		// an error (host 3's own agent is dead, so its lock is free).
 		h3 := c.hosts[2]
@@ -582,6 +591,29 @@ func TestPrivilegedOverlayThreeHosts(t *testing.T) {
 		got, err := nettest.Fetch(c.hosts[0].ctr, "tcp", net.JoinHostPort(h3.ctrIP.String(), "8080"))
 		if err != nil || got != "boc3" {
 			t.Fatalf("container 1 -> 3 after restart: %q, %v", got, err)
+		}
+		// Killed and restarted at once, without its state file: the key
+		// still carries host 3's address, so the new agent takes it over
+		// under a new etcd lease before the old one expires.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		key := lease.Key("/berth/overlay/"+boNet, subnets[3])
+		before, err := c.cli.Get(ctx, key)
+		if err != nil || len(before.Kvs) != 1 {
+			t.Fatalf("host 3's lease: %v", err)
+		}
+		_ = h3.agent.Process.Kill()
+		_ = h3.agent.Wait()
+		if err := os.Remove(StatePath(h3.stateDir, boNet)); err != nil {
+			t.Fatal(err)
+		}
+		c.startAgent(h3)
+		if hs := c.waitState(h3); hs.Subnet != subnets[3] {
+			t.Fatalf("agent restarted without state claimed %s, want %s", hs.Subnet, subnets[3])
+		}
+		after, err := c.cli.Get(ctx, key)
+		if err != nil || len(after.Kvs) != 1 || after.Kvs[0].Lease == before.Kvs[0].Lease || after.Kvs[0].CreateRevision != before.Kvs[0].CreateRevision {
+			t.Fatalf("takeover: key %v before, %v after; want the same key under a new lease", before.Kvs, after.Kvs)
 		}
 	})
 
