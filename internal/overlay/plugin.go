@@ -92,6 +92,21 @@ func ipamNetwork(st HostState) network.Network {
 	return network.Network{Name: st.Network, Driver: "bridge", Subnets: []network.Subnet{{Subnet: st.Subnet, Gateway: st.Gateway}}}
 }
 
+// containerHandle opens the container's namespace and a netlink handle in
+// it; the caller closes both.
+func containerHandle(path string) (*netns.NetNS, *link.Handle, error) {
+	cns, err := netns.Open(path)
+	if err != nil {
+		return nil, nil, types.NewError(types.ErrInvalidNetNS, "open container namespace", err.Error())
+	}
+	ch, err := link.NewHandle(cns)
+	if err != nil {
+		cns.Close()
+		return nil, nil, err
+	}
+	return cns, ch, nil
+}
+
 func cmdAdd(args *skel.CmdArgs) (err error) {
 	c, err := parseConf(args.StdinData)
 	if err != nil {
@@ -105,21 +120,17 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	if c.MTU > 0 && c.MTU < mtu {
 		mtu = c.MTU
 	}
-	cns, err := netns.Open(args.Netns)
+	cns, ch, err := containerHandle(args.Netns)
 	if err != nil {
-		return types.NewError(types.ErrInvalidNetNS, "open container namespace", err.Error())
+		return err
 	}
 	defer cns.Close()
+	defer ch.Close()
 	h, err := link.NewHandle(nil)
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	ch, err := link.NewHandle(cns)
-	if err != nil {
-		return err
-	}
-	defer ch.Close()
 	br, err := h.ByName(st.Bridge)
 	if err != nil {
 		return types.NewError(types.ErrTryAgainLater, "overlay bridge is missing (is the agent starting?)", err.Error())
@@ -266,15 +277,11 @@ func cmdCheck(args *skel.CmdArgs) error {
 	if hl.Attrs().MasterIndex != br.Attrs().Index {
 		return fmt.Errorf("host veth %s is not attached to bridge %s", hostName, st.Bridge)
 	}
-	cns, err := netns.Open(args.Netns)
-	if err != nil {
-		return types.NewError(types.ErrInvalidNetNS, "open container namespace", err.Error())
-	}
-	defer cns.Close()
-	ch, err := link.NewHandle(cns)
+	cns, ch, err := containerHandle(args.Netns)
 	if err != nil {
 		return err
 	}
+	defer cns.Close()
 	defer ch.Close()
 	cl, err := ch.ByName(args.IfName)
 	if err != nil {

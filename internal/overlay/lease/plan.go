@@ -89,55 +89,33 @@ func (s State) String() string {
 // and destination (routes): one whose value changed is only set, not
 // deleted first.
 func Diff(have, want State) (del, set State) {
-	wf := map[string]FDB{}
-	for _, f := range want.FDB {
-		wf[f.MAC] = f
-	}
-	hf := map[string]FDB{}
-	for _, f := range have.FDB {
-		hf[f.MAC] = f
-		if _, ok := wf[f.MAC]; !ok {
-			del.FDB = append(del.FDB, f)
-		}
-	}
-	for _, f := range want.FDB {
-		if h, ok := hf[f.MAC]; !ok || h != f {
-			set.FDB = append(set.FDB, f)
-		}
-	}
-	wn := map[netip.Addr]Neigh{}
-	for _, n := range want.Neighs {
-		wn[n.IP] = n
-	}
-	hn := map[netip.Addr]Neigh{}
-	for _, n := range have.Neighs {
-		hn[n.IP] = n
-		if _, ok := wn[n.IP]; !ok {
-			del.Neighs = append(del.Neighs, n)
-		}
-	}
-	for _, n := range want.Neighs {
-		if h, ok := hn[n.IP]; !ok || h != n {
-			set.Neighs = append(set.Neighs, n)
-		}
-	}
-	wr := map[netip.Prefix]Route{}
-	for _, r := range want.Routes {
-		wr[r.Dst] = r
-	}
-	hr := map[netip.Prefix]Route{}
-	for _, r := range have.Routes {
-		hr[r.Dst] = r
-		if _, ok := wr[r.Dst]; !ok {
-			del.Routes = append(del.Routes, r)
-		}
-	}
-	for _, r := range want.Routes {
-		if h, ok := hr[r.Dst]; !ok || h != r {
-			set.Routes = append(set.Routes, r)
-		}
-	}
+	del.FDB, set.FDB = diffBy(have.FDB, want.FDB, func(f FDB) string { return f.MAC })
+	del.Neighs, set.Neighs = diffBy(have.Neighs, want.Neighs, func(n Neigh) netip.Addr { return n.IP })
+	del.Routes, set.Routes = diffBy(have.Routes, want.Routes, func(r Route) netip.Prefix { return r.Dst })
 	del.sort()
 	set.sort()
+	return del, set
+}
+
+// diffBy compares two lists of entries identified by key: del holds the
+// entries of have whose key is not wanted, set the wanted entries that are
+// missing or differ.
+func diffBy[E comparable, K comparable](have, want []E, key func(E) K) (del, set []E) {
+	w := map[K]bool{}
+	for _, e := range want {
+		w[key(e)] = true
+	}
+	h := map[K]E{}
+	for _, e := range have {
+		h[key(e)] = e
+		if !w[key(e)] {
+			del = append(del, e)
+		}
+	}
+	for _, e := range want {
+		if old, ok := h[key(e)]; !ok || old != e {
+			set = append(set, e)
+		}
+	}
 	return del, set
 }
