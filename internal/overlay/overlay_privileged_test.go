@@ -354,10 +354,12 @@ func TestPrivilegedOverlayThreeHosts(t *testing.T) {
 		c.waitRoutes(h, others(h.k), 10*time.Second)
 	}
 	for _, h := range c.hosts {
+		addStart := time.Now()
 		out, err := c.cni(h, "ADD", fmt.Sprintf("boctr%d", h.k), h.ctr.Path(), c.conf(h))
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Logf("host %d: ADD (nsenter + plugin) took %s", h.k, time.Since(addStart).Round(100*time.Microsecond))
 		res, err := current.NewResult(out)
 		if err != nil {
 			t.Fatalf("decode ADD result %s: %v", out, err)
@@ -412,6 +414,21 @@ func TestPrivilegedOverlayThreeHosts(t *testing.T) {
 		if _, err := c.cni(h1, "ADD", "boctr1x", extra.Path(), c.conf(h1)); err != nil {
 			t.Fatal(err)
 		}
+		// A host veth left on the bridge by a crash, and a link that is
+		// not the plugin's: GC removes the first only.
+		hh := nettest.Handle(t, h1.ns.NetNS)
+		bridge, err := hh.LinkByName(boBridge)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"vo0123456789a", "bokeep"} {
+			attrs := netlink.NewLinkAttrs()
+			attrs.Name = name
+			attrs.MasterIndex = bridge.Attrs().Index
+			if err := hh.LinkAdd(&netlink.Veth{LinkAttrs: attrs, PeerName: name + "p"}); err != nil {
+				t.Fatal(err)
+			}
+		}
 		gc := c.conf(h1)
 		gc["cni.dev/valid-attachments"] = []map[string]string{{"containerID": "boctr1", "ifname": "eth0"}}
 		if _, err := c.cni(h1, "GC", "", "", gc); err != nil {
@@ -424,6 +441,15 @@ func TestPrivilegedOverlayThreeHosts(t *testing.T) {
 		}
 		if _, err := nettest.Handle(t, h1.ns.NetNS).LinkByName(HostVeth(boNet, "boctr1x", "eth0")); err == nil {
 			t.Error("GC left the forgotten attachment's veth")
+		}
+		if _, err := hh.LinkByName("vo0123456789a"); err == nil {
+			t.Error("GC left a stray host veth on the bridge")
+		}
+		if _, err := hh.LinkByName("bokeep"); err != nil {
+			t.Errorf("GC removed a link that is not the plugin's: %v", err)
+		}
+		if _, err := hh.LinkByName(HostVeth(boNet, "boctr1", "eth0")); err != nil {
+			t.Errorf("GC removed the valid attachment's veth: %v", err)
 		}
 		if l := nettest.Links(t, extra); len(l) != 1 {
 			t.Errorf("GC left links in the forgotten container: %v", l)
@@ -653,9 +679,11 @@ func TestPrivilegedOverlayThreeHosts(t *testing.T) {
 
 	// DEL removes the attachments: no veth, no address left.
 	for _, h := range c.hosts {
+		delStart := time.Now()
 		if _, err := c.cni(h, "DEL", fmt.Sprintf("boctr%d", h.k), h.ctr.Path(), c.conf(h)); err != nil {
 			t.Error(err)
 		}
+		t.Logf("host %d: DEL (nsenter + plugin) took %s", h.k, time.Since(delStart).Round(100*time.Microsecond))
 		if l := nettest.Links(t, h.ctr); len(l) != 1 {
 			t.Errorf("host %d container still has links %v after DEL", h.k, l)
 		}

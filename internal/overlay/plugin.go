@@ -336,14 +336,11 @@ func cmdGC(args *skel.CmdArgs) error {
 	for _, a := range gc.Valid {
 		valid[attachmentKey(a.ContainerID, a.IfName)] = true
 	}
-	if _, err := os.Stat(IPAMPath(c.StateDir, c.Name)); err != nil {
-		return nil
-	}
 	alloc, err := ipam.New(IPAMPath(c.StateDir, c.Name))
 	if err != nil {
 		return err
 	}
-	leases, err := alloc.Dump()
+	leases, err := alloc.Dump() // none when the database does not exist
 	if err != nil {
 		return err
 	}
@@ -364,6 +361,25 @@ func cmdGC(args *skel.CmdArgs) error {
 			}
 		}
 		errs = append(errs, alloc.Release(l.ContainerID, c.Name))
+	}
+	// Host veths on the network's bridge that belong to no valid attachment
+	// (a crash between creating the veth and rolling it back).
+	if st, err := ReadHostState(c.StateDir, c.Name); err == nil {
+		keep := map[string]bool{}
+		for _, a := range gc.Valid {
+			keep[HostVeth(c.Name, a.ContainerID, a.IfName)] = true
+		}
+		if br, err := h.ByName(st.Bridge); err == nil {
+			links, err := h.LinkList()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("list links: %w", err))
+			}
+			for _, l := range links {
+				if l.Attrs().MasterIndex == br.Attrs().Index && l.Type() == "veth" && strings.HasPrefix(l.Attrs().Name, "vo") && !keep[l.Attrs().Name] {
+					errs = append(errs, h.Delete(l))
+				}
+			}
+		}
 	}
 	return errors.Join(errs...)
 }
