@@ -17,6 +17,7 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/netavark ./cmd/netavark
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/aardvark-dns ./cmd/aardvark-dns
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/slirp4netns ./cmd/slirp4netns
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/berth-overlay ./cmd/berth-overlay
 
 test: build
 	scripts/test.sh

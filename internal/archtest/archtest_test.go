@@ -57,6 +57,7 @@ var pure = []string{
 	"internal/runspec",
 	"internal/hostsfile",
 	"internal/resolvconf",
+	"internal/overlay/lease",
 }
 
 var kernel = []string{
