@@ -9,7 +9,10 @@
 # Results: bench/captured/rootless-<date>.tsv and .md.
 # env: SHARED (default /work/shared/bench/rootless), PFX (busrb),
 #      TESTS (default "out1 out4 in inlo http1"), IPERF_TIME (10),
-#      VARIANTS (default "kernel slirp4netns berth berth-podman")
+#      VARIANTS (default "kernel slirp4netns rootlessport pasta berth
+#      berth-podman"; rootlessport = slirp4netns 1.2 with Podman 4.3.1's
+#      default port handler, which loses the client's address; pasta = Debian's
+#      passt package with Podman 5's arguments)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
@@ -17,7 +20,7 @@ SHARED=${SHARED:-/work/shared/bench/rootless}
 REPS=${1:-1}
 export PFX=${PFX:-busrb}
 export TESTS=${TESTS:-out1 out4 in inlo http1}
-VARIANTS=${VARIANTS:-kernel slirp4netns berth berth-podman}
+VARIANTS=${VARIANTS:-kernel slirp4netns rootlessport pasta berth berth-podman}
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 out=$here/captured/rootless-$stamp
 mkdir -p "$here/captured"
@@ -42,6 +45,8 @@ for rep in $(seq 1 "$REPS"); do
     case $v in
       kernel)       TESTS="$TESTS" LABEL=kernel "$SHARED/bench.sh" kernel 1 ;;
       slirp4netns)  LABEL=slirp4netns-1.2 "$SHARED/bench.sh" slirp4netns 1 ;;
+      rootlessport) FWD_MODE=rootlessport LABEL=slirp4netns+rootlessport "$SHARED/bench.sh" slirp4netns 1 ;;
+      pasta)        command -v pasta >/dev/null && LABEL=pasta "$SHARED/bench.sh" pasta 1 ;;
       berth)        SLIRP4NETNS=$BINDIR/slirp4netns LABEL=berth "$SHARED/bench.sh" slirp4netns 1 ;;
       berth-podman) SLIRP4NETNS=$BINDIR/slirp4netns SLIRP_SANDBOX=1 SLIRP_IPV6=1 LABEL=berth-podman-args "$SHARED/bench.sh" slirp4netns 1 ;;
     esac

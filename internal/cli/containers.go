@@ -15,6 +15,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/berthnet/berth/internal/engine"
+	"github.com/berthnet/berth/internal/compat/slirp4netns"
 	"github.com/berthnet/berth/internal/network"
 )
 
@@ -53,9 +54,9 @@ type container struct {
 	// Forwards are the IDs of its port forwards on the rootless netns's
 	// uplink (rootless engine containers).
 	Forwards []int `json:"forwards,omitempty"`
-	// Published are the ports as published on the host (with their host
-	// addresses) when Ports, mapped inside the rootless netns, lost them.
-	Published []network.PortMapping `json:"published,omitempty"`
+	// Fwd are those forwards (to add them again when the uplink
+	// restarted).
+	Fwd []slirp4netns.Hostfwd `json:"fwd,omitempty"`
 }
 
 func (c *container) find(netName string) int {

@@ -19,7 +19,6 @@ import (
 	"github.com/berthnet/berth/internal/ipam"
 	"github.com/berthnet/berth/internal/monitor"
 	"github.com/berthnet/berth/internal/network"
-	"github.com/berthnet/berth/internal/rootless"
 	"github.com/berthnet/berth/internal/runopts"
 )
 
@@ -198,15 +197,15 @@ func (n *engineNet) Attach(c *engine.Container, nsPath string) (res map[string]n
 	w := n.w
 	id := c.Config.ID
 	rec := &container{ID: id, Name: c.Config.Name, NetNS: nsPath, Created: c.Config.Created, Ports: c.Config.Ports, Members: c.Config.PodMembers}
-	var fwds []forward
-	if w.rootlessBridges() && len(c.Config.Ports) > 0 {
-		// The host's ports are forwarded by the rootless netns's uplink to
-		// the same ports on its address, where the firewall maps them on:
-		// the mappings there have no host address.
-		if fwds, err = forwardsOf(c.Config.Ports, true); err != nil {
+	uplinkPorts := w.rootlessBridges() && len(c.Config.Ports) > 0
+	if uplinkPorts {
+		// The host's ports are forwarded by the rootless netns's uplink
+		// (UDP to the same ports on its address, where the firewall maps
+		// them on: the mappings there have no host address).
+		if _, err = forwardsOf(c.Config.Ports, netip.Addr{}, true); err != nil {
 			return nil, err
 		}
-		rec.Ports, rec.Published = nil, c.Config.Ports
+		rec.Ports = nil
 		for _, pm := range c.Config.Ports {
 			pm.HostIP = ""
 			rec.Ports = append(rec.Ports, pm)
@@ -270,15 +269,21 @@ func (n *engineNet) Attach(c *engine.Container, nsPath string) (res map[string]n
 		forget()
 		return nil, fmt.Errorf("set up the network of container %s: %w", rec.Name, err)
 	}
-	if len(fwds) > 0 {
-		rn := w.rootlessNetNS()
-		ids, err := addForwards(rn.API(), netip.MustParseAddr(rootless.UplinkGuest), fwds)
+	if uplinkPorts {
+		var order []string
+		for _, a := range rec.Networks {
+			order = append(order, a.Network.Name)
+		}
+		fwds, err := bridgeForwards(c.Config.Ports, nsPath, res, order)
+		if err == nil {
+			rec.Fwd = fwds
+			rec.Forwards, err = addForwards(w.rootlessNetNS().API(), fwds)
+		}
 		if err != nil {
 			_ = m.Teardown(context.Background(), nsPath, rec.options(rec.Networks))
 			forget()
 			return nil, err
 		}
-		rec.Forwards = ids
 	}
 	// Keep the MACs the kernel chose, so reload recreates the same
 	// interfaces.
@@ -287,7 +292,7 @@ func (n *engineNet) Attach(c *engine.Container, nsPath string) (res map[string]n
 			if o.ID != id {
 				continue
 			}
-			o.Forwards = rec.Forwards
+			o.Forwards, o.Fwd = rec.Forwards, rec.Fwd
 			for i, a := range o.Networks {
 				if sb, ok := res[a.Network.Name]; ok && a.Opts.StaticMAC == "" {
 					if ifc, ok := sb.Interfaces[a.Opts.InterfaceName]; ok {

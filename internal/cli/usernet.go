@@ -37,20 +37,12 @@ func (w *world) rootlessBridges() bool {
 	return w.env.Rootless && rootless.Inside()
 }
 
-// forward is one host port forwarded by a user-mode network.
-type forward struct {
-	Proto    string
-	HostAddr netip.Addr
-	HostPort uint16
-	// GuestPort is the port the forward reaches in the guest namespace.
-	GuestPort uint16
-}
-
-// forwardsOf expands published ports into single-port forwards. toHost
-// forwards each host port to the same port in the guest (the rootless
-// netns, where the firewall maps it on); otherwise to the container port.
-func forwardsOf(ports []network.PortMapping, toHost bool) ([]forward, error) {
-	var out []forward
+// forwardsOf expands published ports into single-port forwards to guest
+// (zero: the stack's guest address) at the container port; toHost sends
+// each to the same port as on the host instead (the rootless netns, where
+// the firewall maps it on).
+func forwardsOf(ports []network.PortMapping, guest netip.Addr, toHost bool) ([]slirp4netns.Hostfwd, error) {
+	var out []slirp4netns.Hostfwd
 	for _, pm := range ports {
 		proto := network.NormalizeProtocol(pm.Protocol)
 		if proto != "tcp" && proto != "udp" {
@@ -61,7 +53,7 @@ func forwardsOf(ports []network.PortMapping, toHost bool) ([]forward, error) {
 			return nil, err
 		}
 		for i := 0; i < pm.Ports(); i++ {
-			f := forward{Proto: proto, HostAddr: addr, HostPort: pm.HostPort + uint16(i), GuestPort: pm.ContainerPort + uint16(i)}
+			f := slirp4netns.Hostfwd{Proto: proto, HostAddr: addr, HostPort: pm.HostPort + uint16(i), GuestAddr: guest, GuestPort: pm.ContainerPort + uint16(i)}
 			if toHost {
 				f.GuestPort = f.HostPort
 			}
@@ -71,14 +63,45 @@ func forwardsOf(ports []network.PortMapping, toHost bool) ([]forward, error) {
 	return out, nil
 }
 
+// bridgeForwards are the uplink forwards of a container on rootless bridge
+// networks: TCP straight into the container's namespace (kernel sockets
+// bound to the client's address, see usernet's kernel path), UDP to the
+// same port on the uplink's address, where the firewall maps it on.
+func bridgeForwards(ports []network.PortMapping, nsPath string, res map[string]network.StatusBlock, order []string) ([]slirp4netns.Hostfwd, error) {
+	var ctrIP, gw netip.Addr
+	for _, name := range order {
+		for _, ifc := range res[name].Interfaces {
+			for _, sn := range ifc.Subnets {
+				if a := sn.IPNet.Addr(); a.Is4() && !ctrIP.IsValid() {
+					ctrIP = a
+					if sn.Gateway != nil {
+						gw = *sn.Gateway
+					}
+				}
+			}
+		}
+	}
+	uplink := netip.MustParseAddr(rootless.UplinkGuest)
+	all, err := forwardsOf(ports, uplink, true)
+	if err != nil {
+		return nil, err
+	}
+	direct, _ := forwardsOf(ports, ctrIP, false)
+	for i := range all {
+		if all[i].Proto == "tcp" && ctrIP.IsValid() {
+			all[i] = direct[i]
+			all[i].NetNS, all[i].Gateway = nsPath, gw
+		}
+	}
+	return all, nil
+}
+
 // addForwards adds forwards through the API socket; on error the ones it
 // added are removed again.
-func addForwards(sock string, guest netip.Addr, fs []forward) ([]int, error) {
+func addForwards(sock string, fs []slirp4netns.Hostfwd) ([]int, error) {
 	var ids []int
 	for _, f := range fs {
-		id, err := slirp4netns.AddHostfwd(sock, slirp4netns.Hostfwd{
-			Proto: f.Proto, HostAddr: f.HostAddr, HostPort: f.HostPort, GuestAddr: guest, GuestPort: f.GuestPort,
-		})
+		id, err := slirp4netns.AddHostfwd(sock, f)
 		if err != nil {
 			removeForwards(sock, ids)
 			host := "*"
@@ -136,7 +159,7 @@ func (n *engineNet) attachSlirp(c *engine.Container, nsPath string) (map[string]
 	if o.OutboundAddr6 != "" {
 		args = append(args, "--outbound-addr6="+o.OutboundAddr6)
 	}
-	fs, err := forwardsOf(c.Config.Ports, false)
+	fs, err := forwardsOf(c.Config.Ports, cfg.Guest(), false)
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +171,7 @@ func (n *engineNet) attachSlirp(c *engine.Container, nsPath string) (map[string]
 		rootless.Stop(pid, sock)
 		return nil, err
 	}
-	if _, err := addForwards(sock, cfg.Guest(), fs); err != nil {
+	if _, err := addForwards(sock, fs); err != nil {
 		rootless.Stop(pid, sock)
 		os.Remove(pidFile)
 		return nil, err
@@ -173,18 +196,13 @@ func (n *engineNet) detachSlirp(c *engine.Container) error {
 // it).
 func (w *world) readdForwards() {
 	sock := w.rootlessNetNS().API()
-	guest := netip.MustParseAddr(rootless.UplinkGuest)
 	_ = w.ctrs.update(func(all []*container) ([]*container, error) {
 		var changed []*container
 		for _, c := range all {
-			if len(c.Forwards) == 0 {
+			if len(c.Fwd) == 0 {
 				continue
 			}
-			fs, err := forwardsOf(c.Published, true)
-			if err != nil {
-				continue
-			}
-			ids, err := addForwards(sock, guest, fs)
+			ids, err := addForwards(sock, c.Fwd)
 			if err != nil {
 				w.log.Warn("publish ports again after the rootless uplink restarted", "container", c.Name, "error", err)
 				ids = nil

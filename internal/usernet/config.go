@@ -52,6 +52,12 @@ type Config struct {
 	MAC net.HardwareAddr
 	// Logger receives diagnostics (default: discarded).
 	Logger *slog.Logger
+	// GuestNetNS is the path of the guest's network namespace (the one
+	// with the TAP). When the process may configure it, TCP port forwards
+	// to the guest are carried by kernel sockets there, keeping the
+	// client's address (see kernelfwd.go); otherwise, or when empty, by
+	// the user-mode stack.
+	GuestNetNS string
 }
 
 // ErrInvalidConfig wraps every configuration error.

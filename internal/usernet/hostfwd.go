@@ -23,6 +23,16 @@ type Forward struct {
 	HostPort  uint16
 	GuestAddr netip.Addr
 	GuestPort uint16
+	// NetNS, when set, is a network namespace where GuestAddr is
+	// reachable (not necessarily behind the stack): TCP connections are
+	// opened there by kernel sockets bound to the client's address (see
+	// kernelfwd.go). Empty: the guest behind the stack (kernel sockets in
+	// Config.GuestNetNS when possible).
+	NetNS string
+	// Gateway is the source address the guest sees for clients it cannot
+	// route back to (loopback clients) on the kernel path with NetNS
+	// (default: the stack's gateway).
+	Gateway netip.Addr
 }
 
 // Sentinel errors of the port-forward API.
@@ -66,7 +76,10 @@ func (st *Stack) AddForward(f Forward) (Forward, error) {
 	if f.HostPort == 0 || f.GuestPort == 0 {
 		return f, fmt.Errorf("%w: ports must be 1-65535", ErrBadForward)
 	}
-	if !st.cfg.CIDR.Contains(f.GuestAddr) && !(st.cfg.IPv6 && st.cfg.IPv6Prefix.Contains(f.GuestAddr)) {
+	if f.NetNS != "" && f.Proto != "tcp" {
+		return f, fmt.Errorf("%w: a forward into a namespace (%s) is tcp only", ErrBadForward, f.NetNS)
+	}
+	if f.NetNS == "" && !st.cfg.CIDR.Contains(f.GuestAddr) && !(st.cfg.IPv6 && st.cfg.IPv6Prefix.Contains(f.GuestAddr)) {
 		return f, fmt.Errorf("%w: guest address %s is not in %s", ErrBadForward, f.GuestAddr, st.cfg.CIDR)
 	}
 	ctx, cancel := context.WithCancel(st.ctx)
@@ -157,6 +170,31 @@ func (st *Stack) sourceFor(client netip.AddrPort, guest netip.Addr) tcpip.FullAd
 
 func (st *Stack) serveTCPForward(ctx context.Context, hf *hostForward) {
 	guest := tcpip.FullAddress{NIC: nicID, Addr: fromAddr(hf.GuestAddr), Port: hf.GuestPort}
+	// The kernel path, when the guest's namespace can be prepared for it.
+	nsPath := hf.NetNS
+	if nsPath == "" && hf.GuestAddr == st.cfg.Guest() {
+		// Only the address --configure gave the TAP is known to be the
+		// guest's own.
+		nsPath = st.cfg.GuestNetNS
+	}
+	var kw *nsWorker
+	if nsPath != "" {
+		w, err := st.kernelNS(nsPath)
+		defer st.releaseNS(nsPath)
+		switch {
+		case err == nil:
+			kw = w
+			st.log.Debug("forward: kernel path", "netns", nsPath, "guest", hf.GuestAddr, "port", hf.GuestPort)
+		case hf.NetNS != "":
+			st.log.Error("forward: cannot open sockets in the guest namespace", "netns", nsPath, "err", err)
+		default:
+			st.log.Info("forward: user-mode path (kernel forwarding unavailable)", "netns", nsPath, "err", err)
+		}
+	}
+	// Dials in flight finish before the worker may go (releaseNS above
+	// runs after this).
+	var dials sync.WaitGroup
+	defer dials.Wait()
 	for {
 		c, err := hf.ln.Accept()
 		if err != nil {
@@ -167,9 +205,24 @@ func (st *Stack) serveTCPForward(ctx context.Context, hf *hostForward) {
 			continue
 		}
 		st.wg.Add(1)
+		if kw != nil {
+			dials.Add(1)
+		}
 		go func() {
 			defer st.wg.Done()
 			client := c.RemoteAddr().(*net.TCPAddr).AddrPort()
+			if kw != nil {
+				src := st.kernelSource(client, hf)
+				gc, err := kw.dial(src, netip.AddrPortFrom(hf.GuestAddr, hf.GuestPort))
+				dials.Done()
+				if err != nil {
+					st.log.Debug("forward: guest refused", "guest", hf.GuestAddr, "port", hf.GuestPort, "err", err)
+					c.Close()
+					return
+				}
+				st.spliceRelay(gc, c.(*net.TCPConn))
+				return
+			}
 			dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 			gc, err := gonet.DialTCPWithBind(dctx, st.s, st.sourceFor(client, hf.GuestAddr), guest, protoOf(hf.GuestAddr))
 			cancel()
@@ -181,6 +234,28 @@ func (st *Stack) serveTCPForward(ctx context.Context, hf *hostForward) {
 			relay(gc, c.(*net.TCPConn))
 		}()
 	}
+}
+
+// kernelSource is the source address of a kernel-path connection: the
+// client's own, unless the guest could not tell it from itself (loopback,
+// unspecified, link-local, the stack's own network) or it is of the other
+// family; then the gateway.
+func (st *Stack) kernelSource(client netip.AddrPort, hf *hostForward) netip.AddrPort {
+	c := client.Addr().Unmap()
+	keep := c.IsValid() && c.Is4() == hf.GuestAddr.Is4() &&
+		!c.IsLoopback() && !c.IsUnspecified() && !c.IsLinkLocalUnicast() && !c.IsMulticast() &&
+		!st.cfg.CIDR.Contains(c) && !(st.cfg.IPv6 && st.cfg.IPv6Prefix.Contains(c))
+	if keep {
+		return netip.AddrPortFrom(c, client.Port())
+	}
+	gw := hf.Gateway
+	if !gw.IsValid() || gw.Is4() != hf.GuestAddr.Is4() {
+		gw = st.cfg.Gateway()
+		if hf.GuestAddr.Is6() {
+			gw = st.cfg.Gateway6()
+		}
+	}
+	return netip.AddrPortFrom(gw, 0)
 }
 
 // serveUDPForward relays datagrams from each client (address and port) to

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"sync"
 
@@ -57,9 +58,11 @@ type Stack struct {
 
 	ping *pinger
 
-	mu       sync.Mutex // guards forwards and nextID
+	mu       sync.Mutex // guards forwards, nextID and workers
 	forwards map[int]*hostForward
 	nextID   int
+	workers  map[string]*nsWorker      // kernel forwarding, by namespace path
+	kconns   map[*net.TCPConn]struct{} // kernel-path connections, closed with the stack
 
 	closeOnce sync.Once
 }
@@ -191,18 +194,27 @@ func (st *Stack) Close() error {
 	st.closeOnce.Do(func() {
 		st.cancel()
 		st.mu.Lock()
-		for id, f := range st.forwards {
-			f.close()
-			delete(st.forwards, id)
-		}
+		fs := st.forwards
+		st.forwards = map[int]*hostForward{}
 		st.mu.Unlock()
+		// Closed outside the lock: a forward's goroutine takes it on its
+		// way out.
+		for _, f := range fs {
+			f.close()
+		}
 		for _, srv := range st.dnsSrvs {
 			_ = srv.Shutdown()
 		}
 		st.ping.close()
 		st.s.Close()
 		st.s.Wait()
+		st.mu.Lock()
+		for c := range st.kconns {
+			c.Close()
+		}
+		st.mu.Unlock()
 		st.wg.Wait()
+		st.closeWorkers()
 		if st.fwd != nil {
 			st.fwd.Close()
 		}

@@ -128,9 +128,19 @@ func addHostfwd(fw forwarder, args map[string]any, log *slog.Logger) []byte {
 	if f.HostPort, ok = port(args, "host_port"); !ok {
 		return apiError(prefix + "bad arguments.host_port")
 	}
+	// berth's extension: a guest in another namespace (the container of a
+	// rootless bridge network), reached by kernel sockets there.
+	f.NetNS, _ = args["berth_netns"].(string)
+	if gw, _ := args["berth_gateway"].(string); gw != "" {
+		g, err := netip.ParseAddr(gw)
+		if err != nil {
+			return apiError(prefix + "bad arguments.berth_gateway")
+		}
+		f.Gateway = g
+	}
 	if guestAddr, _ := args["guest_addr"].(string); guestAddr != "" {
 		g, err := netip.ParseAddr(guestAddr)
-		if err != nil || !g.Is4() {
+		if err != nil || (!g.Is4() && f.NetNS == "") {
 			return apiError(prefix + "bad arguments.guest_addr")
 		}
 		f.GuestAddr = g

@@ -17,6 +17,12 @@ type Hostfwd struct {
 	HostPort  uint16
 	GuestAddr netip.Addr // zero: the guest's default address
 	GuestPort uint16
+	// NetNS and Gateway are berth's extension (berth's slirp4netns only):
+	// the guest is in the namespace at NetNS (TCP, kernel sockets, the
+	// client's address kept); Gateway is the source shown for loopback
+	// clients.
+	NetNS   string     `json:",omitempty"`
+	Gateway netip.Addr `json:",omitzero"`
 }
 
 // AddHostfwd asks the slirp4netns (or berth) process serving the API
@@ -28,6 +34,12 @@ func AddHostfwd(sock string, f Hostfwd) (int, error) {
 	}
 	if f.GuestAddr.IsValid() {
 		args["guest_addr"] = f.GuestAddr.String()
+	}
+	if f.NetNS != "" {
+		args["berth_netns"] = f.NetNS
+	}
+	if f.Gateway.IsValid() {
+		args["berth_gateway"] = f.Gateway.String()
 	}
 	var out struct {
 		Return struct {

@@ -315,6 +315,7 @@ func TestPrivilegedSlirp4netns(t *testing.T) {
 		if src := <-seen; !strings.HasPrefix(src, "10.0.2.2:") {
 			t.Errorf("container saw a host-loopback client as %s, want the gateway 10.0.2.2", src)
 		}
+		assertKernelPath(t, tp.ctr.Path())
 		want := `{"entries":[{"id":1,"proto":"tcp","host_addr":"0.0.0.0","host_port":8080,"guest_addr":"10.0.2.100","guest_port":80}]}`
 		if resp := c.call(t, `{"execute":"list_hostfwd"}`); resp != want {
 			t.Errorf("list_hostfwd:\n got %s\nwant %s", resp, want)
@@ -526,6 +527,9 @@ func TestPrivilegedRootless(t *testing.T) {
 	if src := <-seen; !strings.HasPrefix(src, "198.18.0.2:") {
 		t.Errorf("container saw the client as %s, want 198.18.0.2", src)
 	}
+	// Joined to the container's user namespace, the front-end took the
+	// kernel path.
+	assertKernelPath(t, "/proc/"+pid+"/ns/net")
 }
 
 // startDNSServer serves busr.test. A 198.18.0.99 on 198.18.0.2:53 (UDP and
@@ -584,5 +588,19 @@ func ping(ns *nettest.NS, dst string) error {
 		if from.String() == dst && e.ID == id && e.Seq == 7 && string(e.Data) == "busr-ping" {
 			return nil
 		}
+	}
+}
+
+// assertKernelPath checks that the forward was carried by kernel sockets:
+// the guest namespace has the kernel path's fwmark rule and local table.
+func assertKernelPath(t *testing.T, nsPath string) {
+	t.Helper()
+	out, err := exec.Command("nsenter", "--net="+nsPath, "ip", "rule").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "fwmark 0x62727468 lookup 25204") {
+		t.Errorf("no kernel-path rule in the guest namespace (forward went through the user-mode stack?): %v\n%s", err, out)
+	}
+	out, err = exec.Command("nsenter", "--net="+nsPath, "ip", "route", "show", "table", "25204").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "local default dev lo") {
+		t.Errorf("no local table 25204: %v\n%s", err, out)
 	}
 }

@@ -71,6 +71,10 @@ type options struct {
 
 	target, tap string
 	helperFD    int
+	// joined: this process re-executed itself inside the target's user
+	// namespace; args are the original arguments (for that re-exec).
+	joined bool
+	args   []string
 }
 
 // netnsPath is the target namespace's path.
@@ -82,7 +86,7 @@ func (o *options) netnsPath() string {
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
-	o := &options{}
+	o := &options{args: args}
 	fs := pflag.NewFlagSet("slirp4netns", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.SortFlags = false
@@ -104,6 +108,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.mac, "macaddress", "", "")
 	fs.StringVar(&o.targetType, "target-type", "netns", "")
 	fs.IntVar(&o.helperFD, helperFlag, -1, "")
+	fs.BoolVar(&o.joined, joinedFlag, false, "")
 	fs.BoolVarP(&o.help, "help", "h", false, "")
 	fs.BoolVarP(&o.version, "version", "v", false, "")
 	if err := fs.Parse(args); err != nil {
@@ -253,8 +258,22 @@ func run(ctx context.Context, o *options, log *slog.Logger, adjust func(*usernet
 			o.usernsPath = p
 		}
 	}
+	if o.usernsPath != "" && !o.joined {
+		// Best: live in the container's user namespace (its root), in the
+		// host's network namespace, as root of the guest's namespaces;
+		// port forwards then take the kernel path. Returns only when that
+		// is not possible; the TAP helper below is the fallback.
+		if err := joinUserns(o, log); err != nil {
+			log.Info("staying outside the container's user namespace", "err", err)
+		}
+	}
+	if (o.usernsPath == "" || o.joined) && o.configure {
+		// Forwards to the address --configure gives the TAP may take the
+		// kernel path in the guest's namespace.
+		cfg.GuestNetNS = o.netnsPath()
+	}
 	var fd int
-	if o.usernsPath != "" {
+	if o.usernsPath != "" && !o.joined {
 		fd, err = openTAPInUserns(o)
 		if err != nil {
 			return err

@@ -6,9 +6,11 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"log/slog"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -18,6 +20,61 @@ import (
 // helperFlag marks the helper process that opens the TAP inside a user
 // namespace (--userns-path); its value is the socket fd to send it over.
 const helperFlag = "berth-tap-helper"
+
+// joinedFlag marks slirp4netns re-executed inside the container's user
+// namespace.
+const joinedFlag = "berth-joined-userns"
+
+// joinUserns re-executes this slirp4netns, same PID and descriptors, under
+// nsenter(1) in the user namespace at o.usernsPath, keeping its
+// credentials: when the user is root there (rootless Podman maps it so),
+// the process may open the TAP and the kernel-path port forwards in the
+// container's namespace itself. It returns only on error (the user is not
+// root there, or nsenter is missing).
+func joinUserns(o *options, log *slog.Logger) error {
+	if !mapsToRoot(o.usernsPath, os.Getuid()) {
+		return errors.New("the user is not root in the container's user namespace")
+	}
+	self, err := selfPath()
+	if err != nil {
+		return err
+	}
+	nsenter, err := exec.LookPath("nsenter")
+	if err != nil {
+		return err
+	}
+	argv := append([]string{"nsenter", "--user=" + o.usernsPath, "--preserve-credentials", "--", self}, o.args...)
+	argv = append(argv, "--"+joinedFlag)
+	// Flags after the positional arguments: parse() takes them anywhere.
+	log.Debug("joining the container's user namespace", "userns", o.usernsPath)
+	return syscall.Exec(nsenter, argv, os.Environ())
+}
+
+// mapsToRoot reports whether uid is 0 in the user namespace at path, read
+// from the uid_map of the process the path belongs to (/proc/PID/ns/user).
+func mapsToRoot(path string, uid int) bool {
+	dir, ok := strings.CutSuffix(path, "/ns/user")
+	if !ok || !strings.HasPrefix(dir, "/proc/") {
+		return false
+	}
+	b, err := os.ReadFile(dir + "/uid_map")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			continue
+		}
+		in, e1 := strconv.Atoi(f[0])
+		out, e2 := strconv.Atoi(f[1])
+		n, e3 := strconv.Atoi(f[2])
+		if e1 == nil && e2 == nil && e3 == nil && in == 0 && uid >= out && uid < out+n {
+			return uid == out
+		}
+	}
+	return false
+}
 
 // openTAPInUserns opens (and with configure, configures) the TAP inside
 // netnsPath, a namespace owned by the user namespace userns. A Go process
