@@ -19,9 +19,11 @@
 #
 # Usage:  sudo test/acceptance/cri.sh        (about 30-60 s on this 2-core VM)
 # Env:    CNI         reference (default: Debian's bridge+host-local+portmap
-#                     in /usr/lib/cni) or berth (berth's plugins); sets the
-#                     defaults of the next two
-#         PLUGIN_DIR  the CNI plugin directory (containerd's cni.bin_dir)
+#                     in /usr/lib/cni) or berth (berth-bridge, berth-ipam,
+#                     berth-portmap); sets the defaults of the next two
+#         PLUGIN_DIR  the CNI plugin directory (containerd's cni.bin_dir);
+#                     with CNI=berth and no PLUGIN_DIR, cmd/berth-cni is built
+#                     into a temporary directory with a link per plugin name
 #         CONFLIST    the conflist to use; the placeholders @NAME@ @BRIDGE@
 #                     @SUBNET@ @GATEWAY@ @STATE@ are filled in
 #                     (default test/acceptance/cri/<CNI>.conflist)
@@ -46,9 +48,10 @@ HERE=$(dirname "$SELF")
 TOP=$(cd "$HERE/../.." && pwd)
 PFX=${PFX:-bk}
 CNI=${CNI:-reference}
+BUILT_PLUGINS=""                       # a temporary plugin dir this run built
 case $CNI in
 reference) : "${PLUGIN_DIR:=/usr/lib/cni}" ;;
-berth) : "${PLUGIN_DIR:=$TOP/bin/cni}" ;;
+berth) ;;                              # PLUGIN_DIR unset: built below
 *) echo "cri.sh: CNI=$CNI: want reference or berth" >&2; exit 2 ;;
 esac
 CONFLIST=${CONFLIST:-$HERE/cri/$CNI.conflist}
@@ -81,7 +84,24 @@ if [ -z "${_BK_CRI_INNER:-}" ]; then
 	for t in containerd ctr runc nsenter unshare ip curl jq sha256sum; do
 		command -v "$t" >/dev/null || skip "$t not found (apt-get install containerd runc curl jq)"
 	done
+	if [ -z "${PLUGIN_DIR:-}" ]; then       # CNI=berth: build the plugins
+		command -v go >/dev/null || skip "CNI=berth needs go to build cmd/berth-cni (or set PLUGIN_DIR)"
+		BUILT_PLUGINS=$(mktemp -d "/var/tmp/$PFX-cri-plugins.XXXXXX")
+		PLUGIN_DIR=$BUILT_PLUGINS
+		trap 'rm -rf "$BUILT_PLUGINS"' EXIT
+		t0=$(date +%s)
+		(cd "$TOP" && CGO_ENABLED=0 go build -trimpath -o "$PLUGIN_DIR/berth-cni" ./cmd/berth-cni) ||
+			{ echo "FAIL build: go build ./cmd/berth-cni in $TOP"; exit 1; }
+		for n in berth-bridge berth-ipam berth-portmap; do ln -s berth-cni "$PLUGIN_DIR/$n"; done
+		# containerd's CRI runs "loopback" for every pod, from the same dir
+		[ -x "$PLUGIN_DIR/loopback" ] || [ ! -x /usr/lib/cni/loopback ] || ln -s /usr/lib/cni/loopback "$PLUGIN_DIR/loopback"
+		echo "cri.sh: built berth's CNI plugins into $PLUGIN_DIR in $(($(date +%s) - t0)) s"
+	fi
 	[ -d "$PLUGIN_DIR" ] || skip "PLUGIN_DIR $PLUGIN_DIR does not exist"
+	if [ ! -x "$PLUGIN_DIR/loopback" ]; then
+		echo "FAIL setup: $PLUGIN_DIR has no loopback plugin, which containerd's CRI runs for every pod (apt-get install containernetworking-plugins; ln -s /usr/lib/cni/loopback $PLUGIN_DIR/)"
+		exit 1
+	fi
 	[ -r "$CONFLIST" ] || { echo "cri.sh: CONFLIST $CONFLIST not readable" >&2; exit 2; }
 	for t in busybox catatonit; do
 		[ -x "/usr/bin/$t" ] || [ -x "/bin/$t" ] || skip "$t not found (apt-get install busybox-static catatonit)"
@@ -439,9 +459,14 @@ sleep 0.5
 ports=$(bridge_ports)
 netns_left=$(find /run/netns -name 'cni-*' | wc -l)
 out=$(fetch "http://$EH_IP:$HP2/hostname")
-if [ "$ports" = 0 ] && [ "$netns_left" = 0 ] && [ -z "$out" ] && [ -z "$(C pods -q)" ]; then
-	pass "all pods removed: no veths on $BRIDGE, no pod netns, hostPorts closed"
+# no firewall rule (nftables, or iptables on either backend) still names a
+# pod address (198.19.80.2 and up) or a hostPort
+rules=$( (inh nft list ruleset; inh iptables-save; inh iptables-legacy-save) 2>/dev/null)
+stale=$(grep -E "198\.19\.80\.([2-9]|[1-9][0-9]+)([^0-9]|$)|\b($HP1|$HP2)\b" <<<"$rules")
+log "engine host ruleset after all pods:"; log "$rules"
+if [ "$ports" = 0 ] && [ "$netns_left" = 0 ] && [ -z "$out" ] && [ -z "$stale" ] && [ -z "$(C pods -q)" ]; then
+	pass "all pods removed: no veths on $BRIDGE, no pod netns, hostPorts closed, no firewall rule names a pod or hostPort"
 else
-	fail "all pods removed: $ports veths on $BRIDGE, $netns_left pod netns, :$HP2 answers '$out'"
+	fail "all pods removed: $ports veths on $BRIDGE, $netns_left pod netns, :$HP2 answers '$out', stale rules: $(head -3 <<<"$stale" | tr '\n' ' ')"
 fi
 exit 0
