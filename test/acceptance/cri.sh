@@ -31,11 +31,16 @@
 #                     $TOOLS/crictl, installed from the Go module proxy
 #                     (sigs.k8s.io/cri-tools v1.37.0) into TOOLS
 #                     (default /var/cache/berth-tools) when missing
+#         NERDCTL     nerdctl binary for the nerdctl checks; default: nerdctl
+#                     in PATH or $TOOLS/nerdctl; without one they print SKIP.
+#                     NERDCTL_BUILD=1 builds nerdctl v1.7.7 from the Go
+#                     module proxy into TOOLS first (a few minutes)
 #         PFX         name prefix of namespaces, links, cgroups (default bk)
 #         LOG_DIR     containerd's log and the run's log
 #                     (default /var/tmp/<pfx>-cri-logs)
-# Output: one "PASS name" / "FAIL name: reason" line per check, then the
-#         plain line "N passed, M failed in S s".
+# Output: one "PASS name" / "FAIL name: reason" / "SKIP name: reason" line
+#         per check, then the plain line "N passed, M failed, K skipped"
+#         and the time the run took.
 # Exit:   0 all checks passed; 1 a check failed (or cleanup left residue);
 #         2 usage error; 77 skipped (not root, or containerd/runc missing:
 #         "SKIP cri: reason" says which).
@@ -57,6 +62,7 @@ esac
 CONFLIST=${CONFLIST:-$HERE/cri/$CNI.conflist}
 TOOLS=${TOOLS:-/var/cache/berth-tools}
 CRICTL_MODULE=sigs.k8s.io/cri-tools/cmd/crictl@v1.37.0
+NERDCTL_MODULE=github.com/containerd/nerdctl@v1.7.7
 LOG_DIR=${LOG_DIR:-/var/tmp/${PFX}-cri-logs}
 LOG=$LOG_DIR/cri.log
 RESULTS=$LOG_DIR/results
@@ -74,6 +80,7 @@ HP1=18081 HP2=18082                    # hostPorts of pod1 and pod2 (pod2 with h
 log() { printf '%s\n' "$*" >>"$LOG"; }
 pass() { printf 'PASS %s\n' "$1"; printf 'PASS %s\n' "$1" >>"$RESULTS"; log "PASS $1"; }
 fail() { printf 'FAIL %s\n' "$1"; printf 'FAIL %s\n' "$1" >>"$RESULTS"; log "FAIL $1"; }
+skipped() { printf 'SKIP %s\n' "$1"; printf 'SKIP %s\n' "$1" >>"$RESULTS"; log "SKIP $1"; }
 
 # ============================================================ outer part ===
 # Checks prerequisites, gets crictl, runs the inner part in a private mount
@@ -116,7 +123,25 @@ if [ -z "${_BK_CRI_INNER:-}" ]; then
 			(cd / && GOBIN=$TOOLS GOFLAGS=-mod=mod go install "$CRICTL_MODULE") || { echo "FAIL crictl: go install $CRICTL_MODULE failed"; exit 1; }
 		fi
 	fi
-	export CRICTL PLUGIN_DIR CONFLIST
+	if [ -z "${NERDCTL:-}" ]; then
+		NERDCTL=$(command -v nerdctl || true)
+		[ -n "$NERDCTL" ] || [ ! -x "$TOOLS/nerdctl" ] || NERDCTL=$TOOLS/nerdctl
+		if [ -z "$NERDCTL" ] && [ "${NERDCTL_BUILD:-0}" = 1 ]; then
+			# `go install` of v1.7.7 is refused by the proxy's deprecation
+			# check; building a copy of the downloaded module works
+			echo "cri.sh: building nerdctl ($NERDCTL_MODULE) into $TOOLS"
+			src=$(mktemp -d "/var/tmp/$PFX-nerdctl-src.XXXXXX")
+			if d=$(cd / && GOFLAGS=-mod=mod go mod download -json "$NERDCTL_MODULE" | jq -r .Dir) &&
+				cp -r "$d/." "$src" && chmod -R u+w "$src" &&
+				(cd "$src" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -o "$TOOLS/nerdctl" ./cmd/nerdctl); then
+				NERDCTL=$TOOLS/nerdctl
+			else
+				echo "FAIL nerdctl: building $NERDCTL_MODULE failed"
+			fi
+			rm -rf "$src"
+		fi
+	fi
+	export CRICTL PLUGIN_DIR CONFLIST NERDCTL
 	mkdir -p "$LOG_DIR"
 	: >"$LOG"; : >"$RESULTS"
 	WORK=$(mktemp -d "/var/tmp/$PFX-cri.XXXXXX")
@@ -144,9 +169,10 @@ if [ -z "${_BK_CRI_INNER:-}" ]; then
 	fi
 	rmdir "$WORK" 2>/dev/null || rm -rf "$WORK"
 	secs=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN{printf "%.0f", b-a}')
-	np=$(grep -c '^PASS' "$RESULTS") nf=$(grep -c '^FAIL' "$RESULTS")
-	echo "$np passed, $nf failed in $secs s"
-	log "$np passed, $nf failed in $secs s (inner rc=$rc)"
+	np=$(grep -c '^PASS' "$RESULTS") nf=$(grep -c '^FAIL' "$RESULTS") ns=$(grep -c '^SKIP' "$RESULTS")
+	echo "$np passed, $nf failed, $ns skipped"
+	echo "cri.sh: $secs s (CNI=$CNI)"
+	log "$np passed, $nf failed, $ns skipped in $secs s (inner rc=$rc)"
 	[ "$nf" = 0 ] && [ "$rc" = 0 ] && exit 0
 	echo "cri.sh: log in $LOG, containerd's in $LOG_DIR/containerd.log"
 	exit 1
@@ -468,5 +494,50 @@ if [ "$ports" = 0 ] && [ "$netns_left" = 0 ] && [ -z "$out" ] && [ -z "$stale" ]
 	pass "all pods removed: no veths on $BRIDGE, no pod netns, hostPorts closed, no firewall rule names a pod or hostPort"
 else
 	fail "all pods removed: $ports veths on $BRIDGE, $netns_left pod netns, :$HP2 answers '$out', stale rules: $(head -3 <<<"$stale" | tr '\n' ' ')"
+fi
+
+# --- 9: nerdctl run --network <the conflist> -p (optional)
+# nerdctl gets a conflist dir of its own with the same plugins on other
+# bridges and subnets: $PFX-nerd for --network, and "bridge", nerdctl's
+# default network (without one, nerdctl 1.7 writes its own conflist for it,
+# which needs the reference plugins in its --cni-path).
+if [ -z "${NERDCTL:-}" ]; then
+	skipped "nerdctl: no nerdctl (NERDCTL=path, or NERDCTL_BUILD=1 to build v1.7.7)"
+	exit 0
+fi
+NNET=$PFX-nerd NBR=$PFX-nbr0 HP3=18083
+mkdir -p "$WORK/nerd-net.d" "$WORK/nerdctl"
+sed -e "s|@NAME@|$NNET|g" -e "s|@BRIDGE@|$NBR|g" -e "s|@SUBNET@|198.19.81.0/24|g" \
+	-e "s|@GATEWAY@|198.19.81.1|g" -e "s|@STATE@|$WORK/state|g" "$CONFLIST" >"$WORK/nerd-net.d/10-$NNET.conflist"
+sed -e "s|@NAME@|bridge|g" -e "s|@BRIDGE@|$PFX-nbr1|g" -e "s|@SUBNET@|198.19.82.0/24|g" \
+	-e "s|@GATEWAY@|198.19.82.1|g" -e "s|@STATE@|$WORK/state|g" "$CONFLIST" >"$WORK/nerd-net.d/nerdctl-bridge.conflist"
+N() {
+	nsenter --net="/run/netns/$EH" -- timeout -k 5 120 "$NERDCTL" --address "$SOCK" --namespace "$PFX" \
+		--data-root "$WORK/nerdctl" --cni-path "$PLUGIN_DIR" --cni-netconfpath "$WORK/nerd-net.d" "$@" 2>>"$LOG"
+}
+CTR -n "$PFX" images import "$WORK/image.tar" >>"$LOG" 2>&1
+# (the image's entrypoint is catatonit -P, the pause process)
+if N run -d --name "$PFX-web" --network "$NNET" -p "$HP3:80" --entrypoint /bin/httpd "$IMAGE" -f -p 80 -h /etc >>"$LOG"; then
+	hn=$(N inspect -f '{{.Config.Hostname}}' "$PFX-web")
+	nip=$(N inspect -f '{{.NetworkSettings.IPAddress}}' "$PFX-web")
+	if [ -n "$hn" ] && [[ $nip == 198.19.81.* ]] && wait_fetch "http://$EH_IP:$HP3/hostname" "$hn"; then
+		pass "nerdctl run --network $NNET -p $HP3:80: $nip, $EX -> $EH_IP:$HP3 reaches it"
+		served=1
+	else
+		fail "nerdctl run --network $NNET -p $HP3:80: IP '$nip', hostname '$hn', $EH_IP:$HP3 gave '$(fetch "http://$EH_IP:$HP3/hostname")'"
+		{ N ps -a; N logs "$PFX-web"; } >>"$LOG" 2>&1
+		served=0
+	fi
+	N rm -f "$PFX-web" >>"$LOG"
+	sleep 0.5
+	out=$(fetch "http://$EH_IP:$HP3/hostname")
+	np=$(inh ip -o link show master "$NBR" 2>/dev/null | wc -l)
+	if [ "$served" = 1 ] && [ -z "$out" ] && [ "$np" = 0 ] && [ -z "$(N ps -aq)" ]; then
+		pass "nerdctl rm -f: port $HP3 closed, no veth on $NBR"
+	else
+		fail "nerdctl rm -f: :$HP3 answers '$out', $np veths on $NBR"
+	fi
+else
+	fail "nerdctl run -d --network $NNET -p $HP3:80 (see $LOG)"
 fi
 exit 0
