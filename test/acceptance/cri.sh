@@ -17,7 +17,10 @@
 # The sandbox ("pause") and app image is built offline from Debian's
 # busybox-static and catatonit and imported with `ctr images import`.
 #
-# Usage:  sudo test/acceptance/cri.sh        (about 30-60 s on this 2-core VM)
+# Usage:  sudo test/acceptance/cri.sh          (about 5 s on a 2-core VM, once
+#                                             crictl is built)
+#         sudo test/acceptance/cri.sh cleanup  (what a run killed with SIGKILL
+#                                             left: processes, cgroups, dirs)
 # Env:    CNI         reference (default: Debian's bridge+host-local+portmap
 #                     in /usr/lib/cni) or berth (berth-bridge, berth-ipam,
 #                     berth-portmap); sets the defaults of the next two
@@ -87,7 +90,42 @@ skipped() { printf 'SKIP %s\n' "$1"; printf 'SKIP %s\n' "$1" >>"$RESULTS"; log "
 # namespace, then checks from outside that nothing was left behind.
 if [ -z "${_BK_CRI_INNER:-}" ]; then
 	skip() { echo "SKIP cri: $*"; exit 77; }
+	# sweep: what a run killed with SIGKILL left (it had no chance to clean
+	# up): processes naming a work dir of ours, pod processes in our cgroup
+	# parent, its cgroups, and the empty work dirs
+	sweep() {
+		local p c n=0
+		for p in /proc/[0-9]*; do
+			grep -qF "/var/tmp/$PFX-cri." "$p/cmdline" 2>/dev/null || continue
+			[ "${p#/proc/}" = $$ ] && continue
+			kill -9 "${p#/proc/}" 2>/dev/null && n=$((n + 1))
+		done
+		for c in /sys/fs/cgroup/pids/"$CG_PARENT" /sys/fs/cgroup/"$CG_PARENT"; do
+			[ -d "$c" ] || continue
+			# shellcheck disable=SC2044 # PIDs: no blanks
+			for p in $(find "$c" -name cgroup.procs -exec cat {} + 2>/dev/null); do
+				kill -9 "$p" 2>/dev/null && n=$((n + 1))
+			done
+		done
+		[ $n = 0 ] || { echo "cri.sh: killed $n processes of an earlier run"; sleep 0.5; }
+		for c in /sys/fs/cgroup/*/"$CG_PARENT" /sys/fs/cgroup/"$CG_PARENT"; do
+			[ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} + 2>/dev/null
+		done
+		for c in /var/tmp/"$PFX"-cri.*; do
+			[ -d "$c" ] && ! grep -qF "$c" /proc/self/mountinfo && rm -rf "$c"
+		done
+		return 0
+	}
 	[ "$(id -u)" = 0 ] || skip "needs root"
+	case ${1:-} in
+	"") ;;
+	cleanup) sweep; exit 0 ;;
+	*) echo "usage: $0 [cleanup]" >&2; exit 2 ;;
+	esac
+	# one run per prefix at a time (they share the cgroup parent)
+	exec 9>"/var/tmp/$PFX-cri.lock"
+	flock -n 9 || { echo "FAIL cri: another cri.sh with PFX=$PFX is running"; exit 1; }
+	sweep
 	for t in containerd ctr runc nsenter unshare ip curl jq sha256sum; do
 		command -v "$t" >/dev/null || skip "$t not found (apt-get install containerd runc curl jq)"
 	done
@@ -148,8 +186,13 @@ if [ -z "${_BK_CRI_INNER:-}" ]; then
 	export WORK
 	start=$(date +%s.%N)
 	log "cri.sh: CNI=$CNI PLUGIN_DIR=$PLUGIN_DIR CONFLIST=$CONFLIST CRICTL=$CRICTL WORK=$WORK"
-	_BK_CRI_INNER=1 unshare --mount --propagation private -- "$SELF" "$@"
+	# an interrupt reaches the inner part too, which cleans up; the outer
+	# waits for it and still checks for residue
+	interrupted=0
+	trap 'interrupted=1' INT TERM
+	_BK_CRI_INNER=1 unshare --mount --propagation private -- "$SELF" "$@" 9>&-
 	rc=$?
+	[ "$interrupted" = 0 ] || fail "interrupted"
 	# --- residue, seen from the machine's own namespaces
 	left=""
 	for p in /proc/[0-9]*; do
@@ -196,8 +239,8 @@ CTR() { timeout -k 5 60 ctr --address "$SOCK" "$@"; }
 fetch() { inx curl -s -m 3 "$1" 2>/dev/null; }
 # wait_fetch <url> <want>: poll up to 15 s
 wait_fetch() {
-	local i out
-	for i in $(seq 1 30); do
+	local out
+	for _ in $(seq 1 30); do
 		out=$(fetch "$1")
 		[ "$out" = "$2" ] && return 0
 		sleep 0.5
@@ -517,7 +560,8 @@ N() {
 }
 CTR -n "$PFX" images import "$WORK/image.tar" >>"$LOG" 2>&1
 # (the image's entrypoint is catatonit -P, the pause process)
-if N run -d --name "$PFX-web" --network "$NNET" -p "$HP3:80" --entrypoint /bin/httpd "$IMAGE" -f -p 80 -h /etc >>"$LOG"; then
+if N run -d --name "$PFX-web" --network "$NNET" -p "$HP3:80" --cgroup-parent "/$CG_PARENT" \
+	--entrypoint /bin/httpd "$IMAGE" -f -p 80 -h /etc >>"$LOG"; then
 	hn=$(N inspect -f '{{.Config.Hostname}}' "$PFX-web")
 	nip=$(N inspect -f '{{.NetworkSettings.IPAddress}}' "$PFX-web")
 	if [ -n "$hn" ] && [[ $nip == 198.19.81.* ]] && wait_fetch "http://$EH_IP:$HP3/hostname" "$hn"; then
