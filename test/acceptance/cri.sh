@@ -226,6 +226,7 @@ fi
 SOCK=$WORK/run/containerd.sock
 CRICTL_CONF=$WORK/crictl.yaml
 CTRD_PID=""
+RUNP_MS=""                             # crictl runp times, for the summary
 EXSRV_PID=""
 
 inh() { nsenter --net="/run/netns/$EH" -- "$@"; }
@@ -270,6 +271,7 @@ run_pod() {
 	POD_ID=$(C runp "$WORK/$1.json") || { POD_ID=""; return 1; }
 	t1=$(date +%s%N)
 	log "  runp $1: $POD_ID in $(((t1 - t0) / 1000000)) ms"
+	RUNP_MS+=" $(((t1 - t0) / 1000000))"
 	cat >"$WORK/$1-web.json" <<-EOF
 	{"metadata":{"name":"web"},"image":{"image":"$IMAGE"},
 	 "command":["/bin/httpd","-f","-p","80","-h","/etc"],"log_path":"web.log","linux":{}}
@@ -292,10 +294,7 @@ cleanup() {
 			C stopp "$p" >>"$LOG"
 			C rmp "$p" >>"$LOG"
 		done
-		kill "$CTRD_PID"
-		for _ in $(seq 1 50); do kill -0 "$CTRD_PID" 2>/dev/null || break; sleep 0.2; done
-		kill -9 "$CTRD_PID" 2>/dev/null
-		wait "$CTRD_PID" 2>/dev/null
+		containerd_stop
 	fi
 	[ -n "$EXSRV_PID" ] && kill "$EXSRV_PID" 2>/dev/null && wait "$EXSRV_PID" 2>/dev/null
 	# what containerd started and left running: shims (their command line
@@ -413,19 +412,32 @@ timeout: 60
 pull-image-on-create: false
 EOF
 
-t0=$(date +%s%N)
-nsenter --net="/run/netns/$EH" -- containerd --config "$WORK/containerd.toml" >"$WORK/run/containerd.log" 2>&1 &
-CTRD_PID=$!
-for _ in $(seq 1 120); do
-	CTR version >/dev/null 2>&1 && break
-	kill -0 "$CTRD_PID" 2>/dev/null || break
-	sleep 0.25
-done
-if ! ver=$(CTR version 2>>"$LOG" | awk '/Server:/{s=1} s && /Version:/{print $2; exit}'); then
+# containerd_start: start containerd in the engine host, wait for its API,
+# set ver; containerd_stop: SIGTERM and wait (shims and pods live on)
+containerd_start() {
+	local t0
+	t0=$(date +%s%N)
+	nsenter --net="/run/netns/$EH" -- containerd --config "$WORK/containerd.toml" >>"$WORK/run/containerd.log" 2>&1 &
+	CTRD_PID=$!
+	for _ in $(seq 1 120); do
+		CTR version >/dev/null 2>&1 && break
+		kill -0 "$CTRD_PID" 2>/dev/null || break
+		sleep 0.25
+	done
+	ver=$(CTR version 2>>"$LOG" | awk '/Server:/{s=1} s && /Version:/{print $2; exit}') || return 1
+	log "containerd $ver up in $((($(date +%s%N) - t0) / 1000000)) ms"
+}
+containerd_stop() {
+	kill "$CTRD_PID" 2>/dev/null
+	for _ in $(seq 1 50); do kill -0 "$CTRD_PID" 2>/dev/null || break; sleep 0.2; done
+	kill -9 "$CTRD_PID" 2>/dev/null
+	wait "$CTRD_PID" 2>/dev/null
+	CTRD_PID=""
+}
+if ! containerd_start; then
 	fail "containerd starts: see $LOG_DIR/containerd.log"
 	exit 1
 fi
-log "containerd $ver up in $((($(date +%s%N) - t0) / 1000000)) ms"
 if ! CTR -n k8s.io images import "$WORK/image.tar" >>"$LOG" 2>&1; then
 	fail "ctr images import of the offline image"
 	exit 1
@@ -522,7 +534,24 @@ else
 	fail "re-use: ${PFX}pod3 on hostPort $HP1 not reachable"
 fi
 
-# --- 8: after all pods are gone, nothing of theirs stays in the engine host
+# --- 8: containerd restarts under running pods (as in an upgrade): they keep
+# their network meanwhile, CRI finds them again, and removing them after the
+# restart (below) still gives everything back
+containerd_stop
+down=$(fetch "http://$EH_IP:$HP2/hostname")
+if containerd_start; then
+	ready=$(C pods --state ready -q | wc -l)
+	if [ "$down" = "${PFX}pod2" ] && [ "$ready" = 2 ] && wait_fetch "http://$EH_IP:$HP1/hostname" "${PFX}pod3"; then
+		pass "containerd restart: pods served while it was down, 2 ready sandboxes after"
+	else
+		fail "containerd restart: while down :$HP2 gave '$down'; $ready ready sandboxes after (want 2)"
+	fi
+else
+	fail "containerd restart: it did not come back (see $LOG_DIR/containerd.log)"
+	exit 1
+fi
+
+# --- 9: after all pods are gone, nothing of theirs stays in the engine host
 for p in $(C pods -q); do C stopp "$p" >>"$LOG"; C rmp "$p" >>"$LOG"; done
 sleep 0.5
 ports=$(bridge_ports)
@@ -539,7 +568,9 @@ else
 	fail "all pods removed: $ports veths on $BRIDGE, $netns_left pod netns, :$HP2 answers '$out', stale rules: $(head -3 <<<"$stale" | tr '\n' ' ')"
 fi
 
-# --- 9: nerdctl run --network <the conflist> -p (optional)
+echo "cri.sh: crictl runp (sandbox + CNI ADD) took$RUNP_MS ms"
+
+# --- 10: nerdctl run --network <the conflist> -p (optional)
 # nerdctl gets a conflist dir of its own with the same plugins on other
 # bridges and subnets: $PFX-nerd for --network, and "bridge", nerdctl's
 # default network (without one, nerdctl 1.7 writes its own conflist for it,
