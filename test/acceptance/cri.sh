@@ -484,6 +484,16 @@ else
 	fail "hostPort: $EX -> $EH_IP:$HP1 did not reach ${PFX}pod1:80"
 fi
 
+# --- 3b: and from the engine host itself (the node), by its address and
+# by 127.0.0.1 (DNAT in the output hook)
+o1=$(inh curl -s -m 3 "http://$EH_IP:$HP1/hostname" 2>/dev/null)
+o2=$(inh curl -s -m 3 "http://127.0.0.1:$HP1/hostname" 2>/dev/null)
+if [ "$o1" = "${PFX}pod1" ] && [ "$o2" = "${PFX}pod1" ]; then
+	pass "hostPort from the engine host: $EH_IP:$HP1 and 127.0.0.1:$HP1 reach ${PFX}pod1"
+else
+	fail "hostPort from the engine host: $EH_IP:$HP1 gave '$o1', 127.0.0.1:$HP1 gave '$o2'"
+fi
+
 # --- 4: egress through masquerade ($EX has no route to the pod subnet)
 # (no wget -T: busybox-static 1.35's wget segfaults with it)
 out=$(C exec "$CID1" timeout 5 wget -q -O - "http://$EX_IP:18080/token")
@@ -491,6 +501,14 @@ if [ "$out" = "$EX_TOKEN" ]; then
 	pass "egress: ${PFX}pod1 -> $EX_IP (masquerade)"
 else
 	fail "egress: ${PFX}pod1 -> $EX_IP:18080 gave '$out'"
+fi
+
+# --- 4b: hairpin: the pod reaches itself through its own hostPort
+out=$(C exec "$CID1" timeout 5 wget -q -O - "http://$EH_IP:$HP1/hostname")
+if [ "$out" = "${PFX}pod1" ]; then
+	pass "hairpin: ${PFX}pod1 -> $EH_IP:$HP1 -> itself"
+else
+	fail "hairpin: ${PFX}pod1 -> $EH_IP:$HP1 gave '$out'"
 fi
 
 # --- 5: a second pod, its hostPort bound to a host IP
