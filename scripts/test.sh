@@ -22,6 +22,11 @@ fi
 # GUIDE_ONLY to pick scenarios by number. Then, when containerd is installed,
 # test/acceptance/cri.sh: the CNI plugins under containerd's CRI (BERTH_CRI=0
 # skips it).
+# cri.sh installs crictl from the Go module proxy when it is missing: do it
+# here, where the proxy is reachable, not inside the private netns below.
+if [ "${BERTH_ACCEPTANCE:-1}" != 0 ] && [ "${BERTH_CRI:-1}" != 0 ] && command -v containerd >/dev/null; then
+	test/acceptance/cri.sh tools || echo "crictl could not be installed: cri.sh will fail"
+fi
 exec unshare --net --mount --propagation private -- bash -c '
 	set -e
 	ip link set lo up

@@ -21,6 +21,10 @@
 #                                             crictl is built)
 #         sudo test/acceptance/cri.sh cleanup  (what a run killed with SIGKILL
 #                                             left: processes, cgroups, dirs)
+#         sudo test/acceptance/cri.sh tools    (only install crictl, and with
+#                                             NERDCTL_BUILD=1 nerdctl: needs
+#                                             the module proxy, so run it
+#                                             before entering a netns)
 # Env:    CNI         reference (default: Debian's bridge+host-local+portmap
 #                     in /usr/lib/cni) or berth (berth-bridge, berth-ipam,
 #                     berth-portmap); sets the defaults of the next two
@@ -117,15 +121,19 @@ if [ -z "${_BK_CRI_INNER:-}" ]; then
 		return 0
 	}
 	[ "$(id -u)" = 0 ] || skip "needs root"
+	TOOLS_ONLY=""
 	case ${1:-} in
 	"") ;;
 	cleanup) sweep; exit 0 ;;
-	*) echo "usage: $0 [cleanup]" >&2; exit 2 ;;
+	tools) TOOLS_ONLY=1 ;;
+	*) echo "usage: $0 [cleanup|tools]" >&2; exit 2 ;;
 	esac
-	# one run per prefix at a time (they share the cgroup parent)
-	exec 9>"/var/tmp/$PFX-cri.lock"
-	flock -n 9 || { echo "FAIL cri: another cri.sh with PFX=$PFX is running"; exit 1; }
-	sweep
+	if [ -z "$TOOLS_ONLY" ]; then
+		# one run per prefix at a time (they share the cgroup parent)
+		exec 9>"/var/tmp/$PFX-cri.lock"
+		flock -n 9 || { echo "FAIL cri: another cri.sh with PFX=$PFX is running"; exit 1; }
+		sweep
+	fi
 	for t in containerd ctr runc nsenter unshare ip curl jq sha256sum; do
 		command -v "$t" >/dev/null || skip "$t not found (apt-get install containerd runc curl jq)"
 	done
@@ -179,6 +187,7 @@ if [ -z "${_BK_CRI_INNER:-}" ]; then
 			rm -rf "$src"
 		fi
 	fi
+	[ -z "$TOOLS_ONLY" ] || { echo "cri.sh: crictl $CRICTL, nerdctl ${NERDCTL:-none}"; exit 0; }
 	export CRICTL PLUGIN_DIR CONFLIST NERDCTL
 	mkdir -p "$LOG_DIR"
 	: >"$LOG"; : >"$RESULTS"
