@@ -19,7 +19,14 @@ fi
 # (test/acceptance/podman-backend.sh, rootless S10 included; when podman is
 # installed) and with berth alone (test/acceptance/guide.sh). Both run even
 # if the first fails; set BERTH_ACCEPTANCE=0 to skip them, ACCEPTANCE_ONLY /
-# GUIDE_ONLY to pick scenarios by number.
+# GUIDE_ONLY to pick scenarios by number. Then, when containerd is installed,
+# test/acceptance/cri.sh: the CNI plugins under containerd's CRI (BERTH_CRI=0
+# skips it).
+# cri.sh installs crictl from the Go module proxy when it is missing: do it
+# here, where the proxy is reachable, not inside the private netns below.
+if [ "${BERTH_ACCEPTANCE:-1}" != 0 ] && [ "${BERTH_CRI:-1}" != 0 ] && command -v containerd >/dev/null; then
+	test/acceptance/cri.sh tools || echo "crictl could not be installed: cri.sh will fail"
+fi
 exec unshare --net --mount --propagation private -- bash -c '
 	set -e
 	ip link set lo up
@@ -31,6 +38,15 @@ exec unshare --net --mount --propagation private -- bash -c '
 			ONLY="${ACCEPTANCE_ONLY:-}" test/acceptance/podman-backend.sh || rc=1
 		fi
 		ONLY="${GUIDE_ONLY:-}" test/acceptance/guide.sh || rc=1
+		# CNI plugins under containerd 1.6 CRI (crictl), when containerd
+		# is installed: the reference plugins, then the berth plugins
+		# (about 5 s each; exit 77 is a skip). BERTH_CRI=0 skips it.
+		if [ "${BERTH_CRI:-1}" != 0 ] && command -v containerd >/dev/null; then
+			for cni in reference $([ -d cmd/berth-cni ] && echo berth); do
+				r=0; CNI=$cni test/acceptance/cri.sh || r=$?
+				[ $r = 0 ] || [ $r = 77 ] || rc=1
+			done
+		fi
 	fi
 	exit $rc
 ' bash "$@"
