@@ -14,8 +14,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/berthnet/berth/internal/engine"
 	"github.com/berthnet/berth/internal/compat/slirp4netns"
+	"github.com/berthnet/berth/internal/engine"
 	"github.com/berthnet/berth/internal/network"
 )
 

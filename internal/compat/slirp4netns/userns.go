@@ -3,10 +3,10 @@ package slirp4netns
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
-	"log/slog"
 	"path/filepath"
 	"strconv"
 	"strings"
