@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime/pprof"
 	"strconv"
 
 	"github.com/spf13/pflag"
@@ -231,6 +232,13 @@ func Run(ctx context.Context, args []string, env Env) int {
 // network configuration before the stack starts.
 func runParsed(ctx context.Context, o *options, env Env, adjust func(*usernet.Config)) int {
 	log := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: env.LogLevel}))
+	if p := os.Getenv("BERTH_CPUPROFILE"); p != "" { // profiling the stack (bench)
+		if f, err := os.Create(p); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				defer pprof.StopCPUProfile()
+			}
+		}
+	}
 	if err := run(ctx, o, log, adjust); err != nil {
 		fmt.Fprintf(env.Stderr, "slirp4netns: %v\n", err)
 		return 1
