@@ -181,3 +181,56 @@ func Unpin(path string) error {
 	}
 	return nil
 }
+
+// Worker is one OS thread that stays inside a namespace and runs functions
+// there (sockets opened on it belong to the namespace). Its thread never
+// switches back: it exits when the worker is closed, which suits a process
+// in a user namespace that may not return to the namespace it came from.
+type Worker struct {
+	req chan func()
+}
+
+// NewWorker starts a worker inside the namespace at path and runs setup
+// on it first; a setup error ends the worker.
+func NewWorker(path string, setup func() error) (*Worker, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open namespace %s: %w", path, err)
+	}
+	w := &Worker{req: make(chan func())}
+	ready := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET)
+		f.Close()
+		if err != nil {
+			err = fmt.Errorf("enter namespace %s: %w", path, err)
+		} else if setup != nil {
+			err = setup()
+		}
+		ready <- err
+		if err != nil {
+			return
+		}
+		for fn := range w.req {
+			fn()
+		}
+	}()
+	if err := <-ready; err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// Do runs fn on the worker's thread and waits for it.
+func (w *Worker) Do(fn func()) {
+	done := make(chan struct{})
+	w.req <- func() {
+		defer close(done)
+		fn()
+	}
+	<-done
+}
+
+// Close ends the worker; no Do may follow or run concurrently.
+func (w *Worker) Close() { close(w.req) }

@@ -7,12 +7,13 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"sync"
 	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/berthnet/berth/internal/netns"
 )
 
 // Kernel forwarding: a TCP port forward whose guest lives in a network
@@ -45,7 +46,7 @@ const (
 // sockets there (the thread never leaves: a process in a user namespace
 // may not be able to return to the namespace it came from).
 type nsWorker struct {
-	req  chan func()
+	w    *netns.Worker
 	err  error // preparing the namespace failed
 	once sync.Once
 	refs int // forwards using it (guarded by Stack.mu)
@@ -57,7 +58,7 @@ func (st *Stack) kernelNS(path string) (*nsWorker, error) {
 	st.mu.Lock()
 	w := st.workers[path]
 	if w == nil {
-		w = &nsWorker{req: make(chan func())}
+		w = &nsWorker{}
 		if st.workers == nil {
 			st.workers = map[string]*nsWorker{}
 		}
@@ -65,7 +66,7 @@ func (st *Stack) kernelNS(path string) (*nsWorker, error) {
 	}
 	w.refs++
 	st.mu.Unlock()
-	w.once.Do(func() { w.err = w.start(path) })
+	w.once.Do(func() { w.w, w.err = netns.NewWorker(path, prepareKernelFwd) })
 	return w, w.err
 }
 
@@ -84,33 +85,9 @@ func (st *Stack) releaseNS(path string) {
 		}
 	}
 	st.mu.Unlock()
-	if w != nil && w.err == nil {
-		close(w.req)
+	if w != nil && w.err == nil && w.w != nil {
+		w.w.Close()
 	}
-}
-
-func (w *nsWorker) start(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("open guest namespace: %w", err)
-	}
-	ready := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with us
-		err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET)
-		f.Close()
-		if err == nil {
-			err = prepareKernelFwd()
-		}
-		ready <- err
-		if err != nil {
-			return
-		}
-		for fn := range w.req {
-			fn()
-		}
-	}()
-	return <-ready
 }
 
 // prepareKernelFwd sets the calling thread's namespace up for transparent
@@ -161,12 +138,10 @@ func (w *nsWorker) dial(src, dst netip.AddrPort) (*net.TCPConn, error) {
 		fd  int
 		err error
 	}
-	res := make(chan result, 1)
-	w.req <- func() {
-		fd, err := transparentSocket(src, dst)
-		res <- result{fd, err}
-	}
-	r := <-res
+	var r result
+	w.w.Do(func() {
+		r.fd, r.err = transparentSocket(src, dst)
+	})
 	if r.err != nil {
 		return nil, r.err
 	}
@@ -285,8 +260,8 @@ func (st *Stack) closeWorkers() {
 	st.workers = nil
 	st.mu.Unlock()
 	for _, w := range ws {
-		if w.err == nil {
-			close(w.req)
+		if w.err == nil && w.w != nil {
+			w.w.Close()
 		}
 	}
 }
