@@ -255,7 +255,7 @@ func (m *Manager) setup(ctx context.Context, sess *session, ctrNS *netns.NetNS, 
 
 // rules builds the firewall view of a network.
 func (m *Manager) rules(n network.Network) firewall.NetworkRules {
-	r := firewall.NetworkRules{ID: n.ID, Name: n.Name, Bridge: n.NetworkInterface, Isolation: n.Isolation(), DNSPort: m.cfg.DNSPort}
+	r := firewall.NetworkRules{ID: n.ID, Name: n.Name, Bridge: n.NetworkInterface, Isolation: n.Isolation(), DNSPort: m.cfg.DNSPort, NoMasquerade: n.NoMasquerade()}
 	if r.ID == "" {
 		r.ID = n.Name
 	}

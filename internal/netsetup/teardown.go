@@ -83,7 +83,7 @@ func (m *Manager) Teardown(ctx context.Context, nsPath string, o *network.Option
 			// asynchronously); remove our host end by its name.
 			name := a.Options["host_interface_name"]
 			if name == "" {
-				name = hostVethName(o.ContainerID, n.Name)
+				name = HostVethName(o.ContainerID, n.Name)
 			}
 			if err := teardownLink(hostH, name); err != nil {
 				errs = append(errs, fmt.Errorf("network %s: %w", n.Name, err))
