@@ -19,6 +19,8 @@ package berthnet
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,6 +29,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/berthnet/berth/internal/firewall"
 	"github.com/berthnet/berth/internal/firewall/nftables"
@@ -248,6 +251,7 @@ func (h *Host) CreateNetwork(n Network) (Network, error) {
 		return Network{}, err
 	}
 	defer unlock()
+	in.Created = time.Now().UTC().Format(time.RFC3339Nano)
 	if err := h.store.Create(in); err != nil {
 		if errors.Is(err, netstore.ErrExists) {
 			return Network{}, fmt.Errorf("create network %s: %w", n.Name, ErrExists)
@@ -637,7 +641,8 @@ func (n Network) internal() (network.Network, error) {
 	if !netstore.ValidName(n.Name) {
 		return network.Network{}, fmt.Errorf("network name %q: want [a-zA-Z0-9][a-zA-Z0-9_.-]*: %w", n.Name, ErrInvalid)
 	}
-	in := network.Network{Name: n.Name, ID: n.Name, Driver: n.Driver, NetworkInterface: n.Interface, Internal: n.Internal, Options: map[string]string{}}
+	id := sha256.Sum256([]byte("berthnet:" + n.Name))
+	in := network.Network{Name: n.Name, ID: hex.EncodeToString(id[:]), Driver: n.Driver, NetworkInterface: n.Interface, Internal: n.Internal, Options: map[string]string{}}
 	if in.Driver == "" {
 		in.Driver = network.DriverBridge
 	}

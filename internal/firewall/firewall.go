@@ -40,6 +40,9 @@ type NetworkRules struct {
 	// plugin that only needs the hairpin rule); hairpin traffic to a
 	// published port of the same subnet is still masqueraded.
 	NoMasquerade bool
+	// NoHairpin leaves out the hairpin masquerade too: only the forward
+	// rules remain (a CNI port mapping with snat false).
+	NoHairpin bool
 }
 
 // PortForward is the published ports of one container on one network.

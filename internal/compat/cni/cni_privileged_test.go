@@ -418,6 +418,19 @@ func TestPrivilegedChainReferenceBridgeBerthPortmap(t *testing.T) {
 	if got, err := nettest.Fetch(r.host, "tcp", "127.0.0.1:8080"); err != nil || got != "ref" {
 		t.Fatalf("through 127.0.0.1: %q, %v", got, err)
 	}
+	// A berth network coming and going on the same host leaves berth's
+	// table, and so these forwards, alone.
+	berth := r.conflist(berthChain)
+	other := r.container("bc-ctr3b")
+	if _, err := r.add(berth, r.rt(other, map[string]any{"hostPort": 8082, "containerPort": 80, "protocol": "tcp"})); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.del(berth, r.rt(other)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := nettest.Fetch(r.outside, "tcp", "198.19.200.1:8080"); err != nil || got != "ref" {
+		t.Fatalf("after a berth network came and went: %q, %v", got, err)
+	}
 	// 1.0.0 list: CHECK runs (the reference bridge checks itself too).
 	if err := r.check(list, rt); err != nil {
 		t.Fatalf("CHECK: %v", err)

@@ -49,9 +49,10 @@ type portmapRecord struct {
 	IPv4     netip.Addr            `json:"ipv4,omitzero"`
 	IPv6     netip.Addr            `json:"ipv6,omitzero"`
 	Mappings []network.PortMapping `json:"mappings"`
-	// Subnets are the container's subnets whose hairpin rules this
-	// attachment needs (snat).
+	// Subnets are the container's subnets, whose rules this attachment
+	// needs; SNAT whether they masquerade hairpin traffic.
 	Subnets []netip.Prefix `json:"subnets,omitempty"`
+	SNAT    bool           `json:"snat"`
 }
 
 func parsePortmap(stdin []byte) (*portmapConfig, []network.PortMapping, error) {
@@ -121,10 +122,11 @@ func forward(netName, key string, r *portmapRecord) firewall.PortForward {
 	return firewall.PortForward{NetworkID: "portmap/" + netName, NetworkName: netName, ContainerID: key, IPv4: r.IPv4, IPv6: r.IPv6, Mappings: r.Mappings}
 }
 
-// hairpinRules are the rules that masquerade hairpin traffic in one
-// subnet (and nothing else).
-func hairpinRules(netName string, s netip.Prefix) firewall.NetworkRules {
-	return firewall.NetworkRules{ID: "portmap/" + netName + "/" + s.String(), Name: netName, Subnets: []netip.Prefix{s}, NoMasquerade: true}
+// hairpinRules are the per-subnet rules of the container subnets that
+// have published ports: the hairpin masquerade (snat) and forward accepts,
+// nothing else. They also keep berth's table alive while the ports exist.
+func hairpinRules(netName string, s netip.Prefix, snat bool) firewall.NetworkRules {
+	return firewall.NetworkRules{ID: "portmap/" + netName + "/" + s.String(), Name: netName, Subnets: []netip.Prefix{s}, NoMasquerade: true, NoHairpin: !snat}
 }
 
 // containerAddrs picks the container's first IPv4 and IPv6 address (with
@@ -183,11 +185,10 @@ func portmapAdd(args *skel.CmdArgs) error {
 	if !v6.IsValid() {
 		rec.IPv6 = netip.Addr{}
 	}
-	if c.snat() {
-		for _, p := range []netip.Prefix{v4, v6} {
-			if p.IsValid() {
-				rec.Subnets = append(rec.Subnets, p.Masked())
-			}
+	rec.SNAT = c.snat()
+	for _, p := range []netip.Prefix{v4, v6} {
+		if p.IsValid() {
+			rec.Subnets = append(rec.Subnets, p.Masked())
 		}
 	}
 	db, err := c.openDB()
@@ -199,7 +200,7 @@ func portmapAdd(args *skel.CmdArgs) error {
 	fw := nftables.New(-1)
 	var nets []firewall.NetworkRules
 	for _, s := range rec.Subnets {
-		nets = append(nets, hairpinRules(c.Name, s))
+		nets = append(nets, hairpinRules(c.Name, s, rec.SNAT))
 	}
 	pf := forward(c.Name, key, rec)
 	if err := fw.Setup(nets, []firewall.PortForward{pf}); err != nil {
@@ -311,7 +312,7 @@ func unpublish(db *bolt.DB, netName string, keys []string) error {
 		for _, s := range recs[k].Subnets {
 			if !needed[s] && !seen[s] {
 				seen[s] = true
-				complete = append(complete, hairpinRules(netName, s))
+				complete = append(complete, hairpinRules(netName, s, recs[k].SNAT))
 			}
 		}
 	}

@@ -187,7 +187,9 @@ func (o *objects) queueNetwork(c *nftables.Conn, n firewall.NetworkRules) error 
 		if f == unix.NFPROTO_IPV6 {
 			mcast = netip.MustParsePrefix("ff00::/8")
 		}
-		add(o.postrouting, rule(matchFamily(f), matchPrefix(s, true, false), matchPrefix(s, false, false), matchCtStatusDNAT(), one(&expr.Masq{})))
+		if !n.NoHairpin {
+			add(o.postrouting, rule(matchFamily(f), matchPrefix(s, true, false), matchPrefix(s, false, false), matchCtStatusDNAT(), one(&expr.Masq{})))
+		}
 		if !n.NoMasquerade {
 			add(o.postrouting, rule(matchFamily(f), matchPrefix(s, true, false), matchPrefix(s, false, true), matchPrefix(mcast, false, true), one(&expr.Masq{})))
 		}
@@ -468,7 +470,7 @@ func (d *Driver) deleteNetworks(c *nftables.Conn, nets []firewall.NetworkRules) 
 	}
 	// The last network gone: remove the table, so nothing of berth's stays.
 	// Networks without a bridge (port mappings of a CNI chain on another
-	// plugin's bridge) and published ports keep it.
+	// plugin's bridge, which always have tagged rules) keep it.
 	if left, err := c.GetSetElements(o.bridges); err != nil || len(left) > 0 {
 		return nil
 	}
@@ -481,11 +483,6 @@ func (d *Driver) deleteNetworks(c *nftables.Conn, nets []firewall.NetworkRules) 
 			if ruleTag(r) != "" {
 				return nil
 			}
-		}
-	}
-	for _, s := range []*nftables.Set{o.pf4, o.pf4any, o.pf6, o.pf6any} {
-		if els, err := c.GetSetElements(s); err != nil || len(els) > 0 {
-			return nil
 		}
 	}
 	return reset(c)
