@@ -78,6 +78,10 @@ type Config struct {
 	HostNetns string
 	// Logger receives progress at debug level; nil discards.
 	Logger *slog.Logger
+	// KeepBridges leaves a bridge and its network's rules in place when
+	// its last container detaches (CNI's convention); Collect removes them
+	// once nothing is attached.
+	KeepBridges bool
 }
 
 // Network is a network definition.
@@ -208,7 +212,7 @@ func New(cfg Config) (*Host, error) {
 		h.Close()
 		return nil, fmt.Errorf("berthnet: firewall %q: want nftables or none: %w", cfg.Firewall, ErrInvalid)
 	}
-	mgr, err := netsetup.New(netsetup.Config{ConfigDir: cfg.StateDir, Firewall: h.fw, Logger: cfg.Logger, HostNS: h.host})
+	mgr, err := netsetup.New(netsetup.Config{ConfigDir: cfg.StateDir, Firewall: h.fw, Logger: cfg.Logger, HostNS: h.host, KeepBridges: cfg.KeepBridges})
 	if err != nil {
 		h.Close()
 		return nil, err
@@ -483,12 +487,17 @@ func (h *Host) Attachments() ([]Attachment, error) {
 	return out, err
 }
 
-// Collect detaches every attachment of the named network that keep does
-// not report as valid, cleaning only the host side (their namespaces are
-// assumed gone): links, rules, ports and addresses. It returns the
-// attachments it removed; it carries on past errors and returns them
-// joined.
-func (h *Host) Collect(ctx context.Context, networkName string, keep func(containerID, iface string) bool) ([]Attachment, error) {
+// Collect detaches every attachment of network n that keep does not report
+// as valid, cleaning only the host side (their namespaces are assumed
+// gone): links, rules, ports and addresses; when nothing is left attached,
+// the network's bridge and rules go too. It returns the attachments it
+// removed; it carries on past errors and returns them joined.
+func (h *Host) Collect(ctx context.Context, n Network, keep func(containerID, iface string) bool) ([]Attachment, error) {
+	in, err := n.internal()
+	if err != nil {
+		return nil, err
+	}
+	networkName := in.Name
 	atts, err := h.Attachments()
 	if err != nil && atts == nil {
 		return nil, err
@@ -530,7 +539,29 @@ func (h *Host) Collect(ctx context.Context, networkName string, keep func(contai
 			errs = append(errs, err)
 		}
 	}
+	if !attached(atts, gone, networkName) {
+		if _, err := h.mgr.RemoveBridge(ctx, in); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return gone, errors.Join(errs...)
+}
+
+// attached reports whether an attachment of the network remains in atts
+// that is not in gone.
+func attached(atts, gone []Attachment, networkName string) bool {
+	left := 0
+	for _, a := range atts {
+		if a.Network == networkName {
+			left++
+		}
+	}
+	for _, a := range gone {
+		if a.Network == networkName {
+			left--
+		}
+	}
+	return left > 0
 }
 
 // Check verifies that an attachment is intact: the container interface

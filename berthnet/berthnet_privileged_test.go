@@ -68,7 +68,7 @@ func TestPrivilegedAttachDetach(t *testing.T) {
 	}
 
 	// Collect keeps bc2 only.
-	gone, err := h.Collect(ctx, "bcapi", func(ctr, _ string) bool { return ctr == "bc2" })
+	gone, err := h.Collect(ctx, n, func(ctr, _ string) bool { return ctr == "bc2" })
 	if err != nil || len(gone) != 1 || gone[0].ContainerID != "bc1" {
 		t.Fatalf("Collect: %+v %v", gone, err)
 	}

@@ -96,7 +96,7 @@ func (c *bridgeConfig) stateDir() string {
 }
 
 func (c *bridgeConfig) host() (*berthnet.Host, error) {
-	h, err := berthnet.New(berthnet.Config{StateDir: c.stateDir()})
+	h, err := berthnet.New(berthnet.Config{StateDir: c.stateDir(), KeepBridges: true})
 	if err != nil {
 		return nil, types.NewError(types.ErrIOFailure, err.Error(), "")
 	}
@@ -421,7 +421,7 @@ func bridgeGC(args *skel.CmdArgs) error {
 	}
 	defer h.Close()
 	var errs []error
-	if _, err := h.Collect(ctx, c.Name, func(ctr, ifn string) bool { return keep[ctr+"/"+ifn] }); err != nil {
+	if _, err := h.Collect(ctx, berthnet.Network{Name: c.Name, Interface: c.Bridge}, func(ctr, ifn string) bool { return keep[ctr+"/"+ifn] }); err != nil {
 		errs = append(errs, err)
 	}
 	switch c.IPAM.Type {

@@ -278,11 +278,8 @@ func TestPrivilegedBerthChainVerbs(t *testing.T) {
 	if err := r.del(list, rt); err != nil {
 		t.Fatalf("DEL: %v", err)
 	}
-	if r.hasLink(c.nettestNS(), "eth0") || r.hasLink(r.host, "bc-br0") {
+	if r.hasLink(c.nettestNS(), "eth0") || r.hasLink(r.host, res.Interfaces[1].Name) {
 		t.Error("links left after DEL")
-	}
-	if r.berthTable() {
-		t.Error("nftables table inet berth left after DEL")
 	}
 	if ls := r.leases(); len(ls) != 0 {
 		t.Errorf("addresses left after DEL: %v", ls)
@@ -292,6 +289,22 @@ func TestPrivilegedBerthChainVerbs(t *testing.T) {
 	}
 	if _, err := nettest.FetchWithin(r.outside, "tcp", "198.19.200.1:8080", 300*time.Millisecond); err == nil {
 		t.Error("published port still answers after DEL")
+	}
+	// As with the reference bridge, the bridge stays for the next
+	// container; GC with no valid attachment removes it and its rules.
+	if !r.hasLink(r.host, "bc-br0") {
+		t.Error("bridge removed by DEL")
+	}
+	r.gcAll(list)
+	if r.hasLink(r.host, "bc-br0") || r.berthTable() {
+		t.Error("bridge or nftables table left after GC")
+	}
+}
+
+func (r *rig) gcAll(list *libcni.NetworkConfigList) {
+	r.t.Helper()
+	if err := r.in(func() error { return r.cni.GCNetworkList(context.Background(), list, &libcni.GCArgs{}) }); err != nil {
+		r.t.Fatalf("GC: %v", err)
 	}
 }
 
@@ -314,14 +327,18 @@ func TestPrivilegedDelAfterNetnsGone(t *testing.T) {
 	if r.hasLink(r.host, veth) {
 		t.Errorf("host veth %s left", veth)
 	}
-	if r.berthTable() {
-		t.Error("firewall table left")
+	if _, err := nettest.FetchWithin(r.outside, "tcp", "198.19.200.1:8080", 300*time.Millisecond); err == nil {
+		t.Error("published port left")
 	}
 	if ls := r.leases(); len(ls) != 0 {
 		t.Errorf("addresses left: %v", ls)
 	}
 	if err := r.del(list, rt); err != nil {
 		t.Fatalf("second DEL: %v", err)
+	}
+	r.gcAll(list)
+	if r.berthTable() || r.hasLink(r.host, "bc-br0") {
+		t.Error("residue after GC")
 	}
 }
 
@@ -438,6 +455,7 @@ func TestPrivilegedChainReferenceBridgeBerthPortmap(t *testing.T) {
 	if err := r.del(list, rt); err != nil {
 		t.Fatalf("DEL: %v", err)
 	}
+	r.gcAll(berth) // the berth network's kept bridge
 	if r.berthTable() {
 		t.Error("berth-portmap left its table")
 	}
@@ -485,8 +503,8 @@ func TestPrivilegedChainBerthBridgeReferenceMeta(t *testing.T) {
 	if err := r.del(list, rt); err != nil {
 		t.Fatalf("DEL: %v", err)
 	}
-	if r.hasLink(r.host, "bc-br1") || r.berthTable() {
-		t.Error("residue after DEL")
+	if r.hasLink(r.host, res.Interfaces[1].Name) {
+		t.Error("host veth left after DEL")
 	}
 	ents, _ := os.ReadDir(filepath.Join(r.state, "hl", "bcmix"))
 	for _, e := range ents {
@@ -527,5 +545,9 @@ func TestPrivilegedIPAMStatusFull(t *testing.T) {
 	}
 	if err := r.del(list, r.rt(c)); err != nil {
 		t.Fatal(err)
+	}
+	r.gcAll(list)
+	if r.berthTable() || r.hasLink(r.host, "bc-br2") || len(r.leases()) != 0 {
+		t.Error("residue after GC")
 	}
 }
