@@ -96,7 +96,7 @@ func (c *bridgeConfig) stateDir() string {
 }
 
 func (c *bridgeConfig) host() (*berthnet.Host, error) {
-	h, err := berthnet.New(berthnet.Config{StateDir: c.stateDir(), KeepBridges: true})
+	h, err := berthnet.New(berthnet.Config{StateDir: c.stateDir(), KeepBridges: true, Logger: debugLog})
 	if err != nil {
 		return nil, types.NewError(types.ErrIOFailure, err.Error(), "")
 	}

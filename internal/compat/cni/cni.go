@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,6 +64,10 @@ const (
 	ErrCheckFailed uint = 102
 )
 
+// debugLog receives the core's debug log when BERTH_CNI_DEBUG names a
+// file; nil discards.
+var debugLog *slog.Logger
+
 // supported are the spec versions the plugins speak.
 var supported = version.PluginSupports("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 
@@ -98,6 +103,14 @@ func Main(name string) int {
 		}
 		go func() { _, _ = w.Write(in); w.Close() }()
 		os.Stdin = r
+	}
+	if p := os.Getenv("BERTH_CNI_DEBUG"); p != "" {
+		// Step timings of the core, appended to a file: stderr of a
+		// successful plugin is not kept by runtimes.
+		if f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644); err == nil {
+			defer f.Close()
+			debugLog = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug})).With("plugin", name, "command", os.Getenv("CNI_COMMAND"))
+		}
 	}
 	about := fmt.Sprintf("CNI plugin %s (berth %s)", name, buildinfo.Version)
 	if e := skel.PluginMainFuncsWithError(funcs, supported, about); e != nil {

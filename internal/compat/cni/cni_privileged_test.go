@@ -456,8 +456,15 @@ func TestPrivilegedChainReferenceBridgeBerthPortmap(t *testing.T) {
 		t.Fatalf("DEL: %v", err)
 	}
 	r.gcAll(berth) // the berth network's kept bridge
+	if !r.berthTable() {
+		t.Error("DEL removed berth-portmap's per-subnet rules (they stay until GC, like the reference portmap's chains)")
+	}
+	// The reference plugins 1.1.1 stop at spec 1.0.0, so GC reaches
+	// berth-portmap through a 1.1.0 list of its own.
+	r.gcAll(r.conflist(`{"cniVersion": "1.1.0", "name": "bcref",
+	  "plugins": [{"type": "berth-portmap", "stateDir": "STATE", "capabilities": {"portMappings": true}}]}`))
 	if r.berthTable() {
-		t.Error("berth-portmap left its table")
+		t.Error("berth-portmap left its table after GC")
 	}
 	if _, err := nettest.FetchWithin(r.outside, "tcp", "198.19.200.1:8080", 300*time.Millisecond); err == nil {
 		t.Error("port still published after DEL")

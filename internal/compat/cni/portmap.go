@@ -255,6 +255,15 @@ func putRecord(db *bolt.DB, netName, key string, r *portmapRecord) error {
 		if err != nil {
 			return err
 		}
+		sb, err := tx.CreateBucketIfNotExists([]byte(subnetsBucket))
+		if err != nil {
+			return err
+		}
+		for _, s := range r.Subnets {
+			if err := sb.Put([]byte(hairpinRules(netName, s, false).ID), nil); err != nil {
+				return err
+			}
+		}
 		return nb.Put([]byte(key), b)
 	})
 }
@@ -279,9 +288,11 @@ func records(db *bolt.DB, netName string) (map[string]*portmapRecord, error) {
 	return out, err
 }
 
-// unpublish removes the forwards of the attachments in keys, their
-// records, and the hairpin rules no remaining attachment needs.
-func unpublish(db *bolt.DB, netName string, keys []string) error {
+// unpublish removes the forwards of the attachments in keys and their
+// records; with rules (GC), also the per-subnet rules no remaining
+// attachment needs. DEL keeps those, as the reference portmap keeps its
+// chains: the next container on the subnet finds them in place.
+func unpublish(db *bolt.DB, netName string, keys []string, rules bool) error {
 	recs, err := records(db, netName)
 	if err != nil {
 		return err
@@ -294,7 +305,7 @@ func unpublish(db *bolt.DB, netName string, keys []string) error {
 			gone[k] = true
 		}
 	}
-	if len(gone) == 0 {
+	if len(gone) == 0 && !rules {
 		return nil
 	}
 	needed := map[netip.Prefix]bool{}
@@ -307,12 +318,13 @@ func unpublish(db *bolt.DB, netName string, keys []string) error {
 		}
 	}
 	var complete []firewall.NetworkRules
-	seen := map[netip.Prefix]bool{}
-	for k := range gone {
-		for _, s := range recs[k].Subnets {
-			if !needed[s] && !seen[s] {
-				seen[s] = true
-				complete = append(complete, hairpinRules(netName, s, recs[k].SNAT))
+	if rules {
+		seen := map[string]bool{}
+		for _, s := range kept(db, netName) {
+			id := hairpinRules(netName, s, false).ID
+			if !needed[s] && !seen[id] {
+				seen[id] = true
+				complete = append(complete, hairpinRules(netName, s, false))
 			}
 		}
 	}
@@ -329,8 +341,42 @@ func unpublish(db *bolt.DB, netName string, keys []string) error {
 				return err
 			}
 		}
+		sb, err := tx.CreateBucketIfNotExists([]byte(subnetsBucket))
+		if err != nil {
+			return err
+		}
+		if rules {
+			for _, r := range complete {
+				_ = sb.Delete([]byte(r.ID))
+			}
+		}
 		return nil
 	})
+}
+
+// subnetsBucket records the subnets whose per-subnet rules exist, by rule
+// ID, so GC finds them after their last attachment is gone.
+const subnetsBucket = "\x00subnets"
+
+// kept returns the subnets of the network whose rules exist.
+func kept(db *bolt.DB, netName string) []netip.Prefix {
+	var out []netip.Prefix
+	prefix := "portmap/" + netName + "/"
+	_ = db.View(func(tx *bolt.Tx) error {
+		sb := tx.Bucket([]byte(subnetsBucket))
+		if sb == nil {
+			return nil
+		}
+		return sb.ForEach(func(k, v []byte) error {
+			if p, ok := strings.CutPrefix(string(k), prefix); ok {
+				if s, err := netip.ParsePrefix(p); err == nil {
+					out = append(out, s)
+				}
+			}
+			return nil
+		})
+	})
+	return out
 }
 
 func portmapDel(args *skel.CmdArgs) error {
@@ -343,7 +389,7 @@ func portmapDel(args *skel.CmdArgs) error {
 		return err
 	}
 	defer db.Close()
-	if err := unpublish(db, c.Name, []string{args.ContainerID + "/" + args.IfName}); err != nil {
+	if err := unpublish(db, c.Name, []string{args.ContainerID + "/" + args.IfName}, false); err != nil {
 		return types.NewError(types.ErrInternal, "berth-portmap: "+err.Error(), "")
 	}
 	return nil
@@ -437,7 +483,7 @@ func portmapGC(args *skel.CmdArgs) error {
 			gone = append(gone, k)
 		}
 	}
-	if err := unpublish(db, c.Name, gone); err != nil {
+	if err := unpublish(db, c.Name, gone, true); err != nil {
 		return types.NewError(types.ErrInternal, "berth-portmap gc: "+err.Error(), "")
 	}
 	return nil
