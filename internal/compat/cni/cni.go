@@ -1,5 +1,5 @@
 // Package cni is berth's CNI front-end: the plugins berth-bridge,
-// berth-ipam and berth-portmap, speaking CNI spec 1.1 (ADD, DEL, CHECK,
+// berth-macvlan, berth-ipam and berth-portmap, speaking CNI spec 1.1 (ADD, DEL, CHECK,
 // STATUS, GC and VERSION) through github.com/containernetworking/cni's
 // skel and result types, over berth's own core (the berthnet API,
 // netsetup, the nftables driver and the bbolt address store).
@@ -43,10 +43,11 @@ const (
 	Bridge  = "berth-bridge"
 	IPAM    = "berth-ipam"
 	Portmap = "berth-portmap"
+	Macvlan = "berth-macvlan"
 )
 
 // Plugins lists the names the multi-call binary answers to.
-var Plugins = []string{Bridge, IPAM, Portmap}
+var Plugins = []string{Bridge, IPAM, Portmap, Macvlan}
 
 // DefaultStateDir is where the plugins keep their state unless a
 // configuration's "stateDir" (IPAM: "dataDir") says otherwise. It is under
@@ -129,6 +130,8 @@ func pluginFuncs(name string) (skel.CNIFuncs, bool) {
 		return skel.CNIFuncs{Add: bridgeAdd, Del: bridgeDel, Check: bridgeCheck, Status: bridgeStatus, GC: bridgeGC}, true
 	case IPAM:
 		return skel.CNIFuncs{Add: ipamAdd, Del: ipamDel, Check: ipamCheck, Status: ipamStatus, GC: ipamGC}, true
+	case Macvlan:
+		return skel.CNIFuncs{Add: macvlanAdd, Del: macvlanDel, Check: macvlanCheck, Status: macvlanStatus, GC: macvlanGC}, true
 	case Portmap:
 		return skel.CNIFuncs{Add: portmapAdd, Del: portmapDel, Check: portmapCheck, Status: portmapStatus, GC: portmapGC}, true
 	}

@@ -558,3 +558,60 @@ func TestPrivilegedIPAMStatusFull(t *testing.T) {
 		t.Error("residue after GC")
 	}
 }
+
+func TestPrivilegedMacvlan(t *testing.T) {
+	r := newRig(t)
+	// The host's link to the outside namespace is the macvlan parent
+	// (this kernel has no dummy links).
+	list := r.conflist(`{
+  "cniVersion": "1.1.0", "name": "bcmv",
+  "plugins": [
+    {"type": "berth-macvlan", "master": "bc-ho", "mode": "bridge", "stateDir": "STATE",
+     "ipam": {"type": "berth-ipam", "dataDir": "STATE", "ranges": [[{"subnet": "198.18.70.0/24", "gateway": "198.18.70.254"}]], "routes": [{"dst": "0.0.0.0/0"}]}}
+  ]}`)
+	a, b := r.container("bc-mva"), r.container("bc-mvb")
+	resA, err := r.add(list, r.rt(a))
+	if err != nil {
+		t.Fatalf("ADD: %v", err)
+	}
+	if len(resA.Interfaces) != 1 || resA.Interfaces[0].Sandbox != a.path || resA.IPs[0].Address.String() != "198.18.70.1/24" {
+		t.Fatalf("result: %+v %v", resA.Interfaces, resA.IPs)
+	}
+	resB, err := r.add(list, r.rt(b))
+	if err != nil {
+		t.Fatalf("ADD: %v", err)
+	}
+	serve(t, a, "mv")
+	if got, err := nettest.Fetch(b.nettestNS(), "tcp", "198.18.70.1:80"); err != nil || got != "mv" {
+		t.Fatalf("container to container over macvlan: %q %v (b is %v)", got, err, resB.IPs)
+	}
+	if err := r.check(list, r.rt(a)); err != nil {
+		t.Fatalf("CHECK: %v", err)
+	}
+	if err := r.in(func() error { return r.cni.GetStatusNetworkList(context.Background(), list) }); err != nil {
+		t.Fatalf("STATUS: %v", err)
+	}
+	if err := r.del(list, r.rt(a)); err != nil {
+		t.Fatalf("DEL: %v", err)
+	}
+	if r.hasLink(a.nettestNS(), "eth0") {
+		t.Error("macvlan left after DEL")
+	}
+	b.gone()
+	r.gcAll(list)
+	if ls := r.leases(); len(ls) != 0 {
+		t.Errorf("leases after GC: %v", ls)
+	}
+	// A missing master is invalid configuration, and STATUS says so.
+	bad := r.conflist(`{"cniVersion": "1.1.0", "name": "bcmv2", "plugins": [{"type": "berth-macvlan", "master": "bc-nolink", "stateDir": "STATE",
+	  "ipam": {"type": "berth-ipam", "dataDir": "STATE", "ranges": [[{"subnet": "198.18.71.0/24"}]]}}]}`)
+	err = r.in(func() error { return r.cni.GetStatusNetworkList(context.Background(), bad) })
+	var e *types.Error
+	if !errors.As(err, &e) || e.Code != types.ErrPluginNotAvailable {
+		t.Errorf("STATUS with a missing master: %v", err)
+	}
+	c := r.container("bc-mvc")
+	if _, err := r.add(bad, r.rt(c)); !errors.As(err, &e) || e.Code != types.ErrInvalidNetworkConfig || !strings.Contains(e.Msg, "master") {
+		t.Errorf("ADD with a missing master: %v", err)
+	}
+}
