@@ -1,5 +1,5 @@
 // Package cni is berth's CNI front-end: the plugins berth-bridge,
-// berth-macvlan, berth-ipam and berth-portmap, speaking CNI spec 1.1 (ADD, DEL, CHECK,
+// berth-macvlan, berth-ipam, berth-portmap and berth-dns, speaking CNI spec 1.1 (ADD, DEL, CHECK,
 // STATUS, GC and VERSION) through github.com/containernetworking/cni's
 // skel and result types, over berth's own core (the berthnet API,
 // netsetup, the nftables driver and the bbolt address store).
@@ -44,10 +44,11 @@ const (
 	IPAM    = "berth-ipam"
 	Portmap = "berth-portmap"
 	Macvlan = "berth-macvlan"
+	DNS     = "berth-dns"
 )
 
 // Plugins lists the names the multi-call binary answers to.
-var Plugins = []string{Bridge, IPAM, Portmap, Macvlan}
+var Plugins = []string{Bridge, IPAM, Portmap, Macvlan, DNS}
 
 // DefaultStateDir is where the plugins keep their state unless a
 // configuration's "stateDir" (IPAM: "dataDir") says otherwise. It is under
@@ -132,6 +133,8 @@ func pluginFuncs(name string) (skel.CNIFuncs, bool) {
 		return skel.CNIFuncs{Add: ipamAdd, Del: ipamDel, Check: ipamCheck, Status: ipamStatus, GC: ipamGC}, true
 	case Macvlan:
 		return skel.CNIFuncs{Add: macvlanAdd, Del: macvlanDel, Check: macvlanCheck, Status: macvlanStatus, GC: macvlanGC}, true
+	case DNS:
+		return skel.CNIFuncs{Add: dnsAdd, Del: dnsDel, Check: dnsCheck, Status: dnsStatus, GC: dnsGC}, true
 	case Portmap:
 		return skel.CNIFuncs{Add: portmapAdd, Del: portmapDel, Check: portmapCheck, Status: portmapStatus, GC: portmapGC}, true
 	}

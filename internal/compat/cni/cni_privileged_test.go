@@ -3,12 +3,15 @@ package cni_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,6 +19,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/google/nftables"
+	"github.com/miekg/dns"
 
 	"github.com/berthnet/berth/internal/compat/cni"
 	"github.com/berthnet/berth/internal/ipam"
@@ -47,6 +51,10 @@ func plugins(t *testing.T) string {
 		bin := filepath.Join(dir, "berth-cni")
 		out, err := exec.Command("go", "build", "-o", bin, "github.com/berthnet/berth/cmd/berth-cni").CombinedOutput()
 		if err != nil {
+			buildErr = errors.New(string(out))
+			return
+		}
+		if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "aardvark-dns"), "github.com/berthnet/berth/cmd/aardvark-dns").CombinedOutput(); err != nil {
 			buildErr = errors.New(string(out))
 			return
 		}
@@ -613,5 +621,96 @@ func TestPrivilegedMacvlan(t *testing.T) {
 	c := r.container("bc-mvc")
 	if _, err := r.add(bad, r.rt(c)); !errors.As(err, &e) || e.Code != types.ErrInvalidNetworkConfig || !strings.Contains(e.Msg, "master") {
 		t.Errorf("ADD with a missing master: %v", err)
+	}
+}
+
+func TestPrivilegedDNS(t *testing.T) {
+	r := newRig(t)
+	list := r.conflist(`{
+  "cniVersion": "1.1.0", "name": "bcdns",
+  "plugins": [
+    {"type": "berth-bridge", "bridge": "bc-br3", "stateDir": "STATE",
+     "ipam": {"type": "berth-ipam", "dataDir": "STATE", "ranges": [[{"subnet": "198.18.80.0/24"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
+    {"type": "berth-dns", "stateDir": "STATE", "capabilities": {"aliases": true}}
+  ]}`)
+	t.Cleanup(func() {
+		// The server exits with its last network; make sure of it.
+		if b, err := os.ReadFile(filepath.Join(r.state, "aardvark-dns", "aardvark.pid")); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
+				if p, err := os.FindProcess(pid); err == nil && p.Signal(syscall.Signal(0)) == nil {
+					if link, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid)); link != "" {
+						_ = p.Kill()
+					}
+				}
+			}
+		}
+	})
+	web, db := r.container("bc-web1"), r.container("bc-db1")
+	rtWeb := r.rt(web)
+	rtWeb.CapabilityArgs = map[string]any{"aliases": []string{"web", "www"}}
+	resWeb, err := r.add(list, rtWeb)
+	if err != nil {
+		t.Fatalf("ADD: %v", err)
+	}
+	if len(resWeb.DNS.Nameservers) != 1 || resWeb.DNS.Nameservers[0] != "198.18.80.1" || resWeb.DNS.Search[0] != "dns.podman" {
+		t.Fatalf("result dns: %+v", resWeb.DNS)
+	}
+	rtDB := &libcni.RuntimeConf{ContainerID: db.id, NetNS: db.path, IfName: "eth0", Args: [][2]string{{"IgnoreUnknown", "1"}, {"K8S_POD_NAME", "db"}}}
+	if _, err := r.add(list, rtDB); err != nil {
+		t.Fatalf("ADD: %v", err)
+	}
+	lookup := func(name string) (string, error) {
+		var out string
+		err := db.ns.Do(func() error {
+			m := new(dns.Msg)
+			m.SetQuestion(dns.Fqdn(name), dns.TypeA)
+			c := &dns.Client{Timeout: 2 * time.Second}
+			in, _, err := c.Exchange(m, "198.18.80.1:53")
+			if err != nil {
+				return err
+			}
+			for _, a := range in.Answer {
+				if rr, ok := a.(*dns.A); ok {
+					out = rr.A.String()
+				}
+			}
+			return nil
+		})
+		return out, err
+	}
+	for _, n := range []string{"web", "www.dns.podman", "db"} {
+		got, err := lookup(n)
+		want := resWeb.IPs[0].Address.IP.String()
+		if n == "db" {
+			want = "198.18.80.3"
+		}
+		if err != nil || got != want {
+			t.Errorf("resolve %s from db: %q %v, want %s", n, got, err, want)
+		}
+	}
+	if err := r.check(list, rtWeb); err != nil {
+		t.Fatalf("CHECK: %v", err)
+	}
+	if err := r.del(list, rtWeb); err != nil {
+		t.Fatalf("DEL: %v", err)
+	}
+	// The server reloads on SIGHUP, asynchronously.
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		got, _ := lookup("web")
+		if got == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("web still resolves after DEL: %s", got)
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The runtime lost db (crash): GC drops its name too.
+	db.gone()
+	r.gcAll(list)
+	if _, err := os.Stat(filepath.Join(r.state, "aardvark-dns", "bcdns")); !os.IsNotExist(err) {
+		t.Errorf("DNS entries left after GC: %v", err)
 	}
 }
