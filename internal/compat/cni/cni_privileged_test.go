@@ -714,3 +714,31 @@ func TestPrivilegedDNS(t *testing.T) {
 		t.Errorf("DNS entries left after GC: %v", err)
 	}
 }
+
+// Older configurations get results in their own version.
+func TestPrivilegedOlderSpecVersions(t *testing.T) {
+	r := newRig(t)
+	for i, v := range []string{"0.3.1", "0.4.0", "1.0.0"} {
+		list := r.conflist(strings.ReplaceAll(strings.Replace(berthChain, `"1.1.0"`, `"`+v+`"`, 1), "bc-br0", "bc-brv"))
+		c := r.container(fmt.Sprintf("bc-v%d", i))
+		var raw types.Result
+		err := r.in(func() (err error) {
+			raw, err = r.cni.AddNetworkList(context.Background(), list, r.rt(c, port8080))
+			return err
+		})
+		if err != nil {
+			t.Fatalf("%s ADD: %v", v, err)
+		}
+		if raw.Version() != v {
+			t.Errorf("%s: result version %s", v, raw.Version())
+		}
+		if v != "0.3.1" {
+			if err := r.check(list, r.rt(c, port8080)); err != nil {
+				t.Errorf("%s CHECK: %v", v, err)
+			}
+		}
+		if err := r.del(list, r.rt(c, port8080)); err != nil {
+			t.Fatalf("%s DEL: %v", v, err)
+		}
+	}
+}
