@@ -23,6 +23,7 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/berth-overlay ./cmd/berth-overlay
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/berth-cni ./cmd/berth-cni
 	for p in $(CNI_PLUGINS); do ln -f bin/berth-cni bin/$$p; done
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/berth-cni-dhcp ./cmd/berth-cni-dhcp
 
 test: build
 	scripts/test.sh

@@ -57,6 +57,9 @@ var (
 	ErrExists = errors.New("already exists")
 	// ErrInUse: a network still has attachments, or an address is taken.
 	ErrInUse = errors.New("in use")
+	// ErrNoDHCP: a DHCP network, and this program has no DHCP proxy
+	// client linked in.
+	ErrNoDHCP = netsetup.ErrNoDHCPClient
 )
 
 // Drivers.
@@ -78,6 +81,9 @@ type Config struct {
 	HostNetns string
 	// Logger receives progress at debug level; nil discards.
 	Logger *slog.Logger
+	// DHCPProxySocket is the unix socket of berth's DHCP proxy
+	// (`berth netavark dhcp-proxy`) for DHCP networks; empty: its default.
+	DHCPProxySocket string
 	// KeepBridges leaves a bridge and its network's rules in place when
 	// its last container detaches (CNI's convention); Collect removes them
 	// once nothing is attached.
@@ -112,6 +118,10 @@ type Network struct {
 	MTU int
 	// Mode is the macvlan mode (bridge, private, vepa, passthru).
 	Mode string
+	// DHCP takes the containers' addresses from the LAN's DHCP server
+	// through berth's DHCP proxy (macvlan networks; no Subnets). It needs
+	// a program built with the proxy client (ErrNoDHCP otherwise).
+	DHCP bool
 }
 
 // Subnet is one address range of a network.
@@ -177,6 +187,10 @@ type Attachment struct {
 	// HostInterface is the host end of a bridge attachment's veth.
 	HostInterface string
 	Ports         []PortMapping
+	// DNS and SearchDomains are what the container should use as
+	// resolvers (a DHCP lease's, at Attach).
+	DNS           []netip.Addr
+	SearchDomains []string
 }
 
 // Host attaches containers to networks on one host network namespace.
@@ -212,7 +226,11 @@ func New(cfg Config) (*Host, error) {
 		h.Close()
 		return nil, fmt.Errorf("berthnet: firewall %q: want nftables or none: %w", cfg.Firewall, ErrInvalid)
 	}
-	mgr, err := netsetup.New(netsetup.Config{ConfigDir: cfg.StateDir, Firewall: h.fw, Logger: cfg.Logger, HostNS: h.host, KeepBridges: cfg.KeepBridges})
+	var dhcp netsetup.DHCPClient
+	if netsetup.NewDHCPClient != nil {
+		dhcp = netsetup.NewDHCPClient(cfg.DHCPProxySocket)
+	}
+	mgr, err := netsetup.New(netsetup.Config{ConfigDir: cfg.StateDir, Firewall: h.fw, Logger: cfg.Logger, HostNS: h.host, KeepBridges: cfg.KeepBridges, DHCP: dhcp})
 	if err != nil {
 		h.Close()
 		return nil, err
@@ -366,7 +384,7 @@ func (h *Host) Attach(ctx context.Context, n Network, o AttachOptions) (Attachme
 		}
 		allocated = true
 	}
-	if len(static) == 0 {
+	if len(static) == 0 && !n.DHCP {
 		in.IPAMOptions = map[string]string{"driver": network.IPAMNone}
 	}
 	pno := network.PerNetworkOptions{StaticIPs: static, InterfaceName: o.Interface, StaticMAC: o.MAC}
@@ -398,6 +416,7 @@ func (h *Host) Attach(ctx context.Context, n Network, o AttachOptions) (Attachme
 	}
 	a := Attachment{ContainerID: o.ContainerID, Interface: o.Interface, Network: in.Name, Netns: o.Netns, HostInterface: pno.Options["host_interface_name"], Ports: o.Ports}
 	if sb, ok := status[in.Name]; ok {
+		a.DNS, a.SearchDomains = sb.DNSServerIPs, sb.DNSSearchDomains
 		if ifc, ok := sb.Interfaces[o.Interface]; ok {
 			a.MAC = ifc.MACAddress
 			for _, s := range ifc.Subnets {
@@ -696,6 +715,9 @@ func (n Network) internal() (network.Network, error) {
 	if n.NoDefaultRoute {
 		in.Options[network.OptNoDefaultRoute] = "true"
 	}
+	if n.DHCP {
+		in.IPAMOptions = map[string]string{"driver": network.IPAMDHCP}
+	}
 	for _, r := range n.Routes {
 		in.Routes = append(in.Routes, network.Route{Destination: r.Destination.Masked(), Gateway: r.Gateway})
 	}
@@ -719,7 +741,7 @@ func (n Network) internal() (network.Network, error) {
 }
 
 func fromInternal(in network.Network) Network {
-	n := Network{Name: in.Name, Driver: in.Driver, Interface: in.NetworkInterface, Internal: in.Internal, NoMasquerade: in.NoMasquerade(), NoDefaultRoute: in.NoDefaultRoute(), MTU: in.MTU(), Mode: in.Option(network.OptMode)}
+	n := Network{Name: in.Name, Driver: in.Driver, Interface: in.NetworkInterface, Internal: in.Internal, NoMasquerade: in.NoMasquerade(), NoDefaultRoute: in.NoDefaultRoute(), DHCP: in.IPAMDriver() == network.IPAMDHCP, MTU: in.MTU(), Mode: in.Option(network.OptMode)}
 	for _, s := range in.Subnets {
 		sub := Subnet{Prefix: s.Subnet, Gateway: s.Gateway}
 		if s.LeaseRange != nil {

@@ -215,3 +215,36 @@ func validAttachments(stdin []byte) (map[string]bool, error) {
 	}
 	return keep, nil
 }
+
+// DHCPBinary is the plugin binary with the DHCP proxy's client (gRPC)
+// linked in, beside this one.
+const DHCPBinary = "berth-cni-dhcp"
+
+// reexecDHCP replaces this process with berth-cni-dhcp running the same
+// plugin on the same environment and configuration. It returns only on
+// failure.
+func reexecDHCP(plugin string, stdin []byte) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return types.NewError(types.ErrInternal, "find own executable: "+err.Error(), "")
+	}
+	bin := filepath.Join(filepath.Dir(exe), DHCPBinary)
+	if _, err := os.Stat(bin); err != nil {
+		return types.NewError(types.ErrPluginNotAvailable, fmt.Sprintf("%s: DHCP networks need %s beside this plugin: %v", plugin, DHCPBinary, err), "")
+	}
+	fd, err := unix.MemfdCreate("cni-config", 0)
+	if err != nil {
+		return types.NewError(types.ErrIOFailure, "memfd: "+err.Error(), "")
+	}
+	if _, err := unix.Write(fd, stdin); err != nil {
+		return types.NewError(types.ErrIOFailure, "memfd: "+err.Error(), "")
+	}
+	if _, err := unix.Seek(fd, 0, 0); err != nil {
+		return types.NewError(types.ErrIOFailure, "memfd: "+err.Error(), "")
+	}
+	if err := unix.Dup2(fd, 0); err != nil {
+		return types.NewError(types.ErrIOFailure, "stdin: "+err.Error(), "")
+	}
+	err = unix.Exec(bin, []string{DHCPBinary, plugin}, os.Environ())
+	return types.NewError(types.ErrInternal, fmt.Sprintf("exec %s: %v", bin, err), "")
+}

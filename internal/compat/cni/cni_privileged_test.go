@@ -22,6 +22,8 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/berthnet/berth/internal/compat/cni"
+	"github.com/berthnet/berth/internal/dhcpproxy"
+	"github.com/berthnet/berth/internal/dhcpproxy/dhcpproxytest"
 	"github.com/berthnet/berth/internal/ipam"
 	"github.com/berthnet/berth/internal/link"
 	"github.com/berthnet/berth/internal/netns"
@@ -54,9 +56,11 @@ func plugins(t *testing.T) string {
 			buildErr = errors.New(string(out))
 			return
 		}
-		if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "aardvark-dns"), "github.com/berthnet/berth/cmd/aardvark-dns").CombinedOutput(); err != nil {
-			buildErr = errors.New(string(out))
-			return
+		for name, pkg := range map[string]string{"aardvark-dns": "cmd/aardvark-dns", cni.DHCPBinary: "cmd/berth-cni-dhcp"} {
+			if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, name), "github.com/berthnet/berth/"+pkg).CombinedOutput(); err != nil {
+				buildErr = errors.New(string(out))
+				return
+			}
 		}
 		for _, p := range cni.Plugins {
 			if err := os.Link(bin, filepath.Join(dir, p)); err != nil {
@@ -740,5 +744,55 @@ func TestPrivilegedOlderSpecVersions(t *testing.T) {
 		if err := r.del(list, r.rt(c, port8080)); err != nil {
 			t.Fatalf("%s DEL: %v", v, err)
 		}
+	}
+}
+
+// berth-macvlan with berth-ipam in mode dhcp: the address comes from the
+// LAN's DHCP server (dnsmasq) through berth's DHCP proxy; berth-cni hands
+// the call to berth-cni-dhcp.
+func TestPrivilegedMacvlanDHCP(t *testing.T) {
+	r := newRig(t)
+	proxy := dhcpproxytest.StartProxy(t, dhcpproxy.Config{})
+	lan := dhcpproxytest.NewLAN(t, dhcpproxytest.LANOptions{Host: r.host})
+	list := r.conflist(strings.ReplaceAll(`{
+  "cniVersion": "1.1.0", "name": "bcdhcp",
+  "plugins": [
+    {"type": "berth-macvlan", "master": "lanparent", "stateDir": "STATE",
+     "ipam": {"type": "berth-ipam", "mode": "dhcp", "daemonSocketPath": "SOCK"}}
+  ]}`, "SOCK", proxy.Socket))
+	c := r.container("bc-dh1")
+	res, err := r.add(list, r.rt(c))
+	if err != nil {
+		t.Fatalf("ADD: %v", err)
+	}
+	if len(res.IPs) != 1 || !dhcpproxytest.LANSubnet.Contains(netip.MustParseAddr(res.IPs[0].Address.IP.String())) ||
+		res.IPs[0].Gateway.String() != dhcpproxytest.LANGateway.String() || *res.IPs[0].Interface != 0 {
+		t.Fatalf("result ips: %v", res.IPs)
+	}
+	if len(res.DNS.Nameservers) != 1 || res.DNS.Nameservers[0] != dhcpproxytest.LANDNS.String() || res.DNS.Domain != dhcpproxytest.LANDomain {
+		t.Errorf("result dns: %+v", res.DNS)
+	}
+	addr := res.IPs[0].Address.IP.String()
+	serve(t, c, "dhcp")
+	if got, err := nettest.Fetch(lan.NS, "tcp4", addr+":80"); err != nil || got != "dhcp" {
+		t.Fatalf("LAN to the leased address: %q %v", got, err)
+	}
+	if err := r.check(list, r.rt(c)); err != nil {
+		t.Fatalf("CHECK: %v", err)
+	}
+	if err := r.del(list, r.rt(c)); err != nil {
+		t.Fatalf("DEL: %v", err)
+	}
+	if !dhcpproxytest.WaitFor(3*time.Second, func() bool { _, ok := lan.ServerLease(netip.MustParseAddr(addr)); return !ok }) {
+		t.Errorf("dnsmasq still has the lease after DEL: %+v", lan.ServerLeases())
+	}
+	if r.hasLink(c.nettestNS(), "eth0") {
+		t.Error("eth0 left after DEL")
+	}
+	// Standalone, berth-ipam does not lease: its caller would configure
+	// the address a second time.
+	_, err = run(t, "berth-ipam", "ADD", `{"cniVersion":"1.0.0","name":"bc","type":"macvlan","ipam":{"type":"berth-ipam","mode":"dhcp"}}`)
+	if err == nil {
+		t.Error("berth-ipam in mode dhcp under another plugin succeeded")
 	}
 }

@@ -31,7 +31,11 @@ type ipamConfig struct {
 		Gateway    string         `json:"gateway"`
 		Routes     []*types.Route `json:"routes"`
 		DataDir    string         `json:"dataDir"`
-		ResolvConf string         `json:"resolvConf"`
+		// Mode "dhcp": addresses from the LAN's DHCP server through berth's
+		// DHCP proxy (berth-macvlan only), at DaemonSocketPath.
+		Mode             string `json:"mode"`
+		DaemonSocketPath string `json:"daemonSocketPath"`
+		ResolvConf       string `json:"resolvConf"`
 	} `json:"ipam"`
 	RuntimeConfig struct {
 		IPs []string `json:"ips"`
@@ -70,6 +74,16 @@ func parseIPAM(stdin []byte, cniArgs string) (*ipamConfig, *ipamPlan, error) {
 	}
 	if c.IPAM.ResolvConf != "" {
 		return nil, nil, unsupported("ipam.resolvConf", c.IPAM.ResolvConf)
+	}
+	switch c.IPAM.Mode {
+	case "", "static":
+	case "dhcp":
+		if c.Type != Macvlan {
+			return nil, nil, unsupported("ipam.mode", c.IPAM.Mode+" (berth-ipam leases by DHCP only under berth-macvlan)")
+		}
+		return &c, p, nil
+	default:
+		return nil, nil, invalid("ipam.mode", "%q is not an IPAM mode (want static or dhcp)", c.IPAM.Mode)
 	}
 	sets := c.IPAM.Ranges
 	if c.IPAM.Subnet != "" {

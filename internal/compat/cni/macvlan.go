@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
+	"os"
 
 	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/skel"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/berthnet/berth/berthnet"
 	"github.com/berthnet/berth/internal/link"
+	"github.com/berthnet/berth/internal/netsetup"
 	"github.com/berthnet/berth/internal/network"
 )
 
@@ -29,6 +32,9 @@ type macvlanConfig struct {
 	RuntimeConfig   struct {
 		Mac string `json:"mac"`
 	} `json:"runtimeConfig"`
+	// dhcp: the IPAM is berth-ipam in mode dhcp (the proxy leases).
+	dhcp       bool
+	dhcpSocket string
 }
 
 func parseMacvlan(stdin []byte) (*macvlanConfig, error) {
@@ -58,7 +64,23 @@ func parseMacvlan(stdin []byte) (*macvlanConfig, error) {
 			return nil, invalid("runtimeConfig.mac", "%v", err)
 		}
 	}
+	if c.IPAM.Type == IPAM {
+		ic, _, err := parseIPAM(stdin, "")
+		if err != nil {
+			return nil, err
+		}
+		c.dhcp, c.dhcpSocket = ic.IPAM.Mode == "dhcp", ic.IPAM.DaemonSocketPath
+	}
 	return &c, nil
+}
+
+// needDHCP hands the call to berth-cni-dhcp when the network leases by
+// DHCP and this binary has no proxy client; it returns only on failure.
+func (c *macvlanConfig) needDHCP(args *skel.CmdArgs) error {
+	if !c.dhcp || netsetup.NewDHCPClient != nil {
+		return nil
+	}
+	return reexecDHCP(Macvlan, args.StdinData)
 }
 
 // bridgeView lets the IPAM helpers shared with berth-bridge run for a
@@ -72,7 +94,7 @@ func (c *macvlanConfig) host() (*berthnet.Host, error) {
 	if dir == "" {
 		dir = DefaultStateDir
 	}
-	h, err := berthnet.New(berthnet.Config{StateDir: dir, Firewall: "none", Logger: debugLog})
+	h, err := berthnet.New(berthnet.Config{StateDir: dir, Firewall: "none", Logger: debugLog, DHCPProxySocket: c.dhcpSocket})
 	if err != nil {
 		return nil, types.NewError(types.ErrIOFailure, err.Error(), "")
 	}
@@ -99,6 +121,12 @@ func macvlanAdd(args *skel.CmdArgs) (err error) {
 	}
 	if c.IPAM.Type == "" {
 		return invalid("ipam", "berth-macvlan needs an IPAM plugin (e.g. {\"type\": \"berth-ipam\", ...})")
+	}
+	if err := c.needDHCP(args); err != nil {
+		return err
+	}
+	if c.dhcp {
+		return macvlanAddDHCP(ctx, c, args)
 	}
 	if c.Master != "" {
 		if _, err := hostLink(c.Master); err != nil {
@@ -174,6 +202,9 @@ func macvlanDel(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
+	if err := c.needDHCP(args); err != nil {
+		return err
+	}
 	h, err := c.host()
 	if err != nil {
 		return err
@@ -183,8 +214,10 @@ func macvlanDel(args *skel.CmdArgs) error {
 	if err := h.Detach(ctx, args.ContainerID, args.IfName); err != nil {
 		errs = append(errs, err)
 	}
-	if err := releaseIPAM(ctx, c.bridgeView(), args); err != nil {
-		errs = append(errs, err)
+	if !c.dhcp {
+		if err := releaseIPAM(ctx, c.bridgeView(), args); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return cniError(errors.Join(errs...))
 }
@@ -206,11 +239,11 @@ func macvlanCheck(args *skel.CmdArgs) error {
 		}
 		return types.NewError(ErrCheckFailed, err.Error(), "")
 	}
-	switch c.IPAM.Type {
-	case IPAM:
-		return ipamCheck(args)
-	case "":
+	switch {
+	case c.dhcp, c.IPAM.Type == "":
 		return nil
+	case c.IPAM.Type == IPAM:
+		return ipamCheck(args)
 	}
 	return invoke.DelegateCheck(ctx, c.IPAM.Type, args.StdinData, nil)
 }
@@ -226,11 +259,18 @@ func macvlanStatus(args *skel.CmdArgs) error {
 			return types.NewError(types.ErrPluginNotAvailable, "berth-macvlan: master "+err.Error(), "")
 		}
 	}
-	switch c.IPAM.Type {
-	case IPAM:
-		return ipamStatus(args)
-	case "":
+	switch {
+	case c.dhcp:
+		if c.dhcpSocket != "" {
+			if _, err := os.Stat(c.dhcpSocket); err != nil {
+				return types.NewError(types.ErrPluginNotAvailable, "berth-macvlan: DHCP proxy: "+err.Error(), "")
+			}
+		}
 		return nil
+	case c.IPAM.Type == "":
+		return nil
+	case c.IPAM.Type == IPAM:
+		return ipamStatus(args)
 	}
 	return invoke.DelegateStatus(ctx, c.IPAM.Type, args.StdinData, nil)
 }
@@ -245,6 +285,9 @@ func macvlanGC(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
+	if err := c.needDHCP(args); err != nil {
+		return err
+	}
 	h, err := c.host()
 	if err != nil {
 		return err
@@ -254,16 +297,63 @@ func macvlanGC(args *skel.CmdArgs) error {
 	if _, err := h.Collect(ctx, berthnet.Network{Name: c.Name, Driver: berthnet.Macvlan, Interface: c.Master}, func(ctr, ifn string) bool { return keep[ctr+"/"+ifn] }); err != nil {
 		errs = append(errs, err)
 	}
-	switch c.IPAM.Type {
-	case IPAM:
+	switch {
+	case c.dhcp, c.IPAM.Type == "":
+	case c.IPAM.Type == IPAM:
 		if _, err := ipamCollect(args); err != nil {
 			errs = append(errs, err)
 		}
-	case "":
 	default:
 		if err := invoke.DelegateGC(ctx, c.IPAM.Type, args.StdinData, nil); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return cniError(errors.Join(errs...))
+}
+
+// macvlanAddDHCP attaches with the address leased through the DHCP proxy,
+// which keeps renewing it; the result carries the lease.
+func macvlanAddDHCP(ctx context.Context, c *macvlanConfig, args *skel.CmdArgs) error {
+	h, err := c.host()
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	n := berthnet.Network{Name: c.Name, Driver: berthnet.Macvlan, Interface: c.Master, Mode: c.Mode, MTU: c.MTU, DHCP: true}
+	att, err := h.Attach(ctx, n, berthnet.AttachOptions{ContainerID: args.ContainerID, Netns: args.Netns, Interface: args.IfName, MAC: c.RuntimeConfig.Mac})
+	if err != nil {
+		return cniError(err)
+	}
+	res := &current.Result{CNIVersion: current.ImplementedSpecVersion}
+	if prev, perr := prevResult(&c.PluginConf); perr == nil && prev != nil {
+		res.Interfaces, res.IPs, res.Routes, res.DNS = prev.Interfaces, prev.IPs, prev.Routes, prev.DNS
+	}
+	idx := len(res.Interfaces)
+	res.Interfaces = append(res.Interfaces, &current.Interface{Name: args.IfName, Mac: att.MAC, Sandbox: args.Netns})
+	for _, a := range att.Addresses {
+		ipc := &current.IPConfig{Interface: current.Int(idx), Address: net.IPNet{IP: a.Addr().AsSlice(), Mask: net.CIDRMask(a.Bits(), a.Addr().BitLen())}}
+		for _, g := range att.Gateways {
+			if g.Is4() == a.Addr().Is4() {
+				ipc.Gateway = g.AsSlice()
+				dst := net.IPNet{IP: net.IPv4zero, Mask: net.CIDRMask(0, 32)}
+				if g.Is6() {
+					dst = net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}
+				}
+				res.Routes = append(res.Routes, &types.Route{Dst: dst, GW: g.AsSlice()})
+				break
+			}
+		}
+		res.IPs = append(res.IPs, ipc)
+	}
+	for _, d := range att.DNS {
+		res.DNS.Nameservers = append(res.DNS.Nameservers, d.String())
+	}
+	if len(att.SearchDomains) > 0 {
+		res.DNS.Domain = att.SearchDomains[0]
+		res.DNS.Search = att.SearchDomains
+	}
+	if !c.DNS.IsEmpty() {
+		res.DNS = c.DNS
+	}
+	return types.PrintResult(res, c.CNIVersion)
 }
