@@ -796,3 +796,69 @@ func TestPrivilegedMacvlanDHCP(t *testing.T) {
 		t.Error("berth-ipam in mode dhcp under another plugin succeeded")
 	}
 }
+
+// Runtimes run ADD and DEL of different containers in parallel: every
+// container gets its own address and port, and nothing is left after.
+func TestPrivilegedConcurrent(t *testing.T) {
+	r := newRig(t)
+	list := r.conflist(berthChain)
+	const n = 12
+	ctrs := make([]*container, n)
+	for i := range ctrs {
+		ctrs[i] = r.container(fmt.Sprintf("bc-par%d", i))
+	}
+	rt := func(i int) *libcni.RuntimeConf {
+		return r.rt(ctrs[i], map[string]any{"hostPort": 9000 + i, "containerPort": 80, "protocol": "tcp"})
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	addrs := make([]string, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			res, err := r.add(list, rt(i))
+			if err == nil {
+				addrs[i] = res.IPs[0].Address.IP.String()
+			}
+			errs[i] = err
+		}(i)
+	}
+	wg.Wait()
+	seen := map[string]bool{}
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("ADD %d: %v", i, err)
+		}
+		if seen[addrs[i]] {
+			t.Fatalf("address %s given twice", addrs[i])
+		}
+		seen[addrs[i]] = true
+	}
+	for i := 0; i < n; i += 5 {
+		serve(t, ctrs[i], fmt.Sprint(i))
+		if got, err := nettest.Fetch(r.outside, "tcp", fmt.Sprintf("198.19.200.1:%d", 9000+i)); err != nil || got != fmt.Sprint(i) {
+			t.Errorf("port %d: %q %v", 9000+i, got, err)
+		}
+	}
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			errs[i] = r.del(list, rt(i))
+		}(i)
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("DEL %d: %v", i, err)
+		}
+	}
+	if ls := r.leases(); len(ls) != 0 {
+		t.Errorf("leases left: %v", ls)
+	}
+	r.gcAll(list)
+	if links := nettest.Links(t, r.host); len(links) != 2 || r.berthTable() {
+		t.Errorf("residue: links %v, table %v", links, r.berthTable())
+	}
+}
