@@ -862,3 +862,57 @@ func TestPrivilegedConcurrent(t *testing.T) {
 		t.Errorf("residue: links %v, table %v", links, r.berthTable())
 	}
 }
+
+// Dual stack: one address per family, published ports over IPv6 too.
+func TestPrivilegedDualStack(t *testing.T) {
+	r := newRig(t)
+	for _, x := range []struct {
+		ns   *nettest.NS
+		name string
+		addr string
+	}{{r.host, "bc-ho", "fd00:bc:200::1/64"}, {r.outside, "bc-oh", "fd00:bc:200::2/64"}} {
+		h := nettest.Handle(t, x.ns.NetNS)
+		l, err := h.ByName(x.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.AddAddr(l, netip.MustParsePrefix(x.addr)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list := r.conflist(`{
+  "cniVersion": "1.1.0", "name": "bcds",
+  "plugins": [
+    {"type": "berth-bridge", "bridge": "bc-br6", "stateDir": "STATE",
+     "ipam": {"type": "berth-ipam", "dataDir": "STATE",
+              "ranges": [[{"subnet": "198.18.90.0/24"}], [{"subnet": "fd00:bc:90::/64"}]],
+              "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]}},
+    {"type": "berth-portmap", "stateDir": "STATE", "capabilities": {"portMappings": true}}
+  ]}`)
+	c := r.container("bc-ds1")
+	rt := r.rt(c, port8080)
+	res, err := r.add(list, rt)
+	if err != nil {
+		t.Fatalf("ADD: %v", err)
+	}
+	if len(res.IPs) != 2 || res.IPs[1].Address.String() != "fd00:bc:90::2/64" || res.IPs[1].Gateway.String() != "fd00:bc:90::1" {
+		t.Fatalf("ips: %v", res.IPs)
+	}
+	serve(t, c, "six")
+	if got, err := nettest.Fetch(r.outside, "tcp", "[fd00:bc:200::1]:8080"); err != nil || got != "six" {
+		t.Errorf("published port over IPv6: %q %v", got, err)
+	}
+	if got, err := nettest.Fetch(r.host, "tcp", "[fd00:bc:90::2]:80"); err != nil || got != "six" {
+		t.Errorf("host to container over IPv6: %q %v", got, err)
+	}
+	if err := r.check(list, rt); err != nil {
+		t.Errorf("CHECK: %v", err)
+	}
+	if err := r.del(list, rt); err != nil {
+		t.Fatalf("DEL: %v", err)
+	}
+	r.gcAll(list)
+	if r.berthTable() || len(r.leases()) != 0 {
+		t.Error("residue")
+	}
+}
