@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -558,12 +559,61 @@ func (h *Host) Collect(ctx context.Context, n Network, keep func(containerID, if
 			errs = append(errs, err)
 		}
 	}
+	// Host veths on the bridge that no record knows of (a process killed
+	// between creating the link and recording it).
+	if in.Driver == network.DriverBridge {
+		known := map[string]bool{}
+		for _, a := range atts {
+			known[a.HostInterface] = true
+		}
+		for _, a := range gone {
+			known[a.HostInterface] = false
+		}
+		if err := h.removeStrayVeths(in.NetworkInterface, known); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if !attached(atts, gone, networkName) {
 		if _, err := h.mgr.RemoveBridge(ctx, in); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return gone, errors.Join(errs...)
+}
+
+// strayVeth matches the host veth names berth gives.
+var strayVeth = regexp.MustCompile(`^veth[0-9a-f]{11}$`)
+
+// removeStrayVeths deletes veths named as berth names them that are ports
+// of the bridge and not known attachments.
+func (h *Host) removeStrayVeths(bridge string, known map[string]bool) error {
+	hh, err := link.NewHandle(h.host)
+	if err != nil {
+		return err
+	}
+	defer hh.Close()
+	br, err := hh.ByName(bridge)
+	if err != nil {
+		if errors.Is(err, link.ErrNotFound) {
+			return nil
+		}
+		return err
+	}
+	links, err := hh.LinkList()
+	if err != nil {
+		return fmt.Errorf("list links: %w", err)
+	}
+	var errs []error
+	for _, l := range links {
+		a := l.Attrs()
+		if a.MasterIndex != br.Attrs().Index || l.Type() != "veth" || !strayVeth.MatchString(a.Name) || known[a.Name] {
+			continue
+		}
+		if err := hh.Delete(l); err != nil && !errors.Is(err, link.ErrNotFound) {
+			errs = append(errs, fmt.Errorf("remove stray veth %s: %w", a.Name, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // attached reports whether an attachment of the network remains in atts

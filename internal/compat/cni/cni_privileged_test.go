@@ -20,6 +20,7 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/google/nftables"
 	"github.com/miekg/dns"
+	"github.com/vishvananda/netlink"
 
 	"github.com/berthnet/berth/internal/compat/cni"
 	"github.com/berthnet/berth/internal/dhcpproxy"
@@ -367,6 +368,17 @@ func TestPrivilegedGCAfterCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	vethA := resA.Interfaces[1].Name
+	// A plugin killed after creating a veth and before recording it left
+	// one on the bridge; a link of someone else's stays.
+	hh := nettest.Handle(t, r.host.NetNS)
+	br, _ := hh.ByName("bc-br0")
+	for i, name := range []string{"veth0123456789a", "bc-foreign"} {
+		attrs := netlink.NewLinkAttrs()
+		attrs.Name, attrs.MasterIndex = name, br.Attrs().Index
+		if err := hh.LinkAdd(&netlink.Veth{LinkAttrs: attrs, PeerName: fmt.Sprintf("bc-peer%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// The runtime crashed: it lost its cache entry for A, and A's
 	// namespace is gone. Only B is known to be valid.
 	lost, _ := filepath.Glob(filepath.Join(r.cacheDir, "results", "*"+a.id+"*"))
@@ -385,6 +397,15 @@ func TestPrivilegedGCAfterCrash(t *testing.T) {
 	}
 	if r.hasLink(r.host, vethA) {
 		t.Errorf("GC left A's host veth %s", vethA)
+	}
+	if r.hasLink(r.host, "veth0123456789a") {
+		t.Error("GC left the stray veth")
+	}
+	if !r.hasLink(r.host, "bc-foreign") {
+		t.Error("GC removed a link berth did not make")
+	}
+	if l, err := hh.ByName("bc-foreign"); err == nil {
+		_ = hh.Delete(l)
 	}
 	ls := r.leases()
 	if len(ls) != 1 || ls[0].ContainerID != b.id+"/eth0" {
