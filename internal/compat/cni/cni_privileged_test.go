@@ -937,3 +937,33 @@ func TestPrivilegedDualStack(t *testing.T) {
 		t.Error("residue")
 	}
 }
+
+// berth-bridge's result feeds the reference portmap (iptables) too.
+func TestPrivilegedChainBerthBridgeReferencePortmap(t *testing.T) {
+	r := newRig(t)
+	needReference(t, "portmap")
+	list := r.conflist(`{
+  "cniVersion": "1.0.0", "name": "bcrpm",
+  "plugins": [
+    {"type": "berth-bridge", "bridge": "bc-br7", "stateDir": "STATE",
+     "ipam": {"type": "berth-ipam", "dataDir": "STATE", "ranges": [[{"subnet": "198.18.95.0/24"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
+    {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true}
+  ]}`)
+	c := r.container("bc-rpm1")
+	rt := r.rt(c, port8080)
+	if _, err := r.add(list, rt); err != nil {
+		t.Fatalf("ADD: %v", err)
+	}
+	serve(t, c, "refpm")
+	if got, err := nettest.Fetch(r.outside, "tcp", "198.19.200.1:8080"); err != nil || got != "refpm" {
+		t.Errorf("reference portmap after berth-bridge: %q %v", got, err)
+	}
+	// (No CHECK: the reference portmap 1.1.1 fails its own CHECK, looking
+	// for an IPv6 chain it never made.)
+	if err := r.del(list, rt); err != nil {
+		t.Fatalf("DEL: %v", err)
+	}
+	if _, err := nettest.FetchWithin(r.outside, "tcp", "198.19.200.1:8080", 300*time.Millisecond); err == nil {
+		t.Error("port still published after DEL")
+	}
+}
