@@ -7,6 +7,9 @@ LDFLAGS  := -s -w -X github.com/berthnet/berth/internal/buildinfo.Version=$(VERS
             -X github.com/berthnet/berth/internal/buildinfo.Commit=$(COMMIT) \
             -X github.com/berthnet/berth/internal/buildinfo.BuildTime=$(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 
+# berth's CNI plugins: one binary, bin/berth-cni, linked under each name.
+CNI_PLUGINS := berth-bridge berth-ipam berth-portmap berth-macvlan berth-dns
+
 .PHONY: all build test test-unit clean demo
 
 all: build
@@ -18,6 +21,9 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/aardvark-dns ./cmd/aardvark-dns
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/slirp4netns ./cmd/slirp4netns
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/berth-overlay ./cmd/berth-overlay
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/berth-cni ./cmd/berth-cni
+	for p in $(CNI_PLUGINS); do ln -f bin/berth-cni bin/$$p; done
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/berth-cni-dhcp ./cmd/berth-cni-dhcp
 
 test: build
 	scripts/test.sh

@@ -35,6 +35,14 @@ type NetworkRules struct {
 	// DNSPort is the port the DNS server listens on; when it is not 53,
 	// queries to a gateway's port 53 are redirected to it.
 	DNSPort uint16
+	// NoMasquerade leaves traffic from the subnets to elsewhere
+	// unmasqueraded (a CNI bridge with ipMasq false, or a port-mapping
+	// plugin that only needs the hairpin rule); hairpin traffic to a
+	// published port of the same subnet is still masqueraded.
+	NoMasquerade bool
+	// NoHairpin leaves out the hairpin masquerade too: only the forward
+	// rules remain (a CNI port mapping with snat false).
+	NoHairpin bool
 }
 
 // PortForward is the published ports of one container on one network.

@@ -462,3 +462,21 @@ func (a *Allocator) Check() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Capacity returns how many addresses IPAM can give in s (its lease range
+// less the gateway), at most 1<<30.
+func Capacity(s network.Subnet) int {
+	first, last := rangeOf(s)
+	n := 0
+	for ip := first; ip.IsValid() && ip.Compare(last) <= 0 && n < 1<<30; ip = ip.Next() {
+		if ip != s.Gateway {
+			n++
+		}
+		if n > 1<<16 {
+			// Counting further costs time and no one fills it: treat
+			// large ranges as never full.
+			return 1 << 30
+		}
+	}
+	return n
+}

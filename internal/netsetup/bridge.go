@@ -164,7 +164,7 @@ func (m *Manager) setupBridge(sess *session, ctrNS *netns.NetNS, hostH, ctrH *li
 	}
 	name := at.opts.Options["host_interface_name"]
 	if name == "" {
-		name = hostVethName(at.ctrID, n.Name)
+		name = HostVethName(at.ctrID, n.Name)
 	}
 	mtu := n.MTU()
 	if mtu <= 0 {
@@ -405,10 +405,10 @@ func bridgeHasPorts(hostH *link.Handle, br netlink.Link) (bool, error) {
 	return false, nil
 }
 
-// hostVethName names the host end of a container's veth: "veth" and 11 hex
+// HostVethName names the host end of a container's veth: "veth" and 11 hex
 // digits of a hash of container ID and network, so it is unique per
 // attachment and stable for the life of the container.
-func hostVethName(ctrID, netName string) string {
+func HostVethName(ctrID, netName string) string {
 	h := sha256.Sum256([]byte(ctrID + "/" + netName))
 	return "veth" + hex.EncodeToString(h[:])[:11]
 }

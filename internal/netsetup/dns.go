@@ -148,3 +148,43 @@ func (m *Manager) SetDNSNames(containerID string, names map[string][]string) err
 	}
 	return m.signalDNS(false)
 }
+
+// AddDNSEntry adds (or replaces) a container's entry in the network's DNS
+// configuration, with the header (listen addresses, upstream servers) given,
+// and starts the DNS server or has it reload. It is how a CNI meta plugin
+// registers names on a network some other plugin set up.
+func (m *Manager) AddDNSEntry(netName string, h aardvarkconf.Header, e aardvarkconf.Entry) error {
+	if err := m.dnsDir().Add(map[string]aardvarkconf.Entry{netName: e}, map[string]aardvarkconf.Header{netName: h}); err != nil {
+		return fmt.Errorf("write dns entries: %w", err)
+	}
+	return m.signalDNS(true)
+}
+
+// RemoveDNSEntries removes the containers' entries from the network's DNS
+// configuration and has the server reload (it exits with the last
+// network). Missing entries are not an error.
+func (m *Manager) RemoveDNSEntries(netName string, containerIDs ...string) error {
+	var errs []error
+	for _, id := range containerIDs {
+		if _, err := m.dnsDir().Remove(id, []string{netName}); err != nil {
+			errs = append(errs, fmt.Errorf("remove dns entries of %s: %w", id, err))
+		}
+	}
+	if err := m.signalDNS(false); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// DNSEntries returns the network's DNS configuration, or an error wrapping
+// os.ErrNotExist.
+func (m *Manager) DNSEntries(netName string) (*aardvarkconf.File, error) {
+	return m.dnsDir().Read(netName)
+}
+
+// DNSServerPID returns the PID of the running DNS server of this state
+// directory, or 0.
+func (m *Manager) DNSServerPID() int {
+	pid, _ := runningPID(m.dnsDir().PidFile(), m.hostNSLink())
+	return pid
+}

@@ -52,6 +52,11 @@ type Config struct {
 	// DHCP leases addresses for networks whose IPAM driver is dhcp; nil
 	// makes setting up such a network fail with ErrNoDHCPClient.
 	DHCP DHCPClient
+	// KeepBridges leaves a bridge and its network's firewall rules in
+	// place when its last container leaves (as CNI's reference bridge
+	// plugin does); RemoveBridge removes them. The next container then
+	// skips creating them, and teardown skips two kernel waits.
+	KeepBridges bool
 }
 
 // Manager sets networks up and tears them down in the calling process's
@@ -255,7 +260,7 @@ func (m *Manager) setup(ctx context.Context, sess *session, ctrNS *netns.NetNS, 
 
 // rules builds the firewall view of a network.
 func (m *Manager) rules(n network.Network) firewall.NetworkRules {
-	r := firewall.NetworkRules{ID: n.ID, Name: n.Name, Bridge: n.NetworkInterface, Isolation: n.Isolation(), DNSPort: m.cfg.DNSPort}
+	r := firewall.NetworkRules{ID: n.ID, Name: n.Name, Bridge: n.NetworkInterface, Isolation: n.Isolation(), DNSPort: m.cfg.DNSPort, NoMasquerade: n.NoMasquerade()}
 	if r.ID == "" {
 		r.ID = n.Name
 	}

@@ -317,3 +317,45 @@ func (s *session) all() ([]*record, error) {
 	}
 	return out, errors.Join(errs...)
 }
+
+// Record is what berth keeps about one set-up container: the namespace
+// path it was set up in and the setup input, with the addresses IPAM gave
+// as static_ips.
+type Record struct {
+	NSPath  string
+	Options *network.Options
+}
+
+// Records returns every container berth has set up and not torn down, for
+// listings and garbage collection. Records that cannot be decoded are
+// reported in the error; the others are still returned.
+func (m *Manager) Records() ([]Record, error) {
+	sess, err := m.state.open()
+	if err != nil {
+		return nil, err
+	}
+	defer sess.close()
+	recs, err := sess.all()
+	out := make([]Record, 0, len(recs))
+	for _, r := range recs {
+		out = append(out, Record{NSPath: r.NSPath, Options: r.Options})
+	}
+	return out, err
+}
+
+// Lookup returns the record of one container, or ok false when there is
+// none.
+func (m *Manager) Lookup(ctrID string) (rec Record, ok bool, err error) {
+	sess, err := m.state.open()
+	if err != nil {
+		return Record{}, false, err
+	}
+	defer sess.close()
+	err = sess.db.View(func(tx *bolt.Tx) error {
+		if r := getRecord(tx.Bucket(bucketContainers), ctrID); r != nil {
+			rec, ok = Record{NSPath: r.NSPath, Options: r.Options}, true
+		}
+		return nil
+	})
+	return rec, ok, err
+}

@@ -83,7 +83,7 @@ func (m *Manager) Teardown(ctx context.Context, nsPath string, o *network.Option
 			// asynchronously); remove our host end by its name.
 			name := a.Options["host_interface_name"]
 			if name == "" {
-				name = hostVethName(o.ContainerID, n.Name)
+				name = HostVethName(o.ContainerID, n.Name)
 			}
 			if err := teardownLink(hostH, name); err != nil {
 				errs = append(errs, fmt.Errorf("network %s: %w", n.Name, err))
@@ -96,7 +96,7 @@ func (m *Manager) Teardown(ctx context.Context, nsPath string, o *network.Option
 		if id == "" {
 			id = n.Name
 		}
-		if sess.others(id, o.ContainerID) {
+		if sess.others(id, o.ContainerID) || m.cfg.KeepBridges {
 			continue
 		}
 		br, err := hostH.ByName(n.NetworkInterface)
@@ -143,6 +143,48 @@ func (m *Manager) Teardown(ctx context.Context, nsPath string, o *network.Option
 	}
 	m.step("teardown-done")
 	return errors.Join(errs...)
+}
+
+// RemoveBridge removes a bridge network's bridge and firewall rules when no
+// container is on it any more (for KeepBridges); it reports whether it
+// removed them. A missing bridge is not an error.
+func (m *Manager) RemoveBridge(ctx context.Context, n network.Network) (bool, error) {
+	if n.Driver != network.DriverBridge || n.Unmanaged() {
+		return false, nil
+	}
+	sess, err := m.state.open()
+	if err != nil {
+		return false, err
+	}
+	defer sess.close()
+	if sess.others(netID(n), "") {
+		return false, nil
+	}
+	hostH, err := link.NewHandle(m.cfg.HostNS)
+	if err != nil {
+		return false, err
+	}
+	defer hostH.Close()
+	br, err := hostH.ByName(n.NetworkInterface)
+	if err == nil {
+		busy, err := bridgeHasPorts(hostH, br)
+		if err != nil || busy {
+			return false, err
+		}
+	} else if !errors.Is(err, link.ErrNotFound) {
+		return false, err
+	}
+	if !n.Internal {
+		if err := m.cfg.Firewall.Teardown(nil, []firewall.NetworkRules{m.rules(n)}); err != nil {
+			return false, fmt.Errorf("tear down firewall (%s): %w", m.cfg.Firewall.Name(), err)
+		}
+	}
+	if br != nil {
+		if err := hostH.Delete(br); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
 }
 
 // FirewallReload re-applies the firewall rules of every container berth has

@@ -38,6 +38,9 @@ const (
 	OptNoDefaultRoute = "no_default_route"
 	OptMode           = "mode"
 	OptVRF            = "vrf"
+	// OptNoMasquerade ("true") leaves outgoing traffic of a bridge network
+	// unmasqueraded; berth's CNI bridge sets it for ipMasq false.
+	OptNoMasquerade = "no_masquerade"
 )
 
 // Network is one network definition: a Podman network file and the values of

@@ -81,6 +81,12 @@ func (n *Network) Metric(def uint32) uint32 {
 	return def
 }
 
+// NoMasquerade reports whether the "no_masquerade" option is set.
+func (n *Network) NoMasquerade() bool {
+	v, _ := strconv.ParseBool(n.Option(OptNoMasquerade))
+	return v
+}
+
 // NoDefaultRoute reports whether the "no_default_route" option is set.
 func (n *Network) NoDefaultRoute() bool {
 	v, _ := strconv.ParseBool(n.Option(OptNoDefaultRoute))
@@ -170,7 +176,7 @@ func (n *Network) Validate() error {
 			if _, err := strconv.ParseUint(v, 10, 32); err != nil {
 				return fieldErr(of, "%q is not a route metric (want 0-4294967295)", v)
 			}
-		case OptNoDefaultRoute:
+		case OptNoDefaultRoute, OptNoMasquerade:
 			if _, err := strconv.ParseBool(v); err != nil {
 				return fieldErr(of, "%q is not a boolean (want true or false)", v)
 			}

@@ -187,8 +187,12 @@ func (o *objects) queueNetwork(c *nftables.Conn, n firewall.NetworkRules) error 
 		if f == unix.NFPROTO_IPV6 {
 			mcast = netip.MustParsePrefix("ff00::/8")
 		}
-		add(o.postrouting, rule(matchFamily(f), matchPrefix(s, true, false), matchPrefix(s, false, false), matchCtStatusDNAT(), one(&expr.Masq{})))
-		add(o.postrouting, rule(matchFamily(f), matchPrefix(s, true, false), matchPrefix(s, false, true), matchPrefix(mcast, false, true), one(&expr.Masq{})))
+		if !n.NoHairpin {
+			add(o.postrouting, rule(matchFamily(f), matchPrefix(s, true, false), matchPrefix(s, false, false), matchCtStatusDNAT(), one(&expr.Masq{})))
+		}
+		if !n.NoMasquerade {
+			add(o.postrouting, rule(matchFamily(f), matchPrefix(s, true, false), matchPrefix(s, false, true), matchPrefix(mcast, false, true), one(&expr.Masq{})))
+		}
 		add(o.forward, rule(matchFamily(f), matchPrefix(s, false, false), matchCtEstablished(), one(verdictAccept)))
 		add(o.forward, rule(matchFamily(f), matchPrefix(s, true, false), one(verdictAccept)))
 	}
@@ -465,10 +469,72 @@ func (d *Driver) deleteNetworks(c *nftables.Conn, nets []firewall.NetworkRules) 
 		}
 	}
 	// The last network gone: remove the table, so nothing of berth's stays.
-	if left, err := c.GetSetElements(o.bridges); err == nil && len(left) == 0 {
-		return reset(c)
+	// Networks without a bridge (port mappings of a CNI chain on another
+	// plugin's bridge, which always have tagged rules) keep it.
+	if left, err := c.GetSetElements(o.bridges); err != nil || len(left) > 0 {
+		return nil
+	}
+	for _, ch := range []*nftables.Chain{o.postrouting, o.forward} {
+		rules, err := c.GetRules(o.table, ch)
+		if err != nil {
+			return nil
+		}
+		for _, r := range rules {
+			if ruleTag(r) != "" {
+				return nil
+			}
+		}
+	}
+	return reset(c)
+}
+
+// HasForwards reports whether every map element of the port forwards is
+// present with its target (a CNI CHECK).
+func (d *Driver) HasForwards(ports []firewall.PortForward) error {
+	c, err := d.conn()
+	if err != nil {
+		return err
+	}
+	defer c.CloseLasting()
+	o := newObjects()
+	if _, err := c.ListTableOfFamily(TableName, nftables.TableFamilyINet); err != nil {
+		return fmt.Errorf("table inet %s is missing", TableName)
+	}
+	for _, pf := range ports {
+		for set, els := range o.forwardElements(pf) {
+			cur, err := c.GetSetElements(set)
+			if err != nil {
+				return fmt.Errorf("list map %s: %w", set.Name, err)
+			}
+			for _, want := range els {
+				found := false
+				for _, e := range cur {
+					if string(e.Key) == string(want.Key) && string(e.Val) == string(want.Val) {
+						found = true
+						break
+					}
+				}
+				if !found {
+					return fmt.Errorf("port forward %s -> %s is missing from map %s", describeKey(set, want.Key), describeVal(want.Val), set.Name)
+				}
+			}
+		}
 	}
 	return nil
+}
+
+// HasNetwork reports whether the rules of the network with this ID exist.
+func (d *Driver) HasNetwork(id string) (bool, error) {
+	c, err := d.conn()
+	if err != nil {
+		return false, err
+	}
+	defer c.CloseLasting()
+	exists, have, err := d.present(c, newObjects())
+	if err != nil || !exists {
+		return false, err
+	}
+	return have[id], nil
 }
 
 // Reset implements firewall.Driver: it deletes the table.

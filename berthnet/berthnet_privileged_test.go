@@ -1,0 +1,93 @@
+package berthnet_test
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"path/filepath"
+	"testing"
+
+	"github.com/berthnet/berth/berthnet"
+	"github.com/berthnet/berth/internal/nettest"
+)
+
+func TestPrivilegedAttachDetach(t *testing.T) {
+	nettest.Privileged(t)
+	host := nettest.NewNS(t, nettest.RandName("bch"))
+	out := nettest.NewNS(t, nettest.RandName("bco"))
+	nettest.Connect(t, host, "bc-ho", netip.MustParsePrefix("198.19.201.1/24"), out, "bc-oh", netip.MustParsePrefix("198.19.201.2/24"))
+	c1 := nettest.NewNS(t, nettest.RandName("bcc"))
+	c2 := nettest.NewNS(t, nettest.RandName("bcc"))
+
+	h, err := berthnet.New(berthnet.Config{StateDir: t.TempDir(), HostNetns: host.Path()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	n, err := h.CreateNetwork(berthnet.Network{Name: "bcapi", Interface: "bc-api0",
+		Subnets: []berthnet.Subnet{{Prefix: netip.MustParsePrefix("198.18.50.0/24"), Gateway: netip.MustParseAddr("198.18.50.1")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	a1, err := h.Attach(ctx, n, berthnet.AttachOptions{ContainerID: "bc1", Netns: c1.Path(), Ports: []berthnet.PortMapping{{HostPort: 8080, ContainerPort: 80}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a1.Addresses) != 1 || a1.Addresses[0] != netip.MustParsePrefix("198.18.50.2/24") || len(a1.Gateways) != 1 {
+		t.Fatalf("attachment: %+v", a1)
+	}
+	a2, err := h.Attach(ctx, n, berthnet.AttachOptions{ContainerID: "bc2", Netns: c2.Path(), Interface: "net1", Addresses: []netip.Addr{netip.MustParseAddr("198.18.50.9")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a2.Addresses[0] != netip.MustParsePrefix("198.18.50.9/24") {
+		t.Fatalf("static address: %+v", a2)
+	}
+	_, err = h.Attach(ctx, n, berthnet.AttachOptions{ContainerID: "bc3", Netns: c2.Path(), Interface: "net2", Ports: []berthnet.PortMapping{{HostPort: 8080, ContainerPort: 81}}})
+	if !errors.Is(err, berthnet.ErrInUse) {
+		t.Fatalf("second publisher of 8080: %v, want ErrInUse", err)
+	}
+	if err := h.RemoveNetwork("bcapi"); !errors.Is(err, berthnet.ErrInUse) {
+		t.Fatalf("remove a network in use: %v", err)
+	}
+
+	nettest.ServeBanner(nettest.Listen(t, c1, "tcp", ":80"), "c1")
+	if got, err := nettest.Fetch(out, "tcp", "198.19.201.1:8080"); err != nil || got != "c1" {
+		t.Fatalf("published port: %q %v", got, err)
+	}
+	if got, err := nettest.Fetch(c2, "tcp", "198.18.50.2:80"); err != nil || got != "c1" {
+		t.Fatalf("container to container: %q %v", got, err)
+	}
+	if err := h.Check(ctx, "bc1", "eth0"); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	atts, err := h.Attachments()
+	if err != nil || len(atts) != 2 || atts[0].ContainerID != "bc1" || atts[1].Interface != "net1" || len(atts[0].Ports) != 1 {
+		t.Fatalf("Attachments: %+v %v", atts, err)
+	}
+
+	// Collect keeps bc2 only.
+	gone, err := h.Collect(ctx, n, func(ctr, _ string) bool { return ctr == "bc2" })
+	if err != nil || len(gone) != 1 || gone[0].ContainerID != "bc1" {
+		t.Fatalf("Collect: %+v %v", gone, err)
+	}
+	if _, err := nettest.FetchWithin(out, "tcp", "198.19.201.1:8080", 300e6); err == nil {
+		t.Error("port still published after Collect")
+	}
+	if err := h.Detach(ctx, "bc2", "net1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Detach(ctx, "bc2", "net1"); err != nil {
+		t.Fatalf("second Detach: %v", err)
+	}
+	if links := nettest.Links(t, host); len(links) != 2 {
+		t.Errorf("host links left: %v (want lo and bc-ho)", links)
+	}
+	if err := h.RemoveNetwork("bcapi"); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(h.StateDir(), "networks", "*.json")); len(m) != 0 {
+		t.Errorf("network files left: %v", m)
+	}
+}

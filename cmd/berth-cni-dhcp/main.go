@@ -1,0 +1,26 @@
+//go:debug containermaxprocs=0
+
+// Command berth-cni-dhcp is berth's CNI plugins with the DHCP proxy's gRPC
+// client linked in. The plugins in bin/berth-cni hand a call to it when a
+// network leases its addresses by DHCP (berth-macvlan with berth-ipam in
+// mode dhcp), so the common path stays free of gRPC. It is run as
+// `berth-cni-dhcp PLUGIN`.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/berthnet/berth/internal/compat/cni"
+	"github.com/berthnet/berth/internal/dhcpproxy"
+	"github.com/berthnet/berth/internal/netsetup"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: berth-cni-dhcp PLUGIN (with the CNI environment and configuration)")
+		os.Exit(2)
+	}
+	netsetup.NewDHCPClient = func(socket string) netsetup.DHCPClient { return dhcpproxy.Leaser{Socket: socket} }
+	os.Exit(cni.Main(os.Args[1]))
+}

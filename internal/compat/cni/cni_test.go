@@ -1,0 +1,99 @@
+package cni_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// run execs a plugin the way a runtime does and returns its stdout and
+// exit error.
+func run(t *testing.T, plugin, command, stdin string, env ...string) (map[string]any, error) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(plugins(t), plugin))
+	cmd.Env = append([]string{"CNI_COMMAND=" + command, "CNI_CONTAINERID=bc-x", "CNI_NETNS=/nonexistent/bc", "CNI_IFNAME=eth0", "CNI_PATH=/nonexistent"}, env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	err := cmd.Run()
+	var m map[string]any
+	if jerr := json.Unmarshal(out.Bytes(), &m); jerr != nil {
+		t.Fatalf("%s %s: stdout is not JSON: %q (%v)", plugin, command, out.String(), err)
+	}
+	return m, err
+}
+
+func TestVersion(t *testing.T) {
+	for _, p := range []string{"berth-bridge", "berth-ipam", "berth-portmap"} {
+		m, err := run(t, p, "VERSION", `{"cniVersion":"1.1.0"}`)
+		if err != nil {
+			t.Fatalf("%s VERSION: %v", p, err)
+		}
+		if m["cniVersion"] != "1.1.0" || !strings.Contains(toJSON(m["supportedVersions"]), `"1.1.0"`) || !strings.Contains(toJSON(m["supportedVersions"]), `"0.4.0"`) {
+			t.Errorf("%s VERSION: %v", p, m)
+		}
+	}
+}
+
+func toJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// Errors are the spec's error object, with the code for the cause, the
+// configuration's cniVersion and a message naming the field; none of these
+// reach the kernel, so they run without root.
+func TestErrorCodes(t *testing.T) {
+	cases := []struct {
+		name, plugin, cmd, stdin string
+		code                     float64
+		msg                      string
+	}{
+		{"bad json", "berth-bridge", "ADD", `{"cniVersion":"1.1.0","name":"bc",`, 6, "unexpected end of JSON"},
+		{"unsupported field", "berth-bridge", "ADD", `{"cniVersion":"1.1.0","name":"bc","type":"berth-bridge","vlan":5,"ipam":{}}`, 2, "vlan=5"},
+		{"bad bridge name", "berth-bridge", "ADD", `{"cniVersion":"1.1.0","name":"bc","type":"berth-bridge","bridge":"a/b"}`, 7, "bridge:"},
+		{"bad subnet", "berth-ipam", "ADD", `{"cniVersion":"1.0.0","name":"bc","type":"x","ipam":{"type":"berth-ipam","ranges":[[{"subnet":"10.0.0.0/33"}]]}}`, 7, "ipam.ranges[0][0].subnet"},
+		{"no ranges", "berth-ipam", "ADD", `{"cniVersion":"1.0.0","name":"bc","type":"x","ipam":{"type":"berth-ipam"}}`, 7, "ipam.ranges"},
+		{"two ranges in a set", "berth-ipam", "ADD", `{"cniVersion":"1.0.0","name":"bc","type":"x","ipam":{"type":"berth-ipam","ranges":[[{"subnet":"10.0.0.0/24"},{"subnet":"10.0.1.0/24"}]]}}`, 2, "ipam.ranges[0]"},
+		{"ip outside range", "berth-ipam", "ADD", `{"cniVersion":"1.0.0","name":"bc","type":"x","ipam":{"type":"berth-ipam","ranges":[[{"subnet":"10.0.0.0/24"}]]},"runtimeConfig":{"ips":["10.9.0.5/24"]}}`, 7, "10.9.0.5"},
+		{"bad port", "berth-portmap", "ADD", `{"cniVersion":"1.0.0","name":"bc","type":"berth-portmap","runtimeConfig":{"portMappings":[{"hostPort":70000,"containerPort":80,"protocol":"tcp"}]}}`, 7, "portMappings[0].hostPort"},
+		{"bad protocol", "berth-portmap", "ADD", `{"cniVersion":"1.0.0","name":"bc","type":"berth-portmap","runtimeConfig":{"portMappings":[{"hostPort":80,"containerPort":80,"protocol":"icmp"}]}}`, 7, "protocol"},
+		{"portmap unchained", "berth-portmap", "ADD", `{"cniVersion":"1.0.0","name":"bc","type":"berth-portmap","runtimeConfig":{"portMappings":[{"hostPort":80,"containerPort":80}]}}`, 7, "prevResult"},
+		{"iptables backend", "berth-portmap", "ADD", `{"cniVersion":"1.0.0","name":"bc","type":"berth-portmap","backend":"iptables"}`, 2, "backend"},
+		{"unknown version", "berth-bridge", "ADD", `{"cniVersion":"9.9.9","name":"bc","type":"berth-bridge"}`, 1, "incompatible"},
+		{"GC below 1.1", "berth-bridge", "GC", `{"cniVersion":"1.0.0","name":"bc","type":"berth-bridge"}`, 1, "GC"},
+		{"no name", "berth-ipam", "ADD", `{"cniVersion":"1.0.0","type":"x"}`, 7, "name"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m, err := run(t, c.plugin, c.cmd, c.stdin)
+			if err == nil {
+				t.Fatalf("exit 0, stdout %v", m)
+			}
+			if m["code"] != c.code || !strings.Contains(toJSON(m["msg"])+toJSON(m["details"]), c.msg) {
+				t.Errorf("got %v, want code %v and %q in msg", m, c.code, c.msg)
+			}
+			if v, ok := m["cniVersion"]; c.name != "bad json" && (!ok || v == "") {
+				t.Errorf("error object has no cniVersion: %v", m)
+			}
+		})
+	}
+}
+
+func TestMissingEnvironment(t *testing.T) {
+	cmd := exec.Command(filepath.Join(plugins(t), "berth-bridge"))
+	cmd.Env = []string{"CNI_COMMAND=ADD"}
+	cmd.Stdin = strings.NewReader(`{"cniVersion":"1.1.0","name":"bc","type":"berth-bridge"}`)
+	out, err := cmd.Output()
+	if err == nil {
+		t.Fatal("exit 0 without CNI_CONTAINERID")
+	}
+	var m map[string]any
+	_ = json.Unmarshal(out, &m)
+	if m["code"] != float64(4) || !strings.Contains(toJSON(m["msg"]), "CNI_CONTAINERID") {
+		t.Errorf("got %s", out)
+	}
+}
