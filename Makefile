@@ -8,7 +8,7 @@ LDFLAGS  := -s -w -X github.com/berthnet/berth/internal/buildinfo.Version=$(VERS
             -X github.com/berthnet/berth/internal/buildinfo.BuildTime=$(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 
 # berth's CNI plugins: one binary, bin/berth-cni, linked under each name.
-CNI_PLUGINS := berth-bridge berth-ipam berth-portmap berth-macvlan berth-dns
+CNI_PLUGINS := berth-bridge berth-ipam berth-portmap berth-macvlan berth-dns loopback
 
 .PHONY: all build test test-unit clean demo
 

@@ -145,9 +145,9 @@ if [ -z "${_BK_CRI_INNER:-}" ]; then
 		t0=$(date +%s)
 		(cd "$TOP" && CGO_ENABLED=0 go build -trimpath -o "$PLUGIN_DIR/berth-cni" ./cmd/berth-cni) ||
 			{ echo "FAIL build: go build ./cmd/berth-cni in $TOP"; exit 1; }
-		for n in berth-bridge berth-ipam berth-portmap berth-macvlan; do ln -s berth-cni "$PLUGIN_DIR/$n"; done
-		# containerd's CRI runs "loopback" for every pod, from the same dir
-		[ -x "$PLUGIN_DIR/loopback" ] || [ ! -x /usr/lib/cni/loopback ] || ln -s /usr/lib/cni/loopback "$PLUGIN_DIR/loopback"
+		# containerd's CRI runs "loopback" for every pod, from the same dir:
+		# berth-cni answers to that name too
+		for n in berth-bridge berth-ipam berth-portmap berth-macvlan loopback; do ln -s berth-cni "$PLUGIN_DIR/$n"; done
 		echo "cri.sh: built berth's CNI plugins into $PLUGIN_DIR in $(($(date +%s) - t0)) s"
 	fi
 	[ -d "$PLUGIN_DIR" ] || skip "PLUGIN_DIR $PLUGIN_DIR does not exist"

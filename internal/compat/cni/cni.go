@@ -45,10 +45,12 @@ const (
 	Portmap = "berth-portmap"
 	Macvlan = "berth-macvlan"
 	DNS     = "berth-dns"
+	// Loopback is the reference name: containerd's CRI runs "loopback".
+	Loopback = "loopback"
 )
 
 // Plugins lists the names the multi-call binary answers to.
-var Plugins = []string{Bridge, IPAM, Portmap, Macvlan, DNS}
+var Plugins = []string{Bridge, IPAM, Portmap, Macvlan, DNS, Loopback}
 
 // DefaultStateDir is where the plugins keep their state unless a
 // configuration's "stateDir" (IPAM: "dataDir") says otherwise. It is under
@@ -137,6 +139,9 @@ func pluginFuncs(name string) (skel.CNIFuncs, bool) {
 		return skel.CNIFuncs{Add: dnsAdd, Del: dnsDel, Check: dnsCheck, Status: dnsStatus, GC: dnsGC}, true
 	case Portmap:
 		return skel.CNIFuncs{Add: portmapAdd, Del: portmapDel, Check: portmapCheck, Status: portmapStatus, GC: portmapGC}, true
+	case Loopback, "berth-loopback":
+		nop := func(*skel.CmdArgs) error { return nil }
+		return skel.CNIFuncs{Add: loopbackAdd, Del: loopbackDel, Check: loopbackCheck, Status: nop, GC: nop}, true
 	}
 	return skel.CNIFuncs{}, false
 }

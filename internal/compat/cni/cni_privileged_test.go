@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -965,5 +966,53 @@ func TestPrivilegedChainBerthBridgeReferencePortmap(t *testing.T) {
 	}
 	if _, err := nettest.FetchWithin(r.outside, "tcp", "198.19.200.1:8080", 300*time.Millisecond); err == nil {
 		t.Error("port still published after DEL")
+	}
+}
+
+// TestPrivilegedLoopback: berth-cni answers as "loopback" (containerd's CRI
+// runs it for every pod): ADD sets lo up and reports it, CHECK passes,
+// DEL sets it down, DEL of a vanished namespace succeeds.
+func TestPrivilegedLoopback(t *testing.T) {
+	r := newRig(t)
+	list := r.conflist(`{"cniVersion":"1.0.0","name":"bc-lo","plugins":[{"type":"loopback"}]}`)
+	c := r.container("bc-lo1")
+	rt := &libcni.RuntimeConf{ContainerID: c.id, NetNS: c.path, IfName: "lo"}
+	loUp := func() bool {
+		h, err := link.NewHandle(c.ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		lo, err := h.ByName("lo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return lo.Attrs().Flags&net.FlagUp != 0
+	}
+	if loUp() {
+		t.Fatal("lo is up in a fresh namespace")
+	}
+	res, err := r.add(list, rt)
+	if err != nil {
+		t.Fatalf("ADD: %v", err)
+	}
+	if len(res.Interfaces) != 1 || res.Interfaces[0].Name != "lo" || len(res.IPs) != 2 || res.IPs[0].Address.String() != "127.0.0.1/8" {
+		t.Errorf("result: %+v", res)
+	}
+	if !loUp() {
+		t.Error("lo is down after ADD")
+	}
+	if err := r.check(list, rt); err != nil {
+		t.Errorf("CHECK: %v", err)
+	}
+	if err := r.del(list, rt); err != nil {
+		t.Fatalf("DEL: %v", err)
+	}
+	if loUp() {
+		t.Error("lo is up after DEL")
+	}
+	c.gone()
+	if err := r.del(list, rt); err != nil {
+		t.Errorf("DEL after the namespace vanished: %v", err)
 	}
 }

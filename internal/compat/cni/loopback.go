@@ -1,0 +1,99 @@
+package cni
+
+import (
+	"fmt"
+	"net"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/cni/pkg/version"
+
+	"github.com/berthnet/berth/internal/link"
+	"github.com/berthnet/berth/internal/netns"
+)
+
+// berth-cni also answers as "loopback": containerd's CRI runs a plugin of
+// that name from its plugin directory for every pod, so a directory of
+// berth's plugins alone serves it. As the reference plugin: ADD sets lo up
+// and reports it with 127.0.0.1/8 and ::1/128, DEL sets it down (a gone
+// namespace is not an error), CHECK wants it up.
+
+func loopbackNS(args *skel.CmdArgs) (*link.Handle, func(), error) {
+	ns, err := netns.Open(args.Netns)
+	if err != nil {
+		return nil, nil, err
+	}
+	h, err := link.NewHandle(ns)
+	if err != nil {
+		ns.Close()
+		return nil, nil, err
+	}
+	return h, func() { h.Close(); ns.Close() }, nil
+}
+
+func loopbackAdd(args *skel.CmdArgs) error {
+	var conf types.PluginConf
+	if err := decode(args.StdinData, &conf); err != nil {
+		return err
+	}
+	if err := version.ParsePrevResult(&conf); err != nil {
+		return types.NewError(types.ErrDecodingFailure, "prevResult: "+err.Error(), "")
+	}
+	h, done, err := loopbackNS(args)
+	if err != nil {
+		return types.NewError(types.ErrInvalidNetNS, err.Error(), "")
+	}
+	defer done()
+	lo, err := h.ByName("lo")
+	if err != nil {
+		return types.NewError(types.ErrInternal, err.Error(), "")
+	}
+	if err := h.Up(lo); err != nil {
+		return types.NewError(types.ErrInternal, fmt.Sprintf("set lo up: %v", err), "")
+	}
+	var r types.Result
+	if conf.PrevResult != nil {
+		r = conf.PrevResult // as the reference: a chained loopback passes its input on
+	} else {
+		zero := 0
+		res := &current.Result{CNIVersion: current.ImplementedSpecVersion, Interfaces: []*current.Interface{{Name: "lo", Mac: "00:00:00:00:00:00", Sandbox: args.Netns}}}
+		res.IPs = []*current.IPConfig{
+			{Interface: &zero, Address: net.IPNet{IP: net.IPv4(127, 0, 0, 1), Mask: net.CIDRMask(8, 32)}},
+			{Interface: &zero, Address: net.IPNet{IP: net.IPv6loopback, Mask: net.CIDRMask(128, 128)}},
+		}
+		r = res
+	}
+	return types.PrintResult(r, conf.CNIVersion)
+}
+
+func loopbackDel(args *skel.CmdArgs) error {
+	if args.Netns == "" {
+		return nil
+	}
+	h, done, err := loopbackNS(args)
+	if err != nil {
+		return nil // the namespace is gone: nothing to undo
+	}
+	defer done()
+	if lo, err := h.ByName("lo"); err == nil {
+		_ = h.LinkSetDown(lo) // best effort, as the reference
+	}
+	return nil
+}
+
+func loopbackCheck(args *skel.CmdArgs) error {
+	h, done, err := loopbackNS(args)
+	if err != nil {
+		return types.NewError(types.ErrInvalidNetNS, err.Error(), "")
+	}
+	defer done()
+	lo, err := h.ByName("lo")
+	if err != nil {
+		return types.NewError(types.ErrInternal, err.Error(), "")
+	}
+	if lo.Attrs().Flags&net.FlagUp == 0 {
+		return types.NewError(ErrCheckFailed, "lo is down", "")
+	}
+	return nil
+}
