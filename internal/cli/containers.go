@@ -69,8 +69,21 @@ func (c *container) find(netName string) int {
 }
 
 // options builds the netsetup input for the given attachments.
+//
+// Published ports live on one attachment, the first bridge network of the
+// container (as netsetup maps them within one call): they are passed only
+// when atts holds it, so connecting a second network does not publish them
+// again (berth's firewall maps a port to one destination) and
+// disconnecting a network that does not hold them leaves them alone.
 func (c *container) options(atts []attached) *network.Options {
-	o := &network.Options{ContainerID: c.ID, ContainerName: c.Name, PortMappings: c.Ports, NetworkInfo: map[string]network.Network{}}
+	o := &network.Options{ContainerID: c.ID, ContainerName: c.Name, NetworkInfo: map[string]network.Network{}}
+	if holder := c.portHolder(); holder != "" {
+		for _, a := range atts {
+			if a.Network.Name == holder {
+				o.PortMappings = c.Ports
+			}
+		}
+	}
 	for _, a := range atts {
 		if len(c.Members) > 0 {
 			a.Opts.Aliases = append(append([]string{}, a.Opts.Aliases...), c.Members...)
@@ -79,6 +92,18 @@ func (c *container) options(atts []attached) *network.Options {
 		o.NetworkInfo[a.Network.Name] = a.Network
 	}
 	return o
+}
+
+// portHolder is the network whose attachment carries the container's
+// published ports: its first managed, non-internal bridge network.
+func (c *container) portHolder() string {
+	for _, a := range c.Networks {
+		n := a.Network
+		if n.Driver == network.DriverBridge && !n.Internal && !n.Unmanaged() {
+			return n.Name
+		}
+	}
+	return ""
 }
 
 // nextInterface returns the first ethN no attachment uses.

@@ -117,6 +117,19 @@ func exitCode(err error) int {
 }
 
 // httpGet fetches / from addr inside ns over HTTP/1.0.
+// httpGetOnce is one attempt of httpGet within timeout.
+func httpGetOnce(ns *nettest.NS, addr string, timeout time.Duration) (string, error) {
+	c, err := nettest.Dial(ns, "tcp4", addr, timeout)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	_, _ = io.WriteString(c, "GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+	b, err := io.ReadAll(c)
+	return string(b), err
+}
+
 func httpGet(ns *nettest.NS, addr string) (string, error) {
 	var lastErr error
 	for i := 0; i < 20; i++ {
@@ -509,4 +522,33 @@ func TestPrivilegedRunImage(t *testing.T) {
 		t.Errorf("container layers left: %v", ents)
 	}
 	p.assertClean(t)
+}
+
+// TestPrivilegedConnectPublished: a container with a published port can be
+// connected to a second network (the port stays on its first network, as
+// Podman's traffic goes), disconnecting the second network keeps the
+// port, disconnecting the first takes it away.
+func TestPrivilegedConnectPublished(t *testing.T) {
+	p := newETopo(t)
+	p.mustB(t, "network", "create", "--subnet", "198.19.150.0/24", "pn1")
+	p.mustB(t, "network", "create", "--subnet", "198.19.151.0/24", "pn2")
+	p.mustB(t, "run", "-d", "--name", "web", "--network", "pn1", "-p", "8080:80", "--rootfs", p.rootfs, "httpd", "-f", "-p", "80", "-h", "/www")
+	p.mustB(t, "network", "connect", "pn2", "web")
+	if ips := p.inspect(t, "web", `{{(index .NetworkSettings.Networks "pn1").IPAddress}} {{(index .NetworkSettings.Networks "pn2").IPAddress}}`); !strings.HasPrefix(ips, "198.19.150.") || !strings.Contains(ips, " 198.19.151.") {
+		t.Errorf("addresses after connect: %q", ips)
+	}
+	if got, err := httpGet(p.outside, "198.18.0.1:8080"); err != nil || got != "hello from berth\n" {
+		t.Fatalf("page after connect: %q %v", got, err)
+	}
+	p.mustB(t, "network", "disconnect", "pn2", "web")
+	if got, err := httpGet(p.outside, "198.18.0.1:8080"); err != nil || got != "hello from berth\n" {
+		t.Fatalf("page after disconnecting the second network: %q %v", got, err)
+	}
+	p.mustB(t, "network", "disconnect", "pn1", "web")
+	// (the monitor still holds the host port: a connection may open, but
+	// nothing answers)
+	if got, err := httpGetOnce(p.outside, "198.18.0.1:8080", 2*time.Second); err == nil && got != "" {
+		t.Errorf("port still forwarded after disconnecting its network: %q", got)
+	}
+	p.mustB(t, "rm", "-f", "web")
 }
