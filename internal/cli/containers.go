@@ -130,7 +130,7 @@ var bucketCtrs = []byte("containers")
 
 func (s *containerStore) open(readOnly bool) (*bolt.DB, error) {
 	if readOnly {
-		if _, err := os.Stat(s.path); errors.Is(err, os.ErrNotExist) {
+		if st, err := os.Stat(s.path); errors.Is(err, os.ErrNotExist) || (err == nil && st.Size() == 0) { // empty: still being created (bbolt must not initialise it read-only)
 			return nil, nil
 		}
 	} else if err := os.MkdirAll(filepath.Dir(s.path), 0o755); err != nil {

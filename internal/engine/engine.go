@@ -243,7 +243,7 @@ var bucket = []byte("containers")
 
 func (e *Engine) open(readOnly bool) (*bolt.DB, error) {
 	if readOnly {
-		if _, err := os.Stat(e.dbPath()); errors.Is(err, os.ErrNotExist) {
+		if st, err := os.Stat(e.dbPath()); errors.Is(err, os.ErrNotExist) || (err == nil && st.Size() == 0) { // empty: still being created (bbolt must not initialise it read-only)
 			return nil, nil
 		}
 	} else if err := os.MkdirAll(e.cfg.Root, 0o700); err != nil {

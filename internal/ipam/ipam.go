@@ -69,7 +69,11 @@ func (a *Allocator) Path() string { return a.path }
 
 func (a *Allocator) open(readOnly bool) (*bolt.DB, error) {
 	if readOnly {
-		if _, err := os.Stat(a.path); errors.Is(err, os.ErrNotExist) {
+		// A missing or still empty file holds nothing. An empty one must
+		// not be opened read-only: bbolt would initialise it through the
+		// read-only descriptor (EBADF) when this open wins the lock against
+		// the process that just created it.
+		if st, err := os.Stat(a.path); errors.Is(err, os.ErrNotExist) || (err == nil && st.Size() == 0) {
 			return nil, nil
 		}
 	} else if err := os.MkdirAll(filepath.Dir(a.path), 0o755); err != nil {

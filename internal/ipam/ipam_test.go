@@ -292,3 +292,23 @@ func TestKillDuringAllocationLeavesConsistentStore(t *testing.T) {
 		t.Logf("round %d: %d leases after kill", round, len(leases))
 	}
 }
+
+// TestReadEmptyFile: a database file another process has just created (and
+// not yet initialised) reads as empty. bbolt would otherwise initialise it
+// through a read-only descriptor and fail with EBADF.
+func TestReadEmptyFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "ipam.db")
+	if err := os.WriteFile(p, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ls, err := a.Dump(); err != nil || len(ls) != 0 {
+		t.Fatalf("Dump of an empty file: %v %v", ls, err)
+	}
+	if addrs, err := a.Addresses("c", "n"); err != nil || len(addrs) != 0 {
+		t.Fatalf("Addresses of an empty file: %v %v", addrs, err)
+	}
+}
