@@ -104,3 +104,19 @@ func TestParseSignal(t *testing.T) {
 		}
 	}
 }
+
+func TestFreeName(t *testing.T) {
+	taken := map[string]bool{}
+	for i := 0; i < 200; i++ {
+		n := freeName(func(s string) bool { return taken[s] })
+		if taken[n] {
+			t.Fatalf("name %s given twice", n)
+		}
+		taken[n] = true
+	}
+	// Every plain name taken: one with a number.
+	n := freeName(func(s string) bool { return !strings.Contains(s, "_2") && strings.Count(s, "_") == 1 })
+	if !strings.HasSuffix(n, "_2") {
+		t.Errorf("all plain names taken: got %q", n)
+	}
+}

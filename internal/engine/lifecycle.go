@@ -79,7 +79,18 @@ func (e *Engine) Create(o CreateOptions) (c *Container, warnings []string, err e
 		cfg.StopTimeout = *o.StopTimeout
 	}
 	if cfg.Name == "" {
-		cfg.Name = randomName()
+		all, err := e.list()
+		if err != nil {
+			return nil, nil, err
+		}
+		cfg.Name = freeName(func(n string) bool {
+			for _, c := range all {
+				if c.Config.Name == n {
+					return true
+				}
+			}
+			return false
+		})
 	}
 	var exposed []runopts.ExposedPort
 	switch {

@@ -60,7 +60,18 @@ func (e *Engine) CreatePod(o PodOptions) (*Pod, error) {
 	id := randomID()
 	p := &Pod{ID: id, Name: o.Name, Created: e.cfg.Now().UTC(), Hostname: o.Hostname, Labels: o.Labels}
 	if p.Name == "" {
-		p.Name = randomName()
+		pods, err := e.Pods()
+		if err != nil {
+			return nil, err
+		}
+		p.Name = freeName(func(n string) bool {
+			for _, o := range pods {
+				if o.Name == n {
+					return true
+				}
+			}
+			return false
+		})
 	}
 	if p.Hostname == "" {
 		p.Hostname = p.Name

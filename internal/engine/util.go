@@ -38,9 +38,32 @@ func ParseSignal(s string) (syscall.Signal, error) {
 func sortStrings(s []string) { sort.Strings(s) }
 
 var (
-	adjectives = []string{"admiring", "brave", "calm", "dazzling", "eager", "focused", "gifted", "happy", "jolly", "keen", "lucid", "modest", "nifty", "optimistic", "quirky", "serene", "tender", "vibrant", "wizardly", "zealous"}
-	nouns      = []string{"albattani", "babbage", "curie", "darwin", "euclid", "fermat", "gauss", "hopper", "kepler", "lovelace", "meitner", "noether", "pascal", "ritchie", "shannon", "tesla", "turing", "volta", "wozniak", "yalow"}
+	adjectives = []string{"admiring", "agitated", "amazing", "awesome", "blissful", "bold", "brave", "busy", "calm", "charming",
+		"clever", "cool", "crazy", "dazzling", "determined", "eager", "ecstatic", "elastic", "elegant", "epic",
+		"exciting", "fervent", "festive", "focused", "friendly", "gifted", "gracious", "happy", "hopeful", "jolly",
+		"keen", "kind", "lucid", "magical", "modest", "nifty", "nostalgic", "optimistic", "peaceful", "quirky",
+		"relaxed", "serene", "sharp", "stoic", "sweet", "tender", "trusting", "upbeat", "vibrant", "wizardly", "zealous"}
+	nouns = []string{"albattani", "archimedes", "babbage", "bardeen", "bohr", "borg", "cannon", "cerf", "curie", "darwin",
+		"dijkstra", "einstein", "euclid", "euler", "fermat", "feynman", "franklin", "gauss", "goldberg", "hamilton",
+		"hawking", "hodgkin", "hopper", "hypatia", "johnson", "kepler", "knuth", "lamport", "liskov", "lovelace",
+		"maxwell", "meitner", "mirzakhani", "newton", "noether", "pascal", "perlman", "ritchie", "shannon", "sinoussi",
+		"tesla", "thompson", "torvalds", "turing", "volta", "wilson", "wozniak", "yalow", "yonath"}
 )
+
+// freeName returns a random name that used reports free: a few random tries,
+// then one with a number.
+func freeName(used func(string) bool) string {
+	for i := 0; i < 20; i++ {
+		if n := randomName(); !used(n) {
+			return n
+		}
+	}
+	for i := 2; ; i++ {
+		if n := fmt.Sprintf("%s_%d", randomName(), i); !used(n) {
+			return n
+		}
+	}
+}
 
 func randomName() string {
 	pick := func(s []string) string {
