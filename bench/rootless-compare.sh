@@ -10,7 +10,9 @@
 # env: SHARED (default /work/shared/bench/rootless), PFX (busrb),
 #      TESTS (default "out1 out4 in inlo http1"), IPERF_TIME (10),
 #      VARIANTS (default "kernel slirp4netns rootlessport pasta berth
-#      berth-podman"; rootlessport = slirp4netns 1.2 with Podman 4.3.1's
+#      berth-podman"; also slirp4netns-podman: slirp4netns 1.2 with the
+#      arguments Podman 4.3.1 passes (--enable-sandbox --enable-seccomp
+#      --enable-ipv6), to compare with berth-podman; rootlessport = slirp4netns 1.2 with Podman 4.3.1's
 #      default port handler, which loses the client's address; pasta = Debian's
 #      passt package with Podman 5's arguments)
 set -euo pipefail
@@ -45,6 +47,7 @@ for rep in $(seq 1 "$REPS"); do
     case $v in
       kernel)       TESTS="$TESTS" LABEL=kernel "$SHARED/bench.sh" kernel 1 ;;
       slirp4netns)  LABEL=slirp4netns-1.2 "$SHARED/bench.sh" slirp4netns 1 ;;
+      slirp4netns-podman) SLIRP_SANDBOX=1 SLIRP_IPV6=1 LABEL=slirp4netns-1.2-podman-args "$SHARED/bench.sh" slirp4netns 1 ;;
       rootlessport) FWD_MODE=rootlessport LABEL=slirp4netns+rootlessport "$SHARED/bench.sh" slirp4netns 1 ;;
       pasta)        command -v pasta >/dev/null && LABEL=pasta "$SHARED/bench.sh" pasta 1 ;;
       berth)        SLIRP4NETNS=$BINDIR/slirp4netns LABEL=berth "$SHARED/bench.sh" slirp4netns 1 ;;
