@@ -255,6 +255,18 @@ func TestPrivilegedRootlessRun(t *testing.T) {
 		t.Errorf("berth unshare id -u = %q, want 0", id)
 	}
 
+	// Images: imported into the user's store and run (files keep their
+	// owners through the subordinate IDs).
+	tarball := filepath.Join(r.home, "bb.tar")
+	if out, err := exec.Command("tar", "--numeric-owner", "-C", r.rootfs, "-cf", tarball, ".").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v %s", err, out)
+	}
+	_ = os.Chown(tarball, r.uid, r.uid)
+	r.must(t, "import", tarball, "bbimg")
+	if out := r.must(t, "run", "--rm", "bbimg", "sh", "-c", "id -u; cat /www/index.html"); !strings.Contains(out, "0\nhello from berth") {
+		t.Errorf("rootless run of an imported image:\n%s", out)
+	}
+
 	// Stopping the container removes its forward: the port is free.
 	r.must(t, "rm", "-f", "rweb")
 	if got, err := httpGet(r.outside, "198.18.0.1:8083"); err == nil {
