@@ -367,7 +367,10 @@ func TestInfo(t *testing.T) {
 		t.Fatalf("info json: %v\n%s", err, out)
 	}
 	out = mustRun(t, tw, "info")
-	for _, want := range []string{"host:\n", "  networkBackend: netavark\n", "plugins:\n  network:\n  - bridge\n  - macvlan\n  - ipvlan\n", "  networkConfigDir: " + tw.cfg + "\n"} {
+	if got := mustRun(t, tw, "info", "--format", "{{.Host.Slirp4NetNS.Version}}"); !strings.HasPrefix(got, "slirp4netns version 1.2.0 (berth ") {
+		t.Errorf("{{.Host.Slirp4NetNS.Version}} = %q", got)
+	}
+	for _, want := range []string{"host:\n", "  networkBackend: netavark\n", "plugins:\n  network:\n  - bridge\n  - macvlan\n  - ipvlan\n", "  networkConfigDir: " + tw.cfg + "\n", "  slirp4netns:\n    executable: "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("info lacks %q:\n%s", want, out)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berthnet/berth/internal/buildinfo"
+	"github.com/berthnet/berth/internal/compat/slirp4netns"
 	"github.com/berthnet/berth/internal/engine"
 	"github.com/berthnet/berth/internal/image"
 	"github.com/berthnet/berth/internal/rootless"
@@ -37,6 +38,55 @@ type InfoHost struct {
 	NetworkBackend     string             `json:"networkBackend"`
 	NetworkBackendInfo NetworkBackendInfo `json:"networkBackendInfo"`
 	Security           InfoSecurity       `json:"security"`
+	// Slirp4NetNS is the user-mode network rootless containers get
+	// (podman info's host.slirp4netns).
+	Slirp4NetNS InfoSlirp `json:"slirp4netns"`
+	// IDMappings are the user namespace's maps (rootless only).
+	IDMappings *InfoIDMappings `json:"idMappings,omitempty"`
+}
+
+// InfoSlirp names the user-mode network program.
+type InfoSlirp struct {
+	Executable string `json:"executable"`
+	Package    string `json:"package"`
+	Version    string `json:"version"`
+}
+
+// InfoIDMappings are a user namespace's UID and GID maps.
+type InfoIDMappings struct {
+	UIDMap []InfoIDMap `json:"uidmap"`
+	GIDMap []InfoIDMap `json:"gidmap"`
+}
+
+// InfoIDMap is one line of a uid_map or gid_map.
+type InfoIDMap struct {
+	ContainerID int `json:"container_id"`
+	HostID      int `json:"host_id"`
+	Size        int `json:"size"`
+}
+
+// idMappings reads the calling process's user namespace maps (nil when
+// not in berth's rootless namespace).
+func idMappings() *InfoIDMappings {
+	if !rootless.Inside() {
+		return nil
+	}
+	read := func(p string) []InfoIDMap {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil
+		}
+		m, err := rootless.ParseIDMap(string(b))
+		if err != nil {
+			return nil
+		}
+		var out []InfoIDMap
+		for _, t := range m {
+			out = append(out, InfoIDMap{ContainerID: t[0], HostID: t[1], Size: t[2]})
+		}
+		return out
+	}
+	return &InfoIDMappings{UIDMap: read("/proc/self/uid_map"), GIDMap: read("/proc/self/gid_map")}
 }
 
 // NetworkBackendInfo names the backend and its DNS server.
@@ -107,6 +157,11 @@ func infoCmd(env Env, g *globals) *cobra.Command {
 						Path: env.Executable, DNS: InfoDNS{Version: "berth " + buildinfo.Version, Path: w.aardvarkBinary()},
 					},
 					Security: InfoSecurity{Rootless: env.Rootless},
+					Slirp4NetNS: InfoSlirp{
+						Executable: w.slirp().Path, Package: "berth " + buildinfo.Version,
+						Version: "slirp4netns version " + slirp4netns.Version + " (berth " + buildinfo.Version + ", gVisor netstack)",
+					},
+					IDMappings: idMappings(),
 				},
 				Plugins: InfoPlugins{Network: []string{"bridge", "macvlan", "ipvlan"}},
 				Store: InfoStore{

@@ -251,6 +251,10 @@ func TestPrivilegedRootlessRun(t *testing.T) {
 	if !strings.Contains(links, "tap0") || !strings.Contains(links, "veth") {
 		t.Errorf("berth unshare --rootless-netns ip -o link:\n%s", links)
 	}
+	if m := strings.TrimSpace(r.must(t, "info", "--format", "{{.Host.Security.Rootless}} {{range .Host.IDMappings.UIDMap}}{{.ContainerID}}:{{.HostID}}:{{.Size}} {{end}}")); !strings.HasPrefix(m, fmt.Sprintf("true 0:%d:1 1:", r.uid)) || !strings.Contains(m, ":3500000:65536") {
+		// (useradd may give the user a range of its own before ours)
+		t.Errorf("rootless info: %q", m)
+	}
 	if id := strings.TrimSpace(r.must(t, "unshare", "id", "-u")); id != "0" {
 		t.Errorf("berth unshare id -u = %q, want 0", id)
 	}
