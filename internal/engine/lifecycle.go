@@ -24,6 +24,7 @@ import (
 	"github.com/berthnet/berth/internal/netns"
 	"github.com/berthnet/berth/internal/network"
 	"github.com/berthnet/berth/internal/resolvconf"
+	"github.com/berthnet/berth/internal/rootless"
 	"github.com/berthnet/berth/internal/runopts"
 	"github.com/berthnet/berth/internal/runspec"
 )
@@ -1153,13 +1154,8 @@ func gidMapped(gid int) bool {
 	if err != nil {
 		return true
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		var in, out, n int
-		if _, err := fmt.Sscanf(strings.TrimSpace(line), "%d %d %d", &in, &out, &n); err == nil && gid >= in && gid < in+n {
-			return true
-		}
-	}
-	return false
+	m, err := rootless.ParseIDMap(string(b))
+	return err != nil || rootless.InMap(m, gid)
 }
 
 // noFile is the open-files limit containers get: the host's hard limit, as

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/berthnet/berth/internal/link"
 	"github.com/berthnet/berth/internal/netns"
 )
 
@@ -208,7 +209,7 @@ func (n NetNS) Ensure(s Slirp, hostNS string) (restarted bool, err error) {
 		if err != nil {
 			return false, fmt.Errorf("create the rootless network namespace: %w", err)
 		}
-		err = ns.Do(loUp)
+		err = loUp(ns)
 		ns.Close()
 		if err != nil {
 			_ = netns.Unpin(n.Path())
@@ -250,22 +251,18 @@ func (n NetNS) Exists() bool {
 	return st.Type == unix.NSFS_MAGIC
 }
 
-// loUp sets lo up in the calling thread's namespace.
-func loUp() error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+// loUp sets lo up in ns (ip -n NS link set lo up).
+func loUp(ns *netns.NetNS) error {
+	h, err := link.NewHandle(ns)
 	if err != nil {
 		return err
 	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq("lo")
+	defer h.Close()
+	lo, err := h.ByName("lo")
 	if err != nil {
-		return err
+		return fmt.Errorf("loopback: %w", err)
 	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("lo flags: %w", err)
-	}
-	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+	if err := h.Up(lo); err != nil {
 		return fmt.Errorf("set lo up: %w", err)
 	}
 	return nil

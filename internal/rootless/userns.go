@@ -107,12 +107,8 @@ func Join(runDir, self string, args []string) error {
 // runningPause returns the PID in pidFile if it is a live berth pause
 // process of this user.
 func runningPause(pidFile string) (int, bool) {
-	b, err := os.ReadFile(pidFile)
-	if err != nil {
-		return 0, false
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 {
+	pid := ReadPID(pidFile)
+	if pid <= 0 {
 		return 0, false
 	}
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))

@@ -231,7 +231,7 @@ func (st *Stack) serveTCPForward(ctx context.Context, hf *hostForward) {
 				c.Close()
 				return
 			}
-			relay(gc, c.(*net.TCPConn))
+			relay(gc, c.(*net.TCPConn), false)
 		}()
 	}
 }

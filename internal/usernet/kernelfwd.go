@@ -3,7 +3,6 @@ package usernet
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -213,9 +212,8 @@ func sockaddr(ap netip.AddrPort) unix.Sockaddr {
 	return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
 }
 
-// spliceRelay copies both ways between two kernel sockets (io.Copy
-// splices TCP to TCP), passing half-closes on. The stack closes them when
-// it stops.
+// spliceRelay relays two kernel sockets (spliced), which the stack closes
+// when it stops.
 func (st *Stack) spliceRelay(a, b *net.TCPConn) {
 	st.mu.Lock()
 	if st.kconns == nil {
@@ -235,22 +233,7 @@ func (st *Stack) spliceRelay(a, b *net.TCPConn) {
 		b.Close()
 		return
 	}
-	var wg sync.WaitGroup
-	wg.Add(2)
-	cp := func(dst, src *net.TCPConn) {
-		defer wg.Done()
-		if _, err := io.Copy(dst, src); err != nil && !errors.Is(err, net.ErrClosed) {
-			a.Close()
-			b.Close()
-			return
-		}
-		_ = dst.CloseWrite()
-	}
-	go cp(a, b)
-	go cp(b, a)
-	wg.Wait()
-	a.Close()
-	b.Close()
+	relay(a, b, true)
 }
 
 // closeWorkers ends the namespace workers (their threads exit).

@@ -49,7 +49,7 @@ func (st *Stack) handleTCP(r *tcp.ForwarderRequest) {
 		}
 		r.Complete(false)
 		ep.SocketOptions().SetKeepAlive(true)
-		relay(gonet.NewTCPConn(&wq, ep), hc.(*net.TCPConn))
+		relay(gonet.NewTCPConn(&wq, ep), hc.(*net.TCPConn), false)
 	}()
 }
 
@@ -86,17 +86,23 @@ type halfCloser interface {
 }
 
 // relay copies both ways until both directions end, passing half-closes
-// on, then closes both connections.
-func relay(a, b halfCloser) {
+// on, then closes both connections. Between two kernel sockets (splice)
+// io.Copy splices; otherwise the copy goes through the big relay buffer.
+func relay(a, b halfCloser, splice bool) {
 	var wg sync.WaitGroup
 	wg.Add(2)
 	cp := func(dst, src halfCloser) {
 		defer wg.Done()
-		bp := relayBufs.Get().(*[]byte)
-		defer relayBufs.Put(bp)
-		// Hide ReadFrom/WriteTo so the copy uses the big buffer: fewer
-		// system calls per byte on the host side.
-		_, err := io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, *bp)
+		var err error
+		if splice {
+			_, err = io.Copy(dst, src)
+		} else {
+			bp := relayBufs.Get().(*[]byte)
+			// Hide ReadFrom/WriteTo so the copy uses the big buffer: fewer
+			// system calls per byte on the host side.
+			_, err = io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, *bp)
+			relayBufs.Put(bp)
+		}
 		if err != nil && !errors.Is(err, net.ErrClosed) {
 			// A reset on one side: tear down both at once.
 			a.Close()

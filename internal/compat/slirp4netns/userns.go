@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/berthnet/berth/internal/rootless"
 	"github.com/berthnet/berth/internal/usernet"
 )
 
@@ -61,16 +62,13 @@ func mapsToRoot(path string, uid int) bool {
 	if err != nil {
 		return false
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) != 3 {
-			continue
-		}
-		in, e1 := strconv.Atoi(f[0])
-		out, e2 := strconv.Atoi(f[1])
-		n, e3 := strconv.Atoi(f[2])
-		if e1 == nil && e2 == nil && e3 == nil && in == 0 && uid >= out && uid < out+n {
-			return uid == out
+	m, err := rootless.ParseIDMap(string(b))
+	if err != nil {
+		return false
+	}
+	for _, t := range m {
+		if t[0] == 0 {
+			return t[1] == uid
 		}
 	}
 	return false
