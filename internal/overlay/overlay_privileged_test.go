@@ -154,8 +154,10 @@ func (c *boCluster) conf(h *boHost) map[string]any {
 }
 
 // routesOn lists the overlay routes (destination → via) on host h's VXLAN
-// device.
-func routesOn(t *testing.T, h *boHost) map[netip.Prefix]bool {
+// device, and reports whether every route came with its neighbour and FDB
+// entry. The three lists are separate netlink dumps, so a snapshot taken
+// while the agent programs a host can be caught in between; callers poll.
+func routesOn(t *testing.T, h *boHost) (map[netip.Prefix]bool, string) {
 	t.Helper()
 	hd := nettest.Handle(t, h.ns.NetNS)
 	l, err := hd.LinkByName(boVXLAN)
@@ -173,19 +175,21 @@ func routesOn(t *testing.T, h *boHost) map[netip.Prefix]bool {
 	}
 	// Every route must come with its neighbour and FDB entry.
 	if len(st.Neighs) != len(st.Routes) || len(st.FDB) != len(st.Routes) {
-		t.Errorf("host %d: inconsistent forwarding state:\n%s", h.k, st)
+		return out, st.String()
 	}
-	return out
+	return out, ""
 }
 
-// waitRoutes waits until host h routes exactly the subnets in want.
+// waitRoutes waits until host h routes exactly the subnets in want, each
+// with its neighbour and FDB entry.
 func (c *boCluster) waitRoutes(h *boHost, want []netip.Prefix, within time.Duration) time.Duration {
 	c.t.Helper()
 	start := time.Now()
 	var got map[netip.Prefix]bool
+	var inconsistent string
 	for time.Since(start) < within {
-		got = routesOn(c.t, h)
-		ok := len(got) == len(want)
+		got, inconsistent = routesOn(c.t, h)
+		ok := len(got) == len(want) && inconsistent == ""
 		for _, w := range want {
 			ok = ok && got[w]
 		}
@@ -195,6 +199,9 @@ func (c *boCluster) waitRoutes(h *boHost, want []netip.Prefix, within time.Durat
 		time.Sleep(50 * time.Millisecond)
 	}
 	c.dumpLogs()
+	if inconsistent != "" {
+		c.t.Fatalf("host %d: inconsistent forwarding state after %s:\n%s", h.k, within, inconsistent)
+	}
 	c.t.Fatalf("host %d routes %v after %s, want %v", h.k, got, within, want)
 	return 0
 }
