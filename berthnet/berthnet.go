@@ -25,11 +25,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/berthnet/berth/internal/firewall"
@@ -41,6 +43,7 @@ import (
 	"github.com/berthnet/berth/internal/netsetup"
 	"github.com/berthnet/berth/internal/netstore"
 	"github.com/berthnet/berth/internal/network"
+	"github.com/berthnet/berth/internal/reaper"
 )
 
 // DefaultStateDir is where a Host keeps its state unless Config says
@@ -89,6 +92,22 @@ type Config struct {
 	// its last container detaches (CNI's convention); Collect removes them
 	// once nothing is attached.
 	KeepBridges bool
+	// BackgroundLinkRemoval: Detach takes a container's links out of
+	// service at once (down, off the bridge, renamed "brtgone…") and a
+	// short-lived child process deletes them, so Detach does not wait
+	// the 15-25 ms of RCU grace periods the kernel spends on each
+	// deletion. The program's main must then start with
+	// berthnet.RunReaper. Collect removes retired links whose child died.
+	BackgroundLinkRemoval bool
+}
+
+// RunReaper must be the first call in main of a program that sets
+// Config.BackgroundLinkRemoval: when the process was started as a link
+// reaper, it deletes the link and exits.
+func RunReaper() {
+	if ok, code := reaper.Main(os.Args); ok {
+		os.Exit(code)
+	}
 }
 
 // Network is a network definition.
@@ -231,7 +250,7 @@ func New(cfg Config) (*Host, error) {
 	if netsetup.NewDHCPClient != nil {
 		dhcp = netsetup.NewDHCPClient(cfg.DHCPProxySocket)
 	}
-	mgr, err := netsetup.New(netsetup.Config{ConfigDir: cfg.StateDir, Firewall: h.fw, Logger: cfg.Logger, HostNS: h.host, KeepBridges: cfg.KeepBridges, DHCP: dhcp})
+	mgr, err := netsetup.New(netsetup.Config{ConfigDir: cfg.StateDir, Firewall: h.fw, Logger: cfg.Logger, HostNS: h.host, KeepBridges: cfg.KeepBridges, DHCP: dhcp, BackgroundLinkRemoval: cfg.BackgroundLinkRemoval})
 	if err != nil {
 		h.Close()
 		return nil, err
@@ -582,21 +601,22 @@ func (h *Host) Collect(ctx context.Context, n Network, keep func(containerID, if
 }
 
 // strayVeth matches the host veth names berth gives.
-var strayVeth = regexp.MustCompile(`^veth[0-9a-f]{11}$`)
+// (compiled on first use, not at every plugin start)
+var strayVeth = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^veth[0-9a-f]{11}$`) })
 
 // removeStrayVeths deletes veths named as berth names them that are ports
-// of the bridge and not known attachments.
+// of the bridge and not known attachments, and retired links whose reaper
+// did not finish.
 func (h *Host) removeStrayVeths(bridge string, known map[string]bool) error {
 	hh, err := link.NewHandle(h.host)
 	if err != nil {
 		return err
 	}
 	defer hh.Close()
-	br, err := hh.ByName(bridge)
-	if err != nil {
-		if errors.Is(err, link.ErrNotFound) {
-			return nil
-		}
+	brIndex := -1
+	if br, err := hh.ByName(bridge); err == nil {
+		brIndex = br.Attrs().Index
+	} else if !errors.Is(err, link.ErrNotFound) {
 		return err
 	}
 	links, err := hh.LinkList()
@@ -606,7 +626,14 @@ func (h *Host) removeStrayVeths(bridge string, known map[string]bool) error {
 	var errs []error
 	for _, l := range links {
 		a := l.Attrs()
-		if a.MasterIndex != br.Attrs().Index || l.Type() != "veth" || !strayVeth.MatchString(a.Name) || known[a.Name] {
+		if reaper.IsRetired(a.Name) {
+			// A retired link whose reaper did not finish.
+			if err := hh.Delete(l); err != nil && !errors.Is(err, link.ErrNotFound) {
+				errs = append(errs, fmt.Errorf("remove retired link %s: %w", a.Name, err))
+			}
+			continue
+		}
+		if a.MasterIndex != brIndex || l.Type() != "veth" || !strayVeth().MatchString(a.Name) || known[a.Name] {
 			continue
 		}
 		if err := hh.Delete(l); err != nil && !errors.Is(err, link.ErrNotFound) {

@@ -1,7 +1,12 @@
-// Command cnibench times CNI ADD and DEL of two plugin chains side by side,
+// Command cnibench times CNI ADD and DEL of plugin chains side by side,
 // interleaved, through libcni as a runtime (containerd, CRI-O) calls them:
-// berth's chain (berth-bridge with berth-ipam, berth-portmap) and the
-// reference chain (bridge with host-local, portmap, firewall). It runs in
+// berth's chain (berth-bridge with berth-ipam in process, publishing the
+// ports itself through the portMappings capability), berth-bridge followed
+// by berth-portmap (label "berth-portmap"; how berth's plugins chain with others), and the
+// reference chain (bridge with host-local, portmap, firewall). berth's DEL
+// leaves the kernel's deletion of the veth to a background child (package
+// reaper); the time until the link is really gone is reported too, and the
+// next call waits for it, so no background work overlaps a measurement. It runs in
 // the namespace it is started in, which must be a throwaway one
 // (bench/cni-compare.sh makes it); container namespaces are created under
 // -state and removed at the end.
@@ -31,6 +36,7 @@ type chain struct {
 	port    int
 	add     []float64
 	del     []float64
+	gone    []float64
 	cni     *libcni.CNIConfig
 	rt      *libcni.RuntimeConf
 	failure error
@@ -59,13 +65,16 @@ func run(berthDir, refDir, state, version string, n int) error {
 	  {"type":"berth-bridge","bridge":"bcb-br0","stateDir":"%s/berth","isGateway":true,"ipMasq":true,
 	   "ipam":{"type":"berth-ipam","dataDir":"%s/berth","ranges":[[{"subnet":"198.18.60.0/24"}]],"routes":[{"dst":"0.0.0.0/0"}]}},
 	  {"type":"berth-portmap","stateDir":"%s/berth","capabilities":{"portMappings":true},"snat":true}]}`, version, state, state, state)
+	berthOne := fmt.Sprintf(`{"cniVersion":%q,"name":"bcb-berth1","plugins":[
+	  {"type":"berth-bridge","bridge":"bcb-br2","stateDir":"%s/berth1","isGateway":true,"ipMasq":true,"capabilities":{"portMappings":true},
+	   "ipam":{"type":"berth-ipam","dataDir":"%s/berth1","ranges":[[{"subnet":"198.18.62.0/24"}]],"routes":[{"dst":"0.0.0.0/0"}]}}]}`, version, state, state)
 	ref := fmt.Sprintf(`{"cniVersion":%q,"name":"bcb-ref","plugins":[
 	  {"type":"bridge","bridge":"bcb-br1","isGateway":true,"ipMasq":true,"hairpinMode":true,
 	   "ipam":{"type":"host-local","dataDir":"%s/ref","ranges":[[{"subnet":"198.18.61.0/24"}]],"routes":[{"dst":"0.0.0.0/0"}]}},
 	  {"type":"portmap","capabilities":{"portMappings":true},"snat":true},
 	  {"type":"firewall","backend":"iptables"}]}`, version, state)
 	var chains []*chain
-	for i, c := range []struct{ label, conf, dir string }{{"berth", berth, berthDir}, {"reference", ref, refDir}} {
+	for i, c := range []struct{ label, conf, dir string }{{"berth", berthOne, berthDir}, {"reference", ref, refDir}, {"berth-portmap", berth, berthDir}} {
 		l, err := libcni.ConfListFromBytes([]byte(c.conf))
 		if err != nil {
 			return err
@@ -99,10 +108,7 @@ func run(berthDir, refDir, state, version string, n int) error {
 		fmt.Fprintf(os.Stderr, "%s: published port works\n", c.label)
 	}
 	for i := 0; i < n; i++ {
-		order := chains
-		if i%2 == 1 {
-			order = []*chain{chains[1], chains[0]}
-		}
+		order := append(chains[i%len(chains):len(chains):len(chains)], chains[:i%len(chains)]...)
 		for _, c := range order {
 			t0 := time.Now()
 			if _, err := c.cni.AddNetworkList(ctx, c.list, c.rt); err != nil {
@@ -115,23 +121,66 @@ func run(berthDir, refDir, state, version string, n int) error {
 			t2 := time.Now()
 			c.add = append(c.add, ms(t1.Sub(t0)))
 			c.del = append(c.del, ms(t2.Sub(t1)))
+			if strings.HasPrefix(c.label, "berth") {
+				if err := waitRetired(); err != nil {
+					return fmt.Errorf("%s: DEL %d: %w", c.label, i, err)
+				}
+				c.gone = append(c.gone, ms(time.Since(t1)))
+			}
 		}
 	}
 	out := map[string]any{"n": n, "cniVersion": version}
 	for _, c := range chains {
-		out[c.label] = map[string]any{"add_ms": summary(c.add), "del_ms": summary(c.del)}
+		o := map[string]any{"add_ms": summary(c.add), "del_ms": summary(c.del)}
+		if len(c.gone) > 0 {
+			o["del_until_link_gone_ms"] = summary(c.gone)
+		}
+		out[c.label] = o
 	}
 	b, a := chains[0], chains[1]
 	out["ratio_add"] = round(median(b.add) / median(a.add))
 	out["ratio_del"] = round(median(b.del) / median(a.del))
-	fmt.Printf("| chain | ADD median ms | ADD min | ADD p90 | DEL median ms | DEL min | DEL p90 |\n|---|---|---|---|---|---|---|\n")
+	fmt.Printf("| chain | ADD median ms | ADD min | ADD p90 | DEL median ms | DEL min | DEL p90 | DEL until the veth is gone, median ms |\n|---|---|---|---|---|---|---|---|\n")
 	for _, c := range chains {
-		fmt.Printf("| %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |\n", c.label, median(c.add), minOf(c.add), pct(c.add, 0.9), median(c.del), minOf(c.del), pct(c.del, 0.9))
+		g := "= DEL"
+		if len(c.gone) > 0 {
+			g = fmt.Sprintf("%.1f", median(c.gone))
+		}
+		fmt.Printf("| %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %s |\n", c.label, median(c.add), minOf(c.add), pct(c.add, 0.9), median(c.del), minOf(c.del), pct(c.del, 0.9), g)
 	}
 	fmt.Printf("\nberth/reference: ADD %.3f, DEL %.3f (n=%d each, interleaved)\n", out["ratio_add"], out["ratio_del"], n)
+	if len(chains) > 2 {
+		p := chains[2]
+		fmt.Printf("%s/reference: ADD %.3f, DEL %.3f\n", p.label, round(median(p.add)/median(a.add)), round(median(p.del)/median(a.del)))
+	}
 	j, _ := json.Marshal(out)
 	fmt.Fprintln(os.Stderr, string(j))
 	return nil
+}
+
+// waitRetired waits until no retired link ("brtgone…", package reaper)
+// is left in this namespace.
+func waitRetired() error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ifs, err := net.Interfaces()
+		if err != nil {
+			return err
+		}
+		left := ""
+		for _, i := range ifs {
+			if strings.HasPrefix(i.Name, "brtgone") {
+				left = i.Name
+			}
+		}
+		if left == "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("retired link %s still there after 5 s", left)
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
 }
 
 // portCheck serves on port 80 in the container and connects to the

@@ -375,22 +375,6 @@ func (m *Manager) setupMacvlan(ctrNS *netns.NetNS, hostH, ctrH *link.Handle, at 
 	return m.configureContainer(ctrNS, ctrH, created, at)
 }
 
-// teardownLink deletes the container interface of one network. A missing
-// interface is not an error.
-func teardownLink(ctrH *link.Handle, ifname string) error {
-	if ctrH == nil {
-		return nil
-	}
-	l, err := ctrH.ByName(ifname)
-	if err != nil {
-		if errors.Is(err, link.ErrNotFound) {
-			return nil
-		}
-		return err
-	}
-	return ctrH.Delete(l)
-}
-
 // bridgeHasPorts reports whether any link is still enslaved to the bridge.
 func bridgeHasPorts(hostH *link.Handle, br netlink.Link) (bool, error) {
 	links, err := hostH.LinkList()

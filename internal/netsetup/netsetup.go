@@ -57,6 +57,11 @@ type Config struct {
 	// plugin does); RemoveBridge removes them. The next container then
 	// skips creating them, and teardown skips two kernel waits.
 	KeepBridges bool
+	// BackgroundLinkRemoval makes teardown retire container links (down,
+	// off the bridge, renamed; see package reaper) and leave their
+	// deletion, which waits for the kernel's RCU grace periods, to a
+	// short-lived child process. The executable must call reaper.Main.
+	BackgroundLinkRemoval bool
 }
 
 // Manager sets networks up and tears them down in the calling process's

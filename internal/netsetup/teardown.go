@@ -10,6 +10,7 @@ import (
 	"github.com/berthnet/berth/internal/link"
 	"github.com/berthnet/berth/internal/netns"
 	"github.com/berthnet/berth/internal/network"
+	"github.com/berthnet/berth/internal/reaper"
 )
 
 // Teardown detaches the namespace at nsPath from the networks in o. It
@@ -27,7 +28,8 @@ func (m *Manager) Teardown(ctx context.Context, nsPath string, o *network.Option
 
 	var errs []error
 	var ctrH *link.Handle
-	if ctrNS, err := netns.Open(nsPath); err == nil {
+	ctrNS, err := netns.Open(nsPath)
+	if err == nil {
 		defer ctrNS.Close()
 		if ctrH, err = link.NewHandle(ctrNS); err != nil {
 			errs = append(errs, err)
@@ -72,22 +74,25 @@ func (m *Manager) Teardown(ctx context.Context, nsPath string, o *network.Option
 				errs = append(errs, fmt.Errorf("network %s: %w", n.Name, err))
 			}
 		}
-		if err := teardownLink(ctrH, a.InterfaceName); err != nil {
-			errs = append(errs, fmt.Errorf("network %s: %w", n.Name, err))
+		hostName := ""
+		if n.Driver == network.DriverBridge {
+			if hostName = a.Options["host_interface_name"]; hostName == "" {
+				hostName = HostVethName(o.ContainerID, n.Name)
+			}
+		}
+		if ctrH != nil {
+			if err := m.removeLink(ctrH, ctrNS, a.InterfaceName, hostH, hostName); err != nil {
+				errs = append(errs, fmt.Errorf("network %s: %w", n.Name, err))
+			}
+		} else if hostName != "" {
+			// The namespace is gone (or going: the kernel destroys it
+			// asynchronously); remove our host end by its name.
+			if err := m.removeLink(hostH, m.cfg.HostNS, hostName, nil, ""); err != nil {
+				errs = append(errs, fmt.Errorf("network %s: %w", n.Name, err))
+			}
 		}
 		if n.Driver != network.DriverBridge {
 			continue
-		}
-		if ctrH == nil {
-			// The namespace is gone (or going: the kernel destroys it
-			// asynchronously); remove our host end by its name.
-			name := a.Options["host_interface_name"]
-			if name == "" {
-				name = HostVethName(o.ContainerID, n.Name)
-			}
-			if err := teardownLink(hostH, name); err != nil {
-				errs = append(errs, fmt.Errorf("network %s: %w", n.Name, err))
-			}
 		}
 		if n.Unmanaged() {
 			continue
@@ -143,6 +148,40 @@ func (m *Manager) Teardown(ctx context.Context, nsPath string, o *network.Option
 	}
 	m.step("teardown-done")
 	return errors.Join(errs...)
+}
+
+// removeLink deletes the link ifname of h's namespace ns. With
+// BackgroundLinkRemoval it retires the link instead (and the veth peer
+// peerName in the host namespace, which goes with it) and has a reaper
+// process delete it; if retiring fails, it deletes the link itself.
+func (m *Manager) removeLink(h *link.Handle, ns *netns.NetNS, ifname string, hostH *link.Handle, peerName string) error {
+	l, err := h.ByName(ifname)
+	if err != nil {
+		if errors.Is(err, link.ErrNotFound) {
+			return nil
+		}
+		return err
+	}
+	if !m.cfg.BackgroundLinkRemoval {
+		return h.Delete(l)
+	}
+	if err := reaper.Retire(h, l); err != nil {
+		m.log.Debug("retire failed; deleting at once", "link", ifname, "error", err)
+		return h.Delete(l)
+	}
+	if hostH != nil && peerName != "" {
+		if p, err := hostH.ByName(peerName); err == nil {
+			if err := reaper.Retire(hostH, p); err != nil {
+				m.log.Debug("retire failed; deleting at once", "link", peerName, "error", err)
+				return h.Delete(l)
+			}
+		}
+	}
+	if err := reaper.Start(ns, l.Attrs().Index); err != nil {
+		m.log.Debug("no reaper; deleting at once", "error", err)
+		return h.Delete(l)
+	}
+	return nil
 }
 
 // RemoveBridge removes a bridge network's bridge and firewall rules when no

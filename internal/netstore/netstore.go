@@ -72,10 +72,12 @@ const (
 	RootlessRel = ".local/share/containers/storage/networks"
 )
 
-var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+// (compiled on first use: a regexp compiled at init costs every short-lived
+// plugin process its start-up time)
+var nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`) })
 
 // ValidName reports whether s is a valid network name.
-func ValidName(s string) bool { return nameRE.MatchString(s) }
+func ValidName(s string) bool { return nameRE().MatchString(s) }
 
 // Config configures a Store.
 type Config struct {

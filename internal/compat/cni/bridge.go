@@ -37,8 +37,15 @@ type bridgeConfig struct {
 	Vlan             int             `json:"vlan"`
 	VlanTrunk        json.RawMessage `json:"vlanTrunk"`
 	MacSpoofChk      bool            `json:"macspoofchk"`
-	RuntimeConfig    struct {
+
+	ports         []berthnet.PortMapping
+	RuntimeConfig struct {
 		Mac string `json:"mac"`
+		// PortMappings arrive when the configuration declares the
+		// portMappings capability: berth-bridge then publishes the
+		// ports itself, and the chain needs no berth-portmap (one
+		// process less per ADD and DEL).
+		PortMappings []portMapEntry `json:"portMappings"`
 	} `json:"runtimeConfig"`
 	Args struct {
 		CNI struct {
@@ -80,6 +87,15 @@ func parseBridge(stdin []byte) (*bridgeConfig, error) {
 	if c.RuntimeConfig.Mac == "" {
 		c.RuntimeConfig.Mac = c.Args.CNI.Mac
 	}
+	ms, err := parsePortMappings(c.RuntimeConfig.PortMappings)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range ms {
+		p := berthnet.PortMapping{HostPort: m.HostPort, ContainerPort: m.ContainerPort, Protocol: m.Protocol}
+		p.HostIP, _ = netip.ParseAddr(m.HostIP)
+		c.ports = append(c.ports, p)
+	}
 	if c.RuntimeConfig.Mac != "" {
 		if _, err := network.ParseMAC(c.RuntimeConfig.Mac); err != nil {
 			return nil, invalid("runtimeConfig.mac", "%v", err)
@@ -96,7 +112,7 @@ func (c *bridgeConfig) stateDir() string {
 }
 
 func (c *bridgeConfig) host() (*berthnet.Host, error) {
-	h, err := berthnet.New(berthnet.Config{StateDir: c.stateDir(), KeepBridges: true, Logger: debugLog})
+	h, err := berthnet.New(berthnet.Config{StateDir: c.stateDir(), KeepBridges: true, Logger: debugLog, BackgroundLinkRemoval: true})
 	if err != nil {
 		return nil, types.NewError(types.ErrIOFailure, err.Error(), "")
 	}
@@ -226,7 +242,7 @@ func bridgeAdd(args *skel.CmdArgs) (err error) {
 	if err != nil {
 		return err
 	}
-	o := berthnet.AttachOptions{ContainerID: args.ContainerID, Netns: args.Netns, Interface: args.IfName, MAC: c.RuntimeConfig.Mac}
+	o := berthnet.AttachOptions{ContainerID: args.ContainerID, Netns: args.Netns, Interface: args.IfName, MAC: c.RuntimeConfig.Mac, Ports: c.ports}
 	if ipamRes != nil {
 		for _, ip := range ipamRes.IPs {
 			a, _ := netip.AddrFromSlice(ip.Address.IP)
@@ -234,6 +250,9 @@ func bridgeAdd(args *skel.CmdArgs) (err error) {
 		}
 	}
 	if len(o.Addresses) == 0 {
+		if len(o.Ports) > 0 {
+			return invalid("runtimeConfig.portMappings", "published ports need an address: give berth-bridge an ipam section")
+		}
 		// Without IPAM (layer 2 only) berth must not allocate either.
 		n.Subnets = nil
 	}

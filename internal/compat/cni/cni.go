@@ -27,6 +27,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
@@ -36,6 +37,7 @@ import (
 	"github.com/berthnet/berth/berthnet"
 	"github.com/berthnet/berth/internal/buildinfo"
 	"github.com/berthnet/berth/internal/network"
+	"github.com/berthnet/berth/internal/reaper"
 )
 
 // Plugin names.
@@ -79,6 +81,11 @@ var supported = version.PluginSupports("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.
 // is empty) with the process's environment, stdin and stdout, and returns
 // the exit code.
 func Main(name string) int {
+	mainStart := time.Now()
+	// A child started to delete a link DEL retired (package reaper).
+	if ok, code := reaper.Main(os.Args); ok {
+		return code
+	}
 	if name == "" {
 		name = filepath.Base(os.Args[0])
 	}
@@ -117,6 +124,9 @@ func Main(name string) int {
 		}
 	}
 	about := fmt.Sprintf("CNI plugin %s (berth %s)", name, buildinfo.Version)
+	if debugLog != nil {
+		defer func() { debugLog.Debug("plugin done", "since_main", time.Since(mainStart)) }()
+	}
 	if e := skel.PluginMainFuncsWithError(funcs, supported, about); e != nil {
 		var v struct {
 			CNIVersion string `json:"cniVersion"`

@@ -190,6 +190,17 @@ const berthChain = `{
     {"type": "berth-portmap", "stateDir": "STATE", "capabilities": {"portMappings": true}}
   ]}`
 
+// berthBridgeOnly is berth-bridge alone, publishing ports itself through
+// the portMappings capability (one process per ADD and DEL).
+const berthBridgeOnly = `{
+  "cniVersion": "1.1.0", "name": "bcnet",
+  "plugins": [
+    {"type": "berth-bridge", "bridge": "bc-br0", "stateDir": "STATE", "isGateway": true, "ipMasq": true,
+     "capabilities": {"portMappings": true},
+     "ipam": {"type": "berth-ipam", "dataDir": "STATE",
+              "ranges": [[{"subnet": "198.18.10.0/24"}]], "routes": [{"dst": "0.0.0.0/0"}]}}
+  ]}`
+
 var port8080 = map[string]any{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}
 
 func (r *rig) hasLink(ns *nettest.NS, name string) bool {
@@ -231,8 +242,51 @@ func serve(t *testing.T, c *container, banner string) {
 }
 
 func TestPrivilegedBerthChainVerbs(t *testing.T) {
+	for _, tc := range []struct{ name, conf string }{{"bridge+portmap", berthChain}, {"bridge alone", berthBridgeOnly}} {
+		t.Run(tc.name, func(t *testing.T) { testChainVerbs(t, tc.conf) })
+	}
+}
+
+// retiredLinks lists the links DEL retired (package reaper) that are still
+// in the namespace.
+func (r *rig) retiredLinks(ns *nettest.NS) []string {
+	h := nettest.Handle(r.t, ns.NetNS)
+	ls, err := h.LinkList()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	var out []string
+	for _, l := range ls {
+		if strings.HasPrefix(l.Attrs().Name, "brtgone") {
+			out = append(out, l.Attrs().Name)
+		}
+	}
+	return out
+}
+
+// waitNoRetired fails unless the retired links of the namespaces are gone
+// within a few seconds: the reaper DEL started deletes them.
+func (r *rig) waitNoRetired(nss ...*nettest.NS) {
+	r.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var left []string
+		for _, ns := range nss {
+			left = append(left, r.retiredLinks(ns)...)
+		}
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("retired links still there after 5 s: %v", left)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func testChainVerbs(t *testing.T, conf string) {
 	r := newRig(t)
-	list := r.conflist(berthChain)
+	list := r.conflist(conf)
 	c := r.container("bc-ctr1")
 	rt := r.rt(c, port8080)
 
@@ -292,9 +346,12 @@ func TestPrivilegedBerthChainVerbs(t *testing.T) {
 	if err := r.del(list, rt); err != nil {
 		t.Fatalf("DEL: %v", err)
 	}
+	// DEL frees the names at once (the links are down, renamed and off
+	// the bridge); a reaper deletes them within moments.
 	if r.hasLink(c.nettestNS(), "eth0") || r.hasLink(r.host, res.Interfaces[1].Name) {
 		t.Error("links left after DEL")
 	}
+	r.waitNoRetired(c.nettestNS(), r.host)
 	if ls := r.leases(); len(ls) != 0 {
 		t.Errorf("addresses left after DEL: %v", ls)
 	}
@@ -341,6 +398,7 @@ func TestPrivilegedDelAfterNetnsGone(t *testing.T) {
 	if r.hasLink(r.host, veth) {
 		t.Errorf("host veth %s left", veth)
 	}
+	r.waitNoRetired(r.host)
 	if _, err := nettest.FetchWithin(r.outside, "tcp", "198.19.200.1:8080", 300*time.Millisecond); err == nil {
 		t.Error("published port left")
 	}
@@ -373,7 +431,7 @@ func TestPrivilegedGCAfterCrash(t *testing.T) {
 	// one on the bridge; a link of someone else's stays.
 	hh := nettest.Handle(t, r.host.NetNS)
 	br, _ := hh.ByName("bc-br0")
-	for i, name := range []string{"veth0123456789a", "bc-foreign"} {
+	for i, name := range []string{"veth0123456789a", "bc-foreign", "brtgone7ffffff"} {
 		attrs := netlink.NewLinkAttrs()
 		attrs.Name, attrs.MasterIndex = name, br.Attrs().Index
 		if err := hh.LinkAdd(&netlink.Veth{LinkAttrs: attrs, PeerName: fmt.Sprintf("bc-peer%d", i)}); err != nil {
@@ -401,6 +459,9 @@ func TestPrivilegedGCAfterCrash(t *testing.T) {
 	}
 	if r.hasLink(r.host, "veth0123456789a") {
 		t.Error("GC left the stray veth")
+	}
+	if r.hasLink(r.host, "brtgone7ffffff") {
+		t.Error("GC left a retired link whose reaper did not run")
 	}
 	if !r.hasLink(r.host, "bc-foreign") {
 		t.Error("GC removed a link berth did not make")

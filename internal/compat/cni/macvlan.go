@@ -94,7 +94,7 @@ func (c *macvlanConfig) host() (*berthnet.Host, error) {
 	if dir == "" {
 		dir = DefaultStateDir
 	}
-	h, err := berthnet.New(berthnet.Config{StateDir: dir, Firewall: "none", Logger: debugLog, DHCPProxySocket: c.dhcpSocket})
+	h, err := berthnet.New(berthnet.Config{StateDir: dir, Firewall: "none", Logger: debugLog, DHCPProxySocket: c.dhcpSocket, BackgroundLinkRemoval: true})
 	if err != nil {
 		return nil, types.NewError(types.ErrIOFailure, err.Error(), "")
 	}

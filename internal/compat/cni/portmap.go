@@ -66,33 +66,42 @@ func parsePortmap(stdin []byte) (*portmapConfig, []network.PortMapping, error) {
 	if c.Backend != "" && c.Backend != "nftables" {
 		return nil, nil, unsupported("backend", c.Backend)
 	}
+	ms, err := parsePortMappings(c.RuntimeConfig.PortMappings)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &c, ms, nil
+}
+
+// parsePortMappings validates the portMappings capability's entries.
+func parsePortMappings(entries []portMapEntry) ([]network.PortMapping, error) {
 	var ms []network.PortMapping
-	for i, p := range c.RuntimeConfig.PortMappings {
+	for i, p := range entries {
 		f := fmt.Sprintf("runtimeConfig.portMappings[%d]", i)
 		if p.HostPort < 1 || p.HostPort > 65535 {
-			return nil, nil, invalid(f+".hostPort", "%d is not a port (want 1-65535)", p.HostPort)
+			return nil, invalid(f+".hostPort", "%d is not a port (want 1-65535)", p.HostPort)
 		}
 		if p.ContainerPort < 1 || p.ContainerPort > 65535 {
-			return nil, nil, invalid(f+".containerPort", "%d is not a port (want 1-65535)", p.ContainerPort)
+			return nil, invalid(f+".containerPort", "%d is not a port (want 1-65535)", p.ContainerPort)
 		}
 		proto := network.NormalizeProtocol(p.Protocol)
 		if proto == "" {
 			proto = "tcp"
 		}
 		if proto != "tcp" && proto != "udp" && proto != "sctp" {
-			return nil, nil, invalid(f+".protocol", "%q is not tcp, udp or sctp", p.Protocol)
+			return nil, invalid(f+".protocol", "%q is not tcp, udp or sctp", p.Protocol)
 		}
 		m := network.PortMapping{HostPort: uint16(p.HostPort), ContainerPort: uint16(p.ContainerPort), Protocol: proto, Range: 1}
 		if p.HostIP != "" {
 			a, err := netip.ParseAddr(p.HostIP)
 			if err != nil {
-				return nil, nil, invalid(f+".hostIP", "%q is not an IP address", p.HostIP)
+				return nil, invalid(f+".hostIP", "%q is not an IP address", p.HostIP)
 			}
 			m.HostIP = a.String()
 		}
 		ms = append(ms, m)
 	}
-	return &c, ms, nil
+	return ms, nil
 }
 
 func (c *portmapConfig) snat() bool { return c.SNAT == nil || *c.SNAT }

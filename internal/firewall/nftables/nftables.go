@@ -40,6 +40,7 @@ import (
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/berthnet/berth/internal/firewall"
@@ -66,13 +67,24 @@ var _ firewall.Driver = (*Driver)(nil)
 // Name implements firewall.Driver.
 func (d *Driver) Name() string { return firewall.DriverNftables }
 
-// conn opens one netlink socket for a whole call (every request and batch
-// of the call goes through it); callers CloseLasting it.
-func (d *Driver) conn() (*nftables.Conn, error) {
-	var (
-		c   *nftables.Conn
-		err error
-	)
+// conn is the netlink socket of one call (every request and batch of the
+// call goes through it).
+type conn struct {
+	*nftables.Conn
+	fd int // the socket's descriptor, -1 if unknown
+}
+
+// conn opens the socket of a call; callers close it.
+func (d *Driver) conn() (*conn, error) {
+	lc := &conn{fd: -1}
+	opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(func(nc *netlink.Conn) error {
+		rc, err := nc.SyscallConn()
+		if err != nil {
+			return nil // no descriptor: close waits (see close)
+		}
+		return rc.Control(func(fd uintptr) { lc.fd = int(fd) })
+	})}
+	var err error
 	if d.nsFd >= 0 {
 		// The lasting socket is opened on berth's own thread inside the
 		// namespace rather than with WithNetNSFd, which fails when the
@@ -80,16 +92,54 @@ func (d *Driver) conn() (*nftables.Conn, error) {
 		// cannot re-enter the host's namespace).
 		err = netns.DoFd(d.nsFd, func() error {
 			var e error
-			c, e = nftables.New(nftables.AsLasting())
+			lc.Conn, e = nftables.New(opts...)
 			return e
 		})
 	} else {
-		c, err = nftables.New(nftables.AsLasting())
+		lc.Conn, err = nftables.New(opts...)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open nftables netlink socket: %w", err)
 	}
-	return c, nil
+	return lc, nil
+}
+
+// close closes the call's socket without waiting for the kernel. The last
+// close of an nf_tables netlink socket waits until the objects of the
+// previous commit are freed, which the kernel does after an RCU grace
+// period (nf_tables_trans_destroy_flush_work in its NETLINK_URELEASE
+// handler): 5-20 ms here, as much as a whole setup. So before closing,
+// a reference to the socket is parked in the receive queue of a unix
+// socket that holds itself there too and that nothing else refers to:
+// the kernel's unix socket garbage collector, which runs in a kernel
+// worker, frees that cycle, and the socket's last close waits there
+// instead of in this process (or in its exit). Without a descriptor the
+// socket is closed directly.
+func (c *conn) close() {
+	done := func() {}
+	if c.fd >= 0 {
+		done = park(c.fd)
+	}
+	_ = c.CloseLasting()
+	done()
+}
+
+// park puts a reference to the open file fd in flight in a unix socket
+// that becomes unreachable when the returned function has run, after the
+// caller closed fd (see close): the collector must not free the cycle
+// before this process has dropped its own reference.
+func park(fd int) func() {
+	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return func() {}
+	}
+	// sp[0] receives a message that carries fd and sp[0] itself: once
+	// both descriptors here are closed, only that message refers to sp[0].
+	_ = unix.Sendmsg(sp[1], []byte{0}, unix.UnixRights(fd, sp[0]), nil, unix.MSG_DONTWAIT)
+	return func() {
+		unix.Close(sp[0])
+		unix.Close(sp[1])
+	}
 }
 
 // objects holds the table's named objects; the IDs of sets are only
@@ -274,11 +324,12 @@ func (d *Driver) present(c *nftables.Conn, o *objects) (bool, map[string]bool, e
 
 // Setup implements firewall.Driver.
 func (d *Driver) Setup(nets []firewall.NetworkRules, ports []firewall.PortForward) error {
-	c, err := d.conn()
+	lc, err := d.conn()
 	if err != nil {
 		return err
 	}
-	defer c.CloseLasting()
+	defer lc.close()
+	c := lc.Conn
 	o := newObjects()
 	exists, have, err := d.present(c, o)
 	if err != nil {
@@ -365,11 +416,12 @@ func describeVal(v []byte) string {
 
 // Teardown implements firewall.Driver.
 func (d *Driver) Teardown(ports []firewall.PortForward, complete []firewall.NetworkRules) error {
-	c, err := d.conn()
+	lc, err := d.conn()
 	if err != nil {
 		return err
 	}
-	defer c.CloseLasting()
+	defer lc.close()
+	c := lc.Conn
 	o := newObjects()
 	if _, err := c.ListTableOfFamily(TableName, nftables.TableFamilyINet); err != nil {
 		return nil // nothing of ours exists (e.g. after a flush)
@@ -491,11 +543,12 @@ func (d *Driver) deleteNetworks(c *nftables.Conn, nets []firewall.NetworkRules) 
 // HasForwards reports whether every map element of the port forwards is
 // present with its target (a CNI CHECK).
 func (d *Driver) HasForwards(ports []firewall.PortForward) error {
-	c, err := d.conn()
+	lc, err := d.conn()
 	if err != nil {
 		return err
 	}
-	defer c.CloseLasting()
+	defer lc.close()
+	c := lc.Conn
 	o := newObjects()
 	if _, err := c.ListTableOfFamily(TableName, nftables.TableFamilyINet); err != nil {
 		return fmt.Errorf("table inet %s is missing", TableName)
@@ -525,11 +578,12 @@ func (d *Driver) HasForwards(ports []firewall.PortForward) error {
 
 // HasNetwork reports whether the rules of the network with this ID exist.
 func (d *Driver) HasNetwork(id string) (bool, error) {
-	c, err := d.conn()
+	lc, err := d.conn()
 	if err != nil {
 		return false, err
 	}
-	defer c.CloseLasting()
+	defer lc.close()
+	c := lc.Conn
 	exists, have, err := d.present(c, newObjects())
 	if err != nil || !exists {
 		return false, err
@@ -539,11 +593,12 @@ func (d *Driver) HasNetwork(id string) (bool, error) {
 
 // Reset implements firewall.Driver: it deletes the table.
 func (d *Driver) Reset() error {
-	c, err := d.conn()
+	lc, err := d.conn()
 	if err != nil {
 		return err
 	}
-	defer c.CloseLasting()
+	defer lc.close()
+	c := lc.Conn
 	return reset(c)
 }
 
