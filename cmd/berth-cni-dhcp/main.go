@@ -1,9 +1,11 @@
 //go:debug containermaxprocs=0
 
 // Command berth-cni-dhcp is berth's CNI plugins with the DHCP proxy's gRPC
-// client linked in. The plugins in bin/berth-cni hand a call to it when a
-// network leases its addresses by DHCP (berth-macvlan with berth-ipam in
-// mode dhcp), so the common path stays free of gRPC. It is run as
+// client and delegation to foreign IPAM plugins (libcni's pkg/invoke)
+// linked in. The plugins in bin/berth-cni hand a call to it when a network
+// leases its addresses by DHCP (berth-macvlan with berth-ipam in mode dhcp)
+// or names another IPAM plugin (host-local, dhcp, static), so the common
+// path stays free of gRPC, net/http and TLS. It is run as
 // `berth-cni-dhcp PLUGIN`.
 package main
 
@@ -12,6 +14,7 @@ import (
 	"os"
 
 	"github.com/berthnet/berth/internal/compat/cni"
+	_ "github.com/berthnet/berth/internal/compat/cni/delegate" // foreign IPAM plugins
 	"github.com/berthnet/berth/internal/dhcpproxy"
 	"github.com/berthnet/berth/internal/netsetup"
 )

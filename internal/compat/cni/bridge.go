@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 
-	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
@@ -195,7 +194,7 @@ func runIPAM(ctx context.Context, c *bridgeConfig, args *skel.CmdArgs) (*current
 		_, r, err := ipamAllocate(args)
 		return r, err
 	}
-	r, err := invoke.DelegateAdd(ctx, c.IPAM.Type, args.StdinData, nil)
+	r, err := DelegateAdd(ctx, c.IPAM.Type, args.StdinData)
 	if err != nil {
 		return nil, err
 	}
@@ -213,13 +212,16 @@ func releaseIPAM(ctx context.Context, c *bridgeConfig, args *skel.CmdArgs) error
 	case IPAM:
 		return ipamRelease(args)
 	}
-	return invoke.DelegateDel(ctx, c.IPAM.Type, args.StdinData, nil)
+	return DelegateCall(ctx, "DEL", c.IPAM.Type, args.StdinData)
 }
 
 func bridgeAdd(args *skel.CmdArgs) (err error) {
 	ctx := context.Background()
 	c, err := parseBridge(args.StdinData)
 	if err != nil {
+		return err
+	}
+	if err := needFull(Bridge, c.IPAM.Type, args); err != nil {
 		return err
 	}
 	h, err := c.host()
@@ -338,6 +340,9 @@ func bridgeDel(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
+	if err := needFull(Bridge, c.IPAM.Type, args); err != nil {
+		return err
+	}
 	h, err := c.host()
 	if err != nil {
 		return err
@@ -357,6 +362,9 @@ func bridgeCheck(args *skel.CmdArgs) error {
 	ctx := context.Background()
 	c, err := parseBridge(args.StdinData)
 	if err != nil {
+		return err
+	}
+	if err := needFull(Bridge, c.IPAM.Type, args); err != nil {
 		return err
 	}
 	prev, err := prevResult(&c.PluginConf)
@@ -392,13 +400,16 @@ func bridgeCheck(args *skel.CmdArgs) error {
 	case IPAM:
 		return ipamCheck(args)
 	}
-	return invoke.DelegateCheck(ctx, c.IPAM.Type, args.StdinData, nil)
+	return DelegateCall(ctx, "CHECK", c.IPAM.Type, args.StdinData)
 }
 
 func bridgeStatus(args *skel.CmdArgs) error {
 	ctx := context.Background()
 	c, err := parseBridge(args.StdinData)
 	if err != nil {
+		return err
+	}
+	if err := needFull(Bridge, c.IPAM.Type, args); err != nil {
 		return err
 	}
 	h, err := c.host()
@@ -418,7 +429,7 @@ func bridgeStatus(args *skel.CmdArgs) error {
 	case IPAM:
 		return ipamStatus(args)
 	}
-	return invoke.DelegateStatus(ctx, c.IPAM.Type, args.StdinData, nil)
+	return DelegateCall(ctx, "STATUS", c.IPAM.Type, args.StdinData)
 }
 
 // bridgeGC detaches every attachment of the network that is not in the
@@ -428,6 +439,9 @@ func bridgeGC(args *skel.CmdArgs) error {
 	ctx := context.Background()
 	c, err := parseBridge(args.StdinData)
 	if err != nil {
+		return err
+	}
+	if err := needFull(Bridge, c.IPAM.Type, args); err != nil {
 		return err
 	}
 	keep, err := validAttachments(args.StdinData)
@@ -450,7 +464,7 @@ func bridgeGC(args *skel.CmdArgs) error {
 			errs = append(errs, err)
 		}
 	default:
-		if err := invoke.DelegateGC(ctx, c.IPAM.Type, args.StdinData, nil); err != nil {
+		if err := DelegateCall(ctx, "GC", c.IPAM.Type, args.StdinData); err != nil {
 			errs = append(errs, err)
 		}
 	}

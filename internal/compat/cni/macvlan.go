@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 
-	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
@@ -75,12 +74,16 @@ func parseMacvlan(stdin []byte) (*macvlanConfig, error) {
 }
 
 // needDHCP hands the call to berth-cni-dhcp when the network leases by
-// DHCP and this binary has no proxy client; it returns only on failure.
+// DHCP and this binary has no proxy client, or its IPAM is a foreign
+// plugin this binary cannot delegate to; it returns only on failure.
 func (c *macvlanConfig) needDHCP(args *skel.CmdArgs) error {
+	if err := needFull(Macvlan, c.IPAM.Type, args); err != nil {
+		return err
+	}
 	if !c.dhcp || netsetup.NewDHCPClient != nil {
 		return nil
 	}
-	return reexecDHCP(Macvlan, args.StdinData)
+	return reexecFull(Macvlan, args.StdinData)
 }
 
 // bridgeView lets the IPAM helpers shared with berth-bridge run for a
@@ -228,6 +231,9 @@ func macvlanCheck(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
+	if err := needFull(Macvlan, c.IPAM.Type, args); err != nil {
+		return err
+	}
 	h, err := c.host()
 	if err != nil {
 		return err
@@ -245,13 +251,16 @@ func macvlanCheck(args *skel.CmdArgs) error {
 	case c.IPAM.Type == IPAM:
 		return ipamCheck(args)
 	}
-	return invoke.DelegateCheck(ctx, c.IPAM.Type, args.StdinData, nil)
+	return DelegateCall(ctx, "CHECK", c.IPAM.Type, args.StdinData)
 }
 
 func macvlanStatus(args *skel.CmdArgs) error {
 	ctx := context.Background()
 	c, err := parseMacvlan(args.StdinData)
 	if err != nil {
+		return err
+	}
+	if err := needFull(Macvlan, c.IPAM.Type, args); err != nil {
 		return err
 	}
 	if c.Master != "" {
@@ -272,7 +281,7 @@ func macvlanStatus(args *skel.CmdArgs) error {
 	case c.IPAM.Type == IPAM:
 		return ipamStatus(args)
 	}
-	return invoke.DelegateStatus(ctx, c.IPAM.Type, args.StdinData, nil)
+	return DelegateCall(ctx, "STATUS", c.IPAM.Type, args.StdinData)
 }
 
 func macvlanGC(args *skel.CmdArgs) error {
@@ -304,7 +313,7 @@ func macvlanGC(args *skel.CmdArgs) error {
 			errs = append(errs, err)
 		}
 	default:
-		if err := invoke.DelegateGC(ctx, c.IPAM.Type, args.StdinData, nil); err != nil {
+		if err := DelegateCall(ctx, "GC", c.IPAM.Type, args.StdinData); err != nil {
 			errs = append(errs, err)
 		}
 	}
