@@ -20,9 +20,11 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berthnet/berth/internal/compat/netavark"
+	"github.com/berthnet/berth/internal/shortlived"
 )
 
 func main() {
+	shortlived.Tune()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := netavark.Run(ctx, os.Args[1:], netavark.Env{
 		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,

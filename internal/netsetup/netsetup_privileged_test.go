@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/vishvananda/netlink"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -272,6 +273,28 @@ func TestPrivilegedDualStack(t *testing.T) {
 	}
 	if got, err := nettest.Fetch(tp.outside, "tcp4", "198.18.0.1:8086"); err != nil || got != "ds" {
 		t.Errorf("ipv4 published port: %q, %v", got, err)
+	}
+	// The host end of the veth (a bridge port) has no IPv6 address of its
+	// own: no DAD or MLD flooded to the other containers, no link-local
+	// routes in the host's table. IPv6 through the bridge works (above).
+	h := nettest.Handle(t, tp.host.NetNS)
+	br, err := h.ByName("bds0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	links, _ := h.LinkList()
+	ports := 0
+	for _, l := range links {
+		if l.Attrs().MasterIndex != br.Attrs().Index {
+			continue
+		}
+		ports++
+		if as, _ := h.AddrList(l, netlink.FAMILY_V6); len(as) != 0 {
+			t.Errorf("host veth %s has IPv6 addresses %v", l.Attrs().Name, as)
+		}
+	}
+	if ports != 1 {
+		t.Errorf("bridge has %d ports, want 1", ports)
 	}
 }
 
