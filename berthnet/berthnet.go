@@ -92,6 +92,22 @@ type Config struct {
 	// its last container detaches (CNI's convention); Collect removes them
 	// once nothing is attached.
 	KeepBridges bool
+	// FirewallDriver, when set, is used instead of Firewall (berth's
+	// CLI and netavark front-end pick iptables or none this way, and
+	// tests inject drivers).
+	FirewallDriver FirewallDriver
+	// AardvarkBinary is the DNS server started for dns_enabled networks
+	// (netavark's --aardvark-binary); empty: no DNS server.
+	AardvarkBinary string
+	// AardvarkEnv is added to the DNS server's environment.
+	AardvarkEnv []string
+	// DNSPort is the DNS server's port (default 53).
+	DNSPort uint16
+	// Rootless starts the DNS server the way a rootless netavark does.
+	Rootless bool
+	// DHCP leases the addresses of DHCP networks; nil: a client of the
+	// proxy at DHCPProxySocket when the program links one.
+	DHCP DHCPClient
 	// BackgroundLinkRemoval: Detach takes a container's links out of
 	// service at once (down, off the bridge, renamed "brtgone…") and a
 	// short-lived child process deletes them, so Detach does not wait
@@ -237,20 +253,26 @@ func New(cfg Config) (*Host, error) {
 		}
 		h.host, fd = ns, ns.Fd()
 	}
-	switch cfg.Firewall {
-	case "", firewall.DriverNftables:
+	switch {
+	case cfg.FirewallDriver != nil:
+		h.fw = cfg.FirewallDriver
+	case cfg.Firewall == "" || cfg.Firewall == firewall.DriverNftables:
 		h.fw = nftables.New(fd)
-	case firewall.DriverNone:
+	case cfg.Firewall == firewall.DriverNone:
 		h.fw = none.Driver{}
 	default:
 		h.Close()
 		return nil, fmt.Errorf("berthnet: firewall %q: want nftables or none: %w", cfg.Firewall, ErrInvalid)
 	}
-	var dhcp netsetup.DHCPClient
-	if netsetup.NewDHCPClient != nil {
+	dhcp := cfg.DHCP
+	if dhcp == nil && netsetup.NewDHCPClient != nil {
 		dhcp = netsetup.NewDHCPClient(cfg.DHCPProxySocket)
 	}
-	mgr, err := netsetup.New(netsetup.Config{ConfigDir: cfg.StateDir, Firewall: h.fw, Logger: cfg.Logger, HostNS: h.host, KeepBridges: cfg.KeepBridges, DHCP: dhcp, BackgroundLinkRemoval: cfg.BackgroundLinkRemoval})
+	mgr, err := netsetup.New(netsetup.Config{
+		ConfigDir: cfg.StateDir, Firewall: h.fw, Logger: cfg.Logger, HostNS: h.host, KeepBridges: cfg.KeepBridges, DHCP: dhcp,
+		BackgroundLinkRemoval: cfg.BackgroundLinkRemoval,
+		AardvarkBinary:        cfg.AardvarkBinary, AardvarkEnv: cfg.AardvarkEnv, DNSPort: cfg.DNSPort, Rootless: cfg.Rootless,
+	})
 	if err != nil {
 		h.Close()
 		return nil, err

@@ -2,10 +2,12 @@ package berthnet_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/netip"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/berthnet/berth/berthnet"
 	"github.com/berthnet/berth/internal/nettest"
@@ -89,5 +91,54 @@ func TestPrivilegedAttachDetach(t *testing.T) {
 	}
 	if m, _ := filepath.Glob(filepath.Join(h.StateDir(), "networks", "*.json")); len(m) != 0 {
 		t.Errorf("network files left: %v", m)
+	}
+}
+
+// Podman's model: a whole container handed over as netavark's input, the
+// way berth's netavark front-end and CLI use the API.
+func TestPrivilegedSetupNetavark(t *testing.T) {
+	nettest.Privileged(t)
+	host := nettest.NewNS(t, nettest.RandName("bch"))
+	out := nettest.NewNS(t, nettest.RandName("bco"))
+	nettest.Connect(t, host, "bc-ho", netip.MustParsePrefix("198.19.202.1/24"), out, "bc-oh", netip.MustParsePrefix("198.19.202.2/24"))
+	c := nettest.NewNS(t, nettest.RandName("bcc"))
+	h, err := berthnet.New(berthnet.Config{StateDir: t.TempDir(), HostNetns: host.Path()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	var o berthnet.NetavarkOptions
+	in := `{"container_id":"0123456789abcdef","container_name":"web",
+	  "port_mappings":[{"host_ip":"","container_port":80,"host_port":8081,"range":1,"protocol":"tcp"}],
+	  "networks":{"podnet":{"static_ips":["198.18.51.5"],"interface_name":"eth0"}},
+	  "network_info":{"podnet":{"name":"podnet","id":"1f0e","driver":"bridge","network_interface":"bc-pod0",
+	    "subnets":[{"subnet":"198.18.51.0/24","gateway":"198.18.51.1"}],"ipv6_enabled":false,"internal":false,
+	    "dns_enabled":false,"ipam_options":{"driver":"host-local"}}}}`
+	if err := json.Unmarshal([]byte(in), &o); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	st, err := h.SetupNetavark(ctx, c.Path(), &o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ifc, ok := st["podnet"].Interfaces["eth0"]
+	if !ok || len(ifc.Subnets) != 1 || ifc.Subnets[0].IPNet != netip.MustParsePrefix("198.18.51.5/24") {
+		t.Fatalf("status: %+v", st)
+	}
+	nettest.ServeBanner(nettest.Listen(t, c, "tcp", ":80"), "web")
+	if got, err := nettest.Fetch(out, "tcp", "198.19.202.1:8081"); err != nil || got != "web" {
+		t.Fatalf("published port: %q %v", got, err)
+	}
+	if err := h.TeardownNetavark(ctx, c.Path(), &o); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nettest.FetchWithin(out, "tcp", "198.19.202.1:8081", 300*time.Millisecond); err == nil {
+		t.Error("published port still answers after TeardownNetavark")
+	}
+	for _, l := range nettest.Links(t, host) {
+		if l != "lo" && l != "bc-ho" {
+			t.Errorf("link %s left in the host after teardown", l)
+		}
 	}
 }

@@ -257,7 +257,8 @@ func (w *world) connect(cmd *cobra.Command, netRef, ctrRef string, f *connectFla
 		release()
 		return err
 	}
-	res, err := m.Setup(cmd.Context(), ctr.NetNS, ctr.options([]attached{att}))
+	defer m.Close()
+	res, err := m.SetupNetavark(cmd.Context(), ctr.NetNS, ctr.options([]attached{att}))
 	if err != nil {
 		forget()
 		release()
@@ -353,7 +354,8 @@ func (w *world) disconnect(cmd *cobra.Command, netRef, ctrRef string, force bool
 	if err != nil {
 		return err
 	}
-	if err := m.Teardown(cmd.Context(), ctr.NetNS, ctr.options([]attached{att})); err != nil {
+	defer m.Close()
+	if err := m.TeardownNetavark(cmd.Context(), ctr.NetNS, ctr.options([]attached{att})); err != nil {
 		if !force {
 			return fmt.Errorf("disconnect container %s from network %s: %w", ctr.Name, netName, err)
 		}
@@ -432,13 +434,14 @@ iptables -F, a firewalld reload). Prints the IDs of the reloaded containers.`,
 			if err != nil {
 				return err
 			}
+			defer m.Close()
 			var errs []error
 			for _, c := range sel {
 				o := c.options(c.Networks)
-				if err := m.Teardown(cmd.Context(), c.NetNS, o); err != nil {
+				if err := m.TeardownNetavark(cmd.Context(), c.NetNS, o); err != nil {
 					w.log.Info("tearing down network namespace configuration before reload", "container", c.Name, "error", err)
 				}
-				if _, err := m.Setup(cmd.Context(), c.NetNS, o); err != nil {
+				if _, err := m.SetupNetavark(cmd.Context(), c.NetNS, o); err != nil {
 					errs = append(errs, fmt.Errorf("reload container %s: %w", c.Name, err))
 					continue
 				}

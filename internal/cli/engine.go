@@ -167,6 +167,7 @@ func (n *engineNet) RenameDNS(c *engine.Container) error {
 	if err != nil {
 		return err
 	}
+	defer m.Close()
 	return m.SetDNSNames(rec.ID, names)
 }
 
@@ -264,7 +265,8 @@ func (n *engineNet) Attach(c *engine.Container, nsPath string) (res map[string]n
 		forget()
 		return nil, err
 	}
-	res, err = m.Setup(context.Background(), nsPath, rec.options(rec.Networks))
+	defer m.Close()
+	res, err = m.SetupNetavark(context.Background(), nsPath, rec.options(rec.Networks))
 	if err != nil {
 		forget()
 		return nil, fmt.Errorf("set up the network of container %s: %w", rec.Name, err)
@@ -280,7 +282,7 @@ func (n *engineNet) Attach(c *engine.Container, nsPath string) (res map[string]n
 			rec.Forwards, err = addForwards(w.rootlessNetNS().API(), fwds)
 		}
 		if err != nil {
-			_ = m.Teardown(context.Background(), nsPath, rec.options(rec.Networks))
+			_ = m.TeardownNetavark(context.Background(), nsPath, rec.options(rec.Networks))
 			forget()
 			return nil, err
 		}
@@ -333,7 +335,8 @@ func (n *engineNet) Detach(c *engine.Container) error {
 		if err != nil {
 			return err
 		}
-		if err := m.Teardown(context.Background(), rec.NetNS, rec.options(rec.Networks)); err != nil {
+		defer m.Close()
+		if err := m.TeardownNetavark(context.Background(), rec.NetNS, rec.options(rec.Networks)); err != nil {
 			errs = append(errs, fmt.Errorf("tear down the network of container %s: %w", rec.Name, err))
 		}
 	}

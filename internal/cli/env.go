@@ -12,16 +12,14 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/berthnet/berth/berthnet"
 	"github.com/berthnet/berth/internal/compat/netavark"
 	"github.com/berthnet/berth/internal/containersconf"
 	"github.com/berthnet/berth/internal/dhcpproxy"
 	"github.com/berthnet/berth/internal/firewall"
-	"github.com/berthnet/berth/internal/firewall/nftables"
 	"github.com/berthnet/berth/internal/ipam"
 	"github.com/berthnet/berth/internal/link"
 	"github.com/berthnet/berth/internal/netconf"
-	"github.com/berthnet/berth/internal/netns"
-	"github.com/berthnet/berth/internal/netsetup"
 	"github.com/berthnet/berth/internal/netstore"
 	"github.com/berthnet/berth/internal/rootless"
 )
@@ -269,9 +267,10 @@ func (w *world) hostLinks() (HostLinks, error) {
 	return w.env.Links()
 }
 
-// manager builds the backend that attaches namespaces, with the firewall
-// driver and DNS port containers.conf names.
-func (w *world) manager() (*netsetup.Manager, error) {
+// manager builds the backend that attaches namespaces — berth's public
+// API (package berthnet) in Podman's model, with the firewall driver and
+// DNS port containers.conf names. Callers Close it.
+func (w *world) manager() (*berthnet.Host, error) {
 	fw := w.env.Firewall
 	if fw == nil && !w.rootlessBridges() {
 		name := w.conf.Network.FirewallDriver
@@ -284,32 +283,28 @@ func (w *world) manager() (*netsetup.Manager, error) {
 		}
 		fw = d
 	}
-	var hostNS *netns.NetNS
+	hostNS := ""
 	if w.rootlessBridges() {
 		// Bridge networks live in the rootless netns, reached from the
-		// host through its user-mode uplink; its firewall is nftables.
+		// host through its user-mode uplink; its firewall is nftables
+		// bound to it (berthnet's default for a host namespace).
 		rn := w.rootlessNetNS()
 		restarted, err := rn.Ensure(w.slirp(), "")
 		if err != nil {
 			return nil, err
 		}
-		if hostNS, err = netns.Open(rn.Path()); err != nil {
-			return nil, err
-		}
-		if w.env.Firewall == nil {
-			fw = nftables.New(hostNS.Fd())
-		}
+		hostNS = rn.Path()
 		if restarted {
 			w.readdForwards()
 		}
 	}
-	return netsetup.New(netsetup.Config{
-		HostNS:         hostNS,
-		ConfigDir:      w.runDir,
+	return berthnet.New(berthnet.Config{
+		HostNetns:      hostNS,
+		StateDir:       w.runDir,
 		AardvarkBinary: w.aardvarkBinary(),
 		DNSPort:        w.conf.Network.DNSBindPort,
 		Rootless:       w.env.Rootless,
-		Firewall:       fw,
+		FirewallDriver: fw,
 		Logger:         w.log,
 		DHCP:           dhcpproxy.Leaser{},
 	})

@@ -343,8 +343,9 @@ func (w *world) reset(cmd *cobra.Command) error {
 		if err != nil {
 			return err
 		}
+		defer m.Close()
 		for _, c := range ctrs {
-			if err := m.Teardown(cmd.Context(), c.NetNS, c.options(c.Networks)); err != nil {
+			if err := m.TeardownNetavark(cmd.Context(), c.NetNS, c.options(c.Networks)); err != nil {
 				errs = append(errs, fmt.Errorf("detach container %s: %w", c.Name, err))
 			}
 			if err := w.alloc.ReleaseAll(c.ID); err != nil {

@@ -907,6 +907,7 @@ pick the change up at once.`,
 				if err := m.UpdateDNSServers(n.Name, servers); err != nil {
 					w.log.Warn("network updated, but the running DNS server was not", "network", n.Name, "error", err)
 				}
+				m.Close()
 			}
 			fmt.Fprintln(env.Stdout, n.Name)
 			return nil

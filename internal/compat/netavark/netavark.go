@@ -2,7 +2,9 @@
 // Podman runs (`netavark --config DIR --rootless=false --aardvark-binary=PATH
 // setup|teardown NETNS` with the JSON on stdin), its JSON output, and its
 // error convention (one `{"error":"..."}` line on stdout, exit code 1; usage
-// errors on stderr with exit code 2). It translates onto netsetup.
+// errors on stderr with exit code 2). It is a client of berth's public API, package
+// berthnet (SetupNetavark, TeardownNetavark, ReloadFirewall,
+// UpdateDNSServers).
 package netavark
 
 import (
@@ -21,6 +23,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/berthnet/berth/berthnet"
 	"github.com/berthnet/berth/internal/buildinfo"
 	"github.com/berthnet/berth/internal/firewall"
 	"github.com/berthnet/berth/internal/firewall/iptables"
@@ -134,7 +137,8 @@ func Run(ctx context.Context, args []string, env Env) int {
 				if env.DHCP == nil && needsDHCP(o) {
 					return delegate(g, env, "dhcp network")
 				}
-				res, err := m.Setup(cmd.Context(), args[0], o)
+				defer m.Close()
+				res, err := m.SetupNetavark(cmd.Context(), args[0], o)
 				if err != nil {
 					return err
 				}
@@ -154,7 +158,8 @@ func Run(ctx context.Context, args []string, env Env) int {
 				if env.DHCP == nil && needsDHCP(o) {
 					return delegate(g, env, "dhcp network")
 				}
-				return m.Teardown(cmd.Context(), args[0], o)
+				defer m.Close()
+				return m.TeardownNetavark(cmd.Context(), args[0], o)
 			},
 		},
 		&cobra.Command{
@@ -205,7 +210,8 @@ func Run(ctx context.Context, args []string, env Env) int {
 				if err != nil {
 					return err
 				}
-				_, err = m.FirewallReload(cmd.Context())
+				defer m.Close()
+				_, err = m.ReloadFirewall(cmd.Context())
 				return err
 			},
 		},
@@ -265,6 +271,7 @@ func updateCmd(g *globals, env Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			defer m.Close()
 			return m.UpdateDNSServers(args[0], addrs)
 		},
 	}
@@ -273,7 +280,7 @@ func updateCmd(g *globals, env Env) *cobra.Command {
 }
 
 // prepare reads the options and builds the manager.
-func prepare(g *globals, env Env, nsPath, verb string) (*netsetup.Manager, *network.Options, error) {
+func prepare(g *globals, env Env, nsPath, verb string) (*berthnet.Host, *network.Options, error) {
 	if nsPath == "" {
 		return nil, nil, errors.New("invalid namespace path: empty")
 	}
@@ -313,7 +320,7 @@ func decodeInput(g *globals, env Env, v any) error {
 	return nil
 }
 
-func manager(g *globals, env Env) (*netsetup.Manager, error) {
+func manager(g *globals, env Env) (*berthnet.Host, error) {
 	port := uint16(53)
 	if v := env.Getenv("NETAVARK_DNS_PORT"); v != "" {
 		p, err := strconv.ParseUint(v, 10, 16)
@@ -330,12 +337,15 @@ func manager(g *globals, env Env) (*netsetup.Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	return netsetup.New(netsetup.Config{
-		ConfigDir:      g.config,
+	// The front-end is a client of berth's public API (package berthnet),
+	// in Podman's model: Podman keeps the network files and allocates
+	// the addresses.
+	return berthnet.New(berthnet.Config{
+		StateDir:       g.config,
 		AardvarkBinary: g.aardvark,
 		DNSPort:        port,
 		Rootless:       g.rootless,
-		Firewall:       fw,
+		FirewallDriver: fw,
 		Logger:         logger(env),
 		AardvarkEnv:    aardvarkEnv(env),
 		DHCP:           env.DHCP,
