@@ -52,13 +52,17 @@ ip -n "$HNS" link set lo up
 	ip netns exec "$HNS" "$WORK/cnibench" -berth "$BERTH_DIR" -ref "$REF_DIR" -n "$N" -state "$WORK" -cni-version "${CNI_VERSION:-1.0.0}" 2>"$WORK/json"
 	echo
 	if command -v strace >/dev/null; then
-		# process starts per ADD+DEL cycle: one traced run with 1 cycle
-		# (plus the warm-up: 2 cycles per chain); everything that is not
-		# berth's plugins belongs to the reference chain
-		ip netns exec "$HNS" strace -f -qq -e trace=execve -o "$WORK/execs" "$WORK/cnibench" -berth "$BERTH_DIR" -ref "$REF_DIR" -n 1 -state "$WORK" -cni-version "${CNI_VERSION:-1.0.0}" >/dev/null 2>&1 || true
-		total=$(grep -c 'execve(' "$WORK/execs" || true)
-		berth=$(grep 'execve(' "$WORK/execs" | grep -c '/berth-' || true)
-		echo "process starts per ADD+DEL cycle: berth $((berth / 2)), reference $(((total - berth - 1) / 2))"
+		# process starts per ADD+DEL cycle: one traced run per chain with
+		# 1 cycle (plus the warm-up: 2 cycles); the run's own process
+		# (cnibench) is not counted. berth's include the reaper children
+		# that delete retired veths after DEL.
+		counts=""
+		for c in berth berth-portmap reference; do
+			ip netns exec "$HNS" strace -f -qq -e trace=execve -o "$WORK/execs-$c" "$WORK/cnibench" -only "$c" -berth "$BERTH_DIR" -ref "$REF_DIR" -n 1 -state "$WORK" -cni-version "${CNI_VERSION:-1.0.0}" >/dev/null 2>&1 || true
+			total=$(grep -c 'execve(' "$WORK/execs-$c" || true)
+			counts="$counts${counts:+, }$c $(((total - 1) / 2))"
+		done
+		echo "process starts per ADD+DEL cycle: $counts"
 		echo
 	fi
 	echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -48,7 +48,9 @@ func main() {
 	n := flag.Int("n", 20, "timed ADD+DEL cycles per chain")
 	state := flag.String("state", "", "state directory (required)")
 	version := flag.String("cni-version", "1.0.0", "cniVersion of both conflists (Debian's plugins 1.1.1 speak up to 1.0.0)")
+	only := flag.String("only", "", "run only the chain with this label (berth, reference, berth-portmap); for counting processes")
 	flag.Parse()
+	onlyChain = *only
 	if *state == "" {
 		fmt.Fprintln(os.Stderr, "cnibench: -state is required")
 		os.Exit(2)
@@ -86,6 +88,9 @@ func run(berthDir, refDir, state, version string, n int) error {
 		}
 		ns.Close()
 		defer netns.Unpin(p)
+		if onlyChain != "" && c.label != onlyChain {
+			continue
+		}
 		ch := &chain{label: c.label, list: l, ctr: p, port: 18080 + i,
 			cni: libcni.NewCNIConfigWithCacheDir([]string{c.dir}, filepath.Join(state, "cache-"+c.label), nil)}
 		ch.rt = &libcni.RuntimeConf{ContainerID: "bcb-" + c.label, NetNS: p, IfName: "eth0",
@@ -136,6 +141,9 @@ func run(berthDir, refDir, state, version string, n int) error {
 			o["del_until_link_gone_ms"] = summary(c.gone)
 		}
 		out[c.label] = o
+	}
+	if len(chains) < 2 {
+		return nil // a counting run (-only): no table
 	}
 	b, a := chains[0], chains[1]
 	out["ratio_add"] = round(median(b.add) / median(a.add))
@@ -218,6 +226,9 @@ func portCheck(c *chain) error {
 	}
 	return nil
 }
+
+// onlyChain restricts a run to one chain (-only).
+var onlyChain string
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
