@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/netip"
 	"path/filepath"
 	"testing"
@@ -13,19 +14,26 @@ import (
 	"github.com/berthnet/berth/internal/nettest"
 )
 
-func TestPrivilegedAttachDetach(t *testing.T) {
+// hostRig makes a "host" namespace and an "outside" one linked to it
+// (198.19.<third>.1 and .2), and a Host working on the former.
+func hostRig(t *testing.T, third int) (host, out *nettest.NS, h *berthnet.Host) {
+	t.Helper()
 	nettest.Privileged(t)
-	host := nettest.NewNS(t, nettest.RandName("bch"))
-	out := nettest.NewNS(t, nettest.RandName("bco"))
-	nettest.Connect(t, host, "bc-ho", netip.MustParsePrefix("198.19.201.1/24"), out, "bc-oh", netip.MustParsePrefix("198.19.201.2/24"))
-	c1 := nettest.NewNS(t, nettest.RandName("bcc"))
-	c2 := nettest.NewNS(t, nettest.RandName("bcc"))
-
+	host = nettest.NewNS(t, nettest.RandName("bch"))
+	out = nettest.NewNS(t, nettest.RandName("bco"))
+	nettest.Connect(t, host, "bc-ho", netip.MustParsePrefix(fmt.Sprintf("198.19.%d.1/24", third)), out, "bc-oh", netip.MustParsePrefix(fmt.Sprintf("198.19.%d.2/24", third)))
 	h, err := berthnet.New(berthnet.Config{StateDir: t.TempDir(), HostNetns: host.Path()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.Close()
+	t.Cleanup(func() { h.Close() })
+	return host, out, h
+}
+
+func TestPrivilegedAttachDetach(t *testing.T) {
+	host, out, h := hostRig(t, 201)
+	c1 := nettest.NewNS(t, nettest.RandName("bcc"))
+	c2 := nettest.NewNS(t, nettest.RandName("bcc"))
 	n, err := h.CreateNetwork(berthnet.Network{Name: "bcapi", Interface: "bc-api0",
 		Subnets: []berthnet.Subnet{{Prefix: netip.MustParsePrefix("198.18.50.0/24"), Gateway: netip.MustParseAddr("198.18.50.1")}}})
 	if err != nil {
@@ -97,16 +105,8 @@ func TestPrivilegedAttachDetach(t *testing.T) {
 // Podman's model: a whole container handed over as netavark's input, the
 // way berth's netavark front-end and CLI use the API.
 func TestPrivilegedSetupNetavark(t *testing.T) {
-	nettest.Privileged(t)
-	host := nettest.NewNS(t, nettest.RandName("bch"))
-	out := nettest.NewNS(t, nettest.RandName("bco"))
-	nettest.Connect(t, host, "bc-ho", netip.MustParsePrefix("198.19.202.1/24"), out, "bc-oh", netip.MustParsePrefix("198.19.202.2/24"))
+	host, out, h := hostRig(t, 202)
 	c := nettest.NewNS(t, nettest.RandName("bcc"))
-	h, err := berthnet.New(berthnet.Config{StateDir: t.TempDir(), HostNetns: host.Path()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
 	var o berthnet.NetavarkOptions
 	in := `{"container_id":"0123456789abcdef","container_name":"web",
 	  "port_mappings":[{"host_ip":"","container_port":80,"host_port":8081,"range":1,"protocol":"tcp"}],
