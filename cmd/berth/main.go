@@ -10,10 +10,12 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/berthnet/berth/berthnet"
 	"github.com/berthnet/berth/internal/cli"
 )
 
 func main() {
+	berthnet.RunReaper() // a child deleting a link teardown retired
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := cli.Main(ctx, filepath.Base(os.Args[0]), os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()

@@ -19,11 +19,13 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/berthnet/berth/berthnet"
 	"github.com/berthnet/berth/internal/compat/netavark"
 	"github.com/berthnet/berth/internal/shortlived"
 )
 
 func main() {
+	berthnet.RunReaper() // a child deleting a link teardown retired
 	shortlived.Tune()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := netavark.Run(ctx, os.Args[1:], netavark.Env{

@@ -307,6 +307,9 @@ func (w *world) manager() (*berthnet.Host, error) {
 		FirewallDriver: fw,
 		Logger:         w.log,
 		DHCP:           dhcpproxy.Leaser{},
+		// As the netavark front-end: teardown does not wait for the
+		// kernel's deletion of each veth (package reaper).
+		BackgroundLinkRemoval: true,
 	})
 }
 

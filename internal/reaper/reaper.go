@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/vishvananda/netlink"
@@ -63,6 +64,9 @@ func Retire(h *link.Handle, l netlink.Link) error {
 // Start deletes the retired link with that index in ns (nil: the caller's
 // namespace) from a child process it does not wait for.
 func Start(ns *netns.NetNS, index int) error {
+	if !enabled.Load() {
+		return errors.New("reaper: this program's main does not run reaper.Main")
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("reaper: %w", err)
@@ -88,10 +92,18 @@ func Start(ns *netns.NetNS, index int) error {
 	return cmd.Process.Release()
 }
 
+// enabled records that this program's main runs Main first, so the
+// executable Start runs will act as a reaper; programs that do not (a test
+// binary, a program embedding berth) get an error from Start and delete
+// their links themselves.
+var enabled atomic.Bool
+
 // Main runs the reaper when args (os.Args) ask for it, and reports whether
-// they did and the exit code.
+// they did and the exit code. Otherwise it enables Start in this process:
+// call it first thing in main.
 func Main(args []string) (bool, int) {
 	if len(args) != 4 || args[1] != Flag {
+		enabled.Store(true)
 		return false, 0
 	}
 	if err := reap(args[2], args[3]); err != nil {

@@ -425,7 +425,13 @@ s12_run() {
 	[ -z "$(B images -q)" ] && ok "no images" || fail "images left: $(B images --format '{{.Repository}}' | tr '\n' ' ')"
 	out=$(B network ls --format '{{.Name}}')
 	[ "$out" = podman ] && ok "only the default network" || fail "networks left: $(tr '\n' ' ' <<<"$out")"
-	out=$(inh ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -vx -e lo -e "$IF_H_OUT" -e "$IF_H_LAN")
+	# (teardown retires veths, renamed brtgone…, and a reaper deletes
+	# them within moments: give it up to 2 s)
+	for _ in $(seq 1 20); do
+		out=$(inh ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -vx -e lo -e "$IF_H_OUT" -e "$IF_H_LAN")
+		[ -z "$out" ] && break
+		sleep 0.1
+	done
 	[ -z "$out" ] && ok "no links left" || fail "links left in the host namespace: $(tr '\n' ' ' <<<"$out")"
 	out=$(inh nft list table inet berth 2>/dev/null | grep -c 'tcp \. ')
 	[ "${out:-0}" = 0 ] && ok "no published ports left" || fail "$out port elements left in table inet berth"

@@ -349,6 +349,10 @@ func manager(g *globals, env Env) (*berthnet.Host, error) {
 		Logger:         logger(env),
 		AardvarkEnv:    aardvarkEnv(env),
 		DHCP:           env.DHCP,
+		// Teardown retires the container's links and a child deletes
+		// them: Podman's stop and rm do not wait the 15-25 ms the kernel
+		// spends on each veth (cmd/netavark and cmd/berth run the child).
+		BackgroundLinkRemoval: true,
 	})
 }
 

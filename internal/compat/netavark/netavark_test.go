@@ -239,7 +239,13 @@ func podmanStyleCall(t *testing.T, bin, aardvark string) {
 	if pid > 0 && !gone {
 		t.Errorf("aardvark-dns (pid %d) still runs after the last teardown", pid)
 	}
+	// Teardown retired the veth (renamed brtgone…, down, off the
+	// bridge); the reaper it started deletes it within moments.
 	links := nettest.Links(t, host)
+	for i := 0; i < 100 && len(links) != 1; i++ {
+		time.Sleep(20 * time.Millisecond)
+		links = nettest.Links(t, host)
+	}
 	if len(links) != 1 {
 		t.Errorf("host keeps links %v", links)
 	}
