@@ -113,8 +113,10 @@ func (d *Driver) conn() (*conn, error) {
 // socket that holds itself there too and that nothing else refers to:
 // the kernel's unix socket garbage collector, which runs in a kernel
 // worker, frees that cycle, and the socket's last close waits there
-// instead of in this process (or in its exit). Without a descriptor the
-// socket is closed directly.
+// instead of in this process (or in its exit). That needs a kernel whose
+// collector runs in a worker (6.8 and later); an older one collects inline
+// when the unix socket closes, and the wait stays here, as before. Without
+// a descriptor the socket is closed directly.
 func (c *conn) close() {
 	done := func() {}
 	if c.fd >= 0 {
