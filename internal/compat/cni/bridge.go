@@ -221,9 +221,6 @@ func bridgeAdd(args *skel.CmdArgs) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := needFull(Bridge, c.IPAM.Type, args); err != nil {
-		return err
-	}
 	h, err := c.host()
 	if err != nil {
 		return err
@@ -340,9 +337,6 @@ func bridgeDel(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	if err := needFull(Bridge, c.IPAM.Type, args); err != nil {
-		return err
-	}
 	h, err := c.host()
 	if err != nil {
 		return err
@@ -362,9 +356,6 @@ func bridgeCheck(args *skel.CmdArgs) error {
 	ctx := context.Background()
 	c, err := parseBridge(args.StdinData)
 	if err != nil {
-		return err
-	}
-	if err := needFull(Bridge, c.IPAM.Type, args); err != nil {
 		return err
 	}
 	prev, err := prevResult(&c.PluginConf)
@@ -409,9 +400,6 @@ func bridgeStatus(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	if err := needFull(Bridge, c.IPAM.Type, args); err != nil {
-		return err
-	}
 	h, err := c.host()
 	if err != nil {
 		return types.NewError(types.ErrPluginNotAvailable, err.Error(), "")
@@ -439,9 +427,6 @@ func bridgeGC(args *skel.CmdArgs) error {
 	ctx := context.Background()
 	c, err := parseBridge(args.StdinData)
 	if err != nil {
-		return err
-	}
-	if err := needFull(Bridge, c.IPAM.Type, args); err != nil {
 		return err
 	}
 	keep, err := validAttachments(args.StdinData)

@@ -102,6 +102,9 @@ func Main(name string) int {
 	if err != nil {
 		return printError("", types.NewError(types.ErrIOFailure, "read stdin: "+err.Error(), ""))
 	}
+	if e := needFull(name, in); e != nil {
+		return printError(e.cniVersion, e.err)
+	}
 	if fd, err := unix.MemfdCreate("cni-config", 0); err == nil {
 		f := os.NewFile(uintptr(fd), "stdin")
 		if _, err := f.Write(in); err == nil {

@@ -97,3 +97,32 @@ func TestMissingEnvironment(t *testing.T) {
 		t.Errorf("got %s", out)
 	}
 }
+
+// A foreign IPAM plugin is delegated to by berth-cni-dhcp: berth-cni
+// hands the call over by exec before touching anything, and says so when
+// berth-cni-dhcp is missing.
+func TestForeignIPAMHandOver(t *testing.T) {
+	conf := `{"cniVersion":"1.0.0","name":"bc","type":"berth-bridge","ipam":{"type":"host-local","ranges":[[{"subnet":"198.18.99.0/24"}]]}}`
+	// With berth-cni-dhcp beside it, the delegation runs there (and fails
+	// to find host-local in CNI_PATH=/nonexistent: libcni's message).
+	m, err := run(t, "berth-bridge", "ADD", conf)
+	if err == nil || m["code"] == nil || !strings.Contains(toJSON(m["msg"]), "host-local") {
+		t.Errorf("ADD with host-local: %v, %v (want the delegation's failure to find host-local)", m, err)
+	}
+	// Alone, it names what is missing.
+	dir := t.TempDir()
+	if out, err := exec.Command("cp", filepath.Join(plugins(t), "berth-cni"), filepath.Join(dir, "berth-bridge")).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	cmd := exec.Command(filepath.Join(dir, "berth-bridge"))
+	cmd.Env = []string{"CNI_COMMAND=ADD", "CNI_CONTAINERID=bc-x", "CNI_NETNS=/nonexistent/bc", "CNI_IFNAME=eth0", "CNI_PATH=" + dir}
+	cmd.Stdin = strings.NewReader(conf)
+	out, err := cmd.Output()
+	var e map[string]any
+	if jerr := json.Unmarshal(out, &e); jerr != nil || err == nil {
+		t.Fatalf("alone: %q, %v", out, err)
+	}
+	if e["code"] != float64(50) || e["cniVersion"] != "1.0.0" || !strings.Contains(toJSON(e["msg"]), "berth-cni-dhcp") {
+		t.Errorf("alone: %v (want code 50 naming berth-cni-dhcp, cniVersion 1.0.0)", e)
+	}
+}

@@ -2,8 +2,9 @@ package cni
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 )
 
@@ -12,7 +13,7 @@ import (
 // the library that does it (libcni's pkg/invoke) brings net/http, TLS and
 // OpenTelemetry along — a quarter of the binary and about 0.3 ms of every
 // plugin start — for a case berth's own chain (berth-ipam in process) never
-// has. A call that needs them is handed to berth-cni-dhcp, which sets them
+// has. Main hands a call that needs them to berth-cni-dhcp, which sets them
 // (package cni/delegate), by replacing this process (needFull).
 var (
 	DelegateAdd func(ctx context.Context, plugin string, conf []byte) (types.Result, error)
@@ -21,12 +22,34 @@ var (
 	DelegateCall func(ctx context.Context, verb, plugin string, conf []byte) error
 )
 
-// needFull hands the call to berth-cni-dhcp when the network's IPAM is a
-// foreign plugin and this binary cannot delegate; it returns only on
-// failure, and nil when this process can go on.
-func needFull(plugin, ipamType string, args *skel.CmdArgs) error {
-	if ipamType == "" || ipamType == IPAM || DelegateAdd != nil {
+// needFull hands the call to berth-cni-dhcp, replacing this process, when
+// the configuration conf of a main plugin names a foreign IPAM plugin and
+// this binary cannot delegate. It returns only on failure, and nil when
+// this process can go on (a configuration it cannot decode is left to the
+// plugin, which reports it).
+func needFull(plugin string, conf []byte) *fullError {
+	if (plugin != Bridge && plugin != Macvlan) || DelegateAdd != nil {
 		return nil
 	}
-	return reexecFull(plugin, args.StdinData)
+	var c struct {
+		CNIVersion string `json:"cniVersion"`
+		IPAM       struct {
+			Type string `json:"type"`
+		} `json:"ipam"`
+	}
+	if json.Unmarshal(conf, &c) != nil || c.IPAM.Type == "" || c.IPAM.Type == IPAM {
+		return nil
+	}
+	err := reexecFull(plugin, conf)
+	var e *types.Error
+	if !errors.As(err, &e) {
+		e = types.NewError(types.ErrInternal, err.Error(), "")
+	}
+	return &fullError{cniVersion: c.CNIVersion, err: e}
+}
+
+// fullError is a failed hand-over with the configuration's version.
+type fullError struct {
+	cniVersion string
+	err        *types.Error
 }

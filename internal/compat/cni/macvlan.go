@@ -74,12 +74,8 @@ func parseMacvlan(stdin []byte) (*macvlanConfig, error) {
 }
 
 // needDHCP hands the call to berth-cni-dhcp when the network leases by
-// DHCP and this binary has no proxy client, or its IPAM is a foreign
-// plugin this binary cannot delegate to; it returns only on failure.
+// DHCP and this binary has no proxy client; it returns only on failure.
 func (c *macvlanConfig) needDHCP(args *skel.CmdArgs) error {
-	if err := needFull(Macvlan, c.IPAM.Type, args); err != nil {
-		return err
-	}
 	if !c.dhcp || netsetup.NewDHCPClient != nil {
 		return nil
 	}
@@ -231,9 +227,6 @@ func macvlanCheck(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	if err := needFull(Macvlan, c.IPAM.Type, args); err != nil {
-		return err
-	}
 	h, err := c.host()
 	if err != nil {
 		return err
@@ -258,9 +251,6 @@ func macvlanStatus(args *skel.CmdArgs) error {
 	ctx := context.Background()
 	c, err := parseMacvlan(args.StdinData)
 	if err != nil {
-		return err
-	}
-	if err := needFull(Macvlan, c.IPAM.Type, args); err != nil {
 		return err
 	}
 	if c.Master != "" {
