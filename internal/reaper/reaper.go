@@ -13,9 +13,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"regexp"
 	"strconv"
-	"sync"
+	"strings"
 	"sync/atomic"
 	"syscall"
 
@@ -33,15 +32,23 @@ const Flag = "--berth-reap-link"
 // digits of the link's index fit in a link name.
 const prefix = "brtgone"
 
-// (compiled on first use: reapers and plugins start often)
-var retired = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^` + prefix + `[0-9a-f]{1,8}$`) })
-
 // RetiredName is the name a retired link with that index gets; an index is
 // unique in its namespace while the link exists, so the name is free.
 func RetiredName(index int) string { return fmt.Sprintf("%s%x", prefix, index) }
 
 // IsRetired reports whether a link name is a retired link's.
-func IsRetired(name string) bool { return retired().MatchString(name) }
+func IsRetired(name string) bool {
+	hex, ok := strings.CutPrefix(name, prefix)
+	if !ok || len(hex) < 1 || len(hex) > 8 {
+		return false
+	}
+	for _, r := range hex {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') {
+			return false
+		}
+	}
+	return true
+}
 
 // Retire takes l out of service at once: down, off its master, and renamed
 // to RetiredName so its name is free for a new link.
