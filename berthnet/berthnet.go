@@ -34,13 +34,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berthnet/berth/internal/core"
 	"github.com/berthnet/berth/internal/firewall"
 	"github.com/berthnet/berth/internal/firewall/nftables"
 	"github.com/berthnet/berth/internal/firewall/none"
 	"github.com/berthnet/berth/internal/ipam"
 	"github.com/berthnet/berth/internal/link"
 	"github.com/berthnet/berth/internal/netns"
-	"github.com/berthnet/berth/internal/netsetup"
 	"github.com/berthnet/berth/internal/netstore"
 	"github.com/berthnet/berth/internal/network"
 	"github.com/berthnet/berth/internal/reaper"
@@ -63,7 +63,7 @@ var (
 	ErrInUse = errors.New("in use")
 	// ErrNoDHCP: a DHCP network, and this program has no DHCP proxy
 	// client linked in.
-	ErrNoDHCP = netsetup.ErrNoDHCPClient
+	ErrNoDHCP = core.ErrNoDHCPClient
 )
 
 // Drivers.
@@ -232,7 +232,7 @@ type Attachment struct {
 // Host attaches containers to networks on one host network namespace.
 type Host struct {
 	cfg   Config
-	mgr   *netsetup.Manager
+	mgr   *core.Manager
 	fw    firewall.Driver
 	ipam  *ipam.Allocator
 	store *netstore.Store
@@ -265,10 +265,10 @@ func New(cfg Config) (*Host, error) {
 		return nil, fmt.Errorf("berthnet: firewall %q: want nftables or none: %w", cfg.Firewall, ErrInvalid)
 	}
 	dhcp := cfg.DHCP
-	if dhcp == nil && netsetup.NewDHCPClient != nil {
-		dhcp = netsetup.NewDHCPClient(cfg.DHCPProxySocket)
+	if dhcp == nil && core.NewDHCPClient != nil {
+		dhcp = core.NewDHCPClient(cfg.DHCPProxySocket)
 	}
-	mgr, err := netsetup.New(netsetup.Config{
+	mgr, err := core.New(core.Config{
 		ConfigDir: cfg.StateDir, Firewall: h.fw, Logger: cfg.Logger, HostNS: h.host, KeepBridges: cfg.KeepBridges, DHCP: dhcp,
 		BackgroundLinkRemoval: cfg.BackgroundLinkRemoval,
 		AardvarkBinary:        cfg.AardvarkBinary, AardvarkEnv: cfg.AardvarkEnv, DNSPort: cfg.DNSPort, Rootless: cfg.Rootless,
@@ -770,7 +770,7 @@ func (h *Host) Check(ctx context.Context, containerID, iface string) error {
 // veth: "veth" and 11 hex digits of a hash of container, interface and
 // network.
 func HostVethName(containerID, iface, networkName string) string {
-	return netsetup.HostVethName(containerID+"/"+iface, networkName)
+	return core.HostVethName(containerID+"/"+iface, networkName)
 }
 
 func validContainerID(id string) error {

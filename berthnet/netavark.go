@@ -4,8 +4,8 @@ import (
 	"context"
 	"net/netip"
 
+	"github.com/berthnet/berth/internal/core"
 	"github.com/berthnet/berth/internal/firewall"
-	"github.com/berthnet/berth/internal/netsetup"
 	"github.com/berthnet/berth/internal/network"
 )
 
@@ -30,7 +30,7 @@ type (
 	// none), for Config.FirewallDriver.
 	FirewallDriver = firewall.Driver
 	// DHCPClient leases addresses for DHCP networks, for Config.DHCP.
-	DHCPClient = netsetup.DHCPClient
+	DHCPClient = core.DHCPClient
 )
 
 // SetupNetavark attaches the namespace at netns to every network in o, in

@@ -15,8 +15,8 @@ import (
 
 	"github.com/berthnet/berth/internal/compat/cni"
 	_ "github.com/berthnet/berth/internal/compat/cni/delegate" // foreign IPAM plugins
+	"github.com/berthnet/berth/internal/core"
 	"github.com/berthnet/berth/internal/dhcpproxy"
-	"github.com/berthnet/berth/internal/netsetup"
 )
 
 func main() {
@@ -24,6 +24,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: berth-cni-dhcp PLUGIN (with the CNI environment and configuration)")
 		os.Exit(2)
 	}
-	netsetup.NewDHCPClient = func(socket string) netsetup.DHCPClient { return dhcpproxy.Leaser{Socket: socket} }
+	core.NewDHCPClient = func(socket string) core.DHCPClient { return dhcpproxy.Leaser{Socket: socket} }
 	os.Exit(cni.Main(os.Args[1]))
 }

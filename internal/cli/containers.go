@@ -68,10 +68,10 @@ func (c *container) find(netName string) int {
 	return -1
 }
 
-// options builds the netsetup input for the given attachments.
+// options builds the core input for the given attachments.
 //
 // Published ports live on one attachment, the first bridge network of the
-// container (as netsetup maps them within one call): they are passed only
+// container (as core maps them within one call): they are passed only
 // when atts holds it, so connecting a second network does not publish them
 // again (berth's firewall maps a port to one destination) and
 // disconnecting a network that does not hold them leaves them alone.

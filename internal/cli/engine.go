@@ -190,7 +190,7 @@ func (n *engineNet) Validate(c *engine.Container) error {
 }
 
 // Attach allocates addresses, registers the container and sets every
-// network up in one netsetup call; on failure nothing is left.
+// network up in one core call; on failure nothing is left.
 func (n *engineNet) Attach(c *engine.Container, nsPath string) (res map[string]network.StatusBlock, err error) {
 	if c.Config.Net.Kind == runopts.ModeSlirp {
 		return n.attachSlirp(c, nsPath)

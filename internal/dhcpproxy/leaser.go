@@ -6,18 +6,18 @@ import (
 	"net"
 	"net/netip"
 
+	"github.com/berthnet/berth/internal/core"
 	proxypb "github.com/berthnet/berth/internal/dhcpproxy/proto"
-	"github.com/berthnet/berth/internal/netsetup"
 )
 
-// Leaser is netsetup's DHCP client: each call dials the proxy's socket,
+// Leaser is core's DHCP client: each call dials the proxy's socket,
 // makes one gRPC call and closes the connection.
 type Leaser struct {
 	// Socket is the proxy's unix socket (DefaultSocket when empty).
 	Socket string
 }
 
-var _ netsetup.DHCPClient = Leaser{}
+var _ core.DHCPClient = Leaser{}
 
 func (l Leaser) socket() string {
 	if l.Socket == "" {
@@ -26,7 +26,7 @@ func (l Leaser) socket() string {
 	return l.Socket
 }
 
-func config(r netsetup.DHCPRequest) *proxypb.NetworkConfig {
+func config(r core.DHCPRequest) *proxypb.NetworkConfig {
 	return &proxypb.NetworkConfig{
 		HostIface:        r.HostIface,
 		ContainerIface:   r.ContainerIface,
@@ -40,21 +40,21 @@ func config(r netsetup.DHCPRequest) *proxypb.NetworkConfig {
 }
 
 // Lease asks the proxy for a lease (NetavarkProxy.Setup) and converts it.
-func (l Leaser) Lease(ctx context.Context, r netsetup.DHCPRequest) (netsetup.DHCPLease, error) {
+func (l Leaser) Lease(ctx context.Context, r core.DHCPRequest) (core.DHCPLease, error) {
 	c, err := Dial(l.socket())
 	if err != nil {
-		return netsetup.DHCPLease{}, err
+		return core.DHCPLease{}, err
 	}
 	defer c.Close()
 	lease, err := c.Setup(ctx, config(r))
 	if err != nil {
-		return netsetup.DHCPLease{}, err
+		return core.DHCPLease{}, err
 	}
 	return convertLease(lease)
 }
 
 // Release releases a lease (NetavarkProxy.Teardown).
-func (l Leaser) Release(ctx context.Context, r netsetup.DHCPRequest) error {
+func (l Leaser) Release(ctx context.Context, r core.DHCPRequest) error {
 	c, err := Dial(l.socket())
 	if err != nil {
 		return err
@@ -65,10 +65,10 @@ func (l Leaser) Release(ctx context.Context, r netsetup.DHCPRequest) error {
 }
 
 // convertLease reads the proxy's lease message.
-func convertLease(lease *proxypb.Lease) (netsetup.DHCPLease, error) {
+func convertLease(lease *proxypb.Lease) (core.DHCPLease, error) {
 	ip, err := netip.ParseAddr(lease.GetYiaddr())
 	if err != nil {
-		return netsetup.DHCPLease{}, fmt.Errorf("bad address %q in the lease", lease.GetYiaddr())
+		return core.DHCPLease{}, fmt.Errorf("bad address %q in the lease", lease.GetYiaddr())
 	}
 	mask, err := netip.ParseAddr(lease.GetSubnetMask())
 	ones, size := 0, 0
@@ -76,9 +76,9 @@ func convertLease(lease *proxypb.Lease) (netsetup.DHCPLease, error) {
 		ones, size = net.IPMask(mask.AsSlice()).Size()
 	}
 	if size != 32 {
-		return netsetup.DHCPLease{}, fmt.Errorf("bad subnet mask %q in the lease", lease.GetSubnetMask())
+		return core.DHCPLease{}, fmt.Errorf("bad subnet mask %q in the lease", lease.GetSubnetMask())
 	}
-	out := netsetup.DHCPLease{Addr: netip.PrefixFrom(ip, ones), Domain: lease.GetDomainName()}
+	out := core.DHCPLease{Addr: netip.PrefixFrom(ip, ones), Domain: lease.GetDomainName()}
 	for _, g := range lease.GetGateways() {
 		if a, err := netip.ParseAddr(g); err == nil {
 			out.Gateways = append(out.Gateways, a)

@@ -2,7 +2,7 @@
 // berth-macvlan, berth-ipam, berth-portmap and berth-dns, speaking CNI spec 1.1 (ADD, DEL, CHECK,
 // STATUS, GC and VERSION) through github.com/containernetworking/cni's
 // skel and result types, over berth's own core (the berthnet API,
-// netsetup, the nftables driver and the bbolt address store).
+// core, the nftables driver and the bbolt address store).
 //
 // One multi-call binary serves every plugin; it picks the plugin from the
 // name it is run as (Main). berth-bridge runs berth-ipam in process when

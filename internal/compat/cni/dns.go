@@ -13,8 +13,8 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/berthnet/berth/internal/aardvarkconf"
+	"github.com/berthnet/berth/internal/core"
 	"github.com/berthnet/berth/internal/firewall/none"
-	"github.com/berthnet/berth/internal/netsetup"
 	"github.com/berthnet/berth/internal/network"
 )
 
@@ -63,12 +63,12 @@ func parseDNS(stdin []byte) (*dnsConfig, error) {
 	return &c, nil
 }
 
-func (c *dnsConfig) manager() (*netsetup.Manager, error) {
+func (c *dnsConfig) manager() (*core.Manager, error) {
 	dir := c.StateDir
 	if dir == "" {
 		dir = DefaultStateDir
 	}
-	m, err := netsetup.New(netsetup.Config{ConfigDir: dir, AardvarkBinary: c.AardvarkBinary, DNSPort: uint16(c.DNSPort), Firewall: none.Driver{}, Logger: debugLog})
+	m, err := core.New(core.Config{ConfigDir: dir, AardvarkBinary: c.AardvarkBinary, DNSPort: uint16(c.DNSPort), Firewall: none.Driver{}, Logger: debugLog})
 	if err != nil {
 		return nil, types.NewError(types.ErrIOFailure, err.Error(), "")
 	}

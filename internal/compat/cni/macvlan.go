@@ -14,8 +14,8 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/berthnet/berth/berthnet"
+	"github.com/berthnet/berth/internal/core"
 	"github.com/berthnet/berth/internal/link"
-	"github.com/berthnet/berth/internal/netsetup"
 	"github.com/berthnet/berth/internal/network"
 )
 
@@ -76,7 +76,7 @@ func parseMacvlan(stdin []byte) (*macvlanConfig, error) {
 // needDHCP hands the call to berth-cni-dhcp when the network leases by
 // DHCP and this binary has no proxy client; it returns only on failure.
 func (c *macvlanConfig) needDHCP(args *skel.CmdArgs) error {
-	if !c.dhcp || netsetup.NewDHCPClient != nil {
+	if !c.dhcp || core.NewDHCPClient != nil {
 		return nil
 	}
 	return reexecFull(Macvlan, args.StdinData)

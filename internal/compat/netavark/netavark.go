@@ -25,12 +25,12 @@ import (
 
 	"github.com/berthnet/berth/berthnet"
 	"github.com/berthnet/berth/internal/buildinfo"
+	"github.com/berthnet/berth/internal/core"
 	"github.com/berthnet/berth/internal/firewall"
 	"github.com/berthnet/berth/internal/firewall/iptables"
 	"github.com/berthnet/berth/internal/firewall/nftables"
 	"github.com/berthnet/berth/internal/firewall/none"
 	"github.com/berthnet/berth/internal/netconf"
-	"github.com/berthnet/berth/internal/netsetup"
 	"github.com/berthnet/berth/internal/network"
 )
 
@@ -45,7 +45,7 @@ type Env struct {
 	// DHCP is the DHCP proxy client for networks whose IPAM driver is
 	// dhcp; ServeDHCPProxy runs the proxy (the dhcp-proxy command). A build
 	// without them (the small bin/netavark) hands such calls to Delegate.
-	DHCP           netsetup.DHCPClient
+	DHCP           core.DHCPClient
 	ServeDHCPProxy func(context.Context, ProxyConfig) error
 	// Delegate runs the same command line in the full berth binary with
 	// input as its standard input and returns its exit code; it does not

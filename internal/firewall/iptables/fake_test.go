@@ -184,7 +184,7 @@ func applyRestore(rs *ruleset, script string) (*ruleset, error) {
 }
 
 // input is a netavark setup input turned into the firewall model, as
-// netsetup does: every non-internal bridge network, and the container's
+// core does: every non-internal bridge network, and the container's
 // port forward on each.
 type input struct {
 	nets  []firewall.NetworkRules

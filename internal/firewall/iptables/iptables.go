@@ -13,7 +13,7 @@
 // with the iptables-save output in its normalized form, so adding is
 // idempotent and deleting skips rules that are gone.
 //
-// The package sits below netsetup and above the iptables binaries; it
+// The package sits below core and above the iptables binaries; it
 // imports only the firewall and network models.
 package iptables
 

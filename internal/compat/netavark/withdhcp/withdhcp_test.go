@@ -4,8 +4,8 @@ import (
 	"testing"
 
 	"github.com/berthnet/berth/internal/compat/netavark"
+	"github.com/berthnet/berth/internal/core"
 	"github.com/berthnet/berth/internal/dhcpproxy"
-	"github.com/berthnet/berth/internal/netsetup"
 )
 
 // The front-end's flag defaults and the proxy's own defaults are the same
@@ -21,8 +21,8 @@ func TestDefaultsAgree(t *testing.T) {
 	if netavark.DefaultProxyActivityTimeout != dhcpproxy.DefaultActivityTimeout {
 		t.Errorf("activity timeout: front-end %v, proxy %v", netavark.DefaultProxyActivityTimeout, dhcpproxy.DefaultActivityTimeout)
 	}
-	if netsetup.DefaultDHCPMetric != dhcpproxy.DefaultMetric {
-		t.Errorf("metric: netsetup %d, proxy %d", netsetup.DefaultDHCPMetric, dhcpproxy.DefaultMetric)
+	if core.DefaultDHCPMetric != dhcpproxy.DefaultMetric {
+		t.Errorf("metric: core %d, proxy %d", core.DefaultDHCPMetric, dhcpproxy.DefaultMetric)
 	}
 	e := Env(netavark.Env{})
 	if e.DHCP == nil || e.ServeDHCPProxy == nil {

@@ -1,4 +1,4 @@
-package netsetup
+package core
 
 import (
 	"crypto/sha256"

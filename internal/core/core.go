@@ -1,11 +1,11 @@
-// Package netsetup attaches a container's network namespace to its networks
+// Package core attaches a container's network namespace to its networks
 // and detaches it again: links, addresses, routes, sysctls, firewall rules
 // and DNS entries, with rollback of everything done when a step fails.
 //
 // It is the core behind the netavark front-end, the berth CLI and the Go API.
 // Calls are serialised per state directory by an flock, so concurrent setups
 // and teardowns (Podman runs them in parallel) all succeed.
-package netsetup
+package core
 
 import (
 	"context"
@@ -75,10 +75,10 @@ type Manager struct {
 // New returns a Manager.
 func New(cfg Config) (*Manager, error) {
 	if cfg.ConfigDir == "" {
-		return nil, errors.New("netsetup: no config directory")
+		return nil, errors.New("core: no config directory")
 	}
 	if cfg.Firewall == nil {
-		return nil, errors.New("netsetup: no firewall driver")
+		return nil, errors.New("core: no firewall driver")
 	}
 	if cfg.DNSPort == 0 {
 		cfg.DNSPort = 53

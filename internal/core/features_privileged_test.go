@@ -1,4 +1,4 @@
-package netsetup_test
+package core_test
 
 import (
 	"context"

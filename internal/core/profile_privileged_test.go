@@ -1,4 +1,4 @@
-package netsetup_test
+package core_test
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/berthnet/berth/internal/netsetup"
+	"github.com/berthnet/berth/internal/core"
 	"github.com/berthnet/berth/internal/nettest"
 	"github.com/berthnet/berth/internal/network"
 )
@@ -35,7 +35,7 @@ func TestPrivilegedProfileScale(t *testing.T) {
 	var last time.Time
 	phases := map[string]time.Duration{}
 	prev := ""
-	tp := newTopo(t, nil, func(c *netsetup.Config) {
+	tp := newTopo(t, nil, func(c *core.Config) {
 		c.AardvarkBinary = fake
 		c.FailPoint = func(step string) error {
 			now := time.Now()

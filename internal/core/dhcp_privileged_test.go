@@ -1,4 +1,4 @@
-package netsetup_test
+package core_test
 
 import (
 	"context"
@@ -13,15 +13,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berthnet/berth/internal/core"
 	"github.com/berthnet/berth/internal/dhcpproxy"
 	"github.com/berthnet/berth/internal/dhcpproxy/dhcpproxytest"
-	"github.com/berthnet/berth/internal/netsetup"
 	"github.com/berthnet/berth/internal/nettest"
 	"github.com/berthnet/berth/internal/network"
 )
 
 // dhcpTopo is a host with a LAN behind its "lanparent" link (dnsmasq on the
-// LAN) and a DHCP proxy that netsetup reaches over its socket.
+// LAN) and a DHCP proxy that core reaches over its socket.
 type dhcpTopo struct {
 	*topo
 	lan   *dhcpproxytest.LAN
@@ -32,7 +32,7 @@ func newDHCPTopo(t *testing.T, lanOpts dhcpproxytest.LANOptions, proxyCfg dhcppr
 	t.Helper()
 	nettest.Privileged(t)
 	proxy := dhcpproxytest.StartProxy(t, proxyCfg)
-	tp := newTopo(t, nil, func(c *netsetup.Config) { c.DHCP = dhcpproxy.Leaser{Socket: proxy.Socket} })
+	tp := newTopo(t, nil, func(c *core.Config) { c.DHCP = dhcpproxy.Leaser{Socket: proxy.Socket} })
 	lanOpts.Host = tp.host
 	return &dhcpTopo{topo: tp, lan: dhcpproxytest.NewLAN(t, lanOpts), proxy: proxy}
 }
@@ -161,7 +161,7 @@ func TestPrivilegedDHCPErrors(t *testing.T) {
 	nettest.Privileged(t)
 	t.Run("proxy not running", func(t *testing.T) {
 		sock := filepath.Join(t.TempDir(), "nv-proxy.sock")
-		tp := newTopo(t, nil, func(c *netsetup.Config) { c.DHCP = dhcpproxy.Leaser{Socket: sock} })
+		tp := newTopo(t, nil, func(c *core.Config) { c.DHCP = dhcpproxy.Leaser{Socket: sock} })
 		dhcpproxytest.NewLAN(t, dhcpproxytest.LANOptions{Host: tp.host, NoServer: true})
 		ctr := nettest.NewNS(t, nettest.RandName("ctr"))
 		_, err := tp.m.Setup(context.Background(), ctr.Path(), dhcpOpts("e1", "e1", dhcpNet("mve", "lanparent")))
@@ -229,7 +229,7 @@ func TestPrivilegedDHCPTeardownAndRollback(t *testing.T) {
 	t.Run("rollback releases", func(t *testing.T) {
 		failAt := ""
 		proxy := dhcpproxytest.StartProxy(t, dhcpproxy.Config{})
-		tp := newTopo(t, nil, func(c *netsetup.Config) {
+		tp := newTopo(t, nil, func(c *core.Config) {
 			c.DHCP = dhcpproxy.Leaser{Socket: proxy.Socket}
 			c.FailPoint = func(step string) error {
 				if step == failAt {

@@ -1,4 +1,4 @@
-package netsetup_test
+package core_test
 
 import (
 	"context"
@@ -18,10 +18,10 @@ import (
 	"github.com/google/nftables"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/berthnet/berth/internal/core"
 	"github.com/berthnet/berth/internal/firewall"
 	fwipt "github.com/berthnet/berth/internal/firewall/iptables"
 	fwnft "github.com/berthnet/berth/internal/firewall/nftables"
-	"github.com/berthnet/berth/internal/netsetup"
 	"github.com/berthnet/berth/internal/nettest"
 	"github.com/berthnet/berth/internal/network"
 )
@@ -32,11 +32,11 @@ import (
 type topo struct {
 	host, outside *nettest.NS
 	cfgDir        string
-	m             *netsetup.Manager
+	m             *core.Manager
 	fw            firewall.Driver
 }
 
-func newTopo(t *testing.T, fw func(host *nettest.NS) firewall.Driver, mod func(*netsetup.Config)) *topo {
+func newTopo(t *testing.T, fw func(host *nettest.NS) firewall.Driver, mod func(*core.Config)) *topo {
 	t.Helper()
 	nettest.Privileged(t)
 	tp := &topo{host: nettest.NewNS(t, "host"), outside: nettest.NewNS(t, "out")}
@@ -46,11 +46,11 @@ func newTopo(t *testing.T, fw func(host *nettest.NS) firewall.Driver, mod func(*
 		fw = nftDriver
 	}
 	tp.fw = fw(tp.host)
-	cfg := netsetup.Config{ConfigDir: tp.cfgDir, Firewall: tp.fw, HostNS: tp.host.NetNS, AardvarkBinary: "/nonexistent"}
+	cfg := core.Config{ConfigDir: tp.cfgDir, Firewall: tp.fw, HostNS: tp.host.NetNS, AardvarkBinary: "/nonexistent"}
 	if mod != nil {
 		mod(&cfg)
 	}
-	m, err := netsetup.New(cfg)
+	m, err := core.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,7 +378,7 @@ func TestPrivilegedRollback(t *testing.T) {
 	steps := []string{"bridge", "sysctl", "veth", "container-sysctl", "addresses", "routes", "firewall", "state", "dns"}
 	for _, step := range steps {
 		t.Run(step, func(t *testing.T) {
-			tp := newTopo(t, nil, func(c *netsetup.Config) {
+			tp := newTopo(t, nil, func(c *core.Config) {
 				c.FailPoint = func(s string) error {
 					if s == step {
 						return errors.New("injected failure")
