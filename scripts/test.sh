@@ -6,6 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Tests run `go` themselves (builds, go list): put the toolchain on PATH even
+# under sudo, which drops /usr/local/go/bin.
+GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
+export PATH="$(dirname "$GO"):$PATH:/usr/sbin:/sbin"
+
 go vet ./...
 
 if [ "$(id -u)" != 0 ]; then
@@ -22,8 +27,8 @@ fi
 # GUIDE_ONLY to pick scenarios by number. Then, when containerd is installed,
 # test/acceptance/cri.sh: the CNI plugins under containerd's CRI (BERTH_CRI=0
 # skips it).
-# cri.sh installs crictl from the Go module proxy when it is missing: do it
-# here, where the proxy is reachable, not inside the private netns below.
+# cri.sh needs crictl, which scripts/deps.sh builds from the Go module proxy
+# (reachable here, not inside the private netns below).
 if [ "${BERTH_ACCEPTANCE:-1}" != 0 ] && [ "${BERTH_CRI:-1}" != 0 ] && command -v containerd >/dev/null; then
 	test/acceptance/cri.sh tools || echo "crictl could not be installed: cri.sh will fail"
 fi

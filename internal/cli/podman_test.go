@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,11 +24,12 @@ func podman(t *testing.T, tw *testWorld, args ...string) (string, error) {
 		t.Skip("podman is not installed")
 	}
 	d := t.TempDir()
+	conf := podmanConf(t, tw, d)
 	full := append([]string{"--net", "--mount", "--propagation", "private", "podman",
 		"--root", filepath.Join(d, "r"), "--runroot", filepath.Join(d, "rr"), "--tmpdir", filepath.Join(d, "t"),
 		"--network-config-dir", tw.cfg}, args...)
 	cmd := exec.Command("unshare", full...)
-	cmd.Env = append(os.Environ(), "CONTAINERS_CONF="+tw.conf)
+	cmd.Env = append(os.Environ(), "CONTAINERS_CONF="+conf)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -35,6 +37,37 @@ func podman(t *testing.T, tw *testWorld, args ...string) (string, error) {
 		t.Logf("podman %s: %s", strings.Join(args, " "), stderr.String())
 	}
 	return string(out), err
+}
+
+// podmanConf writes a containers.conf for Podman: the test world's, with
+// helper_binaries_dir naming only a directory that holds a copy of berth as
+// `netavark` and `aardvark-dns`, so Podman uses berth as its backend and
+// needs no netavark of its own (a fresh machine has none).
+func podmanConf(t *testing.T, tw *testWorld, d string) string {
+	t.Helper()
+	helpers := filepath.Join(d, "helpers")
+	if err := os.MkdirAll(helpers, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(berthBinary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"netavark", "aardvark-dns"} {
+		if err := os.WriteFile(filepath.Join(helpers, name), b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base, err := os.ReadFile(tw.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(d, "podman-containers.conf")
+	body := fmt.Sprintf("%s\n[engine]\nhelper_binaries_dir = [%q]\n", base, helpers)
+	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return conf
 }
 
 // TestPodmanReadsBerthNetworks: networks berth creates, with every create

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the guide's scenarios (seed-scenarios.sh) with real Podman 4.3.1 using
 # berth as its network backend: a helper directory holds berth as `netavark`
-# and berth's DNS server as `aardvark-dns` (AARDVARK=/usr/lib/podman/aardvark-dns
-# runs Debian's aardvark-dns beside berth instead), and berth as `slirp4netns`,
+# and berth's DNS server as `aardvark-dns` (AARDVARK=PATH
+# runs another aardvark-dns, e.g. Debian's, beside berth instead), and berth as `slirp4netns`,
 # Podman's network_cmd_path for rootless containers (SLIRP4NETNS=/usr/bin/slirp4netns
 # runs the real slirp4netns instead).
 # Everything runs in namespaces the scenario script creates. The helper
@@ -17,9 +17,10 @@ helpers=${HELPERS:-/opt/berth-acceptance/helpers}
 rm -rf "$helpers"
 mkdir -p "$helpers"
 cp "$top/bin/berth" "$helpers/netavark"
-aardvark=${AARDVARK:-$top/bin/aardvark-dns}
-[ -x "$aardvark" ] || aardvark=/usr/lib/podman/aardvark-dns
-ln -s "$aardvark" "$helpers/aardvark-dns"
+# Copies, never links into the checkout: rootless Podman resolves helpers
+# from inside its rootless network namespace, where the checkout's path may
+# not exist (a clone under /var/lib, for one).
+cp "${AARDVARK:-$top/bin/aardvark-dns}" "$helpers/aardvark-dns"
 cp "$top/bin/slirp4netns" "$helpers/slirp4netns"
 export SLIRP4NETNS=${SLIRP4NETNS:-$helpers/slirp4netns}
 chmod -R a+rX "$(dirname "$helpers")"
