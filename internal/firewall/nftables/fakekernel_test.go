@@ -355,16 +355,20 @@ func (k *fakeKernel) value(b []byte) []byte {
 
 func str(b []byte) string { return strings.TrimRight(string(b), "\x00") }
 
-func familyName(f byte) string {
-	switch f {
-	case unix.NFPROTO_INET:
-		return "inet"
-	case unix.NFPROTO_IPV4:
-		return "ip"
-	case unix.NFPROTO_IPV6:
-		return "ip6"
+var (
+	familyNames = map[byte]string{unix.NFPROTO_INET: "inet", unix.NFPROTO_IPV4: "ip", unix.NFPROTO_IPV6: "ip6"}
+	protoNames  = map[byte]string{unix.IPPROTO_TCP: "tcp", unix.IPPROTO_UDP: "udp", unix.IPPROTO_SCTP: "sctp"}
+)
+
+func familyName(f byte) string { return nameOr(familyNames, f, "family") }
+
+func protoName(p byte) string { return nameOr(protoNames, p, "proto") }
+
+func nameOr(names map[byte]string, b byte, what string) string {
+	if n, ok := names[b]; ok {
+		return n
 	}
-	return fmt.Sprintf("family%d", f)
+	return fmt.Sprintf("%s%d", what, b)
 }
 
 // describeElem writes a map element as nft prints it: the key's parts
@@ -374,33 +378,13 @@ func describeElem(set string, key, val []byte) string {
 		return str(key)
 	}
 	var parts []string
-	switch set {
-	case "pf4":
-		parts, key = append(parts, netip.AddrFrom4([4]byte(key[:4])).String()), key[4:]
-	case "pf6":
-		parts, key = append(parts, netip.AddrFrom16([16]byte(key[:16])).String()), key[16:]
+	if n := map[string]int{"pf4": 4, "pf6": 16}[set]; n > 0 {
+		host, _ := netip.AddrFromSlice(key[:n])
+		parts, key = append(parts, host.String()), key[n:]
 	}
 	parts = append(parts, protoName(key[0]), fmt.Sprint(binary.BigEndian.Uint16(key[4:6])))
-	addrLen := len(val) - 4
-	var addr netip.Addr
-	if addrLen == 4 {
-		addr = netip.AddrFrom4([4]byte(val[:4]))
-	} else {
-		addr = netip.AddrFrom16([16]byte(val[:16]))
-	}
-	return fmt.Sprintf("%s : %s . %d", strings.Join(parts, " . "), addr, binary.BigEndian.Uint16(val[addrLen:]))
-}
-
-func protoName(p byte) string {
-	switch p {
-	case unix.IPPROTO_TCP:
-		return "tcp"
-	case unix.IPPROTO_UDP:
-		return "udp"
-	case unix.IPPROTO_SCTP:
-		return "sctp"
-	}
-	return fmt.Sprintf("proto%d", p)
+	addr, _ := netip.AddrFromSlice(val[:len(val)-4])
+	return fmt.Sprintf("%s : %s . %d", strings.Join(parts, " . "), addr, binary.BigEndian.Uint16(val[len(val)-4:]))
 }
 
 // decodeRule decodes a rule message with google/nftables' own parser: it
