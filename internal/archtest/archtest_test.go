@@ -2,9 +2,15 @@
 package archtest
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -16,22 +22,85 @@ type pkg struct {
 	Name       string
 }
 
+// goTool is the go command of the toolchain running the test, which need
+// not be on PATH (sudo resets it).
+func goTool() string {
+	//lint:ignore SA1019 the toolchain that builds the test is the one to ask
+	p := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	return "go"
+}
+
+var listed struct {
+	once sync.Once
+	pkgs []pkg
+	err  error
+}
+
+// list returns the module's packages as go list reports them (run once).
 func list(t *testing.T) []pkg {
 	t.Helper()
-	out, err := exec.Command("go", "list", "-json", "github.com/berthnet/berth/...").Output()
-	if err != nil {
-		t.Fatalf("go list: %v", err)
+	listed.once.Do(func() { listed.pkgs, listed.err = goList() })
+	if listed.err != nil {
+		t.Fatal(listed.err)
 	}
-	dec := json.NewDecoder(strings.NewReader(string(out)))
+	return listed.pkgs
+}
+
+func goList() ([]pkg, error) {
+	cmd := exec.Command(goTool(), "list", "-json", Berth.Module+"/...")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s list: %w", goTool(), err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(out))
 	var ps []pkg
 	for dec.More() {
 		var p pkg
 		if err := dec.Decode(&p); err != nil {
-			t.Fatal(err)
+			return nil, fmt.Errorf("decode go list output: %w", err)
 		}
 		ps = append(ps, p)
 	}
-	return ps
+	return ps, nil
+}
+
+// modulePackages returns the module's packages as the layer checker sees
+// them.
+func modulePackages(t *testing.T) []Package {
+	var out []Package
+	for _, p := range list(t) {
+		out = append(out, Package{Path: Berth.rel(p.ImportPath), Imports: p.Imports})
+	}
+	return out
+}
+
+func TestLayers(t *testing.T) {
+	for _, v := range Berth.Check(modulePackages(t)) {
+		t.Error(v)
+	}
+}
+
+func TestReadmeLayoutListsEveryPackage(t *testing.T) {
+	root := filepath.Join("..", "..")
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, p := range modulePackages(t) {
+		paths = append(paths, p.Path)
+	}
+	exists := func(rel string) bool {
+		fi, err := os.Stat(filepath.Join(root, filepath.FromSlash(rel)))
+		return err == nil && fi.IsDir()
+	}
+	for _, v := range LayoutProblems(string(readme), paths, exists) {
+		t.Error(v)
+	}
 }
 
 func TestEveryPackageHasADocComment(t *testing.T) {

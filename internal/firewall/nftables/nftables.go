@@ -56,6 +56,9 @@ const tagPrefix = "berth net "
 // Driver is the nftables firewall driver bound to one network namespace.
 type Driver struct {
 	nsFd int // -1: the calling thread's namespace
+	// dial, when set, stands in for the kernel's netlink socket: it gets
+	// the messages the driver sends and returns the replies (tests).
+	dial func([]netlink.Message) ([]netlink.Message, error)
 }
 
 // New returns a driver that programs the namespace open at nsFd; pass -1
@@ -84,6 +87,9 @@ func (d *Driver) conn() (*conn, error) {
 		}
 		return rc.Control(func(fd uintptr) { lc.fd = int(fd) })
 	})}
+	if d.dial != nil {
+		opts = append(opts, nftables.WithTestDial(d.dial))
+	}
 	var err error
 	if d.nsFd >= 0 {
 		// The lasting socket is opened on berth's own thread inside the

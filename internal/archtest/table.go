@@ -1,0 +1,106 @@
+package archtest
+
+// Berth is the layering of this module: every package and its layer, and
+// the imports that still break the rules until the refactors that remove
+// them land. A new package needs a line in Layers; a pending entry goes
+// as soon as its import does (the check fails on entries that no longer
+// occur).
+var Berth = Rules{
+	Module:    "github.com/berthnet/berth",
+	TableFile: "internal/archtest/table.go",
+	KernelLibs: []string{
+		"github.com/vishvananda/netlink",
+		"github.com/vishvananda/netns",
+		"github.com/google/nftables",
+		"github.com/mdlayher/netlink",
+	},
+	Layers: map[string]Layer{
+		// Commands: thin mains.
+		"cmd/aardvark-dns":   Cmd,
+		"cmd/berth":          Cmd,
+		"cmd/berth-cni":      Cmd,
+		"cmd/berth-cni-dhcp": Cmd,
+		"cmd/berth-overlay":  Cmd,
+		"cmd/netavark":       Cmd,
+		"cmd/slirp4netns":    Cmd,
+
+		// Front-ends: translate their input into the core's model.
+		"internal/cli":                      FrontEnd,
+		"internal/compat/aardvark":          FrontEnd,
+		"internal/compat/cni":               FrontEnd,
+		"internal/compat/cni/delegate":      FrontEnd,
+		"internal/compat/netavark":          FrontEnd,
+		"internal/compat/netavark/withdhcp": FrontEnd,
+		"internal/compat/slirp4netns":       FrontEnd,
+		"internal/overlay":                  FrontEnd,
+
+		// Core: attaching containers, their addresses, names and lives.
+		"berthnet":            Core,
+		"internal/core":       Core,
+		"internal/dhcp":       Core,
+		"internal/dhcpproxy":  Core,
+		"internal/dns":        Core,
+		"internal/engine":     Core,
+		"internal/image":      Core,
+		"internal/ipam":       Core,
+		"internal/monitor":    Core,
+		"internal/rootless":   Core,
+		"internal/shortlived": Core,
+		"internal/usernet":    Core,
+
+		// Kernel adapters: the only packages that talk netlink.
+		"internal/firewall/iptables": Kernel,
+		"internal/firewall/nftables": Kernel,
+		"internal/firewall/none":     Kernel,
+		"internal/link":              Kernel,
+		"internal/netns":             Kernel,
+		"internal/reaper":            Kernel,
+		"internal/sysctl":            Kernel,
+
+		// Model: types, formats and plans, free of the kernel.
+		"internal/aardvarkconf":    Model,
+		"internal/buildinfo":       Model,
+		"internal/containersconf":  Model,
+		"internal/dhcpproxy/proto": Model,
+		"internal/firewall":        Model,
+		"internal/hostsfile":       Model,
+		"internal/image/change":    Model,
+		"internal/image/ref":       Model,
+		"internal/netconf":         Model,
+		"internal/netstore":        Model,
+		"internal/network":         Model,
+		"internal/overlay/lease":   Model,
+		"internal/resolvconf":      Model,
+		"internal/runopts":         Model,
+		"internal/runspec":         Model,
+
+		// Test support: imported only by tests.
+		"bench/cnibench":                   TestSupport,
+		"internal/archtest":                TestSupport,
+		"internal/dhcpproxy/dhcpproxytest": TestSupport,
+		"internal/image/imagetest":         TestSupport,
+		"internal/nettest":                 TestSupport,
+	},
+	Pending: []Pending{
+		{"internal/cli", "github.com/vishvananda/netlink", "berth info lists host addresses with netlink (FAMILY_ALL) itself"},
+		{"internal/cli", "internal/link", "berth info opens a netlink handle itself to list host addresses"},
+		{"internal/cli", "internal/netns", "the rootless CLI opens the rootless namespace itself"},
+		{"internal/compat/cni", "internal/firewall/nftables", "the CNI front-end builds its firewall driver and matches its errors itself"},
+		{"internal/compat/cni", "internal/firewall/none", "the CNI front-end builds its firewall driver itself"},
+		{"internal/compat/cni", "internal/link", "the CNI plugins attach links themselves instead of through the core"},
+		{"internal/compat/cni", "internal/netns", "the CNI plugins open namespaces themselves instead of through the core"},
+		{"internal/compat/cni", "internal/reaper", "the CNI plugins retire links themselves instead of through the core"},
+		{"internal/compat/cni", "internal/sysctl", "the CNI plugins set sysctls themselves instead of through the core"},
+		{"internal/compat/netavark", "internal/firewall/iptables", "the netavark front-end builds its firewall driver itself"},
+		{"internal/compat/netavark", "internal/firewall/nftables", "the netavark front-end builds its firewall driver itself"},
+		{"internal/compat/netavark", "internal/firewall/none", "the netavark front-end builds its firewall driver itself"},
+		{"internal/compat/slirp4netns", "internal/netns", "the slirp4netns front-end opens the container's namespace itself instead of through usernet"},
+		{"internal/core", "github.com/vishvananda/netlink", "the core builds netlink link types (veth, macvlan, ipvlan) and routes itself instead of asking internal/link"},
+		{"internal/dhcpproxy", "github.com/vishvananda/netlink", "the DHCP proxy builds netlink routes and addresses for the leases it binds"},
+		{"internal/overlay", "github.com/vishvananda/netlink", "the overlay programs its VXLAN device, neighbours and routes itself"},
+		{"internal/overlay", "internal/link", "the overlay attaches veths itself instead of through the core"},
+		{"internal/overlay", "internal/netns", "the overlay opens namespaces itself instead of through the core"},
+		{"internal/overlay", "internal/sysctl", "the overlay sets sysctls itself instead of through the core"},
+		{"internal/usernet", "github.com/vishvananda/netlink", "usernet adds the policy rule and routes of kernel port forwarding with netlink itself"},
+	},
+}
