@@ -275,7 +275,7 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader) (string, error) {
 		if err := os.Mkdir(target, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 			return "", fmt.Errorf("unpack %s: %w", hdr.Name, err)
 		}
-	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+	case tar.TypeReg, tar.TypeGNUSparse: // archive/tar reads TypeRegA as TypeReg
 		f, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY|unix.O_NOFOLLOW, 0o600)
 		if err != nil {
 			return "", fmt.Errorf("unpack %s: %w", hdr.Name, err)
