@@ -41,6 +41,7 @@ fi
 
 go version
 go mod download
+scripts/lint.sh fetch >/dev/null
 # crictl for test/acceptance/cri.sh: the proxy is reachable here, not inside
 # the suite's private network namespace.
 if [ "$(id -u)" = 0 ] && command -v containerd >/dev/null; then

@@ -11,6 +11,11 @@ STATICCHECK=honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
 
+# `lint.sh fetch`: only download and build staticcheck (scripts/deps.sh).
+if [ "${1:-}" = fetch ]; then
+	exec "$GO" run "$STATICCHECK" -version
+fi
+
 unformatted=$("$("$GO" env GOROOT)/bin/gofmt" -l .)
 if [ -n "$unformatted" ]; then
 	echo "lint: not gofmt-formatted (run gofmt -w):" >&2

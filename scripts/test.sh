@@ -12,6 +12,7 @@ GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
 export PATH="$(dirname "$GO"):$PATH:/usr/sbin:/sbin"
 
 go vet ./...
+scripts/lint.sh
 
 if [ "$(id -u)" != 0 ]; then
 	echo "not root: running unit tests only (kernel tests skip with a reason)"
