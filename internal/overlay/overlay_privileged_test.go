@@ -27,6 +27,7 @@ import (
 	"github.com/berthnet/berth/internal/ipam"
 	"github.com/berthnet/berth/internal/nettest"
 	"github.com/berthnet/berth/internal/overlay/lease"
+	"github.com/berthnet/berth/internal/vxlan"
 )
 
 const (
@@ -160,12 +161,11 @@ func (c *boCluster) conf(h *boHost) map[string]any {
 // while the agent programs a host can be caught in between; callers poll.
 func routesOn(t *testing.T, h *boHost) (map[netip.Prefix]bool, string) {
 	t.Helper()
-	hd := nettest.Handle(t, h.ns.NetNS)
-	l, err := hd.LinkByName(boVXLAN)
+	d, err := vxlan.Open(h.ns.NetNS, boVXLAN)
 	if err != nil {
 		t.Fatalf("host %d: %v", h.k, err)
 	}
-	d := &Device{h: hd, vxName: boVXLAN, vxIndex: l.Attrs().Index}
+	defer d.Close()
 	st, err := d.Programmed()
 	if err != nil {
 		t.Fatal(err)
@@ -429,11 +429,11 @@ func TestPrivilegedOverlayThreeHosts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, name := range []string{"veth0123456789a", "bokeep"} {
+		for name, peer := range map[string]string{"veth0123456789a": "bostrayp", "bokeep": "bokeepp"} {
 			attrs := netlink.NewLinkAttrs()
 			attrs.Name = name
 			attrs.MasterIndex = bridge.Attrs().Index
-			if err := hh.LinkAdd(&netlink.Veth{LinkAttrs: attrs, PeerName: name + "p"}); err != nil {
+			if err := hh.LinkAdd(&netlink.Veth{LinkAttrs: attrs, PeerName: peer}); err != nil {
 				t.Fatal(err)
 			}
 		}

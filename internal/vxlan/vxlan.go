@@ -1,4 +1,9 @@
-package overlay
+// Package vxlan is the kernel adapter of berth's overlay: on one host it
+// finds the underlay link, creates the VXLAN device and the container
+// bridge, gives them the leased subnet's addresses, and programs the
+// forwarding state towards other hosts (FDB entries, neighbours and routes
+// on the VXLAN device) over netlink, in a given network namespace.
+package vxlan
 
 import (
 	"errors"
@@ -10,7 +15,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berthnet/berth/internal/link"
+	"github.com/berthnet/berth/internal/netns"
 	"github.com/berthnet/berth/internal/overlay/lease"
+	"github.com/berthnet/berth/internal/sysctl"
 )
 
 // VXLANOverhead is what VXLAN over IPv4 adds to a frame (outer IPv4 20, UDP
@@ -31,88 +38,121 @@ func vtepMAC(public netip.Addr, vni int) net.HardwareAddr {
 type Device struct {
 	h       *link.Handle
 	vxName  string
-	brName  string
 	vni     int
-	port    int
 	public  netip.Addr
-	parent  int
 	mtu     int
 	vxIndex int
 	brIndex int
 }
 
-// DeviceSpec says what the host's overlay devices look like.
-type DeviceSpec struct {
+// Spec says what the host's overlay devices look like.
+type Spec struct {
 	VXLAN, Bridge string
 	VNI, Port     int
-	PublicIP      netip.Addr
-	// ParentIndex is the underlay link's index; MTU 0 derives the MTU from
-	// it (its MTU less VXLANOverhead).
-	ParentIndex int
-	MTU         int
+	// Iface is the underlay link (default: the link of the IPv4 default
+	// route); PublicIP the address other hosts reach it at (default: the
+	// link's first IPv4 address).
+	Iface    string
+	PublicIP netip.Addr
+	// MTU 0 derives the MTU from the underlay (its MTU less
+	// VXLANOverhead).
+	MTU int
 }
 
-// EnsureDevices creates (or reuses) the VXLAN device and the bridge and
-// sets them up. A VXLAN device of that name with other parameters is
-// replaced.
-// Equivalent to: ip link add VXLAN type vxlan id VNI local PUBLIC dev PARENT
-// dstport PORT nolearning; ip link add BRIDGE type bridge; ip link set ... up
-func EnsureDevices(h *link.Handle, spec DeviceSpec) (*Device, error) {
-	d := &Device{h: h, vxName: spec.VXLAN, brName: spec.Bridge, vni: spec.VNI, port: spec.Port, public: spec.PublicIP, parent: spec.ParentIndex, mtu: spec.MTU}
-	if d.mtu == 0 {
-		p, err := h.ByIndex(spec.ParentIndex)
-		if err != nil {
-			return nil, fmt.Errorf("underlay link: %w", err)
-		}
-		d.mtu = p.Attrs().MTU - VXLANOverhead
-	}
-	mac := vtepMAC(spec.PublicIP, spec.VNI)
-	if l, err := h.ByName(spec.VXLAN); err == nil {
-		vx, ok := l.(*netlink.Vxlan)
-		if !ok || vx.VxlanId != spec.VNI || vx.Port != spec.Port || !vx.SrcAddr.Equal(net.IP(spec.PublicIP.AsSlice())) ||
-			vx.VtepDevIndex != spec.ParentIndex || vx.Learning || vx.Attrs().HardwareAddr.String() != mac.String() {
-			if err := h.Delete(l); err != nil {
-				return nil, err
-			}
-		} else {
-			d.vxIndex = l.Attrs().Index
-		}
-	} else if !errors.Is(err, link.ErrNotFound) {
-		return nil, err
-	}
-	if d.vxIndex == 0 {
-		attrs := netlink.NewLinkAttrs()
-		attrs.Name = spec.VXLAN
-		attrs.MTU = d.mtu
-		attrs.HardwareAddr = mac
-		vx := &netlink.Vxlan{LinkAttrs: attrs, VxlanId: spec.VNI, VtepDevIndex: spec.ParentIndex,
-			SrcAddr: net.IP(spec.PublicIP.AsSlice()), Port: spec.Port, Learning: false}
-		if err := h.LinkAdd(vx); err != nil {
-			return nil, fmt.Errorf("create vxlan device %s: %w", spec.VXLAN, err)
-		}
-		l, err := h.ByName(spec.VXLAN)
-		if err != nil {
-			return nil, err
-		}
-		d.vxIndex = l.Attrs().Index
-	}
-	br, err := h.ByName(spec.Bridge)
-	if errors.Is(err, link.ErrNotFound) {
-		attrs := netlink.NewLinkAttrs()
-		attrs.Name = spec.Bridge
-		attrs.MTU = d.mtu
-		if err := h.LinkAdd(&netlink.Bridge{LinkAttrs: attrs}); err != nil && !errors.Is(err, unix.EEXIST) {
-			return nil, fmt.Errorf("create bridge %s: %w", spec.Bridge, err)
-		}
-		br, err = h.ByName(spec.Bridge)
-	}
+// ErrNoAddress: the underlay link has no IPv4 address to use as the
+// VXLAN source.
+var ErrNoAddress = errors.New("the underlay link has no IPv4 address")
+
+// Ensure sets the host in namespace ns (nil: the caller's) up for the
+// overlay: it turns on IPv4 forwarding (containers' traffic is routed
+// between bridge and VXLAN device), then creates (or reuses) the VXLAN
+// device and the bridge and sets them up. A VXLAN device of that name with
+// other parameters is replaced. Close releases the Device; the devices
+// stay.
+// Equivalent to: sysctl net.ipv4.ip_forward=1; ip link add VXLAN type vxlan
+// id VNI local PUBLIC dev PARENT dstport PORT nolearning; ip link add BRIDGE
+// type bridge; ip link set ... up
+func Ensure(ns *netns.NetNS, spec Spec) (*Device, error) {
+	h, err := link.NewHandle(ns)
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := br.(*netlink.Bridge); !ok {
-		return nil, fmt.Errorf("link %s exists and is a %s, not a bridge", spec.Bridge, br.Type())
+	d, err := ensure(h, ns, spec)
+	if err != nil {
+		h.Close()
+		return nil, err
 	}
-	d.brIndex = br.Attrs().Index
+	return d, nil
+}
+
+// Open returns the existing VXLAN device name of namespace ns, to read or
+// change its forwarding state.
+func Open(ns *netns.NetNS, name string) (*Device, error) {
+	h, err := link.NewHandle(ns)
+	if err != nil {
+		return nil, err
+	}
+	l, err := h.ByName(name)
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	return &Device{h: h, vxName: name, vxIndex: l.Attrs().Index, mtu: l.Attrs().MTU}, nil
+}
+
+// Close releases the netlink handle.
+func (d *Device) Close() { d.h.Close() }
+
+// PublicIP returns the underlay address the VXLAN device sends from.
+func (d *Device) PublicIP() netip.Addr { return d.public }
+
+// underlay finds the underlay link and its address.
+func underlay(h *link.Handle, spec *Spec) (netlink.Link, error) {
+	if spec.Iface == "" {
+		name, err := h.DefaultRouteLink()
+		if err != nil {
+			return nil, fmt.Errorf("underlay: %w", err)
+		}
+		spec.Iface = name
+	}
+	parent, err := h.ByName(spec.Iface)
+	if err != nil {
+		return nil, fmt.Errorf("underlay: %w", err)
+	}
+	if spec.PublicIP.IsValid() {
+		return parent, nil
+	}
+	addrs, err := h.AddrList(parent, netlink.FAMILY_V4)
+	if err != nil {
+		return nil, fmt.Errorf("addresses of %s: %w", spec.Iface, err)
+	}
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap().Is4() {
+			spec.PublicIP = ip.Unmap()
+			return parent, nil
+		}
+	}
+	return nil, fmt.Errorf("underlay %s: %w", spec.Iface, ErrNoAddress)
+}
+
+func ensure(h *link.Handle, ns *netns.NetNS, spec Spec) (*Device, error) {
+	parent, err := underlay(h, &spec)
+	if err != nil {
+		return nil, err
+	}
+	if err := sysctl.Apply(ns, []sysctl.Setting{{Key: "net.ipv4.ip_forward", Value: "1"}}); err != nil {
+		return nil, err
+	}
+	d := &Device{h: h, vxName: spec.VXLAN, vni: spec.VNI, public: spec.PublicIP, mtu: spec.MTU}
+	if d.mtu == 0 {
+		d.mtu = parent.Attrs().MTU - VXLANOverhead
+	}
+	if d.vxIndex, err = ensureVXLAN(h, spec, parent.Attrs().Index, d.mtu); err != nil {
+		return nil, err
+	}
+	if d.brIndex, err = ensureBridge(h, spec.Bridge, d.mtu); err != nil {
+		return nil, err
+	}
 	for _, idx := range []int{d.vxIndex, d.brIndex} {
 		l, err := h.ByIndex(idx)
 		if err != nil {
@@ -128,6 +168,59 @@ func EnsureDevices(h *link.Handle, spec DeviceSpec) (*Device, error) {
 		}
 	}
 	return d, nil
+}
+
+// ensureVXLAN reuses the VXLAN device when its parameters match, else
+// (re)creates it, and returns its index.
+func ensureVXLAN(h *link.Handle, spec Spec, parent, mtu int) (int, error) {
+	mac := vtepMAC(spec.PublicIP, spec.VNI)
+	if l, err := h.ByName(spec.VXLAN); err == nil {
+		vx, ok := l.(*netlink.Vxlan)
+		if ok && vx.VxlanId == spec.VNI && vx.Port == spec.Port && vx.SrcAddr.Equal(net.IP(spec.PublicIP.AsSlice())) &&
+			vx.VtepDevIndex == parent && !vx.Learning && vx.Attrs().HardwareAddr.String() == mac.String() {
+			return l.Attrs().Index, nil
+		}
+		if err := h.Delete(l); err != nil {
+			return 0, err
+		}
+	} else if !errors.Is(err, link.ErrNotFound) {
+		return 0, err
+	}
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name = spec.VXLAN
+	attrs.MTU = mtu
+	attrs.HardwareAddr = mac
+	vx := &netlink.Vxlan{LinkAttrs: attrs, VxlanId: spec.VNI, VtepDevIndex: parent,
+		SrcAddr: net.IP(spec.PublicIP.AsSlice()), Port: spec.Port, Learning: false}
+	if err := h.LinkAdd(vx); err != nil {
+		return 0, fmt.Errorf("create vxlan device %s: %w", spec.VXLAN, err)
+	}
+	l, err := h.ByName(spec.VXLAN)
+	if err != nil {
+		return 0, err
+	}
+	return l.Attrs().Index, nil
+}
+
+// ensureBridge finds or creates the container bridge and returns its index.
+func ensureBridge(h *link.Handle, name string, mtu int) (int, error) {
+	br, err := h.ByName(name)
+	if errors.Is(err, link.ErrNotFound) {
+		attrs := netlink.NewLinkAttrs()
+		attrs.Name = name
+		attrs.MTU = mtu
+		if err := h.LinkAdd(&netlink.Bridge{LinkAttrs: attrs}); err != nil && !errors.Is(err, unix.EEXIST) {
+			return 0, fmt.Errorf("create bridge %s: %w", name, err)
+		}
+		br, err = h.ByName(name)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if _, ok := br.(*netlink.Bridge); !ok {
+		return 0, fmt.Errorf("link %s exists and is a %s, not a bridge", name, br.Type())
+	}
+	return br.Attrs().Index, nil
 }
 
 // MAC returns the VXLAN device's address (the VTEP MAC).
