@@ -43,7 +43,7 @@ type AgentConfig struct {
 	// Resync is the interval of full re-reads of etcd and the kernel.
 	Resync time.Duration
 	// StateDir is where the host state file, the agent lock and the
-	// plugin's address database live.
+	// plugin's attachment directory (AttachDir) live.
 	StateDir string
 	// VXLAN and Bridge name the devices; MTU 0 derives it from the underlay.
 	VXLAN, Bridge string
