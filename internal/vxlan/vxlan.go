@@ -269,27 +269,19 @@ func (d *Device) SetSubnet(s netip.Prefix) error {
 // through a gateway on it.
 func (d *Device) Programmed() (lease.State, error) {
 	var st lease.State
-	fdb, err := d.h.NeighList(d.vxIndex, unix.AF_BRIDGE)
+	fdb, err := d.permanent(unix.AF_BRIDGE)
 	if err != nil {
 		return st, fmt.Errorf("list fdb of %s: %w", d.vxName, err)
 	}
-	for _, n := range fdb {
-		dst, ok := netip.AddrFromSlice(n.IP)
-		if !ok || n.State&netlink.NUD_PERMANENT == 0 || len(n.HardwareAddr) != 6 {
-			continue
-		}
-		st.FDB = append(st.FDB, lease.FDB{MAC: n.HardwareAddr.String(), Dst: dst.Unmap()})
+	for _, e := range fdb {
+		st.FDB = append(st.FDB, lease.FDB{MAC: e.mac, Dst: e.ip})
 	}
-	neighs, err := d.h.NeighList(d.vxIndex, unix.AF_INET)
+	neighs, err := d.permanent(unix.AF_INET)
 	if err != nil {
 		return st, fmt.Errorf("list neighbours of %s: %w", d.vxName, err)
 	}
-	for _, n := range neighs {
-		ip, ok := netip.AddrFromSlice(n.IP)
-		if !ok || n.State&netlink.NUD_PERMANENT == 0 || len(n.HardwareAddr) != 6 {
-			continue
-		}
-		st.Neighs = append(st.Neighs, lease.Neigh{IP: ip.Unmap(), MAC: n.HardwareAddr.String()})
+	for _, e := range neighs {
+		st.Neighs = append(st.Neighs, lease.Neigh{IP: e.ip, MAC: e.mac})
 	}
 	l, err := d.h.ByIndex(d.vxIndex)
 	if err != nil {
@@ -311,54 +303,80 @@ func (d *Device) Programmed() (lease.State, error) {
 	return st, nil
 }
 
+// entry is a permanent neighbour or FDB entry: an IP address and a MAC.
+type entry struct {
+	ip  netip.Addr
+	mac string
+}
+
+// permanent lists the VXLAN device's permanent entries of a family
+// (AF_BRIDGE: FDB entries, whose IP is the remote VTEP) with an address
+// and an Ethernet MAC.
+func (d *Device) permanent(family int) ([]entry, error) {
+	list, err := d.h.NeighList(d.vxIndex, family)
+	if err != nil {
+		return nil, err
+	}
+	var out []entry
+	for _, n := range list {
+		ip, ok := netip.AddrFromSlice(n.IP)
+		if ok && n.State&netlink.NUD_PERMANENT != 0 && len(n.HardwareAddr) == 6 {
+			out = append(out, entry{ip: ip.Unmap(), mac: n.HardwareAddr.String()})
+		}
+	}
+	return out, nil
+}
+
+// fdbEntry is the netlink form of an FDB entry on the VXLAN device.
+// Equivalent to: bridge fdb ... MAC dev VXLAN dst DST self permanent
+func (d *Device) fdbEntry(f lease.FDB) *netlink.Neigh {
+	mac, _ := net.ParseMAC(f.MAC)
+	return &netlink.Neigh{LinkIndex: d.vxIndex, Family: unix.AF_BRIDGE, Flags: netlink.NTF_SELF,
+		IP: net.IP(f.Dst.AsSlice()), HardwareAddr: mac, State: netlink.NUD_PERMANENT}
+}
+
+// neighEntry is the netlink form of a neighbour on the VXLAN device.
+// Equivalent to: ip neigh ... IP lladdr MAC dev VXLAN nud permanent
+func (d *Device) neighEntry(n lease.Neigh) *netlink.Neigh {
+	mac, _ := net.ParseMAC(n.MAC)
+	return &netlink.Neigh{LinkIndex: d.vxIndex, Family: unix.AF_INET, IP: net.IP(n.IP.AsSlice()),
+		HardwareAddr: mac, State: netlink.NUD_PERMANENT}
+}
+
+// routeEntry is the netlink form of a route through the VXLAN device.
+// Equivalent to: ip route ... DST via VIA dev VXLAN onlink
+func (d *Device) routeEntry(r lease.Route) *netlink.Route {
+	return &netlink.Route{LinkIndex: d.vxIndex, Dst: link.IPNet(r.Dst), Gw: net.IP(r.Via.AsSlice()),
+		Flags: int(netlink.FLAG_ONLINK), Scope: netlink.SCOPE_UNIVERSE}
+}
+
 // Apply deletes del (routes first) and sets set (FDB entries first), so a
 // route never points at a neighbour that is not there. It keeps going past
-// errors and returns them joined.
+// errors and returns them joined; deleting what is gone is not one.
 func (d *Device) Apply(del, set lease.State) error {
 	var errs []error
-	for _, r := range del.Routes {
-		err := d.h.RouteDel(&netlink.Route{LinkIndex: d.vxIndex, Dst: link.IPNet(r.Dst), Gw: net.IP(r.Via.AsSlice())})
-		if err != nil && !errors.Is(err, unix.ESRCH) {
-			errs = append(errs, fmt.Errorf("delete route %s: %w", r.Dst, err))
+	failed := func(err error, gone error, format string, args ...any) {
+		if err != nil && (gone == nil || !errors.Is(err, gone)) {
+			errs = append(errs, fmt.Errorf(format+": %w", append(args, err)...))
 		}
+	}
+	for _, r := range del.Routes {
+		failed(d.h.RouteDel(d.routeEntry(r)), unix.ESRCH, "delete route %s", r.Dst)
 	}
 	for _, n := range del.Neighs {
-		mac, _ := net.ParseMAC(n.MAC)
-		err := d.h.NeighDel(&netlink.Neigh{LinkIndex: d.vxIndex, Family: unix.AF_INET, IP: net.IP(n.IP.AsSlice()), HardwareAddr: mac})
-		if err != nil && !errors.Is(err, unix.ENOENT) {
-			errs = append(errs, fmt.Errorf("delete neighbour %s: %w", n.IP, err))
-		}
+		failed(d.h.NeighDel(d.neighEntry(n)), unix.ENOENT, "delete neighbour %s", n.IP)
 	}
 	for _, f := range del.FDB {
-		mac, _ := net.ParseMAC(f.MAC)
-		err := d.h.NeighDel(&netlink.Neigh{LinkIndex: d.vxIndex, Family: unix.AF_BRIDGE, Flags: netlink.NTF_SELF,
-			IP: net.IP(f.Dst.AsSlice()), HardwareAddr: mac, State: netlink.NUD_PERMANENT})
-		if err != nil && !errors.Is(err, unix.ENOENT) {
-			errs = append(errs, fmt.Errorf("delete fdb entry %s: %w", f.MAC, err))
-		}
+		failed(d.h.NeighDel(d.fdbEntry(f)), unix.ENOENT, "delete fdb entry %s", f.MAC)
 	}
 	for _, f := range set.FDB {
-		mac, _ := net.ParseMAC(f.MAC)
-		err := d.h.NeighSet(&netlink.Neigh{LinkIndex: d.vxIndex, Family: unix.AF_BRIDGE, Flags: netlink.NTF_SELF,
-			IP: net.IP(f.Dst.AsSlice()), HardwareAddr: mac, State: netlink.NUD_PERMANENT})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("set fdb entry %s dst %s: %w", f.MAC, f.Dst, err))
-		}
+		failed(d.h.NeighSet(d.fdbEntry(f)), nil, "set fdb entry %s dst %s", f.MAC, f.Dst)
 	}
 	for _, n := range set.Neighs {
-		mac, _ := net.ParseMAC(n.MAC)
-		err := d.h.NeighSet(&netlink.Neigh{LinkIndex: d.vxIndex, Family: unix.AF_INET, IP: net.IP(n.IP.AsSlice()),
-			HardwareAddr: mac, State: netlink.NUD_PERMANENT})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("set neighbour %s: %w", n.IP, err))
-		}
+		failed(d.h.NeighSet(d.neighEntry(n)), nil, "set neighbour %s", n.IP)
 	}
 	for _, r := range set.Routes {
-		err := d.h.RouteReplace(&netlink.Route{LinkIndex: d.vxIndex, Dst: link.IPNet(r.Dst), Gw: net.IP(r.Via.AsSlice()),
-			Flags: int(netlink.FLAG_ONLINK), Scope: netlink.SCOPE_UNIVERSE})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("set route %s via %s: %w", r.Dst, r.Via, err))
-		}
+		failed(d.h.RouteReplace(d.routeEntry(r)), nil, "set route %s via %s", r.Dst, r.Via)
 	}
 	return errors.Join(errs...)
 }
