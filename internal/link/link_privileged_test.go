@@ -99,3 +99,34 @@ func TestPrivilegedSetIPv4Conf(t *testing.T) {
 		}
 	}
 }
+
+// LoopbackUp brings a namespace's lo up (127.0.0.1 answers again), and
+// calling it again changes nothing.
+func TestPrivilegedLoopbackUp(t *testing.T) {
+	nettest.Privileged(t)
+	ns := nettest.NewNS(t, nettest.RandName("bl"))
+	h := nettest.Handle(t, ns.NetNS)
+	l := nettest.Listen(t, ns, "tcp", "127.0.0.1:8080")
+	nettest.ServeBanner(l, "lo")
+	lo, err := h.ByName("lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.LinkSetDown(lo); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nettest.FetchWithin(ns, "tcp", "127.0.0.1:8080", 200*time.Millisecond); err == nil {
+		t.Fatal("127.0.0.1 answers with lo down")
+	}
+	for range 2 {
+		if err := h.LoopbackUp(); err != nil {
+			t.Fatal(err)
+		}
+		if lo, err = h.ByName("lo"); err != nil || lo.Attrs().Flags&net.FlagUp == 0 {
+			t.Fatalf("lo after LoopbackUp: %v; want up", err)
+		}
+	}
+	if got, err := nettest.Fetch(ns, "tcp", "127.0.0.1:8080"); err != nil || got != "lo" {
+		t.Errorf("fetch over lo: %q, %v", got, err)
+	}
+}

@@ -65,10 +65,8 @@ func NewNS(t testing.TB, name string) *NS {
 			t.Errorf("remove namespace %s: %v", name, err)
 		}
 	})
-	h := Handle(t, ns)
-	lo, err := h.LinkByName("lo")
-	if err == nil {
-		_ = h.LinkSetUp(lo)
+	if err := Handle(t, ns).LoopbackUp(); err != nil {
+		t.Fatalf("namespace %s: %v", name, err)
 	}
 	return &NS{NetNS: ns, Name: name}
 }

@@ -15,9 +15,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
-	"github.com/berthnet/berth/internal/link"
 	"github.com/berthnet/berth/internal/overlay/lease"
-	"github.com/berthnet/berth/internal/sysctl"
+	"github.com/berthnet/berth/internal/vxlan"
 )
 
 // AgentConfig configures the per-host agent of one overlay network.
@@ -44,7 +43,7 @@ type AgentConfig struct {
 	// Resync is the interval of full re-reads of etcd and the kernel.
 	Resync time.Duration
 	// StateDir is where the host state file, the agent lock and the
-	// plugin's address database live.
+	// plugin's attachment directory (AttachDir) live.
 	StateDir string
 	// VXLAN and Bridge name the devices; MTU 0 derives it from the underlay.
 	VXLAN, Bridge string
@@ -117,7 +116,7 @@ func (c *AgentConfig) defaults() error {
 // other host's subnet (kept in sync from an etcd watch).
 type Agent struct {
 	cfg AgentConfig
-	dev *Device
+	dev *vxlan.Device
 	reg *Registry
 	cli *clientv3.Client
 	own lease.Lease
@@ -147,6 +146,7 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 	if err := a.setupHost(); err != nil {
 		return err
 	}
+	defer a.dev.Close()
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:            cfg.Endpoints,
 		TLS:                  cfg.TLS,
@@ -198,41 +198,16 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 
 // setupHost finds the underlay, enables forwarding and creates the devices.
 func (a *Agent) setupHost() error {
-	h, err := link.NewHandle(nil)
+	dev, err := vxlan.Ensure(nil, vxlan.Spec{VXLAN: a.cfg.VXLAN, Bridge: a.cfg.Bridge, VNI: a.cfg.Overlay.VNI,
+		Port: a.cfg.Overlay.Port, Iface: a.cfg.Iface, PublicIP: a.cfg.PublicIP, MTU: a.cfg.MTU})
+	if errors.Is(err, vxlan.ErrNoAddress) {
+		return fmt.Errorf("set up host: %w; give --public-ip", err)
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("set up host: %w", err)
 	}
-	iface := a.cfg.Iface
-	if iface == "" {
-		if iface, err = h.DefaultRouteLink(); err != nil {
-			return fmt.Errorf("--iface: %w", err)
-		}
-	}
-	parent, err := h.ByName(iface)
-	if err != nil {
-		return fmt.Errorf("--iface: %w", err)
-	}
-	if !a.cfg.PublicIP.IsValid() {
-		addrs, err := h.AddrList(parent, 2 /* FAMILY_V4 */)
-		if err != nil {
-			return fmt.Errorf("addresses of %s: %w", iface, err)
-		}
-		for _, ad := range addrs {
-			if ip, ok := netip.AddrFromSlice(ad.IP); ok && ip.Unmap().Is4() {
-				a.cfg.PublicIP = ip.Unmap()
-				break
-			}
-		}
-		if !a.cfg.PublicIP.IsValid() {
-			return fmt.Errorf("--iface %s has no IPv4 address; give --public-ip", iface)
-		}
-	}
-	if err := sysctl.Apply(nil, []sysctl.Setting{{Key: "net.ipv4.ip_forward", Value: "1"}}); err != nil {
-		return err
-	}
-	a.dev, err = EnsureDevices(h, DeviceSpec{VXLAN: a.cfg.VXLAN, Bridge: a.cfg.Bridge, VNI: a.cfg.Overlay.VNI,
-		Port: a.cfg.Overlay.Port, PublicIP: a.cfg.PublicIP, ParentIndex: parent.Attrs().Index, MTU: a.cfg.MTU})
-	return err
+	a.dev, a.cfg.PublicIP = dev, dev.PublicIP()
+	return nil
 }
 
 // claim grants an etcd lease, claims a subnet under it, starts its

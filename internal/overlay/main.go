@@ -10,11 +10,12 @@
 // when a host's lease expires or is deleted, the others withdraw them. It
 // publishes the host's subnet in a state file.
 //
-// The plugin never talks to etcd: it reads the state file, allocates
-// container addresses from the host's subnet in a local bbolt database
-// (internal/ipam) and attaches the container to the bridge with a veth.
-// The pure parts (leases, subnet choice, the forwarding plan) live in
-// internal/overlay/lease.
+// The plugin never talks to etcd: it reads the state file and has berth's
+// attach service (package berthnet) attach the container to the agent's
+// bridge as an unmanaged bridge network on the host's subnet, which
+// allocates the address and creates the veth. The kernel work of the agent
+// is in package vxlan; the pure parts (leases, subnet choice, the
+// forwarding plan) live in internal/overlay/lease.
 package overlay
 
 import (

@@ -23,9 +23,11 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
+	"github.com/berthnet/berth/berthnet"
 	"github.com/berthnet/berth/internal/ipam"
 	"github.com/berthnet/berth/internal/nettest"
 	"github.com/berthnet/berth/internal/overlay/lease"
+	"github.com/berthnet/berth/internal/vxlan"
 )
 
 const (
@@ -159,12 +161,11 @@ func (c *boCluster) conf(h *boHost) map[string]any {
 // while the agent programs a host can be caught in between; callers poll.
 func routesOn(t *testing.T, h *boHost) (map[netip.Prefix]bool, string) {
 	t.Helper()
-	hd := nettest.Handle(t, h.ns.NetNS)
-	l, err := hd.LinkByName(boVXLAN)
+	d, err := vxlan.Open(h.ns.NetNS, boVXLAN)
 	if err != nil {
 		t.Fatalf("host %d: %v", h.k, err)
 	}
-	d := &Device{h: hd, vxName: boVXLAN, vxIndex: l.Attrs().Index}
+	defer d.Close()
 	st, err := d.Programmed()
 	if err != nil {
 		t.Fatal(err)
@@ -428,11 +429,11 @@ func TestPrivilegedOverlayThreeHosts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, name := range []string{"vo0123456789a", "bokeep"} {
+		for name, peer := range map[string]string{"veth0123456789a": "bostrayp", "bokeep": "bokeepp"} {
 			attrs := netlink.NewLinkAttrs()
 			attrs.Name = name
 			attrs.MasterIndex = bridge.Attrs().Index
-			if err := hh.LinkAdd(&netlink.Veth{LinkAttrs: attrs, PeerName: name + "p"}); err != nil {
+			if err := hh.LinkAdd(&netlink.Veth{LinkAttrs: attrs, PeerName: peer}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -446,16 +447,16 @@ func TestPrivilegedOverlayThreeHosts(t *testing.T) {
 		if err != nil || len(leases) != 1 || leases[0].ContainerID != "boctr1/eth0" {
 			t.Errorf("after GC: leases %+v, %v; want only boctr1/eth0", leases, err)
 		}
-		if _, err := nettest.Handle(t, h1.ns.NetNS).LinkByName(HostVeth(boNet, "boctr1x", "eth0")); err == nil {
+		if _, err := nettest.Handle(t, h1.ns.NetNS).LinkByName(berthnet.HostVethName("boctr1x", "eth0", boNet)); err == nil {
 			t.Error("GC left the forgotten attachment's veth")
 		}
-		if _, err := hh.LinkByName("vo0123456789a"); err == nil {
+		if _, err := hh.LinkByName("veth0123456789a"); err == nil {
 			t.Error("GC left a stray host veth on the bridge")
 		}
 		if _, err := hh.LinkByName("bokeep"); err != nil {
 			t.Errorf("GC removed a link that is not the plugin's: %v", err)
 		}
-		if _, err := hh.LinkByName(HostVeth(boNet, "boctr1", "eth0")); err != nil {
+		if _, err := hh.LinkByName(berthnet.HostVethName("boctr1", "eth0", boNet)); err != nil {
 			t.Errorf("GC removed the valid attachment's veth: %v", err)
 		}
 		if l := nettest.Links(t, extra); len(l) != 1 {

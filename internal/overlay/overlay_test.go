@@ -2,12 +2,17 @@ package overlay
 
 import (
 	"errors"
+	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"strings"
 	"testing"
 
 	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+
+	"github.com/berthnet/berth/berthnet"
 )
 
 // TestMain lets the privileged test run this test binary as the plugin and
@@ -36,16 +41,6 @@ func TestParseConf(t *testing.T) {
 		if !errors.As(err, &e) || !strings.Contains(e.Msg, bad.want) {
 			t.Errorf("parseConf(%s) = %v, want a CNI error naming %q", bad.conf, err, bad.want)
 		}
-	}
-}
-
-func TestHostVeth(t *testing.T) {
-	a := HostVeth("ovl", "ctr1", "eth0")
-	if len(a) != 13 || !strings.HasPrefix(a, "vo") {
-		t.Fatalf("HostVeth = %q", a)
-	}
-	if a != HostVeth("ovl", "ctr1", "eth0") || a == HostVeth("ovl", "ctr1", "eth1") || a == HostVeth("ovl2", "ctr1", "eth0") {
-		t.Fatal("HostVeth must be stable and differ per attachment")
 	}
 }
 
@@ -112,5 +107,74 @@ func TestAgentConfigDefaults(t *testing.T) {
 	}
 	if _, err := ParseEndpoints([]string{"198.18.0.1"}); err == nil {
 		t.Error("ParseEndpoints accepted an endpoint without a port")
+	}
+}
+
+// The host's share of the overlay is an unmanaged bridge network the
+// attach service accepts: the agent's bridge, subnet and gateway, a route
+// to the range, the smaller MTU, and a default route only when asked for.
+func TestBridgeNetwork(t *testing.T) {
+	st := HostState{Network: "ovl", Range: netip.MustParsePrefix("198.19.0.0/16"), Subnet: netip.MustParsePrefix("198.19.4.0/24"),
+		Gateway: netip.MustParseAddr("198.19.4.1"), Bridge: "berthbr78", MTU: 1450}
+	for _, tc := range []struct {
+		conf    NetConf
+		mtu     int
+		noDefGW bool
+	}{
+		{NetConf{}, 1450, true},
+		{NetConf{MTU: 1400, IsDefaultGateway: true}, 1400, false},
+		{NetConf{MTU: 9000}, 1450, true},
+	} {
+		tc.conf.Name = "ovl"
+		n := bridgeNetwork(&tc.conf, st)
+		if n.Interface != "berthbr78" || n.Mode != "unmanaged" || n.MTU != tc.mtu || n.NoDefaultRoute != tc.noDefGW ||
+			len(n.Subnets) != 1 || n.Subnets[0].Prefix != st.Subnet || n.Subnets[0].Gateway != st.Gateway ||
+			len(n.Routes) != 1 || n.Routes[0].Destination != st.Range || n.Routes[0].Gateway != st.Gateway {
+			t.Errorf("bridgeNetwork(%+v) = %+v", tc.conf, n)
+		}
+		h, err := berthnet.New(berthnet.Config{StateDir: t.TempDir(), Firewall: "none"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := h.CreateNetwork(n)
+		if err != nil {
+			t.Fatalf("the attach service refuses %+v: %v", n, err)
+		}
+		if got.Mode != "unmanaged" || got.Interface != "berthbr78" {
+			t.Errorf("stored as %+v", got)
+		}
+		h.Close()
+	}
+}
+
+func TestCNIError(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		code uint
+	}{
+		{fmt.Errorf("attach: %w", berthnet.ErrInvalid), types.ErrInvalidNetworkConfig},
+		{fmt.Errorf("open netns: %w", os.ErrNotExist), types.ErrInvalidNetNS},
+		{fmt.Errorf("attach: %w", berthnet.ErrInUse), types.ErrInternal},
+		{types.NewError(types.ErrTryAgainLater, "later", ""), types.ErrTryAgainLater},
+	} {
+		var e *types.Error
+		if err := cniError(tc.err); !errors.As(err, &e) || e.Code != tc.code {
+			t.Errorf("cniError(%v) = %v, want code %d", tc.err, err, tc.code)
+		}
+	}
+	if cniError(nil) != nil {
+		t.Error("cniError(nil) is not nil")
+	}
+}
+
+func TestSamePrefixes(t *testing.T) {
+	held := []netip.Prefix{netip.MustParsePrefix("198.19.4.7/24")}
+	ok := []*current.IPConfig{{Address: net.IPNet{IP: net.ParseIP("198.19.4.7"), Mask: net.CIDRMask(24, 32)}}}
+	if err := samePrefixes(ok, held); err != nil {
+		t.Error(err)
+	}
+	bad := []*current.IPConfig{{Address: net.IPNet{IP: net.ParseIP("198.19.4.8"), Mask: net.CIDRMask(24, 32)}}}
+	if err := samePrefixes(bad, held); err == nil {
+		t.Error("an address the attachment does not hold passed")
 	}
 }

@@ -1,8 +1,7 @@
 package overlay
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,13 +14,8 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/version"
-	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 
-	"github.com/berthnet/berth/internal/ipam"
-	"github.com/berthnet/berth/internal/link"
-	"github.com/berthnet/berth/internal/netns"
-	"github.com/berthnet/berth/internal/network"
+	"github.com/berthnet/berth/berthnet"
 )
 
 // NetConf is berth-overlay's network configuration (one entry of a
@@ -77,37 +71,51 @@ func hostState(c *NetConf) (HostState, error) {
 	return st, nil
 }
 
-// attachmentKey names an attachment in the address database.
-func attachmentKey(containerID, ifName string) string { return containerID + "/" + ifName }
-
-// HostVeth returns the host-side veth name of an attachment: "vo" and 11
-// hex digits of a hash of network, container ID and interface name, so DEL
-// and GC find it without the container's namespace.
-func HostVeth(network, containerID, ifName string) string {
-	sum := sha256.Sum256([]byte(network + "\x00" + containerID + "\x00" + ifName))
-	return "vo" + hex.EncodeToString(sum[:])[:11]
-}
-
-func ipamNetwork(st HostState) network.Network {
-	return network.Network{Name: st.Network, Driver: "bridge", Subnets: []network.Subnet{{Subnet: st.Subnet, Gateway: st.Gateway}}}
-}
-
-// containerHandle opens the container's namespace and a netlink handle in
-// it; the caller closes both.
-func containerHandle(path string) (*netns.NetNS, *link.Handle, error) {
-	cns, err := netns.Open(path)
+// attachHost opens the attach service on the network's attachment
+// directory. The agent owns the bridge, so no firewall driver is needed.
+func attachHost(c *NetConf) (*berthnet.Host, error) {
+	h, err := berthnet.New(berthnet.Config{StateDir: AttachDir(c.StateDir, c.Name), Firewall: "none"})
 	if err != nil {
-		return nil, nil, types.NewError(types.ErrInvalidNetNS, "open container namespace", err.Error())
+		return nil, types.NewError(types.ErrIOFailure, err.Error(), "")
 	}
-	ch, err := link.NewHandle(cns)
-	if err != nil {
-		cns.Close()
-		return nil, nil, err
-	}
-	return cns, ch, nil
+	return h, nil
 }
 
-func cmdAdd(args *skel.CmdArgs) (err error) {
+// bridgeNetwork describes the host's share of the overlay to the attach
+// service: a bridge the agent created and configured (mode unmanaged: it
+// only gains container ports), the host's leased subnet with the bridge's
+// address as gateway, a route to the whole overlay range, and a default
+// route only when asked for.
+func bridgeNetwork(c *NetConf, st HostState) berthnet.Network {
+	mtu := st.MTU
+	if c.MTU > 0 && c.MTU < mtu {
+		mtu = c.MTU
+	}
+	return berthnet.Network{
+		Name: c.Name, Driver: berthnet.Bridge, Interface: st.Bridge, Mode: "unmanaged", MTU: mtu,
+		Subnets:        []berthnet.Subnet{{Prefix: st.Subnet, Gateway: st.Gateway}},
+		Routes:         []berthnet.Route{{Destination: st.Range, Gateway: st.Gateway}},
+		NoDefaultRoute: !c.IsDefaultGateway,
+	}
+}
+
+// cniError turns an error of the attach service into a CNI error; CNI
+// errors pass unchanged.
+func cniError(err error) error {
+	var e *types.Error
+	if err == nil || errors.As(err, &e) {
+		return err
+	}
+	switch {
+	case errors.Is(err, berthnet.ErrInvalid):
+		return types.NewError(types.ErrInvalidNetworkConfig, err.Error(), "")
+	case errors.Is(err, os.ErrNotExist):
+		return types.NewError(types.ErrInvalidNetNS, err.Error(), "")
+	}
+	return types.NewError(types.ErrInternal, err.Error(), "")
+}
+
+func cmdAdd(args *skel.CmdArgs) error {
 	c, err := parseConf(args.StdinData)
 	if err != nil {
 		return err
@@ -116,90 +124,43 @@ func cmdAdd(args *skel.CmdArgs) (err error) {
 	if err != nil {
 		return err
 	}
-	mtu := st.MTU
-	if c.MTU > 0 && c.MTU < mtu {
-		mtu = c.MTU
-	}
-	cns, ch, err := containerHandle(args.Netns)
-	if err != nil {
-		return err
-	}
-	defer cns.Close()
-	defer ch.Close()
-	h, err := link.NewHandle(nil)
+	h, err := attachHost(c)
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	br, err := h.ByName(st.Bridge)
+	n := bridgeNetwork(c, st)
+	att, err := h.Attach(context.Background(), n, berthnet.AttachOptions{ContainerID: args.ContainerID, Netns: args.Netns, Interface: args.IfName})
 	if err != nil {
-		return types.NewError(types.ErrTryAgainLater, "overlay bridge is missing (is the agent starting?)", err.Error())
+		return cniError(err)
 	}
-	alloc, err := ipam.New(IPAMPath(c.StateDir, c.Name))
-	if err != nil {
-		return err
-	}
-	key := attachmentKey(args.ContainerID, args.IfName)
-	addrs, err := alloc.Allocate(key, ipamNetwork(st), nil)
-	if err != nil {
-		if errors.Is(err, ipam.ErrInUse) {
-			return types.NewError(types.ErrInternal, fmt.Sprintf("container %s already has interface %s on network %s", args.ContainerID, args.IfName, c.Name), err.Error())
-		}
-		return fmt.Errorf("allocate address: %w", err)
-	}
-	hostName := HostVeth(c.Name, args.ContainerID, args.IfName)
-	defer func() {
-		if err != nil {
-			if l, e := h.ByName(hostName); e == nil {
-				_ = h.Delete(l)
-			}
-			_ = alloc.Release(key, c.Name)
-		}
-	}()
-	addr := addrs[0]
-	if _, err := h.AddVeth(link.VethSpec{Name: hostName, MTU: mtu, MasterIndex: br.Attrs().Index, PeerName: args.IfName, PeerNSFd: cns.Fd()}); err != nil {
-		if errors.Is(err, unix.EEXIST) {
-			return types.NewError(types.ErrInternal, fmt.Sprintf("create veth %s: a link named %s (or %s in the container) exists", hostName, hostName, args.IfName), err.Error())
-		}
-		return fmt.Errorf("create veth %s: %w", hostName, err)
-	}
-	hl, err := h.ByName(hostName)
-	if err != nil {
-		return err
-	}
-	cl, err := ch.ByName(args.IfName)
-	if err != nil {
-		return err
-	}
-	if err := ch.AddAddr(cl, addr); err != nil {
-		return err
-	}
-	if err := ch.Up(cl); err != nil {
-		return err
-	}
-	gw := net.IP(st.Gateway.AsSlice())
-	routes := []*types.Route{{Dst: *link.IPNet(st.Range), GW: gw}}
+	return types.PrintResult(result(c, n, args, att), c.CNIVersion)
+}
+
+// result is the CNI result of an attachment.
+func result(c *NetConf, n berthnet.Network, args *skel.CmdArgs, att berthnet.Attachment) *current.Result {
+	gw := net.IP(n.Subnets[0].Gateway.AsSlice())
+	routes := []*types.Route{{Dst: ipNet(n.Routes[0].Destination), GW: gw}}
 	if c.IsDefaultGateway {
-		routes = append(routes, &types.Route{Dst: net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}, GW: gw})
+		routes = append(routes, &types.Route{Dst: ipNet(netip.PrefixFrom(netip.IPv4Unspecified(), 0)), GW: gw})
 	}
-	for _, r := range routes {
-		dst := r.Dst
-		if err := ch.RouteReplace(&netlink.Route{LinkIndex: cl.Attrs().Index, Dst: &dst, Gw: r.GW}); err != nil {
-			return fmt.Errorf("add route %s via %s in the container: %w", r.Dst.String(), r.GW, err)
-		}
-	}
-	zero := 1
 	res := &current.Result{
 		CNIVersion: current.ImplementedSpecVersion,
 		Interfaces: []*current.Interface{
-			{Name: hostName, Mac: hl.Attrs().HardwareAddr.String()},
-			{Name: args.IfName, Mac: cl.Attrs().HardwareAddr.String(), Mtu: mtu, Sandbox: args.Netns},
+			{Name: att.HostInterface},
+			{Name: args.IfName, Mac: att.MAC, Mtu: n.MTU, Sandbox: args.Netns},
 		},
-		IPs:    []*current.IPConfig{{Interface: &zero, Address: *link.IPNet(addr), Gateway: gw}},
 		Routes: routes,
 		DNS:    c.DNS,
 	}
-	return types.PrintResult(res, c.CNIVersion)
+	for _, a := range att.Addresses {
+		res.IPs = append(res.IPs, &current.IPConfig{Interface: current.Int(1), Address: ipNet(a), Gateway: gw})
+	}
+	return res
+}
+
+func ipNet(p netip.Prefix) net.IPNet {
+	return net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }
 
 func cmdDel(args *skel.CmdArgs) error {
@@ -207,27 +168,14 @@ func cmdDel(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	var errs []error
-	h, err := link.NewHandle(nil)
+	h, err := attachHost(c)
 	if err != nil {
 		return err
 	}
 	defer h.Close()
 	// The host end takes the container end with it, also when the
 	// container's namespace is gone already.
-	if l, err := h.ByName(HostVeth(c.Name, args.ContainerID, args.IfName)); err == nil {
-		errs = append(errs, h.Delete(l))
-	} else if !errors.Is(err, link.ErrNotFound) {
-		errs = append(errs, err)
-	}
-	if _, err := os.Stat(IPAMPath(c.StateDir, c.Name)); err == nil {
-		alloc, err := ipam.New(IPAMPath(c.StateDir, c.Name))
-		if err == nil {
-			err = alloc.Release(attachmentKey(args.ContainerID, args.IfName), c.Name)
-		}
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
+	return cniError(h.Detach(context.Background(), args.ContainerID, args.IfName))
 }
 
 func cmdCheck(args *skel.CmdArgs) error {
@@ -235,8 +183,7 @@ func cmdCheck(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	st, err := hostState(c)
-	if err != nil {
+	if _, err := hostState(c); err != nil {
 		return err
 	}
 	if c.RawPrevResult == nil {
@@ -249,62 +196,49 @@ func cmdCheck(args *skel.CmdArgs) error {
 	if err != nil {
 		return types.NewError(types.ErrDecodingFailure, "convert prevResult", err.Error())
 	}
-	alloc, err := ipam.New(IPAMPath(c.StateDir, c.Name))
-	if err != nil {
-		return err
-	}
-	held, err := alloc.Addresses(attachmentKey(args.ContainerID, args.IfName), c.Name)
-	if err != nil {
-		return err
-	}
-	if len(held) == 0 {
-		return fmt.Errorf("container %s interface %s holds no address on network %s", args.ContainerID, args.IfName, c.Name)
-	}
-	h, err := link.NewHandle(nil)
+	h, err := attachHost(c)
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	hostName := HostVeth(c.Name, args.ContainerID, args.IfName)
-	hl, err := h.ByName(hostName)
+	if err := h.Check(context.Background(), args.ContainerID, args.IfName); err != nil {
+		if errors.Is(err, berthnet.ErrNotFound) {
+			return types.NewError(types.ErrUnknownContainer, err.Error(), "")
+		}
+		return cniError(err)
+	}
+	att, err := attachment(h, c.Name, args.ContainerID, args.IfName)
 	if err != nil {
-		return fmt.Errorf("host veth: %w", err)
+		return cniError(err)
 	}
-	br, err := h.ByName(st.Bridge)
+	return samePrefixes(prev.IPs, att.Addresses)
+}
+
+// attachment returns the attachment of a container interface.
+func attachment(h *berthnet.Host, network, ctrID, ifName string) (berthnet.Attachment, error) {
+	atts, err := h.Attachments()
 	if err != nil {
-		return fmt.Errorf("overlay bridge: %w", err)
+		return berthnet.Attachment{}, err
 	}
-	if hl.Attrs().MasterIndex != br.Attrs().Index {
-		return fmt.Errorf("host veth %s is not attached to bridge %s", hostName, st.Bridge)
+	for _, a := range atts {
+		if a.Network == network && a.ContainerID == ctrID && a.Interface == ifName {
+			return a, nil
+		}
 	}
-	cns, ch, err := containerHandle(args.Netns)
-	if err != nil {
-		return err
-	}
-	defer cns.Close()
-	defer ch.Close()
-	cl, err := ch.ByName(args.IfName)
-	if err != nil {
-		return fmt.Errorf("container interface: %w", err)
-	}
-	addrs, err := ch.AddrList(cl, netlink.FAMILY_V4)
-	if err != nil {
-		return fmt.Errorf("list addresses of %s: %w", args.IfName, err)
-	}
-	for _, ipc := range prev.IPs {
+	return berthnet.Attachment{}, fmt.Errorf("container %s interface %s: %w", ctrID, ifName, berthnet.ErrNotFound)
+}
+
+// samePrefixes checks that every address of a previous result is one the
+// attachment holds.
+func samePrefixes(prev []*current.IPConfig, held []netip.Prefix) error {
+	for _, ipc := range prev {
 		want, _ := netip.AddrFromSlice(ipc.Address.IP)
-		want = want.Unmap()
 		found := false
-		for _, a := range addrs {
-			if ip, _ := netip.AddrFromSlice(a.IP); ip.Unmap() == want {
-				found = true
-			}
+		for _, p := range held {
+			found = found || p.Addr() == want.Unmap()
 		}
 		if !found {
-			return fmt.Errorf("container interface %s lacks address %s", args.IfName, ipc.Address.String())
-		}
-		if len(held) > 0 && held[0] != want {
-			return fmt.Errorf("address %s of %s is not the one held for it (%s)", want, args.IfName, held[0])
+			return fmt.Errorf("address %s of prevResult is not the one held for the attachment (%v)", ipc.Address.String(), held)
 		}
 	}
 	return nil
@@ -319,8 +253,8 @@ func cmdStatus(args *skel.CmdArgs) error {
 	return err
 }
 
-// cmdGC releases the addresses and host veths of every attachment of the
-// network that is not in the valid list.
+// cmdGC detaches every attachment of the network that is not in the valid
+// list, releasing its address, and removes stray host veths on the bridge.
 func cmdGC(args *skel.CmdArgs) error {
 	c, err := parseConf(args.StdinData)
 	if err != nil {
@@ -334,52 +268,17 @@ func cmdGC(args *skel.CmdArgs) error {
 	}
 	valid := map[string]bool{}
 	for _, a := range gc.Valid {
-		valid[attachmentKey(a.ContainerID, a.IfName)] = true
+		valid[a.ContainerID+"/"+a.IfName] = true
 	}
-	alloc, err := ipam.New(IPAMPath(c.StateDir, c.Name))
-	if err != nil {
-		return err
-	}
-	leases, err := alloc.Dump() // none when the database does not exist
-	if err != nil {
-		return err
-	}
-	h, err := link.NewHandle(nil)
+	h, err := attachHost(c)
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	var errs []error
-	for _, l := range leases {
-		if l.Network != c.Name || valid[l.ContainerID] {
-			continue
-		}
-		ctr, ifName, ok := strings.Cut(l.ContainerID, "/")
-		if ok {
-			if hl, err := h.ByName(HostVeth(c.Name, ctr, ifName)); err == nil {
-				errs = append(errs, h.Delete(hl))
-			}
-		}
-		errs = append(errs, alloc.Release(l.ContainerID, c.Name))
-	}
-	// Host veths on the network's bridge that belong to no valid attachment
-	// (a crash between creating the veth and rolling it back).
+	n := berthnet.Network{Name: c.Name, Driver: berthnet.Bridge, Mode: "unmanaged"}
 	if st, err := ReadHostState(c.StateDir, c.Name); err == nil {
-		keep := map[string]bool{}
-		for _, a := range gc.Valid {
-			keep[HostVeth(c.Name, a.ContainerID, a.IfName)] = true
-		}
-		if br, err := h.ByName(st.Bridge); err == nil {
-			links, err := h.LinkList()
-			if err != nil {
-				errs = append(errs, fmt.Errorf("list links: %w", err))
-			}
-			for _, l := range links {
-				if l.Attrs().MasterIndex == br.Attrs().Index && l.Type() == "veth" && strings.HasPrefix(l.Attrs().Name, "vo") && !keep[l.Attrs().Name] {
-					errs = append(errs, h.Delete(l))
-				}
-			}
-		}
+		n.Interface = st.Bridge
 	}
-	return errors.Join(errs...)
+	_, err = h.Collect(context.Background(), n, func(ctr, ifn string) bool { return valid[ctr+"/"+ifn] })
+	return cniError(err)
 }

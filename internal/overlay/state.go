@@ -38,8 +38,12 @@ func StatePath(dir, network string) string { return filepath.Join(dir, network+"
 // LockPath returns the file the network's agent keeps locked while it runs.
 func LockPath(dir, network string) string { return filepath.Join(dir, network+".lock") }
 
-// IPAMPath returns the plugin's address database of a network.
-func IPAMPath(dir, network string) string { return filepath.Join(dir, network+".ipam.db") }
+// AttachDir returns the directory where the plugin's attach service keeps a
+// network's attachment records and addresses.
+func AttachDir(dir, network string) string { return filepath.Join(dir, network) }
+
+// IPAMPath returns the address database of a network (in AttachDir).
+func IPAMPath(dir, network string) string { return filepath.Join(AttachDir(dir, network), "ipam.db") }
 
 // WriteHostState replaces the state file atomically (temporary file, fsync,
 // rename).
