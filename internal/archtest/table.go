@@ -56,6 +56,7 @@ var Berth = Rules{
 		"internal/netns":             Kernel,
 		"internal/reaper":            Kernel,
 		"internal/sysctl":            Kernel,
+		"internal/vxlan":             Kernel,
 
 		// Model: types, formats and plans, free of the kernel.
 		"internal/aardvarkconf":    Model,
@@ -97,10 +98,7 @@ var Berth = Rules{
 		{"internal/compat/slirp4netns", "internal/netns", "the slirp4netns front-end opens the container's namespace itself instead of through usernet"},
 		{"internal/core", "github.com/vishvananda/netlink", "the core builds netlink link types (veth, macvlan, ipvlan) and routes itself instead of asking internal/link"},
 		{"internal/dhcpproxy", "github.com/vishvananda/netlink", "the DHCP proxy builds netlink routes and addresses for the leases it binds"},
-		{"internal/overlay", "github.com/vishvananda/netlink", "the overlay programs its VXLAN device, neighbours and routes itself"},
-		{"internal/overlay", "internal/link", "the overlay attaches veths itself instead of through the core"},
-		{"internal/overlay", "internal/netns", "the overlay opens namespaces itself instead of through the core"},
-		{"internal/overlay", "internal/sysctl", "the overlay sets sysctls itself instead of through the core"},
+		{"internal/overlay", "internal/vxlan", "the overlay agent drives its VXLAN device through the kernel adapter itself instead of through the core"},
 		{"internal/usernet", "github.com/vishvananda/netlink", "usernet adds the policy rule and routes of kernel port forwarding with netlink itself"},
 	},
 }
