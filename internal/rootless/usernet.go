@@ -258,12 +258,5 @@ func loUp(ns *netns.NetNS) error {
 		return err
 	}
 	defer h.Close()
-	lo, err := h.ByName("lo")
-	if err != nil {
-		return fmt.Errorf("loopback: %w", err)
-	}
-	if err := h.Up(lo); err != nil {
-		return fmt.Errorf("set lo up: %w", err)
-	}
-	return nil
+	return h.LoopbackUp()
 }

@@ -85,10 +85,8 @@ func configureTAP(name string, cfg Config, mac net.HardwareAddr) error {
 		return err
 	}
 	defer h.Close()
-	if lo, err := h.ByName("lo"); err == nil {
-		if err := h.Up(lo); err != nil {
-			return err
-		}
+	if err := h.LoopbackUp(); err != nil {
+		return err
 	}
 	l, err := h.ByName(name)
 	if err != nil {
