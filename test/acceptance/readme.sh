@@ -100,22 +100,9 @@ mount -t tmpfs -o mode=1777 tmpfs /tmp || exit 1
 mkdir -p /var/lib/containers && mount -t tmpfs tmpfs /var/lib/containers || exit 1
 
 # names resolve through the outside namespace (nothing answers there); the
-# machine's configuration for Podman and berth: the sandbox's subnets, no
-# systemd (cgroupfs, file events)
+# machine's containers.conf: the sandbox's subnets, no systemd
 rm -f /etc/resolv.conf && echo "nameserver 198.18.0.2" >/etc/resolv.conf
-mkdir -p /etc/containers
-cat >/etc/containers/containers.conf <<'EOF'
-# readme.sh's sandbox (the README adds containers.conf.d/ files)
-[containers]
-default_ulimits = ["nofile=10000:10000", "nproc=10000:10000"]
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-runtime = "runc"
-[network]
-default_subnet = "198.19.0.0/24"
-default_subnet_pools = [{base = "198.19.0.0/16", size = 24}]
-EOF
+mkdir -p /etc/containers && cp "$TOP/test/acceptance/readme/containers.conf" /etc/containers/ || exit 1
 # cri.sh runs with a prefix of its own (namespaces, cgroups, work dirs), so
 # it never meets a concurrent run of the test suite's
 export PFX=brm
@@ -235,6 +222,20 @@ while read -r kind line file; do
 		failed=$((failed + 1))
 	fi
 done <"$W/fences.txt"
+
+# Podman's helper directory must hold copies: rootless Podman cannot follow
+# a link into a checkout under /var/lib
+helpers=/usr/local/libexec/berth
+if [ -d "$helpers" ]; then
+	links=$(find "$helpers" -type l -exec sh -c 'case $(readlink -f "$1") in "$2"/*) echo "$1" ;; esac' sh {} "$TOP" \;)
+	if [ -z "$links" ]; then
+		echo "PASS $helpers holds copies of bin/, no links into the checkout"
+		pass=$((pass + 1))
+	else
+		echo "FAIL $helpers links into the checkout: $links"
+		failed=$((failed + 1))
+	fi
+fi
 
 echo "readme.sh: $skipped skipped, $(($(date +%s) - t0)) s"
 echo "$pass passed, $failed failed"
