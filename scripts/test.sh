@@ -44,6 +44,8 @@ exec unshare --net --mount --propagation private -- bash -c '
 			ONLY="${ACCEPTANCE_ONLY:-}" test/acceptance/podman-backend.sh || rc=1
 		fi
 		ONLY="${GUIDE_ONLY:-}" test/acceptance/guide.sh || rc=1
+		# Every shell command of README.md, in a sandbox of its own.
+		test/acceptance/readme.sh || rc=1
 		# CNI plugins under containerd 1.6 CRI (crictl), when containerd
 		# is installed: the reference plugins, then the berth plugins
 		# (about 5 s each; exit 77 is a skip). BERTH_CRI=0 skips it.
