@@ -31,7 +31,7 @@ slirp4netns          reference user-mode network stack
 passt                pasta, user-mode stack Podman 5 uses
 iperf3               throughput through the rootless stacks
 wrk                  HTTP requests through port forwards
-busybox              httpd for the rootless HTTP test
+busybox-static       httpd (rootless HTTP test), banner image (scripts/mkbanner.sh)
 "
 
 want=$(printf '%s\n' "$PKGS" | awk 'NF {print $1}')
