@@ -34,28 +34,49 @@ wrk                  HTTP requests through port forwards
 busybox-static       httpd (rootless HTTP test), banner image (scripts/mkbanner.sh)
 "
 
-want=$(printf '%s\n' "$PKGS" | awk 'NF {print $1}')
-missing=""
-for p in $want; do
-    if ! dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
-        missing="$missing $p"
-    fi
+# files the benchmarks run, by package: an installed package whose file was
+# removed by hand is installed again
+FILES="
+netavark:/usr/lib/podman/netavark
+aardvark-dns:/usr/lib/podman/aardvark-dns
+podman:/usr/lib/podman/rootlessport
+containernetworking-plugins:/usr/lib/cni/bridge
+"
+
+installed() { dpkg-query -W -f '${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+
+missing="" broken=""
+for p in $(printf '%s\n' "$PKGS" | awk 'NF {print $1}'); do
+    installed "$p" || missing="$missing $p"
+done
+for pf in $FILES; do
+    p=${pf%%:*} f=${pf#*:}
+    if installed "$p" && [ ! -e "$f" ]; then broken="$broken $p"; fi
 done
 
-if [ -z "$missing" ]; then
+if [ -z "$missing$broken" ]; then
     echo "deps.sh: every package the benchmarks need is installed"
     exit 0
 fi
+status="missing:${missing:- none}; installed but files removed:${broken:- none}"
 if [ "${1:-}" = --check ]; then
-    echo "deps.sh: missing:$missing"
+    echo "deps.sh: $status"
     exit 1
 fi
 if [ "$(id -u)" != 0 ]; then
-    echo "deps.sh: missing:$missing; run as root to install them" >&2
+    echo "deps.sh: $status; run as root to install them" >&2
     exit 2
 fi
-echo "deps.sh: installing:$missing"
 apt-get update
-# shellcheck disable=SC2086
-DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing
+export DEBIAN_FRONTEND=noninteractive
+if [ -n "$missing" ]; then
+    echo "deps.sh: installing:$missing"
+    # shellcheck disable=SC2086
+    apt-get install -y --no-install-recommends $missing
+fi
+if [ -n "$broken" ]; then
+    echo "deps.sh: installing again (files removed by hand):$broken"
+    # shellcheck disable=SC2086
+    apt-get install -y --no-install-recommends --reinstall $broken
+fi
 echo "deps.sh: done"
