@@ -17,19 +17,12 @@ import re
 import socket
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import runinfo  # noqa: E402  (the /proc reader)
+
 
 def parents():
-    res = {}
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
-        try:
-            with open(f"/proc/{p}/stat") as f:
-                s = f.read()
-        except OSError:
-            continue
-        res[int(p)] = int(s[s.rindex(")") + 2:].split()[1])
-    return res
+    return {pid: int(f[1]) for pid, _, f in runinfo.proc_stats()}
 
 
 def tree(pids):

@@ -39,9 +39,10 @@ def commit():
     return d, d.endswith("-dirty")
 
 
-def cpu_ticks():
-    """Returns {pid: (comm, utime+stime)} of every process."""
-    res = {}
+def proc_stats():
+    """Yields (pid, comm, fields after the command name) of every process,
+    from /proc/PID/stat (fields[1] is the parent pid, fields[11:15] utime,
+    stime, cutime, cstime)."""
     for p in os.listdir("/proc"):
         if not p.isdigit():
             continue
@@ -50,10 +51,12 @@ def cpu_ticks():
                 s = f.read()
         except OSError:
             continue
-        comm = s[s.index("(") + 1:s.rindex(")")]
-        fields = s[s.rindex(")") + 2:].split()
-        res[int(p)] = (comm, int(fields[11]) + int(fields[12]))
-    return res
+        yield int(p), s[s.index("(") + 1:s.rindex(")")], s[s.rindex(")") + 2:].split()
+
+
+def cpu_ticks():
+    """Returns {pid: (comm, utime+stime)} of every process."""
+    return {pid: (comm, int(f[11]) + int(f[12])) for pid, comm, f in proc_stats()}
 
 
 def busy(sample_s):
