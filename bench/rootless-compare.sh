@@ -117,8 +117,11 @@ RESULTS=$RESDIR/raw.tsv
 [ -s "$RESULTS" ] || printf 'time\tlabel\tstack\tfwd_mode\trep\ttest\tvalue\tunit\tcpu_s\trss_kib\thwm_kib\textra\n' >"$RESULTS"
 
 helper() { "$PYTHON" "$HERE/rootless-helper.py" "$@"; }
-as_uid() { setpriv --reuid="$RUN_UID" --regid="$RUN_UID" --clear-groups -- env HOME="$U" "$@"; }
-in_peer() { ip netns exec "$PEER" "$@"; }
+# Command prefixes (arrays, not functions, so that `"${AS_UID[@]}" cmd &`
+# leaves the command's own pid in $!: each of them execs the next)
+AS_UID=(setpriv --reuid="$RUN_UID" --regid="$RUN_UID" --clear-groups -- env HOME="$U")
+IN_PEER=(ip netns exec "$PEER")
+in_peer() { "${IN_PEER[@]}" "$@"; }
 in_ctr() { nsenter -t "$CPID" -U -n -- "$@"; }
 wait_for() { # SECONDS CMD...
 	local n=$(($1 * 10)); shift
@@ -148,15 +151,15 @@ ip -n "$PEER" addr add "$PEER_IP/24" dev rlp0
 ip -n "$PEER" addr add "$REMOTE_IP/32" dev lo
 ip -n "$PEER" link set rlp0 up
 ip route add default via "$PEER_IP"
-in_peer iperf3 -s -B "$REMOTE_IP" -p "$P_IPERF" >/dev/null 2>&1 &
+"${IN_PEER[@]}" iperf3 -s -B "$REMOTE_IP" -p "$P_IPERF" >/dev/null 2>&1 &
 PEER_PIDS+=" $!"
-in_peer busybox httpd -f -p "$REMOTE_IP:$P_HTTP" -h "$ST/www" &
+"${IN_PEER[@]}" busybox httpd -f -p "$REMOTE_IP:$P_HTTP" -h "$ST/www" &
 PEER_PIDS+=" $!"
 wait_for 10 busybox wget -q -O /dev/null "http://$REMOTE_IP:$P_HTTP/index.html" || { log "peer httpd unreachable"; exit 1; }
 
 # ---- the container: a user + network namespace of RUN_UID
 ctr_start() {
-	as_uid unshare --user --map-root-user --net sh -c 'ip link set lo up; exec sleep infinity' &
+	"${AS_UID[@]}" unshare --user --map-root-user --net sh -c 'ip link set lo up; exec sleep infinity' &
 	CPID=$!
 	local me; me=$(readlink /proc/self/ns/user)
 	wait_for 5 sh -c "[ \"\$(readlink /proc/$CPID/ns/user)\" != '$me' ] && [ \"\$(readlink /proc/$CPID/exe)\" = \"\$(readlink -f \"\$(command -v sleep)\")\" ]" \
@@ -182,7 +185,7 @@ stack_up() { # VARIANT
 	berth-podman) bin=$U/bin/slirp4netns; args+=(--enable-sandbox --enable-seccomp --enable-ipv6) ;;
 	esac
 	rm -f "$U/api.sock"
-	as_uid "$bin" "${args[@]}" --api-socket "$U/api.sock" "$CPID" tap0 >"$ST/stack.log" 2>&1 &
+	"${AS_UID[@]}" "$bin" "${args[@]}" --api-socket "$U/api.sock" "$CPID" tap0 >"$ST/stack.log" 2>&1 &
 	STACK_PIDS=$!
 	wait_for 10 sh -c "nsenter -t $CPID -n ip -4 addr show tap0 | grep -q 10.0.2.100 && [ -S '$U/api.sock' ]" \
 		|| { log "$1: $(head -c 300 "$ST/stack.log")"; return 1; }
@@ -242,7 +245,7 @@ kernel_up() {
 # pasta as Podman 5 starts it, ports forwarded by pasta itself
 pasta_up() {
 	rm -f "$U/pasta.pid"
-	as_uid pasta --config-net -t "$F_IPERF:$P_IPERF,$F_HTTP:$P_HTTP" -u none -T none -U none --no-map-gw \
+	"${AS_UID[@]}" pasta --config-net -t "$F_IPERF:$P_IPERF,$F_HTTP:$P_HTTP" -u none -T none -U none --no-map-gw \
 		--quiet -P "$U/pasta.pid" "$CPID" >"$ST/stack.log" 2>&1 </dev/null || { log "pasta: $(head -c 300 "$ST/stack.log")"; return 1; }
 	wait_for 10 test -s "$U/pasta.pid" || return 1
 	STACK_PIDS=$(cat "$U/pasta.pid")
@@ -300,9 +303,9 @@ run_variant() { # VARIANT REP
 		row "$v" "$rep" setup FAIL - NA NA NA "stack did not start"
 		stack_down; ctr_stop; return
 	fi
-	in_ctr iperf3 -s -p "$P_IPERF" >/dev/null 2>&1 &
+	nsenter -t "$CPID" -U -n -- iperf3 -s -p "$P_IPERF" >/dev/null 2>&1 &
 	CSRV+=" $!"
-	in_ctr busybox httpd -f -p "$P_HTTP" -h "$ST/www" &
+	nsenter -t "$CPID" -U -n -- busybox httpd -f -p "$P_HTTP" -h "$ST/www" &
 	CSRV+=" $!"
 	if ! wait_for 20 in_ctr busybox wget -q -O /dev/null "http://$REMOTE_IP:$P_HTTP/index.html" ||
 		! wait_for 10 in_peer busybox wget -q -O /dev/null "http://$HOST_IP:$F_HTTP/index.html"; then
