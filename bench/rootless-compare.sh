@@ -39,8 +39,9 @@
 #      RUN_UID (uid the stacks and the container run as, default 59999),
 #      SLIRP4NETNS_BERTH (default <repo>/bin/slirp4netns), RESDIR (default
 #      bench/results/rootless-<timestamp>).
-# Output: RESDIR/raw.tsv (one row per measurement) and RESDIR/summary.md
-# (also printed; rootless-summarize.py re-creates it from raw.tsv files).
+# Output: RESDIR/raw.tsv (one row per measurement), RESDIR/summary.md
+# (also printed; rootless-summarize.py re-creates it from raw.tsv files) and
+# RESDIR/run.log. Exit status 1 when a stack did not start.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 PREFIX=${PFX:-brl}
@@ -77,6 +78,7 @@ if [ -z "${_ROOTLESS_INNER:-}" ]; then
 	RESDIR=${RESDIR:-$HERE/results/rootless-$(date -u +%Y%m%dT%H%M%SZ)}
 	mkdir -p "$RESDIR"
 	export RESDIR
+	exec 2> >(tee -a "$RESDIR/run.log" >&2)
 	run_info >"$RESDIR/info-before.json"
 	rc=0
 	_ROOTLESS_INNER=1 unshare --net --mount --propagation private -- "$0" || rc=$?
@@ -85,6 +87,8 @@ if [ -z "${_ROOTLESS_INNER:-}" ]; then
 		"$PYTHON" "$HERE/rootless-summarize.py" --info "$RESDIR/info-before.json" --info "$RESDIR/info-after.json" \
 			"$RESDIR/raw.tsv" >"$RESDIR/summary.md"
 		cat "$RESDIR/summary.md"
+		# a stack that did not start fails the run
+		if awk -F'\t' '$6 == "setup"' "$RESDIR/raw.tsv" | grep -q .; then rc=1; fi
 	fi
 	log "results: $RESDIR"
 	exit $rc

@@ -100,7 +100,7 @@ def main():
         print()
     setup_fail = [lab for lab in labels if fails.get((lab, "setup"))]
     if setup_fail:
-        print("Stacks that failed to start (see the run's log): "
+        print("Stacks that failed to start (see run.log): "
               + ", ".join(f"{lab} ({fails[(lab, 'setup')]}×)" for lab in setup_fail) + "\n")
 
     tp = [(t, d) for t, d in THROUGHPUT if any(vals.get((lab, t)) or fails.get((lab, t)) for lab in labels)]
