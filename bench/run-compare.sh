@@ -45,6 +45,12 @@ need "$BERTH:make" "$PODMAN:podman" /usr/lib/podman/netavark:netavark /usr/lib/p
 	/bin/busybox:busybox-static "$PYTHON:python3"
 
 if [ -z "${_RUNCMP_INNER:-}" ]; then
+	for n in "$PREFIX-hb" "$PREFIX-hp"; do
+		if [ -e "/run/netns/$n" ]; then
+			echo "run-compare.sh: network namespace $n exists already (another run?); choose another PREFIX" >&2
+			exit 2
+		fi
+	done
 	RESDIR=${RESDIR:-$BENCH_DIR/results/$(date +%Y%m%d-%H%M%S)-run}
 	mkdir -p "$RESDIR"
 	run_info --md >"$RESDIR/info-before.md"
