@@ -95,6 +95,11 @@ if [ -z "${_ROOTLESS_INNER:-}" ]; then
 fi
 
 # ---------------------------------------------------------------- inside the private namespaces
+if [ "$(readlink /proc/self/ns/net)" = "$(readlink /proc/1/ns/net)" ] ||
+	[ "$(readlink /proc/self/ns/mnt)" = "$(readlink /proc/1/ns/mnt)" ]; then
+	echo "rootless-compare.sh: not in a private network and mount namespace; refusing" >&2
+	exit 2
+fi
 # keep going when one variant fails: its rows say FAIL
 set +e
 HOST_IP=198.18.70.1 PEER_IP=198.18.70.2 REMOTE_IP=198.18.71.1
