@@ -61,6 +61,7 @@ outer)
     export RESDIR TMP
     run_info >"$TMP/info-before.json"
     rc=0
+    mark_outer_ns
     DHCP_BENCH_STAGE=mount unshare --mount --propagation private bash "$0" || rc=$?
     if [ -s "$RESDIR/summary.md" ]; then
         {
@@ -78,6 +79,7 @@ outer)
 mount)
     # Private mount namespace, still the caller's network namespace: only
     # namespaces made here are changed.
+    require_private_ns mnt
     DNSMASQ_PID=""
     cleanup() {
         [ -n "$DNSMASQ_PID" ] && kill "$DNSMASQ_PID" 2>/dev/null && wait "$DNSMASQ_PID" 2>/dev/null

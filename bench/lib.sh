@@ -234,3 +234,23 @@ shown_path() {
         *) printf '%s' "$1" ;;
     esac
 }
+
+# The scripts that re-run themselves inside `unshare` mount file systems or
+# change links there. mark_outer_ns records the caller's namespaces before
+# that; require_private_ns KIND... (net, mnt) in the re-run exits unless each
+# namespace differs from the recorded one, so that the inner part never
+# runs in the namespaces it was started from.
+mark_outer_ns() {
+    BENCH_OUTER_NS="$(readlink /proc/self/ns/net) $(readlink /proc/self/ns/mnt)"
+    export BENCH_OUTER_NS
+}
+require_private_ns() {
+    local k cur
+    for k in "$@"; do
+        cur=$(readlink "/proc/self/ns/$k")
+        if [ -z "${BENCH_OUTER_NS:-}" ] || [ -z "$cur" ] || [[ " $BENCH_OUTER_NS " == *" $cur "* ]]; then
+            echo "$(basename "$0"): not in a private $k namespace of its own; refusing (start it without its internal variables)" >&2
+            exit 2
+        fi
+    done
+}

@@ -81,6 +81,7 @@ if [ -z "${_ROOTLESS_INNER:-}" ]; then
 	exec 2> >(tee -a "$RESDIR/run.log" >&2)
 	run_info >"$RESDIR/info-before.json"
 	rc=0
+	mark_outer_ns
 	_ROOTLESS_INNER=1 unshare --net --mount --propagation private -- "$0" || rc=$?
 	run_info >"$RESDIR/info-after.json"
 	if [ -s "$RESDIR/raw.tsv" ]; then
@@ -95,11 +96,7 @@ if [ -z "${_ROOTLESS_INNER:-}" ]; then
 fi
 
 # ---------------------------------------------------------------- inside the private namespaces
-if [ "$(readlink /proc/self/ns/net)" = "$(readlink /proc/1/ns/net)" ] ||
-	[ "$(readlink /proc/self/ns/mnt)" = "$(readlink /proc/1/ns/mnt)" ]; then
-	echo "rootless-compare.sh: not in a private network and mount namespace; refusing" >&2
-	exit 2
-fi
+require_private_ns net mnt
 # keep going when one variant fails: its rows say FAIL
 set +e
 HOST_IP=198.18.70.1 PEER_IP=198.18.70.2 REMOTE_IP=198.18.71.1

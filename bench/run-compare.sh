@@ -54,9 +54,11 @@ if [ -z "${_RUNCMP_INNER:-}" ]; then
 	RESDIR=${RESDIR:-$BENCH_DIR/results/$(date +%Y%m%d-%H%M%S)-run}
 	mkdir -p "$RESDIR"
 	run_info --md >"$RESDIR/info-before.md"
+	mark_outer_ns
 	exec env _RUNCMP_INNER=1 RESDIR="$RESDIR" unshare --mount --propagation private -- "$0" "$@"
 fi
 
+require_private_ns mnt
 HB=$PREFIX-hb HP=$PREFIX-hp
 state=$(mktemp -d -p /var/tmp "$PREFIX-run.XXXXXX")
 OUT=$RESDIR/run.jsonl BENCH=run-compare RUN_ID=$(basename "$RESDIR")
