@@ -11,8 +11,8 @@
 # aardvark-dns ($AARDVARK).
 #
 # Usage (as root, after `make` and bench/deps.sh):
-#   bench/setup-compare.sh            full run (about 20 min on 2 CPUs)
-#   bench/setup-compare.sh --quick    about 3 min: LEVELS="1 10 100" PROBES=5
+#   bench/setup-compare.sh            full run (about 12 min on 2 CPUs)
+#   bench/setup-compare.sh --quick    about 2 min: LEVELS="1 10 100" PROBES=5
 #                                     FILL_BUDGET_S=60 PARALLEL=10 PAR_REPEATS=1
 #                                     (knobs given in the environment still win)
 #
