@@ -82,7 +82,8 @@ mount)
     require_private_ns mnt
     DNSMASQ_PID=""
     cleanup() {
-        [ -n "$DNSMASQ_PID" ] && kill "$DNSMASQ_PID" 2>/dev/null && wait "$DNSMASQ_PID" 2>/dev/null
+        # wait reports the TERM it sent (143); that is not a failure of the run
+        if [ -n "$DNSMASQ_PID" ] && kill "$DNSMASQ_PID" 2>/dev/null; then wait "$DNSMASQ_PID" 2>/dev/null || true; fi
         for ns in $(ip netns list | awk '{print $1}' | grep "^$PREFIX-" || true); do ip netns del "$ns" 2>/dev/null || true; done
         mountpoint -q /run/podman && umount /run/podman
         true
@@ -115,7 +116,9 @@ host)
     # nsenter in the timed path).
     PROXY_PID="" CNID_PID=""
     cleanup() {
-        for p in $PROXY_PID $CNID_PID; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+        for p in $PROXY_PID $CNID_PID; do
+            if kill "$p" 2>/dev/null; then wait "$p" 2>/dev/null || true; fi
+        done
         true
     }
     trap cleanup EXIT
