@@ -15,8 +15,8 @@
 # namespaces live under the run's temp dir.
 #
 # Usage (as root, after `make` and bench/deps.sh):
-#   bench/cni-compare.sh            30 cycles per chain (about 1 min)
-#   bench/cni-compare.sh --quick    10 cycles per chain (about 30 s)
+#   bench/cni-compare.sh            30 cycles per chain (about 30 s)
+#   bench/cni-compare.sh --quick    10 cycles per chain (about 15 s)
 # Env: N (timed cycles per chain; default 30, --quick 10), P (name prefix,
 #      default bcb), BERTH_DIR (default <repo>/bin), REF_DIR (default
 #      /usr/lib/cni), CNI_VERSION (default 1.0.0), OUT (result file;

@@ -23,8 +23,8 @@
 # front-end finds the proxy socket) is a private directory there.
 #
 # Usage (as root, after `make` and bench/deps.sh):
-#   bench/dhcp-compare.sh            30 rounds (about 3 min)
-#   bench/dhcp-compare.sh --quick    5 rounds (about 30 s)
+#   bench/dhcp-compare.sh            30 rounds (about 1-2 min)
+#   bench/dhcp-compare.sh --quick    5 rounds (about 20 s)
 # Knobs: ROUNDS (default 30; round 0 is a warm-up and not counted),
 #   BERTH (default <repo>/bin/netavark), CNI_DIR (/usr/lib/cni),
 #   PING=1 (let dnsmasq ping-check each new address: adds its ~3 s wait,

@@ -16,8 +16,8 @@
 # the machine's own network.
 #
 # Usage (as root, after `make` and bench/deps.sh):
-#   bench/run-compare.sh            15 rounds (about 3 min)
-#   bench/run-compare.sh --quick    5 rounds, 1 warm-up (about 1 min)
+#   bench/run-compare.sh            15 rounds (about 30 s)
+#   bench/run-compare.sh --quick    5 rounds, 1 warm-up (about 10 s)
 #
 # Env: ROUNDS (default 15) timed runs per implementation, WARMUP (default 2)
 #      untimed runs each first, PREFIX (default bgdb), BERTH (bin/berth),
