@@ -22,41 +22,56 @@
 # The script runs in a private mount namespace; /run/podman (where berth's
 # front-end finds the proxy socket) is a private directory there.
 #
-# Usage (root; on the shared box always under the kernel-test lock):
-#   flock /tmp/berth-kernel-tests.lock bench/dhcp-compare.sh
+# Usage (as root, after `make` and bench/deps.sh):
+#   bench/dhcp-compare.sh            30 rounds (about 1-2 min)
+#   bench/dhcp-compare.sh --quick    5 rounds (about 20 s)
 # Knobs: ROUNDS (default 30; round 0 is a warm-up and not counted),
 #   BERTH (default <repo>/bin/netavark), CNI_DIR (/usr/lib/cni),
 #   PING=1 (let dnsmasq ping-check each new address: adds its ~3 s wait,
 #   the same for both), PREFIX (bdh), RESDIR (bench/results/dhcp-<ts>).
 # Output: RESDIR/dhcp.jsonl (one object per call), RESDIR/summary.md (also
-# printed), and the logs of dnsmasq (--log-dhcp), the proxy and the daemon.
+# printed; it starts with the commit, kernel, CPUs and load before and
+# after the run), and the logs of dnsmasq (--log-dhcp), the proxy and the daemon.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
 PREFIX="${PREFIX:-bdh}"
+if [ "${1:-}" = --quick ]; then ROUNDS="${ROUNDS:-5}"; fi
 ROUNDS="${ROUNDS:-30}"
 BERTH="${BERTH:-$REPO/bin/netavark}"
 CNI_DIR="${CNI_DIR:-/usr/lib/cni}"
 PING="${PING:-0}"
-PYTHON="${PYTHON:-python3}"
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
 HOSTNS=$PREFIX-host LANNS=$PREFIX-lan
 export PREFIX ROUNDS BERTH CNI_DIR PING PYTHON HOSTNS LANNS HERE REPO
 
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
-
 case "${DHCP_BENCH_STAGE:-outer}" in
 outer)
-    [ "$(id -u)" = 0 ] || { echo "dhcp-compare.sh: run as root" >&2; exit 1; }
-    for b in "$BERTH" "$CNI_DIR/macvlan" "$CNI_DIR/dhcp"; do
-        [ -x "$b" ] || { echo "dhcp-compare.sh: $b not found (make; apt-get install containernetworking-plugins)" >&2; exit 1; }
-    done
-    command -v dnsmasq >/dev/null || { echo "dhcp-compare.sh: dnsmasq not found (apt-get install dnsmasq-base)" >&2; exit 1; }
+    need_root
+    need "$BERTH:make" "$CNI_DIR/macvlan:containernetworking-plugins" "$CNI_DIR/dhcp:containernetworking-plugins" \
+        dnsmasq:dnsmasq-base ip:iproute2 unshare:util-linux sha256sum:coreutils "$PYTHON:python3"
+    if ip netns list 2>/dev/null | awk '{print $1}' | grep -q "^$PREFIX-"; then
+        echo "dhcp-compare.sh: network namespaces named $PREFIX-* exist already (another run?); choose another PREFIX" >&2
+        exit 2
+    fi
     RESDIR="${RESDIR:-$HERE/results/dhcp-$(date +%Y%m%d-%H%M%S)}"
     mkdir -p "$RESDIR"
-    TMP=$(mktemp -d "/tmp/$PREFIX.XXXXXX")
+    TMP=$(mktemp -d -t "$PREFIX.XXXXXX")
     export RESDIR TMP
+    run_info >"$TMP/info-before.json"
     rc=0
+    mark_outer_ns
     DHCP_BENCH_STAGE=mount unshare --mount --propagation private bash "$0" || rc=$?
+    if [ -s "$RESDIR/summary.md" ]; then
+        {
+            echo "- before: $("$PYTHON" -c 'import json,sys; sys.path.insert(0, sys.argv[2]); import runinfo; print(runinfo.markdown(json.load(open(sys.argv[1]))))' "$TMP/info-before.json" "$HERE")"
+            echo "- after: $(run_info --md)"
+            echo
+            cat "$RESDIR/summary.md"
+        } >"$TMP/summary.md" && mv "$TMP/summary.md" "$RESDIR/summary.md"
+        head -3 "$RESDIR/summary.md"
+    fi
     rm -rf "$TMP"
     exit $rc
     ;;
@@ -64,9 +79,11 @@ outer)
 mount)
     # Private mount namespace, still the caller's network namespace: only
     # namespaces made here are changed.
+    require_private_ns mnt
     DNSMASQ_PID=""
     cleanup() {
-        [ -n "$DNSMASQ_PID" ] && kill "$DNSMASQ_PID" 2>/dev/null && wait "$DNSMASQ_PID" 2>/dev/null
+        # wait reports the TERM it sent (143); that is not a failure of the run
+        if [ -n "$DNSMASQ_PID" ] && kill "$DNSMASQ_PID" 2>/dev/null; then wait "$DNSMASQ_PID" 2>/dev/null || true; fi
         for ns in $(ip netns list | awk '{print $1}' | grep "^$PREFIX-" || true); do ip netns del "$ns" 2>/dev/null || true; done
         mountpoint -q /run/podman && umount /run/podman
         true
@@ -99,7 +116,9 @@ host)
     # nsenter in the timed path).
     PROXY_PID="" CNID_PID=""
     cleanup() {
-        for p in $PROXY_PID $CNID_PID; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+        for p in $PROXY_PID $CNID_PID; do
+            if kill "$p" 2>/dev/null; then wait "$p" 2>/dev/null || true; fi
+        done
         true
     }
     trap cleanup EXIT
@@ -113,7 +132,7 @@ host)
     [ -S "$TMP/cni/dhcp.sock" ] || { log "CNI dhcp daemon did not start: $(cat "$TMP/cni-daemon.log")"; exit 1; }
     OUT=$RESDIR/dhcp.jsonl
     : >"$OUT"
-    log "berth: $BERTH ($("$BERTH" version | tr -d '\n ' | cut -c1-80)); cni: $CNI_DIR (dpkg $(dpkg-query -W -f '${Version}' containernetworking-plugins 2>/dev/null || echo '?'))"
+    log "berth: $(shown_path "$BERTH") ($("$BERTH" version | tr -d '\n ' | cut -c1-80)); cni: $CNI_DIR (dpkg $(dpkg-query -W -f '${Version}' containernetworking-plugins 2>/dev/null || echo '?'))"
     log "dnsmasq $(dnsmasq --version | head -1 | awk '{print $3}'), ping check: $([ "$PING" = 1 ] && echo on || echo off); rounds: $ROUNDS"
 
     cni_conf() {

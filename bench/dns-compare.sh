@@ -2,8 +2,7 @@
 # dns-compare.sh - berth's DNS server vs. the reference aardvark-dns 1.4.0,
 # side by side in ONE run, interleaved (A B A B).
 #
-# Adapted from the anchor benchmark /work/shared/bench/dns-bench.sh: the
-# servers are started the way podman starts them (the first `netavark setup`
+# The servers are started the way podman starts them (the first `netavark setup`
 # on a dns_enabled network launches `<aardvark> --config DIR -p 53 run`), the
 # first NV_RECORDS containers come from real `netavark setup` calls, the rest
 # are appended to the network's config file under <config>/aardvark.lock
@@ -11,11 +10,10 @@
 # dnsperf runs inside container 1's netns of each implementation, so names
 # are resolved by source address as for a real container.
 #
-# Usage (as root; always under the kernel-test lock on the shared box):
-#   flock /tmp/berth-kernel-tests.lock bench/dns-compare.sh
-#   # smoke test (about 2 min)
-#   flock /tmp/berth-kernel-tests.lock env RECORDS="10 100" ROUNDS=1 DURATION=3 \
-#       LAT_DURATION=2 RELOADS=10 RELOAD_DURATION=3 bench/dns-compare.sh
+# Usage (as root, after `make` and bench/deps.sh):
+#   bench/dns-compare.sh            about 10 min
+#   bench/dns-compare.sh --quick    about 2 min: RECORDS="10 100" ROUNDS=1
+#       DURATION=3 LAT_DURATION=2 RELOADS=10 RELOAD_DURATION=3
 #
 # Knobs (environment):
 #   A_NETAVARK  netavark of A        (default <repo>/bin/netavark, berth)
@@ -74,7 +72,11 @@ export BENCH=dns-compare
 export PATH="${BENCH_PATH:-/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin}"
 unset NETAVARK_FW
 
-REPO="$(cd "$HERE/.." && pwd)"
+if [ "${1:-}" = --quick ]; then
+    shift
+    RECORDS="${RECORDS:-10 100}" ROUNDS="${ROUNDS:-1}" DURATION="${DURATION:-3}"
+    LAT_DURATION="${LAT_DURATION:-2}" RELOADS="${RELOADS:-10}" RELOAD_DURATION="${RELOAD_DURATION:-3}"
+fi
 A_NETAVARK="${A_NETAVARK:-$REPO/bin/netavark}"
 A_AARDVARK="${A_AARDVARK:-$REPO/bin/aardvark-dns}"
 A_LABEL="${A_LABEL:-berth}"
@@ -132,16 +134,10 @@ if [ "${1:-}" = "--populate" ]; then
 fi
 
 # ---------------------------------------------------------------- checks
-if [ "$(id -u)" != 0 ]; then echo "run as root" >&2; exit 2; fi
-for t in ip nsenter unshare dnsperf dnsmasq "$PYTHON" sha256sum; do
-    if ! command -v "$t" >/dev/null; then
-        echo "missing tool: $t$([ "$t" = dnsperf ] && echo ' (apt-get install dnsperf)')" >&2
-        exit 2
-    fi
-done
-for b in "$A_NETAVARK" "$A_AARDVARK" "$B_NETAVARK" "$B_AARDVARK"; do
-    [ -x "$b" ] || { echo "not executable: $b (run make first?)" >&2; exit 2; }
-done
+need_root
+need "$A_NETAVARK:make" "$A_AARDVARK:make" "$B_NETAVARK:netavark" "$B_AARDVARK:aardvark-dns" \
+    ip:iproute2 nsenter:util-linux unshare:util-linux dnsperf:dnsperf dnsmasq:dnsmasq-base \
+    sha256sum:coreutils "$PYTHON:python3"
 if ip netns list 2>/dev/null | awk '{print $1}' | grep -q "^${PREFIX}-"; then
     echo "network namespaces named ${PREFIX}-* exist already:" >&2
     ip netns list | awk '{print $1}' | grep "^${PREFIX}-" | head >&2
@@ -455,11 +451,13 @@ start_ref_local() { # ID R
 
 # ---------------------------------------------------------------- main
 T_MAIN=${EPOCHREALTIME%.*}
-COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)
+INFO=$(run_info)
+COMMIT=$("$PYTHON" -c 'import json,sys; print(json.loads(sys.argv[1])["commit"])' "$INFO")
 DIRTY=$(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null | wc -l)
+emit_json "{\"metric\":\"run_info\",\"when\":\"before\",\"info\":$INFO}"
 log "dns-compare: A=${LABEL[a]} (${NVBIN[a]}: $(ver "${NVBIN[a]}"); ${DNSBIN[a]}: $(ver "${DNSBIN[a]}")) B=${LABEL[b]} (${NVBIN[b]}: $(ver "${NVBIN[b]}"); ${DNSBIN[b]}: $(ver "${DNSBIN[b]}")) commit=$COMMIT dirty_files=$DIRTY records='$RECORDS' rounds=$ROUNDS results=$RESDIR load1=$(loadavg1)"
 for id in $IDS; do
-    ejson "$id" "{\"metric\":\"config\",\"id\":\"$id\",\"netavark\":\"${NVBIN[$id]}\",\"netavark_version\":\"$(ver "${NVBIN[$id]}")\",\"dns_server\":\"${DNSBIN[$id]}\",\"dns_version\":\"$(ver "${DNSBIN[$id]}")\",\"commit\":\"$COMMIT\",\"dirty_files\":$DIRTY,\"gateway\":\"${GW[$id]}\",\"subnet\":\"${SUBNET[$id]}\",\"records\":\"$RECORDS\",\"nv_records\":$NV_RECORDS,\"rounds\":$ROUNDS,\"tests\":\"$TESTS\",\"ref_paths\":\"$REF_PATHS\",\"duration_s\":$DURATION,\"clients\":$CLIENTS,\"outstanding\":$OUTSTANDING,\"qtimeout_s\":$QTIMEOUT,\"lat_qps\":$LAT_QPS,\"lat_duration_s\":$LAT_DURATION,\"reloads\":$RELOADS,\"reload_interval_s\":$RELOAD_INTERVAL,\"reload_qps\":$RELOAD_QPS,\"reload_duration_s\":$RELOAD_DURATION,\"reload_queries\":\"$RELOAD_QUERIES\",\"dnsperf\":\"$(dnsperf -h 2>&1 | grep -m1 Version)\",\"dnsmasq\":\"$(dnsmasq --version | head -1)\",\"kernel\":\"$(uname -r)\",\"nproc\":$(nproc),\"load1\":$(loadavg1)}"
+    ejson "$id" "{\"metric\":\"config\",\"id\":\"$id\",\"netavark\":\"$(shown_path "${NVBIN[$id]}")\",\"netavark_version\":\"$(ver "${NVBIN[$id]}")\",\"dns_server\":\"$(shown_path "${DNSBIN[$id]}")\",\"dns_version\":\"$(ver "${DNSBIN[$id]}")\",\"commit\":\"$COMMIT\",\"dirty_files\":$DIRTY,\"gateway\":\"${GW[$id]}\",\"subnet\":\"${SUBNET[$id]}\",\"records\":\"$RECORDS\",\"nv_records\":$NV_RECORDS,\"rounds\":$ROUNDS,\"tests\":\"$TESTS\",\"ref_paths\":\"$REF_PATHS\",\"duration_s\":$DURATION,\"clients\":$CLIENTS,\"outstanding\":$OUTSTANDING,\"qtimeout_s\":$QTIMEOUT,\"lat_qps\":$LAT_QPS,\"lat_duration_s\":$LAT_DURATION,\"reloads\":$RELOADS,\"reload_interval_s\":$RELOAD_INTERVAL,\"reload_qps\":$RELOAD_QPS,\"reload_duration_s\":$RELOAD_DURATION,\"reload_queries\":\"$RELOAD_QUERIES\",\"dnsperf\":\"$(dnsperf -h 2>&1 | grep -m1 Version)\",\"dnsmasq\":\"$(dnsmasq --version | head -1)\",\"kernel\":\"$(uname -r)\",\"nproc\":$(nproc),\"load1\":$(loadavg1)}"
 done
 
 # --- topology
@@ -543,6 +541,7 @@ done
 log "measurements done in $(( ${EPOCHREALTIME%.*} - T_MAIN )) s; cleaning up"
 cleanup
 emit_json "{\"metric\":\"run_end\",\"elapsed_s\":$(( ${EPOCHREALTIME%.*} - T_MAIN ))}"
+emit_json "{\"metric\":\"run_info\",\"when\":\"after\",\"info\":$(run_info)}"
 "$PYTHON" "$HERE/dns-summarize.py" "$OUT" >"$RESDIR/summary.md"
 cat "$RESDIR/summary.md"
 log "results: $RESDIR (dns.jsonl, run.log, summary.md, dnsperf/)"

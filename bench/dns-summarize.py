@@ -75,6 +75,8 @@ def main():
     print(f"- runs: {', '.join(runs)}; first line {rows[0].get('ts')}; kernel {c0.get('kernel')}, "
           f"{c0.get('nproc')} CPUs, load1 at start {c0.get('load1')}; commit {c0.get('commit')}"
           + (f" (+{c0.get('dirty_files')} uncommitted changed files)" if c0.get("dirty_files") else ""))
+    for line in summarize.run_info_lines(rows):
+        print(line)
     for i in ("a", "b"):
         c = cfg.get(i, {})
         print(f"- **{c.get('impl')}** (path {i}, gateway {c.get('gateway')}): DNS server `{c.get('dns_server')}` "

@@ -1,9 +1,8 @@
-# Shared helpers for berth's network-backend benchmarks. Source it, do not run it.
+# Helpers for berth's benchmarks. Source it, do not run it.
 #
-# Adapted from the netavark/aardvark-dns anchor benchmarks (shared
-# bench/lib.sh): same JSON builders, timing and aardvark handling, with
-# implementation-neutral firewall counters, 198.18.0.0/15 addresses and the
-# netavark binary passed per call (two implementations run side by side).
+# JSON result lines, timed netavark calls in podman's argv shape,
+# aardvark-dns handling, implementation-neutral firewall counters,
+# prerequisite checks and the run's conditions (commit, kernel, load).
 #
 # Environment understood here:
 #   AARDVARK   aardvark-dns binary handed to every implementation
@@ -16,6 +15,7 @@
 # Human-readable progress goes to stderr.
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$BENCH_DIR/.." && pwd)"
 
 AARDVARK="${AARDVARK:-/usr/lib/podman/aardvark-dns}"
 PREFIX="${PREFIX:-bbn}"
@@ -174,7 +174,7 @@ timed_nv() {
     CPU_MS=$(( $(_times_children_ms "$w/.times1") - $(_times_children_ms "$w/.times0") ))
 }
 
-# loadavg1: 1-minute load average (recorded with results; the box is shared)
+# loadavg1: 1-minute load average (recorded with results)
 loadavg1() { cut -d' ' -f1 /proc/loadavg; }
 
 # is_fw_tool NAME : firewall programs counted as "firewall processes"
@@ -183,4 +183,74 @@ is_fw_tool() {
         iptables*|ip6tables*|nft|ebtables*|arptables*|firewall-cmd|xtables*) return 0 ;;
     esac
     return 1
+}
+
+# need WHAT:HOW ... : checks a benchmark's prerequisites. WHAT is a command
+# name or an absolute path; HOW is the Debian package that provides it,
+# "make" for berth's own binaries or "go" for the Go toolchain. Prints every
+# missing one with the command that installs it, then exits 2.
+need() {
+    local item what how miss=() pkgs=() build=0 gotool=0
+    for item in "$@"; do
+        what=${item%%:*}; how=${item#*:}
+        case $what in
+            /*) [ -x "$what" ] && continue ;;
+            *) command -v "$what" >/dev/null 2>&1 && continue ;;
+        esac
+        case $how in
+            make) build=1; miss+=("${what#"$REPO"/}  (berth's build)") ;;
+            go) gotool=1; miss+=("$what  (the Go toolchain)") ;;
+            *) pkgs+=("$how"); miss+=("$what  (Debian package $how)") ;;
+        esac
+    done
+    [ ${#miss[@]} = 0 ] && return 0
+    {
+        echo "$(basename "$0"): missing prerequisites:"
+        printf '  %s\n' "${miss[@]}"
+        if [ ${#pkgs[@]} -gt 0 ]; then
+            echo "install them with: bench/deps.sh   (it runs: apt-get install $(printf '%s\n' "${pkgs[@]}" | sort -u | tr '\n' ' ' | sed 's/ $//'))"
+        fi
+        [ $build = 0 ] || echo "build berth with: make"
+        [ $gotool = 0 ] || echo "install Go as the README says and put its bin directory on PATH"
+    } >&2
+    exit 2
+}
+
+# need_root: the benchmarks create network namespaces
+need_root() {
+    [ "$(id -u)" = 0 ] && return 0
+    echo "$(basename "$0"): run as root (it creates network namespaces)" >&2
+    exit 2
+}
+
+# run_info [--md] : the run's conditions as JSON (or one markdown line):
+# commit (git describe --dirty), kernel, CPUs, load averages, busy processes
+run_info() { "$PYTHON" "$BENCH_DIR/runinfo.py" "$@"; }
+
+# shown_path PATH : PATH relative to the repository when it lies inside it
+shown_path() {
+    case $1 in
+        "$REPO"/*) printf '%s' "${1#"$REPO"/}" ;;
+        *) printf '%s' "$1" ;;
+    esac
+}
+
+# The scripts that re-run themselves inside `unshare` mount file systems or
+# change links there. mark_outer_ns records the caller's namespaces before
+# that; require_private_ns KIND... (net, mnt) in the re-run exits unless each
+# namespace differs from the recorded one, so that the inner part never
+# runs in the namespaces it was started from.
+mark_outer_ns() {
+    BENCH_OUTER_NS="$(readlink /proc/self/ns/net) $(readlink /proc/self/ns/mnt)"
+    export BENCH_OUTER_NS
+}
+require_private_ns() {
+    local k cur
+    for k in "$@"; do
+        cur=$(readlink "/proc/self/ns/$k")
+        if [ -z "${BENCH_OUTER_NS:-}" ] || [ -z "$cur" ] || [[ " $BENCH_OUTER_NS " == *" $cur "* ]]; then
+            echo "$(basename "$0"): not in a private $k namespace of its own; refusing (start it without its internal variables)" >&2
+            exit 2
+        fi
+    done
 }

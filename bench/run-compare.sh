@@ -15,40 +15,52 @@
 # an address database. Container subnets are 198.19.0.0/24. Nothing touches
 # the machine's own network.
 #
-#   flock -s /tmp/berth-quiet.lock flock /tmp/berth-kernel-tests.lock bench/run-compare.sh
+# Usage (as root, after `make` and bench/deps.sh):
+#   bench/run-compare.sh            15 rounds (about 30 s)
+#   bench/run-compare.sh --quick    5 rounds, 1 warm-up (about 10 s)
 #
 # Env: ROUNDS (default 15) timed runs per implementation, WARMUP (default 2)
 #      untimed runs each first, PREFIX (default bgdb), BERTH (bin/berth),
 #      PODMAN (podman), RESDIR (bench/results/<timestamp>-run), BREAKDOWN=1
 #      (each round also times berth without -p and with --network none).
 # Output: RESDIR/run.jsonl (one line per run: impl, round, wall_ms, rc),
-#         RESDIR/summary.md (medians, ratio; also printed), RESDIR/run.log.
+#         RESDIR/summary.md (medians, ratio, the commit, kernel, CPUs and
+#         load before and after; also printed), RESDIR/run.log.
 set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$BENCH_DIR/.." && pwd)
 PREFIX=${PREFIX:-bgdb}
 # shellcheck source=bench/lib.sh
 . "$BENCH_DIR/lib.sh"
+if [ "${1:-}" = --quick ]; then ROUNDS=${ROUNDS:-5} WARMUP=${WARMUP:-1}; fi
 ROUNDS=${ROUNDS:-15}
 WARMUP=${WARMUP:-2}
 BERTH=${BERTH:-$TOP/bin/berth}
 PODMAN=${PODMAN:-podman}
 export PATH=$PATH:/usr/sbin:/sbin
 
-[ "$(id -u)" = 0 ] || { echo "run-compare: run as root" >&2; exit 2; }
-for c in "$PODMAN" runc conmon nsenter unshare ip "$PYTHON"; do
-	command -v "$c" >/dev/null || { echo "run-compare: missing $c" >&2; exit 2; }
-done
-[ -x "$BERTH" ] || make -C "$TOP" -s >/dev/null
+need_root
+need "$BERTH:make" "$PODMAN:podman" /usr/lib/podman/netavark:netavark /usr/lib/podman/aardvark-dns:aardvark-dns \
+	runc:runc conmon:conmon nsenter:util-linux unshare:util-linux ip:iproute2 nft:nftables \
+	/bin/busybox:busybox-static "$PYTHON:python3"
 
 if [ -z "${_RUNCMP_INNER:-}" ]; then
+	for n in "$PREFIX-hb" "$PREFIX-hp"; do
+		if [ -e "/run/netns/$n" ]; then
+			echo "run-compare.sh: network namespace $n exists already (another run?); choose another PREFIX" >&2
+			exit 2
+		fi
+	done
 	RESDIR=${RESDIR:-$BENCH_DIR/results/$(date +%Y%m%d-%H%M%S)-run}
 	mkdir -p "$RESDIR"
+	run_info --md >"$RESDIR/info-before.md"
+	mark_outer_ns
 	exec env _RUNCMP_INNER=1 RESDIR="$RESDIR" unshare --mount --propagation private -- "$0" "$@"
 fi
 
+require_private_ns mnt
 HB=$PREFIX-hb HP=$PREFIX-hp
-state=$(mktemp -d "/var/tmp/$PREFIX-run.XXXXXX")
+state=$(mktemp -d -p /var/tmp "$PREFIX-run.XXXXXX")
 OUT=$RESDIR/run.jsonl BENCH=run-compare RUN_ID=$(basename "$RESDIR")
 export OUT BENCH RUN_ID
 RUNLOG=$RESDIR/run.log
@@ -154,6 +166,11 @@ done
 
 left_b=$(B ps -aq | wc -l) left_p=$(P ps -aq | wc -l)
 
+{
+	echo "- before: $(cat "$RESDIR/info-before.md")"
+	echo "- after: $(run_info --md)"
+	echo
+} >"$RESDIR/info.md"
 "$PYTHON" - "$OUT" "$ROUNDS" "$bver" "$pver" "$left_b" "$left_p" >"$RESDIR/summary.md" <<'EOF'
 import json, sys
 sys.path.insert(0, __import__("os").path.dirname(sys.argv[0]) or ".")
@@ -181,5 +198,7 @@ for name in ("berth", "podman", "berth-bridge", "berth-none"):
     print(f"| {label} | {s['median']:.1f} ms | {s['p10']:.1f} ms | {s['p90']:.1f} ms | {s['min']:.1f} ms | {s['n']} | {s['fails']} |")
 print(f"\nratio of medians berth / podman: **{ratio:.3f}** (target ≤ 0.5)")
 EOF
+cat "$RESDIR/info.md" "$RESDIR/summary.md" >"$RESDIR/summary.tmp" && mv "$RESDIR/summary.tmp" "$RESDIR/summary.md"
+rm -f "$RESDIR/info.md" "$RESDIR/info-before.md"
 cat "$RESDIR/summary.md"
 log "results: $RESDIR"

@@ -10,8 +10,11 @@
 # 198.19.0.0/16), a static IPv4 and 2 published tcp ports. Both use the same
 # aardvark-dns ($AARDVARK).
 #
-# Usage (as root; always under the kernel-test lock on the shared box):
-#   flock /tmp/berth-kernel-tests.lock bench/setup-compare.sh
+# Usage (as root, after `make` and bench/deps.sh):
+#   bench/setup-compare.sh            full run (about 12 min on 2 CPUs)
+#   bench/setup-compare.sh --quick    about 2 min: LEVELS="1 10 100" PROBES=5
+#                                     FILL_BUDGET_S=60 PARALLEL=10 PAR_REPEATS=1
+#                                     (knobs given in the environment still win)
 #
 # Knobs (environment):
 #   A_NETAVARK  implementation A           (default: <repo>/bin/netavark, i.e. berth)
@@ -37,8 +40,9 @@
 #   JSON_STDOUT 1: also print the JSON lines on stdout
 #
 # Output: RESDIR/compare.jsonl (JSON lines), RESDIR/run.log (progress),
-# RESDIR/summary.md (markdown tables, berth/reference ratios), the summary
-# is also printed on stdout.
+# RESDIR/summary.md (markdown tables, berth/reference ratios, the commit,
+# kernel, CPUs and load before and after), the summary is also printed on
+# stdout.
 #
 # Interleaving: in the scale phase every fill round adds one container to A,
 # then one to B; every probe round runs A's setup+teardown, then B's. Each
@@ -60,7 +64,11 @@ unset NETAVARK_FW
 # reference one failed execve per entry before each iptables)
 export PATH="${BENCH_PATH:-/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin}"
 
-REPO="$(cd "$HERE/.." && pwd)"
+if [ "${1:-}" = --quick ]; then
+    shift
+    LEVELS="${LEVELS:-1 10 100}" PROBES="${PROBES:-5}" FILL_BUDGET_S="${FILL_BUDGET_S:-60}"
+    PARALLEL="${PARALLEL:-10}" PAR_REPEATS="${PAR_REPEATS:-1}"
+fi
 A_NETAVARK="${A_NETAVARK:-$REPO/bin/netavark}"
 B_NETAVARK="${B_NETAVARK:-/usr/lib/podman/netavark}"
 A_LABEL="${A_LABEL:-berth}"
@@ -203,13 +211,11 @@ if [ "${1:-}" = "--worker" ]; then
 fi
 
 # ================================================================ orchestrator
-if [ "$(id -u)" != 0 ]; then echo "must run as root (creates network namespaces)" >&2; exit 2; fi
-for b in "$A_NETAVARK" "$B_NETAVARK" "$AARDVARK"; do
-    [ -x "$b" ] || { echo "not executable: $b" >&2; exit 2; }
-done
-for t in ip nsenter iptables-save nft strace timeout dig sha256sum; do
-    command -v "$t" >/dev/null || { echo "missing tool: $t" >&2; exit 2; }
-done
+need_root
+need "$A_NETAVARK:make" "$B_NETAVARK:netavark" "$AARDVARK:aardvark-dns" \
+    ip:iproute2 nsenter:util-linux iptables-save:iptables iptables:iptables nft:nftables \
+    strace:strace timeout:coreutils sha256sum:coreutils mkfifo:coreutils dig:bind9-dnsutils \
+    "$PYTHON:python3"
 if ip netns list 2>/dev/null | awk '{print $1}' | grep -q "^${PREFIX}-"; then
     echo "network namespaces named ${PREFIX}-* exist already (another run, or leftovers):" >&2
     ip netns list | awk '{print $1}' | grep "^${PREFIX}-" | head >&2
@@ -291,7 +297,7 @@ cleanup() {
     ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^${PREFIX}-h[a-z0-9]+[ab]\$" | sed 's/^/netns del /' \
         | ip -force -batch - 2>/dev/null
     # the kernel frees deleted namespaces asynchronously; wait (bounded) so
-    # that the lock is not handed on while it still churns
+    # that whatever runs next does not pay for it
     # (net_namespace slab objects: done when back near the start value, or
     # unchanged for 120 s; the kernel frees them in batches - after 2000
     # namespaces the count stayed flat for over 30 s, then dropped - and
@@ -574,8 +580,9 @@ PY
 
 # ---------------------------------------------------------------- main
 log "setup-compare: A=${LABEL[a]} ($A_NETAVARK: $(ver "$A_NETAVARK")) B=${LABEL[b]} ($B_NETAVARK: $(ver "$B_NETAVARK")) aardvark=$AARDVARK levels='$LEVELS' probes=$PROBES fill_budget=${FILL_BUDGET_S}s/impl parallel=$PARALLEL phases='$PHASES' results=$RESDIR load1=$(loadavg1)"
+emit_json "{\"metric\":\"run_info\",\"when\":\"before\",\"info\":$(run_info)}"
 for id in $IDS; do
-    ejson "$id" "{\"metric\":\"config\",\"id\":\"$id\",\"netavark\":\"${BIN[$id]}\",\"version\":\"$(ver "${BIN[$id]}")\",\"aardvark\":\"$AARDVARK\",\"aardvark_version\":\"$(ver "$AARDVARK")\",\"levels\":\"$LEVELS\",\"probes\":$PROBES,\"fill_budget_s\":$FILL_BUDGET_S,\"parallel\":$PARALLEL,\"par_variants\":\"$PAR_VARIANTS\",\"par_repeats\":$PAR_REPEATS,\"phases\":\"$PHASES\",\"iptables\":\"$(iptables --version 2>/dev/null | head -1)\",\"nft\":\"$(nft --version 2>/dev/null | head -1)\",\"kernel\":\"$(uname -r)\",\"nproc\":$(nproc),\"load1\":$(loadavg1)}"
+    ejson "$id" "{\"metric\":\"config\",\"id\":\"$id\",\"netavark\":\"$(shown_path "${BIN[$id]}")\",\"version\":\"$(ver "${BIN[$id]}")\",\"aardvark\":\"$(shown_path "$AARDVARK")\",\"aardvark_version\":\"$(ver "$AARDVARK")\",\"levels\":\"$LEVELS\",\"probes\":$PROBES,\"fill_budget_s\":$FILL_BUDGET_S,\"parallel\":$PARALLEL,\"par_variants\":\"$PAR_VARIANTS\",\"par_repeats\":$PAR_REPEATS,\"phases\":\"$PHASES\",\"iptables\":\"$(iptables --version 2>/dev/null | head -1)\",\"nft\":\"$(nft --version 2>/dev/null | head -1)\",\"kernel\":\"$(uname -r)\",\"nproc\":$(nproc),\"load1\":$(loadavg1)}"
 done
 T_MAIN=${EPOCHREALTIME%.*}
 for ph in $PHASES; do
@@ -590,6 +597,7 @@ done
 log "phases done in $(( ${EPOCHREALTIME%.*} - T_MAIN )) s; cleaning up"
 cleanup
 emit_json "{\"metric\":\"run_end\",\"elapsed_s\":$(( ${EPOCHREALTIME%.*} - T_MAIN ))}"
+emit_json "{\"metric\":\"run_info\",\"when\":\"after\",\"info\":$(run_info)}"
 "$PYTHON" "$HERE/summarize.py" "$OUT" >"$RESDIR/summary.md"
 cat "$RESDIR/summary.md"
 log "results: $RESDIR (compare.jsonl, run.log, summary.md)"

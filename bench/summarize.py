@@ -64,6 +64,24 @@ def table(header, rows):
     return "\n".join(out)
 
 
+def run_info_lines(rows):
+    """Markdown lines for the run_info records (commit, kernel, CPUs, load
+    and busy processes before and after the run), one per run and moment."""
+    out = []
+    for r in rows:
+        if r.get("metric") != "run_info":
+            continue
+        i = r.get("info", {})
+        c = f"commit `{i.get('commit')}`"
+        if i.get("dirty"):
+            c += " (**uncommitted changes**: not the numbers of any commit)"
+        busy = ", ".join(f"{p['comm']} {p['cpu_pct']}%" for p in i.get("busy", [])) or "none"
+        load = " ".join(str(x) for x in i.get("loadavg", []))
+        out.append(f"- {r.get('when')} the run ({r.get('run')}): {c}; kernel {i.get('kernel')}, "
+                   f"{i.get('cpus')} CPUs, load {load}; other busy processes: {busy}")
+    return out
+
+
 def level_key(lv):
     try:
         return (0, int(lv))
@@ -89,6 +107,8 @@ def main():
     print(f"# {A} vs. {B}: netavark setup / teardown (bench/setup-compare.sh)\n")
     print(f"- runs: {', '.join(runs)}; first line {rows[0].get('ts')}, kernel {c0.get('kernel')}, "
           f"{c0.get('nproc')} CPUs, load1 at start {c0.get('load1')}")
+    for line in run_info_lines(rows):
+        print(line)
     for i in impls:
         c = cfg.get(i, {})
         print(f"- **{i}**: `{c.get('netavark')}` ({c.get('version')})")
