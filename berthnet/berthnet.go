@@ -59,8 +59,12 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrExists: a network of that name exists.
 	ErrExists = errors.New("already exists")
-	// ErrInUse: a network still has attachments, or an address is taken.
+	// ErrInUse: a network still has attachments, or an address or host
+	// port is taken.
 	ErrInUse = errors.New("in use")
+	// ErrPortInUse: a published host port is already forwarded elsewhere
+	// (Attach's error matches ErrInUse too).
+	ErrPortInUse = firewall.ErrPortInUse
 	// ErrNoDHCP: a DHCP network, and this program has no DHCP proxy
 	// client linked in.
 	ErrNoDHCP = core.ErrNoDHCPClient
@@ -451,7 +455,7 @@ func (h *Host) Attach(ctx context.Context, n Network, o AttachOptions) (Attachme
 				err = errors.Join(err, rerr)
 			}
 		}
-		if errors.Is(err, nftables.ErrPortInUse) {
+		if errors.Is(err, firewall.ErrPortInUse) {
 			err = fmt.Errorf("%w: %w", ErrInUse, err)
 		}
 		return Attachment{}, fmt.Errorf("attach %s to network %s: %w", o.ContainerID, in.Name, err)

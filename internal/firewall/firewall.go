@@ -21,8 +21,14 @@ const (
 	DriverNone     = "none"
 )
 
-// ErrUnknownDriver is returned for a driver name berth does not know.
-var ErrUnknownDriver = errors.New("unknown firewall driver")
+// Errors drivers return, wrapped; callers match them with errors.Is.
+var (
+	// ErrUnknownDriver is returned for a driver name berth does not know.
+	ErrUnknownDriver = errors.New("unknown firewall driver")
+	// ErrPortInUse is returned when a host port is already forwarded to
+	// another target.
+	ErrPortInUse = errors.New("port already in use")
+)
 
 // NetworkRules is what the firewall needs to know about one network.
 type NetworkRules struct {

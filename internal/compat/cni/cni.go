@@ -36,6 +36,7 @@ import (
 
 	"github.com/berthnet/berth/berthnet"
 	"github.com/berthnet/berth/internal/buildinfo"
+	"github.com/berthnet/berth/internal/firewall"
 	"github.com/berthnet/berth/internal/network"
 	"github.com/berthnet/berth/internal/reaper"
 	"github.com/berthnet/berth/internal/shortlived"
@@ -186,11 +187,10 @@ func cniError(err error) error {
 	}
 	code := types.ErrInternal
 	switch {
+	case errors.Is(err, firewall.ErrPortInUse):
+		code = ErrPortInUse
 	case errors.Is(err, berthnet.ErrInUse):
 		code = ErrAddressInUse
-		if strings.Contains(err.Error(), "host port") {
-			code = ErrPortInUse
-		}
 	case errors.Is(err, network.ErrInvalid):
 		code = types.ErrInvalidNetworkConfig
 	case errors.Is(err, os.ErrPermission):

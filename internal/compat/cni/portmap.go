@@ -213,7 +213,7 @@ func portmapAdd(args *skel.CmdArgs) error {
 	}
 	pf := forward(c.Name, key, rec)
 	if err := fw.Setup(nets, []firewall.PortForward{pf}); err != nil {
-		if errors.Is(err, nftables.ErrPortInUse) {
+		if errors.Is(err, firewall.ErrPortInUse) {
 			return types.NewError(ErrPortInUse, "berth-portmap: "+err.Error(), "")
 		}
 		return types.NewError(types.ErrInternal, "berth-portmap: "+err.Error(), "")
