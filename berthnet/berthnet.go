@@ -753,12 +753,12 @@ func (h *Host) Check(ctx context.Context, containerID, iface string) error {
 				return fmt.Errorf("check %s: host interface %s is not on bridge %s", containerID, hn, n.NetworkInterface)
 			}
 		}
-		if nd, ok := h.fw.(*nftables.Driver); ok && !n.Internal && !n.Unmanaged() {
+		if fc, ok := h.fw.(firewall.Checker); ok && !n.Internal && !n.Unmanaged() {
 			id := n.ID
 			if id == "" {
 				id = n.Name
 			}
-			have, err := nd.HasNetwork(id)
+			have, err := fc.HasNetwork(id)
 			if err != nil {
 				return err
 			}

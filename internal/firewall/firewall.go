@@ -79,6 +79,18 @@ type Driver interface {
 	Reset() error
 }
 
+// Checker is implemented by drivers that can tell whether the rules they
+// set up are still in place, for the CHECK verbs of the front-ends. A
+// driver that programs nothing answers that everything is in place.
+type Checker interface {
+	// HasNetwork reports whether the rules of the network with this ID
+	// exist.
+	HasNetwork(id string) (bool, error)
+	// HasForwards returns an error naming the first port forward that is
+	// missing or points elsewhere, nil when all are in place.
+	HasForwards(ports []PortForward) error
+}
+
 // NetworkID8 returns the short form of a network ID used in rule names.
 func NetworkID8(id string) string {
 	if len(id) > 8 {
