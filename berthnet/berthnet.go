@@ -36,8 +36,6 @@ import (
 
 	"github.com/berthnet/berth/internal/core"
 	"github.com/berthnet/berth/internal/firewall"
-	"github.com/berthnet/berth/internal/firewall/nftables"
-	"github.com/berthnet/berth/internal/firewall/none"
 	"github.com/berthnet/berth/internal/ipam"
 	"github.com/berthnet/berth/internal/link"
 	"github.com/berthnet/berth/internal/netns"
@@ -82,7 +80,7 @@ type Config struct {
 	// addresses (ipam.db) and network definitions (networks/).
 	// Default DefaultStateDir.
 	StateDir string
-	// Firewall is "nftables" (default) or "none".
+	// Firewall is "nftables" (default), "iptables" or "none".
 	Firewall string
 	// HostNetns is the path of the network namespace that holds bridges
 	// and firewall rules; empty means the calling process's.
@@ -249,24 +247,21 @@ func New(cfg Config) (*Host, error) {
 		cfg.StateDir = DefaultStateDir
 	}
 	h := &Host{cfg: cfg}
-	fd := -1
 	if cfg.HostNetns != "" {
 		ns, err := netns.Open(cfg.HostNetns)
 		if err != nil {
 			return nil, fmt.Errorf("berthnet: host namespace: %w", err)
 		}
-		h.host, fd = ns, ns.Fd()
+		h.host = ns
 	}
-	switch {
-	case cfg.FirewallDriver != nil:
-		h.fw = cfg.FirewallDriver
-	case cfg.Firewall == "" || cfg.Firewall == firewall.DriverNftables:
-		h.fw = nftables.New(fd)
-	case cfg.Firewall == firewall.DriverNone:
-		h.fw = none.Driver{}
-	default:
-		h.Close()
-		return nil, fmt.Errorf("berthnet: firewall %q: want nftables or none: %w", cfg.Firewall, ErrInvalid)
+	h.fw = cfg.FirewallDriver
+	if h.fw == nil {
+		fw, err := core.NewFirewall(cfg.Firewall, h.host)
+		if err != nil {
+			h.Close()
+			return nil, fmt.Errorf("berthnet: Config.Firewall: %w: %w", err, ErrInvalid)
+		}
+		h.fw = fw
 	}
 	dhcp := cfg.DHCP
 	if dhcp == nil && core.NewDHCPClient != nil {

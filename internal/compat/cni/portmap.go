@@ -15,8 +15,8 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/berthnet/berth/internal/core"
 	"github.com/berthnet/berth/internal/firewall"
-	"github.com/berthnet/berth/internal/firewall/nftables"
 	"github.com/berthnet/berth/internal/link"
 	"github.com/berthnet/berth/internal/network"
 	"github.com/berthnet/berth/internal/sysctl"
@@ -206,7 +206,10 @@ func portmapAdd(args *skel.CmdArgs) error {
 	}
 	defer db.Close()
 	key := args.ContainerID + "/" + args.IfName
-	fw := nftables.New(-1)
+	fw, err := portmapFirewall()
+	if err != nil {
+		return err
+	}
 	var nets []firewall.NetworkRules
 	for _, s := range rec.Subnets {
 		nets = append(nets, hairpinRules(c.Name, s, rec.SNAT))
@@ -337,7 +340,11 @@ func unpublish(db *bolt.DB, netName string, keys []string, rules bool) error {
 			}
 		}
 	}
-	if err := nftables.New(-1).Teardown(ports, complete); err != nil {
+	fw, err := portmapFirewall()
+	if err != nil {
+		return err
+	}
+	if err := fw.Teardown(ports, complete); err != nil {
 		return err
 	}
 	return db.Update(func(tx *bolt.Tx) error {
@@ -444,7 +451,11 @@ func portmapCheck(args *skel.CmdArgs) error {
 	if want.IPv4 != r.IPv4 || want.IPv6 != r.IPv6 {
 		return types.NewError(ErrCheckFailed, fmt.Sprintf("berth-portmap: ports of %s go to %s %s, not to the container's %s %s", key, r.IPv4, r.IPv6, want.IPv4, want.IPv6), "")
 	}
-	if err := nftables.New(-1).HasForwards([]firewall.PortForward{forward(c.Name, key, want)}); err != nil {
+	fw, err := portmapChecker()
+	if err != nil {
+		return err
+	}
+	if err := fw.HasForwards([]firewall.PortForward{forward(c.Name, key, want)}); err != nil {
 		return types.NewError(ErrCheckFailed, "berth-portmap: "+err.Error(), "")
 	}
 	return nil
@@ -498,9 +509,36 @@ func portmapGC(args *skel.CmdArgs) error {
 	return nil
 }
 
+// portmapFirewall is the driver of berth-portmap's (and berth-bridge's)
+// port forwards: nftables, in the plugin's namespace.
+func portmapFirewall() (firewall.Driver, error) {
+	fw, err := core.NewFirewall(firewall.DriverNftables, nil)
+	if err != nil {
+		return nil, types.NewError(types.ErrInternal, "berth-portmap: "+err.Error(), "")
+	}
+	return fw, nil
+}
+
+// portmapChecker is portmapFirewall, for CHECK and STATUS.
+func portmapChecker() (firewall.Checker, error) {
+	fw, err := portmapFirewall()
+	if err != nil {
+		return nil, err
+	}
+	c, ok := fw.(firewall.Checker)
+	if !ok {
+		return nil, types.NewError(types.ErrInternal, "berth-portmap: firewall driver "+fw.Name()+" cannot check its rules", "")
+	}
+	return c, nil
+}
+
 // firewallReady reports whether nftables can be programmed here.
 func firewallReady() error {
-	if _, err := nftables.New(-1).HasNetwork(""); err != nil {
+	fw, err := portmapChecker()
+	if err != nil {
+		return err
+	}
+	if _, err := fw.HasNetwork(""); err != nil {
 		if strings.Contains(err.Error(), "operation not permitted") {
 			return fmt.Errorf("nftables: %w (needs CAP_NET_ADMIN)", err)
 		}
