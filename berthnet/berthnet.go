@@ -63,8 +63,7 @@ var (
 	// ErrPortInUse: a published host port is already forwarded elsewhere
 	// (Attach's error matches ErrInUse too).
 	ErrPortInUse = firewall.ErrPortInUse
-	// ErrNoDHCP: a DHCP network, and this program has no DHCP proxy
-	// client linked in.
+	// ErrNoDHCP: a DHCP network, and Config.DHCP is nil.
 	ErrNoDHCP = core.ErrNoDHCPClient
 )
 
@@ -87,9 +86,6 @@ type Config struct {
 	HostNetns string
 	// Logger receives progress at debug level; nil discards.
 	Logger *slog.Logger
-	// DHCPProxySocket is the unix socket of berth's DHCP proxy
-	// (`berth netavark dhcp-proxy`) for DHCP networks; empty: its default.
-	DHCPProxySocket string
 	// KeepBridges leaves a bridge and its network's rules in place when
 	// its last container detaches (CNI's convention); Collect removes them
 	// once nothing is attached.
@@ -107,8 +103,10 @@ type Config struct {
 	DNSPort uint16
 	// Rootless starts the DNS server the way a rootless netavark does.
 	Rootless bool
-	// DHCP leases the addresses of DHCP networks; nil: a client of the
-	// proxy at DHCPProxySocket when the program links one.
+	// DHCP leases the addresses of DHCP networks (nil: Attach to a DHCP
+	// network fails with ErrNoDHCP). The proxy's client lives in a
+	// separate package so that programs without DHCP networks do not link
+	// gRPC; berth's own programs pass it.
 	DHCP DHCPClient
 	// BackgroundLinkRemoval: Detach takes a container's links out of
 	// service at once (down, off the bridge, renamed "brtgone…") and a
@@ -158,7 +156,7 @@ type Network struct {
 	Mode string
 	// DHCP takes the containers' addresses from the LAN's DHCP server
 	// through berth's DHCP proxy (macvlan networks; no Subnets). It needs
-	// a program built with the proxy client (ErrNoDHCP otherwise).
+	// Config.DHCP (ErrNoDHCP otherwise).
 	DHCP bool
 }
 
@@ -264,9 +262,6 @@ func New(cfg Config) (*Host, error) {
 		h.fw = fw
 	}
 	dhcp := cfg.DHCP
-	if dhcp == nil && core.NewDHCPClient != nil {
-		dhcp = core.NewDHCPClient(cfg.DHCPProxySocket)
-	}
 	mgr, err := core.New(core.Config{
 		ConfigDir: cfg.StateDir, Firewall: h.fw, Logger: cfg.Logger, HostNS: h.host, KeepBridges: cfg.KeepBridges, DHCP: dhcp,
 		BackgroundLinkRemoval: cfg.BackgroundLinkRemoval,

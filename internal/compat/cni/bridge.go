@@ -186,7 +186,7 @@ func prefixOf(n net.IPNet) (netip.Prefix, bool) {
 
 // runIPAM runs the IPAM plugin's ADD: berth-ipam in this process, any
 // other by exec from CNI_PATH.
-func runIPAM(ctx context.Context, c *bridgeConfig, args *skel.CmdArgs) (*current.Result, error) {
+func runIPAM(ctx context.Context, env Env, c *bridgeConfig, args *skel.CmdArgs) (*current.Result, error) {
 	if c.IPAM.Type == "" {
 		return nil, nil
 	}
@@ -194,7 +194,7 @@ func runIPAM(ctx context.Context, c *bridgeConfig, args *skel.CmdArgs) (*current
 		_, r, err := ipamAllocate(args)
 		return r, err
 	}
-	r, err := DelegateAdd(ctx, c.IPAM.Type, args.StdinData)
+	r, err := env.Delegate.Add(ctx, c.IPAM.Type, args.StdinData)
 	if err != nil {
 		return nil, err
 	}
@@ -205,17 +205,17 @@ func runIPAM(ctx context.Context, c *bridgeConfig, args *skel.CmdArgs) (*current
 	return res, nil
 }
 
-func releaseIPAM(ctx context.Context, c *bridgeConfig, args *skel.CmdArgs) error {
+func releaseIPAM(ctx context.Context, env Env, c *bridgeConfig, args *skel.CmdArgs) error {
 	switch c.IPAM.Type {
 	case "":
 		return nil
 	case IPAM:
 		return ipamRelease(args)
 	}
-	return DelegateCall(ctx, "DEL", c.IPAM.Type, args.StdinData)
+	return env.Delegate.Call(ctx, "DEL", c.IPAM.Type, args.StdinData)
 }
 
-func bridgeAdd(args *skel.CmdArgs) (err error) {
+func bridgeAdd(env Env, args *skel.CmdArgs) (err error) {
 	ctx := context.Background()
 	c, err := parseBridge(args.StdinData)
 	if err != nil {
@@ -226,13 +226,13 @@ func bridgeAdd(args *skel.CmdArgs) (err error) {
 		return err
 	}
 	defer h.Close()
-	ipamRes, err := runIPAM(ctx, c, args)
+	ipamRes, err := runIPAM(ctx, env, c, args)
 	if err != nil {
 		return cniError(err)
 	}
 	defer func() {
 		if err != nil {
-			if rerr := releaseIPAM(ctx, c, args); rerr != nil {
+			if rerr := releaseIPAM(ctx, env, c, args); rerr != nil {
 				err = cniError(fmt.Errorf("%w (and releasing its addresses: %v)", err, rerr))
 			}
 		}
@@ -331,7 +331,7 @@ func prevResult(c *types.PluginConf) (*current.Result, error) {
 	return r, nil
 }
 
-func bridgeDel(args *skel.CmdArgs) error {
+func bridgeDel(env Env, args *skel.CmdArgs) error {
 	ctx := context.Background()
 	c, err := parseBridge(args.StdinData)
 	if err != nil {
@@ -346,13 +346,13 @@ func bridgeDel(args *skel.CmdArgs) error {
 	if err := h.Detach(ctx, args.ContainerID, args.IfName); err != nil {
 		errs = append(errs, err)
 	}
-	if err := releaseIPAM(ctx, c, args); err != nil {
+	if err := releaseIPAM(ctx, env, c, args); err != nil {
 		errs = append(errs, err)
 	}
 	return cniError(errors.Join(errs...))
 }
 
-func bridgeCheck(args *skel.CmdArgs) error {
+func bridgeCheck(env Env, args *skel.CmdArgs) error {
 	ctx := context.Background()
 	c, err := parseBridge(args.StdinData)
 	if err != nil {
@@ -391,10 +391,10 @@ func bridgeCheck(args *skel.CmdArgs) error {
 	case IPAM:
 		return ipamCheck(args)
 	}
-	return DelegateCall(ctx, "CHECK", c.IPAM.Type, args.StdinData)
+	return env.Delegate.Call(ctx, "CHECK", c.IPAM.Type, args.StdinData)
 }
 
-func bridgeStatus(args *skel.CmdArgs) error {
+func bridgeStatus(env Env, args *skel.CmdArgs) error {
 	ctx := context.Background()
 	c, err := parseBridge(args.StdinData)
 	if err != nil {
@@ -417,13 +417,13 @@ func bridgeStatus(args *skel.CmdArgs) error {
 	case IPAM:
 		return ipamStatus(args)
 	}
-	return DelegateCall(ctx, "STATUS", c.IPAM.Type, args.StdinData)
+	return env.Delegate.Call(ctx, "STATUS", c.IPAM.Type, args.StdinData)
 }
 
 // bridgeGC detaches every attachment of the network that is not in the
 // valid list (links, rules, addresses), then has the IPAM plugin collect
 // too.
-func bridgeGC(args *skel.CmdArgs) error {
+func bridgeGC(env Env, args *skel.CmdArgs) error {
 	ctx := context.Background()
 	c, err := parseBridge(args.StdinData)
 	if err != nil {
@@ -449,7 +449,7 @@ func bridgeGC(args *skel.CmdArgs) error {
 			errs = append(errs, err)
 		}
 	default:
-		if err := DelegateCall(ctx, "GC", c.IPAM.Type, args.StdinData); err != nil {
+		if err := env.Delegate.Call(ctx, "GC", c.IPAM.Type, args.StdinData); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -80,9 +80,9 @@ var debugLog *slog.Logger
 var supported = version.PluginSupports("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 
 // Main runs the plugin named name (or the one os.Args[0] names when name
-// is empty) with the process's environment, stdin and stdout, and returns
-// the exit code.
-func Main(name string) int {
+// is empty) with the process's environment, stdin and stdout, and the
+// optional parts in env, and returns the exit code.
+func Main(name string, env Env) int {
 	mainStart := time.Now()
 	// A child started to delete a link DEL retired (package reaper).
 	if ok, code := reaper.Main(os.Args); ok {
@@ -92,7 +92,7 @@ func Main(name string) int {
 	if name == "" {
 		name = filepath.Base(os.Args[0])
 	}
-	funcs, ok := pluginFuncs(name)
+	funcs, ok := pluginFuncs(name, env)
 	if !ok {
 		fmt.Fprintf(os.Stderr, "berth-cni: unknown plugin %q (run as one of %s)\n", name, strings.Join(Plugins, ", "))
 		return 2
@@ -103,7 +103,7 @@ func Main(name string) int {
 	if err != nil {
 		return printError("", types.NewError(types.ErrIOFailure, "read stdin: "+err.Error(), ""))
 	}
-	if e := needFull(name, in); e != nil {
+	if e := needFull(name, in, env); e != nil {
 		return printError(e.cniVersion, e.err)
 	}
 	if fd, err := unix.MemfdCreate("cni-config", 0); err == nil {
@@ -143,14 +143,17 @@ func Main(name string) int {
 	return 0
 }
 
-func pluginFuncs(name string) (skel.CNIFuncs, bool) {
+func pluginFuncs(name string, env Env) (skel.CNIFuncs, bool) {
+	with := func(f func(Env, *skel.CmdArgs) error) func(*skel.CmdArgs) error {
+		return func(a *skel.CmdArgs) error { return f(env, a) }
+	}
 	switch name {
 	case Bridge:
-		return skel.CNIFuncs{Add: bridgeAdd, Del: bridgeDel, Check: bridgeCheck, Status: bridgeStatus, GC: bridgeGC}, true
+		return skel.CNIFuncs{Add: with(bridgeAdd), Del: with(bridgeDel), Check: with(bridgeCheck), Status: with(bridgeStatus), GC: with(bridgeGC)}, true
 	case IPAM:
 		return skel.CNIFuncs{Add: ipamAdd, Del: ipamDel, Check: ipamCheck, Status: ipamStatus, GC: ipamGC}, true
 	case Macvlan:
-		return skel.CNIFuncs{Add: macvlanAdd, Del: macvlanDel, Check: macvlanCheck, Status: macvlanStatus, GC: macvlanGC}, true
+		return skel.CNIFuncs{Add: with(macvlanAdd), Del: with(macvlanDel), Check: with(macvlanCheck), Status: with(macvlanStatus), GC: with(macvlanGC)}, true
 	case DNS:
 		return skel.CNIFuncs{Add: dnsAdd, Del: dnsDel, Check: dnsCheck, Status: dnsStatus, GC: dnsGC}, true
 	case Portmap:

@@ -14,7 +14,6 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/berthnet/berth/berthnet"
-	"github.com/berthnet/berth/internal/core"
 	"github.com/berthnet/berth/internal/link"
 	"github.com/berthnet/berth/internal/network"
 )
@@ -75,8 +74,8 @@ func parseMacvlan(stdin []byte) (*macvlanConfig, error) {
 
 // needDHCP hands the call to berth-cni-dhcp when the network leases by
 // DHCP and this binary has no proxy client; it returns only on failure.
-func (c *macvlanConfig) needDHCP(args *skel.CmdArgs) error {
-	if !c.dhcp || core.NewDHCPClient != nil {
+func (c *macvlanConfig) needDHCP(env Env, args *skel.CmdArgs) error {
+	if !c.dhcp || env.DHCP != nil {
 		return nil
 	}
 	return reexecFull(Macvlan, args.StdinData)
@@ -88,12 +87,16 @@ func (c *macvlanConfig) bridgeView() *bridgeConfig {
 	return &bridgeConfig{PluginConf: c.PluginConf}
 }
 
-func (c *macvlanConfig) host() (*berthnet.Host, error) {
+func (c *macvlanConfig) host(env Env) (*berthnet.Host, error) {
 	dir := c.StateDir
 	if dir == "" {
 		dir = DefaultStateDir
 	}
-	h, err := berthnet.New(berthnet.Config{StateDir: dir, Firewall: "none", Logger: debugLog, DHCPProxySocket: c.dhcpSocket, BackgroundLinkRemoval: true})
+	cfg := berthnet.Config{StateDir: dir, Firewall: "none", Logger: debugLog, BackgroundLinkRemoval: true}
+	if c.dhcp && env.DHCP != nil {
+		cfg.DHCP = env.DHCP(c.dhcpSocket)
+	}
+	h, err := berthnet.New(cfg)
 	if err != nil {
 		return nil, types.NewError(types.ErrIOFailure, err.Error(), "")
 	}
@@ -112,7 +115,7 @@ func (c *macvlanConfig) network(ipamRes *current.Result) (berthnet.Network, erro
 	return n, nil
 }
 
-func macvlanAdd(args *skel.CmdArgs) (err error) {
+func macvlanAdd(env Env, args *skel.CmdArgs) (err error) {
 	ctx := context.Background()
 	c, err := parseMacvlan(args.StdinData)
 	if err != nil {
@@ -121,30 +124,30 @@ func macvlanAdd(args *skel.CmdArgs) (err error) {
 	if c.IPAM.Type == "" {
 		return invalid("ipam", "berth-macvlan needs an IPAM plugin (e.g. {\"type\": \"berth-ipam\", ...})")
 	}
-	if err := c.needDHCP(args); err != nil {
+	if err := c.needDHCP(env, args); err != nil {
 		return err
 	}
 	if c.dhcp {
-		return macvlanAddDHCP(ctx, c, args)
+		return macvlanAddDHCP(ctx, env, c, args)
 	}
 	if c.Master != "" {
 		if _, err := hostLink(c.Master); err != nil {
 			return invalid("master", "%v", err)
 		}
 	}
-	h, err := c.host()
+	h, err := c.host(env)
 	if err != nil {
 		return err
 	}
 	defer h.Close()
 	bv := c.bridgeView()
-	ipamRes, err := runIPAM(ctx, bv, args)
+	ipamRes, err := runIPAM(ctx, env, bv, args)
 	if err != nil {
 		return cniError(err)
 	}
 	defer func() {
 		if err != nil {
-			if rerr := releaseIPAM(ctx, bv, args); rerr != nil {
+			if rerr := releaseIPAM(ctx, env, bv, args); rerr != nil {
 				err = cniError(fmt.Errorf("%w (and releasing its addresses: %v)", err, rerr))
 			}
 		}
@@ -195,16 +198,16 @@ func hostLink(name string) (string, error) {
 	return l.Attrs().Name, nil
 }
 
-func macvlanDel(args *skel.CmdArgs) error {
+func macvlanDel(env Env, args *skel.CmdArgs) error {
 	ctx := context.Background()
 	c, err := parseMacvlan(args.StdinData)
 	if err != nil {
 		return err
 	}
-	if err := c.needDHCP(args); err != nil {
+	if err := c.needDHCP(env, args); err != nil {
 		return err
 	}
-	h, err := c.host()
+	h, err := c.host(env)
 	if err != nil {
 		return err
 	}
@@ -214,20 +217,20 @@ func macvlanDel(args *skel.CmdArgs) error {
 		errs = append(errs, err)
 	}
 	if !c.dhcp {
-		if err := releaseIPAM(ctx, c.bridgeView(), args); err != nil {
+		if err := releaseIPAM(ctx, env, c.bridgeView(), args); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return cniError(errors.Join(errs...))
 }
 
-func macvlanCheck(args *skel.CmdArgs) error {
+func macvlanCheck(env Env, args *skel.CmdArgs) error {
 	ctx := context.Background()
 	c, err := parseMacvlan(args.StdinData)
 	if err != nil {
 		return err
 	}
-	h, err := c.host()
+	h, err := c.host(env)
 	if err != nil {
 		return err
 	}
@@ -244,10 +247,10 @@ func macvlanCheck(args *skel.CmdArgs) error {
 	case c.IPAM.Type == IPAM:
 		return ipamCheck(args)
 	}
-	return DelegateCall(ctx, "CHECK", c.IPAM.Type, args.StdinData)
+	return env.Delegate.Call(ctx, "CHECK", c.IPAM.Type, args.StdinData)
 }
 
-func macvlanStatus(args *skel.CmdArgs) error {
+func macvlanStatus(env Env, args *skel.CmdArgs) error {
 	ctx := context.Background()
 	c, err := parseMacvlan(args.StdinData)
 	if err != nil {
@@ -271,10 +274,10 @@ func macvlanStatus(args *skel.CmdArgs) error {
 	case c.IPAM.Type == IPAM:
 		return ipamStatus(args)
 	}
-	return DelegateCall(ctx, "STATUS", c.IPAM.Type, args.StdinData)
+	return env.Delegate.Call(ctx, "STATUS", c.IPAM.Type, args.StdinData)
 }
 
-func macvlanGC(args *skel.CmdArgs) error {
+func macvlanGC(env Env, args *skel.CmdArgs) error {
 	ctx := context.Background()
 	c, err := parseMacvlan(args.StdinData)
 	if err != nil {
@@ -284,10 +287,10 @@ func macvlanGC(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	if err := c.needDHCP(args); err != nil {
+	if err := c.needDHCP(env, args); err != nil {
 		return err
 	}
-	h, err := c.host()
+	h, err := c.host(env)
 	if err != nil {
 		return err
 	}
@@ -303,7 +306,7 @@ func macvlanGC(args *skel.CmdArgs) error {
 			errs = append(errs, err)
 		}
 	default:
-		if err := DelegateCall(ctx, "GC", c.IPAM.Type, args.StdinData); err != nil {
+		if err := env.Delegate.Call(ctx, "GC", c.IPAM.Type, args.StdinData); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -312,8 +315,8 @@ func macvlanGC(args *skel.CmdArgs) error {
 
 // macvlanAddDHCP attaches with the address leased through the DHCP proxy,
 // which keeps renewing it; the result carries the lease.
-func macvlanAddDHCP(ctx context.Context, c *macvlanConfig, args *skel.CmdArgs) error {
-	h, err := c.host()
+func macvlanAddDHCP(ctx context.Context, env Env, c *macvlanConfig, args *skel.CmdArgs) error {
+	h, err := c.host(env)
 	if err != nil {
 		return err
 	}
