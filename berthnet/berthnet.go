@@ -743,7 +743,7 @@ func (h *Host) Check(ctx context.Context, containerID, iface string) error {
 				return fmt.Errorf("check %s: host interface %s is not on bridge %s", containerID, hn, n.NetworkInterface)
 			}
 		}
-		if fc, ok := h.fw.(firewall.Checker); ok && !n.Internal && !n.Unmanaged() {
+		if fc, ok := h.fw.(firewall.Checker); ok && n.Firewalled() {
 			id := n.ID
 			if id == "" {
 				id = n.Name
@@ -764,7 +764,7 @@ func (h *Host) Check(ctx context.Context, containerID, iface string) error {
 // veth: "veth" and 11 hex digits of a hash of container, interface and
 // network.
 func HostVethName(containerID, iface, networkName string) string {
-	return core.HostVethName(containerID+"/"+iface, networkName)
+	return network.HostVethName(containerID+"/"+iface, networkName)
 }
 
 func validContainerID(id string) error {
@@ -781,8 +781,8 @@ func validContainerID(id string) error {
 
 // internal converts n to berth's model with defaults, and validates it.
 func (n Network) internal() (network.Network, error) {
-	if !netstore.ValidName(n.Name) {
-		return network.Network{}, fmt.Errorf("network name %q: want [a-zA-Z0-9][a-zA-Z0-9_.-]*: %w", n.Name, ErrInvalid)
+	if !network.ValidName(n.Name) {
+		return network.Network{}, fmt.Errorf("network name %q: want %s: %w", n.Name, network.NameRule, ErrInvalid)
 	}
 	id := sha256.Sum256([]byte("berthnet:" + n.Name))
 	in := network.Network{Name: n.Name, ID: hex.EncodeToString(id[:]), Driver: n.Driver, NetworkInterface: n.Interface, Internal: n.Internal, Options: map[string]string{}}
