@@ -144,23 +144,19 @@ func Main(name string, env Env) int {
 }
 
 func pluginFuncs(name string, env Env) (skel.CNIFuncs, bool) {
-	with := func(f func(Env, *skel.CmdArgs) error) func(*skel.CmdArgs) error {
-		return func(a *skel.CmdArgs) error { return f(env, a) }
-	}
 	switch name {
 	case Bridge:
-		return skel.CNIFuncs{Add: with(bridgeAdd), Del: with(bridgeDel), Check: with(bridgeCheck), Status: with(bridgeStatus), GC: with(bridgeGC)}, true
+		return bridgeVerbs.funcs(env), true
 	case IPAM:
-		return skel.CNIFuncs{Add: ipamAdd, Del: ipamDel, Check: ipamCheck, Status: ipamStatus, GC: ipamGC}, true
+		return ipamVerbs.funcs(env), true
 	case Macvlan:
-		return skel.CNIFuncs{Add: with(macvlanAdd), Del: with(macvlanDel), Check: with(macvlanCheck), Status: with(macvlanStatus), GC: with(macvlanGC)}, true
+		return macvlanVerbs.funcs(env), true
 	case DNS:
-		return skel.CNIFuncs{Add: dnsAdd, Del: dnsDel, Check: dnsCheck, Status: dnsStatus, GC: dnsGC}, true
+		return dnsVerbs.funcs(env), true
 	case Portmap:
-		return skel.CNIFuncs{Add: portmapAdd, Del: portmapDel, Check: portmapCheck, Status: portmapStatus, GC: portmapGC}, true
+		return portmapVerbs.funcs(env), true
 	case Loopback, "berth-loopback":
-		nop := func(*skel.CmdArgs) error { return nil }
-		return skel.CNIFuncs{Add: loopbackAdd, Del: loopbackDel, Check: loopbackCheck, Status: nop, GC: nop}, true
+		return loopbackVerbs.funcs(env), true
 	}
 	return skel.CNIFuncs{}, false
 }

@@ -4,10 +4,8 @@ import (
 	"fmt"
 	"net"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
-	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/berthnet/berth/internal/link"
 	"github.com/berthnet/berth/internal/netns"
@@ -19,7 +17,11 @@ import (
 // and reports it with 127.0.0.1/8 and ::1/128, DEL sets it down (a gone
 // namespace is not an error), CHECK wants it up.
 
-func loopbackNS(args *skel.CmdArgs) (*link.Handle, func(), error) {
+// loopbackVerbs is loopback: ADD reads its configuration itself, DEL must
+// not fail on one it cannot read.
+var loopbackVerbs = verbs[struct{}]{add: loopbackAdd, del: loopbackDel, check: loopbackCheck}
+
+func loopbackNS(args *request) (*link.Handle, func(), error) {
 	ns, err := netns.Open(args.Netns)
 	if err != nil {
 		return nil, nil, err
@@ -32,13 +34,10 @@ func loopbackNS(args *skel.CmdArgs) (*link.Handle, func(), error) {
 	return h, func() { h.Close(); ns.Close() }, nil
 }
 
-func loopbackAdd(args *skel.CmdArgs) error {
+func loopbackAdd(args *request, _ struct{}) error {
 	var conf types.PluginConf
-	if err := decode(args.StdinData, &conf); err != nil {
+	if err := parseConf(args.StdinData, &conf, &conf); err != nil {
 		return err
-	}
-	if err := version.ParsePrevResult(&conf); err != nil {
-		return types.NewError(types.ErrDecodingFailure, "prevResult: "+err.Error(), "")
 	}
 	h, done, err := loopbackNS(args)
 	if err != nil {
@@ -67,7 +66,7 @@ func loopbackAdd(args *skel.CmdArgs) error {
 	return types.PrintResult(r, conf.CNIVersion)
 }
 
-func loopbackDel(args *skel.CmdArgs) error {
+func loopbackDel(args *request, _ struct{}) error {
 	if args.Netns == "" {
 		return nil
 	}
@@ -82,7 +81,7 @@ func loopbackDel(args *skel.CmdArgs) error {
 	return nil
 }
 
-func loopbackCheck(args *skel.CmdArgs) error {
+func loopbackCheck(args *request, _ struct{}) error {
 	h, done, err := loopbackNS(args)
 	if err != nil {
 		return types.NewError(types.ErrInvalidNetNS, err.Error(), "")

@@ -9,10 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
-	"github.com/containernetworking/cni/pkg/version"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/berthnet/berth/internal/core"
@@ -34,6 +32,8 @@ type portmapConfig struct {
 	RuntimeConfig struct {
 		PortMappings []portMapEntry `json:"portMappings"`
 	} `json:"runtimeConfig"`
+
+	mappings []network.PortMapping
 }
 
 type portMapEntry struct {
@@ -55,22 +55,26 @@ type portmapRecord struct {
 	SNAT    bool           `json:"snat"`
 }
 
-func parsePortmap(stdin []byte) (*portmapConfig, []network.PortMapping, error) {
+// portmapVerbs is berth-portmap.
+var portmapVerbs = verbs[*portmapConfig]{
+	parse: func(r *request) (*portmapConfig, error) { return parsePortmap(r.StdinData) },
+	add:   portmapAdd, del: portmapDel, check: portmapCheck, status: portmapStatus, gc: portmapGC,
+}
+
+func parsePortmap(stdin []byte) (*portmapConfig, error) {
 	var c portmapConfig
-	if err := decode(stdin, &c); err != nil {
-		return nil, nil, err
-	}
-	if err := version.ParsePrevResult(&c.PluginConf); err != nil {
-		return nil, nil, types.NewError(types.ErrDecodingFailure, "prevResult: "+err.Error(), "")
+	if err := parseConf(stdin, &c, &c.PluginConf); err != nil {
+		return nil, err
 	}
 	if c.Backend != "" && c.Backend != "nftables" {
-		return nil, nil, unsupported("backend", c.Backend)
+		return nil, unsupported("backend", c.Backend)
 	}
 	ms, err := parsePortMappings(c.RuntimeConfig.PortMappings)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return &c, ms, nil
+	c.mappings = ms
+	return &c, nil
 }
 
 // parsePortMappings validates the portMappings capability's entries.
@@ -168,11 +172,8 @@ func containerAddrs(r *current.Result, netnsPath string) (v4, v6 netip.Prefix) {
 	return v4, v6
 }
 
-func portmapAdd(args *skel.CmdArgs) error {
-	c, ms, err := parsePortmap(args.StdinData)
-	if err != nil {
-		return err
-	}
+func portmapAdd(args *request, c *portmapConfig) error {
+	ms := c.mappings
 	prev, err := prevResult(&c.PluginConf)
 	if err != nil {
 		return err
@@ -395,11 +396,7 @@ func kept(db *bolt.DB, netName string) []netip.Prefix {
 	return out
 }
 
-func portmapDel(args *skel.CmdArgs) error {
-	c, _, err := parsePortmap(args.StdinData)
-	if err != nil {
-		return err
-	}
+func portmapDel(args *request, c *portmapConfig) error {
 	db, err := c.openDB()
 	if err != nil {
 		return err
@@ -411,11 +408,8 @@ func portmapDel(args *skel.CmdArgs) error {
 	return nil
 }
 
-func portmapCheck(args *skel.CmdArgs) error {
-	c, ms, err := parsePortmap(args.StdinData)
-	if err != nil {
-		return err
-	}
+func portmapCheck(args *request, c *portmapConfig) error {
+	ms := c.mappings
 	prev, err := prevResult(&c.PluginConf)
 	if err != nil {
 		return err
@@ -461,11 +455,7 @@ func portmapCheck(args *skel.CmdArgs) error {
 	return nil
 }
 
-func portmapStatus(args *skel.CmdArgs) error {
-	c, _, err := parsePortmap(args.StdinData)
-	if err != nil {
-		return err
-	}
+func portmapStatus(args *request, c *portmapConfig) error {
 	db, err := c.openDB()
 	if err != nil {
 		return types.NewError(types.ErrPluginNotAvailable, err.Error(), "")
@@ -479,11 +469,7 @@ func portmapStatus(args *skel.CmdArgs) error {
 
 // portmapGC removes the forwards of every attachment not in the valid
 // list.
-func portmapGC(args *skel.CmdArgs) error {
-	c, _, err := parsePortmap(args.StdinData)
-	if err != nil {
-		return err
-	}
+func portmapGC(args *request, c *portmapConfig) error {
 	keep, err := validAttachments(args.StdinData)
 	if err != nil {
 		return err
