@@ -10,7 +10,7 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/berthnet/berth/berthnet"
-	"github.com/berthnet/berth/internal/link"
+	"github.com/berthnet/berth/internal/core"
 	"github.com/berthnet/berth/internal/network"
 )
 
@@ -252,8 +252,8 @@ func bridgeAdd(r *request, c *bridgeConfig) (err error) {
 	res := chained(&c.PluginConf)
 	base := len(res.Interfaces)
 	res.Interfaces = append(res.Interfaces,
-		&current.Interface{Name: c.Bridge, Mac: linkMAC(c.Bridge)},
-		&current.Interface{Name: att.HostInterface, Mac: linkMAC(att.HostInterface)},
+		&current.Interface{Name: c.Bridge, Mac: core.LinkMAC(c.Bridge)},
+		&current.Interface{Name: att.HostInterface, Mac: core.LinkMAC(att.HostInterface)},
 		&current.Interface{Name: r.IfName, Mac: att.MAC, Sandbox: r.Netns})
 	if ipamRes != nil {
 		addIPAMResult(res, ipamRes, base+2)
@@ -363,18 +363,4 @@ func (c *bridgeConfig) ready(r *request) error {
 		return types.NewError(types.ErrPluginNotAvailable, "berth-bridge: "+err.Error(), "")
 	}
 	return nil
-}
-
-// linkMAC returns the MAC address of a link in this namespace, or "".
-func linkMAC(name string) string {
-	h, err := link.NewHandle(nil)
-	if err != nil {
-		return ""
-	}
-	defer h.Close()
-	l, err := h.ByName(name)
-	if err != nil {
-		return ""
-	}
-	return l.Attrs().HardwareAddr.String()
 }

@@ -38,7 +38,6 @@ import (
 	"github.com/berthnet/berth/internal/buildinfo"
 	"github.com/berthnet/berth/internal/firewall"
 	"github.com/berthnet/berth/internal/network"
-	"github.com/berthnet/berth/internal/reaper"
 	"github.com/berthnet/berth/internal/shortlived"
 )
 
@@ -84,10 +83,8 @@ var supported = version.PluginSupports("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.
 // optional parts in env, and returns the exit code.
 func Main(name string, env Env) int {
 	mainStart := time.Now()
-	// A child started to delete a link DEL retired (package reaper).
-	if ok, code := reaper.Main(os.Args); ok {
-		return code
-	}
+	// A child started to delete a link DEL retired: it exits here.
+	berthnet.RunReaper()
 	shortlived.Tune()
 	if name == "" {
 		name = filepath.Base(os.Args[0])

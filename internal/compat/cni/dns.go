@@ -13,7 +13,7 @@ import (
 
 	"github.com/berthnet/berth/internal/aardvarkconf"
 	"github.com/berthnet/berth/internal/core"
-	"github.com/berthnet/berth/internal/firewall/none"
+	"github.com/berthnet/berth/internal/firewall"
 	"github.com/berthnet/berth/internal/network"
 )
 
@@ -60,11 +60,17 @@ func parseDNS(stdin []byte) (*dnsConfig, error) {
 }
 
 func (c *dnsConfig) manager() (*core.Manager, error) {
+	// The main plugin owns the firewall rules; the DNS port is the
+	// gateway's own.
+	noFirewall, err := core.NewFirewall(firewall.DriverNone, nil)
+	if err != nil {
+		return nil, err
+	}
 	dir := c.StateDir
 	if dir == "" {
 		dir = DefaultStateDir
 	}
-	m, err := core.New(core.Config{ConfigDir: dir, AardvarkBinary: c.AardvarkBinary, DNSPort: uint16(c.DNSPort), Firewall: none.Driver{}, Logger: debugLog})
+	m, err := core.New(core.Config{ConfigDir: dir, AardvarkBinary: c.AardvarkBinary, DNSPort: uint16(c.DNSPort), Firewall: noFirewall, Logger: debugLog})
 	if err != nil {
 		return nil, types.NewError(types.ErrIOFailure, err.Error(), "")
 	}

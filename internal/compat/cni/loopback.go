@@ -1,14 +1,13 @@
 package cni
 
 import (
-	"fmt"
+	"errors"
 	"net"
 
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 
-	"github.com/berthnet/berth/internal/link"
-	"github.com/berthnet/berth/internal/netns"
+	"github.com/berthnet/berth/internal/core"
 )
 
 // berth-cni also answers as "loopback": containerd's CRI runs a plugin of
@@ -21,17 +20,12 @@ import (
 // not fail on one it cannot read.
 var loopbackVerbs = verbs[struct{}]{add: loopbackAdd, del: loopbackDel, check: loopbackCheck}
 
-func loopbackNS(args *request) (*link.Handle, func(), error) {
-	ns, err := netns.Open(args.Netns)
-	if err != nil {
-		return nil, nil, err
+// netnsError is a CNI error for a failure in the container's namespace.
+func netnsError(err error) error {
+	if errors.Is(err, core.ErrNetns) {
+		return types.NewError(types.ErrInvalidNetNS, err.Error(), "")
 	}
-	h, err := link.NewHandle(ns)
-	if err != nil {
-		ns.Close()
-		return nil, nil, err
-	}
-	return h, func() { h.Close(); ns.Close() }, nil
+	return types.NewError(types.ErrInternal, err.Error(), "")
 }
 
 func loopbackAdd(args *request, _ struct{}) error {
@@ -39,17 +33,8 @@ func loopbackAdd(args *request, _ struct{}) error {
 	if err := parseConf(args.StdinData, &conf, &conf); err != nil {
 		return err
 	}
-	h, done, err := loopbackNS(args)
-	if err != nil {
-		return types.NewError(types.ErrInvalidNetNS, err.Error(), "")
-	}
-	defer done()
-	lo, err := h.ByName("lo")
-	if err != nil {
-		return types.NewError(types.ErrInternal, err.Error(), "")
-	}
-	if err := h.Up(lo); err != nil {
-		return types.NewError(types.ErrInternal, fmt.Sprintf("set lo up: %v", err), "")
+	if err := core.Loopback(args.Netns, true); err != nil {
+		return netnsError(err)
 	}
 	var r types.Result
 	if conf.PrevResult != nil {
@@ -67,31 +52,18 @@ func loopbackAdd(args *request, _ struct{}) error {
 }
 
 func loopbackDel(args *request, _ struct{}) error {
-	if args.Netns == "" {
-		return nil
-	}
-	h, done, err := loopbackNS(args)
-	if err != nil {
-		return nil // the namespace is gone: nothing to undo
-	}
-	defer done()
-	if lo, err := h.ByName("lo"); err == nil {
-		_ = h.LinkSetDown(lo) // best effort, as the reference
+	if args.Netns != "" {
+		_ = core.Loopback(args.Netns, false) // best effort, as the reference; a gone namespace has nothing to undo
 	}
 	return nil
 }
 
 func loopbackCheck(args *request, _ struct{}) error {
-	h, done, err := loopbackNS(args)
+	up, err := core.LoopbackUp(args.Netns)
 	if err != nil {
-		return types.NewError(types.ErrInvalidNetNS, err.Error(), "")
+		return netnsError(err)
 	}
-	defer done()
-	lo, err := h.ByName("lo")
-	if err != nil {
-		return types.NewError(types.ErrInternal, err.Error(), "")
-	}
-	if lo.Attrs().Flags&net.FlagUp == 0 {
+	if !up {
 		return types.NewError(ErrCheckFailed, "lo is down", "")
 	}
 	return nil

@@ -1,7 +1,6 @@
 package cni
 
 import (
-	"fmt"
 	"net"
 	"os"
 
@@ -9,7 +8,7 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/berthnet/berth/berthnet"
-	"github.com/berthnet/berth/internal/link"
+	"github.com/berthnet/berth/internal/core"
 	"github.com/berthnet/berth/internal/network"
 )
 
@@ -94,7 +93,7 @@ func (c *macvlanConfig) collected() berthnet.Network {
 // network leases by DHCP.
 func (c *macvlanConfig) ready(*request) error {
 	if c.Master != "" {
-		if _, err := hostLink(c.Master); err != nil {
+		if err := core.HostLink(c.Master); err != nil {
 			return types.NewError(types.ErrPluginNotAvailable, "berth-macvlan: master "+err.Error(), "")
 		}
 	}
@@ -145,7 +144,7 @@ func macvlanAdd(r *request, c *macvlanConfig) (err error) {
 		return macvlanAddDHCP(r, c)
 	}
 	if c.Master != "" {
-		if _, err := hostLink(c.Master); err != nil {
+		if err := core.HostLink(c.Master); err != nil {
 			return invalid("master", "%v", err)
 		}
 	}
@@ -176,20 +175,6 @@ func macvlanAdd(r *request, c *macvlanConfig) (err error) {
 		res.DNS = c.DNS
 	}
 	return types.PrintResult(res, c.CNIVersion)
-}
-
-// hostLink checks that a link exists in the plugin's namespace.
-func hostLink(name string) (string, error) {
-	h, err := link.NewHandle(nil)
-	if err != nil {
-		return "", err
-	}
-	defer h.Close()
-	l, err := h.ByName(name)
-	if err != nil {
-		return "", fmt.Errorf("link %s: %w", name, err)
-	}
-	return l.Attrs().Name, nil
 }
 
 // macvlanAddDHCP attaches with the address leased through the DHCP proxy,

@@ -15,9 +15,7 @@ import (
 
 	"github.com/berthnet/berth/internal/core"
 	"github.com/berthnet/berth/internal/firewall"
-	"github.com/berthnet/berth/internal/link"
 	"github.com/berthnet/berth/internal/network"
-	"github.com/berthnet/berth/internal/sysctl"
 )
 
 // portmapConfig is berth-portmap's configuration: the portMappings
@@ -229,7 +227,7 @@ func portmapAdd(args *request, c *portmapConfig) error {
 	if c.snat() && v4.IsValid() && needsLocalnet(ms) {
 		// Connections to 127.0.0.1:hostPort are routed to the container's
 		// link only with route_localnet on the host interface toward it.
-		if err := routeLocalnet(v4.Addr()); err != nil {
+		if err := core.RouteLocalnetToward(v4.Addr()); err != nil {
 			return types.NewError(types.ErrInternal, "berth-portmap: "+err.Error(), "")
 		}
 	}
@@ -238,24 +236,6 @@ func portmapAdd(args *request, c *portmapConfig) error {
 
 func needsLocalnet(ms []network.PortMapping) bool {
 	return firewall.NeedsRouteLocalnet([]firewall.PortForward{{IPv4: netip.IPv4Unspecified(), Mappings: ms}})
-}
-
-// routeLocalnet sets route_localnet on the host link that routes to ip.
-func routeLocalnet(ip netip.Addr) error {
-	h, err := link.NewHandle(nil)
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	rs, err := h.RouteGet(ip.AsSlice())
-	if err != nil || len(rs) == 0 {
-		return fmt.Errorf("find the host link toward %s: %w", ip, err)
-	}
-	l, err := h.ByIndex(rs[0].LinkIndex)
-	if err != nil {
-		return err
-	}
-	return sysctl.Apply(nil, []sysctl.Setting{{Key: sysctl.Key("net", "ipv4", "conf", l.Attrs().Name, "route_localnet"), Value: "1"}})
 }
 
 func putRecord(db *bolt.DB, netName, key string, r *portmapRecord) error {
