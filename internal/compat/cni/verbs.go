@@ -102,36 +102,38 @@ func attachVerbs[C attacher](parse func(*request) (C, error), add func(*request,
 	return verbs[C]{parse: parse, add: add, del: attachDel[C], check: attachCheck[C], status: attachStatus[C], gc: attachGC[C]}
 }
 
+// onHost runs first (a hand-over or a check of the input), then fn with
+// the plugin's Host open.
+func onHost[C attacher](r *request, c C, first func(*request) error, fn func(*berthnet.Host) error) error {
+	if err := first(r); err != nil {
+		return err
+	}
+	h, err := c.host(r)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	return fn(h)
+}
+
 // attachDel detaches the container's interface, then releases its
 // addresses; it carries on past errors.
 func attachDel[C attacher](r *request, c C) error {
-	if err := c.handOver(r); err != nil {
-		return err
-	}
-	h, err := c.host(r)
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	return errors.Join(h.Detach(r.ctx, r.ContainerID, r.IfName), ipamCall(r, c.ipamType(), "DEL"))
+	return onHost(r, c, c.handOver, func(h *berthnet.Host) error {
+		return errors.Join(h.Detach(r.ctx, r.ContainerID, r.IfName), ipamCall(r, c.ipamType(), "DEL"))
+	})
 }
 
 func attachCheck[C attacher](r *request, c C) error {
-	if err := c.checkInput(r); err != nil {
-		return err
-	}
-	h, err := c.host(r)
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	if err := h.Check(r.ctx, r.ContainerID, r.IfName); err != nil {
-		if errors.Is(err, berthnet.ErrNotFound) {
-			return types.NewError(types.ErrUnknownContainer, err.Error(), "")
+	return onHost(r, c, c.checkInput, func(h *berthnet.Host) error {
+		if err := h.Check(r.ctx, r.ContainerID, r.IfName); err != nil {
+			if errors.Is(err, berthnet.ErrNotFound) {
+				return types.NewError(types.ErrUnknownContainer, err.Error(), "")
+			}
+			return types.NewError(ErrCheckFailed, err.Error(), "")
 		}
-		return types.NewError(ErrCheckFailed, err.Error(), "")
-	}
-	return ipamCall(r, c.ipamType(), "CHECK")
+		return ipamCall(r, c.ipamType(), "CHECK")
+	})
 }
 
 func attachStatus[C attacher](r *request, c C) error {
@@ -149,16 +151,10 @@ func attachGC[C attacher](r *request, c C) error {
 	if err != nil {
 		return err
 	}
-	if err := c.handOver(r); err != nil {
-		return err
-	}
-	h, err := c.host(r)
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	_, err = h.Collect(r.ctx, c.collected(), func(ctr, ifn string) bool { return keep[ctr+"/"+ifn] })
-	return errors.Join(err, ipamCall(r, c.ipamType(), "GC"))
+	return onHost(r, c, c.handOver, func(h *berthnet.Host) error {
+		_, err := h.Collect(r.ctx, c.collected(), func(ctr, ifn string) bool { return keep[ctr+"/"+ifn] })
+		return errors.Join(err, ipamCall(r, c.ipamType(), "GC"))
+	})
 }
 
 // ipamCall runs verb (DEL, CHECK, STATUS, GC) of the IPAM plugin typ:
