@@ -36,8 +36,6 @@ import (
 
 	"github.com/berthnet/berth/internal/core"
 	"github.com/berthnet/berth/internal/firewall"
-	"github.com/berthnet/berth/internal/firewall/nftables"
-	"github.com/berthnet/berth/internal/firewall/none"
 	"github.com/berthnet/berth/internal/ipam"
 	"github.com/berthnet/berth/internal/link"
 	"github.com/berthnet/berth/internal/netns"
@@ -59,10 +57,13 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrExists: a network of that name exists.
 	ErrExists = errors.New("already exists")
-	// ErrInUse: a network still has attachments, or an address is taken.
+	// ErrInUse: a network still has attachments, or an address or host
+	// port is taken.
 	ErrInUse = errors.New("in use")
-	// ErrNoDHCP: a DHCP network, and this program has no DHCP proxy
-	// client linked in.
+	// ErrPortInUse: a published host port is already forwarded elsewhere
+	// (Attach's error matches ErrInUse too).
+	ErrPortInUse = firewall.ErrPortInUse
+	// ErrNoDHCP: a DHCP network, and Config.DHCP is nil.
 	ErrNoDHCP = core.ErrNoDHCPClient
 )
 
@@ -78,16 +79,13 @@ type Config struct {
 	// addresses (ipam.db) and network definitions (networks/).
 	// Default DefaultStateDir.
 	StateDir string
-	// Firewall is "nftables" (default) or "none".
+	// Firewall is "nftables" (default), "iptables" or "none".
 	Firewall string
 	// HostNetns is the path of the network namespace that holds bridges
 	// and firewall rules; empty means the calling process's.
 	HostNetns string
 	// Logger receives progress at debug level; nil discards.
 	Logger *slog.Logger
-	// DHCPProxySocket is the unix socket of berth's DHCP proxy
-	// (`berth netavark dhcp-proxy`) for DHCP networks; empty: its default.
-	DHCPProxySocket string
 	// KeepBridges leaves a bridge and its network's rules in place when
 	// its last container detaches (CNI's convention); Collect removes them
 	// once nothing is attached.
@@ -105,8 +103,10 @@ type Config struct {
 	DNSPort uint16
 	// Rootless starts the DNS server the way a rootless netavark does.
 	Rootless bool
-	// DHCP leases the addresses of DHCP networks; nil: a client of the
-	// proxy at DHCPProxySocket when the program links one.
+	// DHCP leases the addresses of DHCP networks (nil: Attach to a DHCP
+	// network fails with ErrNoDHCP). The proxy's client lives in a
+	// separate package so that programs without DHCP networks do not link
+	// gRPC; berth's own programs pass it.
 	DHCP DHCPClient
 	// BackgroundLinkRemoval: Detach takes a container's links out of
 	// service at once (down, off the bridge, renamed "brtgone…") and a
@@ -156,7 +156,7 @@ type Network struct {
 	Mode string
 	// DHCP takes the containers' addresses from the LAN's DHCP server
 	// through berth's DHCP proxy (macvlan networks; no Subnets). It needs
-	// a program built with the proxy client (ErrNoDHCP otherwise).
+	// Config.DHCP (ErrNoDHCP otherwise).
 	DHCP bool
 }
 
@@ -245,29 +245,23 @@ func New(cfg Config) (*Host, error) {
 		cfg.StateDir = DefaultStateDir
 	}
 	h := &Host{cfg: cfg}
-	fd := -1
 	if cfg.HostNetns != "" {
 		ns, err := netns.Open(cfg.HostNetns)
 		if err != nil {
 			return nil, fmt.Errorf("berthnet: host namespace: %w", err)
 		}
-		h.host, fd = ns, ns.Fd()
+		h.host = ns
 	}
-	switch {
-	case cfg.FirewallDriver != nil:
-		h.fw = cfg.FirewallDriver
-	case cfg.Firewall == "" || cfg.Firewall == firewall.DriverNftables:
-		h.fw = nftables.New(fd)
-	case cfg.Firewall == firewall.DriverNone:
-		h.fw = none.Driver{}
-	default:
-		h.Close()
-		return nil, fmt.Errorf("berthnet: firewall %q: want nftables or none: %w", cfg.Firewall, ErrInvalid)
+	h.fw = cfg.FirewallDriver
+	if h.fw == nil {
+		fw, err := core.NewFirewall(cfg.Firewall, h.host)
+		if err != nil {
+			h.Close()
+			return nil, fmt.Errorf("berthnet: Config.Firewall: %w: %w", err, ErrInvalid)
+		}
+		h.fw = fw
 	}
 	dhcp := cfg.DHCP
-	if dhcp == nil && core.NewDHCPClient != nil {
-		dhcp = core.NewDHCPClient(cfg.DHCPProxySocket)
-	}
 	mgr, err := core.New(core.Config{
 		ConfigDir: cfg.StateDir, Firewall: h.fw, Logger: cfg.Logger, HostNS: h.host, KeepBridges: cfg.KeepBridges, DHCP: dhcp,
 		BackgroundLinkRemoval: cfg.BackgroundLinkRemoval,
@@ -451,7 +445,7 @@ func (h *Host) Attach(ctx context.Context, n Network, o AttachOptions) (Attachme
 				err = errors.Join(err, rerr)
 			}
 		}
-		if errors.Is(err, nftables.ErrPortInUse) {
+		if errors.Is(err, firewall.ErrPortInUse) {
 			err = fmt.Errorf("%w: %w", ErrInUse, err)
 		}
 		return Attachment{}, fmt.Errorf("attach %s to network %s: %w", o.ContainerID, in.Name, err)
@@ -749,12 +743,12 @@ func (h *Host) Check(ctx context.Context, containerID, iface string) error {
 				return fmt.Errorf("check %s: host interface %s is not on bridge %s", containerID, hn, n.NetworkInterface)
 			}
 		}
-		if nd, ok := h.fw.(*nftables.Driver); ok && !n.Internal && !n.Unmanaged() {
+		if fc, ok := h.fw.(firewall.Checker); ok && n.Firewalled() {
 			id := n.ID
 			if id == "" {
 				id = n.Name
 			}
-			have, err := nd.HasNetwork(id)
+			have, err := fc.HasNetwork(id)
 			if err != nil {
 				return err
 			}
@@ -770,7 +764,7 @@ func (h *Host) Check(ctx context.Context, containerID, iface string) error {
 // veth: "veth" and 11 hex digits of a hash of container, interface and
 // network.
 func HostVethName(containerID, iface, networkName string) string {
-	return core.HostVethName(containerID+"/"+iface, networkName)
+	return network.HostVethName(containerID+"/"+iface, networkName)
 }
 
 func validContainerID(id string) error {
@@ -787,8 +781,8 @@ func validContainerID(id string) error {
 
 // internal converts n to berth's model with defaults, and validates it.
 func (n Network) internal() (network.Network, error) {
-	if !netstore.ValidName(n.Name) {
-		return network.Network{}, fmt.Errorf("network name %q: want [a-zA-Z0-9][a-zA-Z0-9_.-]*: %w", n.Name, ErrInvalid)
+	if !network.ValidName(n.Name) {
+		return network.Network{}, fmt.Errorf("network name %q: want %s: %w", n.Name, network.NameRule, ErrInvalid)
 	}
 	id := sha256.Sum256([]byte("berthnet:" + n.Name))
 	in := network.Network{Name: n.Name, ID: hex.EncodeToString(id[:]), Driver: n.Driver, NetworkInterface: n.Interface, Internal: n.Internal, Options: map[string]string{}}

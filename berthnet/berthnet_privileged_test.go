@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/berthnet/berth/berthnet"
+	"github.com/berthnet/berth/internal/firewall"
 	"github.com/berthnet/berth/internal/nettest"
 )
 
@@ -140,5 +142,70 @@ func TestPrivilegedSetupNetavark(t *testing.T) {
 		if l != "lo" && l != "bc-ho" {
 			t.Errorf("link %s left in the host after teardown", l)
 		}
+	}
+}
+
+// checkingFirewall is a driver that programs nothing and answers Check's
+// question from have.
+type checkingFirewall struct{ have bool }
+
+func (checkingFirewall) Name() string { return "checking" }
+func (checkingFirewall) Setup([]firewall.NetworkRules, []firewall.PortForward) error {
+	return nil
+}
+func (checkingFirewall) Teardown([]firewall.PortForward, []firewall.NetworkRules) error {
+	return nil
+}
+func (checkingFirewall) Reset() error                             { return nil }
+func (f checkingFirewall) HasNetwork(string) (bool, error)        { return f.have, nil }
+func (checkingFirewall) HasForwards([]firewall.PortForward) error { return nil }
+
+// Check asks any driver that can check (firewall.Checker) whether the
+// network's rules exist, and the nftables driver finds them gone after the
+// table is deleted.
+func TestPrivilegedCheckFirewall(t *testing.T) {
+	nettest.Privileged(t)
+	host := nettest.NewNS(t, nettest.RandName("bch"))
+	c := nettest.NewNS(t, nettest.RandName("bcc"))
+	dir := t.TempDir()
+	ctx := context.Background()
+	net := berthnet.Network{Name: "bcchk", Interface: "bc-chk0",
+		Subnets: []berthnet.Subnet{{Prefix: netip.MustParsePrefix("198.18.52.0/24"), Gateway: netip.MustParseAddr("198.18.52.1")}}}
+	for _, tc := range []struct {
+		fw      berthnet.FirewallDriver
+		wantErr bool
+	}{{checkingFirewall{have: true}, false}, {checkingFirewall{have: false}, true}} {
+		h, err := berthnet.New(berthnet.Config{StateDir: dir, HostNetns: host.Path(), FirewallDriver: tc.fw})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.Attach(ctx, net, berthnet.AttachOptions{ContainerID: "chk", Netns: c.Path()}); err != nil {
+			t.Fatal(err)
+		}
+		err = h.Check(ctx, "chk", "eth0")
+		if (err != nil) != tc.wantErr || (err != nil && !strings.Contains(err.Error(), "firewall rules of network bcchk are missing")) {
+			t.Errorf("Check with rules present=%v: %v", !tc.wantErr, err)
+		}
+		if err := h.Detach(ctx, "chk", "eth0"); err != nil {
+			t.Fatal(err)
+		}
+		h.Close()
+	}
+	h, err := berthnet.New(berthnet.Config{StateDir: dir, HostNetns: host.Path()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if _, err := h.Attach(ctx, net, berthnet.AttachOptions{ContainerID: "chk", Netns: c.Path()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Check(ctx, "chk", "eth0"); err != nil {
+		t.Fatalf("Check with nftables rules in place: %v", err)
+	}
+	if out, err := nettest.Run(host, 5*time.Second, "nft", "delete", "table", "inet", "berth"); err != nil {
+		t.Fatalf("nft delete table: %v %s", err, out)
+	}
+	if err := h.Check(ctx, "chk", "eth0"); err == nil || !strings.Contains(err.Error(), "firewall rules of network bcchk are missing") {
+		t.Errorf("Check after the table was deleted: %v", err)
 	}
 }

@@ -14,8 +14,7 @@ import (
 	"os"
 
 	"github.com/berthnet/berth/internal/compat/cni"
-	_ "github.com/berthnet/berth/internal/compat/cni/delegate" // foreign IPAM plugins
-	"github.com/berthnet/berth/internal/core"
+	"github.com/berthnet/berth/internal/compat/cni/delegate"
 	"github.com/berthnet/berth/internal/dhcpproxy"
 )
 
@@ -24,6 +23,5 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: berth-cni-dhcp PLUGIN (with the CNI environment and configuration)")
 		os.Exit(2)
 	}
-	core.NewDHCPClient = func(socket string) core.DHCPClient { return dhcpproxy.Leaser{Socket: socket} }
-	os.Exit(cni.Main(os.Args[1]))
+	os.Exit(cni.Main(os.Args[1], cni.Env{DHCP: dhcpproxy.NewLeaser, Delegate: delegate.Invoke{}}))
 }

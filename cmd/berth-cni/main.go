@@ -19,5 +19,5 @@ func main() {
 	if name == "berth-cni" && len(os.Args) > 1 {
 		name = os.Args[1]
 	}
-	os.Exit(cni.Main(name))
+	os.Exit(cni.Main(name, cni.Env{}))
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/berthnet/berth/berthnet"
 	"github.com/berthnet/berth/internal/compat/netavark"
 	"github.com/berthnet/berth/internal/containersconf"
+	"github.com/berthnet/berth/internal/core"
 	"github.com/berthnet/berth/internal/dhcpproxy"
 	"github.com/berthnet/berth/internal/firewall"
 	"github.com/berthnet/berth/internal/ipam"
@@ -277,7 +278,7 @@ func (w *world) manager() (*berthnet.Host, error) {
 		if v := w.env.getenv("NETAVARK_FW"); v != "" {
 			name = v
 		}
-		d, err := netavark.Firewall(name)
+		d, err := core.NewFirewall(name, nil)
 		if err != nil {
 			return nil, fmt.Errorf("containers.conf firewall_driver: %w", err)
 		}

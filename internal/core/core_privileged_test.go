@@ -454,7 +454,7 @@ func TestPrivilegedPortConflict(t *testing.T) {
 	tp.container(t, opts("h1", "first", n, "198.19.9.2", pm))
 	ns := nettest.NewNS(t, nettest.RandName("ctr"))
 	_, err := tp.m.Setup(context.Background(), ns.Path(), opts("h2", "second", n, "198.19.9.3", pm))
-	if !errors.Is(err, fwnft.ErrPortInUse) {
+	if !errors.Is(err, firewall.ErrPortInUse) {
 		t.Fatalf("second container on the same host port: %v, want ErrPortInUse", err)
 	}
 	if links := nettest.Links(t, ns); len(links) != 1 {

@@ -46,12 +46,6 @@ type DHCPLease struct {
 // no DHCP client.
 var ErrNoDHCPClient = errors.New("no DHCP proxy client configured")
 
-// NewDHCPClient, when set, makes a DHCP client for the proxy socket at
-// path ("" for the default). Binaries that link the proxy's gRPC client set
-// it at start; small binaries leave it nil and hand DHCP work to one that
-// does.
-var NewDHCPClient func(socket string) DHCPClient
-
 // DefaultDHCPMetric is the default route metric of a macvlan interface
 // leased through DHCP (netavark's proxy uses 99, bridges 100).
 const DefaultDHCPMetric = 99

@@ -19,6 +19,10 @@ type Leaser struct {
 
 var _ core.DHCPClient = Leaser{}
 
+// NewLeaser returns a Leaser of the proxy at socket ("" for
+// DefaultSocket).
+func NewLeaser(socket string) core.DHCPClient { return Leaser{Socket: socket} }
+
 func (l Leaser) socket() string {
 	if l.Socket == "" {
 		return DefaultSocket

@@ -21,8 +21,14 @@ const (
 	DriverNone     = "none"
 )
 
-// ErrUnknownDriver is returned for a driver name berth does not know.
-var ErrUnknownDriver = errors.New("unknown firewall driver")
+// Errors drivers return, wrapped; callers match them with errors.Is.
+var (
+	// ErrUnknownDriver is returned for a driver name berth does not know.
+	ErrUnknownDriver = errors.New("unknown firewall driver")
+	// ErrPortInUse is returned when a host port is already forwarded to
+	// another target.
+	ErrPortInUse = errors.New("port already in use")
+)
 
 // NetworkRules is what the firewall needs to know about one network.
 type NetworkRules struct {
@@ -71,6 +77,18 @@ type Driver interface {
 	Teardown(ports []PortForward, complete []NetworkRules) error
 	// Reset removes everything the driver ever created.
 	Reset() error
+}
+
+// Checker is implemented by drivers that can tell whether the rules they
+// set up are still in place, for the CHECK verbs of the front-ends. A
+// driver that programs nothing answers that everything is in place.
+type Checker interface {
+	// HasNetwork reports whether the rules of the network with this ID
+	// exist.
+	HasNetwork(id string) (bool, error)
+	// HasForwards returns an error naming the first port forward that is
+	// missing or points elsewhere, nil when all are in place.
+	HasForwards(ports []PortForward) error
 }
 
 // NetworkID8 returns the short form of a network ID used in rule names.

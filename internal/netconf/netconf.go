@@ -13,7 +13,6 @@ import (
 	"maps"
 	"math/big"
 	"net/netip"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -68,8 +67,6 @@ type Request struct {
 	Options Options         `json:"options"`
 }
 
-var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
-
 // InvalidError is a rejected value. Its text is exactly the message (so the
 // CLI can print Podman's wording), and it unwraps to network.ErrInvalid.
 type InvalidError struct{ Msg string }
@@ -94,8 +91,8 @@ func Complete(n network.Network, used Used, opts Options, now time.Time) (networ
 	} else if n.Name == "" {
 		n.Name = FreeDeviceName(used, opts.DefaultInterfaceName)
 	}
-	if !nameRE.MatchString(n.Name) {
-		return n, invalid("network name %s invalid: names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*: invalid argument", n.Name)
+	if !network.ValidName(n.Name) {
+		return n, invalid("network name %s invalid: names must match %s: invalid argument", n.Name, network.NameRule)
 	}
 	if _, ok := used.Names[n.Name]; ok {
 		return n, fmt.Errorf("network name %s already used: %w", n.Name, ErrExists)

@@ -23,7 +23,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -71,13 +70,6 @@ const (
 	RootfulDir  = "/etc/containers/networks"
 	RootlessRel = ".local/share/containers/storage/networks"
 )
-
-// (compiled on first use: a regexp compiled at init costs every short-lived
-// plugin process its start-up time)
-var nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`) })
-
-// ValidName reports whether s is a valid network name.
-func ValidName(s string) bool { return nameRE().MatchString(s) }
 
 // Config configures a Store.
 type Config struct {
@@ -204,8 +196,8 @@ func LoadFile(path string) (network.Network, error) {
 	if n.Name != want {
 		return n, fmt.Errorf("network config name %q does not match file name %q", n.Name, filepath.Base(path))
 	}
-	if !ValidName(n.Name) {
-		return n, fmt.Errorf("network config %q: invalid name (names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*)", path)
+	if !network.ValidName(n.Name) {
+		return n, fmt.Errorf("network config %q: invalid name (names must match "+network.NameRule+")", path)
 	}
 	if len(n.ID) != 64 {
 		return n, fmt.Errorf("network config %q: invalid network ID %q", path, n.ID)
@@ -329,8 +321,8 @@ func (s *Store) path(name string) string { return filepath.Join(s.cfg.Dir, name+
 // chose the name, subnet or bridge from what exists. A name that exists
 // gives ErrExists.
 func (s *Store) Create(n network.Network) error {
-	if !ValidName(n.Name) {
-		return fmt.Errorf("network name %s invalid: names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*: %w", n.Name, network.ErrInvalid)
+	if !network.ValidName(n.Name) {
+		return fmt.Errorf("network name %s invalid: names must match %s: %w", n.Name, network.NameRule, network.ErrInvalid)
 	}
 	if _, err := os.Stat(s.path(n.Name)); err == nil {
 		return fmt.Errorf("network name %s already used: %w", n.Name, ErrExists)
@@ -341,7 +333,7 @@ func (s *Store) Create(n network.Network) error {
 // Update rewrites an existing network's file (the default network is
 // exported by this).
 func (s *Store) Update(n network.Network) error {
-	if !ValidName(n.Name) {
+	if !network.ValidName(n.Name) {
 		return fmt.Errorf("network name %s invalid: %w", n.Name, network.ErrInvalid)
 	}
 	return s.write(n)

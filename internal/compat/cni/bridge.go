@@ -1,20 +1,16 @@
 package cni
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
-	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/berthnet/berth/berthnet"
-	"github.com/berthnet/berth/internal/link"
+	"github.com/berthnet/berth/internal/core"
 	"github.com/berthnet/berth/internal/network"
 )
 
@@ -55,11 +51,8 @@ type bridgeConfig struct {
 
 func parseBridge(stdin []byte) (*bridgeConfig, error) {
 	var c bridgeConfig
-	if err := decode(stdin, &c); err != nil {
+	if err := parseConf(stdin, &c, &c.PluginConf); err != nil {
 		return nil, err
-	}
-	if err := version.ParsePrevResult(&c.PluginConf); err != nil {
-		return nil, types.NewError(types.ErrDecodingFailure, "prevResult: "+err.Error(), "")
 	}
 	if c.Bridge == "" {
 		c.Bridge = DefaultBridge
@@ -110,7 +103,7 @@ func (c *bridgeConfig) stateDir() string {
 	return DefaultStateDir
 }
 
-func (c *bridgeConfig) host() (*berthnet.Host, error) {
+func (c *bridgeConfig) host(*request) (*berthnet.Host, error) {
 	h, err := berthnet.New(berthnet.Config{StateDir: c.stateDir(), KeepBridges: true, Logger: debugLog, BackgroundLinkRemoval: true})
 	if err != nil {
 		return nil, types.NewError(types.ErrIOFailure, err.Error(), "")
@@ -184,69 +177,66 @@ func prefixOf(n net.IPNet) (netip.Prefix, bool) {
 	return netip.PrefixFrom(a, bits).Masked(), true
 }
 
-// runIPAM runs the IPAM plugin's ADD: berth-ipam in this process, any
-// other by exec from CNI_PATH.
-func runIPAM(ctx context.Context, c *bridgeConfig, args *skel.CmdArgs) (*current.Result, error) {
-	if c.IPAM.Type == "" {
+// runIPAM runs the ADD of IPAM plugin typ: berth-ipam in this process,
+// any other by delegation.
+func runIPAM(r *request, typ string) (*current.Result, error) {
+	switch typ {
+	case "":
 		return nil, nil
+	case IPAM:
+		var res *current.Result
+		err := ipamVerbs.run(r, func(r *request, q *ipamRequest) (err error) {
+			res, err = ipamAllocate(r, q)
+			return err
+		})
+		return res, err
 	}
-	if c.IPAM.Type == IPAM {
-		_, r, err := ipamAllocate(args)
-		return r, err
+	if r.env.Delegate == nil {
+		return nil, types.NewError(types.ErrPluginNotAvailable, fmt.Sprintf("IPAM plugin %s: delegation needs %s", typ, DHCPBinary), "")
 	}
-	r, err := DelegateAdd(ctx, c.IPAM.Type, args.StdinData)
+	res, err := r.env.Delegate.Add(r.ctx, typ, r.StdinData)
 	if err != nil {
 		return nil, err
 	}
-	res, err := current.NewResultFromResult(r)
+	cur, err := current.NewResultFromResult(res)
 	if err != nil {
-		return nil, types.NewError(types.ErrDecodingFailure, fmt.Sprintf("result of IPAM plugin %s: %v", c.IPAM.Type, err), "")
+		return nil, types.NewError(types.ErrDecodingFailure, fmt.Sprintf("result of IPAM plugin %s: %v", typ, err), "")
 	}
-	return res, nil
+	return cur, nil
 }
 
-func releaseIPAM(ctx context.Context, c *bridgeConfig, args *skel.CmdArgs) error {
-	switch c.IPAM.Type {
-	case "":
-		return nil
-	case IPAM:
-		return ipamRelease(args)
+// releaseOnError releases the addresses of an ADD that failed (*err is
+// the failure).
+func releaseOnError(r *request, typ string, err *error) {
+	if *err == nil {
+		return
 	}
-	return DelegateCall(ctx, "DEL", c.IPAM.Type, args.StdinData)
+	if rerr := ipamCall(r, typ, "DEL"); rerr != nil {
+		*err = cniError(fmt.Errorf("%w (and releasing its addresses: %v)", *err, rerr))
+	}
 }
 
-func bridgeAdd(args *skel.CmdArgs) (err error) {
-	ctx := context.Background()
-	c, err := parseBridge(args.StdinData)
-	if err != nil {
-		return err
-	}
-	h, err := c.host()
+// bridgeVerbs is berth-bridge.
+var bridgeVerbs = attachVerbs(func(r *request) (*bridgeConfig, error) { return parseBridge(r.StdinData) }, bridgeAdd)
+
+func bridgeAdd(r *request, c *bridgeConfig) (err error) {
+	h, err := c.host(r)
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	ipamRes, err := runIPAM(ctx, c, args)
+	ipamRes, err := runIPAM(r, c.IPAM.Type)
 	if err != nil {
-		return cniError(err)
+		return err
 	}
-	defer func() {
-		if err != nil {
-			if rerr := releaseIPAM(ctx, c, args); rerr != nil {
-				err = cniError(fmt.Errorf("%w (and releasing its addresses: %v)", err, rerr))
-			}
-		}
-	}()
+	defer releaseOnError(r, c.IPAM.Type, &err)
 	n, err := c.network(ipamRes)
 	if err != nil {
 		return err
 	}
-	o := berthnet.AttachOptions{ContainerID: args.ContainerID, Netns: args.Netns, Interface: args.IfName, MAC: c.RuntimeConfig.Mac, Ports: c.ports}
+	o := berthnet.AttachOptions{ContainerID: r.ContainerID, Netns: r.Netns, Interface: r.IfName, MAC: c.RuntimeConfig.Mac, Ports: c.ports}
 	if ipamRes != nil {
-		for _, ip := range ipamRes.IPs {
-			a, _ := netip.AddrFromSlice(ip.Address.IP)
-			o.Addresses = append(o.Addresses, a.Unmap())
-		}
+		o.Addresses = resultAddrs(ipamRes)
 	}
 	if len(o.Addresses) == 0 {
 		if len(o.Ports) > 0 {
@@ -255,36 +245,22 @@ func bridgeAdd(args *skel.CmdArgs) (err error) {
 		// Without IPAM (layer 2 only) berth must not allocate either.
 		n.Subnets = nil
 	}
-	att, err := h.Attach(ctx, n, o)
+	att, err := h.Attach(r.ctx, n, o)
 	if err != nil {
-		return cniError(err)
+		return err
 	}
-	res := &current.Result{CNIVersion: current.ImplementedSpecVersion}
-	if prev, perr := prevResult(&c.PluginConf); perr == nil && prev != nil {
-		res.Interfaces, res.IPs, res.Routes, res.DNS = prev.Interfaces, prev.IPs, prev.Routes, prev.DNS
-	}
+	res := chained(&c.PluginConf)
 	base := len(res.Interfaces)
 	res.Interfaces = append(res.Interfaces,
-		&current.Interface{Name: c.Bridge, Mac: linkMAC(c.Bridge)},
-		&current.Interface{Name: att.HostInterface, Mac: linkMAC(att.HostInterface)},
-		&current.Interface{Name: args.IfName, Mac: att.MAC, Sandbox: args.Netns})
+		&current.Interface{Name: c.Bridge, Mac: core.LinkMAC(c.Bridge)},
+		&current.Interface{Name: att.HostInterface, Mac: core.LinkMAC(att.HostInterface)},
+		&current.Interface{Name: r.IfName, Mac: att.MAC, Sandbox: r.Netns})
 	if ipamRes != nil {
-		for _, ip := range ipamRes.IPs {
-			ip.Interface = current.Int(base + 2)
-			res.IPs = append(res.IPs, ip)
-		}
-		res.Routes = append(res.Routes, ipamRes.Routes...)
-		if res.DNS.IsEmpty() {
-			res.DNS = ipamRes.DNS
-		}
+		addIPAMResult(res, ipamRes, base+2)
 	}
 	if c.IsDefaultGateway {
 		for _, g := range att.Gateways {
-			dst := net.IPNet{IP: net.IPv4zero, Mask: net.CIDRMask(0, 32)}
-			if g.Is6() {
-				dst = net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}
-			}
-			if !hasRoute(res.Routes, dst) {
+			if dst := defaultDst(g); !hasRoute(res.Routes, dst) {
 				res.Routes = append(res.Routes, &types.Route{Dst: dst, GW: g.AsSlice()})
 			}
 		}
@@ -295,6 +271,37 @@ func bridgeAdd(args *skel.CmdArgs) (err error) {
 	return types.PrintResult(res, c.CNIVersion)
 }
 
+// resultAddrs are the addresses of an IPAM result.
+func resultAddrs(res *current.Result) []netip.Addr {
+	var out []netip.Addr
+	for _, ip := range res.IPs {
+		a, _ := netip.AddrFromSlice(ip.Address.IP)
+		out = append(out, a.Unmap())
+	}
+	return out
+}
+
+// addIPAMResult adds the addresses (on interface idx), routes and DNS of
+// an IPAM result to a plugin's result.
+func addIPAMResult(res, ipamRes *current.Result, idx int) {
+	for _, ip := range ipamRes.IPs {
+		ip.Interface = current.Int(idx)
+		res.IPs = append(res.IPs, ip)
+	}
+	res.Routes = append(res.Routes, ipamRes.Routes...)
+	if res.DNS.IsEmpty() {
+		res.DNS = ipamRes.DNS
+	}
+}
+
+// defaultDst is the default route's destination in g's family.
+func defaultDst(g netip.Addr) net.IPNet {
+	if g.Is6() {
+		return net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}
+	}
+	return net.IPNet{IP: net.IPv4zero, Mask: net.CIDRMask(0, 32)}
+}
+
 func hasRoute(rs []*types.Route, dst net.IPNet) bool {
 	for _, r := range rs {
 		if r.Dst.String() == dst.String() {
@@ -302,20 +309,6 @@ func hasRoute(rs []*types.Route, dst net.IPNet) bool {
 		}
 	}
 	return false
-}
-
-// linkMAC returns the MAC address of a link in this namespace, or "".
-func linkMAC(name string) string {
-	h, err := link.NewHandle(nil)
-	if err != nil {
-		return ""
-	}
-	defer h.Close()
-	l, err := h.ByName(name)
-	if err != nil {
-		return ""
-	}
-	return l.Attrs().HardwareAddr.String()
 }
 
 // prevResult returns the configuration's prevResult as a current result,
@@ -331,33 +324,16 @@ func prevResult(c *types.PluginConf) (*current.Result, error) {
 	return r, nil
 }
 
-func bridgeDel(args *skel.CmdArgs) error {
-	ctx := context.Background()
-	c, err := parseBridge(args.StdinData)
-	if err != nil {
-		return err
-	}
-	h, err := c.host()
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	var errs []error
-	if err := h.Detach(ctx, args.ContainerID, args.IfName); err != nil {
-		errs = append(errs, err)
-	}
-	if err := releaseIPAM(ctx, c, args); err != nil {
-		errs = append(errs, err)
-	}
-	return cniError(errors.Join(errs...))
+func (c *bridgeConfig) ipamType() string { return c.IPAM.Type }
+
+func (c *bridgeConfig) handOver(*request) error { return nil }
+
+func (c *bridgeConfig) collected() berthnet.Network {
+	return berthnet.Network{Name: c.Name, Interface: c.Bridge}
 }
 
-func bridgeCheck(args *skel.CmdArgs) error {
-	ctx := context.Background()
-	c, err := parseBridge(args.StdinData)
-	if err != nil {
-		return err
-	}
+// checkInput wants ADD's result with the container's interface.
+func (c *bridgeConfig) checkInput(r *request) error {
 	prev, err := prevResult(&c.PluginConf)
 	if err != nil {
 		return err
@@ -365,42 +341,17 @@ func bridgeCheck(args *skel.CmdArgs) error {
 	if prev == nil {
 		return invalid("prevResult", "CHECK needs the result of ADD")
 	}
-	found := false
 	for _, i := range prev.Interfaces {
-		if i.Name == args.IfName && (i.Sandbox == "" || i.Sandbox == args.Netns) {
-			found = true
+		if i.Name == r.IfName && (i.Sandbox == "" || i.Sandbox == r.Netns) {
+			return nil
 		}
 	}
-	if !found {
-		return types.NewError(ErrCheckFailed, fmt.Sprintf("berth-bridge: prevResult has no interface %s in %s", args.IfName, args.Netns), "")
-	}
-	h, err := c.host()
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	if err := h.Check(ctx, args.ContainerID, args.IfName); err != nil {
-		if errors.Is(err, berthnet.ErrNotFound) {
-			return types.NewError(types.ErrUnknownContainer, err.Error(), "")
-		}
-		return types.NewError(ErrCheckFailed, err.Error(), "")
-	}
-	switch c.IPAM.Type {
-	case "":
-		return nil
-	case IPAM:
-		return ipamCheck(args)
-	}
-	return DelegateCall(ctx, "CHECK", c.IPAM.Type, args.StdinData)
+	return types.NewError(ErrCheckFailed, fmt.Sprintf("berth-bridge: prevResult has no interface %s in %s", r.IfName, r.Netns), "")
 }
 
-func bridgeStatus(args *skel.CmdArgs) error {
-	ctx := context.Background()
-	c, err := parseBridge(args.StdinData)
-	if err != nil {
-		return err
-	}
-	h, err := c.host()
+// ready wants the state readable and the firewall programmable.
+func (c *bridgeConfig) ready(r *request) error {
+	h, err := c.host(r)
 	if err != nil {
 		return types.NewError(types.ErrPluginNotAvailable, err.Error(), "")
 	}
@@ -411,47 +362,5 @@ func bridgeStatus(args *skel.CmdArgs) error {
 	if err := firewallReady(); err != nil {
 		return types.NewError(types.ErrPluginNotAvailable, "berth-bridge: "+err.Error(), "")
 	}
-	switch c.IPAM.Type {
-	case "":
-		return nil
-	case IPAM:
-		return ipamStatus(args)
-	}
-	return DelegateCall(ctx, "STATUS", c.IPAM.Type, args.StdinData)
-}
-
-// bridgeGC detaches every attachment of the network that is not in the
-// valid list (links, rules, addresses), then has the IPAM plugin collect
-// too.
-func bridgeGC(args *skel.CmdArgs) error {
-	ctx := context.Background()
-	c, err := parseBridge(args.StdinData)
-	if err != nil {
-		return err
-	}
-	keep, err := validAttachments(args.StdinData)
-	if err != nil {
-		return err
-	}
-	h, err := c.host()
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	var errs []error
-	if _, err := h.Collect(ctx, berthnet.Network{Name: c.Name, Interface: c.Bridge}, func(ctr, ifn string) bool { return keep[ctr+"/"+ifn] }); err != nil {
-		errs = append(errs, err)
-	}
-	switch c.IPAM.Type {
-	case "":
-	case IPAM:
-		if _, err := ipamCollect(args); err != nil {
-			errs = append(errs, err)
-		}
-	default:
-		if err := DelegateCall(ctx, "GC", c.IPAM.Type, args.StdinData); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return cniError(errors.Join(errs...))
+	return nil
 }

@@ -36,8 +36,8 @@ import (
 
 	"github.com/berthnet/berth/berthnet"
 	"github.com/berthnet/berth/internal/buildinfo"
+	"github.com/berthnet/berth/internal/firewall"
 	"github.com/berthnet/berth/internal/network"
-	"github.com/berthnet/berth/internal/reaper"
 	"github.com/berthnet/berth/internal/shortlived"
 )
 
@@ -79,19 +79,17 @@ var debugLog *slog.Logger
 var supported = version.PluginSupports("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 
 // Main runs the plugin named name (or the one os.Args[0] names when name
-// is empty) with the process's environment, stdin and stdout, and returns
-// the exit code.
-func Main(name string) int {
+// is empty) with the process's environment, stdin and stdout, and the
+// optional parts in env, and returns the exit code.
+func Main(name string, env Env) int {
 	mainStart := time.Now()
-	// A child started to delete a link DEL retired (package reaper).
-	if ok, code := reaper.Main(os.Args); ok {
-		return code
-	}
+	// A child started to delete a link DEL retired: it exits here.
+	berthnet.RunReaper()
 	shortlived.Tune()
 	if name == "" {
 		name = filepath.Base(os.Args[0])
 	}
-	funcs, ok := pluginFuncs(name)
+	funcs, ok := pluginFuncs(name, env)
 	if !ok {
 		fmt.Fprintf(os.Stderr, "berth-cni: unknown plugin %q (run as one of %s)\n", name, strings.Join(Plugins, ", "))
 		return 2
@@ -102,7 +100,7 @@ func Main(name string) int {
 	if err != nil {
 		return printError("", types.NewError(types.ErrIOFailure, "read stdin: "+err.Error(), ""))
 	}
-	if e := needFull(name, in); e != nil {
+	if e := needFull(name, in, env); e != nil {
 		return printError(e.cniVersion, e.err)
 	}
 	if fd, err := unix.MemfdCreate("cni-config", 0); err == nil {
@@ -142,21 +140,20 @@ func Main(name string) int {
 	return 0
 }
 
-func pluginFuncs(name string) (skel.CNIFuncs, bool) {
+func pluginFuncs(name string, env Env) (skel.CNIFuncs, bool) {
 	switch name {
 	case Bridge:
-		return skel.CNIFuncs{Add: bridgeAdd, Del: bridgeDel, Check: bridgeCheck, Status: bridgeStatus, GC: bridgeGC}, true
+		return bridgeVerbs.funcs(env), true
 	case IPAM:
-		return skel.CNIFuncs{Add: ipamAdd, Del: ipamDel, Check: ipamCheck, Status: ipamStatus, GC: ipamGC}, true
+		return ipamVerbs.funcs(env), true
 	case Macvlan:
-		return skel.CNIFuncs{Add: macvlanAdd, Del: macvlanDel, Check: macvlanCheck, Status: macvlanStatus, GC: macvlanGC}, true
+		return macvlanVerbs.funcs(env), true
 	case DNS:
-		return skel.CNIFuncs{Add: dnsAdd, Del: dnsDel, Check: dnsCheck, Status: dnsStatus, GC: dnsGC}, true
+		return dnsVerbs.funcs(env), true
 	case Portmap:
-		return skel.CNIFuncs{Add: portmapAdd, Del: portmapDel, Check: portmapCheck, Status: portmapStatus, GC: portmapGC}, true
+		return portmapVerbs.funcs(env), true
 	case Loopback, "berth-loopback":
-		nop := func(*skel.CmdArgs) error { return nil }
-		return skel.CNIFuncs{Add: loopbackAdd, Del: loopbackDel, Check: loopbackCheck, Status: nop, GC: nop}, true
+		return loopbackVerbs.funcs(env), true
 	}
 	return skel.CNIFuncs{}, false
 }
@@ -186,11 +183,10 @@ func cniError(err error) error {
 	}
 	code := types.ErrInternal
 	switch {
+	case errors.Is(err, firewall.ErrPortInUse):
+		code = ErrPortInUse
 	case errors.Is(err, berthnet.ErrInUse):
 		code = ErrAddressInUse
-		if strings.Contains(err.Error(), "host port") {
-			code = ErrPortInUse
-		}
 	case errors.Is(err, network.ErrInvalid):
 		code = types.ErrInvalidNetworkConfig
 	case errors.Is(err, os.ErrPermission):

@@ -10,11 +10,10 @@ import (
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
-	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/berthnet/berth/internal/aardvarkconf"
 	"github.com/berthnet/berth/internal/core"
-	"github.com/berthnet/berth/internal/firewall/none"
+	"github.com/berthnet/berth/internal/firewall"
 	"github.com/berthnet/berth/internal/network"
 )
 
@@ -38,11 +37,8 @@ type dnsConfig struct {
 
 func parseDNS(stdin []byte) (*dnsConfig, error) {
 	var c dnsConfig
-	if err := decode(stdin, &c); err != nil {
+	if err := parseConf(stdin, &c, &c.PluginConf); err != nil {
 		return nil, err
-	}
-	if err := version.ParsePrevResult(&c.PluginConf); err != nil {
-		return nil, types.NewError(types.ErrDecodingFailure, "prevResult: "+err.Error(), "")
 	}
 	if c.DNSPort < 0 || c.DNSPort > 65535 {
 		return nil, invalid("dnsPort", "%d is not a port", c.DNSPort)
@@ -64,11 +60,17 @@ func parseDNS(stdin []byte) (*dnsConfig, error) {
 }
 
 func (c *dnsConfig) manager() (*core.Manager, error) {
+	// The main plugin owns the firewall rules; the DNS port is the
+	// gateway's own.
+	noFirewall, err := core.NewFirewall(firewall.DriverNone, nil)
+	if err != nil {
+		return nil, err
+	}
 	dir := c.StateDir
 	if dir == "" {
 		dir = DefaultStateDir
 	}
-	m, err := core.New(core.Config{ConfigDir: dir, AardvarkBinary: c.AardvarkBinary, DNSPort: uint16(c.DNSPort), Firewall: none.Driver{}, Logger: debugLog})
+	m, err := core.New(core.Config{ConfigDir: dir, AardvarkBinary: c.AardvarkBinary, DNSPort: uint16(c.DNSPort), Firewall: noFirewall, Logger: debugLog})
 	if err != nil {
 		return nil, types.NewError(types.ErrIOFailure, err.Error(), "")
 	}
@@ -93,11 +95,13 @@ func (c *dnsConfig) names(args *skel.CmdArgs) []string {
 	return names
 }
 
-func dnsAdd(args *skel.CmdArgs) error {
-	c, err := parseDNS(args.StdinData)
-	if err != nil {
-		return err
-	}
+// dnsVerbs is berth-dns.
+var dnsVerbs = verbs[*dnsConfig]{
+	parse: func(r *request) (*dnsConfig, error) { return parseDNS(r.StdinData) },
+	add:   dnsAdd, del: dnsDel, check: dnsCheck, status: dnsStatus, gc: dnsGC,
+}
+
+func dnsAdd(args *request, c *dnsConfig) error {
 	prev, err := prevResult(&c.PluginConf)
 	if err != nil {
 		return err
@@ -108,7 +112,7 @@ func dnsAdd(args *skel.CmdArgs) error {
 	if _, err := os.Stat(c.AardvarkBinary); err != nil {
 		return invalid("aardvarkBinary", "%v", err)
 	}
-	e := aardvarkconf.Entry{ID: args.ContainerID, Names: c.names(args)}
+	e := aardvarkconf.Entry{ID: args.ContainerID, Names: c.names(args.CmdArgs)}
 	var h aardvarkconf.Header
 	h.DNSServers = c.Servers
 	for _, ip := range prev.IPs {
@@ -149,23 +153,15 @@ func dnsAdd(args *skel.CmdArgs) error {
 	return types.PrintResult(res, c.CNIVersion)
 }
 
-func dnsDel(args *skel.CmdArgs) error {
-	c, err := parseDNS(args.StdinData)
-	if err != nil {
-		return err
-	}
+func dnsDel(args *request, c *dnsConfig) error {
 	m, err := c.manager()
 	if err != nil {
 		return err
 	}
-	return cniError(m.RemoveDNSEntries(c.Name, args.ContainerID))
+	return (m.RemoveDNSEntries(c.Name, args.ContainerID))
 }
 
-func dnsCheck(args *skel.CmdArgs) error {
-	c, err := parseDNS(args.StdinData)
-	if err != nil {
-		return err
-	}
+func dnsCheck(args *request, c *dnsConfig) error {
 	m, err := c.manager()
 	if err != nil {
 		return err
@@ -189,11 +185,7 @@ func dnsCheck(args *skel.CmdArgs) error {
 	return nil
 }
 
-func dnsStatus(args *skel.CmdArgs) error {
-	c, err := parseDNS(args.StdinData)
-	if err != nil {
-		return err
-	}
+func dnsStatus(args *request, c *dnsConfig) error {
 	if _, err := os.Stat(c.AardvarkBinary); err != nil {
 		return types.NewError(types.ErrPluginNotAvailable, "berth-dns: DNS server: "+err.Error(), "")
 	}
@@ -201,11 +193,7 @@ func dnsStatus(args *skel.CmdArgs) error {
 }
 
 // dnsGC removes the entries of containers with no valid attachment.
-func dnsGC(args *skel.CmdArgs) error {
-	c, err := parseDNS(args.StdinData)
-	if err != nil {
-		return err
-	}
+func dnsGC(args *request, c *dnsConfig) error {
 	keep, err := validAttachments(args.StdinData)
 	if err != nil {
 		return err
@@ -223,7 +211,7 @@ func dnsGC(args *skel.CmdArgs) error {
 		return nil
 	}
 	if err != nil {
-		return cniError(err)
+		return (err)
 	}
 	var gone []string
 	for _, e := range f.Entries {
@@ -234,5 +222,5 @@ func dnsGC(args *skel.CmdArgs) error {
 	if len(gone) == 0 {
 		return nil
 	}
-	return cniError(m.RemoveDNSEntries(c.Name, gone...))
+	return (m.RemoveDNSEntries(c.Name, gone...))
 }

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 
@@ -188,87 +187,90 @@ func (p *ipamPlan) result(cniVersion string, addrs []netip.Addr) *current.Result
 	return r
 }
 
+// ipamRequest is berth-ipam's configuration with its plan.
+type ipamRequest struct {
+	c *ipamConfig
+	p *ipamPlan
+}
+
+// ipamVerbs is berth-ipam.
+var ipamVerbs = verbs[*ipamRequest]{
+	parse: func(r *request) (*ipamRequest, error) {
+		c, p, err := parseIPAM(r.StdinData, r.Args)
+		if err != nil {
+			return nil, err
+		}
+		return &ipamRequest{c, p}, nil
+	},
+	add: ipamAdd, del: ipamDel, check: ipamCheck, status: ipamStatus, gc: ipamGC,
+}
+
+// owner is the attachment's key in the address store.
+func (r *request) owner() string { return r.ContainerID + "/" + r.IfName }
+
 // ipamAllocate is berth-ipam's ADD: it returns the addresses of the
 // attachment, allocating them unless it already holds some (a repeated
 // ADD gets the same answer).
-func ipamAllocate(args *skel.CmdArgs) (*ipamConfig, *current.Result, error) {
-	c, p, err := parseIPAM(args.StdinData, args.Args)
+func ipamAllocate(r *request, q *ipamRequest) (*current.Result, error) {
+	al, err := q.p.allocator()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	al, err := p.allocator()
+	have, err := al.Addresses(r.owner(), q.p.net.Name)
 	if err != nil {
-		return nil, nil, err
-	}
-	owner := args.ContainerID + "/" + args.IfName
-	have, err := al.Addresses(owner, p.net.Name)
-	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if len(have) == 0 {
-		ps, err := al.Allocate(owner, p.net, p.static)
+		ps, err := al.Allocate(r.owner(), q.p.net, q.p.static)
 		if err != nil {
 			if errors.Is(err, network.ErrInvalid) {
-				return nil, nil, types.NewError(types.ErrInvalidNetworkConfig, err.Error(), "")
+				return nil, types.NewError(types.ErrInvalidNetworkConfig, err.Error(), "")
 			}
-			return nil, nil, types.NewError(ErrAddressInUse, err.Error(), "")
+			return nil, types.NewError(ErrAddressInUse, err.Error(), "")
 		}
 		for _, x := range ps {
 			have = append(have, x.Addr())
 		}
 	}
-	return c, p.result(c.CNIVersion, have), nil
+	return q.p.result(q.c.CNIVersion, have), nil
 }
 
-func ipamAdd(args *skel.CmdArgs) error {
-	c, r, err := ipamAllocate(args)
-	if err != nil {
-		return cniError(err)
-	}
-	return types.PrintResult(r, c.CNIVersion)
-}
-
-// ipamRelease is berth-ipam's DEL: idempotent.
-func ipamRelease(args *skel.CmdArgs) error {
-	_, p, err := parseIPAM(args.StdinData, args.Args)
+func ipamAdd(r *request, q *ipamRequest) error {
+	res, err := ipamAllocate(r, q)
 	if err != nil {
 		return err
 	}
-	al, err := p.allocator()
-	if err != nil {
-		return err
-	}
-	return al.Release(args.ContainerID+"/"+args.IfName, p.net.Name)
+	return types.PrintResult(res, q.c.CNIVersion)
 }
 
-func ipamDel(args *skel.CmdArgs) error { return cniError(ipamRelease(args)) }
-
-func ipamCheck(args *skel.CmdArgs) error {
-	_, p, err := parseIPAM(args.StdinData, args.Args)
+// ipamDel releases the attachment's addresses: idempotent.
+func ipamDel(r *request, q *ipamRequest) error {
+	al, err := q.p.allocator()
 	if err != nil {
 		return err
 	}
-	al, err := p.allocator()
+	return al.Release(r.owner(), q.p.net.Name)
+}
+
+func ipamCheck(r *request, q *ipamRequest) error {
+	al, err := q.p.allocator()
 	if err != nil {
-		return cniError(err)
+		return err
 	}
-	have, err := al.Addresses(args.ContainerID+"/"+args.IfName, p.net.Name)
+	have, err := al.Addresses(r.owner(), q.p.net.Name)
 	if err != nil {
-		return cniError(err)
+		return err
 	}
 	if len(have) == 0 {
-		return types.NewError(ErrCheckFailed, fmt.Sprintf("berth-ipam: no addresses are reserved for %s/%s on network %s", args.ContainerID, args.IfName, p.net.Name), "")
+		return types.NewError(ErrCheckFailed, fmt.Sprintf("berth-ipam: no addresses are reserved for %s on network %s", r.owner(), q.p.net.Name), "")
 	}
 	return nil
 }
 
 // ipamStatus reports whether an ADD could be served: the store opens and
 // every range has a free address.
-func ipamStatus(args *skel.CmdArgs) error {
-	_, p, err := parseIPAM(args.StdinData, args.Args)
-	if err != nil {
-		return err
-	}
+func ipamStatus(_ *request, q *ipamRequest) error {
+	p := q.p
 	al, err := p.allocator()
 	if err != nil {
 		return types.NewError(types.ErrPluginNotAvailable, err.Error(), "")
@@ -291,43 +293,33 @@ func ipamStatus(args *skel.CmdArgs) error {
 	return nil
 }
 
-// ipamCollect releases the addresses of attachments not in the GC
-// keep-list; it returns how many it released.
-func ipamCollect(args *skel.CmdArgs) (int, error) {
-	_, p, err := parseIPAM(args.StdinData, args.Args)
+// ipamGC releases the addresses of attachments not in the GC keep-list.
+func ipamGC(r *request, q *ipamRequest) error {
+	keep, err := validAttachments(r.StdinData)
 	if err != nil {
-		return 0, err
+		return err
 	}
-	keep, err := validAttachments(args.StdinData)
+	al, err := q.p.allocator()
 	if err != nil {
-		return 0, err
-	}
-	al, err := p.allocator()
-	if err != nil {
-		return 0, err
+		return err
 	}
 	leases, err := al.Dump()
 	if err != nil {
-		return 0, err
+		return err
 	}
 	done := map[string]bool{}
 	var errs []error
 	for _, l := range leases {
-		if l.Network != p.net.Name || keep[l.ContainerID] || done[l.ContainerID] {
+		if l.Network != q.p.net.Name || keep[l.ContainerID] || done[l.ContainerID] {
 			continue
 		}
 		done[l.ContainerID] = true
-		if err := al.Release(l.ContainerID, p.net.Name); err != nil {
+		if err := al.Release(l.ContainerID, q.p.net.Name); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	if len(errs) > 0 {
-		return len(done), fmt.Errorf("berth-ipam gc: %v", errs)
+		return fmt.Errorf("berth-ipam gc: %v", errs)
 	}
-	return len(done), nil
-}
-
-func ipamGC(args *skel.CmdArgs) error {
-	_, err := ipamCollect(args)
-	return cniError(err)
+	return nil
 }

@@ -1,16 +1,13 @@
 package cni
 
 import (
-	"fmt"
+	"errors"
 	"net"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
-	"github.com/containernetworking/cni/pkg/version"
 
-	"github.com/berthnet/berth/internal/link"
-	"github.com/berthnet/berth/internal/netns"
+	"github.com/berthnet/berth/internal/core"
 )
 
 // berth-cni also answers as "loopback": containerd's CRI runs a plugin of
@@ -19,38 +16,25 @@ import (
 // and reports it with 127.0.0.1/8 and ::1/128, DEL sets it down (a gone
 // namespace is not an error), CHECK wants it up.
 
-func loopbackNS(args *skel.CmdArgs) (*link.Handle, func(), error) {
-	ns, err := netns.Open(args.Netns)
-	if err != nil {
-		return nil, nil, err
-	}
-	h, err := link.NewHandle(ns)
-	if err != nil {
-		ns.Close()
-		return nil, nil, err
-	}
-	return h, func() { h.Close(); ns.Close() }, nil
-}
+// loopbackVerbs is loopback: ADD reads its configuration itself, DEL must
+// not fail on one it cannot read.
+var loopbackVerbs = verbs[struct{}]{add: loopbackAdd, del: loopbackDel, check: loopbackCheck}
 
-func loopbackAdd(args *skel.CmdArgs) error {
-	var conf types.PluginConf
-	if err := decode(args.StdinData, &conf); err != nil {
-		return err
-	}
-	if err := version.ParsePrevResult(&conf); err != nil {
-		return types.NewError(types.ErrDecodingFailure, "prevResult: "+err.Error(), "")
-	}
-	h, done, err := loopbackNS(args)
-	if err != nil {
+// netnsError is a CNI error for a failure in the container's namespace.
+func netnsError(err error) error {
+	if errors.Is(err, core.ErrNetns) {
 		return types.NewError(types.ErrInvalidNetNS, err.Error(), "")
 	}
-	defer done()
-	lo, err := h.ByName("lo")
-	if err != nil {
-		return types.NewError(types.ErrInternal, err.Error(), "")
+	return types.NewError(types.ErrInternal, err.Error(), "")
+}
+
+func loopbackAdd(args *request, _ struct{}) error {
+	var conf types.PluginConf
+	if err := parseConf(args.StdinData, &conf, &conf); err != nil {
+		return err
 	}
-	if err := h.Up(lo); err != nil {
-		return types.NewError(types.ErrInternal, fmt.Sprintf("set lo up: %v", err), "")
+	if err := core.Loopback(args.Netns, true); err != nil {
+		return netnsError(err)
 	}
 	var r types.Result
 	if conf.PrevResult != nil {
@@ -67,32 +51,19 @@ func loopbackAdd(args *skel.CmdArgs) error {
 	return types.PrintResult(r, conf.CNIVersion)
 }
 
-func loopbackDel(args *skel.CmdArgs) error {
-	if args.Netns == "" {
-		return nil
-	}
-	h, done, err := loopbackNS(args)
-	if err != nil {
-		return nil // the namespace is gone: nothing to undo
-	}
-	defer done()
-	if lo, err := h.ByName("lo"); err == nil {
-		_ = h.LinkSetDown(lo) // best effort, as the reference
+func loopbackDel(args *request, _ struct{}) error {
+	if args.Netns != "" {
+		_ = core.Loopback(args.Netns, false) // best effort, as the reference; a gone namespace has nothing to undo
 	}
 	return nil
 }
 
-func loopbackCheck(args *skel.CmdArgs) error {
-	h, done, err := loopbackNS(args)
+func loopbackCheck(args *request, _ struct{}) error {
+	up, err := core.LoopbackUp(args.Netns)
 	if err != nil {
-		return types.NewError(types.ErrInvalidNetNS, err.Error(), "")
+		return netnsError(err)
 	}
-	defer done()
-	lo, err := h.ByName("lo")
-	if err != nil {
-		return types.NewError(types.ErrInternal, err.Error(), "")
-	}
-	if lo.Attrs().Flags&net.FlagUp == 0 {
+	if !up {
 		return types.NewError(ErrCheckFailed, "lo is down", "")
 	}
 	return nil

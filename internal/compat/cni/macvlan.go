@@ -1,21 +1,14 @@
 package cni
 
 import (
-	"context"
-	"errors"
-	"fmt"
 	"net"
-	"net/netip"
 	"os"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
-	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/berthnet/berth/berthnet"
 	"github.com/berthnet/berth/internal/core"
-	"github.com/berthnet/berth/internal/link"
 	"github.com/berthnet/berth/internal/network"
 )
 
@@ -38,11 +31,8 @@ type macvlanConfig struct {
 
 func parseMacvlan(stdin []byte) (*macvlanConfig, error) {
 	var c macvlanConfig
-	if err := decode(stdin, &c); err != nil {
+	if err := parseConf(stdin, &c, &c.PluginConf); err != nil {
 		return nil, err
-	}
-	if err := version.ParsePrevResult(&c.PluginConf); err != nil {
-		return nil, types.NewError(types.ErrDecodingFailure, "prevResult: "+err.Error(), "")
 	}
 	if c.LinkInContainer {
 		return nil, unsupported("linkInContainer", true)
@@ -73,27 +63,58 @@ func parseMacvlan(stdin []byte) (*macvlanConfig, error) {
 	return &c, nil
 }
 
-// needDHCP hands the call to berth-cni-dhcp when the network leases by
-// DHCP and this binary has no proxy client; it returns only on failure.
-func (c *macvlanConfig) needDHCP(args *skel.CmdArgs) error {
-	if !c.dhcp || core.NewDHCPClient != nil {
+// macvlanVerbs is berth-macvlan.
+var macvlanVerbs = attachVerbs(func(r *request) (*macvlanConfig, error) { return parseMacvlan(r.StdinData) }, macvlanAdd)
+
+// handOver hands the call to berth-cni-dhcp when the network leases by
+// DHCP and this program has no proxy client; it returns only on failure.
+func (c *macvlanConfig) handOver(r *request) error {
+	if !c.dhcp || r.env.DHCP != nil {
 		return nil
 	}
-	return reexecFull(Macvlan, args.StdinData)
+	return reexecFull(Macvlan, r.StdinData)
 }
 
-// bridgeView lets the IPAM helpers shared with berth-bridge run for a
-// macvlan configuration.
-func (c *macvlanConfig) bridgeView() *bridgeConfig {
-	return &bridgeConfig{PluginConf: c.PluginConf}
+// ipamType is "" for a DHCP network: the proxy leases, through the core.
+func (c *macvlanConfig) ipamType() string {
+	if c.dhcp {
+		return ""
+	}
+	return c.IPAM.Type
 }
 
-func (c *macvlanConfig) host() (*berthnet.Host, error) {
+func (c *macvlanConfig) checkInput(*request) error { return nil }
+
+func (c *macvlanConfig) collected() berthnet.Network {
+	return berthnet.Network{Name: c.Name, Driver: berthnet.Macvlan, Interface: c.Master}
+}
+
+// ready wants the parent link, and the DHCP proxy's socket when the
+// network leases by DHCP.
+func (c *macvlanConfig) ready(*request) error {
+	if c.Master != "" {
+		if err := core.HostLink(c.Master); err != nil {
+			return types.NewError(types.ErrPluginNotAvailable, "berth-macvlan: master "+err.Error(), "")
+		}
+	}
+	if c.dhcp && c.dhcpSocket != "" {
+		if _, err := os.Stat(c.dhcpSocket); err != nil {
+			return types.NewError(types.ErrPluginNotAvailable, "berth-macvlan: DHCP proxy: "+err.Error(), "")
+		}
+	}
+	return nil
+}
+
+func (c *macvlanConfig) host(r *request) (*berthnet.Host, error) {
 	dir := c.StateDir
 	if dir == "" {
 		dir = DefaultStateDir
 	}
-	h, err := berthnet.New(berthnet.Config{StateDir: dir, Firewall: "none", Logger: debugLog, DHCPProxySocket: c.dhcpSocket, BackgroundLinkRemoval: true})
+	cfg := berthnet.Config{StateDir: dir, Firewall: "none", Logger: debugLog, BackgroundLinkRemoval: true}
+	if c.dhcp && r.env.DHCP != nil {
+		cfg.DHCP = r.env.DHCP(c.dhcpSocket)
+	}
+	h, err := berthnet.New(cfg)
 	if err != nil {
 		return nil, types.NewError(types.ErrIOFailure, err.Error(), "")
 	}
@@ -112,233 +133,72 @@ func (c *macvlanConfig) network(ipamRes *current.Result) (berthnet.Network, erro
 	return n, nil
 }
 
-func macvlanAdd(args *skel.CmdArgs) (err error) {
-	ctx := context.Background()
-	c, err := parseMacvlan(args.StdinData)
-	if err != nil {
-		return err
-	}
+func macvlanAdd(r *request, c *macvlanConfig) (err error) {
 	if c.IPAM.Type == "" {
 		return invalid("ipam", "berth-macvlan needs an IPAM plugin (e.g. {\"type\": \"berth-ipam\", ...})")
 	}
-	if err := c.needDHCP(args); err != nil {
+	if err := c.handOver(r); err != nil {
 		return err
 	}
 	if c.dhcp {
-		return macvlanAddDHCP(ctx, c, args)
+		return macvlanAddDHCP(r, c)
 	}
 	if c.Master != "" {
-		if _, err := hostLink(c.Master); err != nil {
+		if err := core.HostLink(c.Master); err != nil {
 			return invalid("master", "%v", err)
 		}
 	}
-	h, err := c.host()
+	h, err := c.host(r)
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	bv := c.bridgeView()
-	ipamRes, err := runIPAM(ctx, bv, args)
+	ipamRes, err := runIPAM(r, c.IPAM.Type)
 	if err != nil {
-		return cniError(err)
+		return err
 	}
-	defer func() {
-		if err != nil {
-			if rerr := releaseIPAM(ctx, bv, args); rerr != nil {
-				err = cniError(fmt.Errorf("%w (and releasing its addresses: %v)", err, rerr))
-			}
-		}
-	}()
+	defer releaseOnError(r, c.IPAM.Type, &err)
 	n, err := c.network(ipamRes)
 	if err != nil {
 		return err
 	}
-	o := berthnet.AttachOptions{ContainerID: args.ContainerID, Netns: args.Netns, Interface: args.IfName, MAC: c.RuntimeConfig.Mac}
-	for _, ip := range ipamRes.IPs {
-		a, _ := netip.AddrFromSlice(ip.Address.IP)
-		o.Addresses = append(o.Addresses, a.Unmap())
-	}
-	att, err := h.Attach(ctx, n, o)
+	o := berthnet.AttachOptions{ContainerID: r.ContainerID, Netns: r.Netns, Interface: r.IfName, MAC: c.RuntimeConfig.Mac, Addresses: resultAddrs(ipamRes)}
+	att, err := h.Attach(r.ctx, n, o)
 	if err != nil {
-		return cniError(err)
+		return err
 	}
-	res := &current.Result{CNIVersion: current.ImplementedSpecVersion}
-	if prev, perr := prevResult(&c.PluginConf); perr == nil && prev != nil {
-		res.Interfaces, res.IPs, res.Routes, res.DNS = prev.Interfaces, prev.IPs, prev.Routes, prev.DNS
-	}
+	res := chained(&c.PluginConf)
 	idx := len(res.Interfaces)
-	res.Interfaces = append(res.Interfaces, &current.Interface{Name: args.IfName, Mac: att.MAC, Sandbox: args.Netns})
-	for _, ip := range ipamRes.IPs {
-		ip.Interface = current.Int(idx)
-		res.IPs = append(res.IPs, ip)
-	}
-	res.Routes = append(res.Routes, ipamRes.Routes...)
+	res.Interfaces = append(res.Interfaces, &current.Interface{Name: r.IfName, Mac: att.MAC, Sandbox: r.Netns})
+	addIPAMResult(res, ipamRes, idx)
 	if !c.DNS.IsEmpty() {
 		res.DNS = c.DNS
-	} else if res.DNS.IsEmpty() {
-		res.DNS = ipamRes.DNS
 	}
 	return types.PrintResult(res, c.CNIVersion)
 }
 
-// hostLink checks that a link exists in the plugin's namespace.
-func hostLink(name string) (string, error) {
-	h, err := link.NewHandle(nil)
-	if err != nil {
-		return "", err
-	}
-	defer h.Close()
-	l, err := h.ByName(name)
-	if err != nil {
-		return "", fmt.Errorf("link %s: %w", name, err)
-	}
-	return l.Attrs().Name, nil
-}
-
-func macvlanDel(args *skel.CmdArgs) error {
-	ctx := context.Background()
-	c, err := parseMacvlan(args.StdinData)
-	if err != nil {
-		return err
-	}
-	if err := c.needDHCP(args); err != nil {
-		return err
-	}
-	h, err := c.host()
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	var errs []error
-	if err := h.Detach(ctx, args.ContainerID, args.IfName); err != nil {
-		errs = append(errs, err)
-	}
-	if !c.dhcp {
-		if err := releaseIPAM(ctx, c.bridgeView(), args); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return cniError(errors.Join(errs...))
-}
-
-func macvlanCheck(args *skel.CmdArgs) error {
-	ctx := context.Background()
-	c, err := parseMacvlan(args.StdinData)
-	if err != nil {
-		return err
-	}
-	h, err := c.host()
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	if err := h.Check(ctx, args.ContainerID, args.IfName); err != nil {
-		if errors.Is(err, berthnet.ErrNotFound) {
-			return types.NewError(types.ErrUnknownContainer, err.Error(), "")
-		}
-		return types.NewError(ErrCheckFailed, err.Error(), "")
-	}
-	switch {
-	case c.dhcp, c.IPAM.Type == "":
-		return nil
-	case c.IPAM.Type == IPAM:
-		return ipamCheck(args)
-	}
-	return DelegateCall(ctx, "CHECK", c.IPAM.Type, args.StdinData)
-}
-
-func macvlanStatus(args *skel.CmdArgs) error {
-	ctx := context.Background()
-	c, err := parseMacvlan(args.StdinData)
-	if err != nil {
-		return err
-	}
-	if c.Master != "" {
-		if _, err := hostLink(c.Master); err != nil {
-			return types.NewError(types.ErrPluginNotAvailable, "berth-macvlan: master "+err.Error(), "")
-		}
-	}
-	switch {
-	case c.dhcp:
-		if c.dhcpSocket != "" {
-			if _, err := os.Stat(c.dhcpSocket); err != nil {
-				return types.NewError(types.ErrPluginNotAvailable, "berth-macvlan: DHCP proxy: "+err.Error(), "")
-			}
-		}
-		return nil
-	case c.IPAM.Type == "":
-		return nil
-	case c.IPAM.Type == IPAM:
-		return ipamStatus(args)
-	}
-	return DelegateCall(ctx, "STATUS", c.IPAM.Type, args.StdinData)
-}
-
-func macvlanGC(args *skel.CmdArgs) error {
-	ctx := context.Background()
-	c, err := parseMacvlan(args.StdinData)
-	if err != nil {
-		return err
-	}
-	keep, err := validAttachments(args.StdinData)
-	if err != nil {
-		return err
-	}
-	if err := c.needDHCP(args); err != nil {
-		return err
-	}
-	h, err := c.host()
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	var errs []error
-	if _, err := h.Collect(ctx, berthnet.Network{Name: c.Name, Driver: berthnet.Macvlan, Interface: c.Master}, func(ctr, ifn string) bool { return keep[ctr+"/"+ifn] }); err != nil {
-		errs = append(errs, err)
-	}
-	switch {
-	case c.dhcp, c.IPAM.Type == "":
-	case c.IPAM.Type == IPAM:
-		if _, err := ipamCollect(args); err != nil {
-			errs = append(errs, err)
-		}
-	default:
-		if err := DelegateCall(ctx, "GC", c.IPAM.Type, args.StdinData); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return cniError(errors.Join(errs...))
-}
-
 // macvlanAddDHCP attaches with the address leased through the DHCP proxy,
 // which keeps renewing it; the result carries the lease.
-func macvlanAddDHCP(ctx context.Context, c *macvlanConfig, args *skel.CmdArgs) error {
-	h, err := c.host()
+func macvlanAddDHCP(r *request, c *macvlanConfig) error {
+	h, err := c.host(r)
 	if err != nil {
 		return err
 	}
 	defer h.Close()
 	n := berthnet.Network{Name: c.Name, Driver: berthnet.Macvlan, Interface: c.Master, Mode: c.Mode, MTU: c.MTU, DHCP: true}
-	att, err := h.Attach(ctx, n, berthnet.AttachOptions{ContainerID: args.ContainerID, Netns: args.Netns, Interface: args.IfName, MAC: c.RuntimeConfig.Mac})
+	att, err := h.Attach(r.ctx, n, berthnet.AttachOptions{ContainerID: r.ContainerID, Netns: r.Netns, Interface: r.IfName, MAC: c.RuntimeConfig.Mac})
 	if err != nil {
-		return cniError(err)
+		return err
 	}
-	res := &current.Result{CNIVersion: current.ImplementedSpecVersion}
-	if prev, perr := prevResult(&c.PluginConf); perr == nil && prev != nil {
-		res.Interfaces, res.IPs, res.Routes, res.DNS = prev.Interfaces, prev.IPs, prev.Routes, prev.DNS
-	}
+	res := chained(&c.PluginConf)
 	idx := len(res.Interfaces)
-	res.Interfaces = append(res.Interfaces, &current.Interface{Name: args.IfName, Mac: att.MAC, Sandbox: args.Netns})
+	res.Interfaces = append(res.Interfaces, &current.Interface{Name: r.IfName, Mac: att.MAC, Sandbox: r.Netns})
 	for _, a := range att.Addresses {
 		ipc := &current.IPConfig{Interface: current.Int(idx), Address: net.IPNet{IP: a.Addr().AsSlice(), Mask: net.CIDRMask(a.Bits(), a.Addr().BitLen())}}
 		for _, g := range att.Gateways {
 			if g.Is4() == a.Addr().Is4() {
 				ipc.Gateway = g.AsSlice()
-				dst := net.IPNet{IP: net.IPv4zero, Mask: net.CIDRMask(0, 32)}
-				if g.Is6() {
-					dst = net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}
-				}
-				res.Routes = append(res.Routes, &types.Route{Dst: dst, GW: g.AsSlice()})
+				res.Routes = append(res.Routes, &types.Route{Dst: defaultDst(g), GW: g.AsSlice()})
 				break
 			}
 		}

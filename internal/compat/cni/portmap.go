@@ -9,17 +9,13 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
-	"github.com/containernetworking/cni/pkg/version"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/berthnet/berth/internal/core"
 	"github.com/berthnet/berth/internal/firewall"
-	"github.com/berthnet/berth/internal/firewall/nftables"
-	"github.com/berthnet/berth/internal/link"
 	"github.com/berthnet/berth/internal/network"
-	"github.com/berthnet/berth/internal/sysctl"
 )
 
 // portmapConfig is berth-portmap's configuration: the portMappings
@@ -34,6 +30,8 @@ type portmapConfig struct {
 	RuntimeConfig struct {
 		PortMappings []portMapEntry `json:"portMappings"`
 	} `json:"runtimeConfig"`
+
+	mappings []network.PortMapping
 }
 
 type portMapEntry struct {
@@ -55,22 +53,26 @@ type portmapRecord struct {
 	SNAT    bool           `json:"snat"`
 }
 
-func parsePortmap(stdin []byte) (*portmapConfig, []network.PortMapping, error) {
+// portmapVerbs is berth-portmap.
+var portmapVerbs = verbs[*portmapConfig]{
+	parse: func(r *request) (*portmapConfig, error) { return parsePortmap(r.StdinData) },
+	add:   portmapAdd, del: portmapDel, check: portmapCheck, status: portmapStatus, gc: portmapGC,
+}
+
+func parsePortmap(stdin []byte) (*portmapConfig, error) {
 	var c portmapConfig
-	if err := decode(stdin, &c); err != nil {
-		return nil, nil, err
-	}
-	if err := version.ParsePrevResult(&c.PluginConf); err != nil {
-		return nil, nil, types.NewError(types.ErrDecodingFailure, "prevResult: "+err.Error(), "")
+	if err := parseConf(stdin, &c, &c.PluginConf); err != nil {
+		return nil, err
 	}
 	if c.Backend != "" && c.Backend != "nftables" {
-		return nil, nil, unsupported("backend", c.Backend)
+		return nil, unsupported("backend", c.Backend)
 	}
 	ms, err := parsePortMappings(c.RuntimeConfig.PortMappings)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return &c, ms, nil
+	c.mappings = ms
+	return &c, nil
 }
 
 // parsePortMappings validates the portMappings capability's entries.
@@ -168,11 +170,8 @@ func containerAddrs(r *current.Result, netnsPath string) (v4, v6 netip.Prefix) {
 	return v4, v6
 }
 
-func portmapAdd(args *skel.CmdArgs) error {
-	c, ms, err := parsePortmap(args.StdinData)
-	if err != nil {
-		return err
-	}
+func portmapAdd(args *request, c *portmapConfig) error {
+	ms := c.mappings
 	prev, err := prevResult(&c.PluginConf)
 	if err != nil {
 		return err
@@ -206,14 +205,17 @@ func portmapAdd(args *skel.CmdArgs) error {
 	}
 	defer db.Close()
 	key := args.ContainerID + "/" + args.IfName
-	fw := nftables.New(-1)
+	fw, err := portmapFirewall()
+	if err != nil {
+		return err
+	}
 	var nets []firewall.NetworkRules
 	for _, s := range rec.Subnets {
 		nets = append(nets, hairpinRules(c.Name, s, rec.SNAT))
 	}
 	pf := forward(c.Name, key, rec)
 	if err := fw.Setup(nets, []firewall.PortForward{pf}); err != nil {
-		if errors.Is(err, nftables.ErrPortInUse) {
+		if errors.Is(err, firewall.ErrPortInUse) {
 			return types.NewError(ErrPortInUse, "berth-portmap: "+err.Error(), "")
 		}
 		return types.NewError(types.ErrInternal, "berth-portmap: "+err.Error(), "")
@@ -225,7 +227,7 @@ func portmapAdd(args *skel.CmdArgs) error {
 	if c.snat() && v4.IsValid() && needsLocalnet(ms) {
 		// Connections to 127.0.0.1:hostPort are routed to the container's
 		// link only with route_localnet on the host interface toward it.
-		if err := routeLocalnet(v4.Addr()); err != nil {
+		if err := core.RouteLocalnetToward(v4.Addr()); err != nil {
 			return types.NewError(types.ErrInternal, "berth-portmap: "+err.Error(), "")
 		}
 	}
@@ -234,24 +236,6 @@ func portmapAdd(args *skel.CmdArgs) error {
 
 func needsLocalnet(ms []network.PortMapping) bool {
 	return firewall.NeedsRouteLocalnet([]firewall.PortForward{{IPv4: netip.IPv4Unspecified(), Mappings: ms}})
-}
-
-// routeLocalnet sets route_localnet on the host link that routes to ip.
-func routeLocalnet(ip netip.Addr) error {
-	h, err := link.NewHandle(nil)
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	rs, err := h.RouteGet(ip.AsSlice())
-	if err != nil || len(rs) == 0 {
-		return fmt.Errorf("find the host link toward %s: %w", ip, err)
-	}
-	l, err := h.ByIndex(rs[0].LinkIndex)
-	if err != nil {
-		return err
-	}
-	return sysctl.Apply(nil, []sysctl.Setting{{Key: sysctl.Key("net", "ipv4", "conf", l.Attrs().Name, "route_localnet"), Value: "1"}})
 }
 
 func putRecord(db *bolt.DB, netName, key string, r *portmapRecord) error {
@@ -337,7 +321,11 @@ func unpublish(db *bolt.DB, netName string, keys []string, rules bool) error {
 			}
 		}
 	}
-	if err := nftables.New(-1).Teardown(ports, complete); err != nil {
+	fw, err := portmapFirewall()
+	if err != nil {
+		return err
+	}
+	if err := fw.Teardown(ports, complete); err != nil {
 		return err
 	}
 	return db.Update(func(tx *bolt.Tx) error {
@@ -388,11 +376,7 @@ func kept(db *bolt.DB, netName string) []netip.Prefix {
 	return out
 }
 
-func portmapDel(args *skel.CmdArgs) error {
-	c, _, err := parsePortmap(args.StdinData)
-	if err != nil {
-		return err
-	}
+func portmapDel(args *request, c *portmapConfig) error {
 	db, err := c.openDB()
 	if err != nil {
 		return err
@@ -404,11 +388,8 @@ func portmapDel(args *skel.CmdArgs) error {
 	return nil
 }
 
-func portmapCheck(args *skel.CmdArgs) error {
-	c, ms, err := parsePortmap(args.StdinData)
-	if err != nil {
-		return err
-	}
+func portmapCheck(args *request, c *portmapConfig) error {
+	ms := c.mappings
 	prev, err := prevResult(&c.PluginConf)
 	if err != nil {
 		return err
@@ -444,17 +425,17 @@ func portmapCheck(args *skel.CmdArgs) error {
 	if want.IPv4 != r.IPv4 || want.IPv6 != r.IPv6 {
 		return types.NewError(ErrCheckFailed, fmt.Sprintf("berth-portmap: ports of %s go to %s %s, not to the container's %s %s", key, r.IPv4, r.IPv6, want.IPv4, want.IPv6), "")
 	}
-	if err := nftables.New(-1).HasForwards([]firewall.PortForward{forward(c.Name, key, want)}); err != nil {
+	fw, err := portmapChecker()
+	if err != nil {
+		return err
+	}
+	if err := fw.HasForwards([]firewall.PortForward{forward(c.Name, key, want)}); err != nil {
 		return types.NewError(ErrCheckFailed, "berth-portmap: "+err.Error(), "")
 	}
 	return nil
 }
 
-func portmapStatus(args *skel.CmdArgs) error {
-	c, _, err := parsePortmap(args.StdinData)
-	if err != nil {
-		return err
-	}
+func portmapStatus(args *request, c *portmapConfig) error {
 	db, err := c.openDB()
 	if err != nil {
 		return types.NewError(types.ErrPluginNotAvailable, err.Error(), "")
@@ -468,11 +449,7 @@ func portmapStatus(args *skel.CmdArgs) error {
 
 // portmapGC removes the forwards of every attachment not in the valid
 // list.
-func portmapGC(args *skel.CmdArgs) error {
-	c, _, err := parsePortmap(args.StdinData)
-	if err != nil {
-		return err
-	}
+func portmapGC(args *request, c *portmapConfig) error {
 	keep, err := validAttachments(args.StdinData)
 	if err != nil {
 		return err
@@ -498,9 +475,36 @@ func portmapGC(args *skel.CmdArgs) error {
 	return nil
 }
 
+// portmapFirewall is the driver of berth-portmap's (and berth-bridge's)
+// port forwards: nftables, in the plugin's namespace.
+func portmapFirewall() (firewall.Driver, error) {
+	fw, err := core.NewFirewall(firewall.DriverNftables, nil)
+	if err != nil {
+		return nil, types.NewError(types.ErrInternal, "berth-portmap: "+err.Error(), "")
+	}
+	return fw, nil
+}
+
+// portmapChecker is portmapFirewall, for CHECK and STATUS.
+func portmapChecker() (firewall.Checker, error) {
+	fw, err := portmapFirewall()
+	if err != nil {
+		return nil, err
+	}
+	c, ok := fw.(firewall.Checker)
+	if !ok {
+		return nil, types.NewError(types.ErrInternal, "berth-portmap: firewall driver "+fw.Name()+" cannot check its rules", "")
+	}
+	return c, nil
+}
+
 // firewallReady reports whether nftables can be programmed here.
 func firewallReady() error {
-	if _, err := nftables.New(-1).HasNetwork(""); err != nil {
+	fw, err := portmapChecker()
+	if err != nil {
+		return err
+	}
+	if _, err := fw.HasNetwork(""); err != nil {
 		if strings.Contains(err.Error(), "operation not permitted") {
 			return fmt.Errorf("nftables: %w (needs CAP_NET_ADMIN)", err)
 		}

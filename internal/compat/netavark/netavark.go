@@ -27,9 +27,6 @@ import (
 	"github.com/berthnet/berth/internal/buildinfo"
 	"github.com/berthnet/berth/internal/core"
 	"github.com/berthnet/berth/internal/firewall"
-	"github.com/berthnet/berth/internal/firewall/iptables"
-	"github.com/berthnet/berth/internal/firewall/nftables"
-	"github.com/berthnet/berth/internal/firewall/none"
 	"github.com/berthnet/berth/internal/netconf"
 	"github.com/berthnet/berth/internal/network"
 )
@@ -333,9 +330,9 @@ func manager(g *globals, env Env) (*berthnet.Host, error) {
 	if name == "" {
 		name = env.Getenv("NETAVARK_FW")
 	}
-	fw, err := Firewall(name)
+	fw, err := core.NewFirewall(name, nil)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("--firewall-driver (or NETAVARK_FW): %w", err)
 	}
 	// The front-end is a client of berth's public API (package berthnet),
 	// in Podman's model: Podman keeps the network files and allocates
@@ -366,25 +363,6 @@ func defaultAardvark() string {
 		}
 	}
 	return DefaultAardvark
-}
-
-// Firewall returns the driver for a name ("" means nftables).
-func Firewall(name string) (firewall.Driver, error) {
-	switch strings.ToLower(name) {
-	case "", firewall.DriverNftables:
-		return nftables.New(-1), nil
-	case firewall.DriverIptables:
-		d, err := iptables.New(iptables.Options{})
-		if err != nil {
-			return nil, err
-		}
-		return d, nil
-	case firewall.DriverNone:
-		return none.Driver{}, nil
-	case "firewalld":
-		return nil, fmt.Errorf("%w %q: berth has no firewalld driver (want nftables, iptables or none)", firewall.ErrUnknownDriver, name)
-	}
-	return nil, fmt.Errorf("%w %q (want nftables, iptables or none)", firewall.ErrUnknownDriver, name)
 }
 
 // logger maps RUST_LOG (what Podman sets, e.g. "netavark=info") to a

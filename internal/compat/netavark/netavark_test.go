@@ -107,17 +107,6 @@ func TestVersionJSON(t *testing.T) {
 	}
 }
 
-func TestFirewallDriverSelection(t *testing.T) {
-	for _, name := range []string{"", "nftables", "iptables", "none"} {
-		if _, err := netavark.Firewall(name); err != nil {
-			t.Errorf("%q: %v", name, err)
-		}
-	}
-	if _, err := netavark.Firewall("firewalld"); err == nil || !strings.Contains(err.Error(), "nftables, iptables or none") {
-		t.Errorf("firewalld: %v", err)
-	}
-}
-
 // buildBinary builds berth once for the end-to-end tests.
 func buildBinary(t *testing.T) string {
 	t.Helper()

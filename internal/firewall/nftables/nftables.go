@@ -388,7 +388,7 @@ func (d *Driver) findConflict(c *nftables.Conn, ports []firewall.PortForward) er
 			for _, want := range els {
 				for _, e := range cur {
 					if string(e.Key) == string(want.Key) && string(e.Val) != string(want.Val) {
-						return fmt.Errorf("%w: host port %s is already published to %s", ErrPortInUse, describeKey(set, e.Key), describeVal(e.Val))
+						return fmt.Errorf("%w: host port %s is already published to %s", firewall.ErrPortInUse, describeKey(set, e.Key), describeVal(e.Val))
 					}
 				}
 			}
@@ -396,9 +396,6 @@ func (d *Driver) findConflict(c *nftables.Conn, ports []firewall.PortForward) er
 	}
 	return nil
 }
-
-// ErrPortInUse is returned when a host port is already forwarded elsewhere.
-var ErrPortInUse = errors.New("port already in use")
 
 func describeKey(set *nftables.Set, k []byte) string {
 	var host string

@@ -73,7 +73,7 @@ func TestPrivilegedRulesAppearAndDisappear(t *testing.T) {
 	clash := pfB
 	clash.Mappings = []network.PortMapping{{HostPort: 8080, ContainerPort: 81, Protocol: "tcp", Range: 1}}
 	err := d.Setup(nil, []firewall.PortForward{clash})
-	if !errors.Is(err, fwnft.ErrPortInUse) || !strings.Contains(err.Error(), "8080/tcp") || !strings.Contains(err.Error(), "198.19.1.2:80") {
+	if !errors.Is(err, firewall.ErrPortInUse) || !strings.Contains(err.Error(), "8080/tcp") || !strings.Contains(err.Error(), "198.19.1.2:80") {
 		t.Errorf("conflict: %v", err)
 	}
 	// Teardown of A's ports and network removes exactly A's rules.

@@ -7,7 +7,10 @@ import "github.com/berthnet/berth/internal/firewall"
 // Driver adds no rules.
 type Driver struct{}
 
-var _ firewall.Driver = Driver{}
+var (
+	_ firewall.Driver  = Driver{}
+	_ firewall.Checker = Driver{}
+)
 
 // Name implements firewall.Driver.
 func (Driver) Name() string { return firewall.DriverNone }
@@ -20,3 +23,10 @@ func (Driver) Teardown([]firewall.PortForward, []firewall.NetworkRules) error { 
 
 // Reset implements firewall.Driver; it does nothing.
 func (Driver) Reset() error { return nil }
+
+// HasNetwork implements firewall.Checker: no rules are expected, so none
+// are missing.
+func (Driver) HasNetwork(string) (bool, error) { return true, nil }
+
+// HasForwards implements firewall.Checker; no forwards are expected.
+func (Driver) HasForwards([]firewall.PortForward) error { return nil }

@@ -1,0 +1,57 @@
+package core
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/berthnet/berth/internal/firewall"
+	"github.com/berthnet/berth/internal/firewall/iptables"
+	"github.com/berthnet/berth/internal/firewall/nftables"
+	"github.com/berthnet/berth/internal/firewall/none"
+	"github.com/berthnet/berth/internal/netns"
+)
+
+// FirewallDrivers are the names NewFirewall accepts (besides "", the
+// default), in the words of netavark's firewall_driver.
+var FirewallDrivers = []string{firewall.DriverNftables, firewall.DriverIptables, firewall.DriverNone}
+
+var (
+	_ firewall.Checker = (*nftables.Driver)(nil)
+	_ firewall.Checker = none.Driver{}
+)
+
+// NewFirewall returns the firewall driver called name ("" is nftables,
+// case does not matter) that programs the firewall of host, or of the
+// calling process's network namespace when host is nil. An unknown name is
+// firewall.ErrUnknownDriver, with the valid names in the message; callers
+// add the field the name came from.
+func NewFirewall(name string, host *netns.NetNS) (firewall.Driver, error) {
+	switch strings.ToLower(name) {
+	case "", firewall.DriverNftables:
+		fd := -1
+		if host != nil {
+			fd = host.Fd()
+		}
+		return nftables.New(fd), nil
+	case firewall.DriverIptables:
+		var o iptables.Options
+		if host != nil {
+			o.NetNSPath = host.Path()
+		}
+		d, err := iptables.New(o)
+		if err != nil {
+			return nil, fmt.Errorf("firewall driver iptables: %w", err)
+		}
+		return d, nil
+	case firewall.DriverNone:
+		return none.Driver{}, nil
+	case "firewalld":
+		return nil, fmt.Errorf("%w %q: berth has no firewalld driver (want %s)", firewall.ErrUnknownDriver, name, validDrivers())
+	}
+	return nil, fmt.Errorf("%w %q (want %s)", firewall.ErrUnknownDriver, name, validDrivers())
+}
+
+func validDrivers() string {
+	n := len(FirewallDrivers)
+	return strings.Join(FirewallDrivers[:n-1], ", ") + " or " + FirewallDrivers[n-1]
+}
