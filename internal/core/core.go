@@ -172,10 +172,8 @@ func (m *Manager) Setup(ctx context.Context, nsPath string, o *network.Options) 
 }
 
 func (m *Manager) setup(ctx context.Context, sess *session, ctrNS *netns.NetNS, hostH, ctrH *link.Handle, o *network.Options, rb *undo) (map[string]network.StatusBlock, error) {
-	if lo, err := ctrH.ByName("lo"); err == nil {
-		if err := ctrH.Up(lo); err != nil {
-			return nil, err
-		}
+	if err := ctrH.LoopbackUp(); err != nil {
+		return nil, err
 	}
 	res := map[string]network.StatusBlock{}
 	var fwNets []firewall.NetworkRules

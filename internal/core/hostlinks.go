@@ -79,7 +79,7 @@ func Loopback(nsPath string, up bool) error {
 		return err
 	}
 	if up {
-		return h.Up(lo)
+		return h.LoopbackUp()
 	}
 	if err := h.LinkSetDown(lo); err != nil {
 		return fmt.Errorf("set lo down: %w", err)

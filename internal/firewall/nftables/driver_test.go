@@ -181,8 +181,8 @@ func TestTakenHostPortIsErrPortInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := d.Setup(nets, []firewall.PortForward{rival})
-	if !errors.Is(err, ErrPortInUse) {
-		t.Fatalf("second publisher of 8080/tcp: %v, want ErrPortInUse", err)
+	if !errors.Is(err, firewall.ErrPortInUse) {
+		t.Fatalf("second publisher of 8080/tcp: %v, want firewall.ErrPortInUse", err)
 	}
 	if !strings.Contains(err.Error(), "host port 8080/tcp is already published to 198.19.1.2:80") {
 		t.Errorf("error does not name the port and its holder: %v", err)
