@@ -2,7 +2,6 @@ package core
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -164,7 +163,7 @@ func (m *Manager) setupBridge(sess *session, ctrNS *netns.NetNS, hostH, ctrH *li
 	}
 	name := at.opts.Options["host_interface_name"]
 	if name == "" {
-		name = HostVethName(at.ctrID, n.Name)
+		name = network.HostVethName(at.ctrID, n.Name)
 	}
 	mtu := n.MTU()
 	if mtu <= 0 {
@@ -397,10 +396,3 @@ func bridgeHasPorts(hostH *link.Handle, br netlink.Link) (bool, error) {
 	return false, nil
 }
 
-// HostVethName names the host end of a container's veth: "veth" and 11 hex
-// digits of a hash of container ID and network, so it is unique per
-// attachment and stable for the life of the container.
-func HostVethName(ctrID, netName string) string {
-	h := sha256.Sum256([]byte(ctrID + "/" + netName))
-	return "veth" + hex.EncodeToString(h[:])[:11]
-}

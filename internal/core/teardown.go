@@ -77,7 +77,7 @@ func (m *Manager) Teardown(ctx context.Context, nsPath string, o *network.Option
 		hostName := ""
 		if n.Driver == network.DriverBridge {
 			if hostName = a.Options["host_interface_name"]; hostName == "" {
-				hostName = HostVethName(o.ContainerID, n.Name)
+				hostName = network.HostVethName(o.ContainerID, n.Name)
 			}
 		}
 		if ctrH != nil {
@@ -188,7 +188,7 @@ func (m *Manager) removeLink(h *link.Handle, ns *netns.NetNS, ifname string, hos
 // container is on it any more (for KeepBridges); it reports whether it
 // removed them. A missing bridge is not an error.
 func (m *Manager) RemoveBridge(ctx context.Context, n network.Network) (bool, error) {
-	if n.Driver != network.DriverBridge || n.Unmanaged() {
+	if !n.ManagedBridge() {
 		return false, nil
 	}
 	sess, err := m.state.open()
@@ -248,7 +248,7 @@ func (m *Manager) FirewallReload(ctx context.Context) ([]string, error) {
 		att := recorded(o)
 		for _, at := range att {
 			n := at.net
-			if n.Driver == network.DriverBridge && !n.Internal && !n.Unmanaged() {
+			if n.Firewalled() {
 				rl := m.rules(n)
 				if !seen[rl.ID] {
 					seen[rl.ID] = true
