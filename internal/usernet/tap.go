@@ -45,6 +45,17 @@ func OpenTAP(ns *netns.NetNS, name string, configure bool, cfg Config, mac net.H
 	return fd, err
 }
 
+// OpenTAPAt is OpenTAP in the network namespace at nsPath (a bind mount or
+// /proc/PID/ns/net), for front-ends that know the namespace by its path.
+func OpenTAPAt(nsPath, name string, configure bool, cfg Config, mac net.HardwareAddr) (int, error) {
+	ns, err := netns.Open(nsPath)
+	if err != nil {
+		return -1, err
+	}
+	defer ns.Close()
+	return OpenTAP(ns, name, configure, cfg, mac)
+}
+
 // OpenTAPHere is OpenTAP in the namespace of the calling thread, for a
 // process that already runs inside the target namespace (e.g. started by
 // nsenter).

@@ -24,7 +24,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berthnet/berth/internal/buildinfo"
-	"github.com/berthnet/berth/internal/netns"
 	"github.com/berthnet/berth/internal/usernet"
 )
 
@@ -287,12 +286,7 @@ func run(ctx context.Context, o *options, log *slog.Logger, adjust func(*usernet
 			return err
 		}
 	} else {
-		ns, err := netns.Open(o.netnsPath())
-		if err != nil {
-			return err
-		}
-		fd, err = usernet.OpenTAP(ns, o.tap, o.configure, cfg, mac)
-		ns.Close()
+		fd, err = usernet.OpenTAPAt(o.netnsPath(), o.tap, o.configure, cfg, mac)
 		if err != nil {
 			return err
 		}
