@@ -335,8 +335,7 @@ func TestConnectValidatesFirst(t *testing.T) {
 	if err := a.Check(); err != nil {
 		t.Error(err)
 	}
-	cs := &containerStore{path: filepath.Join(tw.rundir, "berth", "containers.db")}
-	if all, _ := cs.all(); len(all) != 0 {
+	if all := attachedRecords(t, filepath.Join(filepath.Dir(tw.cfg), "root"), tw.rundir); len(all) != 0 {
 		t.Errorf("containers registered by failed connects: %v", all)
 	}
 	for _, c := range []struct {

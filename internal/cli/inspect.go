@@ -191,12 +191,8 @@ func (w *world) inspectContainer(e *engine.Engine, c *engine.Container) ctrInspe
 			ns.Networks[name] = ep
 		}
 		if c.Running() {
-			all, _ := w.ctrs.all()
-			for _, rec := range all {
-				if rec.ID != id {
-					continue
-				}
-				for _, a := range rec.Networks {
+			{
+				for _, a := range c.State.Attachments {
 					ep := ns.Networks[a.Network.Name]
 					if ep == nil {
 						ep = &inspectEndpoint{NetworkID: a.Network.Name}

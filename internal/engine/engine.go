@@ -21,6 +21,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/berthnet/berth/internal/compat/slirp4netns"
 	"github.com/berthnet/berth/internal/network"
 	"github.com/berthnet/berth/internal/runopts"
 )
@@ -31,6 +32,8 @@ const (
 	StateRunning = "running"
 	StateExited  = "exited"
 	StateStopped = "stopped" // set by stop before the exit is recorded
+	// StateRegistered is the state of a registered namespace (Config.Registered).
+	StateRegistered = "registered"
 )
 
 // ImageInfo is what the engine needs from an image.
@@ -53,23 +56,6 @@ type ImageSource interface {
 	Mount(imageID, containerID string) (rootfs string, err error)
 	Unmount(containerID string) error
 	RemoveRootfs(containerID string) error
-}
-
-// Networker attaches a container's network namespace to its networks (the
-// bridge mode) and detaches it.
-type Networker interface {
-	// Attach attaches nsPath to every network of c.Config.Net and returns
-	// one status block per network name.
-	Attach(c *Container, nsPath string) (map[string]network.StatusBlock, error)
-	// Detach undoes Attach (and later connects); it tolerates a namespace
-	// that is already gone and a container that is not attached.
-	Detach(c *Container) error
-}
-
-// DNSRenamer is a Networker that can change the DNS names of an attached
-// container in place (a pod's infra container when members come and go).
-type DNSRenamer interface {
-	RenameDNS(c *Container) error
 }
 
 // Config is a container's configuration, fixed at create.
@@ -112,6 +98,12 @@ type Config struct {
 	// PodMembers (on an infra container) are the names of the pod's other
 	// containers: they resolve in DNS to the pod's addresses.
 	PodMembers []string `json:"pod_members,omitempty"`
+
+	// Registered marks a network namespace registered with `network
+	// connect --netns` (Net is ns:PATH): the engine attaches it to
+	// networks but does not run it, lists it only among Attached and
+	// forgets it when it leaves its last network.
+	Registered bool `json:"registered,omitempty"`
 }
 
 // State is a container's runtime state.
@@ -129,6 +121,14 @@ type State struct {
 	OwnNetNS bool `json:"own_netns,omitempty"`
 	// Networks is what the networks reported at start.
 	Networks map[string]network.StatusBlock `json:"networks,omitempty"`
+	// Attachments are the networks the namespace is attached to, as they
+	// were set up.
+	Attachments []Attachment `json:"attachments,omitempty"`
+	// Forwards are the IDs of the container's port forwards on the
+	// rootless netns's uplink; Fwd are those forwards (to add them again
+	// when the uplink restarted).
+	Forwards []int                 `json:"forwards,omitempty"`
+	Fwd      []slirp4netns.Hostfwd `json:"fwd,omitempty"`
 	// Mounted is the root filesystem while it is mounted.
 	Mounted string `json:"mounted,omitempty"`
 	// Error is why the last start failed.
@@ -165,7 +165,9 @@ type EngineConfig struct {
 	// Runtime is the OCI runtime binary (default /usr/sbin/runc).
 	Runtime string
 	Images  ImageSource
-	Net     Networker
+	// Network attaches containers to their networks; nil: containers
+	// cannot use bridge or slirp4netns networks.
+	Network *NetworkConfig
 	// MonitorCommand returns the command that runs the monitor of a
 	// container (berth's hidden `container monitor` subcommand).
 	MonitorCommand func(id string) *exec.Cmd
@@ -207,7 +209,13 @@ func New(cfg EngineConfig) (*Engine, error) {
 	if l == nil {
 		l = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{cfg: cfg, log: l}, nil
+	e := &Engine{cfg: cfg, log: l}
+	if cfg.Network != nil {
+		if err := e.migrateLegacy(cfg.Network.LegacyRecords); err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
 }
 
 // Runtime returns the OCI runtime binary.
@@ -400,20 +408,26 @@ func Lookup(all []*Container, ref string) (*Container, error) {
 	return c, nil
 }
 
-// List returns every container with its state reconciled.
+// List returns every container with its state reconciled (registered
+// namespaces are no containers the engine runs: see Attached).
 func (e *Engine) List() ([]*Container, error) {
 	all, err := e.list()
 	if err != nil {
 		return nil, err
 	}
-	for i, c := range all {
+	var out []*Container
+	for _, c := range all {
+		if c.Config.Registered {
+			continue
+		}
 		if c.State.Status == StateRunning || c.State.Status == StateStopped {
 			if r, err := e.reconcile(c.Config.ID); err == nil {
-				all[i] = r
+				c = r
 			}
 		}
+		out = append(out, c)
 	}
-	return all, nil
+	return out, nil
 }
 
 // Get returns the container ref names, reconciled.

@@ -223,10 +223,8 @@ func (e *Engine) Create(o CreateOptions) (c *Container, warnings []string, err e
 		}
 	}
 	c = &Container{Config: cfg, State: State{Status: StateCreated}}
-	if v, ok := e.cfg.Net.(interface{ Validate(*Container) error }); ok && publishes(cfg.Net.Kind) {
-		if err := v.Validate(c); err != nil {
-			return nil, nil, err
-		}
+	if err := e.validateNetworks(c); err != nil {
+		return nil, nil, err
 	}
 	if err := e.put(c, true); err != nil {
 		return nil, nil, err
@@ -379,16 +377,13 @@ func (e *Engine) Start(ref string, so StartOptions) (*Container, error) {
 		return fail(err)
 	}
 	if publishes(c.Config.Net.Kind) {
-		if e.cfg.Net == nil {
-			return fail(errors.New("engine: no network backend"))
-		}
 		cur := *c
 		cur.State.NetNS = st.NetNS
-		res, err := e.cfg.Net.Attach(&cur, st.NetNS)
+		res, err := e.attach(&cur, st.NetNS)
 		if err != nil {
 			return fail(err)
 		}
-		rb = append(rb, func() { _ = e.cfg.Net.Detach(&cur) })
+		rb = append(rb, func() { _ = e.detach(&cur) })
 		st.Networks = res
 		if _, err := e.modify(id, func(r *Container) error { r.State.Networks = res; return nil }); err != nil {
 			return fail(err)
@@ -594,8 +589,8 @@ func (e *Engine) cleanup(c *Container) error {
 			errs = append(errs, fmt.Errorf("runc delete: %s: %w", strings.TrimSpace(out), err))
 		}
 	}
-	if c.State.NetNS != "" && publishes(c.Config.Net.Kind) && e.cfg.Net != nil {
-		if err := e.cfg.Net.Detach(c); err != nil {
+	if c.State.NetNS != "" && publishes(c.Config.Net.Kind) {
+		if err := e.detach(c); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -342,8 +342,8 @@ func (e *Engine) podMembersChanged(podID string) {
 		e.log.Warn("pod member names", "pod", p.Name, "error", err)
 		return
 	}
-	if r, ok := e.cfg.Net.(DNSRenamer); ok && infra.State.NetNS != "" && len(infra.State.Networks) > 0 {
-		if err := r.RenameDNS(infra); err != nil {
+	if infra.State.NetNS != "" && len(infra.State.Networks) > 0 {
+		if err := e.renameDNS(infra); err != nil {
 			e.log.Warn("pod member names in DNS", "pod", p.Name, "error", err)
 		}
 	}
