@@ -53,7 +53,7 @@ type CreateOptions struct {
 	Net        runopts.NetMode
 	Ports      []network.PortMapping
 	PublishAll bool
-	Expose     []runopts.ExposedPort
+	Expose     []network.PortMapping // exposed ports (no host port)
 	DNS        runopts.DNS
 	AddHosts   []runopts.ExtraHost
 	NoHosts    bool
@@ -93,7 +93,7 @@ func (e *Engine) Create(o CreateOptions) (c *Container, warnings []string, err e
 			return false
 		})
 	}
-	var exposed []runopts.ExposedPort
+	var exposed []network.PortMapping
 	switch {
 	case o.Rootfs != "" && o.Image != "":
 		return nil, nil, errors.New("give either an image or --rootfs, not both")
@@ -158,13 +158,10 @@ func (e *Engine) Create(o CreateOptions) (c *Container, warnings []string, err e
 		}
 	}
 	exposed = append(exposed, o.Expose...)
-	for _, ep := range exposed {
-		// Ranges are listed port by port, as Podman does.
-		for i := uint16(0); i < max(ep.Range, 1); i++ {
-			p := runopts.ExposedPort{Port: ep.Port + i, Range: 1, Protocol: ep.Protocol}.String()
-			if !contains(cfg.ExposedPorts, p) {
-				cfg.ExposedPorts = append(cfg.ExposedPorts, p)
-			}
+	// Ranges are listed port by port, as Podman does.
+	for _, ep := range network.ExpandPorts(exposed...) {
+		if p := runopts.FormatExpose(ep); !contains(cfg.ExposedPorts, p) {
+			cfg.ExposedPorts = append(cfg.ExposedPorts, p)
 		}
 	}
 	ports := append([]network.PortMapping{}, o.Ports...)
