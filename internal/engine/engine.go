@@ -1,10 +1,20 @@
 // Package engine runs containers: it keeps their records (bbolt under the
-// storage root), creates their network namespaces and hands them to a
-// Networker, writes /etc/hosts and /etc/resolv.conf, generates the OCI
+// storage root: configuration, state and the networks each is attached
+// to), creates their network namespaces and attaches them through
+// berthnet (addresses from ipam, published ports, rootless uplink
+// forwards), writes /etc/hosts and /etc/resolv.conf, generates the OCI
 // spec, and starts a monitor process (berth's conmon) that runs runc and
 // outlives the command. Stop, kill, exec and remove drive runc directly;
 // the state each command reads is reconciled with the monitor's exit file
-// and runc, so a killed monitor does not make the engine lie.
+// and runc, so a killed monitor does not make the engine lie. Network
+// namespaces registered with `berth network connect --netns` are records
+// too: attached, never run.
+//
+// Files: engine.go (records), create.go, start.go and lifecycle.go (the
+// container's life), runtime.go (runc and the spec), etcfiles.go,
+// locks.go, network.go and connect.go (attachments), usermode.go
+// (rootless uplink and slirp4netns), pod.go, migrate.go (the CLI's former
+// records).
 package engine
 
 import (
