@@ -117,21 +117,10 @@ func (e *Engine) validateNetworks(c *Container) error {
 }
 
 // netOptions is the attach service's input for the attachments atts of
-// c.
-//
-// Published ports live on one attachment, the first bridge network of the
-// container: they are passed only when atts holds it, so connecting a
-// second network does not publish them again and disconnecting a network
-// that does not hold them leaves them alone.
+// c, with all its published ports (the attach service decides which
+// network carries them).
 func (e *Engine) netOptions(c *Container, atts []Attachment) *network.Options {
-	o := &network.Options{ContainerID: c.Config.ID, ContainerName: c.Config.Name, NetworkInfo: map[string]network.Network{}}
-	if holder := portHolder(c.State.Attachments); holder != "" {
-		for _, a := range atts {
-			if a.Network.Name == holder {
-				o.PortMappings = e.firewallPorts(c)
-			}
-		}
-	}
+	o := &network.Options{ContainerID: c.Config.ID, ContainerName: c.Config.Name, NetworkInfo: map[string]network.Network{}, PortMappings: e.firewallPorts(c)}
 	for _, a := range atts {
 		if len(c.Config.PodMembers) > 0 {
 			a.Opts.Aliases = append(append([]string{}, a.Opts.Aliases...), c.Config.PodMembers...)
@@ -155,18 +144,6 @@ func (e *Engine) firewallPorts(c *Container) []network.PortMapping {
 		out = append(out, pm)
 	}
 	return out
-}
-
-// portHolder is the network whose attachment carries the container's
-// published ports: its first managed, non-internal bridge network.
-func portHolder(atts []Attachment) string {
-	for _, a := range atts {
-		n := a.Network
-		if n.Driver == network.DriverBridge && !n.Internal && !n.Unmanaged() {
-			return n.Name
-		}
-	}
-	return ""
 }
 
 func findAttachment(atts []Attachment, netName string) int {
