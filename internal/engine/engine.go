@@ -326,8 +326,8 @@ func MatchRef[T any](all []T, ref string, id, name func(T) string) (found T, ok,
 	return found, ok, false
 }
 
-// put stores c; when isNew the name must be free.
-func (e *Engine) put(c *Container, isNew bool) error {
+// update runs fn on the container bucket in one write transaction.
+func (e *Engine) update(fn func(b *bolt.Bucket) error) error {
 	db, err := e.open(false)
 	if err != nil {
 		return err
@@ -338,6 +338,13 @@ func (e *Engine) put(c *Container, isNew bool) error {
 		if err != nil {
 			return err
 		}
+		return fn(b)
+	})
+}
+
+// put stores c; when isNew the name must be free.
+func (e *Engine) put(c *Container, isNew bool) error {
+	return e.update(func(b *bolt.Bucket) error {
 		if isNew {
 			if err := b.ForEach(func(k, v []byte) error {
 				var o Container
@@ -361,17 +368,8 @@ func (e *Engine) put(c *Container, isNew bool) error {
 
 // modify applies fn to the stored record of id in one transaction.
 func (e *Engine) modify(id string, fn func(c *Container) error) (*Container, error) {
-	db, err := e.open(false)
-	if err != nil {
-		return nil, err
-	}
-	defer db.Close()
 	var out Container
-	err = db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bucket)
-		if err != nil {
-			return err
-		}
+	err := e.update(func(b *bolt.Bucket) error {
 		v := b.Get([]byte(id))
 		if v == nil {
 			return fmt.Errorf("container %s: %w", id, ErrNoSuchContainer)

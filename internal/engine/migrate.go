@@ -92,16 +92,7 @@ func readLegacy(path string) ([]legacyRecord, error) {
 // attachments and forwards go on its record, a namespace that is no
 // engine container becomes a registered one.
 func (e *Engine) mergeLegacy(old []legacyRecord) error {
-	db, err := e.open(false)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	return db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bucket)
-		if err != nil {
-			return err
-		}
+	return e.update(func(b *bolt.Bucket) error {
 		for _, r := range old {
 			if len(r.Networks) == 0 {
 				continue
