@@ -9,7 +9,6 @@ import (
 
 	"github.com/berthnet/berth/internal/monitor"
 	"github.com/berthnet/berth/internal/netns"
-	"github.com/berthnet/berth/internal/runopts"
 )
 
 // MonitorStarted records a started container (called by the monitor).
@@ -351,14 +350,4 @@ func (e *Engine) removeStopped(c *Container) error {
 	_ = os.Remove(e.lockPath(id))
 	_ = os.Remove(e.lockPath(id) + ".cleanup")
 	return errors.Join(os.RemoveAll(e.RunDir(id)), os.RemoveAll(e.DataDir(id)))
-}
-
-// UpdateNetworks changes the networks a container is configured with (the
-// ones it joins at its next start): connect and disconnect record here.
-func (e *Engine) UpdateNetworks(ref string, fn func(m *runopts.NetMode) error) (*Container, error) {
-	c, err := e.Get(ref)
-	if err != nil {
-		return nil, err
-	}
-	return e.modify(c.Config.ID, func(c *Container) error { return fn(&c.Config.Net) })
 }
