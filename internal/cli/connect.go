@@ -28,14 +28,16 @@ func connectCmd(env Env, g *globals) *cobra.Command {
 (eth0, eth1, ...) with an address from the network, routes, firewall rules
 and DNS names.
 
-Until berth runs containers itself, a CONTAINER is a network namespace
-registered with berth. Name it and give its path the first time:
+A CONTAINER is a container of berth's engine (a created or stopped one
+joins the network at its next start) or a network namespace berth does not
+run, registered by its path. Name such a namespace and give its path the
+first time:
 
   berth network connect --netns /run/netns/web NETWORK web
 
 or refer to it by path as ns:PATH (its name is then the file's name). Later
-commands use the name, the ID or an ID prefix. A container is forgotten when
-it leaves its last network.`,
+commands use the name, the ID or an ID prefix. A registered namespace is
+forgotten when it leaves its last network.`,
 		Example: `  berth network connect --netns /run/netns/web --alias www --ip 198.19.5.10 web-net web
   berth network connect other-net web`,
 		Args: cobra.ExactArgs(2),
