@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/berthnet/berth/internal/link"
 )
@@ -33,7 +33,7 @@ func ReadHostLinks() (HostLinks, error) {
 	for _, l := range links {
 		out.Names = append(out.Names, l.Attrs().Name)
 	}
-	addrs, err := h.AddrList(nil, netlink.FAMILY_ALL)
+	addrs, err := h.AddrList(nil, unix.AF_UNSPEC) // every family
 	if err != nil {
 		return HostLinks{}, fmt.Errorf("list host addresses: %w", err)
 	}
