@@ -11,7 +11,9 @@ import (
 	"testing"
 
 	"github.com/spf13/cobra"
+	bolt "go.etcd.io/bbolt"
 
+	"github.com/berthnet/berth/internal/engine"
 	"github.com/berthnet/berth/internal/ipam"
 	"github.com/berthnet/berth/internal/netstore"
 	"github.com/berthnet/berth/internal/network"
@@ -335,8 +337,7 @@ func TestConnectValidatesFirst(t *testing.T) {
 	if err := a.Check(); err != nil {
 		t.Error(err)
 	}
-	cs := &containerStore{path: filepath.Join(tw.rundir, "berth", "containers.db")}
-	if all, _ := cs.all(); len(all) != 0 {
+	if all := attachedRecords(t, filepath.Join(filepath.Dir(tw.cfg), "root"), tw.rundir); len(all) != 0 {
 		t.Errorf("containers registered by failed connects: %v", all)
 	}
 	for _, c := range []struct {
@@ -432,3 +433,47 @@ func TestArgv0Dispatch(t *testing.T) {
 }
 
 func rootForTest(env Env) *cobra.Command { return newRoot(env, &globals{}, new(int)) }
+
+// TestLegacyRecordsMigrate: a namespace registered in the CLI's former
+// containers.db is the engine's record after the first command: the
+// network it is on is in use, and the old database is renamed aside.
+func TestLegacyRecordsMigrate(t *testing.T) {
+	tw := newTestWorld(t, "fixtures")
+	legacy := filepath.Join(tw.rundir, "berth", "containers.db")
+	if err := os.MkdirAll(filepath.Dir(legacy), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	db, err := bolt.Open(legacy, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := `{"id":"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef","name":"web","netns":"/run/netns/web",` +
+		`"created":"2026-01-02T03:04:05Z","networks":[{"network":{"name":"a2net","driver":"bridge","network_interface":"podman9"},` +
+		`"opts":{"static_ips":["192.168.55.5"],"interface_name":"eth0"}}]}`
+	err = db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte("containers"))
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"), []byte(rec))
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, _, errOut := tw.run(t, "network", "rm", "a2net")
+	if rc != 2 || !strings.Contains(errOut, `"a2net" has associated containers with it`) {
+		t.Errorf("network rm of a network a migrated namespace is on: rc %d %q", rc, errOut)
+	}
+	if _, err := os.Stat(legacy + engine.MigratedSuffix); err != nil {
+		t.Errorf("legacy database not renamed aside: %v", err)
+	}
+	all := attachedRecords(t, filepath.Join(filepath.Dir(tw.cfg), "root"), tw.rundir)
+	if len(all) != 1 || all[0].Config.Name != "web" || !all[0].Config.Registered || all[0].State.NetNS != "/run/netns/web" {
+		t.Fatalf("records after migration: %+v", all)
+	}
+	// ps lists engine containers only.
+	if rc, out, _ := tw.run(t, "ps", "-a", "-q"); rc != 0 || strings.TrimSpace(out) != "" {
+		t.Errorf("ps -a shows a registered namespace: rc %d %q", rc, out)
+	}
+}

@@ -315,7 +315,7 @@ func portCmd(env Env, g *globals) *cobra.Command {
 			if err != nil {
 				return notFound(err, 125)
 			}
-			var want *runopts.ExposedPort
+			var want *network.PortMapping
 			if len(args) == 2 {
 				ep, err := runopts.ParseExpose(args[1])
 				if err != nil {
@@ -324,20 +324,17 @@ func portCmd(env Env, g *globals) *cobra.Command {
 				want = &ep
 			}
 			found := false
-			for _, pm := range c.Config.Ports {
-				for i := 0; i < pm.Ports(); i++ {
-					cp, hp := pm.ContainerPort+uint16(i), pm.HostPort+uint16(i)
-					proto := network.NormalizeProtocol(pm.Protocol)
-					host := strings.Trim(hostIPOrAny(pm), "[]")
-					if want != nil {
-						if want.Port == cp && want.Protocol == proto {
-							fmt.Fprintf(env.Stdout, "%s\n", net2(host, hp))
-							found = true
-						}
-						continue
+			for _, pm := range network.ExpandPorts(c.Config.Ports...) {
+				cp, hp, proto := pm.ContainerPort, pm.HostPort, pm.Protocol
+				host := strings.Trim(hostIPOrAny(pm), "[]")
+				if want != nil {
+					if want.ContainerPort == cp && want.Protocol == proto {
+						fmt.Fprintf(env.Stdout, "%s\n", net2(host, hp))
+						found = true
 					}
-					fmt.Fprintf(env.Stdout, "%d/%s -> %s\n", cp, proto, net2(host, hp))
+					continue
 				}
+				fmt.Fprintf(env.Stdout, "%d/%s -> %s\n", cp, proto, net2(host, hp))
 			}
 			if want != nil && !found {
 				return fmt.Errorf("failed to find published port %q", args[1])

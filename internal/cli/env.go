@@ -10,16 +10,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/berthnet/berth/berthnet"
 	"github.com/berthnet/berth/internal/compat/netavark"
 	"github.com/berthnet/berth/internal/containersconf"
 	"github.com/berthnet/berth/internal/core"
 	"github.com/berthnet/berth/internal/dhcpproxy"
+	"github.com/berthnet/berth/internal/engine"
 	"github.com/berthnet/berth/internal/firewall"
 	"github.com/berthnet/berth/internal/ipam"
-	"github.com/berthnet/berth/internal/link"
 	"github.com/berthnet/berth/internal/netconf"
 	"github.com/berthnet/berth/internal/netstore"
 	"github.com/berthnet/berth/internal/rootless"
@@ -27,10 +25,7 @@ import (
 
 // HostLinks is what the host already uses: link names and the addresses
 // (with prefix) configured on them. berth reads it, never changes it.
-type HostLinks struct {
-	Names  []string
-	Prefix []netip.Prefix
-}
+type HostLinks = engine.HostLinks
 
 // Env is everything the berth command reads from its process: streams,
 // environment, identity, the host's links and the clock. Main fills it from
@@ -67,48 +62,10 @@ func ProcessEnv(stdin io.Reader, stdout, stderr io.Writer) Env {
 		Rootless:   os.Geteuid() != 0 || rootless.Inside(),
 		Home:       home,
 		UID:        rootless.RealUID(),
-		Links:      readHostLinks,
+		Links:      engine.ReadHostLinks,
 		Now:        time.Now,
 		Executable: exe,
 	}
-}
-
-// readHostLinks lists the links and addresses of the calling process's
-// network namespace over netlink (read-only: ip -o addr).
-func readHostLinks() (HostLinks, error) {
-	h, err := link.NewHandle(nil)
-	if err != nil {
-		return HostLinks{}, err
-	}
-	defer h.Close()
-	links, err := h.LinkList()
-	if err != nil {
-		return HostLinks{}, fmt.Errorf("list host links: %w", err)
-	}
-	var out HostLinks
-	for _, l := range links {
-		out.Names = append(out.Names, l.Attrs().Name)
-	}
-	addrs, err := h.AddrList(nil, netlink.FAMILY_ALL)
-	if err != nil {
-		return HostLinks{}, fmt.Errorf("list host addresses: %w", err)
-	}
-	for _, a := range addrs {
-		if a.IPNet == nil {
-			continue
-		}
-		ip, ok := netip.AddrFromSlice(a.IP)
-		if !ok {
-			continue
-		}
-		ones, _ := a.Mask.Size()
-		ip = ip.Unmap()
-		if ip.IsLoopback() || ip.IsLinkLocalUnicast() {
-			continue
-		}
-		out.Prefix = append(out.Prefix, netip.PrefixFrom(ip, ones))
-	}
-	return out, nil
 }
 
 // globals are the root command's flags.
@@ -128,14 +85,15 @@ type world struct {
 	conf   *containersconf.Config
 	store  *netstore.Store
 	alloc  *ipam.Allocator
-	ctrs   *containerStore
 	runDir string
 	// root holds images and containers (--root, default /var/lib/berth,
 	// rootless $XDG_DATA_HOME/berth); runRoot holds runtime state
 	// (--runroot, default /run/berth, rootless $XDG_RUNTIME_DIR/berth).
 	root, runRoot string
-	log           *slog.Logger
-	logLevel      slog.Level
+	// eng is the container engine, opened on first use.
+	eng      *engine.Engine
+	log      *slog.Logger
+	logLevel slog.Level
 }
 
 var logLevels = map[string]slog.Level{
@@ -206,7 +164,7 @@ func openWorld(env Env, g *globals) (*world, error) {
 		return nil, err
 	}
 	root, runRoot := engineDirs(env, g)
-	return &world{env: env, conf: conf, store: st, alloc: alloc, ctrs: &containerStore{path: filepath.Join(runDir, "berth", "containers.db")}, runDir: runDir, root: root, runRoot: runRoot, log: log, logLevel: lvl}, nil
+	return &world{env: env, conf: conf, store: st, alloc: alloc, runDir: runDir, root: root, runRoot: runRoot, log: log, logLevel: lvl}, nil
 }
 
 // engineDirs resolves the engine's storage and runtime directories from the
@@ -268,10 +226,10 @@ func (w *world) hostLinks() (HostLinks, error) {
 	return w.env.Links()
 }
 
-// manager builds the backend that attaches namespaces — berth's public
-// API (package berthnet) in Podman's model, with the firewall driver and
-// DNS port containers.conf names. Callers Close it.
-func (w *world) manager() (*berthnet.Host, error) {
+// hostConfig configures the service that attaches namespaces — berth's
+// public API (package berthnet) in Podman's model, with the firewall
+// driver and DNS port containers.conf names; the engine opens it.
+func (w *world) hostConfig() (berthnet.Config, error) {
 	fw := w.env.Firewall
 	if fw == nil && !w.rootlessBridges() {
 		name := w.conf.Network.FirewallDriver
@@ -280,27 +238,14 @@ func (w *world) manager() (*berthnet.Host, error) {
 		}
 		d, err := core.NewFirewall(name, nil)
 		if err != nil {
-			return nil, fmt.Errorf("containers.conf firewall_driver: %w", err)
+			return berthnet.Config{}, fmt.Errorf("containers.conf firewall_driver: %w", err)
 		}
 		fw = d
 	}
-	hostNS := ""
-	if w.rootlessBridges() {
-		// Bridge networks live in the rootless netns, reached from the
-		// host through its user-mode uplink; its firewall is nftables
-		// bound to it (berthnet's default for a host namespace).
-		rn := w.rootlessNetNS()
-		restarted, err := rn.Ensure(w.slirp(), "")
-		if err != nil {
-			return nil, err
-		}
-		hostNS = rn.Path()
-		if restarted {
-			w.readdForwards()
-		}
-	}
-	return berthnet.New(berthnet.Config{
-		HostNetns:      hostNS,
+	// A rootless engine's bridge networks live in the rootless netns
+	// (the engine sets HostNetns); its firewall is nftables bound to it
+	// (berthnet's default for a host namespace).
+	return berthnet.Config{
 		StateDir:       w.runDir,
 		AardvarkBinary: w.aardvarkBinary(),
 		DNSPort:        w.conf.Network.DNSBindPort,
@@ -311,7 +256,17 @@ func (w *world) manager() (*berthnet.Host, error) {
 		// As the netavark front-end: teardown does not wait for the
 		// kernel's deletion of each veth (package reaper).
 		BackgroundLinkRemoval: true,
-	})
+	}, nil
+}
+
+// manager opens the attach service through the engine (which starts a
+// rootless engine's rootless netns). Callers Close it.
+func (w *world) manager() (*berthnet.Host, error) {
+	e, err := w.engine()
+	if err != nil {
+		return nil, err
+	}
+	return e.OpenHost()
 }
 
 // aardvarkBinary is berth's own DNS server beside the binary, else the one

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/berthnet/berth/internal/engine"
 )
 
 // goldenCase is one capture of Podman 4.3.1 (testdata/podman/capture.sh).
@@ -291,4 +293,19 @@ func TestGoldenAgainstPodman(t *testing.T) {
 			}
 		})
 	}
+}
+
+// attachedRecords returns the engine's records with attachments (engine
+// containers and registered namespaces) under root.
+func attachedRecords(t *testing.T, root, runRoot string) []*engine.Container {
+	t.Helper()
+	e, err := engine.New(engine.EngineConfig{Root: root, RunRoot: runRoot})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := e.Attached()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return all
 }

@@ -315,6 +315,9 @@ func (w *world) reset(cmd *cobra.Command) error {
 				errs = append(errs, fmt.Errorf("remove container %s: %w", c.Config.Name, err))
 			}
 		}
+		// Namespaces registered with network connect --netns leave their
+		// networks too.
+		errs = append(errs, e.DetachRegistered(cmd.Context())...)
 		if _, err := os.Stat(filepath.Join(w.root, "images")); err == nil {
 			// Image store mounts go before its directory does.
 			if s, err := image.Open(filepath.Join(w.root, "images")); err == nil {
@@ -334,27 +337,12 @@ func (w *world) reset(cmd *cobra.Command) error {
 			}
 		}
 	}
-	ctrs, err := w.ctrs.all()
-	if err != nil {
-		errs = append(errs, err)
-	}
-	if len(ctrs) > 0 {
-		m, err := w.manager()
-		if err != nil {
-			return err
+	// Records of the CLI's former container database.
+	legacy := filepath.Join(w.runDir, "berth", "containers.db")
+	for _, p := range []string{legacy, legacy + engine.MigratedSuffix} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("remove container records: %w", err))
 		}
-		defer m.Close()
-		for _, c := range ctrs {
-			if err := m.TeardownNetavark(cmd.Context(), c.NetNS, c.options(c.Networks)); err != nil {
-				errs = append(errs, fmt.Errorf("detach container %s: %w", c.Name, err))
-			}
-			if err := w.alloc.ReleaseAll(c.ID); err != nil {
-				errs = append(errs, err)
-			}
-		}
-	}
-	if err := os.Remove(w.ctrs.path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		errs = append(errs, fmt.Errorf("remove container records: %w", err))
 	}
 	nets, err := w.store.List()
 	if err != nil {

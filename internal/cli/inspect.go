@@ -164,13 +164,11 @@ func (w *world) inspectContainer(e *engine.Engine, c *engine.Container) ctrInspe
 		out.Config.ExposedPorts[p] = struct{}{}
 		ports[p] = nil
 	}
-	for _, pm := range c.Config.Ports {
-		for i := 0; i < pm.Ports(); i++ {
-			k := fmt.Sprintf("%d/%s", int(pm.ContainerPort)+i, network.NormalizeProtocol(pm.Protocol))
-			b := inspectPort{HostIP: pm.HostIP, HostPort: strconv.Itoa(int(pm.HostPort) + i)}
-			ports[k] = append(ports[k], b)
-			out.HostConfig.PortBindings[k] = append(out.HostConfig.PortBindings[k], b)
-		}
+	for _, pm := range network.ExpandPorts(c.Config.Ports...) {
+		k := fmt.Sprintf("%d/%s", pm.ContainerPort, pm.Protocol)
+		b := inspectPort{HostIP: pm.HostIP, HostPort: strconv.Itoa(int(pm.HostPort))}
+		ports[k] = append(ports[k], b)
+		out.HostConfig.PortBindings[k] = append(out.HostConfig.PortBindings[k], b)
 	}
 	ns := inspectNetwork{Ports: ports}
 	if c.Running() {
@@ -191,12 +189,8 @@ func (w *world) inspectContainer(e *engine.Engine, c *engine.Container) ctrInspe
 			ns.Networks[name] = ep
 		}
 		if c.Running() {
-			all, _ := w.ctrs.all()
-			for _, rec := range all {
-				if rec.ID != id {
-					continue
-				}
-				for _, a := range rec.Networks {
+			{
+				for _, a := range c.State.Attachments {
 					ep := ns.Networks[a.Network.Name]
 					if ep == nil {
 						ep = &inspectEndpoint{NetworkID: a.Network.Name}

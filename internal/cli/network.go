@@ -490,29 +490,32 @@ func (w *world) filterNetworks(nets []network.Network, fs filterSet, inUse map[s
 	return out, nil
 }
 
-// inUse returns the networks registered containers are attached to.
-func (w *world) inUse() (map[string]bool, []*container, error) {
-	ctrs, err := w.ctrs.all()
+// inUse returns the networks containers are attached to (and the attached
+// containers and registered namespaces).
+func (w *world) inUse() (map[string]bool, []*engine.Container, error) {
+	e, err := w.engine()
+	if err != nil {
+		return nil, nil, err
+	}
+	ctrs, err := e.Attached()
 	if err != nil {
 		return nil, nil, err
 	}
 	m := map[string]bool{}
 	for _, c := range ctrs {
-		for _, a := range c.Networks {
+		for _, a := range c.State.Attachments {
 			m[a.Network.Name] = true
 		}
 	}
 	// Engine containers use their configured networks even when stopped.
-	if e, err := w.engine(); err == nil {
-		ecs, err := e.List()
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, c := range ecs {
-			if c.Config.Net.Kind == runopts.ModeBridge {
-				for _, r := range c.Config.Net.Networks {
-					m[w.netName(r.Name)] = true
-				}
+	ecs, err := e.List()
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, c := range ecs {
+		if c.Config.Net.Kind == runopts.ModeBridge {
+			for _, r := range c.Config.Net.Networks {
+				m[w.netName(r.Name)] = true
 			}
 		}
 	}
@@ -750,10 +753,12 @@ func (w *world) removeNetwork(cmd *cobra.Command, ref string, force bool) (strin
 	if err != nil {
 		return "", err
 	}
-	var users []*container
+	var users []*engine.Container
 	for _, c := range ctrs {
-		if c.find(n.Name) >= 0 {
-			users = append(users, c)
+		for _, a := range c.State.Attachments {
+			if a.Network.Name == n.Name {
+				users = append(users, c)
+			}
 		}
 	}
 	if len(users) > 0 {
@@ -761,7 +766,7 @@ func (w *world) removeNetwork(cmd *cobra.Command, ref string, force bool) (strin
 			return "", &exitError{code: 2, err: fmt.Errorf("%q has associated containers with it. Use -f to forcibly delete containers and pods: %w", n.Name, ErrNetworkInUse)}
 		}
 		for _, c := range users {
-			if err := w.disconnect(cmd, n.Name, c.ID, true); err != nil {
+			if err := w.disconnect(cmd, n.Name, c.Config.ID, true); err != nil {
 				return "", err
 			}
 		}

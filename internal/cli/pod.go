@@ -44,7 +44,7 @@ func podCreateCmd(env Env, g *globals) *cobra.Command {
 				}
 				f.name = args[0]
 			}
-			if f.name != "" && !validContainerName(f.name) {
+			if f.name != "" && !engine.ValidName(f.name) {
 				return fmt.Errorf("--name %q: names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*", f.name)
 			}
 			f.labels = labels

@@ -13,6 +13,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/berthnet/berth/internal/engine"
 	"github.com/berthnet/berth/internal/ipam"
 	"github.com/berthnet/berth/internal/nettest"
 )
@@ -221,16 +222,11 @@ func TestPrivilegedConnectDisconnect(t *testing.T) {
 // lookupID returns a registered container's ID.
 func lookupID(t *testing.T, p *ptopo, name string) string {
 	t.Helper()
-	cs := &containerStore{path: filepath.Join(p.run, "berth", "containers.db")}
-	all, err := cs.all()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := lookup(all, name)
+	c, err := engine.Lookup(attachedRecords(t, p.root, p.runRoot), name)
 	if err != nil {
 		return ""
 	}
-	return c.ID
+	return c.Config.ID
 }
 
 // TestPrivilegedReloadAfterFlush: a flushed ruleset cuts the container's

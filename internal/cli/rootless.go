@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
-	"github.com/berthnet/berth/internal/netns"
 	"github.com/berthnet/berth/internal/rootless"
 )
 
@@ -140,17 +139,11 @@ container). Only for rootless users.`,
 			if err != nil {
 				return err
 			}
-			rn := w.rootlessNetNS()
-			if _, err := rn.Ensure(w.slirp(), ""); err != nil {
-				return err
-			}
-			ns, err := netns.Open(rn.Path())
+			e, err := w.engine()
 			if err != nil {
 				return err
 			}
-			// exec from a thread inside the namespace: the new program
-			// keeps that thread's namespaces.
-			return ns.DoDiscard(func() error { return syscall.Exec(path, args, environ) })
+			return e.ExecInRootlessNetNS(path, args, environ)
 		},
 	}
 	c.Flags().SetInterspersed(false)

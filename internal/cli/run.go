@@ -106,7 +106,7 @@ func (f *ctrFlags) options(cmd *cobra.Command, env Env, args []string) (engine.C
 		t := f.stopTimeout
 		o.StopTimeout = &t
 	}
-	if f.name != "" && !validContainerName(f.name) {
+	if f.name != "" && !engine.ValidName(f.name) {
 		return o, fmt.Errorf("--name %q: names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*", f.name)
 	}
 	if f.workdir != "" && !strings.HasPrefix(f.workdir, "/") {

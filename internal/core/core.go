@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	bolt "go.etcd.io/bbolt"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -218,7 +219,7 @@ func (m *Manager) setup(ctx context.Context, sess *session, ctrNS *netns.NetNS, 
 		}
 	}
 
-	ports := forwards(o, att)
+	ports := sess.forwards(ctrNS.Path(), o, att)
 	if err := m.fail("firewall"); err != nil {
 		return nil, err
 	}
@@ -274,6 +275,50 @@ func (m *Manager) rules(n network.Network) firewall.NetworkRules {
 		r.Gateways = n.Gateways()
 	}
 	return r
+}
+
+// forwards returns the DNAT targets of this call's attachments att when
+// they carry the container's published ports (portsHere), else none.
+func (s *session) forwards(nsPath string, o *network.Options, att []*attachment) []firewall.PortForward {
+	if !s.portsHere(nsPath, o) {
+		return nil
+	}
+	return forwards(o, att)
+}
+
+// portsHere reports whether the networks of o carry the container's
+// published ports. They live on its first managed, non-internal bridge
+// network — among the networks recorded for it in the same namespace,
+// then those of o — so a setup that adds a network (network connect)
+// does not publish them again (the firewall maps a host port to one
+// destination), and a teardown of a network that does not carry them
+// leaves them alone.
+func (s *session) portsHere(nsPath string, o *network.Options) bool {
+	if len(o.PortMappings) == 0 {
+		return false
+	}
+	var order []network.Network
+	here := map[string]bool{}
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		if r := getRecord(tx.Bucket(bucketContainers), o.ContainerID); r != nil && r.NSPath == nsPath {
+			for _, a := range r.Options.Networks {
+				order = append(order, r.Options.NetworkInfo[a.Name])
+			}
+		}
+		return nil
+	})
+	for _, a := range o.Networks {
+		here[a.Name] = true
+		n := o.NetworkInfo[a.Name]
+		n.Name = a.Name
+		order = append(order, n)
+	}
+	for _, n := range order {
+		if n.Driver == network.DriverBridge && !n.Internal && !n.Unmanaged() {
+			return here[n.Name]
+		}
+	}
+	return false
 }
 
 // forwards picks the DNAT targets: port mappings go to the first

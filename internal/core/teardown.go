@@ -129,7 +129,7 @@ func (m *Manager) Teardown(ctx context.Context, nsPath string, o *network.Option
 	}
 
 	m.step("teardown-firewall")
-	if ports := forwards(o, att); len(ports) > 0 || len(complete) > 0 {
+	if ports := sess.forwards(nsPath, o, att); len(ports) > 0 || len(complete) > 0 {
 		if err := m.cfg.Firewall.Teardown(ports, complete); err != nil {
 			errs = append(errs, fmt.Errorf("tear down firewall (%s): %w", m.cfg.Firewall.Name(), err))
 		}

@@ -1,10 +1,20 @@
 // Package engine runs containers: it keeps their records (bbolt under the
-// storage root), creates their network namespaces and hands them to a
-// Networker, writes /etc/hosts and /etc/resolv.conf, generates the OCI
+// storage root: configuration, state and the networks each is attached
+// to), creates their network namespaces and attaches them through
+// berthnet (addresses from ipam, published ports, rootless uplink
+// forwards), writes /etc/hosts and /etc/resolv.conf, generates the OCI
 // spec, and starts a monitor process (berth's conmon) that runs runc and
 // outlives the command. Stop, kill, exec and remove drive runc directly;
 // the state each command reads is reconciled with the monitor's exit file
-// and runc, so a killed monitor does not make the engine lie.
+// and runc, so a killed monitor does not make the engine lie. Network
+// namespaces registered with `berth network connect --netns` are records
+// too: attached, never run.
+//
+// Files: engine.go (records), create.go, start.go and lifecycle.go (the
+// container's life), runtime.go (runc and the spec), etcfiles.go,
+// locks.go, network.go and connect.go (attachments), usermode.go
+// (rootless uplink and slirp4netns), pod.go, migrate.go (the CLI's former
+// records).
 package engine
 
 import (
@@ -21,6 +31,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/berthnet/berth/internal/compat/slirp4netns"
 	"github.com/berthnet/berth/internal/network"
 	"github.com/berthnet/berth/internal/runopts"
 )
@@ -31,6 +42,8 @@ const (
 	StateRunning = "running"
 	StateExited  = "exited"
 	StateStopped = "stopped" // set by stop before the exit is recorded
+	// StateRegistered is the state of a registered namespace (Config.Registered).
+	StateRegistered = "registered"
 )
 
 // ImageInfo is what the engine needs from an image.
@@ -53,23 +66,6 @@ type ImageSource interface {
 	Mount(imageID, containerID string) (rootfs string, err error)
 	Unmount(containerID string) error
 	RemoveRootfs(containerID string) error
-}
-
-// Networker attaches a container's network namespace to its networks (the
-// bridge mode) and detaches it.
-type Networker interface {
-	// Attach attaches nsPath to every network of c.Config.Net and returns
-	// one status block per network name.
-	Attach(c *Container, nsPath string) (map[string]network.StatusBlock, error)
-	// Detach undoes Attach (and later connects); it tolerates a namespace
-	// that is already gone and a container that is not attached.
-	Detach(c *Container) error
-}
-
-// DNSRenamer is a Networker that can change the DNS names of an attached
-// container in place (a pod's infra container when members come and go).
-type DNSRenamer interface {
-	RenameDNS(c *Container) error
 }
 
 // Config is a container's configuration, fixed at create.
@@ -112,6 +108,12 @@ type Config struct {
 	// PodMembers (on an infra container) are the names of the pod's other
 	// containers: they resolve in DNS to the pod's addresses.
 	PodMembers []string `json:"pod_members,omitempty"`
+
+	// Registered marks a network namespace registered with `network
+	// connect --netns` (Net is ns:PATH): the engine attaches it to
+	// networks but does not run it, lists it only among Attached and
+	// forgets it when it leaves its last network.
+	Registered bool `json:"registered,omitempty"`
 }
 
 // State is a container's runtime state.
@@ -129,6 +131,14 @@ type State struct {
 	OwnNetNS bool `json:"own_netns,omitempty"`
 	// Networks is what the networks reported at start.
 	Networks map[string]network.StatusBlock `json:"networks,omitempty"`
+	// Attachments are the networks the namespace is attached to, as they
+	// were set up.
+	Attachments []Attachment `json:"attachments,omitempty"`
+	// Forwards are the IDs of the container's port forwards on the
+	// rootless netns's uplink; Fwd are those forwards (to add them again
+	// when the uplink restarted).
+	Forwards []int                 `json:"forwards,omitempty"`
+	Fwd      []slirp4netns.Hostfwd `json:"fwd,omitempty"`
 	// Mounted is the root filesystem while it is mounted.
 	Mounted string `json:"mounted,omitempty"`
 	// Error is why the last start failed.
@@ -165,7 +175,9 @@ type EngineConfig struct {
 	// Runtime is the OCI runtime binary (default /usr/sbin/runc).
 	Runtime string
 	Images  ImageSource
-	Net     Networker
+	// Network attaches containers to their networks; nil: containers
+	// cannot use bridge or slirp4netns networks.
+	Network *NetworkConfig
 	// MonitorCommand returns the command that runs the monitor of a
 	// container (berth's hidden `container monitor` subcommand).
 	MonitorCommand func(id string) *exec.Cmd
@@ -207,7 +219,13 @@ func New(cfg EngineConfig) (*Engine, error) {
 	if l == nil {
 		l = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{cfg: cfg, log: l}, nil
+	e := &Engine{cfg: cfg, log: l}
+	if cfg.Network != nil {
+		if err := e.migrateLegacy(cfg.Network.LegacyRecords); err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
 }
 
 // Runtime returns the OCI runtime binary.
@@ -308,8 +326,8 @@ func MatchRef[T any](all []T, ref string, id, name func(T) string) (found T, ok,
 	return found, ok, false
 }
 
-// put stores c; when isNew the name must be free.
-func (e *Engine) put(c *Container, isNew bool) error {
+// update runs fn on the container bucket in one write transaction.
+func (e *Engine) update(fn func(b *bolt.Bucket) error) error {
 	db, err := e.open(false)
 	if err != nil {
 		return err
@@ -320,6 +338,13 @@ func (e *Engine) put(c *Container, isNew bool) error {
 		if err != nil {
 			return err
 		}
+		return fn(b)
+	})
+}
+
+// put stores c; when isNew the name must be free.
+func (e *Engine) put(c *Container, isNew bool) error {
+	return e.update(func(b *bolt.Bucket) error {
 		if isNew {
 			if err := b.ForEach(func(k, v []byte) error {
 				var o Container
@@ -343,17 +368,8 @@ func (e *Engine) put(c *Container, isNew bool) error {
 
 // modify applies fn to the stored record of id in one transaction.
 func (e *Engine) modify(id string, fn func(c *Container) error) (*Container, error) {
-	db, err := e.open(false)
-	if err != nil {
-		return nil, err
-	}
-	defer db.Close()
 	var out Container
-	err = db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bucket)
-		if err != nil {
-			return err
-		}
+	err := e.update(func(b *bolt.Bucket) error {
 		v := b.Get([]byte(id))
 		if v == nil {
 			return fmt.Errorf("container %s: %w", id, ErrNoSuchContainer)
@@ -400,20 +416,26 @@ func Lookup(all []*Container, ref string) (*Container, error) {
 	return c, nil
 }
 
-// List returns every container with its state reconciled.
+// List returns every container with its state reconciled (registered
+// namespaces are no containers the engine runs: see Attached).
 func (e *Engine) List() ([]*Container, error) {
 	all, err := e.list()
 	if err != nil {
 		return nil, err
 	}
-	for i, c := range all {
+	var out []*Container
+	for _, c := range all {
+		if c.Config.Registered {
+			continue
+		}
 		if c.State.Status == StateRunning || c.State.Status == StateStopped {
 			if r, err := e.reconcile(c.Config.ID); err == nil {
-				all[i] = r
+				c = r
 			}
 		}
+		out = append(out, c)
 	}
-	return all, nil
+	return out, nil
 }
 
 // Get returns the container ref names, reconciled.

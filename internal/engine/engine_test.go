@@ -43,7 +43,7 @@ func TestCreateRecords(t *testing.T) {
 	// Random host ports are chosen at create, -P publishes exposed ports.
 	ep, _ := runopts.ParseExpose("90-91/udp")
 	netb, _ := runopts.ParseNetworks(nil)
-	c2, _, err := e.Create(CreateOptions{Rootfs: rootfs, Args: []string{"x"}, Net: netb, PublishAll: true, Expose: []runopts.ExposedPort{ep},
+	c2, _, err := e.Create(CreateOptions{Rootfs: rootfs, Args: []string{"x"}, Net: netb, PublishAll: true, Expose: []network.PortMapping{ep},
 		Ports: []network.PortMapping{{ContainerPort: 80, Range: 1, Protocol: "tcp"}}})
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/berthnet/berth/internal/network"
+	"github.com/berthnet/berth/internal/rollback"
 	"github.com/berthnet/berth/internal/runopts"
 )
 
@@ -56,65 +58,64 @@ type PodOptions struct {
 var podBucket = []byte("pods")
 
 // CreatePod creates a pod and its infra container (not started).
-func (e *Engine) CreatePod(o PodOptions) (*Pod, error) {
-	id := randomID()
-	p := &Pod{ID: id, Name: o.Name, Created: e.cfg.Now().UTC(), Hostname: o.Hostname, Labels: o.Labels}
-	if p.Name == "" {
-		pods, err := e.Pods()
-		if err != nil {
-			return nil, err
-		}
-		p.Name = freeName(func(n string) bool {
-			for _, o := range pods {
-				if o.Name == n {
-					return true
-				}
-			}
-			return false
-		})
-	}
-	if p.Hostname == "" {
-		p.Hostname = p.Name
-	}
-	if o.Pause == "" {
-		o.Pause = "/usr/bin/catatonit"
-	}
-	pods, err := e.Pods()
-	if err != nil {
+func (e *Engine) CreatePod(o PodOptions) (p *Pod, err error) {
+	if p, err = e.newPod(o); err != nil {
 		return nil, err
 	}
-	for _, q := range pods {
-		if q.Name == p.Name {
-			return nil, fmt.Errorf("adding pod to state: name %q is in use: pod already exists", p.Name)
-		}
-	}
+	var rb rollback.Stack
+	defer rb.OnError(&err)
 	// The infra container's root filesystem holds only the pause binary.
-	rootfs := filepath.Join(e.cfg.Root, "pods", id, "rootfs")
+	rootfs := filepath.Join(e.cfg.Root, "pods", p.ID, "rootfs")
+	rb.Defer(func() { os.RemoveAll(filepath.Dir(rootfs)) })
 	if err := os.MkdirAll(rootfs, 0o755); err != nil {
 		return nil, err
 	}
-	if err := copyFile(o.Pause, filepath.Join(rootfs, "catatonit")); err != nil {
-		os.RemoveAll(filepath.Dir(rootfs))
-		return nil, fmt.Errorf("infra process %s: %w", o.Pause, err)
+	pause := cmp.Or(o.Pause, "/usr/bin/catatonit")
+	if err := copyFile(pause, filepath.Join(rootfs, "catatonit")); err != nil {
+		return nil, fmt.Errorf("infra process %s: %w", pause, err)
 	}
 	// The pod's name resolves on its networks: an alias of the infra.
 	for i := range o.Net.Networks {
 		o.Net.Networks[i].Aliases = append(o.Net.Networks[i].Aliases, p.Name)
 	}
 	c, _, err := e.Create(CreateOptions{
-		Name: network.ShortID(id) + "-infra", Rootfs: rootfs, Args: []string{"/catatonit", "-P"},
+		Name: network.ShortID(p.ID) + "-infra", Rootfs: rootfs, Args: []string{"/catatonit", "-P"},
 		Hostname: p.Hostname, Net: o.Net, Ports: o.Ports, DNS: o.DNS, AddHosts: o.AddHosts, NoHosts: o.NoHosts,
-		infraOf: id,
+		infraOf: p.ID,
 	})
 	if err != nil {
-		os.RemoveAll(filepath.Dir(rootfs))
 		return nil, err
 	}
+	rb.Defer(func() { _ = e.removeContainer(c, true, true) })
 	p.InfraID = c.Config.ID
 	if err := e.putPod(p); err != nil {
-		_ = e.removeContainer(c, true, true)
-		os.RemoveAll(filepath.Dir(rootfs))
 		return nil, err
+	}
+	return p, nil
+}
+
+// newPod is the record of a new pod, with a free random name when none is
+// given.
+func (e *Engine) newPod(o PodOptions) (*Pod, error) {
+	p := &Pod{ID: randomID(), Name: o.Name, Created: e.cfg.Now().UTC(), Hostname: o.Hostname, Labels: o.Labels}
+	pods, err := e.Pods()
+	if err != nil {
+		return nil, err
+	}
+	taken := func(n string) bool {
+		for _, q := range pods {
+			if q.Name == n {
+				return true
+			}
+		}
+		return false
+	}
+	if p.Name == "" {
+		p.Name = freeName(taken)
+	}
+	p.Hostname = cmp.Or(p.Hostname, p.Name)
+	if taken(p.Name) {
+		return nil, fmt.Errorf("adding pod to state: name %q is in use: pod already exists", p.Name)
 	}
 	return p, nil
 }
@@ -342,8 +343,8 @@ func (e *Engine) podMembersChanged(podID string) {
 		e.log.Warn("pod member names", "pod", p.Name, "error", err)
 		return
 	}
-	if r, ok := e.cfg.Net.(DNSRenamer); ok && infra.State.NetNS != "" && len(infra.State.Networks) > 0 {
-		if err := r.RenameDNS(infra); err != nil {
+	if infra.State.NetNS != "" && len(infra.State.Networks) > 0 {
+		if err := e.renameDNS(infra); err != nil {
 			e.log.Warn("pod member names in DNS", "pod", p.Name, "error", err)
 		}
 	}

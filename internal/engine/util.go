@@ -93,16 +93,14 @@ func listenAddr(pm network.PortMapping, port uint16) (string, string) {
 // can take the ports. SCTP ports are not held.
 func bindPorts(ports []network.PortMapping) ([]*os.File, error) {
 	var out []*os.File
-	for _, pm := range ports {
-		for i := 0; i < pm.Ports(); i++ {
-			f, err := bindOne(pm, pm.HostPort+uint16(i))
-			if err != nil {
-				closeAll(out)
-				return nil, err
-			}
-			if f != nil {
-				out = append(out, f)
-			}
+	for _, pm := range network.ExpandPorts(ports...) {
+		f, err := bindOne(pm, pm.HostPort)
+		if err != nil {
+			closeAll(out)
+			return nil, err
+		}
+		if f != nil {
+			out = append(out, f)
 		}
 	}
 	return out, nil

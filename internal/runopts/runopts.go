@@ -151,23 +151,18 @@ func parsePort(s string) (uint16, error) {
 	return uint16(n), nil
 }
 
-// ExposedPort is a port a container (or its image) declares.
-type ExposedPort struct {
-	Port, Range uint16
-	Protocol    string
-}
-
-// String formats the port as an image config key: "80/tcp" or "80-81/udp".
-func (e ExposedPort) String() string {
+// FormatExpose formats an exposed port (a mapping without host port) as
+// an image config key: "80/tcp" or "80-81/udp".
+func FormatExpose(e network.PortMapping) string {
 	if e.Range > 1 {
-		return fmt.Sprintf("%d-%d/%s", e.Port, e.Port+e.Range-1, e.Protocol)
+		return fmt.Sprintf("%d-%d/%s", e.ContainerPort, int(e.ContainerPort)+int(e.Range)-1, e.Protocol)
 	}
-	return fmt.Sprintf("%d/%s", e.Port, e.Protocol)
+	return fmt.Sprintf("%d/%s", e.ContainerPort, e.Protocol)
 }
 
 // ParseExpose parses one --expose value (port[-end][/proto]) or an image's
-// ExposedPorts key ("80/tcp").
-func ParseExpose(s string) (ExposedPort, error) {
+// ExposedPorts key ("80/tcp") into a mapping without host port.
+func ParseExpose(s string) (network.PortMapping, error) {
 	p, proto, found := strings.Cut(s, "/")
 	if !found {
 		proto = "tcp"
@@ -176,31 +171,26 @@ func ParseExpose(s string) (ExposedPort, error) {
 	switch proto {
 	case "tcp", "udp", "sctp":
 	default:
-		return ExposedPort{}, fmt.Errorf("--expose %q: unrecognized protocol %q (want tcp, udp or sctp)", s, proto)
+		return network.PortMapping{}, fmt.Errorf("--expose %q: unrecognized protocol %q (want tcp, udp or sctp)", s, proto)
 	}
 	start, n, err := parseRange(p)
 	if err != nil {
-		return ExposedPort{}, fmt.Errorf("--expose %q: %w", s, err)
+		return network.PortMapping{}, fmt.Errorf("--expose %q: %w", s, err)
 	}
-	return ExposedPort{Port: start, Range: n, Protocol: proto}, nil
+	return network.PortMapping{ContainerPort: start, Range: n, Protocol: proto}, nil
 }
 
 // PublishAll returns the mappings -P adds: every exposed port that no -p
 // mapping publishes, to a random host port (0).
-func PublishAll(exposed []ExposedPort, published []network.PortMapping) []network.PortMapping {
+func PublishAll(exposed, published []network.PortMapping) []network.PortMapping {
+	taken := map[network.PortMapping]bool{}
+	for _, pm := range network.ExpandPorts(published...) {
+		taken[network.PortMapping{ContainerPort: pm.ContainerPort, Range: 1, Protocol: pm.Protocol}] = true
+	}
 	var out []network.PortMapping
-	for _, e := range exposed {
-		for i := uint16(0); i < e.Range; i++ {
-			port := e.Port + i
-			taken := false
-			for _, pm := range published {
-				if network.NormalizeProtocol(pm.Protocol) == e.Protocol && port >= pm.ContainerPort && int(port) < int(pm.ContainerPort)+pm.Ports() {
-					taken = true
-				}
-			}
-			if !taken {
-				out = append(out, network.PortMapping{ContainerPort: port, Range: 1, Protocol: e.Protocol})
-			}
+	for _, e := range network.ExpandPorts(exposed...) {
+		if !taken[e] {
+			out = append(out, e)
 		}
 	}
 	return out

@@ -59,17 +59,17 @@ func TestParsePublish(t *testing.T) {
 
 func TestExposeAndPublishAll(t *testing.T) {
 	e, err := ParseExpose("80")
-	if err != nil || e.String() != "80/tcp" {
+	if err != nil || FormatExpose(e) != "80/tcp" {
 		t.Fatalf("%v %v", e, err)
 	}
 	e2, _ := ParseExpose("90-91/udp")
-	if e2.String() != "90-91/udp" {
+	if FormatExpose(e2) != "90-91/udp" {
 		t.Errorf("%v", e2)
 	}
 	if _, err := ParseExpose("80/icmp"); err == nil || !strings.Contains(err.Error(), "--expose") {
 		t.Errorf("bad proto: %v", err)
 	}
-	got := PublishAll([]ExposedPort{e, e2}, []network.PortMapping{{HostPort: 8080, ContainerPort: 80, Protocol: "tcp"}})
+	got := PublishAll([]network.PortMapping{e, e2}, []network.PortMapping{{HostPort: 8080, ContainerPort: 80, Protocol: "tcp"}})
 	want := []network.PortMapping{{ContainerPort: 90, Range: 1, Protocol: "udp"}, {ContainerPort: 91, Range: 1, Protocol: "udp"}}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Error(d)

@@ -1,0 +1,425 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/berthnet/berth/internal/netstore"
+	"github.com/berthnet/berth/internal/network"
+	"github.com/berthnet/berth/internal/rollback"
+	"github.com/berthnet/berth/internal/runopts"
+)
+
+// Network connect, disconnect and reload. Besides its own containers the
+// engine attaches network namespaces registered with `berth network
+// connect --netns PATH NET NAME` (or NET ns:PATH): records marked
+// Registered, which it never runs and forgets when they leave their last
+// network.
+
+// ConnectRequest is one network a container joins.
+type ConnectRequest struct {
+	// Network is the network's name or ID.
+	Network string
+	// NetNS registers the container as the namespace at this path when
+	// no record has its name.
+	NetNS   string
+	Aliases []string
+	IPs     []netip.Addr
+	MAC     string
+}
+
+// Connect attaches a container to one more network: a running engine
+// container or registered namespace at once, a created or stopped engine
+// container at its next start.
+func (e *Engine) Connect(ctx context.Context, ref string, r ConnectRequest) error {
+	n, err := e.networkOf(r.Network)
+	if err != nil {
+		return err
+	}
+	if err := checkNetwork(n, r.IPs); err != nil {
+		return err
+	}
+	c, isNew, err := e.connectTarget(ref, r.NetNS)
+	if err != nil {
+		return err
+	}
+	if !c.Config.Registered {
+		if c.Config.Net.Kind != runopts.ModeBridge {
+			return fmt.Errorf("container %s uses network mode %s: only containers on bridge networks can be connected", c.Config.Name, c.Config.Net.Kind)
+		}
+		if e.configured(c, n.Name) {
+			return fmt.Errorf("container %s is already connected to network %q: %w", c.Config.ID, n.Name, ErrAlreadyConnected)
+		}
+		if !c.Running() {
+			return e.recordNetwork(c.Config.ID, runopts.NetworkRequest{Name: n.Name, Aliases: r.Aliases, MAC: r.MAC, IPs: r.IPs}, true)
+		}
+	}
+	if findAttachment(c.State.Attachments, n.Name) >= 0 {
+		return fmt.Errorf("container %s is already connected to network %q: %w", c.Config.ID, n.Name, ErrAlreadyConnected)
+	}
+	return e.connectNow(ctx, c, isNew, n, r)
+}
+
+// connectTarget finds the record ref names, or a new registered namespace
+// when a namespace path is given (isNew: not stored yet).
+func (e *Engine) connectTarget(ref, nsPath string) (c *Container, isNew bool, err error) {
+	all, err := e.list()
+	if err != nil {
+		return nil, false, err
+	}
+	if nsPath != "" {
+		if nsPath, err = filepath.Abs(nsPath); err != nil {
+			return nil, false, err
+		}
+	}
+	if p, ok := strings.CutPrefix(ref, "ns:"); ok {
+		p, _ = filepath.Abs(p)
+		if nsPath != "" && nsPath != p {
+			return nil, false, fmt.Errorf("--netns %s and %s name different namespaces", nsPath, ref)
+		}
+		nsPath, ref = p, filepath.Base(p)
+		if c, err := lookupAttachable(all, "ns:"+p); err == nil {
+			return c, false, nil
+		}
+	}
+	if nsPath == "" {
+		c, err := Lookup(all, ref)
+		if errors.Is(err, ErrNoSuchContainer) {
+			err = fmt.Errorf("%w (register a network namespace with --netns PATH or give ns:PATH)", err)
+		}
+		if err == nil && !c.Config.Registered {
+			c, err = e.reconcile(c.Config.ID)
+		}
+		return c, false, err
+	}
+	// With a namespace path only an exact name or ID is the same container
+	// (an ID prefix could be a new container's name).
+	for _, c := range all {
+		if c.Config.Name == ref || c.Config.ID == ref {
+			if c.State.NetNS != nsPath {
+				return nil, false, fmt.Errorf("container %s is registered with namespace %s, not %s", c.Config.Name, c.State.NetNS, nsPath)
+			}
+			return c, false, nil
+		}
+	}
+	if !ValidName(ref) {
+		return nil, false, fmt.Errorf("container name %q invalid: names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*", ref)
+	}
+	if _, err := os.Stat(nsPath); err != nil {
+		return nil, false, fmt.Errorf("--netns %s: %w", nsPath, err)
+	}
+	return registeredNamespace(randomID(), ref, nsPath, e.cfg.Now().UTC()), true, nil
+}
+
+// registeredNamespace is the record of a namespace berth attaches but
+// does not run.
+func registeredNamespace(id, name, nsPath string, created time.Time) *Container {
+	return &Container{
+		Config: Config{ID: id, Name: name, Created: created, Registered: true, Net: runopts.NetMode{Kind: runopts.ModeNS, Target: nsPath}},
+		State:  State{Status: StateRegistered, NetNS: nsPath},
+	}
+}
+
+// configured reports whether engine container c is configured with
+// network name.
+func (e *Engine) configured(c *Container, name string) bool {
+	for _, r := range c.Config.Net.Networks {
+		if e.netName(r.Name) == name {
+			return true
+		}
+	}
+	return false
+}
+
+// netName resolves a configured network reference ("" is the default).
+func (e *Engine) netName(ref string) string {
+	if n, err := e.networkOf(ref); err == nil {
+		return n.Name
+	}
+	return ref
+}
+
+// recordNetwork adds (or removes) a network in an engine container's
+// configuration (the networks it joins at its next start).
+func (e *Engine) recordNetwork(id string, req runopts.NetworkRequest, add bool) error {
+	_, err := e.modify(id, func(c *Container) error {
+		var keep []runopts.NetworkRequest
+		for _, r := range c.Config.Net.Networks {
+			if e.netName(r.Name) != req.Name {
+				keep = append(keep, r)
+			}
+		}
+		if add {
+			keep = append(keep, req)
+		}
+		c.Config.Net.Networks = keep
+		return nil
+	})
+	return err
+}
+
+// connectNow attaches the namespace of c to n now.
+func (e *Engine) connectNow(ctx context.Context, c *Container, isNew bool, n network.Network, r ConnectRequest) (err error) {
+	var rb rollback.Stack
+	defer rb.OnError(&err)
+	if isNew {
+		if err := e.put(c, true); err != nil {
+			return err
+		}
+		rb.Push(func() error { return e.removeIfDone(c.Config.ID) })
+	}
+	att, err := e.allocateOne(c.Config.ID, n, r.IPs, "", r.Aliases, r.MAC)
+	if err != nil {
+		return err
+	}
+	rb.Push(func() error { return e.cfg.Network.Alloc.Release(c.Config.ID, n.Name) })
+	// Record the attachment first: this reserves the interface name, and
+	// a concurrent connect of the same container to the same network
+	// fails.
+	if c, err = e.modify(c.Config.ID, func(cur *Container) error {
+		if findAttachment(cur.State.Attachments, n.Name) >= 0 {
+			return fmt.Errorf("container %s is already connected to network %q: %w", cur.Config.ID, n.Name, ErrAlreadyConnected)
+		}
+		att.Opts.InterfaceName = nextInterface(cur.State.Attachments)
+		cur.State.Attachments = append(cur.State.Attachments, att)
+		return nil
+	}); err != nil {
+		return err
+	}
+	rb.Push(func() error { return e.forgetAttachment(c.Config.ID, n.Name) })
+	res, err := e.setupOne(ctx, c, att)
+	if err != nil {
+		return fmt.Errorf("connect container %s to network %s: %w", c.Config.Name, n.Name, err)
+	}
+	e.log.Info("connected", "container", c.Config.Name, "network", n.Name, "interface", att.Opts.InterfaceName, "addresses", att.Opts.StaticIPs)
+	if c.Config.Registered {
+		return nil
+	}
+	req := runopts.NetworkRequest{Name: n.Name, Aliases: r.Aliases, MAC: r.MAC, IPs: r.IPs, Interface: att.Opts.InterfaceName}
+	if err := e.recordNetwork(c.Config.ID, req, true); err != nil {
+		return err
+	}
+	return e.NetworksChanged(c.Config.ID, res, nil)
+}
+
+// setupOne sets one recorded attachment of c up and keeps the MAC the
+// kernel chose.
+func (e *Engine) setupOne(ctx context.Context, c *Container, att Attachment) (map[string]network.StatusBlock, error) {
+	h, err := e.OpenHost()
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	res, err := h.SetupNetavark(ctx, c.State.NetNS, e.netOptions(c, []Attachment{att}))
+	if err != nil {
+		return nil, err
+	}
+	if att.Opts.StaticMAC == "" {
+		atts := []Attachment{att}
+		keepMACs(atts, res)
+		mac := atts[0].Opts.StaticMAC
+		_, _ = e.modify(c.Config.ID, func(cur *Container) error {
+			if i := findAttachment(cur.State.Attachments, att.Network.Name); i >= 0 {
+				cur.State.Attachments[i].Opts.StaticMAC = mac
+			}
+			return nil
+		})
+	}
+	return res, nil
+}
+
+// forgetAttachment drops the record of one attachment (and the record of
+// a registered namespace left on no network).
+func (e *Engine) forgetAttachment(id, netName string) error {
+	_, err := e.modify(id, func(c *Container) error {
+		if i := findAttachment(c.State.Attachments, netName); i >= 0 {
+			c.State.Attachments = append(c.State.Attachments[:i], c.State.Attachments[i+1:]...)
+		}
+		return nil
+	})
+	if errors.Is(err, ErrNoSuchContainer) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return e.removeIfDone(id)
+}
+
+// Disconnect detaches a container from one network; force forgets the
+// attachment even if tearing it down fails. A created or stopped engine
+// container only changes its configuration.
+func (e *Engine) Disconnect(ctx context.Context, ref, netRef string, force bool) error {
+	all, err := e.list()
+	if err != nil {
+		return err
+	}
+	c, err := lookupAttachable(all, ref)
+	if err != nil {
+		return err
+	}
+	if !c.Config.Registered {
+		if c, err = e.reconcile(c.Config.ID); err != nil {
+			return err
+		}
+	}
+	netName, err := e.disconnectName(c, netRef)
+	if err != nil {
+		return err
+	}
+	i := findAttachment(c.State.Attachments, netName)
+	if !c.Config.Registered && (i < 0 || !c.Running()) {
+		// Not attached now: only the configuration changes.
+		if !e.configured(c, netName) {
+			return fmt.Errorf("container %s is not connected to network %s", ref, netName)
+		}
+		return e.recordNetwork(c.Config.ID, runopts.NetworkRequest{Name: netName}, false)
+	}
+	if i < 0 {
+		return fmt.Errorf("container %s is not connected to network %s", ref, netName)
+	}
+	if err := e.teardownOne(ctx, c, c.State.Attachments[i], force); err != nil {
+		return err
+	}
+	if !c.Config.Registered {
+		if err := e.recordNetwork(c.Config.ID, runopts.NetworkRequest{Name: netName}, false); err != nil {
+			return err
+		}
+		if err := e.NetworksChanged(c.Config.ID, nil, []string{netName}); err != nil {
+			return err
+		}
+	}
+	return e.forgetAttachment(c.Config.ID, netName)
+}
+
+// disconnectName resolves the network of a disconnect: a configured
+// network's name, or the name of an attachment whose network is gone.
+func (e *Engine) disconnectName(c *Container, netRef string) (string, error) {
+	n, err := e.networkOf(netRef)
+	switch {
+	case err == nil:
+		return n.Name, nil
+	case errors.Is(err, netstore.ErrNotFound) && findAttachment(c.State.Attachments, netRef) >= 0:
+		return netRef, nil
+	}
+	return "", err
+}
+
+// teardownOne detaches one attachment and frees its addresses.
+func (e *Engine) teardownOne(ctx context.Context, c *Container, att Attachment, force bool) error {
+	h, err := e.OpenHost()
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	if err := h.TeardownNetavark(ctx, c.State.NetNS, e.netOptions(c, []Attachment{att})); err != nil {
+		if !force {
+			return fmt.Errorf("disconnect container %s from network %s: %w", c.Config.Name, att.Network.Name, err)
+		}
+		e.log.Warn("teardown failed; forgetting the attachment (-f)", "container", c.Config.Name, "network", att.Network.Name, "error", err)
+	}
+	return e.cfg.Network.Alloc.Release(c.Config.ID, att.Network.Name)
+}
+
+// Reload tears down and sets up again the attachments of the containers
+// refs name (all: every attached one; latest: the newest), with the same
+// interfaces, addresses and MACs, and returns the IDs it reloaded.
+func (e *Engine) Reload(ctx context.Context, refs []string, all, latest bool) ([]string, error) {
+	attached, err := e.Attached()
+	if err != nil {
+		return nil, err
+	}
+	sel, err := selectReload(attached, refs, all, latest)
+	if err != nil {
+		return nil, err
+	}
+	h, err := e.OpenHost()
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	var ids []string
+	var errs []error
+	for _, c := range sel {
+		o := e.netOptions(c, c.State.Attachments)
+		if err := h.TeardownNetavark(ctx, c.State.NetNS, o); err != nil {
+			e.log.Info("tearing down network namespace configuration before reload", "container", c.Config.Name, "error", err)
+		}
+		if _, err := h.SetupNetavark(ctx, c.State.NetNS, o); err != nil {
+			errs = append(errs, fmt.Errorf("reload container %s: %w", c.Config.Name, err))
+			continue
+		}
+		ids = append(ids, c.Config.ID)
+	}
+	return ids, errors.Join(errs...)
+}
+
+func selectReload(attached []*Container, refs []string, all, latest bool) ([]*Container, error) {
+	switch {
+	case all:
+		return attached, nil
+	case latest:
+		var sel []*Container
+		for _, c := range attached {
+			if len(sel) == 0 || c.Config.Created.After(sel[0].Config.Created) {
+				sel = []*Container{c}
+			}
+		}
+		return sel, nil
+	}
+	var sel []*Container
+	for _, a := range refs {
+		c, err := lookupAttachable(attached, a)
+		if err != nil {
+			return nil, err
+		}
+		sel = append(sel, c)
+	}
+	return sel, nil
+}
+
+// DetachRegistered detaches every registered namespace from its networks
+// and forgets it (system reset).
+func (e *Engine) DetachRegistered(ctx context.Context) []error {
+	attached, err := e.Attached()
+	if err != nil {
+		return []error{err}
+	}
+	var errs []error
+	for _, c := range attached {
+		if !c.Config.Registered {
+			continue
+		}
+		if err := e.detach(c); err != nil {
+			errs = append(errs, fmt.Errorf("detach container %s: %w", c.Config.Name, err))
+			continue
+		}
+		if err := e.removeIfDone(c.Config.ID); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
+// ValidName reports whether s is a valid container name (Podman's rule).
+func ValidName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, r := range s {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
+		if i > 0 {
+			ok = ok || r == '_' || r == '.' || r == '-'
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}

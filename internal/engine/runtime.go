@@ -1,0 +1,225 @@
+package engine
+
+// The OCI runtime (runc) and the spec the engine hands it.
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/berthnet/berth/internal/rootless"
+	"github.com/berthnet/berth/internal/runopts"
+	"github.com/berthnet/berth/internal/runspec"
+)
+
+func (e *Engine) runc(args ...string) (string, error) {
+	out, err := exec.Command(e.cfg.Runtime, append([]string{"--root", e.RuncRoot()}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+// runcStatus is runc's status of the container, "" when runc does not
+// know it.
+func (e *Engine) runcStatus(id string) string {
+	out, err := exec.Command(e.cfg.Runtime, "--root", e.RuncRoot(), "state", id).Output()
+	if err != nil {
+		return ""
+	}
+	var st struct {
+		Status string `json:"status"`
+	}
+	if json.Unmarshal(out, &st) != nil {
+		return ""
+	}
+	return st.Status
+}
+
+func (e *Engine) signal(id, sig string) error {
+	s, err := ParseSignal(sig)
+	if err != nil {
+		return err
+	}
+	if out, err := e.runc("kill", id, strconv.Itoa(int(s))); err != nil {
+		if strings.Contains(out, "not running") || strings.Contains(out, "does not exist") || strings.Contains(out, "process already finished") {
+			return nil
+		}
+		return fmt.Errorf("runc kill: %s: %w", strings.TrimSpace(out), err)
+	}
+	return nil
+}
+
+// Exec runs a command in a running container through runc exec with the
+// caller's stdio and returns its exit code (126/127 when it cannot run).
+func (e *Engine) Exec(ref string, p runspec.Process, detach bool, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	c, err := e.Get(ref)
+	if err != nil {
+		return 125, err
+	}
+	if !c.Running() {
+		return 125, fmt.Errorf("can only create exec sessions on running containers: %w", ErrRunning)
+	}
+	procFile, err := e.execProcess(c, p)
+	if err != nil {
+		return 125, err
+	}
+	defer os.Remove(procFile)
+	args := []string{"--root", e.RuncRoot(), "exec", "--process", procFile}
+	if p.Terminal {
+		args = append(args, "--tty")
+	}
+	if detach {
+		args = append(args, "--detach")
+	}
+	cmd := exec.Command(e.cfg.Runtime, append(args, c.Config.ID)...)
+	cmd.Stdin, cmd.Stdout = stdin, stdout
+	errTail := &tailWriter{w: stderr}
+	cmd.Stderr = errTail
+	return execResult(cmd.Run(), string(errTail.tail))
+}
+
+// execProcess writes the OCI process of an exec session into the
+// container's run directory and returns the file's path.
+func (e *Engine) execProcess(c *Container, p runspec.Process) (string, error) {
+	if p.Cwd == "" {
+		p.Cwd = c.Config.WorkingDir
+	}
+	p.Env = runspec.MergeEnv(c.Config.Env, p.Env)
+	if p.UID == 0 && p.GID == 0 && c.Config.User != "" {
+		root := c.State.Mounted
+		passwd, _ := os.ReadFile(filepath.Join(root, "etc/passwd"))
+		group, _ := os.ReadFile(filepath.Join(root, "etc/group"))
+		var err error
+		if p.UID, p.GID, err = runspec.ResolveUser(c.Config.User, passwd, group); err != nil {
+			return "", err
+		}
+	}
+	p.NoFile = noFile()
+	proc, err := runspec.BuildProcess(p)
+	if err != nil {
+		return "", err
+	}
+	b, _ := json.Marshal(proc)
+	f, err := os.CreateTemp(e.RunDir(c.Config.ID), "exec-*.json")
+	if err != nil {
+		return "", err
+	}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
+}
+
+// execResult maps runc exec's outcome to Podman's exit codes: the
+// command's own, 126 when it cannot run, 127 when it is not found, 125
+// when runc itself failed.
+func execResult(err error, tail string) (int, error) {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		if err != nil {
+			return 125, fmt.Errorf("runc exec: %w", err)
+		}
+		return 0, nil
+	}
+	const marker = "unable to start container process: "
+	i := strings.Index(tail, marker)
+	if i < 0 {
+		return ee.ExitCode(), nil
+	}
+	msg := strings.Trim(strings.TrimSpace(tail[i+len(marker):]), "\"")
+	msg = "runc: exec failed: " + strings.ReplaceAll(msg, `\"`, `"`)
+	switch {
+	case strings.Contains(msg, "executable file not found"), strings.Contains(msg, "no such file or directory"):
+		return 127, fmt.Errorf("%s: OCI runtime attempted to invoke a command that was not found", msg)
+	case strings.Contains(msg, "permission denied"):
+		return 126, fmt.Errorf("%s: OCI permission denied", msg)
+	}
+	return 126, errors.New(msg)
+}
+
+// tailWriter forwards writes and keeps the last 4 KiB (runc's error).
+type tailWriter struct {
+	w    io.Writer
+	tail []byte
+}
+
+func (t *tailWriter) Write(p []byte) (int, error) {
+	t.tail = append(t.tail, p...)
+	if len(t.tail) > 4096 {
+		t.tail = t.tail[len(t.tail)-4096:]
+	}
+	// runc's own error lines are not the container's output.
+	if strings.Contains(string(p), "unable to start container process") {
+		return len(p), nil
+	}
+	return t.w.Write(p)
+}
+
+func (e *Engine) spec(c *Container, rootfs string, st State, binds []runspec.Bind) (any, error) {
+	passwd, _ := os.ReadFile(filepath.Join(rootfs, "etc/passwd"))
+	group, _ := os.ReadFile(filepath.Join(rootfs, "etc/group"))
+	uid, gid, err := runspec.ResolveUser(c.Config.User, passwd, group)
+	if err != nil {
+		return nil, err
+	}
+	env := runspec.MergeEnv([]string{"container=berth", "HOSTNAME=" + c.Config.Hostname}, c.Config.Env)
+	var ipcNS, utsNS string
+	if c.Config.Pod != "" && !c.Config.Infra && c.Config.Net.Kind == runopts.ModeContainer {
+		infra, err := e.reconcile(c.Config.Net.Target)
+		if err != nil {
+			return nil, err
+		}
+		if !infra.Running() {
+			return nil, fmt.Errorf("the infra container of the pod is not running")
+		}
+		ipcNS = fmt.Sprintf("/proc/%d/ns/ipc", infra.State.Pid)
+		utsNS = fmt.Sprintf("/proc/%d/ns/uts", infra.State.Pid)
+	}
+	return runspec.Generate(runspec.Options{
+		IPCNS: ipcNS, UTSNS: utsNS,
+		Process: runspec.Process{
+			Args: c.Config.Args, Env: env, Cwd: c.Config.WorkingDir,
+			UID: uid, GID: gid, Terminal: c.Config.Terminal, NoFile: noFile(),
+		},
+		Rootfs:      rootfs,
+		Hostname:    c.Config.Hostname,
+		NetNS:       st.NetNS,
+		HostNetwork: c.Config.Net.Kind == runopts.ModeHost,
+		Binds:       binds,
+		CgroupsPath: "/berth/" + c.Config.ID,
+		ReadOnly:    c.Config.ReadOnly,
+		Rootless:    e.cfg.Rootless,
+		NoTTYGroup:  e.cfg.Rootless && !gidMapped(5),
+	})
+}
+
+// gidMapped reports whether gid exists in this process's user namespace.
+func gidMapped(gid int) bool {
+	b, err := os.ReadFile("/proc/self/gid_map")
+	if err != nil {
+		return true
+	}
+	m, err := rootless.ParseIDMap(string(b))
+	return err != nil || rootless.InMap(m, gid)
+}
+
+// noFile is the open-files limit containers get: the host's hard limit, as
+// Podman gives when it cannot raise it to 1048576.
+func noFile() uint64 {
+	var r unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &r); err != nil {
+		return 0
+	}
+	return min(r.Max, 1048576)
+}
