@@ -72,6 +72,7 @@ var Berth = Rules{
 		"internal/network":         Model,
 		"internal/overlay/lease":   Model,
 		"internal/resolvconf":      Model,
+		"internal/rollback":        Model,
 		"internal/runopts":         Model,
 		"internal/runspec":         Model,
 
@@ -83,9 +84,6 @@ var Berth = Rules{
 		"internal/nettest":                 TestSupport,
 	},
 	Pending: []Pending{
-		{"internal/cli", "github.com/vishvananda/netlink", "berth info lists host addresses with netlink (FAMILY_ALL) itself"},
-		{"internal/cli", "internal/link", "berth info opens a netlink handle itself to list host addresses"},
-		{"internal/cli", "internal/netns", "the rootless CLI opens the rootless namespace itself"},
 		{"internal/core", "github.com/vishvananda/netlink", "the core builds netlink link types (veth, macvlan, ipvlan) and routes itself instead of asking internal/link"},
 		{"internal/dhcpproxy", "github.com/vishvananda/netlink", "the DHCP proxy builds netlink routes and addresses for the leases it binds"},
 		{"internal/overlay", "internal/vxlan", "the overlay agent drives its VXLAN device through the kernel adapter itself instead of through the core"},

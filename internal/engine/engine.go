@@ -31,9 +31,9 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/berthnet/berth/internal/compat/slirp4netns"
 	"github.com/berthnet/berth/internal/network"
 	"github.com/berthnet/berth/internal/runopts"
+	"github.com/berthnet/berth/internal/usernet"
 )
 
 // Container states, as Podman names them.
@@ -137,8 +137,8 @@ type State struct {
 	// Forwards are the IDs of the container's port forwards on the
 	// rootless netns's uplink; Fwd are those forwards (to add them again
 	// when the uplink restarted).
-	Forwards []int                 `json:"forwards,omitempty"`
-	Fwd      []slirp4netns.Hostfwd `json:"fwd,omitempty"`
+	Forwards []int             `json:"forwards,omitempty"`
+	Fwd      []usernet.Hostfwd `json:"fwd,omitempty"`
 	// Mounted is the root filesystem while it is mounted.
 	Mounted string `json:"mounted,omitempty"`
 	// Error is why the last start failed.

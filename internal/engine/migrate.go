@@ -9,9 +9,9 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/berthnet/berth/internal/compat/slirp4netns"
 	"github.com/berthnet/berth/internal/network"
 	"github.com/berthnet/berth/internal/runopts"
+	"github.com/berthnet/berth/internal/usernet"
 )
 
 // legacyRecord is a record of the container database berth's CLI kept
@@ -27,7 +27,7 @@ type legacyRecord struct {
 	Ports    []network.PortMapping `json:"ports,omitempty"`
 	Members  []string              `json:"members,omitempty"`
 	Forwards []int                 `json:"forwards,omitempty"`
-	Fwd      []slirp4netns.Hostfwd `json:"fwd,omitempty"`
+	Fwd      []usernet.Hostfwd     `json:"fwd,omitempty"`
 }
 
 // MigratedSuffix is added to the name of a legacy database once its

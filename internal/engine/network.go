@@ -9,13 +9,13 @@ import (
 	"strings"
 
 	"github.com/berthnet/berth/berthnet"
-	"github.com/berthnet/berth/internal/compat/slirp4netns"
 	"github.com/berthnet/berth/internal/ipam"
 	"github.com/berthnet/berth/internal/netstore"
 	"github.com/berthnet/berth/internal/network"
 	"github.com/berthnet/berth/internal/rollback"
 	"github.com/berthnet/berth/internal/rootless"
 	"github.com/berthnet/berth/internal/runopts"
+	"github.com/berthnet/berth/internal/usernet"
 )
 
 // NetworkConfig is what the engine attaches containers with: the network
@@ -200,7 +200,7 @@ func (e *Engine) attach(c *Container, nsPath string) (res map[string]network.Sta
 	}
 	rb.Push(func() error { return h.TeardownNetavark(context.Background(), nsPath, o) })
 	keepMACs(atts, res)
-	var fwds []slirp4netns.Hostfwd
+	var fwds []usernet.Hostfwd
 	var ids []int
 	if e.cfg.Rootless && len(c.Config.Ports) > 0 {
 		if fwds, ids, err = e.publishOnUplink(c, nsPath, res, atts); err != nil {

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"syscall"
 
-	"github.com/berthnet/berth/internal/compat/slirp4netns"
 	"github.com/berthnet/berth/internal/netns"
 	"github.com/berthnet/berth/internal/network"
 	"github.com/berthnet/berth/internal/rootless"
@@ -26,8 +25,8 @@ import (
 // (zero: the stack's guest address) at the container port; toHost sends
 // each to the same port as on the host instead (the rootless netns, where
 // the firewall maps it on).
-func forwardsOf(ports []network.PortMapping, guest netip.Addr, toHost bool) ([]slirp4netns.Hostfwd, error) {
-	var out []slirp4netns.Hostfwd
+func forwardsOf(ports []network.PortMapping, guest netip.Addr, toHost bool) ([]usernet.Hostfwd, error) {
+	var out []usernet.Hostfwd
 	for _, pm := range ports {
 		proto := network.NormalizeProtocol(pm.Protocol)
 		if proto != "tcp" && proto != "udp" {
@@ -38,7 +37,7 @@ func forwardsOf(ports []network.PortMapping, guest netip.Addr, toHost bool) ([]s
 			return nil, err
 		}
 		for _, p := range network.ExpandPorts(pm) {
-			f := slirp4netns.Hostfwd{Proto: proto, HostAddr: addr, HostPort: p.HostPort, GuestAddr: guest, GuestPort: p.ContainerPort}
+			f := usernet.Hostfwd{Proto: proto, HostAddr: addr, HostPort: p.HostPort, GuestAddr: guest, GuestPort: p.ContainerPort}
 			if toHost {
 				f.GuestPort = f.HostPort
 			}
@@ -52,7 +51,7 @@ func forwardsOf(ports []network.PortMapping, guest netip.Addr, toHost bool) ([]s
 // networks: TCP straight into the container's namespace (kernel sockets
 // bound to the client's address, see usernet's kernel path), UDP to the
 // same port on the uplink's address, where the firewall maps it on.
-func bridgeForwards(ports []network.PortMapping, nsPath string, res map[string]network.StatusBlock, order []string) ([]slirp4netns.Hostfwd, error) {
+func bridgeForwards(ports []network.PortMapping, nsPath string, res map[string]network.StatusBlock, order []string) ([]usernet.Hostfwd, error) {
 	var ctrIP, gw netip.Addr
 	for _, name := range order {
 		for _, ifc := range res[name].Interfaces {
@@ -83,7 +82,7 @@ func bridgeForwards(ports []network.PortMapping, nsPath string, res map[string]n
 
 // publishOnUplink forwards a rootless container's published ports from
 // the host through the rootless netns's uplink.
-func (e *Engine) publishOnUplink(c *Container, nsPath string, res map[string]network.StatusBlock, atts []Attachment) ([]slirp4netns.Hostfwd, []int, error) {
+func (e *Engine) publishOnUplink(c *Container, nsPath string, res map[string]network.StatusBlock, atts []Attachment) ([]usernet.Hostfwd, []int, error) {
 	var order []string
 	for _, a := range atts {
 		order = append(order, a.Network.Name)
@@ -101,10 +100,10 @@ func (e *Engine) publishOnUplink(c *Container, nsPath string, res map[string]net
 
 // addForwards adds forwards through the API socket; on error the ones it
 // added are removed again.
-func addForwards(sock string, fs []slirp4netns.Hostfwd) ([]int, error) {
+func addForwards(sock string, fs []usernet.Hostfwd) ([]int, error) {
 	var ids []int
 	for _, f := range fs {
-		id, err := slirp4netns.AddHostfwd(sock, f)
+		id, err := usernet.AddHostfwd(sock, f)
 		if err != nil {
 			removeForwards(sock, ids)
 			host := "*"
@@ -120,7 +119,7 @@ func addForwards(sock string, fs []slirp4netns.Hostfwd) ([]int, error) {
 
 func removeForwards(sock string, ids []int) {
 	for _, id := range ids {
-		_ = slirp4netns.RemoveHostfwd(sock, id)
+		_ = usernet.RemoveHostfwd(sock, id)
 	}
 }
 

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/berthnet/berth/internal/compat/slirp4netns"
 	"github.com/berthnet/berth/internal/network"
+	"github.com/berthnet/berth/internal/usernet"
 )
 
 func TestForwardsOf(t *testing.T) {
@@ -20,7 +20,7 @@ func TestForwardsOf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []slirp4netns.Hostfwd{
+	want := []usernet.Hostfwd{
 		{Proto: "tcp", HostAddr: netip.MustParseAddr("127.0.0.1"), HostPort: 8080, GuestAddr: g, GuestPort: 80},
 		{Proto: "tcp", HostAddr: netip.MustParseAddr("127.0.0.1"), HostPort: 8081, GuestAddr: g, GuestPort: 81},
 		{Proto: "udp", HostPort: 5353, GuestAddr: g, GuestPort: 53},

@@ -1,4 +1,7 @@
-package slirp4netns
+// The client of the slirp4netns API socket (add_hostfwd, remove_hostfwd),
+// which berth's engine uses to publish ports through a user-mode network.
+
+package usernet
 
 import (
 	"encoding/json"
@@ -46,7 +49,7 @@ func AddHostfwd(sock string, f Hostfwd) (int, error) {
 			ID *int `json:"id"`
 		} `json:"return"`
 	}
-	if err := call(sock, "add_hostfwd", args, &out); err != nil {
+	if err := apiCall(sock, "add_hostfwd", args, &out); err != nil {
 		return 0, fmt.Errorf("forward %s port %d to %d: %w", f.Proto, f.HostPort, f.GuestPort, err)
 	}
 	if out.Return.ID == nil {
@@ -57,12 +60,12 @@ func AddHostfwd(sock string, f Hostfwd) (int, error) {
 
 // RemoveHostfwd removes the forward with the given ID.
 func RemoveHostfwd(sock string, id int) error {
-	return call(sock, "remove_hostfwd", map[string]any{"id": id}, nil)
+	return apiCall(sock, "remove_hostfwd", map[string]any{"id": id}, nil)
 }
 
-// call sends one request and decodes the reply into out; an {"error":...}
+// apiCall sends one request and decodes the reply into out; an {"error":...}
 // reply becomes an error.
-func call(sock, execute string, args map[string]any, out any) error {
+func apiCall(sock, execute string, args map[string]any, out any) error {
 	c, err := net.DialTimeout("unix", sock, 5*time.Second)
 	if err != nil {
 		return fmt.Errorf("api socket: %w", err)
