@@ -92,7 +92,7 @@ func checkNetwork(n network.Network, ips []netip.Addr) error {
 	if len(ips) > 0 && !ipam.Uses(n) {
 		return fmt.Errorf("network %s does not hand out addresses (ipam driver %s): --ip and --ip6 cannot be used", n.Name, n.IPAMDriver())
 	}
-	if n.Driver == network.DriverBridge && n.IPAMDriver() == network.IPAMDHCP && !n.Unmanaged() {
+	if n.ManagedBridge() && n.IPAMDriver() == network.IPAMDHCP {
 		return fmt.Errorf("network %s: dhcp needs a macvlan network", n.Name)
 	}
 	return ipam.Validate(n, ips)

@@ -148,15 +148,15 @@ func expand(m network.PortMapping, host, target netip.Addr, ctr string) []Forwar
 	if !target.IsValid() {
 		return nil
 	}
-	n := m.Ports()
-	out := make([]Forward, 0, n)
-	for i := 0; i < n; i++ {
+	ones := network.ExpandPorts(m)
+	out := make([]Forward, 0, len(ones))
+	for _, one := range ones {
 		out = append(out, Forward{
-			Proto:     network.NormalizeProtocol(m.Protocol),
+			Proto:     one.Protocol,
 			HostIP:    host,
-			HostPort:  m.HostPort + uint16(i),
+			HostPort:  one.HostPort,
 			Target:    target,
-			DestPort:  m.ContainerPort + uint16(i),
+			DestPort:  one.ContainerPort,
 			Container: ctr,
 		})
 	}
