@@ -160,7 +160,7 @@ func (e *Engine) networkNamespace(c *Container, rb *rollback.Stack) (State, erro
 			return st, fmt.Errorf("create network namespace: %w", err)
 		}
 		rb.Defer(func() { _ = netns.Unpin(p) })
-		err = loUp(ns)
+		err = link.LoopbackUpIn(ns)
 		ns.Close()
 		if err != nil {
 			return st, err
@@ -289,20 +289,4 @@ func publishes(kind string) bool {
 // user-mode network rather than by its monitor.
 func (e *Engine) userModePorts(c *Container) bool {
 	return e.cfg.Rootless || c.Config.Net.Kind == runopts.ModeSlirp
-}
-
-func loUp(ns *netns.NetNS) error {
-	h, err := link.NewHandle(ns)
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	lo, err := h.ByName("lo")
-	if err != nil {
-		return fmt.Errorf("loopback: %w", err)
-	}
-	if err := h.Up(lo); err != nil {
-		return fmt.Errorf("set lo up: %w", err)
-	}
-	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/berthnet/berth/internal/netns"
 )
 
 // loopbackIndex is the interface index of every network namespace's
@@ -19,4 +21,14 @@ func (h *Handle) LoopbackUp() error {
 		return fmt.Errorf("set lo up: %w", err)
 	}
 	return nil
+}
+
+// LoopbackUpIn sets lo up in the namespace ns (nil: the caller's).
+func LoopbackUpIn(ns *netns.NetNS) error {
+	h, err := NewHandle(ns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	return h.LoopbackUp()
 }

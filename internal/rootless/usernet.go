@@ -209,7 +209,7 @@ func (n NetNS) Ensure(s Slirp, hostNS string) (restarted bool, err error) {
 		if err != nil {
 			return false, fmt.Errorf("create the rootless network namespace: %w", err)
 		}
-		err = loUp(ns)
+		err = link.LoopbackUpIn(ns)
 		ns.Close()
 		if err != nil {
 			_ = netns.Unpin(n.Path())
@@ -249,14 +249,4 @@ func (n NetNS) Exists() bool {
 		return false
 	}
 	return st.Type == unix.NSFS_MAGIC
-}
-
-// loUp sets lo up in ns (ip -n NS link set lo up).
-func loUp(ns *netns.NetNS) error {
-	h, err := link.NewHandle(ns)
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	return h.LoopbackUp()
 }
