@@ -30,16 +30,15 @@ import (
 )
 
 type chain struct {
-	label   string
-	list    *libcni.NetworkConfigList
-	ctr     string
-	port    int
-	add     []float64
-	del     []float64
-	gone    []float64
-	cni     *libcni.CNIConfig
-	rt      *libcni.RuntimeConf
-	failure error
+	label string
+	list  *libcni.NetworkConfigList
+	ctr   string
+	port  int
+	add   []float64
+	del   []float64
+	gone  []float64
+	cni   *libcni.CNIConfig
+	rt    *libcni.RuntimeConf
 }
 
 func main() {

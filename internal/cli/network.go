@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"net/netip"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -923,6 +921,3 @@ pick the change up at once.`,
 	c.Flags().StringSliceVar(&drop, "dns-drop", nil, "remove DNS servers (comma-separated)")
 	return c
 }
-
-// sortedNames returns the map's keys, sorted.
-func sortedNames(m map[string]bool) []string { return slices.Sorted(maps.Keys(m)) }

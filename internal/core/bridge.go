@@ -395,4 +395,3 @@ func bridgeHasPorts(hostH *link.Handle, br netlink.Link) (bool, error) {
 	}
 	return false, nil
 }
-

@@ -47,7 +47,6 @@ type boHost struct {
 	ip       netip.Addr
 	stateDir string
 	agent    *exec.Cmd
-	agentLog string
 	ctrIP    netip.Addr
 	result   []byte
 }
