@@ -138,7 +138,7 @@ type State struct {
 	// rootless netns's uplink; Fwd are those forwards (to add them again
 	// when the uplink restarted).
 	Forwards []int             `json:"forwards,omitempty"`
-	Fwd      []usernet.Hostfwd `json:"fwd,omitempty"`
+	Fwd      []usernet.Forward `json:"fwd,omitempty"`
 	// Mounted is the root filesystem while it is mounted.
 	Mounted string `json:"mounted,omitempty"`
 	// Error is why the last start failed.

@@ -27,7 +27,7 @@ type legacyRecord struct {
 	Ports    []network.PortMapping `json:"ports,omitempty"`
 	Members  []string              `json:"members,omitempty"`
 	Forwards []int                 `json:"forwards,omitempty"`
-	Fwd      []usernet.Hostfwd     `json:"fwd,omitempty"`
+	Fwd      []usernet.Forward     `json:"fwd,omitempty"`
 }
 
 // MigratedSuffix is added to the name of a legacy database once its

@@ -76,12 +76,12 @@ func TestMigrateLegacyRecords(t *testing.T) {
 	}
 	n := network.Network{Name: "podman", Driver: network.DriverBridge, NetworkInterface: "podman0"}
 	webAtt := Attachment{Network: n, Opts: network.PerNetworkOptions{InterfaceName: "eth0", StaticIPs: []netip.Addr{netip.MustParseAddr("10.88.0.2")}, StaticMAC: "02:00:00:00:00:02"}}
-	fwd := usernet.Hostfwd{Proto: "tcp", HostPort: 18080, GuestPort: 80}
+	fwd := usernet.Forward{Proto: "tcp", HostPort: 18080, GuestPort: 80}
 	nsAtt := Attachment{Network: n, Opts: network.PerNetworkOptions{InterfaceName: "eth0", Aliases: []string{"www"}, StaticIPs: []netip.Addr{netip.MustParseAddr("10.88.0.3")}}}
 	created := time.Unix(1690000000, 0).UTC()
 	legacy := filepath.Join(d, "netrun", "berth", "containers.db")
 	writeLegacy(t, legacy,
-		legacyRecord{ID: web.Config.ID, Name: "web", NetNS: "/run/berth/netns/x", Networks: []Attachment{webAtt}, Ports: web.Config.Ports, Forwards: []int{7}, Fwd: []usernet.Hostfwd{fwd}},
+		legacyRecord{ID: web.Config.ID, Name: "web", NetNS: "/run/berth/netns/x", Networks: []Attachment{webAtt}, Ports: web.Config.Ports, Forwards: []int{7}, Fwd: []usernet.Forward{fwd}},
 		legacyRecord{ID: "ab12" + web.Config.ID[4:], Name: "side", NetNS: "/run/netns/side", Created: created, Networks: []Attachment{nsAtt}},
 		legacyRecord{ID: "cd34" + web.Config.ID[4:], Name: "gone"}, // no networks: was being forgotten
 	)
@@ -100,7 +100,7 @@ func TestMigrateLegacyRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(got.State.Attachments, []Attachment{webAtt}) || !reflect.DeepEqual(got.State.Fwd, []usernet.Hostfwd{fwd}) || len(got.State.Forwards) != 1 || got.Config.Registered {
+	if !reflect.DeepEqual(got.State.Attachments, []Attachment{webAtt}) || !reflect.DeepEqual(got.State.Fwd, []usernet.Forward{fwd}) || len(got.State.Forwards) != 1 || got.Config.Registered {
 		t.Errorf("engine container after migration: %+v", got.State)
 	}
 	att, err := e.Attached()

@@ -200,7 +200,7 @@ func (e *Engine) attach(c *Container, nsPath string) (res map[string]network.Sta
 	}
 	rb.Push(func() error { return h.TeardownNetavark(context.Background(), nsPath, o) })
 	keepMACs(atts, res)
-	var fwds []usernet.Hostfwd
+	var fwds []usernet.Forward
 	var ids []int
 	if e.cfg.Rootless && len(c.Config.Ports) > 0 {
 		if fwds, ids, err = e.publishOnUplink(c, nsPath, res, atts); err != nil {

@@ -25,8 +25,8 @@ import (
 // (zero: the stack's guest address) at the container port; toHost sends
 // each to the same port as on the host instead (the rootless netns, where
 // the firewall maps it on).
-func forwardsOf(ports []network.PortMapping, guest netip.Addr, toHost bool) ([]usernet.Hostfwd, error) {
-	var out []usernet.Hostfwd
+func forwardsOf(ports []network.PortMapping, guest netip.Addr, toHost bool) ([]usernet.Forward, error) {
+	var out []usernet.Forward
 	for _, pm := range ports {
 		proto := network.NormalizeProtocol(pm.Protocol)
 		if proto != "tcp" && proto != "udp" {
@@ -37,7 +37,7 @@ func forwardsOf(ports []network.PortMapping, guest netip.Addr, toHost bool) ([]u
 			return nil, err
 		}
 		for _, p := range network.ExpandPorts(pm) {
-			f := usernet.Hostfwd{Proto: proto, HostAddr: addr, HostPort: p.HostPort, GuestAddr: guest, GuestPort: p.ContainerPort}
+			f := usernet.Forward{Proto: proto, HostAddr: addr, HostPort: p.HostPort, GuestAddr: guest, GuestPort: p.ContainerPort}
 			if toHost {
 				f.GuestPort = f.HostPort
 			}
@@ -51,7 +51,7 @@ func forwardsOf(ports []network.PortMapping, guest netip.Addr, toHost bool) ([]u
 // networks: TCP straight into the container's namespace (kernel sockets
 // bound to the client's address, see usernet's kernel path), UDP to the
 // same port on the uplink's address, where the firewall maps it on.
-func bridgeForwards(ports []network.PortMapping, nsPath string, res map[string]network.StatusBlock, order []string) ([]usernet.Hostfwd, error) {
+func bridgeForwards(ports []network.PortMapping, nsPath string, res map[string]network.StatusBlock, order []string) ([]usernet.Forward, error) {
 	var ctrIP, gw netip.Addr
 	for _, name := range order {
 		for _, ifc := range res[name].Interfaces {
@@ -82,7 +82,7 @@ func bridgeForwards(ports []network.PortMapping, nsPath string, res map[string]n
 
 // publishOnUplink forwards a rootless container's published ports from
 // the host through the rootless netns's uplink.
-func (e *Engine) publishOnUplink(c *Container, nsPath string, res map[string]network.StatusBlock, atts []Attachment) ([]usernet.Hostfwd, []int, error) {
+func (e *Engine) publishOnUplink(c *Container, nsPath string, res map[string]network.StatusBlock, atts []Attachment) ([]usernet.Forward, []int, error) {
 	var order []string
 	for _, a := range atts {
 		order = append(order, a.Network.Name)
@@ -100,7 +100,7 @@ func (e *Engine) publishOnUplink(c *Container, nsPath string, res map[string]net
 
 // addForwards adds forwards through the API socket; on error the ones it
 // added are removed again.
-func addForwards(sock string, fs []usernet.Hostfwd) ([]int, error) {
+func addForwards(sock string, fs []usernet.Forward) ([]int, error) {
 	var ids []int
 	for _, f := range fs {
 		id, err := usernet.AddHostfwd(sock, f)

@@ -20,7 +20,7 @@ func TestForwardsOf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []usernet.Hostfwd{
+	want := []usernet.Forward{
 		{Proto: "tcp", HostAddr: netip.MustParseAddr("127.0.0.1"), HostPort: 8080, GuestAddr: g, GuestPort: 80},
 		{Proto: "tcp", HostAddr: netip.MustParseAddr("127.0.0.1"), HostPort: 8081, GuestAddr: g, GuestPort: 81},
 		{Proto: "udp", HostPort: 5353, GuestAddr: g, GuestPort: 53},

@@ -9,28 +9,12 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"time"
 )
 
-// Hostfwd is one port forward as the API names it.
-type Hostfwd struct {
-	Proto     string     // tcp or udp
-	HostAddr  netip.Addr // zero: all IPv4 addresses
-	HostPort  uint16
-	GuestAddr netip.Addr // zero: the guest's default address
-	GuestPort uint16
-	// NetNS and Gateway are berth's extension (berth's slirp4netns only):
-	// the guest is in the namespace at NetNS (TCP, kernel sockets, the
-	// client's address kept); Gateway is the source shown for loopback
-	// clients.
-	NetNS   string     `json:",omitempty"`
-	Gateway netip.Addr `json:",omitzero"`
-}
-
 // AddHostfwd asks the slirp4netns (or berth) process serving the API
 // socket sock to forward a host port; it returns the forward's ID.
-func AddHostfwd(sock string, f Hostfwd) (int, error) {
+func AddHostfwd(sock string, f Forward) (int, error) {
 	args := map[string]any{"proto": f.Proto, "host_port": f.HostPort, "guest_port": f.GuestPort}
 	if f.HostAddr.IsValid() {
 		args["host_addr"] = f.HostAddr.String()

@@ -17,7 +17,7 @@ import (
 // Forward is a port forward: connections to HostAddr:HostPort on the host
 // are relayed to GuestAddr:GuestPort in the guest.
 type Forward struct {
-	ID        int
+	ID        int    `json:",omitempty"`
 	Proto     string // "tcp" or "udp"
 	HostAddr  netip.Addr
 	HostPort  uint16
@@ -28,11 +28,11 @@ type Forward struct {
 	// opened there by kernel sockets bound to the client's address (see
 	// kernelfwd.go). Empty: the guest behind the stack (kernel sockets in
 	// Config.GuestNetNS when possible).
-	NetNS string
+	NetNS string `json:",omitempty"`
 	// Gateway is the source address the guest sees for clients it cannot
 	// route back to (loopback clients) on the kernel path with NetNS
 	// (default: the stack's gateway).
-	Gateway netip.Addr
+	Gateway netip.Addr `json:",omitzero"`
 }
 
 // Sentinel errors of the port-forward API.
