@@ -23,6 +23,8 @@ type (
 	// ports, per-network options (static addresses, aliases, interface
 	// name, MAC) and the networks' definitions.
 	NetavarkOptions = network.Options
+	// NetavarkNetwork is one network definition in Podman's format.
+	NetavarkNetwork = network.Network
 	// NetavarkStatus is netavark's answer for one network: the
 	// container's interfaces with their addresses, and its DNS servers.
 	NetavarkStatus = network.StatusBlock
@@ -64,4 +66,28 @@ func (h *Host) UpdateDNSServers(networkName string, servers []netip.Addr) error 
 // (network name to names) in the running DNS server.
 func (h *Host) SetDNSNames(containerID string, names map[string][]string) error {
 	return h.mgr.SetDNSNames(containerID, names)
+}
+
+// AllocateNetavark gives the container addresses on network n in the
+// Host's address store (Podman's ipam.db layout), as Podman does before
+// `netavark setup`: the static addresses asked for, else the next free
+// address of each subnet. Asking again returns the same addresses.
+func (h *Host) AllocateNetavark(containerID string, n NetavarkNetwork, static []netip.Addr) ([]netip.Prefix, error) {
+	return h.ipam.Allocate(containerID, n, static)
+}
+
+// ReleaseNetavark frees the container's addresses on one network.
+func (h *Host) ReleaseNetavark(containerID, networkName string) error {
+	return h.ipam.Release(containerID, networkName)
+}
+
+// ReleaseAllNetavark frees the container's addresses on every network.
+func (h *Host) ReleaseAllNetavark(containerID string) error {
+	return h.ipam.ReleaseAll(containerID)
+}
+
+// ForgetNetworkAddresses drops every address record of a network whose
+// definition the caller removed from Podman's files.
+func (h *Host) ForgetNetworkAddresses(networkName string) error {
+	return h.ipam.RemoveNetwork(networkName)
 }

@@ -37,7 +37,7 @@ func (w *world) engine() (*engine.Engine, error) {
 		Root: w.root, RunRoot: w.runRoot, Runtime: rt,
 		Images: w.imageSource(),
 		Network: &engine.NetworkConfig{
-			Store: w.store, Alloc: w.alloc, Host: host,
+			Store: w.store, Host: host,
 			RootlessNetNS: w.rootlessNetNS(), Slirp: w.slirp(),
 			LegacyRecords: filepath.Join(w.runDir, "berth", "containers.db"),
 		},

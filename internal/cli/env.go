@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,7 +18,7 @@ import (
 	"github.com/berthnet/berth/internal/dhcpproxy"
 	"github.com/berthnet/berth/internal/engine"
 	"github.com/berthnet/berth/internal/firewall"
-	"github.com/berthnet/berth/internal/ipam"
+
 	"github.com/berthnet/berth/internal/netconf"
 	"github.com/berthnet/berth/internal/netstore"
 	"github.com/berthnet/berth/internal/rootless"
@@ -84,7 +85,6 @@ type world struct {
 	env    Env
 	conf   *containersconf.Config
 	store  *netstore.Store
-	alloc  *ipam.Allocator
 	runDir string
 	// root holds images and containers (--root, default /var/lib/berth,
 	// rootless $XDG_DATA_HOME/berth); runRoot holds runtime state
@@ -159,12 +159,8 @@ func openWorld(env Env, g *globals) (*world, error) {
 	if err != nil {
 		return nil, err
 	}
-	alloc, err := ipam.New(filepath.Join(runDir, "ipam.db"))
-	if err != nil {
-		return nil, err
-	}
 	root, runRoot := engineDirs(env, g)
-	return &world{env: env, conf: conf, store: st, alloc: alloc, runDir: runDir, root: root, runRoot: runRoot, log: log, logLevel: lvl}, nil
+	return &world{env: env, conf: conf, store: st, runDir: runDir, root: root, runRoot: runRoot, log: log, logLevel: lvl}, nil
 }
 
 // engineDirs resolves the engine's storage and runtime directories from the
@@ -257,6 +253,26 @@ func (w *world) hostConfig() (berthnet.Config, error) {
 		// kernel's deletion of each veth (package reaper).
 		BackgroundLinkRemoval: true,
 	}, nil
+}
+
+// forgetAddresses drops the address records of removed networks through
+// the attach service (without starting the engine: system reset has
+// removed its storage by then).
+func (w *world) forgetAddresses(names ...string) error {
+	cfg, err := w.hostConfig()
+	if err != nil {
+		return err
+	}
+	h, err := berthnet.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	var errs []error
+	for _, n := range names {
+		errs = append(errs, h.ForgetNetworkAddresses(n))
+	}
+	return errors.Join(errs...)
 }
 
 // manager opens the attach service through the engine (which starts a

@@ -353,10 +353,14 @@ func (w *world) reset(cmd *cobra.Command) error {
 		return errors.Join(append(errs, err)...)
 	}
 	defer unlock()
+	names := make([]string, 0, len(nets))
 	for _, n := range nets {
-		if err := w.alloc.RemoveNetwork(n.Name); err != nil {
-			errs = append(errs, err)
-		}
+		names = append(names, n.Name)
+	}
+	if err := w.forgetAddresses(names...); err != nil {
+		errs = append(errs, err)
+	}
+	for _, n := range nets {
 		if w.store.IsDefault(n) {
 			if w.env.Rootless {
 				if err := os.Remove(w.store.Dir() + "/" + n.Name + ".json"); err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -783,7 +783,7 @@ func (w *world) removeNetwork(cmd *cobra.Command, ref string, force bool) (strin
 		}
 		return "", err
 	}
-	if err := w.alloc.RemoveNetwork(n.Name); err != nil {
+	if err := w.forgetAddresses(n.Name); err != nil {
 		return "", err
 	}
 	return n.Name, nil

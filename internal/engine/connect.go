@@ -166,6 +166,11 @@ func (e *Engine) recordNetwork(id string, req runopts.NetworkRequest, add bool) 
 
 // connectNow attaches the namespace of c to n now.
 func (e *Engine) connectNow(ctx context.Context, c *Container, isNew bool, n network.Network, r ConnectRequest) (err error) {
+	h, err := e.OpenHost()
+	if err != nil {
+		return err
+	}
+	defer h.Close()
 	var rb rollback.Stack
 	defer rb.OnError(&err)
 	if isNew {
@@ -174,11 +179,11 @@ func (e *Engine) connectNow(ctx context.Context, c *Container, isNew bool, n net
 		}
 		rb.Push(func() error { return e.removeIfDone(c.Config.ID) })
 	}
-	att, err := e.allocateOne(c.Config.ID, n, r.IPs, "", r.Aliases, r.MAC)
+	att, err := allocateOne(h, c.Config.ID, n, r.IPs, "", r.Aliases, r.MAC)
 	if err != nil {
 		return err
 	}
-	rb.Push(func() error { return e.cfg.Network.Alloc.Release(c.Config.ID, n.Name) })
+	rb.Push(func() error { return h.ReleaseNetavark(c.Config.ID, n.Name) })
 	// Record the attachment first: this reserves the interface name, and
 	// a concurrent connect of the same container to the same network
 	// fails.
@@ -324,7 +329,7 @@ func (e *Engine) teardownOne(ctx context.Context, c *Container, att Attachment, 
 		}
 		e.log.Warn("teardown failed; forgetting the attachment (-f)", "container", c.Config.Name, "network", att.Network.Name, "error", err)
 	}
-	return e.cfg.Network.Alloc.Release(c.Config.ID, att.Network.Name)
+	return h.ReleaseNetavark(c.Config.ID, att.Network.Name)
 }
 
 // Reload tears down and sets up again the attachments of the containers

@@ -19,10 +19,10 @@ import (
 )
 
 // NetworkConfig is what the engine attaches containers with: the network
-// definitions, the address allocator and berth's attach service.
+// definitions and berth's attach service (which also allocates the
+// addresses).
 type NetworkConfig struct {
 	Store *netstore.Store
-	Alloc *ipam.Allocator
 	// Host configures the attach service the engine opens per operation
 	// (a rootless engine sets HostNetns itself, to RootlessNetNS).
 	Host berthnet.Config
@@ -179,21 +179,20 @@ func (e *Engine) attach(c *Container, nsPath string) (res map[string]network.Sta
 		return nil, e.attachSlirp(c, nsPath)
 	}
 	id := c.Config.ID
-	alloc := e.cfg.Network.Alloc
-	var rb rollback.Stack
-	defer rb.OnError(&err)
-	rb.Push(func() error { return alloc.ReleaseAll(id) })
-	atts, err := e.allocate(c)
-	if err != nil {
-		return nil, err
-	}
-	cur := *c
-	cur.State.Attachments, cur.State.NetNS = atts, nsPath
 	h, err := e.OpenHost()
 	if err != nil {
 		return nil, err
 	}
 	defer h.Close()
+	var rb rollback.Stack
+	defer rb.OnError(&err)
+	rb.Push(func() error { return h.ReleaseAllNetavark(id) })
+	atts, err := e.allocate(h, c)
+	if err != nil {
+		return nil, err
+	}
+	cur := *c
+	cur.State.Attachments, cur.State.NetNS = atts, nsPath
 	o := e.netOptions(&cur, atts)
 	if res, err = h.SetupNetavark(context.Background(), nsPath, o); err != nil {
 		return nil, fmt.Errorf("set up the network of container %s: %w", c.Config.Name, err)
@@ -216,7 +215,7 @@ func (e *Engine) attach(c *Container, nsPath string) (res map[string]network.Sta
 }
 
 // allocate gives every network of c its addresses and interface.
-func (e *Engine) allocate(c *Container) ([]Attachment, error) {
+func (e *Engine) allocate(h *berthnet.Host, c *Container) ([]Attachment, error) {
 	var atts []Attachment
 	for i, r := range c.Config.Net.Networks {
 		n, err := e.networkOf(r.Name)
@@ -230,7 +229,7 @@ func (e *Engine) allocate(c *Container) ([]Attachment, error) {
 		if ifname == "" {
 			ifname = fmt.Sprintf("eth%d", i)
 		}
-		a, err := e.allocateOne(c.Config.ID, n, r.IPs, ifname, r.Aliases, r.MAC)
+		a, err := allocateOne(h, c.Config.ID, n, r.IPs, ifname, r.Aliases, r.MAC)
 		if err != nil {
 			return nil, err
 		}
@@ -239,9 +238,10 @@ func (e *Engine) allocate(c *Container) ([]Attachment, error) {
 	return atts, nil
 }
 
-// allocateOne allocates the addresses of one attachment.
-func (e *Engine) allocateOne(id string, n network.Network, ips []netip.Addr, ifname string, aliases []string, mac string) (Attachment, error) {
-	addrs, err := e.cfg.Network.Alloc.Allocate(id, n, ips)
+// allocateOne allocates the addresses of one attachment through the
+// attach service.
+func allocateOne(h *berthnet.Host, id string, n network.Network, ips []netip.Addr, ifname string, aliases []string, mac string) (Attachment, error) {
+	addrs, err := h.AllocateNetavark(id, n, ips)
 	if err != nil {
 		return Attachment{}, err
 	}
@@ -282,21 +282,21 @@ func (e *Engine) detach(c *Container) error {
 	if err != nil {
 		return err
 	}
+	h, err := e.OpenHost()
+	if err != nil {
+		return err
+	}
+	defer h.Close()
 	var errs []error
 	if len(cur.State.Forwards) > 0 {
 		removeForwards(e.cfg.Network.RootlessNetNS.API(), cur.State.Forwards)
 	}
 	if len(cur.State.Attachments) > 0 {
-		h, err := e.OpenHost()
-		if err != nil {
-			return err
-		}
-		defer h.Close()
 		if err := h.TeardownNetavark(context.Background(), cur.State.NetNS, e.netOptions(cur, cur.State.Attachments)); err != nil {
 			errs = append(errs, fmt.Errorf("tear down the network of container %s: %w", cur.Config.Name, err))
 		}
 	}
-	if err := e.cfg.Network.Alloc.ReleaseAll(cur.Config.ID); err != nil {
+	if err := h.ReleaseAllNetavark(cur.Config.ID); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
