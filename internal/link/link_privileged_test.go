@@ -38,7 +38,7 @@ func TestPrivilegedAddVeth(t *testing.T) {
 	br := newBridge(t, hh, "bbr0")
 	mac, _ := net.ParseMAC("02:42:c6:12:00:09")
 	spec := link.VethSpec{Name: "bveth0", MTU: 1400, MasterIndex: br.Attrs().Index, PeerName: "eth0", PeerNSFd: ctr.Fd(), PeerMAC: mac}
-	idx, err := hh.AddVeth(spec)
+	got, err := hh.AddVeth(spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,8 +46,8 @@ func TestPrivilegedAddVeth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if hv.Attrs().Index != idx {
-		t.Errorf("AddVeth returned index %d, the link has %d", idx, hv.Attrs().Index)
+	if got.Index != hv.Attrs().Index || got.Name != "bveth0" || got.Kind != "veth" || got.MasterIndex != br.Attrs().Index || got.MTU != 1400 {
+		t.Errorf("AddVeth returned %+v, the link has index %d", got, hv.Attrs().Index)
 	}
 	if hv.Attrs().MasterIndex != br.Attrs().Index {
 		t.Errorf("host end master %d, want bridge %d", hv.Attrs().MasterIndex, br.Attrs().Index)
@@ -85,8 +85,12 @@ func TestPrivilegedSetIPv4Conf(t *testing.T) {
 	nettest.Privileged(t)
 	ns := nettest.NewNS(t, nettest.RandName("bs"))
 	h := nettest.Handle(t, ns.NetNS)
-	br := newBridge(t, h, "bbr1")
-	if err := h.SetIPv4Conf(br, map[int]uint32{link.IPv4ConfArpNotify: 1, link.IPv4ConfRPFilter: 2}); err != nil {
+	newBridge(t, h, "bbr1")
+	br, err := h.Link("bbr1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := br.SetIPv4Conf(map[int]uint32{link.IPv4ConfArpNotify: 1, link.IPv4ConfRPFilter: 2}); err != nil {
 		t.Fatal(err)
 	}
 	for key, want := range map[string]string{"arp_notify": "1", "rp_filter": "2"} {
