@@ -19,15 +19,7 @@ import (
 // newPort adds a veth pair (name and name+"p") and returns the first end:
 // a parent for macvlans, a device for routes.
 func newPort(t *testing.T, h *link.Handle, name string) link.Link {
-	t.Helper()
-	if err := h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: name + "p"}); err != nil {
-		t.Fatal(err)
-	}
-	l, err := h.Link(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
+	return addLink(t, h, &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: name + "p"})
 }
 
 // AddBridge makes a down bridge with the MAC and MTU asked for; a second
@@ -89,9 +81,7 @@ func TestPrivilegedAddBridgeInVRF(t *testing.T) {
 // names the kind and the parent.
 func TestPrivilegedAddMacvlan(t *testing.T) {
 	nettest.Privileged(t)
-	host := nettest.NewNS(t, nettest.RandName("bmh"))
-	ctr := nettest.NewNS(t, nettest.RandName("bmc"))
-	hh, ch := nettest.Handle(t, host.NetNS), nettest.Handle(t, ctr.NetNS)
+	_, ctr, hh, ch := twoNS(t, "bm")
 	parent := newPort(t, hh, "bpar0")
 	mac, _ := net.ParseMAC("02:42:c6:12:00:02")
 	if err := hh.AddMacvlan(link.SublinkSpec{Name: "mv0", Parent: parent, NSFd: ctr.Fd(), MTU: 1400, MAC: mac, Mode: "private"}); err != nil {
@@ -124,9 +114,7 @@ func TestPrivilegedAddMacvlan(t *testing.T) {
 // namespace, with the mode asked for.
 func TestPrivilegedAddIPVlan(t *testing.T) {
 	nettest.Privileged(t)
-	host := nettest.NewNS(t, nettest.RandName("bih"))
-	ctr := nettest.NewNS(t, nettest.RandName("bic"))
-	hh, ch := nettest.Handle(t, host.NetNS), nettest.Handle(t, ctr.NetNS)
+	_, ctr, hh, ch := twoNS(t, "bi")
 	parent1 := newPort(t, hh, "bpar1")
 	err := hh.AddIPVlan(link.SublinkSpec{Name: "iv0", Parent: parent1, NSFd: ctr.Fd(), Mode: "l3"})
 	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOTSUP) {
@@ -144,9 +132,7 @@ func TestPrivilegedAddIPVlan(t *testing.T) {
 // is fine), MTU, MAC, hairpin, no IPv6 addresses, ports and deletion.
 func TestPrivilegedLinkOperations(t *testing.T) {
 	nettest.Privileged(t)
-	host := nettest.NewNS(t, nettest.RandName("boh"))
-	ctr := nettest.NewNS(t, nettest.RandName("boc"))
-	hh := nettest.Handle(t, host.NetNS)
+	host, ctr, hh, _ := twoNS(t, "bo")
 	if err := hh.AddBridge(link.BridgeSpec{Name: "bbr5"}); err != nil {
 		t.Fatal(err)
 	}
