@@ -1,6 +1,9 @@
 // Package link manages links, addresses and routes through netlink handles
 // bound to a network namespace (vishvananda/netlink NewHandleAt). No function
-// here moves a thread between namespaces.
+// here moves a thread between namespaces. The core and its services use its
+// own types (Link, Route, the specs of new links) and never netlink's; the
+// calls that take or return a netlink.Link are for the other kernel
+// adapters.
 package link
 
 import (
@@ -59,7 +62,8 @@ func NewHandle(ns *netns.NetNS) (*Handle, error) {
 	return &Handle{Handle: h, nsFd: fd}, nil
 }
 
-// ByName returns the named link, or an error wrapping ErrNotFound.
+// ByName returns the named link as netlink has it (Link for callers
+// outside the kernel adapters), or an error wrapping ErrNotFound.
 // Equivalent to: ip link show NAME
 func (h *Handle) ByName(name string) (netlink.Link, error) {
 	l, err := h.LinkByName(name)
