@@ -84,9 +84,6 @@ var Berth = Rules{
 		"internal/nettest":                 TestSupport,
 	},
 	Pending: []Pending{
-		{"internal/core", "github.com/vishvananda/netlink", "the core builds netlink link types (veth, macvlan, ipvlan) and routes itself instead of asking internal/link"},
-		{"internal/dhcpproxy", "github.com/vishvananda/netlink", "the DHCP proxy builds netlink routes and addresses for the leases it binds"},
 		{"internal/overlay", "internal/vxlan", "the overlay agent drives its VXLAN device through the kernel adapter itself instead of through the core"},
-		{"internal/usernet", "github.com/vishvananda/netlink", "usernet adds the policy rule and routes of kernel port forwarding with netlink itself"},
 	},
 }

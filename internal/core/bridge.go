@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/berthnet/berth/internal/firewall"
@@ -45,53 +44,18 @@ func mtu(n network.Network, hostH *link.Handle) int {
 }
 
 // ensureBridge finds or creates the network's bridge and returns it.
-func (m *Manager) ensureBridge(sess *session, hostH *link.Handle, n network.Network, ports []network.PortMapping, rb *undo, at *attachment) (netlink.Link, error) {
+func (m *Manager) ensureBridge(sess *session, hostH *link.Handle, n network.Network, ports []network.PortMapping, rb *undo, at *attachment) (link.Link, error) {
 	name := n.NetworkInterface
-	br, err := hostH.ByName(name)
+	br, err := hostH.Link(name)
 	if err == nil {
-		if br.Type() != "bridge" {
-			return nil, fmt.Errorf("bridge interface %s already exists but is a %s interface", name, br.Type())
+		if br.Kind != "bridge" {
+			return link.Link{}, fmt.Errorf("bridge interface %s already exists but is a %s interface", name, br.Kind)
 		}
 	} else if !errors.Is(err, link.ErrNotFound) {
-		return nil, err
+		return link.Link{}, err
 	} else {
-		if n.Unmanaged() {
-			return nil, fmt.Errorf("bridge %s does not exist (mode=unmanaged uses an existing bridge)", name)
-		}
-		if err := m.fail("bridge"); err != nil {
-			return nil, err
-		}
-		attrs := netlink.NewLinkAttrs()
-		attrs.Name = name
-		attrs.HardwareAddr = bridgeMAC(n)
-		if v := mtu(n, hostH); v > 0 {
-			attrs.MTU = v
-		}
-		if vrf := n.Option(network.OptVRF); vrf != "" {
-			v, err := hostH.ByName(vrf)
-			if err != nil {
-				return nil, fmt.Errorf("vrf %s: %w", vrf, err)
-			}
-			if v.Type() != "vrf" {
-				return nil, fmt.Errorf("vrf %s is a %s interface, not a vrf", vrf, v.Type())
-			}
-			attrs.MasterIndex = v.Attrs().Index
-		}
-		if err := hostH.LinkAdd(&netlink.Bridge{LinkAttrs: attrs}); err != nil {
-			if !errors.Is(err, unix.EEXIST) {
-				return nil, fmt.Errorf("create bridge %s: %w", name, err)
-			}
-		} else {
-			at.createdBridge = true
-			rb.push(func() error {
-				if l, err := hostH.ByName(name); err == nil {
-					return hostH.Delete(l)
-				}
-				return nil
-			})
-		}
-		if br, err = hostH.ByName(name); err != nil {
-			return nil, err
+		if br, err = m.createBridge(hostH, n, rb, at); err != nil {
+			return link.Link{}, err
 		}
 	}
 	if n.Unmanaged() {
@@ -133,23 +97,61 @@ func (m *Manager) ensureBridge(sess *session, hostH *link.Handle, n network.Netw
 		host = append(host, sysctl.Setting{Key: sysctl.Key("net", "ipv4", "conf", name, "route_localnet"), Value: "1"})
 	}
 	if err := m.fail("sysctl"); err != nil {
-		return nil, err
+		return link.Link{}, err
 	}
 	if err := sysctl.Apply(m.cfg.HostNS, host); err != nil {
-		return nil, err
+		return link.Link{}, err
 	}
 	for _, s := range n.Subnets {
 		if !s.Gateway.IsValid() {
 			continue
 		}
-		if err := hostH.AddAddr(br, netip.PrefixFrom(s.Gateway, s.Subnet.Bits())); err != nil {
-			return nil, err
+		if err := br.AddAddr(netip.PrefixFrom(s.Gateway, s.Subnet.Bits())); err != nil {
+			return link.Link{}, err
 		}
 	}
-	if err := hostH.Up(br); err != nil {
-		return nil, err
+	if err := br.SetUp(); err != nil {
+		return link.Link{}, err
 	}
 	return br, nil
+}
+
+// createBridge creates the network's bridge (in its VRF, when it names
+// one) and returns it; a bridge made meanwhile by someone else is taken as
+// it is.
+func (m *Manager) createBridge(hostH *link.Handle, n network.Network, rb *undo, at *attachment) (link.Link, error) {
+	name := n.NetworkInterface
+	if n.Unmanaged() {
+		return link.Link{}, fmt.Errorf("bridge %s does not exist (mode=unmanaged uses an existing bridge)", name)
+	}
+	if err := m.fail("bridge"); err != nil {
+		return link.Link{}, err
+	}
+	spec := link.BridgeSpec{Name: name, MAC: bridgeMAC(n), MTU: mtu(n, hostH)}
+	if vrf := n.Option(network.OptVRF); vrf != "" {
+		v, err := hostH.Link(vrf)
+		if err != nil {
+			return link.Link{}, fmt.Errorf("vrf %s: %w", vrf, err)
+		}
+		if v.Kind != "vrf" {
+			return link.Link{}, fmt.Errorf("vrf %s is a %s interface, not a vrf", vrf, v.Kind)
+		}
+		spec.MasterIndex = v.Index
+	}
+	if err := hostH.AddBridge(spec); err != nil {
+		if !errors.Is(err, unix.EEXIST) {
+			return link.Link{}, err
+		}
+	} else {
+		at.createdBridge = true
+		rb.push(func() error {
+			if l, err := hostH.Link(name); err == nil {
+				return l.Delete()
+			}
+			return nil
+		})
+	}
+	return hostH.Link(name)
 }
 
 func (m *Manager) setupBridge(sess *session, ctrNS *netns.NetNS, hostH, ctrH *link.Handle, at *attachment, ports []network.PortMapping, rb *undo) error {
@@ -167,28 +169,27 @@ func (m *Manager) setupBridge(sess *session, ctrNS *netns.NetNS, hostH, ctrH *li
 	}
 	mtu := n.MTU()
 	if mtu <= 0 {
-		mtu = br.Attrs().MTU
+		mtu = br.MTU
 	}
-	spec := link.VethSpec{Name: name, MTU: mtu, MasterIndex: br.Attrs().Index, PeerName: at.opts.InterfaceName, PeerNSFd: ctrNS.Fd()}
+	spec := link.VethSpec{Name: name, MTU: mtu, MasterIndex: br.Index, PeerName: at.opts.InterfaceName, PeerNSFd: ctrNS.Fd()}
 	if at.opts.StaticMAC != "" {
 		spec.PeerMAC, _ = network.ParseMAC(at.opts.StaticMAC)
 	}
 	// The host end goes up only after its IPv6 address generation is off
 	// (below).
 	spec.Down = true
-	idx, err := hostH.AddVeth(spec)
+	hostVeth, err := hostH.AddVeth(spec)
 	if err != nil {
 		if errors.Is(err, unix.EEXIST) {
-			if _, cerr := ctrH.ByName(at.opts.InterfaceName); cerr == nil {
+			if _, cerr := ctrH.Link(at.opts.InterfaceName); cerr == nil {
 				return fmt.Errorf("create veth pair: interface %s already exists in the container namespace", at.opts.InterfaceName)
 			}
 			return fmt.Errorf("create veth pair: host interface %q already exists: %w", name, err)
 		}
 		return fmt.Errorf("create veth pair: %w", err)
 	}
-	hostVeth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name, Index: idx}}
-	rb.push(func() error { return hostH.Delete(hostVeth) })
-	peer, err := ctrH.ByName(at.opts.InterfaceName)
+	rb.push(hostVeth.Delete)
+	peer, err := ctrH.Link(at.opts.InterfaceName)
 	if err != nil {
 		return fmt.Errorf("find container interface: %w", err)
 	}
@@ -198,29 +199,25 @@ func (m *Manager) setupBridge(sess *session, ctrNS *netns.NetNS, hostH, ctrH *li
 	// no link-local routes to the host's IPv6 table, which every link
 	// change walks: with 1000 containers running, both made each setup
 	// and teardown slower. A kernel without IPv6 refuses the attribute.
-	if err := hostH.LinkSetIP6AddrGenMode(hostVeth, in6AddrGenModeNone); err != nil && !errors.Is(err, unix.EAFNOSUPPORT) && !errors.Is(err, unix.EOPNOTSUPP) {
-		return fmt.Errorf("turn off IPv6 addresses on %s: %w", name, err)
+	if err := hostVeth.NoIPv6Addrs(); err != nil {
+		return err
 	}
-	if err := hostH.Up(hostVeth); err != nil {
+	if err := hostVeth.SetUp(); err != nil {
 		return err
 	}
 	// Hairpin: a container reaches its own published port through the
 	// host's address (the reply leaves by the port it came in on).
-	if err := hostH.LinkSetHairpin(hostVeth, true); err != nil {
-		return fmt.Errorf("set hairpin on %s: %w", name, err)
+	if err := hostVeth.SetHairpin(true); err != nil {
+		return err
 	}
 	return m.configureContainer(ctrNS, ctrH, peer, at)
 }
 
-// in6AddrGenModeNone is IN6_ADDR_GEN_MODE_NONE (linux/if_link.h): no
-// IPv6 addresses are generated for the link.
-const in6AddrGenModeNone = 1
-
 // configureContainer sets sysctls, addresses, link state and routes on the
 // container end.
-func (m *Manager) configureContainer(ctrNS *netns.NetNS, ctrH *link.Handle, l netlink.Link, at *attachment) error {
+func (m *Manager) configureContainer(ctrNS *netns.NetNS, ctrH *link.Handle, l link.Link, at *attachment) error {
 	n := at.net
-	ifn := l.Attrs().Name
+	ifn := l.Name
 	set := []sysctl.Setting{
 		{Key: sysctl.Key("net", "ipv6", "conf", ifn, "autoconf"), Value: "0", Optional: true},
 	}
@@ -233,7 +230,7 @@ func (m *Manager) configureContainer(ctrNS *netns.NetNS, ctrH *link.Handle, l ne
 	// net.ipv4.conf.IF.arp_notify=1 and rp_filter=2 over netlink: the
 	// first /proc/sys/net/ipv4/conf lookup in a new namespace grows with
 	// the number of namespaces on the host.
-	if err := ctrH.SetIPv4Conf(l, map[int]uint32{link.IPv4ConfArpNotify: 1, link.IPv4ConfRPFilter: 2}); err != nil {
+	if err := l.SetIPv4Conf(map[int]uint32{link.IPv4ConfArpNotify: 1, link.IPv4ConfRPFilter: 2}); err != nil {
 		return err
 	}
 	if err := sysctl.Apply(ctrNS, set); err != nil {
@@ -244,7 +241,7 @@ func (m *Manager) configureContainer(ctrNS *netns.NetNS, ctrH *link.Handle, l ne
 		for _, ip := range at.opts.StaticIPs {
 			s, _ := n.SubnetFor(ip)
 			p := netip.PrefixFrom(ip, s.Subnet.Bits())
-			if err := ctrH.AddAddr(l, p); err != nil {
+			if err := l.AddAddr(p); err != nil {
 				return err
 			}
 			at.addrs = append(at.addrs, p)
@@ -253,14 +250,14 @@ func (m *Manager) configureContainer(ctrNS *netns.NetNS, ctrH *link.Handle, l ne
 	if err := m.fail("addresses"); err != nil {
 		return err
 	}
-	if err := ctrH.Up(l); err != nil {
+	if err := l.SetUp(); err != nil {
 		return err
 	}
-	at.mac = l.Attrs().HardwareAddr.String()
+	at.mac = l.MAC.String()
 	return m.addRoutes(ctrH, l, at)
 }
 
-func (m *Manager) addRoutes(ctrH *link.Handle, l netlink.Link, at *attachment) error {
+func (m *Manager) addRoutes(ctrH *link.Handle, l link.Link, at *attachment) error {
 	n := at.net
 	if err := m.fail("routes"); err != nil {
 		return err
@@ -284,8 +281,8 @@ func (m *Manager) addRoutes(ctrH *link.Handle, l netlink.Link, at *attachment) e
 			if !is4 {
 				dst = netip.MustParsePrefix("::/0")
 			}
-			r := &netlink.Route{LinkIndex: l.Attrs().Index, Dst: link.IPNet(dst), Gw: net.IP(s.Gateway.AsSlice()), Priority: int(metric), Protocol: unix.RTPROT_STATIC}
-			if err := ctrH.RouteAdd(r); err != nil && !errors.Is(err, unix.EEXIST) {
+			r := link.Route{Dev: l.Index, Dst: dst, Via: s.Gateway, Metric: metric, Proto: link.ProtoStatic}
+			if err := ctrH.AddRoute(r); err != nil {
 				return fmt.Errorf("add default route via %s: %w", s.Gateway, err)
 			}
 			if is4 {
@@ -296,22 +293,22 @@ func (m *Manager) addRoutes(ctrH *link.Handle, l netlink.Link, at *attachment) e
 		}
 	}
 	for _, rt := range n.Routes {
-		r := &netlink.Route{Dst: link.IPNet(rt.Destination.Masked()), Protocol: unix.RTPROT_STATIC, Priority: int(metric)}
+		r := link.Route{Dst: rt.Destination.Masked(), Proto: link.ProtoStatic, Metric: metric}
 		if rt.Metric != nil {
-			r.Priority = int(*rt.Metric)
+			r.Metric = *rt.Metric
 		}
 		switch rt.RouteType {
 		case "blackhole":
-			r.Type = unix.RTN_BLACKHOLE
+			r.Type = link.RouteBlackhole
 		case "unreachable":
-			r.Type = unix.RTN_UNREACHABLE
+			r.Type = link.RouteUnreachable
 		case "prohibit":
-			r.Type = unix.RTN_PROHIBIT
+			r.Type = link.RouteProhibit
 		default:
-			r.LinkIndex = l.Attrs().Index
-			r.Gw = net.IP(rt.Gateway.AsSlice())
+			r.Dev = l.Index
+			r.Via = rt.Gateway
 		}
-		if err := ctrH.RouteAdd(r); err != nil && !errors.Is(err, unix.EEXIST) {
+		if err := ctrH.AddRoute(r); err != nil {
 			return fmt.Errorf("add route to %s: %w", rt.Destination, err)
 		}
 	}
@@ -333,7 +330,7 @@ func (m *Manager) setupMacvlan(ctrNS *netns.NetNS, hostH, ctrH *link.Handle, at 
 	n := at.net
 	// ipam driver dhcp: the link is created without an address; Setup then
 	// asks the DHCP proxy for a lease (leaseDHCP).
-	if _, err := ctrH.ByName(at.opts.InterfaceName); err == nil {
+	if _, err := ctrH.Link(at.opts.InterfaceName); err == nil {
 		return fmt.Errorf("interface %s already exists in the container namespace", at.opts.InterfaceName)
 	}
 	parentName := n.NetworkInterface
@@ -343,55 +340,28 @@ func (m *Manager) setupMacvlan(ctrNS *netns.NetNS, hostH, ctrH *link.Handle, at 
 			return err
 		}
 	}
-	parent, err := hostH.ByName(parentName)
+	parent, err := hostH.Link(parentName)
 	if err != nil {
 		return fmt.Errorf("parent interface: %w", err)
 	}
-	attrs := netlink.NewLinkAttrs()
-	attrs.Name = at.opts.InterfaceName
-	attrs.ParentIndex = parent.Attrs().Index
-	attrs.Namespace = netlink.NsFd(ctrNS.Fd())
-	if v := n.MTU(); v > 0 {
-		attrs.MTU = v
-	}
+	spec := link.SublinkSpec{Name: at.opts.InterfaceName, Parent: parent, NSFd: ctrNS.Fd(), MTU: n.MTU(), Mode: n.Option(network.OptMode)}
 	if at.opts.StaticMAC != "" {
-		attrs.HardwareAddr, _ = network.ParseMAC(at.opts.StaticMAC)
+		spec.MAC, _ = network.ParseMAC(at.opts.StaticMAC)
 	}
-	var l netlink.Link
+	add := hostH.AddMacvlan
 	if n.Driver == network.DriverIPvlan {
-		mode := map[string]netlink.IPVlanMode{"": netlink.IPVLAN_MODE_L2, "l2": netlink.IPVLAN_MODE_L2, "l3": netlink.IPVLAN_MODE_L3, "l3s": netlink.IPVLAN_MODE_L3S}[n.Option(network.OptMode)]
-		l = &netlink.IPVlan{LinkAttrs: attrs, Mode: mode}
-	} else {
-		mode := map[string]netlink.MacvlanMode{"": netlink.MACVLAN_MODE_BRIDGE, "bridge": netlink.MACVLAN_MODE_BRIDGE, "private": netlink.MACVLAN_MODE_PRIVATE, "vepa": netlink.MACVLAN_MODE_VEPA, "passthru": netlink.MACVLAN_MODE_PASSTHRU}[n.Option(network.OptMode)]
-		l = &netlink.Macvlan{LinkAttrs: attrs, Mode: mode}
+		add = hostH.AddIPVlan
 	}
 	if err := m.fail("macvlan"); err != nil {
 		return err
 	}
-	if err := hostH.LinkAdd(l); err != nil {
-		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOTSUP) {
-			return fmt.Errorf("create %s link: the kernel has no %s support: %w", n.Driver, n.Driver, err)
-		}
-		return fmt.Errorf("create %s link on %s: %w", n.Driver, parentName, err)
+	if err := add(spec); err != nil {
+		return err
 	}
-	created, err := ctrH.ByName(at.opts.InterfaceName)
+	created, err := ctrH.Link(at.opts.InterfaceName)
 	if err != nil {
 		return fmt.Errorf("find container interface: %w", err)
 	}
-	rb.push(func() error { return ctrH.Delete(created) })
+	rb.push(created.Delete)
 	return m.configureContainer(ctrNS, ctrH, created, at)
-}
-
-// bridgeHasPorts reports whether any link is still enslaved to the bridge.
-func bridgeHasPorts(hostH *link.Handle, br netlink.Link) (bool, error) {
-	links, err := hostH.LinkList()
-	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
-		return false, fmt.Errorf("list links: %w", err)
-	}
-	for _, l := range links {
-		if l.Attrs().MasterIndex == br.Attrs().Index {
-			return true, nil
-		}
-	}
-	return false, nil
 }

@@ -118,7 +118,7 @@ func (m *Manager) leaseDHCP(ctx context.Context, ctrNS *netns.NetNS, hostH, ctrH
 
 	// The network's static routes, now that their gateways are reachable.
 	if routes := o.NetworkInfo[n.Name].Routes; len(routes) > 0 {
-		l, err := ctrH.ByName(ifname)
+		l, err := ctrH.Link(ifname)
 		if err != nil {
 			return fmt.Errorf("find container interface: %w", err)
 		}
@@ -151,8 +151,8 @@ func (m *Manager) releaseDHCP(ctx context.Context, r DHCPRequest) error {
 func (m *Manager) teardownDHCP(ctx context.Context, ctrH *link.Handle, nsPath, ctrID string, n network.Network, ifname string) error {
 	r := DHCPRequest{ContainerIface: ifname, NsPath: nsPath, ContainerID: ctrID, HostIface: n.NetworkInterface}
 	if ctrH != nil {
-		if l, err := ctrH.ByName(ifname); err == nil {
-			r.ContainerMAC = l.Attrs().HardwareAddr.String()
+		if l, err := ctrH.Link(ifname); err == nil {
+			r.ContainerMAC = l.MAC.String()
 		}
 	}
 	return m.releaseDHCP(ctx, r)

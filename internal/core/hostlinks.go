@@ -3,7 +3,6 @@ package core
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 
 	"github.com/berthnet/berth/internal/link"
@@ -25,11 +24,11 @@ func LinkMAC(name string) string {
 		return ""
 	}
 	defer h.Close()
-	l, err := h.ByName(name)
+	l, err := h.Link(name)
 	if err != nil {
 		return ""
 	}
-	return l.Attrs().HardwareAddr.String()
+	return l.MAC.String()
 }
 
 // HostLink returns an error unless a link called name exists in the
@@ -40,7 +39,7 @@ func HostLink(name string) error {
 		return err
 	}
 	defer h.Close()
-	if _, err := h.ByName(name); err != nil {
+	if _, err := h.Link(name); err != nil {
 		return fmt.Errorf("link %s: %w", name, err)
 	}
 	return nil
@@ -55,15 +54,11 @@ func RouteLocalnetToward(ip netip.Addr) error {
 		return err
 	}
 	defer h.Close()
-	rs, err := h.RouteGet(ip.AsSlice())
-	if err != nil || len(rs) == 0 {
-		return fmt.Errorf("find the host link toward %s: %w", ip, err)
-	}
-	l, err := h.ByIndex(rs[0].LinkIndex)
+	l, err := h.LinkToward(ip)
 	if err != nil {
 		return err
 	}
-	return sysctl.Apply(nil, []sysctl.Setting{{Key: sysctl.Key("net", "ipv4", "conf", l.Attrs().Name, "route_localnet"), Value: "1"}})
+	return sysctl.Apply(nil, []sysctl.Setting{{Key: sysctl.Key("net", "ipv4", "conf", l.Name, "route_localnet"), Value: "1"}})
 }
 
 // Loopback sets the lo link of the namespace at nsPath up or down. A
@@ -74,17 +69,14 @@ func Loopback(nsPath string, up bool) error {
 		return err
 	}
 	defer done()
-	lo, err := h.ByName("lo")
+	lo, err := h.Link("lo")
 	if err != nil {
 		return err
 	}
 	if up {
 		return h.LoopbackUp()
 	}
-	if err := h.LinkSetDown(lo); err != nil {
-		return fmt.Errorf("set lo down: %w", err)
-	}
-	return nil
+	return lo.SetDown()
 }
 
 // LoopbackUp reports whether the lo link of the namespace at nsPath is up.
@@ -95,11 +87,11 @@ func LoopbackUp(nsPath string) (bool, error) {
 		return false, err
 	}
 	defer done()
-	lo, err := h.ByName("lo")
+	lo, err := h.Link("lo")
 	if err != nil {
 		return false, err
 	}
-	return lo.Attrs().Flags&net.FlagUp != 0, nil
+	return lo.Up, nil
 }
 
 // nsHandle opens a link handle in the namespace at nsPath; done closes

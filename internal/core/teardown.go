@@ -104,7 +104,7 @@ func (m *Manager) Teardown(ctx context.Context, nsPath string, o *network.Option
 		if sess.others(id, o.ContainerID) || m.cfg.KeepBridges {
 			continue
 		}
-		br, err := hostH.ByName(n.NetworkInterface)
+		br, err := hostH.Link(n.NetworkInterface)
 		if err != nil {
 			if !errors.Is(err, link.ErrNotFound) {
 				errs = append(errs, err)
@@ -114,7 +114,7 @@ func (m *Manager) Teardown(ctx context.Context, nsPath string, o *network.Option
 			}
 			continue
 		}
-		busy, err := bridgeHasPorts(hostH, br)
+		busy, err := br.HasPorts()
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -136,8 +136,8 @@ func (m *Manager) Teardown(ctx context.Context, nsPath string, o *network.Option
 	}
 	// Bridges go after their rules, so no packet is forwarded unfiltered.
 	for _, n := range emptyBridges {
-		if br, err := hostH.ByName(n.NetworkInterface); err == nil {
-			if err := hostH.Delete(br); err != nil {
+		if br, err := hostH.Link(n.NetworkInterface); err == nil {
+			if err := br.Delete(); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -204,9 +204,10 @@ func (m *Manager) RemoveBridge(ctx context.Context, n network.Network) (bool, er
 		return false, err
 	}
 	defer hostH.Close()
-	br, err := hostH.ByName(n.NetworkInterface)
-	if err == nil {
-		busy, err := bridgeHasPorts(hostH, br)
+	br, err := hostH.Link(n.NetworkInterface)
+	found := err == nil
+	if found {
+		busy, err := br.HasPorts()
 		if err != nil || busy {
 			return false, err
 		}
@@ -218,8 +219,8 @@ func (m *Manager) RemoveBridge(ctx context.Context, n network.Network) (bool, er
 			return false, fmt.Errorf("tear down firewall (%s): %w", m.cfg.Firewall.Name(), err)
 		}
 	}
-	if br != nil {
-		if err := hostH.Delete(br); err != nil {
+	if found {
+		if err := br.Delete(); err != nil {
 			return false, err
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/berthnet/berth/internal/dhcp"
@@ -27,37 +26,37 @@ type nsBinder struct {
 	noDefaultRoute bool
 }
 
-func (b *nsBinder) open() (*link.Handle, netlink.Link, error) {
+func (b *nsBinder) open() (*link.Handle, link.Link, error) {
 	ns, err := netns.Open(b.nsPath)
 	if err != nil {
-		return nil, nil, err
+		return nil, link.Link{}, err
 	}
 	defer ns.Close()
 	h, err := link.NewHandle(ns)
 	if err != nil {
-		return nil, nil, err
+		return nil, link.Link{}, err
 	}
-	l, err := h.ByName(b.ifname)
+	l, err := h.Link(b.ifname)
 	if err != nil {
 		h.Close()
-		return nil, nil, err
+		return nil, link.Link{}, err
 	}
 	return h, l, nil
 }
 
 // routes returns the routes a lease asks for: option 121's, else a default
 // route through the first router.
-func (b *nsBinder) routes(l *dhcp.Lease, ifindex int) []*netlink.Route {
-	var out []*netlink.Route
+func (b *nsBinder) routes(l *dhcp.Lease, ifindex int) []link.Route {
+	var out []link.Route
 	add := func(dst netip.Prefix, gw netip.Addr) {
 		if dst.Bits() == 0 && b.noDefaultRoute {
 			return
 		}
-		r := &netlink.Route{LinkIndex: ifindex, Dst: link.IPNet(dst), Priority: int(b.metric), Protocol: unix.RTPROT_DHCP}
+		r := link.Route{Dev: ifindex, Dst: dst, Metric: b.metric, Proto: link.ProtoDHCP}
 		if gw.IsValid() && !gw.IsUnspecified() {
-			r.Gw = net.IP(gw.AsSlice())
+			r.Via = gw
 		} else {
-			r.Scope = netlink.SCOPE_LINK
+			r.Scope = link.ScopeLink
 		}
 		out = append(out, r)
 	}
@@ -73,8 +72,8 @@ func (b *nsBinder) routes(l *dhcp.Lease, ifindex int) []*netlink.Route {
 	return out
 }
 
-func sameRoute(a, b *netlink.Route) bool {
-	return a.Dst.String() == b.Dst.String() && a.Gw.Equal(b.Gw) && a.Priority == b.Priority
+func sameRoute(a, b link.Route) bool {
+	return a.Dst == b.Dst && a.Via == b.Via && a.Metric == b.Metric
 }
 
 // Bind implements dhcp.Binder. Equivalent to: ip addr add ADDR dev IF;
@@ -85,7 +84,7 @@ func (b *nsBinder) Bind(prev, next *dhcp.Lease) error {
 		return err
 	}
 	defer h.Close()
-	idx := l.Attrs().Index
+	idx := l.Index
 	want := b.routes(next, idx)
 	if prev != nil {
 		for _, r := range b.routes(prev, idx) {
@@ -94,7 +93,7 @@ func (b *nsBinder) Bind(prev, next *dhcp.Lease) error {
 				keep = keep || sameRoute(r, w)
 			}
 			if !keep {
-				if err := h.RouteDel(r); err != nil && !gone(err) {
+				if err := h.DelRoute(r); err != nil {
 					return fmt.Errorf("delete route to %s: %w", r.Dst, err)
 				}
 			}
@@ -103,17 +102,18 @@ func (b *nsBinder) Bind(prev, next *dhcp.Lease) error {
 		// address also deletes the secondaries of its subnet (unless
 		// promote_secondaries is set).
 		if prev.Addr != next.Addr {
-			if err := h.AddrDel(l, &netlink.Addr{IPNet: link.IPNet(prev.Addr)}); err != nil && !gone(err) {
-				return fmt.Errorf("delete address %s from %s: %w", prev.Addr, b.ifname, err)
+			if err := l.DelAddr(prev.Addr); err != nil {
+				return err
 			}
 		}
 	}
-	if err := h.AddAddr(l, next.Addr); err != nil {
+	if err := l.AddAddr(next.Addr); err != nil {
 		return err
 	}
 	for _, r := range want {
-		if err := h.RouteAdd(r); err != nil && !errors.Is(err, unix.EEXIST) {
-			return fmt.Errorf("add route to %s via %s: %w", r.Dst, r.Gw, err)
+		if err := h.AddRoute(r); err != nil {
+			// net.IP prints a missing gateway as <nil>.
+			return fmt.Errorf("add route to %s via %s: %w", r.Dst, net.IP(r.Via.AsSlice()), err)
 		}
 	}
 	return nil
@@ -131,19 +131,13 @@ func (b *nsBinder) Unbind(lease *dhcp.Lease) error {
 	}
 	defer h.Close()
 	var errs []error
-	for _, r := range b.routes(lease, l.Attrs().Index) {
-		if err := h.RouteDel(r); err != nil && !gone(err) {
+	for _, r := range b.routes(lease, l.Index) {
+		if err := h.DelRoute(r); err != nil {
 			errs = append(errs, fmt.Errorf("delete route to %s: %w", r.Dst, err))
 		}
 	}
-	if err := h.AddrDel(l, &netlink.Addr{IPNet: link.IPNet(lease.Addr)}); err != nil && !gone(err) {
-		errs = append(errs, fmt.Errorf("delete address %s from %s: %w", lease.Addr, b.ifname, err))
+	if err := l.DelAddr(lease.Addr); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
-}
-
-// gone reports whether a netlink delete failed because the object is
-// already gone.
-func gone(err error) bool {
-	return errors.Is(err, unix.ESRCH) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EADDRNOTAVAIL) || errors.Is(err, unix.ENODEV)
 }

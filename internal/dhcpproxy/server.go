@@ -366,11 +366,11 @@ func (s *Server) interfaceMAC(nsPath, ifname, want string) (net.HardwareAddr, er
 		return nil, err
 	}
 	defer h.Close()
-	l, err := h.ByName(ifname)
+	l, err := h.Link(ifname)
 	if err != nil {
 		return nil, fmt.Errorf("container interface: %w", err)
 	}
-	mac := l.Attrs().HardwareAddr
+	mac := l.MAC
 	if want != "" {
 		w, err := net.ParseMAC(want)
 		if err != nil {

@@ -1,6 +1,9 @@
 // Package link manages links, addresses and routes through netlink handles
 // bound to a network namespace (vishvananda/netlink NewHandleAt). No function
-// here moves a thread between namespaces.
+// here moves a thread between namespaces. The core and its services use its
+// own types (Link, Route, the specs of new links) and never netlink's; the
+// calls that take or return a netlink.Link are for the other kernel
+// adapters.
 package link
 
 import (
@@ -59,7 +62,8 @@ func NewHandle(ns *netns.NetNS) (*Handle, error) {
 	return &Handle{Handle: h, nsFd: fd}, nil
 }
 
-// ByName returns the named link, or an error wrapping ErrNotFound.
+// ByName returns the named link as netlink has it (Link for callers
+// outside the kernel adapters), or an error wrapping ErrNotFound.
 // Equivalent to: ip link show NAME
 func (h *Handle) ByName(name string) (netlink.Link, error) {
 	l, err := h.LinkByName(name)
@@ -177,10 +181,10 @@ const (
 // a new namespace walks the cached entries of every other namespace, which
 // costs about 0.3 ms per call with 1000 containers running.
 // Equivalent to: sysctl -w net.ipv4.conf.DEV.KEY=VALUE
-func (h *Handle) SetIPv4Conf(l netlink.Link, conf map[int]uint32) error {
+func (l Link) SetIPv4Conf(conf map[int]uint32) error {
 	req := nl.NewNetlinkRequest(unix.RTM_SETLINK, unix.NLM_F_ACK)
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
-	msg.Index = int32(l.Attrs().Index)
+	msg.Index = int32(l.Index)
 	req.AddData(msg)
 	inet := nl.NewRtAttr(unix.AF_INET, nil)
 	cf := inet.AddRtAttr(unix.IFLA_INET_CONF, nil)
@@ -188,8 +192,8 @@ func (h *Handle) SetIPv4Conf(l netlink.Link, conf map[int]uint32) error {
 		cf.AddRtAttr(k, nl.Uint32Attr(v))
 	}
 	req.AddData(nl.NewRtAttr(unix.IFLA_AF_SPEC, inet.Serialize()))
-	if _, err := h.execute(req, 0); err != nil {
-		return fmt.Errorf("set ipv4 settings of %s: %w", l.Attrs().Name, err)
+	if _, err := l.h.execute(req, 0); err != nil {
+		return fmt.Errorf("set ipv4 settings of %s: %w", l.Name, err)
 	}
 	return nil
 }
@@ -234,12 +238,12 @@ type VethSpec struct {
 
 // AddVeth creates the pair in one netlink request (name, MTU, master and
 // link state of the host end, the peer's name, MTU, MAC and namespace) and
-// returns the host end's index. The kernel takes its routing lock once
+// returns the host end. The kernel takes its routing lock once
 // instead of four times (create, look up, set master, set up), which is
 // what makes setups slow when hundreds of containers run.
 // Equivalent to: ip link add NAME mtu MTU master BR up type veth peer name
 // PEER mtu MTU address MAC netns NS
-func (h *Handle) AddVeth(v VethSpec) (int, error) {
+func (h *Handle) AddVeth(v VethSpec) (Link, error) {
 	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ACK|unix.NLM_F_ECHO)
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	if !v.Down {
@@ -270,17 +274,20 @@ func (h *Handle) AddVeth(v VethSpec) (int, error) {
 	req.AddData(info)
 	msgs, err := h.execute(req, unix.RTM_NEWLINK)
 	if err != nil {
-		return 0, err
+		return Link{}, err
 	}
 	for _, m := range msgs {
 		if l, err := netlink.LinkDeserialize(nil, m); err == nil && l.Attrs().Name == v.Name && l.Attrs().Index > 0 {
-			return l.Attrs().Index, nil
+			// The echo is sent before the kernel sets the master.
+			hostEnd := fromNetlink(h, l)
+			hostEnd.MasterIndex = v.MasterIndex
+			return hostEnd, nil
 		}
 	}
 	// A kernel that does not echo the new link (before 6.3).
 	l, err := h.LinkByName(v.Name)
 	if err != nil {
-		return 0, fmt.Errorf("look up new link %s: %w", v.Name, err)
+		return Link{}, fmt.Errorf("look up new link %s: %w", v.Name, err)
 	}
-	return l.Attrs().Index, nil
+	return fromNetlink(h, l), nil
 }

@@ -14,17 +14,29 @@ import (
 	"github.com/berthnet/berth/internal/nettest"
 )
 
-func newBridge(t *testing.T, h *link.Handle, name string) netlink.Link {
+// addLink creates nl through netlink (the test's own way, not the
+// functions under test) and returns it as a Link.
+func addLink(t *testing.T, h *link.Handle, nl netlink.Link) link.Link {
 	t.Helper()
-	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name, MTU: 1400}}
-	if err := h.LinkAdd(br); err != nil {
+	if err := h.LinkAdd(nl); err != nil {
 		t.Fatal(err)
 	}
-	l, err := h.ByName(name)
+	l, err := h.Link(nl.Attrs().Name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return l
+}
+
+func newBridge(t *testing.T, h *link.Handle, name string) link.Link {
+	return addLink(t, h, &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name, MTU: 1400}})
+}
+
+// twoNS returns a host and a container namespace and their handles.
+func twoNS(t *testing.T, prefix string) (host, ctr *nettest.NS, hh, ch *link.Handle) {
+	host = nettest.NewNS(t, nettest.RandName(prefix+"h"))
+	ctr = nettest.NewNS(t, nettest.RandName(prefix+"c"))
+	return host, ctr, nettest.Handle(t, host.NetNS), nettest.Handle(t, ctr.NetNS)
 }
 
 // AddVeth creates both ends in one request: the host end up, on the
@@ -32,13 +44,11 @@ func newBridge(t *testing.T, h *link.Handle, name string) netlink.Link {
 // MTU and MAC. A second pair with the same names fails with EEXIST.
 func TestPrivilegedAddVeth(t *testing.T) {
 	nettest.Privileged(t)
-	host := nettest.NewNS(t, nettest.RandName("bh"))
-	ctr := nettest.NewNS(t, nettest.RandName("bc"))
-	hh, ch := nettest.Handle(t, host.NetNS), nettest.Handle(t, ctr.NetNS)
+	_, ctr, hh, ch := twoNS(t, "b")
 	br := newBridge(t, hh, "bbr0")
 	mac, _ := net.ParseMAC("02:42:c6:12:00:09")
-	spec := link.VethSpec{Name: "bveth0", MTU: 1400, MasterIndex: br.Attrs().Index, PeerName: "eth0", PeerNSFd: ctr.Fd(), PeerMAC: mac}
-	idx, err := hh.AddVeth(spec)
+	spec := link.VethSpec{Name: "bveth0", MTU: 1400, MasterIndex: br.Index, PeerName: "eth0", PeerNSFd: ctr.Fd(), PeerMAC: mac}
+	got, err := hh.AddVeth(spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,11 +56,11 @@ func TestPrivilegedAddVeth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if hv.Attrs().Index != idx {
-		t.Errorf("AddVeth returned index %d, the link has %d", idx, hv.Attrs().Index)
+	if got.Index != hv.Attrs().Index || got.Name != "bveth0" || got.Kind != "veth" || got.MasterIndex != br.Index || got.MTU != 1400 {
+		t.Errorf("AddVeth returned %+v, the link has index %d", got, hv.Attrs().Index)
 	}
-	if hv.Attrs().MasterIndex != br.Attrs().Index {
-		t.Errorf("host end master %d, want bridge %d", hv.Attrs().MasterIndex, br.Attrs().Index)
+	if hv.Attrs().MasterIndex != br.Index {
+		t.Errorf("host end master %d, want bridge %d", hv.Attrs().MasterIndex, br.Index)
 	}
 	if hv.Attrs().Flags&net.FlagUp == 0 || hv.Attrs().MTU != 1400 {
 		t.Errorf("host end flags %v mtu %d, want up and 1400", hv.Attrs().Flags, hv.Attrs().MTU)
@@ -66,7 +76,7 @@ func TestPrivilegedAddVeth(t *testing.T) {
 		t.Errorf("second pair with the same names: %v, want EEXIST", err)
 	}
 
-	spec2 := link.VethSpec{Name: "bveth1", MasterIndex: br.Attrs().Index, PeerName: "eth1", PeerNSFd: ctr.Fd(), Down: true}
+	spec2 := link.VethSpec{Name: "bveth1", MasterIndex: br.Index, PeerName: "eth1", PeerNSFd: ctr.Fd(), Down: true}
 	if _, err := hh.AddVeth(spec2); err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +96,7 @@ func TestPrivilegedSetIPv4Conf(t *testing.T) {
 	ns := nettest.NewNS(t, nettest.RandName("bs"))
 	h := nettest.Handle(t, ns.NetNS)
 	br := newBridge(t, h, "bbr1")
-	if err := h.SetIPv4Conf(br, map[int]uint32{link.IPv4ConfArpNotify: 1, link.IPv4ConfRPFilter: 2}); err != nil {
+	if err := br.SetIPv4Conf(map[int]uint32{link.IPv4ConfArpNotify: 1, link.IPv4ConfRPFilter: 2}); err != nil {
 		t.Fatal(err)
 	}
 	for key, want := range map[string]string{"arp_notify": "1", "rp_filter": "2"} {

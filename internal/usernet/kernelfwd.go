@@ -9,9 +9,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/berthnet/berth/internal/link"
 	"github.com/berthnet/berth/internal/netns"
 )
 
@@ -95,33 +95,30 @@ func prepareKernelFwd() error {
 	if err := os.WriteFile("/proc/sys/net/ipv4/tcp_fwmark_accept", []byte("1"), 0); err != nil {
 		return fmt.Errorf("tcp_fwmark_accept: %w", err)
 	}
-	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	h, err := link.NewHandle(nil)
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	lo, err := h.LinkByName("lo")
+	lo, err := h.Link("lo")
 	if err != nil {
 		return err
 	}
-	for _, fam := range []int{unix.AF_INET, unix.AF_INET6} {
-		rule := netlink.NewRule()
-		rule.Family, rule.Mark, rule.Table, rule.Priority = fam, kernelFwdMark, kernelFwdTable, kernelFwdPref
-		mask := uint32(0xffffffff)
-		rule.Mask = &mask
-		if err := h.RuleAdd(rule); err != nil && !errors.Is(err, unix.EEXIST) {
-			if fam == unix.AF_INET6 && (errors.Is(err, unix.EAFNOSUPPORT) || errors.Is(err, unix.EOPNOTSUPP)) {
+	for _, v6 := range []bool{false, true} {
+		rule := link.MarkRule{IPv6: v6, Mark: kernelFwdMark, Table: kernelFwdTable, Priority: kernelFwdPref}
+		if err := h.AddMarkRule(rule); err != nil {
+			if v6 && (errors.Is(err, unix.EAFNOSUPPORT) || errors.Is(err, unix.EOPNOTSUPP)) {
 				continue
 			}
 			return fmt.Errorf("ip rule fwmark: %w", err)
 		}
-		dst := &net.IPNet{IP: net.IPv4zero, Mask: net.CIDRMask(0, 32)}
-		if fam == unix.AF_INET6 {
-			dst = &net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}
+		dst := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+		if v6 {
+			dst = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
 		}
-		r := &netlink.Route{LinkIndex: lo.Attrs().Index, Dst: dst, Table: kernelFwdTable, Type: unix.RTN_LOCAL, Scope: netlink.SCOPE_HOST}
-		if err := h.RouteReplace(r); err != nil {
-			if fam == unix.AF_INET6 {
+		r := link.Route{Dev: lo.Index, Dst: dst, Table: kernelFwdTable, Type: link.RouteLocal, Scope: link.ScopeHost}
+		if err := h.ReplaceRoute(r); err != nil {
+			if v6 {
 				continue // no IPv6 in the guest: IPv4 clients still work
 			}
 			return fmt.Errorf("local route table %d: %w", kernelFwdTable, err)

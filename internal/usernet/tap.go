@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"os"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/link/fdbased"
@@ -99,27 +98,26 @@ func configureTAP(name string, cfg Config, mac net.HardwareAddr) error {
 	if err := h.LoopbackUp(); err != nil {
 		return err
 	}
-	l, err := h.ByName(name)
+	l, err := h.Link(name)
 	if err != nil {
 		return err
 	}
-	if err := h.LinkSetMTU(l, cfg.MTU); err != nil {
-		return fmt.Errorf("set MTU of %s: %w", name, err)
-	}
-	if len(mac) != 0 {
-		if err := h.LinkSetHardwareAddr(l, mac); err != nil {
-			return fmt.Errorf("set MAC of %s: %w", name, err)
-		}
-	}
-	if err := h.Up(l); err != nil {
+	if err := l.SetMTU(cfg.MTU); err != nil {
 		return err
 	}
-	if err := h.AddAddr(l, netip.PrefixFrom(cfg.Guest(), cfg.CIDR.Bits())); err != nil && !errors.Is(err, unix.EEXIST) {
+	if len(mac) != 0 {
+		if err := l.SetMAC(mac); err != nil {
+			return err
+		}
+	}
+	if err := l.SetUp(); err != nil {
+		return err
+	}
+	if err := l.AddAddr(netip.PrefixFrom(cfg.Guest(), cfg.CIDR.Bits())); err != nil && !errors.Is(err, unix.EEXIST) {
 		return err
 	}
 	gw := cfg.Gateway()
-	route := &netlink.Route{LinkIndex: l.Attrs().Index, Gw: gw.AsSlice(), Scope: netlink.SCOPE_UNIVERSE}
-	if err := h.RouteReplace(route); err != nil {
+	if err := h.ReplaceRoute(link.Route{Dev: l.Index, Via: gw}); err != nil {
 		return fmt.Errorf("add default route via %s: %w", gw, err)
 	}
 	return nil
