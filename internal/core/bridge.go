@@ -13,6 +13,7 @@ import (
 	"github.com/berthnet/berth/internal/link"
 	"github.com/berthnet/berth/internal/netns"
 	"github.com/berthnet/berth/internal/network"
+	"github.com/berthnet/berth/internal/rollback"
 	"github.com/berthnet/berth/internal/sysctl"
 )
 
@@ -44,7 +45,7 @@ func mtu(n network.Network, hostH *link.Handle) int {
 }
 
 // ensureBridge finds or creates the network's bridge and returns it.
-func (m *Manager) ensureBridge(sess *session, hostH *link.Handle, n network.Network, ports []network.PortMapping, rb *undo, at *attachment) (link.Link, error) {
+func (m *Manager) ensureBridge(sess *session, hostH *link.Handle, n network.Network, ports []network.PortMapping, rb *rollback.Stack, at *attachment) (link.Link, error) {
 	name := n.NetworkInterface
 	br, err := hostH.Link(name)
 	if err == nil {
@@ -119,7 +120,7 @@ func (m *Manager) ensureBridge(sess *session, hostH *link.Handle, n network.Netw
 // createBridge creates the network's bridge (in its VRF, when it names
 // one) and returns it; a bridge made meanwhile by someone else is taken as
 // it is.
-func (m *Manager) createBridge(hostH *link.Handle, n network.Network, rb *undo, at *attachment) (link.Link, error) {
+func (m *Manager) createBridge(hostH *link.Handle, n network.Network, rb *rollback.Stack, at *attachment) (link.Link, error) {
 	name := n.NetworkInterface
 	if n.Unmanaged() {
 		return link.Link{}, fmt.Errorf("bridge %s does not exist (mode=unmanaged uses an existing bridge)", name)
@@ -144,7 +145,7 @@ func (m *Manager) createBridge(hostH *link.Handle, n network.Network, rb *undo, 
 		}
 	} else {
 		at.createdBridge = true
-		rb.push(func() error {
+		rb.Push(func() error {
 			if l, err := hostH.Link(name); err == nil {
 				return l.Delete()
 			}
@@ -154,7 +155,7 @@ func (m *Manager) createBridge(hostH *link.Handle, n network.Network, rb *undo, 
 	return hostH.Link(name)
 }
 
-func (m *Manager) setupBridge(sess *session, ctrNS *netns.NetNS, hostH, ctrH *link.Handle, at *attachment, ports []network.PortMapping, rb *undo) error {
+func (m *Manager) setupBridge(sess *session, ctrNS *netns.NetNS, hostH, ctrH *link.Handle, at *attachment, ports []network.PortMapping, rb *rollback.Stack) error {
 	n := at.net
 	br, err := m.ensureBridge(sess, hostH, n, ports, rb, at)
 	if err != nil {
@@ -188,7 +189,7 @@ func (m *Manager) setupBridge(sess *session, ctrNS *netns.NetNS, hostH, ctrH *li
 		}
 		return fmt.Errorf("create veth pair: %w", err)
 	}
-	rb.push(hostVeth.Delete)
+	rb.Push(hostVeth.Delete)
 	peer, err := ctrH.Link(at.opts.InterfaceName)
 	if err != nil {
 		return fmt.Errorf("find container interface: %w", err)
@@ -326,7 +327,7 @@ func hasAddrIn(addrs []netip.Prefix, s netip.Prefix) bool {
 
 // setupMacvlan creates a macvlan (or ipvlan) link on the parent directly in
 // the container namespace.
-func (m *Manager) setupMacvlan(ctrNS *netns.NetNS, hostH, ctrH *link.Handle, at *attachment, rb *undo) error {
+func (m *Manager) setupMacvlan(ctrNS *netns.NetNS, hostH, ctrH *link.Handle, at *attachment, rb *rollback.Stack) error {
 	n := at.net
 	// ipam driver dhcp: the link is created without an address; Setup then
 	// asks the DHCP proxy for a lease (leaseDHCP).
@@ -362,6 +363,6 @@ func (m *Manager) setupMacvlan(ctrNS *netns.NetNS, hostH, ctrH *link.Handle, at 
 	if err != nil {
 		return fmt.Errorf("find container interface: %w", err)
 	}
-	rb.push(created.Delete)
+	rb.Push(created.Delete)
 	return m.configureContainer(ctrNS, ctrH, created, at)
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/berthnet/berth/internal/link"
 	"github.com/berthnet/berth/internal/netns"
 	"github.com/berthnet/berth/internal/network"
+	"github.com/berthnet/berth/internal/rollback"
 )
 
 // Config configures a Manager.
@@ -114,19 +115,6 @@ func (m *Manager) fail(step string) error {
 	return nil
 }
 
-// undo is a stack of rollback steps.
-type undo []func() error
-
-func (u *undo) push(f func() error) { *u = append(*u, f) }
-
-func (u undo) run() error {
-	var errs []error
-	for i := len(u) - 1; i >= 0; i-- {
-		errs = append(errs, u[i]())
-	}
-	return errors.Join(errs...)
-}
-
 // ErrNamespace wraps failures to open the container namespace.
 var ErrNamespace = errors.New("invalid namespace path")
 
@@ -159,10 +147,10 @@ func (m *Manager) Setup(ctx context.Context, nsPath string, o *network.Options) 
 	}
 	defer ctrH.Close()
 
-	var rollback undo
-	res, err := m.setup(ctx, sess, ctrNS, hostH, ctrH, o, &rollback)
+	var rb rollback.Stack
+	res, err := m.setup(ctx, sess, ctrNS, hostH, ctrH, o, &rb)
 	if err != nil {
-		if rerr := rollback.run(); rerr != nil {
+		if rerr := rb.Run(); rerr != nil {
 			m.log.Warn("rollback after failed setup was incomplete", "error", rerr)
 			return nil, errors.Join(err, fmt.Errorf("rollback: %w", rerr))
 		}
@@ -172,7 +160,7 @@ func (m *Manager) Setup(ctx context.Context, nsPath string, o *network.Options) 
 	return res, nil
 }
 
-func (m *Manager) setup(ctx context.Context, sess *session, ctrNS *netns.NetNS, hostH, ctrH *link.Handle, o *network.Options, rb *undo) (map[string]network.StatusBlock, error) {
+func (m *Manager) setup(ctx context.Context, sess *session, ctrNS *netns.NetNS, hostH, ctrH *link.Handle, o *network.Options, rb *rollback.Stack) (map[string]network.StatusBlock, error) {
 	if err := ctrH.LoopbackUp(); err != nil {
 		return nil, err
 	}
@@ -242,7 +230,7 @@ func (m *Manager) setup(ctx context.Context, sess *session, ctrNS *netns.NetNS, 
 		if err := m.cfg.Firewall.Setup(fwNets, ports); err != nil {
 			return nil, fmt.Errorf("set up firewall (%s): %w", m.cfg.Firewall.Name(), err)
 		}
-		rb.push(func() error { return m.cfg.Firewall.Teardown(ports, created) })
+		rb.Push(func() error { return m.cfg.Firewall.Teardown(ports, created) })
 	}
 
 	if err := m.fail("state"); err != nil {
@@ -251,7 +239,7 @@ func (m *Manager) setup(ctx context.Context, sess *session, ctrNS *netns.NetNS, 
 	if err := sess.save(ctrNS.Path(), o); err != nil {
 		return nil, err
 	}
-	rb.push(func() error { return sess.remove(o) })
+	rb.Push(func() error { return sess.remove(o) })
 
 	if err := m.fail("dns"); err != nil {
 		return nil, err
@@ -405,7 +393,7 @@ func (at *attachment) status(o *network.Options, dns bool) network.StatusBlock {
 }
 
 // setupDNS writes the aardvark-dns entries and starts or signals the server.
-func (m *Manager) setupDNS(o *network.Options, att []*attachment, rb *undo) error {
+func (m *Manager) setupDNS(o *network.Options, att []*attachment, rb *rollback.Stack) error {
 	entries := map[string]aardvarkconf.Entry{}
 	headers := map[string]aardvarkconf.Header{}
 	var names []string
@@ -437,7 +425,7 @@ func (m *Manager) setupDNS(o *network.Options, att []*attachment, rb *undo) erro
 	if err := dir.Add(entries, headers); err != nil {
 		return fmt.Errorf("write dns entries: %w", err)
 	}
-	rb.push(func() error {
+	rb.Push(func() error {
 		left, err := dir.Remove(o.ContainerID, names)
 		if err != nil {
 			return err

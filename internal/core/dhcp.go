@@ -10,6 +10,7 @@ import (
 	"github.com/berthnet/berth/internal/link"
 	"github.com/berthnet/berth/internal/netns"
 	"github.com/berthnet/berth/internal/network"
+	"github.com/berthnet/berth/internal/rollback"
 )
 
 // DHCPClient asks a DHCP proxy (netavark's dhcp-proxy API) for leases on
@@ -75,7 +76,7 @@ func dhcpParent(hostH *link.Handle, n network.Network) string {
 // (which setupMacvlan or setupBridge created without an address). The proxy
 // configures address and default route in the container namespace and
 // keeps renewing; the network's static routes follow here.
-func (m *Manager) leaseDHCP(ctx context.Context, ctrNS *netns.NetNS, hostH, ctrH *link.Handle, at *attachment, o *network.Options, rb *undo) error {
+func (m *Manager) leaseDHCP(ctx context.Context, ctrNS *netns.NetNS, hostH, ctrH *link.Handle, at *attachment, o *network.Options, rb *rollback.Stack) error {
 	if err := m.fail("dhcp"); err != nil {
 		return err
 	}
@@ -108,7 +109,7 @@ func (m *Manager) leaseDHCP(ctx context.Context, ctrNS *netns.NetNS, hostH, ctrH
 	if err != nil {
 		return fmt.Errorf("get dhcp lease for %s: %w", ifname, err)
 	}
-	rb.push(func() error { return m.releaseDHCP(context.Background(), req) })
+	rb.Push(func() error { return m.releaseDHCP(context.Background(), req) })
 	at.addrs = []netip.Prefix{lease.Addr}
 	d := &dhcpLease{domain: lease.Domain, dns: lease.DNS}
 	if len(lease.Gateways) > 0 {
