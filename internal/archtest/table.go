@@ -35,18 +35,19 @@ var Berth = Rules{
 		"internal/overlay":                  FrontEnd,
 
 		// Core: attaching containers, their addresses, names and lives.
-		"berthnet":            Core,
-		"internal/core":       Core,
-		"internal/dhcp":       Core,
-		"internal/dhcpproxy":  Core,
-		"internal/dns":        Core,
-		"internal/engine":     Core,
-		"internal/image":      Core,
-		"internal/ipam":       Core,
-		"internal/monitor":    Core,
-		"internal/rootless":   Core,
-		"internal/shortlived": Core,
-		"internal/usernet":    Core,
+		"berthnet":               Core,
+		"internal/core":          Core,
+		"internal/dhcp":          Core,
+		"internal/dhcpproxy":     Core,
+		"internal/dns":           Core,
+		"internal/engine":        Core,
+		"internal/image":         Core,
+		"internal/ipam":          Core,
+		"internal/monitor":       Core,
+		"internal/overlay/agent": Core,
+		"internal/rootless":      Core,
+		"internal/shortlived":    Core,
+		"internal/usernet":       Core,
 
 		// Kernel adapters: the only packages that talk netlink.
 		"internal/firewall/iptables": Kernel,
@@ -83,7 +84,5 @@ var Berth = Rules{
 		"internal/image/imagetest":         TestSupport,
 		"internal/nettest":                 TestSupport,
 	},
-	Pending: []Pending{
-		{"internal/overlay", "internal/vxlan", "the overlay agent drives its VXLAN device through the kernel adapter itself instead of through the core"},
-	},
+	Pending: []Pending{},
 }

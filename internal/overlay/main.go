@@ -1,21 +1,13 @@
-// Package overlay is berth's multi-host overlay network: the CNI plugin
-// berth-overlay (spec 1.1: ADD, DEL, CHECK, STATUS, GC, VERSION) and the
-// per-host agent (`berth-overlay agent`) it relies on.
+// Package overlay is the front-end of berth's multi-host overlay network:
+// the CNI plugin berth-overlay (spec 1.1: ADD, DEL, CHECK, STATUS, GC,
+// VERSION) and the command line of the per-host agent (`berth-overlay
+// agent`, package overlay/agent).
 //
-// The agent claims a subnet of the network's range in etcd (a transaction
-// that writes the lease key only if it does not exist, confirmed by reading
-// it back, attached to an etcd lease it keeps alive), creates the host's
-// VXLAN device and container bridge, and keeps one FDB entry, one neighbour
-// entry and one route per other host's lease in sync from an etcd watch:
-// when a host's lease expires or is deleted, the others withdraw them. It
-// publishes the host's subnet in a state file.
-//
-// The plugin never talks to etcd: it reads the state file and has berth's
-// attach service (package berthnet) attach the container to the agent's
-// bridge as an unmanaged bridge network on the host's subnet, which
-// allocates the address and creates the veth. The kernel work of the agent
-// is in package vxlan; the pure parts (leases, subnet choice, the
-// forwarding plan) live in internal/overlay/lease.
+// The plugin never talks to etcd: it reads the agent's state file and has
+// berth's attach service (package berthnet) attach the container to the
+// agent's bridge as an unmanaged bridge network on the host's subnet, which
+// allocates the address and creates the veth. The pure parts (leases,
+// subnet choice, the forwarding plan) live in overlay/lease.
 package overlay
 
 import (
@@ -37,6 +29,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/berthnet/berth/internal/buildinfo"
+	"github.com/berthnet/berth/internal/overlay/agent"
 )
 
 // Main runs berth-overlay with its command-line arguments: `agent ...`
@@ -66,7 +59,7 @@ func agentMain(args []string, stdout, stderr io.Writer) int {
 		fs.PrintDefaults()
 	}
 	var (
-		cfg                   AgentConfig
+		cfg                   agent.Config
 		endpoints             []string
 		rangeS, subnetS, pubS string
 		caFile, cert, key     string
@@ -87,7 +80,7 @@ func agentMain(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&pubS, "public-ip", "", "address other hosts reach this one at (default: the interface's first IPv4)")
 	fs.DurationVar(&cfg.TTL, "lease-ttl", 20*time.Second, "etcd lease TTL: how long routes to a dead host remain")
 	fs.DurationVar(&cfg.Resync, "resync", time.Minute, "interval of full re-reads of etcd and the kernel")
-	fs.StringVar(&cfg.StateDir, "state-dir", DefaultStateDir, "directory shared with the plugin (its stateDir)")
+	fs.StringVar(&cfg.StateDir, "state-dir", agent.DefaultStateDir, "directory shared with the plugin (its stateDir)")
 	fs.StringVar(&cfg.VXLAN, "vxlan", "", "VXLAN device name (default berth.VNI)")
 	fs.StringVar(&cfg.Bridge, "bridge", "", "container bridge name (default berthbrVNI)")
 	fs.IntVar(&cfg.MTU, "mtu", 0, "overlay MTU (default: the underlay's less 50)")
@@ -105,7 +98,7 @@ func agentMain(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	var err error
-	if cfg.Endpoints, err = ParseEndpoints(endpoints); err != nil {
+	if cfg.Endpoints, err = agent.ParseEndpoints(endpoints); err != nil {
 		return fail(err)
 	}
 	if rangeS == "" {
@@ -136,7 +129,7 @@ func agentMain(args []string, stdout, stderr io.Writer) int {
 	cfg.Log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl})).With("network", cfg.Network)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := RunAgent(ctx, cfg); err != nil {
+	if err := agent.Run(ctx, cfg); err != nil {
 		return fail(err)
 	}
 	return 0

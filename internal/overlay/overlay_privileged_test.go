@@ -26,6 +26,7 @@ import (
 	"github.com/berthnet/berth/berthnet"
 	"github.com/berthnet/berth/internal/ipam"
 	"github.com/berthnet/berth/internal/nettest"
+	"github.com/berthnet/berth/internal/overlay/agent"
 	"github.com/berthnet/berth/internal/overlay/lease"
 	"github.com/berthnet/berth/internal/vxlan"
 )
@@ -107,14 +108,14 @@ func (c *boCluster) startAgent(h *boHost) {
 }
 
 // waitState waits until the agent of h has published a subnet.
-func (c *boCluster) waitState(h *boHost) HostState {
+func (c *boCluster) waitState(h *boHost) agent.HostState {
 	c.t.Helper()
 	var (
-		st  HostState
+		st  agent.HostState
 		err error
 	)
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if st, err = ReadHostState(h.stateDir, boNet); err == nil && AgentRunning(h.stateDir, boNet) {
+		if st, err = agent.ReadHostState(h.stateDir, boNet); err == nil && agent.Running(h.stateDir, boNet) {
 			return st
 		}
 	}
@@ -441,7 +442,7 @@ func TestPrivilegedOverlayThreeHosts(t *testing.T) {
 		if _, err := c.cni(h1, "GC", "", "", gc); err != nil {
 			t.Fatal(err)
 		}
-		alloc, _ := ipam.New(IPAMPath(h1.stateDir, boNet))
+		alloc, _ := ipam.New(agent.IPAMPath(h1.stateDir, boNet))
 		leases, err := alloc.Dump()
 		if err != nil || len(leases) != 1 || leases[0].ContainerID != "boctr1/eth0" {
 			t.Errorf("after GC: leases %+v, %v; want only boctr1/eth0", leases, err)
@@ -492,7 +493,7 @@ func TestPrivilegedOverlayThreeHosts(t *testing.T) {
 	t.Run("second claim of a taken subnet is refused", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		reg, err := NewRegistry(c.cli, "/berth/overlay/"+boNet)
+		reg, err := agent.NewRegistry(c.cli, "/berth/overlay/"+boNet)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -518,8 +519,8 @@ func TestPrivilegedOverlayThreeHosts(t *testing.T) {
 		// A host with another idea of the network is refused.
 		other := cfg
 		other.VNI = boVNI + 1
-		if err := reg.EnsureConfig(ctx, other); !errors.Is(err, ErrConfigMismatch) {
-			t.Errorf("EnsureConfig with VNI %d = %v, want ErrConfigMismatch", other.VNI, err)
+		if err := reg.EnsureConfig(ctx, other); !errors.Is(err, agent.ErrConfigMismatch) {
+			t.Errorf("EnsureConfig with VNI %d = %v, want agent.ErrConfigMismatch", other.VNI, err)
 		}
 		if err := reg.EnsureConfig(ctx, cfg); err != nil {
 			t.Errorf("EnsureConfig with the agents' configuration: %v", err)
@@ -549,7 +550,7 @@ func TestPrivilegedOverlayThreeHosts(t *testing.T) {
 		// at once: exactly one wins.
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		reg, err := NewRegistry(c.cli, "/bo-race")
+		reg, err := agent.NewRegistry(c.cli, "/bo-race")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -637,7 +638,7 @@ func TestPrivilegedOverlayThreeHosts(t *testing.T) {
 		}
 		_ = h3.agent.Process.Kill()
 		_ = h3.agent.Wait()
-		if err := os.Remove(StatePath(h3.stateDir, boNet)); err != nil {
+		if err := os.Remove(agent.StatePath(h3.stateDir, boNet)); err != nil {
 			t.Fatal(err)
 		}
 		c.startAgent(h3)
@@ -694,7 +695,7 @@ func TestPrivilegedOverlayThreeHosts(t *testing.T) {
 		if l := nettest.Links(t, h.ctr); len(l) != 1 {
 			t.Errorf("host %d container still has links %v after DEL", h.k, l)
 		}
-		alloc, _ := ipam.New(IPAMPath(h.stateDir, boNet))
+		alloc, _ := ipam.New(agent.IPAMPath(h.stateDir, boNet))
 		if leases, _ := alloc.Dump(); len(leases) != 0 {
 			t.Errorf("host %d: addresses left after DEL: %+v", h.k, leases)
 		}

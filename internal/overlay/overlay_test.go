@@ -13,6 +13,7 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/berthnet/berth/berthnet"
+	"github.com/berthnet/berth/internal/overlay/agent"
 )
 
 // TestMain lets the privileged test run this test binary as the plugin and
@@ -26,7 +27,7 @@ func TestMain(m *testing.M) {
 
 func TestParseConf(t *testing.T) {
 	c, err := parseConf([]byte(`{"cniVersion":"1.1.0","name":"ovl","type":"berth-overlay"}`))
-	if err != nil || c.StateDir != DefaultStateDir {
+	if err != nil || c.StateDir != agent.DefaultStateDir {
 		t.Fatalf("parseConf = %+v, %v", c, err)
 	}
 	for _, bad := range []struct{ conf, want string }{
@@ -44,77 +45,11 @@ func TestParseConf(t *testing.T) {
 	}
 }
 
-func TestHostStateAndAgentLock(t *testing.T) {
-	dir := t.TempDir()
-	if AgentRunning(dir, "ovl") {
-		t.Fatal("agent running without a lock file")
-	}
-	if _, err := ReadHostState(dir, "ovl"); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("ReadHostState of nothing = %v", err)
-	}
-	st := HostState{Network: "ovl", Range: netip.MustParsePrefix("198.19.0.0/16"), Subnet: netip.MustParsePrefix("198.19.4.0/24"),
-		Gateway: netip.MustParseAddr("198.19.4.1"), Bridge: "bobr", VXLAN: "bovx", MTU: 1450, PID: 1}
-	if err := WriteHostState(dir, st); err != nil {
-		t.Fatal(err)
-	}
-	got, err := ReadHostState(dir, "ovl")
-	if err != nil || got != st {
-		t.Fatalf("ReadHostState = %+v, %v", got, err)
-	}
-	f, err := lockAgent(dir, "ovl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !AgentRunning(dir, "ovl") {
-		t.Fatal("AgentRunning = false while the lock is held")
-	}
-	if _, err := lockAgent(dir, "ovl"); err == nil || !strings.Contains(err.Error(), "another overlay agent") {
-		t.Fatalf("second lock = %v", err)
-	}
-	f.Close()
-	if AgentRunning(dir, "ovl") {
-		t.Fatal("AgentRunning = true after the lock was dropped")
-	}
-}
-
-func TestAgentConfigDefaults(t *testing.T) {
-	base := AgentConfig{Network: "ovl", Endpoints: []string{"http://198.18.0.1:2379"}}
-	base.Overlay.Network = netip.MustParsePrefix("198.19.0.0/16")
-	base.Overlay.VNI = 78
-	c := base
-	if err := c.defaults(); err != nil {
-		t.Fatal(err)
-	}
-	if c.Prefix != "/berth/overlay/ovl" || c.VXLAN != "berth.78" || c.Bridge != "berthbr78" || c.Overlay.Port != 4789 || c.Overlay.SubnetLen != 24 {
-		t.Fatalf("defaults: %+v", c)
-	}
-	for _, bad := range []struct {
-		mod  func(*AgentConfig)
-		want string
-	}{
-		{func(c *AgentConfig) { c.Network = "" }, "--network"},
-		{func(c *AgentConfig) { c.Endpoints = nil }, "--etcd-endpoints"},
-		{func(c *AgentConfig) { c.Subnet = netip.MustParsePrefix("10.0.0.0/24") }, "--subnet 10.0.0.0/24"},
-		{func(c *AgentConfig) { c.TTL = 1 }, "--lease-ttl"},
-		{func(c *AgentConfig) { c.Bridge = "a-very-long-bridge-name" }, "longer than 15"},
-		{func(c *AgentConfig) { c.Overlay.VNI = 0 }, "vni 0"},
-	} {
-		c := base
-		bad.mod(&c)
-		if err := c.defaults(); err == nil || !strings.Contains(err.Error(), bad.want) {
-			t.Errorf("defaults() = %v, want an error naming %q", err, bad.want)
-		}
-	}
-	if _, err := ParseEndpoints([]string{"198.18.0.1"}); err == nil {
-		t.Error("ParseEndpoints accepted an endpoint without a port")
-	}
-}
-
 // The host's share of the overlay is an unmanaged bridge network the
 // attach service accepts: the agent's bridge, subnet and gateway, a route
 // to the range, the smaller MTU, and a default route only when asked for.
 func TestBridgeNetwork(t *testing.T) {
-	st := HostState{Network: "ovl", Range: netip.MustParsePrefix("198.19.0.0/16"), Subnet: netip.MustParsePrefix("198.19.4.0/24"),
+	st := agent.HostState{Network: "ovl", Range: netip.MustParsePrefix("198.19.0.0/16"), Subnet: netip.MustParsePrefix("198.19.4.0/24"),
 		Gateway: netip.MustParseAddr("198.19.4.1"), Bridge: "berthbr78", MTU: 1450}
 	for _, tc := range []struct {
 		conf    NetConf

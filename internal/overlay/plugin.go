@@ -16,6 +16,7 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/berthnet/berth/berthnet"
+	"github.com/berthnet/berth/internal/overlay/agent"
 )
 
 // NetConf is berth-overlay's network configuration (one entry of a
@@ -45,7 +46,7 @@ func parseConf(b []byte) (*NetConf, error) {
 		return nil, types.NewError(types.ErrInvalidNetworkConfig, fmt.Sprintf("name %q: must not contain '/'", c.Name), "")
 	}
 	if c.StateDir == "" {
-		c.StateDir = DefaultStateDir
+		c.StateDir = agent.DefaultStateDir
 	}
 	if c.MTU < 0 || (c.MTU > 0 && c.MTU < 576) {
 		return nil, types.NewError(types.ErrInvalidNetworkConfig, fmt.Sprintf("mtu %d: want 576 or more (0: the agent's)", c.MTU), "")
@@ -58,13 +59,13 @@ func parseConf(b []byte) (*NetConf, error) {
 
 // hostState reads the agent's state, failing with "plugin not available"
 // (CNI code 50) when the agent is not running.
-func hostState(c *NetConf) (HostState, error) {
-	if !AgentRunning(c.StateDir, c.Name) {
-		return HostState{}, types.NewError(types.ErrPluginNotAvailable,
-			fmt.Sprintf("overlay agent for network %s is not running on this host (no lock on %s)", c.Name, LockPath(c.StateDir, c.Name)),
+func hostState(c *NetConf) (agent.HostState, error) {
+	if !agent.Running(c.StateDir, c.Name) {
+		return agent.HostState{}, types.NewError(types.ErrPluginNotAvailable,
+			fmt.Sprintf("overlay agent for network %s is not running on this host (no lock on %s)", c.Name, agent.LockPath(c.StateDir, c.Name)),
 			"start: berth-overlay agent --network "+c.Name+" --etcd-endpoints URL... --range CIDR --vni N")
 	}
-	st, err := ReadHostState(c.StateDir, c.Name)
+	st, err := agent.ReadHostState(c.StateDir, c.Name)
 	if err != nil {
 		return st, types.NewError(types.ErrTryAgainLater, fmt.Sprintf("overlay agent for network %s has no subnet yet", c.Name), err.Error())
 	}
@@ -74,7 +75,7 @@ func hostState(c *NetConf) (HostState, error) {
 // attachHost opens the attach service on the network's attachment
 // directory. The agent owns the bridge, so no firewall driver is needed.
 func attachHost(c *NetConf) (*berthnet.Host, error) {
-	h, err := berthnet.New(berthnet.Config{StateDir: AttachDir(c.StateDir, c.Name), Firewall: "none"})
+	h, err := berthnet.New(berthnet.Config{StateDir: agent.AttachDir(c.StateDir, c.Name), Firewall: "none"})
 	if err != nil {
 		return nil, types.NewError(types.ErrIOFailure, err.Error(), "")
 	}
@@ -86,7 +87,7 @@ func attachHost(c *NetConf) (*berthnet.Host, error) {
 // only gains container ports), the host's leased subnet with the bridge's
 // address as gateway, a route to the whole overlay range, and a default
 // route only when asked for.
-func bridgeNetwork(c *NetConf, st HostState) berthnet.Network {
+func bridgeNetwork(c *NetConf, st agent.HostState) berthnet.Network {
 	mtu := st.MTU
 	if c.MTU > 0 && c.MTU < mtu {
 		mtu = c.MTU
@@ -276,7 +277,7 @@ func cmdGC(args *skel.CmdArgs) error {
 	}
 	defer h.Close()
 	n := berthnet.Network{Name: c.Name, Driver: berthnet.Bridge, Mode: "unmanaged"}
-	if st, err := ReadHostState(c.StateDir, c.Name); err == nil {
+	if st, err := agent.ReadHostState(c.StateDir, c.Name); err == nil {
 		n.Interface = st.Bridge
 	}
 	_, err = h.Collect(context.Background(), n, func(ctr, ifn string) bool { return valid[ctr+"/"+ifn] })

@@ -1,4 +1,12 @@
-package overlay
+// Package agent is the per-host agent of berth's overlay network
+// (`berth-overlay agent`): it claims a subnet of the network's range in
+// etcd (a transaction that writes the lease key only if it does not exist,
+// confirmed by reading it back, attached to an etcd lease it keeps alive),
+// creates the host's VXLAN device and container bridge through the kernel
+// adapter vxlan, keeps one FDB entry, neighbour and route per other host's
+// lease in sync from an etcd watch, and publishes the host's subnet in a
+// state file that the CNI plugin reads.
+package agent
 
 import (
 	"context"
@@ -19,8 +27,8 @@ import (
 	"github.com/berthnet/berth/internal/vxlan"
 )
 
-// AgentConfig configures the per-host agent of one overlay network.
-type AgentConfig struct {
+// Config configures the per-host agent of one overlay network.
+type Config struct {
 	// Network is the network's name: the CNI conflist's "name".
 	Network string
 	// Overlay is the configuration every host must agree on.
@@ -57,7 +65,7 @@ type AgentConfig struct {
 	Log           *slog.Logger
 }
 
-func (c *AgentConfig) defaults() error {
+func (c *Config) defaults() error {
 	if c.Network == "" {
 		return errors.New("--network: name the overlay network (the CNI conflist's name)")
 	}
@@ -115,7 +123,7 @@ func (c *AgentConfig) defaults() error {
 // etcd (kept alive), and the VXLAN forwarding entries and routes to every
 // other host's subnet (kept in sync from an etcd watch).
 type Agent struct {
-	cfg AgentConfig
+	cfg Config
 	dev *vxlan.Device
 	reg *Registry
 	cli *clientv3.Client
@@ -130,10 +138,10 @@ type Agent struct {
 	remotes map[string]lease.Lease
 }
 
-// RunAgent sets the host up and keeps it in sync until ctx ends or the
+// Run sets the host up and keeps it in sync until ctx ends or the
 // host loses its subnet for good. The kernel state stays when it returns,
 // so containers keep their connectivity across an agent restart.
-func RunAgent(ctx context.Context, cfg AgentConfig) error {
+func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.defaults(); err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package overlay
+package agent
 
 import (
 	"encoding/json"
@@ -111,10 +111,10 @@ func lockAgent(dir, network string) (*os.File, error) {
 	return f, nil
 }
 
-// AgentRunning reports whether an agent holds the network's lock: it tries
+// Running reports whether an agent holds the network's lock: it tries
 // to take a shared lock, which fails while the agent's exclusive one is
 // held, and drops it again at once.
-func AgentRunning(dir, network string) bool {
+func Running(dir, network string) bool {
 	f, err := os.Open(LockPath(dir, network))
 	if err != nil {
 		return false
