@@ -341,7 +341,8 @@ RL_USER=${PFX}rl RL_DIR=""
 R() {
 	local o rc
 	log "+ [$(date +%T.%N | cut -c1-12)] [rootless $RL_USER] berth $*"
-	o=$(timeout -k 5 "$TIMEOUT" nsenter --net="/run/netns/$NS_HOST" -- setpriv --reuid="$RL_USER" --regid="$RL_USER" --init-groups -- \
+	# from /: the user may not enter the checkout's directory (a clone under /root)
+	o=$(cd / && timeout -k 5 "$TIMEOUT" nsenter --net="/run/netns/$NS_HOST" -- setpriv --reuid="$RL_USER" --regid="$RL_USER" --init-groups -- \
 		env -i HOME="$RL_DIR/home" XDG_RUNTIME_DIR="$RL_DIR/xdg" PATH=/usr/bin:/bin:/usr/sbin:/sbin "$RL_DIR/bin/berth" "$@" 2>"$ERRF")
 	rc=$?
 	cat "$ERRF" >>"$LOG" 2>/dev/null
