@@ -177,37 +177,35 @@ func printError(env Env, err error) {
 
 // setupCmd is `netavark setup NETNS`; its result goes to *out.
 func setupCmd(g *globals, env Env, out *any) *cobra.Command {
-	return &cobra.Command{
-		Use:   "setup NETNS",
-		Short: "attach the network namespace at NETNS to the networks given as JSON",
-		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			m, o, err := prepare(g, env, args[0], "setup")
-			if err != nil {
-				return err
-			}
-			if env.DHCP == nil && needsDHCP(o) {
-				return delegate(g, env, "dhcp network")
-			}
-			defer m.Close()
-			res, err := m.SetupNetavark(cmd.Context(), args[0], o)
+	return namespaceCmd(g, env, "setup", "attach the network namespace at NETNS to the networks given as JSON",
+		func(ctx context.Context, m *berthnet.Host, nsPath string, o *network.Options) error {
+			res, err := m.SetupNetavark(ctx, nsPath, o)
 			if err != nil {
 				return err
 			}
 			*out = res
 			return nil
-		},
-	}
+		})
 }
 
 // teardownCmd is `netavark teardown NETNS`.
 func teardownCmd(g *globals, env Env) *cobra.Command {
+	return namespaceCmd(g, env, "teardown", "detach the network namespace at NETNS from the networks given as JSON",
+		func(ctx context.Context, m *berthnet.Host, nsPath string, o *network.Options) error {
+			return m.TeardownNetavark(ctx, nsPath, o)
+		})
+}
+
+// namespaceCmd is `netavark VERB NETNS` with the network options as JSON:
+// run does the work on the host, unless a network leases its addresses by
+// DHCP and this build cannot, when the full binary does it instead.
+func namespaceCmd(g *globals, env Env, verb, short string, run func(context.Context, *berthnet.Host, string, *network.Options) error) *cobra.Command {
 	return &cobra.Command{
-		Use:   "teardown NETNS",
-		Short: "detach the network namespace at NETNS from the networks given as JSON",
+		Use:   verb + " NETNS",
+		Short: short,
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			m, o, err := prepare(g, env, args[0], "teardown")
+			m, o, err := prepare(g, env, args[0], verb)
 			if err != nil {
 				return err
 			}
@@ -215,7 +213,7 @@ func teardownCmd(g *globals, env Env) *cobra.Command {
 				return delegate(g, env, "dhcp network")
 			}
 			defer m.Close()
-			return m.TeardownNetavark(cmd.Context(), args[0], o)
+			return run(cmd.Context(), m, args[0], o)
 		},
 	}
 }
