@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berthnet/berth/internal/rollback"
 )
 
 // Attach stream identifiers: each frame is one byte of stream, a big-endian
@@ -129,158 +131,232 @@ type monitor struct {
 // failure to start; after a successful start Run returns nil once the exit
 // is recorded and OnExited ran.
 func Run(cfg Config) (err error) {
+	m := newMonitor(cfg)
+	syncEnc := json.NewEncoder(m.cfg.Sync)
+	defer func() { m.endStart(syncEnc, err) }()
+	// What the monitor holds until Run returns (log, sockets, terminal).
+	var closers rollback.Stack
+	defer closers.Run()
+	closeAttach, err := m.open(&closers)
+	if err != nil {
+		return err
+	}
+	outputs, pid, err := m.create(&closers)
+	if err != nil {
+		return err
+	}
+	if err := m.start(syncEnc, pid); err != nil {
+		return err
+	}
+	m.exited(m.wait(outputs, pid), closeAttach)
+	return nil
+}
+
+// newMonitor fills in cfg's defaults.
+func newMonitor(cfg Config) *monitor {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	m := &monitor{cfg: cfg, attached: make(chan struct{})}
-	syncEnc := json.NewEncoder(cfg.Sync)
-	defer func() {
-		if err != nil {
-			code := 0
-			var ce *codeError
-			if errors.As(err, &ce) {
-				code = ce.code
-			}
-			_ = syncEnc.Encode(syncMsg{Error: err.Error(), Code: code})
+	return &monitor{cfg: cfg, attached: make(chan struct{})}
+}
+
+// endStart reports a start failure (err) on the sync pipe, closes the pipe
+// and releases the published ports if the exit has not already.
+func (m *monitor) endStart(enc *json.Encoder, err error) {
+	if err != nil {
+		code := 0
+		var ce *codeError
+		if errors.As(err, &ce) {
+			code = ce.code
 		}
-		cfg.Sync.Close()
-		for _, p := range cfg.Ports {
-			p.Close()
-		}
-	}()
+		_ = enc.Encode(syncMsg{Error: err.Error(), Code: code})
+	}
+	m.cfg.Sync.Close()
+	m.closePorts()
+}
+
+// open makes the monitor a child subreaper, opens the log and serves
+// attach clients; closers receives what Run closes on return, and
+// closeAttach stops the attach service early.
+func (m *monitor) open(closers *rollback.Stack) (closeAttach func(), err error) {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		return fmt.Errorf("become subreaper: %w", err)
+		return nil, fmt.Errorf("become subreaper: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(cfg.LogPath), 0o700); err != nil {
-		return err
+	if err := os.MkdirAll(filepath.Dir(m.cfg.LogPath), 0o700); err != nil {
+		return nil, err
 	}
-	m.logFile, err = os.OpenFile(cfg.LogPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	m.logFile, err = os.OpenFile(m.cfg.LogPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
-		return fmt.Errorf("open log: %w", err)
+		return nil, fmt.Errorf("open log: %w", err)
 	}
-	defer m.logFile.Close()
-	os.Remove(cfg.AttachSocket)
-	al, err := ListenUnix(cfg.AttachSocket)
+	logFile := m.logFile
+	closers.Defer(func() { logFile.Close() })
+	os.Remove(m.cfg.AttachSocket)
+	al, err := ListenUnix(m.cfg.AttachSocket)
 	if err != nil {
-		return fmt.Errorf("listen on attach socket: %w", err)
+		return nil, fmt.Errorf("listen on attach socket: %w", err)
 	}
 	var attachOnce sync.Once
-	closeAttach := func() {
+	closeAttach = func() {
 		attachOnce.Do(func() {
 			al.Close()
-			os.Remove(cfg.AttachSocket)
+			os.Remove(m.cfg.AttachSocket)
 		})
 	}
-	defer closeAttach()
+	closers.Defer(closeAttach)
 	go m.acceptAttach(al)
+	return closeAttach, nil
+}
 
-	pidFile := filepath.Join(cfg.Dir, "pidfile")
+// create runs `runc create` and returns the container's output streams
+// ([stdout, stderr], or [pty] with a terminal) and its pid.
+func (m *monitor) create(closers *rollback.Stack) ([]io.Reader, int, error) {
+	pidFile := filepath.Join(m.cfg.Dir, "pidfile")
 	os.Remove(pidFile)
-	args := []string{"--root", cfg.RuntimeRoot, "create", "--bundle", cfg.Bundle, "--pid-file", pidFile}
-	var outputs []io.Reader // container output: [stdout, stderr] or [pty]
-	var runcErr bytes.Buffer
-	create := exec.Command(cfg.Runtime)
-	var closeAfterCreate []io.Closer
-	if cfg.Terminal {
-		// runc dials the console socket by path: it must be short.
-		sockDir, err := os.MkdirTemp("", "berth-console-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(sockDir)
-		sock := filepath.Join(sockDir, "console.sock")
-		cl, err := net.Listen("unix", sock)
-		if err != nil {
-			return fmt.Errorf("listen on console socket: %w", err)
-		}
-		defer cl.Close()
-		ptyCh := make(chan *os.File, 1)
-		go func() { ptyCh <- receivePTY(cl) }()
-		args = append(args, "--console-socket", sock)
-		create.Args = append(create.Args, append(args, cfg.ID)...)
-		create.Stdout, create.Stderr = &runcErr, &runcErr
-		if err := create.Run(); err != nil {
-			return runcFailure("create", err, runcErr.String())
-		}
-		var pty *os.File
-		select {
-		case pty = <-ptyCh:
-		case <-time.After(10 * time.Second):
-		}
-		if pty == nil {
-			return errors.New("runc did not send the terminal")
-		}
-		defer pty.Close()
-		outputs = []io.Reader{pty}
-		if cfg.Stdin {
-			m.stdin = pty
-		}
+	args := []string{"--root", m.cfg.RuntimeRoot, "create", "--bundle", m.cfg.Bundle, "--pid-file", pidFile}
+	var outputs []io.Reader
+	var err error
+	if m.cfg.Terminal {
+		outputs, err = m.createWithTerminal(args, closers)
 	} else {
-		outR, outW, err := os.Pipe()
-		if err != nil {
-			return err
-		}
-		errR, errW, err := os.Pipe()
-		if err != nil {
-			return err
-		}
-		create.Args = append(create.Args, append(args, cfg.ID)...)
-		create.Stdout, create.Stderr = outW, errW
-		if cfg.Stdin {
-			inR, inW, err := os.Pipe()
-			if err != nil {
-				return err
-			}
-			create.Stdin = inR
-			m.stdin = inW
-			closeAfterCreate = append(closeAfterCreate, inR)
-		}
-		closeAfterCreate = append(closeAfterCreate, outW, errW)
-		err = create.Run()
-		for _, c := range closeAfterCreate {
-			c.Close()
-		}
-		if err != nil {
-			// runc wrote its error to the container's stderr pipe.
-			msg, _ := io.ReadAll(io.LimitReader(errR, 64<<10))
-			out, _ := io.ReadAll(io.LimitReader(outR, 64<<10))
-			return runcFailure("create", err, string(msg)+string(out))
-		}
-		outputs = []io.Reader{outR, errR}
+		outputs, err = m.createWithPipes(args)
 	}
+	if err != nil {
+		return nil, 0, err
+	}
+	pid, err := readPid(pidFile)
+	if err != nil {
+		return nil, 0, err
+	}
+	return outputs, pid, nil
+}
+
+// createWithTerminal runs `runc create` (args without the container ID)
+// with a console socket and returns the terminal's master side, which runc
+// sends over it; it is also the container's stdin with -i.
+func (m *monitor) createWithTerminal(args []string, closers *rollback.Stack) ([]io.Reader, error) {
+	// runc dials the console socket by path: it must be short.
+	sockDir, err := os.MkdirTemp("", "berth-console-")
+	if err != nil {
+		return nil, err
+	}
+	closers.Defer(func() { os.RemoveAll(sockDir) })
+	sock := filepath.Join(sockDir, "console.sock")
+	cl, err := net.Listen("unix", sock)
+	if err != nil {
+		return nil, fmt.Errorf("listen on console socket: %w", err)
+	}
+	closers.Defer(func() { cl.Close() })
+	ptyCh := make(chan *os.File, 1)
+	go func() { ptyCh <- receivePTY(cl) }()
+	var runcErr bytes.Buffer
+	create := exec.Command(m.cfg.Runtime, append(args, "--console-socket", sock, m.cfg.ID)...)
+	create.Stdout, create.Stderr = &runcErr, &runcErr
+	if err := create.Run(); err != nil {
+		return nil, runcFailure("create", err, runcErr.String())
+	}
+	var pty *os.File
+	select {
+	case pty = <-ptyCh:
+	case <-time.After(10 * time.Second):
+	}
+	if pty == nil {
+		return nil, errors.New("runc did not send the terminal")
+	}
+	closers.Defer(func() { pty.Close() })
+	if m.cfg.Stdin {
+		m.stdin = pty
+	}
+	return []io.Reader{pty}, nil
+}
+
+// createWithPipes runs `runc create` (args without the container ID) with
+// the container's stdout and stderr, and its stdin with -i, on pipes, and
+// returns the read ends of stdout and stderr.
+func (m *monitor) createWithPipes(args []string) ([]io.Reader, error) {
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	create := exec.Command(m.cfg.Runtime, append(args, m.cfg.ID)...)
+	create.Stdout, create.Stderr = outW, errW
+	var closeAfterCreate []io.Closer
+	if m.cfg.Stdin {
+		inR, inW, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		create.Stdin = inR
+		m.stdin = inW
+		closeAfterCreate = append(closeAfterCreate, inR)
+	}
+	closeAfterCreate = append(closeAfterCreate, outW, errW)
+	err = create.Run()
+	for _, c := range closeAfterCreate {
+		c.Close()
+	}
+	if err != nil {
+		// runc wrote its error to the container's stderr pipe.
+		msg, _ := io.ReadAll(io.LimitReader(errR, 64<<10))
+		out, _ := io.ReadAll(io.LimitReader(outR, 64<<10))
+		return nil, runcFailure("create", err, string(msg)+string(out))
+	}
+	return []io.Reader{outR, errR}, nil
+}
+
+// readPid reads the container's pid from runc's pid file.
+func readPid(pidFile string) (int, error) {
 	pidData, err := os.ReadFile(pidFile)
 	if err != nil {
-		return fmt.Errorf("read runc pid file: %w", err)
+		return 0, fmt.Errorf("read runc pid file: %w", err)
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(pidData)))
 	if err != nil {
-		return fmt.Errorf("runc pid file: %w", err)
+		return 0, fmt.Errorf("runc pid file: %w", err)
 	}
-	if err := syncEnc.Encode(syncMsg{Stage: "created", Pid: pid}); err != nil {
-		m.runc("delete", "--force", cfg.ID)
+	return pid, nil
+}
+
+// start reports the created container on the sync pipe, waits for the
+// first attach client if asked to, runs `runc start` (deleting the
+// container if that fails), records the running state, reports the start
+// and closes the sync pipe.
+func (m *monitor) start(enc *json.Encoder, pid int) error {
+	if err := enc.Encode(syncMsg{Stage: "created", Pid: pid}); err != nil {
+		m.runc("delete", "--force", m.cfg.ID)
 		return fmt.Errorf("report creation: %w", err)
 	}
-	if cfg.WaitAttach {
+	if m.cfg.WaitAttach {
 		select {
 		case <-m.attached:
 		case <-time.After(time.Minute):
 		}
 	}
-	if out, err := m.runc("start", cfg.ID); err != nil {
-		m.runc("delete", "--force", cfg.ID)
+	if out, err := m.runc("start", m.cfg.ID); err != nil {
+		m.runc("delete", "--force", m.cfg.ID)
 		return runcFailure("start", err, out)
 	}
-	if cfg.OnStarted != nil {
-		if err := cfg.OnStarted(pid); err != nil {
-			cfg.Log.Warn("record running state", "error", err)
+	if m.cfg.OnStarted != nil {
+		if err := m.cfg.OnStarted(pid); err != nil {
+			m.cfg.Log.Warn("record running state", "error", err)
 		}
 	}
-	_ = syncEnc.Encode(syncMsg{Stage: "started", Pid: pid})
-	cfg.Sync.Close()
+	_ = enc.Encode(syncMsg{Stage: "started", Pid: pid})
+	m.cfg.Sync.Close()
+	return nil
+}
 
+// wait copies the container's output to the log and the attach clients,
+// reaps the container and returns its exit code once the output is drained
+// (or two seconds later, when something else still holds it open).
+func (m *monitor) wait(outputs []io.Reader, pid int) int {
 	var copiers sync.WaitGroup
 	for i, r := range outputs {
 		copiers.Add(1)
@@ -296,31 +372,48 @@ func Run(cfg Config) (err error) {
 	case <-done:
 	case <-time.After(2 * time.Second):
 	}
+	return code
+}
+
+// exited records the exit: it closes the attach service, writes the exit
+// file, sends the exit frame to the attach clients and drops them,
+// releases the published ports and runs OnExited.
+func (m *monitor) exited(code int, closeAttach func()) {
 	// No new attach clients; the socket goes before the exit is recorded,
 	// so a restart's monitor never loses its socket to this one.
 	closeAttach()
-	at := cfg.Now().UTC()
+	at := m.cfg.Now().UTC()
 	ex, _ := json.Marshal(Exit{Code: code, At: at})
-	if err := WriteFileAtomic(cfg.ExitFile, ex, 0o644); err != nil {
-		cfg.Log.Warn("write exit file", "error", err)
+	if err := WriteFileAtomic(m.cfg.ExitFile, ex, 0o644); err != nil {
+		m.cfg.Log.Warn("write exit file", "error", err)
 	}
 	m.broadcast(StreamExit, []byte(strconv.Itoa(code)))
+	m.dropClients()
+	m.closePorts()
+	if m.cfg.OnExited != nil {
+		m.cfg.OnExited(code, at)
+	}
+}
+
+// dropClients closes every attach client.
+func (m *monitor) dropClients() {
 	m.mu.Lock()
 	for _, c := range m.clients {
 		c.Close()
 	}
 	m.clients = nil
 	m.mu.Unlock()
-	for _, p := range cfg.Ports {
-		p.Close()
-	}
-	cfg.Ports = nil
-	if cfg.OnExited != nil {
-		cfg.OnExited(code, at)
-	}
-	return nil
 }
 
+// closePorts releases the published host ports, once.
+func (m *monitor) closePorts() {
+	for _, p := range m.cfg.Ports {
+		p.Close()
+	}
+	m.cfg.Ports = nil
+}
+
+// runc runs the runtime with args and returns its combined output.
 func (m *monitor) runc(args ...string) (string, error) {
 	out, err := exec.Command(m.cfg.Runtime, append([]string{"--root", m.cfg.RuntimeRoot}, args...)...).CombinedOutput()
 	return string(out), err

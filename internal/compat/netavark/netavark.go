@@ -99,6 +99,24 @@ func Run(ctx context.Context, args []string, env Env) int {
 		env.Getenv = os.Getenv
 	}
 	g := &globals{}
+	var out any
+	root := rootCmd(g, env)
+	root.AddCommand(
+		setupCmd(g, env, &out),
+		teardownCmd(g, env),
+		versionCmd(env),
+		updateCmd(g, env),
+		dhcpProxyCmd(g, env),
+		createCmd(g, env, &out),
+		firewallReloadCmd(g, env),
+	)
+	root.SetArgs(args)
+	return exitCode(root.ExecuteContext(ctx), out, env)
+}
+
+// rootCmd is the bare `netavark` command with its global flags, which fill
+// g.
+func rootCmd(g *globals, env Env) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "netavark",
 		Short:         "berth's netavark-compatible container network backend",
@@ -119,102 +137,14 @@ func Run(ctx context.Context, args []string, env Env) int {
 	pf.StringArrayVar(&g.pluginDirs, "plugin-directory", nil, "directory of plugin drivers (accepted; berth has its drivers built in)")
 	pf.StringVarP(&g.file, "file", "f", "", "read the network options from this file instead of stdin")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	return root
+}
 
-	var out any
-	root.AddCommand(
-		&cobra.Command{
-			Use:   "setup NETNS",
-			Short: "attach the network namespace at NETNS to the networks given as JSON",
-			Args:  exactArgs(1),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				m, o, err := prepare(g, env, args[0], "setup")
-				if err != nil {
-					return err
-				}
-				if env.DHCP == nil && needsDHCP(o) {
-					return delegate(g, env, "dhcp network")
-				}
-				defer m.Close()
-				res, err := m.SetupNetavark(cmd.Context(), args[0], o)
-				if err != nil {
-					return err
-				}
-				out = res
-				return nil
-			},
-		},
-		&cobra.Command{
-			Use:   "teardown NETNS",
-			Short: "detach the network namespace at NETNS from the networks given as JSON",
-			Args:  exactArgs(1),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				m, o, err := prepare(g, env, args[0], "teardown")
-				if err != nil {
-					return err
-				}
-				if env.DHCP == nil && needsDHCP(o) {
-					return delegate(g, env, "dhcp network")
-				}
-				defer m.Close()
-				return m.TeardownNetavark(cmd.Context(), args[0], o)
-			},
-		},
-		&cobra.Command{
-			Use:   "version",
-			Short: "print the version as JSON",
-			Args:  exactArgs(0),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				v := map[string]string{
-					"version":           buildinfo.NetavarkVersion + "-berth." + buildinfo.Version,
-					"commit":            buildinfo.Commit,
-					"build_time":        buildinfo.BuildTime,
-					"target":            runtime.GOARCH + "-unknown-" + runtime.GOOS + "-gnu",
-					"default_fw_driver": firewall.DriverNftables,
-				}
-				b, _ := json.MarshalIndent(v, "", "  ")
-				fmt.Fprintln(env.Stdout, string(b))
-				return nil
-			},
-		},
-		updateCmd(g, env),
-		dhcpProxyCmd(g, env),
-		&cobra.Command{
-			Use:   "create",
-			Short: "complete and validate a new network definition (JSON on stdin or --file)",
-			Args:  exactArgs(0),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				var req netconf.Request
-				if err := decodeInput(g, env, &req); err != nil {
-					return err
-				}
-				n, err := netconf.Complete(req.Network, req.Used, req.Options, time.Now())
-				if err != nil {
-					return err
-				}
-				out = n
-				return nil
-			},
-		},
-		&cobra.Command{
-			Use:   "firewall-reload",
-			Short: "re-apply the firewall rules of every container berth has set up",
-			Args:  exactArgs(0),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				if g.config == "" {
-					g.config = "/run/containers/networks"
-				}
-				m, err := manager(g, env)
-				if err != nil {
-					return err
-				}
-				defer m.Close()
-				_, err = m.ReloadFirewall(cmd.Context())
-				return err
-			},
-		},
-	)
-	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+// exitCode reports the outcome of a command in netavark's convention and
+// returns the exit code: a delegated call's own code; 2 with the message on
+// stderr for usage errors; 1 with {"error":...} on stdout for failures;
+// otherwise 0, after printing out (when there is one) as JSON.
+func exitCode(err error, out any, env Env) int {
 	var de errDelegated
 	if errors.As(err, &de) {
 		return de.code
@@ -225,15 +155,13 @@ func Run(ctx context.Context, args []string, env Env) int {
 			fmt.Fprintf(env.Stderr, "error: %v\n\nFor more information, try '--help'.\n", err)
 			return 2
 		}
-		b, _ := json.Marshal(map[string]string{"error": err.Error()})
-		fmt.Fprintln(env.Stdout, string(b))
+		printError(env, err)
 		return 1
 	}
 	if out != nil {
 		b, err := json.Marshal(out)
 		if err != nil {
-			b, _ = json.Marshal(map[string]string{"error": err.Error()})
-			fmt.Fprintln(env.Stdout, string(b))
+			printError(env, err)
 			return 1
 		}
 		fmt.Fprintln(env.Stdout, string(b))
@@ -241,6 +169,120 @@ func Run(ctx context.Context, args []string, env Env) int {
 	return 0
 }
 
+// printError writes err as netavark's one-line JSON error on stdout.
+func printError(env Env, err error) {
+	b, _ := json.Marshal(map[string]string{"error": err.Error()})
+	fmt.Fprintln(env.Stdout, string(b))
+}
+
+// setupCmd is `netavark setup NETNS`; its result goes to *out.
+func setupCmd(g *globals, env Env, out *any) *cobra.Command {
+	return namespaceCmd(g, env, "setup", "attach the network namespace at NETNS to the networks given as JSON",
+		func(ctx context.Context, m *berthnet.Host, nsPath string, o *network.Options) error {
+			res, err := m.SetupNetavark(ctx, nsPath, o)
+			if err != nil {
+				return err
+			}
+			*out = res
+			return nil
+		})
+}
+
+// teardownCmd is `netavark teardown NETNS`.
+func teardownCmd(g *globals, env Env) *cobra.Command {
+	return namespaceCmd(g, env, "teardown", "detach the network namespace at NETNS from the networks given as JSON",
+		func(ctx context.Context, m *berthnet.Host, nsPath string, o *network.Options) error {
+			return m.TeardownNetavark(ctx, nsPath, o)
+		})
+}
+
+// namespaceCmd is `netavark VERB NETNS` with the network options as JSON:
+// run does the work on the host, unless a network leases its addresses by
+// DHCP and this build cannot, when the full binary does it instead.
+func namespaceCmd(g *globals, env Env, verb, short string, run func(context.Context, *berthnet.Host, string, *network.Options) error) *cobra.Command {
+	return &cobra.Command{
+		Use:   verb + " NETNS",
+		Short: short,
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			m, o, err := prepare(g, env, args[0], verb)
+			if err != nil {
+				return err
+			}
+			if env.DHCP == nil && needsDHCP(o) {
+				return delegate(g, env, "dhcp network")
+			}
+			defer m.Close()
+			return run(cmd.Context(), m, args[0], o)
+		},
+	}
+}
+
+// versionCmd is `netavark version`: the version record as indented JSON.
+func versionCmd(env Env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "print the version as JSON",
+		Args:  exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			v := map[string]string{
+				"version":           buildinfo.NetavarkVersion + "-berth." + buildinfo.Version,
+				"commit":            buildinfo.Commit,
+				"build_time":        buildinfo.BuildTime,
+				"target":            runtime.GOARCH + "-unknown-" + runtime.GOOS + "-gnu",
+				"default_fw_driver": firewall.DriverNftables,
+			}
+			b, _ := json.MarshalIndent(v, "", "  ")
+			fmt.Fprintln(env.Stdout, string(b))
+			return nil
+		},
+	}
+}
+
+// createCmd is `netavark create`: the completed network definition goes
+// to *out.
+func createCmd(g *globals, env Env, out *any) *cobra.Command {
+	return &cobra.Command{
+		Use:   "create",
+		Short: "complete and validate a new network definition (JSON on stdin or --file)",
+		Args:  exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var req netconf.Request
+			if err := decodeInput(g, env, &req); err != nil {
+				return err
+			}
+			n, err := netconf.Complete(req.Network, req.Used, req.Options, time.Now())
+			if err != nil {
+				return err
+			}
+			*out = n
+			return nil
+		},
+	}
+}
+
+// firewallReloadCmd is `netavark firewall-reload`.
+func firewallReloadCmd(g *globals, env Env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "firewall-reload",
+		Short: "re-apply the firewall rules of every container berth has set up",
+		Args:  exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if g.config == "" {
+				g.config = "/run/containers/networks"
+			}
+			m, err := manager(g, env)
+			if err != nil {
+				return err
+			}
+			defer m.Close()
+			_, err = m.ReloadFirewall(cmd.Context())
+			return err
+		},
+	}
+}
+
+// exactArgs requires n positional arguments; otherwise a usage error.
 func exactArgs(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != n {
@@ -250,6 +292,7 @@ func exactArgs(n int) cobra.PositionalArgs {
 	}
 }
 
+// updateCmd is `netavark update NETWORK --network-dns-servers LIST`.
 func updateCmd(g *globals, env Env) *cobra.Command {
 	var servers []string
 	c := &cobra.Command{
@@ -317,6 +360,8 @@ func decodeInput(g *globals, env Env, v any) error {
 	return nil
 }
 
+// manager builds the berthnet host from the global flags and the
+// environment (NETAVARK_DNS_PORT, NETAVARK_FW, RUST_LOG).
 func manager(g *globals, env Env) (*berthnet.Host, error) {
 	port := uint16(53)
 	if v := env.Getenv("NETAVARK_DNS_PORT"); v != "" {
@@ -384,6 +429,7 @@ func logger(env Env) *slog.Logger {
 	return slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: lvl}))
 }
 
+// aardvarkEnv passes RUST_LOG's level on to aardvark-dns.
 func aardvarkEnv(env Env) []string {
 	if v := env.Getenv("RUST_LOG"); v != "" {
 		if i := strings.LastIndex(v, "="); i >= 0 {
