@@ -164,10 +164,7 @@ func (m *Manager) setupBridge(sess *session, ctrNS *netns.NetNS, hostH, ctrH *li
 	if err := m.fail("veth"); err != nil {
 		return err
 	}
-	name := at.opts.Options["host_interface_name"]
-	if name == "" {
-		name = network.HostVethName(at.ctrID, n.Name)
-	}
+	name := at.hostVethName()
 	mtu := n.MTU()
 	if mtu <= 0 {
 		mtu = br.MTU

@@ -358,6 +358,15 @@ type attachment struct {
 	dhcp *dhcpLease
 }
 
+// hostVethName names the host end of the attachment's veth on a bridge
+// network: the host_interface_name option, else network.HostVethName.
+func (at *attachment) hostVethName() string {
+	if name := at.opts.Options["host_interface_name"]; name != "" {
+		return name
+	}
+	return network.HostVethName(at.ctrID, at.net.Name)
+}
+
 func (at *attachment) status(o *network.Options, dns bool) network.StatusBlock {
 	sb := network.StatusBlock{DNSSearchDomains: []string{}, DNSServerIPs: []netip.Addr{}, Interfaces: map[string]network.Interface{}}
 	iface := network.Interface{MACAddress: at.mac, Subnets: []network.NetAddress{}}
