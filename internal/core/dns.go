@@ -31,7 +31,7 @@ func (m *Manager) signalDNS(start bool) error {
 	if !start {
 		return nil
 	}
-	if m.cfg.AardvarkBinary == "" || !fileExists(m.cfg.AardvarkBinary) {
+	if !m.haveDNSServer() {
 		return nil
 	}
 	args := []string{"--config", dir.Path, "-p", strconv.Itoa(int(m.cfg.DNSPort)), "run"}
