@@ -44,20 +44,14 @@ func mtu(n network.Network, hostH *link.Handle) int {
 	return hostH.DefaultRouteMTU()
 }
 
-// ensureBridge finds or creates the network's bridge and returns it.
+// ensureBridge finds or creates the network's bridge and returns it,
+// configured (bridgeSysctls, gateway addresses, up) unless it is unmanaged
+// or already serves other containers. A bridge it created is on rb; a
+// failed configuration leaves the bridge as it is for rb to remove.
 func (m *Manager) ensureBridge(sess *session, hostH *link.Handle, n network.Network, ports []network.PortMapping, rb *rollback.Stack, at *attachment) (link.Link, error) {
-	name := n.NetworkInterface
-	br, err := hostH.Link(name)
-	if err == nil {
-		if br.Kind != "bridge" {
-			return link.Link{}, fmt.Errorf("bridge interface %s already exists but is a %s interface", name, br.Kind)
-		}
-	} else if !errors.Is(err, link.ErrNotFound) {
+	br, err := m.findBridge(hostH, n, rb, at)
+	if err != nil {
 		return link.Link{}, err
-	} else {
-		if br, err = m.createBridge(hostH, n, rb, at); err != nil {
-			return link.Link{}, err
-		}
 	}
 	if n.Unmanaged() {
 		return br, nil
@@ -65,18 +59,64 @@ func (m *Manager) ensureBridge(sess *session, hostH *link.Handle, n network.Netw
 	localnet := !n.Internal && firewall.NeedsRouteLocalnet([]firewall.PortForward{{IPv4: netip.IPv4Unspecified(), Mappings: ports}})
 	// A bridge that already serves berth's containers is configured; only
 	// route_localnet may still be needed by this container's ports.
-	id := n.ID
-	if id == "" {
-		id = n.Name
-	}
-	if !at.createdBridge && sess.others(id, at.ctrID) {
+	if !at.createdBridge && sess.others(netID(n), at.ctrID) {
 		if localnet {
-			return br, sysctl.Apply(m.cfg.HostNS, []sysctl.Setting{{Key: sysctl.Key("net", "ipv4", "conf", name, "route_localnet"), Value: "1"}})
+			return br, sysctl.Apply(m.cfg.HostNS, []sysctl.Setting{{Key: sysctl.Key("net", "ipv4", "conf", n.NetworkInterface, "route_localnet"), Value: "1"}})
 		}
 		return br, nil
 	}
-	// Sysctls before addresses: IPv6 DAD must be off before the gateway
-	// address is added.
+	if err := m.configureBridge(br, n, localnet); err != nil {
+		return link.Link{}, err
+	}
+	return br, nil
+}
+
+// findBridge returns the network's bridge, creating it (createBridge)
+// when it does not exist. An interface of that name that is not a bridge
+// is an error.
+func (m *Manager) findBridge(hostH *link.Handle, n network.Network, rb *rollback.Stack, at *attachment) (link.Link, error) {
+	name := n.NetworkInterface
+	br, err := hostH.Link(name)
+	if err == nil {
+		if br.Kind != "bridge" {
+			return link.Link{}, fmt.Errorf("bridge interface %s already exists but is a %s interface", name, br.Kind)
+		}
+		return br, nil
+	}
+	if !errors.Is(err, link.ErrNotFound) {
+		return link.Link{}, err
+	}
+	return m.createBridge(hostH, n, rb, at)
+}
+
+// configureBridge applies the bridge's host sysctls (bridgeSysctls), adds
+// the gateway addresses and sets the bridge up. Sysctls go before
+// addresses: IPv6 DAD must be off before the gateway address is added.
+// On failure the bridge keeps what was applied so far.
+func (m *Manager) configureBridge(br link.Link, n network.Network, localnet bool) error {
+	if err := m.fail("sysctl"); err != nil {
+		return err
+	}
+	if err := sysctl.Apply(m.cfg.HostNS, bridgeSysctls(n, localnet)); err != nil {
+		return err
+	}
+	for _, s := range n.Subnets {
+		if !s.Gateway.IsValid() {
+			continue
+		}
+		if err := br.AddAddr(netip.PrefixFrom(s.Gateway, s.Subnet.Bits())); err != nil {
+			return err
+		}
+	}
+	return br.SetUp()
+}
+
+// bridgeSysctls lists the host sysctls a bridge network needs: forwarding
+// (on for a routed network, off on an internal network's bridge), no DAD
+// or router advertisements on the bridge, loose reverse-path filtering,
+// and route_localnet when published ports need it (localnet).
+func bridgeSysctls(n network.Network, localnet bool) []sysctl.Setting {
+	name := n.NetworkInterface
 	var host []sysctl.Setting
 	if !n.Internal {
 		host = append(host, sysctl.Setting{Key: "net.ipv4.ip_forward", Value: "1"})
@@ -97,24 +137,7 @@ func (m *Manager) ensureBridge(sess *session, hostH *link.Handle, n network.Netw
 	} else if localnet {
 		host = append(host, sysctl.Setting{Key: sysctl.Key("net", "ipv4", "conf", name, "route_localnet"), Value: "1"})
 	}
-	if err := m.fail("sysctl"); err != nil {
-		return link.Link{}, err
-	}
-	if err := sysctl.Apply(m.cfg.HostNS, host); err != nil {
-		return link.Link{}, err
-	}
-	for _, s := range n.Subnets {
-		if !s.Gateway.IsValid() {
-			continue
-		}
-		if err := br.AddAddr(netip.PrefixFrom(s.Gateway, s.Subnet.Bits())); err != nil {
-			return link.Link{}, err
-		}
-	}
-	if err := br.SetUp(); err != nil {
-		return link.Link{}, err
-	}
-	return br, nil
+	return host
 }
 
 // createBridge creates the network's bridge (in its VRF, when it names
