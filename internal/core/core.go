@@ -202,10 +202,7 @@ func (m *Manager) setup(ctx context.Context, sess *session, ctrNS *netns.NetNS, 
 // gateways are not reachable before. On failure, what it built is on rb
 // and the error names the network.
 func (m *Manager) attach(ctx context.Context, sess *session, ctrNS *netns.NetNS, hostH, ctrH *link.Handle, o *network.Options, a network.NamedNetworkOptions, rb *rollback.Stack) (*attachment, error) {
-	n := o.NetworkInfo[a.Name]
-	if n.Name == "" {
-		n.Name = a.Name
-	}
+	n := networkOf(o, a.Name)
 	at := &attachment{net: n, opts: a.PerNetworkOptions, ctrID: o.ContainerID}
 	dhcp := n.IPAMDriver() == network.IPAMDHCP
 	if dhcp {
@@ -402,6 +399,16 @@ type attachment struct {
 	// dhcp is the lease's gateway, DNS servers and domain (ipam driver
 	// dhcp).
 	dhcp *dhcpLease
+}
+
+// networkOf returns the network of o named name, with its name filled in
+// when o's network info leaves it out.
+func networkOf(o *network.Options, name string) network.Network {
+	n := o.NetworkInfo[name]
+	if n.Name == "" {
+		n.Name = name
+	}
+	return n
 }
 
 // hostVethName names the host end of the attachment's veth on a bridge

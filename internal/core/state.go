@@ -151,10 +151,7 @@ func (s *session) save(nsPath string, o *network.Options) error {
 			return err
 		}
 		for _, a := range o.Networks {
-			n := o.NetworkInfo[a.Name]
-			if n.Name == "" {
-				n.Name = a.Name
-			}
+			n := networkOf(o, a.Name)
 			id := []byte(netID(n))
 			m, err := members.CreateBucketIfNotExists(id)
 			if err != nil {
@@ -239,10 +236,7 @@ func removeMembers(tx *bolt.Tx, o *network.Options) error {
 		return nil
 	}
 	for _, a := range o.Networks {
-		n := o.NetworkInfo[a.Name]
-		if n.Name == "" {
-			n.Name = a.Name
-		}
+		n := networkOf(o, a.Name)
 		id := []byte(netID(n))
 		m := members.Bucket(id)
 		if m == nil {

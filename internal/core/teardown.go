@@ -348,10 +348,7 @@ func (m *Manager) UpdateDNSServers(netName string, servers []netip.Addr) error {
 func recorded(o *network.Options) []*attachment {
 	att := make([]*attachment, 0, len(o.Networks))
 	for _, a := range o.Networks {
-		n := o.NetworkInfo[a.Name]
-		if n.Name == "" {
-			n.Name = a.Name
-		}
+		n := networkOf(o, a.Name)
 		at := &attachment{net: n, opts: a.PerNetworkOptions, ctrID: o.ContainerID}
 		for _, ip := range a.StaticIPs {
 			if s, ok := n.SubnetFor(ip); ok {
