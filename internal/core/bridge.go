@@ -278,6 +278,10 @@ func (m *Manager) configureContainer(ctrNS *netns.NetNS, ctrH *link.Handle, l li
 	return m.addRoutes(ctrH, l, at)
 }
 
+// addRoutes adds the attachment's routes on the container end l: a
+// default route per address family (defaultRoutes) and the network's
+// static routes. On failure the routes added so far stay (they go when
+// the link does).
 func (m *Manager) addRoutes(ctrH *link.Handle, l link.Link, at *attachment) error {
 	n := at.net
 	if err := m.fail("routes"); err != nil {
@@ -289,51 +293,68 @@ func (m *Manager) addRoutes(ctrH *link.Handle, l link.Link, at *attachment) erro
 	}
 	metric := n.Metric(def)
 	if !n.Internal && !n.NoDefaultRoute() {
-		done4, done6 := false, false
-		for _, s := range n.Subnets {
-			if !s.Gateway.IsValid() {
-				continue
-			}
-			is4 := s.Gateway.Is4()
-			if (is4 && done4) || (!is4 && done6) || !hasAddrIn(at.addrs, s.Subnet) {
-				continue
-			}
-			dst := netip.MustParsePrefix("0.0.0.0/0")
-			if !is4 {
-				dst = netip.MustParsePrefix("::/0")
-			}
-			r := link.Route{Dev: l.Index, Dst: dst, Via: s.Gateway, Metric: metric, Proto: link.ProtoStatic}
-			if err := ctrH.AddRoute(r); err != nil {
-				return fmt.Errorf("add default route via %s: %w", s.Gateway, err)
-			}
-			if is4 {
-				done4 = true
-			} else {
-				done6 = true
-			}
+		if err := addDefaultRoutes(ctrH, l, at, metric); err != nil {
+			return err
 		}
 	}
 	for _, rt := range n.Routes {
-		r := link.Route{Dst: rt.Destination.Masked(), Proto: link.ProtoStatic, Metric: metric}
-		if rt.Metric != nil {
-			r.Metric = *rt.Metric
-		}
-		switch rt.RouteType {
-		case "blackhole":
-			r.Type = link.RouteBlackhole
-		case "unreachable":
-			r.Type = link.RouteUnreachable
-		case "prohibit":
-			r.Type = link.RouteProhibit
-		default:
-			r.Dev = l.Index
-			r.Via = rt.Gateway
-		}
-		if err := ctrH.AddRoute(r); err != nil {
+		if err := ctrH.AddRoute(staticRoute(rt, l.Index, metric)); err != nil {
 			return fmt.Errorf("add route to %s: %w", rt.Destination, err)
 		}
 	}
 	return nil
+}
+
+// addDefaultRoutes adds a default route on l via the gateway of the first
+// subnet of each address family that has a gateway and holds one of the
+// attachment's addresses.
+func addDefaultRoutes(ctrH *link.Handle, l link.Link, at *attachment, metric uint32) error {
+	done4, done6 := false, false
+	for _, s := range at.net.Subnets {
+		if !s.Gateway.IsValid() {
+			continue
+		}
+		is4 := s.Gateway.Is4()
+		if (is4 && done4) || (!is4 && done6) || !hasAddrIn(at.addrs, s.Subnet) {
+			continue
+		}
+		dst := netip.MustParsePrefix("0.0.0.0/0")
+		if !is4 {
+			dst = netip.MustParsePrefix("::/0")
+		}
+		r := link.Route{Dev: l.Index, Dst: dst, Via: s.Gateway, Metric: metric, Proto: link.ProtoStatic}
+		if err := ctrH.AddRoute(r); err != nil {
+			return fmt.Errorf("add default route via %s: %w", s.Gateway, err)
+		}
+		if is4 {
+			done4 = true
+		} else {
+			done6 = true
+		}
+	}
+	return nil
+}
+
+// staticRoute is the kernel route for the network route rt: a blackhole,
+// unreachable or prohibit route, or one via its gateway on link dev, with
+// rt's metric or else metric.
+func staticRoute(rt network.Route, dev int, metric uint32) link.Route {
+	r := link.Route{Dst: rt.Destination.Masked(), Proto: link.ProtoStatic, Metric: metric}
+	if rt.Metric != nil {
+		r.Metric = *rt.Metric
+	}
+	switch rt.RouteType {
+	case "blackhole":
+		r.Type = link.RouteBlackhole
+	case "unreachable":
+		r.Type = link.RouteUnreachable
+	case "prohibit":
+		r.Type = link.RouteProhibit
+	default:
+		r.Dev = dev
+		r.Via = rt.Gateway
+	}
+	return r
 }
 
 func hasAddrIn(addrs []netip.Prefix, s netip.Prefix) bool {

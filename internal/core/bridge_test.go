@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/berthnet/berth/internal/link"
 	"github.com/berthnet/berth/internal/network"
 	"github.com/berthnet/berth/internal/sysctl"
 )
@@ -82,5 +83,25 @@ func TestHostVethName(t *testing.T) {
 	at.opts.Options = map[string]string{"host_interface_name": "myveth"}
 	if got := at.hostVethName(); got != "myveth" {
 		t.Errorf("named host end %q, want myveth", got)
+	}
+}
+
+func TestStaticRoute(t *testing.T) {
+	seven := uint32(7)
+	dst := netip.MustParsePrefix("198.19.1.9/24")
+	gw := netip.MustParseAddr("198.18.0.1")
+	for _, tc := range []struct {
+		rt   network.Route
+		want link.Route
+	}{
+		{network.Route{Destination: dst, Gateway: gw}, link.Route{Dst: dst.Masked(), Via: gw, Dev: 4, Metric: 100, Proto: link.ProtoStatic}},
+		{network.Route{Destination: dst, Gateway: gw, Metric: &seven}, link.Route{Dst: dst.Masked(), Via: gw, Dev: 4, Metric: 7, Proto: link.ProtoStatic}},
+		{network.Route{Destination: dst, Gateway: gw, RouteType: "blackhole"}, link.Route{Dst: dst.Masked(), Metric: 100, Proto: link.ProtoStatic, Type: link.RouteBlackhole}},
+		{network.Route{Destination: dst, RouteType: "unreachable"}, link.Route{Dst: dst.Masked(), Metric: 100, Proto: link.ProtoStatic, Type: link.RouteUnreachable}},
+		{network.Route{Destination: dst, RouteType: "prohibit"}, link.Route{Dst: dst.Masked(), Metric: 100, Proto: link.ProtoStatic, Type: link.RouteProhibit}},
+	} {
+		if got := staticRoute(tc.rt, 4, 100); got != tc.want {
+			t.Errorf("%+v: got %+v, want %+v", tc.rt, got, tc.want)
+		}
 	}
 }
