@@ -178,36 +178,21 @@ func (m *Manager) createBridge(hostH *link.Handle, n network.Network, rb *rollba
 	return hostH.Link(name)
 }
 
+// setupBridge attaches the container to bridge network at.net: it makes
+// sure of the bridge (ensureBridge), adds a veth pair between bridge and
+// container (addVeth), readies the host end and configures the container
+// end. What it built is on rb.
 func (m *Manager) setupBridge(sess *session, ctrNS *netns.NetNS, hostH, ctrH *link.Handle, at *attachment, ports []network.PortMapping, rb *rollback.Stack) error {
-	n := at.net
-	br, err := m.ensureBridge(sess, hostH, n, ports, rb, at)
+	br, err := m.ensureBridge(sess, hostH, at.net, ports, rb, at)
 	if err != nil {
 		return err
 	}
 	if err := m.fail("veth"); err != nil {
 		return err
 	}
-	name := at.hostVethName()
-	mtu := n.MTU()
-	if mtu <= 0 {
-		mtu = br.MTU
-	}
-	spec := link.VethSpec{Name: name, MTU: mtu, MasterIndex: br.Index, PeerName: at.opts.InterfaceName, PeerNSFd: ctrNS.Fd()}
-	if at.opts.StaticMAC != "" {
-		spec.PeerMAC, _ = network.ParseMAC(at.opts.StaticMAC)
-	}
-	// The host end goes up only after its IPv6 address generation is off
-	// (below).
-	spec.Down = true
-	hostVeth, err := hostH.AddVeth(spec)
+	hostVeth, err := addVeth(ctrNS, hostH, ctrH, br, at)
 	if err != nil {
-		if errors.Is(err, unix.EEXIST) {
-			if _, cerr := ctrH.Link(at.opts.InterfaceName); cerr == nil {
-				return fmt.Errorf("create veth pair: interface %s already exists in the container namespace", at.opts.InterfaceName)
-			}
-			return fmt.Errorf("create veth pair: host interface %q already exists: %w", name, err)
-		}
-		return fmt.Errorf("create veth pair: %w", err)
+		return err
 	}
 	rb.Push(hostVeth.Delete)
 	peer, err := ctrH.Link(at.opts.InterfaceName)
@@ -232,6 +217,36 @@ func (m *Manager) setupBridge(sess *session, ctrNS *netns.NetNS, hostH, ctrH *li
 		return err
 	}
 	return m.configureContainer(ctrNS, ctrH, peer, at)
+}
+
+// addVeth creates the attachment's veth pair: the host end (down, on
+// bridge br) and the container end in ctrNS, with the network's MTU (else
+// the bridge's) and the static MAC if one is asked for. A name already
+// taken is reported as such, on whichever side it is taken.
+func addVeth(ctrNS *netns.NetNS, hostH, ctrH *link.Handle, br link.Link, at *attachment) (link.Link, error) {
+	name := at.hostVethName()
+	mtu := at.net.MTU()
+	if mtu <= 0 {
+		mtu = br.MTU
+	}
+	spec := link.VethSpec{Name: name, MTU: mtu, MasterIndex: br.Index, PeerName: at.opts.InterfaceName, PeerNSFd: ctrNS.Fd()}
+	if at.opts.StaticMAC != "" {
+		spec.PeerMAC, _ = network.ParseMAC(at.opts.StaticMAC)
+	}
+	// The host end goes up only after its IPv6 address generation is off
+	// (setupBridge).
+	spec.Down = true
+	hostVeth, err := hostH.AddVeth(spec)
+	if err != nil {
+		if errors.Is(err, unix.EEXIST) {
+			if _, cerr := ctrH.Link(at.opts.InterfaceName); cerr == nil {
+				return link.Link{}, fmt.Errorf("create veth pair: interface %s already exists in the container namespace", at.opts.InterfaceName)
+			}
+			return link.Link{}, fmt.Errorf("create veth pair: host interface %q already exists: %w", name, err)
+		}
+		return link.Link{}, fmt.Errorf("create veth pair: %w", err)
+	}
+	return hostVeth, nil
 }
 
 // configureContainer sets sysctls, addresses, link state and routes on the
