@@ -44,20 +44,14 @@ func mtu(n network.Network, hostH *link.Handle) int {
 	return hostH.DefaultRouteMTU()
 }
 
-// ensureBridge finds or creates the network's bridge and returns it.
+// ensureBridge finds or creates the network's bridge and returns it,
+// configured (bridgeSysctls, gateway addresses, up) unless it is unmanaged
+// or already serves other containers. A bridge it created is on rb; a
+// failed configuration leaves the bridge as it is for rb to remove.
 func (m *Manager) ensureBridge(sess *session, hostH *link.Handle, n network.Network, ports []network.PortMapping, rb *rollback.Stack, at *attachment) (link.Link, error) {
-	name := n.NetworkInterface
-	br, err := hostH.Link(name)
-	if err == nil {
-		if br.Kind != "bridge" {
-			return link.Link{}, fmt.Errorf("bridge interface %s already exists but is a %s interface", name, br.Kind)
-		}
-	} else if !errors.Is(err, link.ErrNotFound) {
+	br, err := m.findBridge(hostH, n, rb, at)
+	if err != nil {
 		return link.Link{}, err
-	} else {
-		if br, err = m.createBridge(hostH, n, rb, at); err != nil {
-			return link.Link{}, err
-		}
 	}
 	if n.Unmanaged() {
 		return br, nil
@@ -65,18 +59,64 @@ func (m *Manager) ensureBridge(sess *session, hostH *link.Handle, n network.Netw
 	localnet := !n.Internal && firewall.NeedsRouteLocalnet([]firewall.PortForward{{IPv4: netip.IPv4Unspecified(), Mappings: ports}})
 	// A bridge that already serves berth's containers is configured; only
 	// route_localnet may still be needed by this container's ports.
-	id := n.ID
-	if id == "" {
-		id = n.Name
-	}
-	if !at.createdBridge && sess.others(id, at.ctrID) {
+	if !at.createdBridge && sess.others(netID(n), at.ctrID) {
 		if localnet {
-			return br, sysctl.Apply(m.cfg.HostNS, []sysctl.Setting{{Key: sysctl.Key("net", "ipv4", "conf", name, "route_localnet"), Value: "1"}})
+			return br, sysctl.Apply(m.cfg.HostNS, []sysctl.Setting{{Key: sysctl.Key("net", "ipv4", "conf", n.NetworkInterface, "route_localnet"), Value: "1"}})
 		}
 		return br, nil
 	}
-	// Sysctls before addresses: IPv6 DAD must be off before the gateway
-	// address is added.
+	if err := m.configureBridge(br, n, localnet); err != nil {
+		return link.Link{}, err
+	}
+	return br, nil
+}
+
+// findBridge returns the network's bridge, creating it (createBridge)
+// when it does not exist. An interface of that name that is not a bridge
+// is an error.
+func (m *Manager) findBridge(hostH *link.Handle, n network.Network, rb *rollback.Stack, at *attachment) (link.Link, error) {
+	name := n.NetworkInterface
+	br, err := hostH.Link(name)
+	if err == nil {
+		if br.Kind != "bridge" {
+			return link.Link{}, fmt.Errorf("bridge interface %s already exists but is a %s interface", name, br.Kind)
+		}
+		return br, nil
+	}
+	if !errors.Is(err, link.ErrNotFound) {
+		return link.Link{}, err
+	}
+	return m.createBridge(hostH, n, rb, at)
+}
+
+// configureBridge applies the bridge's host sysctls (bridgeSysctls), adds
+// the gateway addresses and sets the bridge up. Sysctls go before
+// addresses: IPv6 DAD must be off before the gateway address is added.
+// On failure the bridge keeps what was applied so far.
+func (m *Manager) configureBridge(br link.Link, n network.Network, localnet bool) error {
+	if err := m.fail("sysctl"); err != nil {
+		return err
+	}
+	if err := sysctl.Apply(m.cfg.HostNS, bridgeSysctls(n, localnet)); err != nil {
+		return err
+	}
+	for _, s := range n.Subnets {
+		if !s.Gateway.IsValid() {
+			continue
+		}
+		if err := br.AddAddr(netip.PrefixFrom(s.Gateway, s.Subnet.Bits())); err != nil {
+			return err
+		}
+	}
+	return br.SetUp()
+}
+
+// bridgeSysctls lists the host sysctls a bridge network needs: forwarding
+// (on for a routed network, off on an internal network's bridge), no DAD
+// or router advertisements on the bridge, loose reverse-path filtering,
+// and route_localnet when published ports need it (localnet).
+func bridgeSysctls(n network.Network, localnet bool) []sysctl.Setting {
+	name := n.NetworkInterface
 	var host []sysctl.Setting
 	if !n.Internal {
 		host = append(host, sysctl.Setting{Key: "net.ipv4.ip_forward", Value: "1"})
@@ -97,24 +137,7 @@ func (m *Manager) ensureBridge(sess *session, hostH *link.Handle, n network.Netw
 	} else if localnet {
 		host = append(host, sysctl.Setting{Key: sysctl.Key("net", "ipv4", "conf", name, "route_localnet"), Value: "1"})
 	}
-	if err := m.fail("sysctl"); err != nil {
-		return link.Link{}, err
-	}
-	if err := sysctl.Apply(m.cfg.HostNS, host); err != nil {
-		return link.Link{}, err
-	}
-	for _, s := range n.Subnets {
-		if !s.Gateway.IsValid() {
-			continue
-		}
-		if err := br.AddAddr(netip.PrefixFrom(s.Gateway, s.Subnet.Bits())); err != nil {
-			return link.Link{}, err
-		}
-	}
-	if err := br.SetUp(); err != nil {
-		return link.Link{}, err
-	}
-	return br, nil
+	return host
 }
 
 // createBridge creates the network's bridge (in its VRF, when it names
@@ -155,39 +178,21 @@ func (m *Manager) createBridge(hostH *link.Handle, n network.Network, rb *rollba
 	return hostH.Link(name)
 }
 
+// setupBridge attaches the container to bridge network at.net: it makes
+// sure of the bridge (ensureBridge), adds a veth pair between bridge and
+// container (addVeth), readies the host end and configures the container
+// end. What it built is on rb.
 func (m *Manager) setupBridge(sess *session, ctrNS *netns.NetNS, hostH, ctrH *link.Handle, at *attachment, ports []network.PortMapping, rb *rollback.Stack) error {
-	n := at.net
-	br, err := m.ensureBridge(sess, hostH, n, ports, rb, at)
+	br, err := m.ensureBridge(sess, hostH, at.net, ports, rb, at)
 	if err != nil {
 		return err
 	}
 	if err := m.fail("veth"); err != nil {
 		return err
 	}
-	name := at.opts.Options["host_interface_name"]
-	if name == "" {
-		name = network.HostVethName(at.ctrID, n.Name)
-	}
-	mtu := n.MTU()
-	if mtu <= 0 {
-		mtu = br.MTU
-	}
-	spec := link.VethSpec{Name: name, MTU: mtu, MasterIndex: br.Index, PeerName: at.opts.InterfaceName, PeerNSFd: ctrNS.Fd()}
-	if at.opts.StaticMAC != "" {
-		spec.PeerMAC, _ = network.ParseMAC(at.opts.StaticMAC)
-	}
-	// The host end goes up only after its IPv6 address generation is off
-	// (below).
-	spec.Down = true
-	hostVeth, err := hostH.AddVeth(spec)
+	hostVeth, err := addVeth(ctrNS, hostH, ctrH, br, at)
 	if err != nil {
-		if errors.Is(err, unix.EEXIST) {
-			if _, cerr := ctrH.Link(at.opts.InterfaceName); cerr == nil {
-				return fmt.Errorf("create veth pair: interface %s already exists in the container namespace", at.opts.InterfaceName)
-			}
-			return fmt.Errorf("create veth pair: host interface %q already exists: %w", name, err)
-		}
-		return fmt.Errorf("create veth pair: %w", err)
+		return err
 	}
 	rb.Push(hostVeth.Delete)
 	peer, err := ctrH.Link(at.opts.InterfaceName)
@@ -212,6 +217,36 @@ func (m *Manager) setupBridge(sess *session, ctrNS *netns.NetNS, hostH, ctrH *li
 		return err
 	}
 	return m.configureContainer(ctrNS, ctrH, peer, at)
+}
+
+// addVeth creates the attachment's veth pair: the host end (down, on
+// bridge br) and the container end in ctrNS, with the network's MTU (else
+// the bridge's) and the static MAC if one is asked for. A name already
+// taken is reported as such, on whichever side it is taken.
+func addVeth(ctrNS *netns.NetNS, hostH, ctrH *link.Handle, br link.Link, at *attachment) (link.Link, error) {
+	name := at.hostVethName()
+	mtu := at.net.MTU()
+	if mtu <= 0 {
+		mtu = br.MTU
+	}
+	spec := link.VethSpec{Name: name, MTU: mtu, MasterIndex: br.Index, PeerName: at.opts.InterfaceName, PeerNSFd: ctrNS.Fd()}
+	if at.opts.StaticMAC != "" {
+		spec.PeerMAC, _ = network.ParseMAC(at.opts.StaticMAC)
+	}
+	// The host end goes up only after its IPv6 address generation is off
+	// (setupBridge).
+	spec.Down = true
+	hostVeth, err := hostH.AddVeth(spec)
+	if err != nil {
+		if errors.Is(err, unix.EEXIST) {
+			if _, cerr := ctrH.Link(at.opts.InterfaceName); cerr == nil {
+				return link.Link{}, fmt.Errorf("create veth pair: interface %s already exists in the container namespace", at.opts.InterfaceName)
+			}
+			return link.Link{}, fmt.Errorf("create veth pair: host interface %q already exists: %w", name, err)
+		}
+		return link.Link{}, fmt.Errorf("create veth pair: %w", err)
+	}
+	return hostVeth, nil
 }
 
 // configureContainer sets sysctls, addresses, link state and routes on the
@@ -258,6 +293,10 @@ func (m *Manager) configureContainer(ctrNS *netns.NetNS, ctrH *link.Handle, l li
 	return m.addRoutes(ctrH, l, at)
 }
 
+// addRoutes adds the attachment's routes on the container end l: a
+// default route per address family (defaultRoutes) and the network's
+// static routes. On failure the routes added so far stay (they go when
+// the link does).
 func (m *Manager) addRoutes(ctrH *link.Handle, l link.Link, at *attachment) error {
 	n := at.net
 	if err := m.fail("routes"); err != nil {
@@ -269,51 +308,68 @@ func (m *Manager) addRoutes(ctrH *link.Handle, l link.Link, at *attachment) erro
 	}
 	metric := n.Metric(def)
 	if !n.Internal && !n.NoDefaultRoute() {
-		done4, done6 := false, false
-		for _, s := range n.Subnets {
-			if !s.Gateway.IsValid() {
-				continue
-			}
-			is4 := s.Gateway.Is4()
-			if (is4 && done4) || (!is4 && done6) || !hasAddrIn(at.addrs, s.Subnet) {
-				continue
-			}
-			dst := netip.MustParsePrefix("0.0.0.0/0")
-			if !is4 {
-				dst = netip.MustParsePrefix("::/0")
-			}
-			r := link.Route{Dev: l.Index, Dst: dst, Via: s.Gateway, Metric: metric, Proto: link.ProtoStatic}
-			if err := ctrH.AddRoute(r); err != nil {
-				return fmt.Errorf("add default route via %s: %w", s.Gateway, err)
-			}
-			if is4 {
-				done4 = true
-			} else {
-				done6 = true
-			}
+		if err := addDefaultRoutes(ctrH, l, at, metric); err != nil {
+			return err
 		}
 	}
 	for _, rt := range n.Routes {
-		r := link.Route{Dst: rt.Destination.Masked(), Proto: link.ProtoStatic, Metric: metric}
-		if rt.Metric != nil {
-			r.Metric = *rt.Metric
-		}
-		switch rt.RouteType {
-		case "blackhole":
-			r.Type = link.RouteBlackhole
-		case "unreachable":
-			r.Type = link.RouteUnreachable
-		case "prohibit":
-			r.Type = link.RouteProhibit
-		default:
-			r.Dev = l.Index
-			r.Via = rt.Gateway
-		}
-		if err := ctrH.AddRoute(r); err != nil {
+		if err := ctrH.AddRoute(staticRoute(rt, l.Index, metric)); err != nil {
 			return fmt.Errorf("add route to %s: %w", rt.Destination, err)
 		}
 	}
 	return nil
+}
+
+// addDefaultRoutes adds a default route on l via the gateway of the first
+// subnet of each address family that has a gateway and holds one of the
+// attachment's addresses.
+func addDefaultRoutes(ctrH *link.Handle, l link.Link, at *attachment, metric uint32) error {
+	done4, done6 := false, false
+	for _, s := range at.net.Subnets {
+		if !s.Gateway.IsValid() {
+			continue
+		}
+		is4 := s.Gateway.Is4()
+		if (is4 && done4) || (!is4 && done6) || !hasAddrIn(at.addrs, s.Subnet) {
+			continue
+		}
+		dst := netip.MustParsePrefix("0.0.0.0/0")
+		if !is4 {
+			dst = netip.MustParsePrefix("::/0")
+		}
+		r := link.Route{Dev: l.Index, Dst: dst, Via: s.Gateway, Metric: metric, Proto: link.ProtoStatic}
+		if err := ctrH.AddRoute(r); err != nil {
+			return fmt.Errorf("add default route via %s: %w", s.Gateway, err)
+		}
+		if is4 {
+			done4 = true
+		} else {
+			done6 = true
+		}
+	}
+	return nil
+}
+
+// staticRoute is the kernel route for the network route rt: a blackhole,
+// unreachable or prohibit route, or one via its gateway on link dev, with
+// rt's metric or else metric.
+func staticRoute(rt network.Route, dev int, metric uint32) link.Route {
+	r := link.Route{Dst: rt.Destination.Masked(), Proto: link.ProtoStatic, Metric: metric}
+	if rt.Metric != nil {
+		r.Metric = *rt.Metric
+	}
+	switch rt.RouteType {
+	case "blackhole":
+		r.Type = link.RouteBlackhole
+	case "unreachable":
+		r.Type = link.RouteUnreachable
+	case "prohibit":
+		r.Type = link.RouteProhibit
+	default:
+		r.Dev = dev
+		r.Via = rt.Gateway
+	}
+	return r
 }
 
 func hasAddrIn(addrs []netip.Prefix, s netip.Prefix) bool {

@@ -160,87 +160,33 @@ func (m *Manager) Setup(ctx context.Context, nsPath string, o *network.Options) 
 	return res, nil
 }
 
+// setup attaches the container to every network in o, in order, then
+// programs the firewall, saves the attachment record and registers the
+// container's names with the DNS server. Everything it builds is pushed
+// onto rb, so that on failure Setup can undo it, last step first.
 func (m *Manager) setup(ctx context.Context, sess *session, ctrNS *netns.NetNS, hostH, ctrH *link.Handle, o *network.Options, rb *rollback.Stack) (map[string]network.StatusBlock, error) {
 	if err := ctrH.LoopbackUp(); err != nil {
 		return nil, err
 	}
 	res := map[string]network.StatusBlock{}
-	var fwNets []firewall.NetworkRules
-	var created []firewall.NetworkRules
 	att := make([]*attachment, 0, len(o.Networks))
 	for _, a := range o.Networks {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		n := o.NetworkInfo[a.Name]
-		if n.Name == "" {
-			n.Name = a.Name
-		}
-		at := &attachment{net: n, opts: a.PerNetworkOptions, ctrID: o.ContainerID}
-		dhcp := n.IPAMDriver() == network.IPAMDHCP
-		if dhcp {
-			// Static routes wait for the lease (leaseDHCP): their gateways
-			// are not reachable before.
-			at.net.Routes = nil
-		}
-		var err error
-		switch n.Driver {
-		case network.DriverBridge:
-			err = m.setupBridge(sess, ctrNS, hostH, ctrH, at, o.PortMappings, rb)
-		case network.DriverMacvlan, network.DriverIPvlan:
-			err = m.setupMacvlan(ctrNS, hostH, ctrH, at, rb)
-		}
-		if err == nil && dhcp {
-			err = m.leaseDHCP(ctx, ctrNS, hostH, ctrH, at, o, rb)
-		}
+		at, err := m.attach(ctx, sess, ctrNS, hostH, ctrH, o, a, rb)
 		if err != nil {
-			return nil, fmt.Errorf("network %s: %w", n.Name, err)
+			return nil, err
 		}
 		att = append(att, at)
-		res[a.Name] = at.status(o, m.cfg.AardvarkBinary != "" && fileExists(m.cfg.AardvarkBinary))
-		if n.Driver == network.DriverBridge && !n.Internal && !n.Unmanaged() {
-			r := m.rules(n)
-			fwNets = append(fwNets, r)
-			if at.createdBridge {
-				created = append(created, r)
-			}
-		}
+		res[a.Name] = at.status(o, m.haveDNSServer())
 	}
-
-	ports := sess.forwards(ctrNS.Path(), o, att)
-	if err := m.fail("firewall"); err != nil {
+	if err := m.setupFirewall(sess, ctrNS.Path(), o, att, rb); err != nil {
 		return nil, err
 	}
-	// The other active networks go along: drivers whose rules depend on
-	// each other (iptables strict isolation) see the whole picture, and a
-	// network whose rules were lost (a flushed ruleset) gets them back.
-	if len(fwNets) > 0 {
-		have := map[string]bool{}
-		for _, r := range fwNets {
-			have[r.ID] = true
-		}
-		for _, n := range sess.activeNetworks() {
-			if n.Driver == network.DriverBridge && !n.Internal && !n.Unmanaged() && !have[n.ID] {
-				have[n.ID] = true
-				fwNets = append(fwNets, m.rules(n))
-			}
-		}
-	}
-	if len(fwNets) > 0 {
-		if err := m.cfg.Firewall.Setup(fwNets, ports); err != nil {
-			return nil, fmt.Errorf("set up firewall (%s): %w", m.cfg.Firewall.Name(), err)
-		}
-		rb.Push(func() error { return m.cfg.Firewall.Teardown(ports, created) })
-	}
-
-	if err := m.fail("state"); err != nil {
+	if err := m.saveState(sess, ctrNS.Path(), o, rb); err != nil {
 		return nil, err
 	}
-	if err := sess.save(ctrNS.Path(), o); err != nil {
-		return nil, err
-	}
-	rb.Push(func() error { return sess.remove(o) })
-
 	if err := m.fail("dns"); err != nil {
 		return nil, err
 	}
@@ -248,6 +194,103 @@ func (m *Manager) setup(ctx context.Context, sess *session, ctrNS *netns.NetNS, 
 		return nil, err
 	}
 	return res, nil
+}
+
+// attach attaches the container to network a by its driver (a veth on a
+// bridge, or a macvlan/ipvlan link) and, for a dhcp network, leases its
+// address; a dhcp network's static routes wait for the lease, as their
+// gateways are not reachable before. On failure, what it built is on rb
+// and the error names the network.
+func (m *Manager) attach(ctx context.Context, sess *session, ctrNS *netns.NetNS, hostH, ctrH *link.Handle, o *network.Options, a network.NamedNetworkOptions, rb *rollback.Stack) (*attachment, error) {
+	n := networkOf(o, a.Name)
+	at := &attachment{net: n, opts: a.PerNetworkOptions, ctrID: o.ContainerID}
+	dhcp := n.IPAMDriver() == network.IPAMDHCP
+	if dhcp {
+		at.net.Routes = nil
+	}
+	var err error
+	switch n.Driver {
+	case network.DriverBridge:
+		err = m.setupBridge(sess, ctrNS, hostH, ctrH, at, o.PortMappings, rb)
+	case network.DriverMacvlan, network.DriverIPvlan:
+		err = m.setupMacvlan(ctrNS, hostH, ctrH, at, rb)
+	}
+	if err == nil && dhcp {
+		err = m.leaseDHCP(ctx, ctrNS, hostH, ctrH, at, o, rb)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("network %s: %w", n.Name, err)
+	}
+	return at, nil
+}
+
+// setupFirewall programs the rules of the firewalled networks in att, with
+// the container's published ports when these networks carry them, and
+// pushes their removal onto rb: the ports, and the rules of the networks
+// whose bridge this setup created. On failure it leaves the firewall as
+// the driver left it.
+func (m *Manager) setupFirewall(sess *session, nsPath string, o *network.Options, att []*attachment, rb *rollback.Stack) error {
+	var fwNets, created []firewall.NetworkRules
+	for _, at := range att {
+		if at.net.Firewalled() {
+			r := m.rules(at.net)
+			fwNets = append(fwNets, r)
+			if at.createdBridge {
+				created = append(created, r)
+			}
+		}
+	}
+	ports := sess.forwards(nsPath, o, att)
+	if err := m.fail("firewall"); err != nil {
+		return err
+	}
+	if len(fwNets) == 0 {
+		return nil
+	}
+	fwNets = m.withActiveNetworks(sess, fwNets)
+	if err := m.cfg.Firewall.Setup(fwNets, ports); err != nil {
+		return fmt.Errorf("set up firewall (%s): %w", m.cfg.Firewall.Name(), err)
+	}
+	rb.Push(func() error { return m.cfg.Firewall.Teardown(ports, created) })
+	return nil
+}
+
+// withActiveNetworks adds to nets the rules of the other firewalled
+// networks with containers on them: drivers whose rules depend on each
+// other (iptables strict isolation) see the whole picture, and a network
+// whose rules were lost (a flushed ruleset) gets them back.
+func (m *Manager) withActiveNetworks(sess *session, nets []firewall.NetworkRules) []firewall.NetworkRules {
+	have := map[string]bool{}
+	for _, r := range nets {
+		have[r.ID] = true
+	}
+	for _, n := range sess.activeNetworks() {
+		if n.Firewalled() && !have[n.ID] {
+			have[n.ID] = true
+			nets = append(nets, m.rules(n))
+		}
+	}
+	return nets
+}
+
+// saveState records the container's attachments (options o in namespace
+// nsPath) and pushes the record's removal onto rb. On failure nothing is
+// recorded.
+func (m *Manager) saveState(sess *session, nsPath string, o *network.Options, rb *rollback.Stack) error {
+	if err := m.fail("state"); err != nil {
+		return err
+	}
+	if err := sess.save(nsPath, o); err != nil {
+		return err
+	}
+	rb.Push(func() error { return sess.remove(o) })
+	return nil
+}
+
+// haveDNSServer reports whether the DNS server binary exists, so that
+// DNS-enabled networks get their names registered.
+func (m *Manager) haveDNSServer() bool {
+	return m.cfg.AardvarkBinary != "" && fileExists(m.cfg.AardvarkBinary)
 }
 
 // rules builds the firewall view of a network.
@@ -358,6 +401,25 @@ type attachment struct {
 	dhcp *dhcpLease
 }
 
+// networkOf returns the network of o named name, with its name filled in
+// when o's network info leaves it out.
+func networkOf(o *network.Options, name string) network.Network {
+	n := o.NetworkInfo[name]
+	if n.Name == "" {
+		n.Name = name
+	}
+	return n
+}
+
+// hostVethName names the host end of the attachment's veth on a bridge
+// network: the host_interface_name option, else network.HostVethName.
+func (at *attachment) hostVethName() string {
+	if name := at.opts.Options["host_interface_name"]; name != "" {
+		return name
+	}
+	return network.HostVethName(at.ctrID, at.net.Name)
+}
+
 func (at *attachment) status(o *network.Options, dns bool) network.StatusBlock {
 	sb := network.StatusBlock{DNSSearchDomains: []string{}, DNSServerIPs: []netip.Addr{}, Interfaces: map[string]network.Interface{}}
 	iface := network.Interface{MACAddress: at.mac, Subnets: []network.NetAddress{}}
@@ -417,7 +479,7 @@ func (m *Manager) setupDNS(o *network.Options, att []*attachment, rb *rollback.S
 	if len(entries) == 0 {
 		return nil
 	}
-	if m.cfg.AardvarkBinary == "" || !fileExists(m.cfg.AardvarkBinary) {
+	if !m.haveDNSServer() {
 		m.log.Info("dns is disabled because the aardvark-dns binary was not found", "path", m.cfg.AardvarkBinary)
 		return nil
 	}

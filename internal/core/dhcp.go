@@ -83,26 +83,8 @@ func (m *Manager) leaseDHCP(ctx context.Context, ctrNS *netns.NetNS, hostH, ctrH
 	if m.cfg.DHCP == nil {
 		return ErrNoDHCPClient
 	}
-	n := at.net
 	ifname := at.opts.InterfaceName
-	def := uint32(100)
-	if n.Driver != network.DriverBridge {
-		def = DefaultDHCPMetric
-	}
-	hostname := o.ContainerHostname
-	if hostname == "" {
-		hostname = o.ContainerName
-	}
-	req := DHCPRequest{
-		HostIface:      dhcpParent(hostH, n),
-		ContainerIface: ifname,
-		ContainerMAC:   at.mac,
-		HostName:       hostname,
-		NsPath:         ctrNS.Path(),
-		ContainerID:    o.ContainerID,
-		Metric:         n.Metric(def),
-		NoDefaultRoute: n.Internal || n.NoDefaultRoute(),
-	}
+	req := dhcpRequest(ctrNS, hostH, at, o)
 	cctx, cancel := context.WithTimeout(ctx, proxyCallTimeout)
 	defer cancel()
 	lease, err := m.cfg.DHCP.Lease(cctx, req)
@@ -116,21 +98,52 @@ func (m *Manager) leaseDHCP(ctx context.Context, ctrNS *netns.NetNS, hostH, ctrH
 		d.gateway = lease.Gateways[0]
 	}
 	at.dhcp = d
+	return m.addLeaseRoutes(ctrH, at, o)
+}
 
-	// The network's static routes, now that their gateways are reachable.
-	if routes := o.NetworkInfo[n.Name].Routes; len(routes) > 0 {
-		l, err := ctrH.Link(ifname)
-		if err != nil {
-			return fmt.Errorf("find container interface: %w", err)
-		}
-		withRoutes := *at
-		withRoutes.net.Routes = routes
-		withRoutes.net.Subnets = nil
-		if err := m.addRoutes(ctrH, l, &withRoutes); err != nil {
-			return err
-		}
+// dhcpRequest is the lease request for the attachment's interface: the
+// host interface the DHCP server is reached through, the container's
+// hostname (else its name), and the metric and default-route choice of
+// the network.
+func dhcpRequest(ctrNS *netns.NetNS, hostH *link.Handle, at *attachment, o *network.Options) DHCPRequest {
+	n := at.net
+	def := uint32(100)
+	if n.Driver != network.DriverBridge {
+		def = DefaultDHCPMetric
 	}
-	return nil
+	hostname := o.ContainerHostname
+	if hostname == "" {
+		hostname = o.ContainerName
+	}
+	return DHCPRequest{
+		HostIface:      dhcpParent(hostH, n),
+		ContainerIface: at.opts.InterfaceName,
+		ContainerMAC:   at.mac,
+		HostName:       hostname,
+		NsPath:         ctrNS.Path(),
+		ContainerID:    o.ContainerID,
+		Metric:         n.Metric(def),
+		NoDefaultRoute: n.Internal || n.NoDefaultRoute(),
+	}
+}
+
+// addLeaseRoutes adds the network's static routes (held back by attach)
+// on the attachment's interface, now that the lease made their gateways
+// reachable. On failure the routes added so far stay (they go when the
+// link does).
+func (m *Manager) addLeaseRoutes(ctrH *link.Handle, at *attachment, o *network.Options) error {
+	routes := o.NetworkInfo[at.net.Name].Routes
+	if len(routes) == 0 {
+		return nil
+	}
+	l, err := ctrH.Link(at.opts.InterfaceName)
+	if err != nil {
+		return fmt.Errorf("find container interface: %w", err)
+	}
+	withRoutes := *at
+	withRoutes.net.Routes = routes
+	withRoutes.net.Subnets = nil
+	return m.addRoutes(ctrH, l, &withRoutes)
 }
 
 // releaseDHCP tells the proxy to stop renewing and release the lease.

@@ -31,9 +31,16 @@ func (m *Manager) signalDNS(start bool) error {
 	if !start {
 		return nil
 	}
-	if m.cfg.AardvarkBinary == "" || !fileExists(m.cfg.AardvarkBinary) {
+	if !m.haveDNSServer() {
 		return nil
 	}
+	return m.startDNS(dir)
+}
+
+// dnsCommand is the command that starts the DNS server on dir: the binary
+// itself, or, on a host run by systemd, the binary in a systemd scope of
+// its own (a user scope when rootless), so it outlives its caller's unit.
+func (m *Manager) dnsCommand(dir aardvarkconf.Dir) *exec.Cmd {
 	args := []string{"--config", dir.Path, "-p", strconv.Itoa(int(m.cfg.DNSPort)), "run"}
 	bin := m.cfg.AardvarkBinary
 	if st, err := os.Stat("/run/systemd/system"); err == nil && st.IsDir() {
@@ -48,6 +55,15 @@ func (m *Manager) signalDNS(start bool) error {
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), m.cfg.AardvarkEnv...)
+	return cmd
+}
+
+// startDNS starts the DNS server on dir (dnsCommand) in the host namespace
+// and waits for the command to return, which it does once the forked
+// server is ready. A failure's error carries the command's stderr; a
+// command that has not returned within 30 s is killed.
+func (m *Manager) startDNS(dir aardvarkconf.Dir) error {
+	cmd := m.dnsCommand(dir)
 	// A file, not a pipe: the daemonised child may keep stderr open, and
 	// Wait must return when the parent exits.
 	errFile, err := os.CreateTemp("", "berth-aardvark-stderr")

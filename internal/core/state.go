@@ -151,10 +151,7 @@ func (s *session) save(nsPath string, o *network.Options) error {
 			return err
 		}
 		for _, a := range o.Networks {
-			n := o.NetworkInfo[a.Name]
-			if n.Name == "" {
-				n.Name = a.Name
-			}
+			n := networkOf(o, a.Name)
 			id := []byte(netID(n))
 			m, err := members.CreateBucketIfNotExists(id)
 			if err != nil {
@@ -179,72 +176,85 @@ func (s *session) save(nsPath string, o *network.Options) error {
 	return nil
 }
 
+// remove forgets the networks of o for its container: they leave the
+// container's record (which goes when no network is left) and the
+// networks' member lists (a network without members is forgotten). It
+// changes nothing when it fails.
 func (s *session) remove(o *network.Options) error {
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		if c := tx.Bucket(bucketContainers); c != nil {
-			// Drop only the networks being torn down (`network
-			// disconnect` tears down one of several).
-			var left network.Attachments
-			if old := getRecord(c, o.ContainerID); old != nil {
-				for _, a := range old.Options.Networks {
-					if _, gone := o.Networks.Get(a.Name); !gone {
-						left = append(left, a)
-					}
-				}
-				if len(left) > 0 {
-					rest := *old.Options
-					rest.Networks = left
-					rest.NetworkInfo = map[string]network.Network{}
-					for _, a := range left {
-						rest.NetworkInfo[a.Name] = old.Options.NetworkInfo[a.Name]
-					}
-					rec, err := json.Marshal(record{NSPath: old.NSPath, Options: &rest})
-					if err != nil {
-						return err
-					}
-					if err := c.Put([]byte(o.ContainerID), rec); err != nil {
-						return err
-					}
-				}
-			}
-			if len(left) == 0 {
-				if err := c.Delete([]byte(o.ContainerID)); err != nil {
-					return err
-				}
-			}
-		}
-		members := tx.Bucket(bucketMembers)
-		if members == nil {
-			return nil
-		}
-		for _, a := range o.Networks {
-			n := o.NetworkInfo[a.Name]
-			if n.Name == "" {
-				n.Name = a.Name
-			}
-			id := []byte(netID(n))
-			m := members.Bucket(id)
-			if m == nil {
-				continue
-			}
-			if err := m.Delete([]byte(o.ContainerID)); err != nil {
+			if err := removeFromRecord(c, o); err != nil {
 				return err
 			}
-			if k, _ := m.Cursor().First(); k == nil {
-				if err := members.DeleteBucket(id); err != nil {
-					return err
-				}
-				if nets := tx.Bucket(bucketNetworks); nets != nil {
-					if err := nets.Delete(id); err != nil {
-						return err
-					}
-				}
-			}
 		}
-		return nil
+		return removeMembers(tx, o)
 	})
 	if err != nil {
 		return fmt.Errorf("remove container state: %w", err)
+	}
+	return nil
+}
+
+// removeFromRecord drops only the networks of o from the container's
+// record in c (`network disconnect` tears down one of several), and the
+// record when none is left.
+func removeFromRecord(c *bolt.Bucket, o *network.Options) error {
+	var left network.Attachments
+	if old := getRecord(c, o.ContainerID); old != nil {
+		for _, a := range old.Options.Networks {
+			if _, gone := o.Networks.Get(a.Name); !gone {
+				left = append(left, a)
+			}
+		}
+		if len(left) > 0 {
+			rest := *old.Options
+			rest.Networks = left
+			rest.NetworkInfo = map[string]network.Network{}
+			for _, a := range left {
+				rest.NetworkInfo[a.Name] = old.Options.NetworkInfo[a.Name]
+			}
+			rec, err := json.Marshal(record{NSPath: old.NSPath, Options: &rest})
+			if err != nil {
+				return err
+			}
+			if err := c.Put([]byte(o.ContainerID), rec); err != nil {
+				return err
+			}
+		}
+	}
+	if len(left) == 0 {
+		return c.Delete([]byte(o.ContainerID))
+	}
+	return nil
+}
+
+// removeMembers removes the container from the member list of each
+// network of o, and forgets a network whose list is left empty.
+func removeMembers(tx *bolt.Tx, o *network.Options) error {
+	members := tx.Bucket(bucketMembers)
+	if members == nil {
+		return nil
+	}
+	for _, a := range o.Networks {
+		n := networkOf(o, a.Name)
+		id := []byte(netID(n))
+		m := members.Bucket(id)
+		if m == nil {
+			continue
+		}
+		if err := m.Delete([]byte(o.ContainerID)); err != nil {
+			return err
+		}
+		if k, _ := m.Cursor().First(); k == nil {
+			if err := members.DeleteBucket(id); err != nil {
+				return err
+			}
+			if nets := tx.Bucket(bucketNetworks); nets != nil {
+				if err := nets.Delete(id); err != nil {
+					return err
+				}
+			}
+		}
 	}
 	return nil
 }

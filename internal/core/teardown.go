@@ -27,26 +27,63 @@ func (m *Manager) Teardown(ctx context.Context, nsPath string, o *network.Option
 	defer sess.close()
 
 	var errs []error
-	var ctrH *link.Handle
-	ctrNS, err := netns.Open(nsPath)
-	if err == nil {
-		defer ctrNS.Close()
-		if ctrH, err = link.NewHandle(ctrNS); err != nil {
-			errs = append(errs, err)
-		} else {
-			defer ctrH.Close()
-		}
-	} else {
-		m.log.Info("container namespace is gone; cleaning up the host side only", "netns", nsPath, "error", err)
-	}
-	hostH, err := link.NewHandle(m.cfg.HostNS)
+	h, closeCtr, err := m.openContainer(nsPath)
+	defer closeCtr()
 	if err != nil {
+		errs = append(errs, err)
+	}
+	if h.host, err = link.NewHandle(m.cfg.HostNS); err != nil {
 		return err
 	}
-	defer hostH.Close()
+	defer h.host.Close()
 
+	errs = append(errs, m.teardownDNS(o)...)
+	att, complete, emptyBridges, linkErrs := m.teardownLinks(ctx, sess, h, o)
+	errs = append(errs, linkErrs...)
+	errs = append(errs, m.teardownFirewall(sess, h, o, att, complete, emptyBridges)...)
+	m.step("teardown-state")
+	if err := sess.remove(o); err != nil {
+		errs = append(errs, err)
+	}
+	m.step("teardown-done")
+	return errors.Join(errs...)
+}
+
+// detachHandles are the namespaces and link handles a teardown works
+// through. ns and ctr are nil when the container namespace is gone (or
+// its handle could not be made): then only the host side is cleaned up.
+type detachHandles struct {
+	nsPath string
+	ns     *netns.NetNS
+	ctr    *link.Handle
+	host   *link.Handle
+}
+
+// openContainer opens the container namespace at nsPath and a link handle
+// in it (the host handle is left to the caller); done releases what it
+// opened and is never nil. A namespace that is gone is no error (it is
+// logged); a handle that cannot be made is returned as the error, with
+// the namespace still open in the result.
+func (m *Manager) openContainer(nsPath string) (h *detachHandles, done func(), err error) {
+	h = &detachHandles{nsPath: nsPath}
+	ctrNS, err := netns.Open(nsPath)
+	if err != nil {
+		m.log.Info("container namespace is gone; cleaning up the host side only", "netns", nsPath, "error", err)
+		return h, func() {}, nil
+	}
+	h.ns = ctrNS
+	if h.ctr, err = link.NewHandle(ctrNS); err != nil {
+		return h, func() { ctrNS.Close() }, err
+	}
+	return h, func() { h.ctr.Close(); ctrNS.Close() }, nil
+}
+
+// teardownDNS removes the container's names from the DNS server of every
+// DNS-enabled bridge network in o and signals the server. It runs first,
+// so a name stops resolving before its address goes. It leaves the
+// entries in place when removing them fails, and returns what failed.
+func (m *Manager) teardownDNS(o *network.Options) []error {
 	m.step("teardown-dns")
-	// DNS first, so the name stops resolving before the address goes.
 	var dnsNets []string
 	for _, a := range o.Networks {
 		n := o.NetworkInfo[a.Name]
@@ -54,100 +91,124 @@ func (m *Manager) Teardown(ctx context.Context, nsPath string, o *network.Option
 			dnsNets = append(dnsNets, a.Name)
 		}
 	}
-	if len(dnsNets) > 0 {
-		if _, err := m.dnsDir().Remove(o.ContainerID, dnsNets); err != nil {
-			errs = append(errs, fmt.Errorf("remove dns entries: %w", err))
-		}
-		if err := m.signalDNS(false); err != nil {
-			errs = append(errs, err)
-		}
+	if len(dnsNets) == 0 {
+		return nil
 	}
+	var errs []error
+	if _, err := m.dnsDir().Remove(o.ContainerID, dnsNets); err != nil {
+		errs = append(errs, fmt.Errorf("remove dns entries: %w", err))
+	}
+	if err := m.signalDNS(false); err != nil {
+		errs = append(errs, err)
+	}
+	return errs
+}
 
+// teardownLinks detaches every recorded attachment of o (detachLink) and
+// finds what the container's leaving frees on the host: the firewall rules
+// of bridge networks it was the last container on (complete) and the
+// bridges now without ports (emptyBridges), both removed later by
+// teardownFirewall. It goes on past failures and returns them.
+func (m *Manager) teardownLinks(ctx context.Context, sess *session, h *detachHandles, o *network.Options) (att []*attachment, complete []firewall.NetworkRules, emptyBridges []network.Network, errs []error) {
 	m.step("teardown-links")
-	att := recorded(o)
-	var complete []firewall.NetworkRules
-	var emptyBridges []network.Network
+	att = recorded(o)
 	for _, at := range att {
-		n, a := at.net, at.opts
-		if n.IPAMDriver() == network.IPAMDHCP {
-			if err := m.teardownDHCP(ctx, ctrH, nsPath, o.ContainerID, n, a.InterfaceName); err != nil {
-				errs = append(errs, fmt.Errorf("network %s: %w", n.Name, err))
-			}
-		}
-		hostName := ""
-		if n.Driver == network.DriverBridge {
-			if hostName = a.Options["host_interface_name"]; hostName == "" {
-				hostName = network.HostVethName(o.ContainerID, n.Name)
-			}
-		}
-		if ctrH != nil {
-			if err := m.removeLink(ctrH, ctrNS, a.InterfaceName, hostH, hostName); err != nil {
-				errs = append(errs, fmt.Errorf("network %s: %w", n.Name, err))
-			}
-		} else if hostName != "" {
-			// The namespace is gone (or going: the kernel destroys it
-			// asynchronously); remove our host end by its name.
-			if err := m.removeLink(hostH, m.cfg.HostNS, hostName, nil, ""); err != nil {
-				errs = append(errs, fmt.Errorf("network %s: %w", n.Name, err))
-			}
-		}
-		if n.Driver != network.DriverBridge {
-			continue
-		}
-		if n.Unmanaged() {
-			continue
-		}
-		id := n.ID
-		if id == "" {
-			id = n.Name
-		}
-		if sess.others(id, o.ContainerID) || m.cfg.KeepBridges {
-			continue
-		}
-		br, err := hostH.Link(n.NetworkInterface)
-		if err != nil {
-			if !errors.Is(err, link.ErrNotFound) {
-				errs = append(errs, err)
-			}
-			if !n.Internal {
-				complete = append(complete, m.rules(n))
-			}
-			continue
-		}
-		busy, err := br.HasPorts()
+		errs = append(errs, m.detachLink(ctx, h, at)...)
+		n := at.net
+		rules, empty, err := m.bridgeFreed(sess, h.host, n, o.ContainerID)
 		if err != nil {
 			errs = append(errs, err)
-			continue
 		}
-		if busy {
-			continue
-		}
-		if !n.Internal {
+		if rules {
 			complete = append(complete, m.rules(n))
 		}
-		emptyBridges = append(emptyBridges, n)
+		if empty {
+			emptyBridges = append(emptyBridges, n)
+		}
 	}
+	return att, complete, emptyBridges, errs
+}
 
+// detachLink releases the attachment's DHCP lease and removes its
+// interface: from the container namespace (which takes a veth's host end
+// along), or, when that namespace is gone, the host end of a bridge veth
+// by its name. A link that is already gone is no error; one that cannot be
+// removed stays, and the failure is returned.
+func (m *Manager) detachLink(ctx context.Context, h *detachHandles, at *attachment) []error {
+	var errs []error
+	n, a := at.net, at.opts
+	if n.IPAMDriver() == network.IPAMDHCP {
+		if err := m.teardownDHCP(ctx, h.ctr, h.nsPath, at.ctrID, n, a.InterfaceName); err != nil {
+			errs = append(errs, fmt.Errorf("network %s: %w", n.Name, err))
+		}
+	}
+	hostName := ""
+	if n.Driver == network.DriverBridge {
+		hostName = at.hostVethName()
+	}
+	if h.ctr != nil {
+		if err := m.removeLink(h.ctr, h.ns, a.InterfaceName, h.host, hostName); err != nil {
+			errs = append(errs, fmt.Errorf("network %s: %w", n.Name, err))
+		}
+	} else if hostName != "" {
+		// The namespace is gone (or going: the kernel destroys it
+		// asynchronously); remove our host end by its name.
+		if err := m.removeLink(h.host, m.cfg.HostNS, hostName, nil, ""); err != nil {
+			errs = append(errs, fmt.Errorf("network %s: %w", n.Name, err))
+		}
+	}
+	return errs
+}
+
+// bridgeFreed reports what container ctrID leaving managed bridge network
+// n frees: its firewall rules (rules) when no other container is on it,
+// and its bridge (bridge) when that has no ports left either. With
+// KeepBridges nothing is freed. A bridge that is gone still frees the
+// rules; one whose ports cannot be read frees nothing, and the error is
+// returned. It changes nothing itself.
+func (m *Manager) bridgeFreed(sess *session, hostH *link.Handle, n network.Network, ctrID string) (rules, bridge bool, err error) {
+	if !n.ManagedBridge() {
+		return false, false, nil
+	}
+	if sess.others(netID(n), ctrID) || m.cfg.KeepBridges {
+		return false, false, nil
+	}
+	br, err := hostH.Link(n.NetworkInterface)
+	if err != nil {
+		if errors.Is(err, link.ErrNotFound) {
+			err = nil
+		}
+		return !n.Internal, false, err
+	}
+	busy, err := br.HasPorts()
+	if err != nil || busy {
+		return false, false, err
+	}
+	return !n.Internal, true, nil
+}
+
+// teardownFirewall removes the container's published ports (when this
+// teardown's networks carry them) and the rules of the networks in
+// complete, then deletes the bridges in emptyBridges. Bridges go after
+// their rules, so no packet is forwarded unfiltered. On failure, the rules
+// or bridges that could not be removed stay, and the failures are
+// returned.
+func (m *Manager) teardownFirewall(sess *session, h *detachHandles, o *network.Options, att []*attachment, complete []firewall.NetworkRules, emptyBridges []network.Network) []error {
+	var errs []error
 	m.step("teardown-firewall")
-	if ports := sess.forwards(nsPath, o, att); len(ports) > 0 || len(complete) > 0 {
+	if ports := sess.forwards(h.nsPath, o, att); len(ports) > 0 || len(complete) > 0 {
 		if err := m.cfg.Firewall.Teardown(ports, complete); err != nil {
 			errs = append(errs, fmt.Errorf("tear down firewall (%s): %w", m.cfg.Firewall.Name(), err))
 		}
 	}
-	// Bridges go after their rules, so no packet is forwarded unfiltered.
 	for _, n := range emptyBridges {
-		if br, err := hostH.Link(n.NetworkInterface); err == nil {
+		if br, err := h.host.Link(n.NetworkInterface); err == nil {
 			if err := br.Delete(); err != nil {
 				errs = append(errs, err)
 			}
 		}
 	}
-	m.step("teardown-state")
-	if err := sess.remove(o); err != nil {
-		errs = append(errs, err)
-	}
-	m.step("teardown-done")
-	return errors.Join(errs...)
+	return errs
 }
 
 // removeLink deletes the link ifname of h's namespace ns. With
@@ -287,10 +348,7 @@ func (m *Manager) UpdateDNSServers(netName string, servers []netip.Addr) error {
 func recorded(o *network.Options) []*attachment {
 	att := make([]*attachment, 0, len(o.Networks))
 	for _, a := range o.Networks {
-		n := o.NetworkInfo[a.Name]
-		if n.Name == "" {
-			n.Name = a.Name
-		}
+		n := networkOf(o, a.Name)
 		at := &attachment{net: n, opts: a.PerNetworkOptions, ctrID: o.ContainerID}
 		for _, ip := range a.StaticIPs {
 			if s, ok := n.SubnetFor(ip); ok {
