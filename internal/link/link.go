@@ -79,7 +79,7 @@ func (h *Handle) ByName(name string) (netlink.Link, error) {
 
 // ByIndex returns the link with the index, or an error wrapping ErrNotFound.
 func (h *Handle) ByIndex(idx int) (netlink.Link, error) {
-	l, err := h.LinkByIndex(idx)
+	l, err := h.Handle.LinkByIndex(idx)
 	if err != nil {
 		var nf netlink.LinkNotFoundError
 		if errors.As(err, &nf) || errors.Is(err, unix.ENODEV) {
@@ -141,7 +141,7 @@ func (h *Handle) DefaultRouteMTU() int {
 				continue
 			}
 		}
-		if l, err := h.LinkByIndex(r.LinkIndex); err == nil {
+		if l, err := h.Handle.LinkByIndex(r.LinkIndex); err == nil {
 			return l.Attrs().MTU
 		}
 	}
@@ -161,7 +161,7 @@ func (h *Handle) DefaultRouteLink() (string, error) {
 				continue
 			}
 		}
-		if l, err := h.LinkByIndex(r.LinkIndex); err == nil {
+		if l, err := h.Handle.LinkByIndex(r.LinkIndex); err == nil {
 			return l.Attrs().Name, nil
 		}
 	}

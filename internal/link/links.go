@@ -54,6 +54,29 @@ func (h *Handle) Link(name string) (Link, error) {
 	return fromNetlink(h, l), nil
 }
 
+// LinkByIndex returns the link with the index, or an error wrapping
+// ErrNotFound.
+func (h *Handle) LinkByIndex(idx int) (Link, error) {
+	l, err := h.ByIndex(idx)
+	if err != nil {
+		return Link{}, err
+	}
+	return fromNetlink(h, l), nil
+}
+
+// Links lists the namespace's links. Equivalent to: ip link show
+func (h *Handle) Links() ([]Link, error) {
+	nls, err := h.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("list links: %w", err)
+	}
+	links := make([]Link, len(nls))
+	for i, l := range nls {
+		links[i] = fromNetlink(h, l)
+	}
+	return links, nil
+}
+
 // LinkToward returns the link that routes to dst.
 // Equivalent to: ip route get DST
 func (h *Handle) LinkToward(dst netip.Addr) (Link, error) {
@@ -96,6 +119,58 @@ func (l Link) AddAddr(p netip.Prefix) error { return l.h.AddAddr(l.nl(), p) }
 func (l Link) DelAddr(p netip.Prefix) error {
 	if err := l.h.AddrDel(l.nl(), &netlink.Addr{IPNet: IPNet(p)}); err != nil && !gone(err) {
 		return fmt.Errorf("delete address %s from %s: %w", p, l.Name, err)
+	}
+	return nil
+}
+
+// Addrs returns the link's addresses of every family, each with its
+// prefix length (10.88.0.2/16). Equivalent to: ip addr show dev LINK
+func (l Link) Addrs() ([]netip.Prefix, error) {
+	addrs, err := l.h.AddrList(l.nl(), netlink.FAMILY_ALL)
+	if err != nil {
+		return nil, fmt.Errorf("list addresses of %s: %w", l.Name, err)
+	}
+	var out []netip.Prefix
+	for _, a := range addrs {
+		if p, ok := prefixOf(a); ok {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// prefixOf converts a netlink address to a prefix that keeps its host
+// bits; IPv4 addresses come out as IPv4 whatever their form.
+func prefixOf(a netlink.Addr) (netip.Prefix, bool) {
+	if a.IPNet == nil {
+		return netip.Prefix{}, false
+	}
+	ip, ok := netip.AddrFromSlice(a.IP)
+	ones, bits := a.Mask.Size()
+	if !ok || bits != ip.BitLen() {
+		return netip.Prefix{}, false
+	}
+	if ip.Is4In6() {
+		ip, ones = ip.Unmap(), ones-96
+	}
+	p := netip.PrefixFrom(ip, ones)
+	return p, p.IsValid()
+}
+
+// Rename gives the link a new name; l keeps the old one in its Name (its
+// methods act by index). Equivalent to: ip link set LINK name NAME
+func (l Link) Rename(name string) error {
+	if err := l.h.LinkSetName(l.nl(), name); err != nil {
+		return fmt.Errorf("rename %s to %s: %w", l.Name, name, err)
+	}
+	return nil
+}
+
+// SetNoMaster takes the link off its master (a port leaves its bridge).
+// Equivalent to: ip link set LINK nomaster
+func (l Link) SetNoMaster() error {
+	if err := l.h.LinkSetNoMaster(l.nl()); err != nil {
+		return fmt.Errorf("take %s off its master: %w", l.Name, err)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -212,6 +213,98 @@ func TestPrivilegedLinkOperations(t *testing.T) {
 	if busy, err := br.HasPorts(); err != nil || busy {
 		t.Errorf("bridge without its veth: ports %v %v", busy, err)
 	}
+}
+
+// Links and LinkByIndex find what Link finds; Addrs gives a link's
+// addresses of both families with their prefixes; SetNoMaster takes a port
+// off its bridge and Rename frees the old name (the Link keeps acting on
+// the renamed link, by index).
+func TestPrivilegedListAddrsRenameNoMaster(t *testing.T) {
+	nettest.Privileged(t)
+	_, ctr, hh, _ := twoNS(t, "bl")
+	br := newBridge(t, hh, "bbr6")
+	hv, err := hh.AddVeth(link.VethSpec{Name: "bveth6", MasterIndex: br.Index, PeerName: "eth0", PeerNSFd: ctr.Fd(), Down: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	links, err := hh.Links()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]link.Link{}
+	for _, l := range links {
+		byName[l.Name] = l
+	}
+	if lo := byName["lo"]; lo.Index != 1 || lo.Kind != "device" {
+		t.Errorf("lo in the list: %+v", lo)
+	}
+	// The bridge as it is now (its MTU followed its port's).
+	if b, want := byName["bbr6"], mustLink(t, hh, "bbr6"); b.Index != br.Index || b.Kind != "bridge" || b.MTU != want.MTU || b.MAC.String() != want.MAC.String() {
+		t.Errorf("bridge in the list: %+v, want %+v", b, want)
+	}
+	if v := byName["bveth6"]; v.Index != hv.Index || v.Kind != "veth" || v.MasterIndex != br.Index {
+		t.Errorf("veth in the list: %+v", v)
+	}
+	if got, err := hh.LinkByIndex(hv.Index); err != nil || got.Name != "bveth6" || got.Kind != "veth" || got.MasterIndex != br.Index {
+		t.Errorf("LinkByIndex(%d) = %+v %v", hv.Index, got, err)
+	}
+	if _, err := hh.LinkByIndex(99999); !errors.Is(err, link.ErrNotFound) {
+		t.Errorf("missing index: %v, want ErrNotFound", err)
+	}
+
+	if addrs, err := hv.Addrs(); err != nil || len(addrs) != 0 {
+		t.Errorf("addresses of a new veth: %v %v", addrs, err)
+	}
+	want := []netip.Prefix{netip.MustParsePrefix("198.18.6.2/24"), netip.MustParsePrefix("fd00:6::2/64")}
+	for _, p := range want {
+		if err := hv.AddAddr(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if addrs, err := hv.Addrs(); err != nil || !slices.Equal(addrs, want) {
+		t.Errorf("addresses %v %v, want %v", addrs, err, want)
+	}
+
+	if err := hv.SetNoMaster(); err != nil {
+		t.Fatal(err)
+	}
+	if busy, err := br.HasPorts(); err != nil || busy {
+		t.Errorf("bridge keeps its port after SetNoMaster: %v %v", busy, err)
+	}
+	if err := hv.Rename("bgone6"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hh.Link("bveth6"); !errors.Is(err, link.ErrNotFound) {
+		t.Errorf("old name after Rename: %v, want ErrNotFound", err)
+	}
+	got, err := hh.Link("bgone6")
+	if err != nil || got.Index != hv.Index || got.MasterIndex != 0 {
+		t.Errorf("renamed link %+v %v", got, err)
+	}
+	if err := hv.Rename("bgone6x"); err != nil {
+		t.Errorf("rename through the Link with the old name: %v", err)
+	}
+	if err := hh.AddBridge(link.BridgeSpec{Name: "bbr7"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := hv.Rename("bbr7"); !errors.Is(err, unix.EEXIST) || !strings.Contains(err.Error(), "rename bveth6 to bbr7") {
+		t.Errorf("rename to a taken name: %v, want EEXIST", err)
+	}
+	if err := hv.Delete(); err != nil {
+		t.Fatal(err)
+	}
+	if err := hv.SetNoMaster(); !errors.Is(err, unix.ENODEV) {
+		t.Errorf("SetNoMaster of a deleted link: %v, want ENODEV", err)
+	}
+}
+
+func mustLink(t *testing.T, h *link.Handle, name string) link.Link {
+	t.Helper()
+	l, err := h.Link(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }
 
 func hasAddr(t *testing.T, h *link.Handle, name string, p netip.Prefix) bool {
