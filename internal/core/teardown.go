@@ -216,7 +216,7 @@ func (m *Manager) teardownFirewall(sess *session, h *detachHandles, o *network.O
 // peerName in the host namespace, which goes with it) and has a reaper
 // process delete it; if retiring fails, it deletes the link itself.
 func (m *Manager) removeLink(h *link.Handle, ns *netns.NetNS, ifname string, hostH *link.Handle, peerName string) error {
-	l, err := h.ByName(ifname)
+	l, err := h.Link(ifname)
 	if err != nil {
 		if errors.Is(err, link.ErrNotFound) {
 			return nil
@@ -224,23 +224,23 @@ func (m *Manager) removeLink(h *link.Handle, ns *netns.NetNS, ifname string, hos
 		return err
 	}
 	if !m.cfg.BackgroundLinkRemoval {
-		return h.Delete(l)
+		return l.Delete()
 	}
-	if err := reaper.Retire(h, l); err != nil {
+	if err := reaper.Retire(l); err != nil {
 		m.log.Debug("retire failed; deleting at once", "link", ifname, "error", err)
-		return h.Delete(l)
+		return l.Delete()
 	}
 	if hostH != nil && peerName != "" {
-		if p, err := hostH.ByName(peerName); err == nil {
-			if err := reaper.Retire(hostH, p); err != nil {
+		if p, err := hostH.Link(peerName); err == nil {
+			if err := reaper.Retire(p); err != nil {
 				m.log.Debug("retire failed; deleting at once", "link", peerName, "error", err)
-				return h.Delete(l)
+				return l.Delete()
 			}
 		}
 	}
-	if err := reaper.Start(ns, l.Attrs().Index); err != nil {
+	if err := reaper.Start(ns, l.Index); err != nil {
 		m.log.Debug("no reaper; deleting at once", "error", err)
-		return h.Delete(l)
+		return l.Delete()
 	}
 	return nil
 }

@@ -18,7 +18,6 @@ import (
 	"sync/atomic"
 	"syscall"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/berthnet/berth/internal/link"
@@ -52,18 +51,17 @@ func IsRetired(name string) bool {
 
 // Retire takes l out of service at once: down, off its master, and renamed
 // to RetiredName so its name is free for a new link.
-func Retire(h *link.Handle, l netlink.Link) error {
-	a := l.Attrs()
-	if err := h.LinkSetDown(l); err != nil {
-		return fmt.Errorf("retire %s: set down: %w", a.Name, err)
+func Retire(l link.Link) error {
+	if err := l.SetDown(); err != nil {
+		return fmt.Errorf("retire: %w", err)
 	}
-	if a.MasterIndex != 0 {
-		if err := h.LinkSetNoMaster(l); err != nil {
-			return fmt.Errorf("retire %s: leave master: %w", a.Name, err)
+	if l.MasterIndex != 0 {
+		if err := l.SetNoMaster(); err != nil {
+			return fmt.Errorf("retire: %w", err)
 		}
 	}
-	if err := h.LinkSetName(l, RetiredName(a.Index)); err != nil {
-		return fmt.Errorf("retire %s: rename: %w", a.Name, err)
+	if err := l.Rename(RetiredName(l.Index)); err != nil {
+		return fmt.Errorf("retire: %w", err)
 	}
 	return nil
 }
@@ -137,15 +135,15 @@ func reap(index, name string) error {
 		return err
 	}
 	defer h.Close()
-	l, err := h.ByIndex(idx)
+	l, err := h.LinkByIndex(idx)
 	if errors.Is(err, link.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	if l.Attrs().Name != name {
+	if l.Name != name {
 		return nil // not ours any more
 	}
-	return h.Delete(l)
+	return l.Delete()
 }
