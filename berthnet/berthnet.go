@@ -630,30 +630,29 @@ func (h *Host) removeStrayVeths(bridge string, known map[string]bool) error {
 	}
 	defer hh.Close()
 	brIndex := -1
-	if br, err := hh.ByName(bridge); err == nil {
-		brIndex = br.Attrs().Index
+	if br, err := hh.Link(bridge); err == nil {
+		brIndex = br.Index
 	} else if !errors.Is(err, link.ErrNotFound) {
 		return err
 	}
-	links, err := hh.LinkList()
+	links, err := hh.Links()
 	if err != nil {
-		return fmt.Errorf("list links: %w", err)
+		return err
 	}
 	var errs []error
 	for _, l := range links {
-		a := l.Attrs()
-		if reaper.IsRetired(a.Name) {
+		if reaper.IsRetired(l.Name) {
 			// A retired link whose reaper did not finish.
-			if err := hh.Delete(l); err != nil && !errors.Is(err, link.ErrNotFound) {
-				errs = append(errs, fmt.Errorf("remove retired link %s: %w", a.Name, err))
+			if err := l.Delete(); err != nil && !errors.Is(err, link.ErrNotFound) {
+				errs = append(errs, fmt.Errorf("remove retired link %s: %w", l.Name, err))
 			}
 			continue
 		}
-		if a.MasterIndex != brIndex || l.Type() != "veth" || !strayVeth().MatchString(a.Name) || known[a.Name] {
+		if l.MasterIndex != brIndex || l.Kind != "veth" || !strayVeth().MatchString(l.Name) || known[l.Name] {
 			continue
 		}
-		if err := hh.Delete(l); err != nil && !errors.Is(err, link.ErrNotFound) {
-			errs = append(errs, fmt.Errorf("remove stray veth %s: %w", a.Name, err))
+		if err := l.Delete(); err != nil && !errors.Is(err, link.ErrNotFound) {
+			errs = append(errs, fmt.Errorf("remove stray veth %s: %w", l.Name, err))
 		}
 	}
 	return errors.Join(errs...)
@@ -708,18 +707,18 @@ func (h *Host) Check(ctx context.Context, containerID, iface string) error {
 	defer hh.Close()
 	for _, na := range rec.Options.Networks {
 		n := rec.Options.NetworkInfo[na.Name]
-		l, err := ch.ByName(na.InterfaceName)
+		l, err := ch.Link(na.InterfaceName)
 		if err != nil {
 			return fmt.Errorf("check %s: container interface %s: %w", containerID, na.InterfaceName, err)
 		}
-		addrs, err := ch.AddrList(l, 0)
+		addrs, err := l.Addrs()
 		if err != nil {
-			return fmt.Errorf("check %s: list addresses: %w", containerID, err)
+			return fmt.Errorf("check %s: %w", containerID, err)
 		}
 		for _, ip := range na.StaticIPs {
 			found := false
 			for _, a := range addrs {
-				if x, ok := netip.AddrFromSlice(a.IP); ok && x.Unmap() == ip {
+				if a.Addr() == ip {
 					found = true
 				}
 			}
@@ -730,16 +729,16 @@ func (h *Host) Check(ctx context.Context, containerID, iface string) error {
 		if n.Driver != network.DriverBridge {
 			continue
 		}
-		br, err := hh.ByName(n.NetworkInterface)
+		br, err := hh.Link(n.NetworkInterface)
 		if err != nil {
 			return fmt.Errorf("check %s: bridge %s: %w", containerID, n.NetworkInterface, err)
 		}
 		if hn := na.Options["host_interface_name"]; hn != "" {
-			hv, err := hh.ByName(hn)
+			hv, err := hh.Link(hn)
 			if err != nil {
 				return fmt.Errorf("check %s: host interface %s: %w", containerID, hn, err)
 			}
-			if hv.Attrs().MasterIndex != br.Attrs().Index {
+			if hv.MasterIndex != br.Index {
 				return fmt.Errorf("check %s: host interface %s is not on bridge %s", containerID, hn, n.NetworkInterface)
 			}
 		}
