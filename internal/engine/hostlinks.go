@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/berthnet/berth/internal/link"
 )
 
@@ -25,32 +23,22 @@ func ReadHostLinks() (HostLinks, error) {
 		return HostLinks{}, err
 	}
 	defer h.Close()
-	links, err := h.LinkList()
+	links, err := h.Links()
 	if err != nil {
 		return HostLinks{}, fmt.Errorf("list host links: %w", err)
 	}
 	var out HostLinks
 	for _, l := range links {
-		out.Names = append(out.Names, l.Attrs().Name)
+		out.Names = append(out.Names, l.Name)
 	}
-	addrs, err := h.AddrList(nil, unix.AF_UNSPEC) // every family
+	addrs, err := h.Addrs()
 	if err != nil {
 		return HostLinks{}, fmt.Errorf("list host addresses: %w", err)
 	}
-	for _, a := range addrs {
-		if a.IPNet == nil {
-			continue
+	for _, p := range addrs {
+		if ip := p.Addr(); !ip.IsLoopback() && !ip.IsLinkLocalUnicast() {
+			out.Prefix = append(out.Prefix, p)
 		}
-		ip, ok := netip.AddrFromSlice(a.IP)
-		if !ok {
-			continue
-		}
-		ones, _ := a.Mask.Size()
-		ip = ip.Unmap()
-		if ip.IsLoopback() || ip.IsLinkLocalUnicast() {
-			continue
-		}
-		out.Prefix = append(out.Prefix, netip.PrefixFrom(ip, ones))
 	}
 	return out, nil
 }

@@ -139,6 +139,22 @@ func (l Link) Addrs() ([]netip.Prefix, error) {
 	return out, nil
 }
 
+// Addrs lists the addresses of every link in the namespace in one dump,
+// as prefixes that keep their host bits. Equivalent to: ip -o addr
+func (h *Handle) Addrs() ([]netip.Prefix, error) {
+	addrs, err := h.AddrList(nil, netlink.FAMILY_ALL)
+	if err != nil {
+		return nil, fmt.Errorf("list addresses: %w", err)
+	}
+	var out []netip.Prefix
+	for _, a := range addrs {
+		if p, ok := prefixOf(a); ok {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
 // prefixOf converts a netlink address to a prefix that keeps its host
 // bits; IPv4 addresses come out as IPv4 whatever their form.
 func prefixOf(a netlink.Addr) (netip.Prefix, bool) {

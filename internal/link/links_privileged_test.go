@@ -264,6 +264,13 @@ func TestPrivilegedListAddrsRenameNoMaster(t *testing.T) {
 	if addrs, err := hv.Addrs(); err != nil || !slices.Equal(addrs, want) {
 		t.Errorf("addresses %v %v, want %v", addrs, err, want)
 	}
+	// The namespace's whole list (one dump) holds them too.
+	all, err := hh.Addrs()
+	for _, p := range want {
+		if err != nil || !slices.Contains(all, p) {
+			t.Errorf("namespace addresses %v %v, want %v among them", all, err, p)
+		}
+	}
 
 	if err := hv.SetNoMaster(); err != nil {
 		t.Fatal(err)
