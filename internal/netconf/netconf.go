@@ -261,69 +261,91 @@ var driverModes = map[string][]string{
 	network.DriverIPvlan:  {"l2", "l3", "l3s"},
 }
 
+// normaliseOptions checks n's -o options against its driver, writes
+// booleans in canonical form and folds Docker's aliases and parent= into
+// their own fields.
 func normaliseOptions(n *network.Network) error {
 	allowed, ok := driverOptions[n.Driver]
 	if !ok {
 		return invalid("unsupported driver %s (want bridge, macvlan or ipvlan): invalid argument", n.Driver)
 	}
 	for _, k := range sortedKeys(n.Options) {
-		v := n.Options[k]
 		if !allowed[k] {
 			return invalid("unsupported %s network option %s", n.Driver, k)
 		}
-		switch k {
-		case network.OptMTU, "com.docker.network.driver.mtu":
-			m, err := strconv.Atoi(v)
-			if err != nil {
-				return invalid("option mtu=%s: not a number (want an MTU such as 1500, or 0 for the default)", v)
-			}
-			if m < 0 {
-				return invalid("mtu %d is less than zero", m)
-			}
-		case "vlan":
-			id, err := strconv.Atoi(v)
-			if err != nil {
-				return invalid("option vlan=%s: not a number (want a VLAN ID 0-4094)", v)
-			}
-			if id < 0 || id > 4094 {
-				return invalid("vlan ID %d must be between 0 and 4094", id)
-			}
-		case network.OptMetric:
-			if _, err := strconv.ParseUint(v, 10, 32); err != nil {
-				return invalid("option metric=%s: want a route metric 0-4294967295", v)
-			}
-		case network.OptNoDefaultRoute:
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return invalid("option no_default_route=%s: want true or false", v)
-			}
-			n.Options[k] = strconv.FormatBool(b)
-		case network.OptIsolate:
-			if v != "strict" {
-				b, err := strconv.ParseBool(v)
-				if err != nil {
-					return invalid("option isolate=%s: want true, false or strict", v)
-				}
-				n.Options[k] = strconv.FormatBool(b)
-			}
-		case network.OptMode:
-			if !contains(driverModes[n.Driver], v) {
-				return invalid("unknown %s mode %q (want %s)", n.Driver, v, strings.Join(driverModes[n.Driver], ", "))
-			}
-		case network.OptVRF:
-			if !network.ValidInterfaceName(v) {
-				return invalid("option vrf=%s: want the name of a VRF device", v)
-			}
-		case "bclim":
-			if _, err := strconv.ParseInt(v, 10, 32); err != nil {
-				return invalid("option bclim=%s: want a number (-1 disables broadcast queueing)", v)
-			}
-		case "parent":
-			if !network.ValidInterfaceName(v) {
-				return invalid("option parent=%s: not a valid interface name", v)
-			}
+		if err := checkOption(n, k, n.Options[k]); err != nil {
+			return err
 		}
 	}
+	return foldOptionAliases(n)
+}
+
+// checkOption checks one option's value, rewriting booleans as
+// strconv.FormatBool does.
+func checkOption(n *network.Network, k, v string) error {
+	switch k {
+	case network.OptMTU, "com.docker.network.driver.mtu":
+		m, err := strconv.Atoi(v)
+		if err != nil {
+			return invalid("option mtu=%s: not a number (want an MTU such as 1500, or 0 for the default)", v)
+		}
+		if m < 0 {
+			return invalid("mtu %d is less than zero", m)
+		}
+	case "vlan":
+		id, err := strconv.Atoi(v)
+		if err != nil {
+			return invalid("option vlan=%s: not a number (want a VLAN ID 0-4094)", v)
+		}
+		if id < 0 || id > 4094 {
+			return invalid("vlan ID %d must be between 0 and 4094", id)
+		}
+	case network.OptMetric:
+		if _, err := strconv.ParseUint(v, 10, 32); err != nil {
+			return invalid("option metric=%s: want a route metric 0-4294967295", v)
+		}
+	case network.OptNoDefaultRoute, network.OptIsolate:
+		return checkBoolOption(n, k, v)
+	case network.OptMode:
+		if !contains(driverModes[n.Driver], v) {
+			return invalid("unknown %s mode %q (want %s)", n.Driver, v, strings.Join(driverModes[n.Driver], ", "))
+		}
+	case network.OptVRF:
+		if !network.ValidInterfaceName(v) {
+			return invalid("option vrf=%s: want the name of a VRF device", v)
+		}
+	case "bclim":
+		if _, err := strconv.ParseInt(v, 10, 32); err != nil {
+			return invalid("option bclim=%s: want a number (-1 disables broadcast queueing)", v)
+		}
+	case "parent":
+		if !network.ValidInterfaceName(v) {
+			return invalid("option parent=%s: not a valid interface name", v)
+		}
+	}
+	return nil
+}
+
+// checkBoolOption checks no_default_route (a boolean) or isolate (a
+// boolean or "strict") and writes a boolean in canonical form.
+func checkBoolOption(n *network.Network, k, v string) error {
+	if k == network.OptIsolate && v == "strict" {
+		return nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		if k == network.OptIsolate {
+			return invalid("option isolate=%s: want true, false or strict", v)
+		}
+		return invalid("option no_default_route=%s: want true or false", v)
+	}
+	n.Options[k] = strconv.FormatBool(b)
+	return nil
+}
+
+// foldOptionAliases moves Docker's bridge name and MTU options and
+// parent= to where berth keeps them, and drops an empty option map.
+func foldOptionAliases(n *network.Network) error {
 	if v, ok := n.Options["com.docker.network.bridge.name"]; ok {
 		if n.NetworkInterface == "" {
 			n.NetworkInterface = v
