@@ -358,13 +358,16 @@ type imageSummary struct {
 	Dangling    bool              `json:"Dangling,omitempty"`
 }
 
+// imagesOptions are berth images' flags.
+type imagesOptions struct {
+	format                             string
+	quiet, noTrunc, noHeading, digests bool
+	all                                bool
+	filters                            []string
+}
+
 func imagesCmd(env Env, g *globals) *cobra.Command {
-	var (
-		format                             string
-		quiet, noTrunc, noHeading, digests bool
-		all                                bool
-		filters                            []string
-	)
+	var o imagesOptions
 	c := &cobra.Command{
 		Use:   "images [options] [REPOSITORY[:TAG]]",
 		Short: "List images",
@@ -385,98 +388,114 @@ keeps the headers) or json.`,
 			if err != nil {
 				return err
 			}
-			match, err := imageFilter(args, filters)
+			match, err := imageFilter(args, o.filters)
 			if err != nil {
 				return err
 			}
-			now := env.now()
-			var rows []imageRow
-			var kept []image.Image
-			for _, img := range imgs {
-				cs, err := s.Containers(img.ID)
-				if err != nil {
-					return err
-				}
-				var irows []imageRow
-				for _, n := range img.Names {
-					p, err := ref.Parse(n)
-					if err != nil {
-						continue
-					}
-					tag := p.Tag
-					if tag == "" {
-						tag = "<none>"
-					}
-					irows = append(irows, imageRow{img: img, Repository: p.Repository(), Tag: tag})
-				}
-				if len(irows) == 0 {
-					irows = []imageRow{{img: img, Repository: "<none>", Tag: "<none>"}}
-				}
-				anyKept := false
-				for _, r := range irows {
-					r.noTrunc, r.now, r.containers = noTrunc, now, len(cs)
-					if !match(r) {
-						continue
-					}
-					rows = append(rows, r)
-					anyKept = true
-				}
-				if anyKept {
-					kept = append(kept, img)
-				}
-			}
-			_ = all // berth keeps no intermediate images: -a lists the same
-			switch {
-			case quiet:
-				seen := map[string]bool{}
-				for _, r := range rows {
-					if !seen[r.ID()] {
-						seen[r.ID()] = true
-						fmt.Fprintln(env.Stdout, r.ID())
-					}
-				}
-				return nil
-			case isJSON(format):
-				out := []imageSummary{}
-				for _, img := range kept {
-					cs, _ := s.Containers(img.ID)
-					out = append(out, summaryOf(img, len(cs)))
-				}
-				b, err := json.MarshalIndent(out, "", "    ")
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(env.Stdout, string(b))
-				return nil
-			}
-			f := format
-			withHeaders := false
-			if !cmd.Flags().Changed("format") {
-				f = "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.Created}}\t{{.Size}}"
-				if digests {
-					f = "{{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.Created}}\t{{.Size}}"
-				}
-				withHeaders = !noHeading
-			}
-			rpt, err := parseReport("images", f, imageHeaders)
+			rows, kept, err := imageRows(s, imgs, match, o.noTrunc, env.now())
 			if err != nil {
 				return err
 			}
-			if rpt.table && !noHeading {
-				withHeaders = true
-			}
-			return rpt.render(env.Stdout, rows, withHeaders)
+			_ = o.all // berth keeps no intermediate images: -a lists the same
+			return printImages(cmd, env, s, &o, rows, kept)
 		},
 	}
 	fl := c.Flags()
-	fl.StringVar(&format, "format", "", "pretty-print images as JSON (json) or with a Go template, e.g. '{{.Repository}}:{{.Tag}}'")
-	fl.BoolVarP(&quiet, "quiet", "q", false, "display only image IDs")
-	fl.BoolVar(&noTrunc, "no-trunc", false, "do not truncate image IDs")
-	fl.BoolVarP(&noHeading, "noheading", "n", false, "do not print headers")
-	fl.BoolVar(&digests, "digests", false, "show digests")
-	fl.BoolVarP(&all, "all", "a", false, "show all images (berth keeps no intermediate images)")
-	fl.StringArrayVarP(&filters, "filter", "f", nil, "filter KEY=VALUE: reference (glob on name), dangling=true|false, label=KEY[=VALUE]")
+	fl.StringVar(&o.format, "format", "", "pretty-print images as JSON (json) or with a Go template, e.g. '{{.Repository}}:{{.Tag}}'")
+	fl.BoolVarP(&o.quiet, "quiet", "q", false, "display only image IDs")
+	fl.BoolVar(&o.noTrunc, "no-trunc", false, "do not truncate image IDs")
+	fl.BoolVarP(&o.noHeading, "noheading", "n", false, "do not print headers")
+	fl.BoolVar(&o.digests, "digests", false, "show digests")
+	fl.BoolVarP(&o.all, "all", "a", false, "show all images (berth keeps no intermediate images)")
+	fl.StringArrayVarP(&o.filters, "filter", "f", nil, "filter KEY=VALUE: reference (glob on name), dangling=true|false, label=KEY[=VALUE]")
 	return c
+}
+
+// imageRows makes one row per image name (one <none> row for an image
+// without names) and keeps those match accepts; kept lists the images
+// with at least one row kept.
+func imageRows(s *image.Store, imgs []image.Image, match func(imageRow) bool, noTrunc bool, now time.Time) ([]imageRow, []image.Image, error) {
+	var rows []imageRow
+	var kept []image.Image
+	for _, img := range imgs {
+		cs, err := s.Containers(img.ID)
+		if err != nil {
+			return nil, nil, err
+		}
+		var irows []imageRow
+		for _, n := range img.Names {
+			p, err := ref.Parse(n)
+			if err != nil {
+				continue
+			}
+			tag := p.Tag
+			if tag == "" {
+				tag = "<none>"
+			}
+			irows = append(irows, imageRow{img: img, Repository: p.Repository(), Tag: tag})
+		}
+		if len(irows) == 0 {
+			irows = []imageRow{{img: img, Repository: "<none>", Tag: "<none>"}}
+		}
+		anyKept := false
+		for _, r := range irows {
+			r.noTrunc, r.now, r.containers = noTrunc, now, len(cs)
+			if !match(r) {
+				continue
+			}
+			rows = append(rows, r)
+			anyKept = true
+		}
+		if anyKept {
+			kept = append(kept, img)
+		}
+	}
+	return rows, kept, nil
+}
+
+// printImages prints the rows as IDs only (-q, each once), the kept
+// images as JSON, or a table or template.
+func printImages(cmd *cobra.Command, env Env, s *image.Store, o *imagesOptions, rows []imageRow, kept []image.Image) error {
+	switch {
+	case o.quiet:
+		seen := map[string]bool{}
+		for _, r := range rows {
+			if !seen[r.ID()] {
+				seen[r.ID()] = true
+				fmt.Fprintln(env.Stdout, r.ID())
+			}
+		}
+		return nil
+	case isJSON(o.format):
+		out := []imageSummary{}
+		for _, img := range kept {
+			cs, _ := s.Containers(img.ID)
+			out = append(out, summaryOf(img, len(cs)))
+		}
+		b, err := json.MarshalIndent(out, "", "    ")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(env.Stdout, string(b))
+		return nil
+	}
+	f := o.format
+	withHeaders := false
+	if !cmd.Flags().Changed("format") {
+		f = "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.Created}}\t{{.Size}}"
+		if o.digests {
+			f = "{{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.Created}}\t{{.Size}}"
+		}
+		withHeaders = !o.noHeading
+	}
+	rpt, err := parseReport("images", f, imageHeaders)
+	if err != nil {
+		return err
+	}
+	if rpt.table && !o.noHeading {
+		withHeaders = true
+	}
+	return rpt.render(env.Stdout, rows, withHeaders)
 }
 
 // imageFilter builds the row filter from the REPOSITORY argument and
