@@ -638,57 +638,13 @@ layers then stay until the container is removed). Exit codes as Podman's:
 				return err
 			}
 			if all {
-				imgs, err := s.List()
+				names, err := allImageNames(s)
 				if err != nil {
 					return err
 				}
-				// By name, so images with several names go too (by
-				// ID they would need -f); the last name deletes.
-				for _, img := range imgs {
-					if len(img.Names) == 0 {
-						args = append(args, img.ID)
-					}
-					args = append(args, img.Names...)
-				}
+				args = append(args, names...)
 			}
-			var errs []error
-			code := 0
-			for _, a := range args {
-				res, err := s.Remove(a, force)
-				switch {
-				case errors.Is(err, image.ErrNotFound):
-					if ignore {
-						continue
-					}
-					if code == 0 {
-						code = 1
-					}
-				case errors.Is(err, image.ErrInUse):
-					code = 2
-					err = fmt.Errorf("%w: consider listing external containers and force-removing image", err)
-				case err != nil:
-					if code != 2 {
-						code = 125
-					}
-				}
-				if err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				for _, u := range res.Untagged {
-					fmt.Fprintf(env.Stdout, "Untagged: %s\n", u)
-				}
-				if res.Deleted != "" {
-					fmt.Fprintf(env.Stdout, "Deleted: %s\n", res.Deleted)
-				}
-			}
-			if len(errs) == 0 {
-				return nil
-			}
-			for _, e := range errs[:len(errs)-1] {
-				fmt.Fprintf(env.Stderr, "Error: %v\n", e)
-			}
-			return &exitError{code: code, err: errs[len(errs)-1]}
+			return removeImages(env, s, args, force, ignore)
 		},
 	}
 	c.ValidArgsFunction = completeImages(env, g)
@@ -696,6 +652,69 @@ layers then stay until the container is removed). Exit codes as Podman's:
 	c.Flags().BoolVarP(&all, "all", "a", false, "remove all images")
 	c.Flags().BoolVarP(&ignore, "ignore", "i", false, "ignore errors when an image does not exist")
 	return c
+}
+
+// allImageNames lists every image by name, so images with several names
+// go too (by ID they would need -f; the last name deletes), and images
+// without a name by ID.
+func allImageNames(s *image.Store) ([]string, error) {
+	imgs, err := s.List()
+	if err != nil {
+		return nil, err
+	}
+	var args []string
+	for _, img := range imgs {
+		if len(img.Names) == 0 {
+			args = append(args, img.ID)
+		}
+		args = append(args, img.Names...)
+	}
+	return args, nil
+}
+
+// removeImages removes (or untags) each image, printing what it did and
+// carrying on past errors. All errors but the last are printed; the last
+// is returned with Podman's exit code: 1 when an image is not known (not
+// an error with ignore), 2 when one is in use, 125 otherwise.
+func removeImages(env Env, s *image.Store, args []string, force, ignore bool) error {
+	var errs []error
+	code := 0
+	for _, a := range args {
+		res, err := s.Remove(a, force)
+		switch {
+		case errors.Is(err, image.ErrNotFound):
+			if ignore {
+				continue
+			}
+			if code == 0 {
+				code = 1
+			}
+		case errors.Is(err, image.ErrInUse):
+			code = 2
+			err = fmt.Errorf("%w: consider listing external containers and force-removing image", err)
+		case err != nil:
+			if code != 2 {
+				code = 125
+			}
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, u := range res.Untagged {
+			fmt.Fprintf(env.Stdout, "Untagged: %s\n", u)
+		}
+		if res.Deleted != "" {
+			fmt.Fprintf(env.Stdout, "Deleted: %s\n", res.Deleted)
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	for _, e := range errs[:len(errs)-1] {
+		fmt.Fprintf(env.Stderr, "Error: %v\n", e)
+	}
+	return &exitError{code: code, err: errs[len(errs)-1]}
 }
 
 // ---- tag ----
