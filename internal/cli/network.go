@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -213,50 +214,12 @@ func (f *createFlags) network(name string) (network.Network, error) {
 		}
 		n.Labels[k] = v
 	}
-	if len(f.gateways) > len(f.subnets) || len(f.ranges) > len(f.subnets) {
-		if len(f.subnets) == 0 {
-			return n, errors.New("cannot set gateway or range without subnet")
-		}
-		if len(f.gateways) > len(f.subnets) {
-			return n, errors.New("cannot set more gateways than subnets")
-		}
-		return n, errors.New("cannot set more ranges than subnets")
+	var err error
+	if n.Subnets, err = f.subnetList(); err != nil {
+		return n, err
 	}
-	for i, s := range f.subnets {
-		p, err := parseCIDR(s)
-		if err != nil {
-			return n, err
-		}
-		sub := network.Subnet{Subnet: p.Masked()}
-		if i < len(f.gateways) {
-			gw, err := parseIPFlag("gateway", f.gateways[i])
-			if err != nil {
-				return n, err
-			}
-			sub.Gateway = gw
-		}
-		if i < len(f.ranges) {
-			r, err := parseCIDR(f.ranges[i])
-			if err != nil {
-				return n, err
-			}
-			r = r.Masked()
-			// Podman stores a CIDR range as first host .. last address.
-			sub.LeaseRange = &network.LeaseRange{StartIP: r.Addr().Next(), EndIP: network.LastAddr(r)}
-		}
-		n.Subnets = append(n.Subnets, sub)
-	}
-	for _, d := range f.dns {
-		for _, p := range strings.Split(d, ",") {
-			if p = strings.TrimSpace(p); p == "" {
-				continue
-			}
-			a, err := netip.ParseAddr(p)
-			if err != nil {
-				return n, fmt.Errorf("--dns %s: not an IP address (want e.g. --dns 1.1.1.1,9.9.9.9)", p)
-			}
-			n.NetworkDNSServers = append(n.NetworkDNSServers, a)
-		}
+	if n.NetworkDNSServers, err = f.dnsServers(); err != nil {
+		return n, err
 	}
 	for _, r := range f.routes {
 		rt, err := parseRoute(r)
@@ -266,6 +229,64 @@ func (f *createFlags) network(name string) (network.Network, error) {
 		n.Routes = append(n.Routes, rt)
 	}
 	return n, nil
+}
+
+// subnetList pairs each --subnet with its --gateway and --ip-range, if
+// given (in order; there may not be more of those than subnets).
+func (f *createFlags) subnetList() ([]network.Subnet, error) {
+	if len(f.gateways) > len(f.subnets) || len(f.ranges) > len(f.subnets) {
+		if len(f.subnets) == 0 {
+			return nil, errors.New("cannot set gateway or range without subnet")
+		}
+		if len(f.gateways) > len(f.subnets) {
+			return nil, errors.New("cannot set more gateways than subnets")
+		}
+		return nil, errors.New("cannot set more ranges than subnets")
+	}
+	var subs []network.Subnet
+	for i, s := range f.subnets {
+		p, err := parseCIDR(s)
+		if err != nil {
+			return nil, err
+		}
+		sub := network.Subnet{Subnet: p.Masked()}
+		if i < len(f.gateways) {
+			gw, err := parseIPFlag("gateway", f.gateways[i])
+			if err != nil {
+				return nil, err
+			}
+			sub.Gateway = gw
+		}
+		if i < len(f.ranges) {
+			r, err := parseCIDR(f.ranges[i])
+			if err != nil {
+				return nil, err
+			}
+			r = r.Masked()
+			// Podman stores a CIDR range as first host .. last address.
+			sub.LeaseRange = &network.LeaseRange{StartIP: r.Addr().Next(), EndIP: network.LastAddr(r)}
+		}
+		subs = append(subs, sub)
+	}
+	return subs, nil
+}
+
+// dnsServers parses the --dns values (each a comma-separated list).
+func (f *createFlags) dnsServers() ([]netip.Addr, error) {
+	var out []netip.Addr
+	for _, d := range f.dns {
+		for _, p := range strings.Split(d, ",") {
+			if p = strings.TrimSpace(p); p == "" {
+				continue
+			}
+			a, err := netip.ParseAddr(p)
+			if err != nil {
+				return nil, fmt.Errorf("--dns %s: not an IP address (want e.g. --dns 1.1.1.1,9.9.9.9)", p)
+			}
+			out = append(out, a)
+		}
+	}
+	return out, nil
 }
 
 func parseRoute(s string) (network.Route, error) {
@@ -853,19 +874,11 @@ pick the change up at once.`,
 			if len(add) == 0 && len(drop) == 0 {
 				return errors.New("nothing to update: give --dns-add or --dns-drop")
 			}
-			parse := func(flag string, vals []string) ([]netip.Addr, error) {
-				out, err := network.ParseAddrList(vals)
-				var bad *network.AddrError
-				if errors.As(err, &bad) {
-					return nil, fmt.Errorf("--%s %s: not an IP address", flag, bad.Value)
-				}
-				return out, err
-			}
-			addA, err := parse("dns-add", add)
+			addA, err := parseDNSFlag("dns-add", add)
 			if err != nil {
 				return err
 			}
-			dropA, err := parse("dns-drop", drop)
+			dropA, err := parseDNSFlag("dns-drop", drop)
 			if err != nil {
 				return err
 			}
@@ -873,41 +886,12 @@ pick the change up at once.`,
 			if err != nil {
 				return err
 			}
-			unlock, err := w.store.Lock()
-			if err != nil {
-				return err
-			}
-			n, err := w.store.Get(args[0])
-			if err != nil {
-				unlock()
-				return err
-			}
-			if !n.DNSEnabled {
-				unlock()
-				return fmt.Errorf("cannot set NetworkDNSServers if DNS is not enabled for the network %s: %w", n.Name, network.ErrInvalid)
-			}
-			var servers []netip.Addr
-			seen := map[netip.Addr]bool{}
-			for _, s := range append(n.NetworkDNSServers, addA...) {
-				dropped := false
-				for _, d := range dropA {
-					if d == s {
-						dropped = true
-					}
-				}
-				if !dropped && !seen[s] {
-					seen[s] = true
-					servers = append(servers, s)
-				}
-			}
-			n.NetworkDNSServers = servers
-			err = w.store.Update(n)
-			unlock()
+			n, err := w.updateDNSServers(args[0], addA, dropA)
 			if err != nil {
 				return err
 			}
 			if m, err := w.manager(); err == nil {
-				if err := m.UpdateDNSServers(n.Name, servers); err != nil {
+				if err := m.UpdateDNSServers(n.Name, n.NetworkDNSServers); err != nil {
 					w.log.Warn("network updated, but the running DNS server was not", "network", n.Name, "error", err)
 				}
 				m.Close()
@@ -920,4 +904,42 @@ pick the change up at once.`,
 	c.Flags().StringSliceVar(&add, "dns-add", nil, "add DNS servers (comma-separated)")
 	c.Flags().StringSliceVar(&drop, "dns-drop", nil, "remove DNS servers (comma-separated)")
 	return c
+}
+
+// parseDNSFlag parses the addresses given to --flag.
+func parseDNSFlag(flag string, vals []string) ([]netip.Addr, error) {
+	out, err := network.ParseAddrList(vals)
+	var bad *network.AddrError
+	if errors.As(err, &bad) {
+		return nil, fmt.Errorf("--%s %s: not an IP address", flag, bad.Value)
+	}
+	return out, err
+}
+
+// updateDNSServers, under the store's lock, sets the named network's
+// upstream DNS servers to its current ones and add, less drop, without
+// duplicates, and returns the updated network.
+func (w *world) updateDNSServers(name string, add, drop []netip.Addr) (network.Network, error) {
+	unlock, err := w.store.Lock()
+	if err != nil {
+		return network.Network{}, err
+	}
+	defer unlock()
+	n, err := w.store.Get(name)
+	if err != nil {
+		return n, err
+	}
+	if !n.DNSEnabled {
+		return n, fmt.Errorf("cannot set NetworkDNSServers if DNS is not enabled for the network %s: %w", n.Name, network.ErrInvalid)
+	}
+	var servers []netip.Addr
+	seen := map[netip.Addr]bool{}
+	for _, s := range append(n.NetworkDNSServers, add...) {
+		if !slices.Contains(drop, s) && !seen[s] {
+			seen[s] = true
+			servers = append(servers, s)
+		}
+	}
+	n.NetworkDNSServers = servers
+	return n, w.store.Update(n)
 }
