@@ -418,8 +418,6 @@ func matchLabels(labels map[string]string, want []string) bool {
 	return true
 }
 
-// filterNetworks applies Podman's network filters: the values of one key
-// are alternatives (OR), different keys must all match (AND).
 // listFiltered lists the networks that pass the filters, with the set of
 // networks in use.
 func (w *world) listFiltered(fs filterSet) ([]network.Network, map[string]bool, error) {
@@ -435,78 +433,79 @@ func (w *world) listFiltered(fs filterSet) ([]network.Network, map[string]bool, 
 	return nets, use, err
 }
 
+// filterNetworks applies Podman's network filters: the values of one key
+// are alternatives (OR), different keys must all match (AND).
 func (w *world) filterNetworks(nets []network.Network, fs filterSet, inUse map[string]bool) ([]network.Network, error) {
 	var out []network.Network
 	now := w.env.now()
 	for _, n := range nets {
 		keep := true
 		for k, vals := range fs {
-			switch k {
-			case "name":
-				m := false
-				for _, v := range vals {
-					re, err := regexp.Compile(v)
-					if err != nil {
-						return nil, fmt.Errorf("invalid name filter %q: %w", v, err)
-					}
-					if re.MatchString(n.Name) {
-						m = true
-					}
-				}
-				keep = keep && m
-			case "id":
-				m := false
-				for _, v := range vals {
-					if strings.HasPrefix(n.ID, v) {
-						m = true
-					}
-				}
-				keep = keep && m
-			case "driver":
-				m := false
-				for _, v := range vals {
-					if n.Driver == v {
-						m = true
-					}
-				}
-				keep = keep && m
-			case "label":
-				keep = keep && matchLabels(n.Labels, vals)
-			case "label!":
-				for _, v := range vals {
-					if matchLabels(n.Labels, []string{v}) {
-						keep = false
-					}
-				}
-			case "until":
-				for _, v := range vals {
-					t, err := parseUntil(v, now)
-					if err != nil {
-						return nil, err
-					}
-					c, _ := time.Parse(time.RFC3339Nano, n.Created)
-					if !c.Before(t) {
-						keep = false
-					}
-				}
-			case "dangling":
-				for _, v := range vals {
-					b, err := strconv.ParseBool(v)
-					if err != nil {
-						return nil, fmt.Errorf("invalid dangling filter value %q: want true or false", v)
-					}
-					dangling := !inUse[n.Name] && !w.store.IsDefault(n)
-					if dangling != b {
-						keep = false
-					}
-				}
+			m, err := w.networkMatches(n, k, vals, inUse, now)
+			if err != nil {
+				return nil, err
 			}
+			keep = keep && m
 		}
 		if keep {
 			out = append(out, n)
 		}
 	}
 	return out, nil
+}
+
+// networkMatches reports whether n passes the filter k with values vals
+// (any of them for name, id and driver; all for the others).
+func (w *world) networkMatches(n network.Network, k string, vals []string, inUse map[string]bool, now time.Time) (bool, error) {
+	switch k {
+	case "name":
+		m := false
+		for _, v := range vals {
+			re, err := regexp.Compile(v)
+			if err != nil {
+				return false, fmt.Errorf("invalid name filter %q: %w", v, err)
+			}
+			if re.MatchString(n.Name) {
+				m = true
+			}
+		}
+		return m, nil
+	case "id":
+		return slices.ContainsFunc(vals, func(v string) bool { return strings.HasPrefix(n.ID, v) }), nil
+	case "driver":
+		return slices.Contains(vals, n.Driver), nil
+	case "label":
+		return matchLabels(n.Labels, vals), nil
+	case "label!":
+		return !slices.ContainsFunc(vals, func(v string) bool { return matchLabels(n.Labels, []string{v}) }), nil
+	case "until":
+		keep := true
+		for _, v := range vals {
+			t, err := parseUntil(v, now)
+			if err != nil {
+				return false, err
+			}
+			c, _ := time.Parse(time.RFC3339Nano, n.Created)
+			if !c.Before(t) {
+				keep = false
+			}
+		}
+		return keep, nil
+	case "dangling":
+		keep := true
+		for _, v := range vals {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return false, fmt.Errorf("invalid dangling filter value %q: want true or false", v)
+			}
+			dangling := !inUse[n.Name] && !w.store.IsDefault(n)
+			if dangling != b {
+				keep = false
+			}
+		}
+		return keep, nil
+	}
+	return true, nil
 }
 
 // inUse returns the networks containers are attached to (and the attached
