@@ -540,13 +540,16 @@ func (w *world) inUse() (map[string]bool, []*engine.Container, error) {
 	return m, ctrs, nil
 }
 
+// lsOptions are network ls' flags.
+type lsOptions struct {
+	format         string
+	quiet, noTrunc bool
+	noHeading      bool
+	filters        []string
+}
+
 func lsCmd(env Env, g *globals) *cobra.Command {
-	var (
-		format         string
-		quiet, noTrunc bool
-		noHeading      bool
-		filters        []string
-	)
+	var o lsOptions
 	c := &cobra.Command{
 		Use:     "ls [options]",
 		Aliases: []string{"list"},
@@ -561,7 +564,7 @@ func lsCmd(env Env, g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fs, err := parseFilters(filters, "name", "id", "driver", "label", "label!", "until", "dangling")
+			fs, err := parseFilters(o.filters, "name", "id", "driver", "label", "label!", "until", "dangling")
 			if err != nil {
 				return err
 			}
@@ -569,53 +572,59 @@ func lsCmd(env Env, g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			switch {
-			case quiet:
-				for _, n := range nets {
-					fmt.Fprintln(env.Stdout, n.Name)
-				}
-				return nil
-			case isJSON(format):
-				if nets == nil {
-					nets = []network.Network{}
-				}
-				b, err := json.MarshalIndent(nets, "", "  ")
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(env.Stdout, string(b))
-				return nil
-			}
-			rows := make([]listRow, 0, len(nets))
-			for _, n := range nets {
-				rows = append(rows, listRow{netView: viewOf(n), noTrunc: noTrunc})
-			}
-			hdr := headers(listRow{}, map[string]string{"ID": "network id", "Labels": "labels"})
-			f := format
-			withHeaders := false
-			if !cmd.Flags().Changed("format") {
-				f = "{{.ID}}\t{{.Name}}\t{{.Driver}}"
-				withHeaders = !noHeading
-			}
-			rpt, err := parseReport("ls", f, hdr)
-			if err != nil {
-				return err
-			}
-			if rpt.table && !noHeading {
-				withHeaders = true
-			}
-			return rpt.render(env.Stdout, rows, withHeaders)
+			return printNetworks(cmd, env, &o, nets)
 		},
 		ValidArgsFunction: cobra.NoFileCompletions,
 	}
 	fl := c.Flags()
-	fl.StringVar(&format, "format", "", "pretty-print networks as JSON (json) or with a Go template ('table ...' keeps the headers)")
-	fl.BoolVarP(&quiet, "quiet", "q", false, "display only names")
-	fl.BoolVar(&noTrunc, "no-trunc", false, "do not truncate the network ID")
-	fl.BoolVarP(&noHeading, "noheading", "n", false, "do not print headers")
-	fl.StringArrayVarP(&filters, "filter", "f", nil, "filter KEY=VALUE: name (regex), id (prefix), driver, label, label!, until, dangling")
+	fl.StringVar(&o.format, "format", "", "pretty-print networks as JSON (json) or with a Go template ('table ...' keeps the headers)")
+	fl.BoolVarP(&o.quiet, "quiet", "q", false, "display only names")
+	fl.BoolVar(&o.noTrunc, "no-trunc", false, "do not truncate the network ID")
+	fl.BoolVarP(&o.noHeading, "noheading", "n", false, "do not print headers")
+	fl.StringArrayVarP(&o.filters, "filter", "f", nil, "filter KEY=VALUE: name (regex), id (prefix), driver, label, label!, until, dangling")
 	_ = c.RegisterFlagCompletionFunc("filter", cobra.FixedCompletions([]string{"name=", "id=", "driver=", "label=", "label!=", "until=", "dangling="}, cobra.ShellCompDirectiveNoSpace|cobra.ShellCompDirectiveNoFileComp))
 	return c
+}
+
+// printNetworks prints the networks' names only (-q), as JSON, or as a
+// table or template.
+func printNetworks(cmd *cobra.Command, env Env, o *lsOptions, nets []network.Network) error {
+	switch {
+	case o.quiet:
+		for _, n := range nets {
+			fmt.Fprintln(env.Stdout, n.Name)
+		}
+		return nil
+	case isJSON(o.format):
+		if nets == nil {
+			nets = []network.Network{}
+		}
+		b, err := json.MarshalIndent(nets, "", "  ")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(env.Stdout, string(b))
+		return nil
+	}
+	rows := make([]listRow, 0, len(nets))
+	for _, n := range nets {
+		rows = append(rows, listRow{netView: viewOf(n), noTrunc: o.noTrunc})
+	}
+	hdr := headers(listRow{}, map[string]string{"ID": "network id", "Labels": "labels"})
+	f := o.format
+	withHeaders := false
+	if !cmd.Flags().Changed("format") {
+		f = "{{.ID}}\t{{.Name}}\t{{.Driver}}"
+		withHeaders = !o.noHeading
+	}
+	rpt, err := parseReport("ls", f, hdr)
+	if err != nil {
+		return err
+	}
+	if rpt.table && !o.noHeading {
+		withHeaders = true
+	}
+	return rpt.render(env.Stdout, rows, withHeaders)
 }
 
 // ---- inspect ----
