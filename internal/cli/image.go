@@ -829,37 +829,11 @@ func imageInspectCmd(env Env, g *globals) *cobra.Command {
 					errs = append(errs, err)
 					continue
 				}
-				cf, err := s.ConfigFile(img.ID)
+				ii, err := inspectImage(s, img)
 				if err != nil {
 					return err
 				}
-				comment := ""
-				if n := len(cf.History); n > 0 {
-					comment = cf.History[n-1].Comment
-				}
-				repoTags := []string{}
-				for _, n := range img.Names {
-					if p, err := ref.Parse(n); err == nil && p.Tag != "" {
-						repoTags = append(repoTags, p.Repository()+":"+p.Tag)
-					}
-				}
-				var lowers []string
-				for i := len(img.Layers) - 1; i >= 0; i-- {
-					lowers = append(lowers, filepath.Join(s.Dir(), "layers", strings.TrimPrefix(img.Layers[i], "sha256:")))
-				}
-				rd := img.RepoDigests
-				if rd == nil {
-					rd = []string{}
-				}
-				out = append(out, imageInspect{
-					ID: img.ID, Digest: img.Digest, RepoTags: repoTags, RepoDigests: rd,
-					Comment: comment, Created: img.Created, Config: cf.Config, Author: cf.Author,
-					Architecture: cf.Architecture, Os: cf.OS, Size: img.Size, VirtualSize: img.Size,
-					GraphDriver: graphDriver{Name: "overlay", Data: map[string]string{"LowerDir": strings.Join(lowers, ":")}},
-					RootFS:      rootFS{Type: "layers", Layers: img.Layers}, Labels: cf.Config.Labels,
-					Annotations: map[string]string{}, ManifestType: "application/vnd.oci.image.manifest.v1+json",
-					User: cf.Config.User, History: cf.History, NamesHistory: img.Names,
-				})
+				out = append(out, ii)
 			}
 			if format != "" && !isJSON(format) {
 				rpt, err := parseReport("inspect", format, nil)
@@ -889,6 +863,41 @@ func imageInspectCmd(env Env, g *globals) *cobra.Command {
 	c.ValidArgsFunction = completeImages(env, g)
 	c.Flags().StringVarP(&format, "format", "f", "", "format the output with a Go template, e.g. '{{.Config.Cmd}}', or json")
 	return c
+}
+
+// inspectImage builds Podman's inspect view of img.
+func inspectImage(s *image.Store, img *image.Image) (imageInspect, error) {
+	cf, err := s.ConfigFile(img.ID)
+	if err != nil {
+		return imageInspect{}, err
+	}
+	comment := ""
+	if n := len(cf.History); n > 0 {
+		comment = cf.History[n-1].Comment
+	}
+	repoTags := []string{}
+	for _, n := range img.Names {
+		if p, err := ref.Parse(n); err == nil && p.Tag != "" {
+			repoTags = append(repoTags, p.Repository()+":"+p.Tag)
+		}
+	}
+	var lowers []string
+	for i := len(img.Layers) - 1; i >= 0; i-- {
+		lowers = append(lowers, filepath.Join(s.Dir(), "layers", strings.TrimPrefix(img.Layers[i], "sha256:")))
+	}
+	rd := img.RepoDigests
+	if rd == nil {
+		rd = []string{}
+	}
+	return imageInspect{
+		ID: img.ID, Digest: img.Digest, RepoTags: repoTags, RepoDigests: rd,
+		Comment: comment, Created: img.Created, Config: cf.Config, Author: cf.Author,
+		Architecture: cf.Architecture, Os: cf.OS, Size: img.Size, VirtualSize: img.Size,
+		GraphDriver: graphDriver{Name: "overlay", Data: map[string]string{"LowerDir": strings.Join(lowers, ":")}},
+		RootFS:      rootFS{Type: "layers", Layers: img.Layers}, Labels: cf.Config.Labels,
+		Annotations: map[string]string{}, ManifestType: "application/vnd.oci.image.manifest.v1+json",
+		User: cf.Config.User, History: cf.History, NamesHistory: img.Names,
+	}, nil
 }
 
 func imageExistsCmd(env Env, g *globals) *cobra.Command {
