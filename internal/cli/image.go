@@ -479,23 +479,11 @@ func printImages(cmd *cobra.Command, env Env, s *image.Store, o *imagesOptions, 
 		fmt.Fprintln(env.Stdout, string(b))
 		return nil
 	}
-	f := o.format
-	withHeaders := false
-	if !cmd.Flags().Changed("format") {
-		f = "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.Created}}\t{{.Size}}"
-		if o.digests {
-			f = "{{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.Created}}\t{{.Size}}"
-		}
-		withHeaders = !o.noHeading
+	def := "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.Created}}\t{{.Size}}"
+	if o.digests {
+		def = "{{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.Created}}\t{{.Size}}"
 	}
-	rpt, err := parseReport("images", f, imageHeaders)
-	if err != nil {
-		return err
-	}
-	if rpt.table && !o.noHeading {
-		withHeaders = true
-	}
-	return rpt.render(env.Stdout, rows, withHeaders)
+	return renderList(cmd, env.Stdout, "images", o.format, def, imageHeaders, rows, o.noHeading)
 }
 
 // imageFilter builds the row filter from the REPOSITORY argument and

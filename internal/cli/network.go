@@ -611,20 +611,7 @@ func printNetworks(cmd *cobra.Command, env Env, o *lsOptions, nets []network.Net
 		rows = append(rows, listRow{netView: viewOf(n), noTrunc: o.noTrunc})
 	}
 	hdr := headers(listRow{}, map[string]string{"ID": "network id", "Labels": "labels"})
-	f := o.format
-	withHeaders := false
-	if !cmd.Flags().Changed("format") {
-		f = "{{.ID}}\t{{.Name}}\t{{.Driver}}"
-		withHeaders = !o.noHeading
-	}
-	rpt, err := parseReport("ls", f, hdr)
-	if err != nil {
-		return err
-	}
-	if rpt.table && !o.noHeading {
-		withHeaders = true
-	}
-	return rpt.render(env.Stdout, rows, withHeaders)
+	return renderList(cmd, env.Stdout, "ls", o.format, "{{.ID}}\t{{.Name}}\t{{.Driver}}", hdr, rows, o.noHeading)
 }
 
 // ---- inspect ----
