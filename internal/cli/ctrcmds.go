@@ -378,76 +378,98 @@ func logsCmd(env Env, g *globals) *cobra.Command {
 			} else {
 				defer f.Close()
 			}
-			var lines []logLine
-			rd := bufio.NewReader(nilSafe(f))
-			emit := func(l logLine) {
-				w := env.Stdout
-				if l.stream == "stderr" {
-					w = env.Stderr
-				}
-				if timestamps {
-					fmt.Fprintf(w, "%s ", l.ts)
-				}
-				_, _ = io.WriteString(w, l.text)
-			}
-			readAll := func(collect bool) {
-				for {
-					line, err := rd.ReadString('\n')
-					if err != nil {
-						// A partial line is read again next time.
-						if line != "" {
-							rd = bufio.NewReader(io.MultiReader(strings.NewReader(line), nilSafe(f)))
-						}
-						return
-					}
-					l, ok := parseLogLine(line)
-					if !ok {
-						continue
-					}
-					if collect {
-						lines = append(lines, l)
-					} else {
-						emit(l)
-					}
-				}
-			}
-			readAll(true)
-			if tail >= 0 && len(lines) > tail {
-				lines = lines[len(lines)-tail:]
-			}
-			for _, l := range lines {
-				emit(l)
-			}
+			p := &logPrinter{stdout: env.Stdout, stderr: env.Stderr, timestamps: timestamps, f: f, rd: bufio.NewReader(nilSafe(f))}
+			p.printTail(tail)
 			if !follow {
 				return nil
 			}
-			for {
-				cur, err := e.Get(c.Config.ID)
-				running := err == nil && cur.Running()
-				if f == nil {
-					if f, err = os.Open(e.LogPath(c.Config.ID)); err == nil {
-						defer f.Close()
-						rd = bufio.NewReader(f)
-					}
-				}
-				if f != nil {
-					readAll(false)
-				}
-				if !running {
-					return nil
-				}
-				select {
-				case <-cmd.Context().Done():
-					return nil
-				case <-time.After(100 * time.Millisecond):
-				}
-			}
+			return p.follow(cmd.Context().Done(), e, c.Config.ID)
 		},
 	}
 	c.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new output until the container stops")
 	c.Flags().BoolVarP(&timestamps, "timestamps", "t", false, "prefix every line with its time")
 	c.Flags().IntVar(&tail, "tail", -1, "print only the last N lines")
 	return c
+}
+
+// logPrinter prints a container's log file (f, nil until it exists),
+// each line to the stream it came from.
+type logPrinter struct {
+	stdout, stderr io.Writer
+	timestamps     bool
+	f              *os.File
+	rd             *bufio.Reader
+}
+
+// emit prints one line, with its time when asked.
+func (p *logPrinter) emit(l logLine) {
+	w := p.stdout
+	if l.stream == "stderr" {
+		w = p.stderr
+	}
+	if p.timestamps {
+		fmt.Fprintf(w, "%s ", l.ts)
+	}
+	_, _ = io.WriteString(w, l.text)
+}
+
+// read passes each complete line read so far to each; a partial line is
+// kept to be read again next time.
+func (p *logPrinter) read(each func(logLine)) {
+	for {
+		line, err := p.rd.ReadString('\n')
+		if err != nil {
+			// A partial line is read again next time.
+			if line != "" {
+				p.rd = bufio.NewReader(io.MultiReader(strings.NewReader(line), nilSafe(p.f)))
+			}
+			return
+		}
+		l, ok := parseLogLine(line)
+		if !ok {
+			continue
+		}
+		each(l)
+	}
+}
+
+// printTail prints the lines logged so far, only the last tail of them
+// when tail is not negative.
+func (p *logPrinter) printTail(tail int) {
+	var lines []logLine
+	p.read(func(l logLine) { lines = append(lines, l) })
+	if tail >= 0 && len(lines) > tail {
+		lines = lines[len(lines)-tail:]
+	}
+	for _, l := range lines {
+		p.emit(l)
+	}
+}
+
+// follow prints new lines (opening the log once it exists) every 100ms
+// until the container is not running or done is closed.
+func (p *logPrinter) follow(done <-chan struct{}, e *engine.Engine, id string) error {
+	for {
+		cur, err := e.Get(id)
+		running := err == nil && cur.Running()
+		if p.f == nil {
+			if p.f, err = os.Open(e.LogPath(id)); err == nil {
+				defer p.f.Close()
+				p.rd = bufio.NewReader(p.f)
+			}
+		}
+		if p.f != nil {
+			p.read(p.emit)
+		}
+		if !running {
+			return nil
+		}
+		select {
+		case <-done:
+			return nil
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func nilSafe(f *os.File) io.Reader {

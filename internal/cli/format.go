@@ -14,6 +14,8 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/spf13/cobra"
+
 	"github.com/berthnet/berth/internal/network"
 )
 
@@ -200,6 +202,26 @@ func parseReport(name, format string, hdrs map[string]string) (*report, error) {
 		return nil, fmt.Errorf("parse --format: %w", err)
 	}
 	return &report{tmpl: t, table: table, name: name, headers: hdrs}, nil
+}
+
+// renderList prints rows through --format, or through def when --format
+// was not given. Headers are printed for the default and for a table
+// format, unless noHeading.
+func renderList(cmd *cobra.Command, w io.Writer, name, format, def string, hdr map[string]string, rows any, noHeading bool) error {
+	f := format
+	withHeaders := false
+	if !cmd.Flags().Changed("format") {
+		f = def
+		withHeaders = !noHeading
+	}
+	rpt, err := parseReport(name, f, hdr)
+	if err != nil {
+		return err
+	}
+	if rpt.table && !noHeading {
+		withHeaders = true
+	}
+	return rpt.render(w, rows, withHeaders)
 }
 
 func (r *report) render(w io.Writer, rows any, withHeaders bool) error {

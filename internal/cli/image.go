@@ -358,13 +358,16 @@ type imageSummary struct {
 	Dangling    bool              `json:"Dangling,omitempty"`
 }
 
+// imagesOptions are berth images' flags.
+type imagesOptions struct {
+	format                             string
+	quiet, noTrunc, noHeading, digests bool
+	all                                bool
+	filters                            []string
+}
+
 func imagesCmd(env Env, g *globals) *cobra.Command {
-	var (
-		format                             string
-		quiet, noTrunc, noHeading, digests bool
-		all                                bool
-		filters                            []string
-	)
+	var o imagesOptions
 	c := &cobra.Command{
 		Use:   "images [options] [REPOSITORY[:TAG]]",
 		Short: "List images",
@@ -385,98 +388,102 @@ keeps the headers) or json.`,
 			if err != nil {
 				return err
 			}
-			match, err := imageFilter(args, filters)
+			match, err := imageFilter(args, o.filters)
 			if err != nil {
 				return err
 			}
-			now := env.now()
-			var rows []imageRow
-			var kept []image.Image
-			for _, img := range imgs {
-				cs, err := s.Containers(img.ID)
-				if err != nil {
-					return err
-				}
-				var irows []imageRow
-				for _, n := range img.Names {
-					p, err := ref.Parse(n)
-					if err != nil {
-						continue
-					}
-					tag := p.Tag
-					if tag == "" {
-						tag = "<none>"
-					}
-					irows = append(irows, imageRow{img: img, Repository: p.Repository(), Tag: tag})
-				}
-				if len(irows) == 0 {
-					irows = []imageRow{{img: img, Repository: "<none>", Tag: "<none>"}}
-				}
-				anyKept := false
-				for _, r := range irows {
-					r.noTrunc, r.now, r.containers = noTrunc, now, len(cs)
-					if !match(r) {
-						continue
-					}
-					rows = append(rows, r)
-					anyKept = true
-				}
-				if anyKept {
-					kept = append(kept, img)
-				}
-			}
-			_ = all // berth keeps no intermediate images: -a lists the same
-			switch {
-			case quiet:
-				seen := map[string]bool{}
-				for _, r := range rows {
-					if !seen[r.ID()] {
-						seen[r.ID()] = true
-						fmt.Fprintln(env.Stdout, r.ID())
-					}
-				}
-				return nil
-			case isJSON(format):
-				out := []imageSummary{}
-				for _, img := range kept {
-					cs, _ := s.Containers(img.ID)
-					out = append(out, summaryOf(img, len(cs)))
-				}
-				b, err := json.MarshalIndent(out, "", "    ")
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(env.Stdout, string(b))
-				return nil
-			}
-			f := format
-			withHeaders := false
-			if !cmd.Flags().Changed("format") {
-				f = "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.Created}}\t{{.Size}}"
-				if digests {
-					f = "{{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.Created}}\t{{.Size}}"
-				}
-				withHeaders = !noHeading
-			}
-			rpt, err := parseReport("images", f, imageHeaders)
+			rows, kept, err := imageRows(s, imgs, match, o.noTrunc, env.now())
 			if err != nil {
 				return err
 			}
-			if rpt.table && !noHeading {
-				withHeaders = true
-			}
-			return rpt.render(env.Stdout, rows, withHeaders)
+			_ = o.all // berth keeps no intermediate images: -a lists the same
+			return printImages(cmd, env, s, &o, rows, kept)
 		},
 	}
 	fl := c.Flags()
-	fl.StringVar(&format, "format", "", "pretty-print images as JSON (json) or with a Go template, e.g. '{{.Repository}}:{{.Tag}}'")
-	fl.BoolVarP(&quiet, "quiet", "q", false, "display only image IDs")
-	fl.BoolVar(&noTrunc, "no-trunc", false, "do not truncate image IDs")
-	fl.BoolVarP(&noHeading, "noheading", "n", false, "do not print headers")
-	fl.BoolVar(&digests, "digests", false, "show digests")
-	fl.BoolVarP(&all, "all", "a", false, "show all images (berth keeps no intermediate images)")
-	fl.StringArrayVarP(&filters, "filter", "f", nil, "filter KEY=VALUE: reference (glob on name), dangling=true|false, label=KEY[=VALUE]")
+	fl.StringVar(&o.format, "format", "", "pretty-print images as JSON (json) or with a Go template, e.g. '{{.Repository}}:{{.Tag}}'")
+	fl.BoolVarP(&o.quiet, "quiet", "q", false, "display only image IDs")
+	fl.BoolVar(&o.noTrunc, "no-trunc", false, "do not truncate image IDs")
+	fl.BoolVarP(&o.noHeading, "noheading", "n", false, "do not print headers")
+	fl.BoolVar(&o.digests, "digests", false, "show digests")
+	fl.BoolVarP(&o.all, "all", "a", false, "show all images (berth keeps no intermediate images)")
+	fl.StringArrayVarP(&o.filters, "filter", "f", nil, "filter KEY=VALUE: reference (glob on name), dangling=true|false, label=KEY[=VALUE]")
 	return c
+}
+
+// imageRows makes one row per image name (one <none> row for an image
+// without names) and keeps those match accepts; kept lists the images
+// with at least one row kept.
+func imageRows(s *image.Store, imgs []image.Image, match func(imageRow) bool, noTrunc bool, now time.Time) ([]imageRow, []image.Image, error) {
+	var rows []imageRow
+	var kept []image.Image
+	for _, img := range imgs {
+		cs, err := s.Containers(img.ID)
+		if err != nil {
+			return nil, nil, err
+		}
+		var irows []imageRow
+		for _, n := range img.Names {
+			p, err := ref.Parse(n)
+			if err != nil {
+				continue
+			}
+			tag := p.Tag
+			if tag == "" {
+				tag = "<none>"
+			}
+			irows = append(irows, imageRow{img: img, Repository: p.Repository(), Tag: tag})
+		}
+		if len(irows) == 0 {
+			irows = []imageRow{{img: img, Repository: "<none>", Tag: "<none>"}}
+		}
+		anyKept := false
+		for _, r := range irows {
+			r.noTrunc, r.now, r.containers = noTrunc, now, len(cs)
+			if !match(r) {
+				continue
+			}
+			rows = append(rows, r)
+			anyKept = true
+		}
+		if anyKept {
+			kept = append(kept, img)
+		}
+	}
+	return rows, kept, nil
+}
+
+// printImages prints the rows as IDs only (-q, each once), the kept
+// images as JSON, or a table or template.
+func printImages(cmd *cobra.Command, env Env, s *image.Store, o *imagesOptions, rows []imageRow, kept []image.Image) error {
+	switch {
+	case o.quiet:
+		seen := map[string]bool{}
+		for _, r := range rows {
+			if !seen[r.ID()] {
+				seen[r.ID()] = true
+				fmt.Fprintln(env.Stdout, r.ID())
+			}
+		}
+		return nil
+	case isJSON(o.format):
+		out := []imageSummary{}
+		for _, img := range kept {
+			cs, _ := s.Containers(img.ID)
+			out = append(out, summaryOf(img, len(cs)))
+		}
+		b, err := json.MarshalIndent(out, "", "    ")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(env.Stdout, string(b))
+		return nil
+	}
+	def := "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.Created}}\t{{.Size}}"
+	if o.digests {
+		def = "{{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.Created}}\t{{.Size}}"
+	}
+	return renderList(cmd, env.Stdout, "images", o.format, def, imageHeaders, rows, o.noHeading)
 }
 
 // imageFilter builds the row filter from the REPOSITORY argument and
@@ -619,57 +626,13 @@ layers then stay until the container is removed). Exit codes as Podman's:
 				return err
 			}
 			if all {
-				imgs, err := s.List()
+				names, err := allImageNames(s)
 				if err != nil {
 					return err
 				}
-				// By name, so images with several names go too (by
-				// ID they would need -f); the last name deletes.
-				for _, img := range imgs {
-					if len(img.Names) == 0 {
-						args = append(args, img.ID)
-					}
-					args = append(args, img.Names...)
-				}
+				args = append(args, names...)
 			}
-			var errs []error
-			code := 0
-			for _, a := range args {
-				res, err := s.Remove(a, force)
-				switch {
-				case errors.Is(err, image.ErrNotFound):
-					if ignore {
-						continue
-					}
-					if code == 0 {
-						code = 1
-					}
-				case errors.Is(err, image.ErrInUse):
-					code = 2
-					err = fmt.Errorf("%w: consider listing external containers and force-removing image", err)
-				case err != nil:
-					if code != 2 {
-						code = 125
-					}
-				}
-				if err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				for _, u := range res.Untagged {
-					fmt.Fprintf(env.Stdout, "Untagged: %s\n", u)
-				}
-				if res.Deleted != "" {
-					fmt.Fprintf(env.Stdout, "Deleted: %s\n", res.Deleted)
-				}
-			}
-			if len(errs) == 0 {
-				return nil
-			}
-			for _, e := range errs[:len(errs)-1] {
-				fmt.Fprintf(env.Stderr, "Error: %v\n", e)
-			}
-			return &exitError{code: code, err: errs[len(errs)-1]}
+			return removeImages(env, s, args, force, ignore)
 		},
 	}
 	c.ValidArgsFunction = completeImages(env, g)
@@ -677,6 +640,69 @@ layers then stay until the container is removed). Exit codes as Podman's:
 	c.Flags().BoolVarP(&all, "all", "a", false, "remove all images")
 	c.Flags().BoolVarP(&ignore, "ignore", "i", false, "ignore errors when an image does not exist")
 	return c
+}
+
+// allImageNames lists every image by name, so images with several names
+// go too (by ID they would need -f; the last name deletes), and images
+// without a name by ID.
+func allImageNames(s *image.Store) ([]string, error) {
+	imgs, err := s.List()
+	if err != nil {
+		return nil, err
+	}
+	var args []string
+	for _, img := range imgs {
+		if len(img.Names) == 0 {
+			args = append(args, img.ID)
+		}
+		args = append(args, img.Names...)
+	}
+	return args, nil
+}
+
+// removeImages removes (or untags) each image, printing what it did and
+// carrying on past errors. All errors but the last are printed; the last
+// is returned with Podman's exit code: 1 when an image is not known (not
+// an error with ignore), 2 when one is in use, 125 otherwise.
+func removeImages(env Env, s *image.Store, args []string, force, ignore bool) error {
+	var errs []error
+	code := 0
+	for _, a := range args {
+		res, err := s.Remove(a, force)
+		switch {
+		case errors.Is(err, image.ErrNotFound):
+			if ignore {
+				continue
+			}
+			if code == 0 {
+				code = 1
+			}
+		case errors.Is(err, image.ErrInUse):
+			code = 2
+			err = fmt.Errorf("%w: consider listing external containers and force-removing image", err)
+		case err != nil:
+			if code != 2 {
+				code = 125
+			}
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, u := range res.Untagged {
+			fmt.Fprintf(env.Stdout, "Untagged: %s\n", u)
+		}
+		if res.Deleted != "" {
+			fmt.Fprintf(env.Stdout, "Deleted: %s\n", res.Deleted)
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	for _, e := range errs[:len(errs)-1] {
+		fmt.Fprintf(env.Stderr, "Error: %v\n", e)
+	}
+	return &exitError{code: code, err: errs[len(errs)-1]}
 }
 
 // ---- tag ----
@@ -791,37 +817,11 @@ func imageInspectCmd(env Env, g *globals) *cobra.Command {
 					errs = append(errs, err)
 					continue
 				}
-				cf, err := s.ConfigFile(img.ID)
+				ii, err := inspectImage(s, img)
 				if err != nil {
 					return err
 				}
-				comment := ""
-				if n := len(cf.History); n > 0 {
-					comment = cf.History[n-1].Comment
-				}
-				repoTags := []string{}
-				for _, n := range img.Names {
-					if p, err := ref.Parse(n); err == nil && p.Tag != "" {
-						repoTags = append(repoTags, p.Repository()+":"+p.Tag)
-					}
-				}
-				var lowers []string
-				for i := len(img.Layers) - 1; i >= 0; i-- {
-					lowers = append(lowers, filepath.Join(s.Dir(), "layers", strings.TrimPrefix(img.Layers[i], "sha256:")))
-				}
-				rd := img.RepoDigests
-				if rd == nil {
-					rd = []string{}
-				}
-				out = append(out, imageInspect{
-					ID: img.ID, Digest: img.Digest, RepoTags: repoTags, RepoDigests: rd,
-					Comment: comment, Created: img.Created, Config: cf.Config, Author: cf.Author,
-					Architecture: cf.Architecture, Os: cf.OS, Size: img.Size, VirtualSize: img.Size,
-					GraphDriver: graphDriver{Name: "overlay", Data: map[string]string{"LowerDir": strings.Join(lowers, ":")}},
-					RootFS:      rootFS{Type: "layers", Layers: img.Layers}, Labels: cf.Config.Labels,
-					Annotations: map[string]string{}, ManifestType: "application/vnd.oci.image.manifest.v1+json",
-					User: cf.Config.User, History: cf.History, NamesHistory: img.Names,
-				})
+				out = append(out, ii)
 			}
 			if format != "" && !isJSON(format) {
 				rpt, err := parseReport("inspect", format, nil)
@@ -851,6 +851,41 @@ func imageInspectCmd(env Env, g *globals) *cobra.Command {
 	c.ValidArgsFunction = completeImages(env, g)
 	c.Flags().StringVarP(&format, "format", "f", "", "format the output with a Go template, e.g. '{{.Config.Cmd}}', or json")
 	return c
+}
+
+// inspectImage builds Podman's inspect view of img.
+func inspectImage(s *image.Store, img *image.Image) (imageInspect, error) {
+	cf, err := s.ConfigFile(img.ID)
+	if err != nil {
+		return imageInspect{}, err
+	}
+	comment := ""
+	if n := len(cf.History); n > 0 {
+		comment = cf.History[n-1].Comment
+	}
+	repoTags := []string{}
+	for _, n := range img.Names {
+		if p, err := ref.Parse(n); err == nil && p.Tag != "" {
+			repoTags = append(repoTags, p.Repository()+":"+p.Tag)
+		}
+	}
+	var lowers []string
+	for i := len(img.Layers) - 1; i >= 0; i-- {
+		lowers = append(lowers, filepath.Join(s.Dir(), "layers", strings.TrimPrefix(img.Layers[i], "sha256:")))
+	}
+	rd := img.RepoDigests
+	if rd == nil {
+		rd = []string{}
+	}
+	return imageInspect{
+		ID: img.ID, Digest: img.Digest, RepoTags: repoTags, RepoDigests: rd,
+		Comment: comment, Created: img.Created, Config: cf.Config, Author: cf.Author,
+		Architecture: cf.Architecture, Os: cf.OS, Size: img.Size, VirtualSize: img.Size,
+		GraphDriver: graphDriver{Name: "overlay", Data: map[string]string{"LowerDir": strings.Join(lowers, ":")}},
+		RootFS:      rootFS{Type: "layers", Layers: img.Layers}, Labels: cf.Config.Labels,
+		Annotations: map[string]string{}, ManifestType: "application/vnd.oci.image.manifest.v1+json",
+		User: cf.Config.User, History: cf.History, NamesHistory: img.Names,
+	}, nil
 }
 
 func imageExistsCmd(env Env, g *globals) *cobra.Command {

@@ -292,50 +292,15 @@ directory goes.`,
 	return c
 }
 
+// reset removes every container, pod, image and network berth made, and
+// its storage and runtime state; it carries on past errors and returns
+// them all.
 func (w *world) reset(cmd *cobra.Command) error {
 	var errs []error
 	// Containers first: they stop, leave their networks and are removed;
 	// then the engine's storage (containers, images) and runtime state.
 	if e, err := w.engine(); err == nil {
-		pods, err := e.Pods()
-		if err != nil {
-			errs = append(errs, err)
-		}
-		for _, p := range pods {
-			if _, err := e.RemovePod(p.ID, true); err != nil && !errors.Is(err, engine.ErrNoSuchPod) {
-				errs = append(errs, fmt.Errorf("remove pod %s: %w", p.Name, err))
-			}
-		}
-		ecs, err := e.List()
-		if err != nil {
-			errs = append(errs, err)
-		}
-		for _, c := range ecs {
-			if _, err := e.Remove(c.Config.ID, true); err != nil && !errors.Is(err, engine.ErrNoSuchContainer) {
-				errs = append(errs, fmt.Errorf("remove container %s: %w", c.Config.Name, err))
-			}
-		}
-		// Namespaces registered with network connect --netns leave their
-		// networks too.
-		errs = append(errs, e.DetachRegistered(cmd.Context())...)
-		if _, err := os.Stat(filepath.Join(w.root, "images")); err == nil {
-			// Image store mounts go before its directory does.
-			if s, err := image.Open(filepath.Join(w.root, "images")); err == nil {
-				if err := s.Reset(); err != nil {
-					errs = append(errs, err)
-				}
-			}
-		}
-		if len(errs) == 0 && w.rootlessBridges() {
-			errs = append(errs, w.resetRootless()...)
-		}
-		if len(errs) == 0 {
-			for _, d := range []string{w.root, w.runRoot} {
-				if err := removeTree(d); err != nil {
-					errs = append(errs, fmt.Errorf("remove %s: %w", d, err))
-				}
-			}
-		}
+		errs = w.resetEngine(cmd, e)
 	}
 	// Records of the CLI's former container database.
 	legacy := filepath.Join(w.runDir, "berth", "containers.db")
@@ -344,15 +309,70 @@ func (w *world) reset(cmd *cobra.Command) error {
 			errs = append(errs, fmt.Errorf("remove container records: %w", err))
 		}
 	}
+	return errors.Join(append(errs, w.resetNetworks()...)...)
+}
+
+// resetEngine removes pods and containers (detaching namespaces
+// registered with network connect --netns), resets the image store and,
+// when all that went well, removes the storage and runtime directories.
+func (w *world) resetEngine(cmd *cobra.Command, e *engine.Engine) []error {
+	var errs []error
+	pods, err := e.Pods()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, p := range pods {
+		if _, err := e.RemovePod(p.ID, true); err != nil && !errors.Is(err, engine.ErrNoSuchPod) {
+			errs = append(errs, fmt.Errorf("remove pod %s: %w", p.Name, err))
+		}
+	}
+	ecs, err := e.List()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, c := range ecs {
+		if _, err := e.Remove(c.Config.ID, true); err != nil && !errors.Is(err, engine.ErrNoSuchContainer) {
+			errs = append(errs, fmt.Errorf("remove container %s: %w", c.Config.Name, err))
+		}
+	}
+	// Namespaces registered with network connect --netns leave their
+	// networks too.
+	errs = append(errs, e.DetachRegistered(cmd.Context())...)
+	if _, err := os.Stat(filepath.Join(w.root, "images")); err == nil {
+		// Image store mounts go before its directory does.
+		if s, err := image.Open(filepath.Join(w.root, "images")); err == nil {
+			if err := s.Reset(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if len(errs) == 0 && w.rootlessBridges() {
+		errs = append(errs, w.resetRootless()...)
+	}
+	if len(errs) == 0 {
+		for _, d := range []string{w.root, w.runRoot} {
+			if err := removeTree(d); err != nil {
+				errs = append(errs, fmt.Errorf("remove %s: %w", d, err))
+			}
+		}
+	}
+	return errs
+}
+
+// resetNetworks, under the network store's lock, forgets every
+// network's addresses and removes every network except the default
+// (whose file goes too when rootless), then resets the rootless netns.
+func (w *world) resetNetworks() []error {
 	nets, err := w.store.List()
 	if err != nil {
-		return errors.Join(append(errs, err)...)
+		return []error{err}
 	}
 	unlock, err := w.store.Lock()
 	if err != nil {
-		return errors.Join(append(errs, err)...)
+		return []error{err}
 	}
 	defer unlock()
+	var errs []error
 	names := make([]string, 0, len(nets))
 	for _, n := range nets {
 		names = append(names, n.Name)
@@ -376,7 +396,7 @@ func (w *world) reset(cmd *cobra.Command) error {
 	if w.rootlessBridges() {
 		errs = append(errs, w.resetRootless()...)
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // resetRootless removes the rootless netns (stopping its uplink) and stops

@@ -142,20 +142,35 @@ func (w *world) inspectContainer(e *engine.Engine, c *engine.Container) ctrInspe
 		dir := e.RunDir(id)
 		out.HostsPath, out.ResolvConfPath, out.HostnamePath = dir+"/hosts", dir+"/resolv.conf", dir+"/hostname"
 	}
+	inspectHostNetwork(c, &out.HostConfig)
+	ports := inspectPorts(c, &out)
+	out.NetworkSettings = w.inspectNetworkSettings(c, ports)
+	return out
+}
+
+// inspectHostNetwork fills the host config's DNS servers, extra hosts
+// and network mode.
+func inspectHostNetwork(c *engine.Container, h *inspectHost) {
 	for _, s := range c.Config.DNS.Servers {
-		out.HostConfig.Dns = append(out.HostConfig.Dns, s.String())
+		h.Dns = append(h.Dns, s.String())
 	}
-	for _, h := range c.Config.AddHosts {
-		out.HostConfig.ExtraHosts = append(out.HostConfig.ExtraHosts, strings.Join(h.Names, ";")+":"+h.IP)
+	for _, eh := range c.Config.AddHosts {
+		h.ExtraHosts = append(h.ExtraHosts, strings.Join(eh.Names, ";")+":"+eh.IP)
 	}
 	switch c.Config.Net.Kind {
 	case runopts.ModeBridge:
-		out.HostConfig.NetworkMode = "bridge"
+		h.NetworkMode = "bridge"
 	case runopts.ModeContainer, runopts.ModeNS:
-		out.HostConfig.NetworkMode = c.Config.Net.Kind + ":" + c.Config.Net.Target
+		h.NetworkMode = c.Config.Net.Kind + ":" + c.Config.Net.Target
 	default:
-		out.HostConfig.NetworkMode = c.Config.Net.Kind
+		h.NetworkMode = c.Config.Net.Kind
 	}
+}
+
+// inspectPorts fills the exposed ports and port bindings and returns the
+// network settings' port map: every exposed port (without bindings) and
+// every published one with its bindings.
+func inspectPorts(c *engine.Container, out *ctrInspect) map[string][]inspectPort {
 	ports := map[string][]inspectPort{}
 	for _, p := range c.Config.ExposedPorts {
 		if out.Config.ExposedPorts == nil {
@@ -170,59 +185,71 @@ func (w *world) inspectContainer(e *engine.Engine, c *engine.Container) ctrInspe
 		ports[k] = append(ports[k], b)
 		out.HostConfig.PortBindings[k] = append(out.HostConfig.PortBindings[k], b)
 	}
+	return ports
+}
+
+// inspectNetworkSettings builds the network settings: for a bridge-mode
+// container one endpoint per network it was given, updated from its live
+// attachments, with a single network's endpoint also shown at the top.
+func (w *world) inspectNetworkSettings(c *engine.Container, ports map[string][]inspectPort) inspectNetwork {
 	ns := inspectNetwork{Ports: ports}
 	if c.Running() {
 		ns.SandboxKey = c.State.NetNS
 	}
-	if c.Config.Net.Kind == runopts.ModeBridge {
-		ns.Networks = map[string]*inspectEndpoint{}
-		for _, r := range c.Config.Net.Networks {
-			name := r.Name
-			if name == "" {
-				name = w.store.DefaultName()
-			}
-			ep := &inspectEndpoint{Aliases: append(append([]string{}, r.Aliases...), c.ShortID())}
-			if n, err := w.store.Get(name); err == nil {
-				ep.NetworkID = n.Name
-				name = n.Name
-			}
-			ns.Networks[name] = ep
+	if c.Config.Net.Kind != runopts.ModeBridge {
+		return ns
+	}
+	ns.Networks = map[string]*inspectEndpoint{}
+	for _, r := range c.Config.Net.Networks {
+		name := r.Name
+		if name == "" {
+			name = w.store.DefaultName()
 		}
-		if c.Running() {
-			{
-				for _, a := range c.State.Attachments {
-					ep := ns.Networks[a.Network.Name]
-					if ep == nil {
-						ep = &inspectEndpoint{NetworkID: a.Network.Name}
-						ns.Networks[a.Network.Name] = ep
-					}
-					ep.Aliases = a.Opts.Aliases
-					ep.MacAddress = a.Opts.StaticMAC
-					for _, ip := range a.Opts.StaticIPs {
-						bits, gw := subnetOf(a.Network, ip)
-						if ip.Is4() {
-							ep.IPAddress, ep.IPPrefixLen, ep.Gateway = ip.String(), bits, gw
-						} else {
-							ep.GlobalIPv6Address, ep.GlobalIPv6PrefixLen, ep.IPv6Gateway = ip.String(), bits, gw
-						}
-					}
-					if len(a.Opts.StaticIPs) == 0 {
-						// No allocated addresses (ipam driver dhcp): the
-						// lease is in the setup's status block.
-						leasedAddrs(ep, c.State.Networks[a.Network.Name])
-					}
-				}
-			}
+		ep := &inspectEndpoint{Aliases: append(append([]string{}, r.Aliases...), c.ShortID())}
+		if n, err := w.store.Get(name); err == nil {
+			ep.NetworkID = n.Name
+			name = n.Name
 		}
-		if len(ns.Networks) == 1 {
-			for _, ep := range ns.Networks {
-				ns.inspectEndpoint = *ep
-				ns.inspectEndpoint.NetworkID, ns.inspectEndpoint.Aliases = "", nil
-			}
+		ns.Networks[name] = ep
+	}
+	if c.Running() {
+		inspectAttachments(c, ns.Networks)
+	}
+	if len(ns.Networks) == 1 {
+		for _, ep := range ns.Networks {
+			ns.inspectEndpoint = *ep
+			ns.inspectEndpoint.NetworkID, ns.inspectEndpoint.Aliases = "", nil
 		}
 	}
-	out.NetworkSettings = ns
-	return out
+	return ns
+}
+
+// inspectAttachments updates (or adds) each live attachment's endpoint
+// with its aliases, MAC and addresses (the DHCP lease when none were
+// allocated).
+func inspectAttachments(c *engine.Container, eps map[string]*inspectEndpoint) {
+	for _, a := range c.State.Attachments {
+		ep := eps[a.Network.Name]
+		if ep == nil {
+			ep = &inspectEndpoint{NetworkID: a.Network.Name}
+			eps[a.Network.Name] = ep
+		}
+		ep.Aliases = a.Opts.Aliases
+		ep.MacAddress = a.Opts.StaticMAC
+		for _, ip := range a.Opts.StaticIPs {
+			bits, gw := subnetOf(a.Network, ip)
+			if ip.Is4() {
+				ep.IPAddress, ep.IPPrefixLen, ep.Gateway = ip.String(), bits, gw
+			} else {
+				ep.GlobalIPv6Address, ep.GlobalIPv6PrefixLen, ep.IPv6Gateway = ip.String(), bits, gw
+			}
+		}
+		if len(a.Opts.StaticIPs) == 0 {
+			// No allocated addresses (ipam driver dhcp): the
+			// lease is in the setup's status block.
+			leasedAddrs(ep, c.State.Networks[a.Network.Name])
+		}
+	}
 }
 
 var idField = regexp.MustCompile(`\.Id(\W|$)`)

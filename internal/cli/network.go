@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -213,50 +214,12 @@ func (f *createFlags) network(name string) (network.Network, error) {
 		}
 		n.Labels[k] = v
 	}
-	if len(f.gateways) > len(f.subnets) || len(f.ranges) > len(f.subnets) {
-		if len(f.subnets) == 0 {
-			return n, errors.New("cannot set gateway or range without subnet")
-		}
-		if len(f.gateways) > len(f.subnets) {
-			return n, errors.New("cannot set more gateways than subnets")
-		}
-		return n, errors.New("cannot set more ranges than subnets")
+	var err error
+	if n.Subnets, err = f.subnetList(); err != nil {
+		return n, err
 	}
-	for i, s := range f.subnets {
-		p, err := parseCIDR(s)
-		if err != nil {
-			return n, err
-		}
-		sub := network.Subnet{Subnet: p.Masked()}
-		if i < len(f.gateways) {
-			gw, err := parseIPFlag("gateway", f.gateways[i])
-			if err != nil {
-				return n, err
-			}
-			sub.Gateway = gw
-		}
-		if i < len(f.ranges) {
-			r, err := parseCIDR(f.ranges[i])
-			if err != nil {
-				return n, err
-			}
-			r = r.Masked()
-			// Podman stores a CIDR range as first host .. last address.
-			sub.LeaseRange = &network.LeaseRange{StartIP: r.Addr().Next(), EndIP: network.LastAddr(r)}
-		}
-		n.Subnets = append(n.Subnets, sub)
-	}
-	for _, d := range f.dns {
-		for _, p := range strings.Split(d, ",") {
-			if p = strings.TrimSpace(p); p == "" {
-				continue
-			}
-			a, err := netip.ParseAddr(p)
-			if err != nil {
-				return n, fmt.Errorf("--dns %s: not an IP address (want e.g. --dns 1.1.1.1,9.9.9.9)", p)
-			}
-			n.NetworkDNSServers = append(n.NetworkDNSServers, a)
-		}
+	if n.NetworkDNSServers, err = f.dnsServers(); err != nil {
+		return n, err
 	}
 	for _, r := range f.routes {
 		rt, err := parseRoute(r)
@@ -266,6 +229,64 @@ func (f *createFlags) network(name string) (network.Network, error) {
 		n.Routes = append(n.Routes, rt)
 	}
 	return n, nil
+}
+
+// subnetList pairs each --subnet with its --gateway and --ip-range, if
+// given (in order; there may not be more of those than subnets).
+func (f *createFlags) subnetList() ([]network.Subnet, error) {
+	if len(f.gateways) > len(f.subnets) || len(f.ranges) > len(f.subnets) {
+		if len(f.subnets) == 0 {
+			return nil, errors.New("cannot set gateway or range without subnet")
+		}
+		if len(f.gateways) > len(f.subnets) {
+			return nil, errors.New("cannot set more gateways than subnets")
+		}
+		return nil, errors.New("cannot set more ranges than subnets")
+	}
+	var subs []network.Subnet
+	for i, s := range f.subnets {
+		p, err := parseCIDR(s)
+		if err != nil {
+			return nil, err
+		}
+		sub := network.Subnet{Subnet: p.Masked()}
+		if i < len(f.gateways) {
+			gw, err := parseIPFlag("gateway", f.gateways[i])
+			if err != nil {
+				return nil, err
+			}
+			sub.Gateway = gw
+		}
+		if i < len(f.ranges) {
+			r, err := parseCIDR(f.ranges[i])
+			if err != nil {
+				return nil, err
+			}
+			r = r.Masked()
+			// Podman stores a CIDR range as first host .. last address.
+			sub.LeaseRange = &network.LeaseRange{StartIP: r.Addr().Next(), EndIP: network.LastAddr(r)}
+		}
+		subs = append(subs, sub)
+	}
+	return subs, nil
+}
+
+// dnsServers parses the --dns values (each a comma-separated list).
+func (f *createFlags) dnsServers() ([]netip.Addr, error) {
+	var out []netip.Addr
+	for _, d := range f.dns {
+		for _, p := range strings.Split(d, ",") {
+			if p = strings.TrimSpace(p); p == "" {
+				continue
+			}
+			a, err := netip.ParseAddr(p)
+			if err != nil {
+				return nil, fmt.Errorf("--dns %s: not an IP address (want e.g. --dns 1.1.1.1,9.9.9.9)", p)
+			}
+			out = append(out, a)
+		}
+	}
+	return out, nil
 }
 
 func parseRoute(s string) (network.Route, error) {
@@ -397,8 +418,6 @@ func matchLabels(labels map[string]string, want []string) bool {
 	return true
 }
 
-// filterNetworks applies Podman's network filters: the values of one key
-// are alternatives (OR), different keys must all match (AND).
 // listFiltered lists the networks that pass the filters, with the set of
 // networks in use.
 func (w *world) listFiltered(fs filterSet) ([]network.Network, map[string]bool, error) {
@@ -414,78 +433,79 @@ func (w *world) listFiltered(fs filterSet) ([]network.Network, map[string]bool, 
 	return nets, use, err
 }
 
+// filterNetworks applies Podman's network filters: the values of one key
+// are alternatives (OR), different keys must all match (AND).
 func (w *world) filterNetworks(nets []network.Network, fs filterSet, inUse map[string]bool) ([]network.Network, error) {
 	var out []network.Network
 	now := w.env.now()
 	for _, n := range nets {
 		keep := true
 		for k, vals := range fs {
-			switch k {
-			case "name":
-				m := false
-				for _, v := range vals {
-					re, err := regexp.Compile(v)
-					if err != nil {
-						return nil, fmt.Errorf("invalid name filter %q: %w", v, err)
-					}
-					if re.MatchString(n.Name) {
-						m = true
-					}
-				}
-				keep = keep && m
-			case "id":
-				m := false
-				for _, v := range vals {
-					if strings.HasPrefix(n.ID, v) {
-						m = true
-					}
-				}
-				keep = keep && m
-			case "driver":
-				m := false
-				for _, v := range vals {
-					if n.Driver == v {
-						m = true
-					}
-				}
-				keep = keep && m
-			case "label":
-				keep = keep && matchLabels(n.Labels, vals)
-			case "label!":
-				for _, v := range vals {
-					if matchLabels(n.Labels, []string{v}) {
-						keep = false
-					}
-				}
-			case "until":
-				for _, v := range vals {
-					t, err := parseUntil(v, now)
-					if err != nil {
-						return nil, err
-					}
-					c, _ := time.Parse(time.RFC3339Nano, n.Created)
-					if !c.Before(t) {
-						keep = false
-					}
-				}
-			case "dangling":
-				for _, v := range vals {
-					b, err := strconv.ParseBool(v)
-					if err != nil {
-						return nil, fmt.Errorf("invalid dangling filter value %q: want true or false", v)
-					}
-					dangling := !inUse[n.Name] && !w.store.IsDefault(n)
-					if dangling != b {
-						keep = false
-					}
-				}
+			m, err := w.networkMatches(n, k, vals, inUse, now)
+			if err != nil {
+				return nil, err
 			}
+			keep = keep && m
 		}
 		if keep {
 			out = append(out, n)
 		}
 	}
 	return out, nil
+}
+
+// networkMatches reports whether n passes the filter k with values vals
+// (any of them for name, id and driver; all for the others).
+func (w *world) networkMatches(n network.Network, k string, vals []string, inUse map[string]bool, now time.Time) (bool, error) {
+	switch k {
+	case "name":
+		m := false
+		for _, v := range vals {
+			re, err := regexp.Compile(v)
+			if err != nil {
+				return false, fmt.Errorf("invalid name filter %q: %w", v, err)
+			}
+			if re.MatchString(n.Name) {
+				m = true
+			}
+		}
+		return m, nil
+	case "id":
+		return slices.ContainsFunc(vals, func(v string) bool { return strings.HasPrefix(n.ID, v) }), nil
+	case "driver":
+		return slices.Contains(vals, n.Driver), nil
+	case "label":
+		return matchLabels(n.Labels, vals), nil
+	case "label!":
+		return !slices.ContainsFunc(vals, func(v string) bool { return matchLabels(n.Labels, []string{v}) }), nil
+	case "until":
+		keep := true
+		for _, v := range vals {
+			t, err := parseUntil(v, now)
+			if err != nil {
+				return false, err
+			}
+			c, _ := time.Parse(time.RFC3339Nano, n.Created)
+			if !c.Before(t) {
+				keep = false
+			}
+		}
+		return keep, nil
+	case "dangling":
+		keep := true
+		for _, v := range vals {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return false, fmt.Errorf("invalid dangling filter value %q: want true or false", v)
+			}
+			dangling := !inUse[n.Name] && !w.store.IsDefault(n)
+			if dangling != b {
+				keep = false
+			}
+		}
+		return keep, nil
+	}
+	return true, nil
 }
 
 // inUse returns the networks containers are attached to (and the attached
@@ -520,13 +540,16 @@ func (w *world) inUse() (map[string]bool, []*engine.Container, error) {
 	return m, ctrs, nil
 }
 
+// lsOptions are network ls' flags.
+type lsOptions struct {
+	format         string
+	quiet, noTrunc bool
+	noHeading      bool
+	filters        []string
+}
+
 func lsCmd(env Env, g *globals) *cobra.Command {
-	var (
-		format         string
-		quiet, noTrunc bool
-		noHeading      bool
-		filters        []string
-	)
+	var o lsOptions
 	c := &cobra.Command{
 		Use:     "ls [options]",
 		Aliases: []string{"list"},
@@ -541,7 +564,7 @@ func lsCmd(env Env, g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fs, err := parseFilters(filters, "name", "id", "driver", "label", "label!", "until", "dangling")
+			fs, err := parseFilters(o.filters, "name", "id", "driver", "label", "label!", "until", "dangling")
 			if err != nil {
 				return err
 			}
@@ -549,53 +572,46 @@ func lsCmd(env Env, g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			switch {
-			case quiet:
-				for _, n := range nets {
-					fmt.Fprintln(env.Stdout, n.Name)
-				}
-				return nil
-			case isJSON(format):
-				if nets == nil {
-					nets = []network.Network{}
-				}
-				b, err := json.MarshalIndent(nets, "", "  ")
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(env.Stdout, string(b))
-				return nil
-			}
-			rows := make([]listRow, 0, len(nets))
-			for _, n := range nets {
-				rows = append(rows, listRow{netView: viewOf(n), noTrunc: noTrunc})
-			}
-			hdr := headers(listRow{}, map[string]string{"ID": "network id", "Labels": "labels"})
-			f := format
-			withHeaders := false
-			if !cmd.Flags().Changed("format") {
-				f = "{{.ID}}\t{{.Name}}\t{{.Driver}}"
-				withHeaders = !noHeading
-			}
-			rpt, err := parseReport("ls", f, hdr)
-			if err != nil {
-				return err
-			}
-			if rpt.table && !noHeading {
-				withHeaders = true
-			}
-			return rpt.render(env.Stdout, rows, withHeaders)
+			return printNetworks(cmd, env, &o, nets)
 		},
 		ValidArgsFunction: cobra.NoFileCompletions,
 	}
 	fl := c.Flags()
-	fl.StringVar(&format, "format", "", "pretty-print networks as JSON (json) or with a Go template ('table ...' keeps the headers)")
-	fl.BoolVarP(&quiet, "quiet", "q", false, "display only names")
-	fl.BoolVar(&noTrunc, "no-trunc", false, "do not truncate the network ID")
-	fl.BoolVarP(&noHeading, "noheading", "n", false, "do not print headers")
-	fl.StringArrayVarP(&filters, "filter", "f", nil, "filter KEY=VALUE: name (regex), id (prefix), driver, label, label!, until, dangling")
+	fl.StringVar(&o.format, "format", "", "pretty-print networks as JSON (json) or with a Go template ('table ...' keeps the headers)")
+	fl.BoolVarP(&o.quiet, "quiet", "q", false, "display only names")
+	fl.BoolVar(&o.noTrunc, "no-trunc", false, "do not truncate the network ID")
+	fl.BoolVarP(&o.noHeading, "noheading", "n", false, "do not print headers")
+	fl.StringArrayVarP(&o.filters, "filter", "f", nil, "filter KEY=VALUE: name (regex), id (prefix), driver, label, label!, until, dangling")
 	_ = c.RegisterFlagCompletionFunc("filter", cobra.FixedCompletions([]string{"name=", "id=", "driver=", "label=", "label!=", "until=", "dangling="}, cobra.ShellCompDirectiveNoSpace|cobra.ShellCompDirectiveNoFileComp))
 	return c
+}
+
+// printNetworks prints the networks' names only (-q), as JSON, or as a
+// table or template.
+func printNetworks(cmd *cobra.Command, env Env, o *lsOptions, nets []network.Network) error {
+	switch {
+	case o.quiet:
+		for _, n := range nets {
+			fmt.Fprintln(env.Stdout, n.Name)
+		}
+		return nil
+	case isJSON(o.format):
+		if nets == nil {
+			nets = []network.Network{}
+		}
+		b, err := json.MarshalIndent(nets, "", "  ")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(env.Stdout, string(b))
+		return nil
+	}
+	rows := make([]listRow, 0, len(nets))
+	for _, n := range nets {
+		rows = append(rows, listRow{netView: viewOf(n), noTrunc: o.noTrunc})
+	}
+	hdr := headers(listRow{}, map[string]string{"ID": "network id", "Labels": "labels"})
+	return renderList(cmd, env.Stdout, "ls", o.format, "{{.ID}}\t{{.Name}}\t{{.Driver}}", hdr, rows, o.noHeading)
 }
 
 // ---- inspect ----
@@ -853,19 +869,11 @@ pick the change up at once.`,
 			if len(add) == 0 && len(drop) == 0 {
 				return errors.New("nothing to update: give --dns-add or --dns-drop")
 			}
-			parse := func(flag string, vals []string) ([]netip.Addr, error) {
-				out, err := network.ParseAddrList(vals)
-				var bad *network.AddrError
-				if errors.As(err, &bad) {
-					return nil, fmt.Errorf("--%s %s: not an IP address", flag, bad.Value)
-				}
-				return out, err
-			}
-			addA, err := parse("dns-add", add)
+			addA, err := parseDNSFlag("dns-add", add)
 			if err != nil {
 				return err
 			}
-			dropA, err := parse("dns-drop", drop)
+			dropA, err := parseDNSFlag("dns-drop", drop)
 			if err != nil {
 				return err
 			}
@@ -873,41 +881,12 @@ pick the change up at once.`,
 			if err != nil {
 				return err
 			}
-			unlock, err := w.store.Lock()
-			if err != nil {
-				return err
-			}
-			n, err := w.store.Get(args[0])
-			if err != nil {
-				unlock()
-				return err
-			}
-			if !n.DNSEnabled {
-				unlock()
-				return fmt.Errorf("cannot set NetworkDNSServers if DNS is not enabled for the network %s: %w", n.Name, network.ErrInvalid)
-			}
-			var servers []netip.Addr
-			seen := map[netip.Addr]bool{}
-			for _, s := range append(n.NetworkDNSServers, addA...) {
-				dropped := false
-				for _, d := range dropA {
-					if d == s {
-						dropped = true
-					}
-				}
-				if !dropped && !seen[s] {
-					seen[s] = true
-					servers = append(servers, s)
-				}
-			}
-			n.NetworkDNSServers = servers
-			err = w.store.Update(n)
-			unlock()
+			n, err := w.updateDNSServers(args[0], addA, dropA)
 			if err != nil {
 				return err
 			}
 			if m, err := w.manager(); err == nil {
-				if err := m.UpdateDNSServers(n.Name, servers); err != nil {
+				if err := m.UpdateDNSServers(n.Name, n.NetworkDNSServers); err != nil {
 					w.log.Warn("network updated, but the running DNS server was not", "network", n.Name, "error", err)
 				}
 				m.Close()
@@ -920,4 +899,42 @@ pick the change up at once.`,
 	c.Flags().StringSliceVar(&add, "dns-add", nil, "add DNS servers (comma-separated)")
 	c.Flags().StringSliceVar(&drop, "dns-drop", nil, "remove DNS servers (comma-separated)")
 	return c
+}
+
+// parseDNSFlag parses the addresses given to --flag.
+func parseDNSFlag(flag string, vals []string) ([]netip.Addr, error) {
+	out, err := network.ParseAddrList(vals)
+	var bad *network.AddrError
+	if errors.As(err, &bad) {
+		return nil, fmt.Errorf("--%s %s: not an IP address", flag, bad.Value)
+	}
+	return out, err
+}
+
+// updateDNSServers, under the store's lock, sets the named network's
+// upstream DNS servers to its current ones and add, less drop, without
+// duplicates, and returns the updated network.
+func (w *world) updateDNSServers(name string, add, drop []netip.Addr) (network.Network, error) {
+	unlock, err := w.store.Lock()
+	if err != nil {
+		return network.Network{}, err
+	}
+	defer unlock()
+	n, err := w.store.Get(name)
+	if err != nil {
+		return n, err
+	}
+	if !n.DNSEnabled {
+		return n, fmt.Errorf("cannot set NetworkDNSServers if DNS is not enabled for the network %s: %w", n.Name, network.ErrInvalid)
+	}
+	var servers []netip.Addr
+	seen := map[netip.Addr]bool{}
+	for _, s := range append(n.NetworkDNSServers, add...) {
+		if !slices.Contains(drop, s) && !seen[s] {
+			seen[s] = true
+			servers = append(servers, s)
+		}
+	}
+	n.NetworkDNSServers = servers
+	return n, w.store.Update(n)
 }

@@ -106,16 +106,34 @@ func (f *ctrFlags) options(cmd *cobra.Command, env Env, args []string) (engine.C
 		t := f.stopTimeout
 		o.StopTimeout = &t
 	}
+	if err := f.processOptions(env, &o); err != nil {
+		return o, err
+	}
+	if f.pod != "" {
+		for _, name := range []string{"network", "net", "publish", "publish-all", "expose", "ip", "ip6", "mac-address", "network-alias", "dns", "dns-search", "dns-option", "add-host", "no-hosts"} {
+			if fl := cmd.Flags().Lookup(name); fl != nil && fl.Changed {
+				return o, fmt.Errorf("--%s cannot be used with --pod: the pod's network is configured with pod create", name)
+			}
+		}
+		o.Pod = f.pod
+	}
+	return o, f.networkOptions(env, &o)
+}
+
+// processOptions checks the name, working directory and stop signal and
+// sets the environment (KEY alone takes the caller's value, if any) and
+// labels.
+func (f *ctrFlags) processOptions(env Env, o *engine.CreateOptions) error {
 	if f.name != "" && !engine.ValidName(f.name) {
-		return o, fmt.Errorf("--name %q: names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*", f.name)
+		return fmt.Errorf("--name %q: names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*", f.name)
 	}
 	if f.workdir != "" && !strings.HasPrefix(f.workdir, "/") {
-		return o, fmt.Errorf("--workdir %q: must be an absolute path", f.workdir)
+		return fmt.Errorf("--workdir %q: must be an absolute path", f.workdir)
 	}
 	for _, e := range f.env {
 		k, _, hasValue := strings.Cut(e, "=")
 		if k == "" {
-			return o, fmt.Errorf("--env %q: want KEY=VALUE", e)
+			return fmt.Errorf("--env %q: want KEY=VALUE", e)
 		}
 		if !hasValue {
 			v := env.getenv(k)
@@ -129,7 +147,7 @@ func (f *ctrFlags) options(cmd *cobra.Command, env Env, args []string) (engine.C
 	for _, l := range f.labels {
 		k, v, _ := strings.Cut(l, "=")
 		if k == "" {
-			return o, fmt.Errorf("--label %q: want KEY=VALUE", l)
+			return fmt.Errorf("--label %q: want KEY=VALUE", l)
 		}
 		if o.Labels == nil {
 			o.Labels = map[string]string{}
@@ -138,32 +156,31 @@ func (f *ctrFlags) options(cmd *cobra.Command, env Env, args []string) (engine.C
 	}
 	if f.stopSignal != "" {
 		if _, err := engine.ParseSignal(f.stopSignal); err != nil {
-			return o, fmt.Errorf("--stop-signal: %w", err)
+			return fmt.Errorf("--stop-signal: %w", err)
 		}
 	}
-	if f.pod != "" {
-		for _, name := range []string{"network", "net", "publish", "publish-all", "expose", "ip", "ip6", "mac-address", "network-alias", "dns", "dns-search", "dns-option", "add-host", "no-hosts"} {
-			if fl := cmd.Flags().Lookup(name); fl != nil && fl.Changed {
-				return o, fmt.Errorf("--%s cannot be used with --pod: the pod's network is configured with pod create", name)
-			}
-		}
-		o.Pod = f.pod
-	}
+	return nil
+}
+
+// networkOptions parses the network mode (a user-mode network of its
+// own for a rootless container given none), addresses, published and
+// exposed ports, DNS and extra hosts.
+func (f *ctrFlags) networkOptions(env Env, o *engine.CreateOptions) error {
 	var err error
 	if o.Net, err = runopts.ParseNetworks(f.networks); err != nil {
-		return o, err
+		return err
 	}
 	if len(f.networks) == 0 && env.Rootless {
 		// As rootless Podman 4: a user-mode network of the container's own.
 		o.Net = runopts.NetMode{Kind: runopts.ModeSlirp}
 	}
 	if err := (runopts.Single{IP: f.ip, IP6: f.ip6, MAC: f.mac, Aliases: f.aliases}).Apply(&o.Net); err != nil {
-		return o, err
+		return err
 	}
 	for _, p := range f.publish {
 		pms, err := runopts.ParsePublish(p)
 		if err != nil {
-			return o, err
+			return err
 		}
 		o.Ports = append(o.Ports, pms...)
 	}
@@ -171,24 +188,24 @@ func (f *ctrFlags) options(cmd *cobra.Command, env Env, args []string) (engine.C
 	for _, x := range f.expose {
 		ep, err := runopts.ParseExpose(x)
 		if err != nil {
-			return o, err
+			return err
 		}
 		o.Expose = append(o.Expose, ep)
 	}
 	if o.DNS, err = runopts.ParseDNS(f.dns, f.dnsSearch, f.dnsOption, o.Net.Kind); err != nil {
-		return o, err
+		return err
 	}
 	if f.noHosts && len(f.addHost) > 0 {
-		return o, errors.New("--no-hosts and --add-host cannot be set together")
+		return errors.New("--no-hosts and --add-host cannot be set together")
 	}
 	for _, h := range f.addHost {
 		eh, err := runopts.ParseAddHost(h)
 		if err != nil {
-			return o, err
+			return err
 		}
 		o.AddHosts = append(o.AddHosts, eh)
 	}
-	return o, nil
+	return nil
 }
 
 func ctrCreateCmd(env Env, g *globals) *cobra.Command {

@@ -94,26 +94,11 @@ func (k *Keeper) Run(ctx context.Context, l *Lease) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		var err error
 		if l == nil {
-			next, err := k.try(ctx, time.Time{}, func(c context.Context) (*Lease, error) { return k.Ex.Acquire(c, k.ID) })
-			if errors.Is(err, ErrGone) {
+			if l, backoff, err = k.acquire(ctx, backoff); err != nil {
 				return err
 			}
-			if err != nil {
-				k.Logger.Warn("no new lease yet", "error", err, "retry_in", backoff)
-				if !k.sleep(ctx, backoff) {
-					return ctx.Err()
-				}
-				backoff = min(backoff*2, 10*k.MinRetry)
-				continue
-			}
-			backoff = k.MinRetry
-			if err := k.Binder.Bind(nil, next); err != nil {
-				k.Logger.Warn("configure new lease", "addr", next.Addr, "error", err)
-			}
-			l = next
-			k.Changed(l)
-			k.Logger.Info("lease acquired", "addr", l.Addr)
 			continue
 		}
 		now := k.Clock.Now()
@@ -127,37 +112,71 @@ func (k *Keeper) Run(ctx context.Context, l *Lease) error {
 				return ctx.Err()
 			}
 		case Renewing, Rebinding:
-			rebind := ph == Rebinding
-			next, err := k.try(ctx, k.Timing.PhaseEnd(l, now), func(c context.Context) (*Lease, error) { return k.Ex.Extend(c, k.ID, l, rebind) })
-			switch {
-			case err == nil:
-				if berr := k.Binder.Bind(l, next); berr != nil {
-					k.Logger.Warn("configure extended lease", "addr", next.Addr, "error", berr)
-				}
-				k.Logger.Info("lease extended", "phase", ph, "addr", next.Addr, "duration", next.Duration)
-				l = next
-				k.Changed(l)
-			case errors.Is(err, ErrGone):
+			if l, err = k.extend(ctx, l, ph, now); err != nil {
 				return err
-			case errors.Is(err, ErrNAK):
-				k.Logger.Warn("lease refused; removing the address", "addr", l.Addr, "phase", ph)
-				k.lose(l)
-				l = nil
-			default:
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				at := k.Timing.Retry(l, k.Clock.Now(), k.MinRetry)
-				k.Logger.Info("lease not extended yet", "phase", ph, "error", err, "retry_at", at)
-				if !k.sleepUntil(ctx, at) {
-					return ctx.Err()
-				}
 			}
 		case Expired:
 			k.Logger.Warn("lease expired; removing the address", "addr", l.Addr)
 			k.lose(l)
 			l = nil
 		}
+	}
+}
+
+// acquire tries once to get and configure a new lease. On failure it
+// waits backoff and returns no lease and the next, doubled backoff (at
+// most ten times MinRetry); the error is ErrGone or ctx's.
+func (k *Keeper) acquire(ctx context.Context, backoff time.Duration) (*Lease, time.Duration, error) {
+	next, err := k.try(ctx, time.Time{}, func(c context.Context) (*Lease, error) { return k.Ex.Acquire(c, k.ID) })
+	if errors.Is(err, ErrGone) {
+		return nil, backoff, err
+	}
+	if err != nil {
+		k.Logger.Warn("no new lease yet", "error", err, "retry_in", backoff)
+		if !k.sleep(ctx, backoff) {
+			return nil, backoff, ctx.Err()
+		}
+		return nil, min(backoff*2, 10*k.MinRetry), nil
+	}
+	if err := k.Binder.Bind(nil, next); err != nil {
+		k.Logger.Warn("configure new lease", "addr", next.Addr, "error", err)
+	}
+	k.Changed(next)
+	k.Logger.Info("lease acquired", "addr", next.Addr)
+	return next, k.MinRetry, nil
+}
+
+// extend tries to renew or rebind l (phase ph at now) and returns the
+// lease to keep: the extended one, nil when the server refused it (the
+// address is removed), or l itself after waiting to retry. The error is
+// ErrGone or ctx's.
+func (k *Keeper) extend(ctx context.Context, l *Lease, ph Phase, now time.Time) (*Lease, error) {
+	rebind := ph == Rebinding
+	next, err := k.try(ctx, k.Timing.PhaseEnd(l, now), func(c context.Context) (*Lease, error) { return k.Ex.Extend(c, k.ID, l, rebind) })
+	switch {
+	case err == nil:
+		if berr := k.Binder.Bind(l, next); berr != nil {
+			k.Logger.Warn("configure extended lease", "addr", next.Addr, "error", berr)
+		}
+		k.Logger.Info("lease extended", "phase", ph, "addr", next.Addr, "duration", next.Duration)
+		k.Changed(next)
+		return next, nil
+	case errors.Is(err, ErrGone):
+		return l, err
+	case errors.Is(err, ErrNAK):
+		k.Logger.Warn("lease refused; removing the address", "addr", l.Addr, "phase", ph)
+		k.lose(l)
+		return nil, nil
+	default:
+		if ctx.Err() != nil {
+			return l, ctx.Err()
+		}
+		at := k.Timing.Retry(l, k.Clock.Now(), k.MinRetry)
+		k.Logger.Info("lease not extended yet", "phase", ph, "error", err, "retry_at", at)
+		if !k.sleepUntil(ctx, at) {
+			return l, ctx.Err()
+		}
+		return l, nil
 	}
 }
 

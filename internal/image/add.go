@@ -30,49 +30,92 @@ func (s *Store) Add(ctx context.Context, img v1.Image, names []string, progress 
 	}
 	defer unlock()
 
-	cf, err := img.ConfigFile()
+	p, err := readImageParts(img)
 	if err != nil {
-		return nil, fmt.Errorf("read image config: %w", err)
-	}
-	cfgName, err := img.ConfigName()
-	if err != nil {
-		return nil, fmt.Errorf("read image config: %w", err)
-	}
-	rawCfg, err := img.RawConfigFile()
-	if err != nil {
-		return nil, fmt.Errorf("read image config: %w", err)
-	}
-	manifestDigest, err := img.Digest()
-	if err != nil {
-		return nil, fmt.Errorf("read image manifest: %w", err)
-	}
-	rawManifest, err := img.RawManifest()
-	if err != nil {
-		return nil, fmt.Errorf("read image manifest: %w", err)
-	}
-	layers, err := img.Layers()
-	if err != nil {
-		return nil, fmt.Errorf("read image layers: %w", err)
-	}
-	if len(layers) != len(cf.RootFS.DiffIDs) {
-		return nil, fmt.Errorf("image has %d layers but its config lists %d diff IDs", len(layers), len(cf.RootFS.DiffIDs))
+		return nil, err
 	}
 	fmt.Fprintln(progress, "Getting image source signatures")
+	size, diffIDs, err := s.storeLayers(ctx, p, progress)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.storeConfigAndManifest(p, progress); err != nil {
+		return nil, err
+	}
+	// Like Podman, the size counts the config and manifest too.
+	size += int64(len(p.rawCfg) + len(p.rawManifest))
+
+	rec := record{
+		Image: Image{
+			ID: p.cfgName.Hex, Digest: p.manifestDigest.String(), Created: p.cf.Created.Time, Size: size,
+			Config: configOf(p.cf.Config), Layers: diffIDs, Architecture: p.cf.Architecture, OS: p.cf.OS,
+		},
+		ConfigDigest: p.cfgName.String(),
+		Added:        time.Now().UTC(),
+	}
+	if err := s.recordImage(&rec, names); err != nil {
+		return nil, fmt.Errorf("record image: %w", err)
+	}
+	return &rec.Image, nil
+}
+
+// imageParts is what Add reads from an image before storing it.
+type imageParts struct {
+	cf             *v1.ConfigFile
+	cfgName        v1.Hash
+	rawCfg         []byte
+	manifestDigest v1.Hash
+	rawManifest    []byte
+	layers         []v1.Layer
+}
+
+// readImageParts reads img's config, manifest and layers, and checks
+// that the config lists one diff ID per layer.
+func readImageParts(img v1.Image) (*imageParts, error) {
+	var p imageParts
+	var err error
+	if p.cf, err = img.ConfigFile(); err != nil {
+		return nil, fmt.Errorf("read image config: %w", err)
+	}
+	if p.cfgName, err = img.ConfigName(); err != nil {
+		return nil, fmt.Errorf("read image config: %w", err)
+	}
+	if p.rawCfg, err = img.RawConfigFile(); err != nil {
+		return nil, fmt.Errorf("read image config: %w", err)
+	}
+	if p.manifestDigest, err = img.Digest(); err != nil {
+		return nil, fmt.Errorf("read image manifest: %w", err)
+	}
+	if p.rawManifest, err = img.RawManifest(); err != nil {
+		return nil, fmt.Errorf("read image manifest: %w", err)
+	}
+	if p.layers, err = img.Layers(); err != nil {
+		return nil, fmt.Errorf("read image layers: %w", err)
+	}
+	if len(p.layers) != len(p.cf.RootFS.DiffIDs) {
+		return nil, fmt.Errorf("image has %d layers but its config lists %d diff IDs", len(p.layers), len(p.cf.RootFS.DiffIDs))
+	}
+	return &p, nil
+}
+
+// storeLayers stores each layer as a blob (and unpacked, when this store
+// uses overlayfs), returning their total size and diff IDs in order.
+func (s *Store) storeLayers(ctx context.Context, p *imageParts, progress io.Writer) (int64, []string, error) {
 	unpack := s.overlayWanted()
 	var size int64
 	var diffIDs []string
-	for i, l := range layers {
+	for i, l := range p.layers {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return 0, nil, err
 		}
-		diffID := cf.RootFS.DiffIDs[i].String()
+		diffID := p.cf.RootFS.DiffIDs[i].String()
 		digest, err := l.Digest()
 		if err != nil {
-			return nil, fmt.Errorf("layer %d: %w", i, err)
+			return 0, nil, fmt.Errorf("layer %d: %w", i, err)
 		}
 		n, skipped, err := s.addLayer(l, diffID)
 		if err != nil {
-			return nil, fmt.Errorf("layer %s: %w", digest, err)
+			return 0, nil, fmt.Errorf("layer %s: %w", digest, err)
 		}
 		if skipped {
 			fmt.Fprintf(progress, "Copying blob %s skipped: already exists\n", digest)
@@ -88,27 +131,28 @@ func (s *Store) Add(ctx context.Context, img v1.Image, names []string, progress 
 		size += n
 		diffIDs = append(diffIDs, diffID)
 	}
-	if _, err := s.writeBlob(cfgName.String(), bytesReader(rawCfg)); err != nil {
-		return nil, err
+	return size, diffIDs, nil
+}
+
+// storeConfigAndManifest stores the image's config and manifest blobs.
+func (s *Store) storeConfigAndManifest(p *imageParts, progress io.Writer) error {
+	if _, err := s.writeBlob(p.cfgName.String(), bytesReader(p.rawCfg)); err != nil {
+		return err
 	}
-	fmt.Fprintf(progress, "Copying config %s\n", cfgName)
+	fmt.Fprintf(progress, "Copying config %s\n", p.cfgName)
 	fmt.Fprintln(progress, "Writing manifest to image destination")
-	if _, err := s.writeBlob(manifestDigest.String(), bytesReader(rawManifest)); err != nil {
-		return nil, err
+	if _, err := s.writeBlob(p.manifestDigest.String(), bytesReader(p.rawManifest)); err != nil {
+		return err
 	}
 	fmt.Fprintln(progress, "Storing signatures")
-	// Like Podman, the size counts the config and manifest too.
-	size += int64(len(rawCfg) + len(rawManifest))
+	return nil
+}
 
-	rec := record{
-		Image: Image{
-			ID: cfgName.Hex, Digest: manifestDigest.String(), Created: cf.Created.Time, Size: size,
-			Config: configOf(cf.Config), Layers: diffIDs, Architecture: cf.Architecture, OS: cf.OS,
-		},
-		ConfigDigest: cfgName.String(),
-		Added:        time.Now().UTC(),
-	}
-	err = s.update(func(tx *bolt.Tx) error {
+// recordImage writes rec in one transaction: it keeps the names and
+// added time of an existing record with the same ID, takes names away
+// from any other image that had them, and adds names to rec.
+func (s *Store) recordImage(rec *record, names []string) error {
+	return s.update(func(tx *bolt.Tx) error {
 		recs, err := allImages(tx)
 		if err != nil {
 			return err
@@ -136,10 +180,6 @@ func (s *Store) Add(ctx context.Context, img v1.Image, names []string, progress 
 		rec.RepoDigests = repoDigests(rec.Names, rec.Digest)
 		return putJSON(tx, bucketImages, rec.ID, rec)
 	})
-	if err != nil {
-		return nil, fmt.Errorf("record image: %w", err)
-	}
-	return &rec.Image, nil
 }
 
 func bytesReader(b []byte) io.Reader { return &byteReader{b: b} }

@@ -261,86 +261,113 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("unpack %s: %w", hdr.Name, err)
 	}
-	// Replace what is there, except a directory by a directory.
-	if fi, err := os.Lstat(target); err == nil {
-		if !(fi.IsDir() && hdr.Typeflag == tar.TypeDir) {
-			if err := os.RemoveAll(target); err != nil {
-				return "", fmt.Errorf("unpack %s: %w", hdr.Name, err)
-			}
-		}
+	if err := replaceExisting(target, hdr); err != nil {
+		return "", fmt.Errorf("unpack %s: %w", hdr.Name, err)
 	}
-	mode := uint32(hdr.Mode) & 0o7777
-	switch hdr.Typeflag {
-	case tar.TypeDir:
-		if err := os.Mkdir(target, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-			return "", fmt.Errorf("unpack %s: %w", hdr.Name, err)
-		}
-	case tar.TypeReg, tar.TypeGNUSparse: // archive/tar reads TypeRegA as TypeReg
-		f, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY|unix.O_NOFOLLOW, 0o600)
-		if err != nil {
-			return "", fmt.Errorf("unpack %s: %w", hdr.Name, err)
-		}
-		_, err = io.Copy(f, r)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return "", fmt.Errorf("unpack %s: %w", hdr.Name, err)
-		}
-	case tar.TypeSymlink:
-		// The target is stored as written; it is only ever followed by
-		// resolve (inside the root) or inside the container.
-		if err := os.Symlink(hdr.Linkname, target); err != nil {
-			return "", fmt.Errorf("unpack %s: %w", hdr.Name, err)
-		}
-	case tar.TypeLink:
-		lrel, err := clean(hdr.Linkname)
-		if err != nil {
-			return "", err
-		}
-		ldir, lbase := path.Split(lrel)
-		lpdir, err := resolve(u.root, ldir)
-		if err != nil {
-			return "", fmt.Errorf("unpack %s: %w", hdr.Name, err)
-		}
-		src := filepath.Join(lpdir, lbase)
-		if !within(u.root, src) || src == u.root {
-			return "", &EscapeError{Entry: hdr.Name, Reason: "hard link target " + hdr.Linkname + " is outside"}
-		}
-		fi, err := os.Lstat(src)
-		if err != nil {
-			return "", fmt.Errorf("unpack %s: hard link target %s: %w", hdr.Name, hdr.Linkname, err)
-		}
-		if fi.IsDir() {
-			return "", fmt.Errorf("unpack %s: hard link target %s is a directory", hdr.Name, hdr.Linkname)
-		}
-		if err := os.Link(src, target); err != nil {
-			return "", fmt.Errorf("unpack %s: %w", hdr.Name, err)
-		}
-		u.written[target] = true
-		return target, nil // a hard link shares the target's metadata
-	case tar.TypeFifo:
-		if err := unix.Mkfifo(target, mode); err != nil {
-			return "", fmt.Errorf("unpack %s: %w", hdr.Name, err)
-		}
-	case tar.TypeChar, tar.TypeBlock:
-		if !u.opt.Privileged {
-			return "", nil
-		}
-		kind := uint32(unix.S_IFCHR)
-		if hdr.Typeflag == tar.TypeBlock {
-			kind = unix.S_IFBLK
-		}
-		if err := unix.Mknod(target, kind|mode, int(unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor)))); err != nil {
-			return "", fmt.Errorf("unpack %s: %w", hdr.Name, err)
-		}
-	default:
-		return "", nil // pax/global headers and the like carry no file
+	if hdr.Typeflag == tar.TypeLink {
+		return u.hardLink(hdr, target) // a hard link shares the target's metadata
+	}
+	made, err := u.create(hdr, target, r)
+	if err != nil || !made {
+		return "", err
 	}
 	u.written[target] = true
 	if err := u.meta(target, hdr); err != nil {
 		return "", fmt.Errorf("unpack %s: %w", hdr.Name, err)
 	}
+	return target, nil
+}
+
+// replaceExisting removes what is at target, except a directory that a
+// directory entry replaces.
+func replaceExisting(target string, hdr *tar.Header) error {
+	if fi, err := os.Lstat(target); err == nil {
+		if !(fi.IsDir() && hdr.Typeflag == tar.TypeDir) {
+			return os.RemoveAll(target)
+		}
+	}
+	return nil
+}
+
+// create makes the file, directory, symlink, FIFO or device an entry
+// (not a hard link) describes at target, which nothing occupies except
+// possibly a directory. It reports false for entries it skips: devices
+// when unprivileged, and headers that carry no file.
+func (u *unpacker) create(hdr *tar.Header, target string, r io.Reader) (bool, error) {
+	mode := uint32(hdr.Mode) & 0o7777
+	var err error
+	switch hdr.Typeflag {
+	case tar.TypeDir:
+		if err = os.Mkdir(target, 0o700); errors.Is(err, fs.ErrExist) {
+			err = nil
+		}
+	case tar.TypeReg, tar.TypeGNUSparse: // archive/tar reads TypeRegA as TypeReg
+		err = writeNewFile(target, r)
+	case tar.TypeSymlink:
+		// The target is stored as written; it is only ever followed by
+		// resolve (inside the root) or inside the container.
+		err = os.Symlink(hdr.Linkname, target)
+	case tar.TypeFifo:
+		err = unix.Mkfifo(target, mode)
+	case tar.TypeChar, tar.TypeBlock:
+		if !u.opt.Privileged {
+			return false, nil
+		}
+		kind := uint32(unix.S_IFCHR)
+		if hdr.Typeflag == tar.TypeBlock {
+			kind = unix.S_IFBLK
+		}
+		err = unix.Mknod(target, kind|mode, int(unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))))
+	default:
+		return false, nil // pax/global headers and the like carry no file
+	}
+	if err != nil {
+		return false, fmt.Errorf("unpack %s: %w", hdr.Name, err)
+	}
+	return true, nil
+}
+
+// writeNewFile creates target (which must not exist and is never
+// followed if it is a symlink) and copies r into it.
+func writeNewFile(target string, r io.Reader) error {
+	f, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// hardLink links target to the entry's link target, which must resolve
+// inside the root, exist and not be a directory.
+func (u *unpacker) hardLink(hdr *tar.Header, target string) (string, error) {
+	lrel, err := clean(hdr.Linkname)
+	if err != nil {
+		return "", err
+	}
+	ldir, lbase := path.Split(lrel)
+	lpdir, err := resolve(u.root, ldir)
+	if err != nil {
+		return "", fmt.Errorf("unpack %s: %w", hdr.Name, err)
+	}
+	src := filepath.Join(lpdir, lbase)
+	if !within(u.root, src) || src == u.root {
+		return "", &EscapeError{Entry: hdr.Name, Reason: "hard link target " + hdr.Linkname + " is outside"}
+	}
+	fi, err := os.Lstat(src)
+	if err != nil {
+		return "", fmt.Errorf("unpack %s: hard link target %s: %w", hdr.Name, hdr.Linkname, err)
+	}
+	if fi.IsDir() {
+		return "", fmt.Errorf("unpack %s: hard link target %s is a directory", hdr.Name, hdr.Linkname)
+	}
+	if err := os.Link(src, target); err != nil {
+		return "", fmt.Errorf("unpack %s: %w", hdr.Name, err)
+	}
+	u.written[target] = true
 	return target, nil
 }
 

@@ -85,29 +85,8 @@ func invalid(format string, args ...any) error {
 // An empty name gets the first free podmanN (N not used as a network name,
 // bridge name or host interface), which is also the bridge's name.
 func Complete(n network.Network, used Used, opts Options, now time.Time) (network.Network, error) {
-	if n.Name == "" && (n.Driver == "" || n.Driver == network.DriverBridge) && n.NetworkInterface == "" {
-		n.Name = FreeDeviceName(used, opts.DefaultInterfaceName)
-		n.NetworkInterface = n.Name
-	} else if n.Name == "" {
-		n.Name = FreeDeviceName(used, opts.DefaultInterfaceName)
-	}
-	if !network.ValidName(n.Name) {
-		return n, invalid("network name %s invalid: names must match %s: invalid argument", n.Name, network.NameRule)
-	}
-	if _, ok := used.Names[n.Name]; ok {
-		return n, fmt.Errorf("network name %s already used: %w", n.Name, ErrExists)
-	}
-	if n.ID == "" {
-		n.ID = randomID()
-	} else {
-		if len(n.ID) != 64 || !isHex(n.ID) {
-			return n, invalid("network id %q must be 64 hexadecimal characters", n.ID)
-		}
-		for name, id := range used.Names {
-			if id == n.ID {
-				return n, fmt.Errorf("network id %s already used by network %s: %w", network.ShortID(n.ID), name, ErrExists)
-			}
-		}
+	if err := completeIdentity(&n, used, opts); err != nil {
+		return n, err
 	}
 	if n.Driver == "" {
 		n.Driver = network.DriverBridge
@@ -115,6 +94,59 @@ func Complete(n network.Network, used Used, opts Options, now time.Time) (networ
 	if n.NetworkInterface != "" && !network.ValidInterfaceName(n.NetworkInterface) {
 		return n, invalid("interface name %q is not valid: want 1-15 characters without '/', ':' or whitespace", n.NetworkInterface)
 	}
+	ipam, err := checkIPAMDriver(&n)
+	if err != nil {
+		return n, err
+	}
+	if err := normaliseOptions(&n); err != nil {
+		return n, err
+	}
+	checkUsed, err := completeDriver(&n, used, opts, ipam)
+	if err != nil {
+		return n, err
+	}
+	if err := completeAddressing(&n, checkUsed, used); err != nil {
+		return n, err
+	}
+	n.Created = now.UTC().Format(time.RFC3339Nano)
+	return n, nil
+}
+
+// completeIdentity names the network when it has no name (and its bridge,
+// for a bridge without one), checks the name is valid and free, and
+// checks a given ID or makes a random one.
+func completeIdentity(n *network.Network, used Used, opts Options) error {
+	if n.Name == "" && (n.Driver == "" || n.Driver == network.DriverBridge) && n.NetworkInterface == "" {
+		n.Name = FreeDeviceName(used, opts.DefaultInterfaceName)
+		n.NetworkInterface = n.Name
+	} else if n.Name == "" {
+		n.Name = FreeDeviceName(used, opts.DefaultInterfaceName)
+	}
+	if !network.ValidName(n.Name) {
+		return invalid("network name %s invalid: names must match %s: invalid argument", n.Name, network.NameRule)
+	}
+	if _, ok := used.Names[n.Name]; ok {
+		return fmt.Errorf("network name %s already used: %w", n.Name, ErrExists)
+	}
+	if n.ID == "" {
+		n.ID = randomID()
+		return nil
+	}
+	if len(n.ID) != 64 || !isHex(n.ID) {
+		return invalid("network id %q must be 64 hexadecimal characters", n.ID)
+	}
+	for name, id := range used.Names {
+		if id == n.ID {
+			return fmt.Errorf("network id %s already used by network %s: %w", network.ShortID(n.ID), name, ErrExists)
+		}
+	}
+	return nil
+}
+
+// checkIPAMDriver makes sure n has IPAM options and returns the IPAM
+// driver asked for ("" when none was), rejecting unknown drivers and
+// subnets given with the none driver.
+func checkIPAMDriver(n *network.Network) (string, error) {
 	if n.IPAMOptions == nil {
 		n.IPAMOptions = map[string]string{}
 	}
@@ -122,53 +154,72 @@ func Complete(n network.Network, used Used, opts Options, now time.Time) (networ
 	switch ipam {
 	case "", network.IPAMHostLocal, network.IPAMDHCP, network.IPAMNone:
 	default:
-		return n, invalid("unsupported ipam driver %q (want host-local, dhcp or none)", ipam)
+		return ipam, invalid("unsupported ipam driver %q (want host-local, dhcp or none)", ipam)
 	}
 	if ipam == network.IPAMNone && len(n.Subnets) > 0 {
-		return n, invalid("none ipam driver is set but subnets are given")
+		return ipam, invalid("none ipam driver is set but subnets are given")
 	}
-	if err := normaliseOptions(&n); err != nil {
-		return n, err
-	}
-	checkUsed := opts.CheckUsedSubnets
+	return ipam, nil
+}
+
+// completeDriver does the driver's own completion and checks, and
+// reports whether the network's subnets must avoid those already used.
+func completeDriver(n *network.Network, used Used, opts Options, ipam string) (checkUsed bool, err error) {
+	checkUsed = opts.CheckUsedSubnets
 	switch n.Driver {
 	case network.DriverBridge:
 		if n.Unmanaged() {
 			checkUsed = false
 		}
-		if err := completeBridge(&n, used, opts, checkUsed); err != nil {
-			return n, err
+		if err := completeBridge(n, used, opts, checkUsed); err != nil {
+			return checkUsed, err
 		}
 	case network.DriverMacvlan, network.DriverIPvlan:
+		if err := completeMacvlan(n, used, ipam); err != nil {
+			return false, err
+		}
 		checkUsed = false
-		if n.NetworkInterface != "" && used.HostInterfaces != nil && !contains(used.HostInterfaces, n.NetworkInterface) {
-			return n, invalid("parent interface %s does not exist", n.NetworkInterface)
-		}
-		if ipam == "" {
-			if len(n.Subnets) == 0 {
-				n.IPAMOptions["driver"] = network.IPAMDHCP
-			} else {
-				n.IPAMOptions["driver"] = network.IPAMHostLocal
-			}
-		}
-		switch n.IPAMOptions["driver"] {
-		case network.IPAMHostLocal:
-			if len(n.Subnets) == 0 {
-				return n, invalid("%s driver needs at least one subnet specified when the host-local ipam driver is set", n.Driver)
-			}
-		case network.IPAMDHCP:
-			if len(n.Subnets) > 0 {
-				return n, invalid("ipam driver dhcp set but subnets are set")
-			}
-			if n.Driver == network.DriverIPvlan {
-				return n, invalid("ipam driver dhcp is not supported with ipvlan")
-			}
-		}
-		// DNS is not served on macvlan networks.
-		n.DNSEnabled = false
 	default:
-		return n, invalid("unsupported driver %s (want bridge, macvlan or ipvlan): invalid argument", n.Driver)
+		return checkUsed, invalid("unsupported driver %s (want bridge, macvlan or ipvlan): invalid argument", n.Driver)
 	}
+	return checkUsed, nil
+}
+
+// completeMacvlan checks a macvlan or ipvlan network's parent interface
+// and IPAM driver (dhcp without subnets, host-local with them, when none
+// was asked for) and turns DNS off.
+func completeMacvlan(n *network.Network, used Used, ipam string) error {
+	if n.NetworkInterface != "" && used.HostInterfaces != nil && !contains(used.HostInterfaces, n.NetworkInterface) {
+		return invalid("parent interface %s does not exist", n.NetworkInterface)
+	}
+	if ipam == "" {
+		if len(n.Subnets) == 0 {
+			n.IPAMOptions["driver"] = network.IPAMDHCP
+		} else {
+			n.IPAMOptions["driver"] = network.IPAMHostLocal
+		}
+	}
+	switch n.IPAMOptions["driver"] {
+	case network.IPAMHostLocal:
+		if len(n.Subnets) == 0 {
+			return invalid("%s driver needs at least one subnet specified when the host-local ipam driver is set", n.Driver)
+		}
+	case network.IPAMDHCP:
+		if len(n.Subnets) > 0 {
+			return invalid("ipam driver dhcp set but subnets are set")
+		}
+		if n.Driver == network.DriverIPvlan {
+			return invalid("ipam driver dhcp is not supported with ipvlan")
+		}
+	}
+	// DNS is not served on macvlan networks.
+	n.DNSEnabled = false
+	return nil
+}
+
+// completeAddressing settles the IPAM driver and DNS, completes the
+// subnets and gateways, checks the routes and validates the result.
+func completeAddressing(n *network.Network, checkUsed bool, used Used) error {
 	if n.IPAMOptions["driver"] == "" {
 		n.IPAMOptions["driver"] = network.IPAMHostLocal
 	}
@@ -176,25 +227,21 @@ func Complete(n network.Network, used Used, opts Options, now time.Time) (networ
 		n.DNSEnabled = false
 	}
 	if len(n.NetworkDNSServers) > 0 && !n.DNSEnabled {
-		return n, invalid("cannot set NetworkDNSServers if DNS is not enabled for the network: invalid argument")
+		return invalid("cannot set NetworkDNSServers if DNS is not enabled for the network: invalid argument")
 	}
 	addGateway := !n.Internal || n.DNSEnabled
 	if n.Driver != network.DriverBridge {
 		addGateway = !n.Internal
 	}
-	if err := completeSubnets(&n, addGateway, checkUsed, used.Subnets); err != nil {
-		return n, err
+	if err := completeSubnets(n, addGateway, checkUsed, used.Subnets); err != nil {
+		return err
 	}
 	for _, r := range n.Routes {
 		if !r.Destination.IsValid() || r.Destination.Masked() != r.Destination {
-			return n, invalid("invalid route: destination %s must be a network address (such as %s)", r.Destination, r.Destination.Masked())
+			return invalid("invalid route: destination %s must be a network address (such as %s)", r.Destination, r.Destination.Masked())
 		}
 	}
-	if err := n.Validate(); err != nil {
-		return n, err
-	}
-	n.Created = now.UTC().Format(time.RFC3339Nano)
-	return n, nil
+	return n.Validate()
 }
 
 // driverOptions are the -o keys each driver takes.
@@ -214,69 +261,91 @@ var driverModes = map[string][]string{
 	network.DriverIPvlan:  {"l2", "l3", "l3s"},
 }
 
+// normaliseOptions checks n's -o options against its driver, writes
+// booleans in canonical form and folds Docker's aliases and parent= into
+// their own fields.
 func normaliseOptions(n *network.Network) error {
 	allowed, ok := driverOptions[n.Driver]
 	if !ok {
 		return invalid("unsupported driver %s (want bridge, macvlan or ipvlan): invalid argument", n.Driver)
 	}
 	for _, k := range sortedKeys(n.Options) {
-		v := n.Options[k]
 		if !allowed[k] {
 			return invalid("unsupported %s network option %s", n.Driver, k)
 		}
-		switch k {
-		case network.OptMTU, "com.docker.network.driver.mtu":
-			m, err := strconv.Atoi(v)
-			if err != nil {
-				return invalid("option mtu=%s: not a number (want an MTU such as 1500, or 0 for the default)", v)
-			}
-			if m < 0 {
-				return invalid("mtu %d is less than zero", m)
-			}
-		case "vlan":
-			id, err := strconv.Atoi(v)
-			if err != nil {
-				return invalid("option vlan=%s: not a number (want a VLAN ID 0-4094)", v)
-			}
-			if id < 0 || id > 4094 {
-				return invalid("vlan ID %d must be between 0 and 4094", id)
-			}
-		case network.OptMetric:
-			if _, err := strconv.ParseUint(v, 10, 32); err != nil {
-				return invalid("option metric=%s: want a route metric 0-4294967295", v)
-			}
-		case network.OptNoDefaultRoute:
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return invalid("option no_default_route=%s: want true or false", v)
-			}
-			n.Options[k] = strconv.FormatBool(b)
-		case network.OptIsolate:
-			if v != "strict" {
-				b, err := strconv.ParseBool(v)
-				if err != nil {
-					return invalid("option isolate=%s: want true, false or strict", v)
-				}
-				n.Options[k] = strconv.FormatBool(b)
-			}
-		case network.OptMode:
-			if !contains(driverModes[n.Driver], v) {
-				return invalid("unknown %s mode %q (want %s)", n.Driver, v, strings.Join(driverModes[n.Driver], ", "))
-			}
-		case network.OptVRF:
-			if !network.ValidInterfaceName(v) {
-				return invalid("option vrf=%s: want the name of a VRF device", v)
-			}
-		case "bclim":
-			if _, err := strconv.ParseInt(v, 10, 32); err != nil {
-				return invalid("option bclim=%s: want a number (-1 disables broadcast queueing)", v)
-			}
-		case "parent":
-			if !network.ValidInterfaceName(v) {
-				return invalid("option parent=%s: not a valid interface name", v)
-			}
+		if err := checkOption(n, k, n.Options[k]); err != nil {
+			return err
 		}
 	}
+	return foldOptionAliases(n)
+}
+
+// checkOption checks one option's value, rewriting booleans as
+// strconv.FormatBool does.
+func checkOption(n *network.Network, k, v string) error {
+	switch k {
+	case network.OptMTU, "com.docker.network.driver.mtu":
+		m, err := strconv.Atoi(v)
+		if err != nil {
+			return invalid("option mtu=%s: not a number (want an MTU such as 1500, or 0 for the default)", v)
+		}
+		if m < 0 {
+			return invalid("mtu %d is less than zero", m)
+		}
+	case "vlan":
+		id, err := strconv.Atoi(v)
+		if err != nil {
+			return invalid("option vlan=%s: not a number (want a VLAN ID 0-4094)", v)
+		}
+		if id < 0 || id > 4094 {
+			return invalid("vlan ID %d must be between 0 and 4094", id)
+		}
+	case network.OptMetric:
+		if _, err := strconv.ParseUint(v, 10, 32); err != nil {
+			return invalid("option metric=%s: want a route metric 0-4294967295", v)
+		}
+	case network.OptNoDefaultRoute, network.OptIsolate:
+		return checkBoolOption(n, k, v)
+	case network.OptMode:
+		if !contains(driverModes[n.Driver], v) {
+			return invalid("unknown %s mode %q (want %s)", n.Driver, v, strings.Join(driverModes[n.Driver], ", "))
+		}
+	case network.OptVRF:
+		if !network.ValidInterfaceName(v) {
+			return invalid("option vrf=%s: want the name of a VRF device", v)
+		}
+	case "bclim":
+		if _, err := strconv.ParseInt(v, 10, 32); err != nil {
+			return invalid("option bclim=%s: want a number (-1 disables broadcast queueing)", v)
+		}
+	case "parent":
+		if !network.ValidInterfaceName(v) {
+			return invalid("option parent=%s: not a valid interface name", v)
+		}
+	}
+	return nil
+}
+
+// checkBoolOption checks no_default_route (a boolean) or isolate (a
+// boolean or "strict") and writes a boolean in canonical form.
+func checkBoolOption(n *network.Network, k, v string) error {
+	if k == network.OptIsolate && v == "strict" {
+		return nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		if k == network.OptIsolate {
+			return invalid("option isolate=%s: want true, false or strict", v)
+		}
+		return invalid("option no_default_route=%s: want true or false", v)
+	}
+	n.Options[k] = strconv.FormatBool(b)
+	return nil
+}
+
+// foldOptionAliases moves Docker's bridge name and MTU options and
+// parent= to where berth keeps them, and drops an empty option map.
+func foldOptionAliases(n *network.Network) error {
 	if v, ok := n.Options["com.docker.network.bridge.name"]; ok {
 		if n.NetworkInterface == "" {
 			n.NetworkInterface = v

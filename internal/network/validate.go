@@ -121,6 +121,23 @@ func (n *Network) Validate() error {
 	if n.Name == "" {
 		return fieldErr("name", "must not be empty")
 	}
+	if err := n.validateDrivers(f); err != nil {
+		return err
+	}
+	if err := n.validateSubnets(f); err != nil {
+		return err
+	}
+	for k, v := range n.Options {
+		if err := n.validateOption(f+".options."+k, k, v); err != nil {
+			return err
+		}
+	}
+	return n.validateRoutes(f)
+}
+
+// validateDrivers checks the network driver, the interface name and the
+// IPAM driver; f names the network in errors.
+func (n *Network) validateDrivers(f string) error {
 	switch n.Driver {
 	case DriverBridge, DriverMacvlan, DriverIPvlan:
 	default:
@@ -141,6 +158,12 @@ func (n *Network) Validate() error {
 	default:
 		return fieldErr(f+".ipam_options.driver", "unknown IPAM driver %q (want host-local, dhcp or none)", d)
 	}
+	return nil
+}
+
+// validateSubnets checks that each subnet is set and holds its gateway
+// and lease range.
+func (n *Network) validateSubnets(f string) error {
 	for i, s := range n.Subnets {
 		sf := fmt.Sprintf("%s.subnets[%d]", f, i)
 		if !s.Subnet.IsValid() {
@@ -157,48 +180,61 @@ func (n *Network) Validate() error {
 			}
 		}
 	}
-	for k, v := range n.Options {
-		of := f + ".options." + k
-		switch k {
-		case OptMTU:
-			m, err := strconv.Atoi(v)
-			if err != nil || m < 0 || (m > 0 && m < 68) || m > 65535 {
-				return fieldErr(of, "%q is not an MTU (want 68-65535, or 0 for the default)", v)
-			}
-		case OptIsolate:
-			if n.Driver != DriverBridge {
-				return fieldErr(of, "only bridge networks can be isolated")
-			}
-			if _, err := ParseIsolation(v); err != nil {
-				return fieldErr(of, "%v", err)
-			}
-		case OptMetric:
-			if _, err := strconv.ParseUint(v, 10, 32); err != nil {
-				return fieldErr(of, "%q is not a route metric (want 0-4294967295)", v)
-			}
-		case OptNoDefaultRoute, OptNoMasquerade:
-			if _, err := strconv.ParseBool(v); err != nil {
-				return fieldErr(of, "%q is not a boolean (want true or false)", v)
-			}
-		case OptMode:
-			ok := false
-			switch n.Driver {
-			case DriverBridge:
-				ok = v == "" || v == "managed" || v == "unmanaged"
-			case DriverMacvlan:
-				ok = macvlanModes[v]
-			case DriverIPvlan:
-				ok = ipvlanModes[v]
-			}
-			if !ok {
-				return fieldErr(of, "%q is not a %s mode", v, n.Driver)
-			}
-		case OptVRF:
-			if n.Driver != DriverBridge || !ValidInterfaceName(v) {
-				return fieldErr(of, "%q: want the name of a VRF device, bridge networks only", v)
-			}
+	return nil
+}
+
+// validateOption checks one driver option k=v; of names it in errors.
+// Options berth does not interpret are not checked.
+func (n *Network) validateOption(of, k, v string) error {
+	switch k {
+	case OptMTU:
+		m, err := strconv.Atoi(v)
+		if err != nil || m < 0 || (m > 0 && m < 68) || m > 65535 {
+			return fieldErr(of, "%q is not an MTU (want 68-65535, or 0 for the default)", v)
+		}
+	case OptIsolate:
+		if n.Driver != DriverBridge {
+			return fieldErr(of, "only bridge networks can be isolated")
+		}
+		if _, err := ParseIsolation(v); err != nil {
+			return fieldErr(of, "%v", err)
+		}
+	case OptMetric:
+		if _, err := strconv.ParseUint(v, 10, 32); err != nil {
+			return fieldErr(of, "%q is not a route metric (want 0-4294967295)", v)
+		}
+	case OptNoDefaultRoute, OptNoMasquerade:
+		if _, err := strconv.ParseBool(v); err != nil {
+			return fieldErr(of, "%q is not a boolean (want true or false)", v)
+		}
+	case OptMode:
+		if !n.validMode(v) {
+			return fieldErr(of, "%q is not a %s mode", v, n.Driver)
+		}
+	case OptVRF:
+		if n.Driver != DriverBridge || !ValidInterfaceName(v) {
+			return fieldErr(of, "%q: want the name of a VRF device, bridge networks only", v)
 		}
 	}
+	return nil
+}
+
+// validMode reports whether v is a mode of the network's driver.
+func (n *Network) validMode(v string) bool {
+	switch n.Driver {
+	case DriverBridge:
+		return v == "" || v == "managed" || v == "unmanaged"
+	case DriverMacvlan:
+		return macvlanModes[v]
+	case DriverIPvlan:
+		return ipvlanModes[v]
+	}
+	return false
+}
+
+// validateRoutes checks each route's destination, type, and for unicast
+// routes the gateway and its address family.
+func (n *Network) validateRoutes(f string) error {
 	for i, r := range n.Routes {
 		rf := fmt.Sprintf("%s.routes[%d]", f, i)
 		if !r.Destination.IsValid() {
@@ -259,44 +295,8 @@ func (o *Options) Validate() error {
 		if err := n.Validate(); err != nil {
 			return err
 		}
-		if a.InterfaceName == "" {
-			return fieldErr(f+".interface_name", "no container interface name given")
-		}
-		if !ValidInterfaceName(a.InterfaceName) {
-			return fieldErr(f+".interface_name", "%q is not a valid interface name (1-15 characters, no '/', ':' or spaces)", a.InterfaceName)
-		}
-		if other, dup := seenIf[a.InterfaceName]; dup {
-			return fieldErr(f+".interface_name", "%q is also used on network %s", a.InterfaceName, other)
-		}
-		seenIf[a.InterfaceName] = a.Name
-		if a.StaticMAC != "" {
-			if _, err := ParseMAC(a.StaticMAC); err != nil {
-				return fieldErr(f+".static_mac", "%v", err)
-			}
-		}
-		if h := a.Options["host_interface_name"]; h != "" && !ValidInterfaceName(h) {
-			return fieldErr(f+".options.host_interface_name", "%q is not a valid interface name", h)
-		}
-		for _, al := range a.Aliases {
-			if strings.ContainsAny(al, " ,\n\t") {
-				return fieldErr(f+".aliases", "%q must not contain spaces, commas or newlines", al)
-			}
-		}
-		switch n.IPAMDriver() {
-		case IPAMHostLocal:
-			if len(a.StaticIPs) == 0 {
-				return fieldErr(f+".static_ips", "no static ips provided (host-local IPAM needs one per subnet)")
-			}
-			for i, ip := range a.StaticIPs {
-				if _, ok := n.SubnetFor(ip); !ok {
-					return fieldErr(fmt.Sprintf("%s.static_ips[%d]", f, i), "%s is not in any subnet of network %s (%s)", ip, a.Name, subnetList(n.Subnets))
-				}
-				for _, gw := range n.Gateways() {
-					if gw == ip && !n.Unmanaged() {
-						return fieldErr(fmt.Sprintf("%s.static_ips[%d]", f, i), "%s is the gateway of network %s", ip, a.Name)
-					}
-				}
-			}
+		if err := validateAttachment(f, &a, &n, seenIf); err != nil {
+			return err
 		}
 	}
 	for i, pm := range o.PortMappings {
@@ -306,6 +306,58 @@ func (o *Options) Validate() error {
 				fe.Field = fmt.Sprintf("port_mappings[%d].%s", i, fe.Field)
 			}
 			return err
+		}
+	}
+	return nil
+}
+
+// validateAttachment checks the container's side of one network: its
+// interface name (unique across networks, recorded in seenIf), static
+// MAC, host interface name, aliases and static IPs. f names it in errors.
+func validateAttachment(f string, a *NamedNetworkOptions, n *Network, seenIf map[string]string) error {
+	if a.InterfaceName == "" {
+		return fieldErr(f+".interface_name", "no container interface name given")
+	}
+	if !ValidInterfaceName(a.InterfaceName) {
+		return fieldErr(f+".interface_name", "%q is not a valid interface name (1-15 characters, no '/', ':' or spaces)", a.InterfaceName)
+	}
+	if other, dup := seenIf[a.InterfaceName]; dup {
+		return fieldErr(f+".interface_name", "%q is also used on network %s", a.InterfaceName, other)
+	}
+	seenIf[a.InterfaceName] = a.Name
+	if a.StaticMAC != "" {
+		if _, err := ParseMAC(a.StaticMAC); err != nil {
+			return fieldErr(f+".static_mac", "%v", err)
+		}
+	}
+	if h := a.Options["host_interface_name"]; h != "" && !ValidInterfaceName(h) {
+		return fieldErr(f+".options.host_interface_name", "%q is not a valid interface name", h)
+	}
+	for _, al := range a.Aliases {
+		if strings.ContainsAny(al, " ,\n\t") {
+			return fieldErr(f+".aliases", "%q must not contain spaces, commas or newlines", al)
+		}
+	}
+	if n.IPAMDriver() == IPAMHostLocal {
+		return validateStaticIPs(f, a, n)
+	}
+	return nil
+}
+
+// validateStaticIPs checks that a host-local attachment has static IPs,
+// each in a subnet of n and (on a managed network) not its gateway.
+func validateStaticIPs(f string, a *NamedNetworkOptions, n *Network) error {
+	if len(a.StaticIPs) == 0 {
+		return fieldErr(f+".static_ips", "no static ips provided (host-local IPAM needs one per subnet)")
+	}
+	for i, ip := range a.StaticIPs {
+		if _, ok := n.SubnetFor(ip); !ok {
+			return fieldErr(fmt.Sprintf("%s.static_ips[%d]", f, i), "%s is not in any subnet of network %s (%s)", ip, a.Name, subnetList(n.Subnets))
+		}
+		for _, gw := range n.Gateways() {
+			if gw == ip && !n.Unmanaged() {
+				return fieldErr(fmt.Sprintf("%s.static_ips[%d]", f, i), "%s is the gateway of network %s", ip, a.Name)
+			}
 		}
 	}
 	return nil

@@ -86,33 +86,8 @@ func Generate(o Options) (*specs.Spec, error) {
 		Root:     &specs.Root{Path: o.Rootfs, Readonly: o.ReadOnly},
 		Hostname: o.Hostname,
 		Process:  proc,
-		Mounts: []specs.Mount{
-			{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
-			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
-			{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
-			{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
-			{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
-			{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
-		},
-		Linux: &specs.Linux{
-			CgroupsPath: o.CgroupsPath,
-			Resources: &specs.LinuxResources{
-				Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}},
-			},
-			Namespaces: []specs.LinuxNamespace{
-				{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace, Path: o.IPCNS},
-				{Type: specs.UTSNamespace, Path: o.UTSNS}, {Type: specs.MountNamespace},
-			},
-			MaskedPaths: []string{
-				"/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-				"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
-				"/proc/scsi", "/sys/firmware", "/sys/fs/selinux", "/sys/dev/block",
-			},
-			ReadonlyPaths: []string{
-				"/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq",
-				"/proc/sys", "/proc/sysrq-trigger",
-			},
-		},
+		Mounts:   defaultMounts(),
+		Linux:    defaultLinux(o),
 	}
 	if o.UTSNS != "" {
 		s.Hostname = "" // runc cannot set it in a namespace it joins
@@ -123,25 +98,63 @@ func Generate(o Options) (*specs.Spec, error) {
 	if o.Rootless {
 		s.Linux.CgroupsPath = ""
 		s.Linux.Resources = nil
-		if o.HostNetwork {
-			for i, m := range s.Mounts {
-				if m.Destination == "/sys" {
-					s.Mounts[i] = specs.Mount{Destination: "/sys", Type: "bind", Source: "/sys", Options: []string{"rbind", "nosuid", "noexec", "nodev", "ro"}}
-				}
-			}
-		}
 	}
-	if o.NoTTYGroup {
-		for i, m := range s.Mounts {
-			if m.Destination == "/dev/pts" {
-				var opts []string
-				for _, x := range m.Options {
-					if x != "gid=5" {
-						opts = append(opts, x)
-					}
+	s.Mounts = adjustMounts(s.Mounts, o)
+	return s, nil
+}
+
+// defaultMounts are the kernel file systems every container gets.
+func defaultMounts() []specs.Mount {
+	return []specs.Mount{
+		{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
+		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
+		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
+		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
+		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
+	}
+}
+
+// defaultLinux is the Linux part of the spec before the network
+// namespace and rootless adjustments: cgroup path, no devices, the
+// PID, IPC, UTS and mount namespaces, and the masked and read-only paths.
+func defaultLinux(o Options) *specs.Linux {
+	return &specs.Linux{
+		CgroupsPath: o.CgroupsPath,
+		Resources: &specs.LinuxResources{
+			Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}},
+		},
+		Namespaces: []specs.LinuxNamespace{
+			{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace, Path: o.IPCNS},
+			{Type: specs.UTSNamespace, Path: o.UTSNS}, {Type: specs.MountNamespace},
+		},
+		MaskedPaths: []string{
+			"/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+			"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+			"/proc/scsi", "/sys/firmware", "/sys/fs/selinux", "/sys/dev/block",
+		},
+		ReadonlyPaths: []string{
+			"/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq",
+			"/proc/sys", "/proc/sysrq-trigger",
+		},
+	}
+}
+
+// adjustMounts binds /sys for a rootless container on the host's
+// network, drops gid=5 from /dev/pts when asked, and adds the binds.
+func adjustMounts(mounts []specs.Mount, o Options) []specs.Mount {
+	for i, m := range mounts {
+		switch {
+		case m.Destination == "/sys" && o.Rootless && o.HostNetwork:
+			mounts[i] = specs.Mount{Destination: "/sys", Type: "bind", Source: "/sys", Options: []string{"rbind", "nosuid", "noexec", "nodev", "ro"}}
+		case m.Destination == "/dev/pts" && o.NoTTYGroup:
+			var opts []string
+			for _, x := range m.Options {
+				if x != "gid=5" {
+					opts = append(opts, x)
 				}
-				s.Mounts[i].Options = opts
 			}
+			mounts[i].Options = opts
 		}
 	}
 	for _, b := range o.Binds {
@@ -149,9 +162,9 @@ func Generate(o Options) (*specs.Spec, error) {
 		if b.ReadOnly {
 			opts = append(opts, "ro")
 		}
-		s.Mounts = append(s.Mounts, specs.Mount{Destination: b.Destination, Type: "bind", Source: b.Source, Options: opts})
+		mounts = append(mounts, specs.Mount{Destination: b.Destination, Type: "bind", Source: b.Source, Options: opts})
 	}
-	return s, nil
+	return mounts
 }
 
 // BuildProcess builds the process part of a spec (also runc exec's

@@ -84,65 +84,98 @@ func parseIPAM(stdin []byte, cniArgs string) (*ipamConfig, *ipamPlan, error) {
 	default:
 		return nil, nil, invalid("ipam.mode", "%q is not an IPAM mode (want static or dhcp)", c.IPAM.Mode)
 	}
+	subnets, err := parseRangeSets(&c)
+	if err != nil {
+		return nil, nil, err
+	}
+	p.net.Subnets = subnets
+	if p.static, err = parseStaticIPs(&c, cniArgs, &p.net); err != nil {
+		return nil, nil, err
+	}
+	return &c, p, nil
+}
+
+// parseRangeSets turns the range sets (with the top-level subnet, if
+// given, first) into subnets: one range per set, one set per family.
+func parseRangeSets(c *ipamConfig) ([]network.Subnet, error) {
 	sets := c.IPAM.Ranges
 	if c.IPAM.Subnet != "" {
 		sets = append([][]rangeConf{{{Subnet: c.IPAM.Subnet, RangeStart: c.IPAM.RangeStart, RangeEnd: c.IPAM.RangeEnd, Gateway: c.IPAM.Gateway}}}, sets...)
 	}
 	if len(sets) == 0 {
-		return nil, nil, invalid("ipam.ranges", "no ranges given (want e.g. [[{\"subnet\":\"10.22.0.0/24\"}]])")
+		return nil, invalid("ipam.ranges", "no ranges given (want e.g. [[{\"subnet\":\"10.22.0.0/24\"}]])")
 	}
 	fam := map[bool]bool{}
+	var subnets []network.Subnet
 	for i, set := range sets {
 		f := fmt.Sprintf("ipam.ranges[%d]", i)
 		if len(set) != 1 {
 			if len(set) == 0 {
-				return nil, nil, invalid(f, "empty range set")
+				return nil, invalid(f, "empty range set")
 			}
-			return nil, nil, unsupported(f, set)
+			return nil, unsupported(f, set)
 		}
 		r := set[0]
 		sub, err := netip.ParsePrefix(r.Subnet)
 		if err != nil {
-			return nil, nil, invalid(f+"[0].subnet", "%q is not a CIDR subnet", r.Subnet)
+			return nil, invalid(f+"[0].subnet", "%q is not a CIDR subnet", r.Subnet)
 		}
 		sub = sub.Masked()
 		if fam[sub.Addr().Is4()] {
-			return nil, nil, invalid(f, "a second range set of the same address family (one per family)")
+			return nil, invalid(f, "a second range set of the same address family (one per family)")
 		}
 		fam[sub.Addr().Is4()] = true
-		s := network.Subnet{Subnet: sub}
-		if r.Gateway != "" {
-			if s.Gateway, err = netip.ParseAddr(r.Gateway); err != nil || !sub.Contains(s.Gateway) {
-				return nil, nil, invalid(f+"[0].gateway", "%q is not an address in %s", r.Gateway, sub)
-			}
-		} else {
-			s.Gateway = sub.Addr().Next()
+		s, err := parseRange(f, r, sub)
+		if err != nil {
+			return nil, err
 		}
-		var lr network.LeaseRange
-		for _, x := range []struct {
-			name, v string
-			dst     *netip.Addr
-		}{{"rangeStart", r.RangeStart, &lr.StartIP}, {"rangeEnd", r.RangeEnd, &lr.EndIP}} {
-			if x.v == "" {
-				continue
-			}
-			a, err := netip.ParseAddr(x.v)
-			if err != nil || !sub.Contains(a) {
-				return nil, nil, invalid(f+"[0]."+x.name, "%q is not an address in %s", x.v, sub)
-			}
-			*x.dst = a
-		}
-		if lr.StartIP.IsValid() || lr.EndIP.IsValid() {
-			s.LeaseRange = &lr
-		}
-		p.net.Subnets = append(p.net.Subnets, s)
+		subnets = append(subnets, s)
 	}
+	return subnets, nil
+}
+
+// parseRange reads a range's gateway (default: the subnet's first
+// address) and lease range; f names the range set in errors.
+func parseRange(f string, r rangeConf, sub netip.Prefix) (network.Subnet, error) {
+	s := network.Subnet{Subnet: sub}
+	if r.Gateway != "" {
+		var err error
+		if s.Gateway, err = netip.ParseAddr(r.Gateway); err != nil || !sub.Contains(s.Gateway) {
+			return s, invalid(f+"[0].gateway", "%q is not an address in %s", r.Gateway, sub)
+		}
+	} else {
+		s.Gateway = sub.Addr().Next()
+	}
+	var lr network.LeaseRange
+	for _, x := range []struct {
+		name, v string
+		dst     *netip.Addr
+	}{{"rangeStart", r.RangeStart, &lr.StartIP}, {"rangeEnd", r.RangeEnd, &lr.EndIP}} {
+		if x.v == "" {
+			continue
+		}
+		a, err := netip.ParseAddr(x.v)
+		if err != nil || !sub.Contains(a) {
+			return s, invalid(f+"[0]."+x.name, "%q is not an address in %s", x.v, sub)
+		}
+		*x.dst = a
+	}
+	if lr.StartIP.IsValid() || lr.EndIP.IsValid() {
+		s.LeaseRange = &lr
+	}
+	return s, nil
+}
+
+// parseStaticIPs collects the addresses asked for in runtimeConfig.ips,
+// args.cni.ips and CNI_ARGS' IP=, each of which must be in a subnet of n.
+func parseStaticIPs(c *ipamConfig, cniArgs string, n *network.Network) ([]netip.Addr, error) {
 	reqs := append(append([]string(nil), c.RuntimeConfig.IPs...), c.Args.CNI.IPs...)
 	for _, kv := range strings.Split(cniArgs, ";") {
 		if k, v, ok := strings.Cut(kv, "="); ok && k == "IP" {
 			reqs = append(reqs, strings.Split(v, ",")...)
 		}
 	}
+	var static []netip.Addr
 	for _, s := range reqs {
 		s = strings.TrimSpace(s)
 		if s == "" {
@@ -153,14 +186,14 @@ func parseIPAM(stdin []byte, cniArgs string) (*ipamConfig, *ipamPlan, error) {
 		}
 		a, err := netip.ParseAddr(s)
 		if err != nil {
-			return nil, nil, invalid("runtimeConfig.ips", "%q is not an IP address", s)
+			return nil, invalid("runtimeConfig.ips", "%q is not an IP address", s)
 		}
-		if _, ok := p.net.SubnetFor(a); !ok {
-			return nil, nil, invalid("runtimeConfig.ips", "%s is not in any range of network %s", a, c.Name)
+		if _, ok := n.SubnetFor(a); !ok {
+			return nil, invalid("runtimeConfig.ips", "%s is not in any range of network %s", a, c.Name)
 		}
-		p.static = append(p.static, a)
+		static = append(static, a)
 	}
-	return &c, p, nil
+	return static, nil
 }
 
 func (p *ipamPlan) allocator() (*ipam.Allocator, error) {

@@ -245,6 +245,10 @@ func runParsed(ctx context.Context, o *options, env Env, adjust func(*usernet.Co
 	return 0
 }
 
+// run builds the network configuration, opens the TAP device in the
+// guest's namespace (from inside the container's user namespace when
+// that can be joined), serves the user-mode stack on it and returns when
+// ctx ends, the exit fd fires or the TAP device goes away.
 func run(ctx context.Context, o *options, log *slog.Logger, adjust func(*usernet.Config)) error {
 	cfg, mac, err := o.config(log)
 	if err != nil {
@@ -256,40 +260,10 @@ func run(ctx context.Context, o *options, log *slog.Logger, adjust func(*usernet
 	if o.helperFD >= 0 {
 		return runHelper(o, cfg, mac)
 	}
-	if o.netnsType == "pid" && o.usernsPath == "" {
-		// As slirp4netns: a PID target's user namespace is joined too.
-		p := fmt.Sprintf("/proc/%s/ns/user", o.target)
-		theirs, err1 := os.Readlink(p)
-		ours, err2 := os.Readlink("/proc/self/ns/user")
-		if err1 == nil && err2 == nil && theirs != ours {
-			o.usernsPath = p
-		}
-	}
-	if o.usernsPath != "" && !o.joined {
-		// Best: live in the container's user namespace (its root), in the
-		// host's network namespace, as root of the guest's namespaces;
-		// port forwards then take the kernel path. Returns only when that
-		// is not possible; the TAP helper below is the fallback.
-		if err := joinUserns(o, log); err != nil {
-			log.Info("staying outside the container's user namespace", "err", err)
-		}
-	}
-	if (o.usernsPath == "" || o.joined) && o.configure {
-		// Forwards to the address --configure gives the TAP may take the
-		// kernel path in the guest's namespace.
-		cfg.GuestNetNS = o.netnsPath()
-	}
-	var fd int
-	if o.usernsPath != "" && !o.joined {
-		fd, err = openTAPInUserns(o)
-		if err != nil {
-			return err
-		}
-	} else {
-		fd, err = usernet.OpenTAPAt(o.netnsPath(), o.tap, o.configure, cfg, mac)
-		if err != nil {
-			return err
-		}
+	enterUserns(o, log)
+	fd, err := openTAP(o, &cfg, mac)
+	if err != nil {
+		return err
 	}
 	ep, tapClosed, err := usernet.NewTAPEndpoint(fd, cfg)
 	if err != nil {
@@ -314,14 +288,57 @@ func run(ctx context.Context, o *options, log *slog.Logger, adjust func(*usernet
 		}()
 		go serveAPI(ln, st, log)
 	}
-
 	if o.readyFD >= 0 {
 		if _, err := unix.Write(o.readyFD, []byte("1")); err != nil {
 			return fmt.Errorf("write ready fd %d: %w", o.readyFD, err)
 		}
 		unix.Close(o.readyFD)
 	}
+	waitForExit(ctx, o, tapClosed, log)
+	return nil
+}
 
+// enterUserns picks the user namespace to join (a PID target's own,
+// as slirp4netns does, when none was given) and tries to join it.
+func enterUserns(o *options, log *slog.Logger) {
+	if o.netnsType == "pid" && o.usernsPath == "" {
+		// As slirp4netns: a PID target's user namespace is joined too.
+		p := fmt.Sprintf("/proc/%s/ns/user", o.target)
+		theirs, err1 := os.Readlink(p)
+		ours, err2 := os.Readlink("/proc/self/ns/user")
+		if err1 == nil && err2 == nil && theirs != ours {
+			o.usernsPath = p
+		}
+	}
+	if o.usernsPath != "" && !o.joined {
+		// Best: live in the container's user namespace (its root), in the
+		// host's network namespace, as root of the guest's namespaces;
+		// port forwards then take the kernel path. Returns only when that
+		// is not possible; the TAP helper below is the fallback.
+		if err := joinUserns(o, log); err != nil {
+			log.Info("staying outside the container's user namespace", "err", err)
+		}
+	}
+}
+
+// openTAP opens the TAP device in the guest's network namespace: directly
+// when this process can enter it, else through the helper in the
+// container's user namespace.
+func openTAP(o *options, cfg *usernet.Config, mac net.HardwareAddr) (int, error) {
+	if (o.usernsPath == "" || o.joined) && o.configure {
+		// Forwards to the address --configure gives the TAP may take the
+		// kernel path in the guest's namespace.
+		cfg.GuestNetNS = o.netnsPath()
+	}
+	if o.usernsPath != "" && !o.joined {
+		return openTAPInUserns(o)
+	}
+	return usernet.OpenTAPAt(o.netnsPath(), o.tap, o.configure, *cfg, mac)
+}
+
+// waitForExit blocks until ctx ends, the exit fd (if any) fires or the
+// TAP device is closed.
+func waitForExit(ctx context.Context, o *options, tapClosed <-chan struct{}, log *slog.Logger) {
 	exit := make(chan struct{})
 	if o.exitFD >= 0 {
 		go func() {
@@ -335,7 +352,6 @@ func run(ctx context.Context, o *options, log *slog.Logger, adjust func(*usernet
 	case <-tapClosed:
 		log.Info("TAP device closed")
 	}
-	return nil
 }
 
 // waitFD blocks until a poll event (data, hang-up or error) happens on fd,

@@ -32,6 +32,7 @@ func Apply(cfg *v1.Config, changes []string) error {
 	return nil
 }
 
+// applyOne applies a single instruction to cfg.
 func applyOne(cfg *v1.Config, c string) error {
 	c = strings.TrimSpace(c)
 	i := strings.IndexAny(c, " \t=")
@@ -45,44 +46,11 @@ func applyOne(cfg *v1.Config, c string) error {
 	case "ENTRYPOINT":
 		cfg.Entrypoint = command(val)
 	case "ENV":
-		kvs, err := pairs(val, "ENV")
-		if err != nil {
-			return err
-		}
-		for _, kv := range kvs {
-			cfg.Env = setEnv(cfg.Env, kv[0], kv[1])
-		}
+		return applyEnv(cfg, val)
 	case "LABEL":
-		kvs, err := pairs(val, "LABEL")
-		if err != nil {
-			return err
-		}
-		if cfg.Labels == nil {
-			cfg.Labels = map[string]string{}
-		}
-		for _, kv := range kvs {
-			cfg.Labels[kv[0]] = kv[1]
-		}
+		return applyLabel(cfg, val)
 	case "EXPOSE":
-		words, err := split(val)
-		if err != nil {
-			return err
-		}
-		if len(words) == 0 {
-			return errors.New("EXPOSE needs at least one port")
-		}
-		for _, w := range words {
-			ports, err := ParsePort(w)
-			if err != nil {
-				return err
-			}
-			if cfg.ExposedPorts == nil {
-				cfg.ExposedPorts = map[string]struct{}{}
-			}
-			for _, p := range ports {
-				cfg.ExposedPorts[p] = struct{}{}
-			}
-		}
+		return applyExpose(cfg, val)
 	case "STOPSIGNAL":
 		s, err := ParseSignal(val)
 		if err != nil {
@@ -95,42 +63,107 @@ func applyOne(cfg *v1.Config, c string) error {
 		}
 		cfg.User = val
 	case "WORKDIR":
-		if val == "" {
-			return errors.New("WORKDIR needs a path")
-		}
-		if !path.IsAbs(val) {
-			base := cfg.WorkingDir
-			if base == "" {
-				base = "/"
-			}
-			val = path.Join(base, val)
-		}
-		cfg.WorkingDir = path.Clean(val)
+		return applyWorkdir(cfg, val)
 	case "VOLUME":
-		var vols []string
-		if list, ok := jsonList(val); ok {
-			vols = list
-		} else {
-			w, err := split(val)
-			if err != nil {
-				return err
-			}
-			vols = w
-		}
-		if len(vols) == 0 {
-			return errors.New("VOLUME needs at least one path")
-		}
-		if cfg.Volumes == nil {
-			cfg.Volumes = map[string]struct{}{}
-		}
-		for _, v := range vols {
-			if !path.IsAbs(v) {
-				return fmt.Errorf("VOLUME %q is not an absolute path", v)
-			}
-			cfg.Volumes[path.Clean(v)] = struct{}{}
-		}
+		return applyVolume(cfg, val)
 	default:
 		return fmt.Errorf("instruction %s is not supported, valid: %s", instr, strings.Join(Supported, ", "))
+	}
+	return nil
+}
+
+// applyEnv sets each KEY=value (or KEY value) of an ENV instruction.
+func applyEnv(cfg *v1.Config, val string) error {
+	kvs, err := pairs(val, "ENV")
+	if err != nil {
+		return err
+	}
+	for _, kv := range kvs {
+		cfg.Env = setEnv(cfg.Env, kv[0], kv[1])
+	}
+	return nil
+}
+
+// applyLabel sets each key=value of a LABEL instruction.
+func applyLabel(cfg *v1.Config, val string) error {
+	kvs, err := pairs(val, "LABEL")
+	if err != nil {
+		return err
+	}
+	if cfg.Labels == nil {
+		cfg.Labels = map[string]string{}
+	}
+	for _, kv := range kvs {
+		cfg.Labels[kv[0]] = kv[1]
+	}
+	return nil
+}
+
+// applyExpose adds each port (or port range) of an EXPOSE instruction.
+func applyExpose(cfg *v1.Config, val string) error {
+	words, err := split(val)
+	if err != nil {
+		return err
+	}
+	if len(words) == 0 {
+		return errors.New("EXPOSE needs at least one port")
+	}
+	for _, w := range words {
+		ports, err := ParsePort(w)
+		if err != nil {
+			return err
+		}
+		if cfg.ExposedPorts == nil {
+			cfg.ExposedPorts = map[string]struct{}{}
+		}
+		for _, p := range ports {
+			cfg.ExposedPorts[p] = struct{}{}
+		}
+	}
+	return nil
+}
+
+// applyWorkdir sets the working directory; a relative path is taken
+// from the current one.
+func applyWorkdir(cfg *v1.Config, val string) error {
+	if val == "" {
+		return errors.New("WORKDIR needs a path")
+	}
+	if !path.IsAbs(val) {
+		base := cfg.WorkingDir
+		if base == "" {
+			base = "/"
+		}
+		val = path.Join(base, val)
+	}
+	cfg.WorkingDir = path.Clean(val)
+	return nil
+}
+
+// applyVolume adds the absolute paths of a VOLUME instruction, given as
+// a JSON list or separated by white space.
+func applyVolume(cfg *v1.Config, val string) error {
+	var vols []string
+	if list, ok := jsonList(val); ok {
+		vols = list
+	} else {
+		w, err := split(val)
+		if err != nil {
+			return err
+		}
+		vols = w
+	}
+	if len(vols) == 0 {
+		return errors.New("VOLUME needs at least one path")
+	}
+	if cfg.Volumes == nil {
+		cfg.Volumes = map[string]struct{}{}
+	}
+	for _, v := range vols {
+		if !path.IsAbs(v) {
+			return fmt.Errorf("VOLUME %q is not an absolute path", v)
+		}
+		cfg.Volumes[path.Clean(v)] = struct{}{}
 	}
 	return nil
 }
