@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"github.com/vishvananda/netlink"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/nftables"
+	"github.com/vishvananda/netlink"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/berthnet/berth/internal/core"
@@ -459,6 +459,35 @@ func TestPrivilegedPortConflict(t *testing.T) {
 	}
 	if links := nettest.Links(t, ns); len(links) != 1 {
 		t.Errorf("failed setup left links %v", links)
+	}
+	// Podman tears down a container whose setup failed: the first
+	// container keeps its published port.
+	if err := tp.m.Teardown(context.Background(), ns.Path(), opts("h2", "second", n, "198.19.9.3", pm)); err != nil {
+		t.Errorf("teardown after the failed setup: %v", err)
+	}
+	if out, err := nettest.Run(tp.host, 5*time.Second, "nft", "list", "map", "inet", "berth", "pf4any"); err != nil || !strings.Contains(out, "tcp . 8089 ") || !strings.Contains(out, ": 198.19.9.2 . 80") {
+		t.Errorf("the first container lost 8089/tcp to the failed one's teardown: %v\n%s", err, out)
+	}
+}
+
+// A network whose interface names a link that is not a bridge (here the
+// host's uplink) is refused by setup, and its teardown leaves the link.
+func TestPrivilegedTeardownSparesForeignLink(t *testing.T) {
+	tp := newTopo(t, nil, nil)
+	n := bridgeNet("fl", "uplink0", "198.19.10.0/24", "198.19.10.1")
+	o := opts("g1", "foreign", n, "198.19.10.2")
+	ns := nettest.NewNS(t, nettest.RandName("ctr"))
+	if _, err := tp.m.Setup(context.Background(), ns.Path(), o); err == nil {
+		t.Error("setup on a network whose interface is the host's uplink succeeded")
+	}
+	if err := tp.m.Teardown(context.Background(), ns.Path(), o); err != nil {
+		t.Logf("teardown: %v", err)
+	}
+	if !slices.Contains(nettest.Links(t, tp.host), "uplink0") {
+		t.Fatalf("teardown deleted the host's uplink: links %v", nettest.Links(t, tp.host))
+	}
+	if out, err := nettest.Run(tp.host, 5*time.Second, "busybox", "ping", "-c", "1", "-W", "2", "198.18.0.2"); err != nil {
+		t.Errorf("uplink no longer carries traffic: %v %s", err, out)
 	}
 }
 

@@ -180,6 +180,11 @@ func (m *Manager) bridgeFreed(sess *session, hostH *link.Handle, n network.Netwo
 		}
 		return !n.Internal, false, err
 	}
+	if br.Kind != "bridge" {
+		// Not a bridge (a network whose interface names the host's
+		// uplink, say): never berth's to delete.
+		return !n.Internal, false, nil
+	}
 	busy, err := br.HasPorts()
 	if err != nil || busy {
 		return false, false, err
@@ -202,7 +207,7 @@ func (m *Manager) teardownFirewall(sess *session, h *detachHandles, o *network.O
 		}
 	}
 	for _, n := range emptyBridges {
-		if br, err := h.host.Link(n.NetworkInterface); err == nil {
+		if br, err := h.host.Link(n.NetworkInterface); err == nil && br.Kind == "bridge" {
 			if err := br.Delete(); err != nil {
 				errs = append(errs, err)
 			}

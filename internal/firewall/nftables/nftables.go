@@ -438,18 +438,11 @@ func (d *Driver) Teardown(ports []firewall.PortForward, complete []firewall.Netw
 		}
 	}
 	var errs []error
-	if len(dels) > 0 {
-		for set, els := range dels {
-			if err := c.SetDeleteElements(set, els); err != nil {
-				return err
-			}
-		}
-		if err := c.Flush(); err != nil {
-			// Some elements were already gone: delete the ones that exist.
-			if err := d.deletePresent(c, dels); err != nil {
-				errs = append(errs, err)
-			}
-		}
+	// Only elements that still point at this container go: a host port
+	// another container holds (a failed setup's teardown, a port taken
+	// over since) keeps its element, as do elements already gone.
+	if err := d.deletePresent(c, dels); err != nil {
+		errs = append(errs, err)
 	}
 	if len(complete) > 0 {
 		if err := d.deleteNetworks(c, complete); err != nil {
@@ -459,6 +452,8 @@ func (d *Driver) Teardown(ports []firewall.PortForward, complete []firewall.Netw
 	return errors.Join(errs...)
 }
 
+// deletePresent deletes the elements of dels that the maps hold with the
+// same key and value, in one batch.
 func (d *Driver) deletePresent(c *nftables.Conn, dels map[*nftables.Set][]nftables.SetElement) error {
 	queued := false
 	for set, els := range dels {
