@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -198,5 +199,61 @@ func TestConcurrentWritersUnderLock(t *testing.T) {
 	}
 	if tmp, _ := filepath.Glob(filepath.Join(s.Dir(), ".*")); len(tmp) != 0 {
 		t.Errorf("temporary files left: %v", tmp)
+	}
+}
+
+// Files that are no network definition are skipped without blocking or
+// reading without bound: a FIFO (opening it for reading would wait for a
+// writer forever), a link to /dev/zero (endless), an oversized file.
+func TestHostileFilesAreSkipped(t *testing.T) {
+	s := newStore(t)
+	if err := os.MkdirAll(s.Dir(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	good := `{"name":"good","id":"` + strings.Repeat("e", 64) + `","driver":"bridge","subnets":[{"subnet":"10.89.8.0/24"}]}`
+	if err := os.WriteFile(filepath.Join(s.Dir(), "good.json"), []byte(good), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(s.Dir(), "fifo.json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/dev/zero", filepath.Join(s.Dir(), "zero.json")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(s.Dir(), "dir.json"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	big := `{"name":"big","id":"` + strings.Repeat("f", 64) + `","driver":"bridge","labels":{"pad":"` + strings.Repeat("x", MaxFileSize) + `"}}`
+	if err := os.WriteFile(filepath.Join(s.Dir(), "big.json"), []byte(big), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan []network.Network, 1)
+	go func() {
+		all, err := s.List()
+		if err != nil {
+			t.Error(err)
+		}
+		done <- all
+	}()
+	select {
+	case all := <-done:
+		var names []string
+		for _, n := range all {
+			names = append(names, n.Name)
+		}
+		if strings.Join(names, " ") != "good podman" {
+			t.Errorf("loaded %v, want good and the default", names)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("List blocked on a hostile file")
+	}
+	for name, want := range map[string]error{"fifo.json": ErrNotRegular, "zero.json": ErrNotRegular, "big.json": ErrTooLarge} {
+		_, err := LoadFile(filepath.Join(s.Dir(), name))
+		if !errors.Is(err, want) || !strings.Contains(err.Error(), name) {
+			t.Errorf("LoadFile(%s) = %v, want %v naming the file", name, err, want)
+		}
+	}
+	if _, err := LoadFile(filepath.Join(s.Dir(), "fifo.json")); err == nil || !strings.Contains(err.Error(), "FIFO") {
+		t.Errorf("a FIFO's error does not say what it is: %v", err)
 	}
 }
