@@ -79,9 +79,9 @@ func Loopback(nsPath string, up bool) error {
 	return lo.SetDown()
 }
 
-// LoopbackUp reports whether the lo link of the namespace at nsPath is up.
+// LoopbackIsUp reports whether the lo link of the namespace at nsPath is up.
 // A namespace that cannot be opened is ErrNetns.
-func LoopbackUp(nsPath string) (bool, error) {
+func LoopbackIsUp(nsPath string) (bool, error) {
 	h, done, err := nsHandle(nsPath)
 	if err != nil {
 		return false, err

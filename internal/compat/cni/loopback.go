@@ -59,7 +59,7 @@ func loopbackDel(args *request, _ struct{}) error {
 }
 
 func loopbackCheck(args *request, _ struct{}) error {
-	up, err := core.LoopbackUp(args.Netns)
+	up, err := core.LoopbackIsUp(args.Netns)
 	if err != nil {
 		return netnsError(err)
 	}
