@@ -74,6 +74,7 @@ var Berth = Rules{
 		"internal/overlay/lease":   Model,
 		"internal/resolvconf":      Model,
 		"internal/rollback":        Model,
+		"internal/safefile":        Model,
 		"internal/runopts":         Model,
 		"internal/runspec":         Model,
 

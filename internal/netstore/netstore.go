@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/berthnet/berth/internal/network"
+	"github.com/berthnet/berth/internal/safefile"
 )
 
 // DefaultNetworkID is the fixed ID of the memory-only default network,
@@ -239,57 +240,17 @@ func LoadFile(path string) (network.Network, error) {
 
 // MaxFileSize is the largest network file berth reads: Podman's are a
 // few hundred bytes, so anything near this is not a network definition.
-const MaxFileSize = 1 << 20
-
-// ErrNotRegular and ErrTooLarge describe network files berth refuses to
-// read.
-var (
-	ErrNotRegular = errors.New("not a regular file")
-	ErrTooLarge   = errors.New("larger than 1 MiB")
-)
+const MaxFileSize = safefile.DefaultLimit
 
 // readConfigFile reads a network file without ever blocking or reading
-// without bound: it opens without waiting for a writer (a FIFO), refuses
-// anything but a regular file (after symlinks: a link to /dev/zero is a
-// device) and anything over MaxFileSize.
+// without bound (see safefile.Read: a FIFO, a link to /dev/zero or a huge
+// file is an error naming the file).
 func readConfigFile(path string) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	b, err := safefile.Read(path, MaxFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("read network config file: %w", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("read network config file: %w", err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("network config file %q: %w (it is a %s)", path, ErrNotRegular, fileKind(st.Mode()))
-	}
-	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("read network config file %q: %w", path, err)
-	}
-	if len(b) > MaxFileSize {
-		return nil, fmt.Errorf("network config file %q: %w", path, ErrTooLarge)
 	}
 	return b, nil
-}
-
-// fileKind names the type of a file that is not a regular file.
-func fileKind(m os.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "directory"
-	case m&os.ModeNamedPipe != 0:
-		return "FIFO"
-	case m&os.ModeSocket != 0:
-		return "socket"
-	case m&os.ModeCharDevice != 0:
-		return "character device"
-	case m&os.ModeDevice != 0:
-		return "block device"
-	}
-	return "special file"
 }
 
 // Get finds a network by name, full ID or unique ID prefix.

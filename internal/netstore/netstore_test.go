@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/berthnet/berth/internal/network"
+	"github.com/berthnet/berth/internal/safefile"
 )
 
 var now = time.Date(2026, 11, 27, 15, 0, 0, 0, time.UTC)
@@ -247,7 +248,7 @@ func TestHostileFilesAreSkipped(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("List blocked on a hostile file")
 	}
-	for name, want := range map[string]error{"fifo.json": ErrNotRegular, "zero.json": ErrNotRegular, "big.json": ErrTooLarge} {
+	for name, want := range map[string]error{"fifo.json": safefile.ErrNotRegular, "zero.json": safefile.ErrNotRegular, "big.json": safefile.ErrTooLarge} {
 		_, err := LoadFile(filepath.Join(s.Dir(), name))
 		if !errors.Is(err, want) || !strings.Contains(err.Error(), name) {
 			t.Errorf("LoadFile(%s) = %v, want %v naming the file", name, err, want)
