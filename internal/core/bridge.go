@@ -1,10 +1,8 @@
 package core
 
 import (
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 
 	"golang.org/x/sys/unix"
@@ -16,15 +14,6 @@ import (
 	"github.com/berthnet/berth/internal/rollback"
 	"github.com/berthnet/berth/internal/sysctl"
 )
-
-// bridgeMAC derives a stable, locally administered MAC for a bridge, so the
-// bridge's address does not follow its ports (netavark 1.4 lets it change).
-func bridgeMAC(n network.Network) net.HardwareAddr {
-	h := sha256.Sum256([]byte("berth-bridge:" + n.ID + ":" + n.NetworkInterface))
-	mac := net.HardwareAddr(h[:6])
-	mac[0] = (mac[0] | 0x02) &^ 0x01
-	return mac
-}
 
 func hasV6(n network.Network) bool {
 	for _, s := range n.Subnets {
@@ -169,7 +158,7 @@ func (m *Manager) createBridge(hostH *link.Handle, n network.Network, rb *rollba
 	} else {
 		at.createdBridge = true
 		rb.Push(func() error {
-			if l, err := hostH.Link(name); err == nil {
+			if l, err := hostH.Link(name); err == nil && ownedBridge(l, n) {
 				return l.Delete()
 			}
 			return nil
@@ -229,7 +218,7 @@ func addVeth(ctrNS *netns.NetNS, hostH, ctrH *link.Handle, br link.Link, at *att
 	if mtu <= 0 {
 		mtu = br.MTU
 	}
-	spec := link.VethSpec{Name: name, MTU: mtu, MasterIndex: br.Index, PeerName: at.opts.InterfaceName, PeerNSFd: ctrNS.Fd()}
+	spec := link.VethSpec{Name: name, MAC: at.hostVethMAC(), MTU: mtu, MasterIndex: br.Index, PeerName: at.opts.InterfaceName, PeerNSFd: ctrNS.Fd()}
 	if at.opts.StaticMAC != "" {
 		spec.PeerMAC, _ = network.ParseMAC(at.opts.StaticMAC)
 	}
@@ -420,5 +409,8 @@ func (m *Manager) setupMacvlan(ctrNS *netns.NetNS, hostH, ctrH *link.Handle, at 
 		return fmt.Errorf("find container interface: %w", err)
 	}
 	rb.Push(created.Delete)
+	if err := created.SetAlias(sublinkAlias(at.ctrID)); err != nil {
+		return err
+	}
 	return m.configureContainer(ctrNS, ctrH, created, at)
 }

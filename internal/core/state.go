@@ -284,6 +284,20 @@ func (s *session) others(netID, ctrID string) bool {
 	return found
 }
 
+// member reports whether ctrID is recorded on the network.
+func (s *session) member(netID, ctrID string) bool {
+	found := false
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		if members := tx.Bucket(bucketMembers); members != nil {
+			if m := members.Bucket([]byte(netID)); m != nil {
+				found = m.Get([]byte(ctrID)) != nil
+			}
+		}
+		return nil
+	})
+	return found
+}
+
 // activeNetworks returns the definitions of networks that have containers.
 func (s *session) activeNetworks() []network.Network {
 	var out []network.Network

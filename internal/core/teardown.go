@@ -113,7 +113,7 @@ func (m *Manager) teardownLinks(ctx context.Context, sess *session, h *detachHan
 	m.step("teardown-links")
 	att = recorded(o)
 	for _, at := range att {
-		errs = append(errs, m.detachLink(ctx, h, at)...)
+		errs = append(errs, m.detachLink(ctx, sess, h, at)...)
 		n := at.net
 		rules, empty, err := m.bridgeFreed(sess, h.host, n, o.ContainerID)
 		if err != nil {
@@ -131,10 +131,12 @@ func (m *Manager) teardownLinks(ctx context.Context, sess *session, h *detachHan
 
 // detachLink releases the attachment's DHCP lease and removes its
 // interface: from the container namespace (which takes a veth's host end
-// along), or, when that namespace is gone, the host end of a bridge veth
-// by its name. A link that is already gone is no error; one that cannot be
-// removed stays, and the failure is returned.
-func (m *Manager) detachLink(ctx context.Context, h *detachHandles, at *attachment) []error {
+// along), or, when that namespace is gone, the host end of a bridge veth.
+// It removes only a link that carries berth's mark for this attachment
+// (ownership.go); another link of that name is left alone and logged. A
+// link that is already gone is no error; one that cannot be removed stays,
+// and the failure is returned.
+func (m *Manager) detachLink(ctx context.Context, sess *session, h *detachHandles, at *attachment) []error {
 	var errs []error
 	n, a := at.net, at.opts
 	if n.IPAMDriver() == network.IPAMDHCP {
@@ -142,22 +144,69 @@ func (m *Manager) detachLink(ctx context.Context, h *detachHandles, at *attachme
 			errs = append(errs, fmt.Errorf("network %s: %w", n.Name, err))
 		}
 	}
-	hostName := ""
-	if n.Driver == network.DriverBridge {
-		hostName = at.hostVethName()
-	}
+	recorded := sess.member(netID(n), at.ctrID)
+	var err error
 	if h.ctr != nil {
-		if err := m.removeLink(h.ctr, h.ns, a.InterfaceName, h.host, hostName); err != nil {
-			errs = append(errs, fmt.Errorf("network %s: %w", n.Name, err))
-		}
-	} else if hostName != "" {
+		err = m.removeContainerLink(h, at, recorded)
+	} else if n.Driver == network.DriverBridge {
 		// The namespace is gone (or going: the kernel destroys it
-		// asynchronously); remove our host end by its name.
-		if err := m.removeLink(h.host, m.cfg.HostNS, hostName, nil, ""); err != nil {
-			errs = append(errs, fmt.Errorf("network %s: %w", n.Name, err))
-		}
+		// asynchronously); remove our host end.
+		err = m.removeHostVeth(h.host, at, recorded)
+	}
+	if err != nil {
+		errs = append(errs, fmt.Errorf("network %s: %w", n.Name, err))
 	}
 	return errs
+}
+
+// removeContainerLink removes at's interface from the container namespace
+// when it is berth's: a veth whose peer is at's marked host end, or a
+// marked macvlan/ipvlan link.
+func (m *Manager) removeContainerLink(h *detachHandles, at *attachment, recorded bool) error {
+	l, err := h.ctr.Link(at.opts.InterfaceName)
+	if err != nil {
+		if errors.Is(err, link.ErrNotFound) {
+			return nil
+		}
+		return err
+	}
+	if at.net.Driver != network.DriverBridge {
+		if !at.ownsSublink(l) && !(recorded && (l.Kind == "macvlan" || l.Kind == "ipvlan")) {
+			m.notOurs(l, "container")
+			return nil
+		}
+		return m.removeLink(h.ctr, h.ns, l, nil, link.Link{})
+	}
+	var peer link.Link
+	if l.Kind == "veth" && l.PeerIndex > 0 {
+		peer, err = h.host.LinkByIndex(l.PeerIndex)
+	}
+	if err != nil || !at.ownsHostVeth(peer, recorded) {
+		m.notOurs(l, "container")
+		return nil
+	}
+	return m.removeLink(h.ctr, h.ns, l, h.host, peer)
+}
+
+// removeHostVeth removes at's host veth end, when it carries berth's mark.
+func (m *Manager) removeHostVeth(hostH *link.Handle, at *attachment, recorded bool) error {
+	l, err := hostH.Link(at.hostVethName())
+	if err != nil {
+		if errors.Is(err, link.ErrNotFound) {
+			return nil
+		}
+		return err
+	}
+	if !at.ownsHostVeth(l, recorded) {
+		m.notOurs(l, "host")
+		return nil
+	}
+	return m.removeLink(hostH, m.cfg.HostNS, l, nil, link.Link{})
+}
+
+// notOurs logs a link a teardown leaves because it is not berth's.
+func (m *Manager) notOurs(l link.Link, where string) {
+	m.log.Info("interface is not berth's (no ownership mark); leaving it", "namespace", where, "interface", l.Name, "kind", l.Kind)
 }
 
 // bridgeFreed reports what container ctrID leaving managed bridge network
@@ -180,9 +229,10 @@ func (m *Manager) bridgeFreed(sess *session, hostH *link.Handle, n network.Netwo
 		}
 		return !n.Internal, false, err
 	}
-	if br.Kind != "bridge" {
-		// Not a bridge (a network whose interface names the host's
-		// uplink, say): never berth's to delete.
+	if !ownedBridge(br, n) {
+		// Not a bridge berth made (a network whose interface names the
+		// host's uplink or a bridge of the user's): never berth's to
+		// delete.
 		return !n.Internal, false, nil
 	}
 	busy, err := br.HasPorts()
@@ -207,7 +257,7 @@ func (m *Manager) teardownFirewall(sess *session, h *detachHandles, o *network.O
 		}
 	}
 	for _, n := range emptyBridges {
-		if br, err := h.host.Link(n.NetworkInterface); err == nil && br.Kind == "bridge" {
+		if br, err := h.host.Link(n.NetworkInterface); err == nil && ownedBridge(br, n) {
 			if err := br.Delete(); err != nil {
 				errs = append(errs, err)
 			}
@@ -216,31 +266,22 @@ func (m *Manager) teardownFirewall(sess *session, h *detachHandles, o *network.O
 	return errs
 }
 
-// removeLink deletes the link ifname of h's namespace ns. With
-// BackgroundLinkRemoval it retires the link instead (and the veth peer
-// peerName in the host namespace, which goes with it) and has a reaper
+// removeLink deletes link l of h's namespace ns. With
+// BackgroundLinkRemoval it retires the link instead (and its veth peer in
+// the host namespace, when given, which goes with it) and has a reaper
 // process delete it; if retiring fails, it deletes the link itself.
-func (m *Manager) removeLink(h *link.Handle, ns *netns.NetNS, ifname string, hostH *link.Handle, peerName string) error {
-	l, err := h.Link(ifname)
-	if err != nil {
-		if errors.Is(err, link.ErrNotFound) {
-			return nil
-		}
-		return err
-	}
+func (m *Manager) removeLink(h *link.Handle, ns *netns.NetNS, l link.Link, hostH *link.Handle, peer link.Link) error {
 	if !m.cfg.BackgroundLinkRemoval {
 		return l.Delete()
 	}
 	if err := reaper.Retire(l); err != nil {
-		m.log.Debug("retire failed; deleting at once", "link", ifname, "error", err)
+		m.log.Debug("retire failed; deleting at once", "link", l.Name, "error", err)
 		return l.Delete()
 	}
-	if hostH != nil && peerName != "" {
-		if p, err := hostH.Link(peerName); err == nil {
-			if err := reaper.Retire(p); err != nil {
-				m.log.Debug("retire failed; deleting at once", "link", peerName, "error", err)
-				return l.Delete()
-			}
+	if hostH != nil && peer.Index > 0 {
+		if err := reaper.Retire(peer); err != nil {
+			m.log.Debug("retire failed; deleting at once", "link", peer.Name, "error", err)
+			return l.Delete()
 		}
 	}
 	if err := reaper.Start(ns, l.Index); err != nil {
@@ -271,7 +312,7 @@ func (m *Manager) RemoveBridge(ctx context.Context, n network.Network) (bool, er
 	}
 	defer hostH.Close()
 	br, err := hostH.Link(n.NetworkInterface)
-	found := err == nil
+	found := err == nil && ownedBridge(br, n)
 	if found {
 		busy, err := br.HasPorts()
 		if err != nil || busy {

@@ -24,6 +24,11 @@ type Link struct {
 	MasterIndex int
 	// Up: the link is administratively up.
 	Up bool
+	// Alias is the link's ifalias ("" when none is set).
+	Alias string
+	// PeerIndex is the index of the link's other end (a veth's peer, in
+	// the peer's namespace) or its parent (a macvlan's); 0 when none.
+	PeerIndex int
 
 	h *Handle
 }
@@ -34,6 +39,7 @@ func fromNetlink(h *Handle, l netlink.Link) Link {
 	return Link{
 		Name: a.Name, Index: a.Index, Kind: l.Type(), MTU: a.MTU,
 		MAC: a.HardwareAddr, MasterIndex: a.MasterIndex, Up: a.Flags&net.FlagUp != 0,
+		Alias: a.Alias, PeerIndex: a.ParentIndex,
 		h: h,
 	}
 }
@@ -101,6 +107,14 @@ func (l Link) SetUp() error { return l.h.Up(l.nl()) }
 func (l Link) SetDown() error {
 	if err := l.h.LinkSetDown(l.nl()); err != nil {
 		return fmt.Errorf("set %s down: %w", l.Name, err)
+	}
+	return nil
+}
+
+// SetAlias sets the link's ifalias. Equivalent to: ip link set LINK alias S
+func (l Link) SetAlias(alias string) error {
+	if err := l.h.LinkSetAlias(l.nl(), alias); err != nil {
+		return fmt.Errorf("set alias of %s: %w", l.Name, err)
 	}
 	return nil
 }

@@ -1,0 +1,79 @@
+package core
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"net"
+
+	"github.com/berthnet/berth/internal/link"
+	"github.com/berthnet/berth/internal/network"
+)
+
+// Ownership. A teardown deletes a link only when a mark proves berth made
+// it for this container and network; a name is not proof (a network may
+// name the host's uplink as its interface, a failed setup's teardown finds
+// another network's eth0 in the namespace). The marks:
+//
+//   - a bridge: its MAC is bridgeMAC(network), given when berth creates it
+//     (in the same netlink request, so no crash can leave a bridge of
+//     berth's without it);
+//   - a veth pair: the host end's MAC is vethMAC(container, network,
+//     interface), given the same way; the container end is berth's when its
+//     peer is that host end;
+//   - a macvlan or ipvlan link: its alias is sublinkAlias(container), set
+//     right after creation (a crash in between leaves the link in the
+//     container's namespace, which goes with the namespace).
+//
+// A veth made before berth marked its host ends is still recognised while
+// berth's state records the container on that network.
+
+// bridgeMAC derives a stable, locally administered MAC for a bridge, so the
+// bridge's address does not follow its ports (netavark 1.4 lets it change).
+// It is also the bridge's ownership mark.
+func bridgeMAC(n network.Network) net.HardwareAddr {
+	return derivedMAC("berth-bridge:" + n.ID + ":" + n.NetworkInterface)
+}
+
+// vethMAC is the MAC of the host end of an attachment's veth.
+func vethMAC(ctrID, netName, ifname string) net.HardwareAddr {
+	return derivedMAC("berth-veth:" + ctrID + ":" + netName + ":" + ifname)
+}
+
+// derivedMAC is a locally administered unicast MAC hashed from s.
+func derivedMAC(s string) net.HardwareAddr {
+	h := sha256.Sum256([]byte(s))
+	mac := net.HardwareAddr(h[:6])
+	mac[0] = (mac[0] | 0x02) &^ 0x01
+	return mac
+}
+
+// sublinkAlias marks a container's macvlan or ipvlan link.
+func sublinkAlias(ctrID string) string {
+	return "berth:" + network.ShortID(ctrID)
+}
+
+// ownedBridge reports whether l is the bridge berth made for n.
+func ownedBridge(l link.Link, n network.Network) bool {
+	return l.Kind == "bridge" && bytes.Equal(l.MAC, bridgeMAC(n))
+}
+
+// hostVethMAC is the mark of at's host veth end.
+func (at *attachment) hostVethMAC() net.HardwareAddr {
+	return vethMAC(at.ctrID, at.net.Name, at.opts.InterfaceName)
+}
+
+// ownsHostVeth reports whether l is at's host veth end: a veth of the
+// attachment's host name carrying its mark, or, for a veth made before
+// marks, one of that name while berth's state records the container on the
+// network (recorded).
+func (at *attachment) ownsHostVeth(l link.Link, recorded bool) bool {
+	if l.Kind != "veth" || l.Name != at.hostVethName() {
+		return false
+	}
+	return bytes.Equal(l.MAC, at.hostVethMAC()) || recorded
+}
+
+// ownsSublink reports whether l is at's macvlan or ipvlan link.
+func (at *attachment) ownsSublink(l link.Link) bool {
+	return (l.Kind == "macvlan" || l.Kind == "ipvlan") && l.Alias == sublinkAlias(at.ctrID)
+}

@@ -1,0 +1,118 @@
+package core_test
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/berthnet/berth/internal/nettest"
+	"github.com/berthnet/berth/internal/network"
+)
+
+// A container interface that is not berth's survives the teardown of a
+// setup that failed because of it: a veth named eth0 that someone else
+// put into the namespace.
+func TestPrivilegedTeardownSparesForeignContainerVeth(t *testing.T) {
+	tp := newTopo(t, nil, nil)
+	ns := nettest.NewNS(t, nettest.RandName("ctr"))
+	if out, err := nettest.Run(tp.host, 5*time.Second, "ip", "link", "add", "foreign0", "type", "veth", "peer", "name", "eth0", "netns", ns.Path()); err != nil {
+		t.Fatalf("make the foreign veth: %v %s", err, out)
+	}
+	n := bridgeNet("fv", "brfv0", "198.19.11.0/24", "198.19.11.1")
+	o := opts("f1", "fv", n, "198.19.11.2")
+	if _, err := tp.m.Setup(context.Background(), ns.Path(), o); err == nil {
+		t.Fatal("setup succeeded although eth0 exists in the namespace")
+	}
+	if err := tp.m.Teardown(context.Background(), ns.Path(), o); err != nil {
+		t.Logf("teardown: %v", err)
+	}
+	if !slices.Contains(nettest.Links(t, ns), "eth0") || !slices.Contains(nettest.Links(t, tp.host), "foreign0") {
+		t.Fatalf("teardown deleted the foreign veth: container %v host %v", nettest.Links(t, ns), nettest.Links(t, tp.host))
+	}
+}
+
+// Another network's eth0 in the same namespace is not this network's: a
+// teardown of network b, whose setup never happened, leaves network a's
+// interface in place, and a's own teardown removes it.
+func TestPrivilegedTeardownSparesOtherNetworksInterface(t *testing.T) {
+	tp := newTopo(t, nil, nil)
+	a := bridgeNet("owna", "browna0", "198.19.12.0/24", "198.19.12.1")
+	b := bridgeNet("ownb", "brownb0", "198.19.13.0/24", "198.19.13.1")
+	oa := opts("o1", "own", a, "198.19.12.2")
+	ns, _ := tp.container(t, oa)
+	ob := opts("o1", "own", b, "198.19.13.2")
+	if err := tp.m.Teardown(context.Background(), ns.Path(), ob); err != nil {
+		t.Logf("teardown b: %v", err)
+	}
+	if !slices.Contains(nettest.Links(t, ns), "eth0") {
+		t.Fatalf("network b's teardown removed network a's eth0: %v", nettest.Links(t, ns))
+	}
+	if err := tp.m.Teardown(context.Background(), ns.Path(), oa); err != nil {
+		t.Fatalf("teardown a: %v", err)
+	}
+	if slices.Contains(nettest.Links(t, ns), "eth0") {
+		t.Fatalf("network a's teardown left its own eth0: %v", nettest.Links(t, ns))
+	}
+}
+
+// A bridge the user made and named as a network's interface is used, but
+// not deleted when the last container leaves; a bridge berth made is.
+func TestPrivilegedTeardownSparesUsersBridge(t *testing.T) {
+	tp := newTopo(t, nil, nil)
+	if out, err := nettest.Run(tp.host, 5*time.Second, "ip", "link", "add", "userbr0", "type", "bridge"); err != nil {
+		t.Fatalf("make the user's bridge: %v %s", err, out)
+	}
+	n := bridgeNet("ub", "userbr0", "198.19.14.0/24", "198.19.14.1")
+	o := opts("u1", "ub", n, "198.19.14.2")
+	ns := nettest.NewNS(t, nettest.RandName("ctr"))
+	if _, err := tp.m.Setup(context.Background(), ns.Path(), o); err != nil {
+		t.Fatalf("setup on the user's bridge: %v", err)
+	}
+	if err := tp.m.Teardown(context.Background(), ns.Path(), o); err != nil {
+		t.Fatalf("teardown: %v", err)
+	}
+	if !slices.Contains(nettest.Links(t, tp.host), "userbr0") {
+		t.Fatalf("teardown deleted the user's bridge: %v", nettest.Links(t, tp.host))
+	}
+	if slices.Contains(nettest.Links(t, ns), "eth0") {
+		t.Fatalf("teardown left the container's own eth0: %v", nettest.Links(t, ns))
+	}
+}
+
+// A macvlan named eth0 that berth did not make survives a failed
+// macvlan setup's teardown; berth's own macvlan goes at teardown.
+func TestPrivilegedTeardownSparesForeignMacvlan(t *testing.T) {
+	tp := newTopo(t, nil, nil)
+	ns := nettest.NewNS(t, nettest.RandName("ctr"))
+	if out, err := nettest.Run(tp.host, 5*time.Second, "ip", "link", "add", "eth0", "netns", ns.Path(), "link", "uplink0", "type", "macvlan", "mode", "bridge"); err != nil {
+		t.Skipf("no macvlan here: %v %s", err, out)
+	}
+	n := network.Network{
+		Name: "mv", ID: bridgeNet("mv", "", "198.18.0.0/24", "198.18.0.1").ID, Driver: network.DriverMacvlan, NetworkInterface: "uplink0",
+		Subnets:     []network.Subnet{{Subnet: netip.MustParsePrefix("198.18.0.0/24"), Gateway: netip.MustParseAddr("198.18.0.1")}},
+		IPAMOptions: map[string]string{"driver": "host-local"},
+	}
+	o := opts("m1", "mv", n, "198.18.0.50")
+	if _, err := tp.m.Setup(context.Background(), ns.Path(), o); err == nil {
+		t.Fatal("setup succeeded although eth0 exists in the namespace")
+	}
+	if err := tp.m.Teardown(context.Background(), ns.Path(), o); err != nil {
+		t.Logf("teardown: %v", err)
+	}
+	if !slices.Contains(nettest.Links(t, ns), "eth0") {
+		t.Fatalf("teardown deleted the foreign macvlan: %v", nettest.Links(t, ns))
+	}
+	ns2 := nettest.NewNS(t, nettest.RandName("ctr"))
+	o2 := opts("m2", "mv2", n, "198.18.0.51")
+	if _, err := tp.m.Setup(context.Background(), ns2.Path(), o2); err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+	if err := tp.m.Teardown(context.Background(), ns2.Path(), o2); err != nil {
+		t.Fatalf("teardown: %v", err)
+	}
+	if slices.Contains(nettest.Links(t, ns2), "eth0") {
+		t.Fatalf("teardown left berth's own macvlan: %v", nettest.Links(t, ns2))
+	}
+}
