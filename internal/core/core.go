@@ -247,6 +247,7 @@ func (m *Manager) setupFirewall(sess *session, nsPath string, o *network.Options
 	if len(fwNets) == 0 {
 		return nil
 	}
+	m.heal(sess, "")
 	fwNets = m.withActiveNetworks(sess, fwNets)
 	if err := m.cfg.Firewall.Setup(fwNets, ports); err != nil {
 		return fmt.Errorf("set up firewall (%s): %w", m.cfg.Firewall.Name(), err)

@@ -251,6 +251,7 @@ func (m *Manager) bridgeFreed(sess *session, hostH *link.Handle, n network.Netwo
 func (m *Manager) teardownFirewall(sess *session, h *detachHandles, o *network.Options, att []*attachment, complete []firewall.NetworkRules, emptyBridges []network.Network) []error {
 	var errs []error
 	m.step("teardown-firewall")
+	m.heal(sess, o.ContainerID)
 	if ports := sess.forwards(h.nsPath, o, att); len(ports) > 0 || len(complete) > 0 {
 		if err := m.cfg.Firewall.Teardown(ports, complete); err != nil {
 			errs = append(errs, fmt.Errorf("tear down firewall (%s): %w", m.cfg.Firewall.Name(), err))
@@ -343,37 +344,81 @@ func (m *Manager) FirewallReload(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	defer sess.close()
+	v, loadErr := m.firewallView(sess, "")
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if len(v.nets) == 0 {
+		return v.ids, loadErr
+	}
+	if h, ok := m.cfg.Firewall.(firewall.Healer); ok {
+		err = h.Repair(v.nets, v.ports)
+	} else {
+		err = m.cfg.Firewall.Setup(v.nets, v.ports)
+	}
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("reload firewall (%s): %w", m.cfg.Firewall.Name(), err), loadErr)
+	}
+	return v.ids, loadErr
+}
+
+// fwView is the firewall as berth's records describe it: the rules of
+// every firewalled network with containers, and their port forwards.
+type fwView struct {
+	nets  []firewall.NetworkRules
+	ports []firewall.PortForward
+	ids   []string
+}
+
+// firewallView reads the records into a fwView, leaving out the ports of
+// container except (whose own call is changing them). Records that cannot
+// be read are skipped and returned as the error.
+func (m *Manager) firewallView(sess *session, except string) (fwView, error) {
 	recs, loadErr := sess.all()
-	var nets []firewall.NetworkRules
+	var v fwView
 	seen := map[string]bool{}
-	var ports []firewall.PortForward
-	var ids []string
 	for _, r := range recs {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
 		o := r.Options
 		att := recorded(o)
 		for _, at := range att {
-			n := at.net
-			if n.Firewalled() {
-				rl := m.rules(n)
+			if at.net.Firewalled() {
+				rl := m.rules(at.net)
 				if !seen[rl.ID] {
 					seen[rl.ID] = true
-					nets = append(nets, rl)
+					v.nets = append(v.nets, rl)
 				}
 			}
 		}
-		ports = append(ports, forwards(o, att)...)
-		ids = append(ids, o.ContainerID)
+		if o.ContainerID != except {
+			v.ports = append(v.ports, forwards(o, att)...)
+		}
+		v.ids = append(v.ids, o.ContainerID)
 	}
-	if len(nets) == 0 {
-		return ids, loadErr
+	return v, loadErr
+}
+
+// heal mends berth's firewall when it was damaged from outside: when the
+// driver can tell (firewall.Healer) and finds the rules of the networks
+// with containers, or the other containers' forwards, incomplete, it
+// restores them all before this call changes its own. Setup and teardown
+// call it, so one more container's coming or going repairs the others.
+func (m *Manager) heal(sess *session, except string) {
+	h, ok := m.cfg.Firewall.(firewall.Healer)
+	if !ok {
+		return
 	}
-	if err := m.cfg.Firewall.Setup(nets, ports); err != nil {
-		return nil, errors.Join(fmt.Errorf("reload firewall (%s): %w", m.cfg.Firewall.Name(), err), loadErr)
+	v, _ := m.firewallView(sess, except)
+	if len(v.nets) == 0 {
+		return
 	}
-	return ids, loadErr
+	intact, err := h.Intact(v.nets, v.ports)
+	if err != nil || intact {
+		return
+	}
+	m.log.Warn("berth's firewall rules were damaged from outside; restoring those of every container", "containers", len(v.ids))
+	if err := h.Repair(v.nets, v.ports); err != nil {
+		m.log.Warn("firewall repair failed", "error", err)
+	}
 }
 
 // UpdateDNSServers sets a network's upstream DNS servers in the running DNS

@@ -91,6 +91,18 @@ type Checker interface {
 	HasForwards(ports []PortForward) error
 }
 
+// Healer is implemented by drivers that can find and mend damage done to
+// their rules from outside (a flushed ruleset, a flushed chain or map).
+type Healer interface {
+	// Intact reports whether the rules of nets and the forwards of ports
+	// are all in place.
+	Intact(nets []NetworkRules, ports []PortForward) (bool, error)
+	// Repair restores them. nets must be every network with containers
+	// and ports every container's forwards: what is rebuilt keeps nothing
+	// else.
+	Repair(nets []NetworkRules, ports []PortForward) error
+}
+
 // NetworkID8 returns the short form of a network ID used in rule names.
 func NetworkID8(id string) string {
 	if len(id) > 8 {

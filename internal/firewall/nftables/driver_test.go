@@ -95,20 +95,20 @@ func TestSetupCreatesTheTableWithANetworksRules(t *testing.T) {
 		"add chain forward { type filter hook forward priority 0 }",
 		"add map pf4", "add map pf4any", "add map pf6", "add map pf6any",
 		"add set isolated", "add set bridges",
-		"add rule prerouting fib daddr type local jump hostports",
-		"add rule output fib daddr type local jump hostports",
-		"add rule hostports dnat ip to ip daddr . meta l4proto . th dport map @pf4",
-		"add rule hostports dnat ip to meta l4proto . th dport map @pf4any",
-		"add rule hostports dnat ip6 to ip6 daddr . meta l4proto . th dport map @pf6",
-		"add rule hostports dnat ip6 to meta l4proto . th dport map @pf6any",
-		"add rule postrouting meta nfproto ipv4 ip saddr 127.0.0.0/8 ct status dnat masquerade",
-		"add rule forward ct status dnat accept",
-		"add rule forward jump isolation",
+		"add rule prerouting fib daddr type local jump hostports comment \"berth\"",
+		"add rule output fib daddr type local jump hostports comment \"berth\"",
+		"add rule hostports dnat ip to ip daddr . meta l4proto . th dport map @pf4 comment \"berth\"",
+		"add rule hostports dnat ip to meta l4proto . th dport map @pf4any comment \"berth\"",
+		"add rule hostports dnat ip6 to ip6 daddr . meta l4proto . th dport map @pf6 comment \"berth\"",
+		"add rule hostports dnat ip6 to meta l4proto . th dport map @pf6any comment \"berth\"",
+		"add rule postrouting meta nfproto ipv4 ip saddr 127.0.0.0/8 ct status dnat masquerade comment \"berth\"",
+		"add rule forward ct status dnat accept comment \"berth\"",
+		"add rule forward jump isolation comment \"berth\"",
 	}
 	sameLines(t, "first setup", k.lastBatch(), append(base, bridgeARules...))
 	// Order within chains: published ports pass before isolation, and the
 	// DNS redirect comes before the port maps.
-	if f := k.chain("forward"); len(f) < 2 || f[0] != "ct status dnat accept" || f[1] != "jump isolation" {
+	if f := k.chain("forward"); len(f) < 2 || f[0] != `ct status dnat accept comment "berth"` || f[1] != `jump isolation comment "berth"` {
 		t.Errorf("forward chain starts %q", f)
 	}
 	if h := k.chain("hostports"); len(h) != 6 || !strings.Contains(h[0], "th dport 53 dnat") || !strings.Contains(h[1], "th dport 53 dnat") {

@@ -277,6 +277,12 @@ func (k *fakeKernel) addRule(s *kernelState, m netlink.Message, a map[uint16][]b
 }
 
 func (k *fakeKernel) delRule(s *kernelState, a map[uint16][]byte) (string, unix.Errno) {
+	if _, ok := a[unix.NFTA_RULE_HANDLE]; !ok {
+		// No handle: flush the chain.
+		chain := str(a[unix.NFTA_RULE_CHAIN])
+		s.rules = slices.DeleteFunc(s.rules, func(r storedRule) bool { return r.chain == chain })
+		return "flush chain " + chain, 0
+	}
 	h := binary.BigEndian.Uint64(a[unix.NFTA_RULE_HANDLE])
 	for i, r := range s.rules {
 		if r.handle == h {

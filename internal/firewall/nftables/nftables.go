@@ -193,7 +193,7 @@ func newObjects() *objects {
 // createBase queues the table with its chains, sets and global rules.
 func (o *objects) createBase(c *nftables.Conn) error {
 	c.AddTable(o.table)
-	for _, ch := range []*nftables.Chain{o.hostports, o.isolation, o.prerouting, o.output, o.postrouting, o.forward} {
+	for _, ch := range o.chains() {
 		c.AddChain(ch)
 	}
 	for _, s := range []*nftables.Set{o.pf4, o.pf4any, o.pf6, o.pf6any, o.isolated, o.bridges} {
@@ -201,9 +201,16 @@ func (o *objects) createBase(c *nftables.Conn) error {
 			return fmt.Errorf("add set %s: %w", s.Name, err)
 		}
 	}
-	add := func(ch *nftables.Chain, e []expr.Any) {
-		c.AddRule(&nftables.Rule{Table: o.table, Chain: ch, Exprs: e})
+	for _, r := range o.baseRules() {
+		c.AddRule(&nftables.Rule{Table: o.table, Chain: r.chain, Exprs: r.exprs, UserData: baseTag()})
 	}
+	return nil
+}
+
+// baseRules are the rules every berth table has, whatever its networks.
+func (o *objects) baseRules() []ruleSpec {
+	var out []ruleSpec
+	add := func(ch *nftables.Chain, e []expr.Any) { out = append(out, ruleSpec{chain: ch, exprs: e}) }
 	add(o.prerouting, rule(matchFibLocal(), one(jump(o.hostports.Name))))
 	add(o.output, rule(matchFibLocal(), one(jump(o.hostports.Name))))
 	add(o.hostports, dnatMap(unix.NFPROTO_IPV4, true, o.pf4))
@@ -214,30 +221,51 @@ func (o *objects) createBase(c *nftables.Conn) error {
 	add(o.postrouting, rule(matchFamily(unix.NFPROTO_IPV4), matchPrefix(lo, true, false), matchCtStatusDNAT(), one(&expr.Masq{})))
 	add(o.forward, rule(matchCtStatusDNAT(), one(verdictAccept)))
 	add(o.forward, one(jump(o.isolation.Name)))
-	return nil
+	return out
+}
+
+// baseComment marks the rules of the table itself: they show in `nft list`
+// as comment "berth", and tell berth's table from one that only has its
+// name.
+const baseComment = "berth"
+
+func baseTag() []byte {
+	return userdata.AppendString(nil, userdata.TypeComment, baseComment)
 }
 
 func tag(netID string) []byte {
 	return userdata.AppendString(nil, userdata.TypeComment, tagPrefix+netID)
 }
 
+// comment returns a rule's comment ("" when it has none).
+func comment(r *nftables.Rule) string {
+	s, _ := userdata.GetString(r.UserData, userdata.TypeComment)
+	return strings.TrimRight(s, "\x00")
+}
+
+// ruleTag returns the network ID a rule is tagged with ("" for a rule
+// that is no network's).
 func ruleTag(r *nftables.Rule) string {
-	s, ok := userdata.GetString(r.UserData, userdata.TypeComment)
+	id, ok := strings.CutPrefix(comment(r), tagPrefix)
 	if !ok {
 		return ""
 	}
-	return strings.TrimPrefix(strings.TrimRight(s, "\x00"), tagPrefix)
+	return id
 }
 
-// queueNetwork queues the per-network rules and set elements.
-func (o *objects) queueNetwork(c *nftables.Conn, n firewall.NetworkRules) error {
-	ud := tag(n.ID)
-	add := func(ch *nftables.Chain, e []expr.Any) {
-		c.AddRule(&nftables.Rule{Table: o.table, Chain: ch, Exprs: e, UserData: ud})
-	}
-	insert := func(ch *nftables.Chain, e []expr.Any) {
-		c.InsertRule(&nftables.Rule{Table: o.table, Chain: ch, Exprs: e, UserData: ud})
-	}
+// ruleSpec is one rule of berth's: the chain it goes in, its
+// expressions, and whether it goes first (insert) or last.
+type ruleSpec struct {
+	chain  *nftables.Chain
+	exprs  []expr.Any
+	insert bool
+}
+
+// networkRules returns the per-network rules of n, in the order they are
+// added.
+func (o *objects) networkRules(n firewall.NetworkRules) []ruleSpec {
+	var out []ruleSpec
+	add := func(ch *nftables.Chain, e []expr.Any) { out = append(out, ruleSpec{chain: ch, exprs: e}) }
 	for _, s := range n.Subnets {
 		s = s.Masked()
 		f := family(s.Addr())
@@ -254,30 +282,51 @@ func (o *objects) queueNetwork(c *nftables.Conn, n firewall.NetworkRules) error 
 		add(o.forward, rule(matchFamily(f), matchPrefix(s, false, false), matchCtEstablished(), one(verdictAccept)))
 		add(o.forward, rule(matchFamily(f), matchPrefix(s, true, false), one(verdictAccept)))
 	}
-	if n.Bridge != "" {
-		if err := c.SetAddElements(o.bridges, []nftables.SetElement{{Key: ifname(n.Bridge)}}); err != nil {
-			return err
+	if n.Bridge != "" && (n.Isolation == network.IsolateTrue || n.Isolation == network.IsolateStrict) {
+		target := o.isolated
+		if n.Isolation == network.IsolateStrict {
+			target = o.bridges
 		}
-		switch n.Isolation {
-		case network.IsolateTrue, network.IsolateStrict:
-			if err := c.SetAddElements(o.isolated, []nftables.SetElement{{Key: ifname(n.Bridge)}}); err != nil {
-				return err
-			}
-			target := o.isolated
-			if n.Isolation == network.IsolateStrict {
-				target = o.bridges
-			}
-			add(o.isolation, rule(matchIf(expr.MetaKeyIIFNAME, n.Bridge, false), matchIf(expr.MetaKeyOIFNAME, n.Bridge, true), matchIfSet(expr.MetaKeyOIFNAME, target), one(verdictDrop)))
-		}
+		add(o.isolation, rule(matchIf(expr.MetaKeyIIFNAME, n.Bridge, false), matchIf(expr.MetaKeyOIFNAME, n.Bridge, true), matchIfSet(expr.MetaKeyOIFNAME, target), one(verdictDrop)))
 	}
 	if n.DNSPort != 0 && n.DNSPort != 53 {
 		for _, gw := range n.Gateways {
 			f := family(gw)
 			nat := &expr.NAT{Type: expr.NATTypeDestNAT, Family: uint32(f), RegAddrMin: 2, RegProtoMin: 3, Specified: true}
 			for _, p := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
-				insert(o.hostports, rule(matchFamily(f), matchPrefix(netip.PrefixFrom(gw, gw.BitLen()), false, false), matchL4Dport(p, 53),
-					one(&expr.Immediate{Register: 2, Data: gw.AsSlice()}, &expr.Immediate{Register: 3, Data: []byte{byte(n.DNSPort >> 8), byte(n.DNSPort)}}, nat)))
+				out = append(out, ruleSpec{chain: o.hostports, insert: true, exprs: rule(matchFamily(f), matchPrefix(netip.PrefixFrom(gw, gw.BitLen()), false, false), matchL4Dport(p, 53),
+					one(&expr.Immediate{Register: 2, Data: gw.AsSlice()}, &expr.Immediate{Register: 3, Data: []byte{byte(n.DNSPort >> 8), byte(n.DNSPort)}}, nat))})
 			}
+		}
+	}
+	return out
+}
+
+// networkSets returns the sets that hold n's bridge.
+func (o *objects) networkSets(n firewall.NetworkRules) []*nftables.Set {
+	if n.Bridge == "" {
+		return nil
+	}
+	if n.Isolation == network.IsolateTrue || n.Isolation == network.IsolateStrict {
+		return []*nftables.Set{o.bridges, o.isolated}
+	}
+	return []*nftables.Set{o.bridges}
+}
+
+// queueNetwork queues the per-network rules and set elements.
+func (o *objects) queueNetwork(c *nftables.Conn, n firewall.NetworkRules) error {
+	ud := tag(n.ID)
+	for _, r := range o.networkRules(n) {
+		nr := &nftables.Rule{Table: o.table, Chain: r.chain, Exprs: r.exprs, UserData: ud}
+		if r.insert {
+			c.InsertRule(nr)
+		} else {
+			c.AddRule(nr)
+		}
+	}
+	for _, set := range o.networkSets(n) {
+		if err := c.SetAddElements(set, []nftables.SetElement{{Key: ifname(n.Bridge)}}); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -1,0 +1,225 @@
+package nftables
+
+import (
+	"fmt"
+
+	"github.com/google/nftables"
+
+	"github.com/berthnet/berth/internal/firewall"
+)
+
+// Healing: rules damaged from outside (`nft flush ruleset`, a flushed chain
+// or map, a deleted element) are found by Intact and mended by Repair,
+// which rebuilds every chain that is not as berth would make it and adds
+// back every missing set and map element, in one batch.
+
+// chainState is what one chain of the table holds: its base rules and,
+// per network ID, the number of tagged rules.
+type chainState struct {
+	base int
+	nets map[string]int
+}
+
+// want is what the table must hold for nets and ports.
+func (o *objects) want(nets []firewall.NetworkRules) map[*nftables.Chain]chainState {
+	out := map[*nftables.Chain]chainState{}
+	get := func(ch *nftables.Chain) chainState {
+		cs, ok := out[ch]
+		if !ok {
+			cs = chainState{nets: map[string]int{}}
+		}
+		return cs
+	}
+	for _, ch := range o.chains() {
+		out[ch] = get(ch)
+	}
+	for _, r := range o.baseRules() {
+		cs := get(r.chain)
+		cs.base++
+		out[r.chain] = cs
+	}
+	for _, n := range nets {
+		for _, r := range o.networkRules(n) {
+			cs := get(r.chain)
+			cs.nets[n.ID]++
+			out[r.chain] = cs
+		}
+	}
+	return out
+}
+
+// chains lists the table's chains.
+func (o *objects) chains() []*nftables.Chain {
+	return []*nftables.Chain{o.hostports, o.isolation, o.prerouting, o.output, o.postrouting, o.forward}
+}
+
+// have reads what chain ch holds; ok is false when it cannot be listed
+// (it is missing).
+func (o *objects) have(c *nftables.Conn, ch *nftables.Chain) (cs chainState, ok bool) {
+	rules, err := c.GetRules(o.table, ch)
+	if err != nil {
+		return cs, false
+	}
+	cs.nets = map[string]int{}
+	for _, r := range rules {
+		if id := ruleTag(r); id != "" {
+			cs.nets[id]++
+		} else {
+			cs.base++
+		}
+	}
+	return cs, true
+}
+
+// sameChain reports whether got holds what want asks for (rules of
+// networks not in want are ignored: they are another call's business).
+func sameChain(got, want chainState) bool {
+	if got.base != want.base {
+		return false
+	}
+	for id, n := range want.nets {
+		if got.nets[id] != n {
+			return false
+		}
+	}
+	return true
+}
+
+// damaged returns the chains that are not as nets need them; table is
+// false when the table itself is missing.
+func (o *objects) damaged(c *nftables.Conn, nets []firewall.NetworkRules) (table bool, chains []*nftables.Chain) {
+	if _, err := c.ListTableOfFamily(TableName, nftables.TableFamilyINet); err != nil {
+		return false, o.chains()
+	}
+	want := o.want(nets)
+	for _, ch := range o.chains() {
+		if got, ok := o.have(c, ch); !ok || !sameChain(got, want[ch]) {
+			chains = append(chains, ch)
+		}
+	}
+	return true, chains
+}
+
+// missingElements returns the set and map elements nets and ports need
+// that the table does not hold (all of them when a set is missing).
+func (o *objects) missingElements(c *nftables.Conn, nets []firewall.NetworkRules, ports []firewall.PortForward) map[*nftables.Set][]nftables.SetElement {
+	need := map[*nftables.Set][]nftables.SetElement{}
+	for _, n := range nets {
+		for _, set := range o.networkSets(n) {
+			need[set] = append(need[set], nftables.SetElement{Key: ifname(n.Bridge)})
+		}
+	}
+	for _, pf := range ports {
+		for set, els := range o.forwardElements(pf) {
+			need[set] = append(need[set], els...)
+		}
+	}
+	out := map[*nftables.Set][]nftables.SetElement{}
+	for set, els := range need {
+		cur, err := c.GetSetElements(set)
+		if err != nil {
+			out[set] = els
+			continue
+		}
+		have := map[string]bool{}
+		for _, e := range cur {
+			have[string(e.Key)+"\x00"+string(e.Val)] = true
+		}
+		for _, e := range els {
+			if !have[string(e.Key)+"\x00"+string(e.Val)] {
+				out[set] = append(out[set], e)
+			}
+		}
+	}
+	return out
+}
+
+// Intact implements firewall.Healer: whether the table holds the rules of
+// nets and the forwards of ports, with nothing of theirs missing.
+func (d *Driver) Intact(nets []firewall.NetworkRules, ports []firewall.PortForward) (bool, error) {
+	lc, err := d.conn()
+	if err != nil {
+		return false, err
+	}
+	defer lc.close()
+	c := lc.Conn
+	o := newObjects()
+	exists, chains := o.damaged(c, nets)
+	if !exists || len(chains) > 0 {
+		return false, nil
+	}
+	return len(o.missingElements(c, nets, ports)) == 0, nil
+}
+
+// Repair implements firewall.Healer: it makes sure of the table, its
+// chains and sets, rebuilds each damaged chain (flushed, then its base
+// rules and the rules of nets, in order) and adds the missing elements,
+// in one batch. nets must be every network with containers: a rebuilt
+// chain keeps no other network's rules.
+func (d *Driver) Repair(nets []firewall.NetworkRules, ports []firewall.PortForward) error {
+	lc, err := d.conn()
+	if err != nil {
+		return err
+	}
+	defer lc.close()
+	c := lc.Conn
+	o := newObjects()
+	exists, damaged := o.damaged(c, nets)
+	missing := o.missingElements(c, nets, ports)
+	if !exists {
+		if err := o.createBase(c); err != nil {
+			return err
+		}
+		for _, n := range nets {
+			if err := o.queueNetwork(c, n); err != nil {
+				return err
+			}
+		}
+	} else if err := o.rebuild(c, damaged, nets); err != nil {
+		return err
+	}
+	for set, els := range missing {
+		if err := c.SetAddElements(set, els); err != nil {
+			return fmt.Errorf("queue elements of %s: %w", set.Name, err)
+		}
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("repair table inet %s: %w", TableName, err)
+	}
+	return nil
+}
+
+// rebuild queues the re-creation of the chains and sets (a no-op for those
+// that exist) and the rebuilding of each damaged chain.
+func (o *objects) rebuild(c *nftables.Conn, damaged []*nftables.Chain, nets []firewall.NetworkRules) error {
+	for _, ch := range o.chains() {
+		c.AddChain(ch)
+	}
+	for _, s := range []*nftables.Set{o.pf4, o.pf4any, o.pf6, o.pf6any, o.isolated, o.bridges} {
+		if err := c.AddSet(s, nil); err != nil {
+			return fmt.Errorf("add set %s: %w", s.Name, err)
+		}
+	}
+	for _, ch := range damaged {
+		c.FlushChain(ch)
+		for _, r := range o.baseRules() {
+			if r.chain == ch {
+				c.AddRule(&nftables.Rule{Table: o.table, Chain: ch, Exprs: r.exprs, UserData: baseTag()})
+			}
+		}
+		for _, n := range nets {
+			for _, r := range o.networkRules(n) {
+				if r.chain != ch {
+					continue
+				}
+				nr := &nftables.Rule{Table: o.table, Chain: ch, Exprs: r.exprs, UserData: tag(n.ID)}
+				if r.insert {
+					c.InsertRule(nr)
+				} else {
+					c.AddRule(nr)
+				}
+			}
+		}
+	}
+	return nil
+}
