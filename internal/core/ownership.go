@@ -14,7 +14,7 @@ import (
 // name the host's uplink as its interface, a failed setup's teardown finds
 // another network's eth0 in the namespace). The marks:
 //
-//   - a bridge: its MAC is bridgeMAC(network), given when berth creates it
+//   - a bridge: its MAC is bridgeMAC(bridge name), given when berth creates it
 //     (in the same netlink request, so no crash can leave a bridge of
 //     berth's without it);
 //   - a veth pair: the host end's MAC is vethMAC(container, network,
@@ -29,8 +29,16 @@ import (
 
 // bridgeMAC derives a stable, locally administered MAC for a bridge, so the
 // bridge's address does not follow its ports (netavark 1.4 lets it change).
-// It is also the bridge's ownership mark.
+// It is also the bridge's ownership mark, so it depends on the bridge's
+// name alone: two networks may name one bridge, and either may be the
+// last to leave it.
 func bridgeMAC(n network.Network) net.HardwareAddr {
+	return derivedMAC("berth-bridge:" + n.NetworkInterface)
+}
+
+// legacyBridgeMAC is the mark of a bridge made by a berth that derived it
+// from the network's ID too.
+func legacyBridgeMAC(n network.Network) net.HardwareAddr {
 	return derivedMAC("berth-bridge:" + n.ID + ":" + n.NetworkInterface)
 }
 
@@ -54,7 +62,7 @@ func sublinkAlias(ctrID string) string {
 
 // ownedBridge reports whether l is the bridge berth made for n.
 func ownedBridge(l link.Link, n network.Network) bool {
-	return l.Kind == "bridge" && bytes.Equal(l.MAC, bridgeMAC(n))
+	return l.Kind == "bridge" && (bytes.Equal(l.MAC, bridgeMAC(n)) || bytes.Equal(l.MAC, legacyBridgeMAC(n)))
 }
 
 // hostVethMAC is the mark of at's host veth end.

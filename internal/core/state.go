@@ -298,6 +298,29 @@ func (s *session) member(netID, ctrID string) bool {
 	return found
 }
 
+// sharers counts the containers recorded on other networks (not netID)
+// whose bridge is bridge: two network IDs may name one bridge.
+func (s *session) sharers(bridge, netID string) int {
+	count := 0
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		nets, members := tx.Bucket(bucketNetworks), tx.Bucket(bucketMembers)
+		if nets == nil || members == nil {
+			return nil
+		}
+		return nets.ForEach(func(k, v []byte) error {
+			var n network.Network
+			if string(k) == netID || json.Unmarshal(v, &n) != nil || n.NetworkInterface != bridge {
+				return nil
+			}
+			if m := members.Bucket(k); m != nil {
+				count += m.Stats().KeyN
+			}
+			return nil
+		})
+	})
+	return count
+}
+
 // activeNetworks returns the definitions of networks that have containers.
 func (s *session) activeNetworks() []network.Network {
 	var out []network.Network

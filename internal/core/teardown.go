@@ -120,7 +120,9 @@ func (m *Manager) teardownLinks(ctx context.Context, sess *session, h *detachHan
 			errs = append(errs, err)
 		}
 		if rules {
-			complete = append(complete, m.rules(n))
+			r := m.rules(n)
+			r.SharedBridge = sess.sharers(n.NetworkInterface, netID(n)) > 0
+			complete = append(complete, r)
 		}
 		if empty {
 			emptyBridges = append(emptyBridges, n)
@@ -229,17 +231,19 @@ func (m *Manager) bridgeFreed(sess *session, hostH *link.Handle, n network.Netwo
 		}
 		return !n.Internal, false, err
 	}
-	if !ownedBridge(br, n) {
-		// Not a bridge berth made (a network whose interface names the
-		// host's uplink or a bridge of the user's): never berth's to
-		// delete.
-		return !n.Internal, false, nil
-	}
-	busy, err := br.HasPorts()
-	if err != nil || busy {
+	ports, err := br.Ports()
+	if err != nil {
 		return false, false, err
 	}
-	return !n.Internal, true, nil
+	// Ports beyond those of berth's containers on other networks that
+	// name the same bridge belong to containers berth does not know (set
+	// up by another netavark): their traffic keeps the rules.
+	if ports > sess.sharers(n.NetworkInterface, netID(n)) {
+		return false, false, nil
+	}
+	// A bridge berth did not make (a network whose interface names the
+	// host's uplink or a bridge of the user's) is never berth's to delete.
+	return !n.Internal, ports == 0 && ownedBridge(br, n), nil
 }
 
 // teardownFirewall removes the container's published ports (when this

@@ -49,6 +49,10 @@ type NetworkRules struct {
 	// NoHairpin leaves out the hairpin masquerade too: only the forward
 	// rules remain (a CNI port mapping with snat false).
 	NoHairpin bool
+	// SharedBridge, on a teardown, says that another network with
+	// containers names the same bridge: what is keyed by the bridge's
+	// name alone stays for it.
+	SharedBridge bool
 }
 
 // PortForward is the published ports of one container on one network.

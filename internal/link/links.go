@@ -249,16 +249,23 @@ func (l Link) NoIPv6Addrs() error {
 // HasPorts reports whether any link of the namespace is enslaved to this
 // one (a bridge's ports). Equivalent to: ip link show master LINK
 func (l Link) HasPorts() (bool, error) {
+	n, err := l.Ports()
+	return n > 0, err
+}
+
+// Ports counts the links whose master l is (a bridge's ports).
+func (l Link) Ports() (int, error) {
 	links, err := l.h.LinkList()
 	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
-		return false, fmt.Errorf("list links: %w", err)
+		return 0, fmt.Errorf("list links: %w", err)
 	}
+	n := 0
 	for _, p := range links {
 		if p.Attrs().MasterIndex == l.Index {
-			return true, nil
+			n++
 		}
 	}
-	return false, nil
+	return n, nil
 }
 
 // gone reports whether a delete failed because the object (or its link)

@@ -560,7 +560,7 @@ func (d *Driver) deleteNetworks(c *nftables.Conn, nets []firewall.NetworkRules) 
 	// Set elements go in their own batches: a missing one must not undo
 	// the rule deletions.
 	for _, n := range nets {
-		if n.Bridge == "" {
+		if n.Bridge == "" || n.SharedBridge {
 			continue
 		}
 		for _, s := range []*nftables.Set{o.isolated, o.bridges} {
