@@ -10,12 +10,10 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -27,7 +25,7 @@ import (
 func main() {
 	berthnet.RunReaper() // a child deleting a link teardown retired
 	shortlived.Tune()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := shortlived.Interruptible("netavark", 2*time.Second)
 	code := netavark.Run(ctx, os.Args[1:], netavark.Env{
 		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
 		Getenv:   os.Getenv,
