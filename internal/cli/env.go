@@ -135,6 +135,9 @@ func openWorld(env Env, g *globals) (*world, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, err := range conf.Skipped {
+		log.Warn("containers.conf file skipped", "error", err)
+	}
 	cfgDir := g.configDir
 	if cfgDir == "" {
 		cfgDir = conf.Network.NetworkConfigDir

@@ -20,6 +20,8 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/berthnet/berth/internal/safefile"
 )
 
 // Pool is one entry of default_subnet_pools.
@@ -51,6 +53,9 @@ type Config struct {
 	Engine  Engine  `toml:"engine"`
 	// Files lists the files that were read, in order.
 	Files []string `toml:"-"`
+	// Skipped says which files were not read, and why: a FIFO, a device
+	// or a file over 1 MiB is skipped, never read (callers warn).
+	Skipped []error `toml:"-"`
 }
 
 // Defaults of the [network] keys (containers/common).
@@ -132,11 +137,16 @@ func Load(env Env) (*Config, error) {
 	}
 	c := &Config{}
 	for _, p := range paths {
-		if err := c.merge(p); err != nil {
+		err := c.merge(p)
+		if errors.Is(err, safefile.ErrNotRegular) || errors.Is(err, safefile.ErrTooLarge) {
+			c.Skipped = append(c.Skipped, err)
+			continue
+		}
+		if err != nil {
 			return nil, err
 		}
+		c.Files = append(c.Files, p)
 	}
-	c.Files = paths
 	c.applyDefaults()
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -158,11 +168,17 @@ func LoadFile(path string) (*Config, error) {
 	return c, nil
 }
 
+// merge reads one file over c: never blocking on a FIFO or reading a
+// device or a huge file (safefile).
 func (c *Config) merge(path string) error {
-	if _, err := toml.DecodeFile(path, c); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
+	b, err := safefile.Read(path, safefile.DefaultLimit)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read containers.conf file: %w", err)
+	}
+	if _, err := toml.Decode(string(b), c); err != nil {
 		return fmt.Errorf("read %s: %w", path, err)
 	}
 	return nil

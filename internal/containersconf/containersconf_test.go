@@ -1,10 +1,15 @@
 package containersconf
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/berthnet/berth/internal/safefile"
 )
 
 func write(t *testing.T, path, content string) {
@@ -91,6 +96,55 @@ func TestErrors(t *testing.T) {
 		write(t, p, content)
 		if _, err := LoadFile(p); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: got %v, want %q", content, err, want)
+		}
+	}
+}
+
+// A containers.conf.d entry that is a FIFO, a link to a device or a huge
+// file is skipped with a reason, never read; the other files still are.
+func TestHostileFilesAreSkipped(t *testing.T) {
+	root := t.TempDir()
+	d := filepath.Join(root, "etc/containers/containers.conf.d")
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(d, "50-good.conf"), []byte("[network]\ndefault_network = \"good\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(d, "10-fifo.conf"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/dev/zero", filepath.Join(d, "20-zero.conf")); err != nil {
+		t.Fatal(err)
+	}
+	big := "# " + strings.Repeat("x", 2<<20) + "\n"
+	if err := os.WriteFile(filepath.Join(d, "30-big.conf"), []byte(big), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var c *Config
+	var err error
+	go func() {
+		defer close(done)
+		c, err = Load(Env{Root: root, Getenv: func(string) string { return "" }})
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Load blocked on a hostile file")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Network.DefaultNetwork != "good" {
+		t.Errorf("default_network = %q: the good file was not read", c.Network.DefaultNetwork)
+	}
+	if len(c.Skipped) != 3 {
+		t.Fatalf("skipped %v, want the three hostile files", c.Skipped)
+	}
+	for i, want := range []error{safefile.ErrNotRegular, safefile.ErrNotRegular, safefile.ErrTooLarge} {
+		if !errors.Is(c.Skipped[i], want) {
+			t.Errorf("skipped[%d] = %v, want %v", i, c.Skipped[i], want)
 		}
 	}
 }

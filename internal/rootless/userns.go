@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berthnet/berth/internal/safefile"
 )
 
 // Environment variables berth sets for itself inside the user namespace.
@@ -164,8 +166,8 @@ func mapIDs(pid int) error {
 	if u, err := user.LookupId(name); err == nil {
 		name = u.Username
 	}
-	subuid, _ := os.ReadFile("/etc/subuid")
-	subgid, _ := os.ReadFile("/etc/subgid")
+	subuid, _ := safefile.Read("/etc/subuid", safefile.DefaultLimit)
+	subgid, _ := safefile.Read("/etc/subgid", safefile.DefaultLimit)
 	uids := ParseSubIDs(string(subuid), name, uid)
 	gids := ParseSubIDs(string(subgid), name, gid)
 	if len(uids) > 0 && len(gids) > 0 {

@@ -28,6 +28,7 @@ import (
 	"github.com/berthnet/berth/internal/core"
 	"github.com/berthnet/berth/internal/firewall"
 	"github.com/berthnet/berth/internal/netconf"
+	"github.com/berthnet/berth/internal/safefile"
 	"github.com/berthnet/berth/internal/network"
 )
 
@@ -338,18 +339,22 @@ func prepare(g *globals, env Env, nsPath, verb string) (*berthnet.Host, *network
 	return m, &o, nil
 }
 
+// MaxInput is the largest network options input read: 64 MiB, room for
+// thousands of networks and port mappings.
+const MaxInput = 64 << 20
+
 // decodeInput reads the JSON input from --file or stdin.
 func decodeInput(g *globals, env Env, v any) error {
-	var in io.Reader = env.Stdin
+	var b []byte
+	var err error
 	if g.file != "" && g.file != "-" {
-		f, err := os.Open(g.file)
-		if err != nil {
-			return fmt.Errorf("failed to load network options: %w", err)
+		b, err = safefile.Read(g.file, MaxInput)
+	} else {
+		b, err = io.ReadAll(io.LimitReader(env.Stdin, MaxInput+1))
+		if err == nil && len(b) > MaxInput {
+			err = fmt.Errorf("standard input: %w (more than %d bytes)", safefile.ErrTooLarge, MaxInput)
 		}
-		defer f.Close()
-		in = f
 	}
-	b, err := io.ReadAll(in)
 	if err != nil {
 		return fmt.Errorf("failed to load network options: %w", err)
 	}

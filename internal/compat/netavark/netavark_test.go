@@ -342,3 +342,27 @@ func TestPrivilegedDNSForwardingAndUpdate(t *testing.T) {
 		t.Errorf("tcp query for the container's own name: %q", out)
 	}
 }
+
+// --file naming a FIFO or a device is refused at once, never read.
+func TestInputFileMustBeRegular(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "in.json")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{fifo, "/dev/zero"} {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			out, _, code := run(t, "", "--config", t.TempDir(), "-f", f, "setup", "/proc/self/ns/net")
+			if code != 1 || !strings.Contains(errorLine(t, out), "not a regular file") {
+				t.Errorf("-f %s: %d %q", f, code, out)
+			}
+		}()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("-f %s blocked", f)
+		}
+	}
+}
