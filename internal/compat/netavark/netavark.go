@@ -28,8 +28,8 @@ import (
 	"github.com/berthnet/berth/internal/core"
 	"github.com/berthnet/berth/internal/firewall"
 	"github.com/berthnet/berth/internal/netconf"
-	"github.com/berthnet/berth/internal/safefile"
 	"github.com/berthnet/berth/internal/network"
+	"github.com/berthnet/berth/internal/safefile"
 )
 
 // DefaultAardvark is where netavark looks for aardvark-dns by default.
