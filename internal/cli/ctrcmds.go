@@ -18,6 +18,7 @@ import (
 	"github.com/berthnet/berth/internal/network"
 	"github.com/berthnet/berth/internal/runopts"
 	"github.com/berthnet/berth/internal/runspec"
+	"github.com/berthnet/berth/internal/safefile"
 )
 
 // notFound turns a missing container into Podman's exit code for the
@@ -533,8 +534,8 @@ func execCmd(env Env, g *globals) *cobra.Command {
 				if err != nil {
 					return notFound(err, 125)
 				}
-				passwd, _ := os.ReadFile(c.State.Mounted + "/etc/passwd")
-				group, _ := os.ReadFile(c.State.Mounted + "/etc/group")
+				passwd, _ := safefile.ReadInRoot(c.State.Mounted, "etc/passwd", safefile.DefaultLimit)
+				group, _ := safefile.ReadInRoot(c.State.Mounted, "etc/group", safefile.DefaultLimit)
 				if p.UID, p.GID, err = runspec.ResolveUser(user, passwd, group); err != nil {
 					return fmt.Errorf("--user: %w", err)
 				}

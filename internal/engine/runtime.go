@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/berthnet/berth/internal/rootless"
 	"github.com/berthnet/berth/internal/runopts"
 	"github.com/berthnet/berth/internal/runspec"
+	"github.com/berthnet/berth/internal/safefile"
 )
 
 func (e *Engine) runc(args ...string) (string, error) {
@@ -93,8 +93,8 @@ func (e *Engine) execProcess(c *Container, p runspec.Process) (string, error) {
 	p.Env = runspec.MergeEnv(c.Config.Env, p.Env)
 	if p.UID == 0 && p.GID == 0 && c.Config.User != "" {
 		root := c.State.Mounted
-		passwd, _ := os.ReadFile(filepath.Join(root, "etc/passwd"))
-		group, _ := os.ReadFile(filepath.Join(root, "etc/group"))
+		passwd, _ := safefile.ReadInRoot(root, "etc/passwd", safefile.DefaultLimit)
+		group, _ := safefile.ReadInRoot(root, "etc/group", safefile.DefaultLimit)
 		var err error
 		if p.UID, p.GID, err = runspec.ResolveUser(c.Config.User, passwd, group); err != nil {
 			return "", err
@@ -167,8 +167,8 @@ func (t *tailWriter) Write(p []byte) (int, error) {
 }
 
 func (e *Engine) spec(c *Container, rootfs string, st State, binds []runspec.Bind) (any, error) {
-	passwd, _ := os.ReadFile(filepath.Join(rootfs, "etc/passwd"))
-	group, _ := os.ReadFile(filepath.Join(rootfs, "etc/group"))
+	passwd, _ := safefile.ReadInRoot(rootfs, "etc/passwd", safefile.DefaultLimit)
+	group, _ := safefile.ReadInRoot(rootfs, "etc/group", safefile.DefaultLimit)
 	uid, gid, err := runspec.ResolveUser(c.Config.User, passwd, group)
 	if err != nil {
 		return nil, err

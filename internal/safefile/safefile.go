@@ -11,7 +11,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Errors Read returns, wrapped with the file's path; match with errors.Is.
@@ -34,6 +37,32 @@ func Read(path string, limit int64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return read(f, path, limit)
+}
+
+// ReadInRoot reads the file rel of the directory tree at root (a
+// container's root filesystem) as Read does, resolving every symbolic link
+// and ".." inside root, as the container would see it: a link to
+// /etc/shadow reads root's etc/shadow, never the host's. It needs
+// openat2 (Linux 5.6).
+func ReadInRoot(root, rel string, limit int64) ([]byte, error) {
+	dir, err := os.Open(root)
+	if err != nil {
+		return nil, err
+	}
+	defer dir.Close()
+	fd, err := unix.Openat2(int(dir.Fd()), rel, &unix.OpenHow{
+		Flags:   unix.O_RDONLY | unix.O_NONBLOCK | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: filepath.Join(root, rel), Err: err}
+	}
+	return read(os.NewFile(uintptr(fd), filepath.Join(root, rel)), filepath.Join(root, rel), limit)
+}
+
+// read checks and reads the open file f, and closes it.
+func read(f *os.File, path string, limit int64) ([]byte, error) {
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
