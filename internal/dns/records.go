@@ -47,6 +47,8 @@ type Snapshot struct {
 	listener map[netip.Addr][]*Network
 	// Errors holds the files that could not be loaded; the others load.
 	Errors []error
+	// serveHost: answer the host itself (see ServeHost).
+	serveHost bool
 	// replies caches how the UDP path handled each query (cache.go).
 	replies replyCache
 }
@@ -135,28 +137,60 @@ func (s *Snapshot) BindIPs() []netip.Addr {
 }
 
 // Scope is what one requester may see: its networks, and its own upstreams.
+// The zero Scope is a refused requester.
 type Scope struct {
+	// Allowed is false for a requester the server does not serve: it
+	// gets REFUSED, no answer and no forwarding.
+	Allowed  bool
 	Networks []*Network
 	// Entry is the requester's own entry when it is a known container.
 	Entry *aardvarkconf.Entry
+	// Host is set when the requester is the host itself.
+	Host bool
 }
 
-// ScopeFor decides the networks a query is answered from: every network of
-// the container that owns the source address, or — for an unknown source
-// such as the host — the networks served on the address the query came in
-// on.
+// ServeHost sets whether the host itself (a loopback source address, or
+// one of the addresses the server listens on) is answered.
+func (s *Snapshot) ServeHost(on bool) { s.serveHost = on }
+
+// ScopeFor decides whether a query from src that came in on the listening
+// address local is served, and from which networks. A container is served
+// at the listening address of a network it is on, and sees every network
+// it is on (as with aardvark-dns); at any other network's listening
+// address it is refused. The host is served the networks listening on
+// local when ServeHost is on. Every other source is refused.
 func (s *Snapshot) ScopeFor(src, local netip.Addr) Scope {
 	src, local = src.Unmap(), local.Unmap()
+	served := s.listener[local]
+	for _, n := range served {
+		if e := n.byIP[src]; e != nil {
+			return Scope{Allowed: true, Networks: s.containerNets[e.ID], Entry: e}
+		}
+	}
 	if id, ok := s.member[src]; ok {
+		// The container's address on another of its networks.
 		nets := s.containerNets[id]
 		for _, n := range nets {
-			if e := n.byIP[src]; e != nil {
-				return Scope{Networks: nets, Entry: e}
+			if slices.Contains(served, n) {
+				return Scope{Allowed: true, Networks: nets, Entry: entryOf(nets, src)}
 			}
 		}
-		return Scope{Networks: nets}
+		return Scope{}
 	}
-	return Scope{Networks: s.listener[local]}
+	if s.serveHost && len(served) > 0 && (src.IsLoopback() || s.listener[src] != nil) {
+		return Scope{Allowed: true, Networks: served, Host: true}
+	}
+	return Scope{}
+}
+
+// entryOf returns the entry that carries ip on one of nets.
+func entryOf(nets []*Network, ip netip.Addr) *aardvarkconf.Entry {
+	for _, n := range nets {
+		if e := n.byIP[ip]; e != nil {
+			return e
+		}
+	}
+	return nil
 }
 
 // Internal reports whether the requester is only on internal networks.

@@ -34,6 +34,21 @@ type Env struct {
 
 const childEnv = "BERTH_AARDVARK_CHILD"
 
+// ServeHostEnv turns answering the host itself on ("1", the default, as
+// aardvark-dns does) or off ("0"). Sources that are neither the host nor a
+// container on the network listening there are always refused.
+const ServeHostEnv = "BERTH_DNS_SERVE_HOST"
+
+func serveHostSetting(v string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "", "1", "true", "yes", "on":
+		return true, nil
+	case "0", "false", "no", "off":
+		return false, nil
+	}
+	return false, fmt.Errorf("%s=%q: want 1 or 0", ServeHostEnv, v)
+}
+
 // Run executes the front-end and returns the exit code. It uses pflag
 // alone (no cobra): this front-end is the long-running DNS server, kept small.
 func Run(ctx context.Context, args []string, env Env) int {
@@ -75,7 +90,12 @@ func Run(ctx context.Context, args []string, env Env) int {
 		fs.Usage()
 		return 0
 	case "run":
-		cfg := dns.Config{Dir: *config, Port: *port, FilterDomain: *filter, NoProxy: env.Getenv("AARDVARK_NO_PROXY") != ""}
+		serveHost, err := serveHostSetting(env.Getenv(ServeHostEnv))
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "Error: %v\n", err)
+			return 2
+		}
+		cfg := dns.Config{Dir: *config, Port: *port, FilterDomain: *filter, NoProxy: env.Getenv("AARDVARK_NO_PROXY") != "", ServeHost: serveHost}
 		if *foreground || env.Getenv(childEnv) != "" {
 			return serve(ctx, cfg, env)
 		}
