@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berthnet/berth/internal/aardvarkconf"
+	"github.com/berthnet/berth/internal/safefile"
 )
 
 // signalDNS sends SIGHUP to the running DNS server so it reloads its
@@ -103,7 +104,7 @@ func (m *Manager) startDNS(dir aardvarkconf.Dir) error {
 // runningPID reads a pid file and reports whether that process is alive and
 // in this process's network namespace.
 func runningPID(pidFile, ours string) (int, bool) {
-	b, err := os.ReadFile(pidFile)
+	b, err := safefile.Read(pidFile, 64)
 	if err != nil {
 		return 0, false
 	}

@@ -53,9 +53,10 @@ type Snapshot struct {
 	replies replyCache
 }
 
-// Load reads every network file in dir. A malformed file is reported in
-// Snapshot.Errors (with file and line) and skipped; it does not take the
-// other networks down.
+// Load reads every network file in dir. A malformed file, or one that is
+// not a regular file or is too large, is reported in Snapshot.Errors (with
+// file and line where there is one) and skipped; it does not take the
+// other networks down, and never blocks the reader.
 func Load(dir string) (*Snapshot, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -64,22 +65,18 @@ func Load(dir string) (*Snapshot, error) {
 	var files []*namedFile
 	var errs []error
 	for _, e := range ents {
-		name := e.Name()
-		if e.IsDir() || name == "aardvark.pid" || strings.HasPrefix(name, ".") {
+		if _, ok := aardvarkconf.NetworkName(e.Name()); !ok || e.IsDir() {
 			continue
 		}
-		f, err := os.Open(filepath.Join(dir, name))
+		parsed, err := aardvarkconf.ReadFile(filepath.Join(dir, e.Name()))
+		if errors.Is(err, os.ErrNotExist) {
+			continue // removed since the listing
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		parsed, err := aardvarkconf.Parse(f, filepath.Join(dir, name))
-		f.Close()
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		files = append(files, &namedFile{name: name, f: parsed})
+		files = append(files, &namedFile{name: e.Name(), f: parsed})
 	}
 	s := Build(files)
 	s.Errors = errs
@@ -99,9 +96,10 @@ func Build(files []*namedFile) *Snapshot {
 	sort.Slice(files, func(i, j int) bool { return files[i].name < files[j].name })
 	s := &Snapshot{member: map[netip.Addr]string{}, containerNets: map[string][]*Network{}, listener: map[netip.Addr][]*Network{}}
 	for _, nf := range files {
+		name, _ := aardvarkconf.NetworkName(nf.name)
 		n := &Network{
-			Name:       strings.TrimSuffix(nf.name, InternalSuffix),
-			Internal:   strings.HasSuffix(nf.name, InternalSuffix),
+			Name:       strings.TrimSuffix(name, InternalSuffix),
+			Internal:   strings.HasSuffix(name, InternalSuffix),
 			BindIPs:    nf.f.Header.BindIPs,
 			DNSServers: nf.f.Header.DNSServers,
 			byName:     map[string][]*aardvarkconf.Entry{},

@@ -92,7 +92,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: l,
 		fwd:       fwd,
-		resolv:    &ResolvConf{Path: cfg.ResolvConf},
+		resolv:    &ResolvConf{Path: cfg.ResolvConf, Log: l},
 		listeners: map[netip.Addr]*listener{},
 		inflight:  map[netip.Addr]int{},
 	}

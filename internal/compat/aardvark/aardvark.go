@@ -22,8 +22,10 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/berthnet/berth/internal/aardvarkconf"
 	"github.com/berthnet/berth/internal/buildinfo"
 	"github.com/berthnet/berth/internal/dns"
+	"github.com/berthnet/berth/internal/safefile"
 )
 
 // Env is what the front-end reads from its process.
@@ -176,7 +178,7 @@ func serve(ctx context.Context, cfg dns.Config, env Env) int {
 		return 1
 	}
 	defer srv.Close()
-	pidFile := filepath.Join(cfg.Dir, "aardvark.pid")
+	pidFile := aardvarkconf.Dir{Path: cfg.Dir}.PidFile()
 	hup := make(chan os.Signal, 4)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -186,7 +188,7 @@ func serve(ctx context.Context, cfg dns.Config, env Env) int {
 		fmt.Fprintln(env.Stderr, err)
 		return 1
 	}
-	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+	if err := writePidFile(pidFile); err != nil {
 		report(fmt.Sprintf("write pid file: %v", err))
 		return 1
 	}
@@ -215,7 +217,7 @@ func serve(ctx context.Context, cfg dns.Config, env Env) int {
 					logger.Info("no networks left; exiting")
 					return 0
 				}
-				if err := os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+				if err := writePidFile(pidFile); err != nil {
 					logger.Error("rewrite pid file", "error", err)
 				}
 			}
@@ -223,9 +225,33 @@ func serve(ctx context.Context, cfg dns.Config, env Env) int {
 	}
 }
 
+// writePidFile records this process's PID in p: a new file renamed over
+// whatever is there, so a FIFO or link planted at p is replaced, not
+// written through.
+func writePidFile(p string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(p), ".aardvark.pid.tmp")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.WriteString(strconv.Itoa(os.Getpid()))
+	if err == nil {
+		err = tmp.Chmod(0o644)
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), p)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
+	return err
+}
+
 // removeOwnPidFile removes the pid file if it still names this process.
 func removeOwnPidFile(p string) {
-	b, err := os.ReadFile(p)
+	b, err := safefile.Read(p, 64)
 	if err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(os.Getpid()) {
 		os.Remove(p)
 	}
