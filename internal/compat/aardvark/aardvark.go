@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -178,7 +179,8 @@ func serve(ctx context.Context, cfg dns.Config, env Env) int {
 		return 1
 	}
 	defer srv.Close()
-	pidFile := aardvarkconf.Dir{Path: cfg.Dir}.PidFile()
+	dir := aardvarkconf.Dir{Path: cfg.Dir}
+	pidFile := dir.PidFile()
 	hup := make(chan os.Signal, 4)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -187,6 +189,17 @@ func serve(ctx context.Context, cfg dns.Config, env Env) int {
 		report(err.Error())
 		fmt.Fprintln(env.Stderr, err)
 		return 1
+	}
+	// The control socket exists before the pid file names this process,
+	// so whoever finds the pid file can ask for confirmed reloads.
+	reqs := make(chan chan error)
+	done := make(chan struct{})
+	defer close(done)
+	if ln, err := dir.ListenControl(); err != nil {
+		logger.Warn("no control socket; reloading on SIGHUP only", "error", err)
+	} else {
+		defer ln.Close()
+		go acceptControl(ln, reqs, done)
 	}
 	if err := writePidFile(pidFile); err != nil {
 		report(fmt.Sprintf("write pid file: %v", err))
@@ -203,25 +216,88 @@ func serve(ctx context.Context, cfg dns.Config, env Env) int {
 		case <-ctx.Done():
 			return 0
 		case <-hup:
-			n, err := srv.Reload()
-			if err != nil {
-				logger.Error("reload", "error", err)
+			if exit, _ := reload(srv, pidFile, logger); exit {
+				return 0
 			}
-			if n == 0 && err == nil {
-				// Remove the pid file first, then look once more: a setup
-				// that signalled us before the removal has already
-				// written its file; one that comes after starts a new
-				// server.
-				removeOwnPidFile(pidFile)
-				if n, _ = srv.Reload(); n == 0 {
-					logger.Info("no networks left; exiting")
-					return 0
+		case w := <-reqs:
+			// Every request queued so far arrived before this reload
+			// begins, so one reload answers them all.
+			waiters := []chan error{w}
+		drain:
+			for {
+				select {
+				case w := <-reqs:
+					waiters = append(waiters, w)
+				default:
+					break drain
 				}
-				if err := writePidFile(pidFile); err != nil {
-					logger.Error("rewrite pid file", "error", err)
-				}
+			}
+			exit, err := reload(srv, pidFile, logger)
+			for _, w := range waiters {
+				w <- err
+			}
+			if exit {
+				return 0
 			}
 		}
+	}
+}
+
+// reload re-reads the configuration and reports whether the server should
+// exit because no network is left.
+func reload(srv *dns.Server, pidFile string, logger *slog.Logger) (exit bool, err error) {
+	n, err := srv.Reload()
+	if err != nil {
+		logger.Error("reload", "error", err)
+		return false, err
+	}
+	if n > 0 {
+		return false, nil
+	}
+	// Remove the pid file first, then look once more: a setup that
+	// signalled us before the removal has already written its file; one
+	// that comes after starts a new server.
+	removeOwnPidFile(pidFile)
+	if n, _ = srv.Reload(); n == 0 {
+		logger.Info("no networks left; exiting")
+		return true, nil
+	}
+	if err := writePidFile(pidFile); err != nil {
+		logger.Error("rewrite pid file", "error", err)
+	}
+	return false, nil
+}
+
+// acceptControl serves the control socket: each request is handed to the
+// main loop on reqs, and answered once the main loop has reloaded.
+func acceptControl(ln net.Listener, reqs chan<- chan error, done <-chan struct{}) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		go aardvarkconf.ServeControl(c, func() error {
+			w := make(chan error, 1)
+			select {
+			case reqs <- w:
+			case <-done:
+				return errors.New("server is exiting")
+			}
+			select {
+			case err := <-w:
+				return err
+			case <-done:
+				select {
+				case err := <-w: // answered just before exiting
+					return err
+				default:
+					return errors.New("server is exiting")
+				}
+			}
+		})
 	}
 }
 
