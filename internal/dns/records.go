@@ -2,7 +2,9 @@
 // aardvark-dns: it reads the aardvark configuration directory, answers A,
 // AAAA and PTR queries for the containers that share a network with the
 // asking container, and forwards everything else to the container's, the
-// network's or the host's upstream servers.
+// network's or the host's upstream servers. Only containers on the network
+// listening at the asked address (and the host, if enabled) are served;
+// everyone else is refused.
 //
 // Records are immutable snapshots swapped atomically on reload, so queries
 // never see a half-loaded configuration and listeners are never restarted

@@ -2,7 +2,8 @@
 // line netavark (and berth) use to start the DNS server
 // (`aardvark-dns --config DIR -p PORT run`), the fork-and-report-ready start
 // (the parent exits once the server listens, or fails with the reason), the
-// pid file, SIGHUP reloads, and exit when no network is left.
+// pid file, SIGHUP reloads, confirmed reloads over the control socket, and
+// exit when no network is left.
 package aardvark
 
 import (
