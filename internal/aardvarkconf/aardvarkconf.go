@@ -20,6 +20,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -279,35 +280,40 @@ func ReadFile(path string) (*File, error) {
 
 func (d Dir) read(network string) (*File, error) { return ReadFile(d.file(network)) }
 
-func (d Dir) write(network string, f *File) error { return d.writeBytes(network, f.Bytes()) }
+func (d Dir) write(network string, f *File) error {
+	return d.replace(FileName(network), f.Bytes())
+}
 
-// writeBytes replaces the network's file with b: a new file renamed over
-// the old, so readers see the old or the new content, and a symbolic link
-// or FIFO in its place is replaced, not followed.
-func (d Dir) writeBytes(network string, b []byte) error {
-	tmp, err := os.CreateTemp(d.Path, "."+FileName(network)+".tmp")
+// replace makes b the content of the file name in the directory: a new
+// file renamed over the old, so readers see the old or the new content,
+// and a symbolic link or FIFO in its place is replaced, not written
+// through.
+func (d Dir) replace(name string, b []byte) error {
+	path := filepath.Join(d.Path, name)
+	tmp, err := os.CreateTemp(d.Path, "."+name+".tmp")
 	if err != nil {
-		return fmt.Errorf("write %s: %w", d.file(network), err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", d.file(network), err)
+	_, err = tmp.Write(b)
+	if err == nil {
+		err = tmp.Chmod(0o644)
 	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
 	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
 	}
-	if err := os.Rename(tmp.Name(), d.file(network)); err != nil {
+	if err != nil {
 		os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", d.file(network), err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+// WritePid records pid in the pid file (by replace).
+func (d Dir) WritePid(pid int) error {
+	return d.replace(PidFileName, []byte(strconv.Itoa(pid)))
 }
 
 // Add writes the entries into the network files, creating files and the
@@ -430,7 +436,7 @@ func (d Dir) removeLines(netName, id string) error {
 			out = append(out, l)
 		}
 	}
-	return d.writeBytes(netName, []byte(strings.Join(out, "\n")))
+	return d.replace(FileName(netName), []byte(strings.Join(out, "\n")))
 }
 
 // UpdateServers rewrites the DNS-server column of a network's header. It

@@ -97,3 +97,35 @@ func TestNetworkFileThatIsNotRegular(t *testing.T) {
 		}
 	}
 }
+
+// A FIFO or link planted at the pid file is replaced, not written through.
+func TestWritePidReplaces(t *testing.T) {
+	d := Dir{Path: t.TempDir()}
+	target := filepath.Join(t.TempDir(), "victim")
+	os.WriteFile(target, []byte("keep"), 0o644)
+	for _, plant := range []func() error{
+		func() error { return syscall.Mkfifo(d.PidFile(), 0o644) },
+		func() error { return os.Symlink(target, d.PidFile()) },
+	} {
+		os.Remove(d.PidFile())
+		if err := plant(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- d.WritePid(42) }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("WritePid hangs")
+		}
+		if b, err := safefile.Read(d.PidFile(), 64); err != nil || string(b) != "42" {
+			t.Errorf("pid file: %q %v", b, err)
+		}
+	}
+	if b, _ := os.ReadFile(target); string(b) != "keep" {
+		t.Errorf("written through the link: %q", b)
+	}
+}

@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -181,7 +180,6 @@ func serve(ctx context.Context, cfg dns.Config, env Env) int {
 	}
 	defer srv.Close()
 	dir := aardvarkconf.Dir{Path: cfg.Dir}
-	pidFile := dir.PidFile()
 	hup := make(chan os.Signal, 4)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -202,11 +200,11 @@ func serve(ctx context.Context, cfg dns.Config, env Env) int {
 		defer ln.Close()
 		go acceptControl(ln, reqs, done)
 	}
-	if err := writePidFile(pidFile); err != nil {
+	if err := dir.WritePid(os.Getpid()); err != nil {
 		report(fmt.Sprintf("write pid file: %v", err))
 		return 1
 	}
-	defer removeOwnPidFile(pidFile)
+	defer removeOwnPidFile(dir.PidFile())
 	report("ready")
 	if n == 0 {
 		logger.Info("no networks configured; exiting")
@@ -217,7 +215,7 @@ func serve(ctx context.Context, cfg dns.Config, env Env) int {
 		case <-ctx.Done():
 			return 0
 		case <-hup:
-			if exit, _ := reload(srv, pidFile, logger); exit {
+			if exit, _ := reload(srv, dir, logger); exit {
 				return 0
 			}
 		case w := <-reqs:
@@ -233,7 +231,7 @@ func serve(ctx context.Context, cfg dns.Config, env Env) int {
 					break drain
 				}
 			}
-			exit, err := reload(srv, pidFile, logger)
+			exit, err := reload(srv, dir, logger)
 			for _, w := range waiters {
 				w <- err
 			}
@@ -246,7 +244,7 @@ func serve(ctx context.Context, cfg dns.Config, env Env) int {
 
 // reload re-reads the configuration and reports whether the server should
 // exit because no network is left.
-func reload(srv *dns.Server, pidFile string, logger *slog.Logger) (exit bool, err error) {
+func reload(srv *dns.Server, dir aardvarkconf.Dir, logger *slog.Logger) (exit bool, err error) {
 	n, err := srv.Reload()
 	if err != nil {
 		logger.Error("reload", "error", err)
@@ -258,12 +256,12 @@ func reload(srv *dns.Server, pidFile string, logger *slog.Logger) (exit bool, er
 	// Remove the pid file first, then look once more: a setup that
 	// signalled us before the removal has already written its file; one
 	// that comes after starts a new server.
-	removeOwnPidFile(pidFile)
+	removeOwnPidFile(dir.PidFile())
 	if n, _ = srv.Reload(); n == 0 {
 		logger.Info("no networks left; exiting")
 		return true, nil
 	}
-	if err := writePidFile(pidFile); err != nil {
+	if err := dir.WritePid(os.Getpid()); err != nil {
 		logger.Error("rewrite pid file", "error", err)
 	}
 	return false, nil
@@ -300,30 +298,6 @@ func acceptControl(ln net.Listener, reqs chan<- chan error, done <-chan struct{}
 			}
 		})
 	}
-}
-
-// writePidFile records this process's PID in p: a new file renamed over
-// whatever is there, so a FIFO or link planted at p is replaced, not
-// written through.
-func writePidFile(p string) error {
-	tmp, err := os.CreateTemp(filepath.Dir(p), ".aardvark.pid.tmp")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.WriteString(strconv.Itoa(os.Getpid()))
-	if err == nil {
-		err = tmp.Chmod(0o644)
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), p)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
-	return err
 }
 
 // removeOwnPidFile removes the pid file if it still names this process.
