@@ -13,15 +13,19 @@ package aardvarkconf
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berthnet/berth/internal/safefile"
 )
 
 // Header is the first line of a network file.
@@ -216,8 +220,39 @@ type Dir struct {
 // LockPath is the lock netavark takes around edits: <config>/aardvark.lock.
 func (d Dir) LockPath() string { return filepath.Join(filepath.Dir(d.Path), "aardvark.lock") }
 
+// PidFileName is the name of the file in the directory where aardvark-dns
+// records its PID; netavark and Podman read it there.
+const PidFileName = "aardvark.pid"
+
+// EscapeSuffix ends the file name of a network whose name is a file the
+// directory reserves: the network "aardvark.pid" (a valid Podman network
+// name) is stored as "aardvark.pid%net", so its file is not the pid file.
+// Network names cannot contain '%', so no other network has this name;
+// aardvark-dns reads such a file as a network of that name, which serves
+// the same containers.
+const EscapeSuffix = "%net"
+
+// FileName returns the name of the network's file in the directory.
+func FileName(network string) string {
+	if network == PidFileName {
+		return network + EscapeSuffix
+	}
+	return network
+}
+
+// NetworkName returns the network a file name in the directory is for
+// (the inverse of FileName), and false for files that are not network
+// files: the pid file and hidden files (temporary files, berth's control
+// socket).
+func NetworkName(file string) (string, bool) {
+	if file == PidFileName || file == "" || strings.HasPrefix(file, ".") {
+		return "", false
+	}
+	return strings.TrimSuffix(file, EscapeSuffix), true
+}
+
 // PidFile is where aardvark-dns records its PID.
-func (d Dir) PidFile() string { return filepath.Join(d.Path, "aardvark.pid") }
+func (d Dir) PidFile() string { return filepath.Join(d.Path, PidFileName) }
 
 func (d Dir) lock() (func(), error) {
 	f, err := os.OpenFile(d.LockPath(), os.O_RDWR|os.O_CREATE, 0o644)
@@ -231,40 +266,54 @@ func (d Dir) lock() (func(), error) {
 	return func() { f.Close() }, nil
 }
 
-func (d Dir) file(network string) string { return filepath.Join(d.Path, network) }
+func (d Dir) file(network string) string { return filepath.Join(d.Path, FileName(network)) }
 
-func (d Dir) read(network string) (*File, error) {
-	b, err := os.ReadFile(d.file(network))
+// ReadFile parses the network file at path; a file that is not a regular
+// file, or is larger than safefile.DefaultLimit, is an error, never a hang.
+func ReadFile(path string) (*File, error) {
+	b, err := safefile.Read(path, safefile.DefaultLimit)
 	if err != nil {
 		return nil, err
 	}
-	return Parse(strings.NewReader(string(b)), d.file(network))
+	return Parse(bytes.NewReader(b), path)
 }
 
+func (d Dir) read(network string) (*File, error) { return ReadFile(d.file(network)) }
+
 func (d Dir) write(network string, f *File) error {
-	tmp, err := os.CreateTemp(d.Path, "."+network+".tmp")
+	return d.replace(FileName(network), f.Bytes())
+}
+
+// replace makes b the content of the file name in the directory: a new
+// file renamed over the old, so readers see the old or the new content,
+// and a symbolic link or FIFO in its place is replaced, not written
+// through.
+func (d Dir) replace(name string, b []byte) error {
+	path := filepath.Join(d.Path, name)
+	tmp, err := os.CreateTemp(d.Path, "."+name+".tmp")
 	if err != nil {
-		return fmt.Errorf("write %s: %w", d.file(network), err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if _, err := tmp.Write(f.Bytes()); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", d.file(network), err)
+	_, err = tmp.Write(b)
+	if err == nil {
+		err = tmp.Chmod(0o644)
 	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
 	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
 	}
-	if err := os.Rename(tmp.Name(), d.file(network)); err != nil {
+	if err != nil {
 		os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", d.file(network), err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+// WritePid records pid in the pid file (by replace).
+func (d Dir) WritePid(pid int) error {
+	return d.replace(PidFileName, []byte(strconv.Itoa(pid)))
 }
 
 // Add writes the entries into the network files, creating files and the
@@ -288,7 +337,7 @@ func (d Dir) Add(entries map[string]Entry, headers map[string]Header) error {
 		}
 		f, err := d.read(netName)
 		if err != nil {
-			if !os.IsNotExist(err) {
+			if !errors.Is(err, os.ErrNotExist) {
 				return err
 			}
 			f = &File{}
@@ -312,13 +361,19 @@ func (d Dir) Add(entries map[string]Entry, headers map[string]Header) error {
 // already h and that has no entry for e's container: one write, no rewrite
 // of the other entries (as netavark does). It reports whether it did so.
 func (d Dir) appendEntry(netName string, e Entry, h Header) (bool, error) {
-	f, err := os.OpenFile(d.file(netName), os.O_RDWR|os.O_APPEND, 0)
+	// Not through a symbolic link, never blocking on a FIFO, and only a
+	// regular file of sane size; anything else is rewritten (or
+	// reported) by the caller.
+	f, err := os.OpenFile(d.file(netName), os.O_RDWR|os.O_APPEND|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return false, nil
 	}
 	defer f.Close()
-	b, err := io.ReadAll(f)
-	if err != nil {
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() || st.Size() > safefile.DefaultLimit {
+		return false, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(f, safefile.DefaultLimit+1))
+	if err != nil || len(b) > safefile.DefaultLimit {
 		return false, nil
 	}
 	head, _, _ := strings.Cut(string(b), "\n")
@@ -344,7 +399,7 @@ func (d Dir) Remove(containerID string, networks []string) (bool, error) {
 	for _, netName := range networks {
 		f, err := d.read(netName)
 		if err != nil {
-			if os.IsNotExist(err) {
+			if errors.Is(err, os.ErrNotExist) {
 				continue
 			}
 			// A broken file: drop our lines textually so the others stay.
@@ -359,7 +414,7 @@ func (d Dir) Remove(containerID string, networks []string) (bool, error) {
 		}
 		f.Entries = kept
 		if len(f.Entries) == 0 {
-			if err := os.Remove(d.file(netName)); err != nil && !os.IsNotExist(err) {
+			if err := os.Remove(d.file(netName)); err != nil && !errors.Is(err, os.ErrNotExist) {
 				errs = append(errs, err)
 			}
 			continue
@@ -371,7 +426,7 @@ func (d Dir) Remove(containerID string, networks []string) (bool, error) {
 }
 
 func (d Dir) removeLines(netName, id string) error {
-	b, err := os.ReadFile(d.file(netName))
+	b, err := safefile.Read(d.file(netName), safefile.DefaultLimit)
 	if err != nil {
 		return err
 	}
@@ -381,7 +436,7 @@ func (d Dir) removeLines(netName, id string) error {
 			out = append(out, l)
 		}
 	}
-	return os.WriteFile(d.file(netName), []byte(strings.Join(out, "\n")), 0o644)
+	return d.replace(FileName(netName), []byte(strings.Join(out, "\n")))
 }
 
 // UpdateServers rewrites the DNS-server column of a network's header. It
@@ -394,7 +449,7 @@ func (d Dir) UpdateServers(netName string, servers []netip.Addr) (bool, error) {
 	defer unlock()
 	f, err := d.read(netName)
 	if err != nil {
-		if os.IsNotExist(err) {
+		if errors.Is(err, os.ErrNotExist) {
 			return false, nil
 		}
 		return false, err
@@ -403,7 +458,7 @@ func (d Dir) UpdateServers(netName string, servers []netip.Addr) (bool, error) {
 	return true, d.write(netName, f)
 }
 
-// Networks lists the network files in the directory.
+// Networks lists the networks that have a file in the directory.
 func (d Dir) Networks() ([]string, error) {
 	ents, err := os.ReadDir(d.Path)
 	if err != nil {
@@ -411,11 +466,9 @@ func (d Dir) Networks() ([]string, error) {
 	}
 	var out []string
 	for _, e := range ents {
-		n := e.Name()
-		if e.IsDir() || n == "aardvark.pid" || strings.HasPrefix(n, ".") {
-			continue
+		if n, ok := NetworkName(e.Name()); ok && !e.IsDir() {
+			out = append(out, n)
 		}
-		out = append(out, n)
 	}
 	return out, nil
 }

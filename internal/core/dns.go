@@ -12,16 +12,31 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berthnet/berth/internal/aardvarkconf"
+	"github.com/berthnet/berth/internal/safefile"
 )
 
-// signalDNS sends SIGHUP to the running DNS server so it reloads its
-// configuration. When none runs (no pid file, a dead PID, or a server in
-// another network namespace) and start is set, it starts one the way
-// netavark does: `<aardvark> --config <dir> -p <port> run`, which forks and
-// returns once the server is ready.
+// reloadWait bounds how long a setup or teardown waits for the DNS server
+// to confirm a reload; past it, the server is signalled as aardvark-dns is.
+const reloadWait = 5 * time.Second
+
+// signalDNS has the running DNS server reload its configuration and
+// returns once it has: berth's server is asked over its control socket
+// and answers when the new names are served. A server without one
+// (aardvark-dns itself, or one that does not answer in time) gets SIGHUP,
+// as netavark sends it, and reloads shortly after. When none runs (no pid
+// file, a dead PID, or a server in another network namespace) and start is
+// set, it starts one the way netavark does: `<aardvark> --config <dir> -p
+// <port> run`, which forks and returns once the server is ready.
 func (m *Manager) signalDNS(start bool) error {
 	dir := m.dnsDir()
 	if pid, ok := runningPID(dir.PidFile(), m.hostNSLink()); ok {
+		err := dir.RequestReload(pid, reloadWait)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, aardvarkconf.ErrNoControl) {
+			m.log.Warn("the DNS server did not confirm the reload; signalling it", "pid", pid, "error", err)
+		}
 		if err := unix.Kill(pid, unix.SIGHUP); err == nil {
 			return nil
 		} else if !errors.Is(err, unix.ESRCH) {
@@ -103,7 +118,7 @@ func (m *Manager) startDNS(dir aardvarkconf.Dir) error {
 // runningPID reads a pid file and reports whether that process is alive and
 // in this process's network namespace.
 func runningPID(pidFile, ours string) (int, bool) {
-	b, err := os.ReadFile(pidFile)
+	b, err := safefile.Read(pidFile, 64)
 	if err != nil {
 		return 0, false
 	}

@@ -39,17 +39,32 @@ func localName(qname, filter string) (string, bool) {
 // answer decides a query from the records alone. For a local answer it
 // fills reply and returns answered; otherwise it returns forward, or
 // answered with NXDOMAIN when forwarding is not allowed.
+//
+// A requester the scope does not allow gets REFUSED; an opcode other than
+// QUERY (UPDATE, NOTIFY, ...) gets NOTIMP; a zone transfer (AXFR, IXFR)
+// gets REFUSED. None of them is forwarded.
 func answer(sc Scope, q *mdns.Msg, reply *mdns.Msg, filter string, noProxy bool) decision {
 	reply.SetReply(q)
-	reply.RecursionAvailable = true
+	reply.RecursionAvailable = sc.Allowed
 	if o := q.IsEdns0(); o != nil {
 		reply.SetEdns0(1232, false)
 	}
-	if len(q.Question) != 1 {
+	switch {
+	case !sc.Allowed:
+		reply.Rcode = mdns.RcodeRefused
+		return answered
+	case q.Opcode != mdns.OpcodeQuery:
+		reply.Rcode = mdns.RcodeNotImplemented
+		return answered
+	case len(q.Question) != 1:
 		reply.Rcode = mdns.RcodeFormatError
 		return answered
 	}
 	qs := q.Question[0]
+	if qs.Qtype == mdns.TypeAXFR || qs.Qtype == mdns.TypeIXFR {
+		reply.Rcode = mdns.RcodeRefused
+		return answered
+	}
 	name, inDomain := localName(qs.Name, filter)
 
 	if qs.Qclass == mdns.ClassINET || qs.Qclass == mdns.ClassANY {

@@ -2,9 +2,11 @@ package dns
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -14,6 +16,8 @@ import (
 	"time"
 
 	mdns "github.com/miekg/dns"
+
+	"github.com/berthnet/berth/internal/safefile"
 )
 
 // MaxUpstreams is how many upstream servers are tried per query.
@@ -227,9 +231,13 @@ func (f *Forwarder) Close() {
 }
 
 // ResolvConf reads the host's nameservers from a resolv.conf file and
-// re-reads it when the file changes (checked at most once a second).
+// re-reads it when the file changes (checked at most once a second). A
+// file that is not a regular file, or is too large, gives no servers and
+// is reported to Log once per change.
 type ResolvConf struct {
 	Path string
+	// Log receives a file that cannot be read; nil discards.
+	Log *slog.Logger
 
 	mu      sync.Mutex // guards the fields below
 	checked time.Time
@@ -256,18 +264,17 @@ func (r *ResolvConf) Servers() []netip.Addr {
 		return r.servers
 	}
 	r.mtime, r.size = st.ModTime(), st.Size()
-	r.servers = parseResolvConf(r.Path)
+	b, err := safefile.Read(r.Path, safefile.DefaultLimit)
+	if err != nil && r.Log != nil {
+		r.Log.Error("skipping resolv.conf", "error", err)
+	}
+	r.servers = parseResolvConf(b)
 	return r.servers
 }
 
-func parseResolvConf(path string) []netip.Addr {
-	f, err := os.Open(path)
-	if err != nil {
-		return []netip.Addr{}
-	}
-	defer f.Close()
+func parseResolvConf(b []byte) []netip.Addr {
 	out := []netip.Addr{}
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
 		if len(fields) < 2 || fields[0] != "nameserver" {

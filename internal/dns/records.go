@@ -2,7 +2,9 @@
 // aardvark-dns: it reads the aardvark configuration directory, answers A,
 // AAAA and PTR queries for the containers that share a network with the
 // asking container, and forwards everything else to the container's, the
-// network's or the host's upstream servers.
+// network's or the host's upstream servers. Only containers on the network
+// listening at the asked address (and the host, if enabled) are served;
+// everyone else is refused.
 //
 // Records are immutable snapshots swapped atomically on reload, so queries
 // never see a half-loaded configuration and listeners are never restarted
@@ -47,13 +49,16 @@ type Snapshot struct {
 	listener map[netip.Addr][]*Network
 	// Errors holds the files that could not be loaded; the others load.
 	Errors []error
+	// serveHost: answer the host itself (see ServeHost).
+	serveHost bool
 	// replies caches how the UDP path handled each query (cache.go).
 	replies replyCache
 }
 
-// Load reads every network file in dir. A malformed file is reported in
-// Snapshot.Errors (with file and line) and skipped; it does not take the
-// other networks down.
+// Load reads every network file in dir. A malformed file, or one that is
+// not a regular file or is too large, is reported in Snapshot.Errors (with
+// file and line where there is one) and skipped; it does not take the
+// other networks down, and never blocks the reader.
 func Load(dir string) (*Snapshot, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -62,22 +67,18 @@ func Load(dir string) (*Snapshot, error) {
 	var files []*namedFile
 	var errs []error
 	for _, e := range ents {
-		name := e.Name()
-		if e.IsDir() || name == "aardvark.pid" || strings.HasPrefix(name, ".") {
+		if _, ok := aardvarkconf.NetworkName(e.Name()); !ok || e.IsDir() {
 			continue
 		}
-		f, err := os.Open(filepath.Join(dir, name))
+		parsed, err := aardvarkconf.ReadFile(filepath.Join(dir, e.Name()))
+		if errors.Is(err, os.ErrNotExist) {
+			continue // removed since the listing
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		parsed, err := aardvarkconf.Parse(f, filepath.Join(dir, name))
-		f.Close()
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		files = append(files, &namedFile{name: name, f: parsed})
+		files = append(files, &namedFile{name: e.Name(), f: parsed})
 	}
 	s := Build(files)
 	s.Errors = errs
@@ -97,9 +98,10 @@ func Build(files []*namedFile) *Snapshot {
 	sort.Slice(files, func(i, j int) bool { return files[i].name < files[j].name })
 	s := &Snapshot{member: map[netip.Addr]string{}, containerNets: map[string][]*Network{}, listener: map[netip.Addr][]*Network{}}
 	for _, nf := range files {
+		name, _ := aardvarkconf.NetworkName(nf.name)
 		n := &Network{
-			Name:       strings.TrimSuffix(nf.name, InternalSuffix),
-			Internal:   strings.HasSuffix(nf.name, InternalSuffix),
+			Name:       strings.TrimSuffix(name, InternalSuffix),
+			Internal:   strings.HasSuffix(name, InternalSuffix),
 			BindIPs:    nf.f.Header.BindIPs,
 			DNSServers: nf.f.Header.DNSServers,
 			byName:     map[string][]*aardvarkconf.Entry{},
@@ -135,28 +137,60 @@ func (s *Snapshot) BindIPs() []netip.Addr {
 }
 
 // Scope is what one requester may see: its networks, and its own upstreams.
+// The zero Scope is a refused requester.
 type Scope struct {
+	// Allowed is false for a requester the server does not serve: it
+	// gets REFUSED, no answer and no forwarding.
+	Allowed  bool
 	Networks []*Network
 	// Entry is the requester's own entry when it is a known container.
 	Entry *aardvarkconf.Entry
+	// Host is set when the requester is the host itself.
+	Host bool
 }
 
-// ScopeFor decides the networks a query is answered from: every network of
-// the container that owns the source address, or — for an unknown source
-// such as the host — the networks served on the address the query came in
-// on.
+// ServeHost sets whether the host itself (a loopback source address, or
+// one of the addresses the server listens on) is answered.
+func (s *Snapshot) ServeHost(on bool) { s.serveHost = on }
+
+// ScopeFor decides whether a query from src that came in on the listening
+// address local is served, and from which networks. A container is served
+// at the listening address of a network it is on, and sees every network
+// it is on (as with aardvark-dns); at any other network's listening
+// address it is refused. The host is served the networks listening on
+// local when ServeHost is on. Every other source is refused.
 func (s *Snapshot) ScopeFor(src, local netip.Addr) Scope {
 	src, local = src.Unmap(), local.Unmap()
+	served := s.listener[local]
+	for _, n := range served {
+		if e := n.byIP[src]; e != nil {
+			return Scope{Allowed: true, Networks: s.containerNets[e.ID], Entry: e}
+		}
+	}
 	if id, ok := s.member[src]; ok {
+		// The container's address on another of its networks.
 		nets := s.containerNets[id]
 		for _, n := range nets {
-			if e := n.byIP[src]; e != nil {
-				return Scope{Networks: nets, Entry: e}
+			if slices.Contains(served, n) {
+				return Scope{Allowed: true, Networks: nets, Entry: entryOf(nets, src)}
 			}
 		}
-		return Scope{Networks: nets}
+		return Scope{}
 	}
-	return Scope{Networks: s.listener[local]}
+	if s.serveHost && len(served) > 0 && (src.IsLoopback() || s.listener[src] != nil) {
+		return Scope{Allowed: true, Networks: served, Host: true}
+	}
+	return Scope{}
+}
+
+// entryOf returns the entry that carries ip on one of nets.
+func entryOf(nets []*Network, ip netip.Addr) *aardvarkconf.Entry {
+	for _, n := range nets {
+		if e := n.byIP[ip]; e != nil {
+			return e
+		}
+	}
+	return nil
 }
 
 // Internal reports whether the requester is only on internal networks.

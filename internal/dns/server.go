@@ -37,6 +37,10 @@ type Config struct {
 	Logger *slog.Logger
 	// UpstreamPort is the port of upstream servers (default 53).
 	UpstreamPort uint16
+	// ServeHost answers queries from the host itself: a loopback source
+	// address or one of the listening addresses. Other sources that are
+	// not containers on the network listening there are always refused.
+	ServeHost bool
 }
 
 // Server is a running DNS server.
@@ -88,7 +92,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: l,
 		fwd:       fwd,
-		resolv:    &ResolvConf{Path: cfg.ResolvConf},
+		resolv:    &ResolvConf{Path: cfg.ResolvConf, Log: l},
 		listeners: map[netip.Addr]*listener{},
 		inflight:  map[netip.Addr]int{},
 	}
@@ -113,6 +117,7 @@ func (s *Server) Reload() (int, error) {
 	for _, e := range snap.Errors {
 		s.log.Error("skipping network file", "error", e)
 	}
+	snap.ServeHost(s.cfg.ServeHost)
 	s.snap.Store(snap)
 	want := map[netip.Addr]bool{}
 	for _, ip := range snap.BindIPs() {

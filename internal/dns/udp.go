@@ -112,7 +112,9 @@ func (s *Server) serveUDP(pc *net.UDPConn, local netip.Addr) {
 		if b == nil {
 			continue
 		}
-		if snap != nil {
+		if snap != nil && sc.Allowed {
+			// Refusals are not remembered: strangers must not fill
+			// the cache.
 			snap.replies.put(key, b)
 		}
 		_, _ = pc.WriteToUDPAddrPort(b, addr)

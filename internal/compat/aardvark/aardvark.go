@@ -2,7 +2,8 @@
 // line netavark (and berth) use to start the DNS server
 // (`aardvark-dns --config DIR -p PORT run`), the fork-and-report-ready start
 // (the parent exits once the server listens, or fails with the reason), the
-// pid file, SIGHUP reloads, and exit when no network is left.
+// pid file, SIGHUP reloads, confirmed reloads over the control socket, and
+// exit when no network is left.
 package aardvark
 
 import (
@@ -11,10 +12,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -22,8 +23,10 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/berthnet/berth/internal/aardvarkconf"
 	"github.com/berthnet/berth/internal/buildinfo"
 	"github.com/berthnet/berth/internal/dns"
+	"github.com/berthnet/berth/internal/safefile"
 )
 
 // Env is what the front-end reads from its process.
@@ -33,6 +36,21 @@ type Env struct {
 }
 
 const childEnv = "BERTH_AARDVARK_CHILD"
+
+// ServeHostEnv turns answering the host itself on ("1", the default, as
+// aardvark-dns does) or off ("0"). Sources that are neither the host nor a
+// container on the network listening there are always refused.
+const ServeHostEnv = "BERTH_DNS_SERVE_HOST"
+
+func serveHostSetting(v string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "", "1", "true", "yes", "on":
+		return true, nil
+	case "0", "false", "no", "off":
+		return false, nil
+	}
+	return false, fmt.Errorf("%s=%q: want 1 or 0", ServeHostEnv, v)
+}
 
 // Run executes the front-end and returns the exit code. It uses pflag
 // alone (no cobra): this front-end is the long-running DNS server, kept small.
@@ -75,7 +93,12 @@ func Run(ctx context.Context, args []string, env Env) int {
 		fs.Usage()
 		return 0
 	case "run":
-		cfg := dns.Config{Dir: *config, Port: *port, FilterDomain: *filter, NoProxy: env.Getenv("AARDVARK_NO_PROXY") != ""}
+		serveHost, err := serveHostSetting(env.Getenv(ServeHostEnv))
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "Error: %v\n", err)
+			return 2
+		}
+		cfg := dns.Config{Dir: *config, Port: *port, FilterDomain: *filter, NoProxy: env.Getenv("AARDVARK_NO_PROXY") != "", ServeHost: serveHost}
 		if *foreground || env.Getenv(childEnv) != "" {
 			return serve(ctx, cfg, env)
 		}
@@ -156,7 +179,7 @@ func serve(ctx context.Context, cfg dns.Config, env Env) int {
 		return 1
 	}
 	defer srv.Close()
-	pidFile := filepath.Join(cfg.Dir, "aardvark.pid")
+	dir := aardvarkconf.Dir{Path: cfg.Dir}
 	hup := make(chan os.Signal, 4)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -166,11 +189,22 @@ func serve(ctx context.Context, cfg dns.Config, env Env) int {
 		fmt.Fprintln(env.Stderr, err)
 		return 1
 	}
-	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+	// The control socket exists before the pid file names this process,
+	// so whoever finds the pid file can ask for confirmed reloads.
+	reqs := make(chan chan error)
+	done := make(chan struct{})
+	defer close(done)
+	if ln, err := dir.ListenControl(); err != nil {
+		logger.Warn("no control socket; reloading on SIGHUP only", "error", err)
+	} else {
+		defer ln.Close()
+		go acceptControl(ln, reqs, done)
+	}
+	if err := dir.WritePid(os.Getpid()); err != nil {
 		report(fmt.Sprintf("write pid file: %v", err))
 		return 1
 	}
-	defer removeOwnPidFile(pidFile)
+	defer removeOwnPidFile(dir.PidFile())
 	report("ready")
 	if n == 0 {
 		logger.Info("no networks configured; exiting")
@@ -181,31 +215,94 @@ func serve(ctx context.Context, cfg dns.Config, env Env) int {
 		case <-ctx.Done():
 			return 0
 		case <-hup:
-			n, err := srv.Reload()
-			if err != nil {
-				logger.Error("reload", "error", err)
+			if exit, _ := reload(srv, dir, logger); exit {
+				return 0
 			}
-			if n == 0 && err == nil {
-				// Remove the pid file first, then look once more: a setup
-				// that signalled us before the removal has already
-				// written its file; one that comes after starts a new
-				// server.
-				removeOwnPidFile(pidFile)
-				if n, _ = srv.Reload(); n == 0 {
-					logger.Info("no networks left; exiting")
-					return 0
+		case w := <-reqs:
+			// Every request queued so far arrived before this reload
+			// begins, so one reload answers them all.
+			waiters := []chan error{w}
+		drain:
+			for {
+				select {
+				case w := <-reqs:
+					waiters = append(waiters, w)
+				default:
+					break drain
 				}
-				if err := os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
-					logger.Error("rewrite pid file", "error", err)
-				}
+			}
+			exit, err := reload(srv, dir, logger)
+			for _, w := range waiters {
+				w <- err
+			}
+			if exit {
+				return 0
 			}
 		}
 	}
 }
 
+// reload re-reads the configuration and reports whether the server should
+// exit because no network is left.
+func reload(srv *dns.Server, dir aardvarkconf.Dir, logger *slog.Logger) (exit bool, err error) {
+	n, err := srv.Reload()
+	if err != nil {
+		logger.Error("reload", "error", err)
+		return false, err
+	}
+	if n > 0 {
+		return false, nil
+	}
+	// Remove the pid file first, then look once more: a setup that
+	// signalled us before the removal has already written its file; one
+	// that comes after starts a new server.
+	removeOwnPidFile(dir.PidFile())
+	if n, _ = srv.Reload(); n == 0 {
+		logger.Info("no networks left; exiting")
+		return true, nil
+	}
+	if err := dir.WritePid(os.Getpid()); err != nil {
+		logger.Error("rewrite pid file", "error", err)
+	}
+	return false, nil
+}
+
+// acceptControl serves the control socket: each request is handed to the
+// main loop on reqs, and answered once the main loop has reloaded.
+func acceptControl(ln net.Listener, reqs chan<- chan error, done <-chan struct{}) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		go aardvarkconf.ServeControl(c, func() error {
+			w := make(chan error, 1)
+			select {
+			case reqs <- w:
+			case <-done:
+				return errors.New("server is exiting")
+			}
+			select {
+			case err := <-w:
+				return err
+			case <-done:
+				select {
+				case err := <-w: // answered just before exiting
+					return err
+				default:
+					return errors.New("server is exiting")
+				}
+			}
+		})
+	}
+}
+
 // removeOwnPidFile removes the pid file if it still names this process.
 func removeOwnPidFile(p string) {
-	b, err := os.ReadFile(p)
+	b, err := safefile.Read(p, 64)
 	if err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(os.Getpid()) {
 		os.Remove(p)
 	}
