@@ -37,16 +37,17 @@ type Env struct {
 
 const childEnv = "BERTH_AARDVARK_CHILD"
 
-// ServeHostEnv turns answering the host itself on ("1", the default, as
-// aardvark-dns does) or off ("0"). Sources that are neither the host nor a
-// container on the network listening there are always refused.
+// ServeHostEnv turns answering the host itself on ("1", as aardvark-dns
+// does) or off ("0", the default: the server is the containers'). Sources
+// that are neither the host nor a container on the network listening there
+// are always refused.
 const ServeHostEnv = "BERTH_DNS_SERVE_HOST"
 
 func serveHostSetting(v string) (bool, error) {
 	switch strings.ToLower(strings.TrimSpace(v)) {
-	case "", "1", "true", "yes", "on":
+	case "1", "true", "yes", "on":
 		return true, nil
-	case "0", "false", "no", "off":
+	case "", "0", "false", "no", "off":
 		return false, nil
 	}
 	return false, fmt.Errorf("%s=%q: want 1 or 0", ServeHostEnv, v)

@@ -162,7 +162,7 @@ func TestServeHostSetting(t *testing.T) {
 	for _, c := range []struct {
 		env   string
 		rcode int
-	}{{"", mdns.RcodeSuccess}, {"1", mdns.RcodeSuccess}, {"0", mdns.RcodeRefused}} {
+	}{{"", mdns.RcodeRefused}, {"1", mdns.RcodeSuccess}, {"0", mdns.RcodeRefused}} {
 		t.Run("env="+c.env, func(t *testing.T) {
 			port := freePort(t)
 			runServer(t, dir, port, map[string]string{ServeHostEnv: c.env})
