@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -115,8 +116,11 @@ func (m *Manager) startDNS(dir aardvarkconf.Dir) error {
 	return nil
 }
 
-// runningPID reads a pid file and reports whether that process is alive and
-// in this process's network namespace.
+// runningPID reads a pid file and reports whether that process is alive,
+// in this process's network namespace, and a DNS server of the pid file's
+// directory (its command line names the directory, as `--config DIR`
+// does): a stale pid file whose PID now belongs to another program never
+// gets that program signalled.
 func runningPID(pidFile, ours string) (int, bool) {
 	b, err := safefile.Read(pidFile, 64)
 	if err != nil {
@@ -130,10 +134,28 @@ func runningPID(pidFile, ours string) (int, bool) {
 	if err != nil {
 		return 0, false
 	}
-	if theirs != ours {
+	if theirs != ours || !servesDir(pid, filepath.Dir(pidFile)) {
 		return 0, false
 	}
 	return pid, true
+}
+
+// servesDir reports whether process pid was started with dir as an
+// argument (`--config DIR` or `--config=DIR`).
+func servesDir(pid int, dir string) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	for _, arg := range strings.Split(string(b), "\x00") {
+		if v, ok := strings.CutPrefix(arg, "--config="); ok {
+			arg = v
+		}
+		if arg != "" && filepath.Clean(arg) == filepath.Clean(dir) {
+			return true
+		}
+	}
+	return false
 }
 
 // hostNSLink returns the host namespace's identity as /proc/PID/ns/net
