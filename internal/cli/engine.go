@@ -45,6 +45,7 @@ func (w *world) engine() (*engine.Engine, error) {
 		Rootless:       w.rootlessBridges(),
 		Logger:         w.log,
 		Now:            w.env.now,
+		Context:        w.ctx,
 	})
 	if err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -78,6 +79,8 @@ type globals struct {
 	// containers) and runtime state directories.
 	root    string
 	runRoot string
+	// ctx is the command's context (cancelled by SIGINT and SIGTERM).
+	ctx context.Context
 }
 
 // world is everything a command works on, resolved once per run.
@@ -94,6 +97,7 @@ type world struct {
 	eng      *engine.Engine
 	log      *slog.Logger
 	logLevel slog.Level
+	ctx      context.Context
 }
 
 var logLevels = map[string]slog.Level{
@@ -160,7 +164,7 @@ func openWorld(env Env, g *globals) (*world, error) {
 		return nil, err
 	}
 	root, runRoot := engineDirs(env, g)
-	return &world{env: env, conf: conf, store: st, runDir: runDir, root: root, runRoot: runRoot, log: log, logLevel: lvl}, nil
+	return &world{env: env, conf: conf, store: st, runDir: runDir, root: root, runRoot: runRoot, log: log, logLevel: lvl, ctx: g.ctx}, nil
 }
 
 // engineDirs resolves the engine's storage and runtime directories from the
