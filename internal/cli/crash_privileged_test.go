@@ -118,6 +118,16 @@ func (p *etopo) records(t *testing.T) (recs []engine.Container, intents int) {
 // logging each finding.
 func (p *etopo) checkConsistent(t *testing.T, what string, tally *crashTally) {
 	t.Helper()
+	// Live operations (a container's monitor cleaning up after the kill
+	// stopped it) hold the engine lock; the records are whole between
+	// them.
+	lock := filepath.Join(p.runRoot, "locks", "engine")
+	if f, err := os.OpenFile(lock, os.O_RDWR, 0); err == nil {
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+	}
 	recs, intents := p.records(t)
 	if intents != 0 {
 		tally.orphans++

@@ -86,6 +86,7 @@ func (e *Engine) cleanupPrevious(id string) error {
 	if err != nil {
 		return err
 	}
+	e.stopOrphanMonitor(c, true)
 	return e.cleanup(c)
 }
 
@@ -309,6 +310,10 @@ func (e *Engine) startMonitor(c *Container, so StartOptions, ports []*os.File, r
 		return fmt.Errorf("start monitor: %w", err)
 	}
 	go func() { _ = cmd.Wait() }()
+	// Recorded at once: if this command dies before the container runs,
+	// the next start or rm finds the monitor (which holds the published
+	// ports) and stops it.
+	_, _ = e.modify(id, func(r *Container) error { r.State.MonitorPid = cmd.Process.Pid; return nil })
 	rb.Defer(func() {
 		_ = cmd.Process.Kill()
 		_, _ = e.runc("delete", "--force", id)
