@@ -63,7 +63,7 @@ const (
 var intentBucket = []byte("intents")
 
 // ErrInterrupted: the command was interrupted (SIGINT, SIGTERM) while it
-// waited for the engine lock.
+// waited for a lock.
 var ErrInterrupted = errors.New("interrupted")
 
 // intent is one unfinished network operation on one container.
@@ -238,7 +238,7 @@ func flockCtx(ctx context.Context, path string) (*os.File, error) {
 		select {
 		case <-ctx.Done():
 			f.Close()
-			return nil, fmt.Errorf("%w while waiting for the engine lock %s (another berth command holds it): %w", ErrInterrupted, path, context.Cause(ctx))
+			return nil, fmt.Errorf("%w while waiting for the lock %s (another berth command holds it): %w", ErrInterrupted, path, context.Cause(ctx))
 		case <-time.After(20 * time.Millisecond):
 		}
 	}

@@ -290,7 +290,11 @@ func (e *Engine) waitExit(id string, timeout time.Duration) (*Container, error) 
 		if timeout > 0 && time.Now().After(deadline) {
 			return c, fmt.Errorf("container %s did not exit within %v", c.Config.Name, timeout)
 		}
-		time.Sleep(20 * time.Millisecond)
+		select {
+		case <-e.ctx().Done():
+			return c, fmt.Errorf("%w while waiting for container %s to exit: %w", ErrInterrupted, c.Config.Name, context.Cause(e.ctx()))
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }
 
