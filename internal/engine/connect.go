@@ -373,6 +373,11 @@ func (e *Engine) disconnectName(c *Container, netRef string) (string, error) {
 // refs name (all: every attached one; latest: the newest), with the same
 // interfaces, addresses and MACs, and returns the IDs it reloaded.
 func (e *Engine) Reload(ctx context.Context, refs []string, all, latest bool) ([]string, error) {
+	unlock, err := e.lockEngine(ctx)
+	defer unlock()
+	if err != nil {
+		return nil, err
+	}
 	attached, err := e.Attached()
 	if err != nil {
 		return nil, err
@@ -381,25 +386,45 @@ func (e *Engine) Reload(ctx context.Context, refs []string, all, latest bool) ([
 	if err != nil {
 		return nil, err
 	}
-	h, err := e.OpenHost()
-	if err != nil {
-		return nil, err
-	}
-	defer h.Close()
 	var ids []string
 	var errs []error
 	for _, c := range sel {
-		o := e.netOptions(c, c.State.Attachments)
-		if err := h.TeardownNetavark(ctx, c.State.NetNS, o); err != nil {
-			e.log.Info("tearing down network namespace configuration before reload", "container", c.Config.Name, "error", err)
+		// Journaled: a reload killed between its teardown and its setup
+		// is redone by the next command.
+		in := &intent{Op: opReload, ID: c.Config.ID, NetNS: c.State.NetNS, Attachments: c.State.Attachments, Since: e.cfg.Now().UTC()}
+		if err := e.journal(in); err != nil {
+			return ids, errors.Join(append(errs, err)...)
 		}
-		if _, err := h.SetupNetavark(ctx, c.State.NetNS, o); err != nil {
+		if err := e.reloadOne(ctx, in); err != nil {
 			errs = append(errs, fmt.Errorf("reload container %s: %w", c.Config.Name, err))
-			continue
+		} else {
+			ids = append(ids, c.Config.ID)
 		}
-		ids = append(ids, c.Config.ID)
+		if err := e.tx(func(tx *bolt.Tx) error { return dropIntent(tx, in) }); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return ids, errors.Join(errs...)
+}
+
+// reloadOne tears down and sets up again the attachments of a reload
+// intent.
+func (e *Engine) reloadOne(ctx context.Context, in *intent) error {
+	c, err := e.record(in.ID)
+	if err != nil {
+		return err
+	}
+	h, err := e.OpenHost()
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	o := e.netOptions(c, in.Attachments)
+	if err := h.TeardownNetavark(ctx, in.NetNS, o); err != nil {
+		e.log.Info("tearing down network namespace configuration before reload", "container", c.Config.Name, "error", err)
+	}
+	_, err = h.SetupNetavark(ctx, in.NetNS, o)
+	return err
 }
 
 func selectReload(attached []*Container, refs []string, all, latest bool) ([]*Container, error) {

@@ -27,7 +27,8 @@ package engine
 //     success, so nothing the user relies on is lost.
 //   - disconnect and detach (a stop's or removal's networks) are rolled
 //     forward: they were asked to remove everything, and removing is
-//     what settling does.
+//     what settling does. A reload (teardown, then setup again) is
+//     redone.
 //
 // Addresses are only ever released by container ID and network name from
 // an intent or from a record the engine owns; an address whose owner
@@ -58,6 +59,7 @@ const (
 	opDisconnect = "disconnect"
 	opAttach     = "attach"
 	opDetach     = "detach"
+	opReload     = "reload"
 )
 
 var intentBucket = []byte("intents")
@@ -88,10 +90,6 @@ type intent struct {
 }
 
 func (in *intent) key() []byte { return []byte(in.ID + "/" + in.Network) }
-
-// rollsForward reports whether settling completes the operation rather
-// than undoing it.
-func (in *intent) rollsForward() bool { return in.Op == opDisconnect || in.Op == opDetach }
 
 func putIntent(tx *bolt.Tx, in *intent) error {
 	b, err := tx.CreateBucketIfNotExists(intentBucket)
@@ -289,6 +287,12 @@ func (e *Engine) repair(ctx context.Context) error {
 // logged and the records are cleared anyway (after a crash, a wedged
 // intent would make every later command fail).
 func (e *Engine) settle(ctx context.Context, in *intent, strict bool) error {
+	if in.Op == opReload {
+		if err := e.reloadOne(ctx, in); err != nil && !errors.Is(err, ErrNoSuchContainer) {
+			e.log.Warn("redoing an interrupted reload", "container", in.ID, "error", err)
+		}
+		return e.tx(func(tx *bolt.Tx) error { return dropIntent(tx, in) })
+	}
 	if err := e.settleKernel(ctx, in); err != nil {
 		if strict {
 			return errors.Join(err, e.tx(func(tx *bolt.Tx) error { return dropIntent(tx, in) }))
