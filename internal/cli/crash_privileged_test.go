@@ -20,7 +20,7 @@ import (
 	"github.com/berthnet/berth/internal/nettest"
 )
 
-// Kill -9 at a random instant of connect, disconnect, run and rm: the
+// Kill -9 at a random instant of connect, disconnect, reload, run and rm: the
 // next berth command (here `ps`, which only reads) must leave every
 // address held by a recorded attachment, every recorded attachment with
 // its address and interface, no veth or namespace pin without a record
@@ -237,10 +237,11 @@ func TestPrivilegedKillNetworkCommands(t *testing.T) {
 	// A window a little longer than the commands take, so kills land
 	// everywhere in them (and a few after).
 	conn := p.timed(t, "network", "connect", "k2", "web")
+	reload := p.timed(t, "network", "reload", "web")
 	disc := p.timed(t, "network", "disconnect", "k2", "web")
 	n := crashTrials()
 	rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 15))
-	var tc, td crashTally
+	var tc, td, tl crashTally
 	for i := 0; i < n; i++ {
 		// connect from disconnected
 		if p.connectedTo(t, "web", "k2") {
@@ -263,11 +264,22 @@ func TestPrivilegedKillNetworkCommands(t *testing.T) {
 		}
 		p.mustB(t, "ps", "-a")
 		p.checkConsistent(t, fmt.Sprintf("disconnect %d", i), &td)
+		// reload, connected to both networks
+		if !p.connectedTo(t, "web", "k2") {
+			p.followUp(t, &td, "network", "connect", "k2", "web")
+		}
+		tl.trials++
+		if p.killAt(time.Duration(rnd.Int64N(int64(reload)*5/4)), "network", "reload", "web") {
+			tl.killed++
+		}
+		p.mustB(t, "ps", "-a")
+		p.checkConsistent(t, fmt.Sprintf("reload %d", i), &tl)
 	}
 	t.Logf("kill -9 during network connect: %s", &tc)
 	t.Logf("kill -9 during network disconnect: %s", &td)
-	if !tc.clean() || !td.clean() {
-		t.Errorf("connect: %s; disconnect: %s", &tc, &td)
+	t.Logf("kill -9 during network reload: %s", &tl)
+	if !tc.clean() || !td.clean() || !tl.clean() {
+		t.Errorf("connect: %s; disconnect: %s; reload: %s", &tc, &td, &tl)
 	}
 }
 

@@ -184,14 +184,14 @@ func (e *Engine) ctx() context.Context {
 
 // lockEngine takes the engine lock, waiting until ctx is done; the first
 // holder in this process settles the journal's intents first. unlock is
-// never nil.
+// never nil, and calling it more than once is harmless.
 func (e *Engine) lockEngine(ctx context.Context) (unlock func(), err error) {
 	l := &e.elock
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.depth > 0 {
 		l.depth++
-		return e.unlockEngine, nil
+		return sync.OnceFunc(e.unlockEngine), nil
 	}
 	f, err := flockCtx(ctx, e.LockPath())
 	if err != nil {
@@ -201,7 +201,7 @@ func (e *Engine) lockEngine(ctx context.Context) (unlock func(), err error) {
 	if err := e.repair(context.WithoutCancel(ctx)); err != nil {
 		e.log.Warn("repairing interrupted network operations", "error", err)
 	}
-	return e.unlockEngine, nil
+	return sync.OnceFunc(e.unlockEngine), nil
 }
 
 func (e *Engine) unlockEngine() {
