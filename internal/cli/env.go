@@ -253,9 +253,15 @@ func (w *world) hostConfig() (berthnet.Config, error) {
 		FirewallDriver: fw,
 		Logger:         w.log,
 		DHCP:           dhcpproxy.Leaser{},
-		// As the netavark front-end: teardown does not wait for the
-		// kernel's deletion of each veth (package reaper).
-		BackgroundLinkRemoval: true,
+		// Teardown deletes each veth pair in one step rather than
+		// retiring its two ends for a reaper process (the netavark
+		// front-end's BackgroundLinkRemoval): a command killed between
+		// retiring the container's end and its host end would leave a
+		// host end that no later teardown finds by the container's
+		// interface name, and the next setup of that attachment would
+		// fail on it. The engine's teardowns are not latency-bound (a
+		// monitor's cleanup, rm, disconnect), so it waits the kernel's
+		// 15-25 ms per pair.
 	}, nil
 }
 
