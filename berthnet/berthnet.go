@@ -486,16 +486,14 @@ func (h *Host) DetachAttempt(ctx context.Context, n Network, o AttachOptions) er
 	if o.Interface == "" {
 		o.Interface = "eth0"
 	}
-	if err := validContainerID(o.ContainerID); err != nil {
-		return err
-	}
 	k := key(o.ContainerID, o.Interface)
 	if _, ok, err := h.mgr.Lookup(k); err != nil || ok {
 		return errors.Join(err, h.detach(ctx, o.ContainerID, o.Interface, false))
 	}
 	in, err := n.internal()
-	if err != nil {
-		return err
+	if err != nil || validContainerID(o.ContainerID) != nil {
+		// No Attach could have built anything from this request.
+		return h.ipam.ReleaseAll(k)
 	}
 	var errs []error
 	if err := h.mgr.Teardown(ctx, o.Netns, attachOptions(in, o, o.Addresses, n.DHCP)); err != nil {
