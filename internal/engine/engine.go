@@ -12,7 +12,9 @@
 //
 // Files: engine.go (records), create.go, start.go and lifecycle.go (the
 // container's life), runtime.go (runc and the spec), etcfiles.go,
-// locks.go, network.go and connect.go (attachments), usermode.go
+// locks.go, network.go and connect.go (attachments), journal.go (the
+// intent journal that makes network operations crash consistent, and the
+// engine lock), usermode.go
 // (rootless uplink and slirp4netns), pod.go, migrate.go (the CLI's former
 // records).
 package engine
