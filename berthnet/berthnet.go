@@ -420,24 +420,8 @@ func (h *Host) Attach(ctx context.Context, n Network, o AttachOptions) (Attachme
 		}
 		allocated = true
 	}
-	if len(static) == 0 && !n.DHCP {
-		in.IPAMOptions = map[string]string{"driver": network.IPAMNone}
-	}
-	pno := network.PerNetworkOptions{StaticIPs: static, InterfaceName: o.Interface, StaticMAC: o.MAC}
-	if o.HostInterface != "" {
-		pno.Options = map[string]string{"host_interface_name": o.HostInterface}
-	} else if in.Driver == network.DriverBridge {
-		pno.Options = map[string]string{"host_interface_name": HostVethName(o.ContainerID, o.Interface, in.Name)}
-	}
-	opts := &network.Options{
-		ContainerID:   k,
-		ContainerName: o.ContainerID,
-		Networks:      network.Attachments{{Name: in.Name, PerNetworkOptions: pno}},
-		NetworkInfo:   map[string]network.Network{in.Name: in},
-	}
-	for _, p := range o.Ports {
-		opts.PortMappings = append(opts.PortMappings, p.internal())
-	}
+	opts := attachOptions(in, o, static, n.DHCP)
+	pno := opts.Networks[0].PerNetworkOptions
 	status, err := h.mgr.Setup(ctx, o.Netns, opts)
 	if err != nil {
 		if allocated {
@@ -466,6 +450,64 @@ func (h *Host) Attach(ctx context.Context, n Network, o AttachOptions) (Attachme
 	return a, nil
 }
 
+// attachOptions is the core's input for attaching o's interface to in
+// with the addresses static.
+func attachOptions(in network.Network, o AttachOptions, static []netip.Addr, dhcp bool) *network.Options {
+	if len(static) == 0 && !dhcp {
+		in.IPAMOptions = map[string]string{"driver": network.IPAMNone}
+	}
+	pno := network.PerNetworkOptions{StaticIPs: static, InterfaceName: o.Interface, StaticMAC: o.MAC}
+	if o.HostInterface != "" {
+		pno.Options = map[string]string{"host_interface_name": o.HostInterface}
+	} else if in.Driver == network.DriverBridge {
+		pno.Options = map[string]string{"host_interface_name": HostVethName(o.ContainerID, o.Interface, in.Name)}
+	}
+	opts := &network.Options{
+		ContainerID:   key(o.ContainerID, o.Interface),
+		ContainerName: o.ContainerID,
+		Networks:      network.Attachments{{Name: in.Name, PerNetworkOptions: pno}},
+		NetworkInfo:   map[string]network.Network{in.Name: in},
+	}
+	for _, p := range o.Ports {
+		opts.PortMappings = append(opts.PortMappings, p.internal())
+	}
+	return opts
+}
+
+// DetachAttempt detaches the container interface of an Attach to n with
+// o that may not have finished: when the attachment is recorded, it is
+// Detach; when not (the attaching process was killed before it recorded
+// the attachment), it tears down what that Attach may have built, from n
+// and o alone: o.Interface in o.Netns and its host veth, each only when
+// it carries berth's mark for this attachment, and o.Ports; and it frees
+// the addresses the Host allocated for the interface. A runtime's DEL
+// after an interrupted ADD is this call.
+func (h *Host) DetachAttempt(ctx context.Context, n Network, o AttachOptions) error {
+	if o.Interface == "" {
+		o.Interface = "eth0"
+	}
+	k := key(o.ContainerID, o.Interface)
+	if _, ok, err := h.mgr.Lookup(k); err != nil || ok {
+		return errors.Join(err, h.detach(ctx, o.ContainerID, o.Interface, false))
+	}
+	in, err := n.internal()
+	if err != nil || validContainerID(o.ContainerID) != nil {
+		// No Attach could have built anything from this request.
+		return h.ipam.ReleaseAll(k)
+	}
+	var errs []error
+	if err := h.mgr.Teardown(ctx, o.Netns, attachOptions(in, o, o.Addresses, n.DHCP)); err != nil {
+		errs = append(errs, err)
+	}
+	if err := h.ipam.ReleaseAll(k); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("detach %s: %w", o.ContainerID, err)
+	}
+	return nil
+}
+
 // Detach removes the container interface from its network: links,
 // firewall rules and published ports, and addresses the Host allocated.
 // It works when the namespace is gone (only the host side is cleaned), and
@@ -484,7 +526,9 @@ func (h *Host) detach(ctx context.Context, containerID, iface string, hostOnly b
 		return err
 	}
 	if !ok {
-		return nil
+		// An Attach killed after it allocated, before it recorded: the
+		// key is the Host's own, so its addresses are the Host's to free.
+		return h.ipam.ReleaseAll(k)
 	}
 	nsPath := rec.NSPath
 	if hostOnly {

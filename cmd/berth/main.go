@@ -17,6 +17,9 @@ import (
 func main() {
 	berthnet.RunReaper() // a child deleting a link teardown retired
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first signal cancels ctx (waits end, operations roll back); a
+	// second one kills the process.
+	go func() { <-ctx.Done(); stop() }()
 	code := cli.Main(ctx, filepath.Base(os.Args[0]), os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)

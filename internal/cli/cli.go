@@ -91,6 +91,7 @@ func newRoot(env Env, g *globals, code *int) *cobra.Command {
 			return cmd.Help()
 		},
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			g.ctx = cmd.Context()
 			_, err := parseLogLevel(g.logLevel)
 			return err
 		},

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,6 +46,7 @@ func (w *world) engine() (*engine.Engine, error) {
 		Rootless:       w.rootlessBridges(),
 		Logger:         w.log,
 		Now:            w.env.now,
+		Context:        w.ctx,
 	})
 	if err != nil {
 		return nil, err
@@ -152,6 +154,9 @@ func monitorCmd(env Env, g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// The monitor's cleanup after the exit must not be cut
+			// short by a signal.
+			w.ctx = context.Background()
 			e, err := w.engine()
 			if err != nil {
 				return err

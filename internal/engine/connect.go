@@ -10,9 +10,10 @@ import (
 	"strings"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/berthnet/berth/internal/netstore"
 	"github.com/berthnet/berth/internal/network"
-	"github.com/berthnet/berth/internal/rollback"
 	"github.com/berthnet/berth/internal/runopts"
 )
 
@@ -164,97 +165,126 @@ func (e *Engine) recordNetwork(id string, req runopts.NetworkRequest, add bool) 
 	return err
 }
 
-// connectNow attaches the namespace of c to n now.
-func (e *Engine) connectNow(ctx context.Context, c *Container, isNew bool, n network.Network, r ConnectRequest) (err error) {
-	h, err := e.OpenHost()
+// connectNow attaches the namespace of c to n now, under the engine lock
+// and journaled (see journal.go): an interrupted connect is rolled back.
+func (e *Engine) connectNow(ctx context.Context, c *Container, isNew bool, n network.Network, r ConnectRequest) error {
+	unlock, err := e.lockEngine(ctx)
+	defer unlock()
 	if err != nil {
 		return err
 	}
-	defer h.Close()
-	var rb rollback.Stack
-	defer rb.OnError(&err)
-	if isNew {
-		if err := e.put(c, true); err != nil {
+	in := &intent{Op: opConnect, ID: c.Config.ID, Network: n.Name, NetNS: c.State.NetNS, NewRecord: isNew, Since: e.cfg.Now().UTC()}
+	if err := e.beginConnect(c, isNew, in); err != nil {
+		return err
+	}
+	res, err := e.connectSteps(ctx, c, n, r, in)
+	if err != nil {
+		if rerr := e.settle(context.WithoutCancel(ctx), in, false); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("roll back: %w", rerr))
+		}
+		return err
+	}
+	unlock()
+	if !c.Config.Registered {
+		return e.NetworksChanged(c.Config.ID, res, nil)
+	}
+	return nil
+}
+
+// beginConnect journals the connect of c, storing the record of a new
+// registered namespace in the same transaction; an attachment to the
+// same network that appeared meanwhile makes it fail.
+func (e *Engine) beginConnect(c *Container, isNew bool, in *intent) error {
+	return e.tx(func(tx *bolt.Tx) error {
+		cur, err := getRecord(tx, c.Config.ID)
+		if err != nil {
 			return err
 		}
-		rb.Push(func() error { return e.removeIfDone(c.Config.ID) })
+		switch {
+		case isNew && cur != nil:
+			return fmt.Errorf("container %s: %w", c.Config.ID, ErrNameInUse)
+		case isNew:
+			if err := checkNameFree(tx, c); err != nil {
+				return err
+			}
+			if err := putRecord(tx, c); err != nil {
+				return err
+			}
+		case cur == nil:
+			return fmt.Errorf("container %s: %w", c.Config.ID, ErrNoSuchContainer)
+		case findAttachment(cur.State.Attachments, in.Network) >= 0:
+			return fmt.Errorf("container %s is already connected to network %q: %w", cur.Config.ID, in.Network, ErrAlreadyConnected)
+		}
+		return putIntent(tx, in)
+	})
+}
+
+// connectSteps allocates, records and sets up the attachment, then
+// records the connect and drops the intent in one transaction.
+func (e *Engine) connectSteps(ctx context.Context, c *Container, n network.Network, r ConnectRequest, in *intent) (map[string]network.StatusBlock, error) {
+	h, err := e.OpenHost()
+	if err != nil {
+		return nil, err
 	}
+	defer h.Close()
 	att, err := allocateOne(h, c.Config.ID, n, r.IPs, "", r.Aliases, r.MAC)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	rb.Push(func() error { return h.ReleaseNetavark(c.Config.ID, n.Name) })
-	// Record the attachment first: this reserves the interface name, and
-	// a concurrent connect of the same container to the same network
-	// fails.
-	if c, err = e.modify(c.Config.ID, func(cur *Container) error {
-		if findAttachment(cur.State.Attachments, n.Name) >= 0 {
-			return fmt.Errorf("container %s is already connected to network %q: %w", cur.Config.ID, n.Name, ErrAlreadyConnected)
+	// The attachment is recorded (and journaled) before any kernel
+	// object exists: this reserves the interface name.
+	if err := e.tx(func(tx *bolt.Tx) error {
+		cur, err := getRecord(tx, c.Config.ID)
+		if err != nil || cur == nil {
+			return cmpErr(err, fmt.Errorf("container %s: %w", c.Config.ID, ErrNoSuchContainer))
 		}
 		att.Opts.InterfaceName = nextInterface(cur.State.Attachments)
 		cur.State.Attachments = append(cur.State.Attachments, att)
-		return nil
+		in.Attachments = []Attachment{att}
+		*c = *cur
+		return errors.Join(putRecord(tx, cur), putIntent(tx, in))
 	}); err != nil {
-		return err
-	}
-	rb.Push(func() error { return e.forgetAttachment(c.Config.ID, n.Name) })
-	res, err := e.setupOne(ctx, c, att)
-	if err != nil {
-		return fmt.Errorf("connect container %s to network %s: %w", c.Config.Name, n.Name, err)
-	}
-	e.log.Info("connected", "container", c.Config.Name, "network", n.Name, "interface", att.Opts.InterfaceName, "addresses", att.Opts.StaticIPs)
-	if c.Config.Registered {
-		return nil
-	}
-	req := runopts.NetworkRequest{Name: n.Name, Aliases: r.Aliases, MAC: r.MAC, IPs: r.IPs, Interface: att.Opts.InterfaceName}
-	if err := e.recordNetwork(c.Config.ID, req, true); err != nil {
-		return err
-	}
-	return e.NetworksChanged(c.Config.ID, res, nil)
-}
-
-// setupOne sets one recorded attachment of c up and keeps the MAC the
-// kernel chose.
-func (e *Engine) setupOne(ctx context.Context, c *Container, att Attachment) (map[string]network.StatusBlock, error) {
-	h, err := e.OpenHost()
-	if err != nil {
 		return nil, err
 	}
-	defer h.Close()
 	res, err := h.SetupNetavark(ctx, c.State.NetNS, e.netOptions(c, []Attachment{att}))
 	if err != nil {
+		return nil, fmt.Errorf("connect container %s to network %s: %w", c.Config.Name, n.Name, err)
+	}
+	if err := e.tx(func(tx *bolt.Tx) error { return e.finishConnect(tx, c, att, r, res, in) }); err != nil {
 		return nil, err
 	}
-	if att.Opts.StaticMAC == "" {
-		atts := []Attachment{att}
-		keepMACs(atts, res)
-		mac := atts[0].Opts.StaticMAC
-		_, _ = e.modify(c.Config.ID, func(cur *Container) error {
-			if i := findAttachment(cur.State.Attachments, att.Network.Name); i >= 0 {
-				cur.State.Attachments[i].Opts.StaticMAC = mac
-			}
-			return nil
-		})
-	}
+	e.log.Info("connected", "container", c.Config.Name, "network", n.Name, "interface", att.Opts.InterfaceName, "addresses", att.Opts.StaticIPs)
 	return res, nil
 }
 
-// forgetAttachment drops the record of one attachment (and the record of
-// a registered namespace left on no network).
-func (e *Engine) forgetAttachment(id, netName string) error {
-	_, err := e.modify(id, func(c *Container) error {
-		if i := findAttachment(c.State.Attachments, netName); i >= 0 {
-			c.State.Attachments = append(c.State.Attachments[:i], c.State.Attachments[i+1:]...)
-		}
-		return nil
-	})
-	if errors.Is(err, ErrNoSuchContainer) {
-		return nil
+// finishConnect records the MAC the kernel chose and the network in the
+// container's configuration, and drops the intent.
+func (e *Engine) finishConnect(tx *bolt.Tx, c *Container, att Attachment, r ConnectRequest, res map[string]network.StatusBlock, in *intent) error {
+	cur, err := getRecord(tx, c.Config.ID)
+	if err != nil || cur == nil {
+		return cmpErr(err, fmt.Errorf("container %s: %w", c.Config.ID, ErrNoSuchContainer))
 	}
+	if i := findAttachment(cur.State.Attachments, att.Network.Name); i >= 0 && att.Opts.StaticMAC == "" {
+		atts := []Attachment{att}
+		keepMACs(atts, res)
+		cur.State.Attachments[i].Opts.StaticMAC = atts[0].Opts.StaticMAC
+	}
+	if !cur.Config.Registered {
+		req := runopts.NetworkRequest{Name: att.Network.Name, Aliases: r.Aliases, MAC: r.MAC, IPs: r.IPs, Interface: att.Opts.InterfaceName}
+		cur.Config.Net.Networks = append(e.withoutNetwork(cur.Config.Net.Networks, att.Network.Name), req)
+	}
+	if err := putRecord(tx, cur); err != nil {
+		return err
+	}
+	return dropIntent(tx, in)
+}
+
+// cmpErr is err, else alt.
+func cmpErr(err, alt error) error {
 	if err != nil {
 		return err
 	}
-	return e.removeIfDone(id)
+	return alt
 }
 
 // Disconnect detaches a container from one network; force forgets the
@@ -289,18 +319,41 @@ func (e *Engine) Disconnect(ctx context.Context, ref, netRef string, force bool)
 	if i < 0 {
 		return fmt.Errorf("container %s is not connected to network %s", ref, netName)
 	}
-	if err := e.teardownOne(ctx, c, c.State.Attachments[i], force); err != nil {
+	if err := e.disconnectNow(ctx, c.Config.ID, netName, force); err != nil {
 		return err
 	}
 	if !c.Config.Registered {
-		if err := e.recordNetwork(c.Config.ID, runopts.NetworkRequest{Name: netName}, false); err != nil {
-			return err
-		}
-		if err := e.NetworksChanged(c.Config.ID, nil, []string{netName}); err != nil {
-			return err
-		}
+		return e.NetworksChanged(c.Config.ID, nil, nil)
 	}
-	return e.forgetAttachment(c.Config.ID, netName)
+	return nil
+}
+
+// disconnectNow tears one attachment down, frees its addresses and
+// forgets it, under the engine lock and journaled: an interrupted
+// disconnect is completed by the next command. force: the attachment is
+// forgotten even if the teardown fails.
+func (e *Engine) disconnectNow(ctx context.Context, id, netName string, force bool) error {
+	unlock, err := e.lockEngine(ctx)
+	defer unlock()
+	if err != nil {
+		return err
+	}
+	c, err := e.record(id)
+	if err != nil {
+		return err
+	}
+	i := findAttachment(c.State.Attachments, netName)
+	if i < 0 {
+		return fmt.Errorf("container %s is not connected to network %s", c.Config.Name, netName)
+	}
+	in := &intent{Op: opDisconnect, ID: id, Network: netName, NetNS: c.State.NetNS, Attachments: c.State.Attachments[i : i+1], Since: e.cfg.Now().UTC()}
+	if err := e.journal(in); err != nil {
+		return err
+	}
+	if err := e.settle(context.WithoutCancel(ctx), in, !force); err != nil {
+		return fmt.Errorf("disconnect container %s from network %s: %w", c.Config.Name, netName, err)
+	}
+	return nil
 }
 
 // disconnectName resolves the network of a disconnect: a configured
@@ -316,26 +369,15 @@ func (e *Engine) disconnectName(c *Container, netRef string) (string, error) {
 	return "", err
 }
 
-// teardownOne detaches one attachment and frees its addresses.
-func (e *Engine) teardownOne(ctx context.Context, c *Container, att Attachment, force bool) error {
-	h, err := e.OpenHost()
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	if err := h.TeardownNetavark(ctx, c.State.NetNS, e.netOptions(c, []Attachment{att})); err != nil {
-		if !force {
-			return fmt.Errorf("disconnect container %s from network %s: %w", c.Config.Name, att.Network.Name, err)
-		}
-		e.log.Warn("teardown failed; forgetting the attachment (-f)", "container", c.Config.Name, "network", att.Network.Name, "error", err)
-	}
-	return h.ReleaseNetavark(c.Config.ID, att.Network.Name)
-}
-
 // Reload tears down and sets up again the attachments of the containers
 // refs name (all: every attached one; latest: the newest), with the same
 // interfaces, addresses and MACs, and returns the IDs it reloaded.
 func (e *Engine) Reload(ctx context.Context, refs []string, all, latest bool) ([]string, error) {
+	unlock, err := e.lockEngine(ctx)
+	defer unlock()
+	if err != nil {
+		return nil, err
+	}
 	attached, err := e.Attached()
 	if err != nil {
 		return nil, err
@@ -344,25 +386,45 @@ func (e *Engine) Reload(ctx context.Context, refs []string, all, latest bool) ([
 	if err != nil {
 		return nil, err
 	}
-	h, err := e.OpenHost()
-	if err != nil {
-		return nil, err
-	}
-	defer h.Close()
 	var ids []string
 	var errs []error
 	for _, c := range sel {
-		o := e.netOptions(c, c.State.Attachments)
-		if err := h.TeardownNetavark(ctx, c.State.NetNS, o); err != nil {
-			e.log.Info("tearing down network namespace configuration before reload", "container", c.Config.Name, "error", err)
+		// Journaled: a reload killed between its teardown and its setup
+		// is redone by the next command.
+		in := &intent{Op: opReload, ID: c.Config.ID, NetNS: c.State.NetNS, Attachments: c.State.Attachments, Since: e.cfg.Now().UTC()}
+		if err := e.journal(in); err != nil {
+			return ids, errors.Join(append(errs, err)...)
 		}
-		if _, err := h.SetupNetavark(ctx, c.State.NetNS, o); err != nil {
+		if err := e.reloadOne(ctx, in); err != nil {
 			errs = append(errs, fmt.Errorf("reload container %s: %w", c.Config.Name, err))
-			continue
+		} else {
+			ids = append(ids, c.Config.ID)
 		}
-		ids = append(ids, c.Config.ID)
+		if err := e.tx(func(tx *bolt.Tx) error { return dropIntent(tx, in) }); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return ids, errors.Join(errs...)
+}
+
+// reloadOne tears down and sets up again the attachments of a reload
+// intent.
+func (e *Engine) reloadOne(ctx context.Context, in *intent) error {
+	c, err := e.record(in.ID)
+	if err != nil {
+		return err
+	}
+	h, err := e.OpenHost()
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	o := e.netOptions(c, in.Attachments)
+	if err := h.TeardownNetavark(ctx, in.NetNS, o); err != nil {
+		e.log.Info("tearing down network namespace configuration before reload", "container", c.Config.Name, "error", err)
+	}
+	_, err = h.SetupNetavark(ctx, in.NetNS, o)
+	return err
 }
 
 func selectReload(attached []*Container, refs []string, all, latest bool) ([]*Container, error) {

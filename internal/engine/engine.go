@@ -12,12 +12,15 @@
 //
 // Files: engine.go (records), create.go, start.go and lifecycle.go (the
 // container's life), runtime.go (runc and the spec), etcfiles.go,
-// locks.go, network.go and connect.go (attachments), usermode.go
+// locks.go, network.go and connect.go (attachments), journal.go (the
+// intent journal that makes network operations crash consistent, and the
+// engine lock), usermode.go
 // (rootless uplink and slirp4netns), pod.go, migrate.go (the CLI's former
 // records).
 package engine
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -190,12 +193,17 @@ type EngineConfig struct {
 	Rootless bool
 	Logger   *slog.Logger
 	Now      func() time.Time
+	// Context is the command's: when it is done (SIGINT, SIGTERM), a
+	// wait for the engine lock ends with ErrInterrupted and the
+	// operation rolls back. Nil: never.
+	Context context.Context
 }
 
 // Engine manages containers.
 type Engine struct {
-	cfg EngineConfig
-	log *slog.Logger
+	cfg   EngineConfig
+	log   *slog.Logger
+	elock engineLock
 }
 
 // New returns an Engine.
@@ -224,6 +232,10 @@ func New(cfg EngineConfig) (*Engine, error) {
 		if err := e.migrateLegacy(cfg.Network.LegacyRecords); err != nil {
 			return nil, err
 		}
+		// Operations an earlier command left unfinished (killed) are
+		// settled before this one looks at any record, unless another
+		// command holds the engine lock (it settles them).
+		e.repairIfFree()
 	}
 	return e, nil
 }
@@ -346,13 +358,7 @@ func (e *Engine) update(fn func(b *bolt.Bucket) error) error {
 func (e *Engine) put(c *Container, isNew bool) error {
 	return e.update(func(b *bolt.Bucket) error {
 		if isNew {
-			if err := b.ForEach(func(k, v []byte) error {
-				var o Container
-				if json.Unmarshal(v, &o) == nil && o.Config.Name == c.Config.Name {
-					return fmt.Errorf("the container name %q is already in use by %s. You have to remove that container to be able to reuse that name: %w", c.Config.Name, o.Config.ID, ErrNameInUse)
-				}
-				return nil
-			}); err != nil {
+			if err := checkNameFree(b.Tx(), c); err != nil {
 				return err
 			}
 		} else if b.Get([]byte(c.Config.ID)) == nil {
@@ -363,6 +369,21 @@ func (e *Engine) put(c *Container, isNew bool) error {
 			return err
 		}
 		return b.Put([]byte(c.Config.ID), v)
+	})
+}
+
+// checkNameFree fails when a record other than c has c's name.
+func checkNameFree(tx *bolt.Tx, c *Container) error {
+	b := tx.Bucket(bucket)
+	if b == nil {
+		return nil
+	}
+	return b.ForEach(func(k, v []byte) error {
+		var o Container
+		if json.Unmarshal(v, &o) == nil && o.Config.Name == c.Config.Name && o.Config.ID != c.Config.ID {
+			return fmt.Errorf("the container name %q is already in use by %s. You have to remove that container to be able to reuse that name: %w", c.Config.Name, o.Config.ID, ErrNameInUse)
+		}
+		return nil
 	})
 }
 

@@ -1,11 +1,14 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/berthnet/berth/internal/monitor"
 	"github.com/berthnet/berth/internal/netns"
@@ -166,6 +169,34 @@ func (e *Engine) cleanup(c *Container) error {
 	return err
 }
 
+// stopOrphanMonitor kills the monitor of a start whose command died
+// before the container ran: the record is not running, yet the monitor
+// it names lives (holding the published ports, perhaps running runc).
+// Unless startLocked (the caller holds the start lock), it does nothing
+// while another command holds the container's start lock: that start is
+// under way.
+func (e *Engine) stopOrphanMonitor(c *Container, startLocked bool) {
+	pid, id := c.State.MonitorPid, c.Config.ID
+	if pid == 0 || c.Running() || c.State.Status == StateStopped || !processAlive(pid, id) {
+		return
+	}
+	if !startLocked {
+		now, cancel := context.WithCancel(context.Background())
+		cancel()
+		f, err := flockCtx(now, e.lockPath(id))
+		if err != nil {
+			return
+		}
+		defer f.Close()
+	}
+	e.log.Warn("stopping the monitor of an interrupted start", "container", c.Config.Name, "pid", pid)
+	_ = unix.Kill(-pid, unix.SIGKILL) // its session: runc too
+	_ = unix.Kill(pid, unix.SIGKILL)
+	for deadline := time.Now().Add(5 * time.Second); processAlive(pid, id) && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // Stop sends the stop signal, then SIGKILL after timeout, and waits until
 // the container exited and was cleaned up.
 func (e *Engine) Stop(ref string, timeout *uint) (*Container, error) {
@@ -259,7 +290,11 @@ func (e *Engine) waitExit(id string, timeout time.Duration) (*Container, error) 
 		if timeout > 0 && time.Now().After(deadline) {
 			return c, fmt.Errorf("container %s did not exit within %v", c.Config.Name, timeout)
 		}
-		time.Sleep(20 * time.Millisecond)
+		select {
+		case <-e.ctx().Done():
+			return c, fmt.Errorf("%w while waiting for container %s to exit: %w", ErrInterrupted, c.Config.Name, context.Cause(e.ctx()))
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }
 
@@ -332,6 +367,7 @@ func (e *Engine) removeStopped(c *Container) error {
 	if err != nil {
 		return err
 	}
+	e.stopOrphanMonitor(cur, false)
 	if err := e.cleanup(cur); err != nil {
 		return err
 	}

@@ -4,35 +4,24 @@ package engine
 // removal by another, so a monitor cleaning up after an exit and a command
 // starting the container again do not interleave.
 
-import (
-	"fmt"
-	"os"
-	"path/filepath"
-
-	"golang.org/x/sys/unix"
-)
+import "path/filepath"
 
 func (e *Engine) lockPath(id string) string {
 	return filepath.Join(e.cfg.RunRoot, "locks", id)
 }
 
 // lock serialises start of one container.
-func (e *Engine) lock(id string) (func(), error) { return flock(e.lockPath(id)) }
+func (e *Engine) lock(id string) (func(), error) { return e.flock(e.lockPath(id)) }
 
 // lockCleanup serialises cleanup and removal of one container.
-func (e *Engine) lockCleanup(id string) (func(), error) { return flock(e.lockPath(id) + ".cleanup") }
+func (e *Engine) lockCleanup(id string) (func(), error) { return e.flock(e.lockPath(id) + ".cleanup") }
 
-func flock(path string) (func(), error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+// flock takes an exclusive lock on path; the wait ends when the command's
+// context is done (SIGINT, SIGTERM).
+func (e *Engine) flock(path string) (func(), error) {
+	f, err := flockCtx(e.ctx(), path)
 	if err != nil {
 		return nil, err
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
 	return func() { f.Close() }, nil
 }

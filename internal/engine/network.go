@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/berthnet/berth/berthnet"
 	"github.com/berthnet/berth/internal/ipam"
 	"github.com/berthnet/berth/internal/netstore"
@@ -170,8 +172,9 @@ func nextInterface(atts []Attachment) string {
 
 // attach allocates addresses and sets every network of c up in one call
 // of the attach service; the attachments are recorded on c. On failure
-// nothing is left.
-func (e *Engine) attach(c *Container, nsPath string) (res map[string]network.StatusBlock, err error) {
+// nothing is left. The attachments are journaled in in (when not nil)
+// before any kernel object exists, and in is dropped with their record.
+func (e *Engine) attach(c *Container, nsPath string, in *intent) (res map[string]network.StatusBlock, err error) {
 	if e.cfg.Network == nil {
 		return nil, ErrNoNetwork
 	}
@@ -191,6 +194,12 @@ func (e *Engine) attach(c *Container, nsPath string) (res map[string]network.Sta
 	if err != nil {
 		return nil, err
 	}
+	if in != nil {
+		in.Attachments = atts
+		if err := e.journal(in); err != nil {
+			return nil, err
+		}
+	}
 	cur := *c
 	cur.State.Attachments, cur.State.NetNS = atts, nsPath
 	o := e.netOptions(&cur, atts)
@@ -207,11 +216,17 @@ func (e *Engine) attach(c *Container, nsPath string) (res map[string]network.Sta
 		}
 		rb.Defer(func() { removeForwards(e.cfg.Network.RootlessNetNS.API(), ids) })
 	}
-	_, err = e.modify(id, func(r *Container) error {
+	return res, e.tx(func(tx *bolt.Tx) error {
+		r, err := getRecord(tx, id)
+		if err != nil || r == nil {
+			return cmpErr(err, fmt.Errorf("container %s: %w", id, ErrNoSuchContainer))
+		}
 		r.State.Attachments, r.State.Forwards, r.State.Fwd = atts, ids, fwds
-		return nil
+		if err := putRecord(tx, r); err != nil || in == nil {
+			return err
+		}
+		return dropIntent(tx, in)
 	})
-	return res, err
 }
 
 // allocate gives every network of c its addresses and interface.
@@ -270,7 +285,9 @@ func keepMACs(atts []Attachment, res map[string]network.StatusBlock) {
 
 // detach tears down every network the container is attached to, frees
 // its addresses and forgets the attachments; it tolerates a namespace
-// that is already gone and a container that is not attached.
+// that is already gone and a container that is not attached. It runs
+// under the engine lock and is journaled: an interrupted detach is
+// completed by the next command.
 func (e *Engine) detach(c *Container) error {
 	if e.cfg.Network == nil {
 		return nil
@@ -278,35 +295,24 @@ func (e *Engine) detach(c *Container) error {
 	if c.Config.Net.Kind == runopts.ModeSlirp {
 		return e.detachSlirp(c)
 	}
+	ctx := e.ctx()
+	unlock, err := e.lockEngine(ctx)
+	defer unlock()
+	if err != nil {
+		return err
+	}
 	cur, err := e.record(c.Config.ID)
 	if err != nil {
 		return err
 	}
-	h, err := e.OpenHost()
-	if err != nil {
+	in := &intent{Op: opDetach, ID: cur.Config.ID, NetNS: cur.State.NetNS, Attachments: cur.State.Attachments, Forwards: cur.State.Forwards, Since: e.cfg.Now().UTC()}
+	if err := e.journal(in); err != nil {
 		return err
 	}
-	defer h.Close()
-	var errs []error
-	if len(cur.State.Forwards) > 0 {
-		removeForwards(e.cfg.Network.RootlessNetNS.API(), cur.State.Forwards)
+	if err := e.settle(context.WithoutCancel(ctx), in, true); err != nil {
+		return fmt.Errorf("tear down the network of container %s: %w", cur.Config.Name, err)
 	}
-	if len(cur.State.Attachments) > 0 {
-		if err := h.TeardownNetavark(context.Background(), cur.State.NetNS, e.netOptions(cur, cur.State.Attachments)); err != nil {
-			errs = append(errs, fmt.Errorf("tear down the network of container %s: %w", cur.Config.Name, err))
-		}
-	}
-	if err := h.ReleaseAllNetavark(cur.Config.ID); err != nil {
-		errs = append(errs, err)
-	}
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	_, err = e.modify(cur.Config.ID, func(r *Container) error {
-		r.State.Attachments, r.State.Forwards, r.State.Fwd = nil, nil, nil
-		return nil
-	})
-	return err
+	return nil
 }
 
 // record reads the stored record of id (engine container or registered

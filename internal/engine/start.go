@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/berthnet/berth/internal/link"
 	"github.com/berthnet/berth/internal/monitor"
@@ -83,6 +86,7 @@ func (e *Engine) cleanupPrevious(id string) error {
 	if err != nil {
 		return err
 	}
+	e.stopOrphanMonitor(c, true)
 	return e.cleanup(c)
 }
 
@@ -110,18 +114,8 @@ func (e *Engine) start(c *Container, so StartOptions) (err error) {
 		}
 		defer closeAll(ports) // the monitor keeps its own copies
 	}
-	st, err := e.networkNamespace(c, &rb)
+	st, err := e.setUpNetwork(c, rootfs, &rb)
 	if err != nil {
-		return err
-	}
-	st.Mounted = rootfs
-	if _, err := e.modify(id, func(r *Container) error {
-		r.State.NetNS, r.State.OwnNetNS, r.State.Mounted, r.State.Error = st.NetNS, st.OwnNetNS, st.Mounted, ""
-		return nil
-	}); err != nil {
-		return err
-	}
-	if st.Networks, err = e.attachNetworks(c, st.NetNS, &rb); err != nil {
 		return err
 	}
 	if err := e.writeBundle(c, rootfs, st); err != nil {
@@ -145,6 +139,65 @@ func (e *Engine) mountRootfs(c *Container, rb *rollback.Stack) (string, error) {
 	}
 	rb.Defer(func() { _ = e.cfg.Images.Unmount(id) })
 	return rootfs, nil
+}
+
+// setUpNetwork gives the container its network namespace and attaches it
+// to its networks. A namespace of its own is created under the engine
+// lock with an attach intent journaled (see journal.go), so a start
+// interrupted at any point leaves no pin, link or address behind.
+func (e *Engine) setUpNetwork(c *Container, rootfs string, rb *rollback.Stack) (st State, err error) {
+	if !ownsNetNS(c.Config.Net.Kind) {
+		if st, err = e.networkNamespace(c, rb); err != nil {
+			return st, err
+		}
+		st.Mounted = rootfs
+		return st, e.recordNetNS(c.Config.ID, st)
+	}
+	ctx := e.ctx()
+	unlock, err := e.lockEngine(ctx)
+	defer unlock()
+	if err != nil {
+		return st, err
+	}
+	in := &intent{Op: opAttach, ID: c.Config.ID, NetNS: e.NetNSPath(c.Config.ID), OwnNetNS: true, Since: e.cfg.Now().UTC()}
+	if err := e.journal(in); err != nil {
+		return st, err
+	}
+	defer func() {
+		if err != nil {
+			if rerr := e.settle(context.WithoutCancel(ctx), in, false); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("roll back: %w", rerr))
+			}
+		}
+	}()
+	if st, err = e.networkNamespace(c, rb); err != nil {
+		return st, err
+	}
+	st.Mounted = rootfs
+	if err := e.recordNetNS(c.Config.ID, st); err != nil {
+		return st, err
+	}
+	if st.Networks, err = e.attachNetworks(c, st.NetNS, in, rb); err != nil {
+		return st, err
+	}
+	// Modes without attachments end here (attach drops its intent with
+	// the attachments' record).
+	return st, e.tx(func(tx *bolt.Tx) error { return dropIntent(tx, in) })
+}
+
+// recordNetNS records the namespace and root filesystem of a start.
+func (e *Engine) recordNetNS(id string, st State) error {
+	_, err := e.modify(id, func(r *Container) error {
+		r.State.NetNS, r.State.OwnNetNS, r.State.Mounted, r.State.Error = st.NetNS, st.OwnNetNS, st.Mounted, ""
+		return nil
+	})
+	return err
+}
+
+// ownsNetNS reports whether a network mode gives the container a
+// namespace of its own.
+func ownsNetNS(kind string) bool {
+	return kind == runopts.ModeBridge || kind == runopts.ModeNone || kind == runopts.ModeSlirp
 }
 
 // networkNamespace creates (and pins) the container's own namespace or
@@ -186,13 +239,13 @@ func (e *Engine) networkNamespace(c *Container, rb *rollback.Stack) (State, erro
 
 // attachNetworks attaches the namespace to the container's networks (the
 // modes that have any) and records their status.
-func (e *Engine) attachNetworks(c *Container, nsPath string, rb *rollback.Stack) (map[string]network.StatusBlock, error) {
+func (e *Engine) attachNetworks(c *Container, nsPath string, in *intent, rb *rollback.Stack) (map[string]network.StatusBlock, error) {
 	if !publishes(c.Config.Net.Kind) {
 		return nil, nil
 	}
 	cur := *c
 	cur.State.NetNS = nsPath
-	res, err := e.attach(&cur, nsPath)
+	res, err := e.attach(&cur, nsPath, in)
 	if err != nil {
 		return nil, err
 	}
@@ -257,6 +310,10 @@ func (e *Engine) startMonitor(c *Container, so StartOptions, ports []*os.File, r
 		return fmt.Errorf("start monitor: %w", err)
 	}
 	go func() { _ = cmd.Wait() }()
+	// Recorded at once: if this command dies before the container runs,
+	// the next start or rm finds the monitor (which holds the published
+	// ports) and stops it.
+	_, _ = e.modify(id, func(r *Container) error { r.State.MonitorPid = cmd.Process.Pid; return nil })
 	rb.Defer(func() {
 		_ = cmd.Process.Kill()
 		_, _ = e.runc("delete", "--force", id)

@@ -117,10 +117,13 @@ func onHost[C attacher](r *request, c C, first func(*request) error, fn func(*be
 }
 
 // attachDel detaches the container's interface, then releases its
-// addresses; it carries on past errors.
+// addresses; it carries on past errors. An ADD killed before it recorded
+// the attachment is undone from the request (berthnet.DetachAttempt):
+// the runtime's DEL is what recovers from it.
 func attachDel[C attacher](r *request, c C) error {
 	return onHost(r, c, c.handOver, func(h *berthnet.Host) error {
-		return errors.Join(h.Detach(r.ctx, r.ContainerID, r.IfName), ipamCall(r, c.ipamType(), "DEL"))
+		o := berthnet.AttachOptions{ContainerID: r.ContainerID, Netns: r.Netns, Interface: r.IfName}
+		return errors.Join(h.DetachAttempt(r.ctx, c.collected(), o), ipamCall(r, c.ipamType(), "DEL"))
 	})
 }
 
