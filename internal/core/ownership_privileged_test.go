@@ -116,3 +116,26 @@ func TestPrivilegedTeardownSparesForeignMacvlan(t *testing.T) {
 		t.Fatalf("teardown left berth's own macvlan: %v", nettest.Links(t, ns2))
 	}
 }
+
+// A teardown killed after it renamed the container's end of the veth (a
+// retired link) but before the host end: the next teardown finds no eth0
+// in the namespace and removes the marked host end, which takes the pair.
+func TestPrivilegedTeardownAfterAKilledRetire(t *testing.T) {
+	tp := newTopo(t, nil, nil)
+	n := bridgeNet("kr", "brkr0", "198.19.18.0/24", "198.19.18.1")
+	o := opts("k1", "kr", n, "198.19.18.2")
+	ns := nettest.NewNS(t, nettest.RandName("ctr"))
+	if _, err := tp.m.Setup(context.Background(), ns.Path(), o); err != nil {
+		t.Fatal(err)
+	}
+	hostVeth := network.HostVethName(o.ContainerID, n.Name)
+	if out, err := nettest.Run(ns, 5*time.Second, "ip", "link", "set", "eth0", "name", "brtgone99"); err != nil {
+		t.Fatalf("rename: %v %s", err, out)
+	}
+	if err := tp.m.Teardown(context.Background(), ns.Path(), o); err != nil {
+		t.Fatalf("teardown: %v", err)
+	}
+	if slices.Contains(nettest.Links(t, tp.host), hostVeth) || slices.Contains(nettest.Links(t, ns), "brtgone99") {
+		t.Fatalf("left the veth: host %v container %v", nettest.Links(t, tp.host), nettest.Links(t, ns))
+	}
+}

@@ -166,6 +166,11 @@ func (m *Manager) detachLink(ctx context.Context, sess *session, h *detachHandle
 // marked macvlan/ipvlan link.
 func (m *Manager) removeContainerLink(h *detachHandles, at *attachment, recorded bool) error {
 	l, err := h.ctr.Link(at.opts.InterfaceName)
+	if errors.Is(err, link.ErrNotFound) && at.net.Driver == network.DriverBridge {
+		// The container's end is gone or was renamed by a teardown that
+		// was killed before it renamed the host end: remove that.
+		return m.removeHostVeth(h.host, at, recorded)
+	}
 	if err != nil {
 		if errors.Is(err, link.ErrNotFound) {
 			return nil
