@@ -648,7 +648,7 @@ func (h *Host) Collect(ctx context.Context, n Network, keep func(containerID, if
 		for _, a := range gone {
 			known[a.HostInterface] = false
 		}
-		if err := h.removeStrayVeths(in.NetworkInterface, known); err != nil {
+		if err := h.removeStrayVeths(in, known); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -665,18 +665,19 @@ func (h *Host) Collect(ctx context.Context, n Network, keep func(containerID, if
 var strayVeth = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^veth[0-9a-f]{11}$`) })
 
 // removeStrayVeths deletes veths named as berth names them that are ports
-// of the bridge and not known attachments, and retired links whose reaper
-// did not finish.
-func (h *Host) removeStrayVeths(bridge string, known map[string]bool) error {
+// of n's bridge, when berth made that bridge, and not known attachments,
+// and retired links whose reaper did not finish.
+func (h *Host) removeStrayVeths(n network.Network, known map[string]bool) error {
 	hh, err := link.NewHandle(h.host)
 	if err != nil {
 		return err
 	}
 	defer hh.Close()
+	// Only ports of a bridge berth made (its mark) are berth's to sweep.
 	brIndex := -1
-	if br, err := hh.Link(bridge); err == nil {
+	if br, err := hh.Link(n.NetworkInterface); err == nil && core.OwnsBridge(br, n) {
 		brIndex = br.Index
-	} else if !errors.Is(err, link.ErrNotFound) {
+	} else if err != nil && !errors.Is(err, link.ErrNotFound) {
 		return err
 	}
 	links, err := hh.Links()

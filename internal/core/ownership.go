@@ -65,6 +65,10 @@ func ownedBridge(l link.Link, n network.Network) bool {
 	return l.Kind == "bridge" && (bytes.Equal(l.MAC, bridgeMAC(n)) || bytes.Equal(l.MAC, legacyBridgeMAC(n)))
 }
 
+// OwnsBridge reports whether l is the bridge berth made for network n
+// (it carries berth's mark), for front-ends that sweep its ports.
+func OwnsBridge(l link.Link, n network.Network) bool { return ownedBridge(l, n) }
+
 // hostVethMAC is the mark of at's host veth end.
 func (at *attachment) hostVethMAC() net.HardwareAddr {
 	return vethMAC(at.ctrID, at.net.Name, at.opts.InterfaceName)
