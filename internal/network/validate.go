@@ -169,6 +169,9 @@ func (n *Network) validateSubnets(f string) error {
 		if !s.Subnet.IsValid() {
 			return fieldErr(sf+".subnet", "missing or not a CIDR")
 		}
+		if err := CheckSubnet(s.Subnet); err != nil {
+			return fieldErr(sf+".subnet", "%v", err)
+		}
 		if s.Gateway.IsValid() && !s.Subnet.Contains(s.Gateway) {
 			return fieldErr(sf+".gateway", "%s is not in subnet %s", s.Gateway, s.Subnet)
 		}
@@ -308,7 +311,23 @@ func (o *Options) Validate() error {
 			return err
 		}
 	}
+	if err := CheckPortConflicts(o.PortMappings); err != nil {
+		var pc *PortConflictError
+		if errors.As(err, &pc) {
+			return fieldErr(fmt.Sprintf("port_mappings[%d].host_port", pc.Second), "%v", err)
+		}
+		return err
+	}
 	return nil
+}
+
+// ValidateSetup checks the input of a setup: Validate, and at least one
+// network to attach (as Podman requires before it runs netavark).
+func (o *Options) ValidateSetup() error {
+	if len(o.Networks) == 0 {
+		return fieldErr("networks", "must specify at least one network")
+	}
+	return o.Validate()
 }
 
 // validateAttachment checks the container's side of one network: its
@@ -351,12 +370,17 @@ func validateStaticIPs(f string, a *NamedNetworkOptions, n *Network) error {
 		return fieldErr(f+".static_ips", "no static ips provided (host-local IPAM needs one per subnet)")
 	}
 	for i, ip := range a.StaticIPs {
-		if _, ok := n.SubnetFor(ip); !ok {
-			return fieldErr(fmt.Sprintf("%s.static_ips[%d]", f, i), "%s is not in any subnet of network %s (%s)", ip, a.Name, subnetList(n.Subnets))
+		sf := fmt.Sprintf("%s.static_ips[%d]", f, i)
+		s, ok := n.SubnetFor(ip)
+		if !ok {
+			return fieldErr(sf, "%s is not in any subnet of network %s (%s)", ip, a.Name, subnetList(n.Subnets))
+		}
+		if err := CheckHostAddr(s.Subnet, ip); err != nil {
+			return fieldErr(sf, "%v", err)
 		}
 		for _, gw := range n.Gateways() {
 			if gw == ip && !n.Unmanaged() {
-				return fieldErr(fmt.Sprintf("%s.static_ips[%d]", f, i), "%s is the gateway of network %s", ip, a.Name)
+				return fieldErr(sf, "%s is the gateway of network %s", ip, a.Name)
 			}
 		}
 	}
