@@ -325,20 +325,33 @@ func (k *fakeKernel) elements(s *kernelState, m netlink.Message, a map[uint16][]
 	add := nftMsg(m.Header) == unix.NFT_MSG_NEWSETELEM
 	var descs []string
 	var errno unix.Errno
+	idx := map[string]int{} // key to index in s.elems[set]
+	for i, x := range s.elems[set] {
+		idx[string(x.key)] = i
+	}
+	var gone []int // indexes of deleted elements
 	for _, raw := range k.list(a[unix.NFTA_SET_ELEM_LIST_ELEMENTS]) {
 		ea := k.attrs(raw)
 		e := storedElem{key: k.value(ea[unix.NFTA_SET_ELEM_KEY]), val: k.value(ea[unix.NFTA_SET_ELEM_DATA]), raw: raw}
 		descs = append(descs, describeElem(set, e.key, e.val))
-		i := slices.IndexFunc(s.elems[set], func(x storedElem) bool { return string(x.key) == string(e.key) })
+		i, ok := idx[string(e.key)]
 		switch {
-		case add && i < 0:
+		case add && !ok:
+			idx[string(e.key)] = len(s.elems[set])
 			s.elems[set] = append(s.elems[set], e)
 		case add && string(s.elems[set][i].val) != string(e.val):
 			errno = unix.EEXIST
-		case !add && i < 0:
+		case !add && !ok:
 			errno = unix.ENOENT
 		case !add:
-			s.elems[set] = slices.Delete(s.elems[set], i, i+1)
+			delete(idx, string(e.key))
+			gone = append(gone, i)
+		}
+	}
+	if len(gone) > 0 {
+		slices.Sort(gone)
+		for j := len(gone) - 1; j >= 0; j-- {
+			s.elems[set] = slices.Delete(s.elems[set], gone[j], gone[j]+1)
 		}
 	}
 	verb := "add"
