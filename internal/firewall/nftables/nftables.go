@@ -500,37 +500,43 @@ func (o *objects) portMaps() []*nftables.Set {
 	return []*nftables.Set{o.pf4, o.pf4any, o.pf6, o.pf6any}
 }
 
-// current returns the elements of a map by key.
-func current(c *nftables.Conn, set *nftables.Set) (map[string][]byte, error) {
-	cur, err := c.GetSetElements(set)
-	if err != nil {
-		return nil, err
+// eachWanted lists every port map of o that els has elements for and
+// calls f with each of those elements and the value the map holds for its
+// key (ok false: none). It stops at the first error of f or of a listing.
+func eachWanted(c *nftables.Conn, o *objects, els map[*nftables.Set][]nftables.SetElement, f func(set *nftables.Set, want nftables.SetElement, have []byte, ok bool) error) error {
+	for _, set := range o.portMaps() {
+		if len(els[set]) == 0 {
+			continue
+		}
+		cur, err := c.GetSetElements(set)
+		if err != nil {
+			return fmt.Errorf("list map %s: %w", set.Name, err)
+		}
+		byKey := make(map[string][]byte, len(cur))
+		for _, e := range cur {
+			byKey[string(e.Key)] = e.Val
+		}
+		for _, want := range els[set] {
+			have, ok := byKey[string(want.Key)]
+			if err := f(set, want, have, ok); err != nil {
+				return err
+			}
+		}
 	}
-	out := make(map[string][]byte, len(cur))
-	for _, e := range cur {
-		out[string(e.Key)] = e.Val
-	}
-	return out, nil
+	return nil
 }
 
 // findConflict explains a failed batch when a host port is already taken.
 func (d *Driver) findConflict(c *nftables.Conn, ports []firewall.PortForward) error {
 	o := newObjects()
-	wanted := o.forwardElements(ports...)
-	for _, set := range o.portMaps() {
-		els := wanted[set]
-		if len(els) == 0 {
-			continue
+	err := eachWanted(c, o, o.forwardElements(ports...), func(set *nftables.Set, want nftables.SetElement, have []byte, ok bool) error {
+		if ok && string(have) != string(want.Val) {
+			return fmt.Errorf("%w: host port %s is already published to %s", firewall.ErrPortInUse, describeKey(set, want.Key), describeVal(have))
 		}
-		cur, err := current(c, set)
-		if err != nil {
-			continue
-		}
-		for _, want := range els {
-			if v, ok := cur[string(want.Key)]; ok && string(v) != string(want.Val) {
-				return fmt.Errorf("%w: host port %s is already published to %s", firewall.ErrPortInUse, describeKey(set, want.Key), describeVal(v))
-			}
-		}
+		return nil
+	})
+	if errors.Is(err, firewall.ErrPortInUse) {
+		return err
 	}
 	return nil
 }
@@ -589,20 +595,14 @@ func (d *Driver) Teardown(ports []firewall.PortForward, complete []firewall.Netw
 // hold with the same key and value: in one batch, or as many as batches needs.
 func (d *Driver) deletePresent(c *nftables.Conn, o *objects, dels map[*nftables.Set][]nftables.SetElement) error {
 	present := map[*nftables.Set][]nftables.SetElement{}
-	for _, set := range o.portMaps() {
-		els := dels[set]
-		if len(els) == 0 {
-			continue
+	err := eachWanted(c, o, dels, func(set *nftables.Set, want nftables.SetElement, have []byte, ok bool) error {
+		if ok && string(have) == string(want.Val) {
+			present[set] = append(present[set], want)
 		}
-		cur, err := current(c, set)
-		if err != nil {
-			return fmt.Errorf("list map %s: %w", set.Name, err)
-		}
-		for _, want := range els {
-			if v, ok := cur[string(want.Key)]; ok && string(v) == string(want.Val) {
-				present[set] = append(present[set], want)
-			}
-		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	for _, b := range batches(o.portMaps(), present) {
 		if err := queue(c, b, c.SetDeleteElements); err != nil {
@@ -682,23 +682,12 @@ func (d *Driver) HasForwards(ports []firewall.PortForward) error {
 	if _, err := c.ListTableOfFamily(TableName, nftables.TableFamilyINet); err != nil {
 		return fmt.Errorf("table inet %s is missing", TableName)
 	}
-	wanted := o.forwardElements(ports...)
-	for _, set := range o.portMaps() {
-		els := wanted[set]
-		if len(els) == 0 {
-			continue
+	return eachWanted(c, o, o.forwardElements(ports...), func(set *nftables.Set, want nftables.SetElement, have []byte, ok bool) error {
+		if !ok || string(have) != string(want.Val) {
+			return fmt.Errorf("port forward %s -> %s is missing from map %s", describeKey(set, want.Key), describeVal(want.Val), set.Name)
 		}
-		cur, err := current(c, set)
-		if err != nil {
-			return fmt.Errorf("list map %s: %w", set.Name, err)
-		}
-		for _, want := range els {
-			if v, ok := cur[string(want.Key)]; !ok || string(v) != string(want.Val) {
-				return fmt.Errorf("port forward %s -> %s is missing from map %s", describeKey(set, want.Key), describeVal(want.Val), set.Name)
-			}
-		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // HasNetwork reports whether the rules of the network with this ID exist.
