@@ -78,6 +78,23 @@ func TestNetworkValidateRefusesBadSubnets(t *testing.T) {
 	}
 }
 
+// What setup refuses under the newer rules, teardown still accepts, so
+// that what an earlier setup left can be torn down.
+func TestTeardownAcceptsWhatOnlySetupRefuses(t *testing.T) {
+	in := &Options{
+		ContainerID:  "c1",
+		Networks:     Attachments{{Name: "n1", PerNetworkOptions: PerNetworkOptions{InterfaceName: "eth0", StaticIPs: []netip.Addr{netip.MustParseAddr("127.0.0.255")}}}},
+		NetworkInfo:  map[string]Network{"n1": {Name: "n1", Driver: DriverBridge, NetworkInterface: "br1", Subnets: []Subnet{{Subnet: netip.MustParsePrefix("127.0.0.0/24")}}}},
+		PortMappings: []PortMapping{{HostPort: 80, ContainerPort: 80, Protocol: "tcp"}, {HostPort: 80, ContainerPort: 81, Protocol: "tcp"}},
+	}
+	if err := in.Validate(); err != nil {
+		t.Errorf("teardown input refused: %v", err)
+	}
+	if err := in.ValidateSetup(); err == nil {
+		t.Error("setup input accepted")
+	}
+}
+
 func TestSetupNeedsANetwork(t *testing.T) {
 	for _, in := range []Attachments{nil, {}} {
 		o := &Options{ContainerID: "c1", Networks: in, NetworkInfo: map[string]Network{}}

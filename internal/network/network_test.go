@@ -191,7 +191,7 @@ func TestValidationErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			o := good()
 			tc.mod(o)
-			err := o.Validate()
+			err := o.ValidateSetup()
 			var fe *FieldError
 			if !errors.As(err, &fe) || !errors.Is(err, ErrInvalid) {
 				t.Fatalf("got %v, want a FieldError", err)
