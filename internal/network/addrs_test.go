@@ -90,6 +90,13 @@ func TestTeardownAcceptsWhatOnlySetupRefuses(t *testing.T) {
 	if err := in.Validate(); err != nil {
 		t.Errorf("teardown input refused: %v", err)
 	}
+	n := in.NetworkInfo["n1"]
+	if err := n.ValidateExisting(); err != nil {
+		t.Errorf("existing network refused: %v", err)
+	}
+	if err := n.Validate(); err == nil {
+		t.Error("new network with a loopback subnet accepted")
+	}
 	if err := in.ValidateSetup(); err == nil {
 		t.Error("setup input accepted")
 	}

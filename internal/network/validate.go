@@ -119,6 +119,11 @@ var ipvlanModes = map[string]bool{"": true, "l2": true, "l3": true, "l3s": true}
 // overlaps a reserved range or is too small (CheckSubnet).
 func (n *Network) Validate() error { return n.validate(true) }
 
+// ValidateExisting checks a network that may have been created before
+// the rules of new networks (Validate): what tears down or collects its
+// containers needs no more, so that nothing it left stays.
+func (n *Network) ValidateExisting() error { return n.validate(false) }
+
 // validate checks a network definition; strict adds the rules for new
 // networks, which one that exists already need not meet to be torn down.
 func (n *Network) validate(strict bool) error {
