@@ -113,3 +113,31 @@ func TestBatchesKeepMessageAndBatchLimits(t *testing.T) {
 		t.Error("batches of nothing")
 	}
 }
+
+// Repair restores 10,000 ports of a container whose maps were flushed, in
+// batches the kernel takes.
+func TestRepairOfTenThousandPortsIsBatched(t *testing.T) {
+	k := newFakeKernel(t)
+	d := k.driver()
+	nets := []firewall.NetworkRules{bridgeA}
+	ports := []firewall.PortForward{wide}
+	if err := d.Setup(nets, ports); err != nil {
+		t.Fatal(err)
+	}
+	k.state.elems["pf4any"], k.state.elems["pf6any"] = nil, nil // nft flush map ...
+	if ok, err := d.Intact(nets, ports); err != nil || ok {
+		t.Fatalf("Intact after the flush = %v, %v", ok, err)
+	}
+	if err := d.Repair(nets, ports); err != nil {
+		t.Fatalf("repair: %v", err)
+	}
+	checkBatchSizes(t, k)
+	for _, m := range []string{"pf4any", "pf6any"} {
+		if n := len(k.set(m)); n != 10000 {
+			t.Errorf("map %s holds %d elements after repair, want 10000", m, n)
+		}
+	}
+	if ok, err := d.Intact(nets, ports); err != nil || !ok {
+		t.Errorf("Intact after repair = %v, %v", ok, err)
+	}
+}
