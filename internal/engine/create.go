@@ -211,6 +211,9 @@ func publishedPorts(cfg *Config, o CreateOptions, exposed []network.PortMapping)
 		warnings = append(warnings, "Port mappings have been discarded as one of the Host, Container, Pod, and None network modes are in use")
 		ports = nil
 	}
+	if err := network.CheckPortConflicts(ports); err != nil {
+		return warnings, fmt.Errorf("-p: %w", err)
+	}
 	cfg.Ports, err = choosePorts(ports)
 	return warnings, err
 }

@@ -125,11 +125,8 @@ func Validate(n network.Network, static []netip.Addr) error {
 			return fmt.Errorf("requested static ips %s and %s are both in subnet %s of network %s; give at most one per subnet: %w", other, ip, s.Subnet, n.Name, ErrInvalid)
 		}
 		seen[s.Subnet] = ip
-		if ip == s.Subnet.Masked().Addr() {
-			return fmt.Errorf("requested static ip %s is the address of subnet %s: %w", ip, s.Subnet, ErrInvalid)
-		}
-		if ip.Is4() && ip == network.LastAddr(s.Subnet) && s.Subnet.Bits() < 31 {
-			return fmt.Errorf("requested static ip %s is the broadcast address of subnet %s: %w", ip, s.Subnet, ErrInvalid)
+		if err := network.CheckHostAddr(s.Subnet, ip); err != nil {
+			return fmt.Errorf("requested static ip %w: %w", err, ErrInvalid)
 		}
 		if s.Gateway == ip {
 			return fmt.Errorf("requested static ip %s is the gateway of network %s: %w", ip, n.Name, ErrInvalid)

@@ -114,8 +114,8 @@ func TestValidateBeforeSaving(t *testing.T) {
 	cases := map[string]string{
 		"198.18.9.5":   "requested static ip 198.18.9.5 not in any subnet on network n (198.19.1.0/24)",
 		"198.19.1.1":   "is the gateway of network n",
-		"198.19.1.0":   "is the address of subnet",
-		"198.19.1.255": "is the broadcast address",
+		"198.19.1.0":   "is the network address of subnet 198.19.1.0/24; want an address from 198.19.1.1 to 198.19.1.254",
+		"198.19.1.255": "is the broadcast address of subnet 198.19.1.0/24; want an address from 198.19.1.1 to 198.19.1.254",
 	}
 	for ip, want := range cases {
 		_, err := a.Allocate("c", n, []netip.Addr{netip.MustParseAddr(ip)})

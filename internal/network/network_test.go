@@ -131,6 +131,17 @@ func TestValidationErrors(t *testing.T) {
 		{"no static ips", func(o *Options) { o.Networks[0].StaticIPs = nil }, "networks.n1.static_ips", "no static ips provided"},
 		{"ip outside subnet", func(o *Options) { o.Networks[0].StaticIPs[0] = netip.MustParseAddr("10.9.0.2") }, "networks.n1.static_ips[0]", "not in any subnet"},
 		{"ip is gateway", func(o *Options) { o.Networks[0].StaticIPs[0] = netip.MustParseAddr("10.1.0.1") }, "networks.n1.static_ips[0]", "is the gateway"},
+		{"ip is network address", func(o *Options) { o.Networks[0].StaticIPs[0] = netip.MustParseAddr("10.1.0.0") }, "networks.n1.static_ips[0]", "10.1.0.0 is the network address of subnet 10.1.0.0/24; want an address from 10.1.0.1 to 10.1.0.254"},
+		{"ip is broadcast", func(o *Options) { o.Networks[0].StaticIPs[0] = netip.MustParseAddr("10.1.0.255") }, "networks.n1.static_ips[0]", "10.1.0.255 is the broadcast address of subnet 10.1.0.0/24; want an address from 10.1.0.1 to 10.1.0.254"},
+		{"loopback subnet", func(o *Options) {
+			n := o.NetworkInfo["n1"]
+			n.Subnets = []Subnet{{Subnet: netip.MustParsePrefix("127.0.0.0/8")}}
+			o.NetworkInfo["n1"] = n
+			o.Networks[0].StaticIPs[0] = netip.MustParseAddr("127.0.0.5")
+		}, "network n1.subnets[0].subnet", "overlaps the loopback range 127.0.0.0/8; use a private range"},
+		{"host port twice", func(o *Options) {
+			o.PortMappings = []PortMapping{{HostPort: 8080, ContainerPort: 80, Protocol: "tcp"}, {HostPort: 8080, ContainerPort: 81, Protocol: "tcp"}}
+		}, "port_mappings[1].host_port", "host port 8080/tcp (all addresses) is published twice: to container port 80 (mapping 0) and to container port 81 (mapping 1)"},
 		{"bad mac", func(o *Options) { o.Networks[0].StaticMAC = "zz" }, "networks.n1.static_mac", "not an Ethernet MAC"},
 		{"bad driver", func(o *Options) { n := o.NetworkInfo["n1"]; n.Driver = "foo"; o.NetworkInfo["n1"] = n }, "network n1.driver", `unknown network driver "foo"`},
 		{"bad isolate", func(o *Options) {
@@ -180,7 +191,7 @@ func TestValidationErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			o := good()
 			tc.mod(o)
-			err := o.Validate()
+			err := o.ValidateSetup()
 			var fe *FieldError
 			if !errors.As(err, &fe) || !errors.Is(err, ErrInvalid) {
 				t.Fatalf("got %v, want a FieldError", err)

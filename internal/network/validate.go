@@ -115,8 +115,18 @@ func ValidInterfaceName(s string) bool {
 var macvlanModes = map[string]bool{"": true, "bridge": true, "private": true, "vepa": true, "passthru": true}
 var ipvlanModes = map[string]bool{"": true, "l2": true, "l3": true, "l3s": true}
 
-// Validate checks a network definition.
-func (n *Network) Validate() error {
+// Validate checks a new network definition, strictly: also that no subnet
+// overlaps a reserved range or is too small (CheckSubnet).
+func (n *Network) Validate() error { return n.validate(true) }
+
+// ValidateExisting checks a network that may have been created before
+// the rules of new networks (Validate): what tears down or collects its
+// containers needs no more, so that nothing it left stays.
+func (n *Network) ValidateExisting() error { return n.validate(false) }
+
+// validate checks a network definition; strict adds the rules for new
+// networks, which one that exists already need not meet to be torn down.
+func (n *Network) validate(strict bool) error {
 	f := "network " + n.Name
 	if n.Name == "" {
 		return fieldErr("name", "must not be empty")
@@ -124,7 +134,7 @@ func (n *Network) Validate() error {
 	if err := n.validateDrivers(f); err != nil {
 		return err
 	}
-	if err := n.validateSubnets(f); err != nil {
+	if err := n.validateSubnets(f, strict); err != nil {
 		return err
 	}
 	for k, v := range n.Options {
@@ -162,12 +172,15 @@ func (n *Network) validateDrivers(f string) error {
 }
 
 // validateSubnets checks that each subnet is set and holds its gateway
-// and lease range.
-func (n *Network) validateSubnets(f string) error {
+// and lease range, and with strict, passes CheckSubnet.
+func (n *Network) validateSubnets(f string, strict bool) error {
 	for i, s := range n.Subnets {
 		sf := fmt.Sprintf("%s.subnets[%d]", f, i)
 		if !s.Subnet.IsValid() {
 			return fieldErr(sf+".subnet", "missing or not a CIDR")
+		}
+		if err := CheckSubnet(s.Subnet); strict && err != nil {
+			return fieldErr(sf+".subnet", "%v", err)
 		}
 		if s.Gateway.IsValid() && !s.Subnet.Contains(s.Gateway) {
 			return fieldErr(sf+".gateway", "%s is not in subnet %s", s.Gateway, s.Subnet)
@@ -265,9 +278,24 @@ func ParseMAC(s string) (net.HardwareAddr, error) {
 	return hw, nil
 }
 
-// Validate checks the setup/teardown input and every network it names. It
-// runs before anything is changed, so bad input leaves no trace.
-func (o *Options) Validate() error {
+// Validate checks the input of a teardown and every network it names. It
+// runs before anything is changed, so bad input leaves no trace. It is
+// lenient where ValidateSetup is strict, so that what an earlier setup
+// left can always be torn down.
+func (o *Options) Validate() error { return o.validate(false) }
+
+// ValidateSetup checks the input of a setup: what Validate checks, at
+// least one network (as Podman requires before it runs netavark), the
+// subnets (CheckSubnet), the static addresses (CheckHostAddr) and that no
+// host port is published twice (CheckPortConflicts).
+func (o *Options) ValidateSetup() error {
+	if len(o.Networks) == 0 {
+		return fieldErr("networks", "must specify at least one network")
+	}
+	return o.validate(true)
+}
+
+func (o *Options) validate(strict bool) error {
 	if o.ContainerID == "" {
 		return fieldErr("container_id", "must not be empty")
 	}
@@ -292,10 +320,10 @@ func (o *Options) Validate() error {
 		if n.Name == "" {
 			n.Name = a.Name
 		}
-		if err := n.Validate(); err != nil {
+		if err := n.validate(strict); err != nil {
 			return err
 		}
-		if err := validateAttachment(f, &a, &n, seenIf); err != nil {
+		if err := validateAttachment(f, &a, &n, seenIf, strict); err != nil {
 			return err
 		}
 	}
@@ -308,13 +336,24 @@ func (o *Options) Validate() error {
 			return err
 		}
 	}
+	if !strict {
+		return nil
+	}
+	if err := CheckPortConflicts(o.PortMappings); err != nil {
+		var pc *PortConflictError
+		if errors.As(err, &pc) {
+			return fieldErr(fmt.Sprintf("port_mappings[%d].host_port", pc.Second), "%v", err)
+		}
+		return err
+	}
 	return nil
 }
 
 // validateAttachment checks the container's side of one network: its
 // interface name (unique across networks, recorded in seenIf), static
-// MAC, host interface name, aliases and static IPs. f names it in errors.
-func validateAttachment(f string, a *NamedNetworkOptions, n *Network, seenIf map[string]string) error {
+// MAC, host interface name, aliases and static IPs (strict: see
+// validateStaticIPs). f names it in errors.
+func validateAttachment(f string, a *NamedNetworkOptions, n *Network, seenIf map[string]string, strict bool) error {
 	if a.InterfaceName == "" {
 		return fieldErr(f+".interface_name", "no container interface name given")
 	}
@@ -339,24 +378,30 @@ func validateAttachment(f string, a *NamedNetworkOptions, n *Network, seenIf map
 		}
 	}
 	if n.IPAMDriver() == IPAMHostLocal {
-		return validateStaticIPs(f, a, n)
+		return validateStaticIPs(f, a, n, strict)
 	}
 	return nil
 }
 
 // validateStaticIPs checks that a host-local attachment has static IPs,
-// each in a subnet of n and (on a managed network) not its gateway.
-func validateStaticIPs(f string, a *NamedNetworkOptions, n *Network) error {
+// each in a subnet of n and (on a managed network) not its gateway, and
+// with strict, not its subnet's network or broadcast address.
+func validateStaticIPs(f string, a *NamedNetworkOptions, n *Network, strict bool) error {
 	if len(a.StaticIPs) == 0 {
 		return fieldErr(f+".static_ips", "no static ips provided (host-local IPAM needs one per subnet)")
 	}
 	for i, ip := range a.StaticIPs {
-		if _, ok := n.SubnetFor(ip); !ok {
-			return fieldErr(fmt.Sprintf("%s.static_ips[%d]", f, i), "%s is not in any subnet of network %s (%s)", ip, a.Name, subnetList(n.Subnets))
+		sf := fmt.Sprintf("%s.static_ips[%d]", f, i)
+		s, ok := n.SubnetFor(ip)
+		if !ok {
+			return fieldErr(sf, "%s is not in any subnet of network %s (%s)", ip, a.Name, subnetList(n.Subnets))
+		}
+		if err := CheckHostAddr(s.Subnet, ip); strict && err != nil {
+			return fieldErr(sf, "%v", err)
 		}
 		for _, gw := range n.Gateways() {
 			if gw == ip && !n.Unmanaged() {
-				return fieldErr(fmt.Sprintf("%s.static_ips[%d]", f, i), "%s is the gateway of network %s", ip, a.Name)
+				return fieldErr(sf, "%s is the gateway of network %s", ip, a.Name)
 			}
 		}
 	}

@@ -121,6 +121,9 @@ func parseRangeSets(c *ipamConfig) ([]network.Subnet, error) {
 			return nil, invalid(f+"[0].subnet", "%q is not a CIDR subnet", r.Subnet)
 		}
 		sub = sub.Masked()
+		if err := network.CheckSubnet(sub); err != nil {
+			return nil, invalid(f+"[0].subnet", "%v", err)
+		}
 		if fam[sub.Addr().Is4()] {
 			return nil, invalid(f, "a second range set of the same address family (one per family)")
 		}
@@ -188,8 +191,12 @@ func parseStaticIPs(c *ipamConfig, cniArgs string, n *network.Network) ([]netip.
 		if err != nil {
 			return nil, invalid("runtimeConfig.ips", "%q is not an IP address", s)
 		}
-		if _, ok := n.SubnetFor(a); !ok {
+		sub, ok := n.SubnetFor(a)
+		if !ok {
 			return nil, invalid("runtimeConfig.ips", "%s is not in any range of network %s", a, c.Name)
+		}
+		if err := network.CheckHostAddr(sub.Subnet, a); err != nil {
+			return nil, invalid("runtimeConfig.ips", "%v", err)
 		}
 		static = append(static, a)
 	}

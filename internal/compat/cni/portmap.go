@@ -103,6 +103,9 @@ func parsePortMappings(entries []portMapEntry) ([]network.PortMapping, error) {
 		}
 		ms = append(ms, m)
 	}
+	if err := network.CheckPortConflicts(ms); err != nil {
+		return nil, invalid("runtimeConfig.portMappings", "%v", err)
+	}
 	return ms, nil
 }
 

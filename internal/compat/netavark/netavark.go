@@ -329,6 +329,13 @@ func prepare(g *globals, env Env, nsPath, verb string) (*berthnet.Host, *network
 	if err := decodeInput(g, env, &o); err != nil {
 		return nil, nil, err
 	}
+	if verb == "setup" {
+		// Podman never sets up a container without a network; an input
+		// without one is a mistake, not a request to do nothing.
+		if err := o.ValidateSetup(); err != nil {
+			return nil, nil, err
+		}
+	}
 	if g.config == "" {
 		g.config = "/tmp"
 	}

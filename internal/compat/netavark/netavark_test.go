@@ -48,6 +48,9 @@ func errorLine(t *testing.T, out string) string {
 	return e.Error
 }
 
+// good is a setup input with one network, a; NETS stands for its networks.
+const good = `{"container_id":"x","container_name":"y","networks":NETS,"network_info":{"a":{"name":"a","driver":"bridge","network_interface":"b0","subnets":[{"subnet":"10.0.0.0/24","gateway":"10.0.0.1"}]}}}`
+
 func TestErrorsAreJSONWithExitCode1(t *testing.T) {
 	cases := []struct {
 		stdin string
@@ -60,6 +63,17 @@ func TestErrorsAreJSONWithExitCode1(t *testing.T) {
 			[]string{"setup", "/proc/self/ns/net"}, `unknown network driver "foo"`},
 		{`{"container_id":"x","container_name":"y","networks":{"a":{"interface_name":"eth0"}},"network_info":{"a":{"name":"a","driver":"bridge","network_interface":"b0","subnets":[{"subnet":"10.0.0.0/24"}]}}}`,
 			[]string{"setup", "/proc/self/ns/net"}, "no static ips provided"},
+		{`{"container_id":"x","container_name":"y","networks":[],"network_info":{}}`, []string{"setup", "/proc/self/ns/net"}, "networks: must specify at least one network"},
+		{`{"container_id":"x","container_name":"y","networks":{},"network_info":{}}`, []string{"setup", "/proc/self/ns/net"}, "networks: must specify at least one network"},
+		{`{"container_id":"x","container_name":"y","network_info":{}}`, []string{"setup", "/proc/self/ns/net"}, "networks: must specify at least one network"},
+		{strings.Replace(good, "NETS", `{"a":{"interface_name":"eth0","static_ips":["10.0.0.255"]}}`, 1), []string{"setup", "/proc/self/ns/net"},
+			"networks.a.static_ips[0]: 10.0.0.255 is the broadcast address of subnet 10.0.0.0/24; want an address from 10.0.0.1 to 10.0.0.254"},
+		{strings.Replace(good, "NETS", `{"a":{"interface_name":"eth0","static_ips":["10.0.0.0"]}}`, 1), []string{"setup", "/proc/self/ns/net"},
+			"networks.a.static_ips[0]: 10.0.0.0 is the network address of subnet 10.0.0.0/24"},
+		{strings.Replace(strings.Replace(good, "10.0.0.0/24", "127.0.0.0/8", 1), "NETS", `{"a":{"interface_name":"eth0","static_ips":["127.0.0.2"]}}`, 1), []string{"setup", "/proc/self/ns/net"},
+			"network a.subnets[0].subnet: 127.0.0.0/8 overlaps the loopback range"},
+		{strings.Replace(good, "NETS", `{"a":{"interface_name":"eth0","static_ips":["10.0.0.2"]}},"port_mappings":[{"host_port":8080,"container_port":80,"protocol":"tcp"},{"host_port":8080,"container_port":81,"protocol":"tcp"}]`, 1), []string{"setup", "/proc/self/ns/net"},
+			"port_mappings[1].host_port: host port 8080/tcp (all addresses) is published twice: to container port 80 (mapping 0) and to container port 81 (mapping 1)"},
 		{`{}`, []string{"update", "net1", "--network-dns-servers", "1.2.3.4"}, "--config not specified"},
 		{`{}`, []string{"--config", "/tmp", "update", "net1", "--network-dns-servers", "nope"}, "not an IP address"},
 	}
@@ -75,7 +89,7 @@ func TestErrorsAreJSONWithExitCode1(t *testing.T) {
 			t.Errorf("%v: error %q, want it to mention %q", tc.args, msg, tc.want)
 		}
 	}
-	out, _, code := run(t, `{"container_id":"x","container_name":"y","networks":{},"network_info":{}}`, "--config", t.TempDir(), "setup", "/nonexistent/netns")
+	out, _, code := run(t, strings.Replace(good, "NETS", `{"a":{"interface_name":"eth0","static_ips":["10.0.0.2"]}}`, 1), "--config", t.TempDir(), "setup", "/nonexistent/netns")
 	if code != 1 || !strings.HasPrefix(errorLine(t, out), "invalid namespace path") {
 		t.Errorf("bad netns: %d %q", code, out)
 	}
@@ -255,6 +269,20 @@ func TestCreateCompletesNetwork(t *testing.T) {
 	out, _, code = run(t, strings.Replace(in, `"name":"n1"`, `"name":"podman"`, 1), "create")
 	if code != 1 || !strings.Contains(errorLine(t, out), "already used") {
 		t.Errorf("duplicate name: %d %q", code, out)
+	}
+	for sub, want := range map[string]string{
+		"127.0.0.0/8":    "127.0.0.0/8 overlaps the loopback range",
+		"224.1.0.0/16":   "multicast range",
+		"169.254.0.0/16": "link-local range",
+		"10.90.0.1/32":   "no room for a gateway and a container; want a prefix length of /30 or shorter",
+		"fe80::/64":      "link-local range",
+		"fd00::/127":     "want a prefix length of /126 or shorter",
+	} {
+		bad := strings.Replace(in, `"internal":false`, `"internal":false,"subnets":[{"subnet":"`+sub+`"}]`, 1)
+		out, _, code = run(t, bad, "create")
+		if code != 1 || !strings.Contains(errorLine(t, out), want) {
+			t.Errorf("create with subnet %s: %d %q, want %q", sub, code, out, want)
+		}
 	}
 }
 

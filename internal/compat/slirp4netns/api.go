@@ -10,6 +10,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/berthnet/berth/internal/usernet"
@@ -157,28 +158,89 @@ func addHostfwd(fw forwarder, args map[string]any, log *slog.Logger) []byte {
 	return fmt.Appendf(nil, `{"return":{"id":%d}}`, added.ID)
 }
 
+// Limits of the API server: connections served at once, how long a
+// client may take to send its request (and to read the answer), and for a
+// client beyond the limit, how long it may take to send its request
+// before it is told (one of at most maxRefusing at once).
+const (
+	maxConns       = 256
+	apiIOTimeout   = 5 * time.Second
+	maxRefusing    = 16
+	refuseDeadline = 200 * time.Millisecond
+)
+
+// apiServer serves the API socket. Every connection is served on its own
+// goroutine, so a client that connects and sends nothing holds up no
+// other; the requests themselves reach the forwarder one at a time, as in
+// slirp4netns.
+type apiServer struct {
+	fw        forwarder
+	log       *slog.Logger
+	slots     chan struct{} // one token per connection being served
+	refusing  chan struct{} // one token per connection being refused
+	ioTimeout time.Duration
+	mu        sync.Mutex // held while a request runs
+}
+
+func newAPIServer(fw forwarder, log *slog.Logger) *apiServer {
+	return &apiServer{fw: fw, log: log, slots: make(chan struct{}, maxConns), refusing: make(chan struct{}, maxRefusing), ioTimeout: apiIOTimeout}
+}
+
 // serveAPI answers requests on ln, one per connection, until ln closes.
 func serveAPI(ln net.Listener, fw forwarder, log *slog.Logger) {
+	newAPIServer(fw, log).serve(ln)
+}
+
+// serve accepts connections until ln closes. Beyond cap(slots)
+// connections at once, a new one gets an error as its answer.
+func (s *apiServer) serve(ln net.Listener) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			time.Sleep(20 * time.Millisecond)
+			time.Sleep(20 * time.Millisecond) // out of descriptors: let some close
 			continue
 		}
-		serveConn(c, fw, log)
+		select {
+		case s.slots <- struct{}{}:
+			go func() {
+				defer func() { <-s.slots }()
+				s.serveConn(c)
+			}()
+		default:
+			s.refuse(c)
+		}
 	}
 }
 
-// serveConn reads one request (until the client shuts down its write
-// side, or as soon as what arrived is a whole JSON value), answers it and
-// closes the connection. Requests are handled one at a time, as
-// slirp4netns does.
-func serveConn(c net.Conn, fw forwarder, log *slog.Logger) {
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+// refuse answers c with "too many connections" once it has sent its
+// request (or refuseDeadline passed), so that the client reads the
+// answer rather than a broken pipe. Beyond maxRefusing refusals at once,
+// c is closed without an answer.
+func (s *apiServer) refuse(c net.Conn) {
+	s.log.Warn("api: too many connections", "max", cap(s.slots))
+	select {
+	case s.refusing <- struct{}{}:
+	default:
+		_ = c.Close()
+		return
+	}
+	go func() {
+		defer func() { <-s.refusing }()
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(refuseDeadline))
+		readRequest(c)
+		_, _ = c.Write(apiError(fmt.Sprintf("too many connections (at most %d at once)", cap(s.slots))))
+	}()
+}
+
+// readRequest reads one request from c: until the client shuts down its
+// write side, as soon as what arrived is a whole JSON value, or up to
+// maxRequest bytes. ok is false when nothing arrived before an error
+// other than EOF (the client gone or too slow).
+func readRequest(c net.Conn) (req []byte, ok bool) {
 	var buf bytes.Buffer
 	chunk := make([]byte, maxRequest)
 	for buf.Len() < maxRequest {
@@ -186,18 +248,34 @@ func serveConn(c net.Conn, fw forwarder, log *slog.Logger) {
 		buf.Write(chunk[:n])
 		if err != nil || json.Valid(bytes.TrimSpace(buf.Bytes())) {
 			if err != nil && !errors.Is(err, io.EOF) && buf.Len() == 0 {
-				return
+				return nil, false
 			}
 			break
 		}
 	}
+	return buf.Bytes(), true
+}
+
+// serveConn reads one request, answers it and closes the connection. A
+// client gets ioTimeout to send its request and as long to take the
+// answer; a request must be shorter than maxRequest.
+func (s *apiServer) serveConn(c net.Conn) {
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(s.ioTimeout))
+	req, ok := readRequest(c)
+	if !ok {
+		return
+	}
 	var resp []byte
-	if buf.Len() >= maxRequest {
-		log.Error("api: too large message", "bytes", buf.Len())
+	if len(req) >= maxRequest {
+		s.log.Error("api: too large message", "bytes", len(req))
 		resp = apiError("bad request: too large message")
 	} else {
-		log.Info("api request", "req", buf.String())
-		resp = handle(fw, buf.Bytes(), log)
+		s.log.Info("api request", "req", string(req))
+		s.mu.Lock()
+		resp = handle(s.fw, req, s.log)
+		s.mu.Unlock()
 	}
+	_ = c.SetWriteDeadline(time.Now().Add(s.ioTimeout))
 	_, _ = c.Write(resp)
 }

@@ -280,6 +280,9 @@ func planSetup(current *ruleset, f family, nets []firewall.NetworkRules, ports [
 		if len(mappingsOf(pf, f)) == 0 {
 			return nil
 		}
+		if err := findConflict(current, f, pf); err != nil {
+			return err
+		}
 		s, ok := containerSubnet(p.rs, f, pf, nets)
 		if !ok {
 			return fmt.Errorf("find subnet of %s on network %s: no %s subnet holds it", targetOf(pf, f), pf.NetworkName, f)

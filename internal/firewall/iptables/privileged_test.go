@@ -110,6 +110,7 @@ func TestPrivilegedIptables(t *testing.T) {
 			t.Run("BridgePorts", func(t *testing.T) { scenarioBridgePorts(t, kernelEnv(t, b)) })
 			t.Run("ThreeNetworks", func(t *testing.T) { scenarioThreeNetworks(t, kernelEnv(t, b)) })
 			t.Run("StrictDNS", func(t *testing.T) { scenarioStrictDNS(t, kernelEnv(t, b)) })
+			t.Run("PortConflict", func(t *testing.T) { scenarioPortConflict(t, kernelEnv(t, b)) })
 			t.Run("Rollback", func(t *testing.T) {
 				e := kernelEnv(t, b)
 				scenarioRollback(t, e, func() { e.d.opts.Restore6 = "false" })

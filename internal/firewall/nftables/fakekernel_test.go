@@ -26,7 +26,17 @@ type fakeKernel struct {
 	state   kernelState
 	batches [][]string // each batch the driver sent, decoded
 	queries []string   // each query, decoded
+	sizes   []int      // the bytes of each batch the driver sent
 }
+
+// The kernel refuses a send larger than the socket's send buffer (less
+// 32 bytes) with EMSGSIZE, "message too long"; 212992 bytes is the default
+// (net.core.wmem_default).
+const fakeSndbuf = 212992
+
+// dumpElemsPerMsg is how many elements the fake puts in one message of a
+// set's listing: the kernel splits a dump into messages of a page or so.
+const dumpElemsPerMsg = 100
 
 type kernelState struct {
 	table      bool
@@ -141,18 +151,22 @@ func (k *fakeKernel) dial(req []netlink.Message) ([]netlink.Message, error) {
 		if len(els) == 0 {
 			return nil, nil
 		}
-		var items []netlink.Attribute
-		for _, e := range els {
-			// The kernel tags every element NFTA_LIST_ELEM (the
-			// library's requests number them instead).
-			items = append(items, netlink.Attribute{Type: unix.NFTA_LIST_ELEM | unix.NLA_F_NESTED, Data: e.raw})
+		var out []netlink.Message
+		for part := range slices.Chunk(els, dumpElemsPerMsg) {
+			var items []netlink.Attribute
+			for _, e := range part {
+				// The kernel tags every element NFTA_LIST_ELEM (the
+				// library's requests number them instead).
+				items = append(items, netlink.Attribute{Type: unix.NFTA_LIST_ELEM | unix.NLA_F_NESTED, Data: e.raw})
+			}
+			data := append([]byte{unix.NFPROTO_INET, 0, 0, 0}, nltest.MustMarshalAttributes([]netlink.Attribute{
+				{Type: unix.NFTA_SET_ELEM_LIST_TABLE, Data: []byte(TableName + "\x00")},
+				{Type: unix.NFTA_SET_ELEM_LIST_SET, Data: []byte(set + "\x00")},
+				{Type: unix.NFTA_SET_ELEM_LIST_ELEMENTS | unix.NLA_F_NESTED, Data: nltest.MustMarshalAttributes(items)},
+			})...)
+			out = append(out, reply(q, unix.NFT_MSG_NEWSETELEM, data))
 		}
-		data := append([]byte{unix.NFPROTO_INET, 0, 0, 0}, nltest.MustMarshalAttributes([]netlink.Attribute{
-			{Type: unix.NFTA_SET_ELEM_LIST_TABLE, Data: []byte(TableName + "\x00")},
-			{Type: unix.NFTA_SET_ELEM_LIST_SET, Data: []byte(set + "\x00")},
-			{Type: unix.NFTA_SET_ELEM_LIST_ELEMENTS | unix.NLA_F_NESTED, Data: nltest.MustMarshalAttributes(items)},
-		})...)
-		return []netlink.Message{reply(q, unix.NFT_MSG_NEWSETELEM, data)}, nil
+		return out, nil
 	}
 	k.t.Errorf("unexpected query type %#x", q.Header.Type)
 	return []netlink.Message{errMsg(q, unix.EOPNOTSUPP)}, nil
@@ -180,6 +194,15 @@ func errMsg(q netlink.Message, errno unix.Errno) netlink.Message {
 // every message succeeded. Each acknowledged message gets an ack, the
 // failing one its error.
 func (k *fakeKernel) batch(req []netlink.Message) ([]netlink.Message, error) {
+	size := 0
+	for _, m := range req {
+		size += nlmsgAlign(16 + len(m.Data))
+	}
+	k.sizes = append(k.sizes, size)
+	if size > fakeSndbuf-32 {
+		k.batches = append(k.batches, []string{fmt.Sprintf("refused: %d bytes: message too long", size)})
+		return nil, unix.EMSGSIZE
+	}
 	next := k.state.clone()
 	var lines, refused []string
 	var out []netlink.Message
@@ -189,7 +212,10 @@ func (k *fakeKernel) batch(req []netlink.Message) ([]netlink.Message, error) {
 		case netlink.HeaderType(unix.NFNL_MSG_BATCH_BEGIN), netlink.HeaderType(unix.NFNL_MSG_BATCH_END):
 			continue
 		}
-		line, errno := k.apply(&next, m)
+		line, errno := "malformed attributes", unix.EINVAL
+		if wellFormed(m.Data[4:]) {
+			line, errno = k.apply(&next, m)
+		}
 		lines = append(lines, line)
 		switch {
 		case errno != 0 && !failed:
@@ -299,20 +325,33 @@ func (k *fakeKernel) elements(s *kernelState, m netlink.Message, a map[uint16][]
 	add := nftMsg(m.Header) == unix.NFT_MSG_NEWSETELEM
 	var descs []string
 	var errno unix.Errno
+	idx := map[string]int{} // key to index in s.elems[set]
+	for i, x := range s.elems[set] {
+		idx[string(x.key)] = i
+	}
+	var gone []int // indexes of deleted elements
 	for _, raw := range k.list(a[unix.NFTA_SET_ELEM_LIST_ELEMENTS]) {
 		ea := k.attrs(raw)
 		e := storedElem{key: k.value(ea[unix.NFTA_SET_ELEM_KEY]), val: k.value(ea[unix.NFTA_SET_ELEM_DATA]), raw: raw}
 		descs = append(descs, describeElem(set, e.key, e.val))
-		i := slices.IndexFunc(s.elems[set], func(x storedElem) bool { return string(x.key) == string(e.key) })
+		i, ok := idx[string(e.key)]
 		switch {
-		case add && i < 0:
+		case add && !ok:
+			idx[string(e.key)] = len(s.elems[set])
 			s.elems[set] = append(s.elems[set], e)
 		case add && string(s.elems[set][i].val) != string(e.val):
 			errno = unix.EEXIST
-		case !add && i < 0:
+		case !add && !ok:
 			errno = unix.ENOENT
 		case !add:
-			s.elems[set] = slices.Delete(s.elems[set], i, i+1)
+			delete(idx, string(e.key))
+			gone = append(gone, i)
+		}
+	}
+	if len(gone) > 0 {
+		slices.Sort(gone)
+		for j := len(gone) - 1; j >= 0; j-- {
+			s.elems[set] = slices.Delete(s.elems[set], gone[j], gone[j]+1)
 		}
 	}
 	verb := "add"
@@ -320,6 +359,25 @@ func (k *fakeKernel) elements(s *kernelState, m netlink.Message, a map[uint16][]
 		verb = "delete"
 	}
 	return fmt.Sprintf("%s element %s { %s }", verb, set, strings.Join(descs, ", ")), errno
+}
+
+func nlmsgAlign(n int) int { return (n + 3) &^ 3 }
+
+// wellFormed reports whether the attribute lengths of b add up to its
+// length, as the kernel's parser requires: an attribute longer than the
+// 64 KiB its 16-bit length can say does not.
+func wellFormed(b []byte) bool {
+	for len(b) > 0 {
+		if len(b) < 4 {
+			return false
+		}
+		n := int(binary.NativeEndian.Uint16(b))
+		if n < 4 || n > len(b) {
+			return false
+		}
+		b = b[min(nlmsgAlign(n), len(b)):]
+	}
+	return true
 }
 
 // attrs decodes one level of netlink attributes (nested flags cleared).

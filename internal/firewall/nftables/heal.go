@@ -11,7 +11,8 @@ import (
 // Healing: rules damaged from outside (`nft flush ruleset`, a flushed chain
 // or map, a deleted element) are found by Intact and mended by Repair,
 // which rebuilds every chain that is not as berth would make it and adds
-// back every missing set and map element, in one batch.
+// back every missing set and map element, in one batch (or as many as
+// the elements need).
 
 // chainState is what one chain of the table holds: its base rules and,
 // per network ID, the number of tagged rules.
@@ -154,7 +155,8 @@ func (d *Driver) Intact(nets []firewall.NetworkRules, ports []firewall.PortForwa
 // Repair implements firewall.Healer: it makes sure of the table, its
 // chains and sets, rebuilds each damaged chain (flushed, then its base
 // rules and the rules of nets, in order) and adds the missing elements,
-// in one batch. nets must be every network with containers: a rebuilt
+// in one batch, or in batches of elemsPerBatch elements when there are
+// more (the first batch carries the chains). nets must be every network with containers: a rebuilt
 // chain keeps no other network's rules.
 func (d *Driver) Repair(nets []firewall.NetworkRules, ports []firewall.PortForward) error {
 	lc, err := d.conn()
@@ -178,13 +180,19 @@ func (d *Driver) Repair(nets []firewall.NetworkRules, ports []firewall.PortForwa
 	} else if err := o.rebuild(c, damaged, nets); err != nil {
 		return err
 	}
-	for set, els := range missing {
-		if err := c.SetAddElements(set, els); err != nil {
-			return fmt.Errorf("queue elements of %s: %w", set.Name, err)
-		}
+	// The chains go with the first elements; many elements (a container
+	// with thousands of ports) need more batches (see batches).
+	parts := batches([]*nftables.Set{o.bridges, o.isolated, o.pf4, o.pf4any, o.pf6, o.pf6any}, missing)
+	if len(parts) == 0 {
+		parts = [][]setElems{nil}
 	}
-	if err := c.Flush(); err != nil {
-		return fmt.Errorf("repair table inet %s: %w", TableName, err)
+	for _, b := range parts {
+		if err := queue(c, b, c.SetAddElements); err != nil {
+			return fmt.Errorf("queue missing elements: %w", err)
+		}
+		if err := c.Flush(); err != nil {
+			return fmt.Errorf("repair table inet %s: %w", TableName, err)
+		}
 	}
 	return nil
 }

@@ -332,9 +332,17 @@ func (o *objects) queueNetwork(c *nftables.Conn, n firewall.NetworkRules) error 
 	return nil
 }
 
-// forwardElements returns the map elements of a port forward.
-func (o *objects) forwardElements(pf firewall.PortForward) map[*nftables.Set][]nftables.SetElement {
+// forwardElements returns the map elements of port forwards, by map.
+func (o *objects) forwardElements(pfs ...firewall.PortForward) map[*nftables.Set][]nftables.SetElement {
 	out := map[*nftables.Set][]nftables.SetElement{}
+	for _, pf := range pfs {
+		o.addForwardElements(out, pf)
+	}
+	return out
+}
+
+// addForwardElements adds the map elements of one port forward to out.
+func (o *objects) addForwardElements(out map[*nftables.Set][]nftables.SetElement, pf firewall.PortForward) {
 	v4, v6 := pf.Expand()
 	for _, f := range append(v4, v6...) {
 		key := append(padded(protoNum(f.Proto)), port(f.HostPort)...)
@@ -352,7 +360,6 @@ func (o *objects) forwardElements(pf firewall.PortForward) map[*nftables.Set][]n
 		}
 		out[set] = append(out[set], nftables.SetElement{Key: key, Val: val, Comment: network.ShortID(pf.ContainerID)})
 	}
-	return out
 }
 
 // present reports whether the table exists, and which networks already
@@ -409,18 +416,112 @@ func (d *Driver) Setup(nets []firewall.NetworkRules, ports []firewall.PortForwar
 		}
 		have[n.ID] = true
 	}
-	for _, pf := range ports {
-		for set, els := range o.forwardElements(pf) {
-			if err := c.SetAddElements(set, els); err != nil {
-				return fmt.Errorf("queue port forwards: %w", err)
+	// The table, the network rules and the first map elements go in one
+	// batch; many port forwards need more batches (see batches), and when
+	// a later one fails the elements of the earlier ones are deleted.
+	parts := batches(o.portMaps(), o.forwardElements(ports...))
+	if len(parts) == 0 {
+		parts = [][]setElems{nil}
+	}
+	added := map[*nftables.Set][]nftables.SetElement{}
+	for i, b := range parts {
+		if err := queue(c, b, c.SetAddElements); err != nil {
+			return fmt.Errorf("queue port forwards: %w", err)
+		}
+		if err := c.Flush(); err != nil {
+			var undo error
+			if i > 0 {
+				undo = d.deletePresent(c, o, added)
+			}
+			if conflict := d.findConflict(c, ports); conflict != nil {
+				return errors.Join(conflict, undo)
+			}
+			return errors.Join(fmt.Errorf("apply nftables batch %d of %d: %w", i+1, len(parts), err), undo)
+		}
+		for _, p := range b {
+			added[p.set] = append(added[p.set], p.els...)
+		}
+	}
+	return nil
+}
+
+// Every port forward is a map element. The kernel takes a message's
+// elements as one netlink attribute (at most 64 KiB) and a batch as one
+// send (at most the socket's send buffer, 208 KiB by default); an element
+// takes under 100 bytes. So a message carries at most elemsPerMsg
+// elements and a batch at most elemsPerBatch.
+const (
+	elemsPerMsg   = 256
+	elemsPerBatch = 1024
+)
+
+// setElems are elements of one set or map.
+type setElems struct {
+	set *nftables.Set
+	els []nftables.SetElement
+}
+
+// batches splits the elements of the sets, in the order of sets, into
+// batches of at most elemsPerBatch elements, in parts of at most
+// elemsPerMsg (one message each).
+func batches(sets []*nftables.Set, els map[*nftables.Set][]nftables.SetElement) [][]setElems {
+	var out [][]setElems
+	var cur []setElems
+	n := 0
+	for _, s := range sets {
+		rest := els[s]
+		for len(rest) > 0 {
+			k := min(len(rest), elemsPerMsg, elemsPerBatch-n)
+			cur = append(cur, setElems{s, rest[:k]})
+			rest, n = rest[k:], n+k
+			if n == elemsPerBatch {
+				out, cur, n = append(out, cur), nil, 0
 			}
 		}
 	}
-	if err := c.Flush(); err != nil {
-		if conflict := d.findConflict(c, ports); conflict != nil {
-			return conflict
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out
+}
+
+// queue queues one message per part with op (add or delete elements).
+func queue(c *nftables.Conn, parts []setElems, op func(*nftables.Set, []nftables.SetElement) error) error {
+	for _, p := range parts {
+		if err := op(p.set, p.els); err != nil {
+			return err
 		}
-		return fmt.Errorf("apply nftables batch: %w", err)
+	}
+	return nil
+}
+
+// portMaps are the maps of port forwards, in a fixed order.
+func (o *objects) portMaps() []*nftables.Set {
+	return []*nftables.Set{o.pf4, o.pf4any, o.pf6, o.pf6any}
+}
+
+// eachWanted lists every port map of o that els has elements for and
+// calls f with each of those elements and the value the map holds for its
+// key (ok false: none). It stops at the first error of f or of a listing.
+func eachWanted(c *nftables.Conn, o *objects, els map[*nftables.Set][]nftables.SetElement, f func(set *nftables.Set, want nftables.SetElement, have []byte, ok bool) error) error {
+	for _, set := range o.portMaps() {
+		if len(els[set]) == 0 {
+			continue
+		}
+		cur, err := c.GetSetElements(set)
+		if err != nil {
+			return fmt.Errorf("list map %s: %w", set.Name, err)
+		}
+		byKey := make(map[string][]byte, len(cur))
+		for _, e := range cur {
+			byKey[string(e.Key)] = e.Val
+		}
+		for _, want := range els[set] {
+			have, ok := byKey[string(want.Key)]
+			if err := f(set, want, have, ok); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -428,20 +529,14 @@ func (d *Driver) Setup(nets []firewall.NetworkRules, ports []firewall.PortForwar
 // findConflict explains a failed batch when a host port is already taken.
 func (d *Driver) findConflict(c *nftables.Conn, ports []firewall.PortForward) error {
 	o := newObjects()
-	for _, pf := range ports {
-		for set, els := range o.forwardElements(pf) {
-			cur, err := c.GetSetElements(set)
-			if err != nil {
-				continue
-			}
-			for _, want := range els {
-				for _, e := range cur {
-					if string(e.Key) == string(want.Key) && string(e.Val) != string(want.Val) {
-						return fmt.Errorf("%w: host port %s is already published to %s", firewall.ErrPortInUse, describeKey(set, e.Key), describeVal(e.Val))
-					}
-				}
-			}
+	err := eachWanted(c, o, o.forwardElements(ports...), func(set *nftables.Set, want nftables.SetElement, have []byte, ok bool) error {
+		if ok && string(have) != string(want.Val) {
+			return fmt.Errorf("%w: host port %s is already published to %s", firewall.ErrPortInUse, describeKey(set, want.Key), describeVal(have))
 		}
+		return nil
+	})
+	if errors.Is(err, firewall.ErrPortInUse) {
+		return err
 	}
 	return nil
 }
@@ -480,17 +575,12 @@ func (d *Driver) Teardown(ports []firewall.PortForward, complete []firewall.Netw
 	if _, err := c.ListTableOfFamily(TableName, nftables.TableFamilyINet); err != nil {
 		return nil // nothing of ours exists (e.g. after a flush)
 	}
-	dels := map[*nftables.Set][]nftables.SetElement{}
-	for _, pf := range ports {
-		for set, els := range o.forwardElements(pf) {
-			dels[set] = append(dels[set], els...)
-		}
-	}
+	dels := o.forwardElements(ports...)
 	var errs []error
 	// Only elements that still point at this container go: a host port
 	// another container holds (a failed setup's teardown, a port taken
 	// over since) keeps its element, as do elements already gone.
-	if err := d.deletePresent(c, dels); err != nil {
+	if err := d.deletePresent(c, o, dels); err != nil {
 		errs = append(errs, err)
 	}
 	if len(complete) > 0 {
@@ -501,36 +591,26 @@ func (d *Driver) Teardown(ports []firewall.PortForward, complete []firewall.Netw
 	return errors.Join(errs...)
 }
 
-// deletePresent deletes the elements of dels that the maps hold with the
-// same key and value, in one batch.
-func (d *Driver) deletePresent(c *nftables.Conn, dels map[*nftables.Set][]nftables.SetElement) error {
-	queued := false
-	for set, els := range dels {
-		cur, err := c.GetSetElements(set)
-		if err != nil {
-			return fmt.Errorf("list map %s: %w", set.Name, err)
+// deletePresent deletes the elements of dels (maps of o) that the maps
+// hold with the same key and value: in one batch, or as many as batches needs.
+func (d *Driver) deletePresent(c *nftables.Conn, o *objects, dels map[*nftables.Set][]nftables.SetElement) error {
+	present := map[*nftables.Set][]nftables.SetElement{}
+	err := eachWanted(c, o, dels, func(set *nftables.Set, want nftables.SetElement, have []byte, ok bool) error {
+		if ok && string(have) == string(want.Val) {
+			present[set] = append(present[set], want)
 		}
-		var del []nftables.SetElement
-		for _, want := range els {
-			for _, e := range cur {
-				if string(e.Key) == string(want.Key) && string(e.Val) == string(want.Val) {
-					del = append(del, want)
-					break
-				}
-			}
-		}
-		if len(del) > 0 {
-			if err := c.SetDeleteElements(set, del); err != nil {
-				return err
-			}
-			queued = true
-		}
-	}
-	if !queued {
 		return nil
+	})
+	if err != nil {
+		return err
 	}
-	if err := c.Flush(); err != nil {
-		return fmt.Errorf("delete port forwards: %w", err)
+	for _, b := range batches(o.portMaps(), present) {
+		if err := queue(c, b, c.SetDeleteElements); err != nil {
+			return err
+		}
+		if err := c.Flush(); err != nil {
+			return fmt.Errorf("delete port forwards: %w", err)
+		}
 	}
 	return nil
 }
@@ -602,27 +682,12 @@ func (d *Driver) HasForwards(ports []firewall.PortForward) error {
 	if _, err := c.ListTableOfFamily(TableName, nftables.TableFamilyINet); err != nil {
 		return fmt.Errorf("table inet %s is missing", TableName)
 	}
-	for _, pf := range ports {
-		for set, els := range o.forwardElements(pf) {
-			cur, err := c.GetSetElements(set)
-			if err != nil {
-				return fmt.Errorf("list map %s: %w", set.Name, err)
-			}
-			for _, want := range els {
-				found := false
-				for _, e := range cur {
-					if string(e.Key) == string(want.Key) && string(e.Val) == string(want.Val) {
-						found = true
-						break
-					}
-				}
-				if !found {
-					return fmt.Errorf("port forward %s -> %s is missing from map %s", describeKey(set, want.Key), describeVal(want.Val), set.Name)
-				}
-			}
+	return eachWanted(c, o, o.forwardElements(ports...), func(set *nftables.Set, want nftables.SetElement, have []byte, ok bool) error {
+		if !ok || string(have) != string(want.Val) {
+			return fmt.Errorf("port forward %s -> %s is missing from map %s", describeKey(set, want.Key), describeVal(want.Val), set.Name)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // HasNetwork reports whether the rules of the network with this ID exist.

@@ -118,3 +118,53 @@ func TestPrivilegedLeavesForeignTablesAlone(t *testing.T) {
 		t.Errorf("after reset:\n%s", out)
 	}
 }
+
+// TestPrivilegedTenThousandPorts: 10,000 published ports of one container
+// (20,000 map elements, IPv4 and IPv6) are all in the kernel's maps after
+// setup and all gone after teardown; a setup whose last port is taken
+// fails and leaves none of its elements.
+func TestPrivilegedTenThousandPorts(t *testing.T) {
+	nettest.Privileged(t)
+	ns := nettest.NewNS(t, "fw")
+	d := fwnft.New(ns.Fd())
+	wide := firewall.PortForward{NetworkID: netA.ID, ContainerID: strings.Repeat("3", 64), IPv4: netip.MustParseAddr("198.19.1.3"), IPv6: netip.MustParseAddr("fd00:19:1::3"),
+		Mappings: []network.PortMapping{{HostPort: 10000, ContainerPort: 10000, Protocol: "tcp", Range: 10000}}}
+	if err := d.Setup([]firewall.NetworkRules{netA}, []firewall.PortForward{wide}); err != nil {
+		t.Fatalf("setup of 10,000 ports: %v", err)
+	}
+	out := list(t, ns)
+	if n := strings.Count(out, `comment "333333333333"`); n != 20000 {
+		t.Errorf("%d map elements of the container, want 20000", n)
+	}
+	for _, want := range []string{`tcp . 10000 comment "333333333333" : 198.19.1.3 . 10000`, `tcp . 19999 comment "333333333333" : fd00:19:1::3 . 19999`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("ruleset lacks %q", want)
+		}
+	}
+	if err := d.HasForwards([]firewall.PortForward{wide}); err != nil {
+		t.Errorf("HasForwards: %v", err)
+	}
+	if err := d.Teardown([]firewall.PortForward{wide}, []firewall.NetworkRules{netA}); err != nil {
+		t.Fatalf("teardown of 10,000 ports: %v", err)
+	}
+	if out := list(t, ns); strings.TrimSpace(out) != "" {
+		t.Errorf("ruleset after teardown: %d bytes left", len(out))
+	}
+
+	holder := pfB
+	holder.Mappings = []network.PortMapping{{HostPort: 19999, ContainerPort: 90, Protocol: "tcp", Range: 1}}
+	if err := d.Setup([]firewall.NetworkRules{netA, netB}, []firewall.PortForward{holder}); err != nil {
+		t.Fatal(err)
+	}
+	err := d.Setup(nil, []firewall.PortForward{wide})
+	if !errors.Is(err, firewall.ErrPortInUse) || !strings.Contains(err.Error(), "19999/tcp is already published to 198.19.2.2:90") {
+		t.Fatalf("setup over a taken port: %v", err)
+	}
+	out = list(t, ns)
+	if n := strings.Count(out, `comment "333333333333"`); n != 0 {
+		t.Errorf("the failed setup left %d map elements", n)
+	}
+	if !strings.Contains(out, `tcp . 19999 comment "222222222222" : 198.19.2.2 . 90`) {
+		t.Error("the holder lost its port")
+	}
+}
