@@ -25,7 +25,7 @@ func fuzzTar(es ...fuzzEntry) []byte {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, e := range es {
-		h := &tar.Header{Typeflag: e.typ, Name: e.name, Mode: e.mode, Format: tar.FormatPAX}
+		h := &tar.Header{Typeflag: e.typ, Name: e.name, Mode: e.mode}
 		switch e.typ {
 		case tar.TypeReg:
 			h.Size = int64(len(e.link))
