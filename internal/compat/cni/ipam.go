@@ -121,6 +121,10 @@ func parseRangeSets(c *ipamConfig) ([]network.Subnet, error) {
 			return nil, invalid(f+"[0].subnet", "%q is not a CIDR subnet", r.Subnet)
 		}
 		sub = sub.Masked()
+		if sub.Bits() > sub.Addr().BitLen()-2 {
+			// As host-local: no room for a gateway and a container.
+			return nil, invalid(f+"[0].subnet", "%s is too small to allocate from (at most /%d)", sub, sub.Addr().BitLen()-2)
+		}
 		if fam[sub.Addr().Is4()] {
 			return nil, invalid(f, "a second range set of the same address family (one per family)")
 		}
