@@ -89,7 +89,14 @@ if [ -z "$list" ]; then
 	exit 2
 fi
 
-trap 'kill $(jobs -p) 2>/dev/null; exit 130' INT TERM
+# killtree stops a running target: its subshell, go, the test binary and
+# the fuzzing workers.
+killtree() {
+	local c
+	for c in $(pgrep -P "$1"); do killtree "$c"; done
+	kill "$1" 2>/dev/null || true
+}
+trap 'for p in $(jobs -p); do killtree "$p"; done; exit 130' INT TERM
 printf '%-32s %-22s %8s %12s  %s\n' PACKAGE TARGET TIME EXECS RESULT
 while read -r dir target; do
 	while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do
