@@ -19,7 +19,8 @@
 #
 # Environment: NICE (default 19), FUZZ_MINIMIZE (go's -fuzzminimizetime,
 # default 10s: minimizing every new input for go's default minute starves
-# slow targets), FUZZ_LOGDIR.
+# slow targets; 0s turns minimizing off, and failing inputs are then saved
+# as found), FUZZ_LOGDIR.
 #
 # The normal test suite does not fuzz: `go test` runs each target's seed
 # corpus (f.Add and testdata/fuzz) as an ordinary test.
@@ -45,7 +46,6 @@ nice_level=${NICE:-19}
 minimize=${FUZZ_MINIMIZE:-10s}
 logdir=${FUZZ_LOGDIR:-$(mktemp -d "${TMPDIR:-/tmp}/fuzz.XXXXXX")}
 mkdir -p "$logdir"
-module=$(go list -m)
 
 # targets prints "PKGDIR TARGET" for every fuzz target: candidate packages
 # are those whose test files declare a func Fuzz...; go test -list has the
@@ -107,7 +107,7 @@ done <<<"$list"
 wait
 
 failed=$(grep -lv ' ok$' "$logdir"/*.line 2>/dev/null || true)
-echo "logs: $logdir ($module)"
+echo "logs: $logdir"
 if [ -n "$failed" ]; then
 	echo "fuzz.sh: $(echo "$failed" | wc -l) target(s) failed" >&2
 	exit 1
