@@ -179,11 +179,17 @@ func (l *Lease) fixTimes() {
 		return
 	}
 	if l.T2 <= 0 || l.T2 >= l.Duration {
-		l.T2 = l.Duration * 7 / 8
+		l.T2 = fraction(l.Duration, 7, 8)
 	}
 	if l.T1 <= 0 || l.T1 >= l.T2 {
-		l.T1 = min(l.Duration/2, l.T2*4/7)
+		l.T1 = min(l.Duration/2, fraction(l.T2, 4, 7))
 	}
+}
+
+// fraction returns d*num/den without overflowing: a lease time of more
+// than about 41 years (the protocol allows 136) overflows d*7.
+func fraction(d time.Duration, num, den time.Duration) time.Duration {
+	return d/den*num + d%den*num/den
 }
 
 func defaultBits(ip netip.Addr) int {

@@ -225,6 +225,9 @@ func LoadFile(path string) (network.Network, error) {
 			}
 		} else if addGateway {
 			sn.Gateway = sn.Subnet.Addr().Next()
+			if !sn.Subnet.Contains(sn.Gateway) {
+				return n, fmt.Errorf("network config %q: subnet %s has no address for a gateway", path, sn.Subnet)
+			}
 		}
 		if lr := sn.LeaseRange; lr != nil {
 			if lr.StartIP.IsValid() && !sn.Subnet.Contains(lr.StartIP) {
