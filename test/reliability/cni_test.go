@@ -94,7 +94,7 @@ func (w *cniWorld) audit(live map[string]*nettest.NS) audit {
 			a.half = append(a.half, fmt.Sprintf("%s: leases %v, addresses %v", shortOf(id), perCtr[id], as))
 		}
 	}
-	ls := w.settledLinks()
+	ls := w.settledLinks(len(live))
 	if v := len(ls["veth"]); v > len(live) {
 		a.orphans = append(a.orphans, fmt.Sprintf("%d host veths for %d containers", v, len(live)))
 	}

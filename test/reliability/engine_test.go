@@ -203,7 +203,7 @@ func (w *engWorld) audit() audit {
 // container processes no record accounts for.
 func (w *engWorld) kernelOrphans(veths int, live, names map[string]bool) []string {
 	var out []string
-	ls := w.settledLinks()
+	ls := w.settledLinks(veths)
 	if v := len(ls["veth"]); v > veths {
 		out = append(out, fmt.Sprintf("%d host veths for %d attachments", v, veths))
 	}

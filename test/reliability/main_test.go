@@ -87,7 +87,8 @@ func build() (bins, error) {
 	}
 	for out, pkg := range map[string]string{b.berth: "cmd/berth", b.netavark: "cmd/netavark", b.aardvark: "cmd/aardvark-dns",
 		filepath.Join(b.cni, "berth-cni"): "cmd/berth-cni"} {
-		cmd := exec.Command(goTool(), "build", "-o", out, "github.com/berthnet/berth/"+pkg)
+		cmd := exec.Command(goTool(), "build", "-o", out, "./"+pkg)
+		cmd.Dir = sourceRoot()
 		if msg, err := cmd.CombinedOutput(); err != nil {
 			return b, fmt.Errorf("go build %s: %w\n%s", pkg, err, msg)
 		}
@@ -98,6 +99,16 @@ func build() (bins, error) {
 		}
 	}
 	return b, nil
+}
+
+// sourceRoot is the module the programs are built from: this one, or the
+// tree BERTH_RELIABILITY_SOURCE names (to measure another build, say a
+// branch checked out elsewhere, with this suite).
+func sourceRoot() string {
+	if d := os.Getenv("BERTH_RELIABILITY_SOURCE"); d != "" {
+		return d
+	}
+	return filepath.Join("..", "..")
 }
 
 // goTool is the go command: $GO, else the toolchain's usual place, else

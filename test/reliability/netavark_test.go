@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/berthnet/berth/internal/nettest"
@@ -40,9 +41,13 @@ func (c navCtr) short() string { return c.id[:12] }
 // newNavCtr makes container number i: its own namespace, the i-th address
 // of the network, and host port (0: none).
 func (r *rig) newNavCtr(n navNet, i, hostPort int) navCtr {
-	sum := sha256.Sum256([]byte(fmt.Sprintf("%s-%d-%s", n.name, i, r.t.Name())))
+	return navCtrIn(r.t, n, i, hostPort, r.container(nettest.RandName("relc")))
+}
+
+func navCtrIn(t *testing.T, n navNet, i, hostPort int, ns *nettest.NS) navCtr {
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%s-%d-%s", n.name, i, t.Name())))
 	return navCtr{id: hex.EncodeToString(sum[:]), name: fmt.Sprintf("c%d", i),
-		ns: r.container(nettest.RandName("relc")), ip: fmt.Sprintf("%s.%d.%d", n.prefix, 1+i/250, 2+i%250), hostPort: hostPort}
+		ns: ns, ip: fmt.Sprintf("%s.%d.%d", n.prefix, 1+i/250, 2+i%250), hostPort: hostPort}
 }
 
 // input is the JSON Podman 4.3 writes to netavark's standard input for
@@ -130,7 +135,7 @@ func (w *navWorld) residue(n navNet, live ...navCtr) []string {
 		ids[c.id], shorts[c.short()] = true, true
 	}
 	var out []string
-	ls := w.settledLinks()
+	ls := w.settledLinks(len(live))
 	if v := len(ls["veth"]); v > len(live) {
 		out = append(out, fmt.Sprintf("%d veths for %d containers", v, len(live)))
 	}

@@ -56,6 +56,30 @@ func (r *rig) container(name string) *nettest.NS {
 	return nettest.NewNS(r.t, name)
 }
 
+// sandbox makes a namespace for one container that the test removes when
+// the container is done, as a runtime removes a sandbox's namespace after
+// its teardown (or DEL): what berth left inside it goes with it, what it
+// left in the host stays. gone removes it (again: no-op); the test's end
+// does too.
+func (r *rig) sandbox(name string) (ns *nettest.NS, gone func()) {
+	r.t.Helper()
+	path := filepath.Join(r.t.TempDir(), name)
+	n, err := netns.NewPinned(path)
+	if err != nil {
+		r.t.Fatalf("create namespace %s: %v", name, err)
+	}
+	done := false
+	gone = func() {
+		if !done {
+			done = true
+			n.Close()
+			_ = netns.Unpin(path)
+		}
+	}
+	r.t.Cleanup(gone)
+	return &nettest.NS{NetNS: n, Name: name}, gone
+}
+
 // proc is one program run inside the host namespace.
 type proc struct {
 	cmd      *exec.Cmd
@@ -176,12 +200,14 @@ func linksIn(t *testing.T, ns *netns.NetNS) map[string][]string {
 }
 
 // settledLinks is hostLinks once retired links are gone (the reaper
-// deletes them within moments), or after 3 s with whatever is left.
-func (r *rig) settledLinks() map[string][]string {
+// deletes them within moments) and at most maxVeths veths are left (the
+// kernel removes the veths of a deleted namespace a moment after), or
+// after 3 s with whatever is left.
+func (r *rig) settledLinks(maxVeths int) map[string][]string {
 	deadline := time.Now().Add(3 * time.Second)
 	for {
 		ls := r.hostLinks()
-		if len(ls["retired"]) == 0 || time.Now().After(deadline) {
+		if len(ls["retired"]) == 0 && len(ls["veth"]) <= maxVeths || time.Now().After(deadline) {
 			return ls
 		}
 		time.Sleep(20 * time.Millisecond)
