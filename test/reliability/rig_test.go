@@ -3,6 +3,7 @@ package reliability
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/berthnet/berth/internal/link"
@@ -177,7 +179,13 @@ func linksIn(t *testing.T, ns *netns.NetNS) map[string][]string {
 		t.Fatalf("netlink handle: %v", err)
 	}
 	defer h.Close()
+	// A dump the kernel interrupts (links come and go meanwhile: the
+	// reaper) is taken again.
 	ls, err := h.LinkList()
+	for try := 0; errors.Is(err, netlink.ErrDumpInterrupted) && try < 20; try++ {
+		time.Sleep(5 * time.Millisecond)
+		ls, err = h.LinkList()
+	}
 	if err != nil {
 		t.Fatalf("list links: %v", err)
 	}
@@ -227,6 +235,10 @@ func addrsIn(path string) ([]netip.Addr, error) {
 	}
 	defer h.Close()
 	ps, err := h.Addrs()
+	for try := 0; errors.Is(err, netlink.ErrDumpInterrupted) && try < 20; try++ {
+		time.Sleep(5 * time.Millisecond)
+		ps, err = h.Addrs()
+	}
 	if err != nil {
 		return nil, err
 	}
