@@ -96,7 +96,7 @@ func (w *cniWorld) audit(live map[string]*nettest.NS) audit {
 	}
 	ls := w.settledLinks(len(live))
 	if v := len(ls["veth"]); v > len(live) {
-		a.orphans = append(a.orphans, fmt.Sprintf("%d host veths for %d containers", v, len(live)))
+		a.orphans = append(a.orphans, fmt.Sprintf("%d host veths for %d containers (%s)", v, len(live), strings.Join(ls["veth"], " ")))
 	}
 	for _, k := range []string{"retired", "other"} {
 		for _, l := range ls[k] {

@@ -205,7 +205,7 @@ func (w *engWorld) kernelOrphans(veths int, live, names map[string]bool) []strin
 	var out []string
 	ls := w.settledLinks(veths)
 	if v := len(ls["veth"]); v > veths {
-		out = append(out, fmt.Sprintf("%d host veths for %d attachments", v, veths))
+		out = append(out, fmt.Sprintf("%d host veths for %d attachments (%s)", v, veths, strings.Join(ls["veth"], " ")))
 	}
 	for _, k := range []string{"retired", "other"} {
 		for _, l := range ls[k] {

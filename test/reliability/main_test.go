@@ -34,7 +34,6 @@ func figures(t *testing.T, scenario, format string, args ...any) {
 	}
 	line := fmt.Sprintf("reliability: %s mode=%s %s", scenario, mode, fmt.Sprintf(format, args...))
 	fmt.Println(line)
-	t.Log(line)
 	if p := os.Getenv("BERTH_RELIABILITY_REPORT"); p != "" {
 		f, err := os.OpenFile(p, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 		if err != nil {

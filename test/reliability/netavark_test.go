@@ -137,7 +137,7 @@ func (w *navWorld) residue(n navNet, live ...navCtr) []string {
 	var out []string
 	ls := w.settledLinks(len(live))
 	if v := len(ls["veth"]); v > len(live) {
-		out = append(out, fmt.Sprintf("%d veths for %d containers", v, len(live)))
+		out = append(out, fmt.Sprintf("%d host veths for %d containers (%s)", v, len(live), strings.Join(ls["veth"], " ")))
 	}
 	for _, k := range []string{"retired", "other"} {
 		for _, l := range ls[k] {
