@@ -106,6 +106,24 @@ func killTrials(t *testing.T, command string, k kill) {
 	}
 }
 
+// killRun starts a command, sends it SIGKILL after delay and returns
+// whether the kill landed while it ran and how long it ran. A run the kill
+// did not catch must have succeeded.
+func killRun(t *testing.T, what string, delay time.Duration, start func() (*proc, error)) (bool, time.Duration) {
+	t.Helper()
+	begin := time.Now()
+	p, err := start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	landed := p.killAfter(delay)
+	ran := time.Since(begin)
+	if !landed && !p.state.Success() {
+		t.Errorf("%s failed: %s%s", what, p.out.String(), p.err.String())
+	}
+	return landed, ran
+}
+
 func firstLine(s string) string {
 	s = strings.TrimSpace(s)
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
@@ -144,16 +162,7 @@ func TestPrivilegedKillNetavark(t *testing.T) {
 						return false, 0, audit{}, nil, fmt.Errorf("setup before the kill: %w", err)
 					}
 				}
-				start := time.Now()
-				p, err := w.startVerb(verb, n, c)
-				if err != nil {
-					t.Fatal(err)
-				}
-				landed := p.killAfter(delay)
-				ran := time.Since(start)
-				if !landed && !p.state.Success() {
-					t.Errorf("%s failed: %s%s", verb, p.out.String(), p.err.String())
-				}
+				landed, ran := killRun(t, "netavark "+verb, delay, func() (*proc, error) { return w.startVerb(verb, n, c) })
 				nextErr := w.call("teardown", n, c)
 				gone()
 				a := classify(w.residue(n, anchor))
@@ -252,16 +261,7 @@ func (w *engWorld) killOne(command string, i int, delay time.Duration) (bool, ti
 			args = rm
 		}
 	}
-	start := time.Now()
-	p, err := w.startBerth(args...)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	landed := p.killAfter(delay)
-	ran := time.Since(start)
-	if !landed && !p.state.Success() {
-		w.t.Errorf("berth %s failed: %s%s", command, p.out.String(), p.err.String())
-	}
+	landed, ran := killRun(w.t, "berth "+command, delay, func() (*proc, error) { return w.startBerth(args...) })
 	var nextErr error
 	if out, err := w.berth(next...); err != nil && !benign(out) {
 		nextErr = fmt.Errorf("%s: %v: %s", brief(next), err, out)
@@ -353,16 +353,7 @@ func TestPrivilegedKillCNI(t *testing.T) {
 						return false, 0, audit{}, nil, fmt.Errorf("ADD before the kill: %w", err)
 					}
 				}
-				start := time.Now()
-				p, err := w.startVerb(verb, id, ns, 28081)
-				if err != nil {
-					t.Fatal(err)
-				}
-				landed := p.killAfter(delay)
-				ran := time.Since(start)
-				if !landed && !p.state.Success() {
-					t.Errorf("%s failed: %s%s", verb, p.out.String(), p.err.String())
-				}
+				landed, ran := killRun(t, verb, delay, func() (*proc, error) { return w.startVerb(verb, id, ns, 28081) })
 				nextErr := w.call("DEL", id, ns, 28081)
 				gone()
 				a := w.audit(live)
