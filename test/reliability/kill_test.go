@@ -33,7 +33,7 @@ type kill struct {
 	final func() audit
 }
 
-// killTrials calibrates the command's run time (the median of three runs
+// killTrials calibrates the command's run time (the median of five runs
 // that are not killed), then kills it n times at uniformly random instants
 // within that time.
 func killTrials(t *testing.T, command string, k kill) {
@@ -76,11 +76,12 @@ func killTrials(t *testing.T, command string, k kill) {
 			count([]string{fmt.Sprintf("later operation (%d): %s", st.trials, firstLine(laterErr.Error()))})
 		}
 	}
-	// Calibration: three runs that are not killed, after one to warm up
+	// Calibration: five runs that are not killed, after one to warm up
 	// (the first setup starts the DNS server, the first ADD creates the
 	// bridge). Their findings count; they are not trials.
+	const calibration = 6
 	var runs []time.Duration
-	for i := 0; i < 4; i++ {
+	for i := 0; i < calibration; i++ {
 		_, ran, a, nextErr, laterErr := run(i, time.Minute)
 		if i > 0 {
 			runs = append(runs, ran)
@@ -90,7 +91,7 @@ func killTrials(t *testing.T, command string, k kill) {
 	st.trials = 0
 	sort.Slice(runs, func(i, j int) bool { return runs[i] < runs[j] })
 	span = runs[len(runs)/2]
-	for i := 4; i < n+4; i++ {
+	for i := calibration; i < n+calibration; i++ {
 		landed, _, a, nextErr, laterErr := run(i, time.Duration(rand.Int64N(int64(span)+1)))
 		record(landed, a, nextErr, laterErr)
 	}
