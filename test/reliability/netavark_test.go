@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -199,10 +198,4 @@ func (w *navWorld) reachable(c navCtr) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return err
-}
-
-// jsonValid reports whether setup's output is one JSON object.
-func jsonValid(out string) bool {
-	var v map[string]any
-	return json.Unmarshal([]byte(out), &v) == nil
 }
