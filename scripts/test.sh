@@ -37,7 +37,13 @@ exec unshare --net --mount --propagation private -- bash -c '
 	set -e
 	ip link set lo up
 	export BERTH_PRIVILEGED_TESTS=1
-	go test -count=1 -p 1 -timeout 20m "$@" ./...
+	# test/reliability (short mode) appends one line of figures per
+	# scenario here; they are printed whatever the outcome.
+	export BERTH_RELIABILITY_REPORT=$(mktemp)
+	gorc=0
+	go test -count=1 -p 1 -timeout 30m "$@" ./... || gorc=$?
+	cat "$BERTH_RELIABILITY_REPORT"; rm -f "$BERTH_RELIABILITY_REPORT"
+	[ $gorc = 0 ] || exit $gorc
 	rc=0
 	if [ "${BERTH_ACCEPTANCE:-1}" != 0 ]; then
 		if command -v podman >/dev/null; then

@@ -84,6 +84,7 @@ var Berth = Rules{
 		"internal/dhcpproxy/dhcpproxytest": TestSupport,
 		"internal/image/imagetest":         TestSupport,
 		"internal/nettest":                 TestSupport,
+		"test/reliability":                 TestSupport,
 	},
 	Pending: []Pending{},
 }

@@ -121,7 +121,7 @@ var ErrNamespace = errors.New("invalid namespace path")
 // Setup attaches the namespace at nsPath to every network in o, in order,
 // and returns one status block per network.
 func (m *Manager) Setup(ctx context.Context, nsPath string, o *network.Options) (map[string]network.StatusBlock, error) {
-	if err := o.Validate(); err != nil {
+	if err := o.ValidateSetup(); err != nil {
 		return nil, err
 	}
 	ctrNS, err := netns.Open(nsPath)
