@@ -1,7 +1,6 @@
 package cni_test
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -108,6 +107,6 @@ func TestPrivilegedKilledAddThenDel(t *testing.T) {
 	}
 	t.Logf("kill -9 during CNI ADD, then DEL: %d trials (%d killed mid-command): %d left residue", trials, killed, dirty)
 	if dirty > 0 {
-		t.Error(fmt.Sprintf("%d of %d DELs after a killed ADD left residue", dirty, trials))
+		t.Errorf("%d of %d DELs after a killed ADD left residue", dirty, trials)
 	}
 }
