@@ -56,19 +56,8 @@ func (p *etopo) killAt(d time.Duration, args ...string) (killed bool) {
 	full := append([]string{"--net=" + p.host.Path(), "--", p.bin, "--network-config-dir", p.cfg, "--network-run-dir", p.run, "--root", p.root, "--runroot", p.runRoot}, args...)
 	cmd := exec.Command("nsenter", full...) // nsenter execs berth: the PID is berth's
 	cmd.Env = append(os.Environ(), "CONTAINERS_CONF="+p.conf)
-	if err := cmd.Start(); err != nil {
-		return false
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-		return false
-	case <-time.After(d):
-	}
-	_ = cmd.Process.Signal(syscall.SIGKILL)
-	<-done
-	return true
+	killed, _ = nettest.KillAfter(cmd, d)
+	return killed
 }
 
 // timed runs berth once and returns how long it took.

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -228,4 +229,23 @@ func Links(t testing.TB, ns *NS) []string {
 		out = append(out, l.Attrs().Name)
 	}
 	return out
+}
+
+// KillAfter starts cmd and, unless it ends first, kills it with SIGKILL
+// after d; it waits for the process and reports whether it was killed. An
+// error is a failure to start it.
+func KillAfter(cmd *exec.Cmd, d time.Duration) (killed bool, err error) {
+	if err := cmd.Start(); err != nil {
+		return false, err
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+		return false, nil
+	case <-time.After(d):
+	}
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	<-done
+	return true, nil
 }

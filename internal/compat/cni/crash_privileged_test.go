@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,19 +25,11 @@ func (r *rig) killedAdd(t *testing.T, c *container, d time.Duration) bool {
 	cmd := exec.Command("nsenter", "--net="+r.host.Path(), "--", filepath.Join(dir, "berth-bridge")) // nsenter execs the plugin
 	cmd.Env = append(os.Environ(), "CNI_COMMAND=ADD", "CNI_CONTAINERID="+c.id, "CNI_NETNS="+c.path, "CNI_IFNAME=eth0", "CNI_PATH="+dir)
 	cmd.Stdin = strings.NewReader(strings.ReplaceAll(conf, "STATE", r.state))
-	if err := cmd.Start(); err != nil {
+	killed, err := nettest.KillAfter(cmd, d)
+	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-		return false
-	case <-time.After(d):
-	}
-	_ = cmd.Process.Signal(syscall.SIGKILL)
-	<-done
-	return true
+	return killed
 }
 
 // residue lists what an attachment left: links in the host (but the
