@@ -237,6 +237,23 @@ func tag(netID string) []byte {
 	return userdata.AppendString(nil, userdata.TypeComment, tagPrefix+netID)
 }
 
+// marked reports whether a rule of the table's chains carries one of
+// berth's comments.
+func marked(c *nftables.Conn, o *objects) bool {
+	for _, ch := range o.chains() {
+		rules, err := c.GetRules(o.table, ch)
+		if err != nil {
+			continue
+		}
+		for _, r := range rules {
+			if cm := comment(r); cm == baseComment || ruleTag(r) != "" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // comment returns a rule's comment ("" when it has none).
 func comment(r *nftables.Rule) string {
 	s, _ := userdata.GetString(r.UserData, userdata.TypeComment)
@@ -363,7 +380,8 @@ func (o *objects) addForwardElements(out map[*nftables.Set][]nftables.SetElement
 }
 
 // present reports whether the table exists, and which networks already
-// have rules (by ID).
+// have rules (by ID). A table of berth's name whose chains hold none of
+// berth's rule comments is not berth's: an error wrapping ErrNotOurs.
 func (d *Driver) present(c *nftables.Conn, o *objects) (bool, map[string]bool, error) {
 	if _, err := c.ListTableOfFamily(TableName, nftables.TableFamilyINet); err != nil {
 		if errors.Is(err, unix.ENOENT) || strings.Contains(err.Error(), "no such file") {
@@ -372,6 +390,7 @@ func (d *Driver) present(c *nftables.Conn, o *objects) (bool, map[string]bool, e
 		return false, nil, fmt.Errorf("look up table inet %s: %w", TableName, err)
 	}
 	have := map[string]bool{}
+	ours := false
 	for _, ch := range []*nftables.Chain{o.forward, o.isolation, o.hostports} {
 		rules, err := c.GetRules(o.table, ch)
 		if err != nil {
@@ -380,8 +399,14 @@ func (d *Driver) present(c *nftables.Conn, o *objects) (bool, map[string]bool, e
 		for _, r := range rules {
 			if t := ruleTag(r); t != "" {
 				have[t] = true
+				ours = true
+			} else if comment(r) == baseComment {
+				ours = true
 			}
 		}
+	}
+	if !ours {
+		return false, nil, fmt.Errorf("table inet %s %w (another program made it, or its rules were flushed): delete it with `nft delete table inet %s`", TableName, ErrNotOurs, TableName)
 	}
 	return true, have, nil
 }
@@ -716,9 +741,19 @@ func (d *Driver) Reset() error {
 	return reset(c)
 }
 
+// ErrNotOurs is returned when the table named as berth's carries no rule
+// with berth's comment: it is not berth's to delete.
+var ErrNotOurs = errors.New("carries none of berth's rule comments")
+
+// reset deletes berth's table, when it is berth's: some rule in it carries
+// berth's comment ("berth", or "berth net <id>" in a table made before the
+// table's own rules had one).
 func reset(c *nftables.Conn) error {
 	if _, err := c.ListTableOfFamily(TableName, nftables.TableFamilyINet); err != nil {
 		return nil
+	}
+	if !marked(c, newObjects()) {
+		return fmt.Errorf("table inet %s %w; left in place", TableName, ErrNotOurs)
 	}
 	c.DelTable(&nftables.Table{Name: TableName, Family: nftables.TableFamilyINet})
 	if err := c.Flush(); err != nil {

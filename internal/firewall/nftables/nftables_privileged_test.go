@@ -119,6 +119,28 @@ func TestPrivilegedLeavesForeignTablesAlone(t *testing.T) {
 	}
 }
 
+// A table of berth's name that berth did not make (none of its rules
+// carries berth's comment) is neither changed by a setup nor deleted by a
+// reset.
+func TestPrivilegedLeavesATableOfItsNameAlone(t *testing.T) {
+	nettest.Privileged(t)
+	ns := nettest.NewNS(t, "fw")
+	if out, err := nettest.Run(ns, 5*time.Second, "nft", "add table inet berth; add chain inet berth forward { type filter hook forward priority 0; policy accept; }; add chain inet berth isolation; add chain inet berth hostports; add rule inet berth forward counter accept"); err != nil {
+		t.Fatal(err, out)
+	}
+	before := list(t, ns)
+	d := fwnft.New(ns.Fd())
+	if err := d.Setup([]firewall.NetworkRules{netB}, []firewall.PortForward{pfB}); !errors.Is(err, fwnft.ErrNotOurs) {
+		t.Errorf("setup on a foreign table: %v, want ErrNotOurs", err)
+	}
+	if err := d.Reset(); !errors.Is(err, fwnft.ErrNotOurs) {
+		t.Errorf("reset of a foreign table: %v, want ErrNotOurs", err)
+	}
+	if after := list(t, ns); after != before {
+		t.Errorf("the foreign table changed:\n%s\nwas\n%s", after, before)
+	}
+}
+
 // TestPrivilegedTenThousandPorts: 10,000 published ports of one container
 // (20,000 map elements, IPv4 and IPv6) are all in the kernel's maps after
 // setup and all gone after teardown; a setup whose last port is taken
