@@ -2,7 +2,6 @@ package core
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"net"
 
 	"github.com/berthnet/berth/internal/link"
@@ -32,27 +31,17 @@ import (
 // It is also the bridge's ownership mark, so it depends on the bridge's
 // name alone: two networks may name one bridge, and either may be the
 // last to leave it.
-func bridgeMAC(n network.Network) net.HardwareAddr {
-	return derivedMAC("berth-bridge:" + n.NetworkInterface)
-}
+func bridgeMAC(n network.Network) net.HardwareAddr { return link.BridgeMAC(n.NetworkInterface) }
 
 // legacyBridgeMAC is the mark of a bridge made by a berth that derived it
 // from the network's ID too.
 func legacyBridgeMAC(n network.Network) net.HardwareAddr {
-	return derivedMAC("berth-bridge:" + n.ID + ":" + n.NetworkInterface)
+	return link.DerivedMAC("berth-bridge:" + n.ID + ":" + n.NetworkInterface)
 }
 
 // vethMAC is the MAC of the host end of an attachment's veth.
 func vethMAC(ctrID, netName, ifname string) net.HardwareAddr {
-	return derivedMAC("berth-veth:" + ctrID + ":" + netName + ":" + ifname)
-}
-
-// derivedMAC is a locally administered unicast MAC hashed from s.
-func derivedMAC(s string) net.HardwareAddr {
-	h := sha256.Sum256([]byte(s))
-	mac := net.HardwareAddr(h[:6])
-	mac[0] = (mac[0] | 0x02) &^ 0x01
-	return mac
+	return link.DerivedMAC("berth-veth:" + ctrID + ":" + netName + ":" + ifname)
 }
 
 // sublinkAlias marks a container's macvlan or ipvlan link.
@@ -88,4 +77,23 @@ func (at *attachment) ownsHostVeth(l link.Link, recorded bool) bool {
 // ownsSublink reports whether l is at's macvlan or ipvlan link.
 func (at *attachment) ownsSublink(l link.Link) bool {
 	return (l.Kind == "macvlan" || l.Kind == "ipvlan") && l.Alias == sublinkAlias(at.ctrID)
+}
+
+// learnAddrs gives an attachment known by its options alone, without
+// addresses (the teardown of an attach that was killed before it recorded
+// them), the global addresses of its interface l, so that its published
+// ports are found and removed. l must be proven the attachment's.
+func (at *attachment) learnAddrs(l link.Link) {
+	if len(at.addrs) > 0 {
+		return
+	}
+	addrs, err := l.Addrs()
+	if err != nil {
+		return
+	}
+	for _, a := range addrs {
+		if a.Addr().IsGlobalUnicast() {
+			at.addrs = append(at.addrs, a)
+		}
+	}
 }

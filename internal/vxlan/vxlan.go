@@ -209,6 +209,7 @@ func ensureBridge(h *link.Handle, name string, mtu int) (int, error) {
 		attrs := netlink.NewLinkAttrs()
 		attrs.Name = name
 		attrs.MTU = mtu
+		attrs.HardwareAddr = link.BridgeMAC(name) // berth's mark: its ports may be swept
 		if err := h.LinkAdd(&netlink.Bridge{LinkAttrs: attrs}); err != nil && !errors.Is(err, unix.EEXIST) {
 			return 0, fmt.Errorf("create bridge %s: %w", name, err)
 		}
