@@ -386,6 +386,7 @@ func (e *Engine) Reload(ctx context.Context, refs []string, all, latest bool) ([
 	if err != nil {
 		return nil, err
 	}
+	e.restoreFirewall(ctx)
 	var ids []string
 	var errs []error
 	for _, c := range sel {
@@ -405,6 +406,21 @@ func (e *Engine) Reload(ctx context.Context, refs []string, all, latest bool) ([
 		}
 	}
 	return ids, errors.Join(errs...)
+}
+
+// restoreFirewall restores the firewall rules of every container from
+// berth's records before a reload redoes the selected ones: the user asked
+// for the repair, so the per-container steps find the rules whole and need
+// not warn that they were damaged.
+func (e *Engine) restoreFirewall(ctx context.Context) {
+	h, err := e.OpenHost()
+	if err != nil {
+		return // reloadOne reports it
+	}
+	defer h.Close()
+	if _, err := h.ReloadFirewall(ctx); err != nil {
+		e.log.Info("restoring the firewall rules of every container before reload", "error", err)
+	}
 }
 
 // reloadOne tears down and sets up again the attachments of a reload
