@@ -4,9 +4,11 @@ import (
 	"context"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/berthnet/berth/internal/core"
 	"github.com/berthnet/berth/internal/nettest"
 	"github.com/berthnet/berth/internal/network"
 )
@@ -137,5 +139,50 @@ func TestPrivilegedTeardownAfterAKilledRetire(t *testing.T) {
 	}
 	if slices.Contains(nettest.Links(t, tp.host), hostVeth) || slices.Contains(nettest.Links(t, ns), "brtgone99") {
 		t.Fatalf("left the veth: host %v container %v", nettest.Links(t, tp.host), nettest.Links(t, ns))
+	}
+}
+
+// The teardown of an attach killed after it published a port but before
+// it recorded anything knows the port from its request but not the
+// address (a CNI DEL carries no IPAM result): it finds the address on the
+// container's interface, proven berth's, and removes the port's element;
+// another container's port stays. A second Manager, whose state holds the
+// other container but not this one, plays the process that finds no
+// record.
+func TestPrivilegedUnrecordedTeardownRemovesItsPorts(t *testing.T) {
+	tp := newTopo(t, nil, nil)
+	n := bridgeNet("ur", "brur0", "198.19.19.0/24", "198.19.19.1")
+	fresh, err := core.New(core.Config{ConfigDir: t.TempDir(), Firewall: tp.fw, HostNS: tp.host.NetNS, AardvarkBinary: "/nonexistent"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := nettest.NewNS(t, nettest.RandName("ctr"))
+	if _, err := fresh.Setup(context.Background(), other.Path(), opts("u0", "ur", n, "198.19.19.3", network.PortMapping{HostPort: 8092, ContainerPort: 80, Protocol: "tcp", Range: 1})); err != nil {
+		t.Fatal(err)
+	}
+	pm := network.PortMapping{HostPort: 8091, ContainerPort: 80, Protocol: "tcp", Range: 1}
+	ns := nettest.NewNS(t, nettest.RandName("ctr"))
+	if _, err := tp.m.Setup(context.Background(), ns.Path(), opts("u1", "ur", n, "198.19.19.2", pm)); err != nil {
+		t.Fatal(err)
+	}
+	elements := func() string {
+		out, _ := nettest.Run(tp.host, 5*time.Second, "nft", "list", "map", "inet", "berth", "pf4any")
+		return out
+	}
+	if e := elements(); !strings.Contains(e, "tcp . 8091 ") || !strings.Contains(e, ": 198.19.19.2 . 80") {
+		t.Fatalf("setup did not publish the port:\n%s", e)
+	}
+	attempt := opts("u1", "ur", n, "198.19.19.2", pm)
+	attempt.Networks[0].StaticIPs = nil
+	n.IPAMOptions = map[string]string{"driver": network.IPAMNone}
+	attempt.NetworkInfo[n.Name] = n
+	if err := fresh.Teardown(context.Background(), ns.Path(), attempt); err != nil {
+		t.Fatalf("teardown without a record: %v", err)
+	}
+	if e := elements(); strings.Contains(e, "8091") || !strings.Contains(e, "tcp . 8092 ") {
+		t.Errorf("want 8091 gone and 8092 kept:\n%s", e)
+	}
+	if slices.Contains(nettest.Links(t, ns), "eth0") {
+		t.Errorf("the interface stayed: %v", nettest.Links(t, ns))
 	}
 }

@@ -192,6 +192,7 @@ func (m *Manager) removeContainerLink(h *detachHandles, at *attachment, recorded
 		m.notOurs(l, "container")
 		return nil
 	}
+	at.learnAddrs(l)
 	return m.removeLink(h.ctr, h.ns, l, h.host, peer)
 }
 

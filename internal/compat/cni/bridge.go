@@ -332,6 +332,8 @@ func (c *bridgeConfig) collected() berthnet.Network {
 	return berthnet.Network{Name: c.Name, Interface: c.Bridge}
 }
 
+func (c *bridgeConfig) published() []berthnet.PortMapping { return c.ports }
+
 // checkInput wants ADD's result with the container's interface.
 func (c *bridgeConfig) checkInput(r *request) error {
 	prev, err := prevResult(&c.PluginConf)

@@ -89,6 +89,9 @@ func (c *macvlanConfig) collected() berthnet.Network {
 	return berthnet.Network{Name: c.Name, Driver: berthnet.Macvlan, Interface: c.Master}
 }
 
+// published: berth-macvlan publishes no ports.
+func (c *macvlanConfig) published() []berthnet.PortMapping { return nil }
+
 // ready wants the parent link, and the DHCP proxy's socket when the
 // network leases by DHCP.
 func (c *macvlanConfig) ready(*request) error {

@@ -94,6 +94,9 @@ type attacher interface {
 	ready(r *request) error
 	// collected is the network GC collects from.
 	collected() berthnet.Network
+	// published are the ports the plugin publishes itself (the
+	// portMappings capability), which DEL removes.
+	published() []berthnet.PortMapping
 }
 
 // attachVerbs is a main plugin's table: its ADD and the shared DEL,
@@ -122,7 +125,7 @@ func onHost[C attacher](r *request, c C, first func(*request) error, fn func(*be
 // the runtime's DEL is what recovers from it.
 func attachDel[C attacher](r *request, c C) error {
 	return onHost(r, c, c.handOver, func(h *berthnet.Host) error {
-		o := berthnet.AttachOptions{ContainerID: r.ContainerID, Netns: r.Netns, Interface: r.IfName}
+		o := berthnet.AttachOptions{ContainerID: r.ContainerID, Netns: r.Netns, Interface: r.IfName, Ports: c.published()}
 		return errors.Join(h.DetachAttempt(r.ctx, c.collected(), o), ipamCall(r, c.ipamType(), "DEL"))
 	})
 }
