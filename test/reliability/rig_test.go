@@ -47,6 +47,7 @@ func newRig(t *testing.T) *rig {
 		t.Skip("needs nsenter (util-linux) and nft (nftables)")
 	}
 	r := &rig{t: t, bins: programs(t), dir: t.TempDir()}
+	t.Cleanup(func() { settleDir(t, r.dir) }) // runs before the directory goes
 	r.host = nettest.NewNS(t, nettest.RandName("relh"))
 	r.outside = nettest.NewNS(t, nettest.RandName("relo"))
 	nettest.Connect(t, r.host, "uplink0", netip.MustParsePrefix(hostAddr+"/24"), r.outside, "eth0", netip.MustParsePrefix(outsideAddr+"/24"))
@@ -452,4 +453,42 @@ func (r *rig) fetch(port int) (string, error) {
 // serveBanner runs a banner server on port 80 in ns until the test ends.
 func serveBanner(t *testing.T, ns *nettest.NS, banner string) {
 	nettest.ServeBanner(nettest.Listen(t, ns, "tcp4", "0.0.0.0:80"), banner)
+}
+
+// settleDir waits for the processes still working in dir (a killed
+// command's container monitor and its runc, which run in sessions of their
+// own and finish after the kill) to exit, so that dir can be removed. It
+// kills, by PID, those still there after 20 s, and detaches mounts left
+// under dir (runc bind-mounts its own binary there for an instant).
+func settleDir(t *testing.T, dir string) {
+	for deadline := time.Now().Add(20 * time.Second); len(procsIn(dir)) > 0 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, pid := range procsIn(dir) {
+		t.Logf("killing process %d, still running in the test's directory", pid)
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, line := range strings.Split(string(mi), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			t.Logf("detaching mount %s left in the test's directory", f[4])
+			_ = syscall.Unmount(f[4], syscall.MNT_DETACH)
+		}
+	}
+}
+
+// procsIn lists the processes whose command line names dir.
+func procsIn(dir string) []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline"); err == nil && bytes.Contains(b, []byte(dir)) {
+			out = append(out, pid)
+		}
+	}
+	return out
 }
