@@ -205,7 +205,24 @@ func (m *Manager) setupBridge(sess *session, ctrNS *netns.NetNS, hostH, ctrH *li
 	if err := hostVeth.SetHairpin(true); err != nil {
 		return err
 	}
-	return m.configureContainer(ctrNS, ctrH, peer, at)
+	if err := m.configureContainer(ctrNS, ctrH, peer, at); err != nil {
+		return err
+	}
+	m.forgetNeighbours(hostH, br, at)
+	return nil
+}
+
+// forgetNeighbours drops the host's cached MACs of the attachment's
+// addresses on the bridge: an address that another container held a
+// moment ago (a restart, IPAM handing it out again) would otherwise be
+// sent to the old MAC for up to ten seconds when the container's
+// gratuitous ARP was lost (it races the bridge port coming up).
+func (m *Manager) forgetNeighbours(hostH *link.Handle, br link.Link, at *attachment) {
+	for _, a := range at.addrs {
+		if err := hostH.ForgetNeighbour(br.Index, a.Addr()); err != nil {
+			m.log.Info("forgetting the old neighbour entry", "bridge", br.Name, "error", err)
+		}
+	}
 }
 
 // addVeth creates the attachment's veth pair: the host end (down, on
