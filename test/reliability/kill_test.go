@@ -199,6 +199,9 @@ func (w *navWorld) laterOps(n navNet, anchor, probe navCtr) error {
 	nettest.ServeBanner(l, probe.name)
 	defer l.Close()
 	err := w.reachable(probe)
+	if err != nil {
+		w.t.Logf("probe %s (%s) unreachable: %v\n%s", probe.name, probe.ip, err, w.diagnose(probe))
+	}
 	if err2 := w.reachable(anchor); err == nil && err2 != nil {
 		err = fmt.Errorf("anchor: %w", err2)
 	}
@@ -374,4 +377,26 @@ func TestPrivilegedKillCNI(t *testing.T) {
 func cniID(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
+}
+
+// diagnose describes what a published port depends on: the host's
+// neighbours and port map, the container's interface and routes.
+func (w *navWorld) diagnose(c navCtr) string {
+	var b strings.Builder
+	for _, x := range []struct {
+		ns   *nettest.NS
+		args []string
+	}{
+		{w.host, []string{"ip", "neigh"}},
+		{w.host, []string{"ip", "-br", "link"}},
+		{w.host, []string{"bridge", "fdb", "show", "dynamic"}},
+		{w.host, []string{"nft", "list", "map", "inet", "berth", "pf4any"}},
+		{c.ns, []string{"ip", "addr"}},
+		{c.ns, []string{"ip", "neigh"}},
+		{c.ns, []string{"ss", "-tln"}},
+	} {
+		out, err := nettest.Run(x.ns, 5*time.Second, x.args[0], x.args[1:]...)
+		fmt.Fprintf(&b, "--- %s: %v\n%s", strings.Join(x.args, " "), err, out)
+	}
+	return b.String()
 }
