@@ -461,10 +461,10 @@ func serveBanner(t *testing.T, ns *nettest.NS, banner string) {
 // kills, by PID, those still there after 20 s, and detaches mounts left
 // under dir (runc bind-mounts its own binary there for an instant).
 func settleDir(t *testing.T, dir string) {
-	for deadline := time.Now().Add(20 * time.Second); len(procsIn(dir)) > 0 && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(20 * time.Second); len(pidsWithArg(dir)) > 0 && time.Now().Before(deadline); {
 		time.Sleep(50 * time.Millisecond)
 	}
-	for _, pid := range procsIn(dir) {
+	for _, pid := range pidsWithArg(dir) {
 		t.Logf("killing process %d, still running in the test's directory", pid)
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
@@ -475,20 +475,4 @@ func settleDir(t *testing.T, dir string) {
 			_ = syscall.Unmount(f[4], syscall.MNT_DETACH)
 		}
 	}
-}
-
-// procsIn lists the processes whose command line names dir.
-func procsIn(dir string) []int {
-	ents, _ := os.ReadDir("/proc")
-	var out []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		if b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline"); err == nil && bytes.Contains(b, []byte(dir)) {
-			out = append(out, pid)
-		}
-	}
-	return out
 }
