@@ -170,15 +170,30 @@ func ensure(h *link.Handle, ns *netns.NetNS, spec Spec) (*Device, error) {
 	return d, nil
 }
 
+// Alias marks the VXLAN devices berth creates: only a device carrying it
+// is replaced when its parameters change.
+const Alias = "berth-overlay"
+
+// ErrNotOurs: a link of the VXLAN device's name exists, with other
+// parameters, and is not berth's.
+var ErrNotOurs = errors.New("exists and is not berth's")
+
 // ensureVXLAN reuses the VXLAN device when its parameters match, else
-// (re)creates it, and returns its index.
+// (re)creates it, and returns its index. A device of that name with other
+// parameters is replaced only when it carries berth's alias.
 func ensureVXLAN(h *link.Handle, spec Spec, parent, mtu int) (int, error) {
 	mac := vtepMAC(spec.PublicIP, spec.VNI)
 	if l, err := h.ByName(spec.VXLAN); err == nil {
 		vx, ok := l.(*netlink.Vxlan)
 		if ok && vx.VxlanId == spec.VNI && vx.Port == spec.Port && vx.SrcAddr.Equal(net.IP(spec.PublicIP.AsSlice())) &&
 			vx.VtepDevIndex == parent && !vx.Learning && vx.Attrs().HardwareAddr.String() == mac.String() {
+			if l.Attrs().Alias != Alias {
+				_ = h.LinkSetAlias(l, Alias) // made before the mark, or killed before it was set
+			}
 			return l.Attrs().Index, nil
+		}
+		if l.Attrs().Alias != Alias {
+			return 0, fmt.Errorf("link %s (%s) %w: remove it or name another VXLAN device", spec.VXLAN, l.Type(), ErrNotOurs)
 		}
 		if err := h.Delete(l); err != nil {
 			return 0, err
@@ -198,6 +213,9 @@ func ensureVXLAN(h *link.Handle, spec Spec, parent, mtu int) (int, error) {
 	l, err := h.ByName(spec.VXLAN)
 	if err != nil {
 		return 0, err
+	}
+	if err := h.LinkSetAlias(l, Alias); err != nil {
+		return 0, fmt.Errorf("mark vxlan device %s: %w", spec.VXLAN, err)
 	}
 	return l.Attrs().Index, nil
 }

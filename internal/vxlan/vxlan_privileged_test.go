@@ -120,7 +120,21 @@ func TestPrivilegedDevice(t *testing.T) {
 		t.Fatal(err)
 	}
 	d43.Close()
-	if vx3, err := h.ByName("bvx"); err != nil || vx3.(*netlink.Vxlan).VxlanId != 43 {
-		t.Errorf("Ensure with another VNI: %+v, %v; want the device replaced with VNI 43", vx3, err)
+	if vx3, err := h.ByName("bvx"); err != nil || vx3.(*netlink.Vxlan).VxlanId != 43 || vx3.Attrs().Alias != vxlan.Alias {
+		t.Errorf("Ensure with another VNI: %+v, %v; want the device replaced with VNI 43, alias %s", vx3, err, vxlan.Alias)
+	}
+
+	// Someone else's VXLAN device of that name, with other parameters,
+	// is refused, not replaced.
+	if out, err := nettest.Run(host, 5*time.Second, "ip", "link", "add", "bvtheirs", "type", "vxlan", "id", "77", "dstport", "4789", "dev", "bvu0"); err != nil {
+		t.Fatalf("add a foreign vxlan device: %v %s", err, out)
+	}
+	theirs, _ := h.ByName("bvtheirs")
+	spec.VXLAN = "bvtheirs"
+	if _, err := vxlan.Ensure(host.NetNS, spec); !errors.Is(err, vxlan.ErrNotOurs) {
+		t.Errorf("Ensure over a foreign device: %v, want ErrNotOurs", err)
+	}
+	if l, err := h.ByName("bvtheirs"); err != nil || l.Attrs().Index != theirs.Attrs().Index || l.(*netlink.Vxlan).VxlanId != 77 {
+		t.Errorf("the foreign device was changed: %+v %v", l, err)
 	}
 }
