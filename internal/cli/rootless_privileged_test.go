@@ -259,6 +259,29 @@ func TestPrivilegedRootlessRun(t *testing.T) {
 		t.Errorf("berth unshare id -u = %q, want 0", id)
 	}
 
+	// Hostile files and ownership, rootless too: a FIFO among the user's
+	// network files is skipped with a warning (it used to hang every
+	// command), and a network naming a link the user made in the rootless
+	// netns as its bridge is refused without that link being deleted.
+	fifo := filepath.Join(r.home, ".local/share/containers/storage/networks/fifo.json")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chown(fifo, r.uid, r.uid)
+	if ls, err := r.berth("network", "ls"); err != nil || !strings.Contains(ls, "rnet") || !strings.Contains(ls, "fifo.json") {
+		t.Errorf("network ls with a FIFO among the network files: %v\n%s", err, ls)
+	}
+	_ = os.Remove(fifo)
+	r.must(t, "unshare", "--rootless-netns", "ip", "link", "add", "rfor0", "type", "veth", "peer", "name", "rfor1")
+	r.must(t, "network", "create", "--interface-name", "rfor0", "--subnet", "198.19.201.0/24", "rown")
+	if out, err := r.berth("run", "--rm", "--network", "rown", "--rootfs", r.rootfs, "true"); err == nil {
+		t.Errorf("run on a network whose bridge is the user's veth succeeded:\n%s", out)
+	}
+	if links := r.must(t, "unshare", "--rootless-netns", "ip", "-o", "link"); !strings.Contains(links, "rfor0") {
+		t.Errorf("the failed run deleted the user's link rfor0:\n%s", links)
+	}
+	r.must(t, "network", "rm", "rown")
+
 	// Images: imported into the user's store and run (files keep their
 	// owners through the subordinate IDs).
 	tarball := filepath.Join(r.home, "bb.tar")
