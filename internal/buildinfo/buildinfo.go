@@ -11,4 +11,4 @@ var Commit = ""
 var BuildTime = ""
 
 // NetavarkVersion is the netavark interface version berth's front-end speaks.
-const NetavarkVersion = "1.4.0"
+const NetavarkVersion = "2.1.0"

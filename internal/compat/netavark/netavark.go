@@ -111,8 +111,28 @@ func Run(ctx context.Context, args []string, env Env) int {
 		createCmd(g, env, &out),
 		firewallReloadCmd(g, env),
 	)
-	root.SetArgs(args)
+	root.SetArgs(joinBoolValues(args))
 	return exitCode(root.ExecuteContext(ctx), out, env)
+}
+
+// joinBoolValues rewrites `--rootless true|false` (and `-r …`), the form
+// netavark 2.x's parser takes besides `--rootless=…`, into the joined form
+// the flag library expects; a bare `--rootless` still means true.
+func joinBoolValues(args []string) []string {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		if (a == "--rootless" || a == "-r") && i+1 < len(args) && (args[i+1] == "true" || args[i+1] == "false") {
+			out = append(out, "--rootless="+args[i+1])
+			i++
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 // rootCmd is the bare `netavark` command with its global flags, which fill

@@ -394,3 +394,24 @@ func TestInputFileMustBeRegular(t *testing.T) {
 		}
 	}
 }
+
+// Global flags take both `--flag value` and `--flag=value`, `--rootless`
+// included (netavark 2.x's test helpers and Podman use either), and
+// version reports a netavark 2.1 interface.
+func TestGlobalFlagForms(t *testing.T) {
+	for _, args := range [][]string{
+		{"--rootless", "false", "--config", "/tmp/x", "version"},
+		{"--rootless=false", "--config=/tmp/x", "version"},
+		{"-r", "true", "-c", "/tmp/x", "version"},
+		{"--rootless", "--firewall-driver", "none", "--aardvark-binary", "/x", "--plugin-directory", "/y", "version"},
+	} {
+		out, errOut, code := run(t, "", args...)
+		var v map[string]string
+		if code != 0 || json.Unmarshal([]byte(out), &v) != nil || !strings.HasPrefix(v["version"], "2.1.") {
+			t.Errorf("%v: code %d stdout %q stderr %q, want version 2.1.x", args, code, out, errOut)
+		}
+	}
+	if _, errOut, code := run(t, "", "--rootless", "maybe", "version"); code != 2 {
+		t.Errorf("--rootless maybe: code %d (%s), want a usage error", code, errOut)
+	}
+}
