@@ -81,3 +81,39 @@ func TestPrivilegedNameResolvesWhenSetupReturns(t *testing.T) {
 		t.Errorf("%d of %d lookups right after setup or teardown were wrong; first: %s", len(failures), 2*N, failures[0])
 	}
 }
+
+// With the iptables driver, containers keep name resolution when the
+// host's INPUT policy is DROP: NETAVARK_INPUT, which INPUT jumps to first,
+// accepts DNS queries from the network's subnet (netavark 2.x's rule).
+func TestPrivilegedDNSWithInputPolicyDrop(t *testing.T) {
+	nettest.Privileged(t)
+	bin := buildAardvark(t)
+	tp := newTopo(t, iptDriver, func(c *core.Config) { c.AardvarkBinary = bin })
+	t.Cleanup(func() {
+		if b, err := os.ReadFile(filepath.Join(tp.cfgDir, "aardvark-dns", "aardvark.pid")); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	for _, args := range [][]string{{"-P", "INPUT", "DROP"}, {"-A", "INPUT", "-m", "state", "--state", "RELATED,ESTABLISHED", "-j", "ACCEPT"}} {
+		if out, err := nettest.Run(tp.host, 5*time.Second, "iptables", args...); err != nil {
+			t.Fatalf("iptables %v: %v %s", args, err, out)
+		}
+	}
+	n := bridgeNet("dnsdrop", "bdnsd0", "198.19.64.0/24", "198.19.64.1")
+	n.DNSEnabled = true
+	asker, _ := tp.container(t, opts("d0", "asker", n, "198.19.64.2"))
+	var r *mdns.Msg
+	err := asker.Do(func() error {
+		m := new(mdns.Msg)
+		m.SetQuestion("asker.", mdns.TypeA)
+		var err error
+		r, _, err = (&mdns.Client{Timeout: 2 * time.Second}).Exchange(m, "198.19.64.1:53")
+		return err
+	})
+	if err != nil || len(r.Answer) != 1 || r.Answer[0].(*mdns.A).A.String() != "198.19.64.2" {
+		rules, _ := nettest.Run(tp.host, 5*time.Second, "iptables", "-S", "INPUT")
+		t.Fatalf("lookup with INPUT policy DROP: %v %v\n%s", r, err, rules)
+	}
+}

@@ -21,7 +21,9 @@ const (
 	chainOutput      = "OUTPUT"
 	chainPostrouting = "POSTROUTING"
 
+	chainInput           = "INPUT"
 	chainNetavarkForward = "NETAVARK_FORWARD"
+	chainNetavarkInput   = "NETAVARK_INPUT"
 	chainIsolation1      = "NETAVARK_ISOLATION_1"
 	chainIsolation2      = "NETAVARK_ISOLATION_2"
 	chainIsolation3      = "NETAVARK_ISOLATION_3"
@@ -33,6 +35,7 @@ const (
 	chainPrefix = "NETAVARK"
 
 	forwardComment = "netavark firewall plugin rules"
+	inputComment   = "netavark firewall rules" // netavark 2.x's text
 	masqComment    = "netavark portfw masq mark"
 	hostportMark   = "0x2000/0x2000"
 )
@@ -185,8 +188,24 @@ func networkRules(n firewall.NetworkRules, f family, strict3 bool) []rule {
 			rule{table: tableFilter, chain: chainNetavarkForward, spec: "-d " + sub + " -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT", policy: perNetwork},
 			rule{table: tableFilter, chain: chainNetavarkForward, spec: "-s " + sub + " -j ACCEPT", policy: perNetwork},
 		)
+		out = append(out, inputRules(n, sub)...)
 	}
 	return out
+}
+
+// inputRules are the rules netavark 2.x added to netavark 1.x's layout: DNS
+// queries from the subnet to the host's DNS port are accepted in
+// NETAVARK_INPUT, which INPUT jumps to first, so containers keep their
+// name resolution when the host's INPUT policy is DROP.
+func inputRules(n firewall.NetworkRules, sub string) []rule {
+	port := n.DNSPort
+	if port == 0 {
+		port = 53
+	}
+	return []rule{
+		{table: tableFilter, chain: chainInput, spec: `-m comment --comment "` + inputComment + `" -j ` + chainNetavarkInput, insert: 1, policy: keep},
+		{table: tableFilter, chain: chainNetavarkInput, spec: fmt.Sprintf("-s %s -p udp -m udp --dport %d -j ACCEPT", sub, port), policy: perNetwork},
+	}
 }
 
 // hostportRules returns the shared port-forwarding rules (the same in both

@@ -36,9 +36,32 @@ func (e env) check(t *testing.T, f family, file string) {
 			t.Fatal(err)
 		}
 	}
+	if !strings.Contains(file, ".gen.") {
+		// A netavark 1.4 capture: the layout matches it but for what
+		// netavark 2.x added (NETAVARK_INPUT), checked on its own.
+		got = withoutNetavark2Input(got)
+	}
 	if diff := cmp.Diff(golden(t, file), got); diff != "" {
 		t.Errorf("%s rules differ from %s (-want +got):\n%s", f, file, diff)
 	}
+}
+
+// netavark2Input reports whether a rule or chain line belongs to
+// NETAVARK_INPUT, the chain netavark 2.x added to the 1.x layout.
+func netavark2Input(line string) bool {
+	return strings.Contains(line, chainNetavarkInput)
+}
+
+// withoutNetavark2Input drops the NETAVARK_INPUT lines from an
+// iptables-save dump.
+func withoutNetavark2Input(dump string) string {
+	var keep []string
+	for _, l := range strings.Split(dump, "\n") {
+		if !netavark2Input(l) {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
 }
 
 // checkEmpty checks that a family has no filter or nat rules or chains
