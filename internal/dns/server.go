@@ -153,14 +153,14 @@ func (s *Server) listen(ip netip.Addr) (*listener, error) {
 		pc, err := listenUDPReuse(addr)
 		if err != nil {
 			l.shutdown()
-			return nil, fmt.Errorf("listen udp %s: %w", addr, err)
+			return nil, err // "listen udp ADDR: bind: ..." names it
 		}
 		l.udp = append(l.udp, pc)
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		l.shutdown()
-		return nil, fmt.Errorf("listen tcp %s: %w", addr, err)
+		return nil, err
 	}
 	l.tcp = &mdns.Server{Listener: ln, Handler: mdns.HandlerFunc(s.ServeDNS), ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, IdleTimeout: func() time.Duration { return 10 * time.Second }, MaxTCPQueries: 128}
 	for _, pc := range l.udp {

@@ -430,3 +430,24 @@ func TestFloodFromOneSourceDoesNotStarveOthers(t *testing.T) {
 	_ = context.Background
 	_ = netip.Addr{}
 }
+
+// A bind address that cannot be bound is named once in the error (the
+// socket error already carries it; aardvark-dns 2.x prints it so).
+func TestBindErrorNamesTheAddressOnce(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "net1"), []byte("198.18.255.254\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(Config{Dir: dir, Port: freePort(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	_, err = srv.Reload()
+	if err == nil {
+		t.Fatal("binding 198.18.255.254, an address of no interface, succeeded")
+	}
+	if n := strings.Count(err.Error(), "198.18.255.254"); n != 1 {
+		t.Errorf("error names the address %d times: %v", n, err)
+	}
+}
