@@ -55,6 +55,19 @@ func (e *LeaseRangeError) Error() string {
 // Unwrap makes errors.Is(err, ErrInvalid) true.
 func (e *LeaseRangeError) Unwrap() error { return ErrInvalid }
 
+// GatewayError: a subnet's gateway outside the subnet.
+type GatewayError struct {
+	Gateway netip.Addr
+	Subnet  netip.Prefix
+}
+
+func (e *GatewayError) Error() string {
+	return fmt.Sprintf("%s is not in subnet %s", e.Gateway, e.Subnet)
+}
+
+// Unwrap makes errors.Is(err, ErrInvalid) true.
+func (e *GatewayError) Unwrap() error { return ErrInvalid }
+
 // ErrRouteDestination: a route's destination is an address inside a
 // network rather than the network's own address.
 var ErrRouteDestination = errors.New("the destination must be a network address")

@@ -200,7 +200,7 @@ func (n *Network) validateSubnets(f string, strict bool) error {
 			return fieldCause(sf+".subnet", err)
 		}
 		if s.Gateway.IsValid() && !s.Subnet.Contains(s.Gateway) {
-			return fieldErr(sf+".gateway", "%s is not in subnet %s", s.Gateway, s.Subnet)
+			return fieldCause(sf+".gateway", &GatewayError{Gateway: s.Gateway, Subnet: s.Subnet})
 		}
 		if s.LeaseRange != nil {
 			for i, a := range []netip.Addr{s.LeaseRange.StartIP, s.LeaseRange.EndIP} {
@@ -421,8 +421,8 @@ func validateAttachment(f string, a *NamedNetworkOptions, n *Network, seenIf map
 		return fieldErr(f+".options.host_interface_name", "%q is not a valid interface name", h)
 	}
 	for _, al := range a.Aliases {
-		if err := CheckAlias(al); err != nil {
-			return fieldErr(f+".aliases", "%q: %v", al, err)
+		if errors.Is(CheckAlias(al), ErrAliasChars) {
+			return fieldErr(f+".aliases", "%q must not contain spaces, commas or newlines", al)
 		}
 	}
 	if n.IPAMDriver() == IPAMHostLocal {

@@ -140,6 +140,7 @@ func subnetWording(err error) (string, bool) {
 		sz *network.SubnetSizeError
 		um *network.UnmatchedIPError
 		lr *network.LeaseRangeError
+		gw *network.GatewayError
 	)
 	switch {
 	case errors.As(err, &ov):
@@ -151,6 +152,8 @@ func subnetWording(err error) (string, bool) {
 		return fmt.Sprintf("could not create gateway for subnet %s because it has a %d or greater subnet prefix", sz.Subnet, gatewayLimit(sz.Subnet)), true
 	case errors.As(err, &um):
 		return fmt.Sprintf("not all static IPs matched a subnet: expected %d, got %d", um.Want, um.Matched), true
+	case errors.As(err, &gw):
+		return fmt.Sprintf("gateway %s not in subnet %s", gw.Gateway, gw.Subnet), true
 	case errors.As(err, &lr):
 		bound := "start_ip"
 		if lr.End {
