@@ -60,6 +60,16 @@ func (e *UnmatchedIPError) Error() string {
 // Unwrap makes errors.Is(err, ErrInvalid) true.
 func (e *UnmatchedIPError) Unwrap() error { return ErrInvalid }
 
+// DriverError: a network driver berth does not have.
+type DriverError struct{ Driver string }
+
+func (e *DriverError) Error() string {
+	return fmt.Sprintf("unknown network driver %q (want bridge, macvlan or ipvlan)", e.Driver)
+}
+
+// Unwrap makes errors.Is(err, ErrInvalid) true.
+func (e *DriverError) Unwrap() error { return ErrInvalid }
+
 // IPAMDriverError: an IPAM driver berth does not know.
 type IPAMDriverError struct{ Driver string }
 

@@ -164,7 +164,7 @@ func (n *Network) validateDrivers(f string) error {
 	switch n.Driver {
 	case DriverBridge, DriverMacvlan, DriverIPvlan:
 	default:
-		return fieldErr(f+".driver", "unknown network driver %q (want bridge, macvlan or ipvlan)", n.Driver)
+		return fieldCause(f+".driver", &DriverError{Driver: n.Driver})
 	}
 	if n.NetworkInterface != "" && !ValidInterfaceName(n.NetworkInterface) {
 		return fieldErr(f+".network_interface", "%q is not a valid interface name (1-15 characters, no '/', ':' or spaces)", n.NetworkInterface)

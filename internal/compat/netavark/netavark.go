@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -157,7 +158,7 @@ func rootCmd(g *globals, env Env) *cobra.Command {
 	pf.BoolVarP(&g.rootless, "rootless", "r", false, "run as a rootless backend (--rootless=<bool>)")
 	pf.StringVarP(&g.aardvark, "aardvark-binary", "a", defaultAardvark(), "path of the aardvark-dns binary (default: berth's own, beside this program)")
 	pf.StringVar(&g.firewallDriver, "firewall-driver", "", "firewall driver: nftables (default), iptables or none (also env NETAVARK_FW)")
-	pf.StringArrayVar(&g.pluginDirs, "plugin-directory", nil, "directory of plugin drivers (accepted; berth has its drivers built in)")
+	pf.StringArrayVar(&g.pluginDirs, "plugin-directory", nil, "directory of plugin drivers: a network whose driver is not built in runs the executable of its name there")
 	pf.StringVarP(&g.file, "file", "f", "", "read the network options from this file instead of stdin")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	return root
@@ -199,12 +200,26 @@ func printError(env Env, msg string) {
 	fmt.Fprintln(env.Stdout, string(b))
 }
 
-// setupCmd is `netavark setup NETNS`; its result goes to *out.
+// setupCmd is `netavark setup NETNS`; its result goes to *out. berth's
+// own networks are set up first, then the plugins' in order; when a
+// plugin fails, everything set up is torn down.
 func setupCmd(g *globals, env Env, out *any) *cobra.Command {
 	return namespaceCmd(g, env, "setup", "attach the network namespace at NETNS to the networks given as JSON",
-		func(ctx context.Context, m *berthnet.Host, nsPath string, o *network.Options) error {
-			res, err := m.SetupNetavark(ctx, nsPath, o)
-			if err != nil {
+		func(ctx context.Context, m *berthnet.Host, nsPath string, o *network.Options, plugins []pluginNet) error {
+			res := map[string]network.StatusBlock{}
+			if len(o.Networks) > 0 {
+				r, err := m.SetupNetavark(ctx, nsPath, o)
+				if err != nil {
+					return err
+				}
+				maps.Copy(res, r)
+			}
+			if err := setupPlugins(ctx, plugins, nsPath, res, env, logger(env)); err != nil {
+				if len(o.Networks) > 0 {
+					if terr := m.TeardownNetavark(ctx, nsPath, o); terr != nil {
+						logger(env).Error(fmt.Sprintf("failed to cleanup networks after setup failed: %v", terr))
+					}
+				}
 				return err
 			}
 			*out = res
@@ -212,25 +227,32 @@ func setupCmd(g *globals, env Env, out *any) *cobra.Command {
 		})
 }
 
-// teardownCmd is `netavark teardown NETNS`.
+// teardownCmd is `netavark teardown NETNS`: the plugins' networks and
+// berth's own, carrying on past errors.
 func teardownCmd(g *globals, env Env) *cobra.Command {
 	return namespaceCmd(g, env, "teardown", "detach the network namespace at NETNS from the networks given as JSON",
-		func(ctx context.Context, m *berthnet.Host, nsPath string, o *network.Options) error {
-			return m.TeardownNetavark(ctx, nsPath, o)
+		func(ctx context.Context, m *berthnet.Host, nsPath string, o *network.Options, plugins []pluginNet) error {
+			err := teardownPlugins(ctx, plugins, nsPath, env)
+			if len(o.Networks) > 0 || len(plugins) == 0 {
+				err = errors.Join(err, m.TeardownNetavark(ctx, nsPath, o))
+			}
+			return err
 		})
 }
 
 // namespaceCmd is `netavark VERB NETNS` with the network options as JSON:
-// run does the work on the host, unless a network leases its addresses by
-// DHCP and this build cannot, when the full binary does it instead.
-func namespaceCmd(g *globals, env Env, verb, short string, run func(context.Context, *berthnet.Host, string, *network.Options) error) *cobra.Command {
+// run does the work on the host (plugins are the networks plugin drivers
+// drive, taken out of the options), unless a network leases its
+// addresses by DHCP and this build cannot, when the full binary does it
+// instead.
+func namespaceCmd(g *globals, env Env, verb, short string, run func(context.Context, *berthnet.Host, string, *network.Options, []pluginNet) error) *cobra.Command {
 	return &cobra.Command{
 		Use:   verb + " NETNS",
 		Short: short,
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			g.verb = verb
-			m, o, err := prepare(g, env, args[0], verb)
+			m, o, plugins, err := prepare(g, env, args[0], verb)
 			if err != nil {
 				return err
 			}
@@ -238,7 +260,7 @@ func namespaceCmd(g *globals, env Env, verb, short string, run func(context.Cont
 				return delegate(g, env, "dhcp network")
 			}
 			defer m.Close()
-			return run(cmd.Context(), m, args[0], o)
+			return run(cmd.Context(), m, args[0], o, plugins)
 		},
 	}
 }
@@ -281,6 +303,21 @@ func createCmd(g *globals, env Env, out *any) *cobra.Command {
 			}
 			if err := req.Network.CheckCreate(req.Used.Names); err != nil {
 				return err
+			}
+			if d := req.Network.Driver; d != "" && !builtinDriver(d) {
+				p := findPlugin(g.pluginDirs, d)
+				switch {
+				case len(g.pluginDirs) == 0:
+					return errors.New("plugin directory not provided")
+				case p == "":
+					return fmt.Errorf("plugin for driver %q not found in plugin directories", d)
+				}
+				n, err := createWithPlugin(cmd.Context(), p, req.Network, env.Stderr)
+				if err != nil {
+					return err
+				}
+				*out = n
+				return nil
 			}
 			n, err := netconf.Complete(req.Network, req.Used, req.Options, time.Now())
 			if err != nil {
@@ -350,27 +387,28 @@ func updateCmd(g *globals, env Env) *cobra.Command {
 	return c
 }
 
-// prepare checks the namespace path, reads the options and builds the
-// manager, in netavark's order.
-func prepare(g *globals, env Env, nsPath, verb string) (*berthnet.Host, *network.Options, error) {
+// prepare checks the namespace path, reads the options, takes out the
+// networks of plugin drivers and builds the manager, in netavark's order.
+func prepare(g *globals, env Env, nsPath, verb string) (*berthnet.Host, *network.Options, []pluginNet, error) {
 	if nsPath == "" {
-		return nil, nil, errors.New("invalid namespace path: empty")
+		return nil, nil, nil, errors.New("invalid namespace path: empty")
 	}
 	if verb == "setup" {
 		if err := checkNamespacePath(nsPath); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	var o network.Options
 	if err := decodeInput(g, env, &o); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	dropInvalidAliases(&o, logger(env))
-	if verb == "setup" {
+	plugins := splitPlugins(&o, g.pluginDirs)
+	if verb == "setup" && (len(o.Networks) > 0 || len(plugins) == 0) {
 		// Podman never sets up a container without a network; an input
 		// without one is a mistake, not a request to do nothing.
 		if err := o.ValidateSetup(); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	if g.config == "" {
@@ -378,9 +416,9 @@ func prepare(g *globals, env Env, nsPath, verb string) (*berthnet.Host, *network
 	}
 	m, err := manager(g, env)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return m, &o, nil
+	return m, &o, plugins, nil
 }
 
 // namespaceError: the namespace path given to setup cannot be opened.

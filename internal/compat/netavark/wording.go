@@ -88,12 +88,15 @@ func modelWording(verb string, err error) (string, bool) {
 		return m, true
 	}
 	var (
+		drv  *network.DriverError
 		ipam *network.IPAMDriverError
 		hip  *network.HostIPError
 		opt  *network.OptionError
 		rt   *network.RouteError
 	)
 	switch {
+	case errors.As(err, &drv):
+		return fmt.Sprintf("unknown network driver %q", drv.Driver), true
 	case errors.As(err, &ipam):
 		if verb == "create" {
 			return "Unsupported ipam driver: " + ipam.Driver, true
