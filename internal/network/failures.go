@@ -24,16 +24,15 @@ func (e *InterfaceExistsError) Error() string {
 func (e *InterfaceExistsError) Unwrap() error { return e.Err }
 
 // BridgeAddrError: the kernel refused a gateway address on the bridge
-// (for an IPv6 address, typically because IPv6 is off on the host).
+// (for an IPv6 address, typically because IPv6 is off on the host). Its
+// text is Err's, which names the address and the bridge.
 type BridgeAddrError struct {
 	Addr   netip.Prefix
 	Bridge string
 	Err    error
 }
 
-func (e *BridgeAddrError) Error() string {
-	return fmt.Sprintf("add address %s to bridge %s: %v", e.Addr, e.Bridge, e.Err)
-}
+func (e *BridgeAddrError) Error() string { return e.Err.Error() }
 
 // Unwrap returns the kernel's error.
 func (e *BridgeAddrError) Unwrap() error { return e.Err }
