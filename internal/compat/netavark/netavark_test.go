@@ -404,6 +404,27 @@ func TestInputFileRegularOrPipe(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("-f FIFO blocked")
 	}
+	// A pipe is read up to MaxInput bytes, as standard input is.
+	big := filepath.Join(dir, "big.json")
+	if err := syscall.Mkfifo(big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		f, err := os.OpenFile(big, os.O_WRONLY, 0)
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		chunk := make([]byte, 1<<20)
+		for i := 0; i <= netavark.MaxInput>>20; i++ {
+			if _, err := f.Write(chunk); err != nil {
+				return
+			}
+		}
+	}()
+	if out, _, code := run(t, "", "-f", big, "create"); code != 1 || !strings.Contains(errorLine(t, out), "file too large") {
+		t.Errorf("-f pipe past the limit: %d %q", code, out)
+	}
 	for _, f := range []string{"/dev/zero", dir} {
 		out, _, code := run(t, "", "--config", t.TempDir(), "-f", f, "setup", "/proc/self/ns/net")
 		if code != 1 || !strings.Contains(errorLine(t, out), "not a regular file") {
