@@ -9,14 +9,20 @@ import (
 // kernel's error) and front-ends to word their own way with errors.As.
 // Their text is berth's message.
 
-// InterfaceExistsError: the container's interface name is already taken
-// in the container's namespace. Err is the kernel's error.
+// InterfaceExistsError: a veth pair could not be made because a name is
+// taken: the container's interface Name in the container's namespace,
+// or, when HostName is set, that name for the host end. Err is the
+// kernel's error.
 type InterfaceExistsError struct {
-	Name string
-	Err  error
+	Name     string
+	HostName string
+	Err      error
 }
 
 func (e *InterfaceExistsError) Error() string {
+	if e.HostName != "" {
+		return fmt.Sprintf("host interface %q already exists: %v", e.HostName, e.Err)
+	}
 	return fmt.Sprintf("interface %s already exists in the container namespace", e.Name)
 }
 

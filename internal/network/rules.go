@@ -70,6 +70,10 @@ func (e *DriverError) Error() string {
 // Unwrap makes errors.Is(err, ErrInvalid) true.
 func (e *DriverError) Unwrap() error { return ErrInvalid }
 
+// ErrDHCPManagedBridge: the dhcp IPAM driver on a bridge berth manages,
+// whose containers get their addresses from berth.
+var ErrDHCPManagedBridge = errors.New("dhcp needs a macvlan network or a bridge with mode=unmanaged")
+
 // IPAMDriverError: an IPAM driver berth does not know.
 type IPAMDriverError struct{ Driver string }
 

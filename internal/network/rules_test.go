@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -128,5 +129,24 @@ func TestAddressJSONErrorsAreTyped(t *testing.T) {
 	var back Network
 	if err := json.Unmarshal(out, &back); err != nil || back.Subnets[0].LeaseRange.StartIP.String() != "10.0.0.5" || *back.Routes[0].Metric != 5 || back.NetworkDNSServers[0].String() != "1.1.1.1" || back.Name != "a" {
 		t.Errorf("round trip: %v %+v", err, back)
+	}
+}
+
+// The failures the core reports keep the core's messages, and unwrap to
+// the kernel's error.
+func TestSetupFailureTexts(t *testing.T) {
+	exit := errors.New("exit status 1")
+	for err, want := range map[error]string{
+		&InterfaceExistsError{Name: "eth0", Err: syscall.EEXIST}:                         "interface eth0 already exists in the container namespace",
+		&InterfaceExistsError{Name: "eth0", HostName: "podman0", Err: syscall.EEXIST}:    `host interface "podman0" already exists: file exists`,
+		&BridgeAddrError{Addr: netip.MustParsePrefix("fd00::1/64"), Err: syscall.EACCES}: "permission denied",
+		&DNSStartError{Stderr: "", Err: exit}:                                            "aardvark-dns failed to start: : exit status 1",
+	} {
+		if err.Error() != want {
+			t.Errorf("%q, want %q", err.Error(), want)
+		}
+	}
+	if err := error(&BridgeAddrError{Err: syscall.EACCES}); !errors.Is(err, syscall.EACCES) {
+		t.Error("BridgeAddrError does not unwrap to its errno")
 	}
 }

@@ -176,7 +176,7 @@ func (n *Network) validateDrivers(f string) error {
 	case IPAMHostLocal, IPAMNone:
 	case IPAMDHCP:
 		if n.Driver == DriverBridge && !n.Unmanaged() {
-			return fieldErr(f+".ipam_options.driver", "dhcp needs a macvlan network or a bridge with mode=unmanaged")
+			return fieldCause(f+".ipam_options.driver", ErrDHCPManagedBridge)
 		}
 	default:
 		return fieldCause(f+".ipam_options.driver", &IPAMDriverError{Driver: d})

@@ -102,6 +102,8 @@ func modelWording(verb string, err error) (string, bool) {
 			return "Unsupported ipam driver: " + ipam.Driver, true
 		}
 		return "unsupported ipam driver " + ipam.Driver, true
+	case errors.Is(err, network.ErrDHCPManagedBridge):
+		return "cannot use dhcp ipam driver without using the option mode=unmanaged", true
 	case errors.Is(err, network.ErrIPAMNoneSubnets):
 		return "None ipam driver is set but subnets are given", true
 	case errors.As(err, &hip):
@@ -216,6 +218,8 @@ func setupWording(err error) (string, bool) {
 		dns *network.DNSStartError
 	)
 	switch {
+	case errors.As(err, &ie) && ie.HostName != "":
+		return fmt.Sprintf("create veth pair: interface %s already exists on container namespace or %s exists on host namespace: Netlink error: %s", ie.Name, ie.HostName, osError(syscall.EEXIST)), true
 	case errors.As(err, &ie):
 		return fmt.Sprintf("create veth pair: interface %s already exists on container namespace: Netlink error: %s", ie.Name, osError(syscall.EEXIST)), true
 	case errors.As(err, &ba) && ba.Addr.Addr().Is6() && errors.Is(ba.Err, syscall.EACCES):

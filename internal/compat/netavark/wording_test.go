@@ -76,6 +76,7 @@ func TestSetupErrorsInNetavarkWords(t *testing.T) {
 		{setupCase("macvlan", "host-local", two, `["10.88.0.5","10.89.0.10","10.90.0.15"]`, "[]"),
 			"not all static IPs matched a subnet: expected 3, got 2"},
 		{setupCase("bridge", "someDriver", `[]`, `[]`, "[]"), "unsupported ipam driver someDriver"},
+		{setupCase("bridge", "dhcp", `[]`, `[]`, "[]"), "cannot use dhcp ipam driver without using the option mode=unmanaged"},
 		{setupCase("bridge", "host-local", two, `["10.88.0.5","10.89.0.5"]`, `[{"host_ip":"abcd","container_port":80,"host_port":8080,"protocol":"tcp"}]`),
 			`invalid host ip "abcd" provided for port 8080`},
 	}
@@ -129,6 +130,8 @@ func TestSetupStepFailuresInNetavarkWords(t *testing.T) {
 	}{
 		{fmt.Errorf("network podman: create veth pair: %w", &network.InterfaceExistsError{Name: "eth0", Err: syscall.EEXIST}),
 			"create veth pair: interface eth0 already exists on container namespace: Netlink error: File exists (os error 17)"},
+		{fmt.Errorf("network podman: create veth pair: %w", &network.InterfaceExistsError{Name: "eth0", HostName: "podman0", Err: syscall.EEXIST}),
+			"create veth pair: interface eth0 already exists on container namespace or podman0 exists on host namespace: Netlink error: File exists (os error 17)"},
 		{fmt.Errorf("network podman1: %w", &network.BridgeAddrError{Addr: mustPrefix("fd10:88:a::1/64"), Bridge: "podman1", Err: syscall.EACCES}),
 			"add ip addr to bridge: failed to add ipv6 address, is ipv6 enabled in the kernel?: Netlink error: Permission denied (os error 13)"},
 		{&network.DNSStartError{Err: fmt.Errorf("exit status 1")},
