@@ -47,7 +47,7 @@ func CheckSubnet(p netip.Prefix) error {
 		}
 	}
 	if max := maxBits(p.Addr()); p.Bits() > max {
-		return fmt.Errorf("%s has no room for a gateway and a container; want a prefix length of /%d or shorter", p, max)
+		return &SubnetSizeError{Subnet: p, MaxBits: max}
 	}
 	return nil
 }

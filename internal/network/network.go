@@ -38,6 +38,7 @@ const (
 	OptNoDefaultRoute = "no_default_route"
 	OptMode           = "mode"
 	OptVRF            = "vrf"
+	OptVLAN           = "vlan"
 	// OptNoMasquerade ("true") leaves outgoing traffic of a bridge network
 	// unmasqueraded; berth's CNI bridge sets it for ipMasq false.
 	OptNoMasquerade = "no_masquerade"
@@ -310,10 +311,24 @@ func ParseAddrList(vals []string) ([]netip.Addr, error) {
 	return out, nil
 }
 
-// AddrError reports a value that is not an IP address.
-type AddrError struct{ Value string }
+// AddrError reports a value that is not an IP address (or, with Subnet,
+// not a subnet in CIDR notation); Field, when set, is its JSON path.
+type AddrError struct {
+	Value  string
+	Field  string
+	Subnet bool
+}
 
-func (e *AddrError) Error() string { return fmt.Sprintf("%q is not an IP address", e.Value) }
+func (e *AddrError) Error() string {
+	what := "an IP address"
+	if e.Subnet {
+		what = "a subnet (address/prefix length)"
+	}
+	if e.Field != "" {
+		return fmt.Sprintf("%s: %q is not %s", e.Field, e.Value, what)
+	}
+	return fmt.Sprintf("%q is not %s", e.Value, what)
+}
 
 // Unwrap makes errors.Is(err, ErrInvalid) true.
 func (e *AddrError) Unwrap() error { return ErrInvalid }

@@ -13,19 +13,32 @@ import (
 var ErrInvalid = errors.New("invalid argument")
 
 // FieldError reports a bad value: the JSON path of the field and what would
-// be valid.
+// be valid. Err, when set, is the typed reason (such as a
+// *SubnetOverlapError) and Msg its text.
 type FieldError struct {
 	Field string
 	Msg   string
+	Err   error
 }
 
 func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
 
-// Unwrap makes errors.Is(err, ErrInvalid) true.
-func (e *FieldError) Unwrap() error { return ErrInvalid }
+// Unwrap makes errors.Is(err, ErrInvalid) true, and errors.As find the
+// typed reason.
+func (e *FieldError) Unwrap() []error {
+	if e.Err != nil {
+		return []error{ErrInvalid, e.Err}
+	}
+	return []error{ErrInvalid}
+}
 
 func fieldErr(field, format string, args ...any) error {
 	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// fieldCause reports the typed reason err for field.
+func fieldCause(field string, err error) error {
+	return &FieldError{Field: field, Msg: err.Error(), Err: err}
 }
 
 // Isolation modes of a bridge network (option "isolate").
@@ -151,7 +164,7 @@ func (n *Network) validateDrivers(f string) error {
 	switch n.Driver {
 	case DriverBridge, DriverMacvlan, DriverIPvlan:
 	default:
-		return fieldErr(f+".driver", "unknown network driver %q (want bridge, macvlan or ipvlan)", n.Driver)
+		return fieldCause(f+".driver", &DriverError{Driver: n.Driver})
 	}
 	if n.NetworkInterface != "" && !ValidInterfaceName(n.NetworkInterface) {
 		return fieldErr(f+".network_interface", "%q is not a valid interface name (1-15 characters, no '/', ':' or spaces)", n.NetworkInterface)
@@ -163,33 +176,51 @@ func (n *Network) validateDrivers(f string) error {
 	case IPAMHostLocal, IPAMNone:
 	case IPAMDHCP:
 		if n.Driver == DriverBridge && !n.Unmanaged() {
-			return fieldErr(f+".ipam_options.driver", "dhcp needs a macvlan network or a bridge with mode=unmanaged")
+			return fieldCause(f+".ipam_options.driver", ErrDHCPManagedBridge)
 		}
 	default:
-		return fieldErr(f+".ipam_options.driver", "unknown IPAM driver %q (want host-local, dhcp or none)", d)
+		return fieldCause(f+".ipam_options.driver", &IPAMDriverError{Driver: d})
 	}
 	return nil
 }
 
 // validateSubnets checks that each subnet is set and holds its gateway
-// and lease range, and with strict, passes CheckSubnet.
+// and lease range, and with strict, that no two overlap and each passes
+// CheckSubnet.
 func (n *Network) validateSubnets(f string, strict bool) error {
+	if err := n.checkOverlaps(f); strict && err != nil {
+		return err
+	}
 	for i, s := range n.Subnets {
 		sf := fmt.Sprintf("%s.subnets[%d]", f, i)
 		if !s.Subnet.IsValid() {
 			return fieldErr(sf+".subnet", "missing or not a CIDR")
 		}
 		if err := CheckSubnet(s.Subnet); strict && err != nil {
-			return fieldErr(sf+".subnet", "%v", err)
+			return fieldCause(sf+".subnet", err)
 		}
 		if s.Gateway.IsValid() && !s.Subnet.Contains(s.Gateway) {
-			return fieldErr(sf+".gateway", "%s is not in subnet %s", s.Gateway, s.Subnet)
+			return fieldCause(sf+".gateway", &GatewayError{Gateway: s.Gateway, Subnet: s.Subnet})
 		}
 		if s.LeaseRange != nil {
-			for _, a := range []netip.Addr{s.LeaseRange.StartIP, s.LeaseRange.EndIP} {
+			for i, a := range []netip.Addr{s.LeaseRange.StartIP, s.LeaseRange.EndIP} {
 				if a.IsValid() && !s.Subnet.Contains(a) {
-					return fieldErr(sf+".lease_range", "%s is not in subnet %s", a, s.Subnet)
+					return fieldCause(sf+".lease_range", &LeaseRangeError{Addr: a, Subnet: s.Subnet, End: i == 1})
 				}
+			}
+		}
+	}
+	return nil
+}
+
+// checkOverlaps reports the first pair of the network's subnets that
+// share addresses, as a *SubnetOverlapError; f names the network.
+func (n *Network) checkOverlaps(f string) error {
+	for i, a := range n.Subnets {
+		for j := i + 1; j < len(n.Subnets); j++ {
+			b := n.Subnets[j]
+			if a.Subnet.IsValid() && b.Subnet.IsValid() && a.Subnet.Masked().Overlaps(b.Subnet.Masked()) {
+				return fieldCause(fmt.Sprintf("%s.subnets[%d].subnet", f, j), &SubnetOverlapError{First: a.Subnet, Second: b.Subnet})
 			}
 		}
 	}
@@ -202,8 +233,19 @@ func (n *Network) validateOption(of, k, v string) error {
 	switch k {
 	case OptMTU:
 		m, err := strconv.Atoi(v)
-		if err != nil || m < 0 || (m > 0 && m < 68) || m > 65535 {
-			return fieldErr(of, "%q is not an MTU (want 68-65535, or 0 for the default)", v)
+		if err == nil && (m < 0 || (m > 0 && m < 68) || m > 65535) {
+			err = ErrOutOfRange
+		}
+		if err != nil {
+			return fieldCause(of, &OptionError{Key: k, Value: v, Min: 68, Max: 65535, Err: err, Want: "an MTU (want 68-65535, or 0 for the default)"})
+		}
+	case OptVLAN:
+		id, err := strconv.Atoi(v)
+		if err == nil && (id < 0 || id > 4094) {
+			err = ErrOutOfRange
+		}
+		if err != nil {
+			return fieldCause(of, &OptionError{Key: k, Value: v, Min: 0, Max: 4094, Err: err, Want: "a VLAN ID (want 0-4094)"})
 		}
 	case OptIsolate:
 		if n.Driver != DriverBridge {
@@ -253,17 +295,23 @@ func (n *Network) validateRoutes(f string) error {
 		if !r.Destination.IsValid() {
 			return fieldErr(rf+".destination", "missing or not a CIDR")
 		}
+		routeErr := func(field string, problem error) error {
+			return fieldCause(rf+field, &RouteError{Destination: r.Destination, Type: r.Type(), Problem: problem})
+		}
 		switch r.RouteType {
 		case "", "unicast":
 			if !r.Gateway.IsValid() {
-				return fieldErr(rf+".gateway", "a unicast route needs a gateway")
+				return routeErr(".gateway", ErrRouteNeedsGateway)
 			}
 			if r.Gateway.Is4() != r.Destination.Addr().Is4() {
 				return fieldErr(rf+".gateway", "%s is not of the family of %s", r.Gateway, r.Destination)
 			}
 		case "blackhole", "unreachable", "prohibit":
+			if r.Gateway.IsValid() {
+				return routeErr(".gateway", ErrRouteHasGateway)
+			}
 		default:
-			return fieldErr(rf+".route_type", "%q is not a route type (want unicast, blackhole, unreachable or prohibit)", r.RouteType)
+			return routeErr(".route_type", ErrRouteType)
 		}
 	}
 	return nil
@@ -373,7 +421,7 @@ func validateAttachment(f string, a *NamedNetworkOptions, n *Network, seenIf map
 		return fieldErr(f+".options.host_interface_name", "%q is not a valid interface name", h)
 	}
 	for _, al := range a.Aliases {
-		if strings.ContainsAny(al, " ,\n\t") {
+		if errors.Is(CheckAlias(al), ErrAliasChars) {
 			return fieldErr(f+".aliases", "%q must not contain spaces, commas or newlines", al)
 		}
 	}
@@ -394,7 +442,7 @@ func validateStaticIPs(f string, a *NamedNetworkOptions, n *Network, strict bool
 		sf := fmt.Sprintf("%s.static_ips[%d]", f, i)
 		s, ok := n.SubnetFor(ip)
 		if !ok {
-			return fieldErr(sf, "%s is not in any subnet of network %s (%s)", ip, a.Name, subnetList(n.Subnets))
+			return fieldCause(sf, &UnmatchedIPError{IP: ip, Network: a.Name, Subnets: n.Subnets, Want: len(a.StaticIPs), Matched: n.countInSubnets(a.StaticIPs)})
 		}
 		if err := CheckHostAddr(s.Subnet, ip); strict && err != nil {
 			return fieldErr(sf, "%v", err)
@@ -406,6 +454,17 @@ func validateStaticIPs(f string, a *NamedNetworkOptions, n *Network, strict bool
 		}
 	}
 	return nil
+}
+
+// countInSubnets counts the addresses of ips that are in a subnet of n.
+func (n *Network) countInSubnets(ips []netip.Addr) int {
+	c := 0
+	for _, ip := range ips {
+		if _, ok := n.SubnetFor(ip); ok {
+			c++
+		}
+	}
+	return c
 }
 
 func subnetList(s []Subnet) string {
@@ -457,7 +516,7 @@ func (p PortMapping) Validate() error {
 		return fieldErr("range", "%d ports from %d (host) and %d (container) go past 65535", n, p.HostPort, p.ContainerPort)
 	}
 	if _, err := p.HostAddr(); err != nil {
-		return fieldErr("host_ip", "%q is not an IP address (leave it empty for all addresses)", p.HostIP)
+		return fieldCause("host_ip", &HostIPError{Value: p.HostIP, Port: p.HostPort})
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -60,6 +61,8 @@ type globals struct {
 	file           string
 	// input is the JSON read from stdin or --file (kept for Delegate).
 	input []byte
+	// verb is the subcommand running, for netavark's wording of errors.
+	verb string
 }
 
 // errDelegated ends a command whose work the full binary did; code is its
@@ -112,7 +115,7 @@ func Run(ctx context.Context, args []string, env Env) int {
 		firewallReloadCmd(g, env),
 	)
 	root.SetArgs(joinBoolValues(args))
-	return exitCode(root.ExecuteContext(ctx), out, env)
+	return exitCode(root.ExecuteContext(ctx), g.verb, out, env)
 }
 
 // joinBoolValues rewrites `--rootless true|false` (and `-r …`), the form
@@ -155,7 +158,7 @@ func rootCmd(g *globals, env Env) *cobra.Command {
 	pf.BoolVarP(&g.rootless, "rootless", "r", false, "run as a rootless backend (--rootless=<bool>)")
 	pf.StringVarP(&g.aardvark, "aardvark-binary", "a", defaultAardvark(), "path of the aardvark-dns binary (default: berth's own, beside this program)")
 	pf.StringVar(&g.firewallDriver, "firewall-driver", "", "firewall driver: nftables (default), iptables or none (also env NETAVARK_FW)")
-	pf.StringArrayVar(&g.pluginDirs, "plugin-directory", nil, "directory of plugin drivers (accepted; berth has its drivers built in)")
+	pf.StringArrayVar(&g.pluginDirs, "plugin-directory", nil, "directory of plugin drivers: a network whose driver is not built in runs the executable of its name there")
 	pf.StringVarP(&g.file, "file", "f", "", "read the network options from this file instead of stdin")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	return root
@@ -163,9 +166,10 @@ func rootCmd(g *globals, env Env) *cobra.Command {
 
 // exitCode reports the outcome of a command in netavark's convention and
 // returns the exit code: a delegated call's own code; 2 with the message on
-// stderr for usage errors; 1 with {"error":...} on stdout for failures;
-// otherwise 0, after printing out (when there is one) as JSON.
-func exitCode(err error, out any, env Env) int {
+// stderr for usage errors; 1 with {"error":...} on stdout for failures,
+// in netavark's words (wording) where berth knows them; otherwise 0, after
+// printing out (when there is one) as JSON.
+func exitCode(err error, verb string, out any, env Env) int {
 	var de errDelegated
 	if errors.As(err, &de) {
 		return de.code
@@ -176,13 +180,13 @@ func exitCode(err error, out any, env Env) int {
 			fmt.Fprintf(env.Stderr, "error: %v\n\nFor more information, try '--help'.\n", err)
 			return 2
 		}
-		printError(env, err)
+		printError(env, wording(verb, err))
 		return 1
 	}
 	if out != nil {
 		b, err := json.Marshal(out)
 		if err != nil {
-			printError(env, err)
+			printError(env, err.Error())
 			return 1
 		}
 		fmt.Fprintln(env.Stdout, string(b))
@@ -190,18 +194,32 @@ func exitCode(err error, out any, env Env) int {
 	return 0
 }
 
-// printError writes err as netavark's one-line JSON error on stdout.
-func printError(env Env, err error) {
-	b, _ := json.Marshal(map[string]string{"error": err.Error()})
+// printError writes msg as netavark's one-line JSON error on stdout.
+func printError(env Env, msg string) {
+	b, _ := json.Marshal(map[string]string{"error": msg})
 	fmt.Fprintln(env.Stdout, string(b))
 }
 
-// setupCmd is `netavark setup NETNS`; its result goes to *out.
+// setupCmd is `netavark setup NETNS`; its result goes to *out. berth's
+// own networks are set up first, then the plugins' in order; when a
+// plugin fails, everything set up is torn down.
 func setupCmd(g *globals, env Env, out *any) *cobra.Command {
 	return namespaceCmd(g, env, "setup", "attach the network namespace at NETNS to the networks given as JSON",
-		func(ctx context.Context, m *berthnet.Host, nsPath string, o *network.Options) error {
-			res, err := m.SetupNetavark(ctx, nsPath, o)
-			if err != nil {
+		func(ctx context.Context, m *berthnet.Host, nsPath string, o *network.Options, plugins []pluginNet) error {
+			res := map[string]network.StatusBlock{}
+			if len(o.Networks) > 0 {
+				r, err := m.SetupNetavark(ctx, nsPath, o)
+				if err != nil {
+					return err
+				}
+				maps.Copy(res, r)
+			}
+			if err := setupPlugins(ctx, plugins, nsPath, res, env, logger(env)); err != nil {
+				if len(o.Networks) > 0 {
+					if terr := m.TeardownNetavark(ctx, nsPath, o); terr != nil {
+						logger(env).Error(fmt.Sprintf("failed to cleanup networks after setup failed: %v", terr))
+					}
+				}
 				return err
 			}
 			*out = res
@@ -209,24 +227,32 @@ func setupCmd(g *globals, env Env, out *any) *cobra.Command {
 		})
 }
 
-// teardownCmd is `netavark teardown NETNS`.
+// teardownCmd is `netavark teardown NETNS`: the plugins' networks and
+// berth's own, carrying on past errors.
 func teardownCmd(g *globals, env Env) *cobra.Command {
 	return namespaceCmd(g, env, "teardown", "detach the network namespace at NETNS from the networks given as JSON",
-		func(ctx context.Context, m *berthnet.Host, nsPath string, o *network.Options) error {
-			return m.TeardownNetavark(ctx, nsPath, o)
+		func(ctx context.Context, m *berthnet.Host, nsPath string, o *network.Options, plugins []pluginNet) error {
+			err := teardownPlugins(ctx, plugins, nsPath, env)
+			if len(o.Networks) > 0 || len(plugins) == 0 {
+				err = errors.Join(err, m.TeardownNetavark(ctx, nsPath, o))
+			}
+			return err
 		})
 }
 
 // namespaceCmd is `netavark VERB NETNS` with the network options as JSON:
-// run does the work on the host, unless a network leases its addresses by
-// DHCP and this build cannot, when the full binary does it instead.
-func namespaceCmd(g *globals, env Env, verb, short string, run func(context.Context, *berthnet.Host, string, *network.Options) error) *cobra.Command {
+// run does the work on the host (plugins are the networks plugin drivers
+// drive, taken out of the options), unless a network leases its
+// addresses by DHCP and this build cannot, when the full binary does it
+// instead.
+func namespaceCmd(g *globals, env Env, verb, short string, run func(context.Context, *berthnet.Host, string, *network.Options, []pluginNet) error) *cobra.Command {
 	return &cobra.Command{
 		Use:   verb + " NETNS",
 		Short: short,
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			m, o, err := prepare(g, env, args[0], verb)
+			g.verb = verb
+			m, o, plugins, err := prepare(g, env, args[0], verb)
 			if err != nil {
 				return err
 			}
@@ -234,7 +260,7 @@ func namespaceCmd(g *globals, env Env, verb, short string, run func(context.Cont
 				return delegate(g, env, "dhcp network")
 			}
 			defer m.Close()
-			return run(cmd.Context(), m, args[0], o)
+			return run(cmd.Context(), m, args[0], o, plugins)
 		},
 	}
 }
@@ -261,16 +287,37 @@ func versionCmd(env Env) *cobra.Command {
 }
 
 // createCmd is `netavark create`: the completed network definition goes
-// to *out.
+// to *out. The definition is checked as netavark 2.1 checks it (a name and
+// ID are required, the name must not be in used.names, ...) before berth
+// completes it.
 func createCmd(g *globals, env Env, out *any) *cobra.Command {
 	return &cobra.Command{
 		Use:   "create",
 		Short: "complete and validate a new network definition (JSON on stdin or --file)",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			g.verb = "create"
 			var req netconf.Request
 			if err := decodeInput(g, env, &req); err != nil {
 				return err
+			}
+			if err := req.Network.CheckCreate(req.Used.Names); err != nil {
+				return err
+			}
+			if d := req.Network.Driver; d != "" && !builtinDriver(d) {
+				p := findPlugin(g.pluginDirs, d)
+				switch {
+				case len(g.pluginDirs) == 0:
+					return errors.New("plugin directory not provided")
+				case p == "":
+					return fmt.Errorf("plugin for driver %q not found in plugin directories", d)
+				}
+				n, err := createWithPlugin(cmd.Context(), p, req.Network, env.Stderr)
+				if err != nil {
+					return err
+				}
+				*out = n
+				return nil
 			}
 			n, err := netconf.Complete(req.Network, req.Used, req.Options, time.Now())
 			if err != nil {
@@ -340,20 +387,28 @@ func updateCmd(g *globals, env Env) *cobra.Command {
 	return c
 }
 
-// prepare reads the options and builds the manager.
-func prepare(g *globals, env Env, nsPath, verb string) (*berthnet.Host, *network.Options, error) {
+// prepare checks the namespace path, reads the options, takes out the
+// networks of plugin drivers and builds the manager, in netavark's order.
+func prepare(g *globals, env Env, nsPath, verb string) (*berthnet.Host, *network.Options, []pluginNet, error) {
 	if nsPath == "" {
-		return nil, nil, errors.New("invalid namespace path: empty")
+		return nil, nil, nil, errors.New("invalid namespace path: empty")
+	}
+	if verb == "setup" {
+		if err := checkNamespacePath(nsPath); err != nil {
+			return nil, nil, nil, err
+		}
 	}
 	var o network.Options
 	if err := decodeInput(g, env, &o); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	if verb == "setup" {
+	dropInvalidAliases(&o, logger(env))
+	plugins := splitPlugins(&o, g.pluginDirs)
+	if verb == "setup" && (len(o.Networks) > 0 || len(plugins) == 0) {
 		// Podman never sets up a container without a network; an input
 		// without one is a mistake, not a request to do nothing.
 		if err := o.ValidateSetup(); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	if g.config == "" {
@@ -361,35 +416,117 @@ func prepare(g *globals, env Env, nsPath, verb string) (*berthnet.Host, *network
 	}
 	m, err := manager(g, env)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return m, &o, nil
+	return m, &o, plugins, nil
+}
+
+// namespaceError: the namespace path given to setup cannot be opened.
+type namespaceError struct{ err error }
+
+func (e *namespaceError) Error() string { return "invalid namespace path: " + e.err.Error() }
+func (e *namespaceError) Unwrap() error { return e.err }
+
+// checkNamespacePath fails, as netavark does before it reads its input,
+// when the namespace file cannot be opened.
+func checkNamespacePath(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return &namespaceError{err}
+	}
+	f.Close()
+	return nil
+}
+
+// dropInvalidAliases removes the aliases that cannot be DNS names, as
+// netavark does, with a warning where netavark gives one (a bridge
+// network with DNS); berth's own front-ends refuse them instead.
+func dropInvalidAliases(o *network.Options, log *slog.Logger) {
+	for i := range o.Networks {
+		a := &o.Networks[i]
+		n := o.NetworkInfo[a.Name]
+		kept := a.Aliases[:0]
+		for _, al := range a.Aliases {
+			err := network.CheckAlias(al)
+			if err == nil {
+				kept = append(kept, al)
+				continue
+			}
+			if n.Driver == network.DriverBridge && n.DNSEnabled {
+				log.Warn(fmt.Sprintf("invalid network alias %q: %s, ignoring this name", al, aliasReason(err)), targetKey, "netavark::network::bridge")
+			}
+		}
+		a.Aliases = kept
+	}
 }
 
 // MaxInput is the largest network options input read: 64 MiB, room for
 // thousands of networks and port mappings.
 const MaxInput = 64 << 20
 
+// inputError: the input could not be read or decoded; what names it
+// ("network options", "network create").
+type inputError struct {
+	what string
+	err  error
+}
+
+func (e *inputError) Error() string { return "failed to load " + e.what + ": " + e.err.Error() }
+func (e *inputError) Unwrap() error { return e.err }
+
 // decodeInput reads the JSON input from --file or stdin.
 func decodeInput(g *globals, env Env, v any) error {
+	what := "network options"
+	if g.verb == "create" {
+		what = "network create"
+	}
 	var b []byte
 	var err error
 	if g.file != "" && g.file != "-" {
-		b, err = safefile.Read(g.file, MaxInput)
+		b, err = readInputFile(g.file)
 	} else {
-		b, err = io.ReadAll(io.LimitReader(env.Stdin, MaxInput+1))
-		if err == nil && len(b) > MaxInput {
-			err = fmt.Errorf("standard input: %w (more than %d bytes)", safefile.ErrTooLarge, MaxInput)
-		}
+		b, err = readLimited(env.Stdin, "standard input")
 	}
 	if err != nil {
-		return fmt.Errorf("failed to load network options: %w", err)
+		return &inputError{what, err}
 	}
 	g.input = b
 	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("failed to load network options: %w", err)
+		return &inputError{what, err}
 	}
 	return nil
+}
+
+// readInputFile reads the file the caller named with --file: a regular
+// file (safefile.Read), or a pipe or FIFO, read like standard input (a
+// shell's `--file <(...)`); directories, devices and sockets are refused.
+func readInputFile(p string) ([]byte, error) {
+	st, err := os.Stat(p)
+	if err != nil || st.Mode()&os.ModeNamedPipe == 0 {
+		return safefile.Read(p, MaxInput)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if st, err = f.Stat(); err != nil {
+		return nil, err
+	}
+	if st.Mode()&os.ModeNamedPipe == 0 {
+		return nil, fmt.Errorf("%s: %w (it is a %s)", p, safefile.ErrNotRegular, safefile.Kind(st.Mode()))
+	}
+	return readLimited(f, p)
+}
+
+// readLimited reads r to its end, failing past MaxInput bytes; name names
+// it in errors.
+func readLimited(r io.Reader, name string) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, MaxInput+1))
+	if err == nil && len(b) > MaxInput {
+		err = fmt.Errorf("%s: %w (more than %d bytes)", name, safefile.ErrTooLarge, MaxInput)
+	}
+	return b, err
 }
 
 // manager builds the berthnet host from the global flags and the
@@ -411,6 +548,8 @@ func manager(g *globals, env Env) (*berthnet.Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--firewall-driver (or NETAVARK_FW): %w", err)
 	}
+	log := logger(env)
+	log.Info(firewallLine(fw.Name()), targetKey, "netavark::firewall")
 	// The front-end is a client of berth's public API (package berthnet),
 	// in Podman's model: Podman keeps the network files and allocates
 	// the addresses.
@@ -420,7 +559,7 @@ func manager(g *globals, env Env) (*berthnet.Host, error) {
 		DNSPort:        port,
 		Rootless:       g.rootless,
 		FirewallDriver: fw,
-		Logger:         logger(env),
+		Logger:         log,
 		AardvarkEnv:    aardvarkEnv(env),
 		DHCP:           env.DHCP,
 		// Teardown retires the container's links and a child deletes
@@ -428,6 +567,14 @@ func manager(g *globals, env Env) (*berthnet.Host, error) {
 		// spends on each veth (cmd/netavark and cmd/berth run the child).
 		BackgroundLinkRemoval: true,
 	})
+}
+
+// firewallLine is netavark's log line naming the firewall driver in use.
+func firewallLine(driver string) string {
+	if driver == firewall.DriverNone {
+		return "Not using firewall"
+	}
+	return "Using " + driver + " firewall driver"
 }
 
 // defaultAardvark prefers the aardvark-dns next to this program (berth's
@@ -440,25 +587,6 @@ func defaultAardvark() string {
 		}
 	}
 	return DefaultAardvark
-}
-
-// logger maps RUST_LOG (what Podman sets, e.g. "netavark=info") to a
-// stderr logger.
-func logger(env Env) *slog.Logger {
-	lvl := slog.LevelWarn
-	v := env.Getenv("RUST_LOG")
-	if i := strings.LastIndex(v, "="); i >= 0 {
-		v = v[i+1:]
-	}
-	switch strings.ToLower(v) {
-	case "trace", "debug":
-		lvl = slog.LevelDebug
-	case "info":
-		lvl = slog.LevelInfo
-	case "error":
-		lvl = slog.LevelError
-	}
-	return slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: lvl}))
 }
 
 // aardvarkEnv passes RUST_LOG's level on to aardvark-dns.

@@ -255,7 +255,7 @@ func podmanStyleCall(t *testing.T, bin, aardvark string) {
 }
 
 func TestCreateCompletesNetwork(t *testing.T) {
-	in := `{"network":{"name":"n1","driver":"bridge","dns_enabled":true,"ipv6_enabled":false,"internal":false},
+	in := `{"network":{"name":"n1","id":"` + strings.Repeat("ab", 32) + `","driver":"bridge","dns_enabled":true,"ipv6_enabled":false,"internal":false},
 	 "used":{"interfaces":["podman0"],"names":{"podman":"2f259bab93aaaaa2542ba43ef33eb990d0999ee1b9924b557b7be53c0b7a1bb9"},"subnets":["10.89.0.0/24"]},
 	 "options":{"subnet_pools":[{"base":"10.89.0.0/16","size":24}],"default_interface_name":"podman","check_used_subnets":true}}`
 	out, _, code := run(t, in, "create")
@@ -267,14 +267,14 @@ func TestCreateCompletesNetwork(t *testing.T) {
 		t.Errorf("create result: %+v", n)
 	}
 	out, _, code = run(t, strings.Replace(in, `"name":"n1"`, `"name":"podman"`, 1), "create")
-	if code != 1 || !strings.Contains(errorLine(t, out), "already used") {
+	if code != 1 || errorLine(t, out) != "network already exists podman" {
 		t.Errorf("duplicate name: %d %q", code, out)
 	}
 	for sub, want := range map[string]string{
 		"127.0.0.0/8":    "127.0.0.0/8 overlaps the loopback range",
 		"224.1.0.0/16":   "multicast range",
 		"169.254.0.0/16": "link-local range",
-		"10.90.0.1/32":   "no room for a gateway and a container; want a prefix length of /30 or shorter",
+		"10.90.0.1/32":   "could not create gateway for subnet 10.90.0.1/32 because it has a 31 or greater subnet prefix",
 		"fe80::/64":      "link-local range",
 		"fd00::/127":     "want a prefix length of /126 or shorter",
 	} {
@@ -372,25 +372,63 @@ func TestPrivilegedDNSForwardingAndUpdate(t *testing.T) {
 }
 
 // --file naming a FIFO or a device is refused at once, never read.
-func TestInputFileMustBeRegular(t *testing.T) {
+// --file names the input as stdin does: a regular file or a pipe (a
+// shell's `--file <(...)`, netavark's test helpers use it) is read; a
+// device such as /dev/zero, a directory and a socket are refused, without
+// blocking.
+func TestInputFileRegularOrPipe(t *testing.T) {
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "in.json")
 	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{fifo, "/dev/zero"} {
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			out, _, code := run(t, "", "--config", t.TempDir(), "-f", f, "setup", "/proc/self/ns/net")
-			if code != 1 || !strings.Contains(errorLine(t, out), "not a regular file") {
-				t.Errorf("-f %s: %d %q", f, code, out)
+	in := `{"network":{"name":"n1","id":"` + strings.Repeat("ab", 32) + `","driver":"bridge"},"used":{"names":{}},"options":{"default_interface_name":"podman"}}`
+	go func() {
+		f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+		if err != nil {
+			return
+		}
+		f.WriteString(in)
+		f.Close()
+	}()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		out, _, code := run(t, "", "-f", fifo, "create")
+		if code != 0 || !strings.Contains(out, `"name":"n1"`) {
+			t.Errorf("-f FIFO: %d %q", code, out)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("-f FIFO blocked")
+	}
+	// A pipe is read up to MaxInput bytes, as standard input is.
+	big := filepath.Join(dir, "big.json")
+	if err := syscall.Mkfifo(big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		f, err := os.OpenFile(big, os.O_WRONLY, 0)
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		chunk := make([]byte, 1<<20)
+		for i := 0; i <= netavark.MaxInput>>20; i++ {
+			if _, err := f.Write(chunk); err != nil {
+				return
 			}
-		}()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Fatalf("-f %s blocked", f)
+		}
+	}()
+	if out, _, code := run(t, "", "-f", big, "create"); code != 1 || !strings.Contains(errorLine(t, out), "file too large") {
+		t.Errorf("-f pipe past the limit: %d %q", code, out)
+	}
+	for _, f := range []string{"/dev/zero", dir} {
+		out, _, code := run(t, "", "--config", t.TempDir(), "-f", f, "setup", "/proc/self/ns/net")
+		if code != 1 || !strings.Contains(errorLine(t, out), "not a regular file") {
+			t.Errorf("-f %s: %d %q", f, code, out)
 		}
 	}
 }
