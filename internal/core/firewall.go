@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/berthnet/berth/internal/firewall"
+	"github.com/berthnet/berth/internal/firewall/firewalld"
 	"github.com/berthnet/berth/internal/firewall/iptables"
 	"github.com/berthnet/berth/internal/firewall/nftables"
 	"github.com/berthnet/berth/internal/firewall/none"
@@ -13,7 +14,7 @@ import (
 
 // FirewallDrivers are the names NewFirewall accepts (besides "", the
 // default), in the words of netavark's firewall_driver.
-var FirewallDrivers = []string{firewall.DriverNftables, firewall.DriverIptables, firewall.DriverNone}
+var FirewallDrivers = []string{firewall.DriverNftables, firewall.DriverIptables, firewall.DriverFirewalld, firewall.DriverNone}
 
 var (
 	_ firewall.Checker = (*nftables.Driver)(nil)
@@ -45,8 +46,10 @@ func NewFirewall(name string, host *netns.NetNS) (firewall.Driver, error) {
 		return d, nil
 	case firewall.DriverNone:
 		return none.Driver{}, nil
-	case "firewalld":
-		return nil, fmt.Errorf("%w %q: berth has no firewalld driver (want %s)", firewall.ErrUnknownDriver, name, validDrivers())
+	case firewall.DriverFirewalld:
+		// firewalld is reached over the D-Bus system bus, wherever
+		// host is.
+		return firewalld.New(firewalld.Options{}), nil
 	}
 	return nil, fmt.Errorf("%w %q (want %s)", firewall.ErrUnknownDriver, name, validDrivers())
 }
