@@ -82,7 +82,7 @@ var policies = []struct {
 	Policy
 }{
 	{PolicyOut, Policy{Ingress: Zone, Egress: "ANY", Target: "ACCEPT", Masquerade: true}},
-	{PolicyPorts, Policy{Ingress: "ANY", Egress: "HOST", Target: "CONTINUE"}},
+	{PolicyPorts, Policy{Ingress: "ANY", Egress: "ANY", Target: "CONTINUE"}},
 	{PolicyLocal, Policy{Ingress: "HOST", Egress: "ANY", Target: "CONTINUE"}},
 	{PolicyIn, Policy{Ingress: "ANY", Egress: Zone, Target: "CONTINUE", Masquerade: true}},
 }
