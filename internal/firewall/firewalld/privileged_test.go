@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -229,4 +230,33 @@ func sorted(s []string) []string {
 	out := slices.Clone(s)
 	slices.Sort(out)
 	return out
+}
+
+// TestPrivilegedReloadListener: firewall-cmd --reload drops the runtime
+// sources and forwards; the listener puts them back.
+func TestPrivilegedReloadListener(t *testing.T) {
+	nettest.Privileged(t)
+	f := startFirewalld(t, nettest.NewNS(t, "host"))
+	d := firewalld.New(firewalld.Options{Address: f.address})
+	var calls atomic.Int32
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- firewalld.Listen(ctx, f.address, func() error {
+			calls.Add(1)
+			return d.Setup([]firewall.NetworkRules{ctrNet}, []firewall.PortForward{ctrPorts})
+		}, nil)
+	}()
+	bound := func() bool {
+		out, err := f.cmd("--zone", "netavark_zone", "--list-sources")
+		return err == nil && out == "198.18.1.0/24"
+	}
+	waitFor(t, "the first reapply", bound)
+	f.must(t, "--reload")
+	waitFor(t, "the reapply after a reload", func() bool { return calls.Load() >= 2 && bound() })
+	checkList(t, f, []string{"--policy", "netavark_portfwd", "--list-forward-ports"}, "port=8080:proto=tcp:toport=80:toaddr=198.18.1.2")
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Listen after cancel: %v", err)
+	}
 }
