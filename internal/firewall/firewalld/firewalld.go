@@ -273,8 +273,23 @@ func (d *Driver) Teardown(ports []firewall.PortForward, complete []firewall.Netw
 }
 
 // dropForwards removes from both policies the forwards to addrs and the
-// rich rules dns. A policy that is missing has nothing to remove.
+// rich rules dns.
 func dropForwards(api API, addrs []netip.Addr, dns []string) error {
+	return editPolicies(api, func(have Rules) Rules {
+		return Rules{
+			ForwardPorts: slices.DeleteFunc(slices.Clone(have.ForwardPorts), func(f ForwardPort) bool {
+				return slices.ContainsFunc(addrs, func(a netip.Addr) bool { return a.IsValid() && a.String() == f.ToAddr })
+			}),
+			RichRules: slices.DeleteFunc(slices.Clone(have.RichRules), func(r string) bool {
+				return slices.Contains(dns, r) || targets(r, addrs)
+			}),
+		}
+	})
+}
+
+// editPolicies replaces the rules of PolicyPorts and PolicyLocal by what
+// edit makes of them. A policy that is not running has nothing to edit.
+func editPolicies(api API, edit func(Rules) Rules) error {
 	running, err := api.Policies()
 	if err != nil {
 		return err
@@ -287,15 +302,7 @@ func dropForwards(api API, addrs []netip.Addr, dns []string) error {
 		if err != nil {
 			return err
 		}
-		want := Rules{
-			ForwardPorts: slices.DeleteFunc(slices.Clone(have.ForwardPorts), func(f ForwardPort) bool {
-				return slices.ContainsFunc(addrs, func(a netip.Addr) bool { return a.IsValid() && a.String() == f.ToAddr })
-			}),
-			RichRules: slices.DeleteFunc(slices.Clone(have.RichRules), func(r string) bool {
-				return slices.Contains(dns, r) || targets(r, addrs)
-			}),
-		}
-		if err := replace(api, policy, have, want, nil); err != nil {
+		if err := replace(api, policy, have, edit(have), nil); err != nil {
 			return err
 		}
 	}
@@ -351,21 +358,5 @@ func reset(api API) error {
 			}
 		}
 	}
-	running, err := api.Policies()
-	if err != nil {
-		return err
-	}
-	for _, policy := range []string{PolicyPorts, PolicyLocal} {
-		if !slices.Contains(running, policy) {
-			continue
-		}
-		have, err := api.PolicyRules(policy)
-		if err != nil {
-			return err
-		}
-		if err := replace(api, policy, have, Rules{}, nil); err != nil {
-			return err
-		}
-	}
-	return nil
+	return editPolicies(api, func(Rules) Rules { return Rules{} })
 }
