@@ -69,8 +69,16 @@ type API interface {
 	Sources(zone string) ([]string, error)
 	AddSource(zone, source string) error
 	RemoveSource(zone, source string) error
+	// PermanentSources lists the sources bound to a zone in the permanent
+	// configuration.
+	PermanentSources(zone string) ([]string, error)
 	// PolicyRules reads the forwards and rich rules of a runtime policy;
 	// SetPolicyRules replaces them (other settings stay).
 	PolicyRules(policy string) (Rules, error)
 	SetPolicyRules(policy string, r Rules) error
+	// Running reports whether firewalld is on the bus.
+	Running() bool
+	// StrictForwardPorts returns firewalld's StrictForwardPorts setting;
+	// ok is false when firewalld has none (before firewalld 2.3).
+	StrictForwardPorts() (value string, ok bool)
 }

@@ -62,7 +62,7 @@ func Dial(address string) (*Bus, error) {
 // Close closes the connection.
 func (b *Bus) Close() error { return b.conn.Close() }
 
-// Running reports whether firewalld owns its name on the bus.
+// Running implements API: firewalld owns its name on the bus.
 func (b *Bus) Running() bool {
 	var owner string
 	return b.conn.BusObject().Call("org.freedesktop.DBus.GetNameOwner", 0, service).Store(&owner) == nil
@@ -145,6 +145,15 @@ func (b *Bus) Sources(zone string) ([]string, error) {
 	return b.strings(rootPath, ifZone, "getSources", zone)
 }
 
+// PermanentSources implements API.
+func (b *Bus) PermanentSources(zone string) ([]string, error) {
+	var path dbus.ObjectPath
+	if err := b.call(configPath, ifConfig, "getZoneByName", &path, zone); err != nil {
+		return nil, err
+	}
+	return b.strings(path, ifConfig+".zone", "getSources")
+}
+
 // AddSource implements API.
 func (b *Bus) AddSource(zone, source string) error {
 	return b.call(rootPath, ifZone, "changeZoneOfSource", nil, zone, source)
@@ -181,9 +190,8 @@ func (b *Bus) SetPolicyRules(policy string, r Rules) error {
 	return b.call(rootPath, ifPolicy, "setPolicySettings", nil, policy, settings)
 }
 
-// StrictForwardPorts returns firewalld's StrictForwardPorts setting as
-// it stands ("yes", "no", or what the configuration says); ok is false
-// when firewalld does not have the setting (before firewalld 2.3).
+// StrictForwardPorts implements API: the setting as firewalld's
+// configuration has it ("yes", "no" or anything else written there).
 func (b *Bus) StrictForwardPorts() (value string, ok bool) {
 	v, err := b.conn.Object(service, configPath).GetProperty(ifConfig + ".StrictForwardPorts")
 	if err != nil {

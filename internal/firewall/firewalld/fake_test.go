@@ -17,6 +17,8 @@ type fake struct {
 	permPolicies, policies map[string]*fakePolicy
 	calls                  []string
 	fail                   map[string]error // call text -> error
+	stopped                bool             // firewalld is not on the bus
+	strict                 *string          // StrictForwardPorts; nil: firewalld has none
 }
 
 type fakePolicy struct {
@@ -153,4 +155,21 @@ func (f *fake) SetPolicyRules(policy string, r Rules) error {
 	}
 	p.Rules = Rules{ForwardPorts: slices.Clone(r.ForwardPorts), RichRules: slices.Clone(r.RichRules)}
 	return nil
+}
+
+func (f *fake) PermanentSources(zone string) ([]string, error) {
+	s, ok := f.permZones[zone]
+	if !ok {
+		return nil, errors.New("INVALID_ZONE: " + zone)
+	}
+	return slices.Clone(s), nil
+}
+
+func (f *fake) Running() bool { return !f.stopped }
+
+func (f *fake) StrictForwardPorts() (string, bool) {
+	if f.strict == nil {
+		return "", false
+	}
+	return *f.strict, true
 }

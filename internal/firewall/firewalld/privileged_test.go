@@ -15,6 +15,7 @@ import (
 
 	"github.com/berthnet/berth/internal/firewall"
 	"github.com/berthnet/berth/internal/firewall/firewalld"
+	fwnft "github.com/berthnet/berth/internal/firewall/nftables"
 	"github.com/berthnet/berth/internal/nettest"
 	"github.com/berthnet/berth/internal/network"
 )
@@ -148,14 +149,7 @@ func TestPrivilegedFirewalld(t *testing.T) {
 	host, ctr, out := nettest.NewNS(t, "host"), nettest.NewNS(t, "ctr"), nettest.NewNS(t, "out")
 	nettest.Connect(t, host, "hfbr0", netip.MustParsePrefix("198.18.1.1/24"), ctr, "eth0", netip.MustParsePrefix("198.18.1.2/24"))
 	nettest.Connect(t, host, "hfout0", netip.MustParsePrefix("198.18.2.1/24"), out, "eth0", netip.MustParsePrefix("198.18.2.2/24"))
-	for _, c := range []struct {
-		ns   *nettest.NS
-		args []string
-	}{{ctr, []string{"ip", "route", "add", "default", "via", "198.18.1.1"}}, {host, []string{"sysctl", "-qw", "net.ipv4.ip_forward=1"}}} {
-		if o, err := nettest.Run(c.ns, 5*time.Second, c.args[0], c.args[1:]...); err != nil {
-			t.Fatal(c.args, err, o)
-		}
-	}
+	route(t, ctr, host)
 	f := startFirewalld(t, host)
 	// A subnet the administrator bound to a zone stays in it. (Setup's
 	// first reload would drop a runtime-only binding.)
@@ -209,6 +203,19 @@ func TestPrivilegedFirewalld(t *testing.T) {
 	}
 }
 
+// route sends ctr's traffic through host, which forwards.
+func route(t *testing.T, ctr, host *nettest.NS) {
+	t.Helper()
+	for _, c := range []struct {
+		ns   *nettest.NS
+		args []string
+	}{{ctr, []string{"ip", "route", "add", "default", "via", "198.18.1.1"}}, {host, []string{"sysctl", "-qw", "net.ipv4.ip_forward=1"}}} {
+		if o, err := nettest.Run(c.ns, 5*time.Second, c.args[0], c.args[1:]...); err != nil {
+			t.Fatal(c.args, err, o)
+		}
+	}
+}
+
 // checkList compares the lines firewall-cmd prints with want, in any
 // order.
 func checkList(t *testing.T, f *fwd, args []string, want ...string) {
@@ -259,4 +266,38 @@ func TestPrivilegedReloadListener(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("Listen after cancel: %v", err)
 	}
+}
+
+// TestPrivilegedAlongside: with firewalld running, the nftables driver's
+// masquerade is not enough (firewalld rejects forwarding between zones);
+// alongside firewalld the subnet is trusted and the container gets out.
+// Teardown unbinds it again.
+func TestPrivilegedAlongside(t *testing.T) {
+	nettest.Privileged(t)
+	host, ctr, out := nettest.NewNS(t, "host"), nettest.NewNS(t, "ctr"), nettest.NewNS(t, "out")
+	nettest.Connect(t, host, "hfbr0", netip.MustParsePrefix("198.18.1.1/24"), ctr, "eth0", netip.MustParsePrefix("198.18.1.2/24"))
+	nettest.Connect(t, host, "hfout0", netip.MustParsePrefix("198.18.2.1/24"), out, "eth0", netip.MustParsePrefix("198.18.2.2/24"))
+	route(t, ctr, host)
+	f := startFirewalld(t, host)
+	nettest.ServeBanner(nettest.Listen(t, out, "tcp4", "198.18.2.2:9000"), "outside")
+	plain := fwnft.New(host.Fd())
+	t.Cleanup(func() { _ = plain.Reset() })
+	if err := plain.Setup([]firewall.NetworkRules{ctrNet}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := nettest.FetchWithin(ctr, "tcp4", "198.18.2.2:9000", time.Second); err == nil {
+		t.Errorf("firewalld let a subnet of no zone out (%q): the test proves nothing", got)
+	}
+	d := firewalld.Alongside(fwnft.New(host.Fd()), firewalld.Options{Address: f.address})
+	if err := d.Setup([]firewall.NetworkRules{ctrNet}, nil); err != nil {
+		t.Fatal(err)
+	}
+	checkList(t, f, []string{"--zone", "trusted", "--list-sources"}, "198.18.1.0/24")
+	if got, err := nettest.Fetch(ctr, "tcp4", "198.18.2.2:9000"); err != nil || got != "outside" {
+		t.Fatalf("container to outside alongside firewalld: %q %v", got, err)
+	}
+	if err := d.Teardown(nil, []firewall.NetworkRules{ctrNet}); err != nil {
+		t.Fatal(err)
+	}
+	checkList(t, f, []string{"--zone", "trusted", "--list-sources"})
 }
