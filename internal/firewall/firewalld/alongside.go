@@ -63,6 +63,18 @@ type healingCompanion struct {
 	firewall.Healer
 }
 
+// Repair implements firewall.Healer: the inner driver's repair, then the
+// trusted zone's bindings, which a firewalld reload drops.
+func (c healingCompanion) Repair(nets []firewall.NetworkRules, ports []firewall.PortForward) error {
+	if err := c.Healer.Repair(nets, ports); err != nil {
+		return err
+	}
+	if api, running := c.firewalld(); running {
+		c.trust(api, nets)
+	}
+	return nil
+}
+
 // Name implements firewall.Driver: the inner driver's name.
 func (c *Companion) Name() string { return c.inner.Name() }
 

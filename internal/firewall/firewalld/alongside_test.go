@@ -128,6 +128,16 @@ func TestAlongsideKeepsTheInnerDriversInterfaces(t *testing.T) {
 	if _, ok := d.(firewall.Healer); !ok {
 		t.Error("lost firewall.Healer")
 	}
+	// A repair (firewall-reload after a firewalld reload) binds the
+	// subnets again.
+	f := newFake()
+	d = Alongside(&healer{}, Options{API: f})
+	if err := d.(firewall.Healer).Repair([]firewall.NetworkRules{netA}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.zones["trusted"]) != 2 {
+		t.Errorf("trusted zone after repair: %q", f.zones["trusted"])
+	}
 	d = Alongside(&recorder{}, Options{API: newFake()})
 	if _, ok := d.(firewall.Checker); ok {
 		t.Error("a plain driver became a firewall.Checker")
