@@ -146,10 +146,7 @@ var (
 // outside, and teardown takes back what setup added and nothing else.
 func TestPrivilegedFirewalld(t *testing.T) {
 	nettest.Privileged(t)
-	host, ctr, out := nettest.NewNS(t, "host"), nettest.NewNS(t, "ctr"), nettest.NewNS(t, "out")
-	nettest.Connect(t, host, "hfbr0", netip.MustParsePrefix("198.18.1.1/24"), ctr, "eth0", netip.MustParsePrefix("198.18.1.2/24"))
-	nettest.Connect(t, host, "hfout0", netip.MustParsePrefix("198.18.2.1/24"), out, "eth0", netip.MustParsePrefix("198.18.2.2/24"))
-	route(t, ctr, host)
+	host, ctr, out := topology(t)
 	f := startFirewalld(t, host)
 	// A subnet the administrator bound to a zone stays in it. (Setup's
 	// first reload would drop a runtime-only binding.)
@@ -203,9 +200,15 @@ func TestPrivilegedFirewalld(t *testing.T) {
 	}
 }
 
-// route sends ctr's traffic through host, which forwards.
-func route(t *testing.T, ctr, host *nettest.NS) {
+// topology makes a host namespace between a container (198.18.1.2,
+// routed through the host's 198.18.1.1) and an outside namespace
+// (198.18.2.2) with no route back to the container's subnet; the host
+// forwards.
+func topology(t *testing.T) (host, ctr, out *nettest.NS) {
 	t.Helper()
+	host, ctr, out = nettest.NewNS(t, "host"), nettest.NewNS(t, "ctr"), nettest.NewNS(t, "out")
+	nettest.Connect(t, host, "hfbr0", netip.MustParsePrefix("198.18.1.1/24"), ctr, "eth0", netip.MustParsePrefix("198.18.1.2/24"))
+	nettest.Connect(t, host, "hfout0", netip.MustParsePrefix("198.18.2.1/24"), out, "eth0", netip.MustParsePrefix("198.18.2.2/24"))
 	for _, c := range []struct {
 		ns   *nettest.NS
 		args []string
@@ -214,6 +217,7 @@ func route(t *testing.T, ctr, host *nettest.NS) {
 			t.Fatal(c.args, err, o)
 		}
 	}
+	return host, ctr, out
 }
 
 // checkList compares the lines firewall-cmd prints with want, in any
@@ -274,10 +278,7 @@ func TestPrivilegedReloadListener(t *testing.T) {
 // Teardown unbinds it again.
 func TestPrivilegedAlongside(t *testing.T) {
 	nettest.Privileged(t)
-	host, ctr, out := nettest.NewNS(t, "host"), nettest.NewNS(t, "ctr"), nettest.NewNS(t, "out")
-	nettest.Connect(t, host, "hfbr0", netip.MustParsePrefix("198.18.1.1/24"), ctr, "eth0", netip.MustParsePrefix("198.18.1.2/24"))
-	nettest.Connect(t, host, "hfout0", netip.MustParsePrefix("198.18.2.1/24"), out, "eth0", netip.MustParsePrefix("198.18.2.2/24"))
-	route(t, ctr, host)
+	host, ctr, out := topology(t)
 	f := startFirewalld(t, host)
 	nettest.ServeBanner(nettest.Listen(t, out, "tcp4", "198.18.2.2:9000"), "outside")
 	plain := fwnft.New(host.Fd())
