@@ -13,6 +13,7 @@ var Berth = Rules{
 		"github.com/vishvananda/netns",
 		"github.com/google/nftables",
 		"github.com/mdlayher/netlink",
+		"github.com/godbus/dbus/v5",
 	},
 	Layers: map[string]Layer{
 		// Commands: thin mains.
@@ -50,14 +51,15 @@ var Berth = Rules{
 		"internal/usernet":       Core,
 
 		// Kernel adapters: the only packages that talk netlink.
-		"internal/firewall/iptables": Kernel,
-		"internal/firewall/nftables": Kernel,
-		"internal/firewall/none":     Kernel,
-		"internal/link":              Kernel,
-		"internal/netns":             Kernel,
-		"internal/reaper":            Kernel,
-		"internal/sysctl":            Kernel,
-		"internal/vxlan":             Kernel,
+		"internal/firewall/firewalld": Kernel,
+		"internal/firewall/iptables":  Kernel,
+		"internal/firewall/nftables":  Kernel,
+		"internal/firewall/none":      Kernel,
+		"internal/link":               Kernel,
+		"internal/netns":              Kernel,
+		"internal/reaper":             Kernel,
+		"internal/sysctl":             Kernel,
+		"internal/vxlan":              Kernel,
 
 		// Model: types, formats and plans, free of the kernel.
 		"internal/aardvarkconf":    Model,

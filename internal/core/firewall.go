@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/berthnet/berth/internal/firewall"
+	"github.com/berthnet/berth/internal/firewall/firewalld"
 	"github.com/berthnet/berth/internal/firewall/iptables"
 	"github.com/berthnet/berth/internal/firewall/nftables"
 	"github.com/berthnet/berth/internal/firewall/none"
@@ -13,7 +14,7 @@ import (
 
 // FirewallDrivers are the names NewFirewall accepts (besides "", the
 // default), in the words of netavark's firewall_driver.
-var FirewallDrivers = []string{firewall.DriverNftables, firewall.DriverIptables, firewall.DriverNone}
+var FirewallDrivers = []string{firewall.DriverNftables, firewall.DriverIptables, firewall.DriverFirewalld, firewall.DriverNone}
 
 var (
 	_ firewall.Checker = (*nftables.Driver)(nil)
@@ -22,17 +23,18 @@ var (
 
 // NewFirewall returns the firewall driver called name ("" is nftables,
 // case does not matter) that programs the firewall of host, or of the
-// calling process's network namespace when host is nil. An unknown name is
+// calling process's network namespace when host is nil. There, nftables
+// and iptables live alongside a firewalld on the system bus, as
+// netavark's drivers do (firewalld.Alongside). An unknown name is
 // firewall.ErrUnknownDriver, with the valid names in the message; callers
 // add the field the name came from.
 func NewFirewall(name string, host *netns.NetNS) (firewall.Driver, error) {
 	switch strings.ToLower(name) {
 	case "", firewall.DriverNftables:
-		fd := -1
 		if host != nil {
-			fd = host.Fd()
+			return nftables.New(host.Fd()), nil
 		}
-		return nftables.New(fd), nil
+		return firewalld.Alongside(nftables.New(-1), firewalld.Options{}), nil
 	case firewall.DriverIptables:
 		var o iptables.Options
 		if host != nil {
@@ -42,11 +44,16 @@ func NewFirewall(name string, host *netns.NetNS) (firewall.Driver, error) {
 		if err != nil {
 			return nil, fmt.Errorf("firewall driver iptables: %w", err)
 		}
-		return d, nil
+		if host != nil {
+			return d, nil
+		}
+		return firewalld.Alongside(d, firewalld.Options{}), nil
 	case firewall.DriverNone:
 		return none.Driver{}, nil
-	case "firewalld":
-		return nil, fmt.Errorf("%w %q: berth has no firewalld driver (want %s)", firewall.ErrUnknownDriver, name, validDrivers())
+	case firewall.DriverFirewalld:
+		// firewalld is reached over the D-Bus system bus, wherever
+		// host is.
+		return firewalld.New(firewalld.Options{}), nil
 	}
 	return nil, fmt.Errorf("%w %q (want %s)", firewall.ErrUnknownDriver, name, validDrivers())
 }

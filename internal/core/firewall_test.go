@@ -10,7 +10,7 @@ import (
 )
 
 func TestNewFirewall(t *testing.T) {
-	for name, want := range map[string]string{"": "nftables", "nftables": "nftables", "NFTables": "nftables", "none": "none", "iptables": "iptables"} {
+	for name, want := range map[string]string{"": "nftables", "nftables": "nftables", "NFTables": "nftables", "none": "none", "iptables": "iptables", "firewalld": "firewalld"} {
 		if want == "iptables" {
 			if _, err := exec.LookPath("iptables-save"); err != nil {
 				continue
@@ -21,9 +21,9 @@ func TestNewFirewall(t *testing.T) {
 			t.Errorf("%q: %v %v, want driver %s", name, d, err, want)
 		}
 	}
-	for _, name := range []string{"firewalld", "pf"} {
+	for _, name := range []string{"pf", "ufw"} {
 		_, err := NewFirewall(name, nil)
-		if !errors.Is(err, firewall.ErrUnknownDriver) || !strings.Contains(err.Error(), "want nftables, iptables or none") || !strings.Contains(err.Error(), name) {
+		if !errors.Is(err, firewall.ErrUnknownDriver) || !strings.Contains(err.Error(), "want nftables, iptables, firewalld or none") || !strings.Contains(err.Error(), name) {
 			t.Errorf("%q: %v", name, err)
 		}
 	}

@@ -1,7 +1,8 @@
 // Package firewall is the model of what berth asks of a host firewall:
 // masquerade for each network's subnets, forwarding and isolation between
 // bridges, DNAT for published ports, and the DNS port redirect. Drivers
-// (nftables, iptables, none) implement Driver; the model itself does no I/O.
+// (nftables, iptables, firewalld, none) implement Driver; the model itself
+// does no I/O.
 package firewall
 
 import (
@@ -19,6 +20,9 @@ const (
 	DriverNftables = "nftables"
 	DriverIptables = "iptables"
 	DriverNone     = "none"
+	// DriverFirewalld asks firewalld, over D-Bus, for netavark's zone
+	// and policies instead of programming the kernel.
+	DriverFirewalld = "firewalld"
 )
 
 // Errors drivers return, wrapped; callers match them with errors.Is.
