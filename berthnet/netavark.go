@@ -6,6 +6,7 @@ import (
 
 	"github.com/berthnet/berth/internal/core"
 	"github.com/berthnet/berth/internal/firewall"
+	"github.com/berthnet/berth/internal/firewall/firewalld"
 	"github.com/berthnet/berth/internal/network"
 )
 
@@ -54,6 +55,17 @@ func (h *Host) TeardownNetavark(ctx context.Context, netns string, o *NetavarkOp
 // returns their IDs.
 func (h *Host) ReloadFirewall(ctx context.Context) ([]string, error) {
 	return h.mgr.FirewallReload(ctx)
+}
+
+// FollowFirewalldReloads re-applies the firewall rules of every container
+// set up through this Host's state at once and after each reload of the
+// firewalld on the system bus, until ctx ends (`netavark
+// firewalld-reload`).
+func (h *Host) FollowFirewalldReloads(ctx context.Context) error {
+	return firewalld.Listen(ctx, "", func() error {
+		_, err := h.ReloadFirewall(ctx)
+		return err
+	}, h.cfg.Logger)
 }
 
 // UpdateDNSServers sets a network's upstream DNS servers in its running

@@ -5,8 +5,9 @@
 # and crictl (built from the Go module proxy into /var/cache/berth-tools).
 # Idempotent: it installs only what is missing. `make check` runs it first.
 #
-# Packages must not start services on this machine (etcd-server ships one;
-# the overlay tests run their own etcd members inside test namespaces), so a
+# Packages must not start services on this machine (etcd-server and
+# firewalld ship one; the overlay tests run their own etcd members and the
+# firewalld tests their own bus and firewalld inside test namespaces), so a
 # policy-rc.d that refuses service starts is in place while apt runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,7 @@ packages=(
 	containerd containernetworking-plugins
 	nftables iptables iproute2 util-linux procps
 	busybox-static dnsutils dnsmasq-base jq curl ca-certificates
+	firewalld dbus-daemon
 	make gcc git
 )
 

@@ -221,7 +221,7 @@ func (c *Config) Validate() error {
 	switch strings.ToLower(c.Network.FirewallDriver) {
 	case "", "nftables", "iptables", "none", "firewalld":
 	default:
-		return fmt.Errorf("containers.conf [network] firewall_driver %q: want nftables, iptables or none", c.Network.FirewallDriver)
+		return fmt.Errorf("containers.conf [network] firewall_driver %q: want nftables, iptables, firewalld or none", c.Network.FirewallDriver)
 	}
 	return nil
 }

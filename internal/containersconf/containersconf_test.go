@@ -88,7 +88,7 @@ func TestErrors(t *testing.T) {
 		"[network]\ndefault_subnet_pools = [{base = \"10.0.0.0/16\", size = 8}]\n": "size 8 must be between 16",
 		"[network]\ndefault_subnet_pools = [{base = \"10.0.0/16\", size = 24}]\n":  `subnet pool base "10.0.0/16": not a CIDR subnet`,
 		"[network]\ndefault_subnet_pools = [{size = 24}]\n":                        "base is missing",
-		"[network]\nfirewall_driver = \"pf\"\n":                                    `firewall_driver "pf": want nftables, iptables or none`,
+		"[network]\nfirewall_driver = \"pf\"\n":                                    `firewall_driver "pf": want nftables, iptables, firewalld or none`,
 		"[network\n":                                                               "read ",
 	}
 	for content, want := range cases {

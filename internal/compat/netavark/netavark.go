@@ -113,6 +113,7 @@ func Run(ctx context.Context, args []string, env Env) int {
 		dhcpProxyCmd(g, env),
 		createCmd(g, env, &out),
 		firewallReloadCmd(g, env),
+		firewalldReloadCmd(g, env),
 	)
 	root.SetArgs(joinBoolValues(args))
 	return exitCode(root.ExecuteContext(ctx), g.verb, out, env)
@@ -157,7 +158,7 @@ func rootCmd(g *globals, env Env) *cobra.Command {
 	pf.StringVarP(&g.config, "config", "c", "", "state directory (aardvark-dns configuration and berth's records)")
 	pf.BoolVarP(&g.rootless, "rootless", "r", false, "run as a rootless backend (--rootless=<bool>)")
 	pf.StringVarP(&g.aardvark, "aardvark-binary", "a", defaultAardvark(), "path of the aardvark-dns binary (default: berth's own, beside this program)")
-	pf.StringVar(&g.firewallDriver, "firewall-driver", "", "firewall driver: nftables (default), iptables or none (also env NETAVARK_FW)")
+	pf.StringVar(&g.firewallDriver, "firewall-driver", "", "firewall driver: nftables (default), iptables, firewalld or none (also env NETAVARK_FW)")
 	pf.StringArrayVar(&g.pluginDirs, "plugin-directory", nil, "directory of plugin drivers: a network whose driver is not built in runs the executable of its name there")
 	pf.StringVarP(&g.file, "file", "f", "", "read the network options from this file instead of stdin")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
@@ -346,6 +347,28 @@ func firewallReloadCmd(g *globals, env Env) *cobra.Command {
 			defer m.Close()
 			_, err = m.ReloadFirewall(cmd.Context())
 			return err
+		},
+	}
+}
+
+// firewalldReloadCmd is `netavark firewalld-reload`: it stays running and
+// re-applies every container's firewall rules at start and after each
+// firewalld reload.
+func firewalldReloadCmd(g *globals, env Env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "firewalld-reload",
+		Short: "re-apply the firewall rules of every container after each firewalld reload",
+		Args:  exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if g.config == "" {
+				g.config = "/run/containers/networks"
+			}
+			m, err := manager(g, env)
+			if err != nil {
+				return err
+			}
+			defer m.Close()
+			return m.FollowFirewalldReloads(cmd.Context())
 		},
 	}
 }

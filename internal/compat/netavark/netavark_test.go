@@ -453,3 +453,17 @@ func TestGlobalFlagForms(t *testing.T) {
 		t.Errorf("--rootless maybe: code %d (%s), want a usage error", code, errOut)
 	}
 }
+
+// firewalld-reload is a command of its own, as in netavark 2.1 (Podman's
+// netavark-firewalld-reload.service runs it); without a system bus it
+// fails with an error instead of waiting forever.
+func TestFirewalldReloadCommand(t *testing.T) {
+	if _, errOut, code := run(t, "", "firewalld-reload", "extra"); code != 2 || !strings.Contains(errOut, "firewalld-reload") {
+		t.Errorf("firewalld-reload extra: code %d %q, want a usage error", code, errOut)
+	}
+	t.Setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path="+filepath.Join(t.TempDir(), "nobus"))
+	out, _, code := run(t, "", "--config", t.TempDir(), "firewalld-reload")
+	if code != 1 || errorLine(t, out) == "" {
+		t.Errorf("firewalld-reload without a bus: code %d %q, want a JSON error", code, out)
+	}
+}
