@@ -308,22 +308,43 @@ func (m *Manager) addRoutes(ctrH *link.Handle, l link.Link, at *attachment) erro
 	if err := m.fail("routes"); err != nil {
 		return err
 	}
-	def := uint32(100)
-	if n.Driver != network.DriverBridge {
-		def = 99
-	}
-	metric := n.Metric(def)
+	metric := routeMetric(n)
 	if !n.Internal && !n.NoDefaultRoute() {
 		if err := addDefaultRoutes(ctrH, l, at, metric); err != nil {
 			return err
 		}
 	}
 	for _, rt := range n.Routes {
-		if err := ctrH.AddRoute(staticRoute(rt, l.Index, metric)); err != nil {
+		if err := ctrH.AddRoute(staticRoute(rt, metric)); err != nil {
 			return fmt.Errorf("add route to %s: %w", rt.Destination, err)
 		}
 	}
 	return nil
+}
+
+// routeMetric is the metric of n's routes that name none: its metric
+// option, else 100 on a bridge and 99 on macvlan/ipvlan.
+func routeMetric(n network.Network) uint32 {
+	def := uint32(100)
+	if n.Driver != network.DriverBridge {
+		def = 99
+	}
+	return n.Metric(def)
+}
+
+// delStaticRoutes removes n's static routes from the container namespace:
+// a route via a gateway on another of the container's links, and a
+// blackhole, unreachable or prohibit route, do not go with n's link. A
+// route that is already gone is fine.
+func delStaticRoutes(ctrH *link.Handle, n network.Network) []error {
+	var errs []error
+	metric := routeMetric(n)
+	for _, rt := range n.Routes {
+		if err := ctrH.DelRoute(staticRoute(rt, metric)); err != nil {
+			errs = append(errs, fmt.Errorf("delete route to %s: %w", rt.Destination, err))
+		}
+	}
+	return errs
 }
 
 // addDefaultRoutes adds a default route on l via the gateway of the first
@@ -357,9 +378,11 @@ func addDefaultRoutes(ctrH *link.Handle, l link.Link, at *attachment, metric uin
 }
 
 // staticRoute is the kernel route for the network route rt: a blackhole,
-// unreachable or prohibit route, or one via its gateway on link dev, with
-// rt's metric or else metric.
-func staticRoute(rt network.Route, dev int, metric uint32) link.Route {
+// unreachable or prohibit route, or one via its gateway, with rt's metric
+// or else metric. It names no link: the kernel picks the one of the
+// container's links that reaches the gateway, which need not be the
+// network's own.
+func staticRoute(rt network.Route, metric uint32) link.Route {
 	r := link.Route{Dst: rt.Destination.Masked(), Proto: link.ProtoStatic, Metric: metric}
 	if rt.Metric != nil {
 		r.Metric = *rt.Metric
@@ -372,7 +395,6 @@ func staticRoute(rt network.Route, dev int, metric uint32) link.Route {
 	case "prohibit":
 		r.Type = link.RouteProhibit
 	default:
-		r.Dev = dev
 		r.Via = rt.Gateway
 	}
 	return r

@@ -94,13 +94,13 @@ func TestStaticRoute(t *testing.T) {
 		rt   network.Route
 		want link.Route
 	}{
-		{network.Route{Destination: dst, Gateway: gw}, link.Route{Dst: dst.Masked(), Via: gw, Dev: 4, Metric: 100, Proto: link.ProtoStatic}},
-		{network.Route{Destination: dst, Gateway: gw, Metric: &seven}, link.Route{Dst: dst.Masked(), Via: gw, Dev: 4, Metric: 7, Proto: link.ProtoStatic}},
+		{network.Route{Destination: dst, Gateway: gw}, link.Route{Dst: dst.Masked(), Via: gw, Metric: 100, Proto: link.ProtoStatic}},
+		{network.Route{Destination: dst, Gateway: gw, Metric: &seven}, link.Route{Dst: dst.Masked(), Via: gw, Metric: 7, Proto: link.ProtoStatic}},
 		{network.Route{Destination: dst, Gateway: gw, RouteType: "blackhole"}, link.Route{Dst: dst.Masked(), Metric: 100, Proto: link.ProtoStatic, Type: link.RouteBlackhole}},
 		{network.Route{Destination: dst, RouteType: "unreachable"}, link.Route{Dst: dst.Masked(), Metric: 100, Proto: link.ProtoStatic, Type: link.RouteUnreachable}},
 		{network.Route{Destination: dst, RouteType: "prohibit"}, link.Route{Dst: dst.Masked(), Metric: 100, Proto: link.ProtoStatic, Type: link.RouteProhibit}},
 	} {
-		if got := staticRoute(tc.rt, 4, 100); got != tc.want {
+		if got := staticRoute(tc.rt, 100); got != tc.want {
 			t.Errorf("%+v: got %+v, want %+v", tc.rt, got, tc.want)
 		}
 	}

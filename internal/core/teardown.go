@@ -182,7 +182,7 @@ func (m *Manager) removeContainerLink(h *detachHandles, at *attachment, recorded
 			m.notOurs(l, "container")
 			return nil
 		}
-		return m.removeLink(h.ctr, h.ns, l, nil, link.Link{})
+		return errors.Join(append(delStaticRoutes(h.ctr, at.net), m.removeLink(h.ctr, h.ns, l, nil, link.Link{}))...)
 	}
 	var peer link.Link
 	if l.Kind == "veth" && l.PeerIndex > 0 {
@@ -193,7 +193,7 @@ func (m *Manager) removeContainerLink(h *detachHandles, at *attachment, recorded
 		return nil
 	}
 	at.learnAddrs(l)
-	return m.removeLink(h.ctr, h.ns, l, h.host, peer)
+	return errors.Join(append(delStaticRoutes(h.ctr, at.net), m.removeLink(h.ctr, h.ns, l, h.host, peer))...)
 }
 
 // removeHostVeth removes at's host veth end, when it carries berth's mark.
