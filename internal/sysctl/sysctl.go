@@ -41,9 +41,11 @@ func keyPath(key string) string {
 	return Path(key)
 }
 
-// Apply writes the settings inside ns (nil: the calling thread's namespace).
-// Values are written without reading them first: one open per setting, and
-// the kernel ignores a write of the value that already holds.
+// Apply sets the settings inside ns (nil: the calling thread's namespace).
+// A setting whose value already holds is left alone, so that Apply works on
+// a read-only /proc/sys (a container) when nothing needs to change. It
+// writes first and reads only when the write fails: one open per setting in
+// the common case, as the kernel ignores a write of the value that holds.
 func Apply(ns *netns.NetNS, settings []Setting) error {
 	do := func() error {
 		for _, s := range settings {
@@ -60,21 +62,44 @@ func Apply(ns *netns.NetNS, settings []Setting) error {
 }
 
 func write(s Setting) error {
-	f, err := os.OpenFile(keyPath(s.Key), os.O_WRONLY|os.O_TRUNC, 0)
+	path := keyPath(s.Key)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
 	if err == nil {
 		_, err = f.WriteString(s.Value)
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
 	}
-	if err != nil {
-		if s.Optional && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS)) {
-			return nil
-		}
-		return fmt.Errorf("write sysctl %s=%s: %w", name(s.Key), s.Value, err)
+	if err == nil || holds(path, s.Value) {
+		return nil
 	}
-	return nil
+	if s.Optional && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS)) {
+		return nil
+	}
+	return &WriteError{Key: name(s.Key), Value: s.Value, Err: err}
 }
+
+// holds reports whether the file at path reads as value.
+func holds(path, value string) bool {
+	b, err := os.ReadFile(path)
+	return err == nil && strings.TrimSpace(string(b)) == strings.TrimSpace(value)
+}
+
+// WriteError is a setting that could not be written (and did not already
+// hold). Front-ends that must word it their own way take it apart with
+// errors.As.
+type WriteError struct {
+	// Key is the dotted key, e.g. "net.ipv4.ip_forward".
+	Key   string
+	Value string
+	Err   error
+}
+
+func (e *WriteError) Error() string {
+	return fmt.Sprintf("write sysctl %s=%s: %v", e.Key, e.Value, e.Err)
+}
+
+func (e *WriteError) Unwrap() error { return e.Err }
 
 // Get reads a value inside ns (nil: the calling thread's namespace).
 func Get(ns *netns.NetNS, key string) (string, error) {
