@@ -176,6 +176,11 @@ func (m *Manager) setupBridge(sess *session, ctrNS *netns.NetNS, hostH, ctrH *li
 	if err != nil {
 		return err
 	}
+	if at.net.DNSEnabled {
+		if at.dnsBind, err = dnsBindAddrs(at.net, br); err != nil {
+			return err
+		}
+	}
 	if err := m.fail("veth"); err != nil {
 		return err
 	}

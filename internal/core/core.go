@@ -289,9 +289,15 @@ func (m *Manager) saveState(sess *session, nsPath string, o *network.Options, rb
 }
 
 // haveDNSServer reports whether the DNS server binary exists, so that
-// DNS-enabled networks get their names registered.
+// DNS-enabled networks get their names registered. A path that exists but
+// cannot be run (a directory) counts: starting it then fails the setup,
+// rather than leaving DNS silently off.
 func (m *Manager) haveDNSServer() bool {
-	return m.cfg.AardvarkBinary != "" && fileExists(m.cfg.AardvarkBinary)
+	if m.cfg.AardvarkBinary == "" {
+		return false
+	}
+	_, err := os.Stat(m.cfg.AardvarkBinary)
+	return err == nil
 }
 
 // rules builds the firewall view of a network.
@@ -400,6 +406,9 @@ type attachment struct {
 	// dhcp is the lease's gateway, DNS servers and domain (ipam driver
 	// dhcp).
 	dhcp *dhcpLease
+	// dnsBind are the addresses the DNS server listens on for a
+	// dns_enabled bridge network (dnsBindAddrs).
+	dnsBind []netip.Addr
 }
 
 // networkOf returns the network of o named name, with its name filled in
@@ -447,7 +456,7 @@ func (at *attachment) status(o *network.Options, dns bool) network.StatusBlock {
 		return sb
 	}
 	if at.net.Driver == network.DriverBridge && at.net.DNSEnabled && dns {
-		sb.DNSServerIPs = append(sb.DNSServerIPs, at.net.Gateways()...)
+		sb.DNSServerIPs = append(sb.DNSServerIPs, at.dnsBind...)
 		sb.DNSSearchDomains = []string{network.DNSSearchDomain}
 	} else if len(o.DNSServers) > 0 && at.net.Driver == network.DriverBridge {
 		sb.DNSServerIPs = append(sb.DNSServerIPs, o.DNSServers...)
@@ -474,7 +483,7 @@ func (m *Manager) setupDNS(o *network.Options, att []*attachment, rb *rollback.S
 			}
 		}
 		entries[n.Name] = e
-		headers[n.Name] = aardvarkconf.Header{BindIPs: n.Gateways(), DNSServers: n.NetworkDNSServers}
+		headers[n.Name] = aardvarkconf.Header{BindIPs: at.dnsBind, DNSServers: n.NetworkDNSServers}
 		names = append(names, n.Name)
 	}
 	if len(entries) == 0 {
@@ -485,6 +494,12 @@ func (m *Manager) setupDNS(o *network.Options, att []*attachment, rb *rollback.S
 		return nil
 	}
 	dir := m.dnsDir()
+	if err := os.MkdirAll(dir.Path, 0o755); err != nil {
+		return fmt.Errorf("create aardvark-dns directory: %w", err)
+	}
+	if err := checkDNSLoop(o, att); err != nil {
+		return fmt.Errorf("error while applying dns entries: %w", err)
+	}
 	if err := dir.Add(entries, headers); err != nil {
 		return fmt.Errorf("write dns entries: %w", err)
 	}
@@ -508,7 +523,3 @@ func (m *Manager) dnsDir() aardvarkconf.Dir {
 	return aardvarkconf.Dir{Path: filepath.Join(m.cfg.ConfigDir, "aardvark-dns")}
 }
 
-func fileExists(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && !st.IsDir()
-}
