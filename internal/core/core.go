@@ -522,4 +522,3 @@ func (m *Manager) setupDNS(o *network.Options, att []*attachment, rb *rollback.S
 func (m *Manager) dnsDir() aardvarkconf.Dir {
 	return aardvarkconf.Dir{Path: filepath.Join(m.cfg.ConfigDir, "aardvark-dns")}
 }
-
