@@ -514,7 +514,7 @@ func (m *Manager) setupDNS(o *network.Options, att []*attachment, rb *rollback.S
 		return m.signalDNS(false)
 	})
 	if err := m.signalDNS(true); err != nil {
-		return err
+		return fmt.Errorf("error while applying dns entries: %w", err)
 	}
 	return nil
 }

@@ -111,7 +111,11 @@ func (m *Manager) startDNS(dir aardvarkconf.Dir) error {
 	case err := <-done:
 		if err != nil {
 			msg, _ := os.ReadFile(errFile.Name())
-			return fmt.Errorf("aardvark-dns failed to start: %s: %w", strings.TrimSpace(string(msg)), err)
+			m.log.Debug("aardvark-dns failed to start", "error", err)
+			if len(strings.TrimSpace(string(msg))) == 0 {
+				return errors.New("aardvark-dns exited unexpectedly without error message")
+			}
+			return fmt.Errorf("aardvark-dns failed to start: %s", strings.TrimSpace(string(msg)))
 		}
 	case <-time.After(30 * time.Second):
 		_ = cmd.Process.Kill()

@@ -52,6 +52,22 @@ func TestPrivilegedUnusableAardvarkBinary(t *testing.T) {
 	if links := nettest.Links(t, ctr); len(links) != 1 {
 		t.Errorf("container keeps %v", links)
 	}
+	// A server that exits at once with nothing on stderr says so.
+	tp.m = newManager(t, tp, "/bin/false")
+	_, err = tp.m.Setup(context.Background(), ctr.Path(), o)
+	if err == nil || !strings.HasSuffix(err.Error(), "error while applying dns entries: aardvark-dns exited unexpectedly without error message") {
+		t.Fatalf("setup with /bin/false as the DNS server: %v", err)
+	}
+}
+
+// newManager is a manager on tp's host and state with DNS server bin.
+func newManager(t *testing.T, tp *topo, bin string) *core.Manager {
+	t.Helper()
+	m, err := core.New(core.Config{ConfigDir: tp.cfgDir, Firewall: tp.fw, HostNS: tp.host.NetNS, AardvarkBinary: bin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 // A container DNS server or a network DNS server that is a gateway of one
