@@ -93,3 +93,16 @@ func TestPrivilegedTypedRoutesRemovedAtTeardown(t *testing.T) {
 		"prohibit fd10:89:c::/64",
 	})
 }
+
+// A static IP that is the network's gateway is taken as netavark 2.1
+// takes it (the container shadows the gateway): setup works and the
+// container has the address.
+func TestPrivilegedStaticIPIsGateway(t *testing.T) {
+	tp := newTopo(t, nil, nil)
+	n := bridgeNet("gwip", "bgwip0", "198.19.47.0/24", "198.19.47.1")
+	ctr1, _ := tp.container(t, opts("g1", "gwip", n, "198.19.47.1"))
+	tp.container(t, opts("g2", "gwip2", n, "198.19.47.2"))
+	if got := run(t, ctr1, "ip", "-4", "addr", "show", "eth0"); !strings.Contains(got, "198.19.47.1/24") {
+		t.Errorf("container address:\n%s", got)
+	}
+}

@@ -384,8 +384,10 @@ func validateAttachment(f string, a *NamedNetworkOptions, n *Network, seenIf map
 }
 
 // validateStaticIPs checks that a host-local attachment has static IPs,
-// each in a subnet of n and (on a managed network) not its gateway, and
-// with strict, not its subnet's network or broadcast address.
+// each in a subnet of n and, with strict, not its subnet's network or
+// broadcast address. A static IP that is the gateway passes, as netavark
+// 2.1 lets it (the container then shadows the gateway); berth's own
+// allocation (package ipam) refuses to hand it out.
 func validateStaticIPs(f string, a *NamedNetworkOptions, n *Network, strict bool) error {
 	if len(a.StaticIPs) == 0 {
 		return fieldErr(f+".static_ips", "no static ips provided (host-local IPAM needs one per subnet)")
@@ -398,11 +400,6 @@ func validateStaticIPs(f string, a *NamedNetworkOptions, n *Network, strict bool
 		}
 		if err := CheckHostAddr(s.Subnet, ip); strict && err != nil {
 			return fieldErr(sf, "%v", err)
-		}
-		for _, gw := range n.Gateways() {
-			if gw == ip && !n.Unmanaged() {
-				return fieldErr(sf, "%s is the gateway of network %s", ip, a.Name)
-			}
 		}
 	}
 	return nil
