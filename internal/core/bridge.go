@@ -405,6 +405,19 @@ func staticRoute(rt network.Route, metric uint32) link.Route {
 	return r
 }
 
+// setSourceMACs gives a macvlan link of mode source the network's list of
+// source MACs (option source_macs), when it has one.
+func setSourceMACs(l link.Link, n network.Network) error {
+	if n.Driver != network.DriverMacvlan || n.Option(network.OptMode) != "source" {
+		return nil
+	}
+	macs, err := n.SourceMACs()
+	if err != nil || len(macs) == 0 {
+		return err
+	}
+	return l.SetMacvlanSources(macs)
+}
+
 func hasAddrIn(addrs []netip.Prefix, s netip.Prefix) bool {
 	for _, a := range addrs {
 		if s.Contains(a.Addr()) {
@@ -454,6 +467,9 @@ func (m *Manager) setupMacvlan(ctrNS *netns.NetNS, hostH, ctrH *link.Handle, at 
 	}
 	rb.Push(created.Delete)
 	if err := created.SetAlias(sublinkAlias(at.ctrID)); err != nil {
+		return err
+	}
+	if err := setSourceMACs(created, n); err != nil {
 		return err
 	}
 	return m.configureContainer(ctrNS, ctrH, created, at)

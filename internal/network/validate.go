@@ -112,7 +112,7 @@ func ValidInterfaceName(s string) bool {
 	return true
 }
 
-var macvlanModes = map[string]bool{"": true, "bridge": true, "private": true, "vepa": true, "passthru": true}
+var macvlanModes = map[string]bool{"": true, "bridge": true, "private": true, "vepa": true, "passthru": true, "source": true}
 var ipvlanModes = map[string]bool{"": true, "l2": true, "l3": true, "l3s": true}
 
 // Validate checks a new network definition, strictly: also that no subnet
@@ -227,6 +227,13 @@ func (n *Network) validateOption(of, k, v string) error {
 	case OptVRF:
 		if n.Driver != DriverBridge || !ValidInterfaceName(v) {
 			return fieldErr(of, "%q: want the name of a VRF device, bridge networks only", v)
+		}
+	case OptSourceMACs:
+		if n.Driver != DriverMacvlan || n.Option(OptMode) != "source" {
+			return fieldErr(of, "only macvlan networks of mode source take source MACs")
+		}
+		if _, err := n.SourceMACs(); err != nil {
+			return fieldErr(of, "%v", err)
 		}
 	}
 	return nil
