@@ -227,6 +227,8 @@ func TestPrivilegedIsolation(t *testing.T) {
 		{"true", "false", true, true, "one isolated"},
 		{"strict", "false", false, false, "strict"},
 		{"false", "strict", false, false, "strict set up second"},
+		{"", "", false, false, "unset is strict"},
+		{"", "false", false, false, "unset and false"},
 	}
 	for _, d := range drivers {
 		for _, tc := range cases {
@@ -234,8 +236,12 @@ func TestPrivilegedIsolation(t *testing.T) {
 				tp := newTopo(t, d.new, nil)
 				na := bridgeNet("isoa", "bisoa0", "198.19.4.0/24", "198.19.4.1")
 				nb := bridgeNet("isob", "bisob0", "198.19.5.0/24", "198.19.5.1")
-				na.Options = map[string]string{"isolate": tc.a}
-				nb.Options = map[string]string{"isolate": tc.b}
+				if tc.a != "" {
+					na.Options = map[string]string{"isolate": tc.a}
+				}
+				if tc.b != "" {
+					nb.Options = map[string]string{"isolate": tc.b}
+				}
 				ca, _ := tp.container(t, opts("d1", "a", na, "198.19.4.2"))
 				cb, _ := tp.container(t, opts("d2", "b", nb, "198.19.5.2"))
 				nettest.ServeBanner(nettest.Listen(t, ca, "tcp4", "0.0.0.0:80"), "A")

@@ -61,9 +61,16 @@ func ParseIsolation(s string) (Isolation, error) {
 	return 0, fmt.Errorf("%q is not an isolation mode (want true, false or strict)", s)
 }
 
-// Isolation returns the network's isolation mode; Validate rejects bad values.
+// Isolation returns the network's isolation mode; Validate rejects bad
+// values. Without the isolate option it is strict, as in netavark 2.x:
+// isolate=false gives the old behaviour, a network that may reach every
+// other.
 func (n *Network) Isolation() Isolation {
-	i, _ := ParseIsolation(n.Option(OptIsolate))
+	v := n.Option(OptIsolate)
+	if v == "" {
+		return IsolateStrict
+	}
+	i, _ := ParseIsolation(v)
 	return i
 }
 
