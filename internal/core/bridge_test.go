@@ -1,6 +1,8 @@
 package core
 
 import (
+	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -103,5 +105,16 @@ func TestStaticRoute(t *testing.T) {
 		if got := staticRoute(tc.rt, 100); got != tc.want {
 			t.Errorf("%+v: got %+v, want %+v", tc.rt, got, tc.want)
 		}
+	}
+}
+
+// A network's failure names the network, and front-ends can take the
+// cause out of it.
+func TestNetworkError(t *testing.T) {
+	cause := errors.New("boom")
+	err := fmt.Errorf("setup: %w", &NetworkError{Network: "podman", Err: cause})
+	var ne *NetworkError
+	if err.Error() != "setup: network podman: boom" || !errors.As(err, &ne) || ne.Err != cause || !errors.Is(err, cause) {
+		t.Errorf("%v", err)
 	}
 }

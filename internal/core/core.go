@@ -219,10 +219,22 @@ func (m *Manager) attach(ctx context.Context, sess *session, ctrNS *netns.NetNS,
 		err = m.leaseDHCP(ctx, ctrNS, hostH, ctrH, at, o, rb)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("network %s: %w", n.Name, err)
+		return nil, &NetworkError{Network: n.Name, Err: err}
 	}
 	return at, nil
 }
+
+// NetworkError is a failure to attach a container to (or detach it from)
+// one network. Its text names the network; front-ends that word errors as
+// netavark does (which names none) print Err alone.
+type NetworkError struct {
+	Network string
+	Err     error
+}
+
+func (e *NetworkError) Error() string { return fmt.Sprintf("network %s: %v", e.Network, e.Err) }
+
+func (e *NetworkError) Unwrap() error { return e.Err }
 
 // setupFirewall programs the rules of the firewalled networks in att, with
 // the container's published ports when these networks carry them, and

@@ -143,7 +143,7 @@ func (m *Manager) detachLink(ctx context.Context, sess *session, h *detachHandle
 	n, a := at.net, at.opts
 	if n.IPAMDriver() == network.IPAMDHCP {
 		if err := m.teardownDHCP(ctx, h.ctr, h.nsPath, at.ctrID, n, a.InterfaceName); err != nil {
-			errs = append(errs, fmt.Errorf("network %s: %w", n.Name, err))
+			errs = append(errs, &NetworkError{Network: n.Name, Err: err})
 		}
 	}
 	recorded := sess.member(netID(n), at.ctrID)
@@ -156,7 +156,7 @@ func (m *Manager) detachLink(ctx context.Context, sess *session, h *detachHandle
 		err = m.removeHostVeth(h.host, at, recorded)
 	}
 	if err != nil {
-		errs = append(errs, fmt.Errorf("network %s: %w", n.Name, err))
+		errs = append(errs, &NetworkError{Network: n.Name, Err: err})
 	}
 	return errs
 }
