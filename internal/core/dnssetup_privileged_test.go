@@ -7,11 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	mdns "github.com/miekg/dns"
 
@@ -114,16 +111,7 @@ func TestPrivilegedDNSLoopRejected(t *testing.T) {
 // server listens on the bridge's own addresses (not its IPv6 link-local
 // one) and answers there; a bridge without one is a clear error.
 func TestPrivilegedUnmanagedBridgeDNS(t *testing.T) {
-	nettest.Privileged(t)
-	bin := buildAardvark(t)
-	tp := newTopo(t, nil, func(c *core.Config) { c.AardvarkBinary = bin })
-	t.Cleanup(func() {
-		if b, err := os.ReadFile(filepath.Join(tp.cfgDir, "aardvark-dns", "aardvark.pid")); err == nil {
-			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
-				syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
-	})
+	tp := dnsTopo(t)
 	run(t, tp.host, "ip", "link", "add", "bumdns0", "type", "bridge")
 	run(t, tp.host, "ip", "link", "set", "bumdns0", "up")
 	n := bridgeNet("umdns", "bumdns0", "198.19.66.0/24", "198.19.66.254")
@@ -148,14 +136,7 @@ func TestPrivilegedUnmanagedBridgeDNS(t *testing.T) {
 	if !slices.Equal(f.Header.BindIPs, []netip.Addr{netip.MustParseAddr("198.19.66.100")}) {
 		t.Errorf("DNS server listens on %v", f.Header.BindIPs)
 	}
-	var r *mdns.Msg
-	err = ctr.Do(func() error {
-		m := new(mdns.Msg)
-		m.SetQuestion("web.", mdns.TypeA)
-		var err error
-		r, _, err = (&mdns.Client{Timeout: 2 * time.Second}).Exchange(m, "198.19.66.100:53")
-		return err
-	})
+	r, err := lookupA(ctr, "web", "198.19.66.100:53")
 	if err != nil || len(r.Answer) != 1 || r.Answer[0].(*mdns.A).A.String() != "198.19.66.2" {
 		t.Errorf("lookup on the bridge's address: %v %v", r, err)
 	}
