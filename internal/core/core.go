@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/berthnet/berth/internal/aardvarkconf"
@@ -486,7 +487,7 @@ func (m *Manager) setupDNS(o *network.Options, att []*attachment, rb *rollback.S
 		if n.Driver != network.DriverBridge || !n.DNSEnabled {
 			continue
 		}
-		e := aardvarkconf.Entry{ID: o.ContainerID, Names: append([]string{o.ContainerName}, at.opts.Aliases...), DNSServers: o.DNSServers}
+		e := aardvarkconf.Entry{ID: o.ContainerID, Names: m.dnsNames(o.ContainerName, at.opts.Aliases), DNSServers: o.DNSServers}
 		for _, a := range at.addrs {
 			if a.Addr().Is4() {
 				e.IPv4 = append(e.IPv4, a.Addr())
@@ -529,6 +530,26 @@ func (m *Manager) setupDNS(o *network.Options, att []*attachment, rb *rollback.S
 		return fmt.Errorf("error while applying dns entries: %w", err)
 	}
 	return nil
+}
+
+// dnsNames returns the container's name and aliases that can be DNS
+// entries; a name that is empty or holds a space, comma or newline (which
+// the entry file cannot carry; or a tab) is left out with a warning, as netavark
+// 2.1 does.
+func (m *Manager) dnsNames(name string, aliases []string) []string {
+	names := make([]string, 0, 1+len(aliases))
+	for _, n := range append([]string{name}, aliases...) {
+		if n == "" || strings.ContainsAny(n, " ,\n\t") {
+			reason := "name contains invalid chars"
+			if n == "" {
+				reason = "name is empty"
+			}
+			m.log.Warn(fmt.Sprintf("invalid network alias %q: %s, ignoring this name", n, reason))
+			continue
+		}
+		names = append(names, n)
+	}
+	return names
 }
 
 func (m *Manager) dnsDir() aardvarkconf.Dir {

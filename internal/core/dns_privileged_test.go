@@ -29,12 +29,18 @@ func buildAardvark(t *testing.T) string {
 }
 
 // dnsTopo is a topology whose manager starts berth's DNS server (killed
-// when the test ends).
-func dnsTopo(t *testing.T) *topo {
+// when the test ends); mod, when given, changes the manager's
+// configuration further.
+func dnsTopo(t *testing.T, mod ...func(*core.Config)) *topo {
 	t.Helper()
 	nettest.Privileged(t)
 	bin := buildAardvark(t)
-	tp := newTopo(t, nil, func(c *core.Config) { c.AardvarkBinary = bin })
+	tp := newTopo(t, nil, func(c *core.Config) {
+		c.AardvarkBinary = bin
+		for _, f := range mod {
+			f(c)
+		}
+	})
 	t.Cleanup(func() {
 		if b, err := os.ReadFile(filepath.Join(tp.cfgDir, "aardvark-dns", "aardvark.pid")); err == nil {
 			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {

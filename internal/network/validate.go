@@ -386,11 +386,9 @@ func validateAttachment(f string, a *NamedNetworkOptions, n *Network, seenIf map
 	if h := a.Options["host_interface_name"]; h != "" && !ValidInterfaceName(h) {
 		return fieldErr(f+".options.host_interface_name", "%q is not a valid interface name", h)
 	}
-	for _, al := range a.Aliases {
-		if strings.ContainsAny(al, " ,\n\t") {
-			return fieldErr(f+".aliases", "%q must not contain spaces, commas or newlines", al)
-		}
-	}
+	// An alias that cannot be a DNS name (a space, comma or newline) is
+	// no error: the core leaves it out of DNS with a warning, as netavark
+	// 2.1 does.
 	if n.IPAMDriver() == IPAMHostLocal {
 		return validateStaticIPs(f, a, n, strict)
 	}
