@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 
 	"golang.org/x/sys/unix"
 
@@ -38,14 +40,14 @@ func mtu(n network.Network, hostH *link.Handle) int {
 // or already serves other containers. A bridge it created is on rb; a
 // failed configuration leaves the bridge as it is for rb to remove.
 func (m *Manager) ensureBridge(sess *session, hostH *link.Handle, n network.Network, ports []network.PortMapping, rb *rollback.Stack, at *attachment) (link.Link, error) {
-	br, err := m.findBridge(hostH, n, rb, at)
+	localnet := !n.Internal && firewall.NeedsRouteLocalnet([]firewall.PortForward{{IPv4: netip.IPv4Unspecified(), Mappings: ports}})
+	br, err := m.findBridge(hostH, n, localnet, rb, at)
 	if err != nil {
 		return link.Link{}, err
 	}
 	if n.Unmanaged() {
 		return br, nil
 	}
-	localnet := !n.Internal && firewall.NeedsRouteLocalnet([]firewall.PortForward{{IPv4: netip.IPv4Unspecified(), Mappings: ports}})
 	// A bridge that already serves berth's containers is configured; only
 	// route_localnet may still be needed by this container's ports.
 	if !at.createdBridge && sess.others(netID(n), at.ctrID) {
@@ -63,7 +65,7 @@ func (m *Manager) ensureBridge(sess *session, hostH *link.Handle, n network.Netw
 // findBridge returns the network's bridge, creating it (createBridge)
 // when it does not exist. An interface of that name that is not a bridge
 // is an error.
-func (m *Manager) findBridge(hostH *link.Handle, n network.Network, rb *rollback.Stack, at *attachment) (link.Link, error) {
+func (m *Manager) findBridge(hostH *link.Handle, n network.Network, localnet bool, rb *rollback.Stack, at *attachment) (link.Link, error) {
 	name := n.NetworkInterface
 	br, err := hostH.Link(name)
 	if err == nil {
@@ -75,7 +77,7 @@ func (m *Manager) findBridge(hostH *link.Handle, n network.Network, rb *rollback
 	if !errors.Is(err, link.ErrNotFound) {
 		return link.Link{}, err
 	}
-	return m.createBridge(hostH, n, rb, at)
+	return m.createBridge(hostH, n, localnet, rb, at)
 }
 
 // configureBridge applies the bridge's host sysctls (bridgeSysctls), adds
@@ -132,12 +134,15 @@ func bridgeSysctls(n network.Network, localnet bool) []sysctl.Setting {
 // createBridge creates the network's bridge (in its VRF, when it names
 // one) and returns it; a bridge made meanwhile by someone else is taken as
 // it is.
-func (m *Manager) createBridge(hostH *link.Handle, n network.Network, rb *rollback.Stack, at *attachment) (link.Link, error) {
+func (m *Manager) createBridge(hostH *link.Handle, n network.Network, localnet bool, rb *rollback.Stack, at *attachment) (link.Link, error) {
 	name := n.NetworkInterface
 	if n.Unmanaged() {
 		return link.Link{}, fmt.Errorf("bridge %s does not exist (mode=unmanaged uses an existing bridge)", name)
 	}
 	if err := m.fail("bridge"); err != nil {
+		return link.Link{}, err
+	}
+	if err := m.writeDropIn(n, localnet, rb); err != nil {
 		return link.Link{}, err
 	}
 	spec := link.BridgeSpec{Name: name, MAC: bridgeMAC(n), MTU: mtu(n, hostH)}
@@ -165,6 +170,44 @@ func (m *Manager) createBridge(hostH *link.Handle, n network.Network, rb *rollba
 		})
 	}
 	return hostH.Link(name)
+}
+
+// dropInPath is where SysctlDDir keeps n's sysctls ("" without one).
+func (m *Manager) dropInPath(n network.Network) string {
+	if m.cfg.SysctlDDir == "" {
+		return ""
+	}
+	return filepath.Join(m.cfg.SysctlDDir, "10-netavark-"+n.NetworkInterface+".conf")
+}
+
+// writeDropIn writes n's bridge sysctls to its sysctl.d file, before the
+// bridge exists (systemd applies such a file when a link of its name
+// appears), and pushes the removal of a file it created onto rb.
+func (m *Manager) writeDropIn(n network.Network, localnet bool, rb *rollback.Stack) error {
+	path := m.dropInPath(n)
+	if path == "" {
+		return nil
+	}
+	if err := os.MkdirAll(m.cfg.SysctlDDir, 0o755); err != nil {
+		return fmt.Errorf("sysctl.d directory: %w", err)
+	}
+	created, err := sysctl.WriteDropIn(path, bridgeSysctls(n, localnet))
+	if created {
+		rb.Push(func() error { return m.removeDropIn(n) })
+	}
+	return err
+}
+
+// removeDropIn removes n's sysctl.d file; one that is not there is fine.
+func (m *Manager) removeDropIn(n network.Network) error {
+	path := m.dropInPath(n)
+	if path == "" {
+		return nil
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove %s: %w", path, err)
+	}
+	return nil
 }
 
 // setupBridge attaches the container to bridge network at.net: it makes

@@ -60,6 +60,12 @@ type Config struct {
 	// plugin does); RemoveBridge removes them. The next container then
 	// skips creating them, and teardown skips two kernel waits.
 	KeepBridges bool
+	// SysctlDDir, when set, is where a created bridge's host sysctls are
+	// also written as a sysctl.d(5) file (10-netavark-BRIDGE.conf), so a
+	// later run of systemd-sysctl keeps them; the file goes with the
+	// bridge. netavark 2.1 writes /run/sysctl.d on a host run by systemd,
+	// when not rootless.
+	SysctlDDir string
 	// BackgroundLinkRemoval makes teardown retire container links (down,
 	// off the bridge, renamed; see package reaper) and leave their
 	// deletion, which waits for the kernel's RCU grace periods, to a

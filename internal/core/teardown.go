@@ -268,10 +268,17 @@ func (m *Manager) teardownFirewall(sess *session, h *detachHandles, o *network.O
 		}
 	}
 	for _, n := range emptyBridges {
-		if br, err := h.host.Link(n.NetworkInterface); err == nil && ownedBridge(br, n) {
+		if br, err := h.host.Link(n.NetworkInterface); err == nil {
+			if !ownedBridge(br, n) {
+				continue
+			}
 			if err := br.Delete(); err != nil {
 				errs = append(errs, err)
+				continue
 			}
+		}
+		if err := m.removeDropIn(n); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errs
@@ -342,7 +349,7 @@ func (m *Manager) RemoveBridge(ctx context.Context, n network.Network) (bool, er
 			return false, err
 		}
 	}
-	return true, nil
+	return true, m.removeDropIn(n)
 }
 
 // FirewallReload re-applies the firewall rules of every container berth has
