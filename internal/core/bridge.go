@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 
 	"golang.org/x/sys/unix"
 
@@ -38,14 +40,14 @@ func mtu(n network.Network, hostH *link.Handle) int {
 // or already serves other containers. A bridge it created is on rb; a
 // failed configuration leaves the bridge as it is for rb to remove.
 func (m *Manager) ensureBridge(sess *session, hostH *link.Handle, n network.Network, ports []network.PortMapping, rb *rollback.Stack, at *attachment) (link.Link, error) {
-	br, err := m.findBridge(hostH, n, rb, at)
+	localnet := !n.Internal && firewall.NeedsRouteLocalnet([]firewall.PortForward{{IPv4: netip.IPv4Unspecified(), Mappings: ports}})
+	br, err := m.findBridge(hostH, n, localnet, rb, at)
 	if err != nil {
 		return link.Link{}, err
 	}
 	if n.Unmanaged() {
 		return br, nil
 	}
-	localnet := !n.Internal && firewall.NeedsRouteLocalnet([]firewall.PortForward{{IPv4: netip.IPv4Unspecified(), Mappings: ports}})
 	// A bridge that already serves berth's containers is configured; only
 	// route_localnet may still be needed by this container's ports.
 	if !at.createdBridge && sess.others(netID(n), at.ctrID) {
@@ -63,7 +65,7 @@ func (m *Manager) ensureBridge(sess *session, hostH *link.Handle, n network.Netw
 // findBridge returns the network's bridge, creating it (createBridge)
 // when it does not exist. An interface of that name that is not a bridge
 // is an error.
-func (m *Manager) findBridge(hostH *link.Handle, n network.Network, rb *rollback.Stack, at *attachment) (link.Link, error) {
+func (m *Manager) findBridge(hostH *link.Handle, n network.Network, localnet bool, rb *rollback.Stack, at *attachment) (link.Link, error) {
 	name := n.NetworkInterface
 	br, err := hostH.Link(name)
 	if err == nil {
@@ -75,7 +77,7 @@ func (m *Manager) findBridge(hostH *link.Handle, n network.Network, rb *rollback
 	if !errors.Is(err, link.ErrNotFound) {
 		return link.Link{}, err
 	}
-	return m.createBridge(hostH, n, rb, at)
+	return m.createBridge(hostH, n, localnet, rb, at)
 }
 
 // configureBridge applies the bridge's host sysctls (bridgeSysctls), adds
@@ -132,12 +134,15 @@ func bridgeSysctls(n network.Network, localnet bool) []sysctl.Setting {
 // createBridge creates the network's bridge (in its VRF, when it names
 // one) and returns it; a bridge made meanwhile by someone else is taken as
 // it is.
-func (m *Manager) createBridge(hostH *link.Handle, n network.Network, rb *rollback.Stack, at *attachment) (link.Link, error) {
+func (m *Manager) createBridge(hostH *link.Handle, n network.Network, localnet bool, rb *rollback.Stack, at *attachment) (link.Link, error) {
 	name := n.NetworkInterface
 	if n.Unmanaged() {
 		return link.Link{}, fmt.Errorf("bridge %s does not exist (mode=unmanaged uses an existing bridge)", name)
 	}
 	if err := m.fail("bridge"); err != nil {
+		return link.Link{}, err
+	}
+	if err := m.writeDropIn(n, localnet, rb); err != nil {
 		return link.Link{}, err
 	}
 	spec := link.BridgeSpec{Name: name, MAC: bridgeMAC(n), MTU: mtu(n, hostH)}
@@ -167,6 +172,44 @@ func (m *Manager) createBridge(hostH *link.Handle, n network.Network, rb *rollba
 	return hostH.Link(name)
 }
 
+// dropInPath is where SysctlDDir keeps n's sysctls ("" without one).
+func (m *Manager) dropInPath(n network.Network) string {
+	if m.cfg.SysctlDDir == "" {
+		return ""
+	}
+	return filepath.Join(m.cfg.SysctlDDir, "10-netavark-"+n.NetworkInterface+".conf")
+}
+
+// writeDropIn writes n's bridge sysctls to its sysctl.d file, before the
+// bridge exists (systemd applies such a file when a link of its name
+// appears), and pushes the removal of a file it created onto rb.
+func (m *Manager) writeDropIn(n network.Network, localnet bool, rb *rollback.Stack) error {
+	path := m.dropInPath(n)
+	if path == "" {
+		return nil
+	}
+	if err := os.MkdirAll(m.cfg.SysctlDDir, 0o755); err != nil {
+		return fmt.Errorf("sysctl.d directory: %w", err)
+	}
+	created, err := sysctl.WriteDropIn(path, bridgeSysctls(n, localnet))
+	if created {
+		rb.Push(func() error { return m.removeDropIn(n) })
+	}
+	return err
+}
+
+// removeDropIn removes n's sysctl.d file; one that is not there is fine.
+func (m *Manager) removeDropIn(n network.Network) error {
+	path := m.dropInPath(n)
+	if path == "" {
+		return nil
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove %s: %w", path, err)
+	}
+	return nil
+}
+
 // setupBridge attaches the container to bridge network at.net: it makes
 // sure of the bridge (ensureBridge), adds a veth pair between bridge and
 // container (addVeth), readies the host end and configures the container
@@ -175,6 +218,11 @@ func (m *Manager) setupBridge(sess *session, ctrNS *netns.NetNS, hostH, ctrH *li
 	br, err := m.ensureBridge(sess, hostH, at.net, ports, rb, at)
 	if err != nil {
 		return err
+	}
+	if at.net.DNSEnabled {
+		if at.dnsBind, err = dnsBindAddrs(at.net, br); err != nil {
+			return err
+		}
 	}
 	if err := m.fail("veth"); err != nil {
 		return err
@@ -308,22 +356,43 @@ func (m *Manager) addRoutes(ctrH *link.Handle, l link.Link, at *attachment) erro
 	if err := m.fail("routes"); err != nil {
 		return err
 	}
-	def := uint32(100)
-	if n.Driver != network.DriverBridge {
-		def = 99
-	}
-	metric := n.Metric(def)
+	metric := routeMetric(n)
 	if !n.Internal && !n.NoDefaultRoute() {
 		if err := addDefaultRoutes(ctrH, l, at, metric); err != nil {
 			return err
 		}
 	}
 	for _, rt := range n.Routes {
-		if err := ctrH.AddRoute(staticRoute(rt, l.Index, metric)); err != nil {
+		if err := ctrH.AddRoute(staticRoute(rt, metric)); err != nil {
 			return fmt.Errorf("add route to %s: %w", rt.Destination, err)
 		}
 	}
 	return nil
+}
+
+// routeMetric is the metric of n's routes that name none: its metric
+// option, else 100 on a bridge and 99 on macvlan/ipvlan.
+func routeMetric(n network.Network) uint32 {
+	def := uint32(100)
+	if n.Driver != network.DriverBridge {
+		def = 99
+	}
+	return n.Metric(def)
+}
+
+// delStaticRoutes removes n's static routes from the container namespace:
+// a route via a gateway on another of the container's links, and a
+// blackhole, unreachable or prohibit route, do not go with n's link. A
+// route that is already gone is fine.
+func delStaticRoutes(ctrH *link.Handle, n network.Network) []error {
+	var errs []error
+	metric := routeMetric(n)
+	for _, rt := range n.Routes {
+		if err := ctrH.DelRoute(staticRoute(rt, metric)); err != nil {
+			errs = append(errs, fmt.Errorf("delete route to %s: %w", rt.Destination, err))
+		}
+	}
+	return errs
 }
 
 // addDefaultRoutes adds a default route on l via the gateway of the first
@@ -357,9 +426,11 @@ func addDefaultRoutes(ctrH *link.Handle, l link.Link, at *attachment, metric uin
 }
 
 // staticRoute is the kernel route for the network route rt: a blackhole,
-// unreachable or prohibit route, or one via its gateway on link dev, with
-// rt's metric or else metric.
-func staticRoute(rt network.Route, dev int, metric uint32) link.Route {
+// unreachable or prohibit route, or one via its gateway, with rt's metric
+// or else metric. It names no link: the kernel picks the one of the
+// container's links that reaches the gateway, which need not be the
+// network's own.
+func staticRoute(rt network.Route, metric uint32) link.Route {
 	r := link.Route{Dst: rt.Destination.Masked(), Proto: link.ProtoStatic, Metric: metric}
 	if rt.Metric != nil {
 		r.Metric = *rt.Metric
@@ -372,10 +443,22 @@ func staticRoute(rt network.Route, dev int, metric uint32) link.Route {
 	case "prohibit":
 		r.Type = link.RouteProhibit
 	default:
-		r.Dev = dev
 		r.Via = rt.Gateway
 	}
 	return r
+}
+
+// setSourceMACs gives a macvlan link of mode source the network's list of
+// source MACs (option source_macs), when it has one.
+func setSourceMACs(l link.Link, n network.Network) error {
+	if n.Driver != network.DriverMacvlan || n.Option(network.OptMode) != "source" {
+		return nil
+	}
+	macs, err := n.SourceMACs()
+	if err != nil || len(macs) == 0 {
+		return err
+	}
+	return l.SetMacvlanSources(macs)
 }
 
 func hasAddrIn(addrs []netip.Prefix, s netip.Prefix) bool {
@@ -427,6 +510,9 @@ func (m *Manager) setupMacvlan(ctrNS *netns.NetNS, hostH, ctrH *link.Handle, at 
 	}
 	rb.Push(created.Delete)
 	if err := created.SetAlias(sublinkAlias(at.ctrID)); err != nil {
+		return err
+	}
+	if err := setSourceMACs(created, n); err != nil {
 		return err
 	}
 	return m.configureContainer(ctrNS, ctrH, created, at)

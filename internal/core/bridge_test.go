@@ -1,6 +1,8 @@
 package core
 
 import (
+	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -94,14 +96,25 @@ func TestStaticRoute(t *testing.T) {
 		rt   network.Route
 		want link.Route
 	}{
-		{network.Route{Destination: dst, Gateway: gw}, link.Route{Dst: dst.Masked(), Via: gw, Dev: 4, Metric: 100, Proto: link.ProtoStatic}},
-		{network.Route{Destination: dst, Gateway: gw, Metric: &seven}, link.Route{Dst: dst.Masked(), Via: gw, Dev: 4, Metric: 7, Proto: link.ProtoStatic}},
+		{network.Route{Destination: dst, Gateway: gw}, link.Route{Dst: dst.Masked(), Via: gw, Metric: 100, Proto: link.ProtoStatic}},
+		{network.Route{Destination: dst, Gateway: gw, Metric: &seven}, link.Route{Dst: dst.Masked(), Via: gw, Metric: 7, Proto: link.ProtoStatic}},
 		{network.Route{Destination: dst, Gateway: gw, RouteType: "blackhole"}, link.Route{Dst: dst.Masked(), Metric: 100, Proto: link.ProtoStatic, Type: link.RouteBlackhole}},
 		{network.Route{Destination: dst, RouteType: "unreachable"}, link.Route{Dst: dst.Masked(), Metric: 100, Proto: link.ProtoStatic, Type: link.RouteUnreachable}},
 		{network.Route{Destination: dst, RouteType: "prohibit"}, link.Route{Dst: dst.Masked(), Metric: 100, Proto: link.ProtoStatic, Type: link.RouteProhibit}},
 	} {
-		if got := staticRoute(tc.rt, 4, 100); got != tc.want {
+		if got := staticRoute(tc.rt, 100); got != tc.want {
 			t.Errorf("%+v: got %+v, want %+v", tc.rt, got, tc.want)
 		}
+	}
+}
+
+// A network's failure names the network, and front-ends can take the
+// cause out of it.
+func TestNetworkError(t *testing.T) {
+	cause := errors.New("boom")
+	err := fmt.Errorf("setup: %w", &NetworkError{Network: "podman", Err: cause})
+	var ne *NetworkError
+	if err.Error() != "setup: network podman: boom" || !errors.As(err, &ne) || ne.Err != cause || !errors.Is(err, cause) {
+		t.Errorf("%v", err)
 	}
 }

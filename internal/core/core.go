@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/berthnet/berth/internal/aardvarkconf"
@@ -59,6 +60,12 @@ type Config struct {
 	// plugin does); RemoveBridge removes them. The next container then
 	// skips creating them, and teardown skips two kernel waits.
 	KeepBridges bool
+	// SysctlDDir, when set, is where a created bridge's host sysctls are
+	// also written as a sysctl.d(5) file (10-netavark-BRIDGE.conf), so a
+	// later run of systemd-sysctl keeps them; the file goes with the
+	// bridge. netavark 2.1 writes /run/sysctl.d on a host run by systemd,
+	// when not rootless.
+	SysctlDDir string
 	// BackgroundLinkRemoval makes teardown retire container links (down,
 	// off the bridge, renamed; see package reaper) and leave their
 	// deletion, which waits for the kernel's RCU grace periods, to a
@@ -219,10 +226,22 @@ func (m *Manager) attach(ctx context.Context, sess *session, ctrNS *netns.NetNS,
 		err = m.leaseDHCP(ctx, ctrNS, hostH, ctrH, at, o, rb)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("network %s: %w", n.Name, err)
+		return nil, &NetworkError{Network: n.Name, Err: err}
 	}
 	return at, nil
 }
+
+// NetworkError is a failure to attach a container to (or detach it from)
+// one network. Its text names the network; front-ends that word errors as
+// netavark does (which names none) print Err alone.
+type NetworkError struct {
+	Network string
+	Err     error
+}
+
+func (e *NetworkError) Error() string { return fmt.Sprintf("network %s: %v", e.Network, e.Err) }
+
+func (e *NetworkError) Unwrap() error { return e.Err }
 
 // setupFirewall programs the rules of the firewalled networks in att, with
 // the container's published ports when these networks carry them, and
@@ -289,9 +308,15 @@ func (m *Manager) saveState(sess *session, nsPath string, o *network.Options, rb
 }
 
 // haveDNSServer reports whether the DNS server binary exists, so that
-// DNS-enabled networks get their names registered.
+// DNS-enabled networks get their names registered. A path that exists but
+// cannot be run (a directory) counts: starting it then fails the setup,
+// rather than leaving DNS silently off.
 func (m *Manager) haveDNSServer() bool {
-	return m.cfg.AardvarkBinary != "" && fileExists(m.cfg.AardvarkBinary)
+	if m.cfg.AardvarkBinary == "" {
+		return false
+	}
+	_, err := os.Stat(m.cfg.AardvarkBinary)
+	return err == nil
 }
 
 // rules builds the firewall view of a network.
@@ -400,6 +425,9 @@ type attachment struct {
 	// dhcp is the lease's gateway, DNS servers and domain (ipam driver
 	// dhcp).
 	dhcp *dhcpLease
+	// dnsBind are the addresses the DNS server listens on for a
+	// dns_enabled bridge network (dnsBindAddrs).
+	dnsBind []netip.Addr
 }
 
 // networkOf returns the network of o named name, with its name filled in
@@ -447,7 +475,7 @@ func (at *attachment) status(o *network.Options, dns bool) network.StatusBlock {
 		return sb
 	}
 	if at.net.Driver == network.DriverBridge && at.net.DNSEnabled && dns {
-		sb.DNSServerIPs = append(sb.DNSServerIPs, at.net.Gateways()...)
+		sb.DNSServerIPs = append(sb.DNSServerIPs, at.dnsBind...)
 		sb.DNSSearchDomains = []string{network.DNSSearchDomain}
 	} else if len(o.DNSServers) > 0 && at.net.Driver == network.DriverBridge {
 		sb.DNSServerIPs = append(sb.DNSServerIPs, o.DNSServers...)
@@ -465,7 +493,7 @@ func (m *Manager) setupDNS(o *network.Options, att []*attachment, rb *rollback.S
 		if n.Driver != network.DriverBridge || !n.DNSEnabled {
 			continue
 		}
-		e := aardvarkconf.Entry{ID: o.ContainerID, Names: append([]string{o.ContainerName}, at.opts.Aliases...), DNSServers: o.DNSServers}
+		e := aardvarkconf.Entry{ID: o.ContainerID, Names: m.dnsNames(o.ContainerName, at.opts.Aliases), DNSServers: o.DNSServers}
 		for _, a := range at.addrs {
 			if a.Addr().Is4() {
 				e.IPv4 = append(e.IPv4, a.Addr())
@@ -474,7 +502,7 @@ func (m *Manager) setupDNS(o *network.Options, att []*attachment, rb *rollback.S
 			}
 		}
 		entries[n.Name] = e
-		headers[n.Name] = aardvarkconf.Header{BindIPs: n.Gateways(), DNSServers: n.NetworkDNSServers}
+		headers[n.Name] = aardvarkconf.Header{BindIPs: at.dnsBind, DNSServers: n.NetworkDNSServers}
 		names = append(names, n.Name)
 	}
 	if len(entries) == 0 {
@@ -485,6 +513,12 @@ func (m *Manager) setupDNS(o *network.Options, att []*attachment, rb *rollback.S
 		return nil
 	}
 	dir := m.dnsDir()
+	if err := os.MkdirAll(dir.Path, 0o755); err != nil {
+		return fmt.Errorf("create aardvark-dns directory: %w", err)
+	}
+	if err := checkDNSLoop(o, att); err != nil {
+		return fmt.Errorf("error while applying dns entries: %w", err)
+	}
 	if err := dir.Add(entries, headers); err != nil {
 		return fmt.Errorf("write dns entries: %w", err)
 	}
@@ -499,16 +533,31 @@ func (m *Manager) setupDNS(o *network.Options, att []*attachment, rb *rollback.S
 		return m.signalDNS(false)
 	})
 	if err := m.signalDNS(true); err != nil {
-		return err
+		return fmt.Errorf("error while applying dns entries: %w", err)
 	}
 	return nil
 }
 
-func (m *Manager) dnsDir() aardvarkconf.Dir {
-	return aardvarkconf.Dir{Path: filepath.Join(m.cfg.ConfigDir, "aardvark-dns")}
+// dnsNames returns the container's name and aliases that can be DNS
+// entries; a name that is empty or holds a space, comma or newline (which
+// the entry file cannot carry; or a tab) is left out with a warning, as netavark
+// 2.1 does.
+func (m *Manager) dnsNames(name string, aliases []string) []string {
+	names := make([]string, 0, 1+len(aliases))
+	for _, n := range append([]string{name}, aliases...) {
+		if n == "" || strings.ContainsAny(n, " ,\n\t") {
+			reason := "name contains invalid chars"
+			if n == "" {
+				reason = "name is empty"
+			}
+			m.log.Warn(fmt.Sprintf("invalid network alias %q: %s, ignoring this name", n, reason))
+			continue
+		}
+		names = append(names, n)
+	}
+	return names
 }
 
-func fileExists(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && !st.IsDir()
+func (m *Manager) dnsDir() aardvarkconf.Dir {
+	return aardvarkconf.Dir{Path: filepath.Join(m.cfg.ConfigDir, "aardvark-dns")}
 }

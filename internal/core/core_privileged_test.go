@@ -227,6 +227,8 @@ func TestPrivilegedIsolation(t *testing.T) {
 		{"true", "false", true, true, "one isolated"},
 		{"strict", "false", false, false, "strict"},
 		{"false", "strict", false, false, "strict set up second"},
+		{"", "", false, false, "unset is strict"},
+		{"", "false", false, false, "unset and false"},
 	}
 	for _, d := range drivers {
 		for _, tc := range cases {
@@ -234,8 +236,12 @@ func TestPrivilegedIsolation(t *testing.T) {
 				tp := newTopo(t, d.new, nil)
 				na := bridgeNet("isoa", "bisoa0", "198.19.4.0/24", "198.19.4.1")
 				nb := bridgeNet("isob", "bisob0", "198.19.5.0/24", "198.19.5.1")
-				na.Options = map[string]string{"isolate": tc.a}
-				nb.Options = map[string]string{"isolate": tc.b}
+				if tc.a != "" {
+					na.Options = map[string]string{"isolate": tc.a}
+				}
+				if tc.b != "" {
+					nb.Options = map[string]string{"isolate": tc.b}
+				}
 				ca, _ := tp.container(t, opts("d1", "a", na, "198.19.4.2"))
 				cb, _ := tp.container(t, opts("d2", "b", nb, "198.19.5.2"))
 				nettest.ServeBanner(nettest.Listen(t, ca, "tcp4", "0.0.0.0:80"), "A")
@@ -508,5 +514,24 @@ func TestPrivilegedFirewallReload(t *testing.T) {
 	}
 	if got, err := nettest.Fetch(tp.outside, "tcp4", "198.18.0.1:8090"); err != nil || got != "reload" {
 		t.Fatalf("after reload: %q %v", got, err)
+	}
+}
+
+// Strict isolation (the default) still lets a container reach another
+// network's published port through the host's address, as netavark 2.1
+// does (nftables driver; the iptables driver keeps netavark 1.x's layout,
+// which drops it).
+func TestPrivilegedIsolatedReachesPublishedPort(t *testing.T) {
+	tp := newTopo(t, nil, nil)
+	na := bridgeNet("isoa", "bisoa0", "198.19.4.0/24", "198.19.4.1")
+	nb := bridgeNet("isob", "bisob0", "198.19.5.0/24", "198.19.5.1")
+	ca, _ := tp.container(t, opts("p1", "a", na, "198.19.4.2"))
+	cb, _ := tp.container(t, opts("p2", "b", nb, "198.19.5.2", network.PortMapping{ContainerPort: 80, HostPort: 8097, Protocol: "tcp", Range: 1}))
+	nettest.ServeBanner(nettest.Listen(t, cb, "tcp4", "0.0.0.0:80"), "B")
+	if _, err := nettest.FetchWithin(ca, "tcp4", "198.19.5.2:80", time.Second); err == nil {
+		t.Errorf("A reached B directly despite strict isolation")
+	}
+	if got, err := nettest.Fetch(ca, "tcp4", "198.18.0.1:8097"); err != nil || got != "B" {
+		t.Errorf("A to B's published port through the host: %q %v", got, err)
 	}
 }

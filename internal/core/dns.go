@@ -3,6 +3,8 @@ package core
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +15,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berthnet/berth/internal/aardvarkconf"
+	"github.com/berthnet/berth/internal/link"
+	"github.com/berthnet/berth/internal/network"
 	"github.com/berthnet/berth/internal/safefile"
 )
 
@@ -99,7 +103,7 @@ func (m *Manager) startDNS(dir aardvarkconf.Dir) error {
 		startErr = startIt()
 	}
 	if startErr != nil {
-		return fmt.Errorf("start aardvark-dns: %w", startErr)
+		return fmt.Errorf("aardvark-dns failed to start: Failed to find executable %s: %w", m.cfg.AardvarkBinary, unwrapPath(startErr))
 	}
 	go func() { done <- cmd.Wait() }()
 
@@ -107,13 +111,93 @@ func (m *Manager) startDNS(dir aardvarkconf.Dir) error {
 	case err := <-done:
 		if err != nil {
 			msg, _ := os.ReadFile(errFile.Name())
-			return fmt.Errorf("aardvark-dns failed to start: %s: %w", strings.TrimSpace(string(msg)), err)
+			m.log.Debug("aardvark-dns failed to start", "error", err)
+			if len(strings.TrimSpace(string(msg))) == 0 {
+				return errors.New("aardvark-dns exited unexpectedly without error message")
+			}
+			return fmt.Errorf("aardvark-dns failed to start: %s", strings.TrimSpace(string(msg)))
 		}
 	case <-time.After(30 * time.Second):
 		_ = cmd.Process.Kill()
 		return errors.New("aardvark-dns did not report ready within 30s")
 	}
 	return nil
+}
+
+// unwrapPath returns the error inside a path error (whose text repeats
+// the path), else err.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// ErrDNSLoop is a DNS server that is the listen address of one of the
+// container's DNS-enabled networks: the DNS server would forward queries
+// to itself.
+var ErrDNSLoop = errors.New("would cause aardvark-dns to forward queries to itself")
+
+// checkDNSLoop refuses a container DNS server, or a network DNS server,
+// that is an address the DNS server listens on for one of the networks of
+// att (what netavark 2.1 checks before it writes any entry).
+func checkDNSLoop(o *network.Options, att []*attachment) error {
+	owner := map[netip.Addr]string{}
+	var dnsAtt []*attachment
+	for _, at := range att {
+		if at.net.Driver != network.DriverBridge || !at.net.DNSEnabled {
+			continue
+		}
+		dnsAtt = append(dnsAtt, at)
+		for _, a := range at.dnsBind {
+			if _, ok := owner[a]; !ok {
+				owner[a] = at.net.Name
+			}
+		}
+	}
+	for _, at := range dnsAtt {
+		for _, d := range o.DNSServers {
+			if n, ok := owner[d]; ok {
+				return fmt.Errorf("DNS server %s is the gateway of network %q; using it %w", d, n, ErrDNSLoop)
+			}
+		}
+		for _, d := range at.net.NetworkDNSServers {
+			if n, ok := owner[d]; ok {
+				return fmt.Errorf("network DNS server %s matches the gateway of network %q; using it %w", d, n, ErrDNSLoop)
+			}
+		}
+	}
+	return nil
+}
+
+// ErrNoDNSAddress is an unmanaged bridge with no address for the DNS
+// server to listen on.
+var ErrNoDNSAddress = errors.New("no usable IP addresses")
+
+// dnsBindAddrs returns the addresses the DNS server listens on for the
+// dns_enabled bridge network n on bridge br: its gateways, or, for an
+// unmanaged bridge (whose gateway may be a router elsewhere), the
+// bridge's own IPv4 and non-link-local IPv6 addresses, of which there must
+// be one.
+func dnsBindAddrs(n network.Network, br link.Link) ([]netip.Addr, error) {
+	if !n.Unmanaged() {
+		return n.Gateways(), nil
+	}
+	addrs, err := br.Addrs()
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Addr
+	for _, p := range addrs {
+		if a := p.Addr(); !a.IsLinkLocalUnicast() {
+			out = append(out, a)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("bridge '%s' in unmanaged mode has %w. Aardvark-dns requires at least one address (should not be an IPv6 link-local address) to bind to. Please add an IP address or disable DNS for this network (--disable-dns).", br.Name, ErrNoDNSAddress)
+	}
+	return out, nil
 }
 
 // runningPID reads a pid file and reports whether that process is alive,

@@ -28,14 +28,19 @@ func buildAardvark(t *testing.T) string {
 	return bin
 }
 
-// A container's name resolves the moment its setup returns, and is gone
-// the moment its teardown returns: setup and teardown wait until the DNS
-// server has loaded the change (a SIGHUP alone left the name unresolvable
-// for a moment: 2 of 300 lookups failed).
-func TestPrivilegedNameResolvesWhenSetupReturns(t *testing.T) {
+// dnsTopo is a topology whose manager starts berth's DNS server (killed
+// when the test ends); mod, when given, changes the manager's
+// configuration further.
+func dnsTopo(t *testing.T, mod ...func(*core.Config)) *topo {
+	t.Helper()
 	nettest.Privileged(t)
 	bin := buildAardvark(t)
-	tp := newTopo(t, nil, func(c *core.Config) { c.AardvarkBinary = bin })
+	tp := newTopo(t, nil, func(c *core.Config) {
+		c.AardvarkBinary = bin
+		for _, f := range mod {
+			f(c)
+		}
+	})
 	t.Cleanup(func() {
 		if b, err := os.ReadFile(filepath.Join(tp.cfgDir, "aardvark-dns", "aardvark.pid")); err == nil {
 			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
@@ -43,20 +48,32 @@ func TestPrivilegedNameResolvesWhenSetupReturns(t *testing.T) {
 			}
 		}
 	})
+	return tp
+}
+
+// lookupA asks server for name's A record from inside ns.
+func lookupA(ns *nettest.NS, name, server string) (*mdns.Msg, error) {
+	var r *mdns.Msg
+	err := ns.Do(func() error {
+		m := new(mdns.Msg)
+		m.SetQuestion(mdns.Fqdn(name), mdns.TypeA)
+		var err error
+		r, _, err = (&mdns.Client{Timeout: 2 * time.Second}).Exchange(m, server)
+		return err
+	})
+	return r, err
+}
+
+// A container's name resolves the moment its setup returns, and is gone
+// the moment its teardown returns: setup and teardown wait until the DNS
+// server has loaded the change (a SIGHUP alone left the name unresolvable
+// for a moment: 2 of 300 lookups failed).
+func TestPrivilegedNameResolvesWhenSetupReturns(t *testing.T) {
+	tp := dnsTopo(t)
 	n := bridgeNet("dnsready", "bdnsr0", "198.19.62.0/23", "198.19.62.1")
 	n.DNSEnabled = true
 	asker, _ := tp.container(t, opts("a0", "asker", n, "198.19.62.2"))
-	lookup := func(name string) (*mdns.Msg, error) {
-		var r *mdns.Msg
-		err := asker.Do(func() error {
-			m := new(mdns.Msg)
-			m.SetQuestion(mdns.Fqdn(name), mdns.TypeA)
-			var err error
-			r, _, err = (&mdns.Client{Timeout: 2 * time.Second}).Exchange(m, "198.19.62.1:53")
-			return err
-		})
-		return r, err
-	}
+	lookup := func(name string) (*mdns.Msg, error) { return lookupA(asker, name, "198.19.62.1:53") }
 	const N = 300
 	var failures []string
 	for i := 0; i < N; i++ {

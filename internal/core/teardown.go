@@ -143,7 +143,7 @@ func (m *Manager) detachLink(ctx context.Context, sess *session, h *detachHandle
 	n, a := at.net, at.opts
 	if n.IPAMDriver() == network.IPAMDHCP {
 		if err := m.teardownDHCP(ctx, h.ctr, h.nsPath, at.ctrID, n, a.InterfaceName); err != nil {
-			errs = append(errs, fmt.Errorf("network %s: %w", n.Name, err))
+			errs = append(errs, &NetworkError{Network: n.Name, Err: err})
 		}
 	}
 	recorded := sess.member(netID(n), at.ctrID)
@@ -156,7 +156,7 @@ func (m *Manager) detachLink(ctx context.Context, sess *session, h *detachHandle
 		err = m.removeHostVeth(h.host, at, recorded)
 	}
 	if err != nil {
-		errs = append(errs, fmt.Errorf("network %s: %w", n.Name, err))
+		errs = append(errs, &NetworkError{Network: n.Name, Err: err})
 	}
 	return errs
 }
@@ -182,7 +182,7 @@ func (m *Manager) removeContainerLink(h *detachHandles, at *attachment, recorded
 			m.notOurs(l, "container")
 			return nil
 		}
-		return m.removeLink(h.ctr, h.ns, l, nil, link.Link{})
+		return errors.Join(append(delStaticRoutes(h.ctr, at.net), m.removeLink(h.ctr, h.ns, l, nil, link.Link{}))...)
 	}
 	var peer link.Link
 	if l.Kind == "veth" && l.PeerIndex > 0 {
@@ -193,7 +193,7 @@ func (m *Manager) removeContainerLink(h *detachHandles, at *attachment, recorded
 		return nil
 	}
 	at.learnAddrs(l)
-	return m.removeLink(h.ctr, h.ns, l, h.host, peer)
+	return errors.Join(append(delStaticRoutes(h.ctr, at.net), m.removeLink(h.ctr, h.ns, l, h.host, peer))...)
 }
 
 // removeHostVeth removes at's host veth end, when it carries berth's mark.
@@ -268,10 +268,17 @@ func (m *Manager) teardownFirewall(sess *session, h *detachHandles, o *network.O
 		}
 	}
 	for _, n := range emptyBridges {
-		if br, err := h.host.Link(n.NetworkInterface); err == nil && ownedBridge(br, n) {
+		if br, err := h.host.Link(n.NetworkInterface); err == nil {
+			if !ownedBridge(br, n) {
+				continue
+			}
 			if err := br.Delete(); err != nil {
 				errs = append(errs, err)
+				continue
 			}
+		}
+		if err := m.removeDropIn(n); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errs
@@ -342,7 +349,7 @@ func (m *Manager) RemoveBridge(ctx context.Context, n network.Network) (bool, er
 			return false, err
 		}
 	}
-	return true, nil
+	return true, m.removeDropIn(n)
 }
 
 // FirewallReload re-applies the firewall rules of every container berth has

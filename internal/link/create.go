@@ -70,6 +70,31 @@ func (h *Handle) AddMacvlan(s SublinkSpec) error {
 	return h.addSublink(&netlink.Macvlan{LinkAttrs: s.attrs(), Mode: mode}, s.Parent.Name)
 }
 
+// SetMacvlanSources sets the source MAC addresses a macvlan link of mode
+// source receives frames from (replacing the list it had). Equivalent to:
+// ip link set LINK type macvlan macaddr set MAC...
+func (l Link) SetMacvlanSources(macs []net.HardwareAddr) error {
+	ml := &netlink.Macvlan{LinkAttrs: netlink.LinkAttrs{Name: l.Name, Index: l.Index}}
+	if err := l.h.MacvlanMACAddrSet(ml, macs); err != nil {
+		return fmt.Errorf("set source MACs of %s: %w", l.Name, err)
+	}
+	return nil
+}
+
+// MacvlanSources returns the source MAC addresses of a macvlan link of
+// mode source. Equivalent to: ip -d link show LINK
+func (l Link) MacvlanSources() ([]net.HardwareAddr, error) {
+	nl, err := l.h.ByIndex(l.Index)
+	if err != nil {
+		return nil, err
+	}
+	mv, ok := nl.(*netlink.Macvlan)
+	if !ok {
+		return nil, fmt.Errorf("%s is a %s link, not a macvlan", l.Name, nl.Type())
+	}
+	return mv.MACAddrs, nil
+}
+
 // AddIPVlan creates an ipvlan link, as AddMacvlan does a macvlan.
 // Equivalent to: ip link add NAME link PARENT [mtu MTU] netns NS type
 // ipvlan mode MODE
@@ -109,6 +134,7 @@ func (h *Handle) addSublink(l netlink.Link, parent string) error {
 var macvlanModes = map[string]netlink.MacvlanMode{
 	"": netlink.MACVLAN_MODE_BRIDGE, "bridge": netlink.MACVLAN_MODE_BRIDGE, "private": netlink.MACVLAN_MODE_PRIVATE,
 	"vepa": netlink.MACVLAN_MODE_VEPA, "passthru": netlink.MACVLAN_MODE_PASSTHRU,
+	"source": netlink.MACVLAN_MODE_SOURCE,
 }
 
 var ipvlanModes = map[string]netlink.IPVlanMode{
@@ -120,7 +146,7 @@ var ipvlanModes = map[string]netlink.IPVlanMode{
 func macvlanMode(name string) (netlink.MacvlanMode, error) {
 	m, ok := macvlanModes[name]
 	if !ok {
-		return 0, fmt.Errorf("macvlan mode %q: %w (want bridge, private, vepa or passthru)", name, ErrUnknownMode)
+		return 0, fmt.Errorf("macvlan mode %q: %w (want bridge, private, vepa, passthru or source)", name, ErrUnknownMode)
 	}
 	return m, nil
 }

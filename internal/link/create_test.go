@@ -12,7 +12,7 @@ import (
 func TestModeNames(t *testing.T) {
 	for name, want := range map[string]netlink.MacvlanMode{
 		"": netlink.MACVLAN_MODE_BRIDGE, "bridge": netlink.MACVLAN_MODE_BRIDGE, "private": netlink.MACVLAN_MODE_PRIVATE,
-		"vepa": netlink.MACVLAN_MODE_VEPA, "passthru": netlink.MACVLAN_MODE_PASSTHRU,
+		"vepa": netlink.MACVLAN_MODE_VEPA, "passthru": netlink.MACVLAN_MODE_PASSTHRU, "source": netlink.MACVLAN_MODE_SOURCE,
 	} {
 		if got, err := macvlanMode(name); err != nil || got != want {
 			t.Errorf("macvlan mode %q: %v, %v; want %v", name, got, err, want)
@@ -29,7 +29,7 @@ func TestModeNames(t *testing.T) {
 
 // A mode of the other driver, or none at all, is an error that names it.
 func TestUnknownModeFails(t *testing.T) {
-	for _, name := range []string{"l3", "Bridge", "source"} {
+	for _, name := range []string{"l3", "Bridge", "Source"} {
 		if _, err := macvlanMode(name); !errors.Is(err, ErrUnknownMode) {
 			t.Errorf("macvlan mode %q: %v, want ErrUnknownMode", name, err)
 		}
@@ -40,7 +40,7 @@ func TestUnknownModeFails(t *testing.T) {
 		}
 	}
 	_, err := macvlanMode("vepa2")
-	if want := `macvlan mode "vepa2": unknown mode (want bridge, private, vepa or passthru)`; err == nil || err.Error() != want {
+	if want := `macvlan mode "vepa2": unknown mode (want bridge, private, vepa, passthru or source)`; err == nil || err.Error() != want {
 		t.Errorf("error %v, want %q", err, want)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 )
@@ -39,6 +40,9 @@ const (
 	OptMode           = "mode"
 	OptVRF            = "vrf"
 	OptVLAN           = "vlan"
+	// OptSourceMACs lists, comma-separated, the MAC addresses a macvlan
+	// link of mode source receives frames from (ip-link's "macaddr set").
+	OptSourceMACs = "source_macs"
 	// OptNoMasquerade ("true") leaves outgoing traffic of a bridge network
 	// unmasqueraded; berth's CNI bridge sets it for ipMasq false.
 	OptNoMasquerade = "no_masquerade"
@@ -237,6 +241,24 @@ func (n *Network) Option(key string) string {
 		return ""
 	}
 	return n.Options[key]
+}
+
+// SourceMACs returns the MAC addresses of the source_macs option (none when
+// it is unset), or an error naming the first that is not a MAC.
+func (n *Network) SourceMACs() ([]net.HardwareAddr, error) {
+	v := n.Option(OptSourceMACs)
+	if v == "" {
+		return nil, nil
+	}
+	var out []net.HardwareAddr
+	for _, s := range strings.Split(v, ",") {
+		hw, err := ParseMAC(strings.TrimSpace(s))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, hw)
+	}
+	return out, nil
 }
 
 // IPAMDriver returns the IPAM driver, defaulting to host-local.

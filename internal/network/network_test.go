@@ -130,7 +130,6 @@ func TestValidationErrors(t *testing.T) {
 		{"long ifname", func(o *Options) { o.Networks[0].InterfaceName = "averyveryverylongname" }, "networks.n1.interface_name", "not a valid interface name"},
 		{"no static ips", func(o *Options) { o.Networks[0].StaticIPs = nil }, "networks.n1.static_ips", "no static ips provided"},
 		{"ip outside subnet", func(o *Options) { o.Networks[0].StaticIPs[0] = netip.MustParseAddr("10.9.0.2") }, "networks.n1.static_ips[0]", "not in any subnet"},
-		{"ip is gateway", func(o *Options) { o.Networks[0].StaticIPs[0] = netip.MustParseAddr("10.1.0.1") }, "networks.n1.static_ips[0]", "is the gateway"},
 		{"ip is network address", func(o *Options) { o.Networks[0].StaticIPs[0] = netip.MustParseAddr("10.1.0.0") }, "networks.n1.static_ips[0]", "10.1.0.0 is the network address of subnet 10.1.0.0/24; want an address from 10.1.0.1 to 10.1.0.254"},
 		{"ip is broadcast", func(o *Options) { o.Networks[0].StaticIPs[0] = netip.MustParseAddr("10.1.0.255") }, "networks.n1.static_ips[0]", "10.1.0.255 is the broadcast address of subnet 10.1.0.0/24; want an address from 10.1.0.1 to 10.1.0.254"},
 		{"loopback subnet", func(o *Options) {

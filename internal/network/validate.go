@@ -74,9 +74,16 @@ func ParseIsolation(s string) (Isolation, error) {
 	return 0, fmt.Errorf("%q is not an isolation mode (want true, false or strict)", s)
 }
 
-// Isolation returns the network's isolation mode; Validate rejects bad values.
+// Isolation returns the network's isolation mode; Validate rejects bad
+// values. Without the isolate option it is strict, as in netavark 2.x:
+// isolate=false gives the old behaviour, a network that may reach every
+// other.
 func (n *Network) Isolation() Isolation {
-	i, _ := ParseIsolation(n.Option(OptIsolate))
+	v := n.Option(OptIsolate)
+	if v == "" {
+		return IsolateStrict
+	}
+	i, _ := ParseIsolation(v)
 	return i
 }
 
@@ -125,7 +132,7 @@ func ValidInterfaceName(s string) bool {
 	return true
 }
 
-var macvlanModes = map[string]bool{"": true, "bridge": true, "private": true, "vepa": true, "passthru": true}
+var macvlanModes = map[string]bool{"": true, "bridge": true, "private": true, "vepa": true, "passthru": true, "source": true}
 var ipvlanModes = map[string]bool{"": true, "l2": true, "l3": true, "l3s": true}
 
 // Validate checks a new network definition, strictly: also that no subnet
@@ -269,6 +276,13 @@ func (n *Network) validateOption(of, k, v string) error {
 	case OptVRF:
 		if n.Driver != DriverBridge || !ValidInterfaceName(v) {
 			return fieldErr(of, "%q: want the name of a VRF device, bridge networks only", v)
+		}
+	case OptSourceMACs:
+		if n.Driver != DriverMacvlan || n.Option(OptMode) != "source" {
+			return fieldErr(of, "only macvlan networks of mode source take source MACs")
+		}
+		if _, err := n.SourceMACs(); err != nil {
+			return fieldErr(of, "%v", err)
 		}
 	}
 	return nil
@@ -432,8 +446,10 @@ func validateAttachment(f string, a *NamedNetworkOptions, n *Network, seenIf map
 }
 
 // validateStaticIPs checks that a host-local attachment has static IPs,
-// each in a subnet of n and (on a managed network) not its gateway, and
-// with strict, not its subnet's network or broadcast address.
+// each in a subnet of n and, with strict, not its subnet's network or
+// broadcast address. A static IP that is the gateway passes, as netavark
+// 2.1 lets it (the container then shadows the gateway); berth's own
+// allocation (package ipam) refuses to hand it out.
 func validateStaticIPs(f string, a *NamedNetworkOptions, n *Network, strict bool) error {
 	if len(a.StaticIPs) == 0 {
 		return fieldErr(f+".static_ips", "no static ips provided (host-local IPAM needs one per subnet)")
@@ -446,11 +462,6 @@ func validateStaticIPs(f string, a *NamedNetworkOptions, n *Network, strict bool
 		}
 		if err := CheckHostAddr(s.Subnet, ip); strict && err != nil {
 			return fieldErr(sf, "%v", err)
-		}
-		for _, gw := range n.Gateways() {
-			if gw == ip && !n.Unmanaged() {
-				return fieldErr(sf, "%s is the gateway of network %s", ip, a.Name)
-			}
 		}
 	}
 	return nil

@@ -212,9 +212,13 @@ func loadInput(t testing.TB, name string, dnsPort uint16) input {
 		if n.DNSEnabled {
 			port = dnsPort
 		}
+		// The inputs and goldens are netavark 1.4's, where an unset
+		// isolate option meant no isolation (berth's default is strict,
+		// as netavark 2.x's).
+		iso, _ := network.ParseIsolation(n.Option(network.OptIsolate))
 		in.nets = append(in.nets, firewall.NetworkRules{
 			ID: n.ID, Name: n.Name, Bridge: n.NetworkInterface, Subnets: subnets,
-			Gateways: n.Gateways(), Isolation: n.Isolation(), DNSPort: port,
+			Gateways: n.Gateways(), Isolation: iso, DNSPort: port,
 		})
 		pf := firewall.PortForward{NetworkID: n.ID, NetworkName: n.Name, ContainerID: o.ContainerID, Mappings: o.PortMappings}
 		for _, ip := range a.StaticIPs {
