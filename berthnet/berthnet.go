@@ -158,6 +158,11 @@ type Network struct {
 	// through berth's DHCP proxy (macvlan networks; no Subnets). It needs
 	// Config.DHCP (ErrNoDHCP otherwise).
 	DHCP bool
+	// Isolate is the bridge's isolation from berth's other bridges: ""
+	// (none, as CNI's reference bridge), "true" (no traffic from other
+	// isolated bridges) or "strict" (none from any other bridge), as
+	// netavark's isolate option.
+	Isolate string
 }
 
 // Subnet is one address range of a network.
@@ -851,6 +856,14 @@ func (n Network) internal() (network.Network, error) {
 	}
 	if n.NoDefaultRoute {
 		in.Options[network.OptNoDefaultRoute] = "true"
+	}
+	if in.Driver == network.DriverBridge {
+		// netavark 2.x reads an unset isolate as strict; berthnet's
+		// networks keep CNI's default of none unless asked.
+		in.Options[network.OptIsolate] = "false"
+		if n.Isolate != "" {
+			in.Options[network.OptIsolate] = n.Isolate
+		}
 	}
 	if n.DHCP {
 		in.IPAMOptions = map[string]string{"driver": network.IPAMDHCP}
