@@ -95,8 +95,9 @@ func (m *Manager) configureBridge(br link.Link, n network.Network, localnet bool
 		if !s.Gateway.IsValid() {
 			continue
 		}
-		if err := br.AddAddr(netip.PrefixFrom(s.Gateway, s.Subnet.Bits())); err != nil {
-			return err
+		p := netip.PrefixFrom(s.Gateway, s.Subnet.Bits())
+		if err := br.AddAddr(p); err != nil {
+			return &network.BridgeAddrError{Addr: p, Bridge: n.NetworkInterface, Err: err}
 		}
 	}
 	return br.SetUp()
@@ -294,9 +295,9 @@ func addVeth(ctrNS *netns.NetNS, hostH, ctrH *link.Handle, br link.Link, at *att
 	if err != nil {
 		if errors.Is(err, unix.EEXIST) {
 			if _, cerr := ctrH.Link(at.opts.InterfaceName); cerr == nil {
-				return link.Link{}, fmt.Errorf("create veth pair: interface %s already exists in the container namespace", at.opts.InterfaceName)
+				return link.Link{}, fmt.Errorf("create veth pair: %w", &network.InterfaceExistsError{Name: at.opts.InterfaceName, Err: err})
 			}
-			return link.Link{}, fmt.Errorf("create veth pair: host interface %q already exists: %w", name, err)
+			return link.Link{}, fmt.Errorf("create veth pair: %w", &network.InterfaceExistsError{Name: at.opts.InterfaceName, HostName: name, Err: err})
 		}
 		return link.Link{}, fmt.Errorf("create veth pair: %w", err)
 	}
@@ -477,7 +478,7 @@ func (m *Manager) setupMacvlan(ctrNS *netns.NetNS, hostH, ctrH *link.Handle, at 
 	// ipam driver dhcp: the link is created without an address; Setup then
 	// asks the DHCP proxy for a lease (leaseDHCP).
 	if _, err := ctrH.Link(at.opts.InterfaceName); err == nil {
-		return fmt.Errorf("interface %s already exists in the container namespace", at.opts.InterfaceName)
+		return &network.InterfaceExistsError{Name: at.opts.InterfaceName, Err: unix.EEXIST}
 	}
 	parentName := n.NetworkInterface
 	if parentName == "" {

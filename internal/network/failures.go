@@ -56,3 +56,18 @@ func (e *DNSStartError) Error() string {
 
 // Unwrap returns the exit error.
 func (e *DNSStartError) Unwrap() error { return e.Err }
+
+// SysctlWriteError: a kernel setting could not be written (and did not
+// already hold the value). Key is dotted ("net.ipv4.ip_forward").
+type SysctlWriteError struct {
+	Key   string
+	Value string
+	Err   error
+}
+
+func (e *SysctlWriteError) Error() string {
+	return fmt.Sprintf("write sysctl %s=%s: %v", e.Key, e.Value, e.Err)
+}
+
+// Unwrap returns the write's error.
+func (e *SysctlWriteError) Unwrap() error { return e.Err }

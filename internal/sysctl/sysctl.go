@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/berthnet/berth/internal/netns"
+	"github.com/berthnet/berth/internal/network"
 )
 
 // Setting is one key (dotted, e.g. "net.ipv4.ip_forward") and its value.
@@ -86,20 +87,8 @@ func holds(path, value string) bool {
 }
 
 // WriteError is a setting that could not be written (and did not already
-// hold). Front-ends that must word it their own way take it apart with
-// errors.As.
-type WriteError struct {
-	// Key is the dotted key, e.g. "net.ipv4.ip_forward".
-	Key   string
-	Value string
-	Err   error
-}
-
-func (e *WriteError) Error() string {
-	return fmt.Sprintf("write sysctl %s=%s: %v", e.Key, e.Value, e.Err)
-}
-
-func (e *WriteError) Unwrap() error { return e.Err }
+// hold): the model's type, so front-ends can word it their own way.
+type WriteError = network.SysctlWriteError
 
 // Get reads a value inside ns (nil: the calling thread's namespace).
 func Get(ns *netns.NetNS, key string) (string, error) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+	"strings"
 	"syscall"
 	"unicode"
 	"unicode/utf8"
@@ -28,6 +29,11 @@ func wording(verb string, err error) string {
 	}
 	if m, ok := setupWording(err); ok {
 		return m
+	}
+	var ne *core.NetworkError
+	if errors.As(err, &ne) {
+		// netavark names no network in its messages.
+		return wording(verb, ne.Err)
 	}
 	return err.Error()
 }
@@ -216,6 +222,7 @@ func setupWording(err error) (string, bool) {
 		ie  *network.InterfaceExistsError
 		ba  *network.BridgeAddrError
 		dns *network.DNSStartError
+		sc  *network.SysctlWriteError
 	)
 	switch {
 	case errors.As(err, &ie) && ie.HostName != "":
@@ -224,6 +231,8 @@ func setupWording(err error) (string, bool) {
 		return fmt.Sprintf("create veth pair: interface %s already exists on container namespace: Netlink error: %s", ie.Name, osError(syscall.EEXIST)), true
 	case errors.As(err, &ba) && ba.Addr.Addr().Is6() && errors.Is(ba.Err, syscall.EACCES):
 		return "add ip addr to bridge: failed to add ipv6 address, is ipv6 enabled in the kernel?: Netlink error: " + osError(syscall.EACCES), true
+	case errors.As(err, &sc):
+		return fmt.Sprintf("set sysctl %s: %s", strings.ReplaceAll(sc.Key, ".", "/"), ioWording(sc.Err)), true
 	case errors.As(err, &dns):
 		if dns.Stderr == "" {
 			return "error while applying dns entries: aardvark-dns exited unexpectedly without error message", true

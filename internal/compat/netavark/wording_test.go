@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/berthnet/berth/internal/compat/netavark"
+	"github.com/berthnet/berth/internal/core"
 	"github.com/berthnet/berth/internal/network"
 )
 
@@ -138,6 +139,10 @@ func TestSetupStepFailuresInNetavarkWords(t *testing.T) {
 			"error while applying dns entries: aardvark-dns exited unexpectedly without error message"},
 		{&network.DNSStartError{Stderr: "bind: address in use", Err: fmt.Errorf("exit status 1")},
 			"error while applying dns entries: aardvark-dns failed to start: bind: address in use"},
+		{&core.NetworkError{Network: "podman", Err: fmt.Errorf("set up sysctls: %w", &network.SysctlWriteError{Key: "net.ipv4.ip_forward", Value: "1", Err: syscall.EROFS})},
+			"set sysctl net/ipv4/ip_forward: IO error: Read-only file system (os error 30)"},
+		{&core.NetworkError{Network: "podman", Err: fmt.Errorf("bridge podman0 must already exist")},
+			"bridge podman0 must already exist"},
 		{fmt.Errorf("something else"), "something else"},
 	}
 	for _, tc := range cases {
