@@ -138,7 +138,7 @@ func bridgeSysctls(n network.Network, localnet bool) []sysctl.Setting {
 func (m *Manager) createBridge(hostH *link.Handle, n network.Network, localnet bool, rb *rollback.Stack, at *attachment) (link.Link, error) {
 	name := n.NetworkInterface
 	if n.Unmanaged() {
-		return link.Link{}, fmt.Errorf("bridge %s does not exist (mode=unmanaged uses an existing bridge)", name)
+		return link.Link{}, &network.MissingLinkError{Role: "bridge", Name: name, Err: link.ErrNotFound}
 	}
 	if err := m.fail("bridge"); err != nil {
 		return link.Link{}, err
@@ -149,6 +149,9 @@ func (m *Manager) createBridge(hostH *link.Handle, n network.Network, localnet b
 	spec := link.BridgeSpec{Name: name, MAC: bridgeMAC(n), MTU: mtu(n, hostH)}
 	if vrf := n.Option(network.OptVRF); vrf != "" {
 		v, err := hostH.Link(vrf)
+		if errors.Is(err, link.ErrNotFound) {
+			return link.Link{}, &network.MissingLinkError{Role: "vrf", Name: vrf, Err: err}
+		}
 		if err != nil {
 			return link.Link{}, fmt.Errorf("vrf %s: %w", vrf, err)
 		}
@@ -330,7 +333,10 @@ func (m *Manager) configureContainer(ctrNS *netns.NetNS, ctrH *link.Handle, l li
 
 	if n.IPAMDriver() == network.IPAMHostLocal {
 		for _, ip := range at.opts.StaticIPs {
-			s, _ := n.SubnetFor(ip)
+			s, ok := n.SubnetFor(ip)
+			if !ok {
+				continue // a network without subnets ignores static IPs
+			}
 			p := netip.PrefixFrom(ip, s.Subnet.Bits())
 			if err := l.AddAddr(p); err != nil {
 				return err

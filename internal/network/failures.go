@@ -71,3 +71,20 @@ func (e *SysctlWriteError) Error() string {
 
 // Unwrap returns the write's error.
 func (e *SysctlWriteError) Unwrap() error { return e.Err }
+
+// MissingLinkError: a link the network names does not exist: its VRF
+// (Role "vrf") or, in mode unmanaged, its bridge (Role "bridge").
+type MissingLinkError struct {
+	Role, Name string
+	Err        error
+}
+
+func (e *MissingLinkError) Error() string {
+	if e.Role == "bridge" {
+		return fmt.Sprintf("bridge %s does not exist (mode=unmanaged uses an existing bridge)", e.Name)
+	}
+	return fmt.Sprintf("%s %s: %v", e.Role, e.Name, e.Err)
+}
+
+// Unwrap returns the lookup's error.
+func (e *MissingLinkError) Unwrap() error { return e.Err }

@@ -150,3 +150,17 @@ func TestSetupFailureTexts(t *testing.T) {
 		t.Error("BridgeAddrError does not unwrap to its errno")
 	}
 }
+
+// A network without a subnets key gets no addresses: its static IPs are
+// ignored (netavark's mode=unmanaged tests send them), while an empty
+// subnets list still refuses them.
+func TestStaticIPsWithoutSubnetsKey(t *testing.T) {
+	o := setupOpts(t, `{"name":"a","driver":"bridge","network_interface":"brtest0","options":{"mode":"unmanaged"}}`, `["10.88.0.2"]`)
+	if err := o.ValidateSetup(); err != nil {
+		t.Errorf("no subnets key: %v", err)
+	}
+	o = setupOpts(t, `{"name":"a","driver":"bridge","network_interface":"brtest0","subnets":[]}`, `["10.88.0.2"]`)
+	if err := o.ValidateSetup(); err == nil {
+		t.Error("an empty subnets list accepted a static IP")
+	}
+}

@@ -439,7 +439,9 @@ func validateAttachment(f string, a *NamedNetworkOptions, n *Network, seenIf map
 			return fieldErr(f+".aliases", "%q must not contain spaces, commas or newlines", al)
 		}
 	}
-	if n.IPAMDriver() == IPAMHostLocal {
+	if n.IPAMDriver() == IPAMHostLocal && n.Subnets != nil {
+		// A network without a subnets key gets no addresses, and its
+		// static IPs are ignored, as netavark does.
 		return validateStaticIPs(f, a, n, strict)
 	}
 	return nil

@@ -223,6 +223,7 @@ func setupWording(err error) (string, bool) {
 		ba  *network.BridgeAddrError
 		dns *network.DNSStartError
 		sc  *network.SysctlWriteError
+		ml  *network.MissingLinkError
 	)
 	switch {
 	case errors.As(err, &ie) && ie.HostName != "":
@@ -231,6 +232,10 @@ func setupWording(err error) (string, bool) {
 		return fmt.Sprintf("create veth pair: interface %s already exists on container namespace: Netlink error: %s", ie.Name, osError(syscall.EEXIST)), true
 	case errors.As(err, &ba) && ba.Addr.Addr().Is6() && errors.Is(ba.Err, syscall.EACCES):
 		return "add ip addr to bridge: failed to add ipv6 address, is ipv6 enabled in the kernel?: Netlink error: " + osError(syscall.EACCES), true
+	case errors.As(err, &ml) && ml.Role == "vrf":
+		return "get vrf to set up bridge interface: Netlink error: " + osError(syscall.ENODEV), true
+	case errors.As(err, &ml) && ml.Role == "bridge":
+		return "in unmanaged mode, the bridge must already exist on the host: Netlink error: " + osError(syscall.ENODEV), true
 	case errors.As(err, &sc):
 		return fmt.Sprintf("set sysctl %s: %s", strings.ReplaceAll(sc.Key, ".", "/"), ioWording(sc.Err)), true
 	case errors.As(err, &dns):

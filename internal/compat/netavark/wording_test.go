@@ -2,6 +2,7 @@ package netavark_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -143,6 +144,10 @@ func TestSetupStepFailuresInNetavarkWords(t *testing.T) {
 			"set sysctl net/ipv4/ip_forward: IO error: Read-only file system (os error 30)"},
 		{&core.NetworkError{Network: "podman", Err: fmt.Errorf("bridge podman0 must already exist")},
 			"bridge podman0 must already exist"},
+		{&core.NetworkError{Network: "podman", Err: &network.MissingLinkError{Role: "vrf", Name: "test-vrf", Err: errors.New("link not found")}},
+			"get vrf to set up bridge interface: Netlink error: No such device (os error 19)"},
+		{&core.NetworkError{Network: "podman", Err: &network.MissingLinkError{Role: "bridge", Name: "brtest0", Err: errors.New("link not found")}},
+			"in unmanaged mode, the bridge must already exist on the host: Netlink error: No such device (os error 19)"},
 		{fmt.Errorf("something else"), "something else"},
 	}
 	for _, tc := range cases {
