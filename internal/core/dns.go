@@ -175,6 +175,17 @@ func checkDNSLoop(o *network.Options, att []*attachment) error {
 // server to listen on.
 var ErrNoDNSAddress = errors.New("no usable IP addresses")
 
+// NoDNSAddressError names the unmanaged bridge that has no address the
+// DNS server could bind; it matches ErrNoDNSAddress.
+type NoDNSAddressError struct{ Bridge string }
+
+func (e *NoDNSAddressError) Error() string {
+	return fmt.Sprintf("bridge '%s' in unmanaged mode has %v: the DNS server needs one that is not IPv6 link-local; add an address or disable DNS for this network (--disable-dns)", e.Bridge, ErrNoDNSAddress)
+}
+
+// Is makes errors.Is(err, ErrNoDNSAddress) true.
+func (e *NoDNSAddressError) Is(target error) bool { return target == ErrNoDNSAddress }
+
 // dnsBindAddrs returns the addresses the DNS server listens on for the
 // dns_enabled bridge network n on bridge br: its gateways, or, for an
 // unmanaged bridge (whose gateway may be a router elsewhere), the
@@ -195,7 +206,7 @@ func dnsBindAddrs(n network.Network, br link.Link) ([]netip.Addr, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("bridge '%s' in unmanaged mode has %w. Aardvark-dns requires at least one address (should not be an IPv6 link-local address) to bind to. Please add an IP address or disable DNS for this network (--disable-dns).", br.Name, ErrNoDNSAddress)
+		return nil, &NoDNSAddressError{Bridge: br.Name}
 	}
 	return out, nil
 }

@@ -224,6 +224,7 @@ func setupWording(err error) (string, bool) {
 		dns *network.DNSStartError
 		sc  *network.SysctlWriteError
 		ml  *network.MissingLinkError
+		nd  *core.NoDNSAddressError
 	)
 	switch {
 	case errors.As(err, &ie) && ie.HostName != "":
@@ -236,6 +237,8 @@ func setupWording(err error) (string, bool) {
 		return "get vrf to set up bridge interface: Netlink error: " + osError(syscall.ENODEV), true
 	case errors.As(err, &ml) && ml.Role == "bridge":
 		return "in unmanaged mode, the bridge must already exist on the host: Netlink error: " + osError(syscall.ENODEV), true
+	case errors.As(err, &nd):
+		return "bridge '" + nd.Bridge + "' in unmanaged mode has no usable IP addresses. Aardvark-dns requires at least one address (should not be an IPv6 link-local address) to bind to. Please add an IP address or disable DNS for this network (--disable-dns).", true
 	case errors.As(err, &sc):
 		return fmt.Sprintf("set sysctl %s: %s", strings.ReplaceAll(sc.Key, ".", "/"), ioWording(sc.Err)), true
 	case errors.As(err, &dns):

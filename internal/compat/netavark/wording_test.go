@@ -148,6 +148,8 @@ func TestSetupStepFailuresInNetavarkWords(t *testing.T) {
 			"get vrf to set up bridge interface: Netlink error: No such device (os error 19)"},
 		{&core.NetworkError{Network: "podman", Err: &network.MissingLinkError{Role: "bridge", Name: "brtest0", Err: errors.New("link not found")}},
 			"in unmanaged mode, the bridge must already exist on the host: Netlink error: No such device (os error 19)"},
+		{&core.NetworkError{Network: "podman", Err: fmt.Errorf("dns: %w", &core.NoDNSAddressError{Bridge: "brtest0"})},
+			"bridge 'brtest0' in unmanaged mode has no usable IP addresses. Aardvark-dns requires at least one address (should not be an IPv6 link-local address) to bind to. Please add an IP address or disable DNS for this network (--disable-dns)."},
 		{fmt.Errorf("something else"), "something else"},
 	}
 	for _, tc := range cases {

@@ -27,6 +27,8 @@ var ErrNoBus = errors.New("no D-Bus system bus (DBUS_SYSTEM_BUS_ADDRESS is empty
 
 // ErrStrictForwardPorts is returned by CheckForwards when firewalld's
 // StrictForwardPorts forbids forwards that firewalld does not own.
+//
+//lint:ignore ST1005 netavark's exact message, which Podman shows and scripts match
 var ErrStrictForwardPorts = errors.New("Port forwarding not possible as firewalld StrictForwardPorts enabled")
 
 // ForwardPort is one entry of a policy's forward_ports: host port (or
