@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"golang.org/x/sys/unix"
 
@@ -219,6 +220,9 @@ func (m *Manager) removeDropIn(n network.Network) error {
 // container (addVeth), readies the host end and configures the container
 // end. What it built is on rb.
 func (m *Manager) setupBridge(sess *session, ctrNS *netns.NetNS, hostH, ctrH *link.Handle, at *attachment, ports []network.PortMapping, rb *rollback.Stack) error {
+	if err := checkOutboundAddrs(hostH, at.net); err != nil {
+		return err
+	}
 	br, err := m.ensureBridge(sess, hostH, at.net, ports, rb, at)
 	if err != nil {
 		return err
@@ -523,4 +527,25 @@ func (m *Manager) setupMacvlan(ctrNS *netns.NetNS, hostH, ctrH *link.Handle, at 
 		return err
 	}
 	return m.configureContainer(ctrNS, ctrH, created, at)
+}
+
+// checkOutboundAddrs makes sure the network's outbound addresses, which
+// its traffic is source-NATed to, are addresses of the host: replies to
+// any other would never come back.
+func checkOutboundAddrs(hostH *link.Handle, n network.Network) error {
+	want := map[string]netip.Addr{network.OptOutboundAddr4: n.OutboundAddr(false), network.OptOutboundAddr6: n.OutboundAddr(true)}
+	if !want[network.OptOutboundAddr4].IsValid() && !want[network.OptOutboundAddr6].IsValid() {
+		return nil
+	}
+	have, err := hostH.Addrs()
+	if err != nil {
+		return err
+	}
+	for _, k := range []string{network.OptOutboundAddr4, network.OptOutboundAddr6} {
+		a := want[k]
+		if a.IsValid() && !slices.ContainsFunc(have, func(p netip.Prefix) bool { return p.Addr() == a }) {
+			return fmt.Errorf("option %s: %s is not an address of this host: %w", k, a, network.ErrInvalid)
+		}
+	}
+	return nil
 }

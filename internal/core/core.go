@@ -321,7 +321,8 @@ func (m *Manager) haveDNSServer() bool {
 
 // rules builds the firewall view of a network.
 func (m *Manager) rules(n network.Network) firewall.NetworkRules {
-	r := firewall.NetworkRules{ID: n.ID, Name: n.Name, Bridge: n.NetworkInterface, Isolation: n.Isolation(), DNSPort: m.cfg.DNSPort, NoMasquerade: n.NoMasquerade()}
+	r := firewall.NetworkRules{ID: n.ID, Name: n.Name, Bridge: n.NetworkInterface, Isolation: n.Isolation(), DNSPort: m.cfg.DNSPort, NoMasquerade: n.NoMasquerade(),
+		OutboundAddr4: n.OutboundAddr(false), OutboundAddr6: n.OutboundAddr(true)}
 	if r.ID == "" {
 		r.ID = n.Name
 	}

@@ -50,6 +50,9 @@ type NetworkRules struct {
 	// plugin that only needs the hairpin rule); hairpin traffic to a
 	// published port of the same subnet is still masqueraded.
 	NoMasquerade bool
+	// OutboundAddr4 and OutboundAddr6, when valid, are what outgoing
+	// traffic of that family is source-NATed to instead of masqueraded.
+	OutboundAddr4, OutboundAddr6 netip.Addr
 	// NoHairpin leaves out the hairpin masquerade too: only the forward
 	// rules remain (a CNI port mapping with snat false).
 	NoHairpin bool

@@ -40,6 +40,11 @@ const (
 	OptMode           = "mode"
 	OptVRF            = "vrf"
 	OptVLAN           = "vlan"
+	// OptOutboundAddr4 and OptOutboundAddr6 name the host address a
+	// bridge network's outgoing traffic is source-NATed to, instead of
+	// masquerading to the outgoing interface's address (netavark 2.x).
+	OptOutboundAddr4 = "outbound_addr4"
+	OptOutboundAddr6 = "outbound_addr6"
 	// OptSourceMACs lists, comma-separated, the MAC addresses a macvlan
 	// link of mode source receives frames from (ip-link's "macaddr set").
 	OptSourceMACs = "source_macs"
@@ -354,3 +359,18 @@ func (e *AddrError) Error() string {
 
 // Unwrap makes errors.Is(err, ErrInvalid) true.
 func (e *AddrError) Unwrap() error { return ErrInvalid }
+
+// OutboundAddr returns the address the network's outgoing traffic of one
+// family is source-NATed to (outbound_addr4 or outbound_addr6), or the
+// zero Addr: masquerade.
+func (n Network) OutboundAddr(v6 bool) netip.Addr {
+	k := OptOutboundAddr4
+	if v6 {
+		k = OptOutboundAddr6
+	}
+	a, err := netip.ParseAddr(n.Option(k))
+	if err != nil || a.Is6() != v6 || a.Is4In6() {
+		return netip.Addr{}
+	}
+	return a
+}

@@ -164,3 +164,29 @@ func TestStaticIPsWithoutSubnetsKey(t *testing.T) {
 		t.Error("an empty subnets list accepted a static IP")
 	}
 }
+
+// outbound_addr4/6 take a unicast address of their own family, on bridge
+// networks only.
+func TestOutboundAddrOptions(t *testing.T) {
+	for _, tc := range []struct {
+		net string
+		ok  bool
+	}{
+		{`{"name":"a","driver":"bridge","network_interface":"br0","subnets":[{"subnet":"10.88.0.0/16"}],"options":{"outbound_addr4":"198.18.0.3","outbound_addr6":"fd00::3"}}`, true},
+		{`{"name":"a","driver":"bridge","network_interface":"br0","subnets":[{"subnet":"10.88.0.0/16"}],"options":{"outbound_addr4":"fd00::3"}}`, false},
+		{`{"name":"a","driver":"bridge","network_interface":"br0","subnets":[{"subnet":"10.88.0.0/16"}],"options":{"outbound_addr6":"198.18.0.3"}}`, false},
+		{`{"name":"a","driver":"bridge","network_interface":"br0","subnets":[{"subnet":"10.88.0.0/16"}],"options":{"outbound_addr4":"224.0.0.1"}}`, false},
+		{`{"name":"a","driver":"bridge","network_interface":"br0","subnets":[{"subnet":"10.88.0.0/16"}],"options":{"outbound_addr4":"nope"}}`, false},
+		{`{"name":"a","driver":"macvlan","network_interface":"eth0","subnets":[{"subnet":"10.88.0.0/16"}],"options":{"outbound_addr4":"198.18.0.3"}}`, false},
+	} {
+		o := setupOpts(t, tc.net, `["10.88.0.5"]`)
+		err := o.ValidateSetup()
+		if (err == nil) != tc.ok || err != nil && !strings.Contains(err.Error(), "outbound_addr") {
+			t.Errorf("%s: %v", tc.net, err)
+		}
+	}
+	n := Network{Options: map[string]string{OptOutboundAddr4: "198.18.0.3"}}
+	if n.OutboundAddr(false).String() != "198.18.0.3" || n.OutboundAddr(true).IsValid() {
+		t.Errorf("OutboundAddr: %v %v", n.OutboundAddr(false), n.OutboundAddr(true))
+	}
+}

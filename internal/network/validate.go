@@ -277,6 +277,19 @@ func (n *Network) validateOption(of, k, v string) error {
 		if n.Driver != DriverBridge || !ValidInterfaceName(v) {
 			return fieldErr(of, "%q: want the name of a VRF device, bridge networks only", v)
 		}
+	case OptOutboundAddr4, OptOutboundAddr6:
+		a, err := netip.ParseAddr(v)
+		v6 := k == OptOutboundAddr6
+		if err != nil || a.Is6() != v6 || a.Is4In6() || !a.IsGlobalUnicast() {
+			fam := "IPv4"
+			if v6 {
+				fam = "IPv6"
+			}
+			return fieldErr(of, "%q is not a unicast %s address (the host address outgoing traffic leaves from)", v, fam)
+		}
+		if n.Driver != DriverBridge {
+			return fieldErr(of, "only bridge networks take an outbound address")
+		}
 	case OptSourceMACs:
 		if n.Driver != DriverMacvlan || n.Option(OptMode) != "source" {
 			return fieldErr(of, "only macvlan networks of mode source take source MACs")

@@ -74,6 +74,20 @@ func (f family) multicast() string {
 	return "224.0.0.0/4"
 }
 
+// outbound is the target of a network's outgoing traffic in family f:
+// SNAT to its outbound address of that family (netavark 2.x), or
+// MASQUERADE.
+func (f family) outbound(n firewall.NetworkRules) string {
+	a := n.OutboundAddr4
+	if f == ipv6 {
+		a = n.OutboundAddr6
+	}
+	if !a.IsValid() {
+		return "MASQUERADE"
+	}
+	return "SNAT --to-source " + a.String()
+}
+
 // policy says when Teardown removes a rule.
 type policy int
 
@@ -156,7 +170,7 @@ func networkRules(n firewall.NetworkRules, f family, strict3 bool) []rule {
 		sub := prefixString(s)
 		out = append(out,
 			rule{table: tableNAT, chain: hash, spec: "-d " + sub + " -j ACCEPT", policy: perNetwork},
-			rule{table: tableNAT, chain: hash, spec: "! -d " + f.multicast() + " -j MASQUERADE", policy: perNetwork},
+			rule{table: tableNAT, chain: hash, spec: "! -d " + f.multicast() + " -j " + f.outbound(n), policy: perNetwork},
 			rule{table: tableNAT, chain: chainPostrouting, spec: "-s " + sub + " -j " + hash, policy: perNetwork},
 		)
 		pos := 1

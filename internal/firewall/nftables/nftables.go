@@ -294,7 +294,7 @@ func (o *objects) networkRules(n firewall.NetworkRules) []ruleSpec {
 			add(o.postrouting, rule(matchFamily(f), matchPrefix(s, true, false), matchPrefix(s, false, false), matchCtStatusDNAT(), one(&expr.Masq{})))
 		}
 		if !n.NoMasquerade {
-			add(o.postrouting, rule(matchFamily(f), matchPrefix(s, true, false), matchPrefix(s, false, true), matchPrefix(mcast, false, true), one(&expr.Masq{})))
+			add(o.postrouting, rule(matchFamily(f), matchPrefix(s, true, false), matchPrefix(s, false, true), matchPrefix(mcast, false, true), outbound(n, f)))
 		}
 		add(o.forward, rule(matchFamily(f), matchPrefix(s, false, false), matchCtEstablished(), one(verdictAccept)))
 		add(o.forward, rule(matchFamily(f), matchPrefix(s, true, false), one(verdictAccept)))
@@ -760,4 +760,17 @@ func reset(c *nftables.Conn) error {
 		return fmt.Errorf("delete table inet %s: %w", TableName, err)
 	}
 	return nil
+}
+
+// outbound is what a network's outgoing traffic of family f gets: source
+// NAT to the network's outbound address of that family, or masquerade.
+func outbound(n firewall.NetworkRules, f byte) []expr.Any {
+	a := n.OutboundAddr4
+	if f == unix.NFPROTO_IPV6 {
+		a = n.OutboundAddr6
+	}
+	if !a.IsValid() {
+		return one(&expr.Masq{})
+	}
+	return one(&expr.Immediate{Register: 1, Data: a.AsSlice()}, &expr.NAT{Type: expr.NATTypeSourceNAT, Family: uint32(f), RegAddrMin: 1})
 }
