@@ -330,34 +330,30 @@ func createCmd(g *globals, env Env, out *any) *cobra.Command {
 	}
 }
 
-// firewallReloadCmd is `netavark firewall-reload`.
+// firewallReloadCmd is `netavark firewall-reload`: it re-applies every
+// container's firewall rules once.
 func firewallReloadCmd(g *globals, env Env) *cobra.Command {
-	return &cobra.Command{
-		Use:   "firewall-reload",
-		Short: "re-apply the firewall rules of every container berth has set up",
-		Args:  exactArgs(0),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if g.config == "" {
-				g.config = "/run/containers/networks"
-			}
-			m, err := manager(g, env)
-			if err != nil {
-				return err
-			}
-			defer m.Close()
-			_, err = m.ReloadFirewall(cmd.Context())
+	return hostCmd(g, env, "firewall-reload", "re-apply the firewall rules of every container berth has set up",
+		func(ctx context.Context, m *berthnet.Host) error {
+			_, err := m.ReloadFirewall(ctx)
 			return err
-		},
-	}
+		})
 }
 
 // firewalldReloadCmd is `netavark firewalld-reload`: it stays running and
 // re-applies every container's firewall rules at start and after each
 // firewalld reload.
 func firewalldReloadCmd(g *globals, env Env) *cobra.Command {
+	return hostCmd(g, env, "firewalld-reload", "re-apply the firewall rules of every container after each firewalld reload",
+		func(ctx context.Context, m *berthnet.Host) error { return m.FollowFirewalldReloads(ctx) })
+}
+
+// hostCmd is a command without arguments that runs fn with the Host of
+// the --config directory (Podman's /run/containers/networks by default).
+func hostCmd(g *globals, env Env, use, short string, fn func(context.Context, *berthnet.Host) error) *cobra.Command {
 	return &cobra.Command{
-		Use:   "firewalld-reload",
-		Short: "re-apply the firewall rules of every container after each firewalld reload",
+		Use:   use,
+		Short: short,
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if g.config == "" {
@@ -368,7 +364,7 @@ func firewalldReloadCmd(g *globals, env Env) *cobra.Command {
 				return err
 			}
 			defer m.Close()
-			return m.FollowFirewalldReloads(cmd.Context())
+			return fn(cmd.Context(), m)
 		},
 	}
 }
