@@ -16,7 +16,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/berthnet/berth/internal/aardvarkconf"
@@ -524,12 +523,8 @@ func (m *Manager) setupDNS(o *network.Options, att []*attachment, rb *rollback.S
 		return fmt.Errorf("write dns entries: %w", err)
 	}
 	rb.Push(func() error {
-		left, err := dir.Remove(o.ContainerID, names)
-		if err != nil {
+		if _, err := dir.Remove(o.ContainerID, names); err != nil {
 			return err
-		}
-		if left {
-			return m.signalDNS(false)
 		}
 		return m.signalDNS(false)
 	})
@@ -539,19 +534,14 @@ func (m *Manager) setupDNS(o *network.Options, att []*attachment, rb *rollback.S
 	return nil
 }
 
-// dnsNames returns the container's name and aliases that can be DNS
-// entries; a name that is empty or holds a space, comma or newline (which
-// the entry file cannot carry; or a tab) is left out with a warning, as netavark
-// 2.1 does.
+// dnsNames returns the container's name and aliases as DNS names,
+// leaving out empty ones with netavark 2.1's warning (validation has
+// already refused names the entry file cannot carry).
 func (m *Manager) dnsNames(name string, aliases []string) []string {
 	names := make([]string, 0, 1+len(aliases))
 	for _, n := range append([]string{name}, aliases...) {
-		if n == "" || strings.ContainsAny(n, " ,\n\t") {
-			reason := "name contains invalid chars"
-			if n == "" {
-				reason = "name is empty"
-			}
-			m.log.Warn(fmt.Sprintf("invalid network alias %q: %s, ignoring this name", n, reason))
+		if n == "" {
+			m.log.Warn(`invalid network alias "": name is empty, ignoring this name`)
 			continue
 		}
 		names = append(names, n)

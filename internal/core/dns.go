@@ -112,10 +112,7 @@ func (m *Manager) startDNS(dir aardvarkconf.Dir) error {
 		if err != nil {
 			msg, _ := os.ReadFile(errFile.Name())
 			m.log.Debug("aardvark-dns failed to start", "error", err)
-			if len(strings.TrimSpace(string(msg))) == 0 {
-				return errors.New("aardvark-dns exited unexpectedly without error message")
-			}
-			return fmt.Errorf("aardvark-dns failed to start: %s", strings.TrimSpace(string(msg)))
+			return &network.DNSStartError{Stderr: strings.TrimSpace(string(msg)), Err: err}
 		}
 	case <-time.After(30 * time.Second):
 		_ = cmd.Process.Kill()

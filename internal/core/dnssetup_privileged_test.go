@@ -14,6 +14,7 @@ import (
 
 	"github.com/berthnet/berth/internal/core"
 	"github.com/berthnet/berth/internal/nettest"
+	"github.com/berthnet/berth/internal/network"
 )
 
 // dnsFiles lists the files in the aardvark-dns directory (none when it
@@ -52,8 +53,9 @@ func TestPrivilegedUnusableAardvarkBinary(t *testing.T) {
 	// A server that exits at once with nothing on stderr says so.
 	tp.m = newManager(t, tp, "/bin/false")
 	_, err = tp.m.Setup(context.Background(), ctr.Path(), o)
-	if err == nil || !strings.HasSuffix(err.Error(), "error while applying dns entries: aardvark-dns exited unexpectedly without error message") {
-		t.Fatalf("setup with /bin/false as the DNS server: %v", err)
+	var ds *network.DNSStartError
+	if !errors.As(err, &ds) || ds.Stderr != "" || !strings.Contains(err.Error(), "error while applying dns entries") {
+		t.Fatalf("setup with /bin/false as the DNS server: %v, want a DNSStartError with nothing on stderr", err)
 	}
 }
 

@@ -51,7 +51,10 @@ type DNSStartError struct {
 }
 
 func (e *DNSStartError) Error() string {
-	return fmt.Sprintf("aardvark-dns failed to start: %s: %v", e.Stderr, e.Err)
+	if e.Stderr == "" {
+		return fmt.Sprintf("aardvark-dns exited at start without an error message (%v)", e.Err)
+	}
+	return fmt.Sprintf("aardvark-dns failed to start: %s (%v)", e.Stderr, e.Err)
 }
 
 // Unwrap returns the exit error.

@@ -140,7 +140,8 @@ func TestSetupFailureTexts(t *testing.T) {
 		&InterfaceExistsError{Name: "eth0", Err: syscall.EEXIST}:                         "interface eth0 already exists in the container namespace",
 		&InterfaceExistsError{Name: "eth0", HostName: "podman0", Err: syscall.EEXIST}:    `host interface "podman0" already exists: file exists`,
 		&BridgeAddrError{Addr: netip.MustParsePrefix("fd00::1/64"), Err: syscall.EACCES}: "permission denied",
-		&DNSStartError{Stderr: "", Err: exit}:                                            "aardvark-dns failed to start: : exit status 1",
+		&DNSStartError{Stderr: "", Err: exit}:                                            "aardvark-dns exited at start without an error message (exit status 1)",
+		&DNSStartError{Stderr: "bind: address in use", Err: exit}:                        "aardvark-dns failed to start: bind: address in use (exit status 1)",
 	} {
 		if err.Error() != want {
 			t.Errorf("%q, want %q", err.Error(), want)
