@@ -170,6 +170,12 @@ func monitorCmd(env Env, g *globals) *cobra.Command {
 				syscall.CloseOnExec(4 + i)
 				ports = append(ports, os.NewFile(uintptr(4+i), "port"))
 			}
+			if parent, err := strconv.Atoi(env.getenv("BERTH_MONITOR_PARENT")); err == nil {
+				if err := e.WaitAdopted(id, os.Getpid(), parent); err != nil {
+					sync.Close()
+					return err
+				}
+			}
 			c, err := e.Get(id)
 			if err != nil {
 				sync.Close()

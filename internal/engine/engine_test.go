@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -118,5 +119,26 @@ func TestFreeName(t *testing.T) {
 	n := freeName(func(s string) bool { return !strings.Contains(s, "_2") && strings.Count(s, "_") == 1 })
 	if !strings.HasSuffix(n, "_2") {
 		t.Errorf("all plain names taken: got %q", n)
+	}
+}
+
+// A monitor goes on once its record names it, and gives up (so it holds
+// no published port unrecorded) when the command that started it died
+// first: its process parent is no longer that command.
+func TestWaitAdopted(t *testing.T) {
+	e := newTestEngine(t)
+	netm, _ := runopts.ParseNetworks([]string{"none"})
+	c, _, err := e.Create(CreateOptions{Name: "m", Rootfs: t.TempDir(), Args: []string{"x"}, Net: netm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.WaitAdopted(c.Config.ID, 4242, os.Getppid()+1); !errors.Is(err, ErrOrphanMonitor) {
+		t.Errorf("unrecorded, starter gone: %v, want ErrOrphanMonitor", err)
+	}
+	if _, err := e.modify(c.Config.ID, func(r *Container) error { r.State.MonitorPid = 4242; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.WaitAdopted(c.Config.ID, 4242, os.Getppid()+1); err != nil {
+		t.Errorf("recorded: %v", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -288,7 +289,7 @@ func (e *Engine) startMonitor(c *Container, so StartOptions, ports []*os.File, r
 	defer syncR.Close()
 	cmd := e.cfg.MonitorCommand(id)
 	cmd.ExtraFiles = append([]*os.File{syncW}, ports...)
-	cmd.Env = append(os.Environ(), "BERTH_MONITOR_PORTS="+strconv.Itoa(len(ports)))
+	cmd.Env = append(os.Environ(), "BERTH_MONITOR_PORTS="+strconv.Itoa(len(ports)), "BERTH_MONITOR_PARENT="+strconv.Itoa(os.Getpid()))
 	if so.Attach != nil {
 		cmd.Env = append(cmd.Env, "BERTH_MONITOR_WAIT_ATTACH=1")
 	}
@@ -319,6 +320,28 @@ func (e *Engine) startMonitor(c *Container, so StartOptions, ports []*os.File, r
 		_, _ = e.runc("delete", "--force", id)
 	})
 	return waitStarted(json.NewDecoder(syncR), so)
+}
+
+// ErrOrphanMonitor: the command that started a container's monitor died
+// before it recorded the monitor.
+var ErrOrphanMonitor = errors.New("the command that started this monitor died before recording it")
+
+// WaitAdopted waits until the container's record names this monitor
+// (pid): startMonitor records it right after starting it. A monitor whose
+// starter (process parent) died first gets ErrOrphanMonitor and must exit
+// without starting anything, so that no unrecorded monitor holds the
+// published ports; the next command settles the rest. After 10 s with the
+// starter alive (its record write failed) the monitor goes on, as before.
+func (e *Engine) WaitAdopted(id string, pid, parent int) error {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if c, err := e.record(id); err == nil && c.State.MonitorPid == pid {
+			return nil
+		}
+		if os.Getppid() != parent {
+			return ErrOrphanMonitor
+		}
+	}
+	return nil
 }
 
 // waitStarted reads the monitor's reports until the container started,
