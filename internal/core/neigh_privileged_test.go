@@ -11,10 +11,11 @@ import (
 )
 
 // A container that takes over the address of one just removed (a restart
-// with a static IP, IPAM handing the address out again) answers at once,
-// even when its gratuitous ARP is lost (it races the bridge port coming
-// up): the host does not keep sending to the old container's MAC until its
-// neighbour entry times out. The test drops the gratuitous ARPs itself,
+// with a static IP, IPAM handing the address out again) answers within an
+// ARP retry (3 s here; the ARP request itself can race the bridge port
+// coming up), even when its gratuitous ARP is lost: the host does not keep
+// sending to the old container's MAC until its neighbour entry times out
+// (a REACHABLE entry lasts 15 to 45 s). The test drops the gratuitous ARPs itself,
 // with a rule in its host namespace.
 func TestPrivilegedReusedAddressAnswersAtOnce(t *testing.T) {
 	tp := newTopo(t, nil, nil)
@@ -38,7 +39,7 @@ func TestPrivilegedReusedAddressAnswersAtOnce(t *testing.T) {
 		}
 		l := nettest.Listen(t, ns, "tcp4", "0.0.0.0:80")
 		nettest.ServeBanner(l, o.ContainerName)
-		if got, err := nettest.FetchWithin(tp.outside, "tcp4", "198.18.0.1:8094", time.Second); err != nil || got != o.ContainerName {
+		if got, err := nettest.FetchWithin(tp.outside, "tcp4", "198.18.0.1:8094", 3*time.Second); err != nil || got != o.ContainerName {
 			nb, _ := nettest.Run(tp.host, 5*time.Second, "ip", "neigh", "show", "198.19.21.2")
 			t.Errorf("container %d on the reused address: %q %v (host neighbour: %s)", i, got, err, nb)
 		}
