@@ -232,6 +232,11 @@ const PidFileName = "aardvark.pid"
 // the same containers.
 const EscapeSuffix = "%net"
 
+// InternalSuffix ends the file name of an internal network (netavark ≥
+// 1.11 writes it so): aardvark-dns answers a container that is only on
+// internal networks NXDOMAIN for names it does not know, never forwarding.
+const InternalSuffix = "%int"
+
 // FileName returns the name of the network's file in the directory.
 func FileName(network string) string {
 	if network == PidFileName {

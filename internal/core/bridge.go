@@ -253,6 +253,9 @@ func (m *Manager) setupBridge(sess *session, ctrNS *netns.NetNS, hostH, ctrH *li
 	if err := hostVeth.NoIPv6Addrs(); err != nil {
 		return err
 	}
+	if err := joinVLAN(br, hostVeth, at.net); err != nil {
+		return err
+	}
 	if err := hostVeth.SetUp(); err != nil {
 		return err
 	}
@@ -265,6 +268,23 @@ func (m *Manager) setupBridge(sess *session, ctrNS *netns.NetNS, hostH, ctrH *li
 		return err
 	}
 	m.forgetNeighbours(hostH, br, at)
+	return nil
+}
+
+// joinVLAN puts the host end of a veth in the network's VLAN ("vlan"
+// option), untagged and as its PVID, on bridge br with VLAN filtering on,
+// as netavark does. A kernel without bridge VLAN filtering refuses it.
+func joinVLAN(br, hostVeth link.Link, n network.Network) error {
+	vid := n.VLAN()
+	if vid <= 0 {
+		return nil
+	}
+	if err := br.SetVLANFiltering(); err != nil {
+		return fmt.Errorf("option vlan=%d: %w", vid, err)
+	}
+	if err := hostVeth.AddPortVLAN(uint16(vid)); err != nil {
+		return fmt.Errorf("option vlan=%d: %w", vid, err)
+	}
 	return nil
 }
 
@@ -302,6 +322,10 @@ func addVeth(ctrNS *netns.NetNS, hostH, ctrH *link.Handle, br link.Link, at *att
 	if err != nil {
 		if errors.Is(err, unix.EEXIST) {
 			if _, cerr := ctrH.Link(at.opts.InterfaceName); cerr == nil {
+				return link.Link{}, fmt.Errorf("create veth pair: %w", &network.InterfaceExistsError{Name: at.opts.InterfaceName, Err: err})
+			}
+			if name == "" {
+				// Only the container's side has a name to collide.
 				return link.Link{}, fmt.Errorf("create veth pair: %w", &network.InterfaceExistsError{Name: at.opts.InterfaceName, Err: err})
 			}
 			return link.Link{}, fmt.Errorf("create veth pair: %w", &network.InterfaceExistsError{Name: at.opts.InterfaceName, HostName: name, Err: err})
@@ -525,6 +549,11 @@ func (m *Manager) setupMacvlan(ctrNS *netns.NetNS, hostH, ctrH *link.Handle, at 
 	}
 	if err := setSourceMACs(created, n); err != nil {
 		return err
+	}
+	if cutoff, ok := n.BroadcastCutoff(); ok && n.Driver == network.DriverMacvlan {
+		if err := created.SetBroadcastCutoff(cutoff); err != nil {
+			return fmt.Errorf("option bclim=%d: %w", cutoff, err)
+		}
 	}
 	return m.configureContainer(ctrNS, ctrH, created, at)
 }

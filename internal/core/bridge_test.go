@@ -79,12 +79,49 @@ func TestHostVethName(t *testing.T) {
 		t.Fatalf("networkOf left the name out: %+v", n)
 	}
 	at := &attachment{net: n, ctrID: o.ContainerID}
-	if got, want := at.hostVethName(), network.HostVethName("c1", "a"); got != want {
-		t.Errorf("default name %q, want %q", got, want)
+	if got := at.hostVethName(); got != "" {
+		t.Errorf("default name %q, want none (the kernel names it)", got)
+	}
+	if got, want := at.legacyHostVethName(), network.HostVethName("c1", "a"); got != want {
+		t.Errorf("legacy name %q, want %q", got, want)
 	}
 	at.opts.Options = map[string]string{"host_interface_name": "myveth"}
 	if got := at.hostVethName(); got != "myveth" {
 		t.Errorf("named host end %q, want myveth", got)
+	}
+}
+
+// A host end is the attachment's by its mark whatever the kernel named it;
+// an unmarked one only by berth's old name while the state records it; a
+// host_interface_name asked for must match too.
+func TestOwnsHostVeth(t *testing.T) {
+	n := network.Network{Name: "a", Driver: network.DriverBridge}
+	at := &attachment{net: n, ctrID: "c1", opts: network.PerNetworkOptions{InterfaceName: "eth0"}}
+	mark := at.hostVethMAC()
+	other := link.DerivedMAC("someone else")
+	for _, tc := range []struct {
+		name     string
+		l        link.Link
+		asked    string
+		recorded bool
+		want     bool
+	}{
+		{"marked, kernel name", link.Link{Kind: "veth", Name: "veth0", MAC: mark}, "", false, true},
+		{"unmarked, kernel name, recorded", link.Link{Kind: "veth", Name: "veth0", MAC: other}, "", true, false},
+		{"unmarked, old name, recorded", link.Link{Kind: "veth", Name: at.legacyHostVethName(), MAC: other}, "", true, true},
+		{"unmarked, old name, not recorded", link.Link{Kind: "veth", Name: at.legacyHostVethName(), MAC: other}, "", false, false},
+		{"marked but not a veth", link.Link{Kind: "macvlan", Name: "veth0", MAC: mark}, "", false, false},
+		{"asked name, marked", link.Link{Kind: "veth", Name: "my", MAC: mark}, "my", false, true},
+		{"asked name, other name", link.Link{Kind: "veth", Name: "veth0", MAC: mark}, "my", false, false},
+		{"asked name, unmarked, recorded", link.Link{Kind: "veth", Name: "my", MAC: other}, "my", true, true},
+	} {
+		at.opts.Options = nil
+		if tc.asked != "" {
+			at.opts.Options = map[string]string{"host_interface_name": tc.asked}
+		}
+		if got := at.ownsHostVeth(tc.l, tc.recorded); got != tc.want {
+			t.Errorf("%s: owns = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
 

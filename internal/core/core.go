@@ -441,11 +441,15 @@ func networkOf(o *network.Options, name string) network.Network {
 }
 
 // hostVethName names the host end of the attachment's veth on a bridge
-// network: the host_interface_name option, else network.HostVethName.
+// network: the host_interface_name option, else "" (the kernel names it
+// vethN, as netavark's are named; berth finds it by its mark).
 func (at *attachment) hostVethName() string {
-	if name := at.opts.Options["host_interface_name"]; name != "" {
-		return name
-	}
+	return at.opts.Options["host_interface_name"]
+}
+
+// legacyHostVethName is the name berth gave an unnamed attachment's host
+// end before the kernel named them, found by name on teardown.
+func (at *attachment) legacyHostVethName() string {
 	return network.HostVethName(at.ctrID, at.net.Name)
 }
 
@@ -501,9 +505,10 @@ func (m *Manager) setupDNS(o *network.Options, att []*attachment, rb *rollback.S
 				e.IPv6 = append(e.IPv6, a.Addr())
 			}
 		}
-		entries[n.Name] = e
-		headers[n.Name] = aardvarkconf.Header{BindIPs: at.dnsBind, DNSServers: n.NetworkDNSServers}
-		names = append(names, n.Name)
+		file := dnsFile(n)
+		entries[file] = e
+		headers[file] = aardvarkconf.Header{BindIPs: at.dnsBind, DNSServers: n.NetworkDNSServers}
+		names = append(names, file)
 	}
 	if len(entries) == 0 {
 		return nil

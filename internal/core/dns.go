@@ -271,7 +271,8 @@ func (m *Manager) SetDNSNames(containerID string, names map[string][]string) err
 	entries := map[string]aardvarkconf.Entry{}
 	headers := map[string]aardvarkconf.Header{}
 	for netName, n := range names {
-		f, err := dir.Read(netName)
+		file := m.dnsFileNamed(netName)
+		f, err := dir.Read(file)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
@@ -281,7 +282,7 @@ func (m *Manager) SetDNSNames(containerID string, names map[string][]string) err
 		for _, e := range f.Entries {
 			if e.ID == containerID {
 				e.Names = n
-				entries[netName], headers[netName] = e, f.Header
+				entries[file], headers[file] = e, f.Header
 			}
 		}
 	}
@@ -311,7 +312,7 @@ func (m *Manager) AddDNSEntry(netName string, h aardvarkconf.Header, e aardvarkc
 func (m *Manager) RemoveDNSEntries(netName string, containerIDs ...string) error {
 	var errs []error
 	for _, id := range containerIDs {
-		if _, err := m.dnsDir().Remove(id, []string{netName}); err != nil {
+		if _, err := m.dnsDir().Remove(id, []string{m.dnsFileNamed(netName)}); err != nil {
 			errs = append(errs, fmt.Errorf("remove dns entries of %s: %w", id, err))
 		}
 	}
@@ -324,7 +325,30 @@ func (m *Manager) RemoveDNSEntries(netName string, containerIDs ...string) error
 // DNSEntries returns the network's DNS configuration, or an error wrapping
 // os.ErrNotExist.
 func (m *Manager) DNSEntries(netName string) (*aardvarkconf.File, error) {
-	return m.dnsDir().Read(netName)
+	return m.dnsDir().Read(m.dnsFileNamed(netName))
+}
+
+// dnsFile names network n's file in the DNS server's directory: an
+// internal network's carries aardvark-dns's "%int" suffix (as netavark
+// writes it), so the server answers a container only on internal networks
+// NXDOMAIN for names outside them instead of forwarding.
+func dnsFile(n network.Network) string {
+	if n.Internal {
+		return n.Name + aardvarkconf.InternalSuffix
+	}
+	return n.Name
+}
+
+// dnsFileNamed is the DNS file of the network called netName when only
+// the name is known: the internal network's when only that exists.
+func (m *Manager) dnsFileNamed(netName string) string {
+	dir := m.dnsDir()
+	if _, err := dir.Read(netName); errors.Is(err, os.ErrNotExist) {
+		if _, err := dir.Read(netName + aardvarkconf.InternalSuffix); err == nil {
+			return netName + aardvarkconf.InternalSuffix
+		}
+	}
+	return netName
 }
 
 // DNSServerPID returns the PID of the running DNS server of this state

@@ -134,3 +134,35 @@ func TestPrivilegedDNSWithInputPolicyDrop(t *testing.T) {
 		t.Fatalf("lookup with INPUT policy DROP: %v %v\n%s", r, err, rules)
 	}
 }
+
+// A container only on an internal network resolves the names of that
+// network and gets NXDOMAIN for any other name (aardvark-dns 2.0's answer,
+// never forwarded: SERVFAIL before, with the upstream unreachable); its
+// entries live in the network's "%int" file, which its teardown removes.
+func TestPrivilegedInternalNetworkNXDOMAIN(t *testing.T) {
+	tp := dnsTopo(t)
+	n := bridgeNet("dnsint", "bdnsi0", "198.19.66.0/24", "198.19.66.1")
+	n.DNSEnabled, n.Internal = true, true
+	asker, _ := tp.container(t, opts("i0", "asker", n, "198.19.66.2"))
+	ns := nettest.NewNS(t, nettest.RandName("ctr"))
+	o := opts("i1", "peer", n, "198.19.66.3")
+	if _, err := tp.m.Setup(context.Background(), ns.Path(), o); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(tp.cfgDir, "aardvark-dns", "dnsint%int")
+	if b, err := os.ReadFile(file); err != nil || !strings.Contains(string(b), "i1 198.19.66.3") {
+		t.Fatalf("internal network's DNS file %s: %v\n%s", file, err, b)
+	}
+	if r, err := lookupA(asker, "peer", "198.19.66.1:53"); err != nil || len(r.Answer) != 1 || r.Answer[0].(*mdns.A).A.String() != "198.19.66.3" {
+		t.Fatalf("peer on the internal network: %v %v", r, err)
+	}
+	if r, err := lookupA(asker, "example.com", "198.19.66.1:53"); err != nil || r.Rcode != mdns.RcodeNameError {
+		t.Fatalf("an outside name from an internal-only container: want NXDOMAIN, got %v %v", r, err)
+	}
+	if err := tp.m.Teardown(context.Background(), ns.Path(), o); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(file); strings.Contains(string(b), "i1 ") {
+		t.Fatalf("teardown left the entry:\n%s", b)
+	}
+}

@@ -63,15 +63,25 @@ func (at *attachment) hostVethMAC() net.HardwareAddr {
 	return vethMAC(at.ctrID, at.net.Name, at.opts.InterfaceName)
 }
 
-// ownsHostVeth reports whether l is at's host veth end: a veth of the
-// attachment's host name carrying its mark, or, for a veth made before
-// marks, one of that name while berth's state records the container on the
-// network (recorded).
+// ownsHostVeth reports whether l is at's host veth end: a veth carrying
+// its mark (of the host_interface_name asked for, if one was), or, for a
+// veth made before marks, one of berth's name for it while berth's state
+// records the container on the network (recorded).
 func (at *attachment) ownsHostVeth(l link.Link, recorded bool) bool {
-	if l.Kind != "veth" || l.Name != at.hostVethName() {
+	if l.Kind != "veth" {
 		return false
 	}
-	return bytes.Equal(l.MAC, at.hostVethMAC()) || recorded
+	name := at.hostVethName()
+	if name != "" && l.Name != name {
+		return false
+	}
+	if bytes.Equal(l.MAC, at.hostVethMAC()) {
+		return true
+	}
+	if name == "" {
+		name = at.legacyHostVethName()
+	}
+	return recorded && l.Name == name
 }
 
 // ownsSublink reports whether l is at's macvlan or ipvlan link.

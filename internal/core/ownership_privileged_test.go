@@ -127,10 +127,11 @@ func TestPrivilegedTeardownAfterAKilledRetire(t *testing.T) {
 	n := bridgeNet("kr", "brkr0", "198.19.18.0/24", "198.19.18.1")
 	o := opts("k1", "kr", n, "198.19.18.2")
 	ns := nettest.NewNS(t, nettest.RandName("ctr"))
+	before := nettest.Links(t, tp.host)
 	if _, err := tp.m.Setup(context.Background(), ns.Path(), o); err != nil {
 		t.Fatal(err)
 	}
-	hostVeth := network.HostVethName(o.ContainerID, n.Name)
+	hostVeth := newVeth(t, before, nettest.Links(t, tp.host))
 	if out, err := nettest.Run(ns, 5*time.Second, "ip", "link", "set", "eth0", "name", "brtgone99"); err != nil {
 		t.Fatalf("rename: %v %s", err, out)
 	}
@@ -185,4 +186,20 @@ func TestPrivilegedUnrecordedTeardownRemovesItsPorts(t *testing.T) {
 	if slices.Contains(nettest.Links(t, ns), "eth0") {
 		t.Errorf("the interface stayed: %v", nettest.Links(t, ns))
 	}
+}
+
+// newVeth is the one veth in after that is not in before: the host end a
+// setup made (the kernel names it).
+func newVeth(t *testing.T, before, after []string) string {
+	t.Helper()
+	var made []string
+	for _, l := range after {
+		if strings.HasPrefix(l, "veth") && !slices.Contains(before, l) {
+			made = append(made, l)
+		}
+	}
+	if len(made) != 1 {
+		t.Fatalf("want one new host veth, have %v (before %v)", made, before)
+	}
+	return made[0]
 }

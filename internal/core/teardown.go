@@ -88,7 +88,13 @@ func (m *Manager) teardownDNS(o *network.Options) []error {
 	for _, a := range o.Networks {
 		n := o.NetworkInfo[a.Name]
 		if n.Driver == network.DriverBridge && n.DNSEnabled {
-			dnsNets = append(dnsNets, a.Name)
+			n.Name = a.Name
+			// An internal network's entries written before its file
+			// had the suffix are removed too.
+			dnsNets = append(dnsNets, dnsFile(n))
+			if n.Internal {
+				dnsNets = append(dnsNets, a.Name)
+			}
 		}
 	}
 	if len(dnsNets) == 0 {
@@ -198,7 +204,7 @@ func (m *Manager) removeContainerLink(h *detachHandles, at *attachment, recorded
 
 // removeHostVeth removes at's host veth end, when it carries berth's mark.
 func (m *Manager) removeHostVeth(hostH *link.Handle, at *attachment, recorded bool) error {
-	l, err := hostH.Link(at.hostVethName())
+	l, err := findHostVeth(hostH, at)
 	if err != nil {
 		if errors.Is(err, link.ErrNotFound) {
 			return nil
@@ -210,6 +216,20 @@ func (m *Manager) removeHostVeth(hostH *link.Handle, at *attachment, recorded bo
 		return nil
 	}
 	return m.removeLink(hostH, m.cfg.HostNS, l, nil, link.Link{})
+}
+
+// findHostVeth finds at's host veth end without the container's end: by
+// the host_interface_name asked for, else by its mark (a veth berth made
+// before marks, by the name it had then).
+func findHostVeth(hostH *link.Handle, at *attachment) (link.Link, error) {
+	if name := at.hostVethName(); name != "" {
+		return hostH.Link(name)
+	}
+	l, err := hostH.VethByMAC(at.hostVethMAC())
+	if errors.Is(err, link.ErrNotFound) {
+		return hostH.Link(at.legacyHostVethName())
+	}
+	return l, err
 }
 
 // notOurs logs a link a teardown leaves because it is not berth's.
@@ -441,7 +461,7 @@ func (m *Manager) heal(sess *session, except string) {
 // UpdateDNSServers sets a network's upstream DNS servers in the running DNS
 // server's configuration and signals it.
 func (m *Manager) UpdateDNSServers(netName string, servers []netip.Addr) error {
-	ok, err := m.dnsDir().UpdateServers(netName, servers)
+	ok, err := m.dnsDir().UpdateServers(m.dnsFileNamed(netName), servers)
 	if err != nil {
 		return fmt.Errorf("update dns servers of %s: %w", netName, err)
 	}

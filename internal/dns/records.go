@@ -23,8 +23,8 @@ import (
 	"github.com/berthnet/berth/internal/aardvarkconf"
 )
 
-// InternalSuffix marks an internal network's file (netavark ≥ 1.11).
-const InternalSuffix = "%int"
+// InternalSuffix marks an internal network's file.
+const InternalSuffix = aardvarkconf.InternalSuffix
 
 // Network is one network's records.
 type Network struct {

@@ -7,6 +7,7 @@
 package link
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -226,6 +227,9 @@ func (h *Handle) execute(req *nl.NetlinkRequest, resType uint16) ([][]byte, erro
 // VethSpec is a veth pair for AddVeth: the host end is created up,
 // attached to a bridge; the peer is created down in another namespace.
 type VethSpec struct {
+	// Name is the host end's name; empty lets the kernel choose one
+	// ("vethN", as netavark's host ends are named). An unnamed host end
+	// needs a MAC: that is how the echo is matched.
 	Name string
 	// MAC is the host end's address; nil lets the kernel choose.
 	MAC         net.HardwareAddr
@@ -253,7 +257,11 @@ func (h *Handle) AddVeth(v VethSpec) (Link, error) {
 		msg.Change = unix.IFF_UP
 	}
 	req.AddData(msg)
-	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(v.Name)))
+	if v.Name != "" {
+		req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(v.Name)))
+	} else if len(v.MAC) == 0 {
+		return Link{}, errors.New("add veth: a host end without a name needs a MAC")
+	}
 	if len(v.MAC) > 0 {
 		req.AddData(nl.NewRtAttr(unix.IFLA_ADDRESS, []byte(v.MAC)))
 	}
@@ -282,7 +290,7 @@ func (h *Handle) AddVeth(v VethSpec) (Link, error) {
 		return Link{}, err
 	}
 	for _, m := range msgs {
-		if l, err := netlink.LinkDeserialize(nil, m); err == nil && l.Attrs().Name == v.Name && l.Attrs().Index > 0 {
+		if l, err := netlink.LinkDeserialize(nil, m); err == nil && v.isHostEnd(l.Attrs()) && l.Attrs().Index > 0 {
 			// The echo is sent before the kernel sets the master.
 			hostEnd := fromNetlink(h, l)
 			hostEnd.MasterIndex = v.MasterIndex
@@ -290,9 +298,36 @@ func (h *Handle) AddVeth(v VethSpec) (Link, error) {
 		}
 	}
 	// A kernel that does not echo the new link (before 6.3).
+	if v.Name == "" {
+		return h.VethByMAC(v.MAC)
+	}
 	l, err := h.LinkByName(v.Name)
 	if err != nil {
 		return Link{}, fmt.Errorf("look up new link %s: %w", v.Name, err)
 	}
 	return fromNetlink(h, l), nil
+}
+
+// isHostEnd reports whether a link the kernel echoed is v's host end: the
+// one of its name, or, unnamed, of its MAC.
+func (v VethSpec) isHostEnd(a *netlink.LinkAttrs) bool {
+	if v.Name != "" {
+		return a.Name == v.Name
+	}
+	return bytes.Equal(a.HardwareAddr, v.MAC)
+}
+
+// VethByMAC finds the veth with address mac (ErrNotFound when there is
+// none): one dump of the namespace's links.
+func (h *Handle) VethByMAC(mac net.HardwareAddr) (Link, error) {
+	ls, err := h.Links()
+	if err != nil {
+		return Link{}, err
+	}
+	for _, l := range ls {
+		if l.Kind == "veth" && bytes.Equal(l.MAC, mac) {
+			return l, nil
+		}
+	}
+	return Link{}, fmt.Errorf("veth %s: %w", mac, ErrNotFound)
 }

@@ -40,8 +40,9 @@ func (n *Network) Firewalled() bool {
 }
 
 // HostVethName names the host end of a container's veth on a bridge
-// network: "veth" and 11 hex digits of a hash of attachment (the container
-// ID, or ID and interface) and network name, so it is unique per
+// network where berth chooses the name (the CNI plugins; older berth
+// netavark setups): "veth" and 11 hex digits of a hash of attachment (the
+// container ID, or ID and interface) and network name, so it is unique per
 // attachment, stable for the life of the container and found again
 // without the container's namespace.
 func HostVethName(attachment, networkName string) string {

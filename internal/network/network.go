@@ -40,6 +40,10 @@ const (
 	OptMode           = "mode"
 	OptVRF            = "vrf"
 	OptVLAN           = "vlan"
+	// OptBclim is a macvlan network's broadcast cutoff: the number of
+	// macvlans on the parent above which broadcasts are queued (-1: never
+	// queue them); ip-link's "bclim".
+	OptBclim = "bclim"
 	// OptOutboundAddr4 and OptOutboundAddr6 name the host address a
 	// bridge network's outgoing traffic is source-NATed to, instead of
 	// masquerading to the outgoing interface's address (netavark 2.x).

@@ -93,6 +93,20 @@ func (n *Network) MTU() int {
 	return v
 }
 
+// VLAN returns the "vlan" option, 0 when unset: the VLAN a bridge port is
+// put in (untagged, as its PVID).
+func (n *Network) VLAN() int {
+	v, _ := strconv.Atoi(n.Option(OptVLAN))
+	return v
+}
+
+// BroadcastCutoff returns the "bclim" option of a macvlan network, and
+// whether it is set.
+func (n *Network) BroadcastCutoff() (int32, bool) {
+	v, err := strconv.ParseInt(n.Option(OptBclim), 10, 32)
+	return int32(v), err == nil
+}
+
 // Metric returns the default-route metric: the "metric" option or def.
 func (n *Network) Metric(def uint32) uint32 {
 	if v, err := strconv.ParseUint(n.Option(OptMetric), 10, 32); err == nil {
@@ -289,6 +303,13 @@ func (n *Network) validateOption(of, k, v string) error {
 		}
 		if n.Driver != DriverBridge {
 			return fieldErr(of, "only bridge networks take an outbound address")
+		}
+	case OptBclim:
+		if n.Driver != DriverMacvlan {
+			return fieldErr(of, "only macvlan networks take a broadcast cutoff")
+		}
+		if _, err := strconv.ParseInt(v, 10, 32); err != nil {
+			return fieldErr(of, "%q is not a 32-bit integer (the broadcast cutoff; -1 turns broadcast queueing off)", v)
 		}
 	case OptSourceMACs:
 		if n.Driver != DriverMacvlan || n.Option(OptMode) != "source" {
