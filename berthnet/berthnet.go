@@ -42,6 +42,7 @@ import (
 	"github.com/berthnet/berth/internal/netstore"
 	"github.com/berthnet/berth/internal/network"
 	"github.com/berthnet/berth/internal/reaper"
+	"github.com/berthnet/berth/internal/sysctl"
 )
 
 // DefaultStateDir is where a Host keeps its state unless Config says
@@ -90,6 +91,13 @@ type Config struct {
 	// its last container detaches (CNI's convention); Collect removes them
 	// once nothing is attached.
 	KeepBridges bool
+	// RuntimeSysctlD keeps each bridge's host sysctls (forwarding,
+	// route_localnet, rp_filter) also in /run/sysctl.d/10-netavark-BRIDGE.conf
+	// while the bridge exists, as netavark does, so a re-run of
+	// systemd-sysctl does not reset them. It takes effect only for a
+	// rootful Host on the machine's own network namespace of a host booted
+	// with systemd (sysctl.RuntimeDropInDir).
+	RuntimeSysctlD bool
 	// FirewallDriver, when set, is used instead of Firewall (berth's
 	// CLI and netavark front-end pick iptables or none this way, and
 	// tests inject drivers).
@@ -269,8 +277,8 @@ func New(cfg Config) (*Host, error) {
 	dhcp := cfg.DHCP
 	mgr, err := core.New(core.Config{
 		ConfigDir: cfg.StateDir, Firewall: h.fw, Logger: cfg.Logger, HostNS: h.host, KeepBridges: cfg.KeepBridges, DHCP: dhcp,
-		BackgroundLinkRemoval: cfg.BackgroundLinkRemoval,
-		AardvarkBinary:        cfg.AardvarkBinary, AardvarkEnv: cfg.AardvarkEnv, DNSPort: cfg.DNSPort, Rootless: cfg.Rootless,
+		BackgroundLinkRemoval: cfg.BackgroundLinkRemoval, SysctlDDir: sysctlDDir(cfg),
+		AardvarkBinary: cfg.AardvarkBinary, AardvarkEnv: cfg.AardvarkEnv, DNSPort: cfg.DNSPort, Rootless: cfg.Rootless,
 	})
 	if err != nil {
 		h.Close()
@@ -286,6 +294,14 @@ func New(cfg Config) (*Host, error) {
 		return nil, err
 	}
 	return h, nil
+}
+
+// sysctlDDir is the sysctl.d directory for cfg's bridges ("" for none).
+func sysctlDDir(cfg Config) string {
+	if !cfg.RuntimeSysctlD || cfg.HostNetns != "" {
+		return ""
+	}
+	return sysctl.RuntimeDropInDir(sysctl.ProbeDropInHost(cfg.Rootless))
 }
 
 // Close releases the Host's resources; attachments stay.

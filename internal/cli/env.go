@@ -254,6 +254,7 @@ func (w *world) hostConfig() (berthnet.Config, error) {
 		DNSPort:        w.conf.Network.DNSBindPort,
 		Rootless:       w.env.Rootless,
 		FirewallDriver: fw,
+		RuntimeSysctlD: true,
 		Logger:         w.log,
 		DHCP:           dhcpproxy.Leaser{},
 		// Teardown deletes each veth pair in one step rather than

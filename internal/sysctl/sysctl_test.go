@@ -52,3 +52,25 @@ func TestWriteDropIn(t *testing.T) {
 		t.Errorf("existing file changed to %q", b2)
 	}
 }
+
+// Bridges' sysctl.d files are written only by a rootful berth managing the
+// machine's own namespace on a systemd host: anywhere else systemd-sysctl
+// would apply them to a namespace berth does not manage.
+func TestRuntimeDropInDir(t *testing.T) {
+	for _, tc := range []struct {
+		h    DropInHost
+		want string
+	}{
+		{DropInHost{SystemdBooted: true, InitNetns: true}, RuntimeDir},
+		{DropInHost{Rootless: true, SystemdBooted: true, InitNetns: true}, ""},
+		{DropInHost{SystemdBooted: false, InitNetns: true}, ""},
+		{DropInHost{SystemdBooted: true, InitNetns: false}, ""},
+	} {
+		if got := RuntimeDropInDir(tc.h); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.h, got, tc.want)
+		}
+	}
+	if !sameNetns("/proc/self/ns/net", "/proc/self/ns/net") || sameNetns("/proc/self/ns/net", "/nonexistent") {
+		t.Error("sameNetns")
+	}
+}

@@ -585,6 +585,7 @@ func manager(g *globals, env Env) (*berthnet.Host, error) {
 		// them: Podman's stop and rm do not wait the 15-25 ms the kernel
 		// spends on each veth (cmd/netavark and cmd/berth run the child).
 		BackgroundLinkRemoval: true,
+		RuntimeSysctlD:        true,
 	})
 }
 
