@@ -61,8 +61,22 @@ func dial(t *testing.T, p *dhcpproxytest.Proxy) *dhcpproxy.Client {
 	return c
 }
 
-func cfgFor(ctr *nettest.NS, id string) *proxypb.NetworkConfig {
-	return &proxypb.NetworkConfig{HostIface: "lanparent", ContainerIface: "eth0", NsPath: ctr.Path(), ContainerId: id, HostName: id}
+// cfgFor is the Setup of the container's eth0 (its MAC included, as
+// netavark requires) with id as container ID and hostname.
+func cfgFor(t *testing.T, ctr *nettest.NS, id string) *proxypb.NetworkConfig {
+	t.Helper()
+	return &proxypb.NetworkConfig{HostIface: "lanparent", ContainerIface: "eth0", ContainerMacAddr: macOf(t, ctr),
+		NsPath: ctr.Path(), ContainerId: id, HostName: id}
+}
+
+// macOf returns the MAC of the container's eth0.
+func macOf(t *testing.T, ctr *nettest.NS) string {
+	t.Helper()
+	l, err := nettest.Handle(t, ctr.NetNS).Link("eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l.MAC.String()
 }
 
 func setup(t *testing.T, c *dhcpproxy.Client, cfg *proxypb.NetworkConfig) netip.Addr {
@@ -101,22 +115,26 @@ func proxyLeases(t *testing.T, p *dhcpproxytest.Proxy) map[string]string {
 	if err != nil {
 		t.Fatalf("lease file: %v", err)
 	}
-	var f struct {
-		Leases map[string]struct {
+	// netavark's form: MAC → [lease]; berth's record rides along.
+	var f map[string][]struct {
+		Yiaddr string `json:"yiaddr"`
+		Berth  *struct {
 			Lease *struct {
-				Addr     string    `json:"addr"`
-				Acquired time.Time `json:"acquired"`
+				Addr string `json:"addr"`
 			} `json:"lease"`
-		} `json:"leases"`
+		} `json:"berth"`
 	}
 	if err := json.Unmarshal(b, &f); err != nil {
 		t.Fatalf("lease file: %v\n%s", err, b)
 	}
 	out := map[string]string{}
-	for k, v := range f.Leases {
+	for k, v := range f {
 		out[k] = ""
-		if v.Lease != nil {
-			out[k] = v.Lease.Addr
+		if len(v) == 1 && v[0].Berth != nil && v[0].Berth.Lease != nil {
+			out[k] = v[0].Berth.Lease.Addr
+			if want := strings.Split(out[k], "/")[0]; v[0].Yiaddr != want {
+				t.Errorf("cache of %s: yiaddr %q, berth's lease %s", k, v[0].Yiaddr, out[k])
+			}
 		}
 	}
 	return out
@@ -142,7 +160,7 @@ func TestPrivilegedProxyRenewal(t *testing.T) {
 	p := dhcpproxytest.StartProxy(t, dhcpproxy.Config{})
 	c := dial(t, p)
 	ctr := macvlanCtr(t, lan, "ctr01")
-	ip := setup(t, c, cfgFor(ctr, "renew1"))
+	ip := setup(t, c, cfgFor(t, ctr, "renew1"))
 	first, ok := lan.ServerLease(ip)
 	if !ok {
 		t.Fatalf("dnsmasq has no lease for %v", ip)
@@ -166,7 +184,7 @@ func TestPrivilegedProxyRenewal(t *testing.T) {
 	if !strings.Contains(string(b), "DHCPREQUEST(eth0) "+ip.String()) {
 		t.Errorf("dnsmasq saw no DHCPREQUEST for %v", ip)
 	}
-	if _, err := c.Teardown(context.Background(), cfgFor(ctr, "renew1")); err != nil {
+	if _, err := c.Teardown(context.Background(), cfgFor(t, ctr, "renew1")); err != nil {
 		t.Fatal(err)
 	}
 	if !dhcpproxytest.WaitFor(3*time.Second, func() bool { _, ok := lan.ServerLease(ip); return !ok }) {
@@ -183,7 +201,7 @@ func TestPrivilegedProxyRestartResumes(t *testing.T) {
 	p := dhcpproxytest.StartProxy(t, dhcpproxy.Config{})
 	ctrs := []*nettest.NS{macvlanCtr(t, lan, "ctr01"), macvlanCtr(t, lan, "ctr02")}
 	c := dial(t, p)
-	ips := []netip.Addr{setup(t, c, cfgFor(ctrs[0], "rs1")), setup(t, c, cfgFor(ctrs[1], "rs2"))}
+	ips := []netip.Addr{setup(t, c, cfgFor(t, ctrs[0], "rs1")), setup(t, c, cfgFor(t, ctrs[1], "rs2"))}
 	c.Close()
 
 	p.Stop()
@@ -220,7 +238,7 @@ func TestPrivilegedProxyRestartResumes(t *testing.T) {
 	}
 	c = dial(t, p)
 	for i, ctr := range ctrs {
-		if _, err := c.Teardown(context.Background(), cfgFor(ctr, fmt.Sprintf("rs%d", i+1))); err != nil {
+		if _, err := c.Teardown(context.Background(), cfgFor(t, ctr, fmt.Sprintf("rs%d", i+1))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -241,7 +259,7 @@ func TestPrivilegedProxyLeaseLost(t *testing.T) {
 	p := dhcpproxytest.StartProxy(t, dhcpproxy.Config{TimeScale: 0.05, MinRetry: 300 * time.Millisecond})
 	c := dial(t, p)
 	ctr := macvlanCtr(t, lan, "ctr01")
-	ip := setup(t, c, cfgFor(ctr, "lost1"))
+	ip := setup(t, c, cfgFor(t, ctr, "lost1"))
 	lan.Stop()
 	start := time.Now()
 	if !dhcpproxytest.WaitFor(15*time.Second, func() bool { return !strings.Contains(addrOn(t, ctr), ip.String()) }) {
@@ -263,7 +281,7 @@ func TestPrivilegedProxyLeaseLost(t *testing.T) {
 	if !dhcpproxytest.WaitFor(3*time.Second, func() bool { return strings.Contains(defaultRoute(t, ctr), "via 198.18.1.1") }) {
 		t.Errorf("default route not back: %q", defaultRoute(t, ctr))
 	}
-	if _, err := c.Teardown(context.Background(), cfgFor(ctr, "lost1")); err != nil {
+	if _, err := c.Teardown(context.Background(), cfgFor(t, ctr, "lost1")); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -285,7 +303,7 @@ func TestPrivilegedProxyConcurrent(t *testing.T) {
 	start := time.Now()
 	for i := range N {
 		wg.Go(func() {
-			l, err := c.Setup(context.Background(), cfgFor(ctrs[i], fmt.Sprintf("cc%02d", i)))
+			l, err := c.Setup(context.Background(), cfgFor(t, ctrs[i], fmt.Sprintf("cc%02d", i)))
 			if err != nil {
 				errs[i] = err
 				return
@@ -326,6 +344,7 @@ func TestPrivilegedProxyBadRequests(t *testing.T) {
 	p := dhcpproxytest.StartProxy(t, dhcpproxy.Config{})
 	c := dial(t, p)
 	ctr := macvlanCtr(t, lan, "ctr01")
+	mac := macOf(t, ctr)
 	for _, tc := range []struct {
 		name string
 		cfg  *proxypb.NetworkConfig
@@ -333,9 +352,12 @@ func TestPrivilegedProxyBadRequests(t *testing.T) {
 		msg  string
 	}{
 		{"ipv6", &proxypb.NetworkConfig{ContainerIface: "eth0", NsPath: ctr.Path(), Version: proxypb.Version_V6}, codes.Unimplemented, "ipv6 not yet supported"},
-		{"no namespace", &proxypb.NetworkConfig{ContainerIface: "eth0", NsPath: "/nonexistent/ns"}, codes.InvalidArgument, "open namespace /nonexistent/ns"},
-		{"no interface", &proxypb.NetworkConfig{ContainerIface: "eth9", NsPath: ctr.Path()}, codes.InvalidArgument, "container interface: eth9: link not found"},
+		{"no namespace", &proxypb.NetworkConfig{ContainerIface: "eth0", NsPath: "/nonexistent/ns", ContainerMacAddr: mac}, codes.InvalidArgument, "open namespace /nonexistent/ns"},
+		{"no interface", &proxypb.NetworkConfig{ContainerIface: "eth9", NsPath: ctr.Path(), ContainerMacAddr: mac}, codes.InvalidArgument, `container interface "eth9": eth9: link not found`},
+		{"empty interface", &proxypb.NetworkConfig{ContainerIface: "", NsPath: ctr.Path(), ContainerMacAddr: mac}, codes.InvalidArgument, `container interface "": link not found`},
 		{"wrong mac", &proxypb.NetworkConfig{ContainerIface: "eth0", NsPath: ctr.Path(), ContainerMacAddr: "02:00:00:00:00:01"}, codes.InvalidArgument, "not 02:00:00:00:00:01"},
+		{"empty mac", &proxypb.NetworkConfig{ContainerIface: "eth0", NsPath: ctr.Path()}, codes.InvalidArgument, `container_mac_addr "": an octet is empty`},
+		{"bad mac", &proxypb.NetworkConfig{ContainerIface: "eth0", NsPath: ctr.Path(), ContainerMacAddr: "123"}, codes.InvalidArgument, `container_mac_addr "123": an octet exceeds ff`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := c.Setup(context.Background(), tc.cfg)
@@ -346,7 +368,7 @@ func TestPrivilegedProxyBadRequests(t *testing.T) {
 		})
 	}
 	// Teardown of an unknown interface succeeds with an empty lease.
-	l, err := c.Teardown(context.Background(), cfgFor(ctr, "unknown"))
+	l, err := c.Teardown(context.Background(), cfgFor(t, ctr, "unknown"))
 	if err != nil || l.GetYiaddr() != "" {
 		t.Errorf("teardown of nothing: %v %v", l, err)
 	}
@@ -362,7 +384,7 @@ func TestPrivilegedProxyForgetsGoneInterface(t *testing.T) {
 	p := dhcpproxytest.StartProxy(t, dhcpproxy.Config{})
 	c := dial(t, p)
 	ctr := macvlanCtr(t, lan, "ctr01")
-	setup(t, c, cfgFor(ctr, "gone1"))
+	setup(t, c, cfgFor(t, ctr, "gone1"))
 	if n := len(proxyLeases(t, p)); n != 1 {
 		t.Fatalf("cache holds %d leases", n)
 	}
@@ -371,5 +393,60 @@ func TestPrivilegedProxyForgetsGoneInterface(t *testing.T) {
 	}
 	if !dhcpproxytest.WaitFor(5*time.Second, func() bool { return len(proxyLeases(t, p)) == 0 }) {
 		t.Errorf("lease of a deleted interface still cached: %v", proxyLeases(t, p))
+	}
+}
+
+// nameCounts reads dnsmasq's log for the transactions of mac: how many
+// DHCPDISCOVERs and DHCPREQUESTs it got, and how many of its messages
+// carried a hostname ("client provides name", logged per message).
+func nameCounts(t *testing.T, lan *dhcpproxytest.LAN, mac string) (msgs int, names map[string]int) {
+	t.Helper()
+	b, _ := os.ReadFile(lan.Log)
+	xids := map[string]bool{}
+	lines := strings.Split(string(b), "\n")
+	for _, line := range lines {
+		f := strings.Fields(line)
+		for i, w := range f {
+			if (strings.HasPrefix(w, "DHCPDISCOVER(") || strings.HasPrefix(w, "DHCPREQUEST(")) && strings.Contains(line, " "+mac) && i > 0 {
+				xids[f[i-1]] = true
+				msgs++
+			}
+		}
+	}
+	names = map[string]int{}
+	for _, line := range lines {
+		_, name, ok := strings.Cut(line, " client provides name: ")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(strings.TrimSuffix(line, " client provides name: "+name))
+		if len(f) > 0 && xids[f[len(f)-1]] {
+			names[strings.TrimSpace(name)]++
+		}
+	}
+	return msgs, names
+}
+
+// The container's hostname goes in every DHCPDISCOVER and DHCPREQUEST,
+// renewals included (option 12, as netavark sends it); without a hostname
+// none is sent.
+func TestPrivilegedProxyHostname(t *testing.T) {
+	lan := dhcpproxytest.NewLAN(t, dhcpproxytest.LANOptions{T1: 2, T2: 4})
+	p := dhcpproxytest.StartProxy(t, dhcpproxy.Config{})
+	c := dial(t, p)
+	named, anon := macvlanCtr(t, lan, "ctr01"), macvlanCtr(t, lan, "ctr02")
+	ip := setup(t, c, cfgFor(t, named, "web01"))
+	cfg := cfgFor(t, anon, "anon1")
+	cfg.HostName = ""
+	setup(t, c, cfg)
+	if !dhcpproxytest.WaitFor(8*time.Second, func() bool { return countACKs(t, lan, ip) >= 2 }) {
+		t.Fatalf("no renewal within 8 s (T1 = 2 s)")
+	}
+	msgs, names := nameCounts(t, lan, macOf(t, named))
+	if msgs < 3 || names["web01"] != msgs || len(names) != 1 {
+		t.Errorf("%d DISCOVERs and REQUESTs, hostnames %v; want web01 in each", msgs, names)
+	}
+	if msgs, names := nameCounts(t, lan, macOf(t, anon)); msgs < 2 || len(names) != 0 {
+		t.Errorf("without a hostname: %d DISCOVERs and REQUESTs, hostnames %v", msgs, names)
 	}
 }

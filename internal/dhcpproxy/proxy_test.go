@@ -2,6 +2,7 @@ package dhcpproxy
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/netip"
 	"os"
@@ -143,11 +144,17 @@ func TestServerCalls(t *testing.T) {
 	if !errors.As(err, &pe) || pe.Code != codes.Unimplemented || pe.Msg != "ipv6 not yet supported" {
 		t.Errorf("v6: %v", err)
 	}
-	_, err = c.Setup(ctx, &proxypb.NetworkConfig{ContainerIface: "eth0"})
+	const mac = "02:00:00:00:00:09"
+	_, err = c.Setup(ctx, &proxypb.NetworkConfig{ContainerIface: "eth0", ContainerMacAddr: mac})
 	if !errors.As(err, &pe) || pe.Code != codes.InvalidArgument {
 		t.Errorf("no ns_path: %v", err)
 	}
-	_, err = c.Setup(ctx, &proxypb.NetworkConfig{ContainerIface: "eth0", NsPath: filepath.Join(t.TempDir(), "gone")})
+	// netavark refuses a missing MAC before it looks at anything else.
+	_, err = c.Setup(ctx, &proxypb.NetworkConfig{ContainerIface: "eth0", NsPath: "/x"})
+	if !errors.As(err, &pe) || pe.Code != codes.InvalidArgument || !strings.Contains(pe.Msg, `container_mac_addr ""`) {
+		t.Errorf("no MAC: %v", err)
+	}
+	_, err = c.Setup(ctx, &proxypb.NetworkConfig{ContainerIface: "eth0", ContainerMacAddr: mac, NsPath: filepath.Join(t.TempDir(), "gone")})
 	if !errors.As(err, &pe) || pe.Code != codes.InvalidArgument || !strings.Contains(pe.Msg, "open namespace") {
 		t.Errorf("missing ns: %v", err)
 	}
@@ -185,5 +192,52 @@ func TestNoActivityTimeout(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("serve: %v", err)
+	}
+}
+
+// The cache has netavark's shape: an object keyed by MAC, each holding a
+// list of one lease in the API's form; an empty cache is {}. berth's
+// earlier form is still read.
+func TestStoreNetavarkForm(t *testing.T) {
+	s := store{path: filepath.Join(t.TempDir(), LeaseFile)}
+	const mac = "02:00:00:00:00:01"
+	if err := s.save(map[string]*record{mac: {ContainerIface: "eth0", MAC: mac, NSPath: "/run/netns/a", Hostname: "web", Lease: testLease()}}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(s.path)
+	var f map[string][]map[string]any
+	if err := json.Unmarshal(b, &f); err != nil {
+		t.Fatalf("not netavark's form: %v\n%s", err, b)
+	}
+	if len(f) != 1 || len(f[mac]) != 1 {
+		t.Fatalf("cache %s", b)
+	}
+	l := f[mac][0]
+	for k, want := range map[string]any{"yiaddr": "198.18.1.100", "subnet_mask": "255.255.255.0", "mac_address": mac,
+		"lease_time": 120.0, "host_name": "web", "srv_id": "198.18.1.1", "is_v6": false} {
+		if l[k] != want {
+			t.Errorf("%s = %v, want %v", k, l[k], want)
+		}
+	}
+	for _, k := range []string{"t1", "t2", "mtu", "domain_name", "siaddr", "broadcast_addr", "dns_servers", "gateways", "ntp_servers"} {
+		if _, ok := l[k]; !ok {
+			t.Errorf("field %s missing", k)
+		}
+	}
+	if err := s.save(map[string]*record{}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(s.path); strings.TrimSpace(string(b)) != "{}" {
+		t.Errorf("empty cache: %s", b)
+	}
+	// A lease netavark wrote has no record to resume: it is left out.
+	os.WriteFile(s.path, []byte(`{"`+mac+`":[{"yiaddr":"198.18.1.5"}]}`), 0o600)
+	if got, err := s.load(); err != nil || len(got) != 0 {
+		t.Errorf("netavark's cache: %v %v", got, err)
+	}
+	old := `{"version":1,"leases":{"` + mac + `":{"container_iface":"eth0","mac":"` + mac + `","ns_path":"/run/netns/a","metric":99,"lease":null}}}`
+	os.WriteFile(s.path, []byte(old), 0o600)
+	if got, err := s.load(); err != nil || got[mac] == nil || got[mac].NSPath != "/run/netns/a" {
+		t.Errorf("earlier form: %v %v", got, err)
 	}
 }

@@ -13,6 +13,7 @@
 package dhcpproxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,7 +22,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
+	"slices"
 	"sync"
 	"time"
 
@@ -62,6 +63,38 @@ type Config struct {
 	// MinRetry is the shortest wait between unanswered renewals (default
 	// 60 s, RFC 2131's suggestion).
 	MinRetry time.Duration
+	// Wording returns the message a failed call reports to the caller
+	// (the front-end's words for the typed errors); nil keeps
+	// err.Error().
+	Wording func(error) string
+}
+
+// InterfaceError: the container interface a Setup names cannot be used.
+// Err wraps link.ErrNotFound when there is no such interface (an empty
+// name included).
+type InterfaceError struct {
+	Name string
+	Err  error
+}
+
+// Error names the interface and the failure.
+func (e *InterfaceError) Error() string {
+	return fmt.Sprintf("container interface %q: %v", e.Name, e.Err)
+}
+
+// Unwrap returns the failure.
+func (e *InterfaceError) Unwrap() error { return e.Err }
+
+// MACMismatchError: the container interface has another MAC than the
+// Setup names.
+type MACMismatchError struct {
+	Iface      string
+	Have, Want net.HardwareAddr
+}
+
+// Error names both addresses.
+func (e *MACMismatchError) Error() string {
+	return fmt.Sprintf("interface %s has MAC %s, not %s", e.Iface, e.Have, e.Want)
 }
 
 // Server is the DHCP proxy.
@@ -255,7 +288,8 @@ func (s *Server) resume() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for key, rec := range recs {
-		if _, err := s.interfaceMAC(rec.NSPath, rec.ContainerIface, rec.MAC); err != nil {
+		mac, _ := net.ParseMAC(rec.MAC)
+		if _, err := s.interfaceMAC(rec.NSPath, rec.ContainerIface, mac); err != nil {
 			s.log.Info("dropping cached lease: interface is gone", "mac", key, "error", err)
 			continue
 		}
@@ -303,10 +337,19 @@ func (s *Server) startLocked(key string, rec *record, resumed bool) {
 	s.leases[key] = e
 	id, ex, b := s.parts(rec)
 	tm := dhcp.Timing{Scale: s.cfg.TimeScale}
+	last := rec.Lease // the last lease held, kept while a lost one is sought again
 	k := &dhcp.Keeper{
 		ID: id, Ex: ex, Binder: b, Timing: tm, MinRetry: s.cfg.MinRetry,
 		Logger: s.log.With("mac", key, "ns", rec.NSPath, "iface", rec.ContainerIface),
 		Changed: func(l *dhcp.Lease) {
+			if l != nil && last != nil && moved(last, l) {
+				// netavark's words: scripts and its tests look for them.
+				s.log.Info("ip or gateway for mac "+key+" changed, update address",
+					"old", last.Addr, "new", l.Addr, "gateway", l.Gateway())
+			}
+			if l != nil {
+				last = l
+			}
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			if s.leases[key] != e {
@@ -337,6 +380,12 @@ func (s *Server) startLocked(key string, rec *record, resumed bool) {
 	}()
 }
 
+// moved reports whether next has another address, prefix or gateways
+// than prev.
+func moved(prev, next *dhcp.Lease) bool {
+	return prev.Addr != next.Addr || !slices.Equal(prev.Gateways, next.Gateways) || prev.Gateway() != next.Gateway()
+}
+
 // take removes the lease kept for key and stops its keeper.
 func (s *Server) take(key string) *entry {
 	s.mu.Lock()
@@ -354,13 +403,18 @@ func (s *Server) take(key string) *entry {
 }
 
 // interfaceMAC returns the MAC of the interface ifname in the namespace at
-// nsPath, checked against want when given.
-func (s *Server) interfaceMAC(nsPath, ifname, want string) (net.HardwareAddr, error) {
+// nsPath, checked against want when given. A missing interface (or an
+// empty name) is an *InterfaceError wrapping link.ErrNotFound, another
+// MAC a *MACMismatchError.
+func (s *Server) interfaceMAC(nsPath, ifname string, want net.HardwareAddr) (net.HardwareAddr, error) {
 	ns, err := netns.Open(nsPath)
 	if err != nil {
 		return nil, err
 	}
 	defer ns.Close()
+	if ifname == "" {
+		return nil, &InterfaceError{Name: ifname, Err: link.ErrNotFound}
+	}
 	h, err := link.NewHandle(ns)
 	if err != nil {
 		return nil, err
@@ -368,19 +422,22 @@ func (s *Server) interfaceMAC(nsPath, ifname, want string) (net.HardwareAddr, er
 	defer h.Close()
 	l, err := h.Link(ifname)
 	if err != nil {
-		return nil, fmt.Errorf("container interface: %w", err)
+		return nil, &InterfaceError{Name: ifname, Err: err}
 	}
-	mac := l.MAC
-	if want != "" {
-		w, err := net.ParseMAC(want)
-		if err != nil {
-			return nil, fmt.Errorf("container_mac_addr %q: %w", want, err)
-		}
-		if !strings.EqualFold(w.String(), mac.String()) {
-			return nil, fmt.Errorf("interface %s has MAC %s, not %s", ifname, mac, w)
-		}
+	if want != nil && !bytes.Equal(want, l.MAC) {
+		return nil, &MACMismatchError{Iface: ifname, Have: l.MAC, Want: want}
 	}
-	return mac, nil
+	return l.MAC, nil
+}
+
+// statusErr is err as a gRPC status with the code and the configured
+// wording.
+func (s *Server) statusErr(code codes.Code, err error) error {
+	msg := err.Error()
+	if s.cfg.Wording != nil {
+		msg = s.cfg.Wording(err)
+	}
+	return status.Error(code, msg)
 }
 
 // Setup implements NetavarkProxy.Setup: lease an address for the container
@@ -389,12 +446,16 @@ func (s *Server) Setup(ctx context.Context, cfg *proxypb.NetworkConfig) (*proxyp
 	if cfg.GetVersion() == proxypb.Version_V6 {
 		return nil, status.Error(codes.Unimplemented, "ipv6 not yet supported")
 	}
-	if cfg.GetNsPath() == "" || cfg.GetContainerIface() == "" {
-		return nil, status.Error(codes.InvalidArgument, "ns_path and container_iface are required")
-	}
-	mac, err := s.interfaceMAC(cfg.GetNsPath(), cfg.GetContainerIface(), cfg.GetContainerMacAddr())
+	want, err := ParseMAC(cfg.GetContainerMacAddr())
 	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+		return nil, s.statusErr(codes.InvalidArgument, err)
+	}
+	if cfg.GetNsPath() == "" {
+		return nil, status.Error(codes.InvalidArgument, "ns_path is required")
+	}
+	mac, err := s.interfaceMAC(cfg.GetNsPath(), cfg.GetContainerIface(), want)
+	if err != nil {
+		return nil, s.statusErr(codes.InvalidArgument, err)
 	}
 	key := mac.String()
 	rec := &record{

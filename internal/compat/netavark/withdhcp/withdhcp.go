@@ -34,6 +34,7 @@ func serve(ctx context.Context, c netavark.ProxyConfig) error {
 		Timeout:         c.Timeout,
 		ActivityTimeout: c.ActivityTimeout,
 		Logger:          c.Logger,
+		Wording:         proxyWording,
 	})
 	if err != nil {
 		return err
