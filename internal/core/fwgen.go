@@ -92,6 +92,34 @@ func (s *session) recordGeneration(g firewall.Generation) error {
 	})
 }
 
+// dropGeneration removes the record when no container is left, so that
+// nothing of berth's stays (the next call's check then has nothing to
+// look at anyway). It reports whether there was none left.
+func (s *session) dropGeneration() (bool, error) {
+	var gone, have bool
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketContainers)
+		gone = c == nil || empty(c)
+		have = tx.Bucket(bucketFirewall) != nil
+		return nil
+	})
+	if !gone || !have {
+		return gone, nil
+	}
+	return true, s.db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketFirewall) == nil {
+			return nil
+		}
+		return tx.DeleteBucket(bucketFirewall)
+	})
+}
+
+// empty reports whether bucket b holds no key.
+func empty(b *bolt.Bucket) bool {
+	k, _ := b.Cursor().First()
+	return k == nil
+}
+
 // markFirewall starts following the driver's changes and reports whether
 // the ruleset is still at the generation berth's last call left.
 func (m *Manager) markFirewall(sess *session) bool {
@@ -113,15 +141,27 @@ func (m *Manager) markFirewall(sess *session) bool {
 	return false
 }
 
-// settleFirewall records, at the end of a call that succeeded, the
-// generation the driver's own changes led to (see toRecord).
-func (m *Manager) settleFirewall(sess *session) {
+// settleFirewall records, at the end of a call, the generation the
+// driver's own changes led to when the call succeeded (see toRecord); with
+// no container left it removes the record.
+func (m *Manager) settleFirewall(sess *session, succeeded bool) {
 	v, ok := m.cfg.Firewall.(firewall.Versioned)
 	if !ok {
 		return
 	}
 	g, own := v.Followed()
-	if g, ok := toRecord(sess.fw, g, own); ok {
+	g, write := toRecord(sess.fw, g, own)
+	write = write && succeeded
+	if !write && !sess.fw.have {
+		return
+	}
+	if gone, err := sess.dropGeneration(); gone || err != nil {
+		if err != nil {
+			m.log.Debug("cannot remove the ruleset generation", "error", err)
+		}
+		return
+	}
+	if write {
 		if err := sess.recordGeneration(g); err != nil {
 			m.log.Debug("cannot record the ruleset generation", "error", err)
 		}

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/berthnet/berth/internal/firewall"
+	"github.com/berthnet/berth/internal/network"
 )
 
 func TestUnchangedOnlyAtTheRecordedGeneration(t *testing.T) {
@@ -61,6 +62,9 @@ func TestGenerationRecordRoundTrips(t *testing.T) {
 	if g, ok := sess.knownGeneration(); ok {
 		t.Fatalf("a new state has a record: %v", g)
 	}
+	if err := sess.save("/run/netns/x", &network.Options{ContainerID: "c1", Networks: network.Attachments{}}); err != nil {
+		t.Fatal(err)
+	}
 	want := firewall.Generation{NetNS: 1 << 40, ID: 0xfffffffe}
 	if err := sess.recordGeneration(want); err != nil {
 		t.Fatal(err)
@@ -82,4 +86,22 @@ func FuzzDecodeGeneration(f *testing.F) {
 			t.Errorf("%x decodes to %v, which encodes to %x", b, g, encodeGeneration(g))
 		}
 	})
+}
+
+// With no container recorded, the record goes: nothing of berth's stays.
+func TestNoGenerationRecordWithoutContainers(t *testing.T) {
+	sess, err := store{dir: t.TempDir()}.open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.close()
+	if err := sess.recordGeneration(firewall.Generation{NetNS: 1, ID: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if gone, err := sess.dropGeneration(); !gone || err != nil {
+		t.Fatalf("dropGeneration = %v, %v", gone, err)
+	}
+	if g, ok := sess.knownGeneration(); ok {
+		t.Errorf("recorded %v with no container", g)
+	}
 }

@@ -46,11 +46,9 @@ func (m *Manager) Teardown(ctx context.Context, nsPath string, o *network.Option
 		errs = append(errs, err)
 	}
 	m.step("teardown-done")
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	m.settleFirewall(sess)
-	return nil
+	err = errors.Join(errs...)
+	m.settleFirewall(sess, err == nil)
+	return err
 }
 
 // detachHandles are the namespaces and link handles a teardown works
