@@ -162,6 +162,7 @@ func (m *Manager) Setup(ctx context.Context, nsPath string, o *network.Options) 
 		}
 		return nil, err
 	}
+	m.settleFirewall(sess, true)
 	m.log.Debug("setup done", "since_start", time.Since(loaded))
 	return res, nil
 }

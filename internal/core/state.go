@@ -39,6 +39,7 @@ var (
 type session struct {
 	lock *os.File
 	db   *bolt.DB
+	fw   fwTrack // the firewall's generation in this call (see heal)
 }
 
 // open waits for the state lock, then opens the database. The lock is a

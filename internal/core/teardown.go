@@ -46,7 +46,9 @@ func (m *Manager) Teardown(ctx context.Context, nsPath string, o *network.Option
 		errs = append(errs, err)
 	}
 	m.step("teardown-done")
-	return errors.Join(errs...)
+	err = errors.Join(errs...)
+	m.settleFirewall(sess, err == nil)
+	return err
 }
 
 // detachHandles are the namespaces and link handles a teardown works
@@ -439,9 +441,16 @@ func (m *Manager) firewallView(sess *session, except string) (fwView, error) {
 // with containers, or the other containers' forwards, incomplete, it
 // restores them all before this call changes its own. Setup and teardown
 // call it, so one more container's coming or going repairs the others.
+//
+// When the ruleset is still at the generation berth's last call left
+// (firewall.Versioned), nobody changed it since and the check is skipped;
+// see fwgen.go.
 func (m *Manager) heal(sess *session, except string) {
 	h, ok := m.cfg.Firewall.(firewall.Healer)
 	if !ok {
+		return
+	}
+	if m.markFirewall(sess) {
 		return
 	}
 	v, _ := m.firewallView(sess, except)
@@ -449,11 +458,16 @@ func (m *Manager) heal(sess *session, except string) {
 		return
 	}
 	intact, err := h.Intact(v.nets, v.ports)
-	if err != nil || intact {
+	if err != nil {
+		sess.fw.good = false
+		return
+	}
+	if intact {
 		return
 	}
 	m.log.Warn("berth's firewall rules were damaged from outside; restoring those of every container", "containers", len(v.ids))
 	if err := h.Repair(v.nets, v.ports); err != nil {
+		sess.fw.good = false
 		m.log.Warn("firewall repair failed", "error", err)
 	}
 }

@@ -114,6 +114,44 @@ type Healer interface {
 	Repair(nets []NetworkRules, ports []PortForward) error
 }
 
+// Generation is one state of the ruleset of a network namespace, as the
+// kernel numbers them: nftables counts one more on every commit that
+// changed something (NFT_MSG_GETGEN).
+type Generation struct {
+	// NetNS is the namespace's cookie (SO_NETNS_COOKIE), which the kernel
+	// never gives to another namespace while it runs, unlike its inode
+	// number.
+	NetNS uint64
+	// ID is the ruleset's generation in that namespace.
+	ID uint32
+}
+
+// Versioned is implemented by drivers whose kernel numbers the ruleset's
+// changes, so that a caller can tell whether anyone else changed it since
+// the driver's own last change. Mark and Followed are called under the
+// same lock as the other methods, by one caller at a time.
+type Versioned interface {
+	// Mark returns the ruleset's generation now and starts following the
+	// driver's own changes from it.
+	Mark() (Generation, error)
+	// Followed returns the generation the driver's changes since Mark
+	// left, and ok true when they alone made it: each change's commits
+	// account for the whole step of the generation (so no other writer
+	// committed in between), and every generation could be read.
+	Followed() (g Generation, ok bool)
+}
+
+// Follow is one step of following a driver's own changes: from at (ok
+// true when only the driver's own changes led there), a change that found
+// the ruleset at before, made commits commits and left it at after. The
+// result is after, and ok true only when the change started where the
+// last one ended and its commits account for the whole step.
+func Follow(at Generation, ok bool, before, after Generation, commits int) (Generation, bool) {
+	ok = ok && before == at && after.NetNS == before.NetNS && commits >= 0 &&
+		uint64(after.ID-before.ID) == uint64(commits)
+	return after, ok
+}
+
 // NetworkID8 returns the short form of a network ID used in rule names.
 func NetworkID8(id string) string {
 	if len(id) > 8 {

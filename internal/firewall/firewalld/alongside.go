@@ -33,8 +33,9 @@ type Companion struct {
 // network unbinds its subnets from the trusted zone unless that binding
 // is in firewalld's permanent configuration (the administrator's). When
 // firewalld is not reachable it is inner alone. Errors of the bindings are
-// logged, not returned. The result keeps inner's firewall.Checker and
-// firewall.Healer.
+// logged, not returned. The result keeps inner's firewall.Checker,
+// firewall.Healer and firewall.Versioned (firewalld's own changes to the
+// ruleset, such as a zone binding, count as another writer's).
 func Alongside(inner firewall.Driver, o Options) firewall.Driver {
 	log := o.Logger
 	if log == nil {
@@ -43,7 +44,10 @@ func Alongside(inner firewall.Driver, o Options) firewall.Driver {
 	c := &Companion{inner: inner, opts: o, api: o.API, log: log}
 	ch, isChecker := inner.(firewall.Checker)
 	h, isHealer := inner.(firewall.Healer)
+	v, isVersioned := inner.(firewall.Versioned)
 	switch {
+	case isChecker && isHealer && isVersioned:
+		return versionedCompanion{healingCompanion{c, ch, h}, v}
 	case isChecker && isHealer:
 		return healingCompanion{c, ch, h}
 	case isChecker:
@@ -61,6 +65,11 @@ type healingCompanion struct {
 	*Companion
 	firewall.Checker
 	firewall.Healer
+}
+
+type versionedCompanion struct {
+	healingCompanion
+	firewall.Versioned
 }
 
 // Repair implements firewall.Healer: the inner driver's repair, then the

@@ -36,6 +36,33 @@ func (*healer) Intact([]firewall.NetworkRules, []firewall.PortForward) (bool, er
 }
 func (*healer) Repair([]firewall.NetworkRules, []firewall.PortForward) error { return nil }
 
+// versioned is a healer that also numbers its changes.
+type versioned struct{ healer }
+
+func (*versioned) Mark() (firewall.Generation, error) {
+	return firewall.Generation{NetNS: 1, ID: 7}, nil
+}
+func (*versioned) Followed() (firewall.Generation, bool) {
+	return firewall.Generation{NetNS: 1, ID: 8}, true
+}
+
+func TestAlongsideKeepsFirewallVersioned(t *testing.T) {
+	d := Alongside(&versioned{}, Options{API: newFake()})
+	v, ok := d.(firewall.Versioned)
+	if !ok {
+		t.Fatal("lost firewall.Versioned")
+	}
+	if _, ok := d.(firewall.Healer); !ok {
+		t.Error("lost firewall.Healer")
+	}
+	if g, ok := v.Followed(); !ok || g.ID != 8 {
+		t.Errorf("Followed = %v, %v: not the inner driver's", g, ok)
+	}
+	if _, ok := Alongside(&healer{}, Options{API: newFake()}).(firewall.Versioned); ok {
+		t.Error("an inner driver without generations became firewall.Versioned")
+	}
+}
+
 func TestAlongsideTrustsTheSubnetsAndTakesBackOnlyItsOwn(t *testing.T) {
 	f := newFake()
 	f.permZones["trusted"] = []string{"10.99.0.0/16"}

@@ -27,7 +27,12 @@ type fakeKernel struct {
 	batches [][]string // each batch the driver sent, decoded
 	queries []string   // each query, decoded
 	sizes   []int      // the bytes of each batch the driver sent
+	gen     uint32     // the ruleset's generation: one more per batch taken
+	gens    int        // the generation reads (NFT_MSG_GETGEN)
 }
+
+// fakeCookie is the fake namespace's cookie.
+const fakeCookie = 42
 
 // The kernel refuses a send larger than the socket's send buffer (less
 // 32 bytes) with EMSGSIZE, "message too long"; 212992 bytes is the default
@@ -72,7 +77,7 @@ func newFakeKernel(t *testing.T) *fakeKernel {
 
 // driver returns a driver whose netlink socket is k.
 func (k *fakeKernel) driver() *Driver {
-	return &Driver{nsFd: -1, dial: k.dial}
+	return &Driver{nsFd: -1, dial: k.dial, cookie: func() (uint64, error) { return fakeCookie, nil }}
 }
 
 // chain returns the rules of a chain in order, as nft prints them.
@@ -123,6 +128,13 @@ func (k *fakeKernel) dial(req []netlink.Message) ([]netlink.Message, error) {
 	}
 	q := req[0]
 	attrs := k.attrs(q.Data[4:])
+	if nftMsg(q.Header) == unix.NFT_MSG_GETGEN {
+		k.gens++
+		data := append([]byte{unix.AF_UNSPEC, 0, 0, 0}, nltest.MustMarshalAttributes([]netlink.Attribute{
+			{Type: unix.NFTA_GEN_ID, Data: binary.BigEndian.AppendUint32(nil, k.gen)},
+		})...)
+		return []netlink.Message{reply(q, unix.NFT_MSG_NEWGEN, data)}, nil
+	}
 	if !k.state.table {
 		k.queries = append(k.queries, "query without table")
 		return []netlink.Message{errMsg(q, unix.ENOENT)}, nil
@@ -233,6 +245,9 @@ func (k *fakeKernel) batch(req []netlink.Message) ([]netlink.Message, error) {
 		lines = append(lines, "refused: "+strings.Join(refused, "; "))
 	} else {
 		k.state = next
+		if len(lines) > 0 {
+			k.gen++
+		}
 	}
 	k.batches = append(k.batches, lines)
 	return out, nil

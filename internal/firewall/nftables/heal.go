@@ -159,11 +159,10 @@ func (d *Driver) Intact(nets []firewall.NetworkRules, ports []firewall.PortForwa
 // more (the first batch carries the chains). nets must be every network with containers: a rebuilt
 // chain keeps no other network's rules.
 func (d *Driver) Repair(nets []firewall.NetworkRules, ports []firewall.PortForward) error {
-	lc, err := d.conn()
-	if err != nil {
-		return err
-	}
-	defer lc.close()
+	return d.changing(func(lc *conn) error { return d.repair(lc, nets, ports) })
+}
+
+func (d *Driver) repair(lc *conn, nets []firewall.NetworkRules, ports []firewall.PortForward) error {
 	c := lc.Conn
 	o := newObjects()
 	exists, damaged := o.damaged(c, nets)
@@ -190,7 +189,7 @@ func (d *Driver) Repair(nets []firewall.NetworkRules, ports []firewall.PortForwa
 		if err := queue(c, b, c.SetAddElements); err != nil {
 			return fmt.Errorf("queue missing elements: %w", err)
 		}
-		if err := c.Flush(); err != nil {
+		if err := lc.commit(); err != nil {
 			return fmt.Errorf("repair table inet %s: %w", TableName, err)
 		}
 	}

@@ -35,6 +35,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"sync"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -59,6 +60,15 @@ type Driver struct {
 	// dial, when set, stands in for the kernel's netlink socket: it gets
 	// the messages the driver sends and returns the replies (tests).
 	dial func([]netlink.Message) ([]netlink.Message, error)
+	// cookie, when set, stands in for reading the namespace's cookie
+	// from the socket (tests).
+	cookie func() (uint64, error)
+	// afterCommit, when set, runs after each commit (tests; see
+	// AfterCommit).
+	afterCommit func()
+
+	mu     sync.Mutex
+	follow following
 }
 
 // New returns a driver that programs the namespace open at nsFd; pass -1
@@ -74,13 +84,31 @@ func (d *Driver) Name() string { return firewall.DriverNftables }
 // call goes through it).
 type conn struct {
 	*nftables.Conn
-	fd int // the socket's descriptor, -1 if unknown
+	fd      int           // the socket's descriptor, -1 if unknown
+	nl      *netlink.Conn // the socket, for requests the library lacks
+	commits int           // the batches the kernel took (see commit)
+	after   func()        // the driver's afterCommit
+}
+
+// commit sends the queued batch and counts it when the kernel took it.
+// Callers call it only with something queued: the library sends no batch
+// for nothing, which would count a commit the kernel never saw.
+func (c *conn) commit() error {
+	if err := c.Flush(); err != nil {
+		return err
+	}
+	c.commits++
+	if c.after != nil {
+		c.after()
+	}
+	return nil
 }
 
 // conn opens the socket of a call; callers close it.
 func (d *Driver) conn() (*conn, error) {
-	lc := &conn{fd: -1}
+	lc := &conn{fd: -1, after: d.afterCommit}
 	opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(func(nc *netlink.Conn) error {
+		lc.nl = nc
 		rc, err := nc.SyscallConn()
 		if err != nil {
 			return nil // no descriptor: close waits (see close)
@@ -413,17 +441,17 @@ func (d *Driver) present(c *nftables.Conn, o *objects) (bool, map[string]bool, e
 
 // Setup implements firewall.Driver.
 func (d *Driver) Setup(nets []firewall.NetworkRules, ports []firewall.PortForward) error {
-	lc, err := d.conn()
-	if err != nil {
-		return err
-	}
-	defer lc.close()
+	return d.changing(func(lc *conn) error { return d.setup(lc, nets, ports) })
+}
+
+func (d *Driver) setup(lc *conn, nets []firewall.NetworkRules, ports []firewall.PortForward) error {
 	c := lc.Conn
 	o := newObjects()
 	exists, have, err := d.present(c, o)
 	if err != nil {
 		return err
 	}
+	queued := !exists
 	if !exists {
 		if err := o.createBase(c); err != nil {
 			return err
@@ -436,6 +464,7 @@ func (d *Driver) Setup(nets []firewall.NetworkRules, ports []firewall.PortForwar
 		if err := o.queueNetwork(c, n); err != nil {
 			return fmt.Errorf("queue rules of network %s: %w", n.Name, err)
 		}
+		queued = true
 		if have == nil {
 			have = map[string]bool{}
 		}
@@ -446,6 +475,9 @@ func (d *Driver) Setup(nets []firewall.NetworkRules, ports []firewall.PortForwar
 	// a later one fails the elements of the earlier ones are deleted.
 	parts := batches(o.portMaps(), o.forwardElements(ports...))
 	if len(parts) == 0 {
+		if !queued {
+			return nil
+		}
 		parts = [][]setElems{nil}
 	}
 	added := map[*nftables.Set][]nftables.SetElement{}
@@ -453,10 +485,10 @@ func (d *Driver) Setup(nets []firewall.NetworkRules, ports []firewall.PortForwar
 		if err := queue(c, b, c.SetAddElements); err != nil {
 			return fmt.Errorf("queue port forwards: %w", err)
 		}
-		if err := c.Flush(); err != nil {
+		if err := lc.commit(); err != nil {
 			var undo error
 			if i > 0 {
-				undo = d.deletePresent(c, o, added)
+				undo = d.deletePresent(lc, o, added)
 			}
 			if conflict := d.findConflict(c, ports); conflict != nil {
 				return errors.Join(conflict, undo)
@@ -590,11 +622,10 @@ func describeVal(v []byte) string {
 
 // Teardown implements firewall.Driver.
 func (d *Driver) Teardown(ports []firewall.PortForward, complete []firewall.NetworkRules) error {
-	lc, err := d.conn()
-	if err != nil {
-		return err
-	}
-	defer lc.close()
+	return d.changing(func(lc *conn) error { return d.teardown(lc, ports, complete) })
+}
+
+func (d *Driver) teardown(lc *conn, ports []firewall.PortForward, complete []firewall.NetworkRules) error {
 	c := lc.Conn
 	o := newObjects()
 	if _, err := c.ListTableOfFamily(TableName, nftables.TableFamilyINet); err != nil {
@@ -605,11 +636,11 @@ func (d *Driver) Teardown(ports []firewall.PortForward, complete []firewall.Netw
 	// Only elements that still point at this container go: a host port
 	// another container holds (a failed setup's teardown, a port taken
 	// over since) keeps its element, as do elements already gone.
-	if err := d.deletePresent(c, o, dels); err != nil {
+	if err := d.deletePresent(lc, o, dels); err != nil {
 		errs = append(errs, err)
 	}
 	if len(complete) > 0 {
-		if err := d.deleteNetworks(c, complete); err != nil {
+		if err := d.deleteNetworks(lc, complete); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -618,7 +649,8 @@ func (d *Driver) Teardown(ports []firewall.PortForward, complete []firewall.Netw
 
 // deletePresent deletes the elements of dels (maps of o) that the maps
 // hold with the same key and value: in one batch, or as many as batches needs.
-func (d *Driver) deletePresent(c *nftables.Conn, o *objects, dels map[*nftables.Set][]nftables.SetElement) error {
+func (d *Driver) deletePresent(lc *conn, o *objects, dels map[*nftables.Set][]nftables.SetElement) error {
+	c := lc.Conn
 	present := map[*nftables.Set][]nftables.SetElement{}
 	err := eachWanted(c, o, dels, func(set *nftables.Set, want nftables.SetElement, have []byte, ok bool) error {
 		if ok && string(have) == string(want.Val) {
@@ -633,15 +665,17 @@ func (d *Driver) deletePresent(c *nftables.Conn, o *objects, dels map[*nftables.
 		if err := queue(c, b, c.SetDeleteElements); err != nil {
 			return err
 		}
-		if err := c.Flush(); err != nil {
+		if err := lc.commit(); err != nil {
 			return fmt.Errorf("delete port forwards: %w", err)
 		}
 	}
 	return nil
 }
 
-func (d *Driver) deleteNetworks(c *nftables.Conn, nets []firewall.NetworkRules) error {
+func (d *Driver) deleteNetworks(lc *conn, nets []firewall.NetworkRules) error {
+	c := lc.Conn
 	o := newObjects()
+	queued := false
 	ids := map[string]bool{}
 	for _, n := range nets {
 		ids[n.ID] = true
@@ -656,11 +690,14 @@ func (d *Driver) deleteNetworks(c *nftables.Conn, nets []firewall.NetworkRules) 
 				if err := c.DelRule(r); err != nil {
 					return fmt.Errorf("queue delete rule %d: %w", r.Handle, err)
 				}
+				queued = true
 			}
 		}
 	}
-	if err := c.Flush(); err != nil {
-		return fmt.Errorf("delete network rules: %w", err)
+	if queued {
+		if err := lc.commit(); err != nil {
+			return fmt.Errorf("delete network rules: %w", err)
+		}
 	}
 	// Set elements go in their own batches: a missing one must not undo
 	// the rule deletions.
@@ -670,7 +707,7 @@ func (d *Driver) deleteNetworks(c *nftables.Conn, nets []firewall.NetworkRules) 
 		}
 		for _, s := range []*nftables.Set{o.isolated, o.bridges} {
 			if err := c.SetDeleteElements(s, []nftables.SetElement{{Key: ifname(n.Bridge)}}); err == nil {
-				_ = c.Flush() // ENOENT: not in this set
+				_ = lc.commit() // ENOENT: not in this set
 			}
 		}
 	}
@@ -691,7 +728,7 @@ func (d *Driver) deleteNetworks(c *nftables.Conn, nets []firewall.NetworkRules) 
 			}
 		}
 	}
-	return reset(c)
+	return reset(lc)
 }
 
 // HasForwards reports whether every map element of the port forwards is
@@ -732,13 +769,7 @@ func (d *Driver) HasNetwork(id string) (bool, error) {
 
 // Reset implements firewall.Driver: it deletes the table.
 func (d *Driver) Reset() error {
-	lc, err := d.conn()
-	if err != nil {
-		return err
-	}
-	defer lc.close()
-	c := lc.Conn
-	return reset(c)
+	return d.changing(reset)
 }
 
 // ErrNotOurs is returned when the table named as berth's carries no rule
@@ -748,7 +779,8 @@ var ErrNotOurs = errors.New("carries none of berth's rule comments")
 // reset deletes berth's table, when it is berth's: some rule in it carries
 // berth's comment ("berth", or "berth net <id>" in a table made before the
 // table's own rules had one).
-func reset(c *nftables.Conn) error {
+func reset(lc *conn) error {
+	c := lc.Conn
 	if _, err := c.ListTableOfFamily(TableName, nftables.TableFamilyINet); err != nil {
 		return nil
 	}
@@ -756,7 +788,7 @@ func reset(c *nftables.Conn) error {
 		return fmt.Errorf("table inet %s %w; left in place", TableName, ErrNotOurs)
 	}
 	c.DelTable(&nftables.Table{Name: TableName, Family: nftables.TableFamilyINet})
-	if err := c.Flush(); err != nil {
+	if err := lc.commit(); err != nil {
 		return fmt.Errorf("delete table inet %s: %w", TableName, err)
 	}
 	return nil
