@@ -85,6 +85,9 @@ func (e *InterfaceError) Error() string {
 // Unwrap returns the failure.
 func (e *InterfaceError) Unwrap() error { return e.Err }
 
+// Missing reports whether the interface does not exist (or has no name).
+func (e *InterfaceError) Missing() bool { return errors.Is(e.Err, link.ErrNotFound) }
+
 // MACMismatchError: the container interface has another MAC than the
 // Setup names.
 type MACMismatchError struct {

@@ -4,7 +4,6 @@ import (
 	"errors"
 
 	"github.com/berthnet/berth/internal/dhcpproxy"
-	"github.com/berthnet/berth/internal/link"
 )
 
 // proxyWording returns the message of a failed proxy call as netavark
@@ -17,7 +16,7 @@ func proxyWording(err error) string {
 		return macWording(me)
 	}
 	var ie *dhcpproxy.InterfaceError
-	if errors.As(err, &ie) && errors.Is(ie.Err, link.ErrNotFound) {
+	if errors.As(err, &ie) && ie.Missing() {
 		// netavark asks the kernel for the link by name (an empty name
 		// too) and reports the netlink error.
 		return "Netlink error: No such device (os error 19)"
