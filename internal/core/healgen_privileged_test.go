@@ -1,11 +1,9 @@
 package core_test
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,27 +14,6 @@ import (
 	"github.com/berthnet/berth/internal/network"
 )
 
-// syncBuffer is a log destination safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-// take returns what was logged since the last take.
-func (s *syncBuffer) take() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := s.b.String()
-	s.b.Reset()
-	return out
-}
-
 const skippedMsg = "firewall unchanged since berth's last change; check skipped"
 
 // While the ruleset stays at the generation berth's last call left, the
@@ -46,7 +23,7 @@ const skippedMsg = "firewall unchanged since berth's last change; check skipped"
 // container's published port.
 func TestPrivilegedHealSkipsTheCheckOnlyWhileNobodyElseChangedTheRuleset(t *testing.T) {
 	var d *fwnft.Driver
-	logs := &syncBuffer{}
+	logs := &nettest.LogBuffer{}
 	tp := newTopo(t, func(host *nettest.NS) firewall.Driver {
 		d = fwnft.New(host.Fd())
 		return d
@@ -76,11 +53,11 @@ func TestPrivilegedHealSkipsTheCheckOnlyWhileNobodyElseChangedTheRuleset(t *test
 	i := 2
 	setup := func() bool {
 		t.Helper()
-		logs.take()
+		logs.Take()
 		own := network.PortMapping{ContainerPort: 80, HostPort: uint16(8090 + i), Protocol: "tcp", Range: 1}
 		tp.container(t, opts(fmt.Sprint("g", i), fmt.Sprint("hgen", i), n, fmt.Sprint("198.19.16.", i+1), own))
 		i++
-		return strings.Contains(logs.take(), skippedMsg)
+		return strings.Contains(logs.Take(), skippedMsg)
 	}
 	reachable("after the first setup", true)
 

@@ -2,7 +2,6 @@ package slirp4netns
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -13,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -94,25 +92,8 @@ type child struct {
 	cmd   *exec.Cmd
 	exitW *os.File
 	api   string
-	log   *syncBuffer
+	log   *nettest.LogBuffer
 	done  chan error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // start runs the front-end in tp.host with Podman's command line plus
@@ -151,7 +132,7 @@ func (tp *topo) launch(t *testing.T, cmdline, args []string, api, resolv string)
 	cmd := exec.Command(cmdline[0], append(cmdline[1:], args...)...)
 	cmd.Env = append(os.Environ(), childEnv+"=1", resolvEnv+"="+resolv)
 	cmd.ExtraFiles = []*os.File{exitR, readyW}
-	c := &child{cmd: cmd, exitW: exitW, api: api, log: &syncBuffer{}, done: make(chan error, 1)}
+	c := &child{cmd: cmd, exitW: exitW, api: api, log: &nettest.LogBuffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = c.log, c.log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
