@@ -342,11 +342,12 @@ func dnsFile(n network.Network) string {
 // dnsFileNamed is the DNS file of the network called netName when only
 // the name is known: the internal network's when only that exists.
 func (m *Manager) dnsFileNamed(netName string) string {
-	dir := m.dnsDir()
-	if _, err := dir.Read(netName); errors.Is(err, os.ErrNotExist) {
-		if _, err := dir.Read(netName + aardvarkconf.InternalSuffix); err == nil {
-			return netName + aardvarkconf.InternalSuffix
-		}
+	exists := func(name string) bool {
+		_, err := os.Lstat(filepath.Join(m.dnsDir().Path, aardvarkconf.FileName(name)))
+		return err == nil
+	}
+	if internal := netName + aardvarkconf.InternalSuffix; !exists(netName) && exists(internal) {
+		return internal
 	}
 	return netName
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/berthnet/berth/internal/aardvarkconf"
 	"github.com/berthnet/berth/internal/firewall/none"
+	"github.com/berthnet/berth/internal/network"
 )
 
 // SetDNSNames changes only the names of the container's own entries, on
@@ -54,5 +55,39 @@ func TestSetDNSNames(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir.Path, "absent")); !os.IsNotExist(err) {
 		t.Errorf("a network without an entry got a file: %v", err)
+	}
+}
+
+// Calls that know only a network's name find an internal network's
+// entries in its "%int" file, and an ordinary network's in its own; the
+// file name of a network comes from its internal flag.
+func TestDNSFileOfInternalNetwork(t *testing.T) {
+	cfg := t.TempDir()
+	m, err := New(Config{ConfigDir: cfg, Firewall: none.Driver{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := aardvarkconf.Dir{Path: filepath.Join(cfg, "aardvark-dns")}
+	h := aardvarkconf.Header{BindIPs: []netip.Addr{netip.MustParseAddr("198.19.67.1")}}
+	e := aardvarkconf.Entry{ID: "cccc", IPv4: []netip.Addr{netip.MustParseAddr("198.19.67.2")}, Names: []string{"inner"}}
+	if err := dir.Add(map[string]aardvarkconf.Entry{"in%int": e, "out": e}, map[string]aardvarkconf.Header{"in%int": h, "out": h}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"in", "out"} {
+		if f, err := m.DNSEntries(name); err != nil || len(f.Entries) != 1 {
+			t.Errorf("DNSEntries(%s): %v %v", name, f, err)
+		}
+	}
+	if err := m.RemoveDNSEntries("in", "cccc"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir.Path, "in%int")); !os.IsNotExist(err) {
+		t.Errorf("the internal network's last entry was not removed: %v", err)
+	}
+	if got := dnsFile(network.Network{Name: "in", Internal: true}); got != "in%int" {
+		t.Errorf("dnsFile of an internal network: %q", got)
+	}
+	if got := dnsFile(network.Network{Name: "out"}); got != "out" {
+		t.Errorf("dnsFile of an ordinary network: %q", got)
 	}
 }
