@@ -256,7 +256,7 @@ func (l Link) HasPorts() (bool, error) {
 // Ports counts the links whose master l is (a bridge's ports).
 func (l Link) Ports() (int, error) {
 	links, err := l.h.LinkList()
-	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+	if err != nil {
 		return 0, fmt.Errorf("list links: %w", err)
 	}
 	n := 0
