@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 )
 
 // Defaults of the user-mode network, the layout slirp4netns and Podman use.
@@ -58,6 +59,10 @@ type Config struct {
 	// client's address (see kernelfwd.go); otherwise, or when empty, by
 	// the user-mode stack.
 	GuestNetNS string
+	// Pasta, when set, gives the network pasta's address model instead of
+	// the NAT network above (CIDR and IPv6Prefix are then unused, and
+	// IPv6 follows the plan's IPv6 address).
+	Pasta *PastaPlan
 }
 
 // ErrInvalidConfig wraps every configuration error.
@@ -86,6 +91,13 @@ func (c Config) WithDefaults() (Config, error) {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Pasta != nil {
+		p, err := c.Pasta.withDefaults()
+		if err != nil {
+			return c, err
+		}
+		c.Pasta, c.IPv6 = &p, p.Addr6.IsValid()
 	}
 	if err := c.validate(); err != nil {
 		return c, err
@@ -134,19 +146,75 @@ func nth(p netip.Prefix, n int) netip.Addr {
 
 // Gateway is the IPv4 gateway (network+2); connections to it reach the
 // host's loopback unless DisableHostLoopback.
-func (c Config) Gateway() netip.Addr { return nth(c.CIDR, 2) }
+func (c Config) Gateway() netip.Addr {
+	if c.Pasta != nil {
+		return c.Pasta.Gateway4
+	}
+	return nth(c.CIDR, 2)
+}
 
 // DNS is the IPv4 address of the built-in DNS forwarder (network+3).
-func (c Config) DNS() netip.Addr { return nth(c.CIDR, 3) }
+// Under pasta's model it is the first IPv4 DNS forward address, if any.
+func (c Config) DNS() netip.Addr {
+	if c.Pasta != nil {
+		return firstOf(c.Pasta.DNSForward, true)
+	}
+	return nth(c.CIDR, 3)
+}
+
+// firstOf returns the first address of as of the family (IPv4 when v4).
+func firstOf(as []netip.Addr, v4 bool) netip.Addr {
+	for _, a := range as {
+		if a.Is4() == v4 {
+			return a
+		}
+	}
+	return netip.Addr{}
+}
 
 // Guest is the address the guest gets with --configure (network+100).
-func (c Config) Guest() netip.Addr { return nth(c.CIDR, 100) }
+// Under pasta's model it is the guest's IPv4 address (the host's copy).
+func (c Config) Guest() netip.Addr {
+	if c.Pasta != nil {
+		return c.Pasta.Addr4.Addr()
+	}
+	return nth(c.CIDR, 100)
+}
+
+// Guest6 is the guest's IPv6 address under pasta's model (invalid under
+// slirp's, where the guest configures itself).
+func (c Config) Guest6() netip.Addr {
+	if c.Pasta != nil && c.Pasta.Addr6.IsValid() {
+		return c.Pasta.Addr6.Addr()
+	}
+	return netip.Addr{}
+}
+
+// inGuestNet reports whether a client address belongs to the guest's side
+// (so a connection cannot keep it as its source there): the NAT networks
+// under slirp's model, the guest's own addresses under pasta's.
+func (c Config) inGuestNet(a netip.Addr) bool {
+	if c.Pasta != nil {
+		return c.Pasta.isGuest(a)
+	}
+	return c.CIDR.Contains(a) || c.IPv6 && c.IPv6Prefix.Contains(a)
+}
 
 // Gateway6 is the IPv6 gateway (prefix::2).
-func (c Config) Gateway6() netip.Addr { return nth(c.IPv6Prefix, 2) }
+func (c Config) Gateway6() netip.Addr {
+	if c.Pasta != nil {
+		return c.Pasta.Gateway6
+	}
+	return nth(c.IPv6Prefix, 2)
+}
 
 // DNS6 is the IPv6 address of the DNS forwarder (prefix::3).
-func (c Config) DNS6() netip.Addr { return nth(c.IPv6Prefix, 3) }
+func (c Config) DNS6() netip.Addr {
+	if c.Pasta != nil {
+		return firstOf(c.Pasta.DNSForward, false)
+	}
+	return nth(c.IPv6Prefix, 3)
+}
 
 // RouterLinkLocal is the link-local address router advertisements come
 // from (fe80::2, as slirp4netns).
@@ -158,6 +226,9 @@ func (c Config) RouterLinkLocal() netip.Addr { return netip.MustParseAddr("fe80:
 // loopback is disabled, and multicast, broadcast and unspecified addresses.
 func (c Config) Translate(dst netip.Addr) (host netip.Addr, ok bool) {
 	dst = dst.Unmap()
+	if c.Pasta != nil {
+		return c.Pasta.translate(dst)
+	}
 	switch {
 	case dst == c.Gateway():
 		if c.DisableHostLoopback {
@@ -179,4 +250,56 @@ func (c Config) Translate(dst netip.Addr) (host netip.Addr, ok bool) {
 		return netip.Addr{}, false
 	}
 	return dst, true
+}
+
+// stackAddrs are the addresses the stack holds on its NIC: the gateway
+// and the DNS forwarder (and, with IPv6, the router's link-local address)
+// under slirp's model; the gateways, DNS forwarders and mapped addresses
+// under pasta's.
+func (c Config) stackAddrs() []netip.Prefix {
+	if c.Pasta != nil {
+		var out []netip.Prefix
+		for _, a := range c.Pasta.own() {
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+		}
+		return out
+	}
+	out := []netip.Prefix{
+		netip.PrefixFrom(c.Gateway(), c.CIDR.Bits()),
+		netip.PrefixFrom(c.DNS(), 32),
+	}
+	if c.IPv6 {
+		out = append(out,
+			netip.PrefixFrom(c.Gateway6(), 64),
+			netip.PrefixFrom(c.DNS6(), 128),
+			netip.PrefixFrom(c.RouterLinkLocal(), 64))
+	}
+	return out
+}
+
+// dnsAddrs are the addresses the DNS forwarder answers on.
+func (c Config) dnsAddrs() []netip.Addr {
+	if c.Pasta != nil {
+		var out []netip.Addr
+		for _, a := range c.Pasta.DNSForward {
+			if a.Is4() && c.Pasta.Addr4.IsValid() || a.Is6() && c.Pasta.Addr6.IsValid() {
+				out = append(out, a)
+			}
+		}
+		return out
+	}
+	out := []netip.Addr{c.DNS()}
+	if c.IPv6 {
+		out = append(out, c.DNS6())
+	}
+	return out
+}
+
+// answersEcho reports whether the stack itself answers echo requests to
+// dst (its own addresses that stand for nothing beyond it).
+func (c Config) answersEcho(dst netip.Addr) bool {
+	if c.Pasta != nil {
+		return slices.Contains(c.Pasta.DNSForward, dst) || slices.Contains(c.Pasta.MapHostLoopback, dst)
+	}
+	return dst == c.Gateway() || dst == c.DNS() || c.IPv6 && (dst == c.Gateway6() || dst == c.DNS6())
 }

@@ -23,11 +23,8 @@ func (st *Stack) startDNS() error {
 	st.fwd = dns.NewForwarder(dnsTimeout)
 	st.fwd.Port = st.cfg.DNSPort
 	st.resolv = &dns.ResolvConf{Path: st.cfg.ResolvConf}
-	addrs := []tcpip.FullAddress{{NIC: nicID, Addr: fromAddr(st.cfg.DNS()), Port: 53}}
-	if st.cfg.IPv6 {
-		addrs = append(addrs, tcpip.FullAddress{NIC: nicID, Addr: fromAddr(st.cfg.DNS6()), Port: 53})
-	}
-	for _, a := range addrs {
+	for _, dnsAddr := range st.cfg.dnsAddrs() {
+		a := tcpip.FullAddress{NIC: nicID, Addr: fromAddr(dnsAddr), Port: 53}
 		proto := protoOf(toAddr(a.Addr))
 		pc, err := gonet.DialUDP(st.s, &a, nil, proto)
 		if err != nil {

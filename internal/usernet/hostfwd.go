@@ -8,7 +8,10 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
@@ -71,6 +74,9 @@ func (st *Stack) AddForward(f Forward) (Forward, error) {
 	}
 	if !f.GuestAddr.IsValid() {
 		f.GuestAddr = st.cfg.Guest()
+		if f.HostAddr.Unmap().Is6() && st.cfg.Guest6().IsValid() {
+			f.GuestAddr = st.cfg.Guest6()
+		}
 	}
 	f.HostAddr, f.GuestAddr = f.HostAddr.Unmap(), f.GuestAddr.Unmap()
 	if f.HostPort == 0 || f.GuestPort == 0 {
@@ -79,17 +85,21 @@ func (st *Stack) AddForward(f Forward) (Forward, error) {
 	if f.NetNS != "" && f.Proto != "tcp" {
 		return f, fmt.Errorf("%w: a forward into a namespace (%s) is tcp only", ErrBadForward, f.NetNS)
 	}
-	if f.NetNS == "" && !st.cfg.CIDR.Contains(f.GuestAddr) && !(st.cfg.IPv6 && st.cfg.IPv6Prefix.Contains(f.GuestAddr)) {
-		return f, fmt.Errorf("%w: guest address %s is not in %s", ErrBadForward, f.GuestAddr, st.cfg.CIDR)
+	if f.NetNS == "" && !st.cfg.inGuestNet(f.GuestAddr) {
+		return f, fmt.Errorf("%w: guest address %s is not the guest's", ErrBadForward, f.GuestAddr)
 	}
 	ctx, cancel := context.WithCancel(st.ctx)
 	hf := &hostForward{Forward: f, cancel: cancel, done: make(chan struct{})}
 	hostAP := netip.AddrPortFrom(f.HostAddr, f.HostPort).String()
 	var err error
+	lc := listenConfig(f.HostAddr, st.cfg.Pasta != nil)
 	if f.Proto == "tcp" {
-		hf.ln, err = net.Listen("tcp", hostAP)
+		hf.ln, err = lc.Listen(context.Background(), "tcp", hostAP)
 	} else {
-		hf.pc, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(f.HostAddr, f.HostPort)))
+		var pc net.PacketConn
+		if pc, err = lc.ListenPacket(context.Background(), "udp", hostAP); err == nil {
+			hf.pc = pc.(*net.UDPConn)
+		}
 	}
 	if err != nil {
 		cancel()
@@ -155,13 +165,20 @@ func (st *Stack) Forwards() []Forward {
 // networks, or of the other address family).
 func (st *Stack) sourceFor(client netip.AddrPort, guest netip.Addr) tcpip.FullAddress {
 	c := client.Addr().Unmap()
+	if st.cfg.Pasta != nil {
+		src, keep := st.cfg.Pasta.sourceFor(c, guest)
+		if keep {
+			return tcpip.FullAddress{NIC: nicID, Addr: fromAddr(src), Port: client.Port()}
+		}
+		return tcpip.FullAddress{NIC: nicID, Addr: fromAddr(src)}
+	}
 	gw := st.cfg.Gateway()
 	if guest.Is6() {
 		gw = st.cfg.Gateway6()
 	}
 	keep := c.IsValid() && c.Is4() == guest.Is4() &&
 		!c.IsLoopback() && !c.IsUnspecified() && !c.IsLinkLocalUnicast() && !c.IsMulticast() &&
-		!st.cfg.CIDR.Contains(c) && !(st.cfg.IPv6 && st.cfg.IPv6Prefix.Contains(c))
+		!st.cfg.inGuestNet(c)
 	if keep {
 		return tcpip.FullAddress{NIC: nicID, Addr: fromAddr(c), Port: client.Port()}
 	}
@@ -172,7 +189,7 @@ func (st *Stack) serveTCPForward(ctx context.Context, hf *hostForward) {
 	guest := tcpip.FullAddress{NIC: nicID, Addr: fromAddr(hf.GuestAddr), Port: hf.GuestPort}
 	// The kernel path, when the guest's namespace can be prepared for it.
 	nsPath := hf.NetNS
-	if nsPath == "" && hf.GuestAddr == st.cfg.Guest() {
+	if nsPath == "" && (hf.GuestAddr == st.cfg.Guest() || hf.GuestAddr == st.cfg.Guest6()) {
 		// Only the address --configure gave the TAP is known to be the
 		// guest's own.
 		nsPath = st.cfg.GuestNetNS
@@ -212,8 +229,13 @@ func (st *Stack) serveTCPForward(ctx context.Context, hf *hostForward) {
 			defer st.wg.Done()
 			client := c.RemoteAddr().(*net.TCPAddr).AddrPort()
 			if kw != nil {
-				src := st.kernelSource(client, hf)
-				gc, err := kw.dial(src, netip.AddrPortFrom(hf.GuestAddr, hf.GuestPort))
+				src, dst := st.kernelSource(client, hf), netip.AddrPortFrom(hf.GuestAddr, hf.GuestPort)
+				if st.cfg.Pasta != nil && client.Addr().Unmap().IsLoopback() {
+					// pasta's splice path: a local client reaches the
+					// guest's loopback, from the guest's loopback.
+					src, dst = netip.AddrPort{}, netip.AddrPortFrom(loopbackOf(hf.GuestAddr), hf.GuestPort)
+				}
+				gc, err := kw.dial(src, dst)
 				dials.Done()
 				if err != nil {
 					st.log.Debug("forward: guest refused", "guest", hf.GuestAddr, "port", hf.GuestPort, "err", err)
@@ -242,9 +264,16 @@ func (st *Stack) serveTCPForward(ctx context.Context, hf *hostForward) {
 // family; then the gateway.
 func (st *Stack) kernelSource(client netip.AddrPort, hf *hostForward) netip.AddrPort {
 	c := client.Addr().Unmap()
+	if st.cfg.Pasta != nil {
+		src, keep := st.cfg.Pasta.sourceFor(c, hf.GuestAddr)
+		if keep {
+			return netip.AddrPortFrom(src, client.Port())
+		}
+		return netip.AddrPortFrom(src, 0)
+	}
 	keep := c.IsValid() && c.Is4() == hf.GuestAddr.Is4() &&
 		!c.IsLoopback() && !c.IsUnspecified() && !c.IsLinkLocalUnicast() && !c.IsMulticast() &&
-		!st.cfg.CIDR.Contains(c) && !(st.cfg.IPv6 && st.cfg.IPv6Prefix.Contains(c))
+		!st.cfg.inGuestNet(c)
 	if keep {
 		return netip.AddrPortFrom(c, client.Port())
 	}
@@ -314,4 +343,31 @@ func (st *Stack) serveUDPForward(ctx context.Context, hf *hostForward) {
 		mu.Unlock()
 		_, _ = gc.Write(buf[:n])
 	}
+}
+
+// loopbackOf is the loopback address of a's family.
+func loopbackOf(a netip.Addr) netip.Addr {
+	if a.Is4() {
+		return netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	}
+	return netip.IPv6Loopback()
+}
+
+// listenConfig is how a forward listens on addr: under pasta's model [::]
+// takes IPv6 only, so that 0.0.0.0 can carry IPv4 to the guest's IPv4
+// address (pasta binds each family on its own); slirp4netns's [::] takes
+// both.
+func listenConfig(addr netip.Addr, v6only bool) net.ListenConfig {
+	if !v6only || !addr.Is6() || !addr.IsUnspecified() {
+		return net.ListenConfig{}
+	}
+	return net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
 }

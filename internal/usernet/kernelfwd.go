@@ -157,7 +157,9 @@ func (w *nsWorker) dial(src, dst netip.AddrPort) (*net.TCPConn, error) {
 
 // transparentSocket creates, binds and connects the guest-side socket on
 // the calling thread (inside the namespace). The connect is blocking with
-// a short timeout: the guest is local to the namespace.
+// a short timeout: the guest is local to the namespace. An invalid src
+// gives a plain socket the kernel binds (pasta's splice to the guest's
+// loopback).
 func transparentSocket(src, dst netip.AddrPort) (int, error) {
 	fam, level, opt := unix.AF_INET, unix.SOL_IP, unix.IP_TRANSPARENT
 	if dst.Addr().Is6() {
@@ -171,20 +173,10 @@ func transparentSocket(src, dst netip.AddrPort) (int, error) {
 		unix.Close(fd)
 		return -1, fmt.Errorf("guest socket: %s: %w", what, err)
 	}
-	if err := unix.SetsockoptInt(fd, level, opt, 1); err != nil {
-		return fail("transparent", err)
-	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_MARK, kernelFwdMark); err != nil {
-		return fail("mark", err)
-	}
 	tv := unix.NsecToTimeval(int64(3 * time.Second))
 	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv)
-	if err := unix.Bind(fd, sockaddr(src)); err != nil {
-		// The client's port is taken in the guest: keep its address.
-		if !errors.Is(err, unix.EADDRINUSE) {
-			return fail("bind", err)
-		}
-		if err := unix.Bind(fd, sockaddr(netip.AddrPortFrom(src.Addr(), 0))); err != nil {
+	if src.Addr().IsValid() {
+		if err := bindForeign(fd, level, opt, src); err != nil {
 			return fail("bind", err)
 		}
 	}
@@ -200,6 +192,25 @@ func transparentSocket(src, dst netip.AddrPort) (int, error) {
 	zero := unix.Timeval{}
 	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &zero)
 	return fd, nil
+}
+
+// bindForeign binds fd to a foreign address (the client's), marked so the
+// guest's answers come back to it.
+func bindForeign(fd, level, opt int, src netip.AddrPort) error {
+	if err := unix.SetsockoptInt(fd, level, opt, 1); err != nil {
+		return fmt.Errorf("transparent: %w", err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_MARK, kernelFwdMark); err != nil {
+		return fmt.Errorf("mark: %w", err)
+	}
+	if err := unix.Bind(fd, sockaddr(src)); err != nil {
+		// The client's port is taken in the guest: keep its address.
+		if !errors.Is(err, unix.EADDRINUSE) {
+			return err
+		}
+		return unix.Bind(fd, sockaddr(netip.AddrPortFrom(src.Addr(), 0)))
+	}
+	return nil
 }
 
 func sockaddr(ap netip.AddrPort) unix.Sockaddr {

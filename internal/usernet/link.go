@@ -32,6 +32,10 @@ func newLinkTap(st *Stack, child stack.LinkEndpoint) *linkTap {
 // DeliverNetworkPacket implements stack.NetworkDispatcher.
 func (l *linkTap) DeliverNetworkPacket(proto tcpip.NetworkProtocolNumber, pkt *stack.PacketBuffer) {
 	switch proto {
+	case header.ARPProtocolNumber:
+		if l.st.cfg.Pasta != nil && l.st.answerARP(pkt) {
+			return
+		}
 	case header.IPv4ProtocolNumber:
 		if l.st.interceptIPv4(pkt) {
 			return
@@ -75,7 +79,7 @@ func (st *Stack) interceptIPv4(pkt *stack.PacketBuffer) bool {
 		return false
 	}
 	dst, src := toAddr(ip.DestinationAddress()), toAddr(ip.SourceAddress())
-	if dst == st.cfg.Gateway() || dst == st.cfg.DNS() {
+	if st.cfg.answersEcho(dst) {
 		return false // the stack answers for itself
 	}
 	if _, ok := st.cfg.Translate(dst); !ok {
@@ -103,14 +107,21 @@ func (st *Stack) interceptIPv6(pkt *stack.PacketBuffer) bool {
 	icmpb := header.ICMPv6(b[header.IPv6MinimumSize:])
 	switch icmpb.Type() {
 	case header.ICMPv6RouterSolicit:
-		st.sendRA()
+		if st.cfg.Pasta == nil {
+			st.sendRA()
+		}
+		return false
+	case header.ICMPv6NeighborSolicit:
+		if st.cfg.Pasta != nil {
+			return st.answerNS(pkt, ip)
+		}
 		return false
 	case header.ICMPv6EchoRequest:
 	default:
 		return false
 	}
 	dst, src := toAddr(ip.DestinationAddress()), toAddr(ip.SourceAddress())
-	if dst == st.cfg.Gateway6() || dst == st.cfg.DNS6() || dst.IsLinkLocalUnicast() || dst.IsMulticast() {
+	if st.cfg.answersEcho(dst) || dst.IsLinkLocalUnicast() || dst.IsMulticast() {
 		return false
 	}
 	if _, ok := st.cfg.Translate(dst); !ok {

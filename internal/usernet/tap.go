@@ -113,6 +113,9 @@ func configureTAP(name string, cfg Config, mac net.HardwareAddr) error {
 	if err := l.SetUp(); err != nil {
 		return err
 	}
+	if cfg.Pasta != nil {
+		return configurePasta(h, l, *cfg.Pasta)
+	}
 	if err := l.AddAddr(netip.PrefixFrom(cfg.Guest(), cfg.CIDR.Bits())); err != nil && !errors.Is(err, unix.EEXIST) {
 		return err
 	}
@@ -152,4 +155,37 @@ func NewTAPEndpoint(fd int, cfg Config) (ep stack.LinkEndpoint, closed <-chan st
 		return nil, nil, fmt.Errorf("TAP endpoint: %w", err)
 	}
 	return ep, done, nil
+}
+
+// configurePasta gives the guest's link pasta's configuration: the host's
+// addresses, a default route through the host's gateway of each family,
+// and the host's other routes through it.
+func configurePasta(h *link.Handle, l link.Link, p PastaPlan) error {
+	for _, fam := range []struct {
+		addr netip.Prefix
+		gw   netip.Addr
+	}{{p.Addr4, p.Gateway4}, {p.Addr6, p.Gateway6}} {
+		if !fam.addr.IsValid() {
+			continue
+		}
+		if err := l.AddAddr(fam.addr); err != nil && !errors.Is(err, unix.EEXIST) {
+			return err
+		}
+		if err := h.ReplaceRoute(link.Route{Dev: l.Index, Via: fam.gw}); err != nil {
+			return fmt.Errorf("add default route via %s: %w", fam.gw, err)
+		}
+	}
+	for _, dst := range p.Routes {
+		gw := p.Gateway4
+		if dst.Addr().Is6() {
+			gw = p.Gateway6
+		}
+		if !gw.IsValid() {
+			continue
+		}
+		if err := h.ReplaceRoute(link.Route{Dev: l.Index, Dst: dst, Via: gw}); err != nil {
+			return fmt.Errorf("add route to %s via %s: %w", dst, gw, err)
+		}
+	}
+	return nil
 }

@@ -119,17 +119,7 @@ func (st *Stack) setup(ep stack.LinkEndpoint) error {
 	if err := s.CreateNIC(nicID, st.lnk); err != nil {
 		return fmt.Errorf("create NIC: %s", err)
 	}
-	addrs := []netip.Prefix{
-		netip.PrefixFrom(cfg.Gateway(), cfg.CIDR.Bits()),
-		netip.PrefixFrom(cfg.DNS(), 32),
-	}
-	if cfg.IPv6 {
-		addrs = append(addrs,
-			netip.PrefixFrom(cfg.Gateway6(), 64),
-			netip.PrefixFrom(cfg.DNS6(), 128),
-			netip.PrefixFrom(cfg.RouterLinkLocal(), 64))
-	}
-	for _, p := range addrs {
+	for _, p := range cfg.stackAddrs() {
 		proto := ipv4.ProtocolNumber
 		if p.Addr().Is6() {
 			proto = ipv6.ProtocolNumber
@@ -166,7 +156,7 @@ func (st *Stack) setup(ep stack.LinkEndpoint) error {
 			return err
 		}
 	}
-	if cfg.IPv6 {
+	if cfg.IPv6 && cfg.Pasta == nil {
 		st.wg.Add(1)
 		go st.advertiseRouter()
 	}
