@@ -22,19 +22,25 @@ type NSForward struct {
 // host's until the stack closes. It needs a guest namespace this process
 // may enter (Config.GuestNetNS).
 func (st *Stack) AddNSForward(f NSForward) error {
+	_, err := st.addNSForward(f)
+	return err
+}
+
+// addNSForward is AddNSForward; stop ends the forward early.
+func (st *Stack) addNSForward(f NSForward) (stop func(), err error) {
 	if f.Proto != "tcp" && f.Proto != "udp" {
-		return fmt.Errorf("%w: protocol %q: must be tcp or udp", ErrBadForward, f.Proto)
+		return nil, fmt.Errorf("%w: protocol %q: must be tcp or udp", ErrBadForward, f.Proto)
 	}
 	if f.NSPort == 0 || f.HostPort == 0 {
-		return fmt.Errorf("%w: ports must be 1-65535", ErrBadForward)
+		return nil, fmt.Errorf("%w: ports must be 1-65535", ErrBadForward)
 	}
 	if st.cfg.GuestNetNS == "" {
-		return fmt.Errorf("%w: a namespace-to-host forward needs the guest's namespace", ErrBadForward)
+		return nil, fmt.Errorf("%w: a namespace-to-host forward needs the guest's namespace", ErrBadForward)
 	}
-	w, err := st.kernelNS(st.cfg.GuestNetNS)
-	if err != nil {
+	w, werr := st.kernelNS(st.cfg.GuestNetNS)
+	if err = werr; err != nil {
 		st.releaseNS(st.cfg.GuestNetNS)
-		return fmt.Errorf("enter the guest's namespace: %w", err)
+		return nil, fmt.Errorf("enter the guest's namespace: %w", err)
 	}
 	var (
 		lns []net.Listener
@@ -69,34 +75,42 @@ func (st *Stack) AddNSForward(f NSForward) error {
 			pc.Close()
 		}
 		st.releaseNS(st.cfg.GuestNetNS)
-		return fmt.Errorf("listen on the guest's loopback, port %d/%s: %w", f.NSPort, f.Proto, err)
+		return nil, fmt.Errorf("listen on the guest's loopback, port %d/%s: %w", f.NSPort, f.Proto, err)
 	}
-	st.serveNSForward(f, lns, pcs)
-	return nil
+	return st.serveNSForward(f, lns, pcs), nil
 }
 
 // serveNSForward runs the relays of one namespace-to-host forward; they
-// end when the stack closes.
-func (st *Stack) serveNSForward(f NSForward, lns []net.Listener, pcs []net.PacketConn) {
+// end when the stack closes or stop is called.
+func (st *Stack) serveNSForward(f NSForward, lns []net.Listener, pcs []net.PacketConn) (stop func()) {
+	st.mu.Lock()
+	if st.nsForwards == nil {
+		st.nsForwards = map[NSForward]int{}
+	}
+	st.nsForwards[f]++
+	st.mu.Unlock()
+	ctx, cancel := context.WithCancel(st.ctx)
 	var wg sync.WaitGroup
 	for _, ln := range lns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			st.acceptToHost(ln, f.HostPort)
+			st.acceptToHost(ctx, ln, f.HostPort)
 		}()
 	}
 	for _, pc := range pcs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			st.datagramsToHost(pc, f.HostPort)
+			st.datagramsToHost(ctx, pc, f.HostPort)
 		}()
 	}
+	ended := make(chan struct{})
 	st.wg.Add(1)
 	go func() {
 		defer st.wg.Done()
-		<-st.ctx.Done()
+		defer close(ended)
+		<-ctx.Done()
 		for _, ln := range lns {
 			ln.Close()
 		}
@@ -104,8 +118,14 @@ func (st *Stack) serveNSForward(f NSForward, lns []net.Listener, pcs []net.Packe
 			pc.Close()
 		}
 		wg.Wait()
+		st.mu.Lock()
+		if st.nsForwards[f]--; st.nsForwards[f] <= 0 {
+			delete(st.nsForwards, f)
+		}
+		st.mu.Unlock()
 		st.releaseNS(st.cfg.GuestNetNS)
 	}()
+	return func() { cancel(); <-ended }
 }
 
 // hostLoopback is the host's loopback of the family of a listener's
@@ -123,12 +143,12 @@ func hostLoopback(a net.Addr, port uint16) netip.AddrPort {
 
 // acceptToHost relays each connection accepted in the guest to the host's
 // loopback, spliced.
-func (st *Stack) acceptToHost(ln net.Listener, port uint16) {
+func (st *Stack) acceptToHost(ctx context.Context, ln net.Listener, port uint16) {
 	to := hostLoopback(ln.Addr(), port)
 	for {
 		c, err := ln.Accept()
 		if err != nil {
-			if st.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return
 			}
 			time.Sleep(50 * time.Millisecond)
@@ -152,7 +172,7 @@ func (st *Stack) acceptToHost(ln net.Listener, port uint16) {
 
 // datagramsToHost relays each guest client's datagrams to the host's
 // loopback over a socket of its own, and the answers back.
-func (st *Stack) datagramsToHost(pc net.PacketConn, port uint16) {
+func (st *Stack) datagramsToHost(ctx context.Context, pc net.PacketConn, port uint16) {
 	to := net.UDPAddrFromAddrPort(hostLoopback(pc.LocalAddr(), port))
 	var mu sync.Mutex
 	flows := map[string]*net.UDPConn{}
@@ -167,7 +187,7 @@ func (st *Stack) datagramsToHost(pc net.PacketConn, port uint16) {
 	for {
 		n, from, err := pc.ReadFrom(buf)
 		if err != nil {
-			if st.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return
 			}
 			continue

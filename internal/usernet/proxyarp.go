@@ -85,4 +85,3 @@ func (st *Stack) answerNS(pkt *stack.PacketBuffer, ip header.IPv6) bool {
 	st.writeFrame(header.IPv6ProtocolNumber, append(frame, b...))
 	return true
 }
-

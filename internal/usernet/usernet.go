@@ -63,6 +63,8 @@ type Stack struct {
 	nextID   int
 	workers  map[string]*nsWorker      // kernel forwarding, by namespace path
 	kconns   map[*net.TCPConn]struct{} // kernel-path connections, closed with the stack
+	// nsForwards counts the namespace-to-host forwards by what they do.
+	nsForwards map[NSForward]int
 
 	closeOnce sync.Once
 }
