@@ -4,7 +4,7 @@
 // ps|logs|exec|inspect|port and pod commands, berth info, berth system
 // reset, berth completion), and the dispatch to the compatible front-ends
 // when the binary is called by another name (netavark, aardvark-dns,
-// slirp4netns).
+// slirp4netns, pasta).
 //
 // Errors print as "Error: ..." on stderr with Podman's exit codes: 125 for
 // a general error, 1 for "not found" in exists and rm, 2 for a network in
@@ -25,6 +25,7 @@ import (
 	"github.com/berthnet/berth/internal/compat/aardvark"
 	"github.com/berthnet/berth/internal/compat/netavark"
 	"github.com/berthnet/berth/internal/compat/netavark/withdhcp"
+	"github.com/berthnet/berth/internal/compat/pasta"
 	"github.com/berthnet/berth/internal/compat/slirp4netns"
 	"github.com/berthnet/berth/internal/rootless"
 )
@@ -38,6 +39,8 @@ func Main(ctx context.Context, name string, args []string, stdin io.Reader, stdo
 		return aardvark.Run(ctx, args, aardvark.Env{Stdout: stdout, Stderr: stderr, Getenv: os.Getenv})
 	case "slirp4netns":
 		return slirp4netns.Run(ctx, args, slirp4netns.Env{Stdout: stdout, Stderr: stderr})
+	case "pasta":
+		return pasta.Run(ctx, args, pasta.Env{Stdout: stdout, Stderr: stderr})
 	}
 	if len(args) > 0 && args[0] == rootless.PauseArg {
 		return rootless.Pause()

@@ -64,7 +64,7 @@ func TestPastaSource(t *testing.T) {
 		keep         bool
 	}{
 		{"198.18.1.5", "198.18.1.5", true},
-		{"198.18.0.7", "198.18.0.7", true},  // a LAN neighbour: answered by proxy ARP
+		{"198.18.0.7", "198.18.0.7", true},   // a LAN neighbour: answered by proxy ARP
 		{"198.18.0.2", "169.254.1.2", false}, // the host by its own address
 		{"127.0.0.1", "198.18.0.1", false},   // loopback: the mapped gateway
 		{"::1", "198.18.0.1", false},

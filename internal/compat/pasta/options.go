@@ -92,13 +92,12 @@ type Options struct {
 
 // ignoredOptions are accepted but, as far as this parser knows, not acted on
 // by berth's runtime: they name host resources pasta would use (--runas,
-// --fd, --pcap, -i, -o, --outbound-if*), tune pasta internals (--no-splice,
+// --fd, --pcap), tune pasta internals (--no-splice,
 // --splice-only, --host-lo-to-ns-lo, --freebind, --log-size, --stats,
 // --chroot-fallback), or belong to newer features (--conf-path, --repair-path,
 // -H, --fqdn, --dns-host, --print-capabilities).
 var ignoredOptions = map[string]bool{
-	"runas": true, "fd": true, "pcap": true, "log-size": true, "interface": true,
-	"outbound": true, "outbound-if4": true, "outbound-if6": true, "no-splice": true,
+	"runas": true, "fd": true, "pcap": true, "log-size": true, "no-splice": true,
 	"splice-only": true, "host-lo-to-ns-lo": true, "freebind": true, "stats": true,
 	"conf-path": true, "chroot-fallback": true, "hostname": true, "fqdn": true,
 	"repair-path": true, "dns-host": true, "print-capabilities": true, "stderr": true,

@@ -1,0 +1,83 @@
+package pasta
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+)
+
+// daemonEnv marks the background process; its value is the descriptor of
+// the pipe that reports readiness to the foreground one.
+const daemonEnv = "BERTH_PASTA_DAEMON"
+
+// startDaemon starts this program again, in the background (a session of
+// its own, no standard streams: Podman reads the foreground process's
+// output until every writer is gone), and waits for it to report the
+// network ready or why it failed.
+func startDaemon(args []string, env Env) int {
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "Failed to find own executable: %v\n", err)
+		return 1
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "Failed to create pipe: %v\n", err)
+		return 1
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Env = append(os.Environ(), daemonEnv+"=3")
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(env.Stderr, "Failed to fork: %v\n", err)
+		return 1
+	}
+	w.Close()
+	line, _ := bufio.NewReader(r).ReadString(0)
+	r.Close()
+	if line == "ok\x00" {
+		_ = cmd.Process.Release()
+		return 0
+	}
+	_ = cmd.Wait()
+	msg := strings.TrimSuffix(strings.TrimPrefix(line, "error "), "\x00")
+	if msg == "" {
+		msg = "pasta: the background process ended before the network was ready"
+	}
+	fmt.Fprintln(env.Stderr, msg)
+	return 1
+}
+
+// runDaemon is the background process: it serves the network and reports
+// readiness (or the error) on the inherited pipe.
+func runDaemon(ctx context.Context, args []string) int {
+	report := os.NewFile(3, "ready")
+	o, err := Parse(args)
+	if err != nil {
+		fmt.Fprintf(report, "error %v\x00", err)
+		return ExitUsage
+	}
+	log := logger(o, discard{})
+	err = serve(ctx, o, log, func(err error) {
+		if err != nil {
+			fmt.Fprintf(report, "error %v\x00", err)
+		} else {
+			fmt.Fprint(report, "ok\x00")
+		}
+		report.Close()
+	})
+	if err != nil {
+		return 1
+	}
+	return 0
+}
+
+// discard is a writer that drops everything (the daemon has no stderr).
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
