@@ -8,10 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
-	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
@@ -92,14 +89,17 @@ func (st *Stack) AddForward(f Forward) (Forward, error) {
 	hf := &hostForward{Forward: f, cancel: cancel, done: make(chan struct{})}
 	hostAP := netip.AddrPortFrom(f.HostAddr, f.HostPort).String()
 	var err error
-	lc := listenConfig(f.HostAddr, st.cfg.Pasta != nil)
+	network := f.Proto
+	if st.cfg.Pasta != nil {
+		// pasta binds each family on its own: 0.0.0.0 takes IPv4 only
+		// and [::] IPv6 only (Go would open both as one dual-stack
+		// socket), so each reaches the guest's address of its family.
+		network += map[bool]string{true: "4", false: "6"}[f.HostAddr.Is4()]
+	}
 	if f.Proto == "tcp" {
-		hf.ln, err = lc.Listen(context.Background(), "tcp", hostAP)
+		hf.ln, err = net.Listen(network, hostAP)
 	} else {
-		var pc net.PacketConn
-		if pc, err = lc.ListenPacket(context.Background(), "udp", hostAP); err == nil {
-			hf.pc = pc.(*net.UDPConn)
-		}
+		hf.pc, err = net.ListenUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(f.HostAddr, f.HostPort)))
 	}
 	if err != nil {
 		cancel()
@@ -351,23 +351,4 @@ func loopbackOf(a netip.Addr) netip.Addr {
 		return netip.AddrFrom4([4]byte{127, 0, 0, 1})
 	}
 	return netip.IPv6Loopback()
-}
-
-// listenConfig is how a forward listens on addr: under pasta's model [::]
-// takes IPv6 only, so that 0.0.0.0 can carry IPv4 to the guest's IPv4
-// address (pasta binds each family on its own); slirp4netns's [::] takes
-// both.
-func listenConfig(addr netip.Addr, v6only bool) net.ListenConfig {
-	if !v6only || !addr.Is6() || !addr.IsUnspecified() {
-		return net.ListenConfig{}
-	}
-	return net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		if err := c.Control(func(fd uintptr) {
-			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1)
-		}); err != nil {
-			return err
-		}
-		return serr
-	}}
 }
