@@ -332,6 +332,7 @@ func checkErrors(t *testing.T, impls []impl, skip func(*testing.T, impl)) {
 	}{
 		{"bad port spec", s.n.Path(), []string{"-t", "99999"}, "Invalid port specifier 99999", true},
 		{"bad range", s.n.Path(), []string{"-t", "90-80"}, "Invalid port specifier 90-80", true},
+		{"overlapping ports", s.n.Path(), []string{"-t", hAddr + "/8096", "-t", hAddr6 + "/8096"}, "Overlapping port specifier " + hAddr6 + "/8096", true},
 		{"missing netns", missingNS, nil, "Couldn't open network namespace " + missingNS, false},
 		{"port in use", s.n.Path(), []string{"-t", "8095"}, "Failed to bind ", false},
 	} {
