@@ -24,6 +24,9 @@ type variant struct {
 	// rootless runs pasta in a user namespace that owns N, as rootless
 	// Podman does; otherwise pasta runs as root in H.
 	rootless bool
+	// uid, for a rootless variant, is the unprivileged user that creates
+	// the user namespace (pasta is root only inside it); "" maps root.
+	uid string
 	// ports gives the port options; without them Podman passes "none"
 	// for each direction.
 	ports []string
@@ -69,7 +72,7 @@ func TestSidePasta(t *testing.T) {
 	if _, err := os.Stat(debianPasta); err != nil {
 		impls[0].bin = ""
 	}
-	impls[1].bin = berthPasta(t, t.TempDir())
+	impls[1].bin = berthPasta(t, sharedDir(t)) // the unprivileged variant runs it too
 	skip := func(t *testing.T, im impl) {
 		if im.bin != "" {
 			return
@@ -83,6 +86,7 @@ func TestSidePasta(t *testing.T) {
 		{name: "rootful", ports: forwards},
 		{name: "rootless", rootless: true, ports: forwards},
 		{name: "rootless-noports", rootless: true},
+		{name: "rootless-user", rootless: true, uid: "64988", ports: forwards},
 	} {
 		t.Run(v.name, func(t *testing.T) {
 			configs := map[string][]string{}
@@ -109,7 +113,7 @@ func TestSidePasta(t *testing.T) {
 // checkVariant starts im in a fresh topology as v says, checks what N
 // gets and returns N's configuration essentials.
 func checkVariant(t *testing.T, v variant, im impl) []string {
-	s := newSide(t, v.rootless)
+	s := newSide(t, v.rootless, v.uid)
 	servePorts(t, s.r, "R", 7000, 7001)
 	udpEcho(t, s.r, rServer, 7003)
 	serve(t, s.h, "127.0.0.1:7001", "H:7001")
@@ -130,6 +134,11 @@ func checkVariant(t *testing.T, v variant, im impl) []string {
 	}
 	if !alive(res.pid) {
 		t.Fatalf("daemon %d from the pid file does not run", res.pid)
+	}
+	if v.uid != "" {
+		if got := procUID(t, res.pid); got != v.uid {
+			t.Errorf("daemon %d runs as uid %s, want the unprivileged %s", res.pid, got, v.uid)
+		}
 	}
 
 	var config []string
@@ -320,7 +329,7 @@ func checkNoForwards(t *testing.T, s *side) {
 // '-t SPEC', exiting", where Debian's says "Failed to bind any port for
 // '-t SPEC', exiting").
 func checkErrors(t *testing.T, impls []impl, skip func(*testing.T, impl)) {
-	s := newSide(t, false)
+	s := newSide(t, false, "")
 	nettest.Listen(t, s.h, "tcp", "0.0.0.0:8095")
 	missingNS := filepath.Join(s.dir, "no-such-netns")
 	for _, c := range []struct {

@@ -59,18 +59,35 @@ type side struct {
 	dir     string
 	resolv  string
 	// userns, when set, is the user namespace pasta runs in and that owns
-	// N (the rootless variant).
+	// N (the rootless variants).
 	userns string
+	// tun, when set, is a /dev/net/tun node anyone may open, bind-mounted
+	// over pasta's /dev/net/tun when it runs as an unprivileged user.
+	tun string
+	// shared is a directory the user pasta runs as can use (pid files).
+	shared string
 }
 
 // newSide builds R and H, the resolver in R, and N (owned by a fresh user
-// namespace when rootless).
-func newSide(t *testing.T, rootless bool) *side {
+// namespace when rootless; that namespace is created by uid when uid is
+// set, else by root).
+func newSide(t *testing.T, rootless bool, uid string) *side {
 	t.Helper()
 	s := &side{
 		r:   nettest.NewNS(t, nettest.RandName("sider")),
 		h:   nettest.NewNS(t, nettest.RandName("sideh")),
 		dir: t.TempDir(),
+	}
+	s.shared = s.dir
+	if uid != "" {
+		s.shared = sharedDir(t)
+		s.tun = filepath.Join(s.shared, "tun")
+		if err := unix.Mknod(s.tun, unix.S_IFCHR|0o666, int(unix.Mkdev(10, 200))); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(s.tun, 0o666); err != nil {
+			t.Fatal(err)
+		}
 	}
 	nettest.Connect(t, s.r, ifName, netip.MustParsePrefix(rGateway+"/24"), s.h, ifName, netip.MustParsePrefix(hAddr+"/24"))
 	run(t, s.r, "ip", "addr", "add", rGateway6+"/64", "dev", ifName, "nodad")
@@ -91,20 +108,39 @@ func newSide(t *testing.T, rootless bool) *side {
 	}
 	serveDNS(t, s.r)
 	if rootless {
-		s.n, s.userns = usernsNS(t, s)
+		s.n, s.userns = usernsNS(t, s, uid)
 	} else {
 		s.n = nettest.NewNS(t, nettest.RandName("siden"))
 	}
 	return s
 }
 
-// usernsNS starts a holder process in a new user and network namespace
-// (its user namespace maps root to root, as in Podman's rootless user
-// namespace the user is root), pins the network namespace under a
-// directory of its own and returns it with the user namespace's path.
-func usernsNS(t *testing.T, s *side) (*nettest.NS, string) {
+// sharedDir is a fresh directory every user may use, removed at the end.
+func sharedDir(t *testing.T) string {
 	t.Helper()
-	holder := exec.Command("unshare", "--user", "--map-root-user", "--net", "sleep", "600")
+	dir, err := os.MkdirTemp("", "side-pasta-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// usernsNS starts a holder process in a new user and network namespace
+// (root in it is uid outside, or root when uid is "": as in Podman's
+// rootless user namespace, the user is root there), pins the network
+// namespace in s.shared and returns it with the user namespace's path.
+func usernsNS(t *testing.T, s *side, uid string) (*nettest.NS, string) {
+	t.Helper()
+	var prefix []string
+	if uid != "" {
+		prefix = []string{"setpriv", "--reuid=" + uid, "--regid=" + uid, "--clear-groups", "--"}
+	}
+	args := append(prefix, "unshare", "--user", "--map-root-user", "--net", "sleep", "600")
+	holder := exec.Command(args[0], args[1:]...)
 	if err := holder.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +160,7 @@ func usernsNS(t *testing.T, s *side) (*nettest.NS, string) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	path := filepath.Join(t.TempDir(), nettest.RandName("siden"))
+	path := filepath.Join(s.shared, nettest.RandName("siden"))
 	if err := os.WriteFile(path, nil, 0o444); err != nil {
 		t.Fatal(err)
 	}
@@ -175,10 +211,11 @@ func (s *side) start(t *testing.T, im impl, args ...string) result {
 // startNetns is start with --netns nsPath.
 func (s *side) startNetns(t *testing.T, im impl, nsPath string, args ...string) result {
 	t.Helper()
-	pidFile := filepath.Join(s.dir, nettest.RandName("pasta")+".pid")
+	pidFile := filepath.Join(s.shared, nettest.RandName("pasta")+".pid")
 	args = append(append(append([]string{}, args...), im.extra...), "--pid", pidFile, "--netns", nsPath)
 	cmdline := []string{"unshare", "--mount", "--propagation", "private", "--",
-		"sh", "-c", `mount --bind "$0" /etc/resolv.conf && exec "$@"`, s.resolv, "nsenter"}
+		"sh", "-c", `mount --bind "$0" /etc/resolv.conf && { [ -z "$1" ] || mount --bind "$1" /dev/net/tun; } && shift && exec "$@"`,
+		s.resolv, s.tun, "nsenter"}
 	if s.userns != "" {
 		cmdline = append(cmdline, "--user="+s.userns)
 	}
@@ -231,6 +268,21 @@ func alive(pid int) bool {
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+// procUID is the real uid pid runs as.
+func procUID(t *testing.T, pid int) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) > 1 && f[0] == "Uid:" {
+			return f[1]
+		}
+	}
+	return ""
 }
 
 // waitExit waits up to d for pid to end.
