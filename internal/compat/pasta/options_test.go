@@ -152,8 +152,8 @@ func TestEveryOption(t *testing.T) {
 		NoTCP: true, NoUDP: true, NoICMP: true, NoDHCP: true, NoNDP: true, NoDHCPv6: true, NoRA: true,
 		NoCopyRoutes: true, NoCopyAddrs: true, NoNetNSQuit: true, NoSplice: true, Freebind: true,
 		RunAs: "1000:1000", PcapFile: "/p.pcap", Hostname: "box", FQDN: "box.example", ConfPath: "/ctl", RepairPath: "none", FD: 5,
-		Ignored: []string{"--stderr", "--log-size", "--runas", "--fd", "--pcap", "--interface", "--outbound",
-			"--outbound-if4", "--outbound-if6", "--dns-host", "--freebind", "--hostname", "--fqdn", "--no-splice",
+		Ignored: []string{"--stderr", "--log-size", "--runas", "--fd", "--pcap",
+			"--dns-host", "--freebind", "--hostname", "--fqdn", "--no-splice",
 			"--repair-path", "--conf-path", "--chroot-fallback", "--print-capabilities", "--stats"},
 	}
 	if !reflect.DeepEqual(o, want) {

@@ -341,7 +341,12 @@ func checkErrors(t *testing.T, impls []impl, skip func(*testing.T, impl)) {
 	}{
 		{"bad port spec", s.n.Path(), []string{"-t", "99999"}, "Invalid port specifier 99999", true},
 		{"bad range", s.n.Path(), []string{"-t", "90-80"}, "Invalid port specifier 90-80", true},
-		{"overlapping ports", s.n.Path(), []string{"-t", hAddr + "/8096", "-t", hAddr6 + "/8096"}, "Overlapping port specifier " + hAddr6 + "/8096", true},
+		// The same port on two addresses (-t ADDR4/P -t ADDR6/P, what
+		// Podman passes for -p on both families) is refused by Debian's
+		// 2023 pasta, which keeps one port map per protocol, and taken
+		// by current pasta, whose forwarding rules carry their address;
+		// berth takes it (options_test.go), so it is no common error.
+		{"overlapping ports", s.n.Path(), []string{"-t", "8096", "-t", "8096"}, "Overlapping port specifier 8096", true},
 		{"missing netns", missingNS, nil, "Couldn't open network namespace " + missingNS, false},
 		{"port in use", s.n.Path(), []string{"-t", "8095"}, "Failed to bind ", false},
 	} {
