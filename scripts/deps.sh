@@ -17,7 +17,7 @@ packages=(
 	containerd containernetworking-plugins
 	nftables iptables iproute2 util-linux procps
 	busybox-static dnsutils dnsmasq-base jq curl ca-certificates
-	firewalld dbus-daemon passt ncat
+	firewalld dbus-daemon passt
 	make gcc git
 )
 
