@@ -23,6 +23,7 @@ var Berth = Rules{
 		"cmd/berth-cni-dhcp": Cmd,
 		"cmd/berth-overlay":  Cmd,
 		"cmd/netavark":       Cmd,
+		"cmd/pasta":          Cmd,
 		"cmd/slirp4netns":    Cmd,
 
 		// Front-ends: translate their input into the core's model.
@@ -32,6 +33,7 @@ var Berth = Rules{
 		"internal/compat/cni/delegate":      FrontEnd,
 		"internal/compat/netavark":          FrontEnd,
 		"internal/compat/netavark/withdhcp": FrontEnd,
+		"internal/compat/pasta":             FrontEnd,
 		"internal/compat/slirp4netns":       FrontEnd,
 		"internal/overlay":                  FrontEnd,
 

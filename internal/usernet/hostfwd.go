@@ -230,7 +230,7 @@ func (st *Stack) serveTCPForward(ctx context.Context, hf *hostForward) {
 			client := c.RemoteAddr().(*net.TCPAddr).AddrPort()
 			if kw != nil {
 				src, dst := st.kernelSource(client, hf), netip.AddrPortFrom(hf.GuestAddr, hf.GuestPort)
-				if st.cfg.Pasta != nil && client.Addr().Unmap().IsLoopback() {
+				if st.cfg.Pasta != nil && hf.NetNS == "" && client.Addr().Unmap().IsLoopback() {
 					// pasta's splice path: a local client reaches the
 					// guest's loopback, from the guest's loopback.
 					src, dst = netip.AddrPort{}, netip.AddrPortFrom(loopbackOf(hf.GuestAddr), hf.GuestPort)

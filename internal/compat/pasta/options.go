@@ -59,9 +59,12 @@ type Options struct {
 	TCP, UDP, TCPNS, UDPNS PortSpec
 
 	DNSForward, MapGuestAddr, MapHostLoopback []netip.Addr // at most one per family
-	DNSHost                                   []netip.Addr
-	NoMapGW, MapGW                            bool
-	IPv4Only, IPv6Only                        bool
+	// APISocket (--berth-api-socket, berth's own) serves slirp4netns's
+	// add_hostfwd/list_hostfwd/remove_hostfwd API for the network.
+	APISocket          string
+	DNSHost            []netip.Addr
+	NoMapGW, MapGW     bool
+	IPv4Only, IPv6Only bool
 
 	Addrs    []netip.Addr // at most one per family
 	Netmask  int          // IPv4 prefix length, -1 unset
@@ -151,6 +154,11 @@ func init() {
 		{"ns-ifname", 'I', true, func(p *parser, a string) error { return setIfname(&p.o.NSIfname, a) }},
 		{"pcap", 'p', true, func(p *parser, a string) error { return setPath(&p.o.PcapFile, a, "Invalid pcap path: %s") }},
 		{"pid", 'P', true, func(p *parser, a string) error { return setPath(&p.o.PIDFile, a, "Invalid PID file: %s") }},
+		// berth's extension: slirp4netns's port-forward API, for the
+		// rootless network namespace whose forwards come and go.
+		{"berth-api-socket", 0, true, func(p *parser, a string) error {
+			return setPath(&p.o.APISocket, a, "Invalid API socket path: %s")
+		}},
 		{"mtu", 'm', true, setMTU},
 		{"address", 'a', true, setAddress},
 		{"netmask", 'n', true, setNetmask},

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/berthnet/berth/internal/compat/slirp4netns"
 	"github.com/berthnet/berth/internal/usernet"
 )
 
@@ -105,6 +107,17 @@ func serve(ctx context.Context, o *Options, log *slog.Logger, ready func(error))
 		return err
 	}
 	defer st.Close()
+	if o.APISocket != "" {
+		_ = os.Remove(o.APISocket)
+		ln, err := net.Listen("unix", o.APISocket)
+		if err != nil {
+			err = fmt.Errorf("API socket %s: %w", o.APISocket, err)
+			ready(err)
+			return err
+		}
+		defer ln.Close()
+		go slirp4netns.ServeAPI(ln, st, log)
+	}
 	if o.PIDFile != "" {
 		if err := writePID(o.PIDFile); err != nil {
 			ready(err)

@@ -41,6 +41,8 @@ connect it via pasta (berth: Go user-mode network).
   -F, --fd FD		Use FD as pre-opened connected socket (ignored)
   -p, --pcap FILE	Log tap-facing traffic to pcap file (ignored)
   -P, --pid FILE	Write own PID to the given file
+  --berth-api-socket PATH  Serve slirp4netns's port-forward API (add_hostfwd,
+    list_hostfwd, remove_hostfwd) on PATH (berth only)
   -m, --mtu MTU	Assign MTU via DHCP/NDP
     a zero value disables assignment
     default: 65520: maximum 802.3 MTU minus 802.3 header

@@ -186,6 +186,11 @@ func newAPIServer(fw forwarder, log *slog.Logger) *apiServer {
 	return &apiServer{fw: fw, log: log, slots: make(chan struct{}, maxConns), refusing: make(chan struct{}, maxRefusing), ioTimeout: apiIOTimeout}
 }
 
+// ServeAPI answers slirp4netns API requests (add_hostfwd, list_hostfwd,
+// remove_hostfwd) for st on ln, one per connection, until ln closes; berth's
+// pasta serves the same API on request (--api-socket, a berth extension).
+func ServeAPI(ln net.Listener, st *usernet.Stack, log *slog.Logger) { serveAPI(ln, st, log) }
+
 // serveAPI answers requests on ln, one per connection, until ln closes.
 func serveAPI(ln net.Listener, fw forwarder, log *slog.Logger) {
 	newAPIServer(fw, log).serve(ln)
