@@ -28,7 +28,7 @@ func plan(o *Options) (usernet.Config, error) {
 		if v6 && o.IPv4Only || !v6 && o.IPv6Only {
 			continue
 		}
-		hf, err := hostFamily(o, v6)
+		hf, own, err := hostFamily(o, v6)
 		if errors.Is(err, usernet.ErrNoHostRoute) && !familyForced(o, v6) {
 			continue // as pasta: a host without that family's route runs without it
 		}
@@ -39,9 +39,9 @@ func plan(o *Options) (usernet.Config, error) {
 			p.IfName = hf.IfName
 		}
 		if v6 {
-			p.Addr6, p.Gateway6, p.HostAddr6 = hf.Addr, hf.Gateway, hostAddr(hf)
+			p.Addr6, p.Gateway6, p.HostAddr6 = hf.Addr, hf.Gateway, own
 		} else {
-			p.Addr4, p.Gateway4, p.HostAddr4 = hf.Addr, hf.Gateway, hostAddr(hf)
+			p.Addr4, p.Gateway4, p.HostAddr4 = hf.Addr, hf.Gateway, own
 		}
 		if !o.NoCopyRoutes {
 			p.Routes = append(p.Routes, hf.Routes...)
@@ -53,7 +53,10 @@ func plan(o *Options) (usernet.Config, error) {
 		}
 	}
 	if !p.Addr4.IsValid() && !p.Addr6.IsValid() {
-		return usernet.Config{}, usagef("External interface not usable")
+		if o.IPv6Only || len(o.Addrs) > 0 || o.Iface != "" {
+			return usernet.Config{}, usagef("External interface not usable")
+		}
+		localMode(&p, o)
 	}
 	if o.NSIfname != "" {
 		p.IfName = o.NSIfname
@@ -87,8 +90,10 @@ func familyForced(o *Options, v6 bool) bool {
 	return false
 }
 
-// hostFamily reads the host's family and applies -a, -n and -g.
-func hostFamily(o *Options, v6 bool) (usernet.HostFamily, error) {
+// hostFamily reads the host's family and applies -a, -n and -g; own is
+// the host's own address of the family (what a mapped guest address
+// reaches), whatever -a gives the guest.
+func hostFamily(o *Options, v6 bool) (hf usernet.HostFamily, own netip.Addr, err error) {
 	ifname := o.Iface
 	if ifname == "" && !v6 {
 		ifname = o.OutboundIf4
@@ -96,7 +101,8 @@ func hostFamily(o *Options, v6 bool) (usernet.HostFamily, error) {
 	if ifname == "" && v6 {
 		ifname = o.OutboundIf6
 	}
-	hf, err := hostReader(v6, ifname)
+	hf, err = hostReader(v6, ifname)
+	own = hf.Addr.Addr()
 	for _, a := range o.Addrs {
 		if a.Is6() != v6 {
 			continue
@@ -121,12 +127,11 @@ func hostFamily(o *Options, v6 bool) (usernet.HostFamily, error) {
 	if errors.Is(err, usernet.ErrNoHostRoute) && hf.Addr.IsValid() && hf.Gateway.IsValid() {
 		err = nil // all given on the command line
 	}
-	return hf, err
+	if !own.IsValid() {
+		own = hf.Addr.Addr()
+	}
+	return hf, own, err
 }
-
-// hostAddr is the host's own address of the family, what a mapped guest
-// address reaches.
-func hostAddr(hf usernet.HostFamily) netip.Addr { return hf.Addr.Addr() }
 
 // classfulBits is the netmask pasta assumes for an IPv4 address given
 // without one when the host has none to copy.
@@ -182,3 +187,28 @@ func ifaceAddr(name string, v6 bool) (netip.Addr, error) {
 	}
 	return netip.Addr{}, usagef("Interface %s has no usable IPv%s address", name, map[bool]string{false: "4", true: "6"}[v6])
 }
+
+// Local mode, as current pasta has it: with no host interface to copy
+// (no default route: a machine offline, or a namespace with only lo),
+// the guest still gets a network, on link-local addresses, and reaches
+// the host through the mapped addresses (the host's own address is its
+// loopback then).
+var (
+	localGuest   = netip.MustParsePrefix("169.254.2.1/16")
+	localGateway = netip.MustParseAddr("169.254.2.2")
+)
+
+// localMode fills in the local-mode plan (IPv4).
+func localMode(p *usernet.PastaPlan, o *Options) {
+	p.Addr4, p.Gateway4 = localGuest, localGateway
+	p.HostAddr4 = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	if p.IfName == "" {
+		p.IfName = "tap0"
+	}
+	if o.MapGW || !o.NoMapGW && len(o.MapHostLoopback) == 0 {
+		p.MapHostLoopback = append(p.MapHostLoopback, localGateway)
+	}
+}
+
+// isLocal reports whether the plan is local mode's.
+func isLocal(p *usernet.PastaPlan) bool { return p.Addr4 == localGuest && p.Gateway4 == localGateway }

@@ -143,6 +143,9 @@ func start(o *Options, log *slog.Logger) (*usernet.Stack, <-chan struct{}, error
 		return nil, nil, err
 	}
 	cfg.Logger = log
+	if isLocal(cfg.Pasta) {
+		log.Warn("No external interface as template, switch to local mode")
+	}
 	cfg.GuestNetNS = nsPath
 	fd, err := usernet.OpenTAPAt(nsPath, cfg.Pasta.IfName, o.ConfigNet, cfg, o.NSMAC)
 	if err != nil {
