@@ -8,7 +8,10 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
@@ -23,6 +26,9 @@ type Forward struct {
 	HostPort  uint16
 	GuestAddr netip.Addr
 	GuestPort uint16
+	// HostIface, when set, binds the listener to that host interface
+	// (SO_BINDTODEVICE; pasta's ADDR%IFACE).
+	HostIface string `json:",omitempty"`
 	// NetNS, when set, is a network namespace where GuestAddr is
 	// reachable (not necessarily behind the stack): TCP connections are
 	// opened there by kernel sockets bound to the client's address (see
@@ -96,10 +102,14 @@ func (st *Stack) AddForward(f Forward) (Forward, error) {
 		// socket), so each reaches the guest's address of its family.
 		network += map[bool]string{true: "4", false: "6"}[f.HostAddr.Is4()]
 	}
+	lc := listenConfig(f.HostIface)
 	if f.Proto == "tcp" {
-		hf.ln, err = net.Listen(network, hostAP)
+		hf.ln, err = lc.Listen(context.Background(), network, hostAP)
 	} else {
-		hf.pc, err = net.ListenUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(f.HostAddr, f.HostPort)))
+		var pc net.PacketConn
+		if pc, err = lc.ListenPacket(context.Background(), network, hostAP); err == nil {
+			hf.pc = pc.(*net.UDPConn)
+		}
 	}
 	if err != nil {
 		cancel()
@@ -351,4 +361,21 @@ func loopbackOf(a netip.Addr) netip.Addr {
 		return netip.AddrFrom4([4]byte{127, 0, 0, 1})
 	}
 	return netip.IPv6Loopback()
+}
+
+// listenConfig binds listeners to iface when it is set.
+func listenConfig(iface string) net.ListenConfig {
+	if iface == "" {
+		return net.ListenConfig{}
+	}
+	return net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) { serr = unix.BindToDevice(int(fd), iface) }); err != nil {
+			return err
+		}
+		if serr != nil {
+			return fmt.Errorf("bind to interface %s: %w", iface, serr)
+		}
+		return nil
+	}}
 }

@@ -80,7 +80,7 @@ func hostToGuest(st *usernet.Stack, cfg usernet.Config, proto string, letter byt
 			if !guest.IsValid() {
 				continue // an address of a family the guest lacks
 			}
-			_, err := st.AddForward(usernet.Forward{Proto: proto, HostAddr: b, HostPort: uint16(p), GuestAddr: guest, GuestPort: to})
+			_, err := st.AddForward(usernet.Forward{Proto: proto, HostAddr: b, HostPort: uint16(p), HostIface: f.Iface, GuestAddr: guest, GuestPort: to})
 			if err != nil && !f.Weak {
 				return bindError(uint16(p), letter, err)
 			}
