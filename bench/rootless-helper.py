@@ -10,12 +10,23 @@
   rootless-helper.py wrk FILE             requests/s from wrk's output
   rootless-helper.py hostfwd SOCK H:C...  slirp4netns API: forward tcp host port H to
                                           guest port C (exit 1 on any error)
+  rootless-helper.py rrserve PORT [ADDR]  TCP echo server for `rr` (a thread per
+                                          connection); prints "peer ADDR PORT" of every
+                                          client it accepts, one a line
+  rootless-helper.py rr HOST PORT SECONDS ping-pong of 1-byte messages over one
+                                          connection (TCP_NODELAY) for SECONDS after
+                                          a warm-up; prints "MEDIAN_US P99_US COUNT"
+                                          of the round trips (connects are retried
+                                          for 5 s)
 """
 import json
 import os
 import re
 import socket
+import statistics
 import sys
+import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import runinfo  # noqa: E402  (the /proc reader)
@@ -75,6 +86,60 @@ def hostfwd(sock, specs):
             sys.exit(1)
 
 
+def echo(conn):
+    with conn:
+        while True:
+            b = conn.recv(1)
+            if not b:
+                return
+            conn.sendall(b)
+
+
+def rrserve(port, addr="0.0.0.0"):
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind((addr, port))
+    srv.listen(16)
+    while True:
+        conn, peer = srv.accept()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        print(f"peer {peer[0]} {peer[1]}", flush=True)
+        threading.Thread(target=echo, args=(conn,), daemon=True).start()
+
+
+def connect(host, port, retry_s=5.0):
+    end = time.monotonic() + retry_s
+    while True:
+        try:
+            return socket.create_connection((host, port), timeout=5)
+        except OSError:
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.1)
+
+
+def rr(host, port, seconds, warmup=200):
+    """Round trips of one byte each way; returns the list of RTTs in ns."""
+    c = connect(host, port)
+    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    send, recv, clock = c.send, c.recv, time.perf_counter_ns
+    for _ in range(warmup):
+        send(b"x")
+        if not recv(1):
+            raise OSError("connection closed")
+    rtts, end = [], clock() + int(seconds * 1e9)
+    t = clock()
+    while t < end:
+        send(b"x")
+        if not recv(1):
+            raise OSError("connection closed")
+        t1 = clock()
+        rtts.append(t1 - t)
+        t = t1
+    c.close()
+    return rtts
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     pids = [int(a) for a in args if a.isdigit()] if cmd in ("tree", "cpu", "mem") else []
@@ -103,6 +168,14 @@ def main():
             print("")
     elif cmd == "hostfwd":
         hostfwd(args[0], args[1:])
+    elif cmd == "rrserve":
+        rrserve(int(args[0]), *args[1:2])
+    elif cmd == "rr":
+        v = sorted(rr(args[0], int(args[1]), float(args[2])))
+        if not v:
+            sys.exit("rr: no round trip completed")
+        p99 = v[min(len(v) - 1, int(round(0.99 * (len(v) - 1))))]
+        print(f"{statistics.median(v) / 1000:.1f} {p99 / 1000:.1f} {len(v)}")
     else:
         sys.exit(f"unknown command {cmd}")
 
