@@ -39,7 +39,7 @@ func (w *world) engine() (*engine.Engine, error) {
 		Images: w.imageSource(),
 		Network: &engine.NetworkConfig{
 			Store: w.store, Host: host,
-			RootlessNetNS: w.rootlessNetNS(), Slirp: w.slirp(),
+			RootlessNetNS: w.rootlessNetNS(), UserMode: w.userMode(),
 			LegacyRecords: filepath.Join(w.runDir, "berth", "containers.db"),
 		},
 		MonitorCommand: w.monitorCommand,

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berthnet/berth/internal/buildinfo"
+	"github.com/berthnet/berth/internal/compat/pasta"
 	"github.com/berthnet/berth/internal/compat/slirp4netns"
 	"github.com/berthnet/berth/internal/engine"
 	"github.com/berthnet/berth/internal/image"
@@ -41,6 +42,10 @@ type InfoHost struct {
 	// Slirp4NetNS is the user-mode network rootless containers get
 	// (podman info's host.slirp4netns).
 	Slirp4NetNS InfoSlirp `json:"slirp4netns"`
+	// Pasta is berth's pasta (podman info's host.pasta), and
+	// RootlessNetworkCmd the one rootless containers get by default.
+	Pasta              InfoSlirp `json:"pasta"`
+	RootlessNetworkCmd string    `json:"rootlessNetworkCmd"`
 	// IDMappings are the user namespace's maps (rootless only).
 	IDMappings *InfoIDMappings `json:"idMappings,omitempty"`
 }
@@ -161,7 +166,12 @@ func infoCmd(env Env, g *globals) *cobra.Command {
 						Executable: w.slirp().Path, Package: "berth " + buildinfo.Version,
 						Version: "slirp4netns version " + slirp4netns.Version + " (berth " + buildinfo.Version + ", gVisor netstack)",
 					},
-					IDMappings: idMappings(),
+					Pasta: InfoSlirp{
+						Executable: w.pasta().Path, Package: "berth " + buildinfo.Version,
+						Version: "pasta " + pasta.PastaVersion + " (berth " + buildinfo.Version + ", gVisor netstack)",
+					},
+					RootlessNetworkCmd: w.conf.Network.DefaultRootlessNetworkCmd,
+					IDMappings:         idMappings(),
 				},
 				Plugins: InfoPlugins{Network: []string{"bridge", "macvlan", "ipvlan"}},
 				Store: InfoStore{

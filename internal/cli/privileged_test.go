@@ -25,7 +25,7 @@ var (
 )
 
 // berthBinary builds cmd/berth once per test process (with aardvark-dns
-// beside it, as in bin/).
+// and pasta beside it, as in bin/).
 func berthBinary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -38,6 +38,11 @@ func berthBinary(t *testing.T) string {
 		out, err := exec.Command("go", "build", "-o", builtBin, "../../cmd/berth").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v: %s", err, out)
+			return
+		}
+		// berth's pasta (cmd/pasta) beside it, as in bin/.
+		if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "pasta"), "../../cmd/pasta").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build pasta: %v: %s", err, out)
 			return
 		}
 		buildErr = os.Symlink("berth", filepath.Join(dir, "aardvark-dns"))

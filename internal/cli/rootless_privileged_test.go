@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	mdns "github.com/miekg/dns"
 	"golang.org/x/sys/unix"
 
 	"github.com/berthnet/berth/internal/nettest"
@@ -28,6 +30,7 @@ type rtopo struct {
 	home, xdg     string
 	bin, tun      string
 	rootfs        string
+	resolv        string // the host's resolv.conf as berth sees it
 }
 
 // newRTopo creates the user and everything it needs; cleanup resets its
@@ -98,6 +101,12 @@ func newRTopo(t *testing.T) *rtopo {
 			t.Fatal(err)
 		}
 	}
+	if data, err = os.ReadFile(filepath.Join(filepath.Dir(berthBinary(t)), "pasta")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bindir, "pasta"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	// The host's /dev/net/tun is 0600 here: the user gets a 0666 node
 	// bind-mounted in a mount namespace of berth's own.
 	r.tun = filepath.Join(base, "tun")
@@ -116,6 +125,17 @@ func newRTopo(t *testing.T) *rtopo {
 	r.host = nettest.NewNS(t, nettest.RandName("brlh"))
 	r.outside = nettest.NewNS(t, nettest.RandName("brlo"))
 	nettest.Connect(t, r.host, "eth0", netip.MustParsePrefix("198.18.0.1/24"), r.outside, "eth0", netip.MustParsePrefix("198.18.0.2/24"))
+	// pasta copies the host's interface and default route: the host's
+	// gateway is the outside namespace, which also answers DNS for the
+	// host's resolv.conf (bind-mounted where berth runs).
+	if out, err := nettest.Run(r.host, 5*time.Second, "ip", "route", "add", "default", "via", "198.18.0.2"); err != nil {
+		t.Fatalf("default route: %v %s", err, out)
+	}
+	r.resolv = filepath.Join(base, "resolv.conf")
+	if err := os.WriteFile(r.resolv, []byte("nameserver 198.18.0.2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	serveDNS(t, r.outside, "198.18.0.2:53", outsideName, "198.18.0.2")
 	t.Cleanup(func() {
 		if out, err := r.berth("system", "reset", "--force"); err != nil {
 			t.Logf("rootless system reset: %v %s", err, out)
@@ -128,7 +148,7 @@ func newRTopo(t *testing.T) *rtopo {
 // berth runs berth as the user in the host namespace.
 func (r *rtopo) berth(args ...string) (string, error) {
 	full := append([]string{"--mount", "--propagation", "private", "--",
-		"sh", "-c", `mount --bind "$0" /dev/net/tun && exec "$@"`, r.tun,
+		"sh", "-c", `mount --bind "$0" /dev/net/tun && mount --bind "$1" /etc/resolv.conf && shift && exec "$@"`, r.tun, r.resolv,
 		"nsenter", "--net=" + r.host.Path(), "--",
 		"setpriv", "--reuid=" + strconv.Itoa(r.uid), "--regid=" + strconv.Itoa(r.uid), "--clear-groups", "--",
 		"env", "-i", "HOME=" + r.home, "XDG_RUNTIME_DIR=" + r.xdg, "PATH=/usr/bin:/bin:/usr/sbin:/sbin",
@@ -201,55 +221,128 @@ func (r *rtopo) killAll(t *testing.T) {
 	}
 }
 
+// outsideName is the name the outside namespace's DNS server answers.
+const outsideName = "svc.berth.test."
+
+// serveDNS answers name A addr on listen (UDP and TCP) in ns.
+func serveDNS(t *testing.T, ns *nettest.NS, listen, name, addr string) {
+	t.Helper()
+	h := mdns.HandlerFunc(func(w mdns.ResponseWriter, q *mdns.Msg) {
+		r := new(mdns.Msg)
+		r.SetReply(q)
+		if len(q.Question) == 1 && q.Question[0].Name == name && q.Question[0].Qtype == mdns.TypeA {
+			rr, _ := mdns.NewRR(name + " 60 IN A " + addr)
+			r.Answer = append(r.Answer, rr)
+		} else {
+			r.Rcode = mdns.RcodeNameError
+		}
+		_ = w.WriteMsg(r)
+	})
+	pc := nettest.ListenPacket(t, ns, "udp", listen)
+	ln := nettest.Listen(t, ns, "tcp", listen)
+	for _, srv := range []*mdns.Server{{PacketConn: pc, Handler: h}, {Listener: ln, Handler: h}} {
+		go func() { _ = srv.ActivateAndServe() }()
+		t.Cleanup(func() { _ = srv.Shutdown() })
+	}
+}
+
+// serveHTTP answers every request on addr in ns with body and the
+// client's address.
+func serveHTTP(t *testing.T, ns *nettest.NS, addr, body string) {
+	t.Helper()
+	ln := nettest.Listen(t, ns, "tcp4", addr)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		fmt.Fprintf(w, "%s from %s\n", body, req.RemoteAddr)
+	}), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+}
+
+// sections splits the output of commands separated by "echo @@".
+func sections(out string) []string {
+	parts := strings.Split(out, "@@\n")
+	for len(parts) < 8 {
+		parts = append(parts, "")
+	}
+	return parts
+}
+
 // TestPrivilegedRootlessRun is the guide's rootless scenario with berth
-// alone, as an unprivileged user: a web server on the default rootless
-// network (slirp4netns) published on 8080 and fetched from outside through
-// the host's address, with the client's own address seen by the server; a
-// second container reaching it through the host's address; a rootless
-// bridge network in the rootless netns with name resolution and a port
-// published through its uplink (client address kept again); berth unshare
-// --rootless-netns; and system reset leaving no process behind.
+// alone, as an unprivileged user, on the default rootless network (pasta,
+// as Podman 5): a web server published on 8080 and fetched from outside
+// through the host's address, with the client's own address seen by the
+// server; a second container reaching an outside server, a name through
+// the DNS forwarder 169.254.1.1, and the host (a service of its own and
+// the published port) through host.containers.internal; a rootless bridge
+// network in the rootless netns (pasta as its uplink) with name
+// resolution and a port published through the uplink (client address
+// kept again); berth unshare --rootless-netns; and system reset leaving no
+// process behind.
 func TestPrivilegedRootlessRun(t *testing.T) {
 	r := newRTopo(t)
+	serveHTTP(t, r.outside, "198.18.0.2:9098", "outside server")
+	serveHTTP(t, r.host, "198.18.0.1:9097", "host service")
 	r.must(t, "run", "-d", "--name", "web", "-p", "8080:80", "--rootfs", r.rootfs, "httpd", "-f", "-v", "-p", "80", "-h", "/www")
-	if mode := strings.TrimSpace(r.must(t, "inspect", "-f", "{{.HostConfig.NetworkMode}}", "web")); mode != "slirp4netns" {
-		t.Errorf("rootless network mode %q, want slirp4netns", mode)
+	if mode := strings.TrimSpace(r.must(t, "inspect", "-f", "{{.HostConfig.NetworkMode}}", "web")); mode != "pasta" {
+		t.Errorf("rootless network mode %q, want pasta", mode)
 	}
 	got, err := httpGet(r.outside, "198.18.0.1:8080")
 	if err != nil || !strings.Contains(got, "hello from berth") {
 		t.Fatalf("outside -> 198.18.0.1:8080: %q %v\nuser's processes: %s", got, err, r.processes())
 	}
 	waitLog(t, r, "web", "198.18.0.2]:")
-	out := r.must(t, "run", "--rm", "--rootfs", r.rootfs, "wget", "-qO-", "http://198.18.0.1:8080/")
-	if !strings.Contains(out, "hello from berth") {
-		t.Errorf("second rootless container -> 198.18.0.1:8080: %q", out)
+	out := r.must(t, "run", "--rm", "--rootfs", r.rootfs, "sh", "-c",
+		"ip -o -4 addr show scope global; echo @@; cat /etc/hosts /etc/resolv.conf; echo @@; wget -qO- http://198.18.0.2:9098/; echo @@; "+
+			"nslookup "+strings.TrimSuffix(outsideName, ".")+" 169.254.1.1; echo @@; wget -qO- http://host.containers.internal:9097/; echo @@; wget -qO- http://host.containers.internal:8080/")
+	sec := sections(out)
+	if !strings.Contains(sec[0], "198.18.0.1/24") {
+		t.Errorf("the pasta container's address is not the host's (198.18.0.1/24):\n%s", sec[0])
 	}
-	if hosts := r.must(t, "exec", "web", "cat", "/etc/hosts", "/etc/resolv.conf"); !strings.Contains(hosts, "10.0.2.100") || !strings.Contains(hosts, "nameserver 10.0.2.3") {
-		t.Errorf("slirp4netns container's /etc/hosts and resolv.conf:\n%s", hosts)
+	if !strings.Contains(sec[1], "169.254.1.2\thost.containers.internal") || !strings.Contains(sec[1], "nameserver 169.254.1.1\nnameserver 198.18.0.2") {
+		t.Errorf("pasta container's /etc/hosts and resolv.conf:\n%s", sec[1])
+	}
+	if !strings.Contains(sec[2], "outside server from 198.18.0.1:") {
+		t.Errorf("pasta container -> outside server: %q", sec[2])
+	}
+	if !strings.Contains(sec[3], "Address: 198.18.0.2") {
+		t.Errorf("pasta container: %s through 169.254.1.1: %q", outsideName, sec[3])
+	}
+	if !strings.Contains(sec[4], "host service from ") {
+		t.Errorf("pasta container -> host.containers.internal:9097 (host service): %q", sec[4])
+	}
+	if !strings.Contains(sec[5], "hello from berth") {
+		t.Errorf("pasta container -> host.containers.internal:8080 (published port): %q\n%s", sec[5], out)
+	}
+	if t.Failed() {
+		t.FailNow()
 	}
 
-	// A rootless bridge network.
+	// A rootless bridge network, in the rootless netns whose uplink is
+	// pasta.
 	r.must(t, "network", "create", "--subnet", "198.19.200.0/24", "rnet")
 	if _, err := os.Stat(filepath.Join(r.home, ".local/share/containers/storage/networks/rnet.json")); err != nil {
 		t.Errorf("rootless network file: %v", err)
 	}
-	r.must(t, "run", "-d", "--name", "rweb", "--network", "rnet", "-p", "8083:80", "--rootfs", r.rootfs, "httpd", "-f", "-v", "-p", "80", "-h", "/www")
+	r.must(t, "run", "-d", "--name", "rweb", "--network", "rnet", "-p", "8083:80", "-p", "8086:8086/udp", "--rootfs", r.rootfs, "httpd", "-f", "-v", "-p", "80", "-h", "/www")
 	ip := strings.TrimSpace(r.must(t, "inspect", "-f", `{{(index .NetworkSettings.Networks "rnet").IPAddress}}`, "rweb"))
 	if !strings.HasPrefix(ip, "198.19.200.") {
 		t.Fatalf("rweb's address %q", ip)
 	}
-	out = r.must(t, "run", "--rm", "--network", "rnet", "--rootfs", r.rootfs, "sh", "-c", "nslookup rweb; echo @@; wget -qO- http://rweb/")
-	if !strings.Contains(out, "Address: "+ip) || !strings.Contains(out, "hello from berth") {
-		t.Errorf("rootless network DNS and fetch by name:\n%s", out)
+	out = r.must(t, "run", "--rm", "--network", "rnet", "--rootfs", r.rootfs, "sh", "-c", "nslookup rweb; echo @@; wget -qO- http://rweb/; echo @@; wget -qO- http://198.18.0.2:9098/")
+	if sec := sections(out); !strings.Contains(sec[0], "Address: "+ip) || !strings.Contains(sec[1], "hello from berth") || !strings.Contains(sec[2], "outside server from 198.18.0.1:") {
+		t.Errorf("rootless network DNS, fetch by name, outside server:\n%s", out)
 	}
 	got, err = httpGet(r.outside, "198.18.0.1:8083")
 	if err != nil || !strings.Contains(got, "hello from berth") {
 		t.Fatalf("outside -> 198.18.0.1:8083 (rootless netns): %q %v", got, err)
 	}
 	waitLog(t, r, "rweb", "198.18.0.2]:")
-	links := r.must(t, "unshare", "--rootless-netns", "ip", "-o", "link")
-	if !strings.Contains(links, "tap0") || !strings.Contains(links, "veth") {
-		t.Errorf("berth unshare --rootless-netns ip -o link:\n%s", links)
+	links := r.must(t, "unshare", "--rootless-netns", "sh", "-c", "ip -o link; ip -o -4 addr show scope global; ip route")
+	if !strings.Contains(links, "eth0") || !strings.Contains(links, "veth") || !strings.Contains(links, "198.18.0.1/24") || !strings.Contains(links, "default via 198.18.0.2") {
+		t.Errorf("berth unshare --rootless-netns (pasta's copy of the host's eth0, address and route):\n%s", links)
+	}
+	if cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", rootlessUplinkPID(t, r))); !strings.Contains(string(cmd), "--berth-api-socket") {
+		t.Errorf("the rootless netns's uplink is not pasta: %q", cmd)
 	}
 	if m := strings.TrimSpace(r.must(t, "info", "--format", "{{.Host.Security.Rootless}} {{range .Host.IDMappings.UIDMap}}{{.ContainerID}}:{{.HostID}}:{{.Size}} {{end}}")); !strings.HasPrefix(m, fmt.Sprintf("true 0:%d:1 1:", r.uid)) || !strings.Contains(m, ":3500000:65536") {
 		// (useradd may give the user a range of its own before ours)
@@ -329,4 +422,66 @@ func waitLog(t *testing.T, r *rtopo, ctr, s string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Errorf("%s's log does not show the client address %q (source address lost?):\n%s", ctr, s, out)
+}
+
+// rootlessUplinkPID is the PID of the rootless netns's uplink.
+func rootlessUplinkPID(t *testing.T, r *rtopo) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(r.xdg, "berth", "rootless-netns", "uplink.pid"))
+	if err != nil {
+		t.Fatalf("rootless netns uplink PID: %v", err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+// TestPrivilegedRootlessSlirp: with containers.conf's
+// default_rootless_network_cmd = "slirp4netns", rootless containers get
+// slirp4netns (10.0.2.100, nameserver 10.0.2.3) and the rootless netns's
+// uplink is slirp4netns; published ports keep the client's address on
+// both.
+func TestPrivilegedRootlessSlirp(t *testing.T) {
+	r := newRTopo(t)
+	conf := filepath.Join(r.home, ".config", "containers", "containers.conf")
+	if err := os.MkdirAll(filepath.Dir(conf), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(conf, []byte("[network]\ndefault_rootless_network_cmd = \"slirp4netns\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{filepath.Join(r.home, ".config"), filepath.Dir(conf), conf} {
+		_ = os.Chown(d, r.uid, r.uid)
+	}
+	r.must(t, "run", "-d", "--name", "web", "-p", "8080:80", "--rootfs", r.rootfs, "httpd", "-f", "-v", "-p", "80", "-h", "/www")
+	if mode := strings.TrimSpace(r.must(t, "inspect", "-f", "{{.HostConfig.NetworkMode}}", "web")); mode != "slirp4netns" {
+		t.Errorf("rootless network mode %q, want slirp4netns", mode)
+	}
+	got, err := httpGet(r.outside, "198.18.0.1:8080")
+	if err != nil || !strings.Contains(got, "hello from berth") {
+		t.Fatalf("outside -> 198.18.0.1:8080: %q %v\nuser's processes: %s", got, err, r.processes())
+	}
+	waitLog(t, r, "web", "198.18.0.2]:")
+	out := r.must(t, "run", "--rm", "--rootfs", r.rootfs, "sh", "-c", "wget -qO- http://198.18.0.1:8080/; echo @@; cat /etc/hosts /etc/resolv.conf")
+	sec := sections(out)
+	if !strings.Contains(sec[0], "hello from berth") {
+		t.Errorf("second slirp4netns container -> 198.18.0.1:8080: %q", sec[0])
+	}
+	if !strings.Contains(sec[1], "10.0.2.100") || !strings.Contains(sec[1], "nameserver 10.0.2.3") {
+		t.Errorf("slirp4netns container's /etc/hosts and resolv.conf:\n%s", sec[1])
+	}
+	// --network pasta still works per container.
+	if out := r.must(t, "run", "--rm", "--network", "pasta", "--rootfs", r.rootfs, "cat", "/etc/resolv.conf"); !strings.Contains(out, "nameserver 169.254.1.1") {
+		t.Errorf("--network pasta's resolv.conf:\n%s", out)
+	}
+	r.must(t, "network", "create", "--subnet", "198.19.202.0/24", "snet")
+	r.must(t, "run", "-d", "--name", "sweb", "--network", "snet", "-p", "8084:80", "-p", "8085:80/udp", "--rootfs", r.rootfs, "httpd", "-f", "-v", "-p", "80", "-h", "/www")
+	got, err = httpGet(r.outside, "198.18.0.1:8084")
+	if err != nil || !strings.Contains(got, "hello from berth") {
+		t.Fatalf("outside -> 198.18.0.1:8084 (rootless netns on slirp4netns): %q %v", got, err)
+	}
+	waitLog(t, r, "sweb", "198.18.0.2]:")
+	if links := r.must(t, "unshare", "--rootless-netns", "ip", "-o", "link"); !strings.Contains(links, "tap0") {
+		t.Errorf("the rootless netns's uplink is not slirp4netns (no tap0):\n%s", links)
+	}
+	r.must(t, "system", "reset", "--force")
 }

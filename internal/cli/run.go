@@ -17,8 +17,10 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
+	"github.com/berthnet/berth/internal/containersconf"
 	"github.com/berthnet/berth/internal/engine"
 	"github.com/berthnet/berth/internal/monitor"
+	"github.com/berthnet/berth/internal/rootless"
 	"github.com/berthnet/berth/internal/runopts"
 )
 
@@ -162,6 +164,19 @@ func (f *ctrFlags) processOptions(env Env, o *engine.CreateOptions) error {
 	return nil
 }
 
+// rootlessDefaultNet is the network of a rootless container given no
+// --network: containers.conf's default_rootless_network_cmd.
+func rootlessDefaultNet(env Env) (runopts.NetMode, error) {
+	conf, err := containersconf.Load(containersconf.Env{Getenv: env.Getenv, Home: env.Home, Rootless: env.Rootless})
+	if err != nil {
+		return runopts.NetMode{}, err
+	}
+	if conf.Network.DefaultRootlessNetworkCmd == rootless.CmdSlirp {
+		return runopts.NetMode{Kind: runopts.ModeSlirp}, nil
+	}
+	return runopts.NetMode{Kind: runopts.ModePasta}, nil
+}
+
 // networkOptions parses the network mode (a user-mode network of its
 // own for a rootless container given none), addresses, published and
 // exposed ports, DNS and extra hosts.
@@ -171,8 +186,11 @@ func (f *ctrFlags) networkOptions(env Env, o *engine.CreateOptions) error {
 		return err
 	}
 	if len(f.networks) == 0 && env.Rootless {
-		// As rootless Podman 4: a user-mode network of the container's own.
-		o.Net = runopts.NetMode{Kind: runopts.ModeSlirp}
+		// As rootless Podman 5: a user-mode network of the container's
+		// own, pasta unless containers.conf names slirp4netns.
+		if o.Net, err = rootlessDefaultNet(env); err != nil {
+			return err
+		}
 	}
 	if err := (runopts.Single{IP: f.ip, IP6: f.ip6, MAC: f.mac, Aliases: f.aliases}).Apply(&o.Net); err != nil {
 		return err

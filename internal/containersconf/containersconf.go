@@ -40,6 +40,12 @@ type Network struct {
 	FirewallDriver     string   `toml:"firewall_driver"`
 	DNSBindPort        uint16   `toml:"dns_bind_port"`
 	CNIPluginDirs      []string `toml:"cni_plugin_dirs"`
+	// DefaultRootlessNetworkCmd is the user-mode network of rootless
+	// containers and of the rootless netns's uplink: pasta (the
+	// default, as Podman 5) or slirp4netns.
+	DefaultRootlessNetworkCmd string `toml:"default_rootless_network_cmd"`
+	// PastaOptions are pasta(1) arguments given before a container's own.
+	PastaOptions []string `toml:"pasta_options"`
 }
 
 // Engine is the part of the [engine] table berth reads.
@@ -63,6 +69,8 @@ const (
 	DefaultNetworkName = "podman"
 	DefaultSubnet      = "10.88.0.0/16"
 	DefaultDNSPort     = 53
+	// DefaultRootlessNetworkCmd is Podman 5's default.
+	DefaultRootlessNetworkCmd = "pasta"
 )
 
 // Env is what Load needs from the process environment.
@@ -202,6 +210,9 @@ func (c *Config) applyDefaults() {
 	if n.DNSBindPort == 0 {
 		n.DNSBindPort = DefaultDNSPort
 	}
+	if n.DefaultRootlessNetworkCmd == "" {
+		n.DefaultRootlessNetworkCmd = DefaultRootlessNetworkCmd
+	}
 }
 
 // Validate checks the values berth uses, naming the key and what would be
@@ -217,6 +228,11 @@ func (c *Config) Validate() error {
 		if p.Size < p.Base.Bits() || p.Size > p.Base.Addr().BitLen() {
 			return fmt.Errorf("containers.conf [network] default_subnet_pools[%d]: size %d must be between %d (the base's prefix length) and %d", i, p.Size, p.Base.Bits(), p.Base.Addr().BitLen())
 		}
+	}
+	switch c.Network.DefaultRootlessNetworkCmd {
+	case "pasta", "slirp4netns":
+	default:
+		return fmt.Errorf("containers.conf [network] default_rootless_network_cmd %q: want pasta or slirp4netns", c.Network.DefaultRootlessNetworkCmd)
 	}
 	switch strings.ToLower(c.Network.FirewallDriver) {
 	case "", "nftables", "iptables", "none", "firewalld":

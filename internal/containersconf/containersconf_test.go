@@ -28,7 +28,8 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := c.Network
-	if n.DefaultNetwork != "podman" || n.DefaultSubnet != "10.88.0.0/16" || n.DNSBindPort != 53 || len(n.DefaultSubnetPools) != 0 || len(c.Files) != 0 {
+	if n.DefaultNetwork != "podman" || n.DefaultSubnet != "10.88.0.0/16" || n.DNSBindPort != 53 || len(n.DefaultSubnetPools) != 0 || len(c.Files) != 0 ||
+		n.DefaultRootlessNetworkCmd != "pasta" || len(n.PastaOptions) != 0 {
 		t.Errorf("%+v", c)
 	}
 }
@@ -40,7 +41,7 @@ func TestMergeOrder(t *testing.T) {
 	write(t, root+"/usr/share/containers/containers.conf", "[network]\ndefault_network = \"a\"\ndns_bind_port = 5353\n[engine]\nhelper_binaries_dir = [\"/opt/berth/bin\"]\n")
 	write(t, root+"/etc/containers/containers.conf", "[network]\ndefault_network = \"b\"\nfirewall_driver = \"iptables\"\n[containers]\nunknown_key = 1\n")
 	write(t, root+"/etc/containers/containers.conf.d/10-pools.conf", "[network]\ndefault_subnet_pools = [{base = \"198.19.0.0/16\", size = 26}, {base = \"fd00:1::/48\", size = 64}]\n")
-	write(t, home+"/.config/containers/containers.conf", "[network]\nnetwork_config_dir = \"/tmp/x\"\ndefault_subnet = \"10.123.0.0/24\"\n")
+	write(t, home+"/.config/containers/containers.conf", "[network]\nnetwork_config_dir = \"/tmp/x\"\ndefault_subnet = \"10.123.0.0/24\"\ndefault_rootless_network_cmd = \"slirp4netns\"\npasta_options = [\"--mtu\", \"1500\"]\n")
 	c, err := Load(Env{Root: root, Home: home, Rootless: true})
 	if err != nil {
 		t.Fatal(err)
@@ -48,6 +49,9 @@ func TestMergeOrder(t *testing.T) {
 	n := c.Network
 	if n.DefaultNetwork != "b" || n.DNSBindPort != 5353 || n.FirewallDriver != "iptables" || n.NetworkConfigDir != "/tmp/x" || n.DefaultSubnet != "10.123.0.0/24" {
 		t.Errorf("merged: %+v", n)
+	}
+	if n.DefaultRootlessNetworkCmd != "slirp4netns" || strings.Join(n.PastaOptions, " ") != "--mtu 1500" {
+		t.Errorf("rootless network: %q %q", n.DefaultRootlessNetworkCmd, n.PastaOptions)
 	}
 	if len(n.DefaultSubnetPools) != 2 || n.DefaultSubnetPools[0].Base.String() != "198.19.0.0/16" || n.DefaultSubnetPools[1].Size != 64 {
 		t.Errorf("pools: %+v", n.DefaultSubnetPools)
@@ -89,7 +93,8 @@ func TestErrors(t *testing.T) {
 		"[network]\ndefault_subnet_pools = [{base = \"10.0.0/16\", size = 24}]\n":  `subnet pool base "10.0.0/16": not a CIDR subnet`,
 		"[network]\ndefault_subnet_pools = [{size = 24}]\n":                        "base is missing",
 		"[network]\nfirewall_driver = \"pf\"\n":                                    `firewall_driver "pf": want nftables, iptables, firewalld or none`,
-		"[network\n":                                                               "read ",
+		"[network]\ndefault_rootless_network_cmd = \"vde\"\n":                      `default_rootless_network_cmd "vde": want pasta or slirp4netns`,
+		"[network\n": "read ",
 	}
 	for content, want := range cases {
 		p := filepath.Join(t.TempDir(), "c.conf")

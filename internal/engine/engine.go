@@ -179,7 +179,7 @@ type EngineConfig struct {
 	Runtime string
 	Images  ImageSource
 	// Network attaches containers to their networks; nil: containers
-	// cannot use bridge or slirp4netns networks.
+	// cannot use bridge, slirp4netns or pasta networks.
 	Network *NetworkConfig
 	// MonitorCommand returns the command that runs the monitor of a
 	// container (berth's hidden `container monitor` subcommand).

@@ -41,8 +41,11 @@ func (e *Engine) writeEtcFiles(c *Container, st State, inPlace bool) ([]runspec.
 		owner = o
 	}
 	f := statusFacts(c, st)
-	if c.Config.Net.Kind == runopts.ModeSlirp {
+	switch c.Config.Net.Kind {
+	case runopts.ModeSlirp:
 		f = slirpFacts(c, f)
+	case runopts.ModePasta:
+		f = e.pastaFacts(c, st, f)
 	}
 	if !c.Config.NoHosts {
 		data, err := e.hostsFile(c, owner, f)

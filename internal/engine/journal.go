@@ -334,6 +334,9 @@ func (e *Engine) settleKernel(ctx context.Context, in *intent) error {
 	if c.Config.Net.Kind == runopts.ModeSlirp && in.Network == "" {
 		return e.detachSlirp(c)
 	}
+	if c.Config.Net.Kind == runopts.ModePasta && in.Network == "" {
+		return e.detachPasta(c)
+	}
 	if len(in.Attachments) == 0 {
 		return nil
 	}

@@ -29,10 +29,11 @@ type NetworkConfig struct {
 	// (a rootless engine sets HostNetns itself, to RootlessNetNS).
 	Host berthnet.Config
 	// RootlessNetNS holds the bridge networks of a rootless engine
-	// (EngineConfig.Rootless); Slirp is the user-mode network program
-	// that serves it and --network slirp4netns.
+	// (EngineConfig.Rootless); UserMode names the user-mode network
+	// programs (pasta, slirp4netns) of its uplink and of --network pasta
+	// and slirp4netns, and which one the uplink uses.
 	RootlessNetNS rootless.NetNS
-	Slirp         rootless.Slirp
+	UserMode      rootless.Uplink
 	// LegacyRecords is the container database berth's CLI kept before the
 	// engine recorded attachments; New merges it into the engine's
 	// records and renames it aside.
@@ -65,7 +66,7 @@ func (e *Engine) OpenHost() (*berthnet.Host, error) {
 	}
 	cfg := nc.Host
 	if e.cfg.Rootless {
-		restarted, err := nc.RootlessNetNS.Ensure(nc.Slirp, "")
+		restarted, err := nc.RootlessNetNS.Ensure(nc.UserMode, "")
 		if err != nil {
 			return nil, err
 		}
@@ -178,8 +179,11 @@ func (e *Engine) attach(c *Container, nsPath string, in *intent) (res map[string
 	if e.cfg.Network == nil {
 		return nil, ErrNoNetwork
 	}
-	if c.Config.Net.Kind == runopts.ModeSlirp {
+	switch c.Config.Net.Kind {
+	case runopts.ModeSlirp:
 		return nil, e.attachSlirp(c, nsPath)
+	case runopts.ModePasta:
+		return nil, e.attachPasta(c, nsPath)
 	}
 	id := c.Config.ID
 	h, err := e.OpenHost()
@@ -292,8 +296,11 @@ func (e *Engine) detach(c *Container) error {
 	if e.cfg.Network == nil {
 		return nil
 	}
-	if c.Config.Net.Kind == runopts.ModeSlirp {
+	switch c.Config.Net.Kind {
+	case runopts.ModeSlirp:
 		return e.detachSlirp(c)
+	case runopts.ModePasta:
+		return e.detachPasta(c)
 	}
 	ctx := e.ctx()
 	unlock, err := e.lockEngine(ctx)

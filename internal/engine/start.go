@@ -106,7 +106,7 @@ func (e *Engine) start(c *Container, so StartOptions) (err error) {
 		return err
 	}
 	// Published ports are bound before anything else changes, so a busy
-	// port fails cleanly. A user-mode network (slirp4netns, and every
+	// port fails cleanly. A user-mode network (slirp4netns, pasta, and every
 	// network of a rootless engine) holds its ports itself.
 	var ports []*os.File
 	if !e.userModePorts(c) {
@@ -198,7 +198,13 @@ func (e *Engine) recordNetNS(id string, st State) error {
 // ownsNetNS reports whether a network mode gives the container a
 // namespace of its own.
 func ownsNetNS(kind string) bool {
-	return kind == runopts.ModeBridge || kind == runopts.ModeNone || kind == runopts.ModeSlirp
+	return kind == runopts.ModeBridge || kind == runopts.ModeNone || userMode(kind)
+}
+
+// userMode reports whether a network mode is a user-mode network of the
+// container's own (slirp4netns, pasta).
+func userMode(kind string) bool {
+	return kind == runopts.ModeSlirp || kind == runopts.ModePasta
 }
 
 // networkNamespace creates (and pins) the container's own namespace or
@@ -206,7 +212,7 @@ func ownsNetNS(kind string) bool {
 func (e *Engine) networkNamespace(c *Container, rb *rollback.Stack) (State, error) {
 	var st State
 	switch c.Config.Net.Kind {
-	case runopts.ModeBridge, runopts.ModeNone, runopts.ModeSlirp:
+	case runopts.ModeBridge, runopts.ModeNone, runopts.ModeSlirp, runopts.ModePasta:
 		p := e.NetNSPath(c.Config.ID)
 		_ = netns.Unpin(p)
 		ns, err := netns.NewPinned(p)
@@ -362,11 +368,11 @@ func waitStarted(dec *json.Decoder, so StartOptions) error {
 // publishes reports whether a network mode attaches the container to
 // networks (and so can publish ports).
 func publishes(kind string) bool {
-	return kind == runopts.ModeBridge || kind == runopts.ModeSlirp
+	return kind == runopts.ModeBridge || userMode(kind)
 }
 
 // userModePorts reports whether c's published ports are held by a
 // user-mode network rather than by its monitor.
 func (e *Engine) userModePorts(c *Container) bool {
-	return e.cfg.Rootless || c.Config.Net.Kind == runopts.ModeSlirp
+	return e.cfg.Rootless || userMode(c.Config.Net.Kind)
 }

@@ -17,9 +17,10 @@ import (
 )
 
 // User-mode networks: a rootless engine's bridge networks live in the
-// rootless netns, whose uplink (berth's slirp4netns) forwards the host's
-// published ports into it; --network slirp4netns gives a container a
-// user-mode network of its own.
+// rootless netns, whose uplink (berth's pasta, or its slirp4netns)
+// forwards the host's published ports into it; --network slirp4netns and
+// --network pasta (pasta.go) give a container a user-mode network of its
+// own.
 
 // forwardsOf expands published ports into single-port forwards to guest
 // (zero: the stack's guest address) at the container port; toHost sends
@@ -50,7 +51,9 @@ func forwardsOf(ports []network.PortMapping, guest netip.Addr, toHost bool) ([]u
 // bridgeForwards are the uplink forwards of a container on rootless bridge
 // networks: TCP straight into the container's namespace (kernel sockets
 // bound to the client's address, see usernet's kernel path), UDP to the
-// same port on the uplink's address, where the firewall maps it on.
+// same port on the uplink's own address in the rootless netns (a zero
+// guest address: the stack's guest, slirp4netns's 10.0.2.100 or the
+// address pasta copied from the host), where the firewall maps it on.
 func bridgeForwards(ports []network.PortMapping, nsPath string, res map[string]network.StatusBlock, order []string) ([]usernet.Forward, error) {
 	var ctrIP, gw netip.Addr
 	for _, name := range order {
@@ -65,8 +68,7 @@ func bridgeForwards(ports []network.PortMapping, nsPath string, res map[string]n
 			}
 		}
 	}
-	uplink := netip.MustParseAddr(rootless.UplinkGuest)
-	all, err := forwardsOf(ports, uplink, true)
+	all, err := forwardsOf(ports, netip.Addr{}, true)
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +139,15 @@ func (e *Engine) readdForwards() {
 		if len(c.State.Fwd) == 0 {
 			continue
 		}
-		ids, err := addForwards(sock, c.State.Fwd)
+		fwds := append([]usernet.Forward{}, c.State.Fwd...)
+		for i := range fwds {
+			if fwds[i].NetNS == "" {
+				// To the uplink's own address, whichever program
+				// (pasta or slirp4netns) serves it now.
+				fwds[i].GuestAddr = netip.Addr{}
+			}
+		}
+		ids, err := addForwards(sock, fwds)
 		if err != nil {
 			e.log.Warn("publish ports again after the rootless uplink restarted", "container", c.Config.Name, "error", err)
 			ids = nil
@@ -192,7 +202,7 @@ func (e *Engine) attachSlirp(c *Container, nsPath string) error {
 	if err != nil {
 		return err
 	}
-	pid, err := rootless.StartSlirp(e.cfg.Network.Slirp, "", slirpArgs(o, cfg, sock), nsPath, logFile)
+	pid, err := rootless.StartSlirp(e.cfg.Network.UserMode.Slirp, "", slirpArgs(o, cfg, sock), nsPath, logFile)
 	if err != nil {
 		return err
 	}
@@ -228,7 +238,7 @@ func (e *Engine) ExecInRootlessNetNS(path string, argv, environ []string) error 
 	if nc == nil {
 		return ErrNoNetwork
 	}
-	if _, err := nc.RootlessNetNS.Ensure(nc.Slirp, ""); err != nil {
+	if _, err := nc.RootlessNetNS.Ensure(nc.UserMode, ""); err != nil {
 		return err
 	}
 	ns, err := netns.Open(nc.RootlessNetNS.Path())

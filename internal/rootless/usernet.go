@@ -17,21 +17,39 @@ import (
 	"github.com/berthnet/berth/internal/netns"
 )
 
-// Slirp names the user-mode network program: berth's slirp4netns (a
-// separate binary beside berth, or berth itself called by that name).
-type Slirp struct {
+// Program names a user-mode network program: berth's slirp4netns or
+// pasta (a separate binary beside berth, or berth itself called by that
+// name).
+type Program struct {
 	Path  string
 	Argv0 string
 }
 
+// Beside returns the program name beside the berth executable self, else
+// self called as name.
+func Beside(self, name string) Program {
+	p := filepath.Join(filepath.Dir(self), name)
+	if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+		return Program{Path: p, Argv0: p}
+	}
+	return Program{Path: self, Argv0: name}
+}
+
 // SlirpBeside returns the slirp4netns beside the berth executable self,
 // else self called as slirp4netns.
-func SlirpBeside(self string) Slirp {
-	p := filepath.Join(filepath.Dir(self), "slirp4netns")
-	if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
-		return Slirp{Path: p, Argv0: p}
-	}
-	return Slirp{Path: self, Argv0: "slirp4netns"}
+func SlirpBeside(self string) Program { return Beside(self, CmdSlirp) }
+
+// PastaBeside returns the pasta beside the berth executable self, else
+// self called as pasta.
+func PastaBeside(self string) Program { return Beside(self, CmdPasta) }
+
+// Uplink is how the rootless netns reaches the host: Cmd (CmdPasta or
+// CmdSlirp) names which of the programs runs; PastaOptions are
+// containers.conf's pasta_options.
+type Uplink struct {
+	Cmd          string
+	Pasta, Slirp Program
+	PastaOptions []string
 }
 
 // readyTimeout bounds the wait for the user-mode stack to come up.
@@ -42,7 +60,7 @@ const readyTimeout = 15 * time.Second
 // logPath; it returns its PID once it reports ready. hostNS, when set, is
 // the network namespace its sockets live in (the host's); the stack
 // otherwise starts in the caller's.
-func StartSlirp(s Slirp, hostNS string, args []string, nsPath, logPath string) (int, error) {
+func StartSlirp(s Program, hostNS string, args []string, nsPath, logPath string) (int, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return 0, err
@@ -169,14 +187,12 @@ func (n NetNS) API() string { return filepath.Join(n.Dir, "api.sock") }
 
 func (n NetNS) pidFile() string { return filepath.Join(n.Dir, "uplink.pid") }
 
-// UplinkGuest is the uplink's address in the namespace (slirp's
-// 10.0.2.100); port forwards from the host arrive there.
-const UplinkGuest = "10.0.2.100"
-
 // Ensure creates the namespace and starts its uplink when they are
 // missing (an uplink that died is restarted: its port forwards are then
-// gone, restarted reports true so the caller re-adds them).
-func (n NetNS) Ensure(s Slirp, hostNS string) (restarted bool, err error) {
+// gone, restarted reports true so the caller re-adds them). The uplink is
+// pasta, as Podman 5 starts it for its rootless netns, plus berth's API
+// socket (port forwards come and go with containers), or slirp4netns.
+func (n NetNS) Ensure(up Uplink, hostNS string) (restarted bool, err error) {
 	if err := os.MkdirAll(n.Dir, 0o700); err != nil {
 		return false, fmt.Errorf("rootless netns directory: %w", err)
 	}
@@ -216,8 +232,7 @@ func (n NetNS) Ensure(s Slirp, hostNS string) (restarted bool, err error) {
 			return false, err
 		}
 	}
-	args := []string{"--configure", "--mtu=65520", "--disable-host-loopback", "--enable-ipv6", "--api-socket=" + n.API()}
-	pid, err := StartSlirp(s, hostNS, args, n.Path(), filepath.Join(n.Dir, "uplink.log"))
+	pid, err := n.startUplink(up, hostNS)
 	if err != nil {
 		if !pinned {
 			_ = netns.Unpin(n.Path())
@@ -229,6 +244,30 @@ func (n NetNS) Ensure(s Slirp, hostNS string) (restarted bool, err error) {
 		return false, err
 	}
 	return pinned, nil
+}
+
+// startUplink starts the namespace's uplink and returns its PID.
+func (n NetNS) startUplink(up Uplink, hostNS string) (int, error) {
+	logFile := filepath.Join(n.Dir, "uplink.log")
+	cmd, err := NetworkCmd(up.Cmd)
+	if err != nil {
+		return 0, err
+	}
+	if cmd == CmdSlirp {
+		args := []string{"--configure", "--mtu=65520", "--disable-host-loopback", "--enable-ipv6", "--api-socket=" + n.API()}
+		return StartSlirp(up.Slirp, hostNS, args, n.Path(), logFile)
+	}
+	_ = os.Remove(logFile)
+	opts := append(append([]string{}, up.PastaOptions...), "--berth-api-socket", n.API(), "-l", logFile)
+	pc, err := PastaArgs(PastaSetup{Options: opts, PIDFile: n.pidFile(), NetNS: n.Path()})
+	if err != nil {
+		return 0, err
+	}
+	pid, err := StartPasta(up.Pasta, hostNS, pc.Args, n.pidFile())
+	if err != nil {
+		return 0, fmt.Errorf("rootless network namespace uplink: %w", err)
+	}
+	return pid, nil
 }
 
 // Remove stops the uplink and removes the namespace.

@@ -55,7 +55,7 @@ func checkMapping(t *testing.T, s string, pm network.PortMapping) {
 // twice and every per-network option valid.
 func FuzzParseNetworks(f *testing.F) {
 	for _, s := range []string{"", "bridge", "none", "host", "container:web", "ns:/run/netns/x", "slirp4netns:allow_host_loopback=true,cidr=10.5.0.0/24,mtu=1500",
-		"net1:ip=10.89.0.5,mac=92:d0:c6:0a:29:33,alias=web,interface_name=eth1\nnet2:ip6=fd00::5", "a,b,c", "private", "pasta", "net1:alias=x,alias=y"} {
+		"net1:ip=10.89.0.5,mac=92:d0:c6:0a:29:33,alias=web,interface_name=eth1\nnet2:ip6=fd00::5", "a,b,c", "private", "pasta", "pasta:-t,8080,-u,53", "net1:alias=x,alias=y"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
@@ -72,7 +72,7 @@ func FuzzParseNetworks(f *testing.F) {
 			if len(m.Networks) == 0 {
 				t.Fatalf("%q: bridge mode without networks", in)
 			}
-		case ModeNone, ModeHost, ModeContainer, ModeNS, ModeSlirp:
+		case ModeNone, ModeHost, ModeContainer, ModeNS, ModeSlirp, ModePasta:
 			if len(m.Networks) != 0 || len(values) > 1 {
 				t.Fatalf("%q: mode %s with networks %+v", in, m.Kind, m.Networks)
 			}

@@ -15,7 +15,8 @@ const (
 	ModeHost      = "host"        // the host's namespace
 	ModeContainer = "container"   // another container's namespace
 	ModeNS        = "ns"          // the namespace at a path
-	ModeSlirp     = "slirp4netns" // a new namespace on a user-mode network (rootless default)
+	ModeSlirp     = "slirp4netns" // a new namespace on a user-mode network of slirp4netns's model
+	ModePasta     = "pasta"       // a new namespace on a user-mode network of pasta's model (rootless default)
 )
 
 // NetworkRequest is one network a container joins, with its per-network
@@ -32,7 +33,8 @@ type NetworkRequest struct {
 // NetMode is the parsed --network flags of a container.
 type NetMode struct {
 	Kind string `json:"kind"`
-	// Target is the container of container:ID or the path of ns:PATH.
+	// Target is the container of container:ID, the path of ns:PATH, or
+	// the options of slirp4netns:OPTIONS and pasta:OPTIONS.
 	Target   string           `json:"target,omitempty"`
 	Networks []NetworkRequest `json:"networks,omitempty"`
 }
@@ -78,8 +80,11 @@ func ParseNetworks(values []string) (NetMode, error) {
 				return NetMode{}, fmt.Errorf("--network %s: %w", v, err)
 			}
 			return special(ModeSlirp, opts)
-		case "pasta":
-			return NetMode{}, fmt.Errorf("--network pasta: berth's user-mode network is slirp4netns (use --network slirp4netns[:OPTIONS]; it keeps client addresses on published ports)")
+		case ModePasta:
+			if _, err := ParsePastaOptions(opts); err != nil {
+				return NetMode{}, fmt.Errorf("--network %s: %w", v, err)
+			}
+			return special(ModePasta, opts)
 		case "":
 			return NetMode{}, fmt.Errorf("--network %q: empty network name", v)
 		}
@@ -347,4 +352,26 @@ func ParseSlirpOptions(s string) (SlirpOptions, error) {
 		}
 	}
 	return o, nil
+}
+
+// ParsePastaOptions splits the options of --network pasta:OPTIONS: pasta(1)
+// arguments separated by commas, as Podman takes them (pasta:-t,8080 is
+// "-t 8080"). pasta checks them when it starts; berth sets --pid and
+// --netns itself.
+func ParsePastaOptions(s string) ([]string, error) {
+	if s == "" {
+		return nil, nil
+	}
+	out := strings.Split(s, ",")
+	for _, o := range out {
+		if o == "" {
+			return nil, fmt.Errorf("empty pasta option in %q", s)
+		}
+		for _, own := range []string{"--pid", "-P", "--netns"} {
+			if o == own || strings.HasPrefix(o, own+"=") || (own == "-P" && strings.HasPrefix(o, own)) {
+				return nil, fmt.Errorf("pasta option %s: berth sets it itself", o)
+			}
+		}
+	}
+	return out, nil
 }

@@ -2,6 +2,7 @@ package runopts
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -93,31 +94,57 @@ func TestParseNetworks(t *testing.T) {
 	if len(m.Networks) != 2 {
 		t.Errorf("legacy list: %+v", m)
 	}
-	for in, kind := range map[string]string{"none": ModeNone, "host": ModeHost, "container:web": ModeContainer, "ns:/run/netns/x": ModeNS, "bridge": ModeBridge, "private": ModeBridge, "slirp4netns": ModeSlirp, "slirp4netns:allow_host_loopback=true": ModeSlirp} {
+	for in, kind := range map[string]string{"none": ModeNone, "host": ModeHost, "container:web": ModeContainer, "ns:/run/netns/x": ModeNS, "bridge": ModeBridge, "private": ModeBridge, "slirp4netns": ModeSlirp, "slirp4netns:allow_host_loopback=true": ModeSlirp, "pasta": ModePasta, "pasta:-t,8080,--map-gw": ModePasta} {
 		m, err := ParseNetworks([]string{in})
 		if err != nil || m.Kind != kind {
 			t.Errorf("%s: %+v %v", in, m, err)
 		}
 	}
 	bad := map[string][]string{
-		"cannot be combined":               {"host", "n1"},
-		"unknown option \"foo\"":           {"n1:foo=1"},
-		"ip=1.2.3: not an IPv4":            {"n1:ip=1.2.3"},
-		"absolute namespace path":          {"ns:x"},
-		"user-mode network is slirp4netns": {"pasta"},
-		"unknown option \"bogus\"":         {"slirp4netns:bogus=1"},
-		"mtu=\"9\": want a number":         {"slirp4netns:mtu=9"},
-		"cidr=10.0.0.0/30":                 {"slirp4netns:cidr=10.0.0.0/30"},
-		"port_handler=\"x\"":               {"slirp4netns:port_handler=x"},
-		"network given twice":              {"n1", "n1"},
-		"not a valid interface":            {"n1:interface_name=averyveryverylongname"},
-		"want key=value":                   {"n1:ip"},
+		"cannot be combined":       {"host", "n1"},
+		"unknown option \"foo\"":   {"n1:foo=1"},
+		"ip=1.2.3: not an IPv4":    {"n1:ip=1.2.3"},
+		"absolute namespace path":  {"ns:x"},
+		"berth sets it itself":     {"pasta:--pid,/tmp/x"},
+		"empty pasta option":       {"pasta:-t,,8080"},
+		"unknown option \"bogus\"": {"slirp4netns:bogus=1"},
+		"mtu=\"9\": want a number": {"slirp4netns:mtu=9"},
+		"cidr=10.0.0.0/30":         {"slirp4netns:cidr=10.0.0.0/30"},
+		"port_handler=\"x\"":       {"slirp4netns:port_handler=x"},
+		"network given twice":      {"n1", "n1"},
+		"not a valid interface":    {"n1:interface_name=averyveryverylongname"},
+		"want key=value":           {"n1:ip"},
 	}
 	for want, in := range bad {
 		_, err := ParseNetworks(in)
 		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "--network") {
 			t.Errorf("%v: got %v, want %q", in, err, want)
 		}
+	}
+}
+
+// TestParsePastaOptions: Podman's comma-separated form becomes separate
+// arguments; berth's own --pid and --netns are refused in every form.
+func TestParsePastaOptions(t *testing.T) {
+	got, err := ParsePastaOptions("-t,8080,--map-gw,--dns-forward,10.0.2.3,--netns-only")
+	want := []string{"-t", "8080", "--map-gw", "--dns-forward", "10.0.2.3", "--netns-only"}
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("got %q %v, want %q", got, err, want)
+	}
+	if got, err := ParsePastaOptions(""); err != nil || got != nil {
+		t.Errorf("empty: %q %v", got, err)
+	}
+	for _, bad := range []string{"--pid,x", "--pid=x", "-Px", "-P", "--netns,/x", "--netns=/x", "-t,", ","} {
+		if _, err := ParsePastaOptions(bad); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+	m, err := ParseNetworks([]string{"pasta:-t,8080"})
+	if err != nil || m.Kind != ModePasta || m.Target != "-t,8080" || len(m.Networks) != 0 {
+		t.Errorf("pasta:-t,8080: %+v %v", m, err)
+	}
+	if _, err := ParseNetworks([]string{"pasta", "n1"}); err == nil {
+		t.Error("pasta combined with a network: no error")
 	}
 }
 

@@ -331,12 +331,21 @@ s10_run() {
 s10_cleanup() { :; }
 
 # --- 11: rootless ------------------------------------------------------------
-# berth as an unprivileged user (created here, with subordinate IDs): the
-# default rootless network (slirp4netns) with -p 8080:80 reached from the
-# outside through the host's IP, the server seeing the outside client's own
-# address; a second rootless container reaching it through the host's IP; a
-# rootless bridge network (in berth's rootless netns) with DNS by name and
-# -p 8083:80; berth unshare --rootless-netns; nothing left after reset.
+# berth as an unprivileged user (created here, with subordinate IDs). The
+# default rootless network is pasta (as Podman 5), so the host namespace gets
+# a default route to the outside one for this scenario (pasta copies the
+# host's interface, address and gateway; the outside namespace is a dead end,
+# nothing leaves the sandbox): -p 8080:80 reached from the outside through
+# the host's IP, the server seeing the outside client's own address; a second
+# container with the host's address, reaching the outside server, a name
+# through pasta's DNS forwarder 169.254.1.1 and the first container's port
+# through host.containers.internal (169.254.1.2); a rootless bridge network
+# (in berth's rootless netns, pasta as its uplink) with DNS by name and
+# -p 8083:80 (client address kept); berth unshare --rootless-netns. Then
+# slirp4netns: --network slirp4netns per container, and containers.conf's
+# default_rootless_network_cmd = "slirp4netns" for the default network and
+# the rootless netns's uplink, client addresses kept on both; nothing left
+# after reset.
 RL_USER=${PFX}rl RL_DIR=""
 R() {
 	local o rc
@@ -361,7 +370,8 @@ rl_setup() {
 	fi
 	usermod --add-subuids 3400000-3465535 --add-subgids 3400000-3465535 "$RL_USER" >>"$LOG" 2>&1
 	mkdir -p "$RL_DIR"/{home,xdg,bin} && chown "$RL_USER:" "$RL_DIR/home" "$RL_DIR/xdg" && chmod 700 "$RL_DIR/home" "$RL_DIR/xdg"
-	install -m 0755 "$TOP/bin/berth" "$TOP/bin/slirp4netns" "$TOP/bin/aardvark-dns" "$RL_DIR/bin/" || { fail "copy berth for $RL_USER"; return 1; }
+	install -m 0755 "$TOP/bin/berth" "$TOP/bin/pasta" "$TOP/bin/slirp4netns" "$TOP/bin/aardvark-dns" "$RL_DIR/bin/" || { fail "copy berth for $RL_USER"; return 1; }
+	ip -n "$NS_HOST" route add default via "$OUT_IP" || { fail "default route in the host namespace"; return 1; }
 	cp -a "$STATE/bbroot" "$RL_DIR/rootfs" && chown -R "$RL_USER:" "$RL_DIR/rootfs"
 	# /dev/net/tun is 0600 on this host: a 0666 node in this (private) mount namespace
 	if [ "$(stat -c %a /dev/net/tun)" != 666 ]; then
@@ -374,39 +384,73 @@ s11_run() {
 	R run -d --name webserver -p 8080:80 --rootfs "$RL_DIR/rootfs" httpd -f -v -p 80 -h /www >/dev/null \
 		|| { fail "rootless berth run -p 8080:80: $(last_err)"; return; }
 	mode=$(R inspect -f '{{.HostConfig.NetworkMode}}' webserver)
-	[ "$mode" = slirp4netns ] && ok "default rootless network mode slirp4netns" || fail "rootless network mode is '$mode'"
-	expect_banner "outside -> $HOST_IP:8080 (rootless)" ino "http://$HOST_IP:8080/"
-	sleep 0.3
-	R logs webserver >/dev/null; out=$(cat "$ERRF")   # httpd -v logs to stderr
-	grep -qF "$OUT_IP]:" <<<"$out" && ok "the rootless server saw the outside client's address $OUT_IP" \
-		|| fail "client address lost: webserver's log has no $OUT_IP: $(tail -2 <<<"$out" | tr '\n' ' ')"
-	out=$(R run --rm --rootfs "$RL_DIR/rootfs" sh -c "$CWGET" "http://$HOST_IP:8080/")
-	[ "$out" = "$BANNER" ] && ok "2nd rootless container reached the 1st via $HOST_IP:8080" || fail "rootless container -> $HOST_IP:8080: '$out'"
+	[ "$mode" = pasta ] && ok "default rootless network mode pasta" || fail "rootless network mode is '$mode'"
+	expect_banner "outside -> $HOST_IP:8080 (rootless, pasta)" ino "http://$HOST_IP:8080/"
+	rl_client_kept webserver "the pasta server saw the outside client's address $OUT_IP"
+	out=$(R run --rm --rootfs "$RL_DIR/rootfs" sh -c "$CFN ip -o -4 addr show scope global; echo @@1; get http://$OUT_IP:8000/; echo @@2; nslookup $OUT_NAME; echo @@3; get http://host.containers.internal:8080/; echo @@4; cat /etc/resolv.conf")
+	grep -qF "$HOST_IP/" <<<"$out" && ok "the pasta container has the host's address $HOST_IP" || fail "pasta container's address: $(head -2 <<<"$out" | tr '\n' ' ')"
+	[ "$(section "$out" 1)" = "$OUT_TOKEN" ] && ok "pasta container -> outside server" || fail "pasta container -> http://$OUT_IP:8000/: '$(section "$out" 1)'"
+	grep -q "Address: $OUT_IP" <<<"$(section "$out" 2)" && grep -q "169.254.1.1" <<<"$(section "$out" 2)" \
+		&& ok "pasta container resolves $OUT_NAME through 169.254.1.1" || fail "pasta DNS: $(section "$out" 2 | tr '\n' ' ')"
+	[ "$(section "$out" 3)" = "$BANNER" ] && ok "pasta container -> host.containers.internal:8080" || fail "host.containers.internal:8080: '$(section "$out" 3)'"
+	head -1 <<<"$(section "$out" 4)" | grep -q '^nameserver 169.254.1.1$' && ok "resolv.conf: nameserver 169.254.1.1 first" \
+		|| fail "pasta resolv.conf: $(section "$out" 4 | tr '\n' ' ')"
 	R network create --subnet 198.19.60.0/24 rlnet >/dev/null || { fail "rootless network create: $(last_err)"; return; }
 	[ -f "$RL_DIR/home/.local/share/containers/storage/networks/rlnet.json" ] && ok "network file in ~/.local/share/containers/storage/networks" \
 		|| fail "no rlnet.json under ~/.local/share/containers/storage/networks"
 	R run -d --name rweb --network rlnet -p 8083:80 --rootfs "$RL_DIR/rootfs" httpd -f -v -p 80 -h /www >/dev/null \
 		|| { fail "rootless run on rlnet: $(last_err)"; return; }
 	rip=$(R inspect -f '{{(index .NetworkSettings.Networks "rlnet").IPAddress}}' rweb)
-	out=$(R run --rm --network rlnet --rootfs "$RL_DIR/rootfs" sh -c "$CFN echo @@1; nslookup rweb; echo @@2; get http://rweb/")
+	out=$(R run --rm --network rlnet --rootfs "$RL_DIR/rootfs" sh -c "$CFN echo @@1; nslookup rweb; echo @@2; get http://rweb/; echo @@3; get http://$OUT_IP:8000/")
 	grep -q "Address: $rip" <<<"$(section "$out" 1)" && ok "rootless DNS rweb -> $rip" || fail "rootless DNS did not resolve rweb ($rip): $(tr '\n' ' ' <<<"$out")"
 	[ "$(section "$out" 2)" = "$BANNER" ] && ok "http://rweb/ on the rootless network" || fail "rootless wget http://rweb/ failed"
-	expect_banner "outside -> $HOST_IP:8083 (rootless netns)" ino "http://$HOST_IP:8083/"
-	sleep 0.3
-	R logs rweb >/dev/null; out=$(cat "$ERRF")
-	grep -qF "$OUT_IP]:" <<<"$out" && ok "rootless netns: client address $OUT_IP kept" || fail "rweb's log has no $OUT_IP: $(tail -2 <<<"$out" | tr '\n' ' ')"
+	[ "$(section "$out" 3)" = "$OUT_TOKEN" ] && ok "rootless network -> outside server (pasta uplink)" || fail "rlnet -> http://$OUT_IP:8000/: '$(section "$out" 3)'"
+	expect_banner "outside -> $HOST_IP:8083 (rootless netns, pasta uplink)" ino "http://$HOST_IP:8083/"
+	rl_client_kept rweb "rootless netns (pasta uplink): client address $OUT_IP kept"
+	out=$(R unshare --rootless-netns ip -o addr)
+	grep -qF "$HOST_IP/" <<<"$out" && ok "berth unshare --rootless-netns: pasta's copy of $HOST_IP" || fail "unshare --rootless-netns: $(tr '\n' ' ' <<<"$out" | cut -c1-200)"
+
+	# slirp4netns, per container and as the configured default.
+	R run -d --name sweb --network slirp4netns -p 8087:80 --rootfs "$RL_DIR/rootfs" httpd -f -v -p 80 -h /www >/dev/null \
+		|| { fail "rootless run --network slirp4netns: $(last_err)"; return; }
+	expect_banner "outside -> $HOST_IP:8087 (--network slirp4netns)" ino "http://$HOST_IP:8087/"
+	rl_client_kept sweb "slirp4netns: client address $OUT_IP kept"
+	R system reset --force >/dev/null || fail "rootless system reset: $(last_err)"
+	mkdir -p "$RL_DIR/home/.config/containers"
+	printf '[network]\ndefault_rootless_network_cmd = "slirp4netns"\n' >"$RL_DIR/home/.config/containers/containers.conf"
+	chown -R "$RL_USER:" "$RL_DIR/home/.config"
+	R run -d --name webserver -p 8080:80 --rootfs "$RL_DIR/rootfs" httpd -f -v -p 80 -h /www >/dev/null \
+		|| { fail "rootless run (slirp4netns default): $(last_err)"; return; }
+	mode=$(R inspect -f '{{.HostConfig.NetworkMode}}' webserver)
+	[ "$mode" = slirp4netns ] && ok "default_rootless_network_cmd = slirp4netns" || fail "rootless network mode is '$mode' with slirp4netns configured"
+	out=$(R run --rm --rootfs "$RL_DIR/rootfs" sh -c "$CWGET" "http://$HOST_IP:8080/")
+	[ "$out" = "$BANNER" ] && ok "2nd slirp4netns container reached the 1st via $HOST_IP:8080" || fail "slirp4netns container -> $HOST_IP:8080: '$out'"
+	R network create --subnet 198.19.61.0/24 rlnet2 >/dev/null || { fail "rootless network create: $(last_err)"; return; }
+	R run -d --name rweb2 --network rlnet2 -p 8084:80 --rootfs "$RL_DIR/rootfs" httpd -f -v -p 80 -h /www >/dev/null \
+		|| { fail "rootless run on rlnet2 (slirp4netns uplink): $(last_err)"; return; }
+	expect_banner "outside -> $HOST_IP:8084 (rootless netns, slirp4netns uplink)" ino "http://$HOST_IP:8084/"
+	rl_client_kept rweb2 "rootless netns (slirp4netns uplink): client address $OUT_IP kept"
 	out=$(R unshare --rootless-netns ip -o link)
-	grep -q tap0 <<<"$out" && ok "berth unshare --rootless-netns" || fail "unshare --rootless-netns shows no tap0: $out"
+	grep -q tap0 <<<"$out" && ok "rootless netns uplink slirp4netns (tap0)" || fail "unshare --rootless-netns shows no tap0: $out"
 	R system reset --force >/dev/null || fail "rootless system reset: $(last_err)"
 	sleep 0.5
 	# (zombies are dead: reparented daemons wait for this sandbox's init)
 	out=$(ps -u "$RL_USER" -o stat=,pid=,args= | awk '$1 !~ /^Z/')
 	[ -z "$out" ] && ok "no rootless process left after reset" || fail "processes of $RL_USER left: $(tr '\n' ';' <<<"$out")"
 }
+# rl_client_kept CTR MSG: the container's httpd -v log names the outside
+# client's address.
+rl_client_kept() {
+	local out
+	sleep 0.3
+	R logs "$1" >/dev/null; out=$(cat "$ERRF")   # httpd -v logs to stderr
+	grep -qF "$OUT_IP]:" <<<"$out" && ok "$2" || fail "client address lost: $1's log has no $OUT_IP: $(tail -2 <<<"$out" | tr '\n' ' ')"
+}
 s11_cleanup() {
 	local p
 	[ -n "$RL_DIR" ] || return 0
 	id "$RL_USER" >/dev/null 2>&1 && R system reset --force >/dev/null 2>&1
+	ip -n "$NS_HOST" route del default via "$OUT_IP" 2>/dev/null
 	for p in $(pgrep -u "$RL_USER" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
 	sleep 0.2
 	umount /dev/net/tun 2>/dev/null
