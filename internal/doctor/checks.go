@@ -137,51 +137,75 @@ func (c checker) rpFilter() []Finding {
 }
 
 // routes finds routes that take traffic for the network's subnets away
-// from its bridge: a more specific (or equal) route in the main table
-// through another interface, or a route in a table that a policy rule
-// consults before the main table (a VPN's).
+// from its bridge: a route in the main table through another interface as
+// specific as the bridge's or more, or a route in a table that a policy
+// rule consults before the main table decides (a VPN's).
 func (c checker) routes() []Finding {
 	if !c.n.IsBridge() {
 		return nil
 	}
 	var out []Finding
+	add := func(r Route, s netip.Prefix, why string) {
+		out = append(out, c.finding(RouteOverlap, Error, describeRoute(r),
+			fmt.Sprintf("The host route %s overlaps the network's subnet %s: %s.", describeRoute(r), s, why),
+			"Packets for the containers' addresses leave through "+via(r)+" instead of the bridge "+c.n.Bridge+": replies and published ports to those containers fail.",
+			fmt.Sprintf("Remove the route (ip route del %s), or create the network on a subnet nothing else routes (berth network create --subnet ...) and move the containers there.", routeSpec(r))))
+	}
 	for _, s := range c.n.Subnets {
 		for _, r := range c.in.Host.Routes {
-			if r.Dev == c.n.Bridge || !r.Dst.IsValid() || r.Dst.Addr().Is4() != s.Prefix.Addr().Is4() || !r.Dst.Overlaps(s.Prefix) {
-				continue
+			if (r.Table == TableMain || r.Table == 0) && c.foreign(r, s.Prefix) && r.Dst.Bits() >= s.Prefix.Bits() {
+				add(r, s.Prefix, "it is as specific as the bridge's route or more, so it wins")
 			}
-			if why := c.steals(r, s.Prefix); why != "" {
-				out = append(out, c.finding(RouteOverlap, Error, describeRoute(r),
-					fmt.Sprintf("The host route %s overlaps the network's subnet %s: %s.", describeRoute(r), s.Prefix, why),
-					"Packets for the containers' addresses leave through "+via(r)+" instead of the bridge "+c.n.Bridge+": replies and published ports to those containers fail.",
-					fmt.Sprintf("Remove the route (ip route del %s), or create the network on a subnet nothing else routes (berth network create --subnet ...) and move the containers there.", routeSpec(r))))
-			}
+		}
+		if r, rule, ok := c.policyRoute(s.Prefix); ok {
+			add(r, s.Prefix, fmt.Sprintf("table %d is consulted before the main table (rule priority %d)", r.Table, rule.Priority))
 		}
 	}
 	return out
 }
 
-// steals says why route r wins over the bridge's route for subnet s, or "".
-func (c checker) steals(r Route, s netip.Prefix) string {
-	switch r.Table {
-	case TableLocal:
-		return ""
-	case TableMain, 0:
-		if r.Dst.Bits() >= s.Bits() {
-			return "it is as specific as the bridge's route or more, so it wins"
-		}
-		return ""
-	}
-	for _, rule := range c.in.Host.Rules {
-		if rule.Table != r.Table || rule.Priority >= MainRulePriority || !rule.selects(s) {
+// foreign reports whether r is a route of the family of s, overlapping it,
+// through something other than the bridge.
+func (c checker) foreign(r Route, s netip.Prefix) bool {
+	return r.Dev != c.n.Bridge && r.Dst.IsValid() && r.Dst.Addr().Is4() == s.Addr().Is4() && r.Dst.Overlaps(s)
+}
+
+// policyRoute follows the policy rules, by priority, as the kernel would
+// for traffic to subnet s: the first rule whose table has a route covering
+// s (not suppressed) decides. It returns that route and rule when it is
+// not the main table's and does not go to the bridge.
+func (c checker) policyRoute(s netip.Prefix) (Route, Rule, bool) {
+	rules := slices.Clone(c.in.Host.Rules)
+	slices.SortStableFunc(rules, func(a, b Rule) int { return a.Priority - b.Priority })
+	for _, rule := range rules {
+		if rule.Table == TableLocal || !rule.selects(s) {
 			continue
 		}
-		if rule.SuppressPrefixLen >= 0 && r.Dst.Bits() <= rule.SuppressPrefixLen {
+		r, ok := c.covering(rule.Table, s)
+		if !ok || rule.SuppressPrefixLen >= 0 && r.Dst.Bits() <= rule.SuppressPrefixLen {
 			continue
 		}
-		return fmt.Sprintf("table %d is consulted before the main table (rule priority %d)", r.Table, rule.Priority)
+		if rule.Table == TableMain || r.Dev == c.n.Bridge {
+			return Route{}, Rule{}, false
+		}
+		return r, rule, true
 	}
-	return ""
+	return Route{}, Rule{}, false
+}
+
+// covering returns the most specific route of table that covers all of s.
+func (c checker) covering(table int, s netip.Prefix) (Route, bool) {
+	var best Route
+	found := false
+	for _, r := range c.in.Host.Routes {
+		if r.Table != table || !r.Dst.IsValid() || r.Dst.Addr().Is4() != s.Addr().Is4() || r.Dst.Bits() > s.Bits() || !r.Dst.Contains(s.Addr()) {
+			continue
+		}
+		if !found || r.Dst.Bits() > best.Dst.Bits() {
+			best, found = r, true
+		}
+	}
+	return best, found
 }
 
 // selects reports whether the rule applies to traffic toward subnet s
