@@ -157,6 +157,10 @@ func TestPrivilegedDoctorHealthy(t *testing.T) {
 
 func TestPrivilegedDoctorIPForward(t *testing.T) {
 	d := newDoctorHost(t)
+	nettest.ServeBanner(nettest.Listen(t, d.outside, "tcp4", "198.18.0.2:80"), "outside")
+	if got, err := nettest.Fetch(d.c, "tcp4", "198.18.0.2:80"); err != nil || got != "outside" {
+		t.Fatalf("egress before: %q %v", got, err)
+	}
 	d.run(t, "sysctl", "-qw", "net.ipv4.ip_forward=0")
 	if _, err := nettest.FetchWithin(d.c, "tcp4", "198.18.0.2:80", time.Second); err == nil {
 		t.Fatal("egress works with forwarding off")
@@ -186,7 +190,7 @@ func TestPrivilegedDoctorTableMissing(t *testing.T) {
 func TestPrivilegedDoctorMapElementMissing(t *testing.T) {
 	d := newDoctorHost(t)
 	d.run(t, "nft", "delete", "element", "inet", "berth", "pf4any", "{ tcp . 8080 }")
-	r := d.expect(t, doctor.PortForwardMissing, "pn", "pctr", "berth network reload pctr")
+	r := d.expect(t, doctor.PortForwardMissing, "pn", "pctr/eth0", "berth network reload --all")
 	if slices.Contains(ids(r), doctor.FirewallMissing) {
 		t.Errorf("a missing element reported as missing rules: %s", describeFindings(r))
 	}
@@ -322,7 +326,8 @@ func TestPrivilegedDoctorPortTaken(t *testing.T) {
 	d := newDoctorHost(t)
 	l := nettest.Listen(t, d.host, "tcp4", "0.0.0.0:8080")
 	defer l.Close()
-	r := d.expect(t, doctor.PortTaken, "pn", "pctr", "-p OTHER:80", "pctr")
+	// (The Go API records the container as ID/interface.)
+	r := d.expect(t, doctor.PortTaken, "pn", "pctr/eth0", "-p OTHER:80", "pctr")
 	if !strings.Contains(describeFindings(r), "process "+strconv.Itoa(os.Getpid())) {
 		t.Errorf("the process is not named: %s", describeFindings(r))
 	}
@@ -336,17 +341,24 @@ func TestPrivilegedDoctorMTU(t *testing.T) {
 
 func TestPrivilegedDoctorStaleConntrack(t *testing.T) {
 	d := newDoctorHost(t)
-	h := nettest.Handle(t, d.host.NetNS)
+	var h *netlink.Handle
+	if err := d.host.Do(func() (err error) {
+		h, err = netlink.NewHandle(unix.NETLINK_NETFILTER)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
 	// A UDP flow to the published 8053 that still goes to 198.19.31.99, an
 	// address the container had before (it has 198.19.31.2 now).
 	flow := &netlink.ConntrackFlow{
 		FamilyType: unix.AF_INET,
-		Forward:    netlink.IPTuple{Protocol: unix.IPPROTO_UDP, SrcIP: net.ParseIP("198.18.0.2"), SrcPort: 40000, DstIP: net.ParseIP("198.18.0.1"), DstPort: 8053},
-		Reverse:    netlink.IPTuple{Protocol: unix.IPPROTO_UDP, SrcIP: net.ParseIP("198.19.31.99"), SrcPort: 53, DstIP: net.ParseIP("198.18.0.2"), DstPort: 40000},
+		Forward:    netlink.IPTuple{Protocol: unix.IPPROTO_UDP, SrcIP: net.ParseIP("198.18.0.2").To4(), SrcPort: 40000, DstIP: net.ParseIP("198.18.0.1").To4(), DstPort: 8053},
+		Reverse:    netlink.IPTuple{Protocol: unix.IPPROTO_UDP, SrcIP: net.ParseIP("198.19.31.99").To4(), SrcPort: 53, DstIP: net.ParseIP("198.18.0.2").To4(), DstPort: 40000},
 		TimeOut:    300,
 	}
 	if err := h.ConntrackCreate(netlink.ConntrackTable, unix.AF_INET, flow); err != nil {
 		t.Skipf("this kernel does not take a conntrack entry from netlink: %v", err)
 	}
-	d.expect(t, doctor.StaleConntrack, "pn", "pctr", "conntrack -D -p udp --orig-port-dst 8053")
+	d.expect(t, doctor.StaleConntrack, "pn", "pctr/eth0", "conntrack -D -p udp --orig-port-dst 8053")
 }

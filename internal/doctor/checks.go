@@ -330,11 +330,15 @@ func (c checker) firewall() []Finding {
 		if g.Network != c.n.Name {
 			continue
 		}
+		a := c.attachment(g.ContainerID)
+		fix := "berth network reload --all (podman network reload --all for Podman's containers)"
+		if a.ContainerName != "" {
+			fix = "berth network reload " + a.ContainerName
+		}
 		f := c.finding(PortForwardMissing, Error, g.Detail,
 			"A published port is missing from the firewall: "+g.Detail+".",
-			"Connections to that host port are not forwarded to the container.",
-			"berth network reload "+g.ContainerID)
-		out = append(out, c.forContainer(f, c.attachment(g.ContainerID)))
+			"Connections to that host port are not forwarded to the container.", fix)
+		out = append(out, c.forContainer(f, a))
 	}
 	return out
 }

@@ -91,7 +91,7 @@ func TestFindings(t *testing.T) {
 		}},
 		{MTUMismatch, "", "-o mtu=1420", func(in *Input) { in.Host.Links[1].MTU = 1420 }},
 		{FirewallMissing, "", "berth network reload --all", func(in *Input) { in.Host.Firewall.MissingNetworks = []string{"abc"} }},
-		{PortForwardMissing, "c1id", "berth network reload c1id", func(in *Input) {
+		{PortForwardMissing, "c1id", "berth network reload c1", func(in *Input) {
 			in.Host.Firewall.MissingForwards = []ForwardGap{{ContainerID: "c1id", Network: "web", Detail: "port forward tcp . 8080 -> 198.19.1.2 . 80 is missing from map pf4any"}}
 		}},
 		{ForeignDrop, "", "iptables -I FORWARD -i br0 -j ACCEPT", func(in *Input) {

@@ -41,14 +41,14 @@ func Collect(ns *netns.NetNS, req Request) doctor.Snapshot {
 	readSysctls(ns, req.Bridges, &s)
 	h, err := link.NewHandle(ns)
 	if err != nil {
-		s.Unread = append(s.Unread, fmt.Sprintf("links, routes and conntrack: %v", err))
+		s.Unread = append(s.Unread, fmt.Sprintf("links and routes: %v", err))
 	} else {
 		readLinks(h, &s)
 		readRoutes(h, &s)
 		readRules(h, &s)
-		readFlows(h, &s)
 		h.Close()
 	}
+	readFlows(ns, &s)
 	readDrops(ns, req.OwnTable, &s)
 	readSockets(ns, &s)
 	return s
@@ -182,7 +182,27 @@ func readRules(h *link.Handle, s *doctor.Snapshot) {
 	}
 }
 
-func readFlows(h *link.Handle, s *doctor.Snapshot) {
+// readFlows reads the conntrack table through a netfilter netlink socket
+// opened inside ns (a route handle's requests of another family would go
+// out on a socket of the calling thread's namespace).
+func readFlows(ns *netns.NetNS, s *doctor.Snapshot) {
+	var h *netlink.Handle
+	open := func() error {
+		var err error
+		h, err = netlink.NewHandle(unix.NETLINK_NETFILTER)
+		return err
+	}
+	var err error
+	if ns == nil {
+		err = open()
+	} else {
+		err = ns.Do(open)
+	}
+	if err != nil {
+		s.Unread = append(s.Unread, fmt.Sprintf("conntrack table: %v", err))
+		return
+	}
+	defer h.Close()
 	for _, fam := range []netlink.InetFamily{unix.AF_INET, unix.AF_INET6} {
 		fs, err := h.ConntrackTableList(netlink.ConntrackTable, fam)
 		if err != nil {
