@@ -127,6 +127,7 @@ var pure = []string{
 	"internal/hostsfile",
 	"internal/resolvconf",
 	"internal/overlay/lease",
+	"internal/doctor",
 }
 
 var kernel = []string{

@@ -43,6 +43,7 @@ var Berth = Rules{
 		"internal/dhcp":          Core,
 		"internal/dhcpproxy":     Core,
 		"internal/dns":           Core,
+		"internal/doctor/survey": Core,
 		"internal/engine":        Core,
 		"internal/image":         Core,
 		"internal/ipam":          Core,
@@ -53,6 +54,7 @@ var Berth = Rules{
 		"internal/usernet":       Core,
 
 		// Kernel adapters: the only packages that talk netlink.
+		"internal/doctor/probe":       Kernel,
 		"internal/firewall/firewalld": Kernel,
 		"internal/firewall/iptables":  Kernel,
 		"internal/firewall/nftables":  Kernel,
@@ -67,6 +69,7 @@ var Berth = Rules{
 		"internal/aardvarkconf":    Model,
 		"internal/buildinfo":       Model,
 		"internal/containersconf":  Model,
+		"internal/doctor":          Model,
 		"internal/dhcpproxy/proto": Model,
 		"internal/firewall":        Model,
 		"internal/hostsfile":       Model,

@@ -50,6 +50,7 @@ func networkCmd(env Env, g *globals) *cobra.Command {
 	c.AddCommand(
 		createCmd(env, g), lsCmd(env, g), inspectCmd(env, g), rmCmd(env, g), pruneCmd(env, g),
 		existsCmd(env, g), updateCmd(env, g), connectCmd(env, g), disconnectCmd(env, g), reloadCmd(env, g),
+		doctorCmd(env, g),
 	)
 	return c
 }
