@@ -167,7 +167,7 @@ func (st *Stack) setup(ep stack.LinkEndpoint) error {
 
 // tcpBufferMax bounds the stack's TCP buffers. They only span the TAP
 // link to the guest, where the round trip is a few microseconds (the host
-// socket's own buffers cover the path beyond), so 1 MiB keeps a stream at
+// socket's own buffers cover the path beyond), so 1 MiB keeps a stream near
 // full speed (2 MiB ran a stream about 10% faster, but four of them took
 // the process over 20 MiB); at 16 MiB a few bulk streams grew it by tens of
 // MiB (bench/rootless-compare.sh: 75 MiB peak RSS, now under 20).

@@ -39,6 +39,7 @@ func runCommand(ctx context.Context, o *Options, env Env) int {
 	}
 	cmd := exec.Command(exe, argv...)
 	cmd.Env = append(os.Environ(), execEnv+"=3")
+	cmd.Args[0] = os.Args[0] // berth's multi-call binary dispatches on it
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, env.Stdout, env.Stderr
 	cmd.ExtraFiles = []*os.File{r}
 	cmd.SysProcAttr = &syscall.SysProcAttr{

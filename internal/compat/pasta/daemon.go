@@ -31,6 +31,7 @@ func startDaemon(args []string, env Env) int {
 	}
 	cmd := exec.Command(exe, args...)
 	cmd.Env = append(os.Environ(), daemonEnv+"=3")
+	cmd.Args[0] = os.Args[0] // berth's multi-call binary dispatches on it
 	cmd.ExtraFiles = []*os.File{w}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
