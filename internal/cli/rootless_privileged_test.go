@@ -341,8 +341,25 @@ func TestPrivilegedRootlessRun(t *testing.T) {
 	if !strings.Contains(links, "eth0") || !strings.Contains(links, "veth") || !strings.Contains(links, "198.18.0.1/24") || !strings.Contains(links, "default via 198.18.0.2") {
 		t.Errorf("berth unshare --rootless-netns (pasta's copy of the host's eth0, address and route):\n%s", links)
 	}
-	if cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", rootlessUplinkPID(t, r))); !strings.Contains(string(cmd), "--berth-api-socket") {
+	uplink := rootlessUplinkPID(t, r)
+	if cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", uplink)); !strings.Contains(string(cmd), "--berth-api-socket") {
 		t.Errorf("the rootless netns's uplink is not pasta: %q", cmd)
+	}
+	// An uplink that died is restarted by the next command, and the
+	// journaled forwards are published again.
+	if err := syscall.Kill(uplink, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 50 && processAlive(uplink); i++ {
+		time.Sleep(100 * time.Millisecond)
+	}
+	r.must(t, "run", "--rm", "--network", "rnet", "--rootfs", r.rootfs, "true")
+	if again := rootlessUplinkPID(t, r); again == uplink {
+		t.Errorf("the uplink was not restarted (PID %d)", again)
+	}
+	got, err = httpGet(r.outside, "198.18.0.1:8083")
+	if err != nil || !strings.Contains(got, "hello from berth") {
+		t.Fatalf("outside -> 198.18.0.1:8083 after the uplink restarted: %q %v", got, err)
 	}
 	if m := strings.TrimSpace(r.must(t, "info", "--format", "{{.Host.Security.Rootless}} {{range .Host.IDMappings.UIDMap}}{{.ContainerID}}:{{.HostID}}:{{.Size}} {{end}}")); !strings.HasPrefix(m, fmt.Sprintf("true 0:%d:1 1:", r.uid)) || !strings.Contains(m, ":3500000:65536") {
 		// (useradd may give the user a range of its own before ours)
@@ -484,4 +501,10 @@ func TestPrivilegedRootlessSlirp(t *testing.T) {
 		t.Errorf("the rootless netns's uplink is not slirp4netns (no tap0):\n%s", links)
 	}
 	r.must(t, "system", "reset", "--force")
+}
+
+// processAlive reports whether pid runs (not a zombie).
+func processAlive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	return err == nil && !strings.Contains(string(b), ") Z ")
 }
