@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 )
@@ -64,6 +65,11 @@ func runDaemon(ctx context.Context, args []string) int {
 		return ExitUsage
 	}
 	log := logger(o, discard{})
+	if p := os.Getenv("BERTH_CPUPROFILE"); p != "" { // profiling the stack (bench)
+		if f, err := os.Create(p); err == nil && pprof.StartCPUProfile(f) == nil {
+			defer pprof.StopCPUProfile()
+		}
+	}
 	err = serve(ctx, o, log, func(err error) {
 		if err != nil {
 			fmt.Fprintf(report, "error %v\x00", err)
