@@ -96,6 +96,7 @@ func bindError(port uint16, letter byte, err error) error {
 	if errors.As(err, &se) {
 		cause = se
 	}
+	//lint:ignore ST1005 pasta's own message, which Podman shows
 	return fmt.Errorf("Failed to bind port %d (%v) for option '-%c %d', exiting", port, cause, letter, port)
 }
 

@@ -136,6 +136,7 @@ func start(o *Options, log *slog.Logger) (*usernet.Stack, <-chan struct{}, error
 		return nil, nil, err
 	}
 	if _, err := os.Stat(nsPath); err != nil {
+		//lint:ignore ST1005 pasta's own message, which Podman shows
 		return nil, nil, fmt.Errorf("Couldn't open network namespace %s: %w", nsPath, unwrapPath(err))
 	}
 	cfg, err := plan(o)
@@ -181,6 +182,7 @@ func unwrapPath(err error) error {
 // writePID writes this process's PID, as pasta --pid does.
 func writePID(path string) error {
 	if err := os.WriteFile(path, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		//lint:ignore ST1005 pasta's own message, which Podman shows
 		return fmt.Errorf("Failed to write PID file %s: %w", path, unwrapPath(err))
 	}
 	return nil
