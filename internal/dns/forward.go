@@ -178,7 +178,10 @@ func sameQuestion(q, r *mdns.Msg) bool {
 }
 
 // Exchange forwards q to the servers in order until one answers. A
-// truncated UDP reply is retried over TCP with the same server.
+// truncated UDP reply is retried over TCP with the same server. When none
+// answers usefully, the error comes with the last SERVFAIL or REFUSED
+// answer received, if any, for front-ends that pass an upstream's verdict
+// on as it was (the user-mode networks' forwarders, as a NAT would).
 func (f *Forwarder) Exchange(ctx context.Context, q *mdns.Msg, servers []netip.Addr) (*mdns.Msg, error) {
 	if len(servers) > MaxUpstreams {
 		servers = servers[:MaxUpstreams]
@@ -190,7 +193,10 @@ func (f *Forwarder) Exchange(ctx context.Context, q *mdns.Msg, servers []netip.A
 	if per < 500*time.Millisecond {
 		per = 500 * time.Millisecond
 	}
-	var errs []error
+	var (
+		errs []error
+		last *mdns.Msg
+	)
 	for _, s := range servers {
 		ap := netip.AddrPortFrom(s, f.Port)
 		u, err := f.get(ap)
@@ -213,11 +219,12 @@ func (f *Forwarder) Exchange(ctx context.Context, q *mdns.Msg, servers []netip.A
 		}
 		if r.Rcode == mdns.RcodeServerFailure || r.Rcode == mdns.RcodeRefused {
 			errs = append(errs, fmt.Errorf("%s: %s", ap, mdns.RcodeToString[r.Rcode]))
+			last = r
 			continue
 		}
 		return r, nil
 	}
-	return nil, errors.Join(append([]error{ErrNoUpstream}, errs...)...)
+	return last, errors.Join(append([]error{ErrNoUpstream}, errs...)...)
 }
 
 // Close releases the upstream sockets.

@@ -56,6 +56,12 @@ func (st *Stack) serveDNS(w mdns.ResponseWriter, q *mdns.Msg) {
 	ctx, cancel := context.WithTimeout(st.ctx, dnsTimeout)
 	defer cancel()
 	r, err := st.fwd.Exchange(ctx, q, st.resolv.Servers())
+	if err != nil && r != nil {
+		// Every upstream refused or failed: the guest gets the verdict
+		// as the upstream gave it (a query through pasta's or slirp's NAT
+		// would), not a SERVFAIL of the stack's own.
+		err = nil
+	}
 	if err != nil {
 		if len(q.Question) > 0 {
 			st.log.Debug("dns forward failed", "name", q.Question[0].Name, "err", err)

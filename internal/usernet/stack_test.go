@@ -134,6 +134,11 @@ func TestGuestUDPAndDNS(t *testing.T) {
 	srv := &mdns.Server{PacketConn: dnsPC, Handler: mdns.HandlerFunc(func(w mdns.ResponseWriter, q *mdns.Msg) {
 		m := new(mdns.Msg)
 		m.SetReply(q)
+		if q.Question[0].Qtype != mdns.TypeA { // as dnsmasq without upstreams
+			m.SetRcode(q, mdns.RcodeRefused)
+			_ = w.WriteMsg(m)
+			return
+		}
 		rr, _ := mdns.NewRR(q.Question[0].Name + " 60 IN A 192.0.2.7")
 		m.Answer = []mdns.RR{rr}
 		_ = w.WriteMsg(m)
@@ -178,6 +183,16 @@ func TestGuestUDPAndDNS(t *testing.T) {
 	resp, err := conn.ReadMsg()
 	if err != nil || len(resp.Answer) != 1 || resp.Answer[0].(*mdns.A).A.String() != "192.0.2.7" || resp.Id != q.Id {
 		t.Fatalf("dns through 10.0.2.3: %v, %v", resp, err)
+	}
+	// An upstream's refusal reaches the guest as it was, not as a
+	// SERVFAIL of the stack's own.
+	q.SetQuestion("example.test.", mdns.TypeAAAA)
+	if err := conn.WriteMsg(q); err != nil {
+		t.Fatal(err)
+	}
+	resp, err = conn.ReadMsg()
+	if err != nil || resp.Rcode != mdns.RcodeRefused || resp.Id != q.Id {
+		t.Fatalf("refused upstream through 10.0.2.3: %v, %v", resp, err)
 	}
 }
 
