@@ -336,6 +336,21 @@ func TestPrivilegedRootlessRun(t *testing.T) {
 	if err != nil || !strings.Contains(got, "hello from berth") {
 		t.Fatalf("outside -> 198.18.0.1:8083 (rootless netns): %q %v", got, err)
 	}
+	// A host whose resolver is on its own loopback (systemd-resolved's
+	// 127.0.0.53): the rootless netns cannot reach that address, so its
+	// DNS server forwards to pasta's DNS address, which asks the host's.
+	serveDNS(t, r.host, "127.0.0.53:53", "loopback.test.", "198.18.0.77")
+	if err := os.WriteFile(r.resolv, []byte("nameserver 127.0.0.53\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // resolv.conf is re-read when its mtime moves
+	// (busybox nslookup exits 1 for the AAAA half the server does not know)
+	if out, _ := r.berth("run", "--rm", "--network", "rnet", "--rootfs", r.rootfs, "nslookup", "loopback.test"); !strings.Contains(out, "198.18.0.77") {
+		t.Errorf("rootless network: a name the host's loopback resolver knows:\n%s", out)
+	}
+	if err := os.WriteFile(r.resolv, []byte("nameserver 198.18.0.2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	waitLog(t, r, "rweb", "198.18.0.2]:")
 	links := r.must(t, "unshare", "--rootless-netns", "sh", "-c", "ip -o link; ip -o -4 addr show scope global; ip route")
 	if !strings.Contains(links, "eth0") || !strings.Contains(links, "veth") || !strings.Contains(links, "198.18.0.1/24") || !strings.Contains(links, "default via 198.18.0.2") {

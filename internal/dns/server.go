@@ -15,6 +15,13 @@ import (
 	mdns "github.com/miekg/dns"
 )
 
+// ResolvConfEnv names, in the DNS server's environment, the resolver file
+// it forwards to instead of /etc/resolv.conf: a rootless network
+// namespace on pasta forwards to pasta's DNS address, as Podman 5 points
+// its rootless netns's resolv.conf there (the host's own resolvers may be
+// on a loopback the namespace cannot reach).
+const ResolvConfEnv = "BERTH_DNS_RESOLV_CONF"
+
 // Config configures a Server.
 type Config struct {
 	// Dir is the aardvark-dns configuration directory.
@@ -24,7 +31,8 @@ type Config struct {
 	// FilterDomain is the search domain stripped from queries
 	// (".dns.podman"); names inside it are never forwarded.
 	FilterDomain string
-	// ResolvConf is the host's resolver file (default /etc/resolv.conf).
+	// ResolvConf is the host's resolver file (default /etc/resolv.conf;
+	// the aardvark-dns front-end takes it from ResolvConfEnv).
 	ResolvConf string
 	// NoProxy disables forwarding (AARDVARK_NO_PROXY).
 	NoProxy bool

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/berthnet/berth/berthnet"
+	"github.com/berthnet/berth/internal/dns"
 	"github.com/berthnet/berth/internal/ipam"
 	"github.com/berthnet/berth/internal/netstore"
 	"github.com/berthnet/berth/internal/network"
@@ -71,6 +73,13 @@ func (e *Engine) OpenHost() (*berthnet.Host, error) {
 			return nil, err
 		}
 		cfg.HostNetns = nc.RootlessNetNS.Path()
+		resolv, err := nc.RootlessNetNS.ResolvConf(nc.UserMode)
+		if err != nil {
+			return nil, err
+		}
+		if resolv != "" {
+			cfg.AardvarkEnv = append(slices.Clone(cfg.AardvarkEnv), dns.ResolvConfEnv+"="+resolv)
+		}
 		if restarted {
 			e.readdForwards()
 		}

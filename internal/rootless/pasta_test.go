@@ -1,6 +1,7 @@
 package rootless
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -77,5 +78,32 @@ func TestNetworkCmd(t *testing.T) {
 	}
 	if _, err := NetworkCmd("vde"); err == nil || !strings.Contains(err.Error(), "default_rootless_network_cmd") {
 		t.Errorf("vde: %v", err)
+	}
+}
+
+func TestRootlessNetNSResolvConf(t *testing.T) {
+	n := NetNS{Dir: t.TempDir()}
+	for _, tc := range []struct {
+		up   Uplink
+		want string
+	}{
+		{Uplink{Cmd: CmdPasta}, "nameserver 169.254.1.1\n"},
+		{Uplink{Cmd: CmdPasta, PastaOptions: []string{"--dns-forward", "198.18.9.9"}}, "nameserver 198.18.9.9\n"},
+		{Uplink{Cmd: CmdSlirp}, ""},
+	} {
+		path, err := n.ResolvConf(tc.up)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.want == "" {
+			if path != "" {
+				t.Errorf("slirp4netns uplink: resolver file %q, want the host's", path)
+			}
+			continue
+		}
+		b, err := os.ReadFile(path)
+		if err != nil || string(b) != tc.want {
+			t.Errorf("%v: %q %v, want %q", tc.up.PastaOptions, b, err, tc.want)
+		}
 	}
 }

@@ -289,3 +289,39 @@ func (n NetNS) Exists() bool {
 	}
 	return st.Type == unix.NSFS_MAGIC
 }
+
+// ResolvConf returns the resolver file the DNS server of the namespace's
+// bridge networks forwards to: with pasta as the uplink, a file of the
+// namespace's own naming pasta's DNS forward address (written when it
+// differs), as Podman 5 gives its rootless netns, since the host's
+// resolvers may sit on a loopback the namespace cannot reach; "" with
+// slirp4netns (the host's file, as before).
+func (n NetNS) ResolvConf(up Uplink) (string, error) {
+	cmd, err := NetworkCmd(up.Cmd)
+	if err != nil || cmd != CmdPasta {
+		return "", err
+	}
+	pc, err := PastaArgs(PastaSetup{Options: up.PastaOptions, PIDFile: n.pidFile(), NetNS: n.Path()})
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	for _, a := range pc.DNSForward {
+		b.WriteString("nameserver " + a + "\n")
+	}
+	path := filepath.Join(n.Dir, "resolv.conf")
+	if old, err := os.ReadFile(path); err == nil && string(old) == b.String() {
+		return path, nil
+	}
+	if err := os.MkdirAll(n.Dir, 0o700); err != nil {
+		return "", err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
+		return "", fmt.Errorf("rootless netns resolv.conf: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", fmt.Errorf("rootless netns resolv.conf: %w", err)
+	}
+	return path, nil
+}

@@ -99,7 +99,8 @@ func Run(ctx context.Context, args []string, env Env) int {
 			fmt.Fprintf(env.Stderr, "Error: %v\n", err)
 			return 2
 		}
-		cfg := dns.Config{Dir: *config, Port: *port, FilterDomain: *filter, NoProxy: env.Getenv("AARDVARK_NO_PROXY") != "", ServeHost: serveHost}
+		cfg := dns.Config{Dir: *config, Port: *port, FilterDomain: *filter, NoProxy: env.Getenv("AARDVARK_NO_PROXY") != "", ServeHost: serveHost,
+			ResolvConf: env.Getenv(dns.ResolvConfEnv)}
 		if *foreground || env.Getenv(childEnv) != "" {
 			return serve(ctx, cfg, env)
 		}
