@@ -27,21 +27,17 @@ func runCommand(ctx context.Context, o *Options, env Env) int {
 		}
 		argv = []string{sh}
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		fmt.Fprintf(env.Stderr, "Failed to find own executable: %v\n", err)
-		return 1
-	}
 	r, w, err := os.Pipe()
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "Failed to create pipe: %v\n", err)
 		return 1
 	}
-	cmd := exec.Command(exe, argv...)
-	cmd.Env = append(os.Environ(), execEnv+"=3")
-	cmd.Args[0] = os.Args[0] // berth's multi-call binary dispatches on it
+	cmd, err := self(argv, execEnv, r)
+	if err != nil {
+		fmt.Fprintln(env.Stderr, err)
+		return 1
+	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, env.Stdout, env.Stderr
-	cmd.ExtraFiles = []*os.File{r}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags:                 syscall.CLONE_NEWUSER | syscall.CLONE_NEWNET,
 		UidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}},

@@ -20,20 +20,16 @@ const daemonEnv = "BERTH_PASTA_DAEMON"
 // output until every writer is gone), and waits for it to report the
 // network ready or why it failed.
 func startDaemon(args []string, env Env) int {
-	exe, err := os.Executable()
-	if err != nil {
-		fmt.Fprintf(env.Stderr, "Failed to find own executable: %v\n", err)
-		return 1
-	}
 	r, w, err := os.Pipe()
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "Failed to create pipe: %v\n", err)
 		return 1
 	}
-	cmd := exec.Command(exe, args...)
-	cmd.Env = append(os.Environ(), daemonEnv+"=3")
-	cmd.Args[0] = os.Args[0] // berth's multi-call binary dispatches on it
-	cmd.ExtraFiles = []*os.File{w}
+	cmd, err := self(args, daemonEnv, w)
+	if err != nil {
+		fmt.Fprintln(env.Stderr, err)
+		return 1
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		fmt.Fprintf(env.Stderr, "Failed to fork: %v\n", err)
@@ -53,6 +49,22 @@ func startDaemon(args []string, env Env) int {
 	}
 	fmt.Fprintln(env.Stderr, msg)
 	return 1
+}
+
+// self is this program again with args, as argv[0] (berth's multi-call
+// binary dispatches on it), marked by the environment variable envVar
+// naming the descriptor (3) f becomes in it.
+func self(args []string, envVar string, f *os.File) (*exec.Cmd, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		//lint:ignore ST1005 pasta's own message, which Podman shows
+		return nil, fmt.Errorf("Failed to find own executable: %w", err)
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Args[0] = os.Args[0]
+	cmd.Env = append(os.Environ(), envVar+"=3")
+	cmd.ExtraFiles = []*os.File{f}
+	return cmd, nil
 }
 
 // runDaemon is the background process: it serves the network and reports

@@ -20,8 +20,6 @@ import (
 	"time"
 
 	mdns "github.com/miekg/dns"
-	"golang.org/x/net/icmp"
-	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 
 	"github.com/berthnet/berth/internal/netns"
@@ -499,44 +497,8 @@ func udpAsk(ns *nettest.NS, local, addr, msg string) (string, error) {
 	return "", fmt.Errorf("no answer from %s", addr)
 }
 
-// ping sends one ICMP echo request from ns to dst over a raw socket and
-// waits for the matching reply.
-func ping(ns *nettest.NS, dst string) error {
-	var c *icmp.PacketConn
-	if err := ns.Do(func() error {
-		var err error
-		c, err = icmp.ListenPacket("ip4:icmp", "0.0.0.0")
-		return err
-	}); err != nil {
-		return err
-	}
-	defer c.Close()
-	id := os.Getpid()&0x7fff | 0x100
-	m := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: id, Seq: 3, Data: []byte("side-ping")}}
-	b, _ := m.Marshal(nil)
-	if _, err := c.WriteTo(b, &net.IPAddr{IP: net.ParseIP(dst)}); err != nil {
-		return err
-	}
-	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
-	buf := make([]byte, 1500)
-	for {
-		n, from, err := c.ReadFrom(buf)
-		if err != nil {
-			return err
-		}
-		r, err := icmp.ParseMessage(1, buf[:n])
-		if err != nil || r.Type != ipv4.ICMPTypeEchoReply {
-			continue
-		}
-		e, ok := r.Body.(*icmp.Echo)
-		if ok && from.String() == dst && e.Seq == 3 && string(e.Data) == "side-ping" {
-			if e.ID != id {
-				return fmt.Errorf("reply with identifier %d, sent %d", e.ID, id)
-			}
-			return nil
-		}
-	}
-}
+// ping sends one echo request from ns to dst and waits for its reply.
+func ping(ns *nettest.NS, dst string) error { return nettest.Ping(ns, dst, 3*time.Second) }
 
 // essentials is what `ip -j addr` and `ip -j route` show in ns, reduced
 // to what pasta configures: non-loopback links (name, MTU, up), global

@@ -16,8 +16,6 @@ import (
 	"time"
 
 	mdns "github.com/miekg/dns"
-	"golang.org/x/net/icmp"
-	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 
 	"github.com/berthnet/berth/internal/netns"
@@ -536,41 +534,8 @@ func startDNSServer(t *testing.T, tp *topo) {
 	}
 }
 
-// ping sends one echo request from ns to dst over a raw socket and waits
-// for the matching reply.
-func ping(ns *nettest.NS, dst string) error {
-	var c *icmp.PacketConn
-	if err := ns.Do(func() error {
-		var err error
-		c, err = icmp.ListenPacket("ip4:icmp", "0.0.0.0")
-		return err
-	}); err != nil {
-		return err
-	}
-	defer c.Close()
-	id := os.Getpid() & 0xffff
-	m := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: id, Seq: 7, Data: []byte("busr-ping")}}
-	b, _ := m.Marshal(nil)
-	if _, err := c.WriteTo(b, &net.IPAddr{IP: net.ParseIP(dst)}); err != nil {
-		return err
-	}
-	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
-	buf := make([]byte, 1500)
-	for {
-		n, from, err := c.ReadFrom(buf)
-		if err != nil {
-			return err
-		}
-		r, err := icmp.ParseMessage(1, buf[:n])
-		if err != nil || r.Type != ipv4.ICMPTypeEchoReply {
-			continue
-		}
-		e := r.Body.(*icmp.Echo)
-		if from.String() == dst && e.ID == id && e.Seq == 7 && string(e.Data) == "busr-ping" {
-			return nil
-		}
-	}
-}
+// ping sends one echo request from ns to dst and waits for its reply.
+func ping(ns *nettest.NS, dst string) error { return nettest.Ping(ns, dst, 2*time.Second) }
 
 // assertKernelPath checks that the forward was carried by kernel sockets:
 // the guest namespace has the kernel path's fwmark rule and local table.
