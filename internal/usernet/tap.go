@@ -78,6 +78,15 @@ func openTAPHere(name string, configure bool, cfg Config, mac net.HardwareAddr) 
 		return -1, fmt.Errorf("open TAP %s (/dev/net/tun): %w", name, err)
 	}
 	unix.CloseOnExec(fd)
+	// The stack never checks the checksums of the guest's frames
+	// (RXChecksumOffload): with checksum offload the guest's kernel leaves
+	// them out and, no longer needing software checksums, hands over whole
+	// segments instead of cutting them up (about a tenth of the stack's
+	// CPU time on a bulk upload).
+	if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, unix.TUN_F_CSUM); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("TAP %s: checksum offload: %w", name, err)
+	}
 	if configure {
 		if err := configureTAP(name, cfg, mac); err != nil {
 			unix.Close(fd)

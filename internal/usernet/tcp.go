@@ -49,8 +49,69 @@ func (st *Stack) handleTCP(r *tcp.ForwarderRequest) {
 		}
 		r.Complete(false)
 		ep.SocketOptions().SetKeepAlive(true)
-		relay(gonet.NewTCPConn(&wq, ep), hc.(*net.TCPConn), false)
+		st.relayGuest(newGuestStream(ep, &wq), hc.(*net.TCPConn))
 	}()
+}
+
+// relayGuest relays a guest's connection to the host's: the guest's bytes
+// go out without a copy (guestStream), the host's come in through the
+// relay buffer. Like relay, it passes half-closes on and tears both down
+// on an error. The stack's Close ends it.
+func (st *Stack) relayGuest(g *guestStream, hc *net.TCPConn) {
+	teardown := func() {
+		hc.Close() // first: a write waiting for the host holds g
+		g.close()
+	}
+	if !st.trackStream(hc, teardown) {
+		teardown()
+		return
+	}
+	defer st.untrackStream(hc)
+	gc := gonet.NewTCPConn(g.wq, g.ep)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		if err := g.writeTo(hc); err != nil {
+			teardown()
+			return
+		}
+		_ = hc.CloseWrite()
+	}()
+	go func() {
+		defer wg.Done()
+		bp := relayBufs.Get().(*[]byte)
+		_, err := io.CopyBuffer(struct{ io.Writer }{gc}, struct{ io.Reader }{hc}, *bp)
+		relayBufs.Put(bp)
+		if err != nil {
+			teardown()
+			return
+		}
+		_ = gc.CloseWrite()
+	}()
+	wg.Wait()
+	teardown()
+}
+
+// trackStream records a relayed connection's teardown for the stack's
+// Close; false when the stack is already closing.
+func (st *Stack) trackStream(hc *net.TCPConn, teardown func()) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.ctx.Err() != nil {
+		return false
+	}
+	if st.streams == nil {
+		st.streams = map[*net.TCPConn]func(){}
+	}
+	st.streams[hc] = teardown
+	return true
+}
+
+func (st *Stack) untrackStream(hc *net.TCPConn) {
+	st.mu.Lock()
+	delete(st.streams, hc)
+	st.mu.Unlock()
 }
 
 // dialer returns a dialer bound to the outbound address of host's family.

@@ -58,11 +58,12 @@ type Stack struct {
 
 	ping *pinger
 
-	mu       sync.Mutex // guards forwards, nextID and workers
+	mu       sync.Mutex // guards forwards, nextID, workers, kconns and streams
 	forwards map[int]*hostForward
 	nextID   int
 	workers  map[string]*nsWorker      // kernel forwarding, by namespace path
 	kconns   map[*net.TCPConn]struct{} // kernel-path connections, closed with the stack
+	streams  map[*net.TCPConn]func()   // relayed guest connections' teardowns, run before the stack closes
 	// nsForwards counts the namespace-to-host forwards by what they do.
 	nsForwards map[NSForward]int
 
@@ -206,6 +207,15 @@ func (st *Stack) Close() error {
 			_ = srv.Shutdown()
 		}
 		st.ping.close()
+		// The relays borrow their endpoints' packets: they end before
+		// the stack frees them.
+		st.mu.Lock()
+		streams := st.streams
+		st.streams = nil
+		st.mu.Unlock()
+		for _, teardown := range streams {
+			teardown()
+		}
 		st.s.Close()
 		st.s.Wait()
 		st.mu.Lock()
