@@ -212,14 +212,15 @@ func (w *Wrapper) remove(ids []string, all bool) error {
 
 // iptables returns the accept rules of the iptables tables and the part
 // of nets they concern: with the configured driver, all of nets; else the
-// subnets of the families whose iptables-nft FORWARD chain exists (a nil
-// result: none does).
+// subnets of the families whose iptables-nft FORWARD chain may need them
+// (it drops by policy, or Docker's DOCKER-USER is there); a nil result:
+// none does.
 func (w *Wrapper) iptables(others nftables.Others, nets []firewall.NetworkRules) (*iptables.Accepts, []firewall.NetworkRules, error) {
 	if w.o.Iptables == nil {
-		if !others.Iptables4 && !others.Iptables6 {
+		if !others.Drops4 && !others.Drops6 {
 			return nil, nil, nil
 		}
-		nets = families(nets, others.Iptables4, others.Iptables6)
+		nets = families(nets, others.Drops4, others.Drops6)
 	}
 	ipt, err := w.iptablesDriver()
 	if err != nil {

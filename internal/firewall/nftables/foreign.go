@@ -38,9 +38,12 @@ import (
 // accept rules over netlink leave alone.
 type Others struct {
 	// Iptables4 and Iptables6 report that iptables-nft's filter table of
-	// that family has its FORWARD chain (Docker's DOCKER-USER is reached
-	// from there).
+	// that family has its FORWARD chain.
 	Iptables4, Iptables6 bool
+	// Drops4 and Drops6 report that, besides, that FORWARD chain drops by
+	// policy or Docker's DOCKER-USER chain is there: berth's accept rules
+	// belong in that table.
+	Drops4, Drops6 bool
 }
 
 // iptablesTables are the tables iptables-nft makes.
@@ -57,22 +60,34 @@ func iptablesChain(ch *nftables.Chain) bool {
 // tables of family ip, ip6 or inet that are neither berth's nor
 // iptables-nft's, and what iptables-nft has there.
 func forwardChains(chains []*nftables.Chain) (out []*nftables.Chain, others Others) {
+	var docker4, docker6 bool
 	for _, ch := range chains {
-		if ch.Hooknum == nil || *ch.Hooknum != *nftables.ChainHookForward || ch.Table == nil {
+		if ch.Table == nil {
 			continue
 		}
 		f := ch.Table.Family
+		if ch.Name == "DOCKER-USER" && ch.Table.Name == "filter" {
+			docker4 = docker4 || f == nftables.TableFamilyIPv4
+			docker6 = docker6 || f == nftables.TableFamilyIPv6
+		}
+		if ch.Hooknum == nil || *ch.Hooknum != *nftables.ChainHookForward {
+			continue
+		}
 		switch {
 		case iptablesChain(ch):
-			if ch.Table.Name == "filter" {
-				others.Iptables4 = others.Iptables4 || f == nftables.TableFamilyIPv4
-				others.Iptables6 = others.Iptables6 || f == nftables.TableFamilyIPv6
+			if ch.Table.Name == "filter" && f == nftables.TableFamilyIPv4 {
+				others.Iptables4, others.Drops4 = true, others.Drops4 || dropsByPolicy(ch)
+			}
+			if ch.Table.Name == "filter" && f == nftables.TableFamilyIPv6 {
+				others.Iptables6, others.Drops6 = true, others.Drops6 || dropsByPolicy(ch)
 			}
 		case f == nftables.TableFamilyINet && ch.Table.Name == TableName:
 		case f == nftables.TableFamilyIPv4 || f == nftables.TableFamilyIPv6 || f == nftables.TableFamilyINet:
 			out = append(out, ch)
 		}
 	}
+	others.Drops4 = others.Iptables4 && (others.Drops4 || docker4)
+	others.Drops6 = others.Iptables6 && (others.Drops6 || docker6)
 	return out, others
 }
 

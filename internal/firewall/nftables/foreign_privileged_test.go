@@ -58,7 +58,7 @@ func TestPrivilegedAcceptsInOtherTables(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if others != (fwnft.Others{Iptables4: true}) {
+	if others != (fwnft.Others{Iptables4: true, Drops4: true}) {
 		t.Errorf("others: %+v", others)
 	}
 	out := nft(t, ns, "list", "chain", "inet", "filter", "forward")

@@ -75,8 +75,17 @@ func TestForwardChains(t *testing.T) {
 	if want := []string{"filter/forward", "docker-bridges/filter-FORWARD", "host/fwd"}; !slices.Equal(names, want) {
 		t.Errorf("forward chains of other tables: %q, want %q", names, want)
 	}
-	if others != (Others{Iptables4: true}) {
+	if others != (Others{Iptables4: true, Drops4: true}) {
 		t.Errorf("others: %+v", others)
+	}
+	// iptables-nft's FORWARD of policy accept: berth's rules are needed
+	// there only beside Docker's DOCKER-USER.
+	chains[3].Policy = &accept
+	if _, others := forwardChains(chains); others != (Others{Iptables4: true, Drops4: true}) {
+		t.Errorf("beside DOCKER-USER: %+v", others)
+	}
+	if _, others := forwardChains(slices.Delete(slices.Clone(chains), 5, 6)); others != (Others{Iptables4: true}) {
+		t.Errorf("without DOCKER-USER: %+v", others)
 	}
 	var dropping []string
 	for _, ch := range got {
