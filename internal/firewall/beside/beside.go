@@ -201,7 +201,7 @@ func (w *Wrapper) remove(ids []string, all bool) error {
 	}
 	ipt, ierr := w.iptablesDriver()
 	if ierr != nil {
-		return errors.Join(err, ierr)
+		return err // without the binaries berth added nothing there
 	}
 	a := ipt.Accepts(w.o.Outbound)
 	if all {
