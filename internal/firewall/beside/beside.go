@@ -221,12 +221,31 @@ func (w *Wrapper) iptables(others nftables.Others, nets []firewall.NetworkRules)
 			return nil, nil, nil
 		}
 		nets = families(nets, others.Drops4, others.Drops6)
+		// What nftables shows of iptables-nft's rules spares the
+		// binaries (a few milliseconds a run) when nothing is missing.
+		if inPlace(others, nets, iptables.CountAccepts(w.o.Outbound)) {
+			return nil, nil, nil
+		}
 	}
 	ipt, err := w.iptablesDriver()
 	if err != nil {
 		return nil, nil, err
 	}
 	return ipt.Accepts(w.o.Outbound), nets, nil
+}
+
+// inPlace reports whether the marks nftables counts in iptables-nft's
+// tables account for every accept rule of nets, whose numbers count
+// gives.
+func inPlace(others nftables.Others, nets []firewall.NetworkRules, count func(firewall.NetworkRules) (v4, v6 int)) bool {
+	for _, n := range nets {
+		v4, v6 := count(n)
+		m := firewall.Mark(n.ID)
+		if others.Marks4[m] != v4 || others.Marks6[m] != v6 {
+			return false
+		}
+	}
+	return true
 }
 
 // iptablesDriver returns the configured iptables driver, or one with the

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/berthnet/berth/internal/firewall"
+	"github.com/berthnet/berth/internal/firewall/nftables"
 	"github.com/berthnet/berth/internal/firewall/none"
 )
 
@@ -55,5 +56,30 @@ func TestFamilies(t *testing.T) {
 	}
 	if len(nets[0].Subnets) != 2 {
 		t.Error("families changed its input")
+	}
+}
+
+func TestInPlace(t *testing.T) {
+	p := netip.MustParsePrefix
+	nets := []firewall.NetworkRules{{ID: "a", Subnets: []netip.Prefix{p("198.19.0.0/24"), p("fd00::/64")}}}
+	count := func(n firewall.NetworkRules) (int, int) {
+		v4, v6 := firewall.SubnetsOf(n.Subnets)
+		return 2 * len(v4), 2 * len(v6)
+	}
+	all := nftables.Others{Marks4: map[string]int{"berth net a": 2}, Marks6: map[string]int{"berth net a": 2}}
+	if !inPlace(all, nets, count) {
+		t.Error("all there: not in place")
+	}
+	for _, o := range []nftables.Others{
+		{Marks4: map[string]int{"berth net a": 2}},
+		{Marks4: map[string]int{"berth net a": 1}, Marks6: map[string]int{"berth net a": 2}},
+		{Marks4: map[string]int{"berth net b": 2}, Marks6: map[string]int{"berth net a": 2}},
+	} {
+		if inPlace(o, nets, count) {
+			t.Errorf("%+v: in place", o)
+		}
+	}
+	if !inPlace(nftables.Others{}, families(nets, false, false), count) {
+		t.Error("no subnets of the families: not in place")
 	}
 }

@@ -49,6 +49,15 @@ type Accepts struct {
 // this driver accepts that in NETAVARK_FORWARD already.
 func (d *Driver) Accepts(outbound bool) *Accepts { return &Accepts{d: d, outbound: outbound} }
 
+// CountAccepts returns a function that counts the accept rules of a
+// network in each family (outbound as for Accepts): the rules marked with
+// its comment that a chain holds once they are all in place.
+func CountAccepts(outbound bool) func(n firewall.NetworkRules) (v4, v6 int) {
+	return func(n firewall.NetworkRules) (int, int) {
+		return len(acceptRules(n, ipv4, outbound)), len(acceptRules(n, ipv6, outbound))
+	}
+}
+
 // Ensure adds the accept rules of nets that are missing where they belong
 // (see Missing), with one iptables-restore per family that needs any.
 func (a *Accepts) Ensure(nets []firewall.NetworkRules) error {

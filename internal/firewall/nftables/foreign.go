@@ -2,10 +2,12 @@ package nftables
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
+	"github.com/google/nftables/xt"
 	"golang.org/x/sys/unix"
 
 	"github.com/berthnet/berth/internal/firewall"
@@ -44,6 +46,11 @@ type Others struct {
 	// policy or Docker's DOCKER-USER chain is there: berth's accept rules
 	// belong in that table.
 	Drops4, Drops6 bool
+	// Marks4 and Marks6 count, by comment, the rules marked as berth's in
+	// the chain of that table where berth's accept rules belong
+	// (DOCKER-USER when FORWARD jumps there, else FORWARD): with Drops,
+	// what is there of them, read without the iptables binaries.
+	Marks4, Marks6 map[string]int
 }
 
 // iptablesTables are the tables iptables-nft makes.
@@ -125,14 +132,91 @@ func markData(id string) []byte {
 }
 
 // listForward lists the forward chains of other tables (see
-// forwardChains).
+// forwardChains), and counts berth's marks in iptables-nft's where its
+// accept rules belong there.
 func listForward(c *nftables.Conn) ([]*nftables.Chain, Others, error) {
 	chains, err := c.ListChains()
 	if err != nil {
 		return nil, Others{}, fmt.Errorf("list chains: %w", err)
 	}
 	out, others := forwardChains(chains)
+	if others.Drops4 {
+		if others.Marks4, err = iptablesMarks(c, chains, nftables.TableFamilyIPv4); err != nil {
+			return nil, others, err
+		}
+	}
+	if others.Drops6 {
+		if others.Marks6, err = iptablesMarks(c, chains, nftables.TableFamilyIPv6); err != nil {
+			return nil, others, err
+		}
+	}
 	return out, others, nil
+}
+
+// iptablesMarks counts the marks of the rules in the chain of
+// iptables-nft's filter table of family f where berth's accept rules
+// belong: DOCKER-USER when FORWARD jumps to it, else FORWARD when it
+// drops by policy (else none).
+func iptablesMarks(c *nftables.Conn, chains []*nftables.Chain, f nftables.TableFamily) (map[string]int, error) {
+	var fwd, user *nftables.Chain
+	for _, ch := range chains {
+		if ch.Table != nil && ch.Table.Family == f && ch.Table.Name == "filter" {
+			switch ch.Name {
+			case "FORWARD":
+				fwd = ch
+			case "DOCKER-USER":
+				user = ch
+			}
+		}
+	}
+	out := map[string]int{}
+	if fwd == nil {
+		return out, nil
+	}
+	rules, err := c.GetRules(fwd.Table, fwd)
+	if err != nil {
+		return nil, fmt.Errorf("list chain FORWARD of table filter: %w", err)
+	}
+	switch {
+	case user != nil && slices.ContainsFunc(rules, func(r *nftables.Rule) bool { return jumpsTo(r, user.Name) }):
+		if rules, err = c.GetRules(user.Table, user); err != nil {
+			return nil, fmt.Errorf("list chain DOCKER-USER of table filter: %w", err)
+		}
+	case !dropsByPolicy(fwd):
+		return out, nil
+	}
+	for _, r := range rules {
+		if m := mark(r); m != "" {
+			out[m]++
+		}
+	}
+	return out, nil
+}
+
+// jumpsTo reports whether a rule jumps or goes to the chain.
+func jumpsTo(r *nftables.Rule, chain string) bool {
+	for _, e := range r.Exprs {
+		if v, ok := e.(*expr.Verdict); ok && (v.Kind == expr.VerdictJump || v.Kind == expr.VerdictGoto) && v.Chain == chain {
+			return true
+		}
+	}
+	return false
+}
+
+// mark returns a rule's comment: its own, or that of an iptables comment
+// match (which iptables-nft writes); "" when it has none.
+func mark(r *nftables.Rule) string {
+	if c := comment(r); c != "" {
+		return c
+	}
+	for _, e := range r.Exprs {
+		if m, ok := e.(*expr.Match); ok && m.Name == "comment" {
+			if c, ok := m.Info.(*xt.Comment); ok {
+				return string(*c)
+			}
+		}
+	}
+	return ""
 }
 
 // marks counts the rules of a chain by their comment, and returns them.

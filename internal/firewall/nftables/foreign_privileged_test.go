@@ -58,7 +58,7 @@ func TestPrivilegedAcceptsInOtherTables(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if others != (fwnft.Others{Iptables4: true, Drops4: true}) {
+	if !others.Iptables4 || !others.Drops4 || others.Iptables6 || others.Drops6 || len(others.Marks4) != 0 {
 		t.Errorf("others: %+v", others)
 	}
 	out := nft(t, ns, "list", "chain", "inet", "filter", "forward")
@@ -121,5 +121,38 @@ func TestPrivilegedAcceptsInOtherTables(t *testing.T) {
 	}
 	if after := list(t, ns); after != before {
 		t.Errorf("the host's tables after berth's rules are gone:\n%s\nwere\n%s", after, before)
+	}
+}
+
+// TestPrivilegedCountsIptablesMarks: berth's marks in iptables-nft's rules
+// are counted where the accept rules belong (Docker's DOCKER-USER when
+// FORWARD jumps there), from the comment matches iptables-nft writes.
+func TestPrivilegedCountsIptablesMarks(t *testing.T) {
+	nettest.Privileged(t)
+	ns := nettest.NewNS(t, "fw")
+	script := "iptables-nft-restore < ../iptables/testdata/docker-20.10.iptables-save && " +
+		`iptables-nft -I DOCKER-USER -s 198.19.1.0/24 -m comment --comment "berth net a1" -j ACCEPT && ` +
+		`iptables-nft -I DOCKER-USER -d 198.19.1.0/24 -m comment --comment "berth net a1" -j ACCEPT && ` +
+		`iptables-nft -A FORWARD -s 198.19.2.0/24 -m comment --comment "berth net b1" -j ACCEPT`
+	if out, err := nettest.Run(ns, 10*time.Second, "sh", "-c", script); err != nil {
+		t.Fatalf("load Docker's rules: %v %s", err, out)
+	}
+	_, others, err := fwnft.New(ns.Fd()).AcceptsIntact(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !others.Drops4 || len(others.Marks4) != 1 || others.Marks4["berth net a1"] != 2 {
+		t.Errorf("marks in DOCKER-USER: %+v", others)
+	}
+	// Without the jump, FORWARD (policy DROP) is where they belong.
+	if out, err := nettest.Run(ns, 5*time.Second, "iptables-nft", "-D", "FORWARD", "-j", "DOCKER-USER"); err != nil {
+		t.Fatal(err, out)
+	}
+	_, others, err = fwnft.New(ns.Fd()).AcceptsIntact(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(others.Marks4) != 1 || others.Marks4["berth net b1"] != 1 {
+		t.Errorf("marks in FORWARD: %+v", others)
 	}
 }

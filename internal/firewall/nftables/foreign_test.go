@@ -75,16 +75,16 @@ func TestForwardChains(t *testing.T) {
 	if want := []string{"filter/forward", "docker-bridges/filter-FORWARD", "host/fwd"}; !slices.Equal(names, want) {
 		t.Errorf("forward chains of other tables: %q, want %q", names, want)
 	}
-	if others != (Others{Iptables4: true, Drops4: true}) {
+	if flags(others) != [4]bool{true, false, true, false} {
 		t.Errorf("others: %+v", others)
 	}
 	// iptables-nft's FORWARD of policy accept: berth's rules are needed
 	// there only beside Docker's DOCKER-USER.
 	chains[3].Policy = &accept
-	if _, others := forwardChains(chains); others != (Others{Iptables4: true, Drops4: true}) {
+	if _, others := forwardChains(chains); flags(others) != [4]bool{true, false, true, false} {
 		t.Errorf("beside DOCKER-USER: %+v", others)
 	}
-	if _, others := forwardChains(slices.Delete(slices.Clone(chains), 5, 6)); others != (Others{Iptables4: true}) {
+	if _, others := forwardChains(slices.Delete(slices.Clone(chains), 5, 6)); flags(others) != [4]bool{true, false, false, false} {
 		t.Errorf("without DOCKER-USER: %+v", others)
 	}
 	var dropping []string
@@ -97,3 +97,6 @@ func TestForwardChains(t *testing.T) {
 		t.Errorf("dropping by policy: %q", dropping)
 	}
 }
+
+// flags returns Iptables4, Iptables6, Drops4 and Drops6.
+func flags(o Others) [4]bool { return [4]bool{o.Iptables4, o.Iptables6, o.Drops4, o.Drops6} }
