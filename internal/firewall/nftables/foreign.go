@@ -34,7 +34,8 @@ import (
 // from the table's own rules; removal deletes by it and touches nothing
 // else. iptables-nft's FORWARD chains (table ip or ip6 filter) are left to
 // the iptables binaries (package iptables' Accepts, which also knows
-// Docker's DOCKER-USER): iptables cannot read rules it did not write.
+// Docker's DOCKER-USER): iptables-nft cannot read rules in its tables
+// that it did not write.
 
 // Others is what other programs keep on the forward hook that berth's
 // accept rules over netlink leave alone.
