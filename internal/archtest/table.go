@@ -55,6 +55,7 @@ var Berth = Rules{
 
 		// Kernel adapters: the only packages that talk netlink.
 		"internal/doctor/probe":       Kernel,
+		"internal/firewall/beside":    Kernel,
 		"internal/firewall/firewalld": Kernel,
 		"internal/firewall/iptables":  Kernel,
 		"internal/firewall/nftables":  Kernel,

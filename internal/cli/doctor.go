@@ -89,11 +89,17 @@ func (w *world) doctor(args []string) (doctor.Report, error) {
 		return doctor.Report{}, err
 	}
 	findings := scope.filter(doctor.Check(in))
+	nets := scope.networks(in)
+	for _, r := range doctor.Remarks(in) {
+		if slices.Contains(nets, r.Network) {
+			notes = append(notes, "network "+r.Network+": "+r.Text)
+		}
+	}
 	notes = append(notes, in.Host.Unread...)
 	if fw := in.Host.Firewall; !fw.Checked {
 		notes = append(notes, fmt.Sprintf("the %s firewall driver cannot report its own rules: berth's rules were not checked", fw.Driver))
 	}
-	return doctor.NewReport(scope.networks(in), findings, notes), nil
+	return doctor.NewReport(nets, findings, notes), nil
 }
 
 // nameContainers fills in container names and the monitors that hold

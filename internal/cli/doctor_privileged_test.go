@@ -211,9 +211,23 @@ func TestPrivilegedDoctorForeignDrop(t *testing.T) {
 	if !strings.Contains(describeFindings(r), "table ip filter chain FORWARD") {
 		t.Errorf("the chain is not named: %s", describeFindings(r))
 	}
-	// A drop rule instead of the policy.
+	d.expect(t, doctor.ForeignDrop, "dn", "", "berth network reload --all")
+	// berth's reload puts its accept rules at the end of FORWARD: the
+	// traffic flows and the doctor says the rules are in place.
+	d.must(t, "network", "reload", "--all")
+	if got, err := nettest.Fetch(d.c, "tcp4", "198.18.0.2:80"); err != nil || got != "outside" {
+		t.Fatalf("egress after the reload: %q %v", got, err)
+	}
+	r, _ = d.doctor(t)
+	if slices.Contains(ids(r), doctor.ForeignDrop) {
+		t.Errorf("foreign drop reported with berth's accept rules in place: %s", describeFindings(r))
+	}
+	if notes := strings.Join(r.Notes, "\n"); !strings.Contains(notes, "network dn: Table ip filter chain FORWARD drops forwarded traffic by policy; berth's accept rules for the network are in place in chain FORWARD") {
+		t.Errorf("notes do not say the accept rules are in place: %q", r.Notes)
+	}
+	// A drop rule before them, instead of the policy.
 	d.run(t, "iptables", "-P", "FORWARD", "ACCEPT")
-	d.run(t, "iptables", "-A", "FORWARD", "-j", "DROP")
+	d.run(t, "iptables", "-I", "FORWARD", "-j", "DROP")
 	r = d.expect(t, doctor.ForeignDrop, "pn", "", "Remove that rule")
 	if !strings.Contains(describeFindings(r), "rule handle") {
 		t.Errorf("the rule is not named: %s", describeFindings(r))

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/berthnet/berth/internal/firewall"
 )
 
 // Check runs every check over in and returns the findings, network by
@@ -366,19 +368,17 @@ func (c checker) foreignDrops() []Finding {
 	if !c.n.IsBridge() {
 		return nil
 	}
-	v4, v6 := c.families()
 	nf4, _ := c.sysctl("net.bridge.bridge-nf-call-iptables")
 	nf6, _ := c.sysctl("net.bridge.bridge-nf-call-ip6tables")
+	v4, v6 := c.families()
 	var out []Finding
 	for _, d := range c.in.Host.Drops {
-		if d.Family == "ip" && !v4 || d.Family == "ip6" && !v6 {
+		if !c.concerns(d) || c.accepted(d) {
 			continue
 		}
-		how := "a rule that drops: " + d.Rule
-		fix := fmt.Sprintf("Remove that rule, or add an accept for the network's subnets and bridge %s before it (with Docker installed: iptables -I DOCKER-USER -i %s -j ACCEPT; iptables -I DOCKER-USER -o %s -j ACCEPT).", c.n.Bridge, c.n.Bridge, c.n.Bridge)
+		how, fix := "a rule that drops: "+d.Rule, fmt.Sprintf("Remove that rule, or add an accept for the network's subnets and bridge %s before it (with Docker installed: iptables -I DOCKER-USER -i %s -j ACCEPT; iptables -I DOCKER-USER -o %s -j ACCEPT).", c.n.Bridge, c.n.Bridge, c.n.Bridge)
 		if d.Policy {
-			how = "a drop policy"
-			fix = fmt.Sprintf("Accept the network's traffic in that chain (for iptables: iptables -I FORWARD -i %s -j ACCEPT; iptables -I FORWARD -o %s -j ACCEPT), or set its policy to accept.", c.n.Bridge, c.n.Bridge)
+			how, fix = "a drop policy", c.policyFix(d)
 		}
 		if d.Family == "bridge" {
 			fix = "Remove the bridge-family chain's drop, or accept the network's bridge " + c.n.Bridge + " in it."
@@ -395,6 +395,66 @@ func (c checker) foreignDrops() []Finding {
 				fmt.Sprintf("br_netfilter is loaded and bridge-nf-call-iptables is on, so traffic between containers on bridge %s also passes %s.", c.n.Bridge, d.Chain),
 				"Bridged packets between two containers of the same network go through the IP forward chains; the foreign drop there cuts containers off from each other, not only from outside.",
 				"Accept the bridge's traffic in that chain (see "+ForeignDrop+"), or turn bridged filtering off if nothing needs it: sysctl -w net.bridge.bridge-nf-call-iptables=0 net.bridge.bridge-nf-call-ip6tables=0."))
+		}
+	}
+	return out
+}
+
+// concerns reports whether a drop is on the network's forward path: a
+// table of a family the network has subnets of (inet and bridge: any).
+func (c checker) concerns(d Drop) bool {
+	v4, v6 := c.families()
+	return !(d.Family == "ip" && !v4 || d.Family == "ip6" && !v6)
+}
+
+// accepted reports whether berth's accept rules for the network come
+// before the drop (a drop rule) or the end of the chain (a drop policy).
+func (c checker) accepted(d Drop) bool {
+	_, ok := d.Accepted[c.n.ID]
+	return ok && c.n.ID != ""
+}
+
+// keepsAccepts reports whether berth's firewall driver keeps accept rules
+// in other programs' forward chains (nftables and iptables do).
+func (c checker) keepsAccepts() bool {
+	switch c.in.Host.Firewall.Driver {
+	case "nftables", "iptables":
+		return c.n.Firewalled && !c.n.Internal
+	}
+	return false
+}
+
+// policyFix is the fix of a foreign drop policy: berth's own accept rules
+// where its driver keeps them, else the administrator's.
+func (c checker) policyFix(d Drop) string {
+	manual := fmt.Sprintf("accept the network's traffic in that chain (for iptables: iptables -I FORWARD -i %s -j ACCEPT; iptables -I FORWARD -o %s -j ACCEPT), or set its policy to accept.", c.n.Bridge, c.n.Bridge)
+	if !c.keepsAccepts() || d.Family == "bridge" {
+		return capital(manual)
+	}
+	return fmt.Sprintf("berth network reload --all: berth adds accept rules for the network to that chain (to Docker's DOCKER-USER chain when FORWARD jumps there), with the comment %q, and keeps them while the network has containers. If they do not appear (an iptables-legacy ruleset beside the nftables driver, missing iptables-nft binaries), %s", firewall.Mark(c.n.ID), manual)
+}
+
+// Remark is something the doctor found in order that is worth saying
+// about a network.
+type Remark struct {
+	Network string
+	Text    string
+}
+
+// Remarks returns, per network in the order of in.Networks, the foreign
+// drop policies that berth's accept rules for the network get past, with
+// where those rules are.
+func Remarks(in Input) []Remark {
+	var out []Remark
+	for _, n := range in.Networks {
+		c := checker{in: in, n: n}
+		if !n.IsBridge() {
+			continue
+		}
+		for _, d := range in.Host.Drops {
+			if d.Policy && c.concerns(d) && c.accepted(d) {
+				out = append(out, Remark{Network: n.Name, Text: fmt.Sprintf("%s drops forwarded traffic by policy; berth's accept rules for the network are in place in chain %s (comment %q).", capital(d.Chain), d.Accepted[n.ID], firewall.Mark(n.ID))})
+			}
 		}
 	}
 	return out

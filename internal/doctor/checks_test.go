@@ -142,6 +142,52 @@ func TestForeignDropWithBridgeNF(t *testing.T) {
 	}
 }
 
+// A drop policy that berth's accept rules for the network get past is no
+// problem: the doctor says so in a remark. Without them, the fix is
+// berth's reload, with the manual way for when berth cannot add them.
+func TestForeignDropPolicyAndBerthsAcceptRules(t *testing.T) {
+	in := healthy()
+	in.Host.Drops = []Drop{{Chain: "table ip filter chain FORWARD", Family: "ip", Policy: true, Accepted: map[string]string{"abc": "DOCKER-USER"}}}
+	if fs := Check(in); len(fs) != 0 {
+		t.Errorf("findings with berth's accept rules in place: %+v", fs)
+	}
+	rs := Remarks(in)
+	if len(rs) != 1 || rs[0].Network != "web" || !strings.Contains(rs[0].Text, "in place in chain DOCKER-USER") || !strings.Contains(rs[0].Text, `"berth net abc"`) {
+		t.Errorf("remarks: %+v", rs)
+	}
+
+	// Another network's rules are not this one's.
+	in.Host.Drops[0].Accepted = map[string]string{"other": "DOCKER-USER"}
+	fs := Check(in)
+	if len(fs) != 2 || fs[0].ID != ForeignDrop || !strings.Contains(fs[0].Fix, "berth network reload --all") || !strings.Contains(fs[0].Fix, `"berth net abc"`) || !strings.Contains(fs[0].Fix, "iptables -I FORWARD -i br0 -j ACCEPT") {
+		t.Errorf("without the network's accept rules: %+v", fs)
+	}
+	if len(Remarks(in)) != 0 {
+		t.Errorf("remarks without the accept rules: %+v", Remarks(in))
+	}
+
+	// A driver that keeps no accept rules: the manual fix only.
+	in.Host.Firewall.Driver = "firewalld"
+	if fs := Check(in); len(fs) == 0 || strings.Contains(fs[0].Fix, "reload") {
+		t.Errorf("firewalld driver: %+v", fs)
+	}
+
+	// A drop rule after berth's accept rules does not reach the network;
+	// one before them does.
+	in = healthy()
+	in.Host.Drops = []Drop{{Chain: "table inet filter chain forward", Family: "inet", Rule: "rule handle 4 in chain forward", Accepted: map[string]string{"abc": "forward"}}}
+	if fs := Check(in); len(fs) != 0 {
+		t.Errorf("drop rule after the accept rules: %+v", fs)
+	}
+	if rs := Remarks(in); len(rs) != 0 {
+		t.Errorf("remarks on a drop rule: %+v", rs)
+	}
+	in.Host.Drops[0].Accepted = nil
+	if fs := Check(in); len(fs) == 0 || fs[0].ID != ForeignDrop || !strings.Contains(fs[0].Fix, "Remove that rule") {
+		t.Errorf("drop rule before the accept rules: %+v", fs)
+	}
+}
+
 func TestRouteOverlapNotFalse(t *testing.T) {
 	for name, breakIt := range map[string]func(in *Input){
 		"shorter route in main": func(in *Input) {

@@ -195,6 +195,12 @@ type Drop struct {
 	// Policy: the chain's policy is drop; else Rule describes the rule.
 	Policy bool
 	Rule   string
+	// Accepted maps the ID of each network whose accept rules berth keeps
+	// there (rules marked "berth net <ID>" in the chain or a chain it
+	// jumps to, such as Docker's DOCKER-USER), before the dropping rule or
+	// anywhere for a drop policy, to the chain that holds them: the drop
+	// does not reach those networks' traffic.
+	Accepted map[string]string
 }
 
 // FirewallState is what berth's firewall driver reports of its own rules.

@@ -270,3 +270,38 @@ func Describe(nets []NetworkRules, ports []PortForward) string {
 	}
 	return b.String()
 }
+
+// MarkPrefix starts the comment that marks a rule as berth's: "berth net
+// <network ID>". berth's own per-network rules carry it, and so do the
+// accept rules berth keeps in chains of other programs (Docker's
+// DOCKER-USER, a host's own forward chain), where it is the only way to
+// tell them from the rules around them.
+const MarkPrefix = "berth net "
+
+// Mark returns the comment that marks the rules of the network with this
+// ID: MarkPrefix, then the ID with every byte that is not a letter, digit,
+// '.', '_', ':' or '-' replaced by '_' (so that it needs no quoting inside
+// an iptables comment), at most 200 bytes of it.
+func Mark(id string) string {
+	b := []byte(id)
+	if len(b) > 200 {
+		b = b[:200]
+	}
+	for i, c := range b {
+		if !markByte(c) {
+			b[i] = '_'
+		}
+	}
+	return MarkPrefix + string(b)
+}
+
+func markByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-'
+}
+
+// MarkedID returns the network ID of a comment made by Mark, and ok false
+// for a comment that is not berth's mark.
+func MarkedID(comment string) (id string, ok bool) {
+	id, ok = strings.CutPrefix(comment, MarkPrefix)
+	return id, ok && id != ""
+}

@@ -62,3 +62,27 @@ func TestDescribeNetworks(t *testing.T) {
 		t.Errorf("%s", d)
 	}
 }
+
+func TestMark(t *testing.T) {
+	for id, want := range map[string]string{
+		"4a59abe2f59b": "berth net 4a59abe2f59b",
+		"web_net-1.a":  "berth net web_net-1.a",
+		`a"b\c d`:      "berth net a_b_c_d",
+	} {
+		got := Mark(id)
+		if got != want {
+			t.Errorf("Mark(%q) = %q, want %q", id, got, want)
+		}
+		if back, ok := MarkedID(got); !ok || Mark(back) != got {
+			t.Errorf("MarkedID(%q) = %q, %v", got, back, ok)
+		}
+	}
+	if got := Mark(strings.Repeat("a", 300)); len(got) != len(MarkPrefix)+200 {
+		t.Errorf("long ID: mark of %d bytes", len(got))
+	}
+	for _, c := range []string{"berth", "berth net ", "berth network x", ""} {
+		if id, ok := MarkedID(c); ok {
+			t.Errorf("MarkedID(%q) = %q, true", c, id)
+		}
+	}
+}

@@ -2,12 +2,16 @@ package probe
 
 import (
 	"fmt"
+	"maps"
+	"strings"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
+	"github.com/google/nftables/xt"
 
 	"github.com/berthnet/berth/internal/doctor"
+	"github.com/berthnet/berth/internal/firewall"
 	"github.com/berthnet/berth/internal/netns"
 )
 
@@ -19,7 +23,9 @@ const iptablesChain = "NETAVARK_FORWARD"
 // readDrops lists the base chains on the forward hook of every table but
 // berth's own that drop traffic: by policy, or by a rule (followed into
 // the chains it jumps to) that is not limited to a conntrack state such
-// as "invalid".
+// as "invalid". A drop policy comes with the networks whose accept rules
+// berth keeps in the chain or the chains it jumps to (Docker's
+// DOCKER-USER): rules that accept and carry berth's mark.
 func readDrops(ns *netns.NetNS, own string, s *doctor.Snapshot) {
 	var c *nftables.Conn
 	open := func() error {
@@ -56,13 +62,14 @@ func readDrops(ns *netns.NetNS, own string, s *doctor.Snapshot) {
 			continue
 		}
 		where := fmt.Sprintf("table %s %s chain %s", fam, ch.Table.Name, ch.Name)
-		w := walker{c: c, byName: byName, seen: map[string]bool{}}
-		drops, stopped := w.walk(ch, where, 0)
-		for _, d := range drops {
-			s.Drops = append(s.Drops, doctor.Drop{Chain: where, Family: fam, Rule: d})
+		w := &walker{c: c, byName: byName, seen: map[string]bool{}, accepted: map[string]string{}}
+		for _, d := range w.walk(ch, 0) {
+			s.Drops = append(s.Drops, doctor.Drop{Chain: where, Family: fam, Rule: d.desc, Accepted: d.accepted})
 		}
-		if !stopped && ch.Policy != nil && *ch.Policy == nftables.ChainPolicyDrop {
-			s.Drops = append(s.Drops, doctor.Drop{Chain: where, Family: fam, Policy: true})
+		// Published ports reach the policy past berth's iptables chain
+		// too (it accepts only the networks' own traffic and replies).
+		if ch.Policy != nil && *ch.Policy == nftables.ChainPolicyDrop {
+			s.Drops = append(s.Drops, doctor.Drop{Chain: where, Family: fam, Policy: true, Accepted: w.accepted})
 		}
 	}
 }
@@ -90,39 +97,52 @@ type walker struct {
 	c      *nftables.Conn
 	byName map[string]*nftables.Chain
 	seen   map[string]bool
+	// accepted maps the network ID of each accept rule marked as berth's
+	// seen so far to the chain it is in.
+	accepted map[string]string
+	// stopped: a rule jumped to berth's iptables chain; the drop rules
+	// after it do not see berth's traffic.
+	stopped bool
 }
 
-// walk returns the dropping rules of ch (and of the chains it jumps to),
-// described, and stopped true when a rule jumps to berth's iptables
-// chain (what follows does not see berth's traffic).
-func (w walker) walk(ch *nftables.Chain, where string, depth int) (drops []string, stopped bool) {
+// ruleDrop is a dropping rule, described, with the networks whose accept
+// rules come before it.
+type ruleDrop struct {
+	desc     string
+	accepted map[string]string
+}
+
+// walk returns the dropping rules of ch (and of the chains it jumps to)
+// up to a jump to berth's iptables chain, and records berth's accept
+// rules all along.
+func (w *walker) walk(ch *nftables.Chain, depth int) (drops []ruleDrop) {
 	key := chainKey(ch.Table, ch.Name)
 	if depth > 8 || w.seen[key] {
-		return nil, false
+		return nil
 	}
 	w.seen[key] = true
 	rules, err := w.c.GetRules(ch.Table, ch)
 	if err != nil {
-		return nil, false
+		return nil
 	}
 	for _, r := range rules {
 		v, target, stateful := verdictOf(r)
 		switch {
 		case target == iptablesChain:
-			return drops, true
+			w.stopped = true
 		case target != "":
 			if sub := w.byName[chainKey(ch.Table, target)]; sub != nil {
-				d, stop := w.walk(sub, where, depth+1)
-				drops = append(drops, d...)
-				if stop && v == expr.VerdictGoto {
-					return drops, true
-				}
+				drops = append(drops, w.walk(sub, depth+1)...)
 			}
-		case v == expr.VerdictDrop && !stateful:
-			drops = append(drops, describeRule(ch, r))
+		case v == expr.VerdictDrop && !stateful && !w.stopped:
+			drops = append(drops, ruleDrop{desc: describeRule(ch, r), accepted: maps.Clone(w.accepted)})
+		case v == expr.VerdictAccept:
+			if id, ok := firewall.MarkedID(mark(r)); ok {
+				w.accepted[id] = ch.Name
+			}
 		}
 	}
-	return drops, false
+	return drops
 }
 
 // verdictOf returns a rule's final verdict (reject counts as drop), the
@@ -161,4 +181,20 @@ func describeRule(ch *nftables.Chain, r *nftables.Rule) string {
 		d += fmt.Sprintf(" (comment %q)", c)
 	}
 	return d
+}
+
+// mark returns a rule's comment: its own (nftables), or that of an
+// iptables comment match (iptables-nft); "" when it has none.
+func mark(r *nftables.Rule) string {
+	if c, ok := userdata.GetString(r.UserData, userdata.TypeComment); ok && c != "" {
+		return strings.TrimRight(c, "\x00")
+	}
+	for _, e := range r.Exprs {
+		if m, ok := e.(*expr.Match); ok && m.Name == "comment" {
+			if c, ok := m.Info.(*xt.Comment); ok {
+				return string(*c)
+			}
+		}
+	}
+	return ""
 }

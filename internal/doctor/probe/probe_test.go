@@ -7,6 +7,8 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
+	"github.com/google/nftables/xt"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -31,6 +33,17 @@ func TestVerdictOf(t *testing.T) {
 		v, target, stateful := verdictOf(&nftables.Rule{Exprs: tc.exprs})
 		if v != tc.v || target != tc.target || stateful != tc.stateful {
 			t.Errorf("%s: got %v %q %v, want %v %q %v", name, v, target, stateful, tc.v, tc.target, tc.stateful)
+		}
+	}
+}
+
+func TestMark(t *testing.T) {
+	nft := &nftables.Rule{UserData: userdata.AppendString(nil, userdata.TypeComment, "berth net abc")}
+	c := xt.Comment("berth net def")
+	ipt := &nftables.Rule{Exprs: []expr.Any{&expr.Match{Name: "conntrack"}, &expr.Match{Name: "comment", Info: &c}, &expr.Verdict{Kind: expr.VerdictAccept}}}
+	for r, want := range map[*nftables.Rule]string{nft: "berth net abc", ipt: "berth net def", {}: ""} {
+		if got := mark(r); got != want {
+			t.Errorf("mark: %q, want %q", got, want)
 		}
 	}
 }
