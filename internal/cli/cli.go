@@ -128,6 +128,7 @@ func newRoot(env Env, g *globals, code *int) *cobra.Command {
 		ctrInspectCmd(env, g),
 		portCmd(env, g),
 		podCmd(env, g),
+		volumeCmd(env, g),
 		containerCmd(env, g),
 		monitorCmd(env, g),
 		infoCmd(env, g),

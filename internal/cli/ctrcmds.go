@@ -140,7 +140,7 @@ func killCmd(env Env, g *globals) *cobra.Command {
 }
 
 func ctrRmCmd(env Env, g *globals) *cobra.Command {
-	var force, all bool
+	var force, all, volumes bool
 	c := &cobra.Command{
 		Use:   "rm [options] CONTAINER...",
 		Short: "Remove one or more containers",
@@ -154,7 +154,7 @@ func ctrRmCmd(env Env, g *globals) *cobra.Command {
 				return err
 			}
 			return forEach(env, args, func(a string) (string, error) {
-				_, err := e.Remove(a, force)
+				_, err := e.RemoveWith(a, force, volumes)
 				switch {
 				case err == nil:
 					return a, nil
@@ -169,6 +169,7 @@ func ctrRmCmd(env Env, g *globals) *cobra.Command {
 	}
 	c.Flags().BoolVarP(&force, "force", "f", false, "kill and remove running containers")
 	c.Flags().BoolVarP(&all, "all", "a", false, "remove every container")
+	c.Flags().BoolVarP(&volumes, "volumes", "v", false, "remove the containers' anonymous volumes too")
 	return c
 }
 

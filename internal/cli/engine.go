@@ -94,6 +94,7 @@ func (a *storeImages) Resolve(ref string) (engine.ImageInfo, error) {
 	return engine.ImageInfo{
 		ID: img.ID, Name: name, Entrypoint: c.Entrypoint, Cmd: c.Cmd, Env: c.Env,
 		WorkingDir: c.WorkingDir, User: c.User, StopSignal: c.StopSignal, ExposedPorts: c.ExposedPorts,
+		Volumes: c.Volumes,
 	}, nil
 }
 

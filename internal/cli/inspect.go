@@ -35,6 +35,7 @@ type ctrInspect struct {
 	OCIRuntime      string         `json:"OCIRuntime"`
 	ConmonPidFile   string         `json:"ConmonPidFile"`
 	LogPath         string         `json:"LogPath"`
+	Mounts          []inspectMount `json:"Mounts"`
 	Config          inspectConfig  `json:"Config"`
 	NetworkSettings inspectNetwork `json:"NetworkSettings"`
 	HostConfig      inspectHost    `json:"HostConfig"`
@@ -117,7 +118,7 @@ func (w *world) inspectContainer(e *engine.Engine, c *engine.Container) ctrInspe
 		ID: id, Created: c.Config.Created, Name: c.Config.Name,
 		Image: c.Config.ImageID, ImageName: c.Config.Image, Rootfs: c.Config.Rootfs,
 		RestartCount: max(0, c.State.StartCount-1), OCIRuntime: "runc",
-		LogPath: e.LogPath(id),
+		LogPath: e.LogPath(id), Mounts: inspectMounts(e, c),
 		State: inspectState{
 			OciVersion: "1.0.2-dev", Status: c.State.Status, Running: c.Running(),
 			Pid: c.State.Pid, ConmonPid: c.State.MonitorPid, ExitCode: c.State.ExitCode,

@@ -34,6 +34,7 @@ type ctrFlags struct {
 	stopSignal                    string
 	stopTimeout                   uint
 	pod                           string
+	volumes, mounts, tmpfs        []string
 
 	networks                           []string
 	publish, expose                    []string
@@ -63,6 +64,9 @@ func (f *ctrFlags) register(fl *pflag.FlagSet, withDetach bool) {
 	if withDetach {
 		fl.BoolVarP(&f.detach, "detach", "d", false, "run in the background and print the container ID")
 	}
+	fl.StringArrayVarP(&f.volumes, "volume", "v", nil, "mount a volume or host directory: [NAME|HOST-DIR:]CTR-DIR[:OPTIONS] (repeatable)")
+	fl.StringArrayVar(&f.mounts, "mount", nil, "mount: type=bind|volume|tmpfs,source=,target=[,ro,...] (repeatable)")
+	fl.StringArrayVar(&f.tmpfs, "tmpfs", nil, "mount a tmpfs: CTR-DIR[:OPTIONS] (repeatable)")
 	fl.StringVar(&f.pod, "pod", "", "run the container in this pod (it shares the pod's network, IPC and UTS namespaces)")
 	f.registerNet(fl)
 }
@@ -109,6 +113,9 @@ func (f *ctrFlags) options(cmd *cobra.Command, env Env, args []string) (engine.C
 		o.StopTimeout = &t
 	}
 	if err := f.processOptions(env, &o); err != nil {
+		return o, err
+	}
+	if err := f.storageOptions(&o); err != nil {
 		return o, err
 	}
 	if f.pod != "" {
@@ -481,4 +488,22 @@ func startCmd(env Env, g *globals) *cobra.Command {
 	c.Flags().BoolVarP(&attach, "attach", "a", false, "attach the container's output and exit with its exit code")
 	c.Flags().BoolVarP(&interactive, "interactive", "i", false, "attach stdin (with -a)")
 	return c
+}
+
+// storageOptions parses -v, --mount and --tmpfs; a destination may be
+// given once.
+func (f *ctrFlags) storageOptions(o *engine.CreateOptions) error {
+	for _, p := range []struct {
+		vals  []string
+		parse func(string) (runopts.Mount, error)
+	}{{f.mounts, runopts.ParseMount}, {f.volumes, runopts.ParseVolume}, {f.tmpfs, runopts.ParseTmpfs}} {
+		for _, v := range p.vals {
+			m, err := p.parse(v)
+			if err != nil {
+				return err
+			}
+			o.Mounts = append(o.Mounts, m)
+		}
+	}
+	return runopts.CheckMounts(o.Mounts)
 }

@@ -43,6 +43,8 @@ type CreateOptions struct {
 	DNS        runopts.DNS
 	AddHosts   []runopts.ExtraHost
 	NoHosts    bool
+	// Mounts are the -v, --mount and --tmpfs mounts.
+	Mounts []runopts.Mount
 	// Pod puts the container into a pod: it joins the infra container's
 	// network, IPC and UTS namespaces.
 	Pod string
@@ -54,12 +56,17 @@ type CreateOptions struct {
 // Create records a new container. Nothing runs yet; random host ports are
 // chosen now, as Podman does.
 func (e *Engine) Create(o CreateOptions) (c *Container, warnings []string, err error) {
+	var rb rollback.Stack
+	defer rb.OnError(&err)
 	cfg, err := e.baseConfig(o)
 	if err != nil {
 		return nil, nil, err
 	}
-	exposed, err := e.command(&cfg, o)
+	exposed, volumes, err := e.command(&cfg, o)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := e.prepareMounts(&cfg, o.Mounts, volumes, &rb); err != nil {
 		return nil, nil, err
 	}
 	if warnings, err = publishedPorts(&cfg, o, exposed); err != nil {
@@ -114,28 +121,29 @@ func (e *Engine) baseConfig(o CreateOptions) (Config, error) {
 }
 
 // command fills the command and the image's defaults (from the image or
-// the --rootfs directory) and returns the image's exposed ports.
-func (e *Engine) command(cfg *Config, o CreateOptions) (exposed []network.PortMapping, err error) {
+// the --rootfs directory) and returns the image's exposed ports and
+// volumes.
+func (e *Engine) command(cfg *Config, o CreateOptions) (exposed []network.PortMapping, volumes []string, err error) {
 	switch {
 	case o.Rootfs != "" && o.Image != "":
-		return nil, errors.New("give either an image or --rootfs, not both")
+		return nil, nil, errors.New("give either an image or --rootfs, not both")
 	case o.Rootfs != "":
 		err = rootfsCommand(cfg, o)
 	default:
-		exposed, err = e.imageCommand(cfg, o)
+		exposed, volumes, err = e.imageCommand(cfg, o)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(cfg.Args) == 0 {
-		return nil, runspec.ErrNoCommand
+		return nil, nil, runspec.ErrNoCommand
 	}
 	if cfg.StopSignal != "" {
 		if _, err := ParseSignal(cfg.StopSignal); err != nil {
-			return nil, fmt.Errorf("--stop-signal: %w", err)
+			return nil, nil, fmt.Errorf("--stop-signal: %w", err)
 		}
 	}
-	return exposed, nil
+	return exposed, volumes, nil
 }
 
 // rootfsCommand runs a directory given with --rootfs.
@@ -158,13 +166,13 @@ func rootfsCommand(cfg *Config, o CreateOptions) error {
 
 // imageCommand resolves the image and takes its defaults where the
 // options give none.
-func (e *Engine) imageCommand(cfg *Config, o CreateOptions) ([]network.PortMapping, error) {
+func (e *Engine) imageCommand(cfg *Config, o CreateOptions) ([]network.PortMapping, []string, error) {
 	if e.cfg.Images == nil {
-		return nil, fmt.Errorf("image %s: %w (berth run --rootfs DIR runs a directory)", o.Image, ErrNoImages)
+		return nil, nil, fmt.Errorf("image %s: %w (berth run --rootfs DIR runs a directory)", o.Image, ErrNoImages)
 	}
 	img, err := e.cfg.Images.Resolve(o.Image)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cfg.Image, cfg.ImageID = o.Image, img.ID
 	cfg.Args = runspec.Command(img.Entrypoint, img.Cmd, o.Entrypoint, o.Args)
@@ -186,11 +194,11 @@ func (e *Engine) imageCommand(cfg *Config, o CreateOptions) ([]network.PortMappi
 	for _, p := range img.ExposedPorts {
 		ep, err := runopts.ParseExpose(p)
 		if err != nil {
-			return nil, fmt.Errorf("image %s: exposed port: %w", o.Image, err)
+			return nil, nil, fmt.Errorf("image %s: exposed port: %w", o.Image, err)
 		}
 		exposed = append(exposed, ep)
 	}
-	return exposed, nil
+	return exposed, img.Volumes, nil
 }
 
 // publishedPorts records the exposed ports (port by port, as Podman lists

@@ -59,6 +59,7 @@ type ImageInfo struct {
 	User         string
 	StopSignal   string
 	ExposedPorts []string // "80/tcp"
+	Volumes      []string // the image's VOLUME paths
 }
 
 // ImageSource resolves images and provides container root filesystems.
@@ -96,6 +97,8 @@ type Config struct {
 	Remove      bool              `json:"remove,omitempty"`
 	Labels      map[string]string `json:"labels,omitempty"`
 	ReadOnly    bool              `json:"read_only,omitempty"`
+	// Mounts are the bind mounts, volumes and tmpfs mounts.
+	Mounts []runopts.Mount `json:"mounts,omitempty"`
 
 	Net          runopts.NetMode       `json:"net"`
 	Ports        []network.PortMapping `json:"ports,omitempty"`
@@ -359,6 +362,9 @@ func (e *Engine) put(c *Container, isNew bool) error {
 	return e.update(func(b *bolt.Bucket) error {
 		if isNew {
 			if err := checkNameFree(b.Tx(), c); err != nil {
+				return err
+			}
+			if err := checkVolumesExist(b.Tx(), c); err != nil {
 				return err
 			}
 		} else if b.Get([]byte(c.Config.ID)) == nil {

@@ -50,7 +50,7 @@ func (e *Engine) MonitorExited(id string, code int, at time.Time) {
 		e.log.Warn("clean up after exit", "container", id, "error", err)
 	}
 	if c.Config.Remove {
-		if err := e.removeStopped(c); err != nil {
+		if err := e.removeStopped(c, true); err != nil {
 			e.log.Warn("remove after exit (--rm)", "container", id, "error", err)
 		}
 	}
@@ -323,6 +323,12 @@ func (e *Engine) waitCleanup(c *Container, monitorPid int) error {
 // Remove removes a container; force kills a running one first. A pod's
 // infra container goes only with its pod.
 func (e *Engine) Remove(ref string, force bool) (*Container, error) {
+	return e.RemoveWith(ref, force, false)
+}
+
+// RemoveWith is Remove; volumes also removes the container's anonymous
+// volumes (rm -v).
+func (e *Engine) RemoveWith(ref string, force, volumes bool) (*Container, error) {
 	c, err := e.Get(ref)
 	if err != nil {
 		return nil, err
@@ -332,11 +338,12 @@ func (e *Engine) Remove(ref string, force bool) (*Container, error) {
 			return nil, fmt.Errorf("container %s is the infra container of pod %s and cannot be removed without removing the pod: %w", c.Config.ID, c.Config.Pod, ErrRunning)
 		}
 	}
-	return c, e.removeContainer(c, force, true)
+	return c, e.removeContainer(c, force, true, volumes)
 }
 
-// removeContainer removes c (allowInfra: also a pod's infra container).
-func (e *Engine) removeContainer(c *Container, force, allowInfra bool) error {
+// removeContainer removes c (allowInfra: also a pod's infra container;
+// volumes: its anonymous volumes too).
+func (e *Engine) removeContainer(c *Container, force, allowInfra, volumes bool) error {
 	var err error
 	if c.Config.Infra && !allowInfra {
 		return fmt.Errorf("container %s is a pod's infra container", c.Config.ID)
@@ -350,10 +357,12 @@ func (e *Engine) removeContainer(c *Container, force, allowInfra bool) error {
 			return err
 		}
 	}
-	return e.removeStopped(c)
+	return e.removeStopped(c, volumes)
 }
 
-func (e *Engine) removeStopped(c *Container) error {
+// removeStopped removes a stopped container; volumes (or --rm): its
+// anonymous volumes too.
+func (e *Engine) removeStopped(c *Container, volumes bool) error {
 	id := c.Config.ID
 	unlock, err := e.lockCleanup(id)
 	if err != nil {
@@ -378,6 +387,11 @@ func (e *Engine) removeStopped(c *Container) error {
 	}
 	if err := e.delete(id); err != nil {
 		return err
+	}
+	if volumes || c.Config.Remove {
+		if err := e.removeAnonymousVolumes(c); err != nil {
+			e.log.Warn("remove anonymous volumes", "container", id, "error", err)
+		}
 	}
 	if c.Config.Pod != "" && !c.Config.Infra {
 		e.podMembersChanged(c.Config.Pod)

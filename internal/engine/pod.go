@@ -86,7 +86,7 @@ func (e *Engine) CreatePod(o PodOptions) (p *Pod, err error) {
 	if err != nil {
 		return nil, err
 	}
-	rb.Defer(func() { _ = e.removeContainer(c, true, true) })
+	rb.Defer(func() { _ = e.removeContainer(c, true, true, false) })
 	p.InfraID = c.Config.ID
 	if err := e.putPod(p); err != nil {
 		return nil, err
@@ -299,12 +299,12 @@ func (e *Engine) RemovePod(ref string, force bool) (*Pod, error) {
 		}
 	}
 	for _, c := range members {
-		if err := e.removeContainer(c, force, false); err != nil && !errors.Is(err, ErrNoSuchContainer) {
+		if err := e.removeContainer(c, force, false, false); err != nil && !errors.Is(err, ErrNoSuchContainer) {
 			return nil, err
 		}
 	}
 	if infra != nil {
-		if err := e.removeContainer(infra, force, true); err != nil && !errors.Is(err, ErrNoSuchContainer) {
+		if err := e.removeContainer(infra, force, true, false); err != nil && !errors.Is(err, ErrNoSuchContainer) {
 			return nil, err
 		}
 	}

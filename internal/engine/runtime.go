@@ -173,6 +173,10 @@ func (e *Engine) spec(c *Container, rootfs string, st State, binds []runspec.Bin
 	if err != nil {
 		return nil, err
 	}
+	mounts, err := e.storageMounts(c, rootfs, uid, gid)
+	if err != nil {
+		return nil, err
+	}
 	env := runspec.MergeEnv([]string{"container=berth", "HOSTNAME=" + c.Config.Hostname}, c.Config.Env)
 	var ipcNS, utsNS string
 	if c.Config.Pod != "" && !c.Config.Infra && c.Config.Net.Kind == runopts.ModeContainer {
@@ -197,6 +201,7 @@ func (e *Engine) spec(c *Container, rootfs string, st State, binds []runspec.Bin
 		NetNS:       st.NetNS,
 		HostNetwork: c.Config.Net.Kind == runopts.ModeHost,
 		Binds:       binds,
+		Mounts:      mounts,
 		CgroupsPath: "/berth/" + c.Config.ID,
 		ReadOnly:    c.Config.ReadOnly,
 		Rootless:    e.cfg.Rootless,

@@ -58,7 +58,10 @@ type Options struct {
 	// share the infra container's); with UTSNS the hostname is the owner's.
 	IPCNS, UTSNS string
 	// Binds are extra bind mounts (hosts, resolv.conf, hostname files).
-	Binds       []Bind
+	Binds []Bind
+	// Mounts are the container's storage (volumes, bind mounts, tmpfs),
+	// mounted after the binds, parents first.
+	Mounts      []specs.Mount
 	CgroupsPath string
 	ReadOnly    bool
 	// Rootless: runc runs as root of an unprivileged user namespace: no
@@ -164,7 +167,7 @@ func adjustMounts(mounts []specs.Mount, o Options) []specs.Mount {
 		}
 		mounts = append(mounts, specs.Mount{Destination: b.Destination, Type: "bind", Source: b.Source, Options: opts})
 	}
-	return mounts
+	return append(mounts, o.Mounts...)
 }
 
 // BuildProcess builds the process part of a spec (also runc exec's
