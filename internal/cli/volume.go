@@ -2,10 +2,12 @@ package cli
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -85,6 +87,13 @@ func inspectMounts(e *engine.Engine, c *engine.Container) []inspectMount {
 		}
 		out = append(out, im)
 	}
+	// Podman lists volumes, then bind mounts, each by destination.
+	sort.SliceStable(out, func(i, j int) bool {
+		if vi, vj := out[i].Type == runopts.MountVolume, out[j].Type == runopts.MountVolume; vi != vj {
+			return vi
+		}
+		return out[i].Destination < out[j].Destination
+	})
 	return out
 }
 
@@ -240,7 +249,12 @@ func volumeLsCmd(env Env, g *globals) *cobra.Command {
 				rows = append(rows, volumeRow{inspectVolume(e, v)})
 			}
 			if isJSON(format) {
-				return inspectJSON(env.Stdout, rows)
+				b, err := json.MarshalIndent(rows, "", "  ")
+				if err != nil {
+					return err
+				}
+				_, err = fmt.Fprintf(env.Stdout, "%s\n", b)
+				return err
 			}
 			if quiet {
 				for _, r := range rows {

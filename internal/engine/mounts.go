@@ -53,8 +53,9 @@ func (e *Engine) prepareMount(m *runopts.Mount, rb *rollback.Stack) error {
 		if err != nil {
 			return err
 		}
-		if _, err := os.Stat(abs); err != nil {
-			return fmt.Errorf("bind mount source: %w", err)
+		var st unix.Statfs_t
+		if err := unix.Statfs(abs, &st); err != nil {
+			return &os.PathError{Op: "statfs", Path: abs, Err: err}
 		}
 		m.Source = abs
 	case runopts.MountVolume:
@@ -112,15 +113,17 @@ func depth(p string) int { return strings.Count(filepath.Clean(p), "/") }
 // defaults unless their opposites are given, and the given options
 // without berth's own (copy, nocopy) and the SELinux ones (z, Z).
 func bindOptions(given, defaults []string) []string {
-	opts := []string{"rbind"}
-	if slices.Contains(given, "bind") {
-		opts[0] = "bind"
-	}
+	var opts []string
 	opposite := map[string]string{"nosuid": "suid", "nodev": "dev"}
 	for _, d := range defaults {
 		if !slices.Contains(given, opposite[d]) {
 			opts = append(opts, d)
 		}
+	}
+	if slices.Contains(given, "bind") {
+		opts = append(opts, "bind")
+	} else {
+		opts = append(opts, "rbind")
 	}
 	prop := false
 	for _, o := range given {

@@ -188,7 +188,7 @@ func checkTmpfsOpt(o string) error {
 	if slices.Contains(tmpfsFlags, o) || tmpfsValueRE.MatchString(o) {
 		return nil
 	}
-	return fmt.Errorf("invalid tmpfs option %q (want size=, mode=, uid=, gid=, nr_inodes=, nr_blocks=, ro, rw, [no]exec, [no]dev, [no]suid, [no]tmpcopyup, a propagation or an atime option)", o)
+	return fmt.Errorf("unknown mount option %q: invalid mount option (tmpfs takes size=, mode=, uid=, gid=, nr_inodes=, nr_blocks=, ro, rw, [no]exec, [no]dev, [no]suid, [no]tmpcopyup, a propagation or an atime option)", o)
 }
 
 // ParseMount parses one --mount value, type=bind|volume|tmpfs,KEY[=VALUE],...
@@ -215,7 +215,7 @@ func parseMount(s string) (Mount, error) {
 	}
 	switch typ {
 	case "":
-		return Mount{}, errors.New("type must be specified")
+		return Mount{}, errors.New("incorrect mount format: should be --mount type=<bind|tmpfs|volume>,[src=<host-dir|volume-name>,]target=<ctr-dir>[,options]")
 	case MountBind, MountVolume, MountTmpfs:
 	case "image", "devpts", "glob", "ramfs":
 		return Mount{}, fmt.Errorf("berth does not support mounts of type %q (bind, volume and tmpfs are supported)", typ)
@@ -304,8 +304,14 @@ func mountOption(m *Mount, k *mountKeys, tok string) error {
 		}
 		m.Options = append(m.Options, "bind")
 	case "z", "Z":
+		if err := onlyFor(MountBind); err != nil {
+			return err
+		}
 		return flagOption(m, &k.relabel, "'z' or 'Z'", tok, hasVal)
 	case "relabel":
+		if err := onlyFor(MountBind); err != nil {
+			return err
+		}
 		if val != "private" && val != "shared" {
 			return errors.New("relabel mount option must be 'private' or 'shared'")
 		}

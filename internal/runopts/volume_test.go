@@ -56,7 +56,8 @@ func TestParseMount(t *testing.T) {
 	}{
 		{"type=bind,source=/srv,target=/srv,ro", Mount{Type: MountBind, Source: "/srv", Destination: "/srv", Options: []string{"ro"}}},
 		{"type=bind,src=/srv,dst=/x,readonly=false,bind-propagation=rslave,bind-nonrecursive", Mount{Type: MountBind, Source: "/srv", Destination: "/x", Options: []string{"rw", "rslave", "bind"}}},
-		{"type=volume,source=v,destination=/d,volume-nocopy,relabel=shared", Mount{Type: MountVolume, Source: "v", Destination: "/d", Options: []string{"nocopy", "z"}}},
+		{"type=volume,source=v,destination=/d,volume-nocopy", Mount{Type: MountVolume, Source: "v", Destination: "/d", Options: []string{"nocopy"}}},
+		{"type=bind,source=/a,destination=/d,relabel=shared", Mount{Type: MountBind, Source: "/a", Destination: "/d", Options: []string{"z"}}},
 		{"target=/d,type=volume", Mount{Type: MountVolume, Destination: "/d", Anonymous: true}},
 		{"type=tmpfs,target=/t,tmpfs-size=64m,tmpfs-mode=1777,exec", Mount{Type: MountTmpfs, Destination: "/t", Options: []string{"rw", "nosuid", "nodev", "size=64m", "mode=1777", "exec"}}},
 		{"type=tmpfs,dst=/t,consistency=cached", Mount{Type: MountTmpfs, Destination: "/t", Options: []string{"rw", "noexec", "nosuid", "nodev"}}},
@@ -70,7 +71,8 @@ func TestParseMount(t *testing.T) {
 
 func TestParseMountErrors(t *testing.T) {
 	for in, want := range map[string]string{
-		"source=/a,target=/b":                               "type must be specified",
+		"source=/a,target=/b":                               "incorrect mount format",
+		"type=volume,target=/b,relabel=private":             `"relabel" option not supported for "volume"`,
 		"type=nfs,target=/b":                                `invalid filesystem type "nfs"`,
 		"type=image,source=x,target=/b":                     "berth does not support mounts of type \"image\"",
 		"type=bind,target=/b":                               "must set volume source",
@@ -99,7 +101,7 @@ func TestParseTmpfs(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(m, want) {
 		t.Errorf("ParseTmpfs = %+v, %v", m, err)
 	}
-	for in, want := range map[string]string{"run": "absolute path", "/run:size=x": "invalid tmpfs option", "/run:nfsvers=3": "invalid tmpfs option"} {
+	for in, want := range map[string]string{"run": "absolute path", "/run:size=x": `unknown mount option "size=x"`, "/run:nfsvers=3": "invalid mount option"} {
 		if _, err := ParseTmpfs(in); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("ParseTmpfs(%q) error %v, want %q", in, err, want)
 		}
