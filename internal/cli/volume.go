@@ -206,7 +206,7 @@ func parseVolumeFilters(fs []string) ([]volumeFilter, error) {
 			}
 			out = append(out, func(_ *engine.Volume, used bool) bool { return used != want })
 		default:
-			return nil, fmt.Errorf("--filter %q: berth supports the name, label, driver and dangling filters", f)
+			return nil, fmt.Errorf("%q is an invalid volume filter (berth supports name, label, driver and dangling)", k)
 		}
 	}
 	return out, nil
@@ -297,7 +297,7 @@ func volumeInspectCmd(env Env, g *globals) *cobra.Command {
 			for _, a := range args {
 				v, err := e.GetVolume(a)
 				if err != nil {
-					errs = append(errs, volumeErr(err))
+					errs = append(errs, fmt.Errorf("inspecting object: %w", err))
 					continue
 				}
 				vols = append(vols, v)
