@@ -161,6 +161,11 @@ func tmpfsOptions(given []string) []string {
 // volume's directory that content's owner and mode, else the container's
 // user.
 func (e *Engine) firstUse(m runopts.Mount, rootfs string, uid, gid uint32) error {
+	unlock, err := lockDir(e.VolumeDir(m.Source))
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	v, err := e.volume(m.Source)
 	if err != nil {
 		return err
@@ -317,4 +322,18 @@ func MountOptions(m runopts.Mount) []string {
 		return bindOptions(m.Options, []string{"nosuid", "nodev"})
 	}
 	return bindOptions(m.Options, nil)
+}
+
+// lockDir holds an exclusive lock on a directory (two containers that
+// first use a volume at once copy its content once).
+func lockDir(dir string) (func(), error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	return func() { f.Close() }, nil
 }

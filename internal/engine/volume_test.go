@@ -181,3 +181,68 @@ func TestVolumeRecordValidated(t *testing.T) {
 		_ = e.updateVolumes(func(b *bolt.Bucket) error { return b.Delete([]byte(name)) })
 	}
 }
+
+// TestFirstUseCopyUp: a new volume gets the image's content at its mount
+// point once (modes and symbolic links kept, links never followed); a
+// mount point that is a link out of the root filesystem resolves inside
+// it.
+func TestFirstUseCopyUp(t *testing.T) {
+	e := newTestEngine(t)
+	rootfs := t.TempDir()
+	mustWrite := func(p, content string, mode os.FileMode) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(rootfs, p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(rootfs, p), []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustWrite("seed/hello", "seeded\n", 0o640)
+	mustWrite("seed/sub/deep", "deep\n", 0o755)
+	if err := os.Symlink("/etc/passwd", filepath.Join(rootfs, "seed", "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/etc", filepath.Join(rootfs, "escape")); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"v", "esc"} {
+		if _, err := e.CreateVolume(VolumeOptions{Name: name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	uid, gid := uint32(os.Getuid()), uint32(os.Getgid())
+	if err := e.firstUse(runopts.Mount{Type: runopts.MountVolume, Source: "v", Destination: "/seed"}, rootfs, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	data := e.VolumePath("v")
+	if b, err := os.ReadFile(filepath.Join(data, "sub", "deep")); err != nil || string(b) != "deep\n" {
+		t.Errorf("copied file: %q %v", b, err)
+	}
+	if st, err := os.Stat(filepath.Join(data, "hello")); err != nil || st.Mode().Perm() != 0o640 {
+		t.Errorf("mode kept: %v %v", st, err)
+	}
+	if l, err := os.Readlink(filepath.Join(data, "link")); err != nil || l != "/etc/passwd" {
+		t.Errorf("link kept: %q %v", l, err)
+	}
+	if v, _ := e.volume("v"); v.NeedsCopyUp || v.NeedsChown {
+		t.Errorf("flags after first use: %+v", v)
+	}
+	// Not again: a file removed from the volume stays removed.
+	if err := os.Remove(filepath.Join(data, "hello")); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.firstUse(runopts.Mount{Type: runopts.MountVolume, Source: "v", Destination: "/seed"}, rootfs, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(data, "hello")); !os.IsNotExist(err) {
+		t.Errorf("copied up twice: %v", err)
+	}
+	// /escape -> /etc is the root filesystem's etc (absent), not the host's.
+	if err := e.firstUse(runopts.Mount{Type: runopts.MountVolume, Source: "esc", Destination: "/escape"}, rootfs, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	if empty, err := isEmptyDir(e.VolumePath("esc")); err != nil || !empty {
+		t.Errorf("host content copied through a link: %v %v", empty, err)
+	}
+}

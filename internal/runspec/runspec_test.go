@@ -2,6 +2,7 @@ package runspec
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -133,5 +134,18 @@ func TestGenerateRootless(t *testing.T) {
 		if m.Destination == "/sys" && m.Type != "sysfs" {
 			t.Errorf("own network namespace: /sys %+v", m)
 		}
+	}
+}
+
+func TestGenerateStorageMounts(t *testing.T) {
+	m := specs.Mount{Destination: "/data", Type: "bind", Source: "/var/lib/berth/volumes/v/_data", Options: []string{"rbind", "rprivate"}}
+	s, err := Generate(Options{Rootfs: "/r", Process: Process{Args: []string{"sh"}},
+		Binds: []Bind{{Source: "/run/hosts", Destination: "/etc/hosts"}}, Mounts: []specs.Mount{m}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(s.Mounts)
+	if n < 2 || s.Mounts[n-2].Destination != "/etc/hosts" || !reflect.DeepEqual(s.Mounts[n-1], m) {
+		t.Errorf("mounts: %+v", s.Mounts)
 	}
 }
