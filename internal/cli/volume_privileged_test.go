@@ -69,10 +69,15 @@ func TestPrivilegedNamedVolume(t *testing.T) {
 
 // TestPrivilegedVolumeCopyUpAnonymous: the image's VOLUME gets an
 // anonymous volume holding the image's content, shown by inspect and
-// removed by rm -v; a new named volume mounted over image content gets
+// removed by rm -v and --rm; a new named volume mounted over image content gets
 // that content too.
 func TestPrivilegedVolumeCopyUpAnonymous(t *testing.T) {
 	p := volTopo(t)
+	// --rm takes the anonymous volume with the container.
+	p.mustB(t, "run", "--rm", "--network", "none", "volimg", "true")
+	if out := p.mustB(t, "volume", "ls", "-q"); out != "" {
+		t.Errorf("anonymous volume left by --rm: %q", out)
+	}
 	if out := p.mustB(t, "run", "--name", "anon", "--network", "none", "volimg", "cat", "/seed/hello"); out != "seeded\n" {
 		t.Errorf("anonymous volume content: %q", out)
 	}
