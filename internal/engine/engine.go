@@ -16,7 +16,8 @@
 // intent journal that makes network operations crash consistent, and the
 // engine lock), usermode.go
 // (rootless uplink and slirp4netns), pod.go, migrate.go (the CLI's former
-// records).
+// records), volume.go (named volumes) and mounts.go (a container's bind
+// mounts, volumes and tmpfs mounts, and the copy-up into new volumes).
 package engine
 
 import (

@@ -1,6 +1,7 @@
 // Package runopts parses the network options of `berth run`, `create` and
 // `pod create` the way Podman does: -p/--publish, --expose, --network with
-// per-network options, --add-host and --dns*. It is pure: no syscalls, every
+// per-network options, --add-host and --dns*; and the storage options of
+// run and create: -v/--volume, --mount and --tmpfs (volume.go). It is pure: no syscalls, every
 // error names the flag and what would be valid.
 package runopts
 
