@@ -68,7 +68,7 @@ const (
 	watchPoll   = time.Second            // the check when changes are not announced
 	// At most repairLimit repairs in repairWindow: another program that
 	// undoes every repair at once is not fought in a loop.
-	repairLimit  = 5
+	repairLimit  = 10
 	repairWindow = 10 * time.Second
 )
 
