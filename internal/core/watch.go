@@ -162,14 +162,22 @@ func (w *watcher) subscribe(ctx context.Context) {
 			w.mon, w.commits = mon, mon.Commits()
 		}
 	}
+	w.followFirewalld(ctx)
+	w.m.log.Info("firewall watcher started", "pid", os.Getpid(), "state", w.m.cfg.ConfigDir, "driver", fw.Name(),
+		"nftables_events", w.commits != nil, "firewalld_reloads", w.reloads != nil, "period", w.period)
+}
+
+// followFirewalld subscribes to firewalld's reloads on the system bus
+// and reports whether it did. The periodic check tries again while there
+// is no subscription (no bus yet, or its connection ended).
+func (w *watcher) followFirewalld(ctx context.Context) bool {
 	reloads, err := firewalld.Reloads(ctx, "")
 	if err != nil {
 		w.m.log.Debug("not following firewalld's reloads", "error", err)
-	} else {
-		w.reloads = reloads
+		return false
 	}
-	w.m.log.Info("firewall watcher started", "pid", os.Getpid(), "state", w.m.cfg.ConfigDir, "driver", fw.Name(),
-		"nftables_events", w.commits != nil, "firewalld_reloads", w.reloads != nil, "period", w.period)
+	w.reloads = reloads
+	return true
 }
 
 func (w *watcher) close() {
@@ -204,6 +212,7 @@ func (w *watcher) run(ctx context.Context) error {
 			continue
 		case _, ok := <-w.reloads:
 			if !ok {
+				w.m.log.Info("the system bus connection ended; following firewalld's reloads again at the next periodic check")
 				w.reloads = nil
 				continue
 			}
@@ -217,7 +226,8 @@ func (w *watcher) run(ctx context.Context) error {
 			w.deb.done()
 			active = w.check(false)
 		case <-tick.C:
-			active = w.check(false)
+			// A reload may have gone unseen while not subscribed.
+			active = w.check(w.reloads == nil && w.followFirewalld(ctx))
 		}
 		if _, pending := w.deb.due(); pending {
 			w.arm(timer)
