@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -50,8 +51,8 @@ type Monitor struct {
 const monitorBuffer = 4 << 20
 
 // Subscribe starts receiving the commits of the ruleset of the namespace
-// open at nsFd (-1: the caller's). Commits of this process itself are
-// left out. Close ends it.
+// open at nsFd (-1: the caller's). Commits of this process itself (by
+// any of its threads) are left out. Close ends it.
 func Subscribe(nsFd int) (*Monitor, error) {
 	var c *netlink.Conn
 	dial := func() error {
@@ -116,12 +117,28 @@ func (m *Monitor) receive() {
 			if err != nil {
 				c = Commit{Lost: true}
 			}
-			if c.PID != 0 && c.PID == m.self {
+			if m.own(c.PID) {
 				continue
 			}
 			m.send(c)
 		}
 	}
+}
+
+// own reports whether the committing task was a thread of this process:
+// the kernel names the thread (its TID, in the initial PID namespace),
+// which is one of this process's while /proc/self/task lists it. A
+// thread that has exited since, or a process in a PID namespace of its
+// own, makes its commits look like another's: one more check, no harm.
+func (m *Monitor) own(pid uint32) bool {
+	if pid == 0 {
+		return false
+	}
+	if pid == m.self {
+		return true
+	}
+	_, err := os.Stat("/proc/self/task/" + strconv.FormatUint(uint64(pid), 10))
+	return err == nil
 }
 
 // send passes c on without waiting.
