@@ -164,14 +164,3 @@ func TestUnannounced(t *testing.T) {
 		}
 	}
 }
-
-func FuzzLegacyVersion(f *testing.F) {
-	for _, v := range []string{"iptables-save v1.8.9 (legacy)", "iptables-save v1.8.9 (nf_tables)", "iptables-save v1.6.1", "x v", " v9999999999999999999999.1"} {
-		f.Add(v)
-	}
-	f.Fuzz(func(t *testing.T, v string) {
-		if strings.Contains(v, "(legacy)") && !legacyVersion(v) {
-			t.Errorf("legacyVersion(%q) = false", v)
-		}
-	})
-}

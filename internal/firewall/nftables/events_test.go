@@ -48,18 +48,3 @@ func TestParseCommit(t *testing.T) {
 		}
 	}
 }
-
-func FuzzParseCommit(f *testing.F) {
-	f.Add(newgen(f, func(ae *netlink.AttributeEncoder) {
-		ae.Bytes(unix.NFTA_GEN_ID, []byte{1, 2, 3, 4})
-		ae.Bytes(unix.NFTA_GEN_PROC_PID, []byte{0, 0, 0x10, 0x92})
-		ae.String(unix.NFTA_GEN_PROC_NAME, "nft")
-	}))
-	f.Add([]byte{0, 0, 0, 0})
-	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := parseCommit(data)
-		if err == nil && c.Lost {
-			t.Errorf("a parsed commit says it lost announcements: %+v", c)
-		}
-	})
-}
