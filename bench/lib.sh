@@ -122,10 +122,24 @@ aardvark_pids_under() {
     done
 }
 
-# kill_aardvark_under DIR : stop them, by pid (TERM, then KILL)
+# watcher_pids_under DIR : pids of every berth firewall watcher (which
+# berth's first firewalled setup starts) whose --config lies under DIR
+watcher_pids_under() {
+    local d=$1 p cmd
+    [ -n "$d" ] || return 0
+    for p in /proc/[0-9]*; do
+        cmd=$(tr '\0' ' ' 2>/dev/null <"$p/cmdline") || continue
+        case $cmd in
+            *" firewall-watch --config $d/"*) printf '%s\n' "${p#/proc/}" ;;
+        esac
+    done
+}
+
+# kill_aardvark_under DIR : stop them and the firewall watchers, by pid
+# (TERM, then KILL)
 kill_aardvark_under() {
     local pids p
-    pids=$(aardvark_pids_under "$1")
+    pids=$(aardvark_pids_under "$1"; watcher_pids_under "$1")
     [ -n "$pids" ] || return 0
     for p in $pids; do kill "$p" 2>/dev/null || true; done
     for _ in 1 2 3 4 5 6 7 8 9 10; do

@@ -123,6 +123,14 @@ type Config struct {
 	// deletion. The program's main must then start with
 	// berthnet.RunReaper. Collect removes retired links whose child died.
 	BackgroundLinkRemoval bool
+	// FirewallWatcher, when set, is this program's executable, which
+	// runs the firewall watcher as `FirewallWatcher firewall-watch
+	// --config STATEDIR --firewall-driver NAME --dns-port N` (a command
+	// that calls Host.WatchFirewall): the first Attach or SetupNetavark
+	// with firewall rules starts it, unless one runs for the state
+	// directory. It restores berth's rules within a second when someone
+	// else removes them. Ignored when Rootless.
+	FirewallWatcher string
 }
 
 // RunReaper must be the first call in main of a program that sets
@@ -277,7 +285,7 @@ func New(cfg Config) (*Host, error) {
 	dhcp := cfg.DHCP
 	mgr, err := core.New(core.Config{
 		ConfigDir: cfg.StateDir, Firewall: h.fw, Logger: cfg.Logger, HostNS: h.host, KeepBridges: cfg.KeepBridges, DHCP: dhcp,
-		BackgroundLinkRemoval: cfg.BackgroundLinkRemoval, SysctlDDir: sysctlDDir(cfg),
+		BackgroundLinkRemoval: cfg.BackgroundLinkRemoval, SysctlDDir: sysctlDDir(cfg), FirewallWatcher: cfg.FirewallWatcher,
 		AardvarkBinary: cfg.AardvarkBinary, AardvarkEnv: cfg.AardvarkEnv, DNSPort: cfg.DNSPort, Rootless: cfg.Rootless,
 	})
 	if err != nil {

@@ -68,6 +68,20 @@ func (h *Host) FollowFirewalldReloads(ctx context.Context) error {
 	}, h.cfg.Logger)
 }
 
+// WatchFirewall runs the firewall watcher of this Host's state directory
+// (see Config.FirewallWatcher): it restores berth's rules within a
+// second after anyone else removed or changed them, and re-applies them
+// after a reload of firewalld, until ctx ends or no firewalled network
+// has containers left (with stay, it keeps running then). It fails with
+// ErrWatcherRunning when one runs already.
+func (h *Host) WatchFirewall(ctx context.Context, stay bool) error {
+	return h.mgr.WatchFirewall(ctx, core.WatchOptions{Stay: stay})
+}
+
+// ErrWatcherRunning: another firewall watcher runs for the state
+// directory.
+var ErrWatcherRunning = core.ErrWatcherRunning
+
 // UpdateDNSServers sets a network's upstream DNS servers in its running
 // DNS server (`netavark update --network-dns-servers`).
 func (h *Host) UpdateDNSServers(networkName string, servers []netip.Addr) error {

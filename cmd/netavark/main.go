@@ -26,10 +26,12 @@ func main() {
 	berthnet.RunReaper() // a child deleting a link teardown retired
 	shortlived.Tune()
 	ctx, stop := shortlived.Interruptible("netavark", 2*time.Second)
+	exe, _ := os.Executable()
 	code := netavark.Run(ctx, os.Args[1:], netavark.Env{
 		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
-		Getenv:   os.Getenv,
-		Delegate: delegate,
+		Getenv:          os.Getenv,
+		Delegate:        delegate,
+		FirewallWatcher: exe,
 	})
 	stop()
 	os.Exit(code)

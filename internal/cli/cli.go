@@ -34,7 +34,8 @@ import (
 func Main(ctx context.Context, name string, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch name {
 	case "netavark":
-		return netavark.Run(ctx, args, withdhcp.Env(netavark.Env{Stdin: stdin, Stdout: stdout, Stderr: stderr, Getenv: os.Getenv}))
+		exe, _ := os.Executable()
+		return netavark.Run(ctx, args, withdhcp.Env(netavark.Env{Stdin: stdin, Stdout: stdout, Stderr: stderr, Getenv: os.Getenv, FirewallWatcher: exe}))
 	case "aardvark-dns":
 		return aardvark.Run(ctx, args, aardvark.Env{Stdout: stdout, Stderr: stderr, Getenv: os.Getenv})
 	case "slirp4netns":
@@ -131,6 +132,7 @@ func newRoot(env Env, g *globals, code *int) *cobra.Command {
 		volumeCmd(env, g),
 		containerCmd(env, g),
 		monitorCmd(env, g),
+		firewallWatchCmd(env, g),
 		infoCmd(env, g),
 		systemCmd(env, g),
 		unshareCmd(env, g),
@@ -148,7 +150,7 @@ func newRoot(env Env, g *globals, code *int) *cobra.Command {
 			Short:              "The netavark-compatible backend (same as running the binary as netavark)",
 			DisableFlagParsing: true,
 			RunE: func(cmd *cobra.Command, a []string) error {
-				*code = netavark.Run(cmd.Context(), a, withdhcp.Env(netavark.Env{Stdin: env.Stdin, Stdout: env.Stdout, Stderr: env.Stderr, Getenv: env.Getenv}))
+				*code = netavark.Run(cmd.Context(), a, withdhcp.Env(netavark.Env{Stdin: env.Stdin, Stdout: env.Stdout, Stderr: env.Stderr, Getenv: env.Getenv, FirewallWatcher: env.FirewallWatcher}))
 				return nil
 			},
 		},

@@ -57,7 +57,34 @@ func newDoctorHost(t *testing.T) *dhost {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = h.Detach(context.Background(), "pctr", "eth0") })
+	// The firewall watcher the CLI's setup started would mend the damage
+	// these tests show the doctor before the doctor looks.
+	stopWatcher(t, p.run)
 	return d
+}
+
+// stopWatcher stops the firewall watcher of the run directory, by the PID
+// in its pid file, and waits until it is gone.
+func stopWatcher(t *testing.T, runDir string) {
+	t.Helper()
+	p := filepath.Join(runDir, "berth", "firewall-watch.pid")
+	var pid int
+	for deadline := time.Now().Add(10 * time.Second); pid == 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		b, _ := os.ReadFile(p)
+		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	}
+	if pid == 0 {
+		t.Fatalf("no firewall watcher in %s", p)
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Fatalf("stop the firewall watcher %d: %v", pid, err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if b, _ := os.ReadFile(p); strings.TrimSpace(string(b)) == "" {
+			return
+		}
+	}
+	t.Fatalf("the firewall watcher %d did not stop", pid)
 }
 
 // run runs a command in the host namespace.
@@ -244,6 +271,7 @@ func TestPrivilegedDoctorBridgeNF(t *testing.T) {
 	}
 	c2 := nettest.NewNS(t, nettest.RandName("dc2"))
 	d.must(t, "network", "connect", "--netns", c2.Path(), "dn", "dc2")
+	stopWatcher(t, d.ptopo.run) // that setup started one again
 	nettest.ServeBanner(nettest.Listen(t, c2, "tcp4", "198.19.30.3:80"), "c2")
 	d.run(t, "iptables", "-P", "FORWARD", "DROP")
 	d.run(t, "sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1")

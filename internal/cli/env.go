@@ -50,6 +50,9 @@ type Env struct {
 	Now func() time.Time
 	// Executable is the path of the berth binary (finds aardvark-dns).
 	Executable string
+	// FirewallWatcher is the berth binary that runs `firewall-watch`,
+	// which a setup starts when none runs; empty: none.
+	FirewallWatcher string
 	// Firewall, when set, replaces the driver containers.conf names (tests).
 	Firewall firewall.Driver
 }
@@ -67,6 +70,8 @@ func ProcessEnv(stdin io.Reader, stdout, stderr io.Writer) Env {
 		Links:      engine.ReadHostLinks,
 		Now:        time.Now,
 		Executable: exe,
+		// Not for rootless networks (see core.Config.FirewallWatcher).
+		FirewallWatcher: exe,
 	}
 }
 
@@ -257,6 +262,9 @@ func (w *world) hostConfig() (berthnet.Config, error) {
 		RuntimeSysctlD: true,
 		Logger:         w.log,
 		DHCP:           dhcpproxy.Leaser{},
+		// The first firewalled setup starts `berth firewall-watch` for
+		// the run directory (rootful only: core ignores it rootless).
+		FirewallWatcher: w.env.FirewallWatcher,
 		// Teardown deletes each veth pair in one step rather than
 		// retiring its two ends for a reaper process (the netavark
 		// front-end's BackgroundLinkRemoval): a command killed between

@@ -70,6 +70,13 @@ type Config struct {
 	// deletion, which waits for the kernel's RCU grace periods, to a
 	// short-lived child process. The executable must call reaper.Main.
 	BackgroundLinkRemoval bool
+	// FirewallWatcher, when set, is the executable that runs the firewall
+	// watcher as `FirewallWatcher firewall-watch --config DIR
+	// --firewall-driver NAME --dns-port N` (WatchCommand; the program
+	// calls WatchFirewall with a Manager of that configuration). The
+	// first firewalled setup starts it, in HostNS, unless one runs for
+	// ConfigDir (see watch.go). Not for Rootless.
+	FirewallWatcher string
 }
 
 // Manager sets networks up and tears them down in the calling process's
@@ -163,6 +170,9 @@ func (m *Manager) Setup(ctx context.Context, nsPath string, o *network.Options) 
 		return nil, err
 	}
 	m.settleFirewall(sess, true)
+	if sess.firewalled {
+		m.ensureWatcher()
+	}
 	m.log.Debug("setup done", "since_start", time.Since(loaded))
 	return res, nil
 }
@@ -266,6 +276,7 @@ func (m *Manager) setupFirewall(sess *session, nsPath string, o *network.Options
 	if len(fwNets) == 0 {
 		return nil
 	}
+	sess.firewalled = true
 	m.heal(sess, "")
 	fwNets = m.withActiveNetworks(sess, fwNets)
 	if err := m.cfg.Firewall.Setup(fwNets, ports); err != nil {

@@ -61,19 +61,7 @@ func (m *Manager) signalDNS(start bool) error {
 // itself, or, on a host run by systemd, the binary in a systemd scope of
 // its own (a user scope when rootless), so it outlives its caller's unit.
 func (m *Manager) dnsCommand(dir aardvarkconf.Dir) *exec.Cmd {
-	args := []string{"--config", dir.Path, "-p", strconv.Itoa(int(m.cfg.DNSPort)), "run"}
-	bin := m.cfg.AardvarkBinary
-	if st, err := os.Stat("/run/systemd/system"); err == nil && st.IsDir() {
-		if sr, err := exec.LookPath("systemd-run"); err == nil {
-			pre := []string{"-q", "--scope"}
-			if m.cfg.Rootless {
-				pre = append(pre, "--user")
-			}
-			args = append(append(pre, bin), args...)
-			bin = sr
-		}
-	}
-	cmd := exec.Command(bin, args...)
+	cmd := scoped(m.cfg.AardvarkBinary, []string{"--config", dir.Path, "-p", strconv.Itoa(int(m.cfg.DNSPort)), "run"}, m.cfg.Rootless)
 	cmd.Env = append(os.Environ(), m.cfg.AardvarkEnv...)
 	return cmd
 }

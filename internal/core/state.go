@@ -40,6 +40,8 @@ type session struct {
 	lock *os.File
 	db   *bolt.DB
 	fw   fwTrack // the firewall's generation in this call (see heal)
+	// firewalled: this call set up firewall rules (see ensureWatcher).
+	firewalled bool
 }
 
 // open waits for the state lock, then opens the database. The lock is a

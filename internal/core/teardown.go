@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 
 	"github.com/berthnet/berth/internal/firewall"
 	"github.com/berthnet/berth/internal/link"
@@ -383,6 +384,11 @@ func (m *Manager) FirewallReload(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	defer sess.close()
+	return m.reload(ctx, sess)
+}
+
+// reload is FirewallReload in an open session.
+func (m *Manager) reload(ctx context.Context, sess *session) ([]string, error) {
 	v, loadErr := m.firewallView(sess, "")
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -390,6 +396,7 @@ func (m *Manager) FirewallReload(ctx context.Context) ([]string, error) {
 	if len(v.nets) == 0 {
 		return v.ids, loadErr
 	}
+	var err error
 	if h, ok := m.cfg.Firewall.(firewall.Healer); ok {
 		err = h.Repair(v.nets, v.ports)
 	} else {
@@ -439,37 +446,64 @@ func (m *Manager) firewallView(sess *session, except string) (fwView, error) {
 // heal mends berth's firewall when it was damaged from outside: when the
 // driver can tell (firewall.Healer) and finds the rules of the networks
 // with containers, or the other containers' forwards, incomplete, it
-// restores them all before this call changes its own. Setup and teardown
-// call it, so one more container's coming or going repairs the others.
+// restores them all before this call changes its own, and logs what was
+// missing and what it restored. Setup and teardown call it, so one more
+// container's coming or going repairs the others; so does the firewall
+// watcher (watch.go), which reports whether it repaired.
 //
 // When the ruleset is still at the generation berth's last call left
 // (firewall.Versioned), nobody changed it since and the check is skipped;
 // see fwgen.go.
-func (m *Manager) heal(sess *session, except string) {
+func (m *Manager) heal(sess *session, except string) (repaired bool) {
 	h, ok := m.cfg.Firewall.(firewall.Healer)
 	if !ok {
-		return
+		return false
 	}
 	if m.markFirewall(sess) {
-		return
+		return false
 	}
 	v, _ := m.firewallView(sess, except)
 	if len(v.nets) == 0 {
-		return
+		return false
 	}
-	intact, err := h.Intact(v.nets, v.ports)
+	damage, err := h.Damage(v.nets, v.ports)
 	if err != nil {
 		sess.fw.good = false
-		return
+		m.log.Warn("cannot check the firewall rules", "error", err)
+		return false
 	}
-	if intact {
-		return
+	if len(damage) == 0 {
+		return false
 	}
-	m.log.Warn("berth's firewall rules were damaged from outside; restoring those of every container", "containers", len(v.ids))
+	m.log.Warn("berth's firewall rules were damaged from outside; restoring those of every container", "driver", m.cfg.Firewall.Name(), "damage", strings.Join(damage, "; "))
 	if err := h.Repair(v.nets, v.ports); err != nil {
 		sess.fw.good = false
 		m.log.Warn("firewall repair failed", "error", err)
+		return false
 	}
+	m.log.Info("firewall rules restored", "restored", v.restored())
+	return true
+}
+
+// restored describes what a repair of v restores: "rules of 2 networks,
+// 3 port forwards of 2 containers".
+func (v fwView) restored() string {
+	forwards := 0
+	ctrs := map[string]bool{}
+	for _, pf := range v.ports {
+		v4, v6 := pf.Expand()
+		forwards += len(v4) + len(v6)
+		ctrs[pf.ContainerID] = true
+	}
+	return fmt.Sprintf("rules of %d network%s, %d port forward%s of %d container%s",
+		len(v.nets), plural(len(v.nets)), forwards, plural(forwards), len(ctrs), plural(len(ctrs)))
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }
 
 // UpdateDNSServers sets a network's upstream DNS servers in the running DNS

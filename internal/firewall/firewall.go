@@ -105,13 +105,25 @@ type Checker interface {
 // Healer is implemented by drivers that can find and mend damage done to
 // their rules from outside (a flushed ruleset, a flushed chain or map).
 type Healer interface {
-	// Intact reports whether the rules of nets and the forwards of ports
-	// are all in place.
-	Intact(nets []NetworkRules, ports []PortForward) (bool, error)
+	// Damage describes what of the rules of nets and the forwards of
+	// ports is missing, one finding each ("table inet berth missing",
+	// "chain forward flushed", "map pf4any: 2 port forwards missing");
+	// none when all are in place.
+	Damage(nets []NetworkRules, ports []PortForward) ([]string, error)
 	// Repair restores them. nets must be every network with containers
 	// and ports every container's forwards: what is rebuilt keeps nothing
 	// else.
 	Repair(nets []NetworkRules, ports []PortForward) error
+}
+
+// Polled is implemented by drivers that can tell whether the kernel
+// announces changes to their rules as nftables events (the iptables
+// driver on an iptables-legacy backend does not), for a watcher that
+// otherwise waits for those events.
+type Polled interface {
+	// Unannounced reports whether changes to the driver's rules go
+	// unannounced, so that they must be checked periodically.
+	Unannounced() bool
 }
 
 // Generation is one state of the ruleset of a network namespace, as the

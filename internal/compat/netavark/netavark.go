@@ -50,6 +50,10 @@ type Env struct {
 	// input as its standard input and returns its exit code; it does not
 	// return when it replaces the process.
 	Delegate func(input []byte) (int, error)
+	// FirewallWatcher is this program's executable, which a setup starts
+	// as `FirewallWatcher firewall-watch --config DIR ...` when no
+	// firewall watcher runs for the state directory; empty: none.
+	FirewallWatcher string
 }
 
 type globals struct {
@@ -114,6 +118,7 @@ func Run(ctx context.Context, args []string, env Env) int {
 		createCmd(g, env, &out),
 		firewallReloadCmd(g, env),
 		firewalldReloadCmd(g, env),
+		firewallWatchCmd(g, env),
 	)
 	root.SetArgs(joinBoolValues(args))
 	return exitCode(root.ExecuteContext(ctx), g.verb, out, env)
@@ -348,6 +353,49 @@ func firewalldReloadCmd(g *globals, env Env) *cobra.Command {
 		func(ctx context.Context, m *berthnet.Host) error { return m.FollowFirewalldReloads(ctx) })
 }
 
+// firewallWatchCmd is `netavark firewall-watch` (hidden): the firewall
+// watcher of the --config directory, which a setup starts (Env.
+// FirewallWatcher) and a service may run with --stay. It logs to stderr
+// from info level, with times. Another watcher of the directory running
+// is no error: it exits at once.
+func firewallWatchCmd(g *globals, env Env) *cobra.Command {
+	var port uint16
+	var stay bool
+	c := &cobra.Command{
+		Use:    core.WatchCommand,
+		Short:  "restore berth's firewall rules when someone else removes them (started by setup)",
+		Hidden: true,
+		Args:   exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if g.config == "" {
+				g.config = "/run/containers/networks"
+			}
+			if port != 0 {
+				get := env.Getenv
+				env.Getenv = func(k string) string {
+					if k == "NETAVARK_DNS_PORT" {
+						return strconv.Itoa(int(port))
+					}
+					return get(k)
+				}
+			}
+			m, err := newHost(g, env, core.WatchLogger(env.Stderr))
+			if err != nil {
+				return err
+			}
+			defer m.Close()
+			err = m.WatchFirewall(cmd.Context(), stay)
+			if errors.Is(err, berthnet.ErrWatcherRunning) {
+				return nil
+			}
+			return err
+		},
+	}
+	c.Flags().Uint16Var(&port, "dns-port", 0, "the DNS port the networks' rules redirect to (default: env NETAVARK_DNS_PORT, else 53)")
+	c.Flags().BoolVar(&stay, "stay", false, "keep running while no network has containers (as a service)")
+	return c
+}
+
 // hostCmd is a command without arguments that runs fn with the Host of
 // the --config directory (Podman's /run/containers/networks by default).
 func hostCmd(g *globals, env Env, use, short string, fn func(context.Context, *berthnet.Host) error) *cobra.Command {
@@ -551,6 +599,11 @@ func readLimited(r io.Reader, name string) ([]byte, error) {
 // manager builds the berthnet host from the global flags and the
 // environment (NETAVARK_DNS_PORT, NETAVARK_FW, RUST_LOG).
 func manager(g *globals, env Env) (*berthnet.Host, error) {
+	return newHost(g, env, logger(env))
+}
+
+// newHost is manager with the logger log.
+func newHost(g *globals, env Env, log *slog.Logger) (*berthnet.Host, error) {
 	port := uint16(53)
 	if v := env.Getenv("NETAVARK_DNS_PORT"); v != "" {
 		p, err := strconv.ParseUint(v, 10, 16)
@@ -567,7 +620,6 @@ func manager(g *globals, env Env) (*berthnet.Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--firewall-driver (or NETAVARK_FW): %w", err)
 	}
-	log := logger(env)
 	log.Info(firewallLine(fw.Name()), targetKey, "netavark::firewall")
 	// The front-end is a client of berth's public API (package berthnet),
 	// in Podman's model: Podman keeps the network files and allocates
@@ -586,6 +638,7 @@ func manager(g *globals, env Env) (*berthnet.Host, error) {
 		// spends on each veth (cmd/netavark and cmd/berth run the child).
 		BackgroundLinkRemoval: true,
 		RuntimeSysctlD:        true,
+		FirewallWatcher:       env.FirewallWatcher,
 	})
 }
 

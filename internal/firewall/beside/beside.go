@@ -65,7 +65,8 @@ type Wrapper struct {
 
 // Wrap returns inner with berth's accept rules kept beside other
 // programs' rules (see the package doc). The result keeps inner's
-// firewall.Checker, firewall.Healer and firewall.Versioned; its Healer
+// firewall.Checker, firewall.Healer, firewall.Polled and
+// firewall.Versioned; its Healer
 // also checks and restores the accept rules, so rules that another
 // program's start made necessary (Docker started after berth) are added
 // by the next heal, setup or reload.
@@ -85,6 +86,8 @@ func Wrap(inner firewall.Driver, o Options) firewall.Driver {
 		return healing{w, ch, h}
 	case isChecker:
 		return checking{w, ch}
+	case isHealer:
+		return repairing{w, h}
 	}
 	return w
 }
@@ -97,6 +100,12 @@ type checking struct {
 type healing struct {
 	*Wrapper
 	firewall.Checker
+	h firewall.Healer
+}
+
+// repairing is for a healer that is no checker (iptables).
+type repairing struct {
+	*Wrapper
 	h firewall.Healer
 }
 
@@ -142,23 +151,55 @@ func (w *Wrapper) Reset() error {
 	return errors.Join(w.inner.Reset(), w.remove(nil, true))
 }
 
-// Intact implements firewall.Healer: the inner driver's rules and the
-// accept rules of nets are in place.
-func (h healing) Intact(nets []firewall.NetworkRules, ports []firewall.PortForward) (bool, error) {
-	ok, err := h.h.Intact(nets, ports)
-	if err != nil || !ok {
-		return ok, err
-	}
-	return h.intact(nets)
+// Damage implements firewall.Healer: what the inner driver finds missing,
+// and whether accept rules of nets are.
+func (h healing) Damage(nets []firewall.NetworkRules, ports []firewall.PortForward) ([]string, error) {
+	return h.damage(h.h, nets, ports)
 }
 
 // Repair implements firewall.Healer: the inner driver's repair, then the
 // accept rules of nets.
 func (h healing) Repair(nets []firewall.NetworkRules, ports []firewall.PortForward) error {
-	if err := h.h.Repair(nets, ports); err != nil {
+	return h.repair(h.h, nets, ports)
+}
+
+// Damage implements firewall.Healer, as healing's does.
+func (r repairing) Damage(nets []firewall.NetworkRules, ports []firewall.PortForward) ([]string, error) {
+	return r.damage(r.h, nets, ports)
+}
+
+// Repair implements firewall.Healer, as healing's does.
+func (r repairing) Repair(nets []firewall.NetworkRules, ports []firewall.PortForward) error {
+	return r.repair(r.h, nets, ports)
+}
+
+// damage is inner's damage, then the accept rules' (looked at only when
+// inner's rules are all there: a repair restores both anyway).
+func (w *Wrapper) damage(inner firewall.Healer, nets []firewall.NetworkRules, ports []firewall.PortForward) ([]string, error) {
+	found, err := inner.Damage(nets, ports)
+	if err != nil || len(found) > 0 {
+		return found, err
+	}
+	ok, err := w.intact(nets)
+	if err != nil || ok {
+		return nil, err
+	}
+	return []string{"accept rules in other programs' forward chains missing"}, nil
+}
+
+// repair is inner's repair, then the accept rules of nets.
+func (w *Wrapper) repair(inner firewall.Healer, nets []firewall.NetworkRules, ports []firewall.PortForward) error {
+	if err := inner.Repair(nets, ports); err != nil {
 		return err
 	}
-	return h.ensure(nets)
+	return w.ensure(nets)
+}
+
+// Unannounced implements firewall.Polled: the inner driver's answer
+// (false when it cannot tell).
+func (w *Wrapper) Unannounced() bool {
+	p, ok := w.inner.(firewall.Polled)
+	return ok && p.Unannounced()
 }
 
 // ensure adds the missing accept rules of nets: over netlink in other

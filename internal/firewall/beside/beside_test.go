@@ -13,13 +13,21 @@ import (
 // full is a driver with every optional interface.
 type full struct{ none.Driver }
 
-func (full) Intact([]firewall.NetworkRules, []firewall.PortForward) (bool, error) { return true, nil }
-func (full) Repair([]firewall.NetworkRules, []firewall.PortForward) error         { return nil }
-func (full) Mark() (firewall.Generation, error)                                   { return firewall.Generation{}, nil }
-func (full) Followed() (firewall.Generation, bool)                                { return firewall.Generation{}, false }
+func (full) Damage([]firewall.NetworkRules, []firewall.PortForward) ([]string, error) {
+	return nil, nil
+}
+func (full) Repair([]firewall.NetworkRules, []firewall.PortForward) error { return nil }
+func (full) Mark() (firewall.Generation, error)                           { return firewall.Generation{}, nil }
+func (full) Followed() (firewall.Generation, bool)                        { return firewall.Generation{}, false }
+func (full) Unannounced() bool                                            { return true }
 
 // checker has only firewall.Checker.
 type checker struct{ none.Driver }
+
+// healer heals but is no firewall.Checker (the iptables driver).
+type healer struct{ full }
+
+func (healer) HasNetwork(string) {} // hides none.Driver's: no Checker
 
 func TestWrapKeepsInterfaces(t *testing.T) {
 	w := Wrap(full{}, Options{})
@@ -31,6 +39,16 @@ func TestWrapKeepsInterfaces(t *testing.T) {
 	}
 	if _, ok := w.(firewall.Versioned); !ok {
 		t.Error("lost firewall.Versioned")
+	}
+	if p, ok := w.(firewall.Polled); !ok || !p.Unannounced() {
+		t.Error("lost firewall.Polled")
+	}
+	w = Wrap(healer{}, Options{})
+	if _, ok := w.(firewall.Checker); ok {
+		t.Fatal("the test's healer is a checker")
+	}
+	if _, ok := w.(firewall.Healer); !ok {
+		t.Error("a healer that is no checker lost firewall.Healer")
 	}
 	w = Wrap(checker{}, Options{})
 	if _, ok := w.(firewall.Healer); ok {

@@ -34,7 +34,7 @@ type Companion struct {
 // is in firewalld's permanent configuration (the administrator's). When
 // firewalld is not reachable it is inner alone. Errors of the bindings are
 // logged, not returned. The result keeps inner's firewall.Checker,
-// firewall.Healer and firewall.Versioned (firewalld's own changes to the
+// firewall.Healer, firewall.Polled and firewall.Versioned (firewalld's own changes to the
 // ruleset, such as a zone binding, count as another writer's).
 func Alongside(inner firewall.Driver, o Options) firewall.Driver {
 	log := o.Logger
@@ -52,6 +52,8 @@ func Alongside(inner firewall.Driver, o Options) firewall.Driver {
 		return healingCompanion{c, ch, h}
 	case isChecker:
 		return checkingCompanion{c, ch}
+	case isHealer:
+		return repairingCompanion{c, h}
 	}
 	return c
 }
@@ -67,6 +69,12 @@ type healingCompanion struct {
 	firewall.Healer
 }
 
+// repairingCompanion is for a healer that is no checker (iptables).
+type repairingCompanion struct {
+	*Companion
+	firewall.Healer
+}
+
 type versionedCompanion struct {
 	healingCompanion
 	firewall.Versioned
@@ -75,13 +83,30 @@ type versionedCompanion struct {
 // Repair implements firewall.Healer: the inner driver's repair, then the
 // trusted zone's bindings, which a firewalld reload drops.
 func (c healingCompanion) Repair(nets []firewall.NetworkRules, ports []firewall.PortForward) error {
-	if err := c.Healer.Repair(nets, ports); err != nil {
+	return c.repair(c.Healer, nets, ports)
+}
+
+// Repair implements firewall.Healer, as healingCompanion's does.
+func (c repairingCompanion) Repair(nets []firewall.NetworkRules, ports []firewall.PortForward) error {
+	return c.repair(c.Healer, nets, ports)
+}
+
+// repair is h's repair, then the trusted zone's bindings.
+func (c *Companion) repair(h firewall.Healer, nets []firewall.NetworkRules, ports []firewall.PortForward) error {
+	if err := h.Repair(nets, ports); err != nil {
 		return err
 	}
 	if api, running := c.firewalld(); running {
 		c.trust(api, nets)
 	}
 	return nil
+}
+
+// Unannounced implements firewall.Polled: the inner driver's answer
+// (false when it cannot tell).
+func (c *Companion) Unannounced() bool {
+	p, ok := c.inner.(firewall.Polled)
+	return ok && p.Unannounced()
 }
 
 // Name implements firewall.Driver: the inner driver's name.

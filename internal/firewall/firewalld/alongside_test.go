@@ -31,10 +31,19 @@ type healer struct{ recorder }
 
 func (*healer) HasNetwork(string) (bool, error)          { return true, nil }
 func (*healer) HasForwards([]firewall.PortForward) error { return nil }
-func (*healer) Intact([]firewall.NetworkRules, []firewall.PortForward) (bool, error) {
-	return true, nil
+func (*healer) Damage([]firewall.NetworkRules, []firewall.PortForward) ([]string, error) {
+	return nil, nil
 }
+func (*healer) Unannounced() bool                                            { return true }
 func (*healer) Repair([]firewall.NetworkRules, []firewall.PortForward) error { return nil }
+
+// repairer heals but is no firewall.Checker (the iptables driver).
+type repairer struct{ recorder }
+
+func (*repairer) Damage([]firewall.NetworkRules, []firewall.PortForward) ([]string, error) {
+	return nil, nil
+}
+func (*repairer) Repair([]firewall.NetworkRules, []firewall.PortForward) error { return nil }
 
 // versioned is a healer that also numbers its changes.
 type versioned struct{ healer }
@@ -155,6 +164,9 @@ func TestAlongsideKeepsTheInnerDriversInterfaces(t *testing.T) {
 	if _, ok := d.(firewall.Healer); !ok {
 		t.Error("lost firewall.Healer")
 	}
+	if p, ok := d.(firewall.Polled); !ok || !p.Unannounced() {
+		t.Error("lost firewall.Polled")
+	}
 	// A repair (firewall-reload after a firewalld reload) binds the
 	// subnets again.
 	f := newFake()
@@ -164,6 +176,13 @@ func TestAlongsideKeepsTheInnerDriversInterfaces(t *testing.T) {
 	}
 	if len(f.zones["trusted"]) != 2 {
 		t.Errorf("trusted zone after repair: %q", f.zones["trusted"])
+	}
+	f = newFake()
+	d = Alongside(&repairer{}, Options{API: f})
+	if _, ok := d.(firewall.Healer); !ok {
+		t.Error("a healer that is no checker lost firewall.Healer")
+	} else if err := d.(firewall.Healer).Repair([]firewall.NetworkRules{netA}, nil); err != nil || len(f.zones["trusted"]) != 2 {
+		t.Errorf("repair of a healer that is no checker: %v, trusted zone %q", err, f.zones["trusted"])
 	}
 	d = Alongside(&recorder{}, Options{API: newFake()})
 	if _, ok := d.(firewall.Checker); ok {

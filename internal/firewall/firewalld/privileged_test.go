@@ -2,11 +2,7 @@ package firewalld_test
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -19,118 +15,6 @@ import (
 	"github.com/berthnet/berth/internal/nettest"
 	"github.com/berthnet/berth/internal/network"
 )
-
-// busConfig is a private bus for one test: root owns and reaches any name.
-const busConfig = `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <listen>%s</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="root"/>
-    <allow own="*"/>
-    <allow send_destination="*"/>
-    <allow receive_sender="*"/>
-  </policy>
-</busconfig>
-`
-
-// fwd is a firewalld of one test: its own bus, its own configuration
-// directory, running in the network namespace host.
-type fwd struct {
-	host    *nettest.NS
-	address string
-	log     string
-}
-
-// startFirewalld starts a dbus-daemon and a firewalld for the test and
-// stops both (by PID) in t.Cleanup.
-func startFirewalld(t *testing.T, host *nettest.NS) *fwd {
-	t.Helper()
-	for _, bin := range []string{"dbus-daemon", "firewalld", "firewall-cmd", "nsenter"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("needs %s: %v", bin, err)
-		}
-	}
-	dir := t.TempDir()
-	f := &fwd{host: host, address: "unix:path=" + filepath.Join(dir, "bus"), log: filepath.Join(dir, "firewalld.log")}
-	conf := filepath.Join(dir, "bus.conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, busConfig, f.address), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	bus := exec.Command("dbus-daemon", "--nofork", "--config-file="+conf)
-	startProcess(t, bus, nil)
-	waitFor(t, "the bus socket", func() bool { _, err := os.Stat(filepath.Join(dir, "bus")); return err == nil })
-
-	sysconf := filepath.Join(dir, "etc")
-	if err := os.Mkdir(sysconf, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	logf, err := os.Create(f.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { logf.Close() })
-	// nsenter enters the namespace and executes firewalld: the PID is
-	// firewalld's.
-	daemon := exec.Command("nsenter", "--net="+host.Path(), "--", "firewalld", "--nofork", "--nopid",
-		"--log-target", "console", "--system-config", sysconf)
-	daemon.Env = append(os.Environ(), "DBUS_SYSTEM_BUS_ADDRESS="+f.address)
-	startProcess(t, daemon, logf)
-	waitFor(t, "firewalld", func() bool { _, err := f.cmd("--state"); return err == nil })
-	return f
-}
-
-func startProcess(t *testing.T, cmd *exec.Cmd, out *os.File) {
-	t.Helper()
-	if out != nil {
-		cmd.Stdout, cmd.Stderr = out, out
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", cmd.Path, err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-}
-
-func waitFor(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		if ok() {
-			return
-		}
-	}
-	t.Fatalf("%s did not come up", what)
-}
-
-// cmd runs firewall-cmd against the test's firewalld.
-func (f *fwd) cmd(args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	c := exec.CommandContext(ctx, "nsenter", append([]string{"--net=" + f.host.Path(), "--", "firewall-cmd"}, args...)...)
-	c.Env = append(os.Environ(), "DBUS_SYSTEM_BUS_ADDRESS="+f.address)
-	out, err := c.CombinedOutput()
-	return strings.TrimSpace(string(out)), err
-}
-
-func (f *fwd) must(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := f.cmd(args...)
-	if err != nil {
-		t.Fatalf("firewall-cmd %s: %v %s\n%s", strings.Join(args, " "), err, out, f.tail())
-	}
-	return out
-}
-
-func (f *fwd) tail() string {
-	b, _ := os.ReadFile(f.log)
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	return "firewalld log:\n" + string(b)
-}
 
 var (
 	ctrNet = firewall.NetworkRules{ID: strings.Repeat("c", 64), Name: "hfnet", Bridge: "hfbr0",
@@ -147,16 +31,16 @@ var (
 func TestPrivilegedFirewalld(t *testing.T) {
 	nettest.Privileged(t)
 	host, ctr, out := topology(t)
-	f := startFirewalld(t, host)
+	f := nettest.StartFirewalld(t, host)
 	// A subnet the administrator bound to a zone stays in it. (Setup's
 	// first reload would drop a runtime-only binding.)
-	f.must(t, "--permanent", "--zone", "trusted", "--add-source", "198.18.3.0/24")
-	f.must(t, "--reload")
+	f.Must(t, "--permanent", "--zone", "trusted", "--add-source", "198.18.3.0/24")
+	f.Must(t, "--reload")
 	foreign := firewall.NetworkRules{ID: strings.Repeat("f", 64), Name: "hfforeign", Subnets: []netip.Prefix{netip.MustParsePrefix("198.18.3.0/24")}}
 
-	d := firewalld.New(firewalld.Options{Address: f.address})
+	d := firewalld.New(firewalld.Options{Address: f.Address})
 	if err := d.Setup([]firewall.NetworkRules{ctrNet, foreign}, []firewall.PortForward{ctrPorts}); err != nil {
-		t.Fatalf("setup: %v\n%s", err, f.tail())
+		t.Fatalf("setup: %v\n%s", err, f.Tail())
 	}
 	// Again: nothing doubles.
 	if err := d.Setup([]firewall.NetworkRules{ctrNet}, []firewall.PortForward{ctrPorts}); err != nil {
@@ -173,7 +57,7 @@ func TestPrivilegedFirewalld(t *testing.T) {
 	// so an answer means masquerade; the peer is the host's address.
 	peers := nettest.ServeBanner(nettest.Listen(t, out, "tcp4", "198.18.2.2:9000"), "outside")
 	if got, err := nettest.Fetch(ctr, "tcp4", "198.18.2.2:9000"); err != nil || got != "outside" {
-		t.Fatalf("container to outside: %q %v\n%s", got, err, f.tail())
+		t.Fatalf("container to outside: %q %v\n%s", got, err, f.Tail())
 	}
 	if p := <-peers; !strings.HasPrefix(p, "198.18.2.1:") {
 		t.Errorf("outside saw %s, want the host's 198.18.2.1 (masquerade)", p)
@@ -222,9 +106,9 @@ func topology(t *testing.T) (host, ctr, out *nettest.NS) {
 
 // checkList compares the lines firewall-cmd prints with want, in any
 // order.
-func checkList(t *testing.T, f *fwd, args []string, want ...string) {
+func checkList(t *testing.T, f *nettest.Firewalld, args []string, want ...string) {
 	t.Helper()
-	out := f.must(t, args...)
+	out := f.Must(t, args...)
 	var got []string
 	for _, l := range strings.FieldsFunc(out, func(r rune) bool { return r == '\n' }) {
 		got = append(got, strings.Fields(l)...)
@@ -247,24 +131,24 @@ func sorted(s []string) []string {
 // sources and forwards; the listener puts them back.
 func TestPrivilegedReloadListener(t *testing.T) {
 	nettest.Privileged(t)
-	f := startFirewalld(t, nettest.NewNS(t, "host"))
-	d := firewalld.New(firewalld.Options{Address: f.address})
+	f := nettest.StartFirewalld(t, nettest.NewNS(t, "host"))
+	d := firewalld.New(firewalld.Options{Address: f.Address})
 	var calls atomic.Int32
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- firewalld.Listen(ctx, f.address, func() error {
+		done <- firewalld.Listen(ctx, f.Address, func() error {
 			calls.Add(1)
 			return d.Setup([]firewall.NetworkRules{ctrNet}, []firewall.PortForward{ctrPorts})
 		}, nil)
 	}()
 	bound := func() bool {
-		out, err := f.cmd("--zone", "netavark_zone", "--list-sources")
+		out, err := f.Cmd("--zone", "netavark_zone", "--list-sources")
 		return err == nil && out == "198.18.1.0/24"
 	}
-	waitFor(t, "the first reapply", bound)
-	f.must(t, "--reload")
-	waitFor(t, "the reapply after a reload", func() bool { return calls.Load() >= 2 && bound() })
+	nettest.WaitFor(t, "the first reapply", bound)
+	f.Must(t, "--reload")
+	nettest.WaitFor(t, "the reapply after a reload", func() bool { return calls.Load() >= 2 && bound() })
 	checkList(t, f, []string{"--policy", "netavark_portfwd", "--list-forward-ports"}, "port=8080:proto=tcp:toport=80:toaddr=198.18.1.2")
 	cancel()
 	if err := <-done; err != nil {
@@ -279,7 +163,7 @@ func TestPrivilegedReloadListener(t *testing.T) {
 func TestPrivilegedAlongside(t *testing.T) {
 	nettest.Privileged(t)
 	host, ctr, out := topology(t)
-	f := startFirewalld(t, host)
+	f := nettest.StartFirewalld(t, host)
 	nettest.ServeBanner(nettest.Listen(t, out, "tcp4", "198.18.2.2:9000"), "outside")
 	plain := fwnft.New(host.Fd())
 	t.Cleanup(func() { _ = plain.Reset() })
@@ -289,7 +173,7 @@ func TestPrivilegedAlongside(t *testing.T) {
 	if got, err := nettest.FetchWithin(ctr, "tcp4", "198.18.2.2:9000", time.Second); err == nil {
 		t.Errorf("firewalld let a subnet of no zone out (%q): the test proves nothing", got)
 	}
-	d := firewalld.Alongside(fwnft.New(host.Fd()), firewalld.Options{Address: f.address})
+	d := firewalld.Alongside(fwnft.New(host.Fd()), firewalld.Options{Address: f.Address})
 	if err := d.Setup([]firewall.NetworkRules{ctrNet}, nil); err != nil {
 		t.Fatal(err)
 	}

@@ -27,48 +27,67 @@ func Listen(ctx context.Context, address string, reapply func() error, log *slog
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	b, err := Dial(address)
+	reloads, err := Reloads(ctx, address)
 	if err != nil {
 		return fmt.Errorf("firewalld reload listener: %w", err)
 	}
-	defer b.Close()
-	if err := b.conn.AddMatchSignal(dbus.WithMatchObjectPath(rootPath), dbus.WithMatchInterface(ifRoot), dbus.WithMatchMember("Reloaded")); err != nil {
-		return fmt.Errorf("firewalld reload listener: subscribe to %s: %w", reloaded, err)
-	}
-	signals := make(chan *dbus.Signal, 16)
-	b.conn.Signal(signals)
-	defer b.conn.RemoveSignal(signals)
 	run(reapply, log)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case s, ok := <-signals:
+		case _, ok := <-reloads:
 			if !ok {
+				if ctx.Err() != nil {
+					return nil
+				}
 				return fmt.Errorf("firewalld reload listener: %w", ErrBusClosed)
 			}
-			if s.Name != reloaded {
-				continue
-			}
 			log.Debug("got firewalld Reloaded signal")
-			drain(signals)
 			run(reapply, log)
 		}
 	}
 }
 
-// drain drops the signals already queued: one reapply covers them.
-func drain(signals <-chan *dbus.Signal) {
-	for {
-		select {
-		case _, ok := <-signals:
-			if !ok {
-				return
-			}
-		default:
-			return
-		}
+// Reloads subscribes to firewalld's Reloaded signal on the bus at address
+// ("" is SystemBusAddress). The channel gets a value after each reload
+// (reloads that come while one waits to be read count once) and is closed
+// when ctx ends or the bus connection does.
+func Reloads(ctx context.Context, address string) (<-chan struct{}, error) {
+	b, err := Dial(address)
+	if err != nil {
+		return nil, err
 	}
+	if err := b.conn.AddMatchSignal(dbus.WithMatchObjectPath(rootPath), dbus.WithMatchInterface(ifRoot), dbus.WithMatchMember("Reloaded")); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("subscribe to %s: %w", reloaded, err)
+	}
+	signals := make(chan *dbus.Signal, 16)
+	b.conn.Signal(signals)
+	out := make(chan struct{}, 1)
+	go func() {
+		defer close(out)
+		defer b.Close()
+		defer b.conn.RemoveSignal(signals)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case s, ok := <-signals:
+				if !ok {
+					return
+				}
+				if s.Name != reloaded {
+					continue
+				}
+				select {
+				case out <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	return out, nil
 }
 
 func run(reapply func() error, log *slog.Logger) {

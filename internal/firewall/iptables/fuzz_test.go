@@ -2,6 +2,7 @@ package iptables
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/berthnet/berth/internal/firewall"
@@ -42,6 +43,19 @@ func FuzzParseSave(f *testing.F) {
 		}
 		if twice := again.render(tables...); twice != once {
 			t.Fatalf("render is not stable:\n%s\nthen\n%s", once, twice)
+		}
+	})
+}
+
+// FuzzLegacyVersion: a version line that says "(legacy)" is legacy's,
+// and no input makes legacyVersion panic.
+func FuzzLegacyVersion(f *testing.F) {
+	for _, v := range []string{"iptables-save v1.8.9 (legacy)", "iptables-save v1.8.9 (nf_tables)", "iptables-save v1.6.1", "x v", " v9999999999999999999999.1"} {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		if strings.Contains(v, "(legacy)") && !legacyVersion(v) {
+			t.Errorf("legacyVersion(%q) = false", v)
 		}
 	})
 }

@@ -61,6 +61,7 @@ type Options struct {
 type Driver struct {
 	opts Options
 	log  *slog.Logger
+	legacyState
 }
 
 var _ firewall.Driver = (*Driver)(nil)

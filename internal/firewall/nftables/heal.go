@@ -9,7 +9,7 @@ import (
 )
 
 // Healing: rules damaged from outside (`nft flush ruleset`, a flushed chain
-// or map, a deleted element) are found by Intact and mended by Repair,
+// or map, a deleted element) are found by Damage and mended by Repair,
 // which rebuilds every chain that is not as berth would make it and adds
 // back every missing set and map element, in one batch (or as many as
 // the elements need).
@@ -86,24 +86,53 @@ func sameChain(got, want chainState) bool {
 	return true
 }
 
-// damaged returns the chains that are not as nets need them; table is
-// false when the table itself is missing.
-func (o *objects) damaged(c *nftables.Conn, nets []firewall.NetworkRules) (table bool, chains []*nftables.Chain) {
+// damaged returns the chains that are not as nets need them, with what
+// is wrong with each (chainDamage); table is false when the table itself
+// is missing.
+func (o *objects) damaged(c *nftables.Conn, nets []firewall.NetworkRules) (table bool, chains []*nftables.Chain, findings []string) {
 	if _, err := c.ListTableOfFamily(TableName, nftables.TableFamilyINet); err != nil {
-		return false, o.chains()
+		return false, o.chains(), []string{"table inet " + TableName + " missing"}
 	}
 	want := o.want(nets)
 	for _, ch := range o.chains() {
-		if got, ok := o.have(c, ch); !ok || !sameChain(got, want[ch]) {
-			chains = append(chains, ch)
+		got, ok := o.have(c, ch)
+		if ok && sameChain(got, want[ch]) {
+			continue
 		}
+		chains = append(chains, ch)
+		findings = append(findings, chainDamage(ch.Name, got, ok, want[ch]))
 	}
-	return true, chains
+	return true, chains, findings
+}
+
+// chainDamage describes chain name holding got (listed false: it could
+// not be listed) where want is due: "chain forward missing", "chain
+// forward flushed", "chain forward: 2 of 6 rules missing", or "chain
+// forward altered" (as many rules or more, but not the same).
+func chainDamage(name string, got chainState, listed bool, want chainState) string {
+	if !listed {
+		return "chain " + name + " missing"
+	}
+	total, missing := want.base, max(want.base-got.base, 0)
+	ours := got.base
+	for id, n := range want.nets {
+		total += n
+		missing += max(n-got.nets[id], 0)
+		ours += got.nets[id]
+	}
+	switch {
+	case ours == 0 && total > 0:
+		return "chain " + name + " flushed"
+	case missing > 0:
+		return fmt.Sprintf("chain %s: %d of %d rules missing", name, missing, total)
+	}
+	return "chain " + name + " altered"
 }
 
 // missingElements returns the set and map elements nets and ports need
-// that the table does not hold (all of them when a set is missing).
-func (o *objects) missingElements(c *nftables.Conn, nets []firewall.NetworkRules, ports []firewall.PortForward) map[*nftables.Set][]nftables.SetElement {
+// that the table does not hold (all of them when a set is missing, which
+// gone lists).
+func (o *objects) missingElements(c *nftables.Conn, nets []firewall.NetworkRules, ports []firewall.PortForward) (out map[*nftables.Set][]nftables.SetElement, gone map[*nftables.Set]bool) {
 	need := map[*nftables.Set][]nftables.SetElement{}
 	for _, n := range nets {
 		for _, set := range o.networkSets(n) {
@@ -115,11 +144,11 @@ func (o *objects) missingElements(c *nftables.Conn, nets []firewall.NetworkRules
 			need[set] = append(need[set], els...)
 		}
 	}
-	out := map[*nftables.Set][]nftables.SetElement{}
+	out, gone = map[*nftables.Set][]nftables.SetElement{}, map[*nftables.Set]bool{}
 	for set, els := range need {
 		cur, err := c.GetSetElements(set)
 		if err != nil {
-			out[set] = els
+			out[set], gone[set] = els, true
 			continue
 		}
 		have := map[string]bool{}
@@ -132,24 +161,55 @@ func (o *objects) missingElements(c *nftables.Conn, nets []firewall.NetworkRules
 			}
 		}
 	}
-	return out
+	return out, gone
 }
 
-// Intact implements firewall.Healer: whether the table holds the rules of
-// nets and the forwards of ports, with nothing of theirs missing.
-func (d *Driver) Intact(nets []firewall.NetworkRules, ports []firewall.PortForward) (bool, error) {
+// elementDamage describes n elements missing from the set or map called
+// name (gone: the set itself is missing): "map pf4any: 2 port forwards
+// missing", "set bridges: 1 element missing", "map pf4 missing (3 port
+// forwards)".
+func elementDamage(name string, isMap, gone bool, n int) string {
+	kind, what := "set", "element"
+	if isMap {
+		kind, what = "map", "port forward"
+	}
+	if n != 1 {
+		what += "s"
+	}
+	if gone {
+		return fmt.Sprintf("%s %s missing (%d %s)", kind, name, n, what)
+	}
+	return fmt.Sprintf("%s %s: %d %s missing", kind, name, n, what)
+}
+
+// allSets are the table's sets and maps, in the order damage is told.
+func (o *objects) allSets() []*nftables.Set {
+	return []*nftables.Set{o.bridges, o.isolated, o.pf4, o.pf4any, o.pf6, o.pf6any}
+}
+
+// Damage implements firewall.Healer: what of the rules of nets and the
+// forwards of ports the table lacks. A missing table is one finding;
+// otherwise each damaged chain is one (chainDamage) and each set or map
+// with missing elements one (elementDamage).
+func (d *Driver) Damage(nets []firewall.NetworkRules, ports []firewall.PortForward) ([]string, error) {
 	lc, err := d.conn()
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	defer lc.close()
 	c := lc.Conn
 	o := newObjects()
-	exists, chains := o.damaged(c, nets)
-	if !exists || len(chains) > 0 {
-		return false, nil
+	exists, _, findings := o.damaged(c, nets)
+	if !exists {
+		return findings, nil
 	}
-	return len(o.missingElements(c, nets, ports)) == 0, nil
+	missing, gone := o.missingElements(c, nets, ports)
+	for _, set := range o.allSets() {
+		if n := len(missing[set]); n > 0 {
+			findings = append(findings, elementDamage(set.Name, set.IsMap, gone[set], n))
+		}
+	}
+	return findings, nil
 }
 
 // Repair implements firewall.Healer: it makes sure of the table, its
@@ -165,8 +225,8 @@ func (d *Driver) Repair(nets []firewall.NetworkRules, ports []firewall.PortForwa
 func (d *Driver) repair(lc *conn, nets []firewall.NetworkRules, ports []firewall.PortForward) error {
 	c := lc.Conn
 	o := newObjects()
-	exists, damaged := o.damaged(c, nets)
-	missing := o.missingElements(c, nets, ports)
+	exists, damaged, _ := o.damaged(c, nets)
+	missing, _ := o.missingElements(c, nets, ports)
 	if !exists {
 		if err := o.createBase(c); err != nil {
 			return err
@@ -181,7 +241,7 @@ func (d *Driver) repair(lc *conn, nets []firewall.NetworkRules, ports []firewall
 	}
 	// The chains go with the first elements; many elements (a container
 	// with thousands of ports) need more batches (see batches).
-	parts := batches([]*nftables.Set{o.bridges, o.isolated, o.pf4, o.pf4any, o.pf6, o.pf6any}, missing)
+	parts := batches(o.allSets(), missing)
 	if len(parts) == 0 {
 		parts = [][]setElems{nil}
 	}

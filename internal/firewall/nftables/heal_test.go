@@ -8,9 +8,10 @@ import (
 )
 
 // healed sets up bridgeA and bridgeB with web's forwards, damages the
-// table with damage, and checks that Intact sees it and Repair restores
-// the table exactly (same chains in the same order, same elements).
-func healed(t *testing.T, damage func(k *fakeKernel)) *fakeKernel {
+// table with damage, and checks that Damage finds what wantDamage says
+// and Repair restores the table exactly (same chains in the same order,
+// same elements).
+func healed(t *testing.T, damage func(k *fakeKernel), wantDamage ...string) *fakeKernel {
 	t.Helper()
 	k := newFakeKernel(t)
 	d := k.driver()
@@ -19,8 +20,8 @@ func healed(t *testing.T, damage func(k *fakeKernel)) *fakeKernel {
 	if err := d.Setup(nets, ports); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := d.Intact(nets, ports); err != nil || !ok {
-		t.Fatalf("Intact after setup = %v, %v", ok, err)
+	if got, err := d.Damage(nets, ports); err != nil || len(got) > 0 {
+		t.Fatalf("Damage after setup = %q, %v", got, err)
 	}
 	before := map[string][]string{}
 	for _, ch := range newObjects().chains() {
@@ -31,8 +32,8 @@ func healed(t *testing.T, damage func(k *fakeKernel)) *fakeKernel {
 		elems[s] = k.set(s)
 	}
 	damage(k)
-	if ok, err := d.Intact(nets, ports); err != nil || ok {
-		t.Fatalf("Intact after damage = %v, %v", ok, err)
+	if got, err := d.Damage(nets, ports); err != nil || !slices.Equal(got, wantDamage) {
+		t.Fatalf("Damage = %q, %v; want %q", got, err, wantDamage)
 	}
 	if err := d.Repair(nets, ports); err != nil {
 		t.Fatal(err)
@@ -47,8 +48,8 @@ func healed(t *testing.T, damage func(k *fakeKernel)) *fakeKernel {
 			t.Errorf("set %s after repair: %q, want %q", name, got, want)
 		}
 	}
-	if ok, err := d.Intact(nets, ports); err != nil || !ok {
-		t.Errorf("Intact after repair = %v, %v", ok, err)
+	if got, err := d.Damage(nets, ports); err != nil || len(got) > 0 {
+		t.Errorf("Damage after repair = %q, %v", got, err)
 	}
 	return k
 }
@@ -56,7 +57,7 @@ func healed(t *testing.T, damage func(k *fakeKernel)) *fakeKernel {
 func TestRepairAfterTheRulesetWasFlushed(t *testing.T) {
 	healed(t, func(k *fakeKernel) {
 		k.state = kernelState{elems: map[string][]storedElem{}, nextHandle: k.state.nextHandle}
-	})
+	}, "table inet berth missing")
 }
 
 func TestRepairAfterAChainWasFlushed(t *testing.T) {
@@ -64,7 +65,7 @@ func TestRepairAfterAChainWasFlushed(t *testing.T) {
 		t.Run(chain, func(t *testing.T) {
 			k := healed(t, func(k *fakeKernel) {
 				k.state.rules = slices.DeleteFunc(k.state.rules, func(r storedRule) bool { return r.chain == chain })
-			})
+			}, "chain "+chain+" flushed")
 			// Only the damaged chain is rebuilt.
 			for _, line := range k.lastBatch() {
 				if changes(line) != "" && !slices.Contains([]string{"add table inet berth"}, line) && !isOf(line, chain) {
@@ -76,7 +77,7 @@ func TestRepairAfterAChainWasFlushed(t *testing.T) {
 }
 
 func TestRepairAfterAnElementWasDeleted(t *testing.T) {
-	k := healed(t, func(k *fakeKernel) { delete(k.state.elems, "pf4any") })
+	k := healed(t, func(k *fakeKernel) { delete(k.state.elems, "pf4any") }, "map pf4any: 1 port forward missing")
 	for _, line := range k.lastBatch() {
 		if isOf(line, "forward") || isOf(line, "postrouting") {
 			t.Errorf("repair of a map element rebuilt rules: %q", line)
@@ -103,4 +104,56 @@ func isOf(line, chain string) bool {
 		}
 	}
 	return false
+}
+
+func TestChainDamage(t *testing.T) {
+	want := chainState{base: 2, nets: map[string]int{"a": 4, "b": 2}}
+	for _, c := range []struct {
+		got    chainState
+		listed bool
+		text   string
+	}{
+		{chainState{}, false, "chain forward missing"},
+		{chainState{nets: map[string]int{}}, true, "chain forward flushed"},
+		{chainState{nets: map[string]int{"other": 3}}, true, "chain forward flushed"},
+		{chainState{base: 2, nets: map[string]int{"a": 4}}, true, "chain forward: 2 of 8 rules missing"},
+		{chainState{base: 1, nets: map[string]int{"a": 3, "b": 2}}, true, "chain forward: 2 of 8 rules missing"},
+		{chainState{base: 3, nets: map[string]int{"a": 4, "b": 2}}, true, "chain forward altered"},
+	} {
+		if got := chainDamage("forward", c.got, c.listed, want); got != c.text {
+			t.Errorf("chainDamage(%+v, %v) = %q, want %q", c.got, c.listed, got, c.text)
+		}
+	}
+}
+
+func TestElementDamage(t *testing.T) {
+	for _, c := range []struct {
+		name        string
+		isMap, gone bool
+		n           int
+		text        string
+	}{
+		{"pf4any", true, false, 2, "map pf4any: 2 port forwards missing"},
+		{"pf4", true, false, 1, "map pf4: 1 port forward missing"},
+		{"pf6", true, true, 3, "map pf6 missing (3 port forwards)"},
+		{"bridges", false, false, 1, "set bridges: 1 element missing"},
+		{"isolated", false, true, 2, "set isolated missing (2 elements)"},
+	} {
+		if got := elementDamage(c.name, c.isMap, c.gone, c.n); got != c.text {
+			t.Errorf("elementDamage(%q, %v, %v, %d) = %q, want %q", c.name, c.isMap, c.gone, c.n, got, c.text)
+		}
+	}
+}
+
+// A deleted element and a partly emptied chain are told apart.
+func TestDamageOfOneElementAndOneRule(t *testing.T) {
+	healed(t, func(k *fakeKernel) {
+		k.state.elems["bridges"] = k.state.elems["bridges"][1:]
+		for i, r := range k.state.rules {
+			if r.chain == "postrouting" && i > 0 {
+				k.state.rules = slices.Delete(k.state.rules, i, i+1)
+				break
+			}
+		}
+	}, "chain postrouting: 1 of 7 rules missing", "set bridges: 1 element missing")
 }

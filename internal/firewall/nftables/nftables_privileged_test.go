@@ -190,3 +190,39 @@ func TestPrivilegedTenThousandPorts(t *testing.T) {
 		t.Error("the holder lost its port")
 	}
 }
+
+// A Monitor announces the commits of other processes (here nft) and not
+// those of its own process (the driver's), and ends on Close.
+func TestPrivilegedMonitorSeesOtherWriters(t *testing.T) {
+	nettest.Privileged(t)
+	ns := nettest.NewNS(t, "fw")
+	m, err := fwnft.Subscribe(ns.Fd())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	d := fwnft.New(ns.Fd())
+	if err := d.Setup([]firewall.NetworkRules{netB}, []firewall.PortForward{pfB}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := nettest.Run(ns, 5*time.Second, "nft", "add", "table", "inet", "other"); err != nil {
+		t.Fatalf("nft: %v %s", err, out)
+	}
+	select {
+	case c := <-m.Commits():
+		if c.Proc != "nft" || c.PID == 0 || c.Lost {
+			t.Errorf("first announced commit %+v, want nft's (the driver's own are left out)", c)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no commit announced")
+	}
+	m.Close()
+	for c := range m.Commits() {
+		if c.Proc != "nft" {
+			t.Errorf("announced after nft: %+v", c)
+		}
+	}
+	if err := m.Err(); err != nil {
+		t.Errorf("Err after Close: %v", err)
+	}
+}
