@@ -92,18 +92,34 @@ type inspectState struct {
 
 type inspectConfig struct {
 	Hostname     string              `json:"Hostname"`
+	Domainname   string              `json:"Domainname"`
 	User         string              `json:"User"`
-	Env          []string            `json:"Env"`
-	Cmd          []string            `json:"Cmd"`
-	Image        string              `json:"Image"`
-	WorkingDir   string              `json:"WorkingDir"`
-	Entrypoint   string              `json:"Entrypoint"`
-	Labels       map[string]string   `json:"Labels"`
-	StopSignal   uint                `json:"StopSignal"`
-	StopTimeout  uint                `json:"StopTimeout"`
-	Tty          bool                `json:"Tty"`
-	OpenStdin    bool                `json:"OpenStdin"`
-	ExposedPorts map[string]struct{} `json:"ExposedPorts,omitempty"`
+	AttachStdin  bool                `json:"AttachStdin"`
+	AttachStdout bool                `json:"AttachStdout"`
+	AttachStderr bool                `json:"AttachStderr"`
+	StdinOnce    bool                `json:"StdinOnce"`
+	Volumes      map[string]struct{} `json:"Volumes"`
+	OnBuild      []string            `json:"OnBuild"`
+	Annotations  map[string]string   `json:"Annotations"`
+	// CreateCommand is empty: berth does not record it.
+	CreateCommand []string `json:"CreateCommand"`
+	Umask         string   `json:"Umask"`
+	Timeout       uint     `json:"Timeout"`
+	Passwd        bool     `json:"Passwd"`
+	SdNotifyMode  string   `json:"sdNotifyMode"`
+	// HealthcheckOnFailureAction is "none": berth runs no health checks.
+	HealthcheckOnFailureAction string              `json:"HealthcheckOnFailureAction"`
+	Env                        []string            `json:"Env"`
+	Cmd                        []string            `json:"Cmd"`
+	Image                      string              `json:"Image"`
+	WorkingDir                 string              `json:"WorkingDir"`
+	Entrypoint                 string              `json:"Entrypoint"`
+	Labels                     map[string]string   `json:"Labels"`
+	StopSignal                 uint                `json:"StopSignal"`
+	StopTimeout                uint                `json:"StopTimeout"`
+	Tty                        bool                `json:"Tty"`
+	OpenStdin                  bool                `json:"OpenStdin"`
+	ExposedPorts               map[string]struct{} `json:"ExposedPorts,omitempty"`
 }
 
 type inspectPort struct {
@@ -126,11 +142,23 @@ type inspectEndpoint struct {
 
 type inspectNetwork struct {
 	inspectEndpoint
-	Bridge     string                      `json:"Bridge"`
-	SandboxID  string                      `json:"SandboxID"`
-	SandboxKey string                      `json:"SandboxKey"`
-	Ports      map[string][]inspectPort    `json:"Ports"`
-	Networks   map[string]*inspectEndpoint `json:"Networks,omitempty"`
+	Bridge     string                         `json:"Bridge"`
+	SandboxID  string                         `json:"SandboxID"`
+	SandboxKey string                         `json:"SandboxKey"`
+	Ports      map[string][]inspectPort       `json:"Ports"`
+	Networks   map[string]*inspectNetEndpoint `json:"Networks,omitempty"`
+	// berth has no hairpin mode or link-local addresses to show.
+	HairpinMode            bool   `json:"HairpinMode"`
+	LinkLocalIPv6Address   string `json:"LinkLocalIPv6Address"`
+	LinkLocalIPv6PrefixLen int    `json:"LinkLocalIPv6PrefixLen"`
+}
+
+// inspectNetEndpoint is a container's endpoint on one of its networks.
+type inspectNetEndpoint struct {
+	inspectEndpoint
+	DriverOpts map[string]string `json:"DriverOpts"`
+	IPAMConfig map[string]string `json:"IPAMConfig"`
+	Links      []string          `json:"Links"`
 }
 
 type inspectHost struct {
@@ -166,6 +194,8 @@ func (w *world) inspectContainer(e *engine.Engine, c *engine.Container) ctrInspe
 			Image: imageName(c), WorkingDir: c.Config.WorkingDir, Entrypoint: strings.Join(c.Config.Entrypoint, " "),
 			Labels: c.Config.Labels, StopTimeout: c.Config.StopTimeout,
 			Tty: c.Config.Terminal, OpenStdin: c.Config.Stdin,
+			Annotations: map[string]string{}, CreateCommand: []string{}, Umask: "0022",
+			SdNotifyMode: "container", HealthcheckOnFailureAction: "none",
 		},
 		HostConfig: inspectHost{AutoRemove: c.Config.Remove, PortBindings: map[string][]inspectPort{}, DnsSearch: c.Config.DNS.Search, DnsOptions: c.Config.DNS.Options},
 	}
@@ -182,7 +212,15 @@ func (w *world) inspectContainer(e *engine.Engine, c *engine.Container) ctrInspe
 	}
 	inspectHostNetwork(c, &out.HostConfig)
 	ports := inspectPorts(c, &out)
-	out.NetworkSettings = w.inspectNetworkSettings(c, ports)
+	netc := c
+	if c.Config.Net.Kind == runopts.ModeContainer {
+		// A container sharing another's network (a pod member) shows
+		// that container's networks, as Podman does.
+		if t, err := e.Get(c.Config.Net.Target); err == nil {
+			netc = t
+		}
+	}
+	out.NetworkSettings = w.inspectNetworkSettings(netc, ports)
 	return out
 }
 
@@ -237,13 +275,13 @@ func (w *world) inspectNetworkSettings(c *engine.Container, ports map[string][]i
 	if c.Config.Net.Kind != runopts.ModeBridge {
 		return ns
 	}
-	ns.Networks = map[string]*inspectEndpoint{}
+	ns.Networks = map[string]*inspectNetEndpoint{}
 	for _, r := range c.Config.Net.Networks {
 		name := r.Name
 		if name == "" {
 			name = w.store.DefaultName()
 		}
-		ep := &inspectEndpoint{Aliases: append(append([]string{}, r.Aliases...), c.ShortID())}
+		ep := &inspectNetEndpoint{inspectEndpoint: inspectEndpoint{Aliases: append(append([]string{}, r.Aliases...), c.ShortID())}}
 		if n, err := w.store.Get(name); err == nil {
 			ep.NetworkID = n.Name
 			name = n.Name
@@ -255,7 +293,7 @@ func (w *world) inspectNetworkSettings(c *engine.Container, ports map[string][]i
 	}
 	if len(ns.Networks) == 1 {
 		for _, ep := range ns.Networks {
-			ns.inspectEndpoint = *ep
+			ns.inspectEndpoint = ep.inspectEndpoint
 			ns.inspectEndpoint.NetworkID, ns.inspectEndpoint.Aliases = "", nil
 		}
 	}
@@ -265,11 +303,11 @@ func (w *world) inspectNetworkSettings(c *engine.Container, ports map[string][]i
 // inspectAttachments updates (or adds) each live attachment's endpoint
 // with its aliases, MAC and addresses (the DHCP lease when none were
 // allocated).
-func inspectAttachments(c *engine.Container, eps map[string]*inspectEndpoint) {
+func inspectAttachments(c *engine.Container, eps map[string]*inspectNetEndpoint) {
 	for _, a := range c.State.Attachments {
 		ep := eps[a.Network.Name]
 		if ep == nil {
-			ep = &inspectEndpoint{NetworkID: a.Network.Name}
+			ep = &inspectNetEndpoint{inspectEndpoint: inspectEndpoint{NetworkID: a.Network.Name}}
 			eps[a.Network.Name] = ep
 		}
 		ep.Aliases = a.Opts.Aliases
@@ -285,7 +323,7 @@ func inspectAttachments(c *engine.Container, eps map[string]*inspectEndpoint) {
 		if len(a.Opts.StaticIPs) == 0 {
 			// No allocated addresses (ipam driver dhcp): the
 			// lease is in the setup's status block.
-			leasedAddrs(ep, c.State.Networks[a.Network.Name])
+			leasedAddrs(&ep.inspectEndpoint, c.State.Networks[a.Network.Name])
 		}
 	}
 }

@@ -176,9 +176,17 @@ func TestPrivilegedPodmanShapes(t *testing.T) {
 				t.Errorf("%v: podman rc %d %s, berth rc %d %s", c, prc, pe, brc, be)
 				continue
 			}
-			for _, d := range shapeDiff("", mustJSON(t, "podman", po), mustJSON(t, "berth", bo), only("[]", "[].State", "[].GraphDriver", "[].RootFS")) {
+			for _, d := range shapeDiff("", mustJSON(t, "podman", po), mustJSON(t, "berth", bo), only("[]", "[].State", "[].GraphDriver", "[].RootFS", "[].Config", "[].NetworkSettings", "[].NetworkSettings.Networks", "[].NetworkSettings.Networks.podman")) {
 				t.Errorf("%v: %s", c, d)
 			}
+		}
+	})
+	t.Run("pod member's networks", func(t *testing.T) {
+		args := []string{"inspect", "--format", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}} {{.Pod}}", "inpod"}
+		po, _, _ := pod("", args...)
+		bo, _, _ := ber("", args...)
+		if !strings.HasPrefix(po, "podman ") || !strings.HasPrefix(bo, "podman ") || len(strings.TrimSpace(bo)) != len("podman ")+64 {
+			t.Errorf("podman %q, berth %q", po, bo)
 		}
 	})
 	t.Run("images and pod ps", func(t *testing.T) {
