@@ -167,12 +167,14 @@ func podRmCmd(env Env, g *globals) *cobra.Command {
 	return c
 }
 
-// podRow is one line of pod ps.
+// podRow is one line of pod ps, with Podman's template fields: Created
+// (and CreatedHuman) how long ago, the members' names, IDs and states
+// comma-separated.
 type podRow struct {
-	ID, Name, Status, CreatedHuman, InfraID, Networks string
-	NumberOfContainers                                int
-	Created                                           time.Time
-	Labels                                            map[string]string
+	ID, Name, Status, Created, CreatedHuman, InfraID, Networks, Cgroup string
+	ContainerNames, ContainerIds, ContainerStatuses                    string //nolint:revive // Podman's field names
+	NumberOfContainers                                                 int
+	Labels                                                             map[string]string
 }
 
 func podPsCmd(env Env, g *globals) *cobra.Command {
@@ -199,13 +201,24 @@ func podPsCmd(env Env, g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				list = append(list, w.podEntry(p, infra, members))
-				r := podRow{ID: network.ShortID(p.ID), Name: p.Name, Status: engine.PodStatus(infra, members),
-					CreatedHuman: humanDuration(env.now().Sub(p.Created)) + " ago", InfraID: network.ShortID(p.InfraID),
-					NumberOfContainers: len(members) + 1, Created: p.Created, Labels: p.Labels}
+				entry := w.podEntry(p, infra, members)
+				list = append(list, entry)
+				ago := humanDuration(env.now().Sub(p.Created)) + " ago"
+				r := podRow{ID: network.ShortID(p.ID), Name: p.Name, Status: entry.Status,
+					Created: ago, CreatedHuman: ago, InfraID: network.ShortID(p.InfraID),
+					NumberOfContainers: len(members) + 1, Labels: p.Labels}
 				if noTrunc {
 					r.ID, r.InfraID = p.ID, p.InfraID
 				}
+				var names, ids, states []string
+				for _, c := range entry.Containers {
+					id := c.ID
+					if !noTrunc {
+						id = network.ShortID(id)
+					}
+					names, ids, states = append(names, c.Names), append(ids, id), append(states, c.Status)
+				}
+				r.ContainerNames, r.ContainerIds, r.ContainerStatuses = strings.Join(names, ","), strings.Join(ids, ","), strings.Join(states, ",")
 				if infra != nil {
 					var nets []string
 					for _, n := range infra.Config.Net.Networks {
@@ -222,8 +235,9 @@ func podPsCmd(env Env, g *globals) *cobra.Command {
 				return listJSON(env.Stdout, list)
 			}
 			return printList(env, "pod ps", rows, func(r podRow) string { return r.ID }, quiet, format,
-				"table {{.ID}} {{.Name}} {{.Status}} {{.CreatedHuman}} {{.InfraID}} {{.NumberOfContainers}}",
-				headers(podRow{}, map[string]string{"ID": "POD ID", "CreatedHuman": "CREATED", "InfraID": "INFRA ID", "NumberOfContainers": "# OF CONTAINERS"}))
+				"table {{.ID}} {{.Name}} {{.Status}} {{.Created}} {{.InfraID}} {{.NumberOfContainers}}",
+				headers(podRow{}, map[string]string{"ID": "POD ID", "Created": "CREATED", "CreatedHuman": "CREATED", "InfraID": "INFRA ID",
+					"NumberOfContainers": "# OF CONTAINERS", "ContainerNames": "NAMES", "ContainerIds": "IDS", "ContainerStatuses": "STATUS"}))
 		},
 	}
 	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the IDs")

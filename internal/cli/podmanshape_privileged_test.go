@@ -87,7 +87,7 @@ func berthRunner(p *etopo) engineRunner {
 	}
 }
 
-// engineScenario sets up the same containers in an engine: an image bb
+// engineScenario sets up the same containers in an engine: an image busy (not hex: no container ID prefix)
 // (the busybox root filesystem imported), a pod pp publishing 8081, a
 // container web with a label and port 8080, a pod member inpod, and a
 // container done that exited 3.
@@ -97,11 +97,11 @@ func engineScenario(t *testing.T, name string, run engineRunner, tarball string)
 		args []string
 		rc   int
 	}{
-		{[]string{"import", tarball, "bb"}, 0},
+		{[]string{"import", tarball, "busy"}, 0},
 		{[]string{"pod", "create", "--name", "pp", "-p", "8081:81"}, 0},
-		{[]string{"run", "-d", "--name", "web", "-p", "8080:80", "-l", "a=b", "bb", "sleep", "1000"}, 0},
-		{[]string{"run", "-d", "--pod", "pp", "--name", "inpod", "bb", "sleep", "1000"}, 0},
-		{[]string{"run", "--name", "done", "bb", "sh", "-c", "exit 3"}, 3},
+		{[]string{"run", "-d", "--name", "web", "-p", "8080:80", "-l", "a=b", "busy", "sleep", "1000"}, 0},
+		{[]string{"run", "-d", "--pod", "pp", "--name", "inpod", "busy", "sleep", "1000"}, 0},
+		{[]string{"run", "--name", "done", "busy", "sh", "-c", "exit 3"}, 3},
 	}
 	for _, s := range steps {
 		if _, se, rc := run("", s.args...); rc != s.rc {
@@ -161,7 +161,7 @@ func TestPrivilegedPodmanShapes(t *testing.T) {
 			}
 		}
 		web := bm["web"].(map[string]any)
-		if web["Image"] != "localhost/bb:latest" || len(web["Id"].(string)) != 64 || web["Labels"].(map[string]any)["a"] != "b" {
+		if web["Image"] != "localhost/busy:latest" || len(web["Id"].(string)) != 64 || web["Labels"].(map[string]any)["a"] != "b" {
 			t.Errorf("berth's web: %v", web)
 		}
 		if d := bm["done"].(map[string]any); d["ExitCode"] != 3.0 || d["Exited"] != true || d["State"] != "exited" {
@@ -169,7 +169,7 @@ func TestPrivilegedPodmanShapes(t *testing.T) {
 		}
 	})
 	t.Run("inspect", func(t *testing.T) {
-		for _, c := range [][]string{{"inspect", "web"}, {"inspect", "bb"}, {"inspect", "--type", "pod", "pp"}, {"inspect", "--type", "image", "bb"}, {"container", "inspect", "inpod"}} {
+		for _, c := range [][]string{{"inspect", "web"}, {"inspect", "busy"}, {"inspect", "--type", "pod", "pp"}, {"inspect", "--type", "image", "busy"}, {"container", "inspect", "inpod"}} {
 			po, pe, prc := pod("", c...)
 			bo, be, brc := ber("", c...)
 			if prc != 0 || brc != 0 {
@@ -190,8 +190,8 @@ func TestPrivilegedPodmanShapes(t *testing.T) {
 		}
 	})
 	t.Run("images and pod ps", func(t *testing.T) {
-		po, _, _ := pod("", "images", "--format", "json", "bb")
-		bo, _, _ := ber("", "images", "--format", "json", "bb")
+		po, _, _ := pod("", "images", "--format", "json", "busy")
+		bo, _, _ := ber("", "images", "--format", "json", "busy")
 		for _, d := range shapeDiff("images", mustJSON(t, "podman", po), mustJSON(t, "berth", bo), everywhere) {
 			t.Error(d)
 		}
@@ -213,8 +213,27 @@ func TestPrivilegedPodmanShapes(t *testing.T) {
 		for _, args := range [][]string{{"ps", "--latest", "--format", "{{.Names}}"}, {"ps", "-a", "--last", "2", "--sort", "names", "--format", "{{.Names}}"}} {
 			po, _, _ := pod("", args...)
 			bo, _, _ := ber("", args...)
-			if po != bo {
+			if po != bo || bo == "" {
 				t.Errorf("%v: podman %q, berth %q", args, po, bo)
+			}
+		}
+	})
+	t.Run("tables and templates", func(t *testing.T) {
+		for _, args := range [][]string{{"ps", "-a"}, {"ps", "-a", "--pod"}, {"pod", "ps"}, {"images"}} {
+			po, _, _ := pod("", args...)
+			bo, _, _ := ber("", args...)
+			if ph, bh := headerCols(po), headerCols(bo); ph != bh {
+				t.Errorf("%v: podman's columns %q, berth's %q", args, ph, bh)
+			}
+		}
+		for _, args := range [][]string{
+			{"pod", "ps", "--format", "{{.Name}} {{.Status}} {{.NumberOfContainers}} {{.ContainerStatuses}} {{.Networks}}"},
+			{"ps", "-a", "--filter", "name=^(web|inpod|done)$", "--sort", "names", "--format", "{{.Names}} {{.Image}} {{.Command}} {{.Ports}} {{.ExitCode}} {{.Exited}} {{.Networks}} {{.Labels}} {{.IsInfra}} {{len .Pod}}"},
+		} {
+			po, _, _ := pod("", args...)
+			bo, _, _ := ber("", args...)
+			if po != bo || bo == "" {
+				t.Errorf("%v:\npodman %q\nberth  %q", args, po, bo)
 			}
 		}
 	})
@@ -223,9 +242,9 @@ func TestPrivilegedPodmanShapes(t *testing.T) {
 			stdin string
 			args  []string
 		}{
-			{"", []string{"run", "--rm", "bb", "/nonexist"}},
-			{"", []string{"run", "--rm", "bb", "/etc/passwd"}},
-			{"", []string{"run", "--rm", "bb", "nonexist"}},
+			{"", []string{"run", "--rm", "busy", "/nonexist"}},
+			{"", []string{"run", "--rm", "busy", "/etc/passwd"}},
+			{"", []string{"run", "--rm", "busy", "nonexist"}},
 			{"", []string{"exec", "web", "nonexist"}},
 			{"", []string{"exec", "web", "/etc/passwd"}},
 			{"", []string{"exec", "web", "sh", "-c", "exit 7"}},
@@ -239,7 +258,7 @@ func TestPrivilegedPodmanShapes(t *testing.T) {
 			{"", []string{"pss"}},
 			{"", []string{"system", "reset"}},
 			{"", []string{"inspect", "nosuch"}},
-			{"", []string{"inspect", "--type", "container", "bb"}},
+			{"", []string{"inspect", "--type", "container", "busy"}},
 			{"", []string{"inspect", "--type", "image", "web"}},
 			{"", []string{"inspect", "--type", "volume", "web"}},
 			{"", []string{"inspect", "--type", "bogus", "web"}},
@@ -275,4 +294,17 @@ func psNames(out string) string {
 	}
 	sort.Strings(names)
 	return strings.Join(names, ",")
+}
+
+// headerCols is the first line of a table with its columns one space
+// apart.
+func headerCols(out string) string {
+	h, _, _ := strings.Cut(out, "\n")
+	var cols []string
+	for _, c := range strings.Split(h, "  ") {
+		if c = strings.TrimSpace(c); c != "" {
+			cols = append(cols, c)
+		}
+	}
+	return strings.Join(cols, "|")
 }
