@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berthnet/berth/internal/engine"
+	"github.com/berthnet/berth/internal/image"
 	"github.com/berthnet/berth/internal/network"
 )
 
@@ -280,14 +281,19 @@ func (in psInfo) imageRef(c *engine.Container) string {
 	return imageName(c)
 }
 
-// imageNamer returns a lookup of an image's first name by ID; it finds
-// nothing without an image store.
+// imageNamer returns a lookup of an image's first name by ID; it opens
+// the image store on first use (only containers from images need it) and
+// finds nothing without one.
 func imageNamer(env Env, g *globals) func(string) string {
-	s, err := openImages(env, g)
-	if err != nil {
-		return nil
-	}
+	var s *image.Store
+	var openErr error
 	return func(id string) string {
+		if s == nil && openErr == nil {
+			s, openErr = openImages(env, g)
+		}
+		if openErr != nil {
+			return ""
+		}
 		img, err := s.Lookup(id)
 		if err != nil || len(img.Names) == 0 {
 			return ""
