@@ -87,10 +87,11 @@ func newRoot(env Env, g *globals, code *int) *cobra.Command {
 			"networks, NAT and published ports, Podman's network files, and a drop-in\n" +
 			"backend for Podman (called as netavark), and a small container engine that runs\n" +
 			"containers and pods with runc on those networks.",
-		SilenceErrors: true,
-		SilenceUsage:  true,
-		Version:       buildinfo.Version,
-		Args:          noArgs,
+		SilenceErrors:              true,
+		SilenceUsage:               true,
+		SuggestionsMinimumDistance: 2,
+		Version:                    buildinfo.Version,
+		Args:                       noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return cmd.Help()
 		},
@@ -126,7 +127,7 @@ func newRoot(env Env, g *globals, code *int) *cobra.Command {
 		psCmd(env, g),
 		logsCmd(env, g),
 		execCmd(env, g),
-		ctrInspectCmd(env, g),
+		ctrInspectCmd(env, g, inspectAll),
 		portCmd(env, g),
 		podCmd(env, g),
 		volumeCmd(env, g),
@@ -156,4 +157,14 @@ func newRoot(env Env, g *globals, code *int) *cobra.Command {
 		},
 	)
 	return root
+}
+
+// unknownCommand is Podman's error for an unknown command: the closest
+// commands' names (cobra's suggestions) and exit code 125.
+func unknownCommand(cmd *cobra.Command, name string) error {
+	msg := fmt.Sprintf("unrecognized command `%s %s`", cmd.CommandPath(), name)
+	if s := cmd.SuggestionsFor(name); len(s) > 0 {
+		msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+	}
+	return &exitError{code: 125, err: fmt.Errorf("%s\n\nTry '%s --help' for more information", msg, cmd.CommandPath())}
 }

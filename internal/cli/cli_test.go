@@ -217,6 +217,11 @@ func TestRootlessDirectories(t *testing.T) {
 func TestSystemResetRootfulKeepsExportedDefault(t *testing.T) {
 	tw := newTestWorld(t, "fixtures")
 	os.WriteFile(filepath.Join(tw.cfg, "podman.json"), []byte(`{"name":"podman","id":"2f259bab93aaaaa2542ba43ef33eb990d0999ee1b9924b557b7be53c0b7a1bb9","driver":"bridge","network_interface":"podman0","subnets":[{"subnet":"10.88.0.0/16"}]}`), 0o644)
+	// No answer (EOF) exits 1 as Podman does; "n" exits 0; neither resets.
+	if rc, _, _ := tw.run(t, "system", "reset"); rc != 1 {
+		t.Fatalf("reset without --force and EOF on the prompt: rc %d, want 1", rc)
+	}
+	tw.env.Stdin = strings.NewReader("n\n")
 	if rc, _, _ := tw.run(t, "system", "reset"); rc != 0 {
 		t.Fatal("reset without --force and a 'no' answer should do nothing")
 	}

@@ -158,8 +158,8 @@ func ctrRmCmd(env Env, g *globals) *cobra.Command {
 				switch {
 				case err == nil:
 					return a, nil
-				case all && errors.Is(err, engine.ErrNoSuchContainer):
-					return "", errSkip // removed meanwhile (--rm)
+				case (all || force) && errors.Is(err, engine.ErrNoSuchContainer):
+					return "", errSkip // removed meanwhile (--rm), or -f of a missing one
 				case errors.Is(err, engine.ErrRunning):
 					return "", &exitError{code: 2, err: err}
 				}
@@ -170,75 +170,6 @@ func ctrRmCmd(env Env, g *globals) *cobra.Command {
 	c.Flags().BoolVarP(&force, "force", "f", false, "kill and remove running containers")
 	c.Flags().BoolVarP(&all, "all", "a", false, "remove every container")
 	c.Flags().BoolVarP(&volumes, "volumes", "v", false, "remove the containers' anonymous volumes too")
-	return c
-}
-
-// psRow is one line of berth ps; its fields are the --format names.
-type psRow struct {
-	ID, Image, Command, CreatedHuman, Status, Ports, Names, State, Networks string
-	ExitCode, Pid                                                           int
-	Created                                                                 time.Time
-	Labels                                                                  map[string]string
-}
-
-func psCmd(env Env, g *globals) *cobra.Command {
-	var all, quiet, noTrunc bool
-	var format string
-	c := &cobra.Command{
-		Use:   "ps [options]",
-		Short: "List containers",
-		Args:  noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			w, e, err := openEngine(env, g)
-			if err != nil {
-				return err
-			}
-			cs, err := e.List()
-			if err != nil {
-				return err
-			}
-			now := env.now()
-			var rows []psRow
-			for _, c := range cs {
-				if !all && !c.Running() {
-					continue
-				}
-				r := psRow{
-					ID: c.ShortID(), Image: imageName(c), Command: strings.Join(c.Config.Args, " "),
-					CreatedHuman: humanDuration(now.Sub(c.Config.Created)) + " ago",
-					Ports:        formatPorts(c.Config.Ports), Names: c.Config.Name, State: c.State.Status,
-					ExitCode: c.State.ExitCode, Pid: c.State.Pid, Created: c.Config.Created, Labels: c.Config.Labels,
-				}
-				if noTrunc {
-					r.ID = c.Config.ID
-				}
-				switch c.State.Status {
-				case engine.StateRunning:
-					r.Status = "Up " + humanDuration(now.Sub(c.State.StartedAt)) + " ago"
-				case engine.StateExited, engine.StateStopped:
-					r.Status = fmt.Sprintf("Exited (%d) %s ago", c.State.ExitCode, humanDuration(now.Sub(c.State.FinishedAt)))
-				default:
-					r.Status = "Created"
-				}
-				var nets []string
-				for _, n := range c.Config.Net.Networks {
-					if n.Name == "" { // the default network, as Podman names it
-						n.Name = w.store.DefaultName()
-					}
-					nets = append(nets, n.Name)
-				}
-				r.Networks = strings.Join(nets, ",")
-				rows = append(rows, r)
-			}
-			return printList(env, "ps", rows, func(r psRow) string { return r.ID }, quiet, format,
-				"table {{.ID}} {{.Image}} {{.Command}} {{.CreatedHuman}} {{.Status}} {{.Ports}} {{.Names}}",
-				headers(psRow{}, map[string]string{"ID": "CONTAINER ID", "CreatedHuman": "CREATED", "Names": "NAMES"}))
-		},
-	}
-	c.Flags().BoolVarP(&all, "all", "a", false, "show every container, not only running ones")
-	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the IDs")
-	c.Flags().BoolVar(&noTrunc, "no-trunc", false, "print full IDs")
-	c.Flags().StringVar(&format, "format", "", "Go template or json")
 	return c
 }
 
@@ -578,6 +509,6 @@ func containerCmd(env Env, g *globals) *cobra.Command {
 	ls := psCmd(env, g)
 	ls.Aliases = []string{"ls", "list"}
 	c.AddCommand(runCmd(env, g), ctrCreateCmd(env, g), startCmd(env, g), stopCmd(env, g), killCmd(env, g),
-		ctrRmCmd(env, g), ls, logsCmd(env, g), execCmd(env, g), ctrInspectCmd(env, g), portCmd(env, g))
+		ctrRmCmd(env, g), ls, logsCmd(env, g), execCmd(env, g), ctrInspectCmd(env, g, inspectContainerType), portCmd(env, g))
 	return c
 }

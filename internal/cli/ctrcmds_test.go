@@ -65,3 +65,37 @@ func TestRunFlagErrors(t *testing.T) {
 		t.Errorf("empty ps: %d %q", rc, out)
 	}
 }
+
+// TestPodmanErrorsAndEmptyLists: Podman 4.3's exit codes and messages for
+// missing objects and unknown commands, and its empty JSON lists.
+func TestPodmanErrorsAndEmptyLists(t *testing.T) {
+	tw := newTestWorld(t, "empty")
+	for _, c := range []struct {
+		args   []string
+		rc     int
+		out    string
+		errOut string
+	}{
+		{[]string{"rm", "-f", "nosuch"}, 0, "", ""},
+		{[]string{"pod", "rm", "-f", "nosuch"}, 0, "", ""},
+		{[]string{"pod", "rm", "nosuch"}, 1, "", "no such pod"},
+		{[]string{"pss"}, 125, "", "Error: unrecognized command `berth pss`\n\nDid you mean this?\n\tps\n"},
+		{[]string{"network", "lss"}, 125, "", "unrecognized command `berth network lss`"},
+		{[]string{"inspect", "nosuch"}, 125, "[]\n", `Error: inspecting object: no such object: "nosuch"`},
+		{[]string{"inspect", "--type", "container", "podman"}, 125, "[]\n", "inspecting object: no such container podman"},
+		{[]string{"inspect", "--type", "pod", "podman"}, 125, "[]\n", "inspecting object: no such pod podman"},
+		{[]string{"inspect", "--type", "volume", "podman"}, 125, "[]\n", "inspecting object: no such volume podman"},
+		{[]string{"inspect", "--type", "bogus", "podman"}, 125, "", `invalid type "bogus"`},
+		{[]string{"inspect", "--format", "{{.Name}} {{.Driver}}", "podman"}, 0, "podman bridge\n", ""},
+		{[]string{"inspect", "--type", "network", "--format", "{{.Name}}", "podman"}, 0, "podman\n", ""},
+		{[]string{"ps", "--format", "json"}, 0, "[]\n", ""},
+		{[]string{"pod", "ps", "--format", "json"}, 0, "[]\n", ""},
+		{[]string{"ps", "--filter", "bogus=1"}, 125, "", "bogus is an invalid filter"},
+		{[]string{"ps", "--sort", "bogus"}, 125, "", "invalid option for --sort"},
+	} {
+		rc, out, errOut := tw.run(t, c.args...)
+		if rc != c.rc || out != c.out || !strings.Contains(errOut, c.errOut) || (c.errOut == "" && errOut != "") {
+			t.Errorf("%v: rc %d, out %q, err %q; want %d %q %q", c.args, rc, out, errOut, c.rc, c.out, c.errOut)
+		}
+	}
+}

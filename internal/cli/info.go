@@ -284,7 +284,12 @@ directory goes.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !force {
 				fmt.Fprint(env.Stdout, "WARNING! This will remove:\n        - all containers, their logs and root filesystems\n        - all networks and their address records\n        - all containers registered with berth (their namespaces are detached, not deleted)\nAre you sure you want to continue? [y/N] ")
-				ans, _ := bufio.NewReader(env.Stdin).ReadString('\n')
+				ans, err := bufio.NewReader(env.Stdin).ReadString('\n')
+				if err != nil && ans == "" {
+					// No answer (EOF): Podman's exit code 1, nothing reset.
+					fmt.Fprintln(env.Stdout)
+					return &exitError{code: 1, err: fmt.Errorf("no answer: %w", err)}
+				}
 				if a := strings.ToLower(strings.TrimSpace(ans)); a != "y" && a != "yes" {
 					return nil
 				}

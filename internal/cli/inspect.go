@@ -1,17 +1,21 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/template"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/berthnet/berth/internal/engine"
+	"github.com/berthnet/berth/internal/image"
+	"github.com/berthnet/berth/internal/netstore"
 	"github.com/berthnet/berth/internal/network"
 	"github.com/berthnet/berth/internal/runopts"
 	"github.com/berthnet/berth/internal/runspec"
@@ -19,58 +23,103 @@ import (
 
 // ctrInspect is the Podman-compatible subset of `inspect` for a container.
 type ctrInspect struct {
-	ID              string         `json:"Id"`
-	Created         time.Time      `json:"Created"`
-	Path            string         `json:"Path"`
-	Args            []string       `json:"Args"`
-	State           inspectState   `json:"State"`
-	Image           string         `json:"Image"`
-	ImageName       string         `json:"ImageName"`
-	Rootfs          string         `json:"Rootfs"`
-	ResolvConfPath  string         `json:"ResolvConfPath"`
-	HostnamePath    string         `json:"HostnamePath"`
-	HostsPath       string         `json:"HostsPath"`
-	Name            string         `json:"Name"`
-	RestartCount    int            `json:"RestartCount"`
-	OCIRuntime      string         `json:"OCIRuntime"`
-	ConmonPidFile   string         `json:"ConmonPidFile"`
-	LogPath         string         `json:"LogPath"`
+	ID              string       `json:"Id"`
+	Created         time.Time    `json:"Created"`
+	Path            string       `json:"Path"`
+	Args            []string     `json:"Args"`
+	State           inspectState `json:"State"`
+	Image           string       `json:"Image"`
+	ImageDigest     string       `json:"ImageDigest"`
+	ImageName       string       `json:"ImageName"`
+	Rootfs          string       `json:"Rootfs"`
+	Pod             string       `json:"Pod"`
+	ResolvConfPath  string       `json:"ResolvConfPath"`
+	HostnamePath    string       `json:"HostnamePath"`
+	HostsPath       string       `json:"HostsPath"`
+	StaticDir       string       `json:"StaticDir"`
+	OCIConfigPath   string       `json:"OCIConfigPath"`
+	OCIRuntime      string       `json:"OCIRuntime"`
+	ConmonPidFile   string       `json:"ConmonPidFile"`
+	PidFile         string       `json:"PidFile"`
+	Name            string       `json:"Name"`
+	RestartCount    int          `json:"RestartCount"`
+	Driver          string       `json:"Driver"`
+	MountLabel      string       `json:"MountLabel"`
+	ProcessLabel    string       `json:"ProcessLabel"`
+	AppArmorProfile string       `json:"AppArmorProfile"`
+	EffectiveCaps   []string     `json:"EffectiveCaps"`
+	BoundingCaps    []string     `json:"BoundingCaps"`
+	ExecIDs         []string     `json:"ExecIDs"`
+	GraphDriver     graphDriver  `json:"GraphDriver"`
+	// Mounts lists the container's mounts (an empty list without any).
 	Mounts          []inspectMount `json:"Mounts"`
-	Config          inspectConfig  `json:"Config"`
+	Dependencies    []string       `json:"Dependencies"`
+	LogPath         string         `json:"LogPath"`
 	NetworkSettings inspectNetwork `json:"NetworkSettings"`
+	Namespace       string         `json:"Namespace"`
+	IsInfra         bool           `json:"IsInfra"`
+	IsService       bool           `json:"IsService"`
+	Config          inspectConfig  `json:"Config"`
 	HostConfig      inspectHost    `json:"HostConfig"`
 }
 
+// inspectHealth is State.Health: berth runs no health checks.
+type inspectHealth struct {
+	Status        string `json:"Status"`
+	FailingStreak int    `json:"FailingStreak"`
+	Log           []any  `json:"Log"`
+}
+
 type inspectState struct {
-	OciVersion string    `json:"OciVersion"`
-	Status     string    `json:"Status"`
-	Running    bool      `json:"Running"`
-	Paused     bool      `json:"Paused"`
-	Restarting bool      `json:"Restarting"`
-	OOMKilled  bool      `json:"OOMKilled"`
-	Dead       bool      `json:"Dead"`
-	Pid        int       `json:"Pid"`
-	ConmonPid  int       `json:"ConmonPid"`
-	ExitCode   int       `json:"ExitCode"`
-	Error      string    `json:"Error"`
-	StartedAt  time.Time `json:"StartedAt"`
-	FinishedAt time.Time `json:"FinishedAt"`
+	OciVersion     string        `json:"OciVersion"`
+	Status         string        `json:"Status"`
+	Running        bool          `json:"Running"`
+	Paused         bool          `json:"Paused"`
+	Restarting     bool          `json:"Restarting"`
+	OOMKilled      bool          `json:"OOMKilled"`
+	Dead           bool          `json:"Dead"`
+	Pid            int           `json:"Pid"`
+	ConmonPid      int           `json:"ConmonPid"`
+	ExitCode       int           `json:"ExitCode"`
+	Error          string        `json:"Error"`
+	StartedAt      time.Time     `json:"StartedAt"`
+	FinishedAt     time.Time     `json:"FinishedAt"`
+	Health         inspectHealth `json:"Health"`
+	CgroupPath     string        `json:"CgroupPath"`
+	CheckpointedAt time.Time     `json:"CheckpointedAt"`
+	RestoredAt     time.Time     `json:"RestoredAt"`
 }
 
 type inspectConfig struct {
 	Hostname     string              `json:"Hostname"`
+	Domainname   string              `json:"Domainname"`
 	User         string              `json:"User"`
-	Env          []string            `json:"Env"`
-	Cmd          []string            `json:"Cmd"`
-	Image        string              `json:"Image"`
-	WorkingDir   string              `json:"WorkingDir"`
-	Entrypoint   string              `json:"Entrypoint"`
-	Labels       map[string]string   `json:"Labels"`
-	StopSignal   string              `json:"StopSignal"`
-	StopTimeout  uint                `json:"StopTimeout"`
-	Tty          bool                `json:"Tty"`
-	OpenStdin    bool                `json:"OpenStdin"`
-	ExposedPorts map[string]struct{} `json:"ExposedPorts,omitempty"`
+	AttachStdin  bool                `json:"AttachStdin"`
+	AttachStdout bool                `json:"AttachStdout"`
+	AttachStderr bool                `json:"AttachStderr"`
+	StdinOnce    bool                `json:"StdinOnce"`
+	Volumes      map[string]struct{} `json:"Volumes"`
+	OnBuild      []string            `json:"OnBuild"`
+	Annotations  map[string]string   `json:"Annotations"`
+	// CreateCommand is empty: berth does not record it.
+	CreateCommand []string `json:"CreateCommand"`
+	Umask         string   `json:"Umask"`
+	Timeout       uint     `json:"Timeout"`
+	Passwd        bool     `json:"Passwd"`
+	SdNotifyMode  string   `json:"sdNotifyMode"`
+	// HealthcheckOnFailureAction is "none": berth runs no health checks.
+	HealthcheckOnFailureAction string              `json:"HealthcheckOnFailureAction"`
+	Env                        []string            `json:"Env"`
+	Cmd                        []string            `json:"Cmd"`
+	Image                      string              `json:"Image"`
+	WorkingDir                 string              `json:"WorkingDir"`
+	Entrypoint                 string              `json:"Entrypoint"`
+	Labels                     map[string]string   `json:"Labels"`
+	StopSignal                 uint                `json:"StopSignal"`
+	StopTimeout                uint                `json:"StopTimeout"`
+	Tty                        bool                `json:"Tty"`
+	OpenStdin                  bool                `json:"OpenStdin"`
+	ExposedPorts               map[string]struct{} `json:"ExposedPorts,omitempty"`
 }
 
 type inspectPort struct {
@@ -93,11 +142,23 @@ type inspectEndpoint struct {
 
 type inspectNetwork struct {
 	inspectEndpoint
-	Bridge     string                      `json:"Bridge"`
-	SandboxID  string                      `json:"SandboxID"`
-	SandboxKey string                      `json:"SandboxKey"`
-	Ports      map[string][]inspectPort    `json:"Ports"`
-	Networks   map[string]*inspectEndpoint `json:"Networks,omitempty"`
+	Bridge     string                         `json:"Bridge"`
+	SandboxID  string                         `json:"SandboxID"`
+	SandboxKey string                         `json:"SandboxKey"`
+	Ports      map[string][]inspectPort       `json:"Ports"`
+	Networks   map[string]*inspectNetEndpoint `json:"Networks,omitempty"`
+	// berth has no hairpin mode or link-local addresses to show.
+	HairpinMode            bool   `json:"HairpinMode"`
+	LinkLocalIPv6Address   string `json:"LinkLocalIPv6Address"`
+	LinkLocalIPv6PrefixLen int    `json:"LinkLocalIPv6PrefixLen"`
+}
+
+// inspectNetEndpoint is a container's endpoint on one of its networks.
+type inspectNetEndpoint struct {
+	inspectEndpoint
+	DriverOpts map[string]string `json:"DriverOpts"`
+	IPAMConfig map[string]string `json:"IPAMConfig"`
+	Links      []string          `json:"Links"`
 }
 
 type inspectHost struct {
@@ -118,7 +179,10 @@ func (w *world) inspectContainer(e *engine.Engine, c *engine.Container) ctrInspe
 		ID: id, Created: c.Config.Created, Name: c.Config.Name,
 		Image: c.Config.ImageID, ImageName: c.Config.Image, Rootfs: c.Config.Rootfs,
 		RestartCount: max(0, c.State.StartCount-1), OCIRuntime: "runc",
-		LogPath: e.LogPath(id), Mounts: inspectMounts(e, c),
+		LogPath: e.LogPath(id), Pod: c.Config.Pod, IsInfra: c.Config.Infra,
+		StaticDir: e.DataDir(id), OCIConfigPath: e.RunDir(id) + "/config.json", Driver: "overlay",
+		EffectiveCaps: runspec.DefaultCapabilities, BoundingCaps: runspec.DefaultCapabilities, ExecIDs: []string{}, Dependencies: []string{},
+		Mounts: inspectMounts(e, c), GraphDriver: graphDriver{Name: "overlay", Data: map[string]string{}},
 		State: inspectState{
 			OciVersion: "1.0.2-dev", Status: c.State.Status, Running: c.Running(),
 			Pid: c.State.Pid, ConmonPid: c.State.MonitorPid, ExitCode: c.State.ExitCode,
@@ -128,13 +192,16 @@ func (w *world) inspectContainer(e *engine.Engine, c *engine.Container) ctrInspe
 			Hostname: c.Config.Hostname, User: c.Config.User, Cmd: c.Config.Cmd,
 			Env:   runspec.MergeEnv([]string{"PATH=" + runspec.DefaultPath, "container=berth", "HOSTNAME=" + c.Config.Hostname}, c.Config.Env),
 			Image: imageName(c), WorkingDir: c.Config.WorkingDir, Entrypoint: strings.Join(c.Config.Entrypoint, " "),
-			Labels: c.Config.Labels, StopSignal: c.Config.StopSignal, StopTimeout: c.Config.StopTimeout,
+			Labels: c.Config.Labels, StopTimeout: c.Config.StopTimeout,
 			Tty: c.Config.Terminal, OpenStdin: c.Config.Stdin,
+			Annotations: map[string]string{}, CreateCommand: []string{}, Umask: "0022",
+			SdNotifyMode: "container", HealthcheckOnFailureAction: "none",
 		},
 		HostConfig: inspectHost{AutoRemove: c.Config.Remove, PortBindings: map[string][]inspectPort{}, DnsSearch: c.Config.DNS.Search, DnsOptions: c.Config.DNS.Options},
 	}
-	if out.Config.StopSignal == "" {
-		out.Config.StopSignal = "SIGTERM"
+	out.Config.StopSignal = uint(syscall.SIGTERM)
+	if sig, err := engine.ParseSignal(c.Config.StopSignal); err == nil && c.Config.StopSignal != "" {
+		out.Config.StopSignal = uint(sig)
 	}
 	if len(c.Config.Args) > 0 {
 		out.Path, out.Args = c.Config.Args[0], c.Config.Args[1:]
@@ -145,7 +212,15 @@ func (w *world) inspectContainer(e *engine.Engine, c *engine.Container) ctrInspe
 	}
 	inspectHostNetwork(c, &out.HostConfig)
 	ports := inspectPorts(c, &out)
-	out.NetworkSettings = w.inspectNetworkSettings(c, ports)
+	netc := c
+	if c.Config.Net.Kind == runopts.ModeContainer {
+		// A container sharing another's network (a pod member) shows
+		// that container's networks, as Podman does.
+		if t, err := e.Get(c.Config.Net.Target); err == nil {
+			netc = t
+		}
+	}
+	out.NetworkSettings = w.inspectNetworkSettings(netc, ports)
 	return out
 }
 
@@ -200,13 +275,13 @@ func (w *world) inspectNetworkSettings(c *engine.Container, ports map[string][]i
 	if c.Config.Net.Kind != runopts.ModeBridge {
 		return ns
 	}
-	ns.Networks = map[string]*inspectEndpoint{}
+	ns.Networks = map[string]*inspectNetEndpoint{}
 	for _, r := range c.Config.Net.Networks {
 		name := r.Name
 		if name == "" {
 			name = w.store.DefaultName()
 		}
-		ep := &inspectEndpoint{Aliases: append(append([]string{}, r.Aliases...), c.ShortID())}
+		ep := &inspectNetEndpoint{inspectEndpoint: inspectEndpoint{Aliases: append(append([]string{}, r.Aliases...), c.ShortID())}}
 		if n, err := w.store.Get(name); err == nil {
 			ep.NetworkID = n.Name
 			name = n.Name
@@ -218,7 +293,7 @@ func (w *world) inspectNetworkSettings(c *engine.Container, ports map[string][]i
 	}
 	if len(ns.Networks) == 1 {
 		for _, ep := range ns.Networks {
-			ns.inspectEndpoint = *ep
+			ns.inspectEndpoint = ep.inspectEndpoint
 			ns.inspectEndpoint.NetworkID, ns.inspectEndpoint.Aliases = "", nil
 		}
 	}
@@ -228,11 +303,11 @@ func (w *world) inspectNetworkSettings(c *engine.Container, ports map[string][]i
 // inspectAttachments updates (or adds) each live attachment's endpoint
 // with its aliases, MAC and addresses (the DHCP lease when none were
 // allocated).
-func inspectAttachments(c *engine.Container, eps map[string]*inspectEndpoint) {
+func inspectAttachments(c *engine.Container, eps map[string]*inspectNetEndpoint) {
 	for _, a := range c.State.Attachments {
 		ep := eps[a.Network.Name]
 		if ep == nil {
-			ep = &inspectEndpoint{NetworkID: a.Network.Name}
+			ep = &inspectNetEndpoint{inspectEndpoint: inspectEndpoint{NetworkID: a.Network.Name}}
 			eps[a.Network.Name] = ep
 		}
 		ep.Aliases = a.Opts.Aliases
@@ -248,7 +323,7 @@ func inspectAttachments(c *engine.Container, eps map[string]*inspectEndpoint) {
 		if len(a.Opts.StaticIPs) == 0 {
 			// No allocated addresses (ipam driver dhcp): the
 			// lease is in the setup's status block.
-			leasedAddrs(ep, c.State.Networks[a.Network.Name])
+			leasedAddrs(&ep.inspectEndpoint, c.State.Networks[a.Network.Name])
 		}
 	}
 }
@@ -268,54 +343,179 @@ func subnetOf(n network.Network, ip netip.Addr) (int, string) {
 	return 0, ""
 }
 
-func ctrInspectCmd(env Env, g *globals) *cobra.Command {
+// inspect --type values.
+const (
+	inspectAll           = "all"
+	inspectContainerType = "container"
+	inspectImageType     = "image"
+	inspectNetworkType   = "network"
+	inspectPodType       = "pod"
+	inspectVolumeType    = "volume"
+)
+
+// ctrInspectCmd is `inspect` (any object, or those of --type) and, with
+// typ container, `container inspect`.
+func ctrInspectCmd(env Env, g *globals, typ string) *cobra.Command {
 	var format string
 	c := &cobra.Command{
-		Use:     "inspect [options] CONTAINER...",
+		Use:     "inspect [options] NAME...",
 		Aliases: []string{"container-inspect"},
-		Short:   "Show a container's configuration, state and network settings",
-		Args:    cobra.MinimumNArgs(1),
+		Short:   "Show the configuration and state of containers, images, networks or pods",
+		Long: "Show containers, images, networks and pods as Podman's JSON (an array) or through a Go template.\n" +
+			"Each name is looked up as a container, then an image, a network and a pod, or only as --type says.",
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkInspectType(typ); err != nil {
+				return err
+			}
 			w, e, err := openEngine(env, g)
 			if err != nil {
 				return err
 			}
-			var out []ctrInspect
+			in := &inspector{env: env, g: g, w: w, e: e}
+			out := []any{}
 			var errs []error
 			for _, a := range args {
-				c, err := e.Get(a)
+				v, err := in.lookup(typ, a)
 				if err != nil {
-					errs = append(errs, notFound(err, 125))
+					errs = append(errs, &exitError{code: 125, err: fmt.Errorf("inspecting object: %w", err)})
 					continue
 				}
-				out = append(out, w.inspectContainer(e, c))
+				out = append(out, v)
 			}
-			if format == "" || isJSON(format) {
-				if out == nil {
-					out = []ctrInspect{}
-				}
-				if err := inspectJSON(env.Stdout, out); err != nil {
-					return err
-				}
-				return lastError(env, errs)
-			}
-			// Podman accepts Docker's {{.Id}} for {{.ID}}.
-			format = idField.ReplaceAllString(format, ".ID$1")
-			t, err := template.New("inspect").Funcs(templateFuncs).Parse(strings.NewReplacer(`\t`, "\t", `\n`, "\n").Replace(format))
-			if err != nil {
-				return fmt.Errorf("parse --format: %w", err)
-			}
-			for _, v := range out {
-				if err := t.Execute(env.Stdout, v); err != nil {
-					return err
-				}
-				fmt.Fprintln(env.Stdout)
+			if err := printInspect(env, out, format); err != nil {
+				return err
 			}
 			return lastError(env, errs)
 		},
 	}
 	c.Flags().StringVarP(&format, "format", "f", "", "Go template or json")
+	if typ == inspectAll {
+		c.Flags().StringVarP(&typ, "type", "t", inspectAll, "the type of object: container, image, network, pod, volume or all")
+	}
 	return c
+}
+
+// checkInspectType rejects a --type Podman does not know.
+func checkInspectType(typ string) error {
+	switch typ {
+	case inspectAll, inspectContainerType, inspectImageType, inspectNetworkType, inspectPodType, inspectVolumeType:
+		return nil
+	}
+	return fmt.Errorf("invalid type %q: must be \"image\", \"container\", \"pod\", \"network\", \"volume\", or \"all\"", typ)
+}
+
+// inspector finds the objects inspect shows.
+type inspector struct {
+	env Env
+	g   *globals
+	w   *world
+	e   *engine.Engine
+}
+
+// lookup returns the inspect view of the object ref of type typ (all: the
+// first container, image, network or pod of that name).
+func (in *inspector) lookup(typ, ref string) (any, error) {
+	order := []string{typ}
+	if typ == inspectAll {
+		order = []string{inspectContainerType, inspectImageType, inspectNetworkType, inspectPodType, inspectVolumeType}
+	}
+	for _, t := range order {
+		v, err := in.lookupType(t, ref)
+		if err == nil || typ != inspectAll {
+			return v, err
+		}
+		if !errors.Is(err, errInspectNotFound) {
+			return nil, err
+		}
+	}
+	return nil, fmt.Errorf("no such object: %q", ref)
+}
+
+// errInspectNotFound marks a name that is not an object of the type.
+var errInspectNotFound = errors.New("not found")
+
+// notFoundAs wraps a lookup's not-found error as Podman words it.
+func notFoundAs(msg string) error {
+	return fmt.Errorf("%s%w", msg, &quietErr{errInspectNotFound})
+}
+
+// quietErr wraps an error for errors.Is without adding to the message.
+type quietErr struct{ err error }
+
+func (q *quietErr) Error() string { return "" }
+func (q *quietErr) Unwrap() error { return q.err }
+
+func (in *inspector) lookupType(typ, ref string) (any, error) {
+	switch typ {
+	case inspectContainerType:
+		c, err := in.e.Get(ref)
+		if errors.Is(err, engine.ErrNoSuchContainer) {
+			return nil, notFoundAs("no such container " + ref)
+		} else if err != nil {
+			return nil, err
+		}
+		return in.w.inspectContainer(in.e, c), nil
+	case inspectImageType:
+		s, err := openImages(in.env, in.g)
+		if err != nil {
+			return nil, err
+		}
+		img, err := s.Lookup(ref)
+		if errors.Is(err, image.ErrNotFound) {
+			return nil, notFoundAs(ref + ": image not known")
+		} else if err != nil {
+			return nil, err
+		}
+		return inspectImage(s, img)
+	case inspectNetworkType:
+		n, err := in.w.store.Get(ref)
+		if errors.Is(err, netstore.ErrNotFound) {
+			return nil, notFoundAs("network " + ref + ": " + err.Error())
+		} else if err != nil {
+			return nil, err
+		}
+		return n, nil
+	case inspectPodType:
+		p, err := in.e.GetPod(ref)
+		if errors.Is(err, engine.ErrNoSuchPod) {
+			return nil, notFoundAs("no such pod " + ref)
+		} else if err != nil {
+			return nil, err
+		}
+		return in.w.podInspectOf(in.e, p)
+	}
+	v, err := in.e.GetVolume(ref)
+	if errors.Is(err, engine.ErrNoSuchVolume) {
+		return nil, notFoundAs("no such volume " + ref)
+	} else if err != nil {
+		return nil, err
+	}
+	return inspectVolume(in.e, v), nil
+}
+
+// printInspect prints the objects as a JSON array or each through a
+// template.
+func printInspect(env Env, out []any, format string) error {
+	if format == "" || isJSON(format) {
+		return inspectJSON(env.Stdout, out)
+	}
+	// Podman accepts Docker's {{.Id}} for {{.ID}}.
+	format = idField.ReplaceAllString(format, ".ID$1")
+	t, err := template.New("inspect").Funcs(templateFuncs).Parse(strings.NewReplacer(`\t`, "\t", `\n`, "\n").Replace(format))
+	if err != nil {
+		return fmt.Errorf("parse --format: %w", err)
+	}
+	for _, v := range out {
+		if n, ok := v.(network.Network); ok {
+			v = viewOf(n)
+		}
+		if err := t.Execute(env.Stdout, v); err != nil {
+			return err
+		}
+		fmt.Fprintln(env.Stdout)
+	}
+	return nil
 }
 
 // leasedAddrs fills an endpoint's addresses from a setup's status block.

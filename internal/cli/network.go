@@ -57,6 +57,9 @@ func networkCmd(env Env, g *globals) *cobra.Command {
 
 // noArgs is Podman's validate.NoArgs.
 func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 && cmd.HasAvailableSubCommands() {
+		return unknownCommand(cmd, args[0])
+	}
 	if len(args) > 0 {
 		return fmt.Errorf("`%s` takes no arguments", cmd.CommandPath())
 	}

@@ -152,6 +152,8 @@ func podRmCmd(env Env, g *globals) *cobra.Command {
 				switch {
 				case err == nil:
 					return p.ID, nil
+				case force && errors.Is(err, engine.ErrNoSuchPod):
+					return "", errSkip // as Podman: -f of a missing pod is no error
 				case errors.Is(err, engine.ErrNoSuchPod):
 					return "", &exitError{code: 1, err: err}
 				case errors.Is(err, engine.ErrRunning):
@@ -165,12 +167,14 @@ func podRmCmd(env Env, g *globals) *cobra.Command {
 	return c
 }
 
-// podRow is one line of pod ps.
+// podRow is one line of pod ps, with Podman's template fields: Created
+// (and CreatedHuman) how long ago, the members' names, IDs and states
+// comma-separated.
 type podRow struct {
-	ID, Name, Status, CreatedHuman, InfraID, Networks string
-	NumberOfContainers                                int
-	Created                                           time.Time
-	Labels                                            map[string]string
+	ID, Name, Status, Created, CreatedHuman, InfraID, Networks, Cgroup string
+	ContainerNames, ContainerIds, ContainerStatuses                    string //nolint:revive // Podman's field names
+	NumberOfContainers                                                 int
+	Labels                                                             map[string]string
 }
 
 func podPsCmd(env Env, g *globals) *cobra.Command {
@@ -191,17 +195,30 @@ func podPsCmd(env Env, g *globals) *cobra.Command {
 				return err
 			}
 			var rows []podRow
+			var list []podListEntry
 			for _, p := range pods {
 				infra, members, err := e.PodContainers(p)
 				if err != nil {
 					return err
 				}
-				r := podRow{ID: network.ShortID(p.ID), Name: p.Name, Status: engine.PodStatus(infra, members),
-					CreatedHuman: humanDuration(env.now().Sub(p.Created)) + " ago", InfraID: network.ShortID(p.InfraID),
-					NumberOfContainers: len(members) + 1, Created: p.Created, Labels: p.Labels}
+				entry := w.podEntry(p, infra, members)
+				list = append(list, entry)
+				ago := humanDuration(env.now().Sub(p.Created)) + " ago"
+				r := podRow{ID: network.ShortID(p.ID), Name: p.Name, Status: entry.Status,
+					Created: ago, CreatedHuman: ago, InfraID: network.ShortID(p.InfraID),
+					NumberOfContainers: len(members) + 1, Labels: p.Labels}
 				if noTrunc {
 					r.ID, r.InfraID = p.ID, p.InfraID
 				}
+				var names, ids, states []string
+				for _, c := range entry.Containers {
+					id := c.ID
+					if !noTrunc {
+						id = network.ShortID(id)
+					}
+					names, ids, states = append(names, c.Names), append(ids, id), append(states, c.Status)
+				}
+				r.ContainerNames, r.ContainerIds, r.ContainerStatuses = strings.Join(names, ","), strings.Join(ids, ","), strings.Join(states, ",")
 				if infra != nil {
 					var nets []string
 					for _, n := range infra.Config.Net.Networks {
@@ -211,9 +228,16 @@ func podPsCmd(env Env, g *globals) *cobra.Command {
 				}
 				rows = append(rows, r)
 			}
+			if isJSON(format) {
+				if list == nil {
+					list = []podListEntry{}
+				}
+				return listJSON(env.Stdout, list)
+			}
 			return printList(env, "pod ps", rows, func(r podRow) string { return r.ID }, quiet, format,
-				"table {{.ID}} {{.Name}} {{.Status}} {{.CreatedHuman}} {{.InfraID}} {{.NumberOfContainers}}",
-				headers(podRow{}, map[string]string{"ID": "POD ID", "CreatedHuman": "CREATED", "InfraID": "INFRA ID", "NumberOfContainers": "# OF CONTAINERS"}))
+				"table {{.ID}} {{.Name}} {{.Status}} {{.Created}} {{.InfraID}} {{.NumberOfContainers}}",
+				headers(podRow{}, map[string]string{"ID": "POD ID", "Created": "CREATED", "CreatedHuman": "CREATED", "InfraID": "INFRA ID",
+					"NumberOfContainers": "# OF CONTAINERS", "ContainerNames": "NAMES", "ContainerIds": "IDS", "ContainerStatuses": "STATUS"}))
 		},
 	}
 	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the IDs")
@@ -222,14 +246,68 @@ func podPsCmd(env Env, g *globals) *cobra.Command {
 	return c
 }
 
+// podListEntry is a pod in `pod ps --format json`: Podman 4.3's
+// ListPodsReport.
+type podListEntry struct {
+	Cgroup     string             `json:"Cgroup"`
+	Containers []podListContainer `json:"Containers"`
+	Created    time.Time          `json:"Created"`
+	ID         string             `json:"Id"`
+	InfraID    string             `json:"InfraId"`
+	Name       string             `json:"Name"`
+	Namespace  string             `json:"Namespace"`
+	Networks   []string           `json:"Networks"`
+	Status     string             `json:"Status"`
+	Labels     map[string]string  `json:"Labels"`
+}
+
+// podListContainer is a container in a podListEntry.
+type podListContainer struct {
+	ID     string `json:"Id"`
+	Names  string `json:"Names"`
+	Status string `json:"Status"`
+}
+
+// podEntry builds a pod's `pod ps --format json` entry.
+func (w *world) podEntry(p *engine.Pod, infra *engine.Container, members []*engine.Container) podListEntry {
+	out := podListEntry{
+		Cgroup: "", Containers: []podListContainer{}, Created: p.Created, ID: p.ID, InfraID: p.InfraID,
+		Name: p.Name, Networks: []string{}, Status: engine.PodStatus(infra, members), Labels: p.Labels,
+	}
+	if out.Labels == nil {
+		out.Labels = map[string]string{}
+	}
+	for _, c := range append([]*engine.Container{infra}, members...) {
+		if c == nil {
+			continue
+		}
+		st := c.State.Status
+		if st == engine.StateStopped {
+			st = engine.StateExited
+		}
+		out.Containers = append(out.Containers, podListContainer{ID: c.Config.ID, Names: c.Config.Name, Status: st})
+	}
+	if infra != nil {
+		for _, n := range infra.Config.Net.Networks {
+			out.Networks = append(out.Networks, w.netName(n.Name))
+		}
+	}
+	return out
+}
+
 // podInspect is the Podman-compatible subset of pod inspect.
 type podInspect struct {
 	ID               string             `json:"Id"`
 	Name             string             `json:"Name"`
 	Created          time.Time          `json:"Created"`
+	CreateCommand    []string           `json:"CreateCommand"`
+	ExitPolicy       string             `json:"ExitPolicy"`
 	State            string             `json:"State"`
 	Hostname         string             `json:"Hostname"`
 	Labels           map[string]string  `json:"Labels"`
+	CreateCgroup     bool               `json:"CreateCgroup"`
+	CgroupParent     string             `json:"CgroupParent"`
+	CgroupPath       string             `json:"CgroupPath"`
 	CreateInfra      bool               `json:"CreateInfra"`
 	InfraContainerID string             `json:"InfraContainerID"`
 	InfraConfig      podInfraConfig     `json:"InfraConfig"`
@@ -273,25 +351,9 @@ func podInspectCmd(env Env, g *globals) *cobra.Command {
 				if err != nil {
 					return podErr(err)
 				}
-				infra, members, err := e.PodContainers(p)
+				pi, err := w.podInspectOf(e, p)
 				if err != nil {
 					return err
-				}
-				pi := podInspect{ID: p.ID, Name: p.Name, Created: p.Created, State: engine.PodStatus(infra, members),
-					Hostname: p.Hostname, Labels: p.Labels, CreateInfra: true, InfraContainerID: p.InfraID,
-					SharedNamespaces: []string{"ipc", "net", "uts"}, NumContainers: len(members) + 1}
-				if infra != nil {
-					ic := w.inspectContainer(e, infra)
-					pi.InfraConfig = podInfraConfig{PortBindings: ic.HostConfig.PortBindings, HostNetwork: infra.Config.Net.Kind == "host",
-						DNSServer: ic.HostConfig.Dns, DNSSearch: ic.HostConfig.DnsSearch, DNSOption: ic.HostConfig.DnsOptions,
-						NoManageHosts: infra.Config.NoHosts, HostAdd: ic.HostConfig.ExtraHosts}
-					for _, n := range infra.Config.Net.Networks {
-						pi.InfraConfig.Networks = append(pi.InfraConfig.Networks, w.netName(n.Name))
-					}
-					pi.Containers = append(pi.Containers, podInspectMember{ID: infra.Config.ID, Name: infra.Config.Name, State: infra.State.Status})
-				}
-				for _, m := range members {
-					pi.Containers = append(pi.Containers, podInspectMember{ID: m.Config.ID, Name: m.Config.Name, State: m.State.Status})
 				}
 				out = append(out, pi)
 			}
@@ -311,4 +373,30 @@ func podInspectCmd(env Env, g *globals) *cobra.Command {
 	}
 	c.Flags().StringVarP(&format, "format", "f", "", "Go template or json")
 	return c
+}
+
+// podInspectOf builds pod inspect's view of p.
+func (w *world) podInspectOf(e *engine.Engine, p *engine.Pod) (podInspect, error) {
+	infra, members, err := e.PodContainers(p)
+	if err != nil {
+		return podInspect{}, err
+	}
+	// berth records no create command and makes no pod cgroup.
+	pi := podInspect{ID: p.ID, Name: p.Name, Created: p.Created, CreateCommand: []string{}, ExitPolicy: "continue", State: engine.PodStatus(infra, members),
+		Hostname: p.Hostname, Labels: p.Labels, CreateInfra: true, InfraContainerID: p.InfraID,
+		SharedNamespaces: []string{"ipc", "net", "uts"}, NumContainers: len(members) + 1}
+	if infra != nil {
+		ic := w.inspectContainer(e, infra)
+		pi.InfraConfig = podInfraConfig{PortBindings: ic.HostConfig.PortBindings, HostNetwork: infra.Config.Net.Kind == "host",
+			DNSServer: ic.HostConfig.Dns, DNSSearch: ic.HostConfig.DnsSearch, DNSOption: ic.HostConfig.DnsOptions,
+			NoManageHosts: infra.Config.NoHosts, HostAdd: ic.HostConfig.ExtraHosts}
+		for _, n := range infra.Config.Net.Networks {
+			pi.InfraConfig.Networks = append(pi.InfraConfig.Networks, w.netName(n.Name))
+		}
+		pi.Containers = append(pi.Containers, podInspectMember{ID: infra.Config.ID, Name: infra.Config.Name, State: infra.State.Status})
+	}
+	for _, m := range members {
+		pi.Containers = append(pi.Containers, podInspectMember{ID: m.Config.ID, Name: m.Config.Name, State: m.State.Status})
+	}
+	return pi, nil
 }

@@ -77,11 +77,80 @@ func (e *Engine) Exec(ref string, p runspec.Process, detach bool, stdin io.Reade
 	if detach {
 		args = append(args, "--detach")
 	}
+	errTail := &tailWriter{w: stderr}
+	if p.Terminal && !detach && !isTerminal(stdin) {
+		// No terminal to hand runc: the session gets a terminal of
+		// its own, copied to and from the caller's streams.
+		return execResult(e.execOnPTY(args, c.Config.ID, stdin, stdout, errTail), string(errTail.tail))
+	}
 	cmd := exec.Command(e.cfg.Runtime, append(args, c.Config.ID)...)
 	cmd.Stdin, cmd.Stdout = stdin, stdout
-	errTail := &tailWriter{w: stderr}
 	cmd.Stderr = errTail
 	return execResult(cmd.Run(), string(errTail.tail))
+}
+
+// isTerminal reports whether r is a terminal device.
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+// execOnPTY runs runc exec (args without the container ID) on a terminal
+// of its own: runc's stdin and stdout are a new terminal's slave side, whose
+// master side is copied to stdout and fed from stdin (when not nil), as
+// Podman does for exec -t without a terminal. runc's errors go to stderr.
+func (e *Engine) execOnPTY(args []string, id string, stdin io.Reader, stdout, stderr io.Writer) error {
+	master, slave, err := openPTY()
+	if err != nil {
+		return fmt.Errorf("allocate a terminal: %w", err)
+	}
+	defer master.Close()
+	cmd := exec.Command(e.cfg.Runtime, append(args, id)...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, stderr
+	err = cmd.Start()
+	slave.Close()
+	if err != nil {
+		return err
+	}
+	if stdin != nil {
+		go func() { _, _ = io.Copy(master, stdin) }()
+	}
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		// Ends with EIO once every holder of the slave side is gone.
+		_, _ = io.Copy(stdout, master)
+	}()
+	err = cmd.Wait()
+	<-copied
+	return err
+}
+
+// openPTY opens a new terminal's master and slave sides.
+func openPTY() (master, slave *os.File, err error) {
+	master, err = os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		master.Close()
+		return nil, nil, fmt.Errorf("unlock terminal: %w", err)
+	}
+	n, err := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		master.Close()
+		return nil, nil, fmt.Errorf("terminal number: %w", err)
+	}
+	slave, err = os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		master.Close()
+		return nil, nil, err
+	}
+	return master, slave, nil
 }
 
 // execProcess writes the OCI process of an exec session into the
