@@ -42,6 +42,8 @@ type ctrFlags struct {
 	aliases                            []string
 	dns, dnsSearch, dnsOption, addHost []string
 	noHosts                            bool
+
+	rt rtFlags
 }
 
 func (f *ctrFlags) register(fl *pflag.FlagSet, withDetach bool) {
@@ -65,6 +67,7 @@ func (f *ctrFlags) register(fl *pflag.FlagSet, withDetach bool) {
 	}
 	fl.StringVar(&f.pod, "pod", "", "run the container in this pod (it shares the pod's network, IPC and UTS namespaces)")
 	f.registerNet(fl)
+	f.registerRuntime(fl)
 }
 
 // registerNet registers the network flags (run, create and pod create).
@@ -109,6 +112,9 @@ func (f *ctrFlags) options(cmd *cobra.Command, env Env, args []string) (engine.C
 		o.StopTimeout = &t
 	}
 	if err := f.processOptions(env, &o); err != nil {
+		return o, err
+	}
+	if err := f.runtimeOptions(cmd, &o); err != nil {
 		return o, err
 	}
 	if f.pod != "" {
@@ -246,7 +252,7 @@ func ctrCreateCmd(env Env, g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, warns, err := e.Create(o)
+			c, warns, err := f.create(e, o)
 			if err != nil {
 				return err
 			}
@@ -258,6 +264,7 @@ func ctrCreateCmd(env Env, g *globals) *cobra.Command {
 		},
 	}
 	f.register(c.Flags(), false)
+	registerUnsupported(c.Flags())
 	return c
 }
 
@@ -288,7 +295,7 @@ container runs); /etc/hosts and /etc/resolv.conf are generated.`,
 			if err != nil {
 				return err
 			}
-			c, warns, err := e.Create(o)
+			c, warns, err := f.create(e, o)
 			if err != nil {
 				return err
 			}
@@ -324,6 +331,7 @@ container runs); /etc/hosts and /etc/resolv.conf are generated.`,
 		},
 	}
 	f.register(c.Flags(), true)
+	registerUnsupported(c.Flags())
 	return c
 }
 
