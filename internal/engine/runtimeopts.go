@@ -225,17 +225,37 @@ func ulimitHost(rt runopts.Runtime) bool {
 	return false
 }
 
-// kernelCapabilities are the capabilities this kernel knows.
+// kernelCapabilities are the capabilities berth can give: those of its
+// own bounding set (as Podman's "all").
 func kernelCapabilities() []string {
-	all := runopts.AllCapabilities
-	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
+	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
-		return all
+		return runopts.AllCapabilities
 	}
-	if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && n >= 0 && n < len(all) {
-		return all[:n+1]
+	return boundingSet(string(b))
+}
+
+// boundingSet lists the capabilities of the CapBnd line of a
+// /proc/PID/status (all known ones when it has none).
+func boundingSet(status string) []string {
+	for _, line := range strings.Split(status, "\n") {
+		v, ok := strings.CutPrefix(line, "CapBnd:")
+		if !ok {
+			continue
+		}
+		mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+		if err != nil {
+			break
+		}
+		var out []string
+		for i, c := range runopts.AllCapabilities {
+			if mask&(1<<i) != 0 {
+				out = append(out, c)
+			}
+		}
+		return out
 	}
-	return all
+	return runopts.AllCapabilities
 }
 
 // resources is the spec's cgroup limits, nil when none is set.
