@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -126,9 +125,6 @@ func (f *ctrFlags) parseLists(rt *runopts.Runtime) error {
 			return err
 		}
 		rt.Ulimits = append(rt.Ulimits, u)
-	}
-	if len(rt.Ulimits) > 1 && slices.ContainsFunc(rt.Ulimits, func(u runopts.Ulimit) bool { return u.Name == "host" }) {
-		return errors.New("--ulimit host cannot be combined with other --ulimit values")
 	}
 	for _, g := range r.groupAdd {
 		if g == "keep-groups" {

@@ -57,13 +57,13 @@ func checkSysctl(cfg *Config, key string) error {
 	if runopts.SysctlNet(key) {
 		switch cfg.Net.Kind {
 		case runopts.ModeHost:
-			return fmt.Errorf("sysctl %s can't be set since Network Namespace set to host", key)
+			return fmt.Errorf("sysctl %s=%s can't be set since Network Namespace set to host", key, cfg.Runtime.Sysctls[key])
 		case runopts.ModeContainer, runopts.ModeNS:
-			return fmt.Errorf("sysctl %s can't be set since the Network Namespace is another container's or pod's", key)
+			return fmt.Errorf("sysctl %s=%s can't be set since the Network Namespace is another container's, pod's or a given path's", key, cfg.Runtime.Sysctls[key])
 		}
 	}
 	if runopts.SysctlIPC(key) && cfg.Pod != "" && !cfg.Infra {
-		return fmt.Errorf("sysctl %s can't be set since the IPC Namespace is shared with the pod", key)
+		return fmt.Errorf("sysctl %s=%s can't be set since the IPC Namespace is shared with the pod", key, cfg.Runtime.Sysctls[key])
 	}
 	return nil
 }
@@ -176,20 +176,24 @@ func (e *Engine) runtimeSpec(c *Container, group []byte) (runspec.ProcessSecurit
 func processSecurity(rt runopts.Runtime) (runspec.ProcessSecurity, error) {
 	sec := runspec.ProcessSecurity{NoNewPrivileges: rt.NoNewPrivileges}
 	all := kernelCapabilities()
-	base := runspec.DefaultCapabilities
-	adds := rt.CapAdd
-	if rt.Privileged {
-		base, adds = all, nil
-	}
-	if rt.Privileged || len(rt.CapAdd) > 0 || len(rt.CapDrop) > 0 {
-		caps, err := runopts.MergeCapabilities(base, all, adds, rt.CapDrop)
+	switch {
+	case rt.Privileged:
+		// As Podman: the whole bounding set, --cap-drop ignored.
+		sec.Capabilities = all
+	case len(rt.CapAdd) > 0 || len(rt.CapDrop) > 0:
+		caps, err := runopts.MergeCapabilities(runspec.DefaultCapabilities, all, rt.CapAdd, rt.CapDrop)
 		if err != nil {
 			return sec, err
 		}
-		sec.Capabilities = caps
-		if caps == nil {
-			sec.Capabilities = []string{}
+		// Capabilities berth does not have itself are left out.
+		sec.Capabilities = []string{}
+		for _, c := range caps {
+			if contains(all, c) {
+				sec.Capabilities = append(sec.Capabilities, c)
+			}
 		}
+	}
+	if sec.Capabilities != nil {
 		user, _ := runopts.MergeCapabilities(nil, all, rt.CapAdd, nil)
 		for _, c := range user {
 			if contains(all, c) {

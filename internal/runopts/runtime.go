@@ -222,6 +222,8 @@ func ParseResources(memory, memorySwap string, cpus float64, cpuShares uint64, p
 		if r.MemorySwap != -1 && r.MemorySwap < r.Memory {
 			return r, errors.New("minimum memoryswap limit should be larger than memory limit, see usage")
 		}
+	} else if r.Memory > 0 {
+		r.MemorySwap = 2 * r.Memory // as much swap as memory, Podman's default
 	}
 	if cpus < 0 {
 		return r, fmt.Errorf("--cpus %v: must be 0 or more", cpus)
@@ -230,11 +232,8 @@ func ParseResources(memory, memorySwap string, cpus float64, cpuShares uint64, p
 		r.CPUPeriod = 100000
 		r.CPUQuota = int64(cpus * 100000)
 		if r.CPUQuota < 1000 {
-			return r, fmt.Errorf("--cpus %v: must be at least 0.01", cpus)
+			return r, errors.New("CPU cfs quota cannot be less than 1ms (i.e. 1000)")
 		}
-	}
-	if cpuShares > 262144 {
-		return r, fmt.Errorf("--cpu-shares %d: must be at most 262144", cpuShares)
 	}
 	r.CPUShares = cpuShares
 	switch {
