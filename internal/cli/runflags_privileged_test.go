@@ -77,6 +77,11 @@ func TestPrivilegedRunCapabilities(t *testing.T) {
 	if got, want := capEff("--user", "www", "--cap-add", "net_raw"), capMask([]string{"CAP_NET_RAW"}); got != want {
 		t.Errorf("--user www --cap-add net_raw: %s, want %s", got, want)
 	}
+	// exec sessions get the container's capabilities.
+	p.mustB(t, "run", "-d", "--name", "nocaps", "--network", "none", "--cap-drop", "all", "--rootfs", p.rootfs, "sleep", "1000")
+	if got := strings.TrimSpace(p.mustB(t, "exec", "nocaps", "sh", "-c", "grep CapEff /proc/self/status | cut -f2")); got != "0000000000000000" {
+		t.Errorf("exec in a --cap-drop all container: CapEff %s", got)
+	}
 	check := "test -c /dev/kmsg && echo dev; head -c1 /proc/timer_list | wc -c; echo 1 2>/dev/null >/proc/sys/net/ipv4/ip_forward && echo rw; grep NoNewPrivs /proc/self/status | cut -f2"
 	if got := p.out(t, "--rootfs", p.rootfs, "sh", "-c", check); got != "0\n0" {
 		t.Errorf("default: %q, want no host devices, /proc/timer_list masked, /proc/sys read-only", got)
@@ -159,6 +164,9 @@ func TestPrivilegedRunProcessFlags(t *testing.T) {
 	if got := p.out(t, "--env-file", envFile, "-e", "BOTH=flag", "--rootfs", p.rootfs, "sh", "-c", `echo "$FROMFILE/$BOTH"`); got != "yes it is/flag" {
 		t.Errorf("--env-file: %q", got)
 	}
+	if got := p.out(t, "--env-host", "--rootfs", p.rootfs, "sh", "-c", "echo $CONTAINERS_CONF"); got != p.conf {
+		t.Errorf("--env-host: CONTAINERS_CONF %q, want %q", got, p.conf)
+	}
 	if got := p.out(t, "--group-add", "44", "--group-add", "www", "--rootfs", p.rootfs, "id", "-G"); got != "0 33 44" && got != "0 44 33" {
 		t.Errorf("--group-add: %q", got)
 	}
@@ -184,5 +192,20 @@ func TestPrivilegedRunProcessFlags(t *testing.T) {
 	}
 	if out, _ := p.b("ps", "-a", "-q", "--no-trunc"); strings.Contains(out, first) {
 		t.Errorf("replaced container still there: %s", out)
+	}
+}
+
+// TestPrivilegedRootlessRuntimeFlags: rootless berth refuses resource
+// limits (no cgroup delegation) and applies capabilities and ulimits in
+// its user namespace.
+func TestPrivilegedRootlessRuntimeFlags(t *testing.T) {
+	r := newRTopo(t)
+	if out, err := r.berth("run", "--rm", "--network", "none", "--memory", "64m", "--rootfs", r.rootfs, "true"); err == nil || !strings.Contains(out, "need cgroup delegation") {
+		t.Errorf("rootless --memory: %v %s", err, out)
+	}
+	out := r.must(t, "run", "--rm", "--network", "none", "--cap-drop", "all", "--ulimit", "nofile=100:200", "--rootfs", r.rootfs,
+		"sh", "-c", "grep CapEff /proc/self/status | cut -f2; ulimit -n; ulimit -Hn")
+	if strings.TrimSpace(out) != "0000000000000000\n100\n200" {
+		t.Errorf("rootless --cap-drop all --ulimit: %q", out)
 	}
 }
