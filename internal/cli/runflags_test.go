@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
 )
 
 func TestRuntimeFlagErrors(t *testing.T) {
@@ -100,5 +102,50 @@ func TestRuntimeFlagsRecorded(t *testing.T) {
 	}
 	if ps := mustRun(t, tw, "ps", "-a", "-q", "--no-trunc"); strings.TrimSpace(ps) != strings.TrimSpace(out2) {
 		t.Errorf("after --replace: %q", ps)
+	}
+}
+
+// podmanRunFlags are the flags of `podman run --help` (4.3.1).
+const podmanRunFlags = `add-host annotation arch attach authfile blkio-weight blkio-weight-device cap-add cap-drop cgroup-conf
+cgroup-parent cgroupns cgroups chrootdirs cidfile conmon-pidfile cpu-period cpu-quota cpu-rt-period cpu-rt-runtime cpu-shares
+cpus cpuset-cpus cpuset-mems detach detach-keys device device-cgroup-rule device-read-bps device-read-iops device-write-bps
+device-write-iops disable-content-trust dns dns-option dns-search entrypoint env env-file env-host env-merge expose gidmap
+group-add health-cmd health-interval health-on-failure health-retries health-start-period health-timeout hostname hostuser
+http-proxy image-volume init init-path interactive ip ip6 ipc label label-file log-driver log-opt mac-address memory
+memory-reservation memory-swap memory-swappiness mount name network network-alias no-healthcheck no-hosts oom-kill-disable
+oom-score-adj os passwd passwd-entry personality pid pidfile pids-limit platform pod pod-id-file preserve-fds privileged
+publish publish-all pull quiet read-only read-only-tmpfs replace requires restart rm rmi rootfs sdnotify seccomp-policy
+secret security-opt shm-size sig-proxy stop-signal stop-timeout subgidname subuidname sysctl systemd timeout tls-verify
+tmpfs tty tz uidmap ulimit umask unsetenv unsetenv-all user userns uts variant volume volumes-from workdir`
+
+// TestEveryPodmanRunFlagKnown: every flag of podman run is either
+// implemented or refused by name, never an unknown flag; the refused ones
+// fail before anything is created.
+func TestEveryPodmanRunFlagKnown(t *testing.T) {
+	for _, mk := range []func(Env, *globals) *cobra.Command{runCmd, ctrCreateCmd} {
+		c := mk(Env{}, &globals{})
+		for _, name := range strings.Fields(podmanRunFlags) {
+			if name == "detach" && c.Name() == "create" {
+				continue
+			}
+			if c.Flags().Lookup(name) == nil {
+				t.Errorf("%s: --%s is not known", c.Name(), name)
+			}
+		}
+	}
+	tw := newTestWorld(t, "empty")
+	run := runCmd(Env{}, &globals{})
+	for _, u := range unsupportedFlags {
+		if run.Flags().Lookup(u.name).Annotations[unsupportedAnnotation] == nil {
+			continue // implemented
+		}
+		args := []string{"run", "--" + u.name + "=x"}
+		if u.isBool {
+			args = []string{"run", "--" + u.name}
+		}
+		rc, _, errOut := tw.run(t, append(args, "--rootfs", "/", "true")...)
+		if rc != 125 || !strings.Contains(errOut, "berth does not support --"+u.name+" yet") {
+			t.Errorf("%v: rc %d %q", args, rc, errOut)
+		}
 	}
 }
