@@ -134,6 +134,12 @@ func TestPrivilegedRunLimits(t *testing.T) {
 				if got := readTrim(t, filepath.Join("/sys/fs/cgroup", f[1], f[2], file)); got != wants[ctl] {
 					t.Errorf("%s: %s, want %s", file, got, wants[ctl])
 				}
+				memsw := filepath.Join("/sys/fs/cgroup", f[1], f[2], "memory.memsw.limit_in_bytes")
+				if _, err := os.Stat(memsw); ctl == "memory" && err == nil {
+					if got := readTrim(t, memsw); got != strconv.Itoa(128<<20) {
+						t.Errorf("memory.memsw.limit_in_bytes %s, want twice the memory", got)
+					}
+				}
 				found++
 			}
 		}

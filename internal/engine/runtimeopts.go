@@ -153,7 +153,7 @@ func (e *Engine) runtimeSpec(c *Container, group []byte) (runspec.ProcessSecurit
 	if err != nil {
 		return sec, runspec.Extra{}, nil, err
 	}
-	x := runspec.Extra{Privileged: rt.Privileged, Sysctls: rt.Sysctls, Resources: resources(rt.Resources)}
+	x := runspec.Extra{Privileged: rt.Privileged, Sysctls: rt.Sysctls, Resources: resources(rt.Resources, swapAccounted())}
 	if rt.Init {
 		x.InitBinary = rt.InitPath
 	}
@@ -262,8 +262,19 @@ func boundingSet(status string) []string {
 	return runopts.AllCapabilities
 }
 
-// resources is the spec's cgroup limits, nil when none is set.
-func resources(r runopts.Resources) *specs.LinuxResources {
+// swapAccounted reports whether the kernel limits swap in cgroups.
+func swapAccounted() bool {
+	if _, err := os.Stat("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"); err == nil {
+		return true
+	}
+	m, _ := filepath.Glob("/sys/fs/cgroup/*/memory.swap.max")
+	return len(m) > 0
+}
+
+// resources is the spec's cgroup limits, nil when none is set. With
+// --memory and no --memory-swap, swap is limited to as much as memory
+// where the kernel accounts swap.
+func resources(r runopts.Resources, swap bool) *specs.LinuxResources {
 	if !r.Any() {
 		return nil
 	}
@@ -273,6 +284,9 @@ func resources(r runopts.Resources) *specs.LinuxResources {
 		out.Memory = &specs.LinuxMemory{Limit: &m}
 		if r.MemorySwap != 0 {
 			s := r.MemorySwap
+			out.Memory.Swap = &s
+		} else if swap {
+			s := 2 * m
 			out.Memory.Swap = &s
 		}
 	}

@@ -43,10 +43,16 @@ func TestProcessSecurity(t *testing.T) {
 }
 
 func TestResources(t *testing.T) {
-	if resources(runopts.Resources{}) != nil {
+	if resources(runopts.Resources{}, true) != nil {
 		t.Error("no limits gave resources")
 	}
-	r := resources(runopts.Resources{Memory: 100, MemorySwap: -1, CPUQuota: 50000, CPUPeriod: 100000, CPUShares: 2, PidsLimit: -1})
+	if r := resources(runopts.Resources{Memory: 100}, true); *r.Memory.Swap != 200 {
+		t.Errorf("default swap %d", *r.Memory.Swap)
+	}
+	if r := resources(runopts.Resources{Memory: 100}, false); r.Memory.Swap != nil {
+		t.Errorf("swap without swap accounting: %d", *r.Memory.Swap)
+	}
+	r := resources(runopts.Resources{Memory: 100, MemorySwap: -1, CPUQuota: 50000, CPUPeriod: 100000, CPUShares: 2, PidsLimit: -1}, true)
 	if *r.Memory.Limit != 100 || *r.Memory.Swap != -1 || *r.CPU.Quota != 50000 || *r.CPU.Period != 100000 || *r.CPU.Shares != 2 || r.Pids.Limit != -1 {
 		t.Errorf("%+v", r)
 	}

@@ -41,7 +41,8 @@ type Runtime struct {
 // Resources are the cgroup limits (0: none).
 type Resources struct {
 	// Memory and MemorySwap are bytes; MemorySwap is memory plus swap, -1
-	// unlimited.
+	// unlimited, 0 not given (then twice Memory where the kernel accounts
+	// swap, as Podman).
 	Memory     int64 `json:"memory,omitempty"`
 	MemorySwap int64 `json:"memory_swap,omitempty"`
 	// CPUQuota per CPUPeriod microseconds (--cpus).
@@ -222,8 +223,6 @@ func ParseResources(memory, memorySwap string, cpus float64, cpuShares uint64, p
 		if r.MemorySwap != -1 && r.MemorySwap < r.Memory {
 			return r, errors.New("minimum memoryswap limit should be larger than memory limit, see usage")
 		}
-	} else if r.Memory > 0 {
-		r.MemorySwap = 2 * r.Memory // as much swap as memory, Podman's default
 	}
 	if cpus < 0 {
 		return r, fmt.Errorf("--cpus %v: must be 0 or more", cpus)

@@ -94,9 +94,6 @@ func TestParseResources(t *testing.T) {
 	if err != nil || r.Memory != 64<<20 || r.MemorySwap != 128<<20 || r.CPUQuota != 150000 || r.CPUPeriod != 100000 || r.CPUShares != 512 || r.PidsLimit != 100 {
 		t.Errorf("%+v %v", r, err)
 	}
-	if r, _ := ParseResources("64m", "", 0, 0, 0); r.MemorySwap != 128<<20 {
-		t.Errorf("default swap %d, want twice the memory", r.MemorySwap)
-	}
 	if _, err := ParseResources("", "", 0.001, 0, 0); err == nil || err.Error() != "CPU cfs quota cannot be less than 1ms (i.e. 1000)" {
 		t.Errorf("--cpus 0.001: %v", err)
 	}
