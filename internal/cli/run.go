@@ -43,6 +43,8 @@ type ctrFlags struct {
 	aliases                            []string
 	dns, dnsSearch, dnsOption, addHost []string
 	noHosts                            bool
+
+	rt rtFlags
 }
 
 func (f *ctrFlags) register(fl *pflag.FlagSet, withDetach bool) {
@@ -69,6 +71,7 @@ func (f *ctrFlags) register(fl *pflag.FlagSet, withDetach bool) {
 	fl.StringArrayVar(&f.tmpfs, "tmpfs", nil, "mount a tmpfs: CTR-DIR[:OPTIONS] (repeatable)")
 	fl.StringVar(&f.pod, "pod", "", "run the container in this pod (it shares the pod's network, IPC and UTS namespaces)")
 	f.registerNet(fl)
+	f.registerRuntime(fl)
 }
 
 // registerNet registers the network flags (run, create and pod create).
@@ -116,6 +119,9 @@ func (f *ctrFlags) options(cmd *cobra.Command, env Env, args []string) (engine.C
 		return o, err
 	}
 	if err := f.storageOptions(&o); err != nil {
+		return o, err
+	}
+	if err := f.runtimeOptions(cmd, &o); err != nil {
 		return o, err
 	}
 	if f.pod != "" {
@@ -253,7 +259,7 @@ func ctrCreateCmd(env Env, g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, warns, err := e.Create(o)
+			c, warns, err := f.create(e, o)
 			if err != nil {
 				return err
 			}
@@ -265,6 +271,7 @@ func ctrCreateCmd(env Env, g *globals) *cobra.Command {
 		},
 	}
 	f.register(c.Flags(), false)
+	registerUnsupported(c.Flags())
 	return c
 }
 
@@ -295,7 +302,7 @@ container runs); /etc/hosts and /etc/resolv.conf are generated.`,
 			if err != nil {
 				return err
 			}
-			c, warns, err := e.Create(o)
+			c, warns, err := f.create(e, o)
 			if err != nil {
 				return err
 			}
@@ -331,6 +338,7 @@ container runs); /etc/hosts and /etc/resolv.conf are generated.`,
 		},
 	}
 	f.register(c.Flags(), true)
+	registerUnsupported(c.Flags())
 	return c
 }
 

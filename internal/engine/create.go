@@ -49,6 +49,10 @@ type CreateOptions struct {
 	// network, IPC and UTS namespaces.
 	Pod string
 
+	// Runtime: capabilities, privileged mode, limits, sysctls, ulimits,
+	// devices, --init.
+	Runtime runopts.Runtime
+
 	// infraOf makes the container the infra container of a pod.
 	infraOf string
 }
@@ -76,6 +80,9 @@ func (e *Engine) Create(o CreateOptions) (c *Container, warnings []string, err e
 		return nil, nil, err
 	}
 	setHostname(&cfg, o.Hostname)
+	if err := e.checkRuntime(&cfg); err != nil {
+		return nil, nil, err
+	}
 	c = &Container{Config: cfg, State: State{Status: StateCreated}}
 	if err := e.validateNetworks(c); err != nil {
 		return nil, nil, err
@@ -98,6 +105,7 @@ func (e *Engine) baseConfig(o CreateOptions) (Config, error) {
 		Terminal: o.Terminal, Stdin: o.Stdin, Remove: o.Remove,
 		StopSignal: o.StopSignal, StopTimeout: 10, Labels: o.Labels, ReadOnly: o.ReadOnly,
 		Net: o.Net, DNS: o.DNS, AddHosts: o.AddHosts, NoHosts: o.NoHosts,
+		Runtime: o.Runtime,
 	}
 	if o.StopTimeout != nil {
 		cfg.StopTimeout = *o.StopTimeout

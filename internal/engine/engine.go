@@ -121,6 +121,10 @@ type Config struct {
 	// networks but does not run it, lists it only among Attached and
 	// forgets it when it leaves its last network.
 	Registered bool `json:"registered,omitempty"`
+
+	// Runtime: capabilities, privileged mode, limits, sysctls, ulimits,
+	// devices, --init.
+	Runtime runopts.Runtime `json:"runtime,omitzero"`
 }
 
 // State is a container's runtime state.

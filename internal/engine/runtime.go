@@ -170,6 +170,14 @@ func (e *Engine) execProcess(c *Container, p runspec.Process) (string, error) {
 		}
 	}
 	p.NoFile = noFile()
+	if ulimitHost(c.Config.Runtime) {
+		p.NoFile = 0
+	}
+	sec, err := processSecurity(c.Config.Runtime)
+	if err != nil {
+		return "", err
+	}
+	p.Security = sec
 	proc, err := runspec.BuildProcess(p)
 	if err != nil {
 		return "", err
@@ -259,12 +267,22 @@ func (e *Engine) spec(c *Container, rootfs string, st State, binds []runspec.Bin
 		ipcNS = fmt.Sprintf("/proc/%d/ns/ipc", infra.State.Pid)
 		utsNS = fmt.Sprintf("/proc/%d/ns/uts", infra.State.Pid)
 	}
+	sec, extra, groups, err := e.runtimeSpec(c, group)
+	if err != nil {
+		return nil, err
+	}
+	nofile := noFile()
+	if ulimitHost(c.Config.Runtime) {
+		nofile = 0
+	}
 	return runspec.Generate(runspec.Options{
 		IPCNS: ipcNS, UTSNS: utsNS,
 		Process: runspec.Process{
 			Args: c.Config.Args, Env: env, Cwd: c.Config.WorkingDir,
-			UID: uid, GID: gid, Terminal: c.Config.Terminal, NoFile: noFile(),
+			UID: uid, GID: gid, Terminal: c.Config.Terminal, NoFile: nofile,
+			Groups: groups, Security: sec,
 		},
+		Extra:       extra,
 		Rootfs:      rootfs,
 		Hostname:    c.Config.Hostname,
 		NetNS:       st.NetNS,

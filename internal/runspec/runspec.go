@@ -43,6 +43,9 @@ type Process struct {
 	Terminal bool
 	// NoFile is the RLIMIT_NOFILE to set (0: inherit runc's).
 	NoFile uint64
+	// Security: capabilities, rlimits and no-new-privileges beyond the
+	// defaults.
+	Security ProcessSecurity
 }
 
 // Options is the input of Generate.
@@ -70,6 +73,8 @@ type Options struct {
 	Rootless bool
 	// NoTTYGroup drops gid=5 from /dev/pts (a namespace without group 5).
 	NoTTYGroup bool
+	// Extra: privileged mode, devices, sysctls, init and cgroup limits.
+	Extra Extra
 }
 
 // ErrNoCommand: neither the command line nor the image gives one.
@@ -103,6 +108,7 @@ func Generate(o Options) (*specs.Spec, error) {
 		s.Linux.Resources = nil
 	}
 	s.Mounts = adjustMounts(s.Mounts, o)
+	applyExtra(s, o.Extra)
 	return s, nil
 }
 
@@ -201,7 +207,7 @@ func BuildProcess(p Process) (*specs.Process, error) {
 	if p.NoFile > 0 {
 		rlimits = append(rlimits, specs.POSIXRlimit{Type: "RLIMIT_NOFILE", Hard: p.NoFile, Soft: p.NoFile})
 	}
-	return &specs.Process{
+	proc := &specs.Process{
 		Terminal: p.Terminal,
 		Args:     p.Args,
 		Env:      env,
@@ -212,7 +218,10 @@ func BuildProcess(p Process) (*specs.Process, error) {
 		},
 		Rlimits:         rlimits,
 		NoNewPrivileges: false,
-	}, nil
+	}
+	applyCapabilities(proc, p.UID, p.Security)
+	applyRlimits(proc, p.Security.Rlimits)
+	return proc, nil
 }
 
 func hasEnv(env []string, key string) bool {
