@@ -169,6 +169,76 @@ type inspectHost struct {
 	DnsSearch    []string                 `json:"DnsSearch"`
 	DnsOptions   []string                 `json:"DnsOptions"`
 	ExtraHosts   []string                 `json:"ExtraHosts"`
+
+	// The run flags' settings, with Podman's keys and types.
+	CapAdd      []string        `json:"CapAdd"`
+	CapDrop     []string        `json:"CapDrop"`
+	Privileged  bool            `json:"Privileged"`
+	SecurityOpt []string        `json:"SecurityOpt"`
+	Memory      int64           `json:"Memory"`
+	MemorySwap  int64           `json:"MemorySwap"`
+	NanoCpus    int64           `json:"NanoCpus"`
+	CpuShares   uint64          `json:"CpuShares"`
+	CpuQuota    int64           `json:"CpuQuota"`
+	CpuPeriod   uint64          `json:"CpuPeriod"`
+	PidsLimit   int64           `json:"PidsLimit"`
+	Ulimits     []inspectUlimit `json:"Ulimits"`
+	Devices     []inspectDevice `json:"Devices"`
+	GroupAdd    []string        `json:"GroupAdd"`
+	Init        bool            `json:"Init,omitempty"`
+}
+
+// inspectUlimit is one of HostConfig's Ulimits (Name as RLIMIT_X).
+type inspectUlimit struct {
+	Name string `json:"Name"`
+	Soft int64  `json:"Soft"`
+	Hard int64  `json:"Hard"`
+}
+
+// inspectDevice is one of HostConfig's Devices.
+type inspectDevice struct {
+	PathOnHost        string `json:"PathOnHost"`
+	PathInContainer   string `json:"PathInContainer"`
+	CgroupPermissions string `json:"CgroupPermissions"`
+}
+
+// runtimeHost fills h's run-flag keys from the container's recorded
+// settings (empty lists and maps, not null, as Podman prints them).
+func runtimeHost(h *inspectHost, rt runopts.Runtime) {
+	h.CapAdd, h.CapDrop = nonNil(rt.CapAdd), nonNil(rt.CapDrop)
+	h.Privileged, h.Init, h.GroupAdd = rt.Privileged, rt.Init, nonNil(rt.GroupAdd)
+	h.SecurityOpt = []string{}
+	if rt.NoNewPrivileges {
+		h.SecurityOpt = append(h.SecurityOpt, "no-new-privileges")
+	}
+	if rt.LabelDisable {
+		h.SecurityOpt = append(h.SecurityOpt, "label=disable")
+	}
+	r := rt.Resources
+	h.Memory, h.MemorySwap, h.CpuShares, h.PidsLimit = r.Memory, r.MemorySwap, r.CPUShares, r.PidsLimit
+	h.CpuQuota, h.CpuPeriod = r.CPUQuota, r.CPUPeriod
+	if r.CPUPeriod > 0 {
+		h.NanoCpus = r.CPUQuota * 1e9 / int64(r.CPUPeriod)
+	}
+	h.Ulimits = []inspectUlimit{}
+	for _, u := range rt.Ulimits {
+		if u.Name == "host" { // --ulimit host: the host's limits, none of its own
+			continue
+		}
+		h.Ulimits = append(h.Ulimits, inspectUlimit{Name: "RLIMIT_" + strings.ToUpper(u.Name), Soft: u.Soft, Hard: u.Hard})
+	}
+	h.Devices = []inspectDevice{}
+	for _, d := range rt.Devices {
+		h.Devices = append(h.Devices, inspectDevice{PathOnHost: d.Source, PathInContainer: d.Destination, CgroupPermissions: d.Permissions})
+	}
+}
+
+// nonNil returns s, or an empty list for nil.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 // inspectContainer builds the inspect view; the network part comes from
@@ -199,6 +269,7 @@ func (w *world) inspectContainer(e *engine.Engine, c *engine.Container) ctrInspe
 		},
 		HostConfig: inspectHost{AutoRemove: c.Config.Remove, PortBindings: map[string][]inspectPort{}, DnsSearch: c.Config.DNS.Search, DnsOptions: c.Config.DNS.Options},
 	}
+	runtimeHost(&out.HostConfig, c.Config.Runtime)
 	out.Config.StopSignal = uint(syscall.SIGTERM)
 	if sig, err := engine.ParseSignal(c.Config.StopSignal); err == nil && c.Config.StopSignal != "" {
 		out.Config.StopSignal = uint(sig)

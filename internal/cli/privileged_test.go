@@ -247,6 +247,9 @@ func TestPrivilegedReloadAfterFlush(t *testing.T) {
 		t.Fatalf("egress before flush: %q %v", got, err)
 	}
 	mac, addr := macOf(t, c, "eth0"), addrsOf(t, c, "eth0")
+	// The firewall watcher the connect started would mend the flush by
+	// itself (watch_privileged_test.go tests that): this tests reload.
+	stopWatcher(t, p.run)
 	if _, err := nettest.Run(p.host, 5*time.Second, "nft", "flush", "ruleset"); err != nil {
 		t.Fatal(err)
 	}

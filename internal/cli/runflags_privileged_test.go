@@ -105,6 +105,9 @@ func TestPrivilegedRunLimits(t *testing.T) {
 	p.mustB(t, "run", "-d", "--name", "lim", "--network", "none", "--memory", "64m", "--pids-limit", "99", "--cpus", "0.5",
 		"--rootfs", p.rootfs, "sleep", "1000")
 	pid := p.inspect(t, "lim", "{{.State.Pid}}")
+	if got, want := p.inspect(t, "lim", "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{.HostConfig.NanoCpus}}"), strconv.Itoa(64<<20)+" 99 500000000"; got != want {
+		t.Errorf("inspect HostConfig Memory, PidsLimit, NanoCpus: %q, want %q", got, want)
+	}
 	cg, err := os.ReadFile("/proc/" + pid + "/cgroup")
 	if err != nil {
 		t.Fatal(err)
