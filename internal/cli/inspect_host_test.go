@@ -34,9 +34,9 @@ func TestInspectHostRuntime(t *testing.T) {
 		"SecurityOpt": []any{"no-new-privileges"}, "Memory": float64(64 << 20), "MemorySwap": float64(128 << 20),
 		"NanoCpus": float64(1.5e9), "CpuShares": float64(512), "CpuQuota": float64(150000), "CpuPeriod": float64(100000),
 		"PidsLimit": float64(100),
-		"Ulimits": []any{map[string]any{"Name": "RLIMIT_NOFILE", "Soft": float64(1024), "Hard": float64(2048)}},
-		"Devices": []any{map[string]any{"PathOnHost": "/dev/null", "PathInContainer": "/dev/xnull", "CgroupPermissions": "rwm"}},
-		"GroupAdd": []any{"wheel"}, "Init": true,
+		"Ulimits":   []any{map[string]any{"Name": "RLIMIT_NOFILE", "Soft": float64(1024), "Hard": float64(2048)}},
+		"Devices":   []any{map[string]any{"PathOnHost": "/dev/null", "PathInContainer": "/dev/xnull", "CgroupPermissions": "rwm"}},
+		"GroupAdd":  []any{"wheel"}, "Init": true,
 	}
 	for k, v := range want {
 		if !reflect.DeepEqual(got[k], v) {
