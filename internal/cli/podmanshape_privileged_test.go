@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,8 +53,13 @@ network_config_dir = %q
 	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Podman 4.3.1 gives netavark --config /run/containers/networks, which
+	// cannot be changed: Podman runs in a mount namespace of this test's
+	// where this test's directory is bound there, so the machine's stays
+	// untouched.
+	mnt := privateNetworkRunDir(t, filepath.Join(d, "netrun"))
 	run := func(stdin string, args ...string) (string, string, int) {
-		full := append([]string{"--net=" + ns.Path(), "--", "podman", "--root", filepath.Join(d, "r"),
+		full := append([]string{"--mount=" + mnt, "--net=" + ns.Path(), "--", "podman", "--root", filepath.Join(d, "r"),
 			"--runroot", filepath.Join(d, "rr"), "--tmpdir", filepath.Join(d, "t")}, args...)
 		cmd := exec.Command("nsenter", full...)
 		cmd.Env = append(os.Environ(), "CONTAINERS_CONF="+conf)
@@ -71,6 +77,36 @@ network_config_dir = %q
 		}
 	})
 	return run
+}
+
+// privateNetworkRunDir starts a process holding a new mount namespace in
+// which dir is bound over /run/containers/networks, and returns the path
+// of that namespace; the process is stopped at the test's end (after the
+// cleanups registered later, which may still use the namespace).
+func privateNetworkRunDir(t *testing.T, dir string) string {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	holder := exec.Command("unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+		`mkdir -p /run/containers/networks && mount --bind "$0" /run/containers/networks && echo ready && exec sleep 100000`, dir)
+	out, err := holder.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder.Stderr = os.Stderr
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		holder.Process.Kill()
+		holder.Wait()
+	})
+	line := make([]byte, 6)
+	if _, err := io.ReadFull(out, line); err != nil || string(line) != "ready\n" {
+		t.Fatalf("mount namespace for Podman's network run directory: %q %v", line, err)
+	}
+	return fmt.Sprintf("/proc/%d/ns/mnt", holder.Process.Pid)
 }
 
 // berthRunner runs berth in the topology's host namespace.
