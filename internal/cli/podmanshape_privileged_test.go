@@ -80,16 +80,25 @@ network_config_dir = %q
 }
 
 // privateNetworkRunDir starts a process holding a new mount namespace in
-// which dir is bound over /run/containers/networks, and returns the path
-// of that namespace; the process is stopped at the test's end (after the
-// cleanups registered later, which may still use the namespace).
+// which directories under dir are bound over /run/containers/networks
+// (netavark's --config) and /run/netns (where Podman puts its containers'
+// network namespaces), and returns the path of that namespace. The
+// process is stopped at the test's end, after the cleanups registered
+// later (which may still use the namespace), and mount points this test
+// had to create are removed again.
 func privateNetworkRunDir(t *testing.T, dir string) string {
 	t.Helper()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
+	var binds []string
+	for _, target := range []string{"/run/containers/networks", "/run/netns"} {
+		src := filepath.Join(dir, filepath.Base(target))
+		if err := os.MkdirAll(src, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		createMountPoint(t, target)
+		binds = append(binds, src, target)
 	}
-	holder := exec.Command("unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
-		`mkdir -p /run/containers/networks && mount --bind "$0" /run/containers/networks && echo ready && exec sleep 100000`, dir)
+	holder := exec.Command("unshare", append([]string{"--mount", "--propagation", "private", "--", "sh", "-c",
+		`while [ $# -gt 0 ]; do mount --bind "$1" "$2" || exit 1; shift 2; done; echo ready; exec sleep 100000`, "holder"}, binds...)...)
 	out, err := holder.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -104,9 +113,30 @@ func privateNetworkRunDir(t *testing.T, dir string) string {
 	})
 	line := make([]byte, 6)
 	if _, err := io.ReadFull(out, line); err != nil || string(line) != "ready\n" {
-		t.Fatalf("mount namespace for Podman's network run directory: %q %v", line, err)
+		t.Fatalf("mount namespace for Podman's run directories: %q %v", line, err)
 	}
 	return fmt.Sprintf("/proc/%d/ns/mnt", holder.Process.Pid)
+}
+
+// createMountPoint creates the directory path and those above it that are
+// missing, and removes them (when still empty) at the test's end.
+func createMountPoint(t *testing.T, path string) {
+	t.Helper()
+	var created []string
+	for p := path; p != "/"; p = filepath.Dir(p) {
+		if _, err := os.Stat(p); err == nil {
+			break
+		}
+		created = append(created, p)
+	}
+	if err := os.MkdirAll(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, p := range created { // deepest first
+			os.Remove(p)
+		}
+	})
 }
 
 // berthRunner runs berth in the topology's host namespace.
