@@ -93,6 +93,23 @@ func (f *ctrFlags) registerNet(fl *pflag.FlagSet) {
 	fl.BoolVar(&f.noHosts, "no-hosts", false, "do not create /etc/hosts")
 }
 
+// parseLabels reads --label KEY=VALUE flags (KEY alone: an empty value)
+// into a map, nil without any.
+func parseLabels(labels []string) (map[string]string, error) {
+	var m map[string]string
+	for _, l := range labels {
+		k, v, _ := strings.Cut(l, "=")
+		if k == "" {
+			return nil, fmt.Errorf("--label %q: want KEY=VALUE", l)
+		}
+		if m == nil {
+			m = map[string]string{}
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
 // options validates the flags into engine options; args are IMAGE|DIR
 // then the command.
 func (f *ctrFlags) options(cmd *cobra.Command, env Env, args []string) (engine.CreateOptions, error) {
@@ -159,16 +176,11 @@ func (f *ctrFlags) processOptions(env Env, o *engine.CreateOptions) error {
 		}
 		o.Env = append(o.Env, e)
 	}
-	for _, l := range f.labels {
-		k, v, _ := strings.Cut(l, "=")
-		if k == "" {
-			return fmt.Errorf("--label %q: want KEY=VALUE", l)
-		}
-		if o.Labels == nil {
-			o.Labels = map[string]string{}
-		}
-		o.Labels[k] = v
+	labels, err := parseLabels(f.labels)
+	if err != nil {
+		return err
 	}
+	o.Labels = labels
 	if f.stopSignal != "" {
 		if _, err := engine.ParseSignal(f.stopSignal); err != nil {
 			return fmt.Errorf("--stop-signal: %w", err)

@@ -141,15 +141,9 @@ func volumeCreateCmd(env Env, g *globals) *cobra.Command {
 			if len(args) == 1 {
 				o.Name = args[0]
 			}
-			for _, l := range labels {
-				k, v, _ := strings.Cut(l, "=")
-				if k == "" {
-					return fmt.Errorf("--label %q: want KEY=VALUE", l)
-				}
-				if o.Labels == nil {
-					o.Labels = map[string]string{}
-				}
-				o.Labels[k] = v
+			var err error
+			if o.Labels, err = parseLabels(labels); err != nil {
+				return err
 			}
 			_, e, err := openEngine(env, g)
 			if err != nil {

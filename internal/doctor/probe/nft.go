@@ -33,13 +33,7 @@ func readDrops(ns *netns.NetNS, own string, s *doctor.Snapshot) {
 		c, err = nftables.New(nftables.AsLasting())
 		return err
 	}
-	var err error
-	if ns == nil {
-		err = open()
-	} else {
-		err = ns.Do(open)
-	}
-	if err != nil {
+	if err := inNS(ns, open); err != nil {
 		s.Unread = append(s.Unread, fmt.Sprintf("nftables: %v", err))
 		return
 	}

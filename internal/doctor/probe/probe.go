@@ -182,6 +182,15 @@ func readRules(h *link.Handle, s *doctor.Snapshot) {
 	}
 }
 
+// inNS runs fn inside ns, or in the calling thread's namespace when ns is
+// nil.
+func inNS(ns *netns.NetNS, fn func() error) error {
+	if ns == nil {
+		return fn()
+	}
+	return ns.Do(fn)
+}
+
 // readFlows reads the conntrack table through a netfilter netlink socket
 // opened inside ns (a route handle's requests of another family would go
 // out on a socket of the calling thread's namespace).
@@ -192,13 +201,7 @@ func readFlows(ns *netns.NetNS, s *doctor.Snapshot) {
 		h, err = netlink.NewHandle(unix.NETLINK_NETFILTER)
 		return err
 	}
-	var err error
-	if ns == nil {
-		err = open()
-	} else {
-		err = ns.Do(open)
-	}
-	if err != nil {
+	if err := inNS(ns, open); err != nil {
 		s.Unread = append(s.Unread, fmt.Sprintf("conntrack table: %v", err))
 		return
 	}
@@ -262,13 +265,7 @@ func readSockets(ns *netns.NetNS, s *doctor.Snapshot) {
 		}
 		return nil
 	}
-	var err error
-	if ns == nil {
-		err = read()
-	} else {
-		err = ns.Do(read)
-	}
-	if err != nil {
+	if err := inNS(ns, read); err != nil {
 		s.Unread = append(s.Unread, fmt.Sprintf("sockets: %v", err))
 		return
 	}
