@@ -1,0 +1,83 @@
+package dockerapi
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+
+	"github.com/berthnet/berth/internal/engine"
+	"github.com/berthnet/berth/internal/network"
+)
+
+// Errors a Backend wraps so the server answers with Docker's status codes.
+var (
+	// ErrNotFound: 404.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: 409 (a name in use, a network with containers).
+	ErrConflict = errors.New("conflict")
+	// ErrInvalid: 400 (a request berth cannot accept as given).
+	ErrInvalid = errors.New("invalid request")
+	// ErrForbidden: 403 (removing a network with active endpoints).
+	ErrForbidden = errors.New("forbidden")
+	// ErrNotImplemented: 501 (an endpoint or option berth does not serve).
+	ErrNotImplemented = errors.New("not implemented")
+)
+
+// Endpoint is one container's attachment to a network, as network
+// inspect lists it.
+type Endpoint struct {
+	ContainerID string
+	Name        string
+	MAC         string
+	IPv4, IPv6  netip.Prefix
+}
+
+// NetworkInfo is a network and the containers attached to it.
+type NetworkInfo struct {
+	Network   network.Network
+	Endpoints []Endpoint
+	// InUse is true when any container (running or not) is configured
+	// on the network.
+	InUse bool
+}
+
+// HostInfo is what /info and /version report about the host.
+type HostInfo struct {
+	Name          string
+	KernelVersion string
+	OS            string
+	Arch          string
+	NCPU          int
+	MemTotal      int64
+	Root          string
+	Rootless      bool
+	Version       string
+	Containers    int
+	Running       int
+	Paused        int
+	Stopped       int
+	Images        int
+}
+
+// Backend is berth's side of the API: every handler translates into one
+// of these calls. Errors wrap ErrNotFound, ErrConflict, ErrInvalid or
+// ErrNotImplemented to choose the status code; anything else is a 500.
+type Backend interface {
+	Info(ctx context.Context) (HostInfo, error)
+
+	// Networks lists every network with its endpoints.
+	Networks(ctx context.Context) ([]NetworkInfo, error)
+	// Network finds one network by full name, full ID or unique ID prefix.
+	Network(ctx context.Context, ref string) (NetworkInfo, error)
+	// CreateNetwork completes (free subnet, bridge name, ID) and writes n.
+	CreateNetwork(ctx context.Context, n network.Network) (network.Network, error)
+	// RemoveNetwork removes a network no container uses.
+	RemoveNetwork(ctx context.Context, ref string) error
+	// Connect attaches a container to a network.
+	Connect(ctx context.Context, container string, r engine.ConnectRequest) error
+	// Disconnect detaches a container from a network.
+	Disconnect(ctx context.Context, container, network string, force bool) error
+	// IsDefaultNetwork tells whether n is the engine's default network,
+	// the one Docker clients call "bridge".
+	IsDefaultNetwork(n network.Network) bool
+}

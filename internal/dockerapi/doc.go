@@ -1,0 +1,13 @@
+// Package dockerapi serves the Docker Engine API over HTTP so that
+// unmodified Docker clients (the docker CLI, docker-compose, Docker's Go
+// client) drive berth. It only translates: requests in Docker's JSON
+// shapes (github.com/moby/moby/api/types) become calls on a Backend in
+// berth's own model types, and berth's results and errors are written
+// back in Docker's shapes and status codes.
+//
+// Files: server.go (routing, API version negotiation, errors),
+// backend.go (what the server needs from berth), filters.go (Docker's
+// `filters` query parameter), system.go (_ping, version, info),
+// networks.go (the /networks endpoints) and netconv.go (pure conversion
+// between Docker's network requests and berth's network model).
+package dockerapi
