@@ -19,6 +19,7 @@ packages=(
 	busybox-static dnsutils dnsmasq-base jq curl ca-certificates
 	firewalld dbus-daemon passt
 	make gcc git
+	docker.io
 )
 
 if [ "$(id -u)" != 0 ]; then

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -105,7 +106,7 @@ func disconnectCmd(env Env, g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return w.disconnect(cmd, args[0], args[1], force)
+			return w.disconnect(cmd.Context(), args[0], args[1], force)
 		},
 		ValidArgsFunction: completeNetworks(env, g),
 	}
@@ -113,12 +114,12 @@ func disconnectCmd(env Env, g *globals) *cobra.Command {
 	return c
 }
 
-func (w *world) disconnect(cmd *cobra.Command, netRef, ctrRef string, force bool) error {
+func (w *world) disconnect(ctx context.Context, netRef, ctrRef string, force bool) error {
 	e, err := w.engine()
 	if err != nil {
 		return err
 	}
-	return e.Disconnect(cmd.Context(), ctrRef, netRef, force)
+	return e.Disconnect(ctx, ctrRef, netRef, force)
 }
 
 func reloadCmd(env Env, g *globals) *cobra.Command {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -720,7 +721,7 @@ detaches those containers from it. Not found: exit 1.`,
 			}
 			var last error
 			for _, a := range args {
-				name, err := w.removeNetwork(cmd, a, force)
+				name, err := w.removeNetwork(cmd.Context(), a, force)
 				if err != nil {
 					if last != nil {
 						fmt.Fprintf(env.Stderr, "Error: %v\n", last)
@@ -740,7 +741,7 @@ detaches those containers from it. Not found: exit 1.`,
 }
 
 // removeNetwork removes one network, returning its name.
-func (w *world) removeNetwork(cmd *cobra.Command, ref string, force bool) (string, error) {
+func (w *world) removeNetwork(ctx context.Context, ref string, force bool) (string, error) {
 	n, err := w.store.Get(ref)
 	if errors.Is(err, netstore.ErrNotFound) {
 		return "", &exitError{code: 1, err: err}
@@ -784,7 +785,7 @@ func (w *world) removeNetwork(cmd *cobra.Command, ref string, force bool) (strin
 			return "", &exitError{code: 2, err: fmt.Errorf("%q has associated containers with it. Use -f to forcibly delete containers and pods: %w", n.Name, ErrNetworkInUse)}
 		}
 		for _, c := range users {
-			if err := w.disconnect(cmd, n.Name, c.Config.ID, true); err != nil {
+			if err := w.disconnect(ctx, n.Name, c.Config.ID, true); err != nil {
 				return "", err
 			}
 		}
@@ -842,7 +843,7 @@ func pruneCmd(env Env, g *globals) *cobra.Command {
 				if use[n.Name] || w.store.IsDefault(n) {
 					continue
 				}
-				name, err := w.removeNetwork(cmd, n.Name, false)
+				name, err := w.removeNetwork(cmd.Context(), n.Name, false)
 				if err != nil {
 					errs = append(errs, err)
 					continue

@@ -84,6 +84,14 @@ var unimplemented = []struct{ prefix, what string }{
 	{"/distribution/", "registry distribution inspect"},
 	{"/grpc", "gRPC"},
 	{"/system/df", "disk usage"},
+	{"/containers/", "containers"},
+	{"/images/", "images"},
+	{"/volumes", "volumes"},
+	{"/volumes/", "volumes"},
+	{"/exec/", "exec"},
+	{"/events", "events"},
+	{"/auth", "registry login"},
+	{"/commit", "commit"},
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error

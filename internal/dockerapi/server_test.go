@@ -151,10 +151,11 @@ func TestVersionNegotiation(t *testing.T) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 	}}}
 	for path, want := range map[string]string{
-		"/v1.99/networks":   "client version 1.99 is too new. Maximum supported API version is " + MaxVersion,
-		"/v1.12/networks":   "client version 1.12 is too old",
-		"/v1.41/swarm/init": "berth does not implement /swarm/ (swarm mode) yet",
-		"/v1.41/nonsense":   "page not found",
+		"/v1.99/networks":        "client version 1.99 is too new. Maximum supported API version is " + MaxVersion,
+		"/v1.12/networks":        "client version 1.12 is too old",
+		"/v1.41/swarm/init":      "berth does not implement /swarm/ (swarm mode) yet",
+		"/v1.41/nonsense":        "page not found",
+		"/v1.41/containers/json": "berth does not implement /containers/ (containers) yet",
 	} {
 		resp, err := hc.Get("http://d" + path)
 		if err != nil {

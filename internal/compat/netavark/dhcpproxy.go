@@ -5,12 +5,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
-	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/berthnet/berth/internal/sdactivation"
 )
 
 // The DHCP proxy's defaults (as in netavark; internal/dhcpproxy has the
@@ -90,7 +90,7 @@ func dhcpProxyCmd(g *globals, env Env) *cobra.Command {
 		if env.ServeDHCPProxy == nil {
 			return delegate(g, env, "dhcp-proxy")
 		}
-		ln, err := systemdListener(env)
+		ln, err := sdactivation.Listener(env.Getenv)
 		if err != nil {
 			return err
 		}
@@ -104,22 +104,4 @@ func dhcpProxyCmd(g *globals, env Env) *cobra.Command {
 		})
 	}
 	return c
-}
-
-// systemdListener returns the socket systemd passed (socket activation:
-// LISTEN_PID is this process, LISTEN_FDS >= 1, the socket is fd 3), else
-// nil.
-func systemdListener(env Env) (net.Listener, error) {
-	if pid, _ := strconv.Atoi(env.Getenv("LISTEN_PID")); pid == os.Getpid() {
-		if n, _ := strconv.Atoi(env.Getenv("LISTEN_FDS")); n >= 1 {
-			f := os.NewFile(3, "systemd-socket")
-			ln, err := net.FileListener(f)
-			f.Close()
-			if err != nil {
-				return nil, fmt.Errorf("use socket from systemd (fd 3): %w", err)
-			}
-			return ln, nil
-		}
-	}
-	return nil, nil
 }
