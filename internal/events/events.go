@@ -183,12 +183,11 @@ func (j *Journal) Read(ctx context.Context, q Query, fn func(Event) error) error
 // reader tracks how far into the current file it has read, and notices
 // rotation by the file's identity.
 type reader struct {
-	j    *Journal
-	q    Query
-	fn   func(Event) error
-	cur  os.FileInfo
-	off  int64
-	done bool
+	j   *Journal
+	q   Query
+	fn  func(Event) error
+	cur os.FileInfo
+	off int64
 }
 
 func (r *reader) readOld() error {
