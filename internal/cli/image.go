@@ -52,16 +52,22 @@ func openImages(env Env, g *globals) (*image.Store, error) {
 
 func pullCmd(env Env, g *globals) *cobra.Command {
 	var (
-		quiet, tlsVerify bool
-		platform, arch   string
+		quiet          bool
+		platform, arch string
+		reg            registryFlags
 	)
 	c := &cobra.Command{
 		Use:   "pull [options] IMAGE",
 		Short: "Pull an image from a registry",
 		Long: `Pull an image from an OCI or Docker registry into berth's image store.
 Short names are Docker Hub's, as Podman resolves them: busybox is
-docker.io/library/busybox:latest. Progress goes to stderr, the image ID
-to stdout.`,
+docker.io/library/busybox:latest. Progress goes to stderr (per-blob byte
+counts on a terminal, one line per step otherwise), the image ID to
+stdout. Transient failures (refused or reset connections, timeouts, 5xx)
+are retried 3 times with a doubling pause. Registries marked insecure in
+registries.conf ($CONTAINERS_REGISTRIES_CONF) may use plain HTTP; CA
+certificates are read from <certs.d>/HOST:PORT/*.crt ($BERTH_CERTS_D,
+default /etc/containers/certs.d and /etc/docker/certs.d).`,
 		Example: `  berth pull busybox
   berth pull --tls-verify=false 127.0.0.1:5000/team/app:v1`,
 		Args: exactArgs(1, "IMAGE"),
@@ -70,10 +76,11 @@ to stdout.`,
 			if err != nil {
 				return err
 			}
-			o := image.PullOptions{Insecure: !tlsVerify}
-			if !quiet {
-				o.Progress = env.Stderr
+			ro, err := reg.remoteOptions(cmd, env, quiet)
+			if err != nil {
+				return err
 			}
+			o := image.PullOptions{RemoteOptions: ro}
 			if platform != "" || arch != "" {
 				p, err := parsePlatform(platform, arch)
 				if err != nil {
@@ -91,7 +98,7 @@ to stdout.`,
 	}
 	fl := c.Flags()
 	fl.BoolVarP(&quiet, "quiet", "q", false, "suppress the progress output")
-	fl.BoolVar(&tlsVerify, "tls-verify", true, "require HTTPS and verify certificates (false: plain HTTP and unverified TLS allowed)")
+	reg.register(fl)
 	fl.StringVar(&platform, "platform", "", "pick OS/ARCH[/VARIANT] from a multi-platform image (default linux/this machine)")
 	fl.StringVar(&arch, "arch", "", "pick this architecture from a multi-platform image")
 	return c
