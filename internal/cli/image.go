@@ -22,14 +22,14 @@ import (
 	"github.com/berthnet/berth/internal/image/ref"
 )
 
-// imageCmds are the image commands: pull, load, import, images, rmi at
-// the top level, and `berth image ...` with the same commands plus
-// inspect and exists.
+// imageCmds are the image commands: pull, push, save, load, import,
+// images, rmi, tag, commit and export at the top level, and `berth image
+// ...` with the image ones plus inspect, exists and prune.
 func imageCmds(env Env, g *globals) []*cobra.Command {
 	img := &cobra.Command{
 		Use:   "image",
 		Short: "Manage images",
-		Long:  "Manage images: pull, load, import, list, inspect and remove them.",
+		Long:  "Manage images: pull, push, save, load, import, list, inspect, tag and remove them.",
 		Args:  noArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
@@ -37,9 +37,10 @@ func imageCmds(env Env, g *globals) []*cobra.Command {
 	ls.Use, ls.Aliases = "ls [options] [REPOSITORY[:TAG]]", []string{"list"}
 	rm := rmiCmd(env, g)
 	rm.Use, rm.Aliases = "rm [options] IMAGE [IMAGE...]", []string{"remove"}
-	img.AddCommand(pullCmd(env, g), loadCmd(env, g), importCmd(env, g), ls, rm,
-		imageInspectCmd(env, g), imageExistsCmd(env, g), tagCmd(env, g))
-	return []*cobra.Command{img, pullCmd(env, g), loadCmd(env, g), importCmd(env, g), imagesCmd(env, g), rmiCmd(env, g), tagCmd(env, g)}
+	img.AddCommand(pullCmd(env, g), pushCmd(env, g), saveCmd(env, g), loadCmd(env, g), importCmd(env, g), ls, rm,
+		imageInspectCmd(env, g), imageExistsCmd(env, g), tagCmd(env, g), imagePruneCmd(env, g))
+	return []*cobra.Command{img, pullCmd(env, g), pushCmd(env, g), saveCmd(env, g), loadCmd(env, g), importCmd(env, g),
+		imagesCmd(env, g), rmiCmd(env, g), tagCmd(env, g), commitCmd(env, g), exportCmd(env, g)}
 }
 
 // openImages opens the image store under --root.

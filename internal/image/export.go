@@ -101,7 +101,11 @@ func (s *Store) Push(ctx context.Context, source, dest string, o PushOptions) er
 		return err
 	}
 	if dest == "" {
-		dest = source
+		n, ok := namedAs(stored, source)
+		if !ok {
+			return fmt.Errorf("push %s: an image ID needs a destination", source)
+		}
+		dest = n
 	}
 	r, err := ref.Parse(dest)
 	if err != nil {
