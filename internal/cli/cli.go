@@ -115,7 +115,6 @@ func newRoot(env Env, g *globals, code *int) *cobra.Command {
 		return fmt.Errorf("%w\nSee '%s --help'", err, cmd.CommandPath())
 	})
 
-	root.AddCommand(imageCmds(env, g)...)
 	root.AddCommand(
 		networkCmd(env, g),
 		runCmd(env, g),
@@ -156,6 +155,8 @@ func newRoot(env Env, g *globals, code *int) *cobra.Command {
 			},
 		},
 	)
+	// After the container commands: "pss" suggests ps before push.
+	root.AddCommand(imageCmds(env, g)...)
 	return root
 }
 
