@@ -2,6 +2,7 @@ package image
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -98,6 +99,9 @@ func (o *RemoteOptions) remote(ctx context.Context, r ref.Reference) (name.Refer
 		}
 		tr = t
 	}
+	if !insecure {
+		tr = httpsOnly{tr}
+	}
 	if terminal(o.Progress) {
 		tr = &meterTransport{base: tr, w: o.Progress}
 	}
@@ -163,4 +167,19 @@ func (s *Store) RemoteDiffers(ctx context.Context, local *Image, reference strin
 		return false
 	}
 	return d.Digest.String() != local.Digest
+}
+
+// httpsOnly refuses plain HTTP: go-containerregistry falls back to it
+// for loopback and private addresses, Podman only for insecure
+// registries.
+type httpsOnly struct{ base http.RoundTripper }
+
+// ErrPlainHTTP: plain HTTP to a registry not marked insecure.
+var ErrPlainHTTP = errors.New("plain HTTP needs an insecure registry (registries.conf insecure = true, or --tls-verify=false)")
+
+func (h httpsOnly) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme == "http" {
+		return nil, fmt.Errorf("%s: %w", req.URL.Host, ErrPlainHTTP)
+	}
+	return h.base.RoundTrip(req)
 }

@@ -320,3 +320,27 @@ func TestPullOverTLSWithACAFromCertsD(t *testing.T) {
 		t.Errorf("pulled %s, want %s", img.ID, want.Hex)
 	}
 }
+
+func TestPlainHTTPNeedsAnInsecureRegistry(t *testing.T) {
+	host := serveRegistry(t)
+	push(t, host, "app:1", twoLayerImage(t))
+	s := copyStore(t)
+	o := image.PullOptions{RemoteOptions: image.RemoteOptions{Retries: -1}}
+	if _, err := s.Pull(context.Background(), host+"/app:1", o); !errors.Is(err, image.ErrPlainHTTP) {
+		t.Errorf("pull over plain HTTP from a registry not marked insecure: %v", err)
+	}
+	yes := true
+	o.TLSVerify = &yes
+	o.Registries = image.RegistryConfig{Insecure: []string{host}}
+	if _, err := s.Pull(context.Background(), host+"/app:1", o); !errors.Is(err, image.ErrPlainHTTP) {
+		t.Errorf("--tls-verify=true does not override registries.conf: %v", err)
+	}
+	o.TLSVerify = nil
+	if _, err := s.Pull(context.Background(), host+"/app:1", o); err != nil {
+		t.Errorf("pull from a registry marked insecure: %v", err)
+	}
+	o.Registries = image.RegistryConfig{Blocked: []string{host}}
+	if _, err := s.Pull(context.Background(), host+"/app:1", o); err == nil || !strings.Contains(err.Error(), "blocked") {
+		t.Errorf("pull from a blocked registry: %v", err)
+	}
+}

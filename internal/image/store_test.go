@@ -161,7 +161,7 @@ func TestPullFromLoopbackRegistry(t *testing.T) {
 	}
 	// Pulling again skips the blobs.
 	progress.Reset()
-	if _, err := s.Pull(context.Background(), host+"/team/app:v1", image.PullOptions{RemoteOptions: image.RemoteOptions{Progress: &progress}}); err != nil {
+	if _, err := s.Pull(context.Background(), host+"/team/app:v1", image.PullOptions{RemoteOptions: image.RemoteOptions{TLSVerify: &noVerify, Progress: &progress}}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(progress.String(), "skipped: already exists") {
