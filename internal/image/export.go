@@ -25,7 +25,8 @@ import (
 
 // storedImage is a stored image as a go-containerregistry image: its
 // config byte for byte (so the image ID stays), and its layers from the
-// uncompressed blobs, gzip-compressed on the way out (OCI media types).
+// uncompressed blobs, gzip-compressed on the way out (Docker schema 2
+// media types: go-containerregistry writes that manifest for it).
 type storedImage struct {
 	s      *Store
 	rawCfg []byte
@@ -33,7 +34,7 @@ type storedImage struct {
 
 func (i *storedImage) RawConfigFile() ([]byte, error) { return i.rawCfg, nil }
 
-func (i *storedImage) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
+func (i *storedImage) MediaType() (types.MediaType, error) { return types.DockerManifestSchema2, nil }
 
 func (i *storedImage) LayerByDiffID(h v1.Hash) (partial.UncompressedLayer, error) {
 	p, err := i.s.blobPath(h.String())
@@ -53,7 +54,7 @@ type storedLayer struct {
 
 func (l storedLayer) DiffID() (v1.Hash, error)             { return l.diffID, nil }
 func (l storedLayer) Uncompressed() (io.ReadCloser, error) { return os.Open(l.path) }
-func (l storedLayer) MediaType() (types.MediaType, error)  { return types.OCILayer, nil }
+func (l storedLayer) MediaType() (types.MediaType, error)  { return types.DockerLayer, nil }
 
 // record returns the stored record of the image name refers to.
 func (s *Store) record(name string) (record, error) {
