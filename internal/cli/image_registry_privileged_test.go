@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"archive/tar"
 	"bytes"
 	"fmt"
 	"io"
@@ -284,4 +285,74 @@ func TestPrivilegedRegistry(t *testing.T) {
 	if out, se, err := p.bEnv(env, nil, "pull", "-q", secure); err != nil || strings.TrimSpace(out) != bb.ID || se != "" {
 		t.Errorf("pull over TLS: %v %q %s", err, out, se)
 	}
+}
+
+// TestPrivilegedCommitAndExport: a container on overlayfs deletes a
+// file, replaces a directory and adds a file; commit keeps exactly that
+// (whiteout and opaque directory) as a layer, export shows the merged
+// tree.
+func TestPrivilegedCommitAndExport(t *testing.T) {
+	p := newETopo(t)
+	s, err := image.Open(filepath.Join(p.root, "images"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := imagetest.Import(t, s, "base", map[string]imagetest.File{"data/a": {Content: "A"}, "data/b": {Content: "B"}}, `CMD ["sh"]`)
+	p.mustB(t, "run", "--name", "c1", "--network", "none", "-e", "FROM_RUN=1", "base",
+		"sh", "-c", "rm -rf /data && mkdir /data && echo C > /data/c && rm /bin/wc && echo new > /added")
+	if d, err := s.ContainerDriver(mustID(t, p, "c1")); err != nil || d != "overlay" {
+		t.Skipf("root filesystem driver %q (%v): the overlay path is what this test is for", d, err)
+	}
+	out, se, err := p.b3("commit", "-q", "-c", `CMD ["sh","-c","ls /data; test -e /bin/wc || echo nowc; cat /added; echo $FROM_RUN"]`,
+		"-c", "LABEL stage=committed", "-m", "snapshot", "--author", "Ann", "c1", "snap")
+	if err != nil || len(strings.TrimSpace(out)) != 64 || se != "" {
+		t.Fatalf("commit: %v %q %s", err, out, se)
+	}
+	id := strings.TrimSpace(out)
+	img, err := s.Lookup("snap")
+	if err != nil || img.ID != id || len(img.Layers) != len(base.Layers)+1 || img.Config.Labels["stage"] != "committed" {
+		t.Fatalf("committed image %+v %v", img, err)
+	}
+	if got := p.mustB(t, "image", "inspect", "--format", "{{.Author}} {{.Comment}}", "snap"); got != "Ann snapshot\n" {
+		t.Errorf("author and comment: %q", got)
+	}
+	if got := p.mustB(t, "run", "--rm", "--network", "none", "snap"); got != "c\nnowc\nnew\n1\n" {
+		t.Errorf("container of the committed image: %q", got)
+	}
+
+	tarPath := filepath.Join(t.TempDir(), "c1.tar")
+	p.mustB(t, "export", "-o", tarPath, "c1")
+	f, err := os.Open(tarPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	names := map[string]bool{}
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		names[h.Name] = true
+	}
+	for n, want := range map[string]bool{"added": true, "data/c": true, "bin/busybox": true, "data/a": false, "bin/wc": false} {
+		if names[n] != want {
+			t.Errorf("export: %s present %v, want %v", n, names[n], want)
+		}
+	}
+	if _, se, err := p.b3("export", "nosuch"); exitCode(err) != 125 || !strings.Contains(se, "nosuch") {
+		t.Errorf("export of an unknown container: %v %s", err, se)
+	}
+	p.mustB(t, "rm", "-a", "-f")
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mounts), filepath.Join(p.root, "images")) {
+		t.Error("a root filesystem is still mounted after rm")
+	}
+}
+
+// mustID is a container's full ID.
+func mustID(t *testing.T, p *etopo, name string) string {
+	t.Helper()
+	return strings.TrimSpace(p.mustB(t, "inspect", "--type", "container", "--format", "{{.Id}}", name))
 }
