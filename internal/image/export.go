@@ -127,10 +127,11 @@ func (s *Store) Push(ctx context.Context, source, dest string, o PushOptions) er
 	if err != nil {
 		return fmt.Errorf("push %s: %w", r, err)
 	}
-	layers, _ := img.Layers()
-	for _, l := range layers {
-		d, _ := l.Digest()
-		fmt.Fprintln(o.Progress, stepLine(o.Progress, "blob", d.String(), false))
+	// The manifest is cached: no layer is compressed again for this.
+	if m, err := img.Manifest(); err == nil {
+		for _, l := range m.Layers {
+			fmt.Fprintln(o.Progress, stepLine(o.Progress, "blob", l.Digest.String(), false))
+		}
 	}
 	fmt.Fprintln(o.Progress, stepLine(o.Progress, "config", "sha256:"+stored.ID, false))
 	fmt.Fprintln(o.Progress, "Writing manifest to image destination")
