@@ -157,6 +157,9 @@ func newRoot(env Env, g *globals, code *int) *cobra.Command {
 	)
 	// After the container commands: "pss" suggests ps before push.
 	root.AddCommand(imageCmds(env, g)...)
+	if c, _, err := root.Find([]string{"container"}); err == nil && c != root {
+		c.AddCommand(commitCmd(env, g), exportCmd(env, g))
+	}
 	return root
 }
 

@@ -58,7 +58,7 @@ func pullCmd(env Env, g *globals) *cobra.Command {
 		reg            registryFlags
 	)
 	c := &cobra.Command{
-		Use:   "pull [options] IMAGE",
+		Use:   "pull [options] IMAGE [IMAGE...]",
 		Short: "Pull an image from a registry",
 		Long: `Pull an image from an OCI or Docker registry into berth's image store.
 Short names are Docker Hub's, as Podman resolves them: busybox is
@@ -71,7 +71,7 @@ certificates are read from <certs.d>/HOST:PORT/*.crt ($BERTH_CERTS_D,
 default /etc/containers/certs.d and /etc/docker/certs.d).`,
 		Example: `  berth pull busybox
   berth pull --tls-verify=false 127.0.0.1:5000/team/app:v1`,
-		Args: exactArgs(1, "IMAGE"),
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := openImages(env, g)
 			if err != nil {
@@ -89,11 +89,13 @@ default /etc/containers/certs.d and /etc/docker/certs.d).`,
 				}
 				o.Platform = p
 			}
-			img, err := s.Pull(cmd.Context(), args[0], o)
-			if err != nil {
-				return err
+			for _, a := range args {
+				img, err := s.Pull(cmd.Context(), a, o)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(env.Stdout, img.ID)
 			}
-			fmt.Fprintln(env.Stdout, img.ID)
 			return nil
 		},
 	}

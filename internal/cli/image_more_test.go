@@ -68,9 +68,12 @@ func TestSaveLoadTagPushPruneCommands(t *testing.T) {
 	if _, errOut, code := c.run(nil, "push", "banner"); code != 125 || !strings.Contains(errOut, "localhost/") {
 		t.Errorf("push to localhost: %d %s", code, errOut)
 	}
+	if _, errOut, code := c.run(nil, "push", "-q", "--tls-verify=false", "busybox", host+"/demo/bb:1"); code != 0 || errOut != "" {
+		t.Fatalf("push -q: %d %s", code, errOut)
+	}
 	c3 := newImageCLI(t)
-	out, errOut, code := c3.run(nil, "pull", "-q", "--tls-verify=false", host+"/demo/banner:1")
-	if code != 0 || out != banner.ID+"\n" {
+	out, errOut, code := c3.run(nil, "pull", "-q", "--tls-verify=false", host+"/demo/banner:1", host+"/demo/bb:1")
+	if code != 0 || out != banner.ID+"\n"+bb.ID+"\n" {
 		t.Errorf("pull of the pushed image: %d %q %s", code, out, errOut)
 	}
 
