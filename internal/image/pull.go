@@ -166,7 +166,24 @@ func (s *Store) RemoteDiffers(ctx context.Context, local *Image, reference strin
 	if err != nil {
 		return false
 	}
-	return d.Digest.String() != local.Digest
+	if !d.MediaType.IsIndex() {
+		return d.Digest.String() != local.Digest
+	}
+	// An index: compare this platform's manifest, which is what Pull stored.
+	idx, err := remote.Index(nref, ropts...)
+	if err != nil {
+		return false
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return false
+	}
+	for _, m := range im.Manifests {
+		if m.Platform != nil && m.Platform.OS == "linux" && m.Platform.Architecture == runtime.GOARCH {
+			return m.Digest.String() != local.Digest
+		}
+	}
+	return true
 }
 
 // httpsOnly refuses plain HTTP: go-containerregistry falls back to it

@@ -14,13 +14,19 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/berthnet/berth/internal/image"
@@ -309,5 +315,41 @@ func TestPlainHTTPNeedsAnInsecureRegistry(t *testing.T) {
 	o.Registries = image.RegistryConfig{Blocked: []string{host}}
 	if _, err := s.Pull(context.Background(), host+"/app:1", o); err == nil || !strings.Contains(err.Error(), "blocked") {
 		t.Errorf("pull from a blocked registry: %v", err)
+	}
+}
+
+func TestRemoteDiffers(t *testing.T) {
+	host := serveRegistry(t)
+	first := twoLayerImage(t)
+	push(t, host, "app:1", first)
+	s := copyStore(t)
+	o := image.RemoteOptions{TLSVerify: &noVerify}
+	img, err := s.Pull(context.Background(), host+"/app:1", image.PullOptions{RemoteOptions: o})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.RemoteDiffers(context.Background(), img, host+"/app:1", o) {
+		t.Error("an unchanged image differs")
+	}
+	second, err := mutate.Config(first, v1.Config{Cmd: []string{"other"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	push(t, host, "app:1", second)
+	if !s.RemoteDiffers(context.Background(), img, host+"/app:1", o) {
+		t.Error("a changed image does not differ")
+	}
+	// An index: this platform's manifest counts.
+	idx := mutate.AppendManifests(empty.Index,
+		mutate.IndexAddendum{Add: first, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: runtime.GOARCH}}})
+	r, _ := name.ParseReference(host+"/multi:1", name.Insecure)
+	if err := remote.WriteIndex(r, idx); err != nil {
+		t.Fatal(err)
+	}
+	if s.RemoteDiffers(context.Background(), img, host+"/multi:1", o) {
+		t.Error("an index holding the stored manifest differs")
+	}
+	if s.RemoteDiffers(context.Background(), img, host+"/nothing:1", o) {
+		t.Error("a manifest the registry does not have replaces the stored image")
 	}
 }
