@@ -102,6 +102,7 @@ default /etc/containers/certs.d and /etc/docker/certs.d).`,
 	fl := c.Flags()
 	fl.BoolVarP(&quiet, "quiet", "q", false, "suppress the progress output")
 	reg.register(fl)
+	reg.registerAuth(fl)
 	fl.StringVar(&platform, "platform", "", "pick OS/ARCH[/VARIANT] from a multi-platform image (default linux/this machine)")
 	fl.StringVar(&arch, "arch", "", "pick this architecture from a multi-platform image")
 	return c

@@ -75,6 +75,7 @@ and certificates as for pull.`,
 	fl.BoolVarP(&quiet, "quiet", "q", false, "suppress the progress output")
 	fl.StringVar(&digestfile, "digestfile", "", "write the digest of the stored image to this file")
 	reg.register(fl)
+	reg.registerAuth(fl)
 	return c
 }
 

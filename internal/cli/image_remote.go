@@ -20,10 +20,18 @@ import (
 	"github.com/berthnet/berth/internal/image/ref"
 )
 
-// registryFlags are --tls-verify and --cert-dir.
+// registryFlags are --tls-verify and --cert-dir, and on pull and push
+// --creds and --authfile.
 type registryFlags struct {
-	tlsVerify bool
-	certDir   string
+	tlsVerify       bool
+	certDir         string
+	creds, authfile string
+}
+
+// registerAuth registers --creds and --authfile (pull and push).
+func (r *registryFlags) registerAuth(fl *pflag.FlagSet) {
+	fl.StringVar(&r.creds, "creds", "", "credentials USERNAME:PASSWORD for the registry")
+	fl.StringVar(&r.authfile, "authfile", "", "auth file of credentials (default: Docker's and Podman's; $REGISTRY_AUTH_FILE)")
 }
 
 func (r *registryFlags) register(fl *pflag.FlagSet) {
@@ -46,6 +54,19 @@ func (r *registryFlags) remoteOptions(cmd *cobra.Command, env Env, quiet bool) (
 		return o, err
 	}
 	o.Registries = rc
+	switch {
+	case r.creds != "":
+		c, err := image.ParseCreds(r.creds)
+		if err != nil {
+			return o, err
+		}
+		o.Keychain = image.StaticKeychain(c)
+	case r.authfile != "":
+		if _, err := os.Stat(r.authfile); err != nil {
+			return o, fmt.Errorf("--authfile: %w", err)
+		}
+		o.Keychain = image.AuthFileKeychain(r.authfile)
+	}
 	if !quiet {
 		o.Progress = progressWriter(env.Stderr)
 	}
