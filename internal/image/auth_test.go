@@ -58,7 +58,7 @@ func TestAuthFileKeychain(t *testing.T) {
 	if _, err := image.ParseAuthFile([]byte(`{"auths":{"x":{"auth":"!!"}}}`)); err == nil {
 		t.Error("bad base64 parsed")
 	}
-	if _, err := image.ParseAuthFile([]byte(`{"auths":{"x":{"auth":"`+b64("nocolon")+`"}}}`)); err == nil {
+	if _, err := image.ParseAuthFile([]byte(`{"auths":{"x":{"auth":"` + b64("nocolon") + `"}}}`)); err == nil {
 		t.Error("auth without a colon parsed")
 	}
 	if c, err := image.ParseCreds("u:p:q"); err != nil || c.Username != "u" || c.Password != "p:q" {
