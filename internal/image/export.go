@@ -122,7 +122,22 @@ func (s *Store) Push(ctx context.Context, source, dest string, o PushOptions) er
 	}
 	fmt.Fprintln(o.Progress, "Getting image source signatures")
 	err = withRetry(ctx, o.Retries, o.RetryDelay, o.Progress, func() error {
-		return remote.Write(nref, img, ropts...)
+		if !terminal(o.Progress) {
+			return remote.Write(nref, img, ropts...)
+		}
+		// go-containerregistry closes the channel when Write returns.
+		updates := make(chan v1.Update, 16)
+		drawn := make(chan struct{})
+		go func() {
+			defer close(drawn)
+			for u := range updates {
+				fmt.Fprintf(o.Progress, "\r%s\x1b[K", ProgressLine("blobs", "", u.Complete, u.Total))
+			}
+			fmt.Fprint(o.Progress, "\r\x1b[K")
+		}()
+		err := remote.Write(nref, img, append(ropts, remote.WithProgress(updates))...)
+		<-drawn
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("push %s: %w", r, err)

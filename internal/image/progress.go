@@ -33,15 +33,19 @@ func FormatBytes(n int64) string {
 	return fmt.Sprintf("%.1f%s", f, units[i])
 }
 
-// ProgressLine is the terminal line of a blob copy: the short digest, a
-// bar, and done / total bytes (total < 0: unknown, no bar).
+// ProgressLine is the terminal line of a blob copy: the short digest
+// (when given), a bar, and done / total bytes (total < 0: unknown, no
+// bar).
 func ProgressLine(verb, digest string, done, total int64) string {
 	short := strings.TrimPrefix(digest, "sha256:")
 	if len(short) > 12 {
 		short = short[:12]
 	}
+	if short != "" {
+		short += " "
+	}
 	if total < 0 {
-		return fmt.Sprintf("Copying %s %s %s", verb, short, FormatBytes(done))
+		return fmt.Sprintf("Copying %s %s%s", verb, short, FormatBytes(done))
 	}
 	const width = 20
 	fill := width
@@ -52,7 +56,7 @@ func ProgressLine(verb, digest string, done, total int64) string {
 	if fill < width {
 		bar += ">" + strings.Repeat("-", width-fill-1)
 	}
-	return fmt.Sprintf("Copying %s %s [%s] %s / %s", verb, short, bar, FormatBytes(done), FormatBytes(total))
+	return fmt.Sprintf("Copying %s %s[%s] %s / %s", verb, short, bar, FormatBytes(done), FormatBytes(total))
 }
 
 // blobDigest is the digest of a registry blob request (…/blobs/sha256:…),

@@ -353,3 +353,20 @@ func TestRemoteDiffers(t *testing.T) {
 		t.Error("a manifest the registry does not have replaces the stored image")
 	}
 }
+
+func TestPushProgressOnATerminal(t *testing.T) {
+	host := serveRegistry(t)
+	s := copyStore(t)
+	if _, err := s.Add(context.Background(), twoLayerImage(t), []string{"localhost/app:1"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	err := s.Push(context.Background(), "app:1", host+"/app:1", image.PushOptions{RemoteOptions: image.RemoteOptions{
+		TLSVerify: &noVerify, Progress: image.TerminalProgress{Writer: &out}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := out.String(); !strings.Contains(got, "\rCopying blobs [====================] ") || !strings.Contains(got, "Copying config ") {
+		t.Errorf("terminal push progress:\n%q", got)
+	}
+}
