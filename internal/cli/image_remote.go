@@ -129,7 +129,6 @@ type pullFlags struct {
 
 func (p *pullFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&p.policy, "pull", pullMissing, "pull the image: missing (when not stored), always, never, newer (when the registry's differs)")
-	fl.Lookup("pull").NoOptDefVal = pullAlways
 	fl.BoolVarP(&p.quiet, "quiet", "q", false, "suppress the output of pulling the image")
 	p.reg.register(fl)
 }
