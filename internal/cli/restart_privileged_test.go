@@ -110,5 +110,17 @@ func TestPrivilegedRestartStopWhileRestarting(t *testing.T) {
 		t.Errorf("--rm --restart always: %v %s", err, out)
 	}
 	p.mustB(t, "rm", "crash")
+	// At boot: start --all --filter restart-policy=always brings back
+	// the always containers only.
+	p.mustB(t, "create", "--name", "plain", "--rootfs", p.rootfs, "sleep", "1000")
+	p.mustB(t, "create", "--name", "svc", "--restart", "always", "--rootfs", p.rootfs, "sleep", "1000")
+	svc := p.inspect(t, "svc", "{{.Id}}")
+	if out := p.mustB(t, "start", "--all", "--filter", "restart-policy=always"); out != svc+"\n" {
+		t.Errorf("start --all --filter restart-policy=always: %q", out)
+	}
+	if out := p.mustB(t, "ps", "--format", "{{.Names}}"); out != "svc\n" {
+		t.Errorf("running after start --all: %q", out)
+	}
+	p.mustB(t, "rm", "-f", "plain", "svc")
 	p.assertClean(t)
 }
