@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -63,13 +64,6 @@ type ctrInspect struct {
 	HostConfig      inspectHost    `json:"HostConfig"`
 }
 
-// inspectHealth is State.Health: berth runs no health checks.
-type inspectHealth struct {
-	Status        string `json:"Status"`
-	FailingStreak int    `json:"FailingStreak"`
-	Log           []any  `json:"Log"`
-}
-
 type inspectState struct {
 	OciVersion     string        `json:"OciVersion"`
 	Status         string        `json:"Status"`
@@ -84,7 +78,7 @@ type inspectState struct {
 	Error          string        `json:"Error"`
 	StartedAt      time.Time     `json:"StartedAt"`
 	FinishedAt     time.Time     `json:"FinishedAt"`
-	Health         inspectHealth `json:"Health"`
+	Health         engine.Health `json:"Health"`
 	CgroupPath     string        `json:"CgroupPath"`
 	CheckpointedAt time.Time     `json:"CheckpointedAt"`
 	RestoredAt     time.Time     `json:"RestoredAt"`
@@ -102,12 +96,12 @@ type inspectConfig struct {
 	OnBuild      []string            `json:"OnBuild"`
 	Annotations  map[string]string   `json:"Annotations"`
 	// CreateCommand is empty: berth does not record it.
-	CreateCommand []string `json:"CreateCommand"`
-	Umask         string   `json:"Umask"`
-	Timeout       uint     `json:"Timeout"`
-	Passwd        bool     `json:"Passwd"`
-	SdNotifyMode  string   `json:"sdNotifyMode"`
-	// HealthcheckOnFailureAction is "none": berth runs no health checks.
+	CreateCommand              []string            `json:"CreateCommand"`
+	Umask                      string              `json:"Umask"`
+	Timeout                    uint                `json:"Timeout"`
+	Passwd                     bool                `json:"Passwd"`
+	SdNotifyMode               string              `json:"sdNotifyMode"`
+	Healthcheck                *engine.Healthcheck `json:"Healthcheck,omitempty"`
 	HealthcheckOnFailureAction string              `json:"HealthcheckOnFailureAction"`
 	Env                        []string            `json:"Env"`
 	Cmd                        []string            `json:"Cmd"`
@@ -265,6 +259,7 @@ func (w *world) inspectContainer(e *engine.Engine, c *engine.Container) ctrInspe
 			OciVersion: "1.0.2-dev", Status: c.State.Status, Running: c.Running(),
 			Pid: c.State.Pid, ConmonPid: c.State.MonitorPid, ExitCode: c.State.ExitCode, Restarting: c.State.Restarting,
 			Error: c.State.Error, StartedAt: c.State.StartedAt, FinishedAt: c.State.FinishedAt,
+			Health: c.State.Health,
 		},
 		Config: inspectConfig{
 			Hostname: c.Config.Hostname, User: c.Config.User, Cmd: c.Config.Cmd,
@@ -273,7 +268,8 @@ func (w *world) inspectContainer(e *engine.Engine, c *engine.Container) ctrInspe
 			Labels: c.Config.Labels, StopTimeout: c.Config.StopTimeout,
 			Tty: c.Config.Terminal, OpenStdin: c.Config.Stdin,
 			Annotations: map[string]string{}, CreateCommand: []string{}, Umask: "0022",
-			SdNotifyMode: "container", HealthcheckOnFailureAction: "none",
+			SdNotifyMode: "container", HealthcheckOnFailureAction: cmp.Or(c.Config.HealthOnFailure, engine.HealthActionNone),
+			Healthcheck: c.Config.Healthcheck,
 		},
 		HostConfig: inspectHost{AutoRemove: c.Config.Remove, PortBindings: map[string][]inspectPort{}, DnsSearch: c.Config.DNS.Search, DnsOptions: c.Config.DNS.Options},
 	}

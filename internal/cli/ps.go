@@ -274,6 +274,9 @@ func (in psInfo) row(c *engine.Container) psRow {
 	switch p.State {
 	case engine.StateRunning:
 		p.Status = "Up " + humanDuration(in.now.Sub(st.StartedAt)) + " ago"
+		if cf.Healthcheck.Defined() && st.Health.Status != "" {
+			p.Status += " (" + st.Health.Status + ")"
+		}
 	case engine.StateExited:
 		p.Status = fmt.Sprintf("Exited (%d) %s ago", st.ExitCode, humanDuration(in.now.Sub(st.FinishedAt)))
 	default:

@@ -124,3 +124,54 @@ func TestPrivilegedRestartStopWhileRestarting(t *testing.T) {
 	p.mustB(t, "rm", "-f", "plain", "svc")
 	p.assertClean(t)
 }
+
+// TestPrivilegedHealthcheck: a check turns the container healthy, a
+// removed check file unhealthy, and --health-on-failure=restart restarts
+// it in place; healthcheck run's exit codes and messages are Podman's.
+func TestPrivilegedHealthcheck(t *testing.T) {
+	p := newETopo(t)
+	p.mustB(t, "run", "-d", "--name", "hc", "--health-cmd", "test -e /tmp/ok && echo fine", "--health-interval", "1s",
+		"--health-retries", "2", "--health-on-failure", "restart", "--stop-timeout", "1",
+		"--rootfs", p.rootfs, "sh", "-c", "touch /tmp/ok; exec sleep 1000")
+	p.waitInspect(t, "hc", "{{.State.Health.Status}}", "healthy")
+	if out := p.mustB(t, "ps", "--format", "{{.Status}}"); !strings.HasPrefix(out, "Up ") || !strings.HasSuffix(out, " (healthy)\n") {
+		t.Errorf("ps status: %q", out)
+	}
+	if out, err := p.b("healthcheck", "run", "hc"); err != nil || out != "" {
+		t.Errorf("healthcheck run when healthy: %v %q", err, out)
+	}
+	if got := p.inspect(t, "hc", "{{$l := index .State.Health.Log 0}}{{$l.ExitCode}} {{$l.Output}} {{.Config.HealthcheckOnFailureAction}} {{json .Config.Healthcheck.Test}}"); got != `0 fine restart ["CMD-SHELL","test -e /tmp/ok && echo fine"]` {
+		t.Errorf("inspect: %q", got)
+	}
+	pid := p.inspect(t, "hc", "{{.State.Pid}}")
+	p.mustB(t, "exec", "hc", "rm", "/tmp/ok")
+	out, so, err := p.b3("healthcheck", "run", "hc")
+	if exitCode(err) != 1 || out != "unhealthy\n" {
+		t.Errorf("healthcheck run after rm: %v %q %q", err, out, so)
+	}
+	// The checks make it unhealthy, the action restarts it (its command
+	// creates the file again): healthy once more, in a new process.
+	p.waitInspect(t, "hc", "{{ne .State.Pid "+pid+"}} {{.State.Health.Status}} {{.State.Running}}", "true healthy true")
+	if got := p.inspect(t, "hc", "{{.RestartCount}} {{.State.Health.FailingStreak}}"); got != "0 0" {
+		t.Errorf("after the health restart: %q", got)
+	}
+	// Errors: 125 with Podman's messages.
+	p.mustB(t, "run", "-d", "--name", "plain", "--rootfs", p.rootfs, "sleep", "1000")
+	for args, want := range map[string]string{
+		"plain":  "has no defined healthcheck",
+		"nosuch": `unable to look up nosuch to perform a health check: no container with name or ID "nosuch" found: no such container`,
+	} {
+		if out, err := p.b("healthcheck", "run", args); exitCode(err) != 125 || !strings.Contains(out, want) {
+			t.Errorf("healthcheck run %s: %v %q", args, err, out)
+		}
+	}
+	p.mustB(t, "stop", "hc")
+	if out, err := p.b("healthcheck", "run", "hc"); exitCode(err) != 125 || !strings.Contains(out, "is not running") {
+		t.Errorf("healthcheck run when stopped: %v %q", err, out)
+	}
+	if got := p.inspect(t, "hc", "{{.State.Status}} {{.State.ConmonPid}}"); got != "exited 0" {
+		t.Errorf("after stop: %q", got)
+	}
+	p.mustB(t, "rm", "-f", "hc", "plain")
+	p.assertClean(t)
+}

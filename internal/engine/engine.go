@@ -61,6 +61,8 @@ type ImageInfo struct {
 	StopSignal   string
 	ExposedPorts []string // "80/tcp"
 	Volumes      []string // the image's VOLUME paths
+	// Healthcheck is the image's HEALTHCHECK.
+	Healthcheck *Healthcheck
 }
 
 // ImageSource resolves images and provides container root filesystems.
@@ -128,6 +130,10 @@ type Config struct {
 
 	// RestartPolicy is --restart (see restart.go).
 	RestartPolicy RestartPolicy `json:"restart_policy,omitzero"`
+	// Healthcheck is the health check (see health.go); HealthOnFailure
+	// its --health-on-failure action ("" is none).
+	Healthcheck     *Healthcheck `json:"healthcheck,omitempty"`
+	HealthOnFailure string       `json:"health_on_failure,omitempty"`
 }
 
 // State is a container's runtime state.
@@ -166,6 +172,10 @@ type State struct {
 	RestartCount  uint `json:"restart_count,omitempty"`
 	Restarting    bool `json:"restarting,omitempty"`
 	StoppedByUser bool `json:"stopped_by_user,omitempty"`
+	// Health is the health checks' state; HealthRestart is set by the
+	// restart action of --health-on-failure for the monitor.
+	Health        Health `json:"health,omitzero"`
+	HealthRestart bool   `json:"health_restart,omitempty"`
 }
 
 // Container is one record.

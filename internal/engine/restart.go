@@ -93,7 +93,7 @@ func (e *Engine) MonitorRestart(id string, code int, at time.Time) bool {
 	_, err := e.modify(id, func(c *Container) error {
 		st := &c.State
 		restart = !c.Config.Remove && !st.StoppedByUser && st.Status == StateRunning &&
-			c.Config.RestartPolicy.Restarts(code, st.RestartCount)
+			(st.HealthRestart || c.Config.RestartPolicy.Restarts(code, st.RestartCount))
 		if !restart {
 			return nil
 		}
