@@ -182,6 +182,8 @@ type inspectHost struct {
 	Init        bool            `json:"Init,omitempty"`
 
 	RestartPolicy inspectRestartPolicy `json:"RestartPolicy"`
+
+	inspectHostRest
 }
 
 // inspectRestartPolicy is HostConfig.RestartPolicy.
@@ -205,9 +207,9 @@ type inspectDevice struct {
 }
 
 // runtimeHost fills h's run-flag keys from the container's recorded
-// settings (empty lists and maps, not null, as Podman prints them).
+// settings (empty lists and maps, not null, as Podman prints them; the
+// capabilities come from capsOf).
 func runtimeHost(h *inspectHost, rt runopts.Runtime) {
-	h.CapAdd, h.CapDrop = nonNil(rt.CapAdd), nonNil(rt.CapDrop)
 	h.Privileged, h.Init, h.GroupAdd = rt.Privileged, rt.Init, nonNil(rt.GroupAdd)
 	h.SecurityOpt = []string{}
 	if rt.NoNewPrivileges {
@@ -253,7 +255,7 @@ func (w *world) inspectContainer(e *engine.Engine, c *engine.Container) ctrInspe
 		RestartCount: int(c.State.RestartCount), OCIRuntime: "runc",
 		LogPath: e.LogPath(id), Pod: c.Config.Pod, IsInfra: c.Config.Infra,
 		StaticDir: e.DataDir(id), OCIConfigPath: e.RunDir(id) + "/config.json", Driver: "overlay",
-		EffectiveCaps: runspec.DefaultCapabilities, BoundingCaps: runspec.DefaultCapabilities, ExecIDs: []string{}, Dependencies: []string{},
+		ExecIDs: []string{}, Dependencies: []string{},
 		Mounts: inspectMounts(e, c), GraphDriver: graphDriver{Name: "overlay", Data: map[string]string{}},
 		State: inspectState{
 			OciVersion: "1.0.2-dev", Status: c.State.Status, Running: c.Running(),
@@ -275,6 +277,8 @@ func (w *world) inspectContainer(e *engine.Engine, c *engine.Container) ctrInspe
 	}
 	runtimeHost(&out.HostConfig, c.Config.Runtime)
 	out.HostConfig.RestartPolicy = inspectRestartPolicy{Name: c.Config.RestartPolicy.Name, MaximumRetryCount: c.Config.RestartPolicy.MaxRetries}
+	out.HostConfig.inspectHostRest = hostRest(c, e.LogPath(id))
+	out.EffectiveCaps, out.BoundingCaps, out.HostConfig.CapAdd, out.HostConfig.CapDrop = capsOf(c.Config)
 	out.Config.StopSignal = uint(syscall.SIGTERM)
 	if sig, err := engine.ParseSignal(c.Config.StopSignal); err == nil && c.Config.StopSignal != "" {
 		out.Config.StopSignal = uint(sig)
@@ -303,6 +307,9 @@ func (w *world) inspectContainer(e *engine.Engine, c *engine.Container) ctrInspe
 // inspectHostNetwork fills the host config's DNS servers, extra hosts
 // and network mode.
 func inspectHostNetwork(c *engine.Container, h *inspectHost) {
+	// Empty lists, not null, as Podman prints them.
+	h.Dns, h.ExtraHosts = []string{}, []string{}
+	h.DnsSearch, h.DnsOptions = nonNil(h.DnsSearch), nonNil(h.DnsOptions)
 	for _, s := range c.Config.DNS.Servers {
 		h.Dns = append(h.Dns, s.String())
 	}
