@@ -54,6 +54,8 @@ type psRow struct {
 	noTrunc                    bool
 	// restartPolicy is the --restart policy's name (filter restart-policy).
 	restartPolicy string
+	// state is the human status without the health (Status has it).
+	state string
 }
 
 // ID is the short ID, the full one with --no-trunc.
@@ -86,8 +88,9 @@ func (r psRow) CreatedHuman() string { return humanDuration(r.now.Sub(r.created)
 // RunningFor is CreatedHuman.
 func (r psRow) RunningFor() string { return r.CreatedHuman() }
 
-// State is the human status, as in Podman's templates.
-func (r psRow) State() string { return r.Status }
+// State is the human status without the health, as in Podman's
+// templates.
+func (r psRow) State() string { return r.state }
 
 // Names is the container's name.
 func (r psRow) Names() string { return strings.Join(r.psContainer.Names, ",") }
@@ -274,15 +277,16 @@ func (in psInfo) row(c *engine.Container) psRow {
 	switch p.State {
 	case engine.StateRunning:
 		p.Status = "Up " + humanDuration(in.now.Sub(st.StartedAt)) + " ago"
-		if cf.Healthcheck.Defined() && st.Health.Status != "" {
-			p.Status += " (" + st.Health.Status + ")"
-		}
 	case engine.StateExited:
 		p.Status = fmt.Sprintf("Exited (%d) %s ago", st.ExitCode, humanDuration(in.now.Sub(st.FinishedAt)))
 	default:
 		p.Status = "Created"
 	}
-	return psRow{psContainer: p, created: cf.Created, started: st.StartedAt, finished: st.FinishedAt, now: in.now, restartPolicy: cf.RestartPolicy.Name}
+	state := p.Status
+	if p.State == engine.StateRunning && cf.Healthcheck.Defined() && st.Health.Status != "" {
+		p.Status += " (" + st.Health.Status + ")"
+	}
+	return psRow{psContainer: p, created: cf.Created, started: st.StartedAt, finished: st.FinishedAt, now: in.now, restartPolicy: cf.RestartPolicy.Name, state: state}
 }
 
 // imageRef is the image as Podman names it: the stored image's first

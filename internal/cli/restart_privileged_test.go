@@ -134,7 +134,8 @@ func TestPrivilegedHealthcheck(t *testing.T) {
 		"--health-retries", "2", "--health-on-failure", "restart", "--stop-timeout", "1",
 		"--rootfs", p.rootfs, "sh", "-c", "touch /tmp/ok; exec sleep 1000")
 	p.waitInspect(t, "hc", "{{.State.Health.Status}}", "healthy")
-	if out := p.mustB(t, "ps", "--format", "{{.Status}}"); !strings.HasPrefix(out, "Up ") || !strings.HasSuffix(out, " (healthy)\n") {
+	// Status has the health, State (as in Podman) not.
+	if out := p.mustB(t, "ps", "--format", "{{.State}}|{{.Status}}"); !strings.HasPrefix(out, "Up ") || !strings.HasSuffix(out, " ago (healthy)\n") || strings.Count(out, "healthy") != 1 {
 		t.Errorf("ps status: %q", out)
 	}
 	if out, err := p.b("healthcheck", "run", "hc"); err != nil || out != "" {

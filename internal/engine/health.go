@@ -433,9 +433,10 @@ func (e *Engine) HealthLoop(ctx context.Context, id string, pid, monitorPid int)
 }
 
 // healthStarting marks the health of a container with a check as
-// starting (at each start and restart).
+// starting (at each start and restart; the failing streak and log stay,
+// as in Podman).
 func healthStarting(c *Container) {
 	if c.Config.Healthcheck.Defined() {
-		c.State.Health.Status, c.State.Health.FailingStreak = HealthStarting, 0
+		c.State.Health.Status = HealthStarting
 	}
 }
