@@ -138,7 +138,7 @@ func psCmd(env Env, g *globals) *cobra.Command {
 	f.IntVarP(&o.last, "last", "n", -1, "show only the N last created containers (all states)")
 	f.StringVar(&o.format, "format", "", "Go template or json")
 	f.StringVar(&o.sortBy, "sort", "created", "sort by command, created, id, image, names, runningfor, status")
-	f.StringArrayVarP(&o.filters, "filter", "f", nil, "filter by id, name, label, status, ancestor, network, pod, exited (KEY=VALUE)")
+	f.StringArrayVarP(&o.filters, "filter", "f", nil, "filter by id, name, label, status, ancestor, network, pod, exited, restart-policy (KEY=VALUE)")
 	return c
 }
 

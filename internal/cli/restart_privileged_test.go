@@ -176,3 +176,32 @@ func TestPrivilegedHealthcheck(t *testing.T) {
 	p.mustB(t, "rm", "-f", "hc", "plain")
 	p.assertClean(t)
 }
+
+// TestPrivilegedHealthActions: --health-on-failure=kill leaves the rest
+// to the restart policy, stop keeps the container down; a check running
+// past --health-timeout is killed and recorded with exit code -1.
+func TestPrivilegedHealthActions(t *testing.T) {
+	p := newETopo(t)
+	p.mustB(t, "run", "-d", "--name", "k", "--restart", "always", "--health-cmd", "false", "--health-interval", "1s",
+		"--health-retries", "1", "--health-on-failure", "kill", "--rootfs", p.rootfs, "sleep", "1000")
+	p.waitInspect(t, "k", "{{ge .RestartCount 1}} {{.State.Running}}", "true true")
+	p.mustB(t, "run", "-d", "--name", "s", "--restart", "always", "--health-cmd", "false", "--health-interval", "1s",
+		"--health-retries", "1", "--health-on-failure", "stop", "--stop-timeout", "1", "--rootfs", p.rootfs, "sleep", "1000")
+	p.waitInspect(t, "s", "{{.State.Status}} {{.State.ConmonPid}}", "exited 0")
+	if got := p.inspect(t, "s", "{{.RestartCount}} {{.State.Health.Status}}"); got != "0 unhealthy" {
+		t.Errorf("after the stop action: %q", got)
+	}
+	p.mustB(t, "run", "-d", "--name", "slow", "--health-cmd", "sleep 30", "--health-timeout", "1s", "--health-interval", "disable",
+		"--rootfs", p.rootfs, "sleep", "1000")
+	if out, err := p.b("healthcheck", "run", "slow"); exitCode(err) != 1 || out != "unhealthy\n" {
+		t.Errorf("healthcheck run past the timeout: %v %q", err, out)
+	}
+	if got := p.inspect(t, "slow", "{{$l := index .State.Health.Log 0}}{{$l.ExitCode}} {{.State.Health.FailingStreak}}"); got != "-1 1" {
+		t.Errorf("check past the timeout: %q", got)
+	}
+	if out := p.mustB(t, "exec", "slow", "ps"); strings.Contains(out, "sleep 30") {
+		t.Errorf("the check still runs after its timeout:\n%s", out)
+	}
+	p.mustB(t, "rm", "-f", "k", "s", "slow")
+	p.assertClean(t)
+}
