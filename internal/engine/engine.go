@@ -14,7 +14,8 @@
 // container's life), runtime.go (runc and the spec), etcfiles.go,
 // locks.go, network.go and connect.go (attachments), journal.go (the
 // intent journal that makes network operations crash consistent, and the
-// engine lock), usermode.go
+// engine lock), restart.go (restart policies), health.go (health
+// checks), caps.go (the capabilities inspect shows), usermode.go
 // (rootless uplink and slirp4netns), pod.go, migrate.go (the CLI's former
 // records), volume.go (named volumes) and mounts.go (a container's bind
 // mounts, volumes and tmpfs mounts, and the copy-up into new volumes).

@@ -5,6 +5,9 @@
 // output to a k8s-file log, serves attach clients over a unix socket, reaps
 // the container's init and records its exit code and time crash-safely
 // (atomic rename) before the caller's exit hook tears the network down.
+// When the restart policy says so, it runs the container again in place
+// (same bundle, namespace and held ports) after a backoff; beside each
+// run it starts what the caller supervises it with (the health checks).
 package monitor
 
 import (
