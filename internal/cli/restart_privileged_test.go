@@ -205,3 +205,20 @@ func TestPrivilegedHealthActions(t *testing.T) {
 	p.mustB(t, "rm", "-f", "k", "s", "slow")
 	p.assertClean(t)
 }
+
+// TestPrivilegedRestartMonitorLost: a monitor killed while it waits to
+// restart its container leaves an exited container that rm removes
+// without -f, nothing held.
+func TestPrivilegedRestartMonitorLost(t *testing.T) {
+	p := newETopo(t)
+	p.mustB(t, "run", "-d", "--name", "crash", "--restart", "always", "-p", "8080:80", "--rootfs", p.rootfs, "false")
+	p.waitInspect(t, "crash", "{{ge .RestartCount 3}}", "true")
+	p.waitInspect(t, "crash", "{{.State.Restarting}}", "true")
+	mon, _ := strconv.Atoi(p.inspect(t, "crash", "{{.State.ConmonPid}}"))
+	if err := exec.Command("kill", "-9", strconv.Itoa(mon)).Run(); err != nil {
+		t.Fatal(err)
+	}
+	p.waitInspect(t, "crash", "{{.State.Status}} {{.State.Restarting}} {{.State.ConmonPid}}", "exited false 0")
+	p.mustB(t, "rm", "crash")
+	p.assertClean(t, mon)
+}

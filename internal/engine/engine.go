@@ -481,7 +481,7 @@ func (e *Engine) List() ([]*Container, error) {
 		if c.Config.Registered {
 			continue
 		}
-		if c.State.Status == StateRunning || c.State.Status == StateStopped {
+		if c.State.Status == StateRunning || c.State.Status == StateStopped || c.State.Restarting {
 			if r, err := e.reconcile(c.Config.ID); err == nil {
 				c = r
 			}

@@ -97,6 +97,9 @@ func (e *Engine) reconcile(id string) (*Container, error) {
 		return nil, err
 	}
 	id = c.Config.ID
+	if c.State.Restarting {
+		return e.reconcileRestarting(c)
+	}
 	if c.State.Status != StateRunning && c.State.Status != StateStopped {
 		return c, nil
 	}

@@ -116,6 +116,35 @@ func (e *Engine) MonitorKeepRestarting(id string, monitorPid int) bool {
 	return err == nil && c.State.Restarting && !c.State.StoppedByUser && c.State.MonitorPid == monitorPid
 }
 
+// reconcileRestarting checks the monitor of a container waiting to be
+// restarted: when it died, the recorded exit stands and what the
+// container held is released.
+func (e *Engine) reconcileRestarting(c *Container) (*Container, error) {
+	id, mon := c.Config.ID, c.State.MonitorPid
+	if mon != 0 && processAlive(mon, id) {
+		return c, nil
+	}
+	c, err := e.modify(id, func(r *Container) error {
+		if r.State.Restarting && r.State.MonitorPid == mon {
+			r.State.Restarting, r.State.HealthRestart, r.State.MonitorPid = false, false, 0
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if c.State.Restarting {
+		return c, nil // a monitor of its own took over meanwhile
+	}
+	if unlock, err := e.lockCleanup(id); err == nil {
+		if err := e.cleanup(c); err != nil {
+			e.log.Warn("clean up after a monitor lost while restarting", "container", id, "error", err)
+		}
+		unlock()
+	}
+	return c, nil
+}
+
 // MonitorRestartLock serialises a monitor's restart with berth start.
 func (e *Engine) MonitorRestartLock(id string) (func(), error) { return e.lock(id) }
 
