@@ -222,3 +222,35 @@ func TestPrivilegedRestartMonitorLost(t *testing.T) {
 	p.mustB(t, "rm", "crash")
 	p.assertClean(t, mon)
 }
+
+// TestPrivilegedRootlessRestart: rootless, an always container (pasta,
+// whose published port pasta holds) killed from outside comes back
+// serving the same port.
+func TestPrivilegedRootlessRestart(t *testing.T) {
+	r := newRTopo(t)
+	r.must(t, "run", "-d", "--name", "web", "--restart", "always", "-p", "8080:80", "--rootfs", r.rootfs, "httpd", "-f", "-p", "80", "-h", "/www")
+	if got, err := httpGet(r.outside, "198.18.0.1:8080"); err != nil || !strings.Contains(got, "hello from berth") {
+		t.Fatalf("page: %q %v", got, err)
+	}
+	pid := strings.TrimSpace(r.must(t, "inspect", "-f", "{{.State.Pid}}", "web"))
+	if err := exec.Command("kill", "-9", pid).Run(); err != nil {
+		t.Fatal(err)
+	}
+	var st string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if st = strings.TrimSpace(r.must(t, "inspect", "-f", "{{.State.Status}} {{.RestartCount}}", "web")); st == "running 1" {
+			break
+		}
+	}
+	if st != "running 1" {
+		t.Fatalf("after kill -9: %q", st)
+	}
+	if got, err := httpGet(r.outside, "198.18.0.1:8080"); err != nil || !strings.Contains(got, "hello from berth") {
+		t.Errorf("page after the restart: %q %v", got, err)
+	}
+	r.must(t, "stop", "web")
+	if st := strings.TrimSpace(r.must(t, "inspect", "-f", "{{.State.Status}} {{.State.ConmonPid}}", "web")); st != "exited 0" {
+		t.Errorf("after stop: %q", st)
+	}
+	r.must(t, "rm", "web")
+}
