@@ -139,35 +139,3 @@ func TestImageHealthcheck(t *testing.T) {
 		}
 	}
 }
-
-func FuzzParseHealthCmd(f *testing.F) {
-	for _, s := range []string{"x", `["a","b"]`, "CMD a", "NONE", "[]", `[""]`, "CMD-SHELL"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		test, err := ParseHealthCmd(s)
-		if err != nil {
-			return
-		}
-		hc := &Healthcheck{Test: test}
-		if hc.Defined() {
-			if argv, err := hc.argv(); err != nil || len(argv) == 0 {
-				t.Fatalf("%q: defined without a command", s)
-			}
-		}
-	})
-}
-
-func FuzzMakeHealthcheck(f *testing.F) {
-	f.Add("x", "30s", "30s", "0s", uint(3))
-	f.Add("x", "disable", "1s", "-1s", uint(0))
-	f.Fuzz(func(t *testing.T, cmd, interval, timeout, start string, retries uint) {
-		hc, err := MakeHealthcheck(HealthOptions{Cmd: cmd, Interval: interval, Timeout: timeout, StartPeriod: start, Retries: retries})
-		if err != nil || hc == nil {
-			return
-		}
-		if hc.Retries < 1 || hc.Timeout < time.Second || hc.StartPeriod < 0 {
-			t.Fatalf("accepted %+v", hc)
-		}
-	})
-}
