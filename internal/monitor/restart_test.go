@@ -12,7 +12,8 @@ import (
 
 // fakeRuntime is a runc stand-in: create starts a process (a child of
 // the test, as the monitor's subreaper) that waits for start and then
-// exits with the next code of the bundle's codes file.
+// exits with the next code of the bundle's codes file (or at once when
+// the bundle is gone).
 const fakeRuntime = `#!/bin/sh
 shift 2
 cmd=$1
@@ -21,7 +22,7 @@ case $cmd in
 create)
 	n=$(cat "$b/runs" 2>/dev/null || echo 0); n=$((n+1)); echo $n > "$b/runs"
 	code=$(sed -n "${n}p" "$b/codes")
-	(while [ ! -e "$b/go" ]; do sleep 0.01; done; rm -f "$b/go"; echo "run $n"; exit $code) &
+	(while [ ! -e "$b/go" ]; do [ -d "$b" ] || exit 1; sleep 0.01; done; rm -f "$b/go"; echo "run $n"; exit $code) &
 	echo $! > "$5"
 	;;
 start) touch "$b/go" ;;
