@@ -130,6 +130,8 @@ func newRoot(env Env, g *globals, code *int) *cobra.Command {
 		ctrInspectCmd(env, g, inspectAll),
 		portCmd(env, g),
 		podCmd(env, g),
+		restartCmd(env, g), waitCmd(env, g), pauseCmd(env, g), unpauseCmd(env, g),
+		renameCmd(env, g), attachCmd(env, g),
 		volumeCmd(env, g),
 		containerCmd(env, g),
 		monitorCmd(env, g),

@@ -46,6 +46,7 @@ const (
 	StateRunning = "running"
 	StateExited  = "exited"
 	StateStopped = "stopped" // set by stop before the exit is recorded
+	StatePaused  = "paused"  // shown for a running container runc froze
 	// StateRegistered is the state of a registered namespace (Config.Registered).
 	StateRegistered = "registered"
 )
@@ -154,6 +155,8 @@ type State struct {
 	Mounted string `json:"mounted,omitempty"`
 	// Error is why the last start failed.
 	Error string `json:"error,omitempty"`
+	// Paused is true while runc has the running container frozen.
+	Paused bool `json:"paused,omitempty"`
 	// RestartCount counts starts after the first.
 	StartCount int `json:"start_count"`
 }
@@ -167,8 +170,21 @@ type Container struct {
 // ShortID is the 12-character ID.
 func (c *Container) ShortID() string { return network.ShortID(c.Config.ID) }
 
-// Running reports whether the container's process is up.
+// Running reports whether the container's process is up (also when
+// paused).
 func (c *Container) Running() bool { return c.State.Status == StateRunning }
+
+// Status is the state as Podman shows it: paused for a frozen running
+// container, exited for a stopped one.
+func (c *Container) Status() string {
+	switch {
+	case c.Running() && c.State.Paused:
+		return StatePaused
+	case c.State.Status == StateStopped:
+		return StateExited
+	}
+	return c.State.Status
+}
 
 // Errors callers branch on.
 var (
