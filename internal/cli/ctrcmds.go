@@ -522,6 +522,6 @@ func containerCmd(env Env, g *globals) *cobra.Command {
 	ls.Aliases = []string{"ls", "list"}
 	c.AddCommand(runCmd(env, g), ctrCreateCmd(env, g), startCmd(env, g), stopCmd(env, g), killCmd(env, g),
 		ctrRmCmd(env, g), ls, logsCmd(env, g), execCmd(env, g), ctrInspectCmd(env, g, inspectContainerType), portCmd(env, g),
-		restartCmd(env, g), waitCmd(env, g), pauseCmd(env, g), unpauseCmd(env, g), renameCmd(env, g), attachCmd(env, g))
+		restartCmd(env, g), waitCmd(env, g), pauseCmd(env, g), unpauseCmd(env, g), renameCmd(env, g), attachCmd(env, g), cpCmd(env, g))
 	return c
 }
