@@ -291,7 +291,7 @@ func (r *rootFS) extractOne(tr *tar.Reader, h *tar.Header, target string, o extr
 		if !isDir {
 			err = unix.Mkdirat(dfd, base, 0o700)
 		}
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg:
 		err = writeFileAt(dfd, base, tr)
 	case tar.TypeSymlink:
 		err = unix.Symlinkat(h.Linkname, dfd, base)
