@@ -131,7 +131,7 @@ func newRoot(env Env, g *globals, code *int) *cobra.Command {
 		portCmd(env, g),
 		podCmd(env, g),
 		restartCmd(env, g), waitCmd(env, g), pauseCmd(env, g), unpauseCmd(env, g),
-		renameCmd(env, g), attachCmd(env, g), cpCmd(env, g),
+		renameCmd(env, g), attachCmd(env, g), cpCmd(env, g), topCmd(env, g), statsCmd(env, g),
 		volumeCmd(env, g),
 		containerCmd(env, g),
 		monitorCmd(env, g),

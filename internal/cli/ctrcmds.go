@@ -269,7 +269,7 @@ func portCmd(env Env, g *globals) *cobra.Command {
 				want = &ep
 			}
 			found := false
-			for _, pm := range network.ExpandPorts(c.Config.Ports...) {
+			for _, pm := range network.ExpandPorts(publishedPorts(e, c)...) {
 				cp, hp, proto := pm.ContainerPort, pm.HostPort, pm.Protocol
 				host := strings.Trim(hostIPOrAny(pm), "[]")
 				if want != nil {
@@ -522,6 +522,7 @@ func containerCmd(env Env, g *globals) *cobra.Command {
 	ls.Aliases = []string{"ls", "list"}
 	c.AddCommand(runCmd(env, g), ctrCreateCmd(env, g), startCmd(env, g), stopCmd(env, g), killCmd(env, g),
 		ctrRmCmd(env, g), ls, logsCmd(env, g), execCmd(env, g), ctrInspectCmd(env, g, inspectContainerType), portCmd(env, g),
-		restartCmd(env, g), waitCmd(env, g), pauseCmd(env, g), unpauseCmd(env, g), renameCmd(env, g), attachCmd(env, g), cpCmd(env, g))
+		restartCmd(env, g), waitCmd(env, g), pauseCmd(env, g), unpauseCmd(env, g), renameCmd(env, g), attachCmd(env, g), cpCmd(env, g),
+		topCmd(env, g), statsCmd(env, g))
 	return c
 }
