@@ -244,6 +244,7 @@ func TestPrivilegedTopStats(t *testing.T) {
 		return strings.Contains(out, "sleep 1000") && strings.Contains(out, "sleep 2000")
 	})
 	out := p.mustB(t, "top", "busy")
+	t.Logf("top:\n%s", out)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != 3 || strings.Join(strings.Fields(lines[0]), " ") != "USER PID PPID %CPU ELAPSED TTY TIME COMMAND" {
 		t.Fatalf("top:\n%s", out)
@@ -259,6 +260,7 @@ func TestPrivilegedTopStats(t *testing.T) {
 	}
 
 	out = p.mustB(t, "stats", "--no-stream", "busy")
+	t.Logf("stats:\n%s", out)
 	if !strings.Contains(out, "MEM USAGE / LIMIT") || !strings.Contains(out, "/ 67.11MB") {
 		t.Errorf("stats:\n%s", out)
 	}
