@@ -17,7 +17,7 @@ func parseCopyArg(s string) engine.CopyEnd {
 	if s == "" || s[0] == '.' || s[0] == '/' {
 		return engine.CopyEnd{Path: s}
 	}
-	if ctr, p, ok := strings.Cut(s, ":"); ok {
+	if ctr, p, ok := strings.Cut(s, ":"); ok && ctr != "" {
 		return engine.CopyEnd{Container: ctr, Path: p}
 	}
 	return engine.CopyEnd{Path: s}
