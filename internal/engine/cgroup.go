@@ -59,7 +59,10 @@ func parseCgroupMounts(data string) map[string]cgroupMount {
 		if !ok || len(f) < 5 || len(g) < 3 {
 			continue
 		}
-		m := cgroupMount{root: unescapeMount(f[3]), point: unescapeMount(f[4])}
+		m := cgroupMount{root: unescapeMount(f[3]), point: filepath.Clean(unescapeMount(f[4]))}
+		if !filepath.IsAbs(m.root) || !filepath.IsAbs(m.point) {
+			continue
+		}
 		switch g[0] {
 		case "cgroup2":
 			out[""] = m
