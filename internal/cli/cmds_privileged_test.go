@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/berthnet/berth/internal/nettest"
 )
 
 // waitFor polls cond (a state check, not a timing assertion) for at most
@@ -331,4 +333,29 @@ func TestPrivilegedPodMemberPort(t *testing.T) {
 		t.Errorf("port member 80: %q", out)
 	}
 	p.mustB(t, "pod", "rm", "-f", "pp")
+}
+
+// TestPrivilegedRootlessLowPort: a rootless -p below the namespace's
+// net.ipv4.ip_unprivileged_port_start is refused before the container
+// exists; lowered in that namespace, the same port publishes. A rootless
+// macvlan network is refused.
+func TestPrivilegedRootlessLowPort(t *testing.T) {
+	r := newRTopo(t)
+	out, err := r.berth("run", "-d", "--name", "low", "-p", "80:80", "--rootfs", r.rootfs, "httpd", "-f", "-p", "80", "-h", "/www")
+	if exitCode(err) != 125 || !strings.Contains(out, "rootlessport cannot expose privileged port 80, you can add 'net.ipv4.ip_unprivileged_port_start=80' to /etc/sysctl.conf (currently 1024)") {
+		t.Errorf("-p 80: %v %s", err, out)
+	}
+	if out := r.must(t, "ps", "-a", "-q"); out != "" {
+		t.Errorf("a container was created: %q", out)
+	}
+	if out, err := nettest.Run(r.host, 5*time.Second, "sysctl", "-w", "net.ipv4.ip_unprivileged_port_start=80"); err != nil {
+		t.Fatalf("sysctl in the test namespace: %v %s", err, out)
+	}
+	r.must(t, "run", "-d", "--name", "low", "-p", "80:80", "--rootfs", r.rootfs, "httpd", "-f", "-p", "80", "-h", "/www")
+	if got, err := httpGet(r.outside, "198.18.0.1:80"); err != nil || !strings.Contains(got, "hello from berth") {
+		t.Errorf("port 80 after lowering the sysctl: %q %v", got, err)
+	}
+	if out, err := r.berth("network", "create", "-d", "macvlan", "-o", "parent=eth0", "--subnet", "198.19.201.0/24", "mv"); exitCode(err) != 125 || !strings.Contains(out, "macvlan networks need root") {
+		t.Errorf("rootless macvlan: %v %s", err, out)
+	}
 }
