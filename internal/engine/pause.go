@@ -15,6 +15,9 @@ func (e *Engine) Pause(ref string) (*Container, error) {
 	if !c.Running() || c.State.Paused {
 		return nil, fmt.Errorf("%q is not running, can't pause: %w", c.Config.ID, ErrRunning)
 	}
+	if e.cfg.Rootless {
+		return nil, fmt.Errorf("pause needs the cgroup freezer, and rootless containers have no cgroup of their own (no cgroup delegation)")
+	}
 	if out, err := e.runc("pause", c.Config.ID); err != nil {
 		return nil, fmt.Errorf("runc pause: %s: %w", strings.TrimSpace(out), err)
 	}
