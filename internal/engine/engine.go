@@ -17,7 +17,10 @@
 // engine lock), usermode.go
 // (rootless uplink and slirp4netns), pod.go, migrate.go (the CLI's former
 // records), volume.go (named volumes) and mounts.go (a container's bind
-// mounts, volumes and tmpfs mounts, and the copy-up into new volumes).
+// mounts, volumes and tmpfs mounts, and the copy-up into new volumes),
+// restart.go, pause.go, rename.go, cp.go and cpfs.go (copies resolved
+// inside a container's root), top.go, stats.go and cgroup.go (a running
+// container's processes and resource use), rootlessports.go.
 package engine
 
 import (
