@@ -226,3 +226,13 @@ func TestRootlessRefusals(t *testing.T) {
 		t.Errorf("rootful macvlan refused: %v", err)
 	}
 }
+
+func TestWithoutLines(t *testing.T) {
+	in := "PID   COMMAND\n    1 sleep 1000\n    7 ps -o pid,args\n"
+	if got := withoutLines(in, "-o pid,args"); got != "PID   COMMAND\n    1 sleep 1000\n" {
+		t.Errorf("got %q", got)
+	}
+	if got := withoutLines("a\nb", ""); got != "a\nb" {
+		t.Errorf("no filter: %q", got)
+	}
+}

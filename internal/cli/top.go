@@ -1,7 +1,10 @@
 package cli
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -9,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berthnet/berth/internal/engine"
+	"github.com/berthnet/berth/internal/runspec"
 	"github.com/berthnet/berth/internal/safefile"
 )
 
@@ -143,24 +147,27 @@ func renderTop(env Env, cols []topColumn, procs []engine.Proc, names topNames) e
 }
 
 func topCmd(env Env, g *globals) *cobra.Command {
-	return &cobra.Command{
+	c := &cobra.Command{
 		Use:   "top CONTAINER [FORMAT-DESCRIPTORS...]",
 		Short: "Display the running processes of a container",
 		Long: "List a running container's processes, read from /proc (the members of its cgroup).\n" +
 			"Descriptors (separate or comma-separated): args, comm, etime, group, hgroup, hpid, hppid,\n" +
 			"huser, nice, pcpu, pid, ppid, rgroup, ruser, state, time, tty, user, vsz. The default is\n" +
-			"user pid ppid pcpu etime tty time args.",
+			"user pid ppid pcpu etime tty time args. Other arguments are given to ps(1) in the\n" +
+			"container, as Podman does.",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return fmt.Errorf("you must provide the name or id of a running container")
 			}
-			cols, err := parseTopDescriptors(args[1:])
-			if err != nil {
-				return err
-			}
 			_, e, err := openEngine(env, g)
 			if err != nil {
 				return err
+			}
+			cols, err := parseTopDescriptors(args[1:])
+			if err != nil {
+				// Not a descriptor: ps(1) options, for the container's own
+				// ps, as Podman does.
+				return execPS(e, env, args[0], args[1:])
 			}
 			c, procs, err := e.Top(args[0])
 			if err != nil {
@@ -172,4 +179,34 @@ func topCmd(env Env, g *globals) *cobra.Command {
 			return renderTop(env, cols, procs, topNames{users: parseIDNames(string(passwd)), groups: parseIDNames(string(group))})
 		},
 	}
+	c.Flags().SetInterspersed(false) // ps(1) options after the container
+	return c
+}
+
+// execPS runs the container's ps with args and prints its output but
+// the line of ps itself, as Podman does, when args are no descriptors.
+func execPS(e *engine.Engine, env Env, ctr string, args []string) error {
+	var out, errOut bytes.Buffer
+	code, err := e.Exec(ctr, runspec.Process{Args: append([]string{"ps"}, args...)}, false, nil, &out, &errOut)
+	switch {
+	case errors.Is(err, engine.ErrNoSuchContainer):
+		return notFound(err, 125)
+	case err != nil:
+		return fmt.Errorf("error executing ps(1) in the container: %w", err)
+	case code != 0:
+		return fmt.Errorf("error executing ps(1) in the container: Runtime failed with exit status: %d and output: %s", code, strings.TrimSpace(errOut.String()))
+	}
+	_, err = io.WriteString(env.Stdout, withoutLines(out.String(), strings.Join(args, " ")))
+	return err
+}
+
+// withoutLines drops the lines of s that contain sub.
+func withoutLines(s, sub string) string {
+	var b strings.Builder
+	for _, l := range strings.SplitAfter(s, "\n") {
+		if l != "" && (sub == "" || !strings.Contains(l, sub)) {
+			b.WriteString(l)
+		}
+	}
+	return b.String()
 }
