@@ -19,8 +19,7 @@ func (e *Engine) Restart(ref string, timeout *uint) (*Container, error) {
 	if c.State.Paused {
 		return nil, fmt.Errorf("cannot restart paused container %s: %w", id, ErrRunning)
 	}
-	reqs := c.Config.Net.Networks
-	pinned := keepAddresses(reqs, c.State.Attachments)
+	pinned := keepAddresses(c.Config.Net.Networks, c.State.Attachments)
 	if c.Running() {
 		if _, err := e.Stop(id, timeout); err != nil {
 			return nil, err
@@ -29,19 +28,7 @@ func (e *Engine) Restart(ref string, timeout *uint) (*Container, error) {
 	if pinned == nil {
 		return e.Start(id, StartOptions{})
 	}
-	if _, err := e.modify(id, func(r *Container) error {
-		r.Config.Net.Networks = pinned
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	started, err := e.Start(id, StartOptions{})
-	if _, rerr := e.modify(id, func(r *Container) error {
-		r.Config.Net.Networks = reqs
-		return nil
-	}); rerr != nil && err == nil {
-		return nil, rerr
-	}
+	started, err := e.Start(id, StartOptions{Networks: pinned})
 	if err != nil {
 		// An address taken meanwhile: start with fresh ones.
 		e.log.Info("restart with the previous addresses failed, retrying", "container", c.Config.Name, "error", err)
