@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -358,5 +359,69 @@ func TestPrivilegedRootlessLowPort(t *testing.T) {
 	}
 	if out, err := r.berth("network", "create", "-d", "macvlan", "-o", "parent=eth0", "--subnet", "198.19.201.0/24", "mv"); exitCode(err) != 125 || !strings.Contains(out, "macvlan networks need root") {
 		t.Errorf("rootless macvlan: %v %s", err, out)
+	}
+}
+
+// berthCmd is the command running berth in the topology's host namespace.
+func (p *etopo) berthCmd(args ...string) *exec.Cmd {
+	full := append([]string{"--net=" + p.host.Path(), "--", p.bin, "--network-config-dir", p.cfg, "--network-run-dir", p.run, "--root", p.root, "--runroot", p.runRoot}, args...)
+	cmd := exec.Command("nsenter", full...)
+	cmd.Env = append(os.Environ(), "CONTAINERS_CONF="+p.conf)
+	return cmd
+}
+
+// TestPrivilegedAttachStdinDetach: attach's input reaches a container run
+// with -i; the detach keys leave it running; stats streams samples.
+func TestPrivilegedAttachStdinDetach(t *testing.T) {
+	p := newETopo(t)
+	// The monitor closes the container's stdin when its attach client goes
+	// (detached too): cat ends, the container goes on.
+	p.mustB(t, "run", "-d", "-i", "--name", "echo", "--rootfs", p.rootfs, "sh", "-c", "cat; exec sleep 1000")
+	cmd := p.berthCmd("attach", "echo")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	if _, err := io.WriteString(stdin, "hello through attach\n"); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	if !sc.Scan() || sc.Text() != "hello through attach" {
+		t.Fatalf("attach read %q %v", sc.Text(), sc.Err())
+	}
+	if _, err := io.WriteString(stdin, "\x10\x11"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("attach after the detach keys: %v", err)
+	}
+	if st := p.inspect(t, "echo", "{{.State.Status}}"); st != "running" {
+		t.Errorf("after detach: %q", st)
+	}
+
+	// stats streams: a sample every interval, without clearing the screen
+	// with --no-reset.
+	st := p.berthCmd("stats", "--no-reset", "-i", "1", "--format", "{{.Name}}", "echo")
+	out, err := st.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Process.Kill(); _ = st.Wait() })
+	sc = bufio.NewScanner(out)
+	for i := 0; i < 2; i++ {
+		if !sc.Scan() || sc.Text() != "echo" {
+			t.Fatalf("stats sample %d: %q %v", i, sc.Text(), sc.Err())
+		}
 	}
 }
