@@ -425,3 +425,17 @@ func TestPrivilegedAttachStdinDetach(t *testing.T) {
 		}
 	}
 }
+
+// TestPrivilegedRenameDNS: a running container's new name resolves on its
+// network at once, its old one no longer; the alias stays.
+func TestPrivilegedRenameDNS(t *testing.T) {
+	p := newETopo(t)
+	p.mustB(t, "network", "create", "--subnet", "198.19.41.0/24", "rnnet")
+	p.mustB(t, "run", "-d", "--name", "srv", "--network", "rnnet", "--network-alias", "www", "--rootfs", p.rootfs, "httpd", "-f", "-p", "80", "-h", "/www")
+	p.mustB(t, "rename", "srv", "srv2")
+	out, err := p.b("run", "--rm", "--network", "rnnet", "--rootfs", p.rootfs, "sh", "-c",
+		"wget -qO- http://srv2/; wget -qO- http://www/; wget -qO- http://srv/ 2>/dev/null || echo old-name-gone")
+	if err != nil || out != "hello from berth\nhello from berth\nold-name-gone\n" {
+		t.Errorf("names after rename: %v %q", err, out)
+	}
+}
