@@ -357,6 +357,17 @@ func TestPrivilegedRootlessLowPort(t *testing.T) {
 	if got, err := httpGet(r.outside, "198.18.0.1:80"); err != nil || !strings.Contains(got, "hello from berth") {
 		t.Errorf("port 80 after lowering the sysctl: %q %v", got, err)
 	}
+	// Without a cgroup of its own: top reads its pid namespace, stats
+	// shows no cgroup figures (never its user's), pause is refused.
+	if out := r.must(t, "top", "low", "pid,args"); strings.Join(strings.Fields(out), " ") != "PID COMMAND 1 httpd -f -p 80 -h /www" {
+		t.Errorf("rootless top: %q", out)
+	}
+	if out := r.must(t, "stats", "--no-stream", "--format", "{{.Name}} {{.PIDS}} {{.MemUsage}}", "low"); !strings.HasPrefix(out, "low -- -- / ") {
+		t.Errorf("rootless stats: %q", out)
+	}
+	if out, err := r.berth("pause", "low"); exitCode(err) != 125 || !strings.Contains(out, "no cgroup") {
+		t.Errorf("rootless pause: %v %s", err, out)
+	}
 	if out, err := r.berth("network", "create", "-d", "macvlan", "-o", "parent=eth0", "--subnet", "198.19.201.0/24", "mv"); exitCode(err) != 125 || !strings.Contains(out, "macvlan networks need root") {
 		t.Errorf("rootless macvlan: %v %s", err, out)
 	}

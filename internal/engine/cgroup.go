@@ -131,3 +131,19 @@ func CgroupOf(pid int) (Cgroup, error) {
 	}
 	return cgroupDirs(parseProcCgroup(string(b)), parseCgroupMounts(string(mi))), nil
 }
+
+// containerCgroup returns the cgroup of the container's init when it is
+// the container's own (its path names the container, as the spec's
+// /berth/ID does); a rootless container has none and shares its user's.
+func containerCgroup(c *Container) (Cgroup, bool) {
+	cg, err := CgroupOf(c.State.Pid)
+	if err != nil {
+		return Cgroup{}, false
+	}
+	for ctl, d := range cg.Dirs {
+		if !strings.Contains(d, c.Config.ID) {
+			delete(cg.Dirs, ctl)
+		}
+	}
+	return cg, len(cg.Dirs) > 0
+}

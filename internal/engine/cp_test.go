@@ -241,3 +241,27 @@ func TestKeepAddresses(t *testing.T) {
 		t.Errorf("nothing to keep: %+v", got)
 	}
 }
+
+// TestUntarCopyOutDropsSetID: a set-user-ID file copied out to the
+// caller loses the bit.
+func TestUntarCopyOutDropsSetID(t *testing.T) {
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	if err := tw.WriteHeader(&tar.Header{Name: "suid", Typeflag: tar.TypeReg, Mode: 0o4755, Size: 1}); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = tw.Write([]byte("x"))
+	_ = tw.Close()
+	dir := t.TempDir()
+	root, err := openRootFS(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	if err := root.untar(tar.NewReader(&b), "/", extractOptions{NoChown: true}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(filepath.Join(dir, "suid")); err != nil || st.Mode()&os.ModeSetuid != 0 || st.Mode().Perm() != 0o755 {
+		t.Errorf("mode %v %v", st.Mode(), err)
+	}
+}

@@ -348,7 +348,13 @@ func setMeta(dfd int, base string, h *tar.Header, o extractOptions) error {
 	if h.Typeflag == tar.TypeSymlink {
 		return nil
 	}
-	if err := unix.Fchmodat(dfd, base, uint32(h.Mode&0o7777), 0); err != nil {
+	mode := uint32(h.Mode & 0o7777)
+	if o.NoChown {
+		// Copied out to the caller: a container's set-user-ID or
+		// set-group-ID file must not become the caller's.
+		mode &^= unix.S_ISUID | unix.S_ISGID
+	}
+	if err := unix.Fchmodat(dfd, base, mode, 0); err != nil {
 		return &os.PathError{Op: "chmod", Path: base, Err: err}
 	}
 	ts := []unix.Timespec{unix.NsecToTimespec(h.ModTime.UnixNano()), unix.NsecToTimespec(h.ModTime.UnixNano())}

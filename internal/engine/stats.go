@@ -46,9 +46,9 @@ func (e *Engine) Stats(ref string) (Stats, error) {
 	if b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/net/dev"); err == nil {
 		s.NetInput, s.NetOutput = parseNetDev(string(b))
 	}
-	cg, err := CgroupOf(pid)
-	if err != nil {
-		return s, nil // gone meanwhile
+	cg, ok := containerCgroup(c)
+	if !ok {
+		return s, nil // rootless: no cgroup of its own; or gone meanwhile
 	}
 	if cg.V2 {
 		readCgroupV2(cg.Dir(""), &s)

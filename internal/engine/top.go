@@ -162,7 +162,7 @@ func (e *Engine) Top(ref string) (*Container, []Proc, error) {
 	if !c.Running() || c.State.Pid == 0 {
 		return c, nil, fmt.Errorf("top can only be used on running containers: %w", ErrRunning)
 	}
-	pids, err := containerPids(c.State.Pid)
+	pids, err := containerPids(c)
 	if err != nil {
 		return c, nil, err
 	}
@@ -186,9 +186,11 @@ func (e *Engine) Top(ref string) (*Container, []Proc, error) {
 	return c, out, nil
 }
 
-// containerPids lists the processes of the container whose init is pid.
-func containerPids(pid int) ([]int, error) {
-	if cg, err := CgroupOf(pid); err == nil {
+// containerPids lists the processes of the container: its cgroup's
+// members, else (rootless) those in its init's pid namespace.
+func containerPids(c *Container) ([]int, error) {
+	pid := c.State.Pid
+	if cg, ok := containerCgroup(c); ok {
 		for _, ctl := range []string{"pids", "memory", "cpuacct", "freezer", ""} {
 			if d := cg.Dir(ctl); d != "" && d != "/" {
 				if pids, err := readPids(filepath.Join(d, "cgroup.procs")); err == nil && slices.Contains(pids, pid) {
