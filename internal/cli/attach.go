@@ -7,8 +7,11 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/signal"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -18,7 +21,7 @@ import (
 )
 
 func attachCmd(env Env, g *globals) *cobra.Command {
-	var noStdin bool
+	var noStdin, sigProxy bool
 	var keys string
 	c := &cobra.Command{
 		Use:   "attach [options] CONTAINER",
@@ -50,6 +53,9 @@ func attachCmd(env Env, g *globals) *cobra.Command {
 				return fmt.Errorf("attach to %s: %w", c.Config.Name, err)
 			}
 			stdin := !noStdin && c.Config.Stdin
+			if sigProxy {
+				defer proxySignals(e, c.Config.ID)()
+			}
 			if f, ok := env.Stdin.(*os.File); ok && stdin && c.Config.Terminal && term.IsTerminal(int(f.Fd())) {
 				if st, err := term.MakeRaw(int(f.Fd())); err == nil {
 					defer func() { _ = term.Restore(int(f.Fd()), st) }()
@@ -60,8 +66,29 @@ func attachCmd(env Env, g *globals) *cobra.Command {
 	}
 	c.Flags().BoolVar(&noStdin, "no-stdin", false, "do not attach stdin")
 	c.Flags().StringVar(&keys, "detach-keys", "ctrl-p,ctrl-q", "key sequence that detaches: a character [a-Z] or comma-separated ctrl-<value>; empty: none")
-	c.Flags().Bool("sig-proxy", true, "proxy received signals to the process (accepted for compatibility)")
+	c.Flags().BoolVar(&sigProxy, "sig-proxy", true, "proxy received signals to the container's process")
 	return c
+}
+
+// proxySignals sends the signals berth receives to the container until
+// the returned function is called.
+func proxySignals(e *engine.Engine, id string) func() {
+	sigs := make(chan os.Signal, 8)
+	done := make(chan struct{})
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
+	go func() {
+		for {
+			select {
+			case s := <-sigs:
+				if sig, ok := s.(syscall.Signal); ok {
+					_, _ = e.Kill(id, strconv.Itoa(int(sig)))
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { signal.Stop(sigs); close(done) }
 }
 
 // attachTo copies the container's output from conn (and stdin to it)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -316,6 +317,33 @@ func TestPrivilegedAttach(t *testing.T) {
 	}
 	if out, err := p.b("attach", "talker"); exitCode(err) != 125 || !strings.Contains(out, "running containers") {
 		t.Errorf("attach to an exited container: %v %s", err, out)
+	}
+
+	// --sig-proxy (the default): a signal to attach goes to the container.
+	p.mustB(t, "run", "-d", "--name", "trapper", "--rootfs", p.rootfs, "sh", "-c",
+		"trap 'echo got-term; exit 5' TERM; while true; do echo tick; sleep 0.05; done")
+	cmd2 := p.berthCmd("attach", "trapper")
+	out2, err := cmd2.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd2.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd2.Process.Kill(); _ = cmd2.Wait() })
+	sc2 := bufio.NewScanner(out2)
+	signalled := false
+	for sc2.Scan() {
+		if !signalled {
+			_ = cmd2.Process.Signal(syscall.SIGTERM)
+			signalled = true
+		}
+		if sc2.Text() == "got-term" {
+			break
+		}
+	}
+	if err := cmd2.Wait(); exitCode(err) != 5 {
+		t.Errorf("attach after SIGTERM: %v", err)
 	}
 }
 
