@@ -236,3 +236,16 @@ func TestWithoutLines(t *testing.T) {
 		t.Errorf("no filter: %q", got)
 	}
 }
+
+func TestParseInterval(t *testing.T) {
+	for in, want := range map[string]time.Duration{"250ms": 250 * time.Millisecond, "100": 100 * time.Millisecond, "2s": 2 * time.Second} {
+		if got, err := parseInterval(in); err != nil || got != want {
+			t.Errorf("parseInterval(%q) = %v %v", in, got, err)
+		}
+	}
+	for _, bad := range []string{"", "x", "-1s", "0"} {
+		if _, err := parseInterval(bad); err == nil {
+			t.Errorf("parseInterval(%q) accepted", bad)
+		}
+	}
+}

@@ -54,9 +54,9 @@ func waitCmd(env Env, g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			every, err := time.ParseDuration(interval)
+			every, err := parseInterval(interval)
 			if err != nil {
-				return fmt.Errorf("--interval: %w", err)
+				return err
 			}
 			_, e, err := openEngine(env, g)
 			if err != nil {
@@ -100,4 +100,20 @@ func waitOne(cmd *cobra.Command, e *engine.Engine, ref string, forExit bool, sta
 		case <-time.After(every):
 		}
 	}
+}
+
+// parseInterval reads wait's --interval: a duration, or a number of
+// milliseconds, as Podman reads it.
+func parseInterval(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		var err2 error
+		if d, err2 = time.ParseDuration(s + "ms"); err2 != nil {
+			return 0, err
+		}
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("--interval %q: must be positive", s)
+	}
+	return d, nil
 }
