@@ -1,7 +1,8 @@
 // Package cli is berth's command line: the podman-style `berth` command
 // tree (berth network create|ls|inspect|rm|prune|exists|update|connect|
 // disconnect|reload, the container engine's run|create|start|stop|kill|rm|
-// ps|logs|exec|inspect|port and pod commands, berth info, berth system
+// ps|logs|exec|inspect|port|restart|wait|pause|unpause|rename|attach|cp|
+// top|stats and pod commands, berth info, berth system
 // reset, berth completion), and the dispatch to the compatible front-ends
 // when the binary is called by another name (netavark, aardvark-dns,
 // slirp4netns, pasta).
@@ -129,6 +130,8 @@ func newRoot(env Env, g *globals, code *int) *cobra.Command {
 		ctrInspectCmd(env, g, inspectAll),
 		portCmd(env, g),
 		podCmd(env, g),
+		restartCmd(env, g), waitCmd(env, g), pauseCmd(env, g), unpauseCmd(env, g),
+		renameCmd(env, g), attachCmd(env, g), cpCmd(env, g), topCmd(env, g), statsCmd(env, g),
 		volumeCmd(env, g),
 		containerCmd(env, g),
 		monitorCmd(env, g),
