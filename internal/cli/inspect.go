@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -63,13 +64,6 @@ type ctrInspect struct {
 	HostConfig      inspectHost    `json:"HostConfig"`
 }
 
-// inspectHealth is State.Health: berth runs no health checks.
-type inspectHealth struct {
-	Status        string `json:"Status"`
-	FailingStreak int    `json:"FailingStreak"`
-	Log           []any  `json:"Log"`
-}
-
 type inspectState struct {
 	OciVersion     string        `json:"OciVersion"`
 	Status         string        `json:"Status"`
@@ -84,7 +78,7 @@ type inspectState struct {
 	Error          string        `json:"Error"`
 	StartedAt      time.Time     `json:"StartedAt"`
 	FinishedAt     time.Time     `json:"FinishedAt"`
-	Health         inspectHealth `json:"Health"`
+	Health         engine.Health `json:"Health"`
 	CgroupPath     string        `json:"CgroupPath"`
 	CheckpointedAt time.Time     `json:"CheckpointedAt"`
 	RestoredAt     time.Time     `json:"RestoredAt"`
@@ -102,12 +96,12 @@ type inspectConfig struct {
 	OnBuild      []string            `json:"OnBuild"`
 	Annotations  map[string]string   `json:"Annotations"`
 	// CreateCommand is empty: berth does not record it.
-	CreateCommand []string `json:"CreateCommand"`
-	Umask         string   `json:"Umask"`
-	Timeout       uint     `json:"Timeout"`
-	Passwd        bool     `json:"Passwd"`
-	SdNotifyMode  string   `json:"sdNotifyMode"`
-	// HealthcheckOnFailureAction is "none": berth runs no health checks.
+	CreateCommand              []string            `json:"CreateCommand"`
+	Umask                      string              `json:"Umask"`
+	Timeout                    uint                `json:"Timeout"`
+	Passwd                     bool                `json:"Passwd"`
+	SdNotifyMode               string              `json:"sdNotifyMode"`
+	Healthcheck                *engine.Healthcheck `json:"Healthcheck,omitempty"`
 	HealthcheckOnFailureAction string              `json:"HealthcheckOnFailureAction"`
 	Env                        []string            `json:"Env"`
 	Cmd                        []string            `json:"Cmd"`
@@ -186,6 +180,16 @@ type inspectHost struct {
 	Devices     []inspectDevice `json:"Devices"`
 	GroupAdd    []string        `json:"GroupAdd"`
 	Init        bool            `json:"Init,omitempty"`
+
+	RestartPolicy inspectRestartPolicy `json:"RestartPolicy"`
+
+	inspectHostRest
+}
+
+// inspectRestartPolicy is HostConfig.RestartPolicy.
+type inspectRestartPolicy struct {
+	Name              string `json:"Name"`
+	MaximumRetryCount uint   `json:"MaximumRetryCount"`
 }
 
 // inspectUlimit is one of HostConfig's Ulimits (Name as RLIMIT_X).
@@ -203,9 +207,9 @@ type inspectDevice struct {
 }
 
 // runtimeHost fills h's run-flag keys from the container's recorded
-// settings (empty lists and maps, not null, as Podman prints them).
+// settings (empty lists and maps, not null, as Podman prints them; the
+// capabilities come from capsOf).
 func runtimeHost(h *inspectHost, rt runopts.Runtime) {
-	h.CapAdd, h.CapDrop = nonNil(rt.CapAdd), nonNil(rt.CapDrop)
 	h.Privileged, h.Init, h.GroupAdd = rt.Privileged, rt.Init, nonNil(rt.GroupAdd)
 	h.SecurityOpt = []string{}
 	if rt.NoNewPrivileges {
@@ -248,15 +252,16 @@ func (w *world) inspectContainer(e *engine.Engine, c *engine.Container) ctrInspe
 	out := ctrInspect{
 		ID: id, Created: c.Config.Created, Name: c.Config.Name,
 		Image: c.Config.ImageID, ImageName: c.Config.Image, Rootfs: c.Config.Rootfs,
-		RestartCount: max(0, c.State.StartCount-1), OCIRuntime: "runc",
+		RestartCount: int(c.State.RestartCount), OCIRuntime: "runc",
 		LogPath: e.LogPath(id), Pod: c.Config.Pod, IsInfra: c.Config.Infra,
 		StaticDir: e.DataDir(id), OCIConfigPath: e.RunDir(id) + "/config.json", Driver: "overlay",
-		EffectiveCaps: runspec.DefaultCapabilities, BoundingCaps: runspec.DefaultCapabilities, ExecIDs: []string{}, Dependencies: []string{},
+		ExecIDs: []string{}, Dependencies: []string{},
 		Mounts: inspectMounts(e, c), GraphDriver: graphDriver{Name: "overlay", Data: map[string]string{}},
 		State: inspectState{
-			OciVersion: "1.0.2-dev", Status: c.State.Status, Running: c.Running(),
-			Pid: c.State.Pid, ConmonPid: c.State.MonitorPid, ExitCode: c.State.ExitCode,
+			OciVersion: "1.0.2-dev", Status: pausedOr(c), Running: c.Running() && !c.State.Paused, Paused: c.State.Paused,
+			Pid: c.State.Pid, ConmonPid: c.State.MonitorPid, ExitCode: c.State.ExitCode, Restarting: c.State.Restarting,
 			Error: c.State.Error, StartedAt: c.State.StartedAt, FinishedAt: c.State.FinishedAt,
+			Health: c.State.Health,
 		},
 		Config: inspectConfig{
 			Hostname: c.Config.Hostname, User: c.Config.User, Cmd: c.Config.Cmd,
@@ -265,11 +270,15 @@ func (w *world) inspectContainer(e *engine.Engine, c *engine.Container) ctrInspe
 			Labels: c.Config.Labels, StopTimeout: c.Config.StopTimeout,
 			Tty: c.Config.Terminal, OpenStdin: c.Config.Stdin,
 			Annotations: map[string]string{}, CreateCommand: []string{}, Umask: "0022",
-			SdNotifyMode: "container", HealthcheckOnFailureAction: "none",
+			SdNotifyMode: "container", HealthcheckOnFailureAction: cmp.Or(c.Config.HealthOnFailure, engine.HealthActionNone),
+			Healthcheck: c.Config.Healthcheck,
 		},
 		HostConfig: inspectHost{AutoRemove: c.Config.Remove, PortBindings: map[string][]inspectPort{}, DnsSearch: c.Config.DNS.Search, DnsOptions: c.Config.DNS.Options},
 	}
 	runtimeHost(&out.HostConfig, c.Config.Runtime)
+	out.HostConfig.RestartPolicy = inspectRestartPolicy{Name: c.Config.RestartPolicy.Name, MaximumRetryCount: c.Config.RestartPolicy.MaxRetries}
+	out.HostConfig.inspectHostRest = hostRest(c, e.LogPath(id))
+	out.EffectiveCaps, out.BoundingCaps, out.HostConfig.CapAdd, out.HostConfig.CapDrop = capsOf(c.Config)
 	out.Config.StopSignal = uint(syscall.SIGTERM)
 	if sig, err := engine.ParseSignal(c.Config.StopSignal); err == nil && c.Config.StopSignal != "" {
 		out.Config.StopSignal = uint(sig)
@@ -298,6 +307,9 @@ func (w *world) inspectContainer(e *engine.Engine, c *engine.Container) ctrInspe
 // inspectHostNetwork fills the host config's DNS servers, extra hosts
 // and network mode.
 func inspectHostNetwork(c *engine.Container, h *inspectHost) {
+	// Empty lists, not null, as Podman prints them.
+	h.Dns, h.ExtraHosts = []string{}, []string{}
+	h.DnsSearch, h.DnsOptions = nonNil(h.DnsSearch), nonNil(h.DnsOptions)
 	for _, s := range c.Config.DNS.Servers {
 		h.Dns = append(h.Dns, s.String())
 	}
@@ -608,4 +620,12 @@ func leasedAddrs(ep *inspectEndpoint, sb network.StatusBlock) {
 			}
 		}
 	}
+}
+
+// pausedOr is the state inspect shows: paused for a frozen container.
+func pausedOr(c *engine.Container) string {
+	if c.State.Paused && c.Running() {
+		return engine.StatePaused
+	}
+	return c.State.Status
 }

@@ -52,6 +52,10 @@ type psRow struct {
 	created, started, finished time.Time
 	now                        time.Time
 	noTrunc                    bool
+	// restartPolicy is the --restart policy's name (filter restart-policy).
+	restartPolicy string
+	// state is the human status without the health (Status has it).
+	state string
 }
 
 // ID is the short ID, the full one with --no-trunc.
@@ -84,8 +88,9 @@ func (r psRow) CreatedHuman() string { return humanDuration(r.now.Sub(r.created)
 // RunningFor is CreatedHuman.
 func (r psRow) RunningFor() string { return r.CreatedHuman() }
 
-// State is the human status, as in Podman's templates.
-func (r psRow) State() string { return r.Status }
+// State is the human status without the health, as in Podman's
+// templates.
+func (r psRow) State() string { return r.state }
 
 // Names is the container's name.
 func (r psRow) Names() string { return strings.Join(r.psContainer.Names, ",") }
@@ -133,7 +138,7 @@ func psCmd(env Env, g *globals) *cobra.Command {
 	f.IntVarP(&o.last, "last", "n", -1, "show only the N last created containers (all states)")
 	f.StringVar(&o.format, "format", "", "Go template or json")
 	f.StringVar(&o.sortBy, "sort", "created", "sort by command, created, id, image, names, runningfor, status")
-	f.StringArrayVarP(&o.filters, "filter", "f", nil, "filter by id, name, label, status, ancestor, network, pod, exited (KEY=VALUE)")
+	f.StringArrayVarP(&o.filters, "filter", "f", nil, "filter by id, name, label, status, ancestor, network, pod, exited, restart-policy (KEY=VALUE)")
 	return c
 }
 
@@ -269,7 +274,12 @@ func (in psInfo) row(c *engine.Container) psRow {
 		}
 		p.Networks = append(p.Networks, n.Name)
 	}
+	if st.Paused && p.State == engine.StateRunning {
+		p.State = engine.StatePaused
+	}
 	switch p.State {
+	case engine.StatePaused:
+		p.Status = "Paused"
 	case engine.StateRunning:
 		p.Status = "Up " + humanDuration(in.now.Sub(st.StartedAt)) + " ago"
 	case engine.StateExited:
@@ -277,7 +287,11 @@ func (in psInfo) row(c *engine.Container) psRow {
 	default:
 		p.Status = "Created"
 	}
-	return psRow{psContainer: p, created: cf.Created, started: st.StartedAt, finished: st.FinishedAt, now: in.now}
+	state := p.Status
+	if p.State == engine.StateRunning && cf.Healthcheck.Defined() && st.Health.Status != "" {
+		p.Status += " (" + st.Health.Status + ")"
+	}
+	return psRow{psContainer: p, created: cf.Created, started: st.StartedAt, finished: st.FinishedAt, now: in.now, restartPolicy: cf.RestartPolicy.Name, state: state}
 }
 
 // imageRef is the image as Podman names it: the stored image's first
@@ -362,6 +376,12 @@ var psFilterKeys = map[string]func(v string) (psFilter, error){
 			p := in.pods[r.psContainer.Pod]
 			return p != nil && (p.Name == v || strings.HasPrefix(p.ID, v))
 		}, nil
+	},
+	"restart-policy": func(v string) (psFilter, error) {
+		if _, err := engine.ParseRestartPolicy(v); err != nil || strings.Contains(v, ":") {
+			return nil, fmt.Errorf("%s invalid restart policy", v)
+		}
+		return func(r psRow, _ psInfo) bool { return r.restartPolicy == v }, nil
 	},
 	"exited": func(v string) (psFilter, error) {
 		code, err := strconv.Atoi(v)

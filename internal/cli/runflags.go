@@ -31,6 +31,8 @@ type rtFlags struct {
 	envHost                      bool
 	cidfile                      string
 	replace                      bool
+	restart                      string
+	health                       healthFlags
 }
 
 // registerRuntime registers the runtime flags.
@@ -56,6 +58,8 @@ func (f *ctrFlags) registerRuntime(fl *pflag.FlagSet) {
 	fl.StringArrayVar(&r.labelFiles, "label-file", nil, "read KEY=VALUE labels from a file")
 	fl.StringVar(&r.cidfile, "cidfile", "", "write the container ID to this file (which must not exist)")
 	fl.BoolVar(&r.replace, "replace", false, "remove an existing container of the same --name first")
+	fl.StringVar(&r.restart, "restart", "", `restart policy when the container exits ("always"|"no"|"on-failure[:N]"|"unless-stopped")`)
+	r.health.register(fl)
 }
 
 // runtimeOptions turns the runtime flags into o.Runtime and adds the
@@ -99,7 +103,13 @@ func (f *ctrFlags) runtimeOptions(cmd *cobra.Command, o *engine.CreateOptions) e
 	if r.replace && f.name == "" {
 		return errors.New("cannot replace container without --name being set")
 	}
-	return nil
+	if o.RestartPolicy, err = engine.ParseRestartPolicy(r.restart); err != nil {
+		return err
+	}
+	if err := engine.CheckRestartWithRemove(r.restart, o.RestartPolicy, o.Remove); err != nil {
+		return err
+	}
+	return r.health.options(o)
 }
 
 // parseLists parses --sysctl, --ulimit, --group-add and --device.
@@ -242,17 +252,16 @@ var unsupportedFlags = []struct {
 	{name: "cpuset-cpus"}, {name: "cpuset-mems"}, {name: "detach-keys"}, {name: "device-cgroup-rule"},
 	{name: "device-read-bps"}, {name: "device-read-iops"}, {name: "device-write-bps"}, {name: "device-write-iops"},
 	{name: "disable-content-trust", isBool: true}, {name: "env-merge"}, {name: "gidmap"},
-	{name: "health-cmd"}, {name: "health-interval"}, {name: "health-on-failure"}, {name: "health-retries"},
-	{name: "health-start-period"}, {name: "health-timeout"}, {name: "hostuser"}, {name: "http-proxy", isBool: true},
+	{name: "hostuser"}, {name: "http-proxy", isBool: true},
 	{name: "image-volume"}, {name: "ipc"}, {name: "log-driver"}, {name: "log-opt"},
-	{name: "memory-reservation"}, {name: "memory-swappiness"}, {name: "no-healthcheck", isBool: true},
+	{name: "memory-reservation"}, {name: "memory-swappiness"},
 	{name: "oom-kill-disable", isBool: true}, {name: "oom-score-adj"}, {name: "os"}, {name: "passwd", isBool: true},
 	{name: "passwd-entry"}, {name: "personality"}, {name: "pid"}, {name: "pidfile"}, {name: "platform"},
-	{name: "pod-id-file"}, {name: "preserve-fds"}, {name: "pull"}, {name: "quiet", short: "q", isBool: true},
-	{name: "read-only-tmpfs", isBool: true}, {name: "requires"}, {name: "restart"}, {name: "rmi", isBool: true},
+	{name: "pod-id-file"}, {name: "preserve-fds"},
+	{name: "read-only-tmpfs", isBool: true}, {name: "requires"}, {name: "rmi", isBool: true},
 	{name: "sdnotify"}, {name: "seccomp-policy"}, {name: "secret"}, {name: "shm-size"},
 	{name: "sig-proxy", isBool: true}, {name: "subgidname"}, {name: "subuidname"}, {name: "systemd"},
-	{name: "timeout"}, {name: "tls-verify", isBool: true}, {name: "tz"}, {name: "uidmap"}, {name: "umask"},
+	{name: "timeout"}, {name: "tz"}, {name: "uidmap"}, {name: "umask"},
 	{name: "unsetenv"}, {name: "unsetenv-all", isBool: true}, {name: "userns"}, {name: "uts"}, {name: "variant"},
 	{name: "volume", short: "v"}, {name: "volumes-from"}, {name: "mount"}, {name: "tmpfs"},
 }

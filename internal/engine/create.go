@@ -52,6 +52,13 @@ type CreateOptions struct {
 	// Runtime: capabilities, privileged mode, limits, sysctls, ulimits,
 	// devices, --init.
 	Runtime runopts.Runtime
+	// RestartPolicy is --restart.
+	RestartPolicy RestartPolicy
+	// Healthcheck is --health-cmd and its options, or --no-healthcheck
+	// (Test NONE); nil takes the image's. HealthOnFailure is
+	// --health-on-failure ("" is none).
+	Healthcheck     *Healthcheck
+	HealthOnFailure string
 
 	// infraOf makes the container the infra container of a pod.
 	infraOf string
@@ -75,6 +82,11 @@ func (e *Engine) Create(o CreateOptions) (c *Container, warnings []string, err e
 	}
 	if warnings, err = publishedPorts(&cfg, o, exposed); err != nil {
 		return nil, nil, err
+	}
+	if e.cfg.Rootless {
+		if err := rootlessPortCheck(cfg.Ports); err != nil {
+			return nil, nil, err
+		}
 	}
 	if err := e.joinNamespaces(&cfg, &o); err != nil {
 		return nil, nil, err
@@ -105,7 +117,8 @@ func (e *Engine) baseConfig(o CreateOptions) (Config, error) {
 		Terminal: o.Terminal, Stdin: o.Stdin, Remove: o.Remove,
 		StopSignal: o.StopSignal, StopTimeout: 10, Labels: o.Labels, ReadOnly: o.ReadOnly,
 		Net: o.Net, DNS: o.DNS, AddHosts: o.AddHosts, NoHosts: o.NoHosts,
-		Runtime: o.Runtime,
+		Runtime: o.Runtime, RestartPolicy: o.RestartPolicy,
+		Healthcheck: o.Healthcheck, HealthOnFailure: o.HealthOnFailure,
 	}
 	if o.StopTimeout != nil {
 		cfg.StopTimeout = *o.StopTimeout
@@ -196,6 +209,9 @@ func (e *Engine) imageCommand(cfg *Config, o CreateOptions) ([]network.PortMappi
 	}
 	cfg.Env = runspec.MergeEnv(img.Env, o.Env)
 	cfg.WorkingDir = cmp.Or(cfg.WorkingDir, img.WorkingDir)
+	if cfg.Healthcheck == nil {
+		cfg.Healthcheck = ImageHealthcheck(img.Healthcheck)
+	}
 	cfg.User = cmp.Or(cfg.User, img.User)
 	cfg.StopSignal = cmp.Or(cfg.StopSignal, img.StopSignal)
 	var exposed []network.PortMapping

@@ -14,10 +14,14 @@
 // container's life), runtime.go (runc and the spec), etcfiles.go,
 // locks.go, network.go and connect.go (attachments), journal.go (the
 // intent journal that makes network operations crash consistent, and the
-// engine lock), usermode.go
+// engine lock), restart.go (restart policies), health.go (health
+// checks), caps.go (the capabilities inspect shows), usermode.go
 // (rootless uplink and slirp4netns), pod.go, migrate.go (the CLI's former
 // records), volume.go (named volumes) and mounts.go (a container's bind
-// mounts, volumes and tmpfs mounts, and the copy-up into new volumes).
+// mounts, volumes and tmpfs mounts, and the copy-up into new volumes),
+// restartcmd.go (the restart command), pause.go, rename.go, cp.go and cpfs.go (copies resolved
+// inside a container's root), top.go, stats.go and cgroup.go (a running
+// container's processes and resource use), rootlessports.go.
 package engine
 
 import (
@@ -46,6 +50,7 @@ const (
 	StateRunning = "running"
 	StateExited  = "exited"
 	StateStopped = "stopped" // set by stop before the exit is recorded
+	StatePaused  = "paused"  // shown for a running container runc froze
 	// StateRegistered is the state of a registered namespace (Config.Registered).
 	StateRegistered = "registered"
 )
@@ -61,6 +66,8 @@ type ImageInfo struct {
 	StopSignal   string
 	ExposedPorts []string // "80/tcp"
 	Volumes      []string // the image's VOLUME paths
+	// Healthcheck is the image's HEALTHCHECK.
+	Healthcheck *Healthcheck
 }
 
 // ImageSource resolves images and provides container root filesystems.
@@ -125,6 +132,13 @@ type Config struct {
 	// Runtime: capabilities, privileged mode, limits, sysctls, ulimits,
 	// devices, --init.
 	Runtime runopts.Runtime `json:"runtime,omitzero"`
+
+	// RestartPolicy is --restart (see restart.go).
+	RestartPolicy RestartPolicy `json:"restart_policy,omitzero"`
+	// Healthcheck is the health check (see health.go); HealthOnFailure
+	// its --health-on-failure action ("" is none).
+	Healthcheck     *Healthcheck `json:"healthcheck,omitempty"`
+	HealthOnFailure string       `json:"health_on_failure,omitempty"`
 }
 
 // State is a container's runtime state.
@@ -154,8 +168,21 @@ type State struct {
 	Mounted string `json:"mounted,omitempty"`
 	// Error is why the last start failed.
 	Error string `json:"error,omitempty"`
-	// RestartCount counts starts after the first.
+	// Paused is true while runc has the running container frozen.
+	Paused bool `json:"paused,omitempty"`
+	// StartCount counts starts.
 	StartCount int `json:"start_count"`
+	// RestartCount counts the restarts by the restart policy since the
+	// last start through berth; Restarting is set while the monitor waits
+	// to restart the container; StoppedByUser is set by stop and kill
+	// through berth, which no restart policy overrides.
+	RestartCount  uint `json:"restart_count,omitempty"`
+	Restarting    bool `json:"restarting,omitempty"`
+	StoppedByUser bool `json:"stopped_by_user,omitempty"`
+	// Health is the health checks' state; HealthRestart is set by the
+	// restart action of --health-on-failure for the monitor.
+	Health        Health `json:"health,omitzero"`
+	HealthRestart bool   `json:"health_restart,omitempty"`
 }
 
 // Container is one record.
@@ -167,8 +194,21 @@ type Container struct {
 // ShortID is the 12-character ID.
 func (c *Container) ShortID() string { return network.ShortID(c.Config.ID) }
 
-// Running reports whether the container's process is up.
+// Running reports whether the container's process is up (also when
+// paused).
 func (c *Container) Running() bool { return c.State.Status == StateRunning }
+
+// Status is the state as Podman shows it: paused for a frozen running
+// container, exited for a stopped one.
+func (c *Container) Status() string {
+	switch {
+	case c.Running() && c.State.Paused:
+		return StatePaused
+	case c.State.Status == StateStopped:
+		return StateExited
+	}
+	return c.State.Status
+}
 
 // Errors callers branch on.
 var (
@@ -460,7 +500,7 @@ func (e *Engine) List() ([]*Container, error) {
 		if c.Config.Registered {
 			continue
 		}
-		if c.State.Status == StateRunning || c.State.Status == StateStopped {
+		if c.State.Status == StateRunning || c.State.Status == StateStopped || c.State.Restarting {
 			if r, err := e.reconcile(c.Config.ID); err == nil {
 				c = r
 			}

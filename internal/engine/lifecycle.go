@@ -21,10 +21,30 @@ func (e *Engine) MonitorStarted(id string, pid, monitorPid int) error {
 			return nil
 		}
 		c.State.Status, c.State.Pid, c.State.MonitorPid = StateRunning, pid, monitorPid
+		c.State.Paused = false
 		c.State.StartedAt = e.cfg.Now().UTC()
 		c.State.FinishedAt = time.Time{}
 		c.State.ExitCode = 0
 		c.State.StartCount++
+		healthStarting(c)
+		return nil
+	})
+	return err
+}
+
+// MonitorRestarted records a container its restart policy started again
+// (called by the monitor).
+func (e *Engine) MonitorRestarted(id string, pid, monitorPid int) error {
+	_, err := e.modify(id, func(c *Container) error {
+		c.State.Status, c.State.Pid, c.State.MonitorPid = StateRunning, pid, monitorPid
+		c.State.StartedAt = e.cfg.Now().UTC()
+		c.State.Restarting = false
+		c.State.StartCount++
+		if !c.State.HealthRestart { // the health check's restarts are no policy's
+			c.State.RestartCount++
+		}
+		c.State.HealthRestart = false
+		healthStarting(c)
 		return nil
 	})
 	return err
@@ -58,10 +78,13 @@ func (e *Engine) MonitorExited(id string, code int, at time.Time) {
 
 func setExited(c *Container, code int, at time.Time) {
 	c.State.Status = StateExited
+	c.State.Paused = false
 	c.State.ExitCode = code
 	c.State.FinishedAt = at
 	c.State.Pid = 0
 	c.State.MonitorPid = 0
+	c.State.Restarting = false
+	c.State.HealthRestart = false
 }
 
 // reconcile brings the stored state in line with the exit file, the
@@ -76,6 +99,9 @@ func (e *Engine) reconcile(id string) (*Container, error) {
 		return nil, err
 	}
 	id = c.Config.ID
+	if c.State.Restarting {
+		return e.reconcileRestarting(c)
+	}
 	if c.State.Status != StateRunning && c.State.Status != StateStopped {
 		return c, nil
 	}
@@ -204,8 +230,19 @@ func (e *Engine) Stop(ref string, timeout *uint) (*Container, error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.State.Restarting {
+		if c, err = e.cancelRestart(c); err != nil || !c.Running() {
+			return c, err
+		}
+	}
 	if !c.Running() {
 		return c, nil
+	}
+	if c.State.Paused {
+		return nil, fmt.Errorf("can only stop created or running containers. %s is in state paused: %w", c.Config.ID, ErrRunning)
+	}
+	if err := e.markStoppedByUser(c.Config.ID); err != nil {
+		return nil, err
 	}
 	t := c.Config.StopTimeout
 	if timeout != nil {
@@ -247,6 +284,11 @@ func (e *Engine) Kill(ref, sig string) (*Container, error) {
 	}
 	if _, err := ParseSignal(sig); err != nil {
 		return nil, err
+	}
+	if killStops(c, sig) {
+		if err := e.markStoppedByUser(c.Config.ID); err != nil {
+			return nil, err
+		}
 	}
 	return c, e.signal(c.Config.ID, sig)
 }
@@ -348,9 +390,15 @@ func (e *Engine) removeContainer(c *Container, force, allowInfra, volumes bool) 
 	if c.Config.Infra && !allowInfra {
 		return fmt.Errorf("container %s is a pod's infra container", c.Config.ID)
 	}
-	if c.Running() {
+	if c.Running() || c.State.Restarting {
 		if !force {
 			return fmt.Errorf("cannot remove container %s as it is running - running or paused containers cannot be removed without force: %w", c.Config.ID, ErrRunning)
+		}
+		if c.State.Paused {
+			_ = e.signal(c.Config.ID, "KILL")
+			if err := e.resume(c); err != nil {
+				return err
+			}
 		}
 		var zero uint
 		if c, err = e.Stop(c.Config.ID, &zero); err != nil {
