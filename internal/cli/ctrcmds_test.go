@@ -21,14 +21,6 @@ func TestContainerFormatting(t *testing.T) {
 			t.Errorf("%v: %q want %q", d, got, want)
 		}
 	}
-	l, ok := parseLogLine("2026-01-02T03:04:05Z stderr F hello world\n")
-	if !ok || l.stream != "stderr" || l.text != "hello world\n" {
-		t.Errorf("%+v", l)
-	}
-	l, _ = parseLogLine("2026-01-02T03:04:05Z stdout P part\n")
-	if l.text != "part" {
-		t.Errorf("partial %+v", l)
-	}
 	if got := idField.ReplaceAllString("{{.Id}} {{.Identity}} {{.State.Id}}", ".ID$1"); got != "{{.ID}} {{.Identity}} {{.State.ID}}" {
 		t.Errorf("id normalisation %q", got)
 	}
