@@ -222,3 +222,17 @@ func (b dockerBackend) Disconnect(ctx context.Context, ctr, net string, force bo
 }
 
 func (b dockerBackend) IsDefaultNetwork(n network.Network) bool { return b.w.store.IsDefault(n) }
+
+func (b dockerBackend) Engine() (dockerapi.ContainerEngine, error) { return b.w.engine() }
+
+func (b dockerBackend) InspectInfo(c *engine.Container) dockerapi.InspectInfo {
+	e, err := b.w.engine()
+	if err != nil {
+		return dockerapi.InspectInfo{}
+	}
+	run := e.RunDir(c.Config.ID)
+	return dockerapi.InspectInfo{
+		LogPath: e.LogPath(c.Config.ID), HostsPath: filepath.Join(run, "hosts"),
+		ResolvConfPath: filepath.Join(run, "resolv.conf"), HostnamePath: filepath.Join(run, "hostname"),
+	}
+}

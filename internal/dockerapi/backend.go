@@ -80,4 +80,29 @@ type Backend interface {
 	// IsDefaultNetwork tells whether n is the engine's default network,
 	// the one Docker clients call "bridge".
 	IsDefaultNetwork(n network.Network) bool
+
+	// Engine is the container engine (opened on first use).
+	Engine() (ContainerEngine, error)
+	// InspectInfo is where the engine keeps a container's files.
+	InspectInfo(c *engine.Container) InspectInfo
+}
+
+// ContainerEngine is the part of berth's engine the container endpoints
+// drive; *engine.Engine implements it. Its errors are berth's own
+// (engine.ErrNoSuchContainer ...); the server classifies them.
+type ContainerEngine interface {
+	List() ([]*engine.Container, error)
+	Get(ref string) (*engine.Container, error)
+	Create(o engine.CreateOptions) (*engine.Container, []string, error)
+	Start(ref string, so engine.StartOptions) (*engine.Container, error)
+	Stop(ref string, timeout *uint) (*engine.Container, error)
+	Kill(ref, sig string) (*engine.Container, error)
+	Restart(ref string, timeout *uint) (*engine.Container, error)
+	Wait(ref string) (*engine.Container, error)
+	RemoveWith(ref string, force, volumes bool) (*engine.Container, error)
+	Pause(ref string) (*engine.Container, error)
+	Unpause(ref string) (*engine.Container, error)
+	Rename(ref, name string) (*engine.Container, error)
+	LogPath(id string) string
+	AttachSocket(id string) string
 }

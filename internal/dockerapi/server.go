@@ -23,9 +23,10 @@ const (
 
 // Server answers Docker Engine API requests from a Backend.
 type Server struct {
-	b   Backend
-	log *slog.Logger
-	mux *http.ServeMux
+	b      Backend
+	log    *slog.Logger
+	mux    *http.ServeMux
+	attach attachments
 }
 
 // New returns a server for b; log may be nil.
@@ -51,10 +52,11 @@ func (s *Server) routes() {
 	s.handle("POST /networks/prune", s.networkPrune)
 	s.handle("POST /networks/{id}/connect", s.networkConnect)
 	s.handle("POST /networks/{id}/disconnect", s.networkDisconnect)
+	s.containerRoutes()
 
 	for _, p := range unimplemented {
 		s.mux.HandleFunc(p.prefix, func(w http.ResponseWriter, r *http.Request) {
-			writeError(w, fmt.Errorf("berth does not implement %s (%s) yet: %w", p.prefix, p.what, ErrNotImplemented))
+			writeError(w, fmt.Errorf("berth does not implement %s %s (%s) yet: %w", r.Method, r.URL.Path, p.what, ErrNotImplemented))
 		})
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -84,7 +86,7 @@ var unimplemented = []struct{ prefix, what string }{
 	{"/distribution/", "registry distribution inspect"},
 	{"/grpc", "gRPC"},
 	{"/system/df", "disk usage"},
-	{"/containers/", "containers"},
+	{"/containers/", "this container endpoint"},
 	{"/images/", "images"},
 	{"/volumes", "volumes"},
 	{"/volumes/", "volumes"},
@@ -218,6 +220,20 @@ func writeError(w http.ResponseWriter, err error) {
 		msg = strings.TrimSuffix(msg, ": "+s.Error())
 	}
 	writeJSON(w, statusOf(err), common.ErrorResponse{Message: msg})
+}
+
+// boolQuery reads a Docker boolean query parameter ("1", "true", "True").
+func boolQuery(r *http.Request, name string) bool {
+	v := strings.ToLower(r.URL.Query().Get(name))
+	return v == "1" || v == "true"
+}
+
+func jsonLine(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

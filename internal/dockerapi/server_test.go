@@ -151,11 +151,11 @@ func TestVersionNegotiation(t *testing.T) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 	}}}
 	for path, want := range map[string]string{
-		"/v1.99/networks":        "client version 1.99 is too new. Maximum supported API version is " + MaxVersion,
-		"/v1.12/networks":        "client version 1.12 is too old",
-		"/v1.41/swarm/init":      "berth does not implement /swarm/ (swarm mode) yet",
-		"/v1.41/nonsense":        "page not found",
-		"/v1.41/containers/json": "berth does not implement /containers/ (containers) yet",
+		"/v1.99/networks":              "client version 1.99 is too new. Maximum supported API version is " + MaxVersion,
+		"/v1.12/networks":              "client version 1.12 is too old",
+		"/v1.41/swarm/init":            "berth does not implement GET /swarm/init (swarm mode) yet",
+		"/v1.41/nonsense":              "page not found",
+		"/v1.41/containers/abc/export": "berth does not implement GET /containers/abc/export (this container endpoint) yet",
 	} {
 		resp, err := hc.Get("http://d" + path)
 		if err != nil {
@@ -295,3 +295,9 @@ func TestRangePrefix(t *testing.T) {
 		}
 	}
 }
+
+func (f *fakeBackend) Engine() (ContainerEngine, error) {
+	return nil, fmt.Errorf("no engine in this test: %w", ErrNotImplemented)
+}
+
+func (f *fakeBackend) InspectInfo(*engine.Container) InspectInfo { return InspectInfo{} }

@@ -1,0 +1,157 @@
+package cli
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/berthnet/berth/internal/image"
+	"github.com/berthnet/berth/internal/image/imagetest"
+)
+
+// dockerTopo is an engine topology with `berth system service` serving
+// the Docker API on a socket of the test's, and Docker's own CLI.
+type dockerTopo struct {
+	*etopo
+	docker, sock string
+}
+
+func newDockerTopo(t *testing.T) *dockerTopo {
+	t.Helper()
+	docker, err := exec.LookPath("docker")
+	if err != nil {
+		t.Skip("docker CLI not installed (Debian package docker.io; scripts/deps.sh installs it)")
+	}
+	p := &dockerTopo{etopo: newETopo(t), docker: docker, sock: filepath.Join(t.TempDir(), "docker.sock")}
+	full := []string{"--net=" + p.host.Path(), "--", p.bin, "--network-config-dir", p.cfg, "--network-run-dir", p.run,
+		"--root", p.root, "--runroot", p.runRoot, "--log-level", "debug", "system", "service", "--time", "0", "unix://" + p.sock}
+	cmd := exec.Command("nsenter", full...)
+	cmd.Env = append(os.Environ(), "CONTAINERS_CONF="+p.conf)
+	log, _ := os.Create(filepath.Join(t.TempDir(), "service.log"))
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Registered after newETopo's: runs first, so the service is gone
+	// before the containers are removed.
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if _, err := os.Stat(p.sock); !os.IsNotExist(err) {
+			t.Errorf("socket left after the service stopped: %v", err)
+		}
+		b, _ := os.ReadFile(log.Name())
+		if t.Failed() || testing.Verbose() {
+			t.Logf("service log:\n%s", b)
+		}
+	})
+	for i := 0; ; i++ {
+		if _, err := os.Stat(p.sock); err == nil {
+			break
+		}
+		if i == 100 {
+			t.Fatal("service socket never appeared")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return p
+}
+
+// d runs the docker CLI against the service; it returns combined output.
+func (p *dockerTopo) d(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, p.docker, append([]string{"-H", "unix://" + p.sock}, args...)...)
+	cmd.Env = []string{"HOME=" + os.TempDir(), "PATH=/usr/bin:/bin:/usr/sbin:/sbin", "DOCKER_CONFIG=" + filepath.Join(p.root, "dockercfg")}
+	out, err := cmd.CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+func (p *dockerTopo) mustD(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := p.d(args...)
+	if err != nil {
+		t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// TestPrivilegedDockerCLIContainers: Docker's own CLI (20.10) runs,
+// lists, inspects, logs, stops and removes a published container on a
+// user-defined network through berth's API; the page is fetched from
+// an outside namespace and nothing is left behind.
+func TestPrivilegedDockerCLIContainers(t *testing.T) {
+	p := newDockerTopo(t)
+	s, err := image.Open(filepath.Join(p.root, "images"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	imagetest.BannerImage(t, s)
+	p.mustD(t, "network", "create", "--subnet", "198.18.40.0/24", "front")
+	id := p.mustD(t, "run", "-d", "--name", "web", "--network", "front", "--network-alias", "www", "-p", "8080:80", "-l", "app=web", "banner")
+	if len(id) != 64 {
+		t.Fatalf("docker run -d printed %q", id)
+	}
+	if got, err := httpGet(p.outside, "198.18.0.1:8080"); err != nil || got != "Hello from berth\n" {
+		t.Fatalf("page from outside: %q %v", got, err)
+	}
+	if out := p.mustD(t, "ps", "--format", "{{.Names}} {{.Image}} {{.Ports}} {{.Status}}"); !strings.HasPrefix(out, "web banner 0.0.0.0:8080->80/tcp Up ") {
+		t.Errorf("docker ps: %q", out)
+	}
+	ip := p.mustD(t, "inspect", "-f", "{{.NetworkSettings.Networks.front.IPAddress}} {{.State.Status}} {{.Config.Labels.app}} {{.HostConfig.NetworkMode}}", "web")
+	if !strings.HasPrefix(ip, "198.18.40.") || !strings.HasSuffix(ip, " running web front") {
+		t.Errorf("docker inspect: %q", ip)
+	}
+	if out := p.mustD(t, "network", "inspect", "-f", "{{range .Containers}}{{.Name}}{{end}}", "front"); out != "web" {
+		t.Errorf("network inspect containers: %q", out)
+	}
+	// A second container on the network reaches the first by its alias;
+	// `docker run` attaches before the start and gets the exit code.
+	if out := p.mustD(t, "run", "--rm", "--network", "front", "banner", "wget", "-q", "-O", "-", "http://www/"); out != "Hello from berth" {
+		t.Errorf("by alias from a second container: %q", out)
+	}
+	if out, err := p.d("run", "--rm", "banner", "sh", "-c", "echo out; echo err >&2; exit 3"); exitCode(err) != 3 || out != "out\nerr" {
+		t.Errorf("exit code and streams: %v %q", err, out)
+	}
+	if out := p.mustD(t, "logs", "web"); !strings.Contains(out, "200") {
+		t.Errorf("docker logs: %q", out)
+	}
+	if out := p.mustD(t, "ps", "-a", "-q", "--filter", "label=app=web"); len(out) != 12 || !strings.HasPrefix(id, out) {
+		t.Errorf("ps -q by label: %q", out)
+	}
+	p.mustD(t, "stop", "-t", "1", "web")
+	if st := p.mustD(t, "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "web"); st != "exited 137" {
+		t.Errorf("after stop: %q", st)
+	}
+	if _, err := httpGet(p.outside, "198.18.0.1:8080"); err == nil {
+		t.Error("page still served after stop")
+	}
+	p.mustD(t, "start", "web")
+	if got, err := httpGet(p.outside, "198.18.0.1:8080"); err != nil || got != "Hello from berth\n" {
+		t.Fatalf("page after start: %q %v", got, err)
+	}
+	if out, err := p.d("rm", "web"); err == nil || !strings.Contains(out, "cannot remove a running container") {
+		t.Errorf("rm running: %v %q", err, out)
+	}
+	p.mustD(t, "rm", "-f", "web")
+	if out, err := p.d("inspect", "web"); err == nil || !strings.Contains(out, "No such object: web") {
+		t.Errorf("inspect removed: %v %q", err, out)
+	}
+	if out := p.mustD(t, "ps", "-a", "--format", "{{.Names}} {{.Status}}"); out != "" {
+		t.Errorf("containers left: %q", out)
+	}
+	p.mustD(t, "network", "rm", "front")
+	p.assertClean(t)
+}
