@@ -41,8 +41,10 @@ func classify(err error, ref string) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, engine.ErrNoSuchContainer):
+		//lint:ignore ST1005 Docker's own message, which clients show and match
 		return fmt.Errorf("No such container: %s: %w", ref, ErrNotFound)
 	case errors.Is(err, image.ErrNotFound):
+		//lint:ignore ST1005 Docker's own message, which clients show and match
 		return fmt.Errorf("No such image: %s: %w", ref, ErrNotFound)
 	case errors.Is(err, engine.ErrNameInUse):
 		return fmt.Errorf("%v: %w", err, ErrConflict)
@@ -290,6 +292,7 @@ func (s *Server) containerKill(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		if !c.Running() {
+			//lint:ignore ST1005 Docker's own message, which clients show and match
 			return fmt.Errorf("Cannot kill container: %s: Container %s is not running: %w", ref, c.Config.ID, ErrConflict)
 		}
 		_, err = e.Kill(ref, sig)
@@ -324,6 +327,7 @@ func (s *Server) containerRemove(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		if c.Running() && !force {
+			//lint:ignore ST1005 Docker's own message, which clients show and match
 			return fmt.Errorf("You cannot remove a running container %s. Stop the container before attempting removal or force remove: %w", c.Config.ID, ErrConflict)
 		}
 		_, err = e.RemoveWith(ref, force, vols)
@@ -416,6 +420,7 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	stdout, stderr := boolQuery(r, "stdout"), boolQuery(r, "stderr")
 	if !stdout && !stderr {
+		//lint:ignore ST1005 Docker's own message, which clients show and match
 		return fmt.Errorf("Bad parameters: you must choose at least one stream: %w", ErrInvalid)
 	}
 	tail := -1
