@@ -22,6 +22,7 @@ import (
 	"github.com/berthnet/berth/internal/monitor"
 	"github.com/berthnet/berth/internal/rootless"
 	"github.com/berthnet/berth/internal/runopts"
+	"github.com/berthnet/berth/internal/runspec"
 )
 
 // ctrFlags are the flags of run and create.
@@ -53,7 +54,7 @@ func (f *ctrFlags) register(fl *pflag.FlagSet, withDetach bool) {
 	fl.StringVarP(&f.workdir, "workdir", "w", "", "working directory inside the container")
 	fl.StringVarP(&f.user, "user", "u", "", "user (and group) to run as: USER[:GROUP], names or numbers")
 	fl.StringVar(&f.hostname, "hostname", "", "container host name (default: the short container ID)")
-	fl.StringVar(&f.entrypoint, "entrypoint", "", "override the image's entrypoint")
+	fl.StringVar(&f.entrypoint, "entrypoint", "", "override the image's entrypoint: a command, or a JSON array of its words (\"\" clears it)")
 	fl.StringArrayVarP(&f.env, "env", "e", nil, "set an environment variable KEY=VALUE (KEY alone takes the host's value)")
 	fl.StringArrayVarP(&f.labels, "label", "l", nil, "set a label KEY=VALUE")
 	fl.BoolVarP(&f.tty, "tty", "t", false, "allocate a pseudo-terminal")
@@ -125,8 +126,7 @@ func (f *ctrFlags) options(cmd *cobra.Command, env Env, args []string) (engine.C
 	}
 	o.Args = args[1:]
 	if cmd.Flags().Changed("entrypoint") {
-		ep := f.entrypoint
-		o.Entrypoint = &ep
+		o.Entrypoint = runspec.ParseEntrypoint(f.entrypoint)
 	}
 	if cmd.Flags().Changed("stop-timeout") {
 		t := f.stopTimeout

@@ -21,8 +21,8 @@ type CreateOptions struct {
 	// Image is resolved through the ImageSource; Rootfs is a directory
 	// used as the root filesystem instead.
 	Image, Rootfs string
-	// Entrypoint overrides the image's when set ("" clears it).
-	Entrypoint  *string
+	// Entrypoint overrides the image's when not nil (empty: none).
+	Entrypoint  []string
 	Args        []string
 	Env         []string
 	WorkingDir  string
@@ -165,8 +165,8 @@ func rootfsCommand(cfg *Config, o CreateOptions) error {
 	}
 	cfg.Rootfs = abs
 	cfg.Args = runspec.Command(nil, nil, o.Entrypoint, o.Args)
-	if o.Entrypoint != nil && *o.Entrypoint != "" {
-		cfg.Entrypoint = []string{*o.Entrypoint}
+	if len(o.Entrypoint) > 0 {
+		cfg.Entrypoint = o.Entrypoint
 	}
 	cfg.Cmd = o.Args
 	return nil
@@ -187,8 +187,8 @@ func (e *Engine) imageCommand(cfg *Config, o CreateOptions) ([]network.PortMappi
 	cfg.Entrypoint, cfg.Cmd = img.Entrypoint, img.Cmd
 	if o.Entrypoint != nil {
 		cfg.Entrypoint, cfg.Cmd = nil, nil
-		if *o.Entrypoint != "" {
-			cfg.Entrypoint = []string{*o.Entrypoint}
+		if len(o.Entrypoint) > 0 {
+			cfg.Entrypoint = o.Entrypoint
 		}
 	}
 	if len(o.Args) > 0 {

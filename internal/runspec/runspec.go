@@ -9,6 +9,7 @@ package runspec
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -253,24 +254,37 @@ func MergeEnv(base, over []string) []string {
 	return out
 }
 
-// Command returns the process arguments from --entrypoint and the command
-// line over the image's Entrypoint and Cmd, as Podman combines them: an
-// explicit entrypoint replaces the image's and drops the image's Cmd; a
-// command line replaces the image's Cmd.
-func Command(imageEntrypoint, imageCmd []string, entrypoint *string, args []string) []string {
+// Command returns the process arguments from --entrypoint (nil: none
+// given; see ParseEntrypoint) and the command line over the image's
+// Entrypoint and Cmd, as Podman combines them: an explicit entrypoint
+// replaces the image's and drops the image's Cmd; a command line replaces
+// the image's Cmd.
+func Command(imageEntrypoint, imageCmd, entrypoint, args []string) []string {
 	ep := imageEntrypoint
 	cmd := imageCmd
 	if entrypoint != nil {
-		ep = nil
-		if *entrypoint != "" {
-			ep = []string{*entrypoint}
-		}
+		ep = entrypoint
 		cmd = nil
 	}
 	if len(args) > 0 {
 		cmd = args
 	}
 	return append(append([]string{}, ep...), cmd...)
+}
+
+// ParseEntrypoint reads --entrypoint as Podman does: a JSON array of
+// strings is the entrypoint's words (podman-compose passes it so), any
+// other text is one word, and "" (or [""], or []) is no entrypoint at all.
+// The result is never nil.
+func ParseEntrypoint(s string) []string {
+	var words []string
+	if err := json.Unmarshal([]byte(s), &words); err != nil || words == nil {
+		words = []string{s}
+	}
+	if len(words) == 1 && words[0] == "" {
+		return []string{}
+	}
+	return words
 }
 
 // ResolveUser resolves USER[:GROUP] (names or numbers) against the

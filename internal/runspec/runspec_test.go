@@ -62,24 +62,62 @@ func TestGenerate(t *testing.T) {
 }
 
 func TestCommand(t *testing.T) {
-	ep := "/bin/sh"
-	empty := ""
 	cases := []struct {
-		ep, cmd []string
-		flag    *string
-		args    []string
-		want    string
+		ep, cmd, flag, args []string
+		want                string
 	}{
 		{[]string{"/init"}, []string{"serve"}, nil, nil, "/init serve"},
 		{[]string{"/init"}, []string{"serve"}, nil, []string{"x"}, "/init x"},
-		{nil, []string{"httpd"}, &ep, nil, "/bin/sh"},
-		{[]string{"/init"}, []string{"serve"}, &empty, []string{"ls"}, "ls"},
+		{nil, []string{"httpd"}, []string{"/bin/sh"}, nil, "/bin/sh"},
+		{[]string{"/init"}, []string{"serve"}, []string{}, []string{"ls"}, "ls"},
+		{[]string{"/init"}, []string{"serve"}, []string{"sh", "-c"}, []string{"echo x"}, "sh -c echo x"},
 	}
 	for _, c := range cases {
 		if got := strings.Join(Command(c.ep, c.cmd, c.flag, c.args), " "); got != c.want {
 			t.Errorf("got %q want %q", got, c.want)
 		}
 	}
+}
+
+func TestParseEntrypoint(t *testing.T) {
+	cases := map[string][]string{
+		"/bin/sh":         {"/bin/sh"},
+		"sh -c":           {"sh -c"},
+		`["sh", "-c"]`:    {"sh", "-c"},
+		`["/bin/app"]`:    {"/bin/app"},
+		"":                {},
+		`[""]`:            {},
+		`[]`:              {},
+		`["sh", 1]`:       {`["sh", 1]`},
+		`{"a": "b"}`:      {`{"a": "b"}`},
+		`"quoted"`:        {`"quoted"`},
+		`null`:            {"null"},
+		`[ "a b" , "c" ]`: {"a b", "c"},
+	}
+	for in, want := range cases {
+		got := ParseEntrypoint(in)
+		if got == nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("ParseEntrypoint(%q) = %#v, want %#v", in, got, want)
+		}
+	}
+}
+
+func FuzzParseEntrypoint(f *testing.F) {
+	for _, s := range []string{"", "/bin/sh", `["sh", "-c"]`, `[""]`, "[", `["a",`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := ParseEntrypoint(s)
+		if got == nil {
+			t.Fatal("nil result")
+		}
+		if len(got) == 1 && got[0] == "" {
+			t.Fatal(`[""] returned: want no entrypoint`)
+		}
+		if !strings.HasPrefix(strings.TrimSpace(s), "[") && s != "" && (len(got) != 1 || got[0] != s) {
+			t.Fatalf("non-array %q parsed into %#v", s, got)
+		}
+	})
 }
 
 func TestResolveUser(t *testing.T) {
