@@ -188,10 +188,14 @@ func monitorCmd(env Env, g *globals) *cobra.Command {
 				Terminal: c.Config.Terminal, Stdin: c.Config.Stdin,
 				WaitAttach: env.getenv("BERTH_MONITOR_WAIT_ATTACH") == "1",
 				Sync:       sync, Ports: ports,
-				OnStarted: func(pid int) error { return e.MonitorStarted(id, pid, os.Getpid()) },
-				OnExited:  func(code int, at time.Time) { e.MonitorExited(id, code, at) },
-				Log:       w.log,
-				Now:       env.now,
+				OnStarted:      func(pid int) error { return e.MonitorStarted(id, pid, os.Getpid()) },
+				OnExited:       func(code int, at time.Time) { e.MonitorExited(id, code, at) },
+				Restart:        func(code int, at time.Time) bool { return e.MonitorRestart(id, code, at) },
+				KeepRestarting: func() bool { return e.MonitorKeepRestarting(id, os.Getpid()) },
+				RestartLock:    func() (func(), error) { return e.MonitorRestartLock(id) },
+				OnRestarted:    func(pid int) error { return e.MonitorRestarted(id, pid, os.Getpid()) },
+				Log:            w.log,
+				Now:            env.now,
 			})
 		},
 	}

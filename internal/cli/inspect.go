@@ -186,6 +186,14 @@ type inspectHost struct {
 	Devices     []inspectDevice `json:"Devices"`
 	GroupAdd    []string        `json:"GroupAdd"`
 	Init        bool            `json:"Init,omitempty"`
+
+	RestartPolicy inspectRestartPolicy `json:"RestartPolicy"`
+}
+
+// inspectRestartPolicy is HostConfig.RestartPolicy.
+type inspectRestartPolicy struct {
+	Name              string `json:"Name"`
+	MaximumRetryCount uint   `json:"MaximumRetryCount"`
 }
 
 // inspectUlimit is one of HostConfig's Ulimits (Name as RLIMIT_X).
@@ -248,14 +256,14 @@ func (w *world) inspectContainer(e *engine.Engine, c *engine.Container) ctrInspe
 	out := ctrInspect{
 		ID: id, Created: c.Config.Created, Name: c.Config.Name,
 		Image: c.Config.ImageID, ImageName: c.Config.Image, Rootfs: c.Config.Rootfs,
-		RestartCount: max(0, c.State.StartCount-1), OCIRuntime: "runc",
+		RestartCount: int(c.State.RestartCount), OCIRuntime: "runc",
 		LogPath: e.LogPath(id), Pod: c.Config.Pod, IsInfra: c.Config.Infra,
 		StaticDir: e.DataDir(id), OCIConfigPath: e.RunDir(id) + "/config.json", Driver: "overlay",
 		EffectiveCaps: runspec.DefaultCapabilities, BoundingCaps: runspec.DefaultCapabilities, ExecIDs: []string{}, Dependencies: []string{},
 		Mounts: inspectMounts(e, c), GraphDriver: graphDriver{Name: "overlay", Data: map[string]string{}},
 		State: inspectState{
 			OciVersion: "1.0.2-dev", Status: c.State.Status, Running: c.Running(),
-			Pid: c.State.Pid, ConmonPid: c.State.MonitorPid, ExitCode: c.State.ExitCode,
+			Pid: c.State.Pid, ConmonPid: c.State.MonitorPid, ExitCode: c.State.ExitCode, Restarting: c.State.Restarting,
 			Error: c.State.Error, StartedAt: c.State.StartedAt, FinishedAt: c.State.FinishedAt,
 		},
 		Config: inspectConfig{
@@ -270,6 +278,7 @@ func (w *world) inspectContainer(e *engine.Engine, c *engine.Container) ctrInspe
 		HostConfig: inspectHost{AutoRemove: c.Config.Remove, PortBindings: map[string][]inspectPort{}, DnsSearch: c.Config.DNS.Search, DnsOptions: c.Config.DNS.Options},
 	}
 	runtimeHost(&out.HostConfig, c.Config.Runtime)
+	out.HostConfig.RestartPolicy = inspectRestartPolicy{Name: c.Config.RestartPolicy.Name, MaximumRetryCount: c.Config.RestartPolicy.MaxRetries}
 	out.Config.StopSignal = uint(syscall.SIGTERM)
 	if sig, err := engine.ParseSignal(c.Config.StopSignal); err == nil && c.Config.StopSignal != "" {
 		out.Config.StopSignal = uint(sig)

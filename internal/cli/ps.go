@@ -52,6 +52,8 @@ type psRow struct {
 	created, started, finished time.Time
 	now                        time.Time
 	noTrunc                    bool
+	// restartPolicy is the --restart policy's name (filter restart-policy).
+	restartPolicy string
 }
 
 // ID is the short ID, the full one with --no-trunc.
@@ -277,7 +279,7 @@ func (in psInfo) row(c *engine.Container) psRow {
 	default:
 		p.Status = "Created"
 	}
-	return psRow{psContainer: p, created: cf.Created, started: st.StartedAt, finished: st.FinishedAt, now: in.now}
+	return psRow{psContainer: p, created: cf.Created, started: st.StartedAt, finished: st.FinishedAt, now: in.now, restartPolicy: cf.RestartPolicy.Name}
 }
 
 // imageRef is the image as Podman names it: the stored image's first
@@ -362,6 +364,12 @@ var psFilterKeys = map[string]func(v string) (psFilter, error){
 			p := in.pods[r.psContainer.Pod]
 			return p != nil && (p.Name == v || strings.HasPrefix(p.ID, v))
 		}, nil
+	},
+	"restart-policy": func(v string) (psFilter, error) {
+		if _, err := engine.ParseRestartPolicy(v); err != nil || strings.Contains(v, ":") {
+			return nil, fmt.Errorf("%s invalid restart policy", v)
+		}
+		return func(r psRow, _ psInfo) bool { return r.restartPolicy == v }, nil
 	},
 	"exited": func(v string) (psFilter, error) {
 		code, err := strconv.Atoi(v)

@@ -469,16 +469,23 @@ func openEngine(env Env, g *globals) (*world, *engine.Engine, error) {
 }
 
 func startCmd(env Env, g *globals) *cobra.Command {
-	var attach, interactive bool
+	var attach, interactive, all bool
+	var filters []string
 	c := &cobra.Command{
 		Use:   "start [options] CONTAINER...",
 		Short: "Start one or more containers",
-		Long:  "Start created or exited containers and print their names; with -a attach to one and exit with its exit code.",
-		Args:  cobra.MinimumNArgs(1),
+		Long: "Start created or exited containers and print their names; with -a attach to one and exit with its exit code.\n" +
+			"--all starts every container (those --filter matches: `--all --filter restart-policy=always` at boot) and prints their IDs.",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, e, err := openEngine(env, g)
+			w, e, err := openEngine(env, g)
 			if err != nil {
 				return err
+			}
+			if all || len(filters) > 0 {
+				return startAll(env, g, w, e, args, filters, attach)
+			}
+			if len(args) == 0 {
+				return errors.New("start requires at least one argument")
 			}
 			if attach {
 				if len(args) > 1 {
@@ -507,6 +514,8 @@ func startCmd(env Env, g *globals) *cobra.Command {
 	}
 	c.Flags().BoolVarP(&attach, "attach", "a", false, "attach the container's output and exit with its exit code")
 	c.Flags().BoolVarP(&interactive, "interactive", "i", false, "attach stdin (with -a)")
+	c.Flags().BoolVar(&all, "all", false, "start all containers (that --filter matches)")
+	c.Flags().StringArrayVarP(&filters, "filter", "f", nil, "start the containers that match (ps's filters, e.g. restart-policy=always)")
 	return c
 }
 

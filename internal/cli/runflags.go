@@ -31,6 +31,7 @@ type rtFlags struct {
 	envHost                      bool
 	cidfile                      string
 	replace                      bool
+	restart                      string
 }
 
 // registerRuntime registers the runtime flags.
@@ -56,6 +57,7 @@ func (f *ctrFlags) registerRuntime(fl *pflag.FlagSet) {
 	fl.StringArrayVar(&r.labelFiles, "label-file", nil, "read KEY=VALUE labels from a file")
 	fl.StringVar(&r.cidfile, "cidfile", "", "write the container ID to this file (which must not exist)")
 	fl.BoolVar(&r.replace, "replace", false, "remove an existing container of the same --name first")
+	fl.StringVar(&r.restart, "restart", "", `restart policy when the container exits ("always"|"no"|"on-failure[:N]"|"unless-stopped")`)
 }
 
 // runtimeOptions turns the runtime flags into o.Runtime and adds the
@@ -99,7 +101,10 @@ func (f *ctrFlags) runtimeOptions(cmd *cobra.Command, o *engine.CreateOptions) e
 	if r.replace && f.name == "" {
 		return errors.New("cannot replace container without --name being set")
 	}
-	return nil
+	if o.RestartPolicy, err = engine.ParseRestartPolicy(r.restart); err != nil {
+		return err
+	}
+	return engine.CheckRestartWithRemove(r.restart, o.RestartPolicy, o.Remove)
 }
 
 // parseLists parses --sysctl, --ulimit, --group-add and --device.
@@ -249,7 +254,7 @@ var unsupportedFlags = []struct {
 	{name: "oom-kill-disable", isBool: true}, {name: "oom-score-adj"}, {name: "os"}, {name: "passwd", isBool: true},
 	{name: "passwd-entry"}, {name: "personality"}, {name: "pid"}, {name: "pidfile"}, {name: "platform"},
 	{name: "pod-id-file"}, {name: "preserve-fds"}, {name: "pull"}, {name: "quiet", short: "q", isBool: true},
-	{name: "read-only-tmpfs", isBool: true}, {name: "requires"}, {name: "restart"}, {name: "rmi", isBool: true},
+	{name: "read-only-tmpfs", isBool: true}, {name: "requires"}, {name: "rmi", isBool: true},
 	{name: "sdnotify"}, {name: "seccomp-policy"}, {name: "secret"}, {name: "shm-size"},
 	{name: "sig-proxy", isBool: true}, {name: "subgidname"}, {name: "subuidname"}, {name: "systemd"},
 	{name: "timeout"}, {name: "tls-verify", isBool: true}, {name: "tz"}, {name: "uidmap"}, {name: "umask"},

@@ -52,6 +52,8 @@ type CreateOptions struct {
 	// Runtime: capabilities, privileged mode, limits, sysctls, ulimits,
 	// devices, --init.
 	Runtime runopts.Runtime
+	// RestartPolicy is --restart.
+	RestartPolicy RestartPolicy
 
 	// infraOf makes the container the infra container of a pod.
 	infraOf string
@@ -105,7 +107,7 @@ func (e *Engine) baseConfig(o CreateOptions) (Config, error) {
 		Terminal: o.Terminal, Stdin: o.Stdin, Remove: o.Remove,
 		StopSignal: o.StopSignal, StopTimeout: 10, Labels: o.Labels, ReadOnly: o.ReadOnly,
 		Net: o.Net, DNS: o.DNS, AddHosts: o.AddHosts, NoHosts: o.NoHosts,
-		Runtime: o.Runtime,
+		Runtime: o.Runtime, RestartPolicy: o.RestartPolicy,
 	}
 	if o.StopTimeout != nil {
 		cfg.StopTimeout = *o.StopTimeout

@@ -125,6 +125,9 @@ type Config struct {
 	// Runtime: capabilities, privileged mode, limits, sysctls, ulimits,
 	// devices, --init.
 	Runtime runopts.Runtime `json:"runtime,omitzero"`
+
+	// RestartPolicy is --restart (see restart.go).
+	RestartPolicy RestartPolicy `json:"restart_policy,omitzero"`
 }
 
 // State is a container's runtime state.
@@ -154,8 +157,15 @@ type State struct {
 	Mounted string `json:"mounted,omitempty"`
 	// Error is why the last start failed.
 	Error string `json:"error,omitempty"`
-	// RestartCount counts starts after the first.
+	// StartCount counts starts.
 	StartCount int `json:"start_count"`
+	// RestartCount counts the restarts by the restart policy since the
+	// last start through berth; Restarting is set while the monitor waits
+	// to restart the container; StoppedByUser is set by stop and kill
+	// through berth, which no restart policy overrides.
+	RestartCount  uint `json:"restart_count,omitempty"`
+	Restarting    bool `json:"restarting,omitempty"`
+	StoppedByUser bool `json:"stopped_by_user,omitempty"`
 }
 
 // Container is one record.

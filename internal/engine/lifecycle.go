@@ -30,6 +30,20 @@ func (e *Engine) MonitorStarted(id string, pid, monitorPid int) error {
 	return err
 }
 
+// MonitorRestarted records a container its restart policy started again
+// (called by the monitor).
+func (e *Engine) MonitorRestarted(id string, pid, monitorPid int) error {
+	_, err := e.modify(id, func(c *Container) error {
+		c.State.Status, c.State.Pid, c.State.MonitorPid = StateRunning, pid, monitorPid
+		c.State.StartedAt = e.cfg.Now().UTC()
+		c.State.Restarting = false
+		c.State.StartCount++
+		c.State.RestartCount++
+		return nil
+	})
+	return err
+}
+
 // MonitorExited records the exit and cleans up (called by the monitor);
 // a --rm container is removed.
 func (e *Engine) MonitorExited(id string, code int, at time.Time) {
@@ -62,6 +76,7 @@ func setExited(c *Container, code int, at time.Time) {
 	c.State.FinishedAt = at
 	c.State.Pid = 0
 	c.State.MonitorPid = 0
+	c.State.Restarting = false
 }
 
 // reconcile brings the stored state in line with the exit file, the
@@ -204,8 +219,16 @@ func (e *Engine) Stop(ref string, timeout *uint) (*Container, error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.State.Restarting {
+		if c, err = e.cancelRestart(c); err != nil || !c.Running() {
+			return c, err
+		}
+	}
 	if !c.Running() {
 		return c, nil
+	}
+	if err := e.markStoppedByUser(c.Config.ID); err != nil {
+		return nil, err
 	}
 	t := c.Config.StopTimeout
 	if timeout != nil {
@@ -247,6 +270,11 @@ func (e *Engine) Kill(ref, sig string) (*Container, error) {
 	}
 	if _, err := ParseSignal(sig); err != nil {
 		return nil, err
+	}
+	if killStops(c, sig) {
+		if err := e.markStoppedByUser(c.Config.ID); err != nil {
+			return nil, err
+		}
 	}
 	return c, e.signal(c.Config.ID, sig)
 }
@@ -348,7 +376,7 @@ func (e *Engine) removeContainer(c *Container, force, allowInfra, volumes bool) 
 	if c.Config.Infra && !allowInfra {
 		return fmt.Errorf("container %s is a pod's infra container", c.Config.ID)
 	}
-	if c.Running() {
+	if c.Running() || c.State.Restarting {
 		if !force {
 			return fmt.Errorf("cannot remove container %s as it is running - running or paused containers cannot be removed without force: %w", c.Config.ID, ErrRunning)
 		}

@@ -190,6 +190,8 @@ func (e *Engine) setUpNetwork(c *Container, rootfs string, rb *rollback.Stack) (
 func (e *Engine) recordNetNS(id string, st State) error {
 	_, err := e.modify(id, func(r *Container) error {
 		r.State.NetNS, r.State.OwnNetNS, r.State.Mounted, r.State.Error = st.NetNS, st.OwnNetNS, st.Mounted, ""
+		// A start through berth: the restart policy counts anew.
+		r.State.StoppedByUser, r.State.Restarting, r.State.RestartCount = false, false, 0
 		return nil
 	})
 	return err

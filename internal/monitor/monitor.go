@@ -61,8 +61,19 @@ type Config struct {
 	// cleans up (network teardown, --rm).
 	OnStarted func(pid int) error
 	OnExited  func(code int, at time.Time)
-	Log       *slog.Logger
-	Now       func() time.Time
+	// Restart, when set, is asked after each exit whether the restart
+	// policy starts the container again (it records the exit if so). A
+	// restart keeps the published ports, the log and the attach socket
+	// (its clients get the exit frame and are dropped); it comes after a
+	// backoff (see NextBackoff) during which KeepRestarting is asked
+	// whether it still stands, and runs under RestartLock, with
+	// OnRestarted recording the new process.
+	Restart        func(code int, at time.Time) bool
+	KeepRestarting func() bool
+	RestartLock    func() (unlock func(), err error)
+	OnRestarted    func(pid int) error
+	Log            *slog.Logger
+	Now            func() time.Time
 }
 
 // Exit is the content of the exit file.
@@ -141,15 +152,122 @@ func Run(cfg Config) (err error) {
 	if err != nil {
 		return err
 	}
-	outputs, pid, err := m.create(&closers)
+	// What one run of the container holds (its terminal).
+	var run rollback.Stack
+	outputs, pid, err := m.create(&run)
 	if err != nil {
+		run.Run()
 		return err
 	}
 	if err := m.start(syncEnc, pid); err != nil {
+		run.Run()
 		return err
 	}
-	m.exited(m.wait(outputs, pid), closeAttach)
+	started := m.cfg.Now()
+	code := m.wait(outputs, pid)
+	run.Run()
+	code, at := m.restarts(code, started)
+	m.exited(code, at, closeAttach)
 	return nil
+}
+
+// Backoff delays between restarts, as Docker's: 100 ms doubling up to a
+// minute, back to 100 ms after a run of at least ten seconds.
+const (
+	BackoffMin   = 100 * time.Millisecond
+	BackoffMax   = time.Minute
+	BackoffReset = 10 * time.Second
+)
+
+// NextBackoff returns the delay before the next restart, given the delay
+// before the previous one (0: none yet) and how long the container ran.
+func NextBackoff(prev, ran time.Duration) time.Duration {
+	if prev <= 0 || ran >= BackoffReset {
+		return BackoffMin
+	}
+	return min(prev*2, BackoffMax)
+}
+
+// restarts starts the container again for as long as the restart policy
+// says so, and returns the last exit code and time.
+func (m *monitor) restarts(code int, started time.Time) (int, time.Time) {
+	var delay time.Duration
+	for {
+		at := m.cfg.Now().UTC()
+		if m.cfg.Restart == nil || !m.cfg.Restart(code, at) {
+			return code, at
+		}
+		// The exit is recorded: attach clients learn it, runc forgets
+		// the old process.
+		m.broadcast(StreamExit, []byte(strconv.Itoa(code)))
+		m.dropClients()
+		if out, err := m.runc("delete", "--force", m.cfg.ID); err != nil {
+			m.cfg.Log.Warn("runc delete before restart", "error", err, "output", out)
+		}
+		delay = NextBackoff(delay, at.Sub(started))
+		if !m.backoff(delay) {
+			return code, at
+		}
+		var run rollback.Stack
+		outputs, pid, ok := m.restart(&run)
+		if !ok {
+			run.Run()
+			return code, at
+		}
+		started = m.cfg.Now()
+		code = m.wait(outputs, pid)
+		run.Run()
+	}
+}
+
+// backoff waits d unless the restart is called off meanwhile; it reports
+// whether the restart still stands.
+func (m *monitor) backoff(d time.Duration) bool {
+	const step = 50 * time.Millisecond
+	for deadline := time.Now().Add(d); ; {
+		if m.cfg.KeepRestarting != nil && !m.cfg.KeepRestarting() {
+			return false
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return true
+		}
+		time.Sleep(min(left, step))
+	}
+}
+
+// restart runs the container again under the restart lock, unless the
+// restart was called off while the lock was awaited; closers receives
+// what the new run holds.
+func (m *monitor) restart(closers *rollback.Stack) ([]io.Reader, int, bool) {
+	if m.cfg.RestartLock != nil {
+		unlock, err := m.cfg.RestartLock()
+		if err != nil {
+			m.cfg.Log.Warn("restart: lock", "error", err)
+			return nil, 0, false
+		}
+		defer unlock()
+	}
+	if m.cfg.KeepRestarting != nil && !m.cfg.KeepRestarting() {
+		return nil, 0, false
+	}
+	outputs, pid, err := m.create(closers)
+	if err == nil {
+		if out, rerr := m.runc("start", m.cfg.ID); rerr != nil {
+			m.runc("delete", "--force", m.cfg.ID)
+			err = runcFailure("start", rerr, out)
+		}
+	}
+	if err != nil {
+		m.cfg.Log.Warn("restart", "error", err)
+		return nil, 0, false
+	}
+	if m.cfg.OnRestarted != nil {
+		if err := m.cfg.OnRestarted(pid); err != nil {
+			m.cfg.Log.Warn("record restart", "error", err)
+		}
+	}
+	return outputs, pid, true
 }
 
 // newMonitor fills in cfg's defaults.
@@ -226,6 +344,11 @@ func (m *monitor) create(closers *rollback.Stack) ([]io.Reader, int, error) {
 	}
 	if err != nil {
 		return nil, 0, err
+	}
+	for _, r := range outputs {
+		if c, ok := r.(io.Closer); ok {
+			closers.Defer(func() { c.Close() })
+		}
 	}
 	pid, err := readPid(pidFile)
 	if err != nil {
@@ -378,11 +501,10 @@ func (m *monitor) wait(outputs []io.Reader, pid int) int {
 // exited records the exit: it closes the attach service, writes the exit
 // file, sends the exit frame to the attach clients and drops them,
 // releases the published ports and runs OnExited.
-func (m *monitor) exited(code int, closeAttach func()) {
+func (m *monitor) exited(code int, at time.Time, closeAttach func()) {
 	// No new attach clients; the socket goes before the exit is recorded,
 	// so a restart's monitor never loses its socket to this one.
 	closeAttach()
-	at := m.cfg.Now().UTC()
 	ex, _ := json.Marshal(Exit{Code: code, At: at})
 	if err := WriteFileAtomic(m.cfg.ExitFile, ex, 0o644); err != nil {
 		m.cfg.Log.Warn("write exit file", "error", err)

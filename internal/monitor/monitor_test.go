@@ -101,3 +101,23 @@ func TestExitFile(t *testing.T) {
 		t.Errorf("%+v %v", e, err)
 	}
 }
+
+func TestNextBackoff(t *testing.T) {
+	d := NextBackoff(0, 0)
+	want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond}
+	for i, w := range want {
+		if d != w {
+			t.Fatalf("restart %d: %v, want %v", i, d, w)
+		}
+		d = NextBackoff(d, time.Second)
+	}
+	for i := 0; i < 20; i++ {
+		d = NextBackoff(d, time.Second)
+	}
+	if d != BackoffMax {
+		t.Errorf("capped at %v, want %v", d, BackoffMax)
+	}
+	if d = NextBackoff(d, BackoffReset); d != BackoffMin {
+		t.Errorf("after a long run: %v", d)
+	}
+}
