@@ -1,16 +1,12 @@
 package cli
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -283,154 +279,6 @@ func net2(host string, port uint16) string {
 		return fmt.Sprintf("[%s]:%d", host, port)
 	}
 	return fmt.Sprintf("%s:%d", host, port)
-}
-
-func logsCmd(env Env, g *globals) *cobra.Command {
-	var follow, timestamps bool
-	var tail int
-	c := &cobra.Command{
-		Use:   "logs [options] CONTAINER",
-		Short: "Print a container's output",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			_, e, err := openEngine(env, g)
-			if err != nil {
-				return err
-			}
-			c, err := e.Get(args[0])
-			if err != nil {
-				return notFound(err, 125)
-			}
-			f, err := os.Open(e.LogPath(c.Config.ID))
-			if errors.Is(err, os.ErrNotExist) {
-				if !follow {
-					return nil
-				}
-			} else if err != nil {
-				return err
-			} else {
-				defer f.Close()
-			}
-			p := &logPrinter{stdout: env.Stdout, stderr: env.Stderr, timestamps: timestamps, f: f, rd: bufio.NewReader(nilSafe(f))}
-			p.printTail(tail)
-			if !follow {
-				return nil
-			}
-			return p.follow(cmd.Context().Done(), e, c.Config.ID)
-		},
-	}
-	c.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new output until the container stops")
-	c.Flags().BoolVarP(&timestamps, "timestamps", "t", false, "prefix every line with its time")
-	c.Flags().IntVar(&tail, "tail", -1, "print only the last N lines")
-	return c
-}
-
-// logPrinter prints a container's log file (f, nil until it exists),
-// each line to the stream it came from.
-type logPrinter struct {
-	stdout, stderr io.Writer
-	timestamps     bool
-	f              *os.File
-	rd             *bufio.Reader
-}
-
-// emit prints one line, with its time when asked.
-func (p *logPrinter) emit(l logLine) {
-	w := p.stdout
-	if l.stream == "stderr" {
-		w = p.stderr
-	}
-	if p.timestamps {
-		fmt.Fprintf(w, "%s ", l.ts)
-	}
-	_, _ = io.WriteString(w, l.text)
-}
-
-// read passes each complete line read so far to each; a partial line is
-// kept to be read again next time.
-func (p *logPrinter) read(each func(logLine)) {
-	for {
-		line, err := p.rd.ReadString('\n')
-		if err != nil {
-			// A partial line is read again next time.
-			if line != "" {
-				p.rd = bufio.NewReader(io.MultiReader(strings.NewReader(line), nilSafe(p.f)))
-			}
-			return
-		}
-		l, ok := parseLogLine(line)
-		if !ok {
-			continue
-		}
-		each(l)
-	}
-}
-
-// printTail prints the lines logged so far, only the last tail of them
-// when tail is not negative.
-func (p *logPrinter) printTail(tail int) {
-	var lines []logLine
-	p.read(func(l logLine) { lines = append(lines, l) })
-	if tail >= 0 && len(lines) > tail {
-		lines = lines[len(lines)-tail:]
-	}
-	for _, l := range lines {
-		p.emit(l)
-	}
-}
-
-// follow prints new lines (opening the log once it exists) every 100ms
-// until the container is not running or done is closed.
-func (p *logPrinter) follow(done <-chan struct{}, e *engine.Engine, id string) error {
-	for {
-		cur, err := e.Get(id)
-		running := err == nil && cur.Running()
-		if p.f == nil {
-			if p.f, err = os.Open(e.LogPath(id)); err == nil {
-				defer p.f.Close()
-				p.rd = bufio.NewReader(p.f)
-			}
-		}
-		if p.f != nil {
-			p.read(p.emit)
-		}
-		if !running {
-			return nil
-		}
-		select {
-		case <-done:
-			return nil
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-func nilSafe(f *os.File) io.Reader {
-	if f == nil {
-		return bytes.NewReader(nil)
-	}
-	return f
-}
-
-type logLine struct {
-	ts, stream, text string
-}
-
-// parseLogLine parses "<time> <stream> <F|P> <text>" (k8s-file).
-func parseLogLine(line string) (logLine, bool) {
-	line = strings.TrimSuffix(line, "\n")
-	parts := strings.SplitN(line, " ", 4)
-	if len(parts) < 3 {
-		return logLine{}, false
-	}
-	text := ""
-	if len(parts) == 4 {
-		text = parts[3]
-	}
-	if parts[2] == "F" {
-		text += "\n"
-	}
-	return logLine{ts: parts[0], stream: parts[1], text: text}, true
 }
 
 func execCmd(env Env, g *globals) *cobra.Command {
