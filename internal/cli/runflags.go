@@ -32,6 +32,8 @@ type rtFlags struct {
 	cidfile                      string
 	replace                      bool
 	restart                      string
+	memoryReservation, shmSize   string
+	logDriver                    string
 }
 
 // registerRuntime registers the runtime flags.
@@ -57,6 +59,10 @@ func (f *ctrFlags) registerRuntime(fl *pflag.FlagSet) {
 	fl.StringArrayVar(&r.labelFiles, "label-file", nil, "read KEY=VALUE labels from a file")
 	fl.StringVar(&r.cidfile, "cidfile", "", "write the container ID to this file (which must not exist)")
 	fl.BoolVar(&r.replace, "replace", false, "remove an existing container of the same --name first")
+	fl.StringVar(&r.memoryReservation, "memory-reservation", "", "memory soft limit (number with unit b, k, m, g)")
+	fl.StringVar(&r.shmSize, "shm-size", "", "size of /dev/shm (number with unit b, k, m, g; 0: no limit; default 64m)")
+	fl.StringVar(&r.logDriver, "log-driver", "", "log driver: k8s-file (berth's only one)")
+	fl.SetNormalizeFunc(podmanFlagAliases)
 	fl.StringVar(&r.restart, "restart", "", `restart policy when the container exits ("always"|"no"|"on-failure[:N]"|"unless-stopped")`)
 }
 
@@ -87,6 +93,15 @@ func (f *ctrFlags) runtimeOptions(cmd *cobra.Command, o *engine.CreateOptions) e
 	}
 	if rt.Resources, err = runopts.ParseResources(r.memory, r.memorySwap, r.cpus, r.cpuShares, r.pidsLimit); err != nil {
 		return err
+	}
+	if err := runopts.ParseMemoryReservation(r.memoryReservation, &rt.Resources); err != nil {
+		return err
+	}
+	if rt.ShmSize, err = runopts.ParseShmSize(r.shmSize); err != nil {
+		return err
+	}
+	if r.logDriver != "" && r.logDriver != "k8s-file" {
+		return fmt.Errorf("--log-driver %q: berth writes container logs only as k8s-file", r.logDriver)
 	}
 	if err := f.parseLists(rt); err != nil {
 		return err
@@ -249,17 +264,38 @@ var unsupportedFlags = []struct {
 	{name: "disable-content-trust", isBool: true}, {name: "env-merge"}, {name: "gidmap"},
 	{name: "health-cmd"}, {name: "health-interval"}, {name: "health-on-failure"}, {name: "health-retries"},
 	{name: "health-start-period"}, {name: "health-timeout"}, {name: "hostuser"}, {name: "http-proxy", isBool: true},
-	{name: "image-volume"}, {name: "ipc"}, {name: "log-driver"}, {name: "log-opt"},
-	{name: "memory-reservation"}, {name: "memory-swappiness"}, {name: "no-healthcheck", isBool: true},
+	{name: "image-volume"}, {name: "ipc"}, {name: "log-opt"},
+	{name: "memory-swappiness"}, {name: "no-healthcheck", isBool: true},
 	{name: "oom-kill-disable", isBool: true}, {name: "oom-score-adj"}, {name: "os"}, {name: "passwd", isBool: true},
 	{name: "passwd-entry"}, {name: "personality"}, {name: "pid"}, {name: "pidfile"}, {name: "platform"},
 	{name: "pod-id-file"}, {name: "preserve-fds"}, {name: "pull"}, {name: "quiet", short: "q", isBool: true},
 	{name: "read-only-tmpfs", isBool: true}, {name: "requires"}, {name: "rmi", isBool: true},
-	{name: "sdnotify"}, {name: "seccomp-policy"}, {name: "secret"}, {name: "shm-size"},
+	{name: "sdnotify"}, {name: "seccomp-policy"}, {name: "secret"},
 	{name: "sig-proxy", isBool: true}, {name: "subgidname"}, {name: "subuidname"}, {name: "systemd"},
 	{name: "timeout"}, {name: "tls-verify", isBool: true}, {name: "tz"}, {name: "uidmap"}, {name: "umask"},
 	{name: "unsetenv"}, {name: "unsetenv-all", isBool: true}, {name: "userns"}, {name: "uts"}, {name: "variant"},
 	{name: "volume", short: "v"}, {name: "volumes-from"}, {name: "mount"}, {name: "tmpfs"},
+}
+
+// podmanFlagAliases maps the old names Podman still takes for run and
+// create flags to the current ones (podman-compose passes
+// --healthcheck-command, for one).
+func podmanFlagAliases(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+	switch name {
+	case "healthcheck-command":
+		name = "health-cmd"
+	case "healthcheck-interval":
+		name = "health-interval"
+	case "healthcheck-retries":
+		name = "health-retries"
+	case "healthcheck-start-period":
+		name = "health-start-period"
+	case "healthcheck-timeout":
+		name = "health-timeout"
+	case "dns-opt":
+		name = "dns-option"
+	}
+	return pflag.NormalizedName(name)
 }
 
 // unsupportedAnnotation marks the flags registered by registerUnsupported.

@@ -117,6 +117,10 @@ services:
       STORE_ROLE: backend
     restart: unless-stopped
     stop_signal: SIGKILL
+    shm_size: 96m
+    security_opt: ["seccomp:unconfined"]
+    logging:
+      driver: k8s-file
   # web: the banner page, published, on both networks; starts after store
   web:
     image: localhost/banner
@@ -177,6 +181,8 @@ s1_run() {
 	out=$(cexec "$STORE" env)
 	grep -qx 'STORE_GREETING=hello from the env file' <<<"$out" && grep -qx STORE_LEVEL=3 <<<"$out" && grep -qx STORE_ROLE=backend <<<"$out" \
 		&& info "env_file and environment values in store's environment" || fail "store's environment lacks the env file's values: $(grep STORE <<<"$out" | tr '\n' ' ')"
+	out=$(cexec "$STORE" 'df -k /dev/shm' | awk 'NR == 2 {print $2}')
+	[ "$out" = 98304 ] && ok "shm_size: /dev/shm of 96m" || fail "store's /dev/shm has $out KiB, want 98304 (shm_size: 96m)"
 	out=$(B inspect -f '{{.HostConfig.RestartPolicy.Name}}' "$STORE")
 	[ "$out" = unless-stopped ] && ok "restart policy unless-stopped" || fail "store's restart policy: '$out'"
 }
