@@ -188,6 +188,10 @@ type inspectHost struct {
 	Init        bool            `json:"Init,omitempty"`
 
 	RestartPolicy inspectRestartPolicy `json:"RestartPolicy"`
+
+	// MemoryReservation and ShmSize are bytes (ShmSize 0: no limit).
+	MemoryReservation int64 `json:"MemoryReservation"`
+	ShmSize           int64 `json:"ShmSize"`
 }
 
 // inspectRestartPolicy is HostConfig.RestartPolicy.
@@ -224,6 +228,10 @@ func runtimeHost(h *inspectHost, rt runopts.Runtime) {
 	}
 	r := rt.Resources
 	h.Memory, h.MemorySwap, h.CpuShares, h.PidsLimit = r.Memory, r.MemorySwap, r.CPUShares, r.PidsLimit
+	h.MemoryReservation, h.ShmSize = r.MemoryReservation, 64<<20
+	if rt.ShmSize != nil {
+		h.ShmSize = *rt.ShmSize
+	}
 	h.CpuQuota, h.CpuPeriod = r.CPUQuota, r.CPUPeriod
 	if r.CPUPeriod > 0 {
 		h.NanoCpus = r.CPUQuota * 1e9 / int64(r.CPUPeriod)
