@@ -329,7 +329,60 @@ EOF
 }
 s5_cleanup() { C -f oneshot.yml down; B network rm -f "${PROJ}_default"; C down -v; }
 
-SCEN_NAMES=([1]=up [2]=volume [3]=restart [4]=down [5]=commands)
+# --- 6: more service keys: replicas, file secrets, bind mounts, internal ---
+s6_run() {
+	local out
+	mkdir -p "$PROJ_DIR/site"
+	echo bound-page >"$PROJ_DIR/site/index.html"
+	echo s3cr3t >"$PROJ_DIR/token.txt"
+	cat >"$PROJ_DIR/keys.yml" <<'EOF'
+services:
+  many:
+    image: localhost/busybox
+    command: ["httpd", "-f", "-p", "8000", "-h", "/site"]
+    deploy:
+      replicas: 2
+    networks: [inner]
+    volumes:
+      - ./site:/site:ro
+    tmpfs: /scratch
+    secrets: [token]
+    extra_hosts: ["gateway.example:198.18.0.1"]
+    hostname: manyhost
+    working_dir: /scratch
+    user: "65534"
+    cap_drop: [ALL]
+    read_only: true
+    sysctls: ["net.ipv4.ip_unprivileged_port_start=0"]
+    ulimits:
+      nofile: {soft: 1000, hard: 2000}
+    labels:
+      tier: inner
+networks:
+  inner:
+    internal: true
+secrets:
+  token:
+    file: ./token.txt
+EOF
+	cc "up -d (keys.yml)" -f keys.yml up -d || return
+	out=$(B ps --filter "label=io.podman.compose.project=$PROJ" --filter label=tier=inner --format '{{.Names}}' | sort | tr '\n' ' ')
+	[ "$out" = "${PROJ}_many_1 ${PROJ}_many_2 " ] && ok "deploy.replicas: 2 containers" || fail "replicas: '$out'"
+	out=$(cexec "${PROJ}_many_1" "$CFN echo @@1; get http://${PROJ}_many_2:8000/; echo @@2; get http://many:8000/; echo @@3; cat /run/secrets/token; echo @@4; id -u; pwd; hostname; ulimit -n; echo @@5; grep gateway.example /etc/hosts; echo @@6; touch /x 2>&1 || echo read-only; touch /scratch/y && echo tmpfs-ok")
+	[ "$(section "$out" 1)" = bound-page ] && [ "$(section "$out" 2)" = bound-page ] && ok "bind mount served, replica by name and by alias" \
+		|| fail "replicas/bind mount: '$(section "$out" 1)' / '$(section "$out" 2)'"
+	[ "$(section "$out" 3)" = s3cr3t ] && ok "file secret" || fail "secret: '$(section "$out" 3)'"
+	[ "$(section "$out" 4 | tr '\n' ' ')" = "65534 /scratch manyhost 1000 " ] && ok "user, working_dir, hostname, ulimits" || fail "user/workdir/hostname/ulimit: $(section "$out" 4 | tr '\n' ' ')"
+	grep -q '198.18.0.1' <<<"$(section "$out" 5)" && ok "extra_hosts" || fail "extra_hosts: $(section "$out" 5)"
+	grep -q read-only <<<"$(section "$out" 6)" && grep -q tmpfs-ok <<<"$(section "$out" 6)" && ok "read_only with a tmpfs" || fail "read_only/tmpfs: $(section "$out" 6 | tr '\n' ' ')"
+	out=$(B network inspect "${PROJ}_inner" | jq -r '.[0].internal')
+	[ "$out" = true ] && info "replicas, file secret, bind mount, tmpfs, internal network, user, hostname, ulimits, extra_hosts, read_only" || fail "network ${PROJ}_inner is not internal: '$out'"
+	cc "down (keys.yml)" -f keys.yml down
+	B network rm "${PROJ}_inner" >/dev/null || fail "network rm ${PROJ}_inner: $(last_err)"
+}
+s6_cleanup() { C -f keys.yml down; B network rm -f "${PROJ}_inner"; }
+
+SCEN_NAMES=([1]=up [2]=volume [3]=restart [4]=down [5]=commands [6]=keys)
 
 run_scenario() {
 	local id=$1 name=${SCEN_NAMES[$1]} t0 dt res reason
@@ -396,7 +449,7 @@ EOF
 	import_images || { say "FATAL: could not build the images (see $LOG)"; exit 1; }
 	write_project
 	local id
-	for id in 1 2 3 4 5; do run_scenario "$id"; done
+	for id in 1 2 3 4 5 6; do run_scenario "$id"; done
 }
 
 # ============================================================ outer ========
