@@ -286,6 +286,9 @@ func (w *world) inspectContainer(e *engine.Engine, c *engine.Container) ctrInspe
 		HostConfig: inspectHost{AutoRemove: c.Config.Remove, PortBindings: map[string][]inspectPort{}, DnsSearch: c.Config.DNS.Search, DnsOptions: c.Config.DNS.Options},
 	}
 	runtimeHost(&out.HostConfig, c.Config.Runtime)
+	for k, v := range c.Config.Runtime.Annotations {
+		out.Config.Annotations[k] = v
+	}
 	out.HostConfig.RestartPolicy = inspectRestartPolicy{Name: c.Config.RestartPolicy.Name, MaximumRetryCount: c.Config.RestartPolicy.MaxRetries}
 	out.Config.StopSignal = uint(syscall.SIGTERM)
 	if sig, err := engine.ParseSignal(c.Config.StopSignal); err == nil && c.Config.StopSignal != "" {

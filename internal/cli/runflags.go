@@ -34,6 +34,7 @@ type rtFlags struct {
 	restart                      string
 	memoryReservation, shmSize   string
 	logDriver                    string
+	annotations                  []string
 }
 
 // registerRuntime registers the runtime flags.
@@ -62,6 +63,7 @@ func (f *ctrFlags) registerRuntime(fl *pflag.FlagSet) {
 	fl.StringVar(&r.memoryReservation, "memory-reservation", "", "memory soft limit (number with unit b, k, m, g)")
 	fl.StringVar(&r.shmSize, "shm-size", "", "size of /dev/shm (number with unit b, k, m, g; 0: no limit; default 64m)")
 	fl.StringVar(&r.logDriver, "log-driver", "", "log driver: k8s-file (berth's only one)")
+	fl.StringArrayVar(&r.annotations, "annotation", nil, "add an annotation KEY=VALUE to the container's OCI spec (repeatable)")
 	fl.SetNormalizeFunc(podmanFlagAliases)
 	fl.StringVar(&r.restart, "restart", "", `restart policy when the container exits ("always"|"no"|"on-failure[:N]"|"unless-stopped")`)
 }
@@ -98,6 +100,9 @@ func (f *ctrFlags) runtimeOptions(cmd *cobra.Command, o *engine.CreateOptions) e
 		return err
 	}
 	if rt.ShmSize, err = runopts.ParseShmSize(r.shmSize); err != nil {
+		return err
+	}
+	if rt.Annotations, err = runopts.ParseAnnotations(r.annotations); err != nil {
 		return err
 	}
 	if r.logDriver != "" && r.logDriver != "k8s-file" {
@@ -255,7 +260,7 @@ var unsupportedFlags = []struct {
 	name, short string
 	isBool      bool
 }{
-	{name: "annotation"}, {name: "arch"}, {name: "attach", short: "a"}, {name: "authfile"},
+	{name: "arch"}, {name: "attach", short: "a"}, {name: "authfile"},
 	{name: "blkio-weight"}, {name: "blkio-weight-device"}, {name: "cgroup-conf"}, {name: "cgroup-parent"},
 	{name: "cgroupns"}, {name: "cgroups"}, {name: "chrootdirs"}, {name: "conmon-pidfile"},
 	{name: "cpu-period"}, {name: "cpu-quota"}, {name: "cpu-rt-period"}, {name: "cpu-rt-runtime"},

@@ -30,6 +30,7 @@ func TestRuntimeFlagErrors(t *testing.T) {
 		"minimum memory limit cannot be less than memory reservation":     {"-m", "64m", "--memory-reservation", "128m"},
 		"unable to translate --shm-size: invalid size: '1x'":              {"--shm-size", "1x"},
 		"conflicting options: dns and the network mode: none":             {"--dns-opt", "ndots:2", "--network", "none"},
+		"annotations must be formatted KEY=VALUE":                         {"--annotation", "novalue"},
 		`invalid --security-opt 2: "foo=bar"`:                             {"--security-opt", "foo=bar"},
 		"invalid value for memory: invalid size: '1x'":                    {"-m", "1x"},
 		"you should always set a memory limit when using a memoryswap":    {"--memory-swap", "10m"},
@@ -73,7 +74,7 @@ func TestRuntimeFlagsRecorded(t *testing.T) {
 	_ = os.WriteFile(labelFile, []byte("l1=file\nl2=file\n"), 0o644)
 	rc, out, errOut := tw.run(t, "create", "--name", "c1", "--network", "none", "--cap-add", "net_admin", "--cap-drop", "kill",
 		"--security-opt", "no-new-privileges", "--security-opt", "seccomp=unconfined", "-m", "64m", "--cpus", "0.5", "--pids-limit", "99",
-		"--memory-reservation", "32m", "--shm-size", "128m", "--log-driver", "k8s-file",
+		"--memory-reservation", "32m", "--shm-size", "128m", "--log-driver", "k8s-file", "--annotation", "org.example/a=b",
 		"--sysctl", "net.ipv4.ip_forward=1", "--ulimit", "nofile=100:200", "--group-add", "10",
 		"--env-file", envFile, "-e", "B=flag", "--label-file", labelFile, "-l", "l2=flag", "--cidfile", cid,
 		"--rootfs", "/", "true")
@@ -85,7 +86,7 @@ func TestRuntimeFlagsRecorded(t *testing.T) {
 		t.Errorf("cidfile %q %v, want %s", b, err, id)
 	}
 	ins := mustRun(t, tw, "container", "inspect", "c1")
-	for _, want := range []string{"A=file", "B=flag", `"l1": "file"`, `"l2": "flag"`} {
+	for _, want := range []string{"A=file", "B=flag", `"l1": "file"`, `"l2": "flag"`, `"org.example/a": "b"`, `"MemoryReservation": 33554432`, `"ShmSize": 134217728`} {
 		if !strings.Contains(ins, want) {
 			t.Errorf("inspect lacks %s:\n%s", want, ins)
 		}

@@ -153,7 +153,7 @@ func (e *Engine) runtimeSpec(c *Container, group []byte) (runspec.ProcessSecurit
 	if err != nil {
 		return sec, runspec.Extra{}, nil, err
 	}
-	x := runspec.Extra{Privileged: rt.Privileged, Sysctls: rt.Sysctls, Resources: resources(rt.Resources, swapAccounted()), ShmSize: rt.ShmSize}
+	x := runspec.Extra{Privileged: rt.Privileged, Sysctls: rt.Sysctls, Resources: resources(rt.Resources, swapAccounted()), ShmSize: rt.ShmSize, Annotations: rt.Annotations}
 	if rt.Init {
 		x.InitBinary = rt.InitPath
 	}

@@ -39,6 +39,8 @@ type Runtime struct {
 	// ShmSize is the size of /dev/shm in bytes (--shm-size; nil: 64 MiB,
 	// 0: no limit).
 	ShmSize *int64 `json:"shm_size,omitempty"`
+	// Annotations go into the OCI spec (--annotation).
+	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
 // Resources are the cgroup limits (0: none).
@@ -194,6 +196,23 @@ func ParseMemoryReservation(s string, r *Resources) error {
 	}
 	r.MemoryReservation = v
 	return nil
+}
+
+// ParseAnnotations parses --annotation KEY=VALUE values (nil without
+// any), with Podman's error.
+func ParseAnnotations(values []string) (map[string]string, error) {
+	var m map[string]string
+	for _, a := range values {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--annotation %q: annotations must be formatted KEY=VALUE", a)
+		}
+		if m == nil {
+			m = map[string]string{}
+		}
+		m[k] = v
+	}
+	return m, nil
 }
 
 // ParseShmSize parses --shm-size, a size as --memory's (0: no limit).

@@ -254,3 +254,18 @@ func TestParseMemoryReservationAndShmSize(t *testing.T) {
 		t.Error("--shm-size -1 accepted")
 	}
 }
+
+func TestParseAnnotations(t *testing.T) {
+	m, err := ParseAnnotations([]string{"a=b", "io.x/y=1=2", "empty="})
+	if err != nil || len(m) != 3 || m["a"] != "b" || m["io.x/y"] != "1=2" || m["empty"] != "" {
+		t.Errorf("%v %v", m, err)
+	}
+	if m, err := ParseAnnotations(nil); m != nil || err != nil {
+		t.Errorf("none: %v %v", m, err)
+	}
+	for _, bad := range []string{"novalue", "=v"} {
+		if _, err := ParseAnnotations([]string{bad}); err == nil || !strings.Contains(err.Error(), "must be formatted KEY=VALUE") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}

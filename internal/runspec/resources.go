@@ -50,6 +50,8 @@ type Extra struct {
 	Resources  *specs.LinuxResources
 	// ShmSize replaces /dev/shm's 64 MiB (bytes; 0: no limit).
 	ShmSize *int64
+	// Annotations are added to the spec's.
+	Annotations map[string]string
 }
 
 // applyCapabilities sets the process's capability sets from sec.
@@ -110,6 +112,12 @@ func applyExtra(s *specs.Spec, x Extra) {
 	}
 	if x.ShmSize != nil {
 		setShmSize(s.Mounts, *x.ShmSize)
+	}
+	for k, v := range x.Annotations {
+		if s.Annotations == nil {
+			s.Annotations = map[string]string{}
+		}
+		s.Annotations[k] = v
 	}
 	if x.Resources != nil && s.Linux.Resources != nil {
 		r := s.Linux.Resources

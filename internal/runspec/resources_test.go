@@ -145,3 +145,13 @@ func TestGenerateShmSize(t *testing.T) {
 		}
 	}
 }
+
+func TestGenerateAnnotations(t *testing.T) {
+	s, err := Generate(Options{Rootfs: "/r", Process: Process{Args: []string{"sh"}}, Extra: Extra{Annotations: map[string]string{"org.example/k": "v"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Annotations["org.example/k"] != "v" {
+		t.Errorf("annotations %v", s.Annotations)
+	}
+}

@@ -121,6 +121,7 @@ services:
     security_opt: ["seccomp:unconfined"]
     logging:
       driver: k8s-file
+    annotations: ["org.example/tier=backend"]
   # web: the banner page, published, on both networks; starts after store
   web:
     image: localhost/banner
@@ -183,6 +184,8 @@ s1_run() {
 		&& info "env_file and environment values in store's environment" || fail "store's environment lacks the env file's values: $(grep STORE <<<"$out" | tr '\n' ' ')"
 	out=$(cexec "$STORE" 'df -k /dev/shm' | awk 'NR == 2 {print $2}')
 	[ "$out" = 98304 ] && ok "shm_size: /dev/shm of 96m" || fail "store's /dev/shm has $out KiB, want 98304 (shm_size: 96m)"
+	out=$(B inspect -f '{{index .Config.Annotations "org.example/tier"}}' "$STORE")
+	[ "$out" = backend ] && ok "annotations" || fail "store's annotation org.example/tier: '$out'"
 	out=$(B inspect -f '{{.HostConfig.RestartPolicy.Name}}' "$STORE")
 	[ "$out" = unless-stopped ] && ok "restart policy unless-stopped" || fail "store's restart policy: '$out'"
 }
