@@ -316,6 +316,23 @@ s5_run() {
 	cc "start" start
 	out=$(B inspect -f '{{.State.Status}}' "$STORE" "$WEB" | tr '\n' ' ')
 	[ "$out" = "running running " ] && ok "started" || fail "after start: '$out'"
+	# logs -f of both services: new lines as they come (these containers
+	# are new: web has logged no client yet), until both stop
+	local lpid i
+	(cd "$PROJ_DIR" && exec timeout -k 2 60 nsenter --net="/run/netns/$NS_HOST" -- "$COMPOSE" --podman-path "$BERTH" logs -f) >"$STATE/follow.out" 2>&1 &
+	lpid=$!
+	sleep 2
+	expect_banner "outside -> :$HOST_PORT while logs -f runs" ino "http://$HOST_IP:$HOST_PORT/"
+	cc "stop" stop
+	for i in $(seq 100); do kill -0 "$lpid" 2>/dev/null || break; sleep 0.1; done
+	if kill -0 "$lpid" 2>/dev/null; then
+		fail "logs -f still runs 10 s after both services stopped"; kill "$lpid" 2>/dev/null
+	else
+		grep -Eq "^[0-9a-f]{12} .*$OUT_IP" "$STATE/follow.out" && ok "logs -f: the new line, after web's ID; ended with the services" \
+			|| fail "logs -f output: $(tail -3 "$STATE/follow.out" | tr '\n' ' ')"
+	fi
+	wait "$lpid" 2>/dev/null
+	cat "$STATE/follow.out" >>"$LOG"
 	down || return
 	# up without -d: podman create, then podman start -a of each container
 	cat >"$PROJ_DIR/oneshot.yml" <<'EOF'
