@@ -122,6 +122,10 @@ services:
     logging:
       driver: k8s-file
     annotations: ["org.example/tier=backend"]
+    healthcheck:
+      test: ["CMD-SHELL", "test -f /data/index.html"]
+      interval: 1s
+      retries: 1
   # web: the banner page, published, on both networks; starts after store
   web:
     image: localhost/banner
@@ -144,7 +148,7 @@ EOF
 
 # --- 1: up -d: ports, names, aliases, networks, env file, ps ---------------
 s1_run() {
-	local out ips
+	local out ips i
 	up || return
 	# depends_on: store is created (and started) before web
 	out=$(grep -o "run --name=[^ ]*" "$ERRF" | tr '\n' ' ')
@@ -168,7 +172,20 @@ s1_run() {
 	[ "$out" = "$PROJ" ] && ok "network label" || fail "network $NET_FRONT's compose label: '$out'"
 	# service to service on the shared network, by container name and by
 	# the service name (podman-compose's --network-alias)
+	# the healthcheck (every second) fails until the page is there
+	for i in $(seq 50); do
+		out=$(B inspect -f '{{.State.Health.Status}}' "$STORE")
+		[ "$out" = unhealthy ] && break
+		sleep 0.1
+	done
+	[ "$out" = unhealthy ] && ok "healthcheck: unhealthy without the page" || fail "store's health without the page: '$out'"
 	cexec "$STORE" 'echo stored-page >/data/index.html' >/dev/null || fail "write to the volume: $(last_err)"
+	for i in $(seq 50); do
+		out=$(B inspect -f '{{.State.Health.Status}}' "$STORE")
+		[ "$out" = healthy ] && break
+		sleep 0.1
+	done
+	[ "$out" = healthy ] && ok "healthcheck: healthy with the page" || fail "store's health with the page: '$out'"
 	out=$(cexec "$WEB" "$CFN echo @@1; get http://$STORE:8000/; echo @@2; get http://store:8000/; echo @@3; nslookup store")
 	[ "$(section "$out" 1)" = stored-page ] && ok "web -> $STORE by name" || fail "web -> http://$STORE:8000/: '$(section "$out" 1)'"
 	[ "$(section "$out" 2)" = stored-page ] && ok "web -> store by alias" || fail "web -> http://store:8000/ (alias): '$(section "$out" 2)'"
