@@ -5,7 +5,8 @@
 #   podman-compose --podman-path podman up -d;  ... down -v
 # side by side in one run, interleaved (the order alternates every round).
 #
-# The project is test/acceptance/compose.sh's: two services on two networks,
+# The project is test/acceptance/compose.sh's, less its healthcheck and
+# annotation: two services on two networks,
 # a published port, a named volume, depends_on, an env_file, restart
 # policies, --init, shm_size, security_opt and logging. podman-compose sleeps
 # one second after each container it starts (two per up) and after each
@@ -154,7 +155,7 @@ for impl in B P; do
 	$impl import --change 'CMD ["sh"]' "$state/busybox.tar" localhost/busybox >>"$RUNLOG" 2>&1
 done
 
-# the project of test/acceptance/compose.sh
+# the project of test/acceptance/compose.sh, less its healthcheck and annotation
 cat >"$PROJ/docker-compose.yml" <<'EOF'
 version: "3"
 services:
