@@ -279,9 +279,6 @@ func (in psInfo) row(c *engine.Container) psRow {
 	default:
 		p.Status = "Created"
 	}
-	if st.Health != nil && p.State == engine.StateRunning {
-		p.Status += " (" + st.Health.Status + ")"
-	}
 	return psRow{psContainer: p, created: cf.Created, started: st.StartedAt, finished: st.FinishedAt, now: in.now, restartPolicy: cf.RestartPolicy.Name}
 }
 

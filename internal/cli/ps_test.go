@@ -45,11 +45,6 @@ func TestPsRows(t *testing.T) {
 		web.Ports() != "0.0.0.0:8081->81/tcp" || web.State() != "Up 59 minutes ago" || web.PodName != "" {
 		t.Errorf("web: %+v %q %q %q", web.psContainer, web.Command(), web.Ports(), web.State())
 	}
-	cs[1].State.Health = &engine.Health{Status: engine.HealthHealthy}
-	if got := in.row(cs[1]).State(); got != "Up 59 minutes ago (healthy)" {
-		t.Errorf("with a healthcheck: %q", got)
-	}
-	cs[1].State.Health = nil
 	web.noTrunc = true
 	if web.Command() != "httpd -f -v -p 80 -h /www" || web.ID() != strings.Repeat("a", 64) {
 		t.Errorf("--no-trunc: %q %q", web.Command(), web.ID())
