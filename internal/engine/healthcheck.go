@@ -210,25 +210,25 @@ func (e *Engine) HealthLoop(ctx context.Context, id string) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	// The container is looked at every second (or interval, if shorter),
-	// so that the loop ends soon after it; a check runs every interval.
-	next := time.Now().Add(c.Config.Healthcheck.Interval)
 	for {
 		c, ok := ours()
 		if !ok {
 			return nil
 		}
-		if !c.Running() && (monitor <= 0 || !processAlive(monitor, id)) {
-			return nil
-		}
-		if c.Running() && !time.Now().Before(next) {
-			_, _ = e.RunHealthcheck(id)
-			next = time.Now().Add(c.Config.Healthcheck.Interval)
-		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(max(min(time.Until(next), time.Second), 100*time.Millisecond)):
+		case <-time.After(c.Config.Healthcheck.Interval):
 		}
+		if c, ok = ours(); !ok {
+			return nil
+		}
+		if !c.Running() {
+			if monitor > 0 && processAlive(monitor, id) {
+				continue // the monitor may restart it
+			}
+			return nil
+		}
+		_, _ = e.RunHealthcheck(id)
 	}
 }
