@@ -133,7 +133,6 @@ func newRoot(env Env, g *globals, code *int) *cobra.Command {
 		volumeCmd(env, g),
 		containerCmd(env, g),
 		monitorCmd(env, g),
-		healthcheckCmd(env, g),
 		firewallWatchCmd(env, g),
 		infoCmd(env, g),
 		systemCmd(env, g),

@@ -43,7 +43,6 @@ func (w *world) engine() (*engine.Engine, error) {
 			LegacyRecords: filepath.Join(w.runDir, "berth", "containers.db"),
 		},
 		MonitorCommand: w.monitorCommand,
-		HealthCommand:  w.healthCommand,
 		Rootless:       w.rootlessBridges(),
 		Logger:         w.log,
 		Now:            w.env.now,
@@ -137,25 +136,9 @@ func (w *world) monitorCommand(id string) *exec.Cmd {
 			break
 		}
 	}
-	return exec.Command(exe, w.helperArgs(lvl, "container-monitor", id)...)
-}
-
-// helperArgs are the arguments of a berth process the engine starts:
-// this command's directories, the log level, then args.
-func (w *world) helperArgs(lvl string, args ...string) []string {
-	return append([]string{"--root", w.root, "--runroot", w.runRoot,
+	return exec.Command(exe, "--root", w.root, "--runroot", w.runRoot,
 		"--network-config-dir", w.store.Dir(), "--network-run-dir", w.runDir,
-		"--log-level", lvl}, args...)
-}
-
-// healthCommand is the command that runs a container's healthchecks
-// every interval (`berth healthcheck loop ID`, hidden).
-func (w *world) healthCommand(id string) *exec.Cmd {
-	exe := w.env.Executable
-	if exe == "" {
-		exe = "/proc/self/exe"
-	}
-	return exec.Command(exe, w.helperArgs("error", "healthcheck", "loop", id)...)
+		"--log-level", lvl, "container-monitor", id)
 }
 
 // monitorCmd is the hidden command the engine starts as a container's

@@ -63,46 +63,11 @@ type ctrInspect struct {
 	HostConfig      inspectHost    `json:"HostConfig"`
 }
 
-// inspectHealth is State.Health: the healthcheck's state, empty without
-// a healthcheck.
+// inspectHealth is State.Health: berth runs no health checks.
 type inspectHealth struct {
-	Status        string             `json:"Status"`
-	FailingStreak int                `json:"FailingStreak"`
-	Log           []inspectHealthLog `json:"Log"`
-}
-
-// inspectHealthLog is one healthcheck result.
-type inspectHealthLog struct {
-	Start    string `json:"Start"`
-	End      string `json:"End"`
-	ExitCode int    `json:"ExitCode"`
-	Output   string `json:"Output"`
-}
-
-// inspectHealthConfig is Config.Healthcheck (durations in nanoseconds).
-type inspectHealthConfig struct {
-	Test        []string      `json:"Test"`
-	StartPeriod time.Duration `json:"StartPeriod,omitempty"`
-	Interval    time.Duration `json:"Interval,omitempty"`
-	Timeout     time.Duration `json:"Timeout,omitempty"`
-	Retries     int           `json:"Retries,omitempty"`
-}
-
-// healthInspect fills the healthcheck keys of out from c.
-func healthInspect(out *ctrInspect, c *engine.Container) {
-	if hc := c.Config.Healthcheck; hc != nil {
-		out.Config.Healthcheck = &inspectHealthConfig{Test: hc.Test, StartPeriod: hc.StartPeriod, Interval: hc.Interval, Timeout: hc.Timeout, Retries: hc.Retries}
-	}
-	h := c.State.Health
-	if h == nil {
-		return
-	}
-	out.State.Health = inspectHealth{Status: h.Status, FailingStreak: h.FailingStreak, Log: []inspectHealthLog{}}
-	for _, l := range h.Log {
-		out.State.Health.Log = append(out.State.Health.Log, inspectHealthLog{
-			Start: l.Start.Format(time.RFC3339Nano), End: l.End.Format(time.RFC3339Nano), ExitCode: l.ExitCode, Output: l.Output,
-		})
-	}
+	Status        string `json:"Status"`
+	FailingStreak int    `json:"FailingStreak"`
+	Log           []any  `json:"Log"`
 }
 
 type inspectState struct {
@@ -142,8 +107,7 @@ type inspectConfig struct {
 	Timeout       uint     `json:"Timeout"`
 	Passwd        bool     `json:"Passwd"`
 	SdNotifyMode  string   `json:"sdNotifyMode"`
-	// HealthcheckOnFailureAction is "none": berth takes no action on an
-	// unhealthy container.
+	// HealthcheckOnFailureAction is "none": berth runs no health checks.
 	HealthcheckOnFailureAction string              `json:"HealthcheckOnFailureAction"`
 	Env                        []string            `json:"Env"`
 	Cmd                        []string            `json:"Cmd"`
@@ -156,8 +120,6 @@ type inspectConfig struct {
 	Tty                        bool                `json:"Tty"`
 	OpenStdin                  bool                `json:"OpenStdin"`
 	ExposedPorts               map[string]struct{} `json:"ExposedPorts,omitempty"`
-
-	Healthcheck *inspectHealthConfig `json:"Healthcheck,omitempty"`
 }
 
 type inspectPort struct {
@@ -324,7 +286,6 @@ func (w *world) inspectContainer(e *engine.Engine, c *engine.Container) ctrInspe
 		HostConfig: inspectHost{AutoRemove: c.Config.Remove, PortBindings: map[string][]inspectPort{}, DnsSearch: c.Config.DNS.Search, DnsOptions: c.Config.DNS.Options},
 	}
 	runtimeHost(&out.HostConfig, c.Config.Runtime)
-	healthInspect(&out, c)
 	for k, v := range c.Config.Runtime.Annotations {
 		out.Config.Annotations[k] = v
 	}

@@ -35,8 +35,6 @@ type rtFlags struct {
 	memoryReservation, shmSize   string
 	logDriver                    string
 	annotations                  []string
-	health                       runopts.HealthFlags
-	noHealthcheck                bool
 }
 
 // registerRuntime registers the runtime flags.
@@ -66,12 +64,6 @@ func (f *ctrFlags) registerRuntime(fl *pflag.FlagSet) {
 	fl.StringVar(&r.shmSize, "shm-size", "", "size of /dev/shm (number with unit b, k, m, g; 0: no limit; default 64m)")
 	fl.StringVar(&r.logDriver, "log-driver", "", "log driver: k8s-file (berth's only one)")
 	fl.StringArrayVar(&r.annotations, "annotation", nil, "add an annotation KEY=VALUE to the container's OCI spec (repeatable)")
-	fl.StringVar(&r.health.Cmd, "health-cmd", "", `healthcheck command: a shell script, or a JSON array (["CMD", ...], ["CMD-SHELL", "..."]); "none" disables it`)
-	fl.StringVar(&r.health.Interval, "health-interval", "30s", `time between healthchecks ("disable": none run by themselves)`)
-	fl.UintVar(&r.health.Retries, "health-retries", 3, "failures in a row that make the container unhealthy")
-	fl.StringVar(&r.health.StartPeriod, "health-start-period", "0s", "time after start during which failures do not count")
-	fl.StringVar(&r.health.Timeout, "health-timeout", "30s", "time a healthcheck may take")
-	fl.BoolVar(&r.noHealthcheck, "no-healthcheck", false, "no healthcheck")
 	fl.SetNormalizeFunc(podmanFlagAliases)
 	fl.StringVar(&r.restart, "restart", "", `restart policy when the container exits ("always"|"no"|"on-failure[:N]"|"unless-stopped")`)
 }
@@ -128,9 +120,6 @@ func (f *ctrFlags) runtimeOptions(cmd *cobra.Command, o *engine.CreateOptions) e
 	}
 	if r.replace && f.name == "" {
 		return errors.New("cannot replace container without --name being set")
-	}
-	if o.Healthcheck, err = f.healthcheck(cmd.Flags()); err != nil {
-		return err
 	}
 	if o.RestartPolicy, err = engine.ParseRestartPolicy(r.restart); err != nil {
 		return err
@@ -278,9 +267,10 @@ var unsupportedFlags = []struct {
 	{name: "cpuset-cpus"}, {name: "cpuset-mems"}, {name: "detach-keys"}, {name: "device-cgroup-rule"},
 	{name: "device-read-bps"}, {name: "device-read-iops"}, {name: "device-write-bps"}, {name: "device-write-iops"},
 	{name: "disable-content-trust", isBool: true}, {name: "env-merge"}, {name: "gidmap"},
-	{name: "health-on-failure"}, {name: "hostuser"}, {name: "http-proxy", isBool: true},
+	{name: "health-cmd"}, {name: "health-interval"}, {name: "health-on-failure"}, {name: "health-retries"},
+	{name: "health-start-period"}, {name: "health-timeout"}, {name: "hostuser"}, {name: "http-proxy", isBool: true},
 	{name: "image-volume"}, {name: "ipc"}, {name: "log-opt"},
-	{name: "memory-swappiness"},
+	{name: "memory-swappiness"}, {name: "no-healthcheck", isBool: true},
 	{name: "oom-kill-disable", isBool: true}, {name: "oom-score-adj"}, {name: "os"}, {name: "passwd", isBool: true},
 	{name: "passwd-entry"}, {name: "personality"}, {name: "pid"}, {name: "pidfile"}, {name: "platform"},
 	{name: "pod-id-file"}, {name: "preserve-fds"}, {name: "pull"}, {name: "quiet", short: "q", isBool: true},
@@ -290,19 +280,6 @@ var unsupportedFlags = []struct {
 	{name: "timeout"}, {name: "tls-verify", isBool: true}, {name: "tz"}, {name: "uidmap"}, {name: "umask"},
 	{name: "unsetenv"}, {name: "unsetenv-all", isBool: true}, {name: "userns"}, {name: "uts"}, {name: "variant"},
 	{name: "volume", short: "v"}, {name: "volumes-from"}, {name: "mount"}, {name: "tmpfs"},
-}
-
-// healthcheck parses the healthcheck flags (nil: none).
-func (f *ctrFlags) healthcheck(fl *pflag.FlagSet) (*runopts.Healthcheck, error) {
-	if f.rt.noHealthcheck {
-		for _, n := range []string{"health-cmd", "health-interval", "health-retries", "health-start-period", "health-timeout"} {
-			if fl.Changed(n) {
-				return nil, errors.New("cannot specify both --no-healthcheck and other HealthCheck flags")
-			}
-		}
-		return nil, nil
-	}
-	return runopts.ParseHealthcheck(f.rt.health)
 }
 
 // podmanFlagAliases maps the old names Podman still takes for run and

@@ -54,8 +54,6 @@ type CreateOptions struct {
 	Runtime runopts.Runtime
 	// RestartPolicy is --restart.
 	RestartPolicy RestartPolicy
-	// Healthcheck is --health-cmd and the like (nil: none).
-	Healthcheck *runopts.Healthcheck
 
 	// infraOf makes the container the infra container of a pod.
 	infraOf string
@@ -109,7 +107,7 @@ func (e *Engine) baseConfig(o CreateOptions) (Config, error) {
 		Terminal: o.Terminal, Stdin: o.Stdin, Remove: o.Remove,
 		StopSignal: o.StopSignal, StopTimeout: 10, Labels: o.Labels, ReadOnly: o.ReadOnly,
 		Net: o.Net, DNS: o.DNS, AddHosts: o.AddHosts, NoHosts: o.NoHosts,
-		Runtime: o.Runtime, RestartPolicy: o.RestartPolicy, Healthcheck: o.Healthcheck,
+		Runtime: o.Runtime, RestartPolicy: o.RestartPolicy,
 	}
 	if o.StopTimeout != nil {
 		cfg.StopTimeout = *o.StopTimeout

@@ -128,9 +128,6 @@ type Config struct {
 
 	// RestartPolicy is --restart (see restart.go).
 	RestartPolicy RestartPolicy `json:"restart_policy,omitzero"`
-
-	// Healthcheck is --health-cmd and the like (see healthcheck.go).
-	Healthcheck *runopts.Healthcheck `json:"healthcheck,omitempty"`
 }
 
 // State is a container's runtime state.
@@ -169,9 +166,6 @@ type State struct {
 	RestartCount  uint `json:"restart_count,omitempty"`
 	Restarting    bool `json:"restarting,omitempty"`
 	StoppedByUser bool `json:"stopped_by_user,omitempty"`
-
-	// Health is the healthcheck's state (see healthcheck.go).
-	Health *Health `json:"health,omitempty"`
 }
 
 // Container is one record.
@@ -208,9 +202,6 @@ type EngineConfig struct {
 	// MonitorCommand returns the command that runs the monitor of a
 	// container (berth's hidden `container monitor` subcommand).
 	MonitorCommand func(id string) *exec.Cmd
-	// HealthCommand returns the command that runs a container's
-	// healthchecks every interval while it runs (nil: none are run).
-	HealthCommand func(id string) *exec.Cmd
 	// HostsFile and ResolvConf are the host's files (default /etc/hosts,
 	// /etc/resolv.conf).
 	HostsFile, ResolvConf string

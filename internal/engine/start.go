@@ -66,9 +66,6 @@ func (e *Engine) Start(ref string, so StartOptions) (*Container, error) {
 		})
 		return nil, err
 	}
-	if err := e.startHealthchecks(c); err != nil {
-		return nil, err
-	}
 	rc, err := e.reconcile(id)
 	if errors.Is(err, ErrNoSuchContainer) && c.Config.Remove {
 		// A --rm container so quick that its monitor has already
