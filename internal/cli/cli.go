@@ -133,6 +133,8 @@ func newRoot(env Env, g *globals, code *int) *cobra.Command {
 		volumeCmd(env, g),
 		containerCmd(env, g),
 		monitorCmd(env, g),
+		healthHelperCmd(env, g),
+		healthcheckCmd(env, g),
 		firewallWatchCmd(env, g),
 		infoCmd(env, g),
 		systemCmd(env, g),

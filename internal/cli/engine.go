@@ -94,8 +94,18 @@ func (a *storeImages) Resolve(ref string) (engine.ImageInfo, error) {
 	return engine.ImageInfo{
 		ID: img.ID, Name: name, Entrypoint: c.Entrypoint, Cmd: c.Cmd, Env: c.Env,
 		WorkingDir: c.WorkingDir, User: c.User, StopSignal: c.StopSignal, ExposedPorts: c.ExposedPorts,
-		Volumes: c.Volumes,
+		Volumes: c.Volumes, Healthcheck: imageHealthcheck(s, img.ID),
 	}, nil
+}
+
+// imageHealthcheck is the image's HEALTHCHECK (nil without one).
+func imageHealthcheck(s *image.Store, id string) *engine.Healthcheck {
+	cf, err := s.ConfigFile(id)
+	if err != nil || cf.Config.Healthcheck == nil {
+		return nil
+	}
+	h := cf.Config.Healthcheck
+	return &engine.Healthcheck{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout, StartPeriod: h.StartPeriod, Retries: h.Retries}
 }
 
 func (a *storeImages) Mount(imageID, containerID string) (string, error) {
@@ -194,6 +204,7 @@ func monitorCmd(env Env, g *globals) *cobra.Command {
 				KeepRestarting: func() bool { return e.MonitorKeepRestarting(id, os.Getpid()) },
 				RestartLock:    func() (func(), error) { return e.MonitorRestartLock(id) },
 				OnRestarted:    func(pid int) error { return e.MonitorRestarted(id, pid, os.Getpid()) },
+				Supervise:      func(pid int) func() { return w.startHealthChecks(c, pid) },
 				Log:            w.log,
 				Now:            env.now,
 			})

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -63,13 +64,6 @@ type ctrInspect struct {
 	HostConfig      inspectHost    `json:"HostConfig"`
 }
 
-// inspectHealth is State.Health: berth runs no health checks.
-type inspectHealth struct {
-	Status        string `json:"Status"`
-	FailingStreak int    `json:"FailingStreak"`
-	Log           []any  `json:"Log"`
-}
-
 type inspectState struct {
 	OciVersion     string        `json:"OciVersion"`
 	Status         string        `json:"Status"`
@@ -84,7 +78,7 @@ type inspectState struct {
 	Error          string        `json:"Error"`
 	StartedAt      time.Time     `json:"StartedAt"`
 	FinishedAt     time.Time     `json:"FinishedAt"`
-	Health         inspectHealth `json:"Health"`
+	Health         engine.Health `json:"Health"`
 	CgroupPath     string        `json:"CgroupPath"`
 	CheckpointedAt time.Time     `json:"CheckpointedAt"`
 	RestoredAt     time.Time     `json:"RestoredAt"`
@@ -102,12 +96,12 @@ type inspectConfig struct {
 	OnBuild      []string            `json:"OnBuild"`
 	Annotations  map[string]string   `json:"Annotations"`
 	// CreateCommand is empty: berth does not record it.
-	CreateCommand []string `json:"CreateCommand"`
-	Umask         string   `json:"Umask"`
-	Timeout       uint     `json:"Timeout"`
-	Passwd        bool     `json:"Passwd"`
-	SdNotifyMode  string   `json:"sdNotifyMode"`
-	// HealthcheckOnFailureAction is "none": berth runs no health checks.
+	CreateCommand              []string            `json:"CreateCommand"`
+	Umask                      string              `json:"Umask"`
+	Timeout                    uint                `json:"Timeout"`
+	Passwd                     bool                `json:"Passwd"`
+	SdNotifyMode               string              `json:"sdNotifyMode"`
+	Healthcheck                *engine.Healthcheck `json:"Healthcheck,omitempty"`
 	HealthcheckOnFailureAction string              `json:"HealthcheckOnFailureAction"`
 	Env                        []string            `json:"Env"`
 	Cmd                        []string            `json:"Cmd"`
@@ -189,9 +183,7 @@ type inspectHost struct {
 
 	RestartPolicy inspectRestartPolicy `json:"RestartPolicy"`
 
-	// MemoryReservation and ShmSize are bytes (ShmSize 0: no limit).
-	MemoryReservation int64 `json:"MemoryReservation"`
-	ShmSize           int64 `json:"ShmSize"`
+	inspectHostRest
 }
 
 // inspectRestartPolicy is HostConfig.RestartPolicy.
@@ -215,9 +207,9 @@ type inspectDevice struct {
 }
 
 // runtimeHost fills h's run-flag keys from the container's recorded
-// settings (empty lists and maps, not null, as Podman prints them).
+// settings (empty lists and maps, not null, as Podman prints them; the
+// capabilities come from capsOf).
 func runtimeHost(h *inspectHost, rt runopts.Runtime) {
-	h.CapAdd, h.CapDrop = nonNil(rt.CapAdd), nonNil(rt.CapDrop)
 	h.Privileged, h.Init, h.GroupAdd = rt.Privileged, rt.Init, nonNil(rt.GroupAdd)
 	h.SecurityOpt = []string{}
 	if rt.NoNewPrivileges {
@@ -228,10 +220,6 @@ func runtimeHost(h *inspectHost, rt runopts.Runtime) {
 	}
 	r := rt.Resources
 	h.Memory, h.MemorySwap, h.CpuShares, h.PidsLimit = r.Memory, r.MemorySwap, r.CPUShares, r.PidsLimit
-	h.MemoryReservation, h.ShmSize = r.MemoryReservation, 64<<20
-	if rt.ShmSize != nil {
-		h.ShmSize = *rt.ShmSize
-	}
 	h.CpuQuota, h.CpuPeriod = r.CPUQuota, r.CPUPeriod
 	if r.CPUPeriod > 0 {
 		h.NanoCpus = r.CPUQuota * 1e9 / int64(r.CPUPeriod)
@@ -267,12 +255,13 @@ func (w *world) inspectContainer(e *engine.Engine, c *engine.Container) ctrInspe
 		RestartCount: int(c.State.RestartCount), OCIRuntime: "runc",
 		LogPath: e.LogPath(id), Pod: c.Config.Pod, IsInfra: c.Config.Infra,
 		StaticDir: e.DataDir(id), OCIConfigPath: e.RunDir(id) + "/config.json", Driver: "overlay",
-		EffectiveCaps: runspec.DefaultCapabilities, BoundingCaps: runspec.DefaultCapabilities, ExecIDs: []string{}, Dependencies: []string{},
+		ExecIDs: []string{}, Dependencies: []string{},
 		Mounts: inspectMounts(e, c), GraphDriver: graphDriver{Name: "overlay", Data: map[string]string{}},
 		State: inspectState{
 			OciVersion: "1.0.2-dev", Status: c.State.Status, Running: c.Running(),
 			Pid: c.State.Pid, ConmonPid: c.State.MonitorPid, ExitCode: c.State.ExitCode, Restarting: c.State.Restarting,
 			Error: c.State.Error, StartedAt: c.State.StartedAt, FinishedAt: c.State.FinishedAt,
+			Health: c.State.Health,
 		},
 		Config: inspectConfig{
 			Hostname: c.Config.Hostname, User: c.Config.User, Cmd: c.Config.Cmd,
@@ -281,7 +270,8 @@ func (w *world) inspectContainer(e *engine.Engine, c *engine.Container) ctrInspe
 			Labels: c.Config.Labels, StopTimeout: c.Config.StopTimeout,
 			Tty: c.Config.Terminal, OpenStdin: c.Config.Stdin,
 			Annotations: map[string]string{}, CreateCommand: []string{}, Umask: "0022",
-			SdNotifyMode: "container", HealthcheckOnFailureAction: "none",
+			SdNotifyMode: "container", HealthcheckOnFailureAction: cmp.Or(c.Config.HealthOnFailure, engine.HealthActionNone),
+			Healthcheck: c.Config.Healthcheck,
 		},
 		HostConfig: inspectHost{AutoRemove: c.Config.Remove, PortBindings: map[string][]inspectPort{}, DnsSearch: c.Config.DNS.Search, DnsOptions: c.Config.DNS.Options},
 	}
@@ -290,6 +280,12 @@ func (w *world) inspectContainer(e *engine.Engine, c *engine.Container) ctrInspe
 		out.Config.Annotations[k] = v
 	}
 	out.HostConfig.RestartPolicy = inspectRestartPolicy{Name: c.Config.RestartPolicy.Name, MaximumRetryCount: c.Config.RestartPolicy.MaxRetries}
+	out.HostConfig.inspectHostRest = hostRest(c, e.LogPath(id))
+	out.HostConfig.MemoryReservation = c.Config.Runtime.Resources.MemoryReservation
+	if size := c.Config.Runtime.ShmSize; size != nil {
+		out.HostConfig.ShmSize = *size
+	}
+	out.EffectiveCaps, out.BoundingCaps, out.HostConfig.CapAdd, out.HostConfig.CapDrop = capsOf(c.Config)
 	out.Config.StopSignal = uint(syscall.SIGTERM)
 	if sig, err := engine.ParseSignal(c.Config.StopSignal); err == nil && c.Config.StopSignal != "" {
 		out.Config.StopSignal = uint(sig)
@@ -318,6 +314,9 @@ func (w *world) inspectContainer(e *engine.Engine, c *engine.Container) ctrInspe
 // inspectHostNetwork fills the host config's DNS servers, extra hosts
 // and network mode.
 func inspectHostNetwork(c *engine.Container, h *inspectHost) {
+	// Empty lists, not null, as Podman prints them.
+	h.Dns, h.ExtraHosts = []string{}, []string{}
+	h.DnsSearch, h.DnsOptions = nonNil(h.DnsSearch), nonNil(h.DnsOptions)
 	for _, s := range c.Config.DNS.Servers {
 		h.Dns = append(h.Dns, s.String())
 	}

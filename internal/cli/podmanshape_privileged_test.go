@@ -40,8 +40,11 @@ func podmanRunner(t *testing.T, p *etopo) engineRunner {
 		}
 	}
 	conf := filepath.Join(d, "containers.conf")
+	// The capabilities are those of Podman's shipped containers.conf, as
+	// berth's.
 	body := fmt.Sprintf(`[containers]
 default_ulimits = ["nofile=10000:10000", "nproc=10000:10000"]
+default_capabilities = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"]
 [engine]
 runtime = "runc"
 cgroup_manager = "cgroupfs"
@@ -242,9 +245,36 @@ func TestPrivilegedPodmanShapes(t *testing.T) {
 				t.Errorf("%v: podman rc %d %s, berth rc %d %s", c, prc, pe, brc, be)
 				continue
 			}
-			for _, d := range shapeDiff("", mustJSON(t, "podman", po), mustJSON(t, "berth", bo), only("[]", "[].State", "[].GraphDriver", "[].RootFS", "[].Config", "[].NetworkSettings", "[].NetworkSettings.Networks", "[].NetworkSettings.Networks.podman")) {
+			for _, d := range shapeDiff("", mustJSON(t, "podman", po), mustJSON(t, "berth", bo), only("[]", "[].State", "[].GraphDriver", "[].RootFS", "[].Config", "[].NetworkSettings", "[].NetworkSettings.Networks", "[].NetworkSettings.Networks.podman", "[].HostConfig", "[].HostConfig.RestartPolicy", "[].HostConfig.LogConfig")) {
 				t.Errorf("%v: %s", c, d)
 			}
+		}
+	})
+	t.Run("host config, capabilities, restart and health", func(t *testing.T) {
+		// The same flags give the same HostConfig keys and types, and the
+		// same capabilities, restart policy and health check.
+		args := []string{"create", "--name", "flags", "--restart", "on-failure:2", "--cap-add", "net_admin,sys_time", "--cap-drop", "chown",
+			"--health-cmd", "test -e /tmp/ok", "--health-interval", "disable", "--health-retries", "2", "--health-start-period", "1s",
+			"--health-on-failure", "kill", "--tmpfs", "/scratch", "busy", "sleep", "1000"}
+		for name, run := range map[string]engineRunner{"podman": pod, "berth": ber} {
+			if _, se, rc := run("", args...); rc != 0 {
+				t.Fatalf("%s create: %d %s", name, rc, se)
+			}
+		}
+		po, _, _ := pod("", "inspect", "flags")
+		bo, _, _ := ber("", "inspect", "flags")
+		for _, d := range shapeDiff("", mustJSON(t, "podman", po), mustJSON(t, "berth", bo), only("[]", "[].State", "[].State.Health", "[].Config", "[].Config.Healthcheck", "[].HostConfig", "[].HostConfig.RestartPolicy", "[].HostConfig.LogConfig")) {
+			t.Error(d)
+		}
+		format := "{{json .EffectiveCaps}} {{json .BoundingCaps}} {{json .HostConfig.CapAdd}} {{json .HostConfig.CapDrop}} {{json .HostConfig.RestartPolicy}} " +
+			"{{.RestartCount}} {{json .Config.Healthcheck}} {{.Config.HealthcheckOnFailureAction}} {{len .HostConfig.Tmpfs}} {{json .State.Health}}"
+		po, _, _ = pod("", "inspect", "--format", format, "flags")
+		bo, _, _ = ber("", "inspect", "--format", format, "flags")
+		if po != bo {
+			t.Errorf("inspect:\npodman %s\nberth  %s", po, bo)
+		}
+		for _, run := range []engineRunner{pod, ber} {
+			run("", "rm", "-f", "flags")
 		}
 	})
 	t.Run("pod member's networks", func(t *testing.T) {

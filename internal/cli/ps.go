@@ -54,6 +54,8 @@ type psRow struct {
 	noTrunc                    bool
 	// restartPolicy is the --restart policy's name (filter restart-policy).
 	restartPolicy string
+	// state is the human status without the health (Status has it).
+	state string
 }
 
 // ID is the short ID, the full one with --no-trunc.
@@ -86,8 +88,9 @@ func (r psRow) CreatedHuman() string { return humanDuration(r.now.Sub(r.created)
 // RunningFor is CreatedHuman.
 func (r psRow) RunningFor() string { return r.CreatedHuman() }
 
-// State is the human status, as in Podman's templates.
-func (r psRow) State() string { return r.Status }
+// State is the human status without the health, as in Podman's
+// templates.
+func (r psRow) State() string { return r.state }
 
 // Names is the container's name.
 func (r psRow) Names() string { return strings.Join(r.psContainer.Names, ",") }
@@ -135,7 +138,7 @@ func psCmd(env Env, g *globals) *cobra.Command {
 	f.IntVarP(&o.last, "last", "n", -1, "show only the N last created containers (all states)")
 	f.StringVar(&o.format, "format", "", "Go template or json")
 	f.StringVar(&o.sortBy, "sort", "created", "sort by command, created, id, image, names, runningfor, status")
-	f.StringArrayVarP(&o.filters, "filter", "f", nil, "filter by id, name, label, status, ancestor, network, pod, exited (KEY=VALUE)")
+	f.StringArrayVarP(&o.filters, "filter", "f", nil, "filter by id, name, label, status, ancestor, network, pod, exited, restart-policy (KEY=VALUE)")
 	return c
 }
 
@@ -279,7 +282,11 @@ func (in psInfo) row(c *engine.Container) psRow {
 	default:
 		p.Status = "Created"
 	}
-	return psRow{psContainer: p, created: cf.Created, started: st.StartedAt, finished: st.FinishedAt, now: in.now, restartPolicy: cf.RestartPolicy.Name}
+	state := p.Status
+	if p.State == engine.StateRunning && cf.Healthcheck.Defined() && st.Health.Status != "" {
+		p.Status += " (" + st.Health.Status + ")"
+	}
+	return psRow{psContainer: p, created: cf.Created, started: st.StartedAt, finished: st.FinishedAt, now: in.now, restartPolicy: cf.RestartPolicy.Name, state: state}
 }
 
 // imageRef is the image as Podman names it: the stored image's first

@@ -35,6 +35,7 @@ type rtFlags struct {
 	memoryReservation, shmSize   string
 	logDriver                    string
 	annotations                  []string
+	health                       healthFlags
 }
 
 // registerRuntime registers the runtime flags.
@@ -66,6 +67,7 @@ func (f *ctrFlags) registerRuntime(fl *pflag.FlagSet) {
 	fl.StringArrayVar(&r.annotations, "annotation", nil, "add an annotation KEY=VALUE to the container's OCI spec (repeatable)")
 	fl.SetNormalizeFunc(podmanFlagAliases)
 	fl.StringVar(&r.restart, "restart", "", `restart policy when the container exits ("always"|"no"|"on-failure[:N]"|"unless-stopped")`)
+	r.health.register(fl)
 }
 
 // runtimeOptions turns the runtime flags into o.Runtime and adds the
@@ -124,7 +126,10 @@ func (f *ctrFlags) runtimeOptions(cmd *cobra.Command, o *engine.CreateOptions) e
 	if o.RestartPolicy, err = engine.ParseRestartPolicy(r.restart); err != nil {
 		return err
 	}
-	return engine.CheckRestartWithRemove(r.restart, o.RestartPolicy, o.Remove)
+	if err := engine.CheckRestartWithRemove(r.restart, o.RestartPolicy, o.Remove); err != nil {
+		return err
+	}
+	return r.health.options(o)
 }
 
 // parseLists parses --sysctl, --ulimit, --group-add and --device.
@@ -267,10 +272,9 @@ var unsupportedFlags = []struct {
 	{name: "cpuset-cpus"}, {name: "cpuset-mems"}, {name: "detach-keys"}, {name: "device-cgroup-rule"},
 	{name: "device-read-bps"}, {name: "device-read-iops"}, {name: "device-write-bps"}, {name: "device-write-iops"},
 	{name: "disable-content-trust", isBool: true}, {name: "env-merge"}, {name: "gidmap"},
-	{name: "health-cmd"}, {name: "health-interval"}, {name: "health-on-failure"}, {name: "health-retries"},
-	{name: "health-start-period"}, {name: "health-timeout"}, {name: "hostuser"}, {name: "http-proxy", isBool: true},
+	{name: "hostuser"}, {name: "http-proxy", isBool: true},
 	{name: "image-volume"}, {name: "ipc"}, {name: "log-opt"},
-	{name: "memory-swappiness"}, {name: "no-healthcheck", isBool: true},
+	{name: "memory-swappiness"},
 	{name: "oom-kill-disable", isBool: true}, {name: "oom-score-adj"}, {name: "os"}, {name: "passwd", isBool: true},
 	{name: "passwd-entry"}, {name: "personality"}, {name: "pid"}, {name: "pidfile"}, {name: "platform"},
 	{name: "pod-id-file"}, {name: "preserve-fds"}, {name: "pull"}, {name: "quiet", short: "q", isBool: true},

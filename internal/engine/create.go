@@ -54,6 +54,11 @@ type CreateOptions struct {
 	Runtime runopts.Runtime
 	// RestartPolicy is --restart.
 	RestartPolicy RestartPolicy
+	// Healthcheck is --health-cmd and its options, or --no-healthcheck
+	// (Test NONE); nil takes the image's. HealthOnFailure is
+	// --health-on-failure ("" is none).
+	Healthcheck     *Healthcheck
+	HealthOnFailure string
 
 	// infraOf makes the container the infra container of a pod.
 	infraOf string
@@ -108,6 +113,7 @@ func (e *Engine) baseConfig(o CreateOptions) (Config, error) {
 		StopSignal: o.StopSignal, StopTimeout: 10, Labels: o.Labels, ReadOnly: o.ReadOnly,
 		Net: o.Net, DNS: o.DNS, AddHosts: o.AddHosts, NoHosts: o.NoHosts,
 		Runtime: o.Runtime, RestartPolicy: o.RestartPolicy,
+		Healthcheck: o.Healthcheck, HealthOnFailure: o.HealthOnFailure,
 	}
 	if o.StopTimeout != nil {
 		cfg.StopTimeout = *o.StopTimeout
@@ -198,6 +204,9 @@ func (e *Engine) imageCommand(cfg *Config, o CreateOptions) ([]network.PortMappi
 	}
 	cfg.Env = runspec.MergeEnv(img.Env, o.Env)
 	cfg.WorkingDir = cmp.Or(cfg.WorkingDir, img.WorkingDir)
+	if cfg.Healthcheck == nil {
+		cfg.Healthcheck = ImageHealthcheck(img.Healthcheck)
+	}
 	cfg.User = cmp.Or(cfg.User, img.User)
 	cfg.StopSignal = cmp.Or(cfg.StopSignal, img.StopSignal)
 	var exposed []network.PortMapping

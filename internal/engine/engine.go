@@ -14,7 +14,8 @@
 // container's life), runtime.go (runc and the spec), etcfiles.go,
 // locks.go, network.go and connect.go (attachments), journal.go (the
 // intent journal that makes network operations crash consistent, and the
-// engine lock), usermode.go
+// engine lock), restart.go (restart policies), health.go (health
+// checks), caps.go (the capabilities inspect shows), usermode.go
 // (rootless uplink and slirp4netns), pod.go, migrate.go (the CLI's former
 // records), volume.go (named volumes) and mounts.go (a container's bind
 // mounts, volumes and tmpfs mounts, and the copy-up into new volumes).
@@ -61,6 +62,8 @@ type ImageInfo struct {
 	StopSignal   string
 	ExposedPorts []string // "80/tcp"
 	Volumes      []string // the image's VOLUME paths
+	// Healthcheck is the image's HEALTHCHECK.
+	Healthcheck *Healthcheck
 }
 
 // ImageSource resolves images and provides container root filesystems.
@@ -128,6 +131,10 @@ type Config struct {
 
 	// RestartPolicy is --restart (see restart.go).
 	RestartPolicy RestartPolicy `json:"restart_policy,omitzero"`
+	// Healthcheck is the health check (see health.go); HealthOnFailure
+	// its --health-on-failure action ("" is none).
+	Healthcheck     *Healthcheck `json:"healthcheck,omitempty"`
+	HealthOnFailure string       `json:"health_on_failure,omitempty"`
 }
 
 // State is a container's runtime state.
@@ -166,6 +173,10 @@ type State struct {
 	RestartCount  uint `json:"restart_count,omitempty"`
 	Restarting    bool `json:"restarting,omitempty"`
 	StoppedByUser bool `json:"stopped_by_user,omitempty"`
+	// Health is the health checks' state; HealthRestart is set by the
+	// restart action of --health-on-failure for the monitor.
+	Health        Health `json:"health,omitzero"`
+	HealthRestart bool   `json:"health_restart,omitempty"`
 }
 
 // Container is one record.
@@ -470,7 +481,7 @@ func (e *Engine) List() ([]*Container, error) {
 		if c.Config.Registered {
 			continue
 		}
-		if c.State.Status == StateRunning || c.State.Status == StateStopped {
+		if c.State.Status == StateRunning || c.State.Status == StateStopped || c.State.Restarting {
 			if r, err := e.reconcile(c.Config.ID); err == nil {
 				c = r
 			}

@@ -25,6 +25,7 @@ func (e *Engine) MonitorStarted(id string, pid, monitorPid int) error {
 		c.State.FinishedAt = time.Time{}
 		c.State.ExitCode = 0
 		c.State.StartCount++
+		healthStarting(c)
 		return nil
 	})
 	return err
@@ -38,7 +39,11 @@ func (e *Engine) MonitorRestarted(id string, pid, monitorPid int) error {
 		c.State.StartedAt = e.cfg.Now().UTC()
 		c.State.Restarting = false
 		c.State.StartCount++
-		c.State.RestartCount++
+		if !c.State.HealthRestart { // the health check's restarts are no policy's
+			c.State.RestartCount++
+		}
+		c.State.HealthRestart = false
+		healthStarting(c)
 		return nil
 	})
 	return err
@@ -77,6 +82,7 @@ func setExited(c *Container, code int, at time.Time) {
 	c.State.Pid = 0
 	c.State.MonitorPid = 0
 	c.State.Restarting = false
+	c.State.HealthRestart = false
 }
 
 // reconcile brings the stored state in line with the exit file, the
@@ -91,6 +97,9 @@ func (e *Engine) reconcile(id string) (*Container, error) {
 		return nil, err
 	}
 	id = c.Config.ID
+	if c.State.Restarting {
+		return e.reconcileRestarting(c)
+	}
 	if c.State.Status != StateRunning && c.State.Status != StateStopped {
 		return c, nil
 	}

@@ -93,7 +93,7 @@ func (e *Engine) MonitorRestart(id string, code int, at time.Time) bool {
 	_, err := e.modify(id, func(c *Container) error {
 		st := &c.State
 		restart = !c.Config.Remove && !st.StoppedByUser && st.Status == StateRunning &&
-			c.Config.RestartPolicy.Restarts(code, st.RestartCount)
+			(st.HealthRestart || c.Config.RestartPolicy.Restarts(code, st.RestartCount))
 		if !restart {
 			return nil
 		}
@@ -114,6 +114,35 @@ func (e *Engine) MonitorRestart(id string, code int, at time.Time) bool {
 func (e *Engine) MonitorKeepRestarting(id string, monitorPid int) bool {
 	c, err := e.record(id)
 	return err == nil && c.State.Restarting && !c.State.StoppedByUser && c.State.MonitorPid == monitorPid
+}
+
+// reconcileRestarting checks the monitor of a container waiting to be
+// restarted: when it died, the recorded exit stands and what the
+// container held is released.
+func (e *Engine) reconcileRestarting(c *Container) (*Container, error) {
+	id, mon := c.Config.ID, c.State.MonitorPid
+	if mon != 0 && processAlive(mon, id) {
+		return c, nil
+	}
+	c, err := e.modify(id, func(r *Container) error {
+		if r.State.Restarting && r.State.MonitorPid == mon {
+			r.State.Restarting, r.State.HealthRestart, r.State.MonitorPid = false, false, 0
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if c.State.Restarting {
+		return c, nil // a monitor of its own took over meanwhile
+	}
+	if unlock, err := e.lockCleanup(id); err == nil {
+		if err := e.cleanup(c); err != nil {
+			e.log.Warn("clean up after a monitor lost while restarting", "container", id, "error", err)
+		}
+		unlock()
+	}
+	return c, nil
 }
 
 // MonitorRestartLock serialises a monitor's restart with berth start.

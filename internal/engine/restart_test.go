@@ -91,23 +91,3 @@ func TestKillStops(t *testing.T) {
 		t.Error("the stop signal does not count as a stop")
 	}
 }
-
-func FuzzParseRestartPolicy(f *testing.F) {
-	for _, s := range []string{"", "no", "always", "on-failure:3", "on-failure:-1", "a:b:c", "unless-stopped"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		p, err := ParseRestartPolicy(s)
-		if err != nil {
-			return
-		}
-		switch p.Name {
-		case "", RestartNo, RestartOnFailure, RestartAlways, RestartUnlessStopped:
-		default:
-			t.Fatalf("%q parsed to policy %q", s, p.Name)
-		}
-		if p.MaxRetries > 0 && p.Name != RestartOnFailure {
-			t.Fatalf("%q: retries with %q", s, p.Name)
-		}
-	})
-}

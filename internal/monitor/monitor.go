@@ -5,6 +5,9 @@
 // output to a k8s-file log, serves attach clients over a unix socket, reaps
 // the container's init and records its exit code and time crash-safely
 // (atomic rename) before the caller's exit hook tears the network down.
+// When the restart policy says so, it runs the container again in place
+// (same bundle, namespace and held ports) after a backoff; beside each
+// run it starts what the caller supervises it with (the health checks).
 package monitor
 
 import (
@@ -72,8 +75,12 @@ type Config struct {
 	KeepRestarting func() bool
 	RestartLock    func() (unlock func(), err error)
 	OnRestarted    func(pid int) error
-	Log            *slog.Logger
-	Now            func() time.Time
+	// Supervise, when set, is called once the container runs (pid: its
+	// process) and returns what to call when that run ended (it starts
+	// and stops the health checks).
+	Supervise func(pid int) (stop func())
+	Log       *slog.Logger
+	Now       func() time.Time
 }
 
 // Exit is the content of the exit file.
@@ -164,11 +171,22 @@ func Run(cfg Config) (err error) {
 		return err
 	}
 	started := m.cfg.Now()
+	m.supervise(pid, &run)
 	code := m.wait(outputs, pid)
 	run.Run()
 	code, at := m.restarts(code, started)
 	m.exited(code, at, closeAttach)
 	return nil
+}
+
+// supervise starts what runs beside the container's run of pid; run
+// stops it when the run ended.
+func (m *monitor) supervise(pid int, run *rollback.Stack) {
+	if m.cfg.Supervise != nil {
+		if stop := m.cfg.Supervise(pid); stop != nil {
+			run.Defer(stop)
+		}
+	}
 }
 
 // Backoff delays between restarts, as Docker's: 100 ms doubling up to a
@@ -215,6 +233,7 @@ func (m *monitor) restarts(code int, started time.Time) (int, time.Time) {
 			return code, at
 		}
 		started = m.cfg.Now()
+		m.supervise(pid, &run)
 		code = m.wait(outputs, pid)
 		run.Run()
 	}
