@@ -6,9 +6,10 @@
 # /var/cache/berth-tools).
 # Idempotent: it installs only what is missing. `make check` runs it first.
 #
-# Packages must not start services on this machine (etcd-server and
-# firewalld ship one; the overlay tests run their own etcd members and the
-# firewalld tests their own bus and firewalld inside test namespaces), so a
+# Packages must not start services on this machine (etcd-server,
+# firewalld and docker-registry ship one; the overlay tests run their own
+# etcd members, the firewalld tests their own bus and firewalld, and the
+# registry tests their own registries inside test namespaces), so a
 # policy-rc.d that refuses service starts is in place while apt runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +19,7 @@ packages=(
 	containerd containernetworking-plugins
 	nftables iptables iproute2 util-linux procps
 	busybox-static dnsutils dnsmasq-base jq curl ca-certificates
-	firewalld dbus-daemon passt podman-compose
+	firewalld dbus-daemon passt docker-registry podman-compose
 	make gcc git
 )
 

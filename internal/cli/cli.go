@@ -1,7 +1,8 @@
 // Package cli is berth's command line: the podman-style `berth` command
 // tree (berth network create|ls|inspect|rm|prune|exists|update|connect|
 // disconnect|reload, the container engine's run|create|start|stop|kill|rm|
-// ps|logs|exec|inspect|port and pod commands, berth info, berth system
+// ps|logs|exec|inspect|port|restart|wait|pause|unpause|rename|attach|cp|
+// top|stats and pod commands, berth info, berth system
 // reset, berth completion), and the dispatch to the compatible front-ends
 // when the binary is called by another name (netavark, aardvark-dns,
 // slirp4netns, pasta).
@@ -115,7 +116,6 @@ func newRoot(env Env, g *globals, code *int) *cobra.Command {
 		return fmt.Errorf("%w\nSee '%s --help'", err, cmd.CommandPath())
 	})
 
-	root.AddCommand(imageCmds(env, g)...)
 	root.AddCommand(
 		networkCmd(env, g),
 		runCmd(env, g),
@@ -130,6 +130,8 @@ func newRoot(env Env, g *globals, code *int) *cobra.Command {
 		ctrInspectCmd(env, g, inspectAll),
 		portCmd(env, g),
 		podCmd(env, g),
+		restartCmd(env, g), waitCmd(env, g), pauseCmd(env, g), unpauseCmd(env, g),
+		renameCmd(env, g), attachCmd(env, g), cpCmd(env, g), topCmd(env, g), statsCmd(env, g),
 		volumeCmd(env, g),
 		containerCmd(env, g),
 		monitorCmd(env, g),
@@ -158,6 +160,11 @@ func newRoot(env Env, g *globals, code *int) *cobra.Command {
 			},
 		},
 	)
+	// After the container commands: "pss" suggests ps before push.
+	root.AddCommand(imageCmds(env, g)...)
+	if c, _, err := root.Find([]string{"container"}); err == nil && c != root {
+		c.AddCommand(commitCmd(env, g), exportCmd(env, g))
+	}
 	return root
 }
 

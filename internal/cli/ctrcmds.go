@@ -113,15 +113,26 @@ func lastError(env Env, errs []error) error {
 
 func killCmd(env Env, g *globals) *cobra.Command {
 	var sig string
+	var all bool
 	c := &cobra.Command{
 		Use:   "kill [options] CONTAINER...",
 		Short: "Send a signal to one or more containers",
-		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if _, err := engine.ParseSignal(sig); err != nil {
 				return fmt.Errorf("--signal: %w", err)
 			}
 			_, e, err := openEngine(env, g)
+			if err != nil {
+				return err
+			}
+			if all && len(args) > 0 {
+				return errors.New("--all and container names cannot be used together")
+			}
+			if all {
+				args, err = killAll(e)
+			} else if len(args) == 0 {
+				err = errors.New("you must provide at least one container name or ID")
+			}
 			if err != nil {
 				return err
 			}
@@ -132,6 +143,7 @@ func killCmd(env Env, g *globals) *cobra.Command {
 		},
 	}
 	c.Flags().StringVarP(&sig, "signal", "s", "KILL", "signal to send (name or number)")
+	c.Flags().BoolVarP(&all, "all", "a", false, "signal every running container")
 	return c
 }
 
@@ -253,7 +265,7 @@ func portCmd(env Env, g *globals) *cobra.Command {
 				want = &ep
 			}
 			found := false
-			for _, pm := range network.ExpandPorts(c.Config.Ports...) {
+			for _, pm := range network.ExpandPorts(publishedPorts(e, c)...) {
 				cp, hp, proto := pm.ContainerPort, pm.HostPort, pm.Protocol
 				host := strings.Trim(hostIPOrAny(pm), "[]")
 				if want != nil {
@@ -357,6 +369,8 @@ func containerCmd(env Env, g *globals) *cobra.Command {
 	ls := psCmd(env, g)
 	ls.Aliases = []string{"ls", "list"}
 	c.AddCommand(runCmd(env, g), ctrCreateCmd(env, g), startCmd(env, g), stopCmd(env, g), killCmd(env, g),
-		ctrRmCmd(env, g), ls, logsCmd(env, g), execCmd(env, g), ctrInspectCmd(env, g, inspectContainerType), portCmd(env, g))
+		ctrRmCmd(env, g), ls, logsCmd(env, g), execCmd(env, g), ctrInspectCmd(env, g, inspectContainerType), portCmd(env, g),
+		restartCmd(env, g), waitCmd(env, g), pauseCmd(env, g), unpauseCmd(env, g), renameCmd(env, g), attachCmd(env, g), cpCmd(env, g),
+		topCmd(env, g), statsCmd(env, g))
 	return c
 }

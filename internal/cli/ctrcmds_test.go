@@ -48,7 +48,8 @@ func TestRunFlagErrors(t *testing.T) {
 		"--no-hosts and --add-host cannot be set together":    {"run", "--no-hosts", "--add-host", "a:1.2.3.4", "--rootfs", "/", "true"},
 		"--publish cannot be used with --pod":                 {"run", "--pod", "p", "-p", "80", "--rootfs", "/", "true"},
 		"unable to find network with name or ID nosuch":       {"run", "--network", "nosuch", "--rootfs", "/", "true"},
-		"busybox: image not known":                            {"run", "busybox", "true"},
+		"busybox: image not known":                            {"run", "--pull=never", "busybox", "true"},
+		`unsupported pull policy "sometimes"`:                 {"create", "--pull=sometimes", "busybox", "true"},
 		`no container with name or ID "nosuch" found`:         {"logs", "nosuch"},
 		"--signal: invalid signal: BOGUS":                     {"kill", "-s", "BOGUS", "x"},
 	}

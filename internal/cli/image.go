@@ -22,14 +22,14 @@ import (
 	"github.com/berthnet/berth/internal/image/ref"
 )
 
-// imageCmds are the image commands: pull, load, import, images, rmi at
-// the top level, and `berth image ...` with the same commands plus
-// inspect and exists.
+// imageCmds are the image commands: pull, push, save, load, import,
+// images, rmi, tag, commit and export at the top level, and `berth image
+// ...` with the image ones plus inspect, exists and prune.
 func imageCmds(env Env, g *globals) []*cobra.Command {
 	img := &cobra.Command{
 		Use:   "image",
 		Short: "Manage images",
-		Long:  "Manage images: pull, load, import, list, inspect and remove them.",
+		Long:  "Manage images: pull, push, save, load, import, list, inspect, tag and remove them.",
 		Args:  noArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
@@ -37,9 +37,10 @@ func imageCmds(env Env, g *globals) []*cobra.Command {
 	ls.Use, ls.Aliases = "ls [options] [REPOSITORY[:TAG]]", []string{"list"}
 	rm := rmiCmd(env, g)
 	rm.Use, rm.Aliases = "rm [options] IMAGE [IMAGE...]", []string{"remove"}
-	img.AddCommand(pullCmd(env, g), loadCmd(env, g), importCmd(env, g), ls, rm,
-		imageInspectCmd(env, g), imageExistsCmd(env, g), tagCmd(env, g))
-	return []*cobra.Command{img, pullCmd(env, g), loadCmd(env, g), importCmd(env, g), imagesCmd(env, g), rmiCmd(env, g), tagCmd(env, g)}
+	img.AddCommand(pullCmd(env, g), pushCmd(env, g), saveCmd(env, g), loadCmd(env, g), importCmd(env, g), ls, rm,
+		imageInspectCmd(env, g), imageExistsCmd(env, g), tagCmd(env, g), imagePruneCmd(env, g))
+	return []*cobra.Command{img, pullCmd(env, g), pushCmd(env, g), saveCmd(env, g), loadCmd(env, g), importCmd(env, g),
+		imagesCmd(env, g), rmiCmd(env, g), tagCmd(env, g), commitCmd(env, g), exportCmd(env, g)}
 }
 
 // openImages opens the image store under --root.
@@ -52,28 +53,35 @@ func openImages(env Env, g *globals) (*image.Store, error) {
 
 func pullCmd(env Env, g *globals) *cobra.Command {
 	var (
-		quiet, tlsVerify bool
-		platform, arch   string
+		quiet          bool
+		platform, arch string
+		reg            registryFlags
 	)
 	c := &cobra.Command{
-		Use:   "pull [options] IMAGE",
+		Use:   "pull [options] IMAGE [IMAGE...]",
 		Short: "Pull an image from a registry",
 		Long: `Pull an image from an OCI or Docker registry into berth's image store.
 Short names are Docker Hub's, as Podman resolves them: busybox is
-docker.io/library/busybox:latest. Progress goes to stderr, the image ID
-to stdout.`,
+docker.io/library/busybox:latest. Progress goes to stderr (per-blob byte
+counts on a terminal, one line per step otherwise), the image ID to
+stdout. Transient failures (refused or reset connections, timeouts, 5xx)
+are retried 3 times with a doubling pause. Registries marked insecure in
+registries.conf ($CONTAINERS_REGISTRIES_CONF) may use plain HTTP; CA
+certificates are read from <certs.d>/HOST:PORT/*.crt ($BERTH_CERTS_D,
+default /etc/containers/certs.d and /etc/docker/certs.d).`,
 		Example: `  berth pull busybox
   berth pull --tls-verify=false 127.0.0.1:5000/team/app:v1`,
-		Args: exactArgs(1, "IMAGE"),
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := openImages(env, g)
 			if err != nil {
 				return err
 			}
-			o := image.PullOptions{Insecure: !tlsVerify}
-			if !quiet {
-				o.Progress = env.Stderr
+			ro, err := reg.remoteOptions(cmd, env, quiet)
+			if err != nil {
+				return err
 			}
+			o := image.PullOptions{RemoteOptions: ro}
 			if platform != "" || arch != "" {
 				p, err := parsePlatform(platform, arch)
 				if err != nil {
@@ -81,17 +89,20 @@ to stdout.`,
 				}
 				o.Platform = p
 			}
-			img, err := s.Pull(cmd.Context(), args[0], o)
-			if err != nil {
-				return err
+			for _, a := range args {
+				img, err := s.Pull(cmd.Context(), a, o)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(env.Stdout, img.ID)
 			}
-			fmt.Fprintln(env.Stdout, img.ID)
 			return nil
 		},
 	}
 	fl := c.Flags()
 	fl.BoolVarP(&quiet, "quiet", "q", false, "suppress the progress output")
-	fl.BoolVar(&tlsVerify, "tls-verify", true, "require HTTPS and verify certificates (false: plain HTTP and unverified TLS allowed)")
+	reg.register(fl)
+	reg.registerAuth(fl)
 	fl.StringVar(&platform, "platform", "", "pick OS/ARCH[/VARIANT] from a multi-platform image (default linux/this machine)")
 	fl.StringVar(&arch, "arch", "", "pick this architecture from a multi-platform image")
 	return c

@@ -258,7 +258,7 @@ func (w *world) inspectContainer(e *engine.Engine, c *engine.Container) ctrInspe
 		ExecIDs: []string{}, Dependencies: []string{},
 		Mounts: inspectMounts(e, c), GraphDriver: graphDriver{Name: "overlay", Data: map[string]string{}},
 		State: inspectState{
-			OciVersion: "1.0.2-dev", Status: c.State.Status, Running: c.Running(),
+			OciVersion: "1.0.2-dev", Status: pausedOr(c), Running: c.Running() && !c.State.Paused, Paused: c.State.Paused,
 			Pid: c.State.Pid, ConmonPid: c.State.MonitorPid, ExitCode: c.State.ExitCode, Restarting: c.State.Restarting,
 			Error: c.State.Error, StartedAt: c.State.StartedAt, FinishedAt: c.State.FinishedAt,
 			Health: c.State.Health,
@@ -627,4 +627,12 @@ func leasedAddrs(ep *inspectEndpoint, sb network.StatusBlock) {
 			}
 		}
 	}
+}
+
+// pausedOr is the state inspect shows: paused for a frozen container.
+func pausedOr(c *engine.Container) string {
+	if c.State.Paused && c.Running() {
+		return engine.StatePaused
+	}
+	return c.State.Status
 }

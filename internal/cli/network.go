@@ -124,6 +124,9 @@ subnet pools that is neither another network's nor on a host interface.`,
 			if err != nil {
 				return err
 			}
+			if err := rootlessDriverError(env.Rootless, n.Driver); err != nil {
+				return err
+			}
 			out, err := w.create(n, f.ignore)
 			if err != nil {
 				return err

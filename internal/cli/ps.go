@@ -274,7 +274,12 @@ func (in psInfo) row(c *engine.Container) psRow {
 		}
 		p.Networks = append(p.Networks, n.Name)
 	}
+	if st.Paused && p.State == engine.StateRunning {
+		p.State = engine.StatePaused
+	}
 	switch p.State {
+	case engine.StatePaused:
+		p.Status = "Paused"
 	case engine.StateRunning:
 		p.Status = "Up " + humanDuration(in.now.Sub(st.StartedAt)) + " ago"
 	case engine.StateExited:

@@ -45,7 +45,8 @@ type ctrFlags struct {
 	dns, dnsSearch, dnsOption, addHost []string
 	noHosts                            bool
 
-	rt rtFlags
+	rt   rtFlags
+	pull pullFlags
 }
 
 func (f *ctrFlags) register(fl *pflag.FlagSet, withDetach bool) {
@@ -73,6 +74,7 @@ func (f *ctrFlags) register(fl *pflag.FlagSet, withDetach bool) {
 	fl.StringVar(&f.pod, "pod", "", "run the container in this pod (it shares the pod's network, IPC and UTS namespaces)")
 	f.registerNet(fl)
 	f.registerRuntime(fl)
+	f.pull.register(fl)
 }
 
 // registerNet registers the network flags (run, create and pod create).
@@ -271,6 +273,9 @@ func ctrCreateCmd(env Env, g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := f.pull.ensure(cmd, env, g, o.Image); err != nil {
+				return err
+			}
 			c, warns, err := f.create(e, o)
 			if err != nil {
 				return err
@@ -312,6 +317,9 @@ container runs); /etc/hosts and /etc/resolv.conf are generated.`,
 			}
 			_, e, err := openEngine(env, g)
 			if err != nil {
+				return err
+			}
+			if err := f.pull.ensure(cmd, env, g, o.Image); err != nil {
 				return err
 			}
 			c, warns, err := f.create(e, o)

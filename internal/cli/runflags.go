@@ -277,11 +277,11 @@ var unsupportedFlags = []struct {
 	{name: "memory-swappiness"},
 	{name: "oom-kill-disable", isBool: true}, {name: "oom-score-adj"}, {name: "os"}, {name: "passwd", isBool: true},
 	{name: "passwd-entry"}, {name: "personality"}, {name: "pid"}, {name: "pidfile"}, {name: "platform"},
-	{name: "pod-id-file"}, {name: "preserve-fds"}, {name: "pull"}, {name: "quiet", short: "q", isBool: true},
+	{name: "pod-id-file"}, {name: "preserve-fds"},
 	{name: "read-only-tmpfs", isBool: true}, {name: "requires"}, {name: "rmi", isBool: true},
 	{name: "sdnotify"}, {name: "seccomp-policy"}, {name: "secret"},
 	{name: "sig-proxy", isBool: true}, {name: "subgidname"}, {name: "subuidname"}, {name: "systemd"},
-	{name: "timeout"}, {name: "tls-verify", isBool: true}, {name: "tz"}, {name: "uidmap"}, {name: "umask"},
+	{name: "timeout"}, {name: "tz"}, {name: "uidmap"}, {name: "umask"},
 	{name: "unsetenv"}, {name: "unsetenv-all", isBool: true}, {name: "userns"}, {name: "uts"}, {name: "variant"},
 	{name: "volume", short: "v"}, {name: "volumes-from"}, {name: "mount"}, {name: "tmpfs"},
 }

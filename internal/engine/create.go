@@ -83,6 +83,11 @@ func (e *Engine) Create(o CreateOptions) (c *Container, warnings []string, err e
 	if warnings, err = publishedPorts(&cfg, o, exposed); err != nil {
 		return nil, nil, err
 	}
+	if e.cfg.Rootless {
+		if err := rootlessPortCheck(cfg.Ports); err != nil {
+			return nil, nil, err
+		}
+	}
 	if err := e.joinNamespaces(&cfg, &o); err != nil {
 		return nil, nil, err
 	}

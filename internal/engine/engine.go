@@ -18,7 +18,10 @@
 // checks), caps.go (the capabilities inspect shows), usermode.go
 // (rootless uplink and slirp4netns), pod.go, migrate.go (the CLI's former
 // records), volume.go (named volumes) and mounts.go (a container's bind
-// mounts, volumes and tmpfs mounts, and the copy-up into new volumes).
+// mounts, volumes and tmpfs mounts, and the copy-up into new volumes),
+// restartcmd.go (the restart command), pause.go, rename.go, cp.go and cpfs.go (copies resolved
+// inside a container's root), top.go, stats.go and cgroup.go (a running
+// container's processes and resource use), rootlessports.go.
 package engine
 
 import (
@@ -47,6 +50,7 @@ const (
 	StateRunning = "running"
 	StateExited  = "exited"
 	StateStopped = "stopped" // set by stop before the exit is recorded
+	StatePaused  = "paused"  // shown for a running container runc froze
 	// StateRegistered is the state of a registered namespace (Config.Registered).
 	StateRegistered = "registered"
 )
@@ -164,6 +168,8 @@ type State struct {
 	Mounted string `json:"mounted,omitempty"`
 	// Error is why the last start failed.
 	Error string `json:"error,omitempty"`
+	// Paused is true while runc has the running container frozen.
+	Paused bool `json:"paused,omitempty"`
 	// StartCount counts starts.
 	StartCount int `json:"start_count"`
 	// RestartCount counts the restarts by the restart policy since the
@@ -188,8 +194,21 @@ type Container struct {
 // ShortID is the 12-character ID.
 func (c *Container) ShortID() string { return network.ShortID(c.Config.ID) }
 
-// Running reports whether the container's process is up.
+// Running reports whether the container's process is up (also when
+// paused).
 func (c *Container) Running() bool { return c.State.Status == StateRunning }
+
+// Status is the state as Podman shows it: paused for a frozen running
+// container, exited for a stopped one.
+func (c *Container) Status() string {
+	switch {
+	case c.Running() && c.State.Paused:
+		return StatePaused
+	case c.State.Status == StateStopped:
+		return StateExited
+	}
+	return c.State.Status
+}
 
 // Errors callers branch on.
 var (

@@ -21,6 +21,7 @@ func (e *Engine) MonitorStarted(id string, pid, monitorPid int) error {
 			return nil
 		}
 		c.State.Status, c.State.Pid, c.State.MonitorPid = StateRunning, pid, monitorPid
+		c.State.Paused = false
 		c.State.StartedAt = e.cfg.Now().UTC()
 		c.State.FinishedAt = time.Time{}
 		c.State.ExitCode = 0
@@ -77,6 +78,7 @@ func (e *Engine) MonitorExited(id string, code int, at time.Time) {
 
 func setExited(c *Container, code int, at time.Time) {
 	c.State.Status = StateExited
+	c.State.Paused = false
 	c.State.ExitCode = code
 	c.State.FinishedAt = at
 	c.State.Pid = 0
@@ -236,6 +238,9 @@ func (e *Engine) Stop(ref string, timeout *uint) (*Container, error) {
 	if !c.Running() {
 		return c, nil
 	}
+	if c.State.Paused {
+		return nil, fmt.Errorf("can only stop created or running containers. %s is in state paused: %w", c.Config.ID, ErrRunning)
+	}
 	if err := e.markStoppedByUser(c.Config.ID); err != nil {
 		return nil, err
 	}
@@ -388,6 +393,12 @@ func (e *Engine) removeContainer(c *Container, force, allowInfra, volumes bool) 
 	if c.Running() || c.State.Restarting {
 		if !force {
 			return fmt.Errorf("cannot remove container %s as it is running - running or paused containers cannot be removed without force: %w", c.Config.ID, ErrRunning)
+		}
+		if c.State.Paused {
+			_ = e.signal(c.Config.ID, "KILL")
+			if err := e.resume(c); err != nil {
+				return err
+			}
 		}
 		var zero uint
 		if c, err = e.Stop(c.Config.ID, &zero); err != nil {

@@ -27,6 +27,9 @@ type StartOptions struct {
 	// before it starts; the monitor waits for the first attach client, so
 	// Attach should connect to AttachSocket.
 	Attach func() error
+	// Networks, when set, replace the configured network requests for
+	// this start only (restart asks for the previous addresses).
+	Networks []runopts.NetworkRequest
 }
 
 // Start sets the container up (namespace, networks, files, spec) and hands
@@ -56,6 +59,9 @@ func (e *Engine) Start(ref string, so StartOptions) (*Container, error) {
 	}
 	if err := e.cleanupPrevious(id); err != nil {
 		return nil, err
+	}
+	if so.Networks != nil {
+		c.Config.Net.Networks = so.Networks
 	}
 	if err := e.start(c, so); err != nil {
 		msg := err.Error()

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -117,11 +118,7 @@ func (s *Store) storeLayers(ctx context.Context, p *imageParts, progress io.Writ
 		if err != nil {
 			return 0, nil, fmt.Errorf("layer %s: %w", digest, err)
 		}
-		if skipped {
-			fmt.Fprintf(progress, "Copying blob %s skipped: already exists\n", digest)
-		} else {
-			fmt.Fprintf(progress, "Copying blob %s\n", digest)
-		}
+		fmt.Fprintln(progress, stepLine(progress, "blob", digest.String(), skipped))
 		if unpack {
 			// Unpacked now so the first run is fast. A layer that cannot
 			// stand alone (a hard link into a lower layer) fails here and
@@ -139,7 +136,7 @@ func (s *Store) storeConfigAndManifest(p *imageParts, progress io.Writer) error 
 	if _, err := s.writeBlob(p.cfgName.String(), bytesReader(p.rawCfg)); err != nil {
 		return err
 	}
-	fmt.Fprintf(progress, "Copying config %s\n", p.cfgName)
+	fmt.Fprintln(progress, stepLine(progress, "config", p.cfgName.String(), false))
 	fmt.Fprintln(progress, "Writing manifest to image destination")
 	if _, err := s.writeBlob(p.manifestDigest.String(), bytesReader(p.rawManifest)); err != nil {
 		return err
@@ -180,6 +177,22 @@ func (s *Store) recordImage(rec *record, names []string) error {
 		rec.RepoDigests = repoDigests(rec.Names, rec.Digest)
 		return putJSON(tx, bucketImages, rec.ID, rec)
 	})
+}
+
+// stepLine is the permanent line of a copied blob: the full digest, or
+// on a terminal the short one and "done", as Podman prints them.
+func stepLine(progress io.Writer, kind, digest string, skipped bool) string {
+	d, state := digest, ""
+	if terminal(progress) {
+		d, state = strings.TrimPrefix(digest, "sha256:"), " done"
+		if len(d) > 12 {
+			d = d[:12]
+		}
+	}
+	if skipped {
+		state = " skipped: already exists"
+	}
+	return "Copying " + kind + " " + d + state
 }
 
 func bytesReader(b []byte) io.Reader { return &byteReader{b: b} }

@@ -86,6 +86,9 @@ func twoLayerImage(t *testing.T) v1.Image {
 	return img
 }
 
+// noVerify is --tls-verify=false.
+var noVerify = false
+
 // serveRegistry runs an OCI registry on loopback and returns its host.
 func serveRegistry(t *testing.T) string {
 	t.Helper()
@@ -126,7 +129,7 @@ func TestPullFromLoopbackRegistry(t *testing.T) {
 	push(t, host, "team/app:v1", src)
 	s := copyStore(t)
 	var progress bytes.Buffer
-	img, err := s.Pull(context.Background(), host+"/team/app:v1", image.PullOptions{Insecure: true, Progress: &progress})
+	img, err := s.Pull(context.Background(), host+"/team/app:v1", image.PullOptions{RemoteOptions: image.RemoteOptions{TLSVerify: &noVerify, Progress: &progress}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +161,7 @@ func TestPullFromLoopbackRegistry(t *testing.T) {
 	}
 	// Pulling again skips the blobs.
 	progress.Reset()
-	if _, err := s.Pull(context.Background(), host+"/team/app:v1", image.PullOptions{Progress: &progress}); err != nil {
+	if _, err := s.Pull(context.Background(), host+"/team/app:v1", image.PullOptions{RemoteOptions: image.RemoteOptions{TLSVerify: &noVerify, Progress: &progress}}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(progress.String(), "skipped: already exists") {
@@ -187,7 +190,7 @@ func TestPullPicksThisPlatformFromAnIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := copyStore(t)
-	img, err := s.Pull(context.Background(), host+"/multi", image.PullOptions{Insecure: true})
+	img, err := s.Pull(context.Background(), host+"/multi", image.PullOptions{RemoteOptions: image.RemoteOptions{TLSVerify: &noVerify}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +203,7 @@ func TestPullPicksThisPlatformFromAnIndex(t *testing.T) {
 func TestPullErrors(t *testing.T) {
 	host := serveRegistry(t)
 	s := copyStore(t)
-	if _, err := s.Pull(context.Background(), host+"/nothing:here", image.PullOptions{Insecure: true}); err == nil || !strings.Contains(err.Error(), "pull "+host+"/nothing:here") {
+	if _, err := s.Pull(context.Background(), host+"/nothing:here", image.PullOptions{RemoteOptions: image.RemoteOptions{TLSVerify: &noVerify}}); err == nil || !strings.Contains(err.Error(), "pull "+host+"/nothing:here") {
 		t.Errorf("missing image: %v", err)
 	}
 	if _, err := s.Pull(context.Background(), "Bad/Name", image.PullOptions{}); err == nil {
@@ -224,7 +227,7 @@ func TestConcurrentPullsOfTheSameImage(t *testing.T) {
 			// Separate Store values, as separate processes would have.
 			s, err := image.OpenWith(dir, image.Options{Driver: "copy"})
 			if err == nil {
-				_, err = s.Pull(context.Background(), host+"/app:1", image.PullOptions{Insecure: true})
+				_, err = s.Pull(context.Background(), host+"/app:1", image.PullOptions{RemoteOptions: image.RemoteOptions{TLSVerify: &noVerify}})
 			}
 			errs <- err
 		}()
