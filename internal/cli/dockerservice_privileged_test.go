@@ -125,6 +125,15 @@ func TestPrivilegedDockerCLIContainers(t *testing.T) {
 	if out, err := p.d("run", "--rm", "banner", "sh", "-c", "echo out; echo err >&2; exit 3"); exitCode(err) != 3 || out != "out\nerr" {
 		t.Errorf("exit code and streams: %v %q", err, out)
 	}
+	if out := p.mustD(t, "exec", "web", "cat", "/www/index.html"); out != "Hello from berth" {
+		t.Errorf("docker exec: %q", out)
+	}
+	if out, err := p.d("exec", "web", "sh", "-c", "echo e >&2; exit 4"); exitCode(err) != 4 || out != "e" {
+		t.Errorf("docker exec exit code: %v %q", err, out)
+	}
+	if out := p.mustD(t, "exec", "-t", "-e", "X=y", "-w", "/www", "web", "sh", "-c", "echo $X; pwd"); out != "y\r\n/www" {
+		t.Errorf("docker exec -t -e -w: %q", out)
+	}
 	if out := p.mustD(t, "logs", "web"); !strings.Contains(out, "200") {
 		t.Errorf("docker logs: %q", out)
 	}

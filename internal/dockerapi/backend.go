@@ -3,10 +3,12 @@ package dockerapi
 import (
 	"context"
 	"errors"
+	"io"
 	"net/netip"
 
 	"github.com/berthnet/berth/internal/engine"
 	"github.com/berthnet/berth/internal/network"
+	"github.com/berthnet/berth/internal/runspec"
 )
 
 // Errors a Backend wraps so the server answers with Docker's status codes.
@@ -105,4 +107,5 @@ type ContainerEngine interface {
 	Rename(ref, name string) (*engine.Container, error)
 	LogPath(id string) string
 	AttachSocket(id string) string
+	Exec(ref string, p runspec.Process, detach bool, stdin io.Reader, stdout, stderr io.Writer) (int, error)
 }

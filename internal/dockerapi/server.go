@@ -27,6 +27,7 @@ type Server struct {
 	log    *slog.Logger
 	mux    *http.ServeMux
 	attach attachments
+	execs  execSessions
 }
 
 // New returns a server for b; log may be nil.
@@ -53,6 +54,7 @@ func (s *Server) routes() {
 	s.handle("POST /networks/{id}/connect", s.networkConnect)
 	s.handle("POST /networks/{id}/disconnect", s.networkDisconnect)
 	s.containerRoutes()
+	s.execRoutes()
 
 	for _, p := range unimplemented {
 		s.mux.HandleFunc(p.prefix, func(w http.ResponseWriter, r *http.Request) {
@@ -90,7 +92,7 @@ var unimplemented = []struct{ prefix, what string }{
 	{"/images/", "images"},
 	{"/volumes", "volumes"},
 	{"/volumes/", "volumes"},
-	{"/exec/", "exec"},
+	{"/exec/", "this exec endpoint"},
 	{"/events", "events"},
 	{"/auth", "registry login"},
 	{"/commit", "commit"},

@@ -1,0 +1,244 @@
+package dockerapi
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/moby/moby/api/types/container"
+
+	"github.com/berthnet/berth/internal/runspec"
+	"github.com/berthnet/berth/internal/safefile"
+)
+
+// execSession is one exec instance: created by POST /containers/{id}/exec,
+// run by POST /exec/{id}/start, inspected by GET /exec/{id}/json.
+type execSession struct {
+	id, container string
+	req           container.ExecCreateRequest
+	proc          runspec.Process
+
+	mu       sync.Mutex
+	started  bool
+	running  bool
+	exitCode *int
+}
+
+type execSessions struct {
+	mu sync.Mutex
+	m  map[string]*execSession
+}
+
+func (x *execSessions) add(s *execSession) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.m == nil {
+		x.m = map[string]*execSession{}
+	}
+	// Finished sessions beyond a few hundred are forgotten.
+	if len(x.m) > 500 {
+		for id, o := range x.m {
+			o.mu.Lock()
+			done := o.exitCode != nil
+			o.mu.Unlock()
+			if done {
+				delete(x.m, id)
+			}
+		}
+	}
+	x.m[s.id] = s
+}
+
+func (x *execSessions) get(id string) (*execSession, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if s, ok := x.m[id]; ok {
+		return s, nil
+	}
+	return nil, fmt.Errorf("No such exec instance: %s: %w", id, ErrNotFound)
+}
+
+func (s *Server) execRoutes() {
+	s.handle("POST /containers/{id}/exec", s.execCreate)
+	s.handle("POST /exec/{id}/start", s.execStart)
+	s.handle("GET /exec/{id}/json", s.execInspect)
+	s.handle("POST /exec/{id}/resize", s.execResize)
+}
+
+func (s *Server) execCreate(w http.ResponseWriter, r *http.Request) error {
+	var req container.ExecCreateRequest
+	if err := readJSON(r, &req); err != nil {
+		return err
+	}
+	if len(req.Cmd) == 0 {
+		return fmt.Errorf("No exec command specified: %w", ErrInvalid)
+	}
+	if req.Privileged {
+		return fmt.Errorf("privileged exec sessions are not supported by berth: %w", ErrNotImplemented)
+	}
+	if req.WorkingDir != "" && !strings.HasPrefix(req.WorkingDir, "/") {
+		return fmt.Errorf("WorkingDir %q: must be an absolute path: %w", req.WorkingDir, ErrInvalid)
+	}
+	e, err := s.engine()
+	if err != nil {
+		return err
+	}
+	ref := r.PathValue("id")
+	c, err := e.Get(ref)
+	if err != nil {
+		return classify(err, ref)
+	}
+	if !c.Running() {
+		return fmt.Errorf("Container %s is not running: %w", c.Config.ID, ErrConflict)
+	}
+	p := runspec.Process{Args: req.Cmd, Env: req.Env, Cwd: req.WorkingDir, Terminal: req.Tty}
+	if req.User != "" {
+		passwd, _ := safefile.ReadInRoot(c.State.Mounted, "etc/passwd", safefile.DefaultLimit)
+		group, _ := safefile.ReadInRoot(c.State.Mounted, "etc/group", safefile.DefaultLimit)
+		if p.UID, p.GID, err = runspec.ResolveUser(req.User, passwd, group); err != nil {
+			return fmt.Errorf("User %q: %v: %w", req.User, err, ErrInvalid)
+		}
+	}
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	sess := &execSession{id: hex.EncodeToString(b[:]), container: c.Config.ID, req: req, proc: p}
+	s.execs.add(sess)
+	writeJSON(w, http.StatusCreated, container.ExecCreateResponse{ID: sess.id})
+	return nil
+}
+
+func (s *Server) execStart(w http.ResponseWriter, r *http.Request) error {
+	sess, err := s.execs.get(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	var req container.ExecStartRequest
+	if err := readJSON(r, &req); err != nil {
+		return err
+	}
+	sess.mu.Lock()
+	if sess.started {
+		sess.mu.Unlock()
+		return fmt.Errorf("Error: Exec command %s has already run: %w", sess.id, ErrConflict)
+	}
+	sess.started, sess.running = true, true
+	sess.mu.Unlock()
+	e, err := s.engine()
+	if err != nil {
+		return err
+	}
+	finish := func(code int) {
+		sess.mu.Lock()
+		sess.running, sess.exitCode = false, &code
+		sess.mu.Unlock()
+	}
+	if req.Detach {
+		code, err := e.Exec(sess.container, sess.proc, true, nil, io.Discard, io.Discard)
+		if err != nil {
+			finish(code)
+			return classify(err, sess.container)
+		}
+		// runc exec --detach returns once the process runs; its exit code
+		// is not known to berth afterwards.
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		return fmt.Errorf("connection cannot be hijacked")
+	}
+	conn, buf, err := hj.Hijack()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctype := "application/vnd.docker.multiplexed-stream"
+	if sess.req.Tty {
+		ctype = "application/vnd.docker.raw-stream"
+	}
+	if strings.EqualFold(r.Header.Get("Upgrade"), "tcp") {
+		fmt.Fprintf(buf, "HTTP/1.1 101 UPGRADED\r\nContent-Type: %s\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n", ctype)
+	} else {
+		fmt.Fprintf(buf, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n\r\n", ctype)
+	}
+	if err := buf.Flush(); err != nil {
+		return nil
+	}
+	var stdin io.Reader
+	if sess.req.AttachStdin {
+		stdin = buf.Reader
+	}
+	fr := &frames{w: conn, raw: sess.req.Tty}
+	var so, se io.Writer = fr.writer("stdout"), fr.writer("stderr")
+	if !sess.req.AttachStdout {
+		so = io.Discard
+	}
+	if !sess.req.AttachStderr {
+		se = io.Discard
+	}
+	code, err := e.Exec(sess.container, sess.proc, false, stdin, so, se)
+	if err != nil && code == 0 {
+		code = 126
+	}
+	if err != nil {
+		_ = writeFrame(conn, sess.req.Tty, "stderr", err.Error()+"\n")
+	}
+	finish(code)
+	if tc, ok := conn.(interface{ CloseWrite() error }); ok {
+		_ = tc.CloseWrite()
+	}
+	return nil
+}
+
+// frames writes Docker stream frames (or raw output) of two streams to
+// one connection, a whole frame at a time.
+type frames struct {
+	mu  sync.Mutex
+	w   io.Writer
+	raw bool
+}
+
+func (f *frames) writer(stream string) io.Writer {
+	return writerFunc(func(p []byte) (int, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if err := writeFrame(f.w, f.raw, stream, string(p)); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	})
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+func (s *Server) execInspect(w http.ResponseWriter, r *http.Request) error {
+	sess, err := s.execs.get(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	resp := container.ExecInspectResponse{
+		ID: sess.id, Running: sess.running, ExitCode: sess.exitCode, ContainerID: sess.container,
+		OpenStdin: sess.req.AttachStdin, OpenStdout: sess.req.AttachStdout, OpenStderr: sess.req.AttachStderr,
+		ProcessConfig: &container.ExecProcessConfig{Tty: sess.req.Tty, Entrypoint: sess.req.Cmd[0], Arguments: sess.req.Cmd[1:], User: sess.req.User},
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+// execResize answers the terminal size requests the docker CLI sends;
+// berth's exec terminals keep their first size (documented).
+func (s *Server) execResize(w http.ResponseWriter, r *http.Request) error {
+	if _, err := s.execs.get(r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
