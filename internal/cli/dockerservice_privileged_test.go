@@ -117,6 +117,18 @@ func TestPrivilegedDockerCLIContainers(t *testing.T) {
 	if out := p.mustD(t, "network", "inspect", "-f", "{{range .Containers}}{{.Name}}{{end}}", "front"); out != "web" {
 		t.Errorf("network inspect containers: %q", out)
 	}
+	// On a user-defined network the resolver is Docker's 127.0.0.11 (served
+	// in the container by its monitor); on the default one it is not.
+	if out := p.mustD(t, "run", "--rm", "--network", "front", "banner", "cat", "/etc/resolv.conf"); !strings.Contains(out, "nameserver 127.0.0.11") ||
+		strings.Count(out, "nameserver") != 1 || !strings.Contains(out, "ndots:0") {
+		t.Errorf("resolv.conf on a user-defined network:\n%s", out)
+	}
+	if out := p.mustD(t, "run", "--rm", "banner", "cat", "/etc/resolv.conf"); strings.Contains(out, "127.0.0.11") {
+		t.Errorf("resolv.conf on the default network:\n%s", out)
+	}
+	if out := p.mustD(t, "run", "--rm", "--network", "front", "banner", "nslookup", "www", "127.0.0.11"); !strings.Contains(out, "198.18.40.") {
+		t.Errorf("nslookup www at 127.0.0.11: %q", out)
+	}
 	// A second container on the network reaches the first by its alias;
 	// `docker run` attaches before the start and gets the exit code.
 	if out := p.mustD(t, "run", "--rm", "--network", "front", "banner", "wget", "-q", "-O", "-", "http://www/"); out != "Hello from berth" {

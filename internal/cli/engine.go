@@ -192,6 +192,16 @@ func monitorCmd(env Env, g *globals) *cobra.Command {
 				sync.Close()
 				return err
 			}
+			// Docker's 127.0.0.11 resolver lives as long as the
+			// namespace, through restarts in place; it is listening
+			// before the container's process starts.
+			stopDNS, err := e.ServeEmbeddedDNS(id)
+			if err != nil {
+				w.log.Warn("embedded DNS not served", "container", c.Config.Name, "error", err)
+			}
+			if stopDNS != nil {
+				defer stopDNS()
+			}
 			return monitor.Run(monitor.Config{
 				ID: id, Runtime: e.Runtime(), RuntimeRoot: e.RuncRoot(), Bundle: e.RunDir(id),
 				LogPath: e.LogPath(id), ExitFile: e.ExitFile(id), AttachSocket: e.AttachSocket(id), Dir: e.RunDir(id),

@@ -208,6 +208,9 @@ func fromNetworking(o *engine.CreateOptions, cfg *container.Config, hc *containe
 			return err
 		}
 		o.Net = nm
+		// Docker resolves names through 127.0.0.11 on user-defined
+		// networks, not on the default bridge.
+		o.EmbeddedDNS = nm.Networks[0].Name != ""
 	}
 	if err := fromPorts(o, hc); err != nil {
 		return err

@@ -54,6 +54,10 @@ type CreateOptions struct {
 	Runtime runopts.Runtime
 	// RestartPolicy is --restart.
 	RestartPolicy RestartPolicy
+	// EmbeddedDNS serves Docker's resolver at 127.0.0.11 inside the
+	// container (containers that Docker clients create on user-defined
+	// networks).
+	EmbeddedDNS bool
 	// Healthcheck is --health-cmd and its options, or --no-healthcheck
 	// (Test NONE); nil takes the image's. HealthOnFailure is
 	// --health-on-failure ("" is none).
@@ -118,7 +122,7 @@ func (e *Engine) baseConfig(o CreateOptions) (Config, error) {
 		StopSignal: o.StopSignal, StopTimeout: 10, Labels: o.Labels, ReadOnly: o.ReadOnly,
 		Net: o.Net, DNS: o.DNS, AddHosts: o.AddHosts, NoHosts: o.NoHosts,
 		Runtime: o.Runtime, RestartPolicy: o.RestartPolicy,
-		Healthcheck: o.Healthcheck, HealthOnFailure: o.HealthOnFailure,
+		Healthcheck: o.Healthcheck, HealthOnFailure: o.HealthOnFailure, EmbeddedDNS: o.EmbeddedDNS,
 	}
 	if o.StopTimeout != nil {
 		cfg.StopTimeout = *o.StopTimeout

@@ -139,6 +139,9 @@ type Config struct {
 	// its --health-on-failure action ("" is none).
 	Healthcheck     *Healthcheck `json:"healthcheck,omitempty"`
 	HealthOnFailure string       `json:"health_on_failure,omitempty"`
+	// EmbeddedDNS: the container's resolver is 127.0.0.11, served in its
+	// namespace by its monitor (see embeddns.go).
+	EmbeddedDNS bool `json:"embedded_dns,omitempty"`
 }
 
 // State is a container's runtime state.

@@ -183,6 +183,9 @@ func (e *Engine) resolvConf(c *Container, owner *Container, f netFacts) []byte {
 		return data
 	}
 	host, _ := os.ReadFile(e.cfg.ResolvConf)
+	if c.Config.EmbeddedDNS && len(c.Config.DNS.Servers) == 0 {
+		return embeddedResolvConf(resolvconf.Parse(host), c, f)
+	}
 	return resolvconf.Build(resolvconf.Params{
 		Host:           resolvconf.Parse(host),
 		PrivateNetNS:   c.Config.Net.Kind != runopts.ModeHost,
