@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -99,9 +100,19 @@ func (s *Server) imageList(w http.ResponseWriter, r *http.Request) error {
 	// berth keeps no intermediate images, so `all` changes nothing.
 	out := []dimage.Summary{}
 	for _, in := range imgs {
-		if match(in) {
-			out = append(out, ImageSummary(in))
+		if !match(in) {
+			continue
 		}
+		if pats := fs["reference"]; len(pats) > 0 {
+			// Docker lists only the names the reference filter matched.
+			in.Image.Names = slices.DeleteFunc(slices.Clone(in.Image.Names), func(n string) bool {
+				return !matchReference([]string{n}, pats)
+			})
+			in.Image.RepoDigests = slices.DeleteFunc(slices.Clone(in.Image.RepoDigests), func(n string) bool {
+				return !matchReference([]string{n}, pats)
+			})
+		}
+		out = append(out, ImageSummary(in))
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Created > out[j].Created })
 	writeJSON(w, http.StatusOK, out)
