@@ -169,7 +169,7 @@ func testImages() []ImageInfo {
 	return []ImageInfo{
 		{Image: image.Image{ID: fakeID('b'), Names: []string{"docker.io/library/busybox:latest", "localhost/x:1"},
 			RepoDigests: []string{"docker.io/library/busybox@sha256:" + fakeID('e')},
-			Created: time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC), Size: 1234, Architecture: "amd64", OS: "linux",
+			Created:     time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC), Size: 1234, Architecture: "amd64", OS: "linux",
 			Config: image.Config{Labels: map[string]string{"app": "web"}}, Layers: []string{"sha256:" + fakeID('9')}},
 			Config: cf, Containers: 1},
 		{Image: image.Image{ID: fakeID('f'), Created: time.Date(2023, 1, 1, 0, 0, 0, 0, time.UTC), Size: 10}},
