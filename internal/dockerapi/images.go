@@ -238,6 +238,7 @@ func (s *Server) imageInspect(w http.ResponseWriter, r *http.Request, name strin
 // noSuchImage words a missing image as Docker does.
 func noSuchImage(name string, err error) error {
 	if errors.Is(err, ErrNotFound) {
+		//lint:ignore ST1005 Docker's message, which clients match.
 		return fmt.Errorf("No such image: %s: %w", name, ErrNotFound)
 	}
 	return err
