@@ -65,10 +65,19 @@ func TestDockerCLIVolumes(t *testing.T) {
 	if _, err := os.Stat(filepath.Dir(dir)); !os.IsNotExist(err) {
 		t.Fatalf("volume directory after rm: %v", err)
 	}
-	if out := run(false, "volume", "inspect", "data"); !strings.Contains(out, "no such volume") {
+	if out := run(false, "volume", "inspect", "data"); !strings.Contains(strings.ToLower(out), "no such volume") {
 		t.Fatalf("inspect removed: %q", out)
 	}
 	mustRun(t, tw, "volume", "exists", "other")
+	// Prune leaves named volumes alone unless told otherwise.
+	run(true, "volume", "prune", "-f")
+	mustRun(t, tw, "volume", "exists", "other")
+	if out := run(true, "volume", "prune", "--filter", "all=true", "-f"); !strings.Contains(out, "other") {
+		t.Fatalf("prune all: %q", out)
+	}
+	if got := run(true, "volume", "ls", "-q"); got != "" {
+		t.Fatalf("ls after prune: %q", got)
+	}
 }
 
 // TestDockerCLIImages lists, inspects, tags and removes an imported
@@ -99,6 +108,20 @@ func TestDockerCLIImages(t *testing.T) {
 	}
 	if out := run(false, "rmi", "nosuch"); !strings.Contains(out, "No such image: nosuch") {
 		t.Fatalf("rmi missing: %q", out)
+	}
+	// A container's root filesystem holds the image: 409 without force.
+	cs, err := image.OpenWith(st.Dir(), image.Options{Driver: "copy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.Mount(img.ID, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	if out := run(false, "rmi", "localhost/bb:1"); !strings.Contains(out, "conflict") || !strings.Contains(out, "c1") {
+		t.Fatalf("rmi of a used image: %q", out)
+	}
+	if err := cs.RemoveRootfs("c1"); err != nil {
+		t.Fatal(err)
 	}
 	got = run(true, "rmi", img.ID[:12])
 	if got != "Untagged: localhost/bb:1\nDeleted: sha256:"+img.ID {

@@ -27,6 +27,21 @@ func Familiar(name string) string {
 	return name
 }
 
+// Normalize completes a repository name as Docker does: a name without a
+// registry is Docker Hub's (team/app is docker.io/team/app, app is
+// docker.io/library/app). Older clients send familiar names, newer ones
+// full names; both must mean the same.
+func Normalize(repo string) string {
+	first, _, hasSlash := strings.Cut(repo, "/")
+	if hasSlash && (strings.ContainsAny(first, ".:") || first == "localhost") {
+		return repo
+	}
+	if !hasSlash {
+		return "docker.io/library/" + repo
+	}
+	return "docker.io/" + repo
+}
+
 // repoTags splits an image's names into Docker's RepoTags (name:tag)
 // and the by-digest names, both familiar.
 func repoTags(img image.Image) (tags, digests []string) {
@@ -250,6 +265,7 @@ func (s *Server) imageTag(w http.ResponseWriter, r *http.Request, name string) e
 	if repo == "" {
 		return fmt.Errorf("repository name must have at least one component: %w", ErrInvalid)
 	}
+	repo = Normalize(repo)
 	if tag != "" {
 		repo += ":" + tag
 	}

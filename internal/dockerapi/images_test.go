@@ -359,3 +359,17 @@ func FuzzProgressMessage(f *testing.F) {
 		}
 	})
 }
+
+func TestNormalize(t *testing.T) {
+	for in, want := range map[string]string{
+		"app": "docker.io/library/app", "team/app": "docker.io/team/app", "docker.io/team/app": "docker.io/team/app",
+		"localhost/app": "localhost/app", "127.0.0.1:5000/x/y": "127.0.0.1:5000/x/y", "quay.io/a/b": "quay.io/a/b",
+	} {
+		if got := Normalize(in); got != want {
+			t.Errorf("Normalize(%q) = %q, want %q", in, got, want)
+		}
+		if f := Familiar(Normalize(in)); Normalize(f) != want {
+			t.Errorf("Familiar(%q) = %q does not normalise back", want, f)
+		}
+	}
+}
