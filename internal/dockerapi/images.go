@@ -21,10 +21,14 @@ var imageListFilters = []string{"before", "dangling", "label", "reference", "sin
 // Familiar is a reference as Docker shows it: Docker Hub's domain and
 // library/ dropped (docker.io/library/busybox:latest is busybox:latest).
 func Familiar(name string) string {
-	if rest, ok := strings.CutPrefix(name, "docker.io/"); ok {
-		return strings.TrimPrefix(rest, "library/")
+	rest, ok := strings.CutPrefix(name, "docker.io/")
+	if !ok {
+		return name
 	}
-	return name
+	if short, ok := strings.CutPrefix(rest, "library/"); ok && !strings.Contains(strings.SplitN(short, "@", 2)[0], "/") {
+		return short
+	}
+	return rest
 }
 
 // Normalize completes a repository name as Docker does: a name without a

@@ -364,6 +364,7 @@ func TestNormalize(t *testing.T) {
 	for in, want := range map[string]string{
 		"app": "docker.io/library/app", "team/app": "docker.io/team/app", "docker.io/team/app": "docker.io/team/app",
 		"localhost/app": "localhost/app", "127.0.0.1:5000/x/y": "127.0.0.1:5000/x/y", "quay.io/a/b": "quay.io/a/b",
+		"library/team/app": "docker.io/library/team/app",
 	} {
 		if got := Normalize(in); got != want {
 			t.Errorf("Normalize(%q) = %q, want %q", in, got, want)
@@ -372,4 +373,45 @@ func TestNormalize(t *testing.T) {
 			t.Errorf("Familiar(%q) = %q does not normalise back", want, f)
 		}
 	}
+}
+
+func TestPullPath(t *testing.T) {
+	for in, want := range map[[2]string]string{
+		{"docker.io/library/busybox", "latest"}:  "library/busybox latest",
+		{"busybox", ""}:                          "library/busybox latest",
+		{"127.0.0.1:5000/test/bb:1", ""}:         "test/bb 1",
+		{"localhost/app", "v2"}:                  "app v2",
+		{"quay.io/a/b", "sha256:" + fakeID('d')}: "a/b sha256:" + fakeID('d'),
+	} {
+		ref, err := pullRef(in[0], in[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if repo, tag := pullPath(ref); repo+" "+tag != want {
+			t.Errorf("pullPath(pullRef(%q, %q)) = %q %q, want %q", in[0], in[1], repo, tag, want)
+		}
+	}
+	if _, err := pullRef("", "latest"); err == nil {
+		t.Error("empty fromImage accepted")
+	}
+}
+
+func FuzzPullRef(f *testing.F) {
+	f.Add("busybox", "latest")
+	f.Add("127.0.0.1:5000/a/b", "sha256:00")
+	f.Add("localhost/x:1", "")
+	f.Add("library/team/app", "")
+	f.Fuzz(func(t *testing.T, from, tag string) {
+		ref, err := pullRef(from, tag)
+		if err != nil {
+			return
+		}
+		if !strings.HasPrefix(ref, from) {
+			t.Fatalf("pullRef(%q, %q) = %q", from, tag, ref)
+		}
+		pullPath(ref)
+		if n := Normalize(from); Normalize(Familiar(n)) != n && !strings.HasPrefix(from, "docker.io/") {
+			t.Fatalf("%q: Normalize(Familiar(%q)) = %q", from, n, Normalize(Familiar(n)))
+		}
+	})
 }
