@@ -25,7 +25,7 @@ func Familiar(name string) string {
 	if !ok {
 		return name
 	}
-	if short, ok := strings.CutPrefix(rest, "library/"); ok && !strings.Contains(strings.SplitN(short, "@", 2)[0], "/") {
+	if short, ok := strings.CutPrefix(rest, "library/"); ok && !strings.Contains(short, "/") {
 		return short
 	}
 	return rest
