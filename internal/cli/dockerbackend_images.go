@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+
 	"github.com/berthnet/berth/internal/dockerapi"
 	"github.com/berthnet/berth/internal/engine"
 	"github.com/berthnet/berth/internal/image"
@@ -79,8 +81,9 @@ func (b dockerBackend) Image(ctx context.Context, name string) (dockerapi.ImageI
 }
 
 // PullImage pulls with the CLI's registry configuration (registries.conf,
-// certs.d, the docker and podman auth files).
-func (b dockerBackend) PullImage(ctx context.Context, reference string, progress io.Writer) (image.Image, error) {
+// certs.d, the docker and podman auth files unless the client sent
+// credentials).
+func (b dockerBackend) PullImage(ctx context.Context, reference string, auth *authn.AuthConfig, progress io.Writer) (image.Image, error) {
 	st, err := b.images()
 	if err != nil {
 		return image.Image{}, err
@@ -90,6 +93,9 @@ func (b dockerBackend) PullImage(ctx context.Context, reference string, progress
 		return image.Image{}, err
 	}
 	o := image.PullOptions{RemoteOptions: image.RemoteOptions{Registries: rc, Progress: progress}}
+	if auth != nil {
+		o.Keychain = image.StaticKeychain(*auth)
+	}
 	img, err := st.Pull(ctx, reference, o)
 	if err != nil {
 		return image.Image{}, imageErr(err)

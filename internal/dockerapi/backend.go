@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/netip"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/berthnet/berth/internal/engine"
@@ -129,8 +130,9 @@ type ImageBackend interface {
 	// Image finds one image by name, short name, ID or ID prefix.
 	Image(ctx context.Context, ref string) (ImageInfo, error)
 	// PullImage pulls reference, writing Podman-style progress lines
-	// (see PullProgress) to progress.
-	PullImage(ctx context.Context, reference string, progress io.Writer) (image.Image, error)
+	// (see PullProgress) to progress; auth, when not nil, replaces the
+	// stored credentials.
+	PullImage(ctx context.Context, reference string, auth *authn.AuthConfig, progress io.Writer) (image.Image, error)
 	// TagImage adds name to the image target refers to.
 	TagImage(ctx context.Context, target, name string) error
 	// RemoveImage untags or removes an image; force removes one that

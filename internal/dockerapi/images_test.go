@@ -2,6 +2,7 @@ package dockerapi
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/moby/client"
 
@@ -20,9 +22,10 @@ import (
 
 // fakeStore keeps images and volumes in memory for fakeBackend.
 type fakeStore struct {
-	smu  sync.Mutex
-	imgs []ImageInfo
-	vols []VolumeInfo
+	smu      sync.Mutex
+	imgs     []ImageInfo
+	vols     []VolumeInfo
+	lastAuth *authn.AuthConfig
 }
 
 func fakeID(c byte) string { return strings.Repeat(string(c), 64) }
@@ -52,7 +55,10 @@ func (f *fakeStore) Image(_ context.Context, ref string) (ImageInfo, error) {
 	return ImageInfo{}, fmt.Errorf("%s: image not known: %w", ref, ErrNotFound)
 }
 
-func (f *fakeStore) PullImage(_ context.Context, ref string, progress io.Writer) (image.Image, error) {
+func (f *fakeStore) PullImage(_ context.Context, ref string, auth *authn.AuthConfig, progress io.Writer) (image.Image, error) {
+	f.smu.Lock()
+	f.lastAuth = auth
+	f.smu.Unlock()
 	fmt.Fprintf(progress, "Trying to pull %s...\n", ref)
 	if strings.Contains(ref, "missing") {
 		return image.Image{}, fmt.Errorf("pull %s: manifest unknown: %w", ref, ErrNotFound)
@@ -270,6 +276,21 @@ func TestImagePull(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("messages\n%q\nwant\n%q", got, want)
 	}
+	if b.lastAuth != nil {
+		t.Fatalf("credentials without a header: %+v", b.lastAuth)
+	}
+	// Credentials from X-Registry-Auth replace the stored ones.
+	auth := base64.URLEncoding.EncodeToString([]byte(`{"username":"ann","password":"s3cret","serveraddress":"reg.example"}`))
+	resp, err = c.ImagePull(ctx, "busybox:latest", client.ImagePullOptions{RegistryAuth: auth})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := resp.Wait(ctx); err != nil || b.lastAuth == nil || b.lastAuth.Username != "ann" || b.lastAuth.Password != "s3cret" {
+		t.Fatalf("pull with credentials: %v %+v", err, b.lastAuth)
+	}
+	if _, err := c.ImagePull(ctx, "busybox:latest", client.ImagePullOptions{RegistryAuth: "%%%"}); !cerrdefs.IsInvalidArgument(err) {
+		t.Fatalf("bad auth header: %v", err)
+	}
 	// A pull that fails before any progress is a plain error status.
 	if _, err := c.ImagePull(ctx, "missing", client.ImagePullOptions{}); !cerrdefs.IsNotFound(err) {
 		t.Fatalf("missing: %v", err)
@@ -412,6 +433,21 @@ func FuzzPullRef(f *testing.F) {
 		pullPath(ref)
 		if n := Normalize(from); Normalize(Familiar(n)) != n && !strings.HasPrefix(from, "docker.io/") {
 			t.Fatalf("%q: Normalize(Familiar(%q)) = %q", from, n, Normalize(Familiar(n)))
+		}
+	})
+}
+
+func FuzzRegistryAuth(f *testing.F) {
+	f.Add(base64.URLEncoding.EncodeToString([]byte(`{"username":"a","password":"b"}`)))
+	f.Add("e30=")
+	f.Add("%%%")
+	f.Fuzz(func(t *testing.T, h string) {
+		a, err := registryAuth(h)
+		if err != nil && a != nil {
+			t.Fatalf("%q: credentials and an error", h)
+		}
+		if a != nil && a.Username == "" && a.Password == "" && a.Auth == "" && a.IdentityToken == "" && a.RegistryToken == "" {
+			t.Fatalf("%q: empty credentials returned", h)
 		}
 	})
 }

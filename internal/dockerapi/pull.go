@@ -1,6 +1,7 @@
 package dockerapi
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/moby/moby/api/types/jsonstream"
 )
 
@@ -158,6 +160,35 @@ func (p *PullProgress) finish(err error, digest, status string) error {
 	return nil
 }
 
+// registryAuth decodes the X-Registry-Auth header: base64url JSON in
+// Docker's AuthConfig shape, whose field names go-containerregistry
+// shares. No credentials in it (or no header) is nil: the stored ones
+// are used.
+func registryAuth(h string) (*authn.AuthConfig, error) {
+	h = strings.TrimSpace(h)
+	if h == "" {
+		return nil, nil
+	}
+	var raw []byte
+	var err error
+	for _, enc := range []*base64.Encoding{base64.URLEncoding, base64.RawURLEncoding, base64.StdEncoding, base64.RawStdEncoding} {
+		if raw, err = enc.DecodeString(h); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("invalid X-Registry-Auth header: %v: %w", err, ErrInvalid)
+	}
+	var a authn.AuthConfig
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return nil, fmt.Errorf("invalid X-Registry-Auth header: %v: %w", err, ErrInvalid)
+	}
+	if a.Username == "" && a.Password == "" && a.Auth == "" && a.IdentityToken == "" && a.RegistryToken == "" {
+		return nil, nil
+	}
+	return &a, nil
+}
+
 // imageCreate serves POST /images/create: a pull from a registry.
 func (s *Server) imageCreate(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
@@ -177,9 +208,13 @@ func (s *Server) imageCreate(w http.ResponseWriter, r *http.Request) error {
 	} else if !errors.Is(err, ErrNotFound) {
 		return err
 	}
+	auth, err := registryAuth(r.Header.Get("X-Registry-Auth"))
+	if err != nil {
+		return err
+	}
 	repo, tag := pullPath(ref)
 	p := &PullProgress{w: w, repo: repo, tag: tag}
-	img, err := s.b.PullImage(r.Context(), ref, p)
+	img, err := s.b.PullImage(r.Context(), ref, auth, p)
 	if err != nil {
 		return p.finish(err, "", "")
 	}
