@@ -282,7 +282,7 @@ func (s *Server) imageTag(w http.ResponseWriter, r *http.Request, name string) e
 
 func (s *Server) imageRemove(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
-	res, err := s.b.RemoveImage(r.Context(), name, queryBool(r, "force"))
+	res, err := s.b.RemoveImage(r.Context(), name, boolQuery(r, "force"))
 	if err != nil {
 		return noSuchImage(name, err)
 	}

@@ -165,7 +165,7 @@ func firstKey(m map[string]string) string {
 // Docker's does (a volume in use is refused either way).
 func (s *Server) volumeRemove(w http.ResponseWriter, r *http.Request) error {
 	err := s.b.RemoveVolume(r.Context(), r.PathValue("name"))
-	if err != nil && !(errors.Is(err, ErrNotFound) && queryBool(r, "force")) {
+	if err != nil && !(errors.Is(err, ErrNotFound) && boolQuery(r, "force")) {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -217,14 +217,4 @@ func labelsPrunable(labels map[string]string, fs Filters) bool {
 		}
 	}
 	return true
-}
-
-// queryBool reads a boolean query parameter as Docker does: 1, true,
-// True are true; absent, 0 and false are false.
-func queryBool(r *http.Request, k string) bool {
-	switch strings.ToLower(r.URL.Query().Get(k)) {
-	case "1", "true":
-		return true
-	}
-	return false
 }
