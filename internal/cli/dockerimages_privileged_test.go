@@ -85,4 +85,9 @@ func TestPrivilegedDockerPull(t *testing.T) {
 	if got := p.mustB(t, "run", "--rm", "--network", "none", ref, "echo", "ran"); got != "ran\n" {
 		t.Errorf("run the pulled image: %q", got)
 	}
+	// docker run of a missing image pulls it through the service first.
+	run(true, "rmi", ref)
+	if out := run(true, "run", "--rm", "--network", "none", ref, "echo", "ran"); !strings.Contains(out, "Status: Downloaded newer image for "+ref) || !strings.HasSuffix(out, "\nran") {
+		t.Errorf("docker run of a missing image:\n%s", out)
+	}
 }
