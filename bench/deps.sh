@@ -22,6 +22,8 @@ bind9-dnsutils       dig: DNS sanity checks
 netavark             reference netavark (/usr/lib/podman/netavark)
 aardvark-dns         reference DNS server (/usr/lib/podman/aardvark-dns)
 podman               reference engine, rootlessport
+podman-compose       compose-compare.sh drives both engines with it
+catatonit            Podman's --init (compose-compare.sh's project)
 runc                 container runtime for run-compare.sh
 conmon               Podman's container monitor
 containernetworking-plugins  reference CNI plugins (/usr/lib/cni)

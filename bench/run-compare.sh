@@ -2,6 +2,9 @@
 # run-compare.sh: the cost of a whole container run with a published port,
 #   berth run --rm -p 8080:80 IMAGE true
 #   podman run --rm -p 8080:80 IMAGE true
+# and of a detached one removed by force,
+#   berth run -d -p 8080:80 IMAGE; berth rm -f
+#   podman run -d -p 8080:80 IMAGE; podman rm -f -t 0   (-t 0: no stop timeout, as berth's rm -f)
 # side by side in one run, interleaved (the order alternates every round),
 # on the same image (scripts/mkbanner.sh's banner, built offline).
 #
@@ -23,7 +26,8 @@
 #      untimed runs each first, PREFIX (default bgdb), BERTH (bin/berth),
 #      PODMAN (podman), RESDIR (bench/results/<timestamp>-run), BREAKDOWN=1
 #      (each round also times berth without -p and with --network none).
-# Output: RESDIR/run.jsonl (one line per run: impl, round, wall_ms, rc),
+# Output: RESDIR/run.jsonl (one line per run: impl, round, wall_ms, rc; impl
+#         berth, podman, berth-d, podman-d for the detached runs, ...),
 #         RESDIR/summary.md (medians, ratio, the commit, kernel, CPUs and
 #         load before and after; also printed), RESDIR/run.log.
 set -euo pipefail
@@ -146,6 +150,8 @@ one_run() {
 	case $impl in
 	berth) B run --rm -p 8080:80 banner true >>"$RUNLOG" 2>&1 || rc=$? ;;
 	podman) P run --rm -p 8080:80 localhost/banner true >>"$RUNLOG" 2>&1 || rc=$? ;;
+	berth-d) { B run -d -p 8080:80 --name det banner && B rm -f det; } >>"$RUNLOG" 2>&1 || rc=$? ;;
+	podman-d) { P run -d -p 8080:80 --name det localhost/banner && P rm -f -t 0 det; } >>"$RUNLOG" 2>&1 || rc=$? ;;
 	berth-bridge) B run --rm banner true >>"$RUNLOG" 2>&1 || rc=$? ;;
 	berth-none) B run --rm --network none banner true >>"$RUNLOG" 2>&1 || rc=$? ;;
 	esac
@@ -158,9 +164,10 @@ one_run() {
 	log "$impl round $round: ${ms} ms"
 }
 
-for ((i = 1; i <= WARMUP; i++)); do one_run berth 0; one_run podman 0; done
+for ((i = 1; i <= WARMUP; i++)); do one_run berth 0; one_run podman 0; one_run berth-d 0; one_run podman-d 0; done
 for ((r = 1; r <= ROUNDS; r++)); do
 	if ((r % 2)); then one_run berth "$r"; one_run podman "$r"; else one_run podman "$r"; one_run berth "$r"; fi
+	if ((r % 2)); then one_run podman-d "$r"; one_run berth-d "$r"; else one_run berth-d "$r"; one_run podman-d "$r"; fi
 	if [ "${BREAKDOWN:-0}" = 1 ]; then one_run berth-bridge "$r"; one_run berth-none "$r"; fi
 done
 
@@ -184,19 +191,21 @@ def stats(impl):
         p = (len(v) - 1) * q; lo = int(p); hi = min(lo + 1, len(v) - 1)
         return v[lo] + (v[hi] - v[lo]) * (p - lo)
     return dict(n=len(v), fails=fails, median=pct(.5), p10=pct(.1), p90=pct(.9), min=v[0] if v else float("nan"))
-b, p = stats("berth"), stats("podman")
-ratio = b["median"] / p["median"] if p["median"] else float("nan")
-print(f"# run --rm -p 8080:80 IMAGE true: berth vs Podman 4.3.1\n")
+def ratio(a, b):
+    return stats(a)["median"] / stats(b)["median"] if stats(b)["median"] else float("nan")
+print(f"# run --rm -p 8080:80 IMAGE true, and run -d -p 8080:80 IMAGE then rm -f: berth vs Podman 4.3.1\n")
 print(f"berth: {bver}; podman: {pver}; {rounds} interleaved rounds; containers left: berth {left_b}, podman {left_p}\n")
 print("| | median | p10 | p90 | min | runs ok | failed |")
 print("|---|---|---|---|---|---|---|")
-for name in ("berth", "podman", "berth-bridge", "berth-none"):
+for name in ("berth", "podman", "berth-d", "podman-d", "berth-bridge", "berth-none"):
     s = stats(name)
     if s["n"] + s["fails"] == 0:
         continue
-    label = {"berth-bridge": "berth, no -p", "berth-none": "berth, --network none"}.get(name, name)
+    label = {"berth-bridge": "berth, no -p", "berth-none": "berth, --network none",
+             "berth-d": "berth run -d + rm -f", "podman-d": "podman run -d + rm -f -t 0"}.get(name, name)
     print(f"| {label} | {s['median']:.1f} ms | {s['p10']:.1f} ms | {s['p90']:.1f} ms | {s['min']:.1f} ms | {s['n']} | {s['fails']} |")
-print(f"\nratio of medians berth / podman: **{ratio:.3f}** (target ≤ 0.5)")
+print(f"\nratio of medians berth / podman, run --rm: **{ratio('berth', 'podman'):.3f}**; "
+      f"run -d + rm -f: **{ratio('berth-d', 'podman-d'):.3f}** (target ≤ 0.5)")
 EOF
 cat "$RESDIR/info.md" "$RESDIR/summary.md" >"$RESDIR/summary.tmp" && mv "$RESDIR/summary.tmp" "$RESDIR/summary.md"
 rm -f "$RESDIR/info.md" "$RESDIR/info-before.md"

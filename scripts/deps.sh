@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what berth's tests need on a Debian 12 machine that has only Go:
 # the Debian packages the kernel and acceptance tests drive (Podman 4.3.1,
-# runc, containerd, etcd, dnsmasq, nftables, iptables, ...), the Go modules,
-# and crictl (built from the Go module proxy into /var/cache/berth-tools).
+# podman-compose, runc, containerd, etcd, dnsmasq, nftables, iptables, ...),
+# the Go modules, and crictl (built from the Go module proxy into
+# /var/cache/berth-tools).
 # Idempotent: it installs only what is missing. `make check` runs it first.
 #
 # Packages must not start services on this machine (etcd-server,
@@ -18,7 +19,7 @@ packages=(
 	containerd containernetworking-plugins
 	nftables iptables iproute2 util-linux procps
 	busybox-static dnsutils dnsmasq-base jq curl ca-certificates
-	firewalld dbus-daemon passt docker-registry
+	firewalld dbus-daemon passt docker-registry podman-compose
 	make gcc git
 	docker.io
 )

@@ -25,9 +25,10 @@ fi
 # (test/acceptance/podman-backend.sh, rootless S10 included; when podman is
 # installed) and with berth alone (test/acceptance/guide.sh). Both run even
 # if the first fails; set BERTH_ACCEPTANCE=0 to skip them, ACCEPTANCE_ONLY /
-# GUIDE_ONLY to pick scenarios by number. Then, when containerd is installed,
-# test/acceptance/cri.sh: the CNI plugins under containerd's CRI (BERTH_CRI=0
-# skips it).
+# GUIDE_ONLY to pick scenarios by number. Then podman-compose on berth
+# (test/acceptance/compose.sh, when podman-compose is installed). Then, when
+# containerd is installed, test/acceptance/cri.sh: the CNI plugins under
+# containerd's CRI (BERTH_CRI=0 skips it).
 # cri.sh needs crictl, which scripts/deps.sh builds from the Go module proxy
 # (reachable here, not inside the private netns below).
 if [ "${BERTH_ACCEPTANCE:-1}" != 0 ] && [ "${BERTH_CRI:-1}" != 0 ] && command -v containerd >/dev/null; then
@@ -56,6 +57,11 @@ exec unshare --net --mount --propagation private -- bash -c '
 		ONLY="${GUIDE_ONLY:-}" test/acceptance/guide.sh || rc=1
 		# Every shell command of README.md, in a sandbox of its own.
 		test/acceptance/readme.sh || rc=1
+		# podman-compose 1.0.3 (Debian) driving berth, when installed
+		# (COMPOSE_ONLY picks scenarios by number).
+		if command -v podman-compose >/dev/null; then
+			ONLY="${COMPOSE_ONLY:-}" test/acceptance/compose.sh || rc=1
+		fi
 		# CNI plugins under containerd 1.6 CRI (crictl), when containerd
 		# is installed: the reference plugins, then the berth plugins
 		# (about 5 s each; exit 77 is a skip). BERTH_CRI=0 skips it.

@@ -7,11 +7,9 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/berthnet/berth/internal/ctrlog"
 	"github.com/berthnet/berth/internal/engine"
 	"github.com/berthnet/berth/internal/network"
 	"github.com/berthnet/berth/internal/runopts"
@@ -293,60 +291,6 @@ func net2(host string, port uint16) string {
 		return fmt.Sprintf("[%s]:%d", host, port)
 	}
 	return fmt.Sprintf("%s:%d", host, port)
-}
-
-func logsCmd(env Env, g *globals) *cobra.Command {
-	var follow, timestamps bool
-	var tail int
-	c := &cobra.Command{
-		Use:   "logs [options] CONTAINER",
-		Short: "Print a container's output",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			_, e, err := openEngine(env, g)
-			if err != nil {
-				return err
-			}
-			c, err := e.Get(args[0])
-			if err != nil {
-				return notFound(err, 125)
-			}
-			r := ctrlog.Open(e.LogPath(c.Config.ID))
-			defer r.Close()
-			p := &logPrinter{stdout: env.Stdout, stderr: env.Stderr, timestamps: timestamps}
-			if err := r.Tail(tail, p.emit); err != nil || !follow {
-				return err
-			}
-			id := c.Config.ID
-			return r.Follow(cmd.Context(), 100*time.Millisecond, func() bool {
-				cur, err := e.Get(id)
-				return err == nil && cur.Running()
-			}, p.emit)
-		},
-	}
-	c.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new output until the container stops")
-	c.Flags().BoolVarP(&timestamps, "timestamps", "t", false, "prefix every line with its time")
-	c.Flags().IntVar(&tail, "tail", -1, "print only the last N lines")
-	return c
-}
-
-// logPrinter prints log lines, each to the stream it came from.
-type logPrinter struct {
-	stdout, stderr io.Writer
-	timestamps     bool
-}
-
-// emit prints one line, with its time when asked.
-func (p *logPrinter) emit(l ctrlog.Line) error {
-	w := p.stdout
-	if l.Stream == "stderr" {
-		w = p.stderr
-	}
-	if p.timestamps {
-		fmt.Fprintf(w, "%s ", l.Time)
-	}
-	_, err := io.WriteString(w, l.Text)
-	return err
 }
 
 func execCmd(env Env, g *globals) *cobra.Command {

@@ -276,8 +276,15 @@ func (w *world) inspectContainer(e *engine.Engine, c *engine.Container) ctrInspe
 		HostConfig: inspectHost{AutoRemove: c.Config.Remove, PortBindings: map[string][]inspectPort{}, DnsSearch: c.Config.DNS.Search, DnsOptions: c.Config.DNS.Options},
 	}
 	runtimeHost(&out.HostConfig, c.Config.Runtime)
+	for k, v := range c.Config.Runtime.Annotations {
+		out.Config.Annotations[k] = v
+	}
 	out.HostConfig.RestartPolicy = inspectRestartPolicy{Name: c.Config.RestartPolicy.Name, MaximumRetryCount: c.Config.RestartPolicy.MaxRetries}
 	out.HostConfig.inspectHostRest = hostRest(c, e.LogPath(id))
+	out.HostConfig.MemoryReservation = c.Config.Runtime.Resources.MemoryReservation
+	if size := c.Config.Runtime.ShmSize; size != nil {
+		out.HostConfig.ShmSize = *size
+	}
 	out.EffectiveCaps, out.BoundingCaps, out.HostConfig.CapAdd, out.HostConfig.CapDrop = capsOf(c.Config)
 	out.Config.StopSignal = uint(syscall.SIGTERM)
 	if sig, err := engine.ParseSignal(c.Config.StopSignal); err == nil && c.Config.StopSignal != "" {

@@ -32,6 +32,9 @@ type rtFlags struct {
 	cidfile                      string
 	replace                      bool
 	restart                      string
+	memoryReservation, shmSize   string
+	logDriver                    string
+	annotations                  []string
 	health                       healthFlags
 }
 
@@ -58,6 +61,11 @@ func (f *ctrFlags) registerRuntime(fl *pflag.FlagSet) {
 	fl.StringArrayVar(&r.labelFiles, "label-file", nil, "read KEY=VALUE labels from a file")
 	fl.StringVar(&r.cidfile, "cidfile", "", "write the container ID to this file (which must not exist)")
 	fl.BoolVar(&r.replace, "replace", false, "remove an existing container of the same --name first")
+	fl.StringVar(&r.memoryReservation, "memory-reservation", "", "memory soft limit (number with unit b, k, m, g)")
+	fl.StringVar(&r.shmSize, "shm-size", "", "size of /dev/shm (number with unit b, k, m, g; 0: no limit; default 64m)")
+	fl.StringVar(&r.logDriver, "log-driver", "", "log driver: k8s-file (berth's only one)")
+	fl.StringArrayVar(&r.annotations, "annotation", nil, "add an annotation KEY=VALUE to the container's OCI spec (repeatable)")
+	fl.SetNormalizeFunc(podmanFlagAliases)
 	fl.StringVar(&r.restart, "restart", "", `restart policy when the container exits ("always"|"no"|"on-failure[:N]"|"unless-stopped")`)
 	r.health.register(fl)
 }
@@ -89,6 +97,18 @@ func (f *ctrFlags) runtimeOptions(cmd *cobra.Command, o *engine.CreateOptions) e
 	}
 	if rt.Resources, err = runopts.ParseResources(r.memory, r.memorySwap, r.cpus, r.cpuShares, r.pidsLimit); err != nil {
 		return err
+	}
+	if err := runopts.ParseMemoryReservation(r.memoryReservation, &rt.Resources); err != nil {
+		return err
+	}
+	if rt.ShmSize, err = runopts.ParseShmSize(r.shmSize); err != nil {
+		return err
+	}
+	if rt.Annotations, err = runopts.ParseAnnotations(r.annotations); err != nil {
+		return err
+	}
+	if r.logDriver != "" && r.logDriver != "k8s-file" {
+		return fmt.Errorf("--log-driver %q: berth writes container logs only as k8s-file", r.logDriver)
 	}
 	if err := f.parseLists(rt); err != nil {
 		return err
@@ -245,7 +265,7 @@ var unsupportedFlags = []struct {
 	name, short string
 	isBool      bool
 }{
-	{name: "annotation"}, {name: "arch"}, {name: "attach", short: "a"}, {name: "authfile"},
+	{name: "arch"}, {name: "attach", short: "a"}, {name: "authfile"},
 	{name: "blkio-weight"}, {name: "blkio-weight-device"}, {name: "cgroup-conf"}, {name: "cgroup-parent"},
 	{name: "cgroupns"}, {name: "cgroups"}, {name: "chrootdirs"}, {name: "conmon-pidfile"},
 	{name: "cpu-period"}, {name: "cpu-quota"}, {name: "cpu-rt-period"}, {name: "cpu-rt-runtime"},
@@ -253,17 +273,38 @@ var unsupportedFlags = []struct {
 	{name: "device-read-bps"}, {name: "device-read-iops"}, {name: "device-write-bps"}, {name: "device-write-iops"},
 	{name: "disable-content-trust", isBool: true}, {name: "env-merge"}, {name: "gidmap"},
 	{name: "hostuser"}, {name: "http-proxy", isBool: true},
-	{name: "image-volume"}, {name: "ipc"}, {name: "log-driver"}, {name: "log-opt"},
-	{name: "memory-reservation"}, {name: "memory-swappiness"},
+	{name: "image-volume"}, {name: "ipc"}, {name: "log-opt"},
+	{name: "memory-swappiness"},
 	{name: "oom-kill-disable", isBool: true}, {name: "oom-score-adj"}, {name: "os"}, {name: "passwd", isBool: true},
 	{name: "passwd-entry"}, {name: "personality"}, {name: "pid"}, {name: "pidfile"}, {name: "platform"},
 	{name: "pod-id-file"}, {name: "preserve-fds"},
 	{name: "read-only-tmpfs", isBool: true}, {name: "requires"}, {name: "rmi", isBool: true},
-	{name: "sdnotify"}, {name: "seccomp-policy"}, {name: "secret"}, {name: "shm-size"},
+	{name: "sdnotify"}, {name: "seccomp-policy"}, {name: "secret"},
 	{name: "sig-proxy", isBool: true}, {name: "subgidname"}, {name: "subuidname"}, {name: "systemd"},
 	{name: "timeout"}, {name: "tz"}, {name: "uidmap"}, {name: "umask"},
 	{name: "unsetenv"}, {name: "unsetenv-all", isBool: true}, {name: "userns"}, {name: "uts"}, {name: "variant"},
 	{name: "volume", short: "v"}, {name: "volumes-from"}, {name: "mount"}, {name: "tmpfs"},
+}
+
+// podmanFlagAliases maps the old names Podman still takes for run and
+// create flags to the current ones (podman-compose passes
+// --healthcheck-command, for one).
+func podmanFlagAliases(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+	switch name {
+	case "healthcheck-command":
+		name = "health-cmd"
+	case "healthcheck-interval":
+		name = "health-interval"
+	case "healthcheck-retries":
+		name = "health-retries"
+	case "healthcheck-start-period":
+		name = "health-start-period"
+	case "healthcheck-timeout":
+		name = "health-timeout"
+	case "dns-opt":
+		name = "dns-option"
+	}
+	return pflag.NormalizedName(name)
 }
 
 // unsupportedAnnotation marks the flags registered by registerUnsupported.

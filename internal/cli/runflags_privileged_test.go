@@ -102,17 +102,22 @@ func TestPrivilegedRunLimits(t *testing.T) {
 		"cat", "/proc/sys/net/ipv4/ip_forward", "/proc/sys/kernel/shmmax"); got != "1\n123456789" {
 		t.Errorf("--sysctl: %q", got)
 	}
+	if got := p.out(t, "--shm-size", "96m", "--rootfs", p.rootfs, "sh", "-c", "df -k /dev/shm | tail -1"); len(strings.Fields(got)) < 2 || strings.Fields(got)[1] != "98304" {
+		t.Errorf("--shm-size 96m: df says %q, want 98304 1K-blocks", got)
+	}
 	p.mustB(t, "run", "-d", "--name", "lim", "--network", "none", "--memory", "64m", "--pids-limit", "99", "--cpus", "0.5",
-		"--rootfs", p.rootfs, "sleep", "1000")
+		"--memory-reservation", "32m", "--rootfs", p.rootfs, "sleep", "1000")
 	pid := p.inspect(t, "lim", "{{.State.Pid}}")
-	if got, want := p.inspect(t, "lim", "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{.HostConfig.NanoCpus}}"), strconv.Itoa(64<<20)+" 99 500000000"; got != want {
-		t.Errorf("inspect HostConfig Memory, PidsLimit, NanoCpus: %q, want %q", got, want)
+	if got, want := p.inspect(t, "lim", "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{.HostConfig.NanoCpus}} {{.HostConfig.MemoryReservation}}"),
+		strconv.Itoa(64<<20)+" 99 500000000 "+strconv.Itoa(32<<20); got != want {
+		t.Errorf("inspect HostConfig Memory, PidsLimit, NanoCpus, MemoryReservation: %q, want %q", got, want)
 	}
 	cg, err := os.ReadFile("/proc/" + pid + "/cgroup")
 	if err != nil {
 		t.Fatal(err)
 	}
 	files := map[string]string{"memory": "memory.limit_in_bytes", "pids": "pids.max", "cpu": "cpu.cfs_quota_us"}
+	softFile := "memory.soft_limit_in_bytes" // the reservation; cgroup v2: memory.low
 	wants := map[string]string{"memory": strconv.Itoa(64 << 20), "pids": "99", "cpu": "50000"}
 	found := 0
 	_, err = os.Stat("/sys/fs/cgroup/cgroup.controllers")
@@ -124,7 +129,7 @@ func TestPrivilegedRunLimits(t *testing.T) {
 		}
 		if f[0] == "0" && f[1] == "" && cgroup2 { // cgroup v2
 			dir := filepath.Join("/sys/fs/cgroup", f[2])
-			for file, want := range map[string]string{"memory.max": wants["memory"], "pids.max": "99", "cpu.max": "50000 100000"} {
+			for file, want := range map[string]string{"memory.max": wants["memory"], "pids.max": "99", "cpu.max": "50000 100000", "memory.low": strconv.Itoa(32 << 20)} {
 				if got := readTrim(t, filepath.Join(dir, file)); got != want {
 					t.Errorf("%s: %s, want %s", file, got, want)
 				}
@@ -136,6 +141,11 @@ func TestPrivilegedRunLimits(t *testing.T) {
 			if file, ok := files[ctl]; ok && strings.Contains(f[2], "berth") {
 				if got := readTrim(t, filepath.Join("/sys/fs/cgroup", f[1], f[2], file)); got != wants[ctl] {
 					t.Errorf("%s: %s, want %s", file, got, wants[ctl])
+				}
+				if ctl == "memory" {
+					if got := readTrim(t, filepath.Join("/sys/fs/cgroup", f[1], f[2], softFile)); got != strconv.Itoa(32<<20) {
+						t.Errorf("%s: %s, want %d", softFile, got, 32<<20)
+					}
 				}
 				memsw := filepath.Join("/sys/fs/cgroup", f[1], f[2], "memory.memsw.limit_in_bytes")
 				if _, err := os.Stat(memsw); ctl == "memory" && err == nil {

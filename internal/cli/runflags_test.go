@@ -22,7 +22,14 @@ func TestRuntimeFlagErrors(t *testing.T) {
 		`"CAP_FOO": unknown capability`:                                   {"--cap-add", "foo"},
 		"adding all caps and removing all caps not allowed":               {"--cap-add", "all", "--cap-drop", "ALL"},
 		`capability "CAP_NET_ADMIN" cannot be dropped and added`:          {"--cap-add", "net_admin", "--cap-drop", "CAP_NET_ADMIN"},
-		`--security-opt "seccomp=unconfined": berth does not support`:     {"--security-opt", "seccomp=unconfined"},
+		`--security-opt "seccomp=/p.json": berth does not support`:        {"--security-opt", "seccomp=/p.json"},
+		"invalid healthcheck-interval":                                    {"--healthcheck-command", "true", "--healthcheck-interval", "often"},
+		`--log-driver "journald": berth writes container logs only as`:    {"--log-driver", "journald"},
+		"invalid value for memory-reservation: invalid size: '1x'":        {"--memory-reservation", "1x"},
+		"minimum memory limit cannot be less than memory reservation":     {"-m", "64m", "--memory-reservation", "128m"},
+		"unable to translate --shm-size: invalid size: '1x'":              {"--shm-size", "1x"},
+		"conflicting options: dns and the network mode: none":             {"--dns-opt", "ndots:2", "--network", "none"},
+		"annotations must be formatted KEY=VALUE":                         {"--annotation", "novalue"},
 		`invalid --security-opt 2: "foo=bar"`:                             {"--security-opt", "foo=bar"},
 		"invalid value for memory: invalid size: '1x'":                    {"-m", "1x"},
 		"you should always set a memory limit when using a memoryswap":    {"--memory-swap", "10m"},
@@ -68,7 +75,8 @@ func TestRuntimeFlagsRecorded(t *testing.T) {
 	_ = os.WriteFile(envFile, []byte("# x\nA=file\nB=file\n"), 0o644)
 	_ = os.WriteFile(labelFile, []byte("l1=file\nl2=file\n"), 0o644)
 	rc, out, errOut := tw.run(t, "create", "--name", "c1", "--network", "none", "--cap-add", "net_admin", "--cap-drop", "kill",
-		"--security-opt", "no-new-privileges", "-m", "64m", "--cpus", "0.5", "--pids-limit", "99",
+		"--security-opt", "no-new-privileges", "--security-opt", "seccomp=unconfined", "-m", "64m", "--cpus", "0.5", "--pids-limit", "99",
+		"--memory-reservation", "32m", "--shm-size", "128m", "--log-driver", "k8s-file", "--annotation", "org.example/a=b",
 		"--sysctl", "net.ipv4.ip_forward=1", "--ulimit", "nofile=100:200", "--group-add", "10",
 		"--env-file", envFile, "-e", "B=flag", "--label-file", labelFile, "-l", "l2=flag", "--cidfile", cid,
 		"--rootfs", "/", "true")
@@ -80,7 +88,7 @@ func TestRuntimeFlagsRecorded(t *testing.T) {
 		t.Errorf("cidfile %q %v, want %s", b, err, id)
 	}
 	ins := mustRun(t, tw, "container", "inspect", "c1")
-	for _, want := range []string{"A=file", "B=flag", `"l1": "file"`, `"l2": "flag"`} {
+	for _, want := range []string{"A=file", "B=flag", `"l1": "file"`, `"l2": "flag"`, `"org.example/a": "b"`, `"MemoryReservation": 33554432`, `"ShmSize": 134217728`} {
 		if !strings.Contains(ins, want) {
 			t.Errorf("inspect lacks %s:\n%s", want, ins)
 		}
@@ -96,7 +104,8 @@ func TestRuntimeFlagsRecorded(t *testing.T) {
 	rt := c.Config.Runtime
 	if strings.Join(rt.CapAdd, ",") != "CAP_NET_ADMIN" || strings.Join(rt.CapDrop, ",") != "CAP_KILL" || !rt.NoNewPrivileges ||
 		rt.Resources.Memory != 64<<20 || rt.Resources.CPUQuota != 50000 || rt.Resources.PidsLimit != 99 ||
-		rt.Sysctls["net.ipv4.ip_forward"] != "1" || len(rt.Ulimits) != 1 || rt.Ulimits[0].Hard != 200 || rt.GroupAdd[0] != "10" {
+		rt.Sysctls["net.ipv4.ip_forward"] != "1" || len(rt.Ulimits) != 1 || rt.Ulimits[0].Hard != 200 || rt.GroupAdd[0] != "10" ||
+		rt.Resources.MemoryReservation != 32<<20 || rt.ShmSize == nil || *rt.ShmSize != 128<<20 {
 		t.Errorf("recorded %+v", rt)
 	}
 	// --replace removes the old one; without it the name is taken.

@@ -46,10 +46,13 @@ func (l Line) At() time.Time {
 }
 
 // Reader reads a log file that may not exist yet and may still grow.
+// Pieces of a line (P) are joined with the rest of their line: each
+// Line it passes on is whole.
 type Reader struct {
-	path string
-	f    *os.File
-	rd   *bufio.Reader
+	path    string
+	f       *os.File
+	rd      *bufio.Reader
+	partial string
 }
 
 // Open returns a reader of the log at path (opened once it exists).
@@ -76,8 +79,8 @@ func (r *Reader) Close() error {
 	return r.f.Close()
 }
 
-// Read passes each complete line logged so far to each; a partial line
-// is kept to be read again next time.
+// Read passes each whole line logged so far to each; a line still being
+// written is kept to be read again next time.
 func (r *Reader) Read(each func(Line) error) error {
 	r.open()
 	if r.f == nil {
@@ -91,10 +94,17 @@ func (r *Reader) Read(each func(Line) error) error {
 			}
 			return nil
 		}
-		if l, ok := Parse(line); ok {
-			if err := each(l); err != nil {
-				return err
-			}
+		l, ok := Parse(line)
+		if !ok {
+			continue
+		}
+		if !strings.HasSuffix(l.Text, "\n") {
+			r.partial += l.Text
+			continue
+		}
+		l.Text, r.partial = r.partial+l.Text, ""
+		if err := each(l); err != nil {
+			return err
 		}
 	}
 }

@@ -53,9 +53,9 @@ func TestTailAndFollow(t *testing.T) {
 	}
 	got = nil
 	runs := 0
-	go func() { time.Sleep(30 * time.Millisecond); write("ef\nt5 stdout F g\n") }()
+	go func() { time.Sleep(30 * time.Millisecond); write("\nt4 stdout F ef\nt5 stdout F g\n") }()
 	err := r.Follow(context.Background(), 10*time.Millisecond, func() bool { runs++; return runs < 10 }, collect)
-	if err != nil || strings.Join(got, "|") != "stdout:def|stdout:g\n" {
+	if err != nil || strings.Join(got, "|") != "stdout:def\n|stdout:g\n" {
 		t.Fatalf("follow: %q %v", got, err)
 	}
 }

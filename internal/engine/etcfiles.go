@@ -115,7 +115,7 @@ func statusFacts(c *Container, st State) netFacts {
 			for _, sn := range ifc.Subnets {
 				a := sn.IPNet.Addr()
 				f.ipv6 = f.ipv6 || a.Is6()
-				if f.gw4 == "" && sn.Gateway.IsValid() && sn.Gateway.Is4() {
+				if f.gw4 == "" && sn.Gateway != nil && sn.Gateway.IsValid() && sn.Gateway.Is4() {
 					f.gw4 = sn.Gateway.String()
 				}
 				f.entries = append(f.entries, hostsfile.Entry{IP: a.String(), Names: []string{c.Config.Hostname, c.Config.Name}})

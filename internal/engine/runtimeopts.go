@@ -153,7 +153,7 @@ func (e *Engine) runtimeSpec(c *Container, group []byte) (runspec.ProcessSecurit
 	if err != nil {
 		return sec, runspec.Extra{}, nil, err
 	}
-	x := runspec.Extra{Privileged: rt.Privileged, Sysctls: rt.Sysctls, Resources: resources(rt.Resources, swapAccounted())}
+	x := runspec.Extra{Privileged: rt.Privileged, Sysctls: rt.Sysctls, Resources: resources(rt.Resources, swapAccounted()), ShmSize: rt.ShmSize, Annotations: rt.Annotations}
 	if rt.Init {
 		x.InitBinary = rt.InitPath
 	}
@@ -279,9 +279,16 @@ func resources(r runopts.Resources, swap bool) *specs.LinuxResources {
 		return nil
 	}
 	out := &specs.LinuxResources{}
+	if r.MemoryReservation != 0 {
+		v := r.MemoryReservation
+		out.Memory = &specs.LinuxMemory{Reservation: &v}
+	}
 	if r.Memory != 0 {
 		m := r.Memory
-		out.Memory = &specs.LinuxMemory{Limit: &m}
+		if out.Memory == nil {
+			out.Memory = &specs.LinuxMemory{}
+		}
+		out.Memory.Limit = &m
 		if r.MemorySwap != 0 {
 			s := r.MemorySwap
 			out.Memory.Swap = &s

@@ -56,6 +56,12 @@ func TestResources(t *testing.T) {
 	if *r.Memory.Limit != 100 || *r.Memory.Swap != -1 || *r.CPU.Quota != 50000 || *r.CPU.Period != 100000 || *r.CPU.Shares != 2 || r.Pids.Limit != -1 {
 		t.Errorf("%+v", r)
 	}
+	if r := resources(runopts.Resources{MemoryReservation: 50}, true); r.Memory == nil || *r.Memory.Reservation != 50 || r.Memory.Limit != nil || r.Memory.Swap != nil {
+		t.Errorf("reservation alone: %+v", r.Memory)
+	}
+	if r := resources(runopts.Resources{Memory: 100, MemoryReservation: 50}, true); *r.Memory.Reservation != 50 || *r.Memory.Limit != 100 {
+		t.Errorf("reservation and limit: %+v", r.Memory)
+	}
 }
 
 func TestCheckSysctl(t *testing.T) {

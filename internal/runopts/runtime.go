@@ -36,6 +36,11 @@ type Runtime struct {
 	// Init runs InitPath as PID 1 in front of the command.
 	Init     bool   `json:"init,omitempty"`
 	InitPath string `json:"init_path,omitempty"`
+	// ShmSize is the size of /dev/shm in bytes (--shm-size; nil: 64 MiB,
+	// 0: no limit).
+	ShmSize *int64 `json:"shm_size,omitempty"`
+	// Annotations go into the OCI spec (--annotation).
+	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
 // Resources are the cgroup limits (0: none).
@@ -45,6 +50,8 @@ type Resources struct {
 	// swap, as Podman).
 	Memory     int64 `json:"memory,omitempty"`
 	MemorySwap int64 `json:"memory_swap,omitempty"`
+	// MemoryReservation is the soft limit in bytes (--memory-reservation).
+	MemoryReservation int64 `json:"memory_reservation,omitempty"`
 	// CPUQuota per CPUPeriod microseconds (--cpus).
 	CPUQuota  int64  `json:"cpu_quota,omitempty"`
 	CPUPeriod uint64 `json:"cpu_period,omitempty"`
@@ -144,8 +151,9 @@ func MergeCapabilities(base, all, adds, drops []string) ([]string, error) {
 }
 
 // ParseSecurityOpt applies one --security-opt value. berth supports
-// no-new-privileges[=true|false] and label=disable; any other value
-// (seccomp, apparmor, mask, ...) is refused by name.
+// no-new-privileges[=true|false], label=disable and seccomp=unconfined and
+// apparmor=unconfined (what berth's containers are anyway); any other
+// value (a seccomp profile, mask, ...) is refused by name.
 func ParseSecurityOpt(s string, r *Runtime) error {
 	k, v, hasValue := strings.Cut(s, "=")
 	if !hasValue {
@@ -162,12 +170,61 @@ func ParseSecurityOpt(s string, r *Runtime) error {
 		r.NoNewPrivileges = b
 	case k == "label" && v == "disable":
 		r.LabelDisable = true
+	case (k == "seccomp" || k == "apparmor") && v == "unconfined":
+		// berth applies no seccomp filter and no AppArmor profile: its
+		// containers are unconfined by both already.
 	case k == "label" || k == "seccomp" || k == "apparmor" || k == "mask" || k == "unmask" || k == "proc-opts" || k == "systempaths":
 		return fmt.Errorf("--security-opt %q: berth does not support this security option yet", s)
 	default:
 		return fmt.Errorf("invalid --security-opt 2: %q", s)
 	}
 	return nil
+}
+
+// ParseMemoryReservation parses --memory-reservation (a size as
+// --memory's) into r, checked against r.Memory as Podman checks it.
+func ParseMemoryReservation(s string, r *Resources) error {
+	if s == "" {
+		return nil
+	}
+	v, err := ParseSize(s)
+	if err != nil {
+		return fmt.Errorf("invalid value for memory-reservation: %w", err)
+	}
+	if r.Memory > 0 && v > r.Memory {
+		return errors.New("minimum memory limit cannot be less than memory reservation limit, see usage")
+	}
+	r.MemoryReservation = v
+	return nil
+}
+
+// ParseAnnotations parses --annotation KEY=VALUE values (nil without
+// any), with Podman's error.
+func ParseAnnotations(values []string) (map[string]string, error) {
+	var m map[string]string
+	for _, a := range values {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--annotation %q: annotations must be formatted KEY=VALUE", a)
+		}
+		if m == nil {
+			m = map[string]string{}
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
+// ParseShmSize parses --shm-size, a size as --memory's (0: no limit).
+func ParseShmSize(s string) (*int64, error) {
+	if s == "" {
+		return nil, nil
+	}
+	v, err := ParseSize(s)
+	if err != nil {
+		return nil, fmt.Errorf("unable to translate --shm-size: %w", err)
+	}
+	return &v, nil
 }
 
 // ParseSize parses a size as Podman's --memory: a number with an

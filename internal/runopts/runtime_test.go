@@ -46,7 +46,7 @@ func TestMergeCapabilities(t *testing.T) {
 
 func TestParseSecurityOpt(t *testing.T) {
 	var r Runtime
-	for _, s := range []string{"no-new-privileges", "label=disable"} {
+	for _, s := range []string{"no-new-privileges", "label=disable", "seccomp=unconfined", "apparmor=unconfined", "seccomp:unconfined"} {
 		if err := ParseSecurityOpt(s, &r); err != nil {
 			t.Fatal(s, err)
 		}
@@ -58,8 +58,8 @@ func TestParseSecurityOpt(t *testing.T) {
 		t.Errorf("=false: %v %v", err, r.NoNewPrivileges)
 	}
 	for s, want := range map[string]string{
-		"seccomp=unconfined":      `--security-opt "seccomp=unconfined": berth does not support this security option yet`,
-		"apparmor=unconfined":     `--security-opt "apparmor=unconfined": berth does not support this security option yet`,
+		"seccomp=/etc/prof.json":  `--security-opt "seccomp=/etc/prof.json": berth does not support this security option yet`,
+		"apparmor=my-profile":     `--security-opt "apparmor=my-profile": berth does not support this security option yet`,
 		"label=type:foo_t":        `--security-opt "label=type:foo_t": berth does not support this security option yet`,
 		"foo=bar":                 `invalid --security-opt 2: "foo=bar"`,
 		"no-new-privileges=maybe": `invalid --security-opt 2: "no-new-privileges=maybe"`,
@@ -222,5 +222,50 @@ func TestParseLabelFile(t *testing.T) {
 	}
 	if _, err := ParseLabelFile("=x\n"); err == nil {
 		t.Error("empty key accepted")
+	}
+}
+
+func TestParseMemoryReservationAndShmSize(t *testing.T) {
+	r := Resources{Memory: 64 << 20}
+	if err := ParseMemoryReservation("32m", &r); err != nil || r.MemoryReservation != 32<<20 {
+		t.Errorf("32m: %v %d", err, r.MemoryReservation)
+	}
+	if err := ParseMemoryReservation("128m", &r); err == nil || !strings.Contains(err.Error(), "cannot be less than memory reservation") {
+		t.Errorf("reservation above the limit: %v", err)
+	}
+	if err := ParseMemoryReservation("1x", &Resources{}); err == nil || !strings.Contains(err.Error(), "invalid value for memory-reservation") {
+		t.Errorf("1x: %v", err)
+	}
+	if err := ParseMemoryReservation("1g", &Resources{}); err != nil {
+		t.Errorf("1g without --memory: %v", err)
+	}
+	if !(Resources{MemoryReservation: 1}).Any() {
+		t.Error("a reservation alone is not a limit")
+	}
+	for in, want := range map[string]int64{"128m": 128 << 20, "0": 0, "1000": 1000, "1.5k": 1536} {
+		if got, err := ParseShmSize(in); err != nil || got == nil || *got != want {
+			t.Errorf("ParseShmSize(%q) = %v, %v; want %d", in, got, err, want)
+		}
+	}
+	if got, err := ParseShmSize(""); got != nil || err != nil {
+		t.Errorf(`ParseShmSize("") = %v, %v`, got, err)
+	}
+	if _, err := ParseShmSize("-1"); err == nil {
+		t.Error("--shm-size -1 accepted")
+	}
+}
+
+func TestParseAnnotations(t *testing.T) {
+	m, err := ParseAnnotations([]string{"a=b", "io.x/y=1=2", "empty="})
+	if err != nil || len(m) != 3 || m["a"] != "b" || m["io.x/y"] != "1=2" || m["empty"] != "" {
+		t.Errorf("%v %v", m, err)
+	}
+	if m, err := ParseAnnotations(nil); m != nil || err != nil {
+		t.Errorf("none: %v %v", m, err)
+	}
+	for _, bad := range []string{"novalue", "=v"} {
+		if _, err := ParseAnnotations([]string{bad}); err == nil || !strings.Contains(err.Error(), "must be formatted KEY=VALUE") {
+			t.Errorf("%q: %v", bad, err)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -47,6 +48,10 @@ type Extra struct {
 	// front of the command.
 	InitBinary string
 	Resources  *specs.LinuxResources
+	// ShmSize replaces /dev/shm's 64 MiB (bytes; 0: no limit).
+	ShmSize *int64
+	// Annotations are added to the spec's.
+	Annotations map[string]string
 }
 
 // applyCapabilities sets the process's capability sets from sec.
@@ -105,9 +110,33 @@ func applyExtra(s *specs.Spec, x Extra) {
 		s.Mounts = append(s.Mounts, specs.Mount{Destination: InitPath, Type: "bind", Source: x.InitBinary, Options: []string{"bind", "private", "ro"}})
 		s.Process.Args = append([]string{InitPath, "--"}, s.Process.Args...)
 	}
+	if x.ShmSize != nil {
+		setShmSize(s.Mounts, *x.ShmSize)
+	}
+	for k, v := range x.Annotations {
+		if s.Annotations == nil {
+			s.Annotations = map[string]string{}
+		}
+		s.Annotations[k] = v
+	}
 	if x.Resources != nil && s.Linux.Resources != nil {
 		r := s.Linux.Resources
 		r.Memory, r.CPU, r.Pids = x.Resources.Memory, x.Resources.CPU, x.Resources.Pids
+	}
+}
+
+// setShmSize sets the size of the /dev/shm tmpfs (0: none, as Podman's
+// --shm-size 0).
+func setShmSize(mounts []specs.Mount, size int64) {
+	for i, m := range mounts {
+		if m.Destination != "/dev/shm" || m.Type != "tmpfs" {
+			continue
+		}
+		opts := slices.DeleteFunc(slices.Clone(m.Options), func(o string) bool { return strings.HasPrefix(o, "size=") })
+		if size > 0 {
+			opts = append(opts, "size="+strconv.FormatInt(size, 10))
+		}
+		mounts[i].Options = opts
 	}
 }
 

@@ -117,3 +117,41 @@ func TestResolveGroups(t *testing.T) {
 		t.Errorf("nosuch: %v", err)
 	}
 }
+
+func TestGenerateShmSize(t *testing.T) {
+	shm := func(size *int64) []string {
+		s, err := Generate(Options{Rootfs: "/r", Process: Process{Args: []string{"sh"}}, Extra: Extra{ShmSize: size}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range s.Mounts {
+			if m.Destination == "/dev/shm" {
+				return m.Options
+			}
+		}
+		t.Fatal("no /dev/shm mount")
+		return nil
+	}
+	if o := shm(nil); !slices.Contains(o, "size=65536k") {
+		t.Errorf("default /dev/shm: %v", o)
+	}
+	big, zero := int64(256<<20), int64(0)
+	if o := shm(&big); !slices.Contains(o, "size=268435456") || slices.Contains(o, "size=65536k") || !slices.Contains(o, "mode=1777") {
+		t.Errorf("--shm-size 256m: %v", o)
+	}
+	for _, o := range shm(&zero) {
+		if strings.HasPrefix(o, "size=") {
+			t.Errorf("--shm-size 0 keeps %s", o)
+		}
+	}
+}
+
+func TestGenerateAnnotations(t *testing.T) {
+	s, err := Generate(Options{Rootfs: "/r", Process: Process{Args: []string{"sh"}}, Extra: Extra{Annotations: map[string]string{"org.example/k": "v"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Annotations["org.example/k"] != "v" {
+		t.Errorf("annotations %v", s.Annotations)
+	}
+}
