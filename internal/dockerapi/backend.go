@@ -6,7 +6,11 @@ import (
 	"io"
 	"net/netip"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/berthnet/berth/internal/engine"
+	"github.com/berthnet/berth/internal/image"
 	"github.com/berthnet/berth/internal/network"
 	"github.com/berthnet/berth/internal/runspec"
 )
@@ -66,6 +70,8 @@ type HostInfo struct {
 // ErrNotImplemented to choose the status code; anything else is a 500.
 type Backend interface {
 	Info(ctx context.Context) (HostInfo, error)
+	ImageBackend
+	VolumeBackend
 
 	// Networks lists every network with its endpoints.
 	Networks(ctx context.Context) ([]NetworkInfo, error)
@@ -108,4 +114,53 @@ type ContainerEngine interface {
 	LogPath(id string) string
 	AttachSocket(id string) string
 	Exec(ref string, p runspec.Process, detach bool, stdin io.Reader, stdout, stderr io.Writer) (int, error)
+}
+
+// ImageInfo is a stored image with what inspect adds to it.
+type ImageInfo struct {
+	Image image.Image
+	// Config is the image's full configuration (nil when unreadable).
+	Config *v1.ConfigFile
+	// Containers counts the containers whose root filesystem it is.
+	Containers int
+}
+
+// ImageBackend is berth's image store as the /images endpoints use it.
+type ImageBackend interface {
+	// Images lists every stored image.
+	Images(ctx context.Context) ([]ImageInfo, error)
+	// Image finds one image by name, short name, ID or ID prefix.
+	Image(ctx context.Context, ref string) (ImageInfo, error)
+	// PullImage pulls reference, writing Podman-style progress lines
+	// (see PullProgress) to progress; auth, when not nil, replaces the
+	// stored credentials.
+	PullImage(ctx context.Context, reference string, auth *authn.AuthConfig, progress io.Writer) (image.Image, error)
+	// TagImage adds name to the image target refers to.
+	TagImage(ctx context.Context, target, name string) error
+	// RemoveImage untags or removes an image; force removes one that
+	// containers use (ErrConflict otherwise) or that has several names.
+	RemoveImage(ctx context.Context, ref string, force bool) (image.RemoveResult, error)
+	// PruneImages removes the unused images without a name (all: every
+	// unused image) and returns their IDs.
+	PruneImages(ctx context.Context, all bool) ([]string, error)
+}
+
+// VolumeInfo is a volume with its data directory and whether any
+// container uses it.
+type VolumeInfo struct {
+	Volume     engine.Volume
+	Mountpoint string
+	InUse      bool
+}
+
+// VolumeBackend is berth's engine volumes as the /volumes endpoints use
+// them.
+type VolumeBackend interface {
+	Volumes(ctx context.Context) ([]VolumeInfo, error)
+	// Volume finds a volume by its exact name.
+	Volume(ctx context.Context, name string) (VolumeInfo, error)
+	CreateVolume(ctx context.Context, o engine.VolumeOptions) (VolumeInfo, error)
+	// RemoveVolume removes a volume no container uses (ErrConflict
+	// otherwise).
+	RemoveVolume(ctx context.Context, name string) error
 }

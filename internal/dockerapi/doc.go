@@ -8,6 +8,8 @@
 // Files: server.go (routing, API version negotiation, errors),
 // backend.go (what the server needs from berth), filters.go (Docker's
 // `filters` query parameter), system.go (_ping, version, info),
-// networks.go (the /networks endpoints) and netconv.go (pure conversion
-// between Docker's network requests and berth's network model).
+// networks.go (the /networks endpoints), netconv.go (pure conversion
+// between Docker's network requests and berth's network model),
+// images.go and pull.go (the /images endpoints and pull progress) and
+// volumes.go (the /volumes endpoints).
 package dockerapi

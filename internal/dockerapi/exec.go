@@ -59,6 +59,7 @@ func (x *execSessions) get(id string) (*execSession, error) {
 	if s, ok := x.m[id]; ok {
 		return s, nil
 	}
+	//lint:ignore ST1005 Docker's own message, which clients show and match
 	return nil, fmt.Errorf("No such exec instance: %s: %w", id, ErrNotFound)
 }
 
@@ -75,6 +76,7 @@ func (s *Server) execCreate(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if len(req.Cmd) == 0 {
+		//lint:ignore ST1005 Docker's own message, which clients show and match
 		return fmt.Errorf("No exec command specified: %w", ErrInvalid)
 	}
 	if req.Privileged {
@@ -93,6 +95,7 @@ func (s *Server) execCreate(w http.ResponseWriter, r *http.Request) error {
 		return classify(err, ref)
 	}
 	if !c.Running() {
+		//lint:ignore ST1005 Docker's own message, which clients show and match
 		return fmt.Errorf("Container %s is not running: %w", c.Config.ID, ErrConflict)
 	}
 	p := runspec.Process{Args: req.Cmd, Env: req.Env, Cwd: req.WorkingDir, Terminal: req.Tty}
@@ -100,6 +103,7 @@ func (s *Server) execCreate(w http.ResponseWriter, r *http.Request) error {
 		passwd, _ := safefile.ReadInRoot(c.State.Mounted, "etc/passwd", safefile.DefaultLimit)
 		group, _ := safefile.ReadInRoot(c.State.Mounted, "etc/group", safefile.DefaultLimit)
 		if p.UID, p.GID, err = runspec.ResolveUser(req.User, passwd, group); err != nil {
+			//lint:ignore ST1005 Docker's own message, which clients show and match
 			return fmt.Errorf("User %q: %v: %w", req.User, err, ErrInvalid)
 		}
 	}
@@ -123,6 +127,7 @@ func (s *Server) execStart(w http.ResponseWriter, r *http.Request) error {
 	sess.mu.Lock()
 	if sess.started {
 		sess.mu.Unlock()
+		//lint:ignore ST1005 Docker's own message, which clients show and match
 		return fmt.Errorf("Error: Exec command %s has already run: %w", sess.id, ErrConflict)
 	}
 	sess.started, sess.running = true, true

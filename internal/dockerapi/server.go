@@ -56,6 +56,19 @@ func (s *Server) routes() {
 	s.containerRoutes()
 	s.execRoutes()
 
+	s.handle("GET /images/json", s.imageList)
+	s.handle("POST /images/create", s.imageCreate)
+	s.handle("POST /images/prune", s.imagePrune)
+	s.handle("GET /images/{name...}", s.imageGet)
+	s.handle("POST /images/{name...}", s.imagePost)
+	s.handle("DELETE /images/{name...}", s.imageRemove)
+
+	s.handle("GET /volumes", s.volumeList)
+	s.handle("POST /volumes/create", s.volumeCreate)
+	s.handle("POST /volumes/prune", s.volumePrune)
+	s.handle("GET /volumes/{name}", s.volumeInspect)
+	s.handle("DELETE /volumes/{name}", s.volumeRemove)
+
 	for _, p := range unimplemented {
 		s.mux.HandleFunc(p.prefix, func(w http.ResponseWriter, r *http.Request) {
 			writeError(w, fmt.Errorf("berth does not implement %s %s (%s) yet: %w", r.Method, r.URL.Path, p.what, ErrNotImplemented))
@@ -89,9 +102,6 @@ var unimplemented = []struct{ prefix, what string }{
 	{"/grpc", "gRPC"},
 	{"/system/df", "disk usage"},
 	{"/containers/", "this container endpoint"},
-	{"/images/", "images"},
-	{"/volumes", "volumes"},
-	{"/volumes/", "volumes"},
 	{"/exec/", "this exec endpoint"},
 	{"/events", "events"},
 	{"/auth", "registry login"},

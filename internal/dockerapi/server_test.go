@@ -29,6 +29,7 @@ type fakeBackend struct {
 	mu        sync.Mutex
 	nets      []NetworkInfo
 	connected []engine.ConnectRequest
+	fakeStore
 }
 
 func (f *fakeBackend) Info(context.Context) (HostInfo, error) {
