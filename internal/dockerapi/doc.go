@@ -10,6 +10,10 @@
 // `filters` query parameter), system.go (_ping, version, info),
 // networks.go (the /networks endpoints), netconv.go (pure conversion
 // between Docker's network requests and berth's network model),
-// images.go and pull.go (the /images endpoints and pull progress) and
-// volumes.go (the /volumes endpoints).
+// images.go and pull.go (the /images endpoints and pull progress),
+// volumes.go (the /volumes endpoints), containers.go (the /containers
+// endpoints), ctrconv.go (a create request as berth's create options,
+// every unsupported field refused by name), ctrview.go (berth's
+// containers in Docker's list and inspect shapes), attach.go (hijacked
+// attach, also before the start) and exec.go (exec sessions).
 package dockerapi

@@ -69,6 +69,17 @@ func (s *Server) routes() {
 	s.handle("GET /volumes/{name}", s.volumeInspect)
 	s.handle("DELETE /volumes/{name}", s.volumeRemove)
 
+	// berth has no Docker plugins: the list is empty and every named
+	// plugin is missing (docker inspect looks for one by any name).
+	s.handle("GET /plugins", func(w http.ResponseWriter, r *http.Request) error {
+		writeJSON(w, http.StatusOK, []struct{}{})
+		return nil
+	})
+	s.handle("GET /plugins/{name...}", func(w http.ResponseWriter, r *http.Request) error {
+		name := strings.TrimSuffix(r.PathValue("name"), "/json")
+		return fmt.Errorf("plugin %s not found: %w", name, ErrNotFound)
+	})
+
 	for _, p := range unimplemented {
 		s.mux.HandleFunc(p.prefix, func(w http.ResponseWriter, r *http.Request) {
 			writeError(w, fmt.Errorf("berth does not implement %s %s (%s) yet: %w", r.Method, r.URL.Path, p.what, ErrNotImplemented))
