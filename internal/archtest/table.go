@@ -35,6 +35,7 @@ var Berth = Rules{
 		"internal/compat/netavark/withdhcp": FrontEnd,
 		"internal/compat/pasta":             FrontEnd,
 		"internal/compat/slirp4netns":       FrontEnd,
+		"internal/dockerapi":                FrontEnd,
 		"internal/overlay":                  FrontEnd,
 
 		// Core: attaching containers, their addresses, names and lives.
@@ -44,6 +45,7 @@ var Berth = Rules{
 		"internal/dhcpproxy":     Core,
 		"internal/dns":           Core,
 		"internal/doctor/survey": Core,
+		"internal/embeddns":      Core,
 		"internal/engine":        Core,
 		"internal/image":         Core,
 		"internal/ipam":          Core,
@@ -70,7 +72,9 @@ var Berth = Rules{
 		"internal/aardvarkconf":    Model,
 		"internal/buildinfo":       Model,
 		"internal/containersconf":  Model,
+		"internal/ctrlog":          Model,
 		"internal/doctor":          Model,
+		"internal/events":          Model,
 		"internal/dhcpproxy/proto": Model,
 		"internal/firewall":        Model,
 		"internal/hostsfile":       Model,
@@ -83,6 +87,7 @@ var Berth = Rules{
 		"internal/resolvconf":      Model,
 		"internal/rollback":        Model,
 		"internal/safefile":        Model,
+		"internal/sdactivation":    Model,
 		"internal/runopts":         Model,
 		"internal/runspec":         Model,
 
