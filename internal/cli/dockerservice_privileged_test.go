@@ -146,6 +146,28 @@ func TestPrivilegedDockerCLIContainers(t *testing.T) {
 	if out := p.mustD(t, "exec", "-t", "-e", "X=y", "-w", "/www", "web", "sh", "-c", "echo $X; pwd"); out != "y\r\n/www" {
 		t.Errorf("docker exec -t -e -w: %q", out)
 	}
+	// docker cp both ways, docker top, docker stats.
+	host := t.TempDir()
+	if err := os.WriteFile(filepath.Join(host, "note.txt"), []byte("from the host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.mustD(t, "cp", filepath.Join(host, "note.txt"), "web:/www/")
+	if out := p.mustD(t, "exec", "web", "cat", "/www/note.txt"); out != "from the host" {
+		t.Errorf("docker cp into the container: %q", out)
+	}
+	p.mustD(t, "cp", "web:/www", filepath.Join(host, "www"))
+	if b, err := os.ReadFile(filepath.Join(host, "www", "index.html")); err != nil || string(b) != "Hello from berth\n" {
+		t.Errorf("docker cp out of the container: %q %v", b, err)
+	}
+	if out, err := p.d("cp", "web:/nonexistent", host); err == nil || !strings.Contains(out, "Could not find the file /nonexistent") {
+		t.Errorf("docker cp of a missing file: %v %q", err, out)
+	}
+	if out := p.mustD(t, "top", "web"); !strings.HasPrefix(out, "UID") || !strings.Contains(out, "httpd -f -v -p 80 -h /www") {
+		t.Errorf("docker top:\n%s", out)
+	}
+	if out := p.mustD(t, "stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}} {{.MemUsage}}", "web"); !strings.HasPrefix(out, "web 1 ") {
+		t.Errorf("docker stats: %q", out)
+	}
 	if out := p.mustD(t, "logs", "web"); !strings.Contains(out, "200") {
 		t.Errorf("docker logs: %q", out)
 	}

@@ -114,6 +114,9 @@ type ContainerEngine interface {
 	LogPath(id string) string
 	AttachSocket(id string) string
 	Exec(ref string, p runspec.Process, detach bool, stdin io.Reader, stdout, stderr io.Writer) (int, error)
+	Copy(src, dst engine.CopyEnd, o engine.CopyOptions) error
+	Top(ref string) (*engine.Container, []engine.Proc, error)
+	Stats(ref string) (engine.Stats, error)
 }
 
 // ImageInfo is a stored image with what inspect adds to it.

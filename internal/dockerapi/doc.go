@@ -15,5 +15,6 @@
 // endpoints), ctrconv.go (a create request as berth's create options,
 // every unsupported field refused by name), ctrview.go (berth's
 // containers in Docker's list and inspect shapes), attach.go (hijacked
-// attach, also before the start) and exec.go (exec sessions).
+// attach, also before the start), exec.go (exec sessions) and
+// ctrmisc.go (archive for docker cp, top, stats).
 package dockerapi

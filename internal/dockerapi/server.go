@@ -55,6 +55,7 @@ func (s *Server) routes() {
 	s.handle("POST /networks/{id}/disconnect", s.networkDisconnect)
 	s.containerRoutes()
 	s.execRoutes()
+	s.ctrMiscRoutes()
 
 	s.handle("GET /images/json", s.imageList)
 	s.handle("POST /images/create", s.imageCreate)
