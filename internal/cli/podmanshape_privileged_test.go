@@ -297,6 +297,31 @@ func TestPrivilegedPodmanShapes(t *testing.T) {
 			t.Error(d)
 		}
 	})
+	t.Run("volumes", func(t *testing.T) {
+		for name, run := range map[string]engineRunner{"podman": pod, "berth": ber} {
+			if _, se, rc := run("", "volume", "create", "--label", "k=v", "data"); rc != 0 {
+				t.Fatalf("%s volume create: %d %s", name, rc, se)
+			}
+		}
+		for _, c := range [][]string{{"volume", "ls", "--format", "json"}, {"volume", "inspect", "data"}, {"inspect", "--type", "volume", "data"}} {
+			po, pe, prc := pod("", c...)
+			bo, be, brc := ber("", c...)
+			if prc != 0 || brc != 0 {
+				t.Errorf("%v: podman rc %d %s, berth rc %d %s", c, prc, pe, brc, be)
+				continue
+			}
+			for _, d := range shapeDiff(strings.Join(c, " "), mustJSON(t, "podman", po), mustJSON(t, "berth", bo), everywhere) {
+				t.Error(d)
+			}
+		}
+		format := []string{"volume", "ls", "--format", "{{.Driver}} {{.Name}} {{.Labels}}", "--filter", "label=k=v"}
+		if po, bo := first(pod("", format...)), first(ber("", format...)); po != bo {
+			t.Errorf("volume ls template: podman %q, berth %q", po, bo)
+		}
+		for _, run := range []engineRunner{pod, ber} {
+			run("", "volume", "rm", "data")
+		}
+	})
 	t.Run("filters", func(t *testing.T) {
 		for _, f := range []string{"pod=pp", "label=a=b", "exited=3", "status=exited", "status=running", "name=we", "network=podman", "id=0"} {
 			args := []string{"ps", "-a", "--filter", f, "--format", "{{.Names}} {{.IsInfra}}"}
@@ -404,3 +429,6 @@ func headerCols(out string) string {
 	}
 	return strings.Join(cols, "|")
 }
+
+// first is an engine runner's stdout.
+func first(out, _ string, _ int) string { return out }
