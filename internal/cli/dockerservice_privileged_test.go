@@ -2,6 +2,9 @@ package cli
 
 import (
 	"context"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -197,4 +200,51 @@ func TestPrivilegedDockerCLIContainers(t *testing.T) {
 	}
 	p.mustD(t, "network", "rm", "front")
 	p.assertClean(t)
+}
+
+// TestPrivilegedDockerGwPriority: a container created on two networks
+// with gw_priority on the second prefers the second's default route
+// (Docker 28's EndpointSettings.GwPriority, sent as compose sends it).
+func TestPrivilegedDockerGwPriority(t *testing.T) {
+	p := newDockerTopo(t)
+	s, err := image.Open(filepath.Join(p.root, "images"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	imagetest.BannerImage(t, s)
+	p.mustD(t, "network", "create", "--subnet", "198.18.41.0/24", "low")
+	p.mustD(t, "network", "create", "--subnet", "198.18.42.0/24", "high")
+	body := `{"Image":"banner","Cmd":["sleep","600"],"HostConfig":{"NetworkMode":"low"},` +
+		`"NetworkingConfig":{"EndpointsConfig":{"low":{},"high":{"GwPriority":10}}}}`
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", p.sock)
+	}}}
+	resp, err := hc.Post("http://d/v1.43/containers/create?name=gw", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create: %d %s", resp.StatusCode, b)
+	}
+	p.mustD(t, "start", "gw")
+	routes := p.mustD(t, "exec", "gw", "ip", "route")
+	var low, high string
+	for _, l := range strings.Split(routes, "\n") {
+		if strings.HasPrefix(l, "default via 198.18.41.1") {
+			low = l
+		}
+		if strings.HasPrefix(l, "default via 198.18.42.1") {
+			high = l
+		}
+	}
+	if !strings.HasSuffix(strings.TrimSpace(low), "metric 100") || !strings.HasSuffix(strings.TrimSpace(high), "metric 90") {
+		t.Errorf("default routes (want the high network's at metric 90, the low's at 100):\n%s", routes)
+	}
+	if got := p.mustD(t, "exec", "gw", "ip", "route", "get", "198.18.0.2"); !strings.Contains(got, "via 198.18.42.1") {
+		t.Errorf("route to the outside: %q", got)
+	}
+	p.mustD(t, "rm", "-f", "gw")
+	p.mustD(t, "network", "rm", "low", "high")
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 
@@ -393,7 +394,7 @@ func (m *Manager) addRoutes(ctrH *link.Handle, l link.Link, at *attachment) erro
 	}
 	metric := routeMetric(n)
 	if !n.Internal && !n.NoDefaultRoute() {
-		if err := addDefaultRoutes(ctrH, l, at, metric); err != nil {
+		if err := addDefaultRoutes(ctrH, l, at, defaultRouteMetric(metric, at.opts)); err != nil {
 			return err
 		}
 	}
@@ -413,6 +414,16 @@ func routeMetric(n network.Network) uint32 {
 		def = 99
 	}
 	return n.Metric(def)
+}
+
+// defaultRouteMetric is the metric of an attachment's default routes:
+// the network's, less the attachment's gw_priority.
+func defaultRouteMetric(metric uint32, o network.PerNetworkOptions) uint32 {
+	p, err := strconv.Atoi(o.Options[network.OptGwPriority])
+	if err != nil || p == 0 {
+		return metric
+	}
+	return network.GwPriorityMetric(metric, p)
 }
 
 // delStaticRoutes removes n's static routes from the container namespace:

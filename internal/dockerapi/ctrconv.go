@@ -263,7 +263,7 @@ func bridgeNetworks(mode string, eps map[string]*dnet.EndpointSettings) (runopts
 			if err != nil {
 				return err
 			}
-			r.IPs, r.MAC, r.Aliases = cr.IPs, cr.MAC, cr.Aliases
+			r.IPs, r.MAC, r.Aliases, r.GwPriority = cr.IPs, cr.MAC, cr.Aliases, cr.GwPriority
 		}
 		nm.Networks = append(nm.Networks, r)
 		return nil

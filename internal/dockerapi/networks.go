@@ -311,10 +311,7 @@ func ConnectFromEndpoint(networkID string, es *dnet.EndpointSettings) (engine.Co
 			return cr, fmt.Errorf("alias %q: must not be empty or contain spaces or commas: %w", a, ErrInvalid)
 		}
 	}
-	if es.GwPriority != 0 {
-		return cr, fmt.Errorf("gw_priority is not supported by berth yet: %w", ErrNotImplemented)
-	}
-	cr.Aliases = es.Aliases
+	cr.Aliases, cr.GwPriority = es.Aliases, es.GwPriority
 	if c := es.IPAMConfig; c != nil {
 		if len(c.LinkLocalIPs) > 0 {
 			return cr, fmt.Errorf("link-local IPs are not supported by berth: %w", ErrNotImplemented)

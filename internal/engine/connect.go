@@ -33,6 +33,9 @@ type ConnectRequest struct {
 	Aliases []string
 	IPs     []netip.Addr
 	MAC     string
+	// GwPriority orders the container's default routes (see
+	// runopts.NetworkRequest).
+	GwPriority int
 }
 
 // Connect attaches a container to one more network: a running engine
@@ -227,7 +230,7 @@ func (e *Engine) connectSteps(ctx context.Context, c *Container, n network.Netwo
 		return nil, err
 	}
 	defer h.Close()
-	att, err := allocateOne(h, c.Config.ID, n, r.IPs, "", r.Aliases, r.MAC)
+	att, err := allocateOne(h, c.Config.ID, n, runopts.NetworkRequest{IPs: r.IPs, Aliases: r.Aliases, MAC: r.MAC, GwPriority: r.GwPriority})
 	if err != nil {
 		return nil, err
 	}
@@ -270,7 +273,7 @@ func (e *Engine) finishConnect(tx *bolt.Tx, c *Container, att Attachment, r Conn
 		cur.State.Attachments[i].Opts.StaticMAC = atts[0].Opts.StaticMAC
 	}
 	if !cur.Config.Registered {
-		req := runopts.NetworkRequest{Name: att.Network.Name, Aliases: r.Aliases, MAC: r.MAC, IPs: r.IPs, Interface: att.Opts.InterfaceName}
+		req := runopts.NetworkRequest{Name: att.Network.Name, Aliases: r.Aliases, MAC: r.MAC, IPs: r.IPs, Interface: att.Opts.InterfaceName, GwPriority: r.GwPriority}
 		cur.Config.Net.Networks = append(e.withoutNetwork(cur.Config.Net.Networks, att.Network.Name), req)
 	}
 	if err := putRecord(tx, cur); err != nil {

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
@@ -253,11 +254,10 @@ func (e *Engine) allocate(h *berthnet.Host, c *Container) ([]Attachment, error) 
 		if err := checkNetwork(n, nil); err != nil {
 			return nil, err
 		}
-		ifname := r.Interface
-		if ifname == "" {
-			ifname = fmt.Sprintf("eth%d", i)
+		if r.Interface == "" {
+			r.Interface = fmt.Sprintf("eth%d", i)
 		}
-		a, err := allocateOne(h, c.Config.ID, n, r.IPs, ifname, r.Aliases, r.MAC)
+		a, err := allocateOne(h, c.Config.ID, n, r)
 		if err != nil {
 			return nil, err
 		}
@@ -267,17 +267,20 @@ func (e *Engine) allocate(h *berthnet.Host, c *Container) ([]Attachment, error) 
 }
 
 // allocateOne allocates the addresses of one attachment through the
-// attach service.
-func allocateOne(h *berthnet.Host, id string, n network.Network, ips []netip.Addr, ifname string, aliases []string, mac string) (Attachment, error) {
-	addrs, err := h.AllocateNetavark(id, n, ips)
+// attach service (r.Name is n).
+func allocateOne(h *berthnet.Host, id string, n network.Network, r runopts.NetworkRequest) (Attachment, error) {
+	addrs, err := h.AllocateNetavark(id, n, r.IPs)
 	if err != nil {
 		return Attachment{}, err
 	}
 	a := Attachment{Network: n, Opts: network.PerNetworkOptions{
-		Aliases:       append(append([]string{}, aliases...), network.ShortID(id)),
-		StaticMAC:     mac,
-		InterfaceName: ifname,
+		Aliases:       append(append([]string{}, r.Aliases...), network.ShortID(id)),
+		StaticMAC:     r.MAC,
+		InterfaceName: r.Interface,
 	}}
+	if r.GwPriority != 0 {
+		a.Opts.Options = map[string]string{network.OptGwPriority: strconv.Itoa(r.GwPriority)}
+	}
 	for _, p := range addrs {
 		a.Opts.StaticIPs = append(a.Opts.StaticIPs, p.Addr())
 	}

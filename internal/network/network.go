@@ -55,7 +55,19 @@ const (
 	// OptNoMasquerade ("true") leaves outgoing traffic of a bridge network
 	// unmasqueraded; berth's CNI bridge sets it for ipMasq false.
 	OptNoMasquerade = "no_masquerade"
+	// OptGwPriority, a per-attachment option (PerNetworkOptions.Options),
+	// is Docker's gw_priority: the metric of the attachment's default
+	// routes is the network's less the priority, so the highest
+	// priority's route is preferred.
+	OptGwPriority = "gw_priority"
 )
+
+// GwPriorityMetric is the metric of default routes of priority p on a
+// network whose route metric is base (clamped to 1..2^31).
+func GwPriorityMetric(base uint32, p int) uint32 {
+	m := int64(base) - int64(p)
+	return uint32(min(max(m, 1), 1<<31))
+}
 
 // Network is one network definition: a Podman network file and the values of
 // netavark's network_info map.

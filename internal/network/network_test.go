@@ -217,3 +217,15 @@ func TestLastAddrAndParseAddrList(t *testing.T) {
 		t.Errorf("bad value: %v", err)
 	}
 }
+
+func TestGwPriorityMetric(t *testing.T) {
+	for _, tc := range []struct {
+		base uint32
+		p    int
+		want uint32
+	}{{100, 0, 100}, {100, 10, 90}, {100, -5, 105}, {100, 1000, 1}, {99, -1 << 40, 1 << 31}} {
+		if got := GwPriorityMetric(tc.base, tc.p); got != tc.want {
+			t.Errorf("GwPriorityMetric(%d, %d) = %d, want %d", tc.base, tc.p, got, tc.want)
+		}
+	}
+}

@@ -28,6 +28,9 @@ type NetworkRequest struct {
 	MAC       string       `json:"mac,omitempty"`
 	Aliases   []string     `json:"aliases,omitempty"`
 	Interface string       `json:"interface_name,omitempty"`
+	// GwPriority orders the default routes of a container's networks
+	// (Docker's gw_priority): the highest priority's route is preferred.
+	GwPriority int `json:"gw_priority,omitempty"`
 }
 
 // NetMode is the parsed --network flags of a container.
