@@ -178,11 +178,11 @@ type CommitOptions struct {
 	Now time.Time
 }
 
-// Commit makes an image of a container's root filesystem (podman
+// commit makes an image of a container's root filesystem (podman
 // commit): the container's image with the container's changes as one
 // more layer (overlay), or one layer holding the whole root filesystem
 // (copy driver, which keeps no separate changes).
-func (s *Store) Commit(ctx context.Context, containerID string, o CommitOptions) (*Image, error) {
+func (s *Store) commit(ctx context.Context, containerID string, o CommitOptions) (*Image, error) {
 	var names []string
 	if o.Reference != "" {
 		r, err := ref.ParseLocal(o.Reference)
