@@ -29,3 +29,6 @@ func imageEvents(j *events.Journal, log *slog.Logger) func(image.Event) {
 		recordEvent(j, log, events.Event{Type: events.TypeImage, Action: e.Action, ID: e.ID, Name: e.Name})
 	}
 }
+
+// Events is the journal GET /events reads.
+func (b dockerBackend) Events() *events.Journal { return b.w.journal() }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -302,7 +303,8 @@ func (e *Engine) Kill(ref, sig string) (*Container, error) {
 	if !c.Running() {
 		return nil, fmt.Errorf("can only kill running containers. %s is in state %s: %w", c.Config.ID, c.State.Status, ErrRunning)
 	}
-	if _, err := ParseSignal(sig); err != nil {
+	signum, err := ParseSignal(sig)
+	if err != nil {
 		return nil, err
 	}
 	if killStops(c, sig) {
@@ -313,7 +315,7 @@ func (e *Engine) Kill(ref, sig string) (*Container, error) {
 	if err := e.signal(c.Config.ID, sig); err != nil {
 		return c, err
 	}
-	e.containerEvent(c, "kill", map[string]string{"signal": sig})
+	e.containerEvent(c, "kill", map[string]string{"signal": strconv.Itoa(int(signum))})
 	return c, nil
 }
 
