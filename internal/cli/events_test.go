@@ -32,7 +32,7 @@ func TestEventPrinter(t *testing.T) {
 		ID: "0123456789abcdef", Name: "web", Image: "busybox", Attributes: map[string]string{"app": "x"}}
 	for format, want := range map[string]string{
 		"{{.Type}} {{.Status}} {{.Name}} {{.Image}} {{.ID}}": "container start web busybox 0123456789abcdef\n",
-		`{{index .Attributes "app"}}\t{{.Time.Year}}`:         "x\t2026\n",
+		`{{index .Attributes "app"}}\t{{.Time.Year}}`:        "x\t2026\n",
 		"json": `"Status":"start"`,
 	} {
 		var buf bytes.Buffer
