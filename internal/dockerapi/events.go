@@ -50,7 +50,7 @@ type Actor struct {
 
 // dockerActions are berth's (Podman's) actions under Docker's names.
 var dockerActions = map[string]map[string]string{
-	events.TypeContainer: {"died": "die", "remove": "destroy"},
+	events.TypeContainer: {"died": "die", "remove": "destroy", "exec_died": "exec_die"},
 	events.TypeImage:     {"remove": "delete"},
 	events.TypeNetwork:   {"remove": "destroy"},
 	events.TypeVolume:    {"remove": "destroy"},
@@ -72,6 +72,10 @@ func ToMessage(e events.Event, legacy bool) (m Message, ok bool) {
 			case events.AttrPod:
 			case events.AttrHealth:
 				action = "health_status: " + v
+			case events.AttrExecCommand:
+				if e.Action == "exec" {
+					action = "exec_start: " + v
+				}
 			default:
 				attrs[k] = v
 			}

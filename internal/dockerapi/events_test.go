@@ -277,3 +277,17 @@ func TestEventsRefused(t *testing.T) {
 		t.Errorf("no journal: status %d", resp.StatusCode)
 	}
 }
+
+func TestToMessageExec(t *testing.T) {
+	start, _ := ToMessage(events.Event{Type: events.TypeContainer, Action: "exec", ID: "c1", Name: "web",
+		Attributes: map[string]string{events.AttrExecCommand: "ls -l"}}, false)
+	died, _ := ToMessage(events.Event{Type: events.TypeContainer, Action: "exec_died", ID: "c1", Name: "web",
+		Attributes: map[string]string{events.AttrExecCommand: "ls -l", events.AttrExitCode: "2"}}, false)
+	if start.Action != "exec_start: ls -l" || died.Action != "exec_die" || died.Actor.Attributes["exitCode"] != "2" ||
+		start.Actor.Attributes[events.AttrExecCommand] != "" {
+		t.Fatalf("%+v %+v", start, died)
+	}
+	if !matchMessage(Filters{"event": {"exec_start"}}, start) {
+		t.Error("event=exec_start does not match")
+	}
+}

@@ -16,6 +16,8 @@ const (
 	AttrPod      = "pod"
 	AttrHealth   = "health_status"
 	AttrSignal   = "signal"
+	// AttrExecCommand is the command line of an exec.
+	AttrExecCommand = "execCommand"
 	// AttrContainer and AttrContainerName name the container of a
 	// network connect or disconnect.
 	AttrContainer     = "container"
@@ -54,6 +56,8 @@ func ToPodman(e Event) Podman {
 			continue
 		case AttrHealth:
 			p.HealthStatus = v
+			continue
+		case AttrExecCommand:
 			continue
 		}
 		if e.Type == TypeNetwork && (k == AttrContainer || k == AttrContainerName) {
