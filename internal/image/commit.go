@@ -289,9 +289,9 @@ func commitImage(base v1.Image, cf *v1.ConfigFile, layerTar string, o CommitOpti
 	return mutate.ConfigFile(img, full)
 }
 
-// Prune removes the images no container uses: those without a name
+// prune removes the images no container uses: those without a name
 // (dangling), or with all, every one. It returns the removed IDs.
-func (s *Store) Prune(all bool) ([]string, error) {
+func (s *Store) prune(all bool) ([]string, error) {
 	unlock, err := s.lock(true)
 	if err != nil {
 		return nil, err

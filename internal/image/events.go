@@ -118,3 +118,13 @@ func (s *Store) Commit(ctx context.Context, containerID string, o CommitOptions)
 	}
 	return img, err
 }
+
+// Prune removes the images no container uses: those without a name
+// (dangling), or with all, every one. It returns the removed IDs.
+func (s *Store) Prune(all bool) ([]string, error) {
+	ids, err := s.prune(all)
+	for _, id := range ids {
+		s.emit("remove", id, "")
+	}
+	return ids, err
+}
