@@ -39,12 +39,9 @@ func ContainerEvent(c *Container, action string, extra map[string]string) events
 	if c.Config.Pod != "" {
 		attrs["pod"] = c.Config.Pod
 	}
-	img := c.Config.Image
-	if img == "" && c.Config.Rootfs != "" {
-		img = c.Config.Rootfs
-	}
+	// A --rootfs container has no image (Podman shows image=).
 	return events.Event{Type: events.TypeContainer, Action: action, ID: c.Config.ID,
-		Name: c.Config.Name, Image: img, Attributes: attrs}
+		Name: c.Config.Name, Image: c.Config.Image, Attributes: attrs}
 }
 
 // exitAttrs are a died event's attributes.
