@@ -126,6 +126,7 @@ func newRoot(env Env, g *globals, code *int) *cobra.Command {
 		ctrRmCmd(env, g),
 		psCmd(env, g),
 		logsCmd(env, g),
+		eventsCmd(env, g),
 		execCmd(env, g),
 		ctrInspectCmd(env, g, inspectAll),
 		portCmd(env, g),

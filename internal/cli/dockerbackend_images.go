@@ -37,7 +37,11 @@ func imageErr(err error) error {
 }
 
 func (b dockerBackend) images() (*image.Store, error) {
-	return image.Open(filepath.Join(b.w.root, "images"))
+	s, err := image.Open(filepath.Join(b.w.root, "images"))
+	if err == nil {
+		s.SetEvents(imageEvents(b.w.journal(), b.w.log))
+	}
+	return s, err
 }
 
 func (b dockerBackend) Images(ctx context.Context) ([]dockerapi.ImageInfo, error) {

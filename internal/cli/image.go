@@ -17,6 +17,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/berthnet/berth/internal/events"
 	"github.com/berthnet/berth/internal/image"
 	"github.com/berthnet/berth/internal/image/change"
 	"github.com/berthnet/berth/internal/image/ref"
@@ -45,8 +46,12 @@ func imageCmds(env Env, g *globals) []*cobra.Command {
 
 // openImages opens the image store under --root.
 func openImages(env Env, g *globals) (*image.Store, error) {
-	root, _ := engineDirs(env, g)
-	return image.Open(filepath.Join(root, "images"))
+	root, runRoot := engineDirs(env, g)
+	s, err := image.Open(filepath.Join(root, "images"))
+	if err == nil {
+		s.SetEvents(imageEvents(events.Open(events.PathIn(runRoot)), nil))
+	}
+	return s, err
 }
 
 // ---- pull ----

@@ -303,7 +303,7 @@ directory goes.`,
 		ValidArgsFunction: cobra.NoFileCompletions,
 	}
 	reset.Flags().BoolVarP(&force, "force", "f", false, "do not prompt for confirmation")
-	c.AddCommand(reset, serviceCmd(env, g))
+	c.AddCommand(reset, serviceCmd(env, g), eventsCmd(env, g))
 	return c
 }
 

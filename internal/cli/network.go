@@ -369,6 +369,7 @@ func (w *world) create(n network.Network, ignore bool) (network.Network, error) 
 	if err := w.store.Create(out); err != nil {
 		return n, err
 	}
+	w.networkEvent("create", out.ID, out.Name)
 	w.log.Debug("created network", "name", out.Name, "file", w.store.Dir())
 	return out, nil
 }
@@ -807,6 +808,7 @@ func (w *world) removeNetwork(ctx context.Context, ref string, force bool) (stri
 		}
 		return "", err
 	}
+	w.networkEvent("remove", n.ID, n.Name)
 	if err := w.forgetAddresses(n.Name); err != nil {
 		return "", err
 	}

@@ -64,6 +64,7 @@ func (s *Server) routes() {
 	s.handle("POST /images/{name...}", s.imagePost)
 	s.handle("DELETE /images/{name...}", s.imageRemove)
 
+	s.handle("GET /events", s.events)
 	s.handle("GET /volumes", s.volumeList)
 	s.handle("POST /volumes/create", s.volumeCreate)
 	s.handle("POST /volumes/prune", s.volumePrune)
@@ -115,7 +116,6 @@ var unimplemented = []struct{ prefix, what string }{
 	{"/system/df", "disk usage"},
 	{"/containers/", "this container endpoint"},
 	{"/exec/", "this exec endpoint"},
-	{"/events", "events"},
 	{"/auth", "registry login"},
 	{"/commit", "commit"},
 }

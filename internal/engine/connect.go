@@ -42,6 +42,28 @@ type ConnectRequest struct {
 // container or registered namespace at once, a created or stopped engine
 // container at its next start.
 func (e *Engine) Connect(ctx context.Context, ref string, r ConnectRequest) error {
+	if err := e.connect(ctx, ref, r); err != nil {
+		return err
+	}
+	c, _ := e.Get(ref)
+	e.attachEvent("connect", c, r.Network)
+	return nil
+}
+
+// attachEvent records a network connect or disconnect of the container
+// c (not of a registered namespace).
+func (e *Engine) attachEvent(action string, c *Container, netRef string) {
+	if c == nil || c.Config.Registered {
+		return
+	}
+	id, name := netRef, netRef
+	if n, err := e.networkOf(netRef); err == nil {
+		id, name = n.ID, n.Name
+	}
+	e.NetworkEvent(action, id, name, c)
+}
+
+func (e *Engine) connect(ctx context.Context, ref string, r ConnectRequest) error {
 	n, err := e.networkOf(r.Network)
 	if err != nil {
 		return err
@@ -294,6 +316,15 @@ func cmpErr(err, alt error) error {
 // attachment even if tearing it down fails. A created or stopped engine
 // container only changes its configuration.
 func (e *Engine) Disconnect(ctx context.Context, ref, netRef string, force bool) error {
+	c, _ := e.Get(ref)
+	if err := e.disconnect(ctx, ref, netRef, force); err != nil {
+		return err
+	}
+	e.attachEvent("disconnect", c, netRef)
+	return nil
+}
+
+func (e *Engine) disconnect(ctx context.Context, ref, netRef string, force bool) error {
 	all, err := e.list()
 	if err != nil {
 		return err

@@ -109,6 +109,7 @@ func (e *Engine) Create(o CreateOptions) (c *Container, warnings []string, err e
 	if cfg.Pod != "" && !cfg.Infra {
 		e.podMembersChanged(cfg.Pod)
 	}
+	e.containerEvent(c, "create", nil)
 	return c, warnings, nil
 }
 

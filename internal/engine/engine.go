@@ -21,7 +21,8 @@
 // mounts, volumes and tmpfs mounts, and the copy-up into new volumes),
 // restartcmd.go (the restart command), pause.go, rename.go, cp.go and cpfs.go (copies resolved
 // inside a container's root), top.go, stats.go and cgroup.go (a running
-// container's processes and resource use), rootlessports.go.
+// container's processes and resource use), rootlessports.go, events.go
+// (the event journal's entries).
 package engine
 
 import (
@@ -39,6 +40,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/berthnet/berth/internal/events"
 	"github.com/berthnet/berth/internal/network"
 	"github.com/berthnet/berth/internal/runopts"
 	"github.com/berthnet/berth/internal/usernet"
@@ -248,6 +250,9 @@ type EngineConfig struct {
 	// wait for the engine lock ends with ErrInterrupted and the
 	// operation rolls back. Nil: never.
 	Context context.Context
+	// Events is the event journal (default: the run root's, see
+	// events.PathIn).
+	Events *events.Journal
 }
 
 // Engine manages containers.
@@ -255,6 +260,8 @@ type Engine struct {
 	cfg   EngineConfig
 	log   *slog.Logger
 	elock engineLock
+	// evlog is the event journal the engine appends to.
+	evlog *events.Journal
 }
 
 // New returns an Engine.
@@ -278,7 +285,10 @@ func New(cfg EngineConfig) (*Engine, error) {
 	if l == nil {
 		l = slog.New(slog.DiscardHandler)
 	}
-	e := &Engine{cfg: cfg, log: l}
+	if cfg.Events == nil {
+		cfg.Events = events.Open(events.PathIn(cfg.RunRoot))
+	}
+	e := &Engine{cfg: cfg, log: l, evlog: cfg.Events}
 	if cfg.Network != nil {
 		if err := e.migrateLegacy(cfg.Network.LegacyRecords); err != nil {
 			return nil, err

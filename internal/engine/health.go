@@ -280,17 +280,21 @@ func (e *Engine) runHealthCheck(c *Container) (bool, string, error) {
 	}
 	inStart := hc.StartPeriod > 0 && start.Before(c.State.StartedAt.Add(hc.StartPeriod))
 	l := HealthLog{Start: start.Format(time.RFC3339Nano), End: end.Format(time.RFC3339Nano), ExitCode: code, Output: out}
-	var status string
-	_, err = e.modify(c.Config.ID, func(r *Container) error {
+	var status, was string
+	rec, err := e.modify(c.Config.ID, func(r *Container) error {
 		if r.State.Pid != c.State.Pid {
 			return errors.New("the container exited during the health check")
 		}
+		was = r.State.Health.Status
 		r.State.Health = r.State.Health.Record(l, hc.Retries, inStart)
 		status = r.State.Health.Status
 		return nil
 	})
 	if err != nil {
 		return false, "", fmt.Errorf("record health check of %s: %w", c.Config.Name, err)
+	}
+	if status != was {
+		e.containerEvent(rec, "health_status", map[string]string{"health_status": status})
 	}
 	if code != 0 && status == HealthUnhealthy {
 		if err := e.healthAction(c); err != nil {

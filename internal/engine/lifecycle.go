@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,10 +17,12 @@ import (
 
 // MonitorStarted records a started container (called by the monitor).
 func (e *Engine) MonitorStarted(id string, pid, monitorPid int) error {
-	_, err := e.modify(id, func(c *Container) error {
+	changed := false
+	c, err := e.modify(id, func(c *Container) error {
 		if c.State.Status == StateRunning && c.State.Pid == pid {
 			return nil
 		}
+		changed = true
 		c.State.Status, c.State.Pid, c.State.MonitorPid = StateRunning, pid, monitorPid
 		c.State.Paused = false
 		c.State.StartedAt = e.cfg.Now().UTC()
@@ -29,13 +32,16 @@ func (e *Engine) MonitorStarted(id string, pid, monitorPid int) error {
 		healthStarting(c)
 		return nil
 	})
+	if err == nil && changed {
+		e.containerEvent(c, "start", nil)
+	}
 	return err
 }
 
 // MonitorRestarted records a container its restart policy started again
 // (called by the monitor).
 func (e *Engine) MonitorRestarted(id string, pid, monitorPid int) error {
-	_, err := e.modify(id, func(c *Container) error {
+	c, err := e.modify(id, func(c *Container) error {
 		c.State.Status, c.State.Pid, c.State.MonitorPid = StateRunning, pid, monitorPid
 		c.State.StartedAt = e.cfg.Now().UTC()
 		c.State.Restarting = false
@@ -47,6 +53,10 @@ func (e *Engine) MonitorRestarted(id string, pid, monitorPid int) error {
 		healthStarting(c)
 		return nil
 	})
+	if err == nil {
+		e.containerEvent(c, "start", nil)
+		e.containerEvent(c, "restart", nil)
+	}
 	return err
 }
 
@@ -61,6 +71,7 @@ func (e *Engine) MonitorExited(id string, code int, at time.Time) {
 		e.log.Warn("record exit", "container", id, "error", err)
 		return
 	}
+	e.containerEvent(c, "died", exitAttrs(code))
 	unlock, err := e.lockCleanup(id)
 	if err == nil {
 		err = e.cleanup(c)
@@ -259,7 +270,7 @@ func (e *Engine) Stop(ref string, timeout *uint) (*Container, error) {
 			return nil, err
 		}
 		if c, err := e.waitExit(id, time.Duration(t)*time.Second); err == nil {
-			return c, e.waitCleanup(c, mon)
+			return e.stopped(c, mon)
 		}
 		e.log.Warn(fmt.Sprintf("StopSignal %s failed to stop container %s in %d seconds, resorting to SIGKILL", sig, c.Config.Name, t))
 	}
@@ -270,7 +281,17 @@ func (e *Engine) Stop(ref string, timeout *uint) (*Container, error) {
 	if err != nil {
 		return nil, err
 	}
-	return c, e.waitCleanup(c, mon)
+	return e.stopped(c, mon)
+}
+
+// stopped waits for the cleanup of a container stop ended and records
+// the stop.
+func (e *Engine) stopped(c *Container, mon int) (*Container, error) {
+	err := e.waitCleanup(c, mon)
+	if err == nil {
+		e.containerEvent(c, "stop", nil)
+	}
+	return c, err
 }
 
 // Kill sends a signal to the container's init.
@@ -282,7 +303,8 @@ func (e *Engine) Kill(ref, sig string) (*Container, error) {
 	if !c.Running() {
 		return nil, fmt.Errorf("can only kill running containers. %s is in state %s: %w", c.Config.ID, c.State.Status, ErrRunning)
 	}
-	if _, err := ParseSignal(sig); err != nil {
+	signum, err := ParseSignal(sig)
+	if err != nil {
 		return nil, err
 	}
 	if killStops(c, sig) {
@@ -290,7 +312,11 @@ func (e *Engine) Kill(ref, sig string) (*Container, error) {
 			return nil, err
 		}
 	}
-	return c, e.signal(c.Config.ID, sig)
+	if err := e.signal(c.Config.ID, sig); err != nil {
+		return c, err
+	}
+	e.containerEvent(c, "kill", map[string]string{"signal": strconv.Itoa(int(signum))})
+	return c, nil
 }
 
 // Wait blocks until the container is not running and returns its record.
@@ -436,6 +462,7 @@ func (e *Engine) removeStopped(c *Container, volumes bool) error {
 	if err := e.delete(id); err != nil {
 		return err
 	}
+	e.containerEvent(c, "remove", nil)
 	if volumes || c.Config.Remove {
 		if err := e.removeAnonymousVolumes(c); err != nil {
 			e.log.Warn("remove anonymous volumes", "container", id, "error", err)

@@ -21,10 +21,14 @@ func (e *Engine) Pause(ref string) (*Container, error) {
 	if out, err := e.runc("pause", c.Config.ID); err != nil {
 		return nil, fmt.Errorf("runc pause: %s: %w", strings.TrimSpace(out), err)
 	}
-	return e.modify(c.Config.ID, func(r *Container) error {
+	c, err = e.modify(c.Config.ID, func(r *Container) error {
 		r.State.Paused = r.Running()
 		return nil
 	})
+	if err == nil {
+		e.containerEvent(c, "pause", nil)
+	}
+	return c, err
 }
 
 // Unpause thaws a paused container.
@@ -39,6 +43,7 @@ func (e *Engine) Unpause(ref string) (*Container, error) {
 	if err := e.resume(c); err != nil {
 		return nil, err
 	}
+	e.containerEvent(c, "unpause", nil)
 	return e.Get(c.Config.ID)
 }
 

@@ -91,6 +91,7 @@ func (e *Engine) CreatePod(o PodOptions) (p *Pod, err error) {
 	if err := e.putPod(p); err != nil {
 		return nil, err
 	}
+	e.PodEvent("create", p)
 	return p, nil
 }
 
@@ -255,6 +256,7 @@ func (e *Engine) StartPod(ref string) (*Pod, error) {
 			errs = append(errs, fmt.Errorf("start %s: %w", c.Config.Name, err))
 		}
 	}
+	e.PodEvent("start", p)
 	return p, errors.Join(errs...)
 }
 
@@ -277,6 +279,7 @@ func (e *Engine) StopPod(ref string, timeout *uint) (*Pod, error) {
 	if _, err := e.Stop(p.InfraID, timeout); err != nil {
 		errs = append(errs, err)
 	}
+	e.PodEvent("stop", p)
 	return p, errors.Join(errs...)
 }
 
@@ -311,6 +314,7 @@ func (e *Engine) RemovePod(ref string, force bool) (*Pod, error) {
 	if err := e.deletePod(p.ID); err != nil {
 		return nil, err
 	}
+	e.PodEvent("remove", p)
 	return p, os.RemoveAll(filepath.Join(e.cfg.Root, "pods", p.ID))
 }
 

@@ -27,6 +27,7 @@ func (e *Engine) Rename(ref, name string) (*Container, error) {
 	if c.Config.Name == name {
 		return c, nil
 	}
+	oldName := c.Config.Name
 	c.Config.Name = name
 	err = e.update(func(b *bolt.Bucket) error {
 		if err := checkNameFree(b.Tx(), c); err != nil {
@@ -51,6 +52,7 @@ func (e *Engine) Rename(ref, name string) (*Container, error) {
 	if err != nil {
 		return nil, err
 	}
+	e.containerEvent(c, "rename", map[string]string{"oldName": oldName})
 	if c.Config.Pod != "" {
 		e.podMembersChanged(c.Config.Pod)
 	} else if c.Running() && len(c.State.Attachments) > 0 {

@@ -90,7 +90,7 @@ func (p RestartPolicy) Restarts(code int, restarts uint) bool {
 // monitor then records the exit as usual.
 func (e *Engine) MonitorRestart(id string, code int, at time.Time) bool {
 	restart := false
-	_, err := e.modify(id, func(c *Container) error {
+	c, err := e.modify(id, func(c *Container) error {
 		st := &c.State
 		restart = !c.Config.Remove && !st.StoppedByUser && st.Status == StateRunning &&
 			(st.HealthRestart || c.Config.RestartPolicy.Restarts(code, st.RestartCount))
@@ -104,6 +104,9 @@ func (e *Engine) MonitorRestart(id string, code int, at time.Time) bool {
 	if err != nil {
 		e.log.Warn("record exit before restart", "container", id, "error", err)
 		return false
+	}
+	if restart {
+		e.containerEvent(c, "died", exitAttrs(code))
 	}
 	return restart
 }

@@ -25,13 +25,23 @@ func (e *Engine) Restart(ref string, timeout *uint) (*Container, error) {
 			return nil, err
 		}
 	}
+	started, err := e.restartStart(id, c.Config.Name, pinned)
+	if err == nil {
+		e.containerEvent(started, "restart", nil)
+	}
+	return started, err
+}
+
+// restartStart starts a restarted container with its previous
+// addresses (pinned) when it can.
+func (e *Engine) restartStart(id, name string, pinned []runopts.NetworkRequest) (*Container, error) {
 	if pinned == nil {
 		return e.Start(id, StartOptions{})
 	}
 	started, err := e.Start(id, StartOptions{Networks: pinned})
 	if err != nil {
 		// An address taken meanwhile: start with fresh ones.
-		e.log.Info("restart with the previous addresses failed, retrying", "container", c.Config.Name, "error", err)
+		e.log.Info("restart with the previous addresses failed, retrying", "container", name, "error", err)
 		return e.Start(id, StartOptions{})
 	}
 	return started, nil

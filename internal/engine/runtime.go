@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/berthnet/berth/internal/events"
 	"github.com/berthnet/berth/internal/rootless"
 	"github.com/berthnet/berth/internal/runopts"
 	"github.com/berthnet/berth/internal/runspec"
@@ -70,15 +71,27 @@ func (e *Engine) Exec(ref string, p runspec.Process, detach bool, stdin io.Reade
 		return 125, err
 	}
 	defer os.Remove(procFile)
+	cmdline := map[string]string{events.AttrExecCommand: strings.Join(p.Args, " ")}
+	e.containerEvent(c, "exec", cmdline)
+	code, err := e.runExec(c, procFile, p.Terminal, detach, stdin, stdout, stderr)
+	if !detach && err == nil {
+		cmdline[events.AttrExitCode] = strconv.Itoa(code)
+		e.containerEvent(c, "exec_died", cmdline)
+	}
+	return code, err
+}
+
+// runExec runs the process of procFile in c with runc exec.
+func (e *Engine) runExec(c *Container, procFile string, terminal, detach bool, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	args := []string{"--root", e.RuncRoot(), "exec", "--process", procFile}
-	if p.Terminal {
+	if terminal {
 		args = append(args, "--tty")
 	}
 	if detach {
 		args = append(args, "--detach")
 	}
 	errTail := &tailWriter{w: stderr}
-	if p.Terminal && !detach && !isTerminal(stdin) {
+	if terminal && !detach && !isTerminal(stdin) {
 		// No terminal to hand runc: the session gets a terminal of
 		// its own, copied to and from the caller's streams.
 		return execResult(e.execOnPTY(args, c.Config.ID, stdin, stdout, errTail), string(errTail.tail))

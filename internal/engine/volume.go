@@ -140,6 +140,7 @@ func (e *Engine) CreateVolume(o VolumeOptions) (*Volume, error) {
 		_ = os.RemoveAll(e.VolumeDir(v.Name))
 		return nil, err
 	}
+	e.VolumeEvent("create", v.Name)
 	return v, nil
 }
 
@@ -282,6 +283,7 @@ func (e *Engine) deleteVolume(name string) error {
 	if err != nil {
 		return err
 	}
+	e.VolumeEvent("remove", name)
 	if err := os.RemoveAll(e.VolumeDir(name)); err != nil {
 		return fmt.Errorf("remove the data of volume %s: %w", name, err)
 	}

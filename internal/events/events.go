@@ -350,3 +350,9 @@ func matchOne(e Event, k, v string) bool {
 func idOrName(e Event, v string) bool {
 	return e.Name == v || (len(v) >= 3 && strings.HasPrefix(e.ID, v))
 }
+
+// PathIn is the journal's file under a run root: every writer and
+// reader of one run root uses it.
+func PathIn(runRoot string) string {
+	return filepath.Join(runRoot, "events", "events.log")
+}

@@ -178,11 +178,11 @@ type CommitOptions struct {
 	Now time.Time
 }
 
-// Commit makes an image of a container's root filesystem (podman
+// commit makes an image of a container's root filesystem (podman
 // commit): the container's image with the container's changes as one
 // more layer (overlay), or one layer holding the whole root filesystem
 // (copy driver, which keeps no separate changes).
-func (s *Store) Commit(ctx context.Context, containerID string, o CommitOptions) (*Image, error) {
+func (s *Store) commit(ctx context.Context, containerID string, o CommitOptions) (*Image, error) {
 	var names []string
 	if o.Reference != "" {
 		r, err := ref.ParseLocal(o.Reference)
@@ -289,9 +289,9 @@ func commitImage(base v1.Image, cf *v1.ConfigFile, layerTar string, o CommitOpti
 	return mutate.ConfigFile(img, full)
 }
 
-// Prune removes the images no container uses: those without a name
+// prune removes the images no container uses: those without a name
 // (dangling), or with all, every one. It returns the removed IDs.
-func (s *Store) Prune(all bool) ([]string, error) {
+func (s *Store) prune(all bool) ([]string, error) {
 	unlock, err := s.lock(true)
 	if err != nil {
 		return nil, err

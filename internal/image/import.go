@@ -33,9 +33,9 @@ type ImportOptions struct {
 	Now time.Time
 }
 
-// Import makes a one-layer image from a root filesystem tarball (plain,
+// importImage makes a one-layer image from a root filesystem tarball (plain,
 // gzip or zstd), as podman import does.
-func (s *Store) Import(ctx context.Context, r io.Reader, o ImportOptions) (*Image, error) {
+func (s *Store) importImage(ctx context.Context, r io.Reader, o ImportOptions) (*Image, error) {
 	var names []string
 	if o.Reference != "" {
 		rf, err := ref.ParseLocal(o.Reference)

@@ -27,10 +27,10 @@ type Loaded struct {
 	Names []string
 }
 
-// Load stores the images of an archive, as podman load does: a
+// load stores the images of an archive, as podman load does: a
 // docker-archive tar (docker save, podman save), an OCI layout directory,
 // or an OCI archive (an OCI layout in a tar); tars may be gzip-compressed.
-func (s *Store) Load(ctx context.Context, path string, progress io.Writer) ([]Loaded, error) {
+func (s *Store) load(ctx context.Context, path string, progress io.Writer) ([]Loaded, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("load: %w", err)
@@ -43,11 +43,11 @@ func (s *Store) Load(ctx context.Context, path string, progress io.Writer) ([]Lo
 		return nil, fmt.Errorf("load: %w", err)
 	}
 	defer f.Close()
-	return s.LoadReader(ctx, f, progress)
+	return s.loadReader(ctx, f, progress)
 }
 
-// LoadReader is Load for an archive read from r (stdin).
-func (s *Store) LoadReader(ctx context.Context, r io.Reader, progress io.Writer) ([]Loaded, error) {
+// loadReader is load for an archive read from r (stdin).
+func (s *Store) loadReader(ctx context.Context, r io.Reader, progress io.Writer) ([]Loaded, error) {
 	// The archive is read more than once: keep an uncompressed copy.
 	tmp, err := os.CreateTemp(filepath.Join(s.dir, "tmp"), "load-")
 	if err != nil {

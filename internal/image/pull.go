@@ -113,10 +113,10 @@ func (o *RemoteOptions) remote(ctx context.Context, r ref.Reference) (name.Refer
 	return nref, ropts, nil
 }
 
-// Pull fetches an image from its registry into the store and names it
+// pull fetches an image from its registry into the store and names it
 // with the normalised reference (busybox is docker.io/library/busybox:latest).
 // Transient failures (see Retryable) are retried from the start.
-func (s *Store) Pull(ctx context.Context, reference string, o PullOptions) (*Image, error) {
+func (s *Store) pull(ctx context.Context, reference string, o PullOptions) (*Image, error) {
 	r, err := ref.Parse(reference)
 	if err != nil {
 		return nil, err

@@ -96,6 +96,8 @@ type Options struct {
 type Store struct {
 	dir    string
 	driver string
+	// onEvent is told of each change to the images (see SetEvents).
+	onEvent func(Event)
 }
 
 const (
@@ -454,13 +456,13 @@ type RemoveResult struct {
 	Deleted string
 }
 
-// Remove removes the image name refers to, as podman rmi does: a name of
+// remove removes the image name refers to, as podman rmi does: a name of
 // an image with other names is only untagged, and its ID is refused
 // unless force; otherwise the image goes,
 // unless a container uses it (ErrInUse) and force is false. With force
 // the image record goes and its layers stay until the last container
 // using them is removed.
-func (s *Store) Remove(name string, force bool) (RemoveResult, error) {
+func (s *Store) remove(name string, force bool) (RemoveResult, error) {
 	unlock, err := s.lock(true)
 	if err != nil {
 		return RemoveResult{}, err
@@ -592,10 +594,10 @@ func configOf(c v1.Config) Config {
 	return out
 }
 
-// Tag adds name (normalised as a local name: banner is
+// tag adds name (normalised as a local name: banner is
 // localhost/banner:latest) to the image target refers to; the name moves
 // from any image that had it.
-func (s *Store) Tag(target, name string) (string, error) {
+func (s *Store) tag(target, name string) (string, error) {
 	r, err := ref.ParseLocal(name)
 	if err != nil {
 		return "", err
