@@ -1,6 +1,7 @@
 package dockerapi
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"net"
@@ -91,14 +92,9 @@ func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request) error {
 	if boolQuery(r, "logs") {
 		return fmt.Errorf("attach with logs=1 is not supported by berth (use the logs endpoint): %w", ErrNotImplemented)
 	}
-	e, err := s.engine()
+	e, c, err := s.target(r)
 	if err != nil {
 		return err
-	}
-	ref := r.PathValue("id")
-	c, err := e.Get(ref)
-	if err != nil {
-		return classify(err, ref)
 	}
 	id := c.Config.ID
 	var mon net.Conn
@@ -111,27 +107,11 @@ func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request) error {
 		wait = s.attach.add(id)
 		defer s.attach.drop(id, wait)
 	}
-	hj, ok := w.(http.Hijacker)
-	if !ok {
-		return fmt.Errorf("connection cannot be hijacked")
-	}
-	conn, buf, err := hj.Hijack()
+	conn, buf, err := hijack(w, r, c.Config.Terminal)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	ctype := "application/vnd.docker.multiplexed-stream"
-	if c.Config.Terminal {
-		ctype = "application/vnd.docker.raw-stream"
-	}
-	if strings.EqualFold(r.Header.Get("Upgrade"), "tcp") {
-		fmt.Fprintf(buf, "HTTP/1.1 101 UPGRADED\r\nContent-Type: %s\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n", ctype)
-	} else {
-		fmt.Fprintf(buf, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n\r\n", ctype)
-	}
-	if err := buf.Flush(); err != nil {
-		return nil
-	}
 	input, gone := clientInput(buf.Reader)
 	if mon == nil {
 		s.log.Debug("attach: waiting for the start", "id", id)
@@ -147,6 +127,34 @@ func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request) error {
 		stderr: q.Get("stderr") == "" || boolQuery(r, "stderr"), raw: c.Config.Terminal,
 	})
 	return nil
+}
+
+// hijack takes the connection over for a stream: 101 UPGRADED when the
+// client asked to upgrade (Docker's CLI does), else 200; raw streams are
+// a terminal's bytes, the others Docker's multiplexed frames.
+func hijack(w http.ResponseWriter, r *http.Request, raw bool) (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		return nil, nil, fmt.Errorf("connection cannot be hijacked")
+	}
+	conn, buf, err := hj.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	ctype := "application/vnd.docker.multiplexed-stream"
+	if raw {
+		ctype = "application/vnd.docker.raw-stream"
+	}
+	if strings.EqualFold(r.Header.Get("Upgrade"), "tcp") {
+		fmt.Fprintf(buf, "HTTP/1.1 101 UPGRADED\r\nContent-Type: %s\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n", ctype)
+	} else {
+		fmt.Fprintf(buf, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n\r\n", ctype)
+	}
+	if err := buf.Flush(); err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	return conn, buf, nil
 }
 
 // awaitStart waits for the start handler's monitor connection, for the

@@ -183,14 +183,9 @@ func containerMatch(c *engine.Container, sum container.Summary, k, v string) boo
 }
 
 func (s *Server) containerInspect(w http.ResponseWriter, r *http.Request) error {
-	e, err := s.engine()
+	_, c, err := s.target(r)
 	if err != nil {
 		return err
-	}
-	ref := r.PathValue("id")
-	c, err := e.Get(ref)
-	if err != nil {
-		return classify(err, ref)
 	}
 	writeJSON(w, http.StatusOK, ContainerInspect(c, s.b.InspectInfo(c)))
 	return nil
@@ -228,21 +223,16 @@ func timeoutQuery(r *http.Request) (*uint, error) {
 }
 
 func (s *Server) containerStart(w http.ResponseWriter, r *http.Request) error {
-	e, err := s.engine()
+	e, c, err := s.target(r)
 	if err != nil {
 		return err
-	}
-	ref := r.PathValue("id")
-	c, err := e.Get(ref)
-	if err != nil {
-		return classify(err, ref)
 	}
 	if c.Running() {
 		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
-	if _, err := e.Start(ref, engine.StartOptions{Attach: s.startAttachHook(e, c.Config.ID)}); err != nil {
-		return classify(err, ref)
+	if _, err := e.Start(c.Config.ID, engine.StartOptions{Attach: s.startAttachHook(e, c.Config.ID)}); err != nil {
+		return classify(err, c.Config.Name)
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -253,21 +243,16 @@ func (s *Server) containerStop(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	e, err := s.engine()
+	e, c, err := s.target(r)
 	if err != nil {
 		return err
-	}
-	ref := r.PathValue("id")
-	c, err := e.Get(ref)
-	if err != nil {
-		return classify(err, ref)
 	}
 	if !c.Running() {
 		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
-	if _, err := e.Stop(ref, t); err != nil {
-		return classify(err, ref)
+	if _, err := e.Stop(c.Config.ID, t); err != nil {
+		return classify(err, c.Config.Name)
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -345,14 +330,9 @@ func (s *Server) containerWait(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return fmt.Errorf("invalid condition: %q: %w", cond, ErrInvalid)
 	}
-	e, err := s.engine()
+	e, c, err := s.target(r)
 	if err != nil {
 		return err
-	}
-	ref := r.PathValue("id")
-	c, err := e.Get(ref)
-	if err != nil {
-		return classify(err, ref)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
@@ -435,14 +415,9 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	e, err := s.engine()
+	e, c, err := s.target(r)
 	if err != nil {
 		return err
-	}
-	ref := r.PathValue("id")
-	c, err := e.Get(ref)
-	if err != nil {
-		return classify(err, ref)
 	}
 	tty := c.Config.Terminal
 	if tty {

@@ -85,14 +85,9 @@ func (s *Server) execCreate(w http.ResponseWriter, r *http.Request) error {
 	if req.WorkingDir != "" && !strings.HasPrefix(req.WorkingDir, "/") {
 		return fmt.Errorf("WorkingDir %q: must be an absolute path: %w", req.WorkingDir, ErrInvalid)
 	}
-	e, err := s.engine()
+	_, c, err := s.target(r)
 	if err != nil {
 		return err
-	}
-	ref := r.PathValue("id")
-	c, err := e.Get(ref)
-	if err != nil {
-		return classify(err, ref)
 	}
 	if !c.Running() {
 		//lint:ignore ST1005 Docker's own message, which clients show and match
@@ -152,27 +147,11 @@ func (s *Server) execStart(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusOK)
 		return nil
 	}
-	hj, ok := w.(http.Hijacker)
-	if !ok {
-		return fmt.Errorf("connection cannot be hijacked")
-	}
-	conn, buf, err := hj.Hijack()
+	conn, buf, err := hijack(w, r, sess.req.Tty)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	ctype := "application/vnd.docker.multiplexed-stream"
-	if sess.req.Tty {
-		ctype = "application/vnd.docker.raw-stream"
-	}
-	if strings.EqualFold(r.Header.Get("Upgrade"), "tcp") {
-		fmt.Fprintf(buf, "HTTP/1.1 101 UPGRADED\r\nContent-Type: %s\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n", ctype)
-	} else {
-		fmt.Fprintf(buf, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n\r\n", ctype)
-	}
-	if err := buf.Flush(); err != nil {
-		return nil
-	}
 	var stdin io.Reader
 	if sess.req.AttachStdin {
 		stdin = buf.Reader
