@@ -63,19 +63,30 @@ func (e *Engine) MonitorRestarted(id string, pid, monitorPid int) error {
 // MonitorExited records the exit and cleans up (called by the monitor);
 // a --rm container is removed.
 func (e *Engine) MonitorExited(id string, code int, at time.Time) {
+	// The cleanup lock is taken before the exit shows: a start that sees
+	// the exit waits (cleanupPrevious) until this cleanup is done, so it
+	// never runs on the next run's runc container and namespace.
+	unlock, lerr := e.lockCleanup(id)
+	if lerr != nil {
+		e.log.Warn("lock before recording the exit", "container", id, "error", lerr)
+	}
 	c, err := e.modify(id, func(c *Container) error {
 		setExited(c, code, at)
 		return nil
 	})
 	if err != nil {
+		if unlock != nil {
+			unlock()
+		}
 		e.log.Warn("record exit", "container", id, "error", err)
 		return
 	}
 	e.containerEvent(c, "died", exitAttrs(code))
-	unlock, err := e.lockCleanup(id)
-	if err == nil {
+	if lerr == nil {
 		err = e.cleanup(c)
 		unlock()
+	} else {
+		err = lerr
 	}
 	if err != nil {
 		e.log.Warn("clean up after exit", "container", id, "error", err)
