@@ -152,10 +152,12 @@ write_project() {
 	cat >"$PROJ_DIR/docker-compose.yml" <<EOF
 version: "2.4"
 services:
+  # init: a SIGTERM ends the busybox programs at once (down, stop)
   # db: busybox httpd serving the named volume, on the internal network
   # only, at a fixed address and with an alias; healthy once its page is there
   db:
     image: localhost/busybox:latest
+    init: true
     command: ["sh", "-c", "test -f /data/index.html || echo stored-page >/data/index.html; exec httpd -f -p 8000 -h /data"]
     networks:
       back:
@@ -171,6 +173,7 @@ services:
   # web: the banner page, published, on both networks; starts once db is healthy
   web:
     image: localhost/banner:latest
+    init: true
     networks:
       front:
         aliases: [www]
@@ -188,6 +191,7 @@ services:
   client:
     image: localhost/busybox:latest
     command: ["sleep", "100000"]
+    init: true
     networks: [back]
     depends_on:
       web:
