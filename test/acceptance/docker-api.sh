@@ -236,6 +236,8 @@ s1_run() {
 	out=$(D exec web sh -c 'cat /etc/resolv.conf; echo exec-ok')
 	grep -qx 'nameserver 127.0.0.11' <<<"$out" && grep -qx exec-ok <<<"$out" && ok "exec; resolv.conf names 127.0.0.11" \
 		|| fail "docker exec: '$(tr '\n' ' ' <<<"$out")'"
+	out=$(echo piped-in | D exec -i web cat)
+	[ "$out" = piped-in ] && ok "exec -i: stdin to the process, ends at its EOF" || fail "docker exec -i with piped stdin: '$out'"
 	D exec web sh -c 'exit 3'; i=$?
 	[ $i = 3 ] && ok "exec's exit code" || fail "docker exec ... exit 3 returned $i"
 	D run -d --name peer --network back localhost/busybox sleep 100000 >/dev/null || fail "docker run peer: $(derr)"
