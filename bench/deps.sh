@@ -23,6 +23,7 @@ netavark             reference netavark (/usr/lib/podman/netavark)
 aardvark-dns         reference DNS server (/usr/lib/podman/aardvark-dns)
 podman               reference engine, rootlessport
 podman-compose       compose-compare.sh drives both engines with it
+docker-compose       docker-compare.sh drives both Docker API services with it
 catatonit            Podman's --init (compose-compare.sh's project)
 runc                 container runtime for run-compare.sh
 conmon               Podman's container monitor

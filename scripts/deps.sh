@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what berth's tests need on a Debian 12 machine that has only Go:
 # the Debian packages the kernel and acceptance tests drive (Podman 4.3.1,
-# podman-compose, runc, containerd, etcd, dnsmasq, nftables, iptables, ...),
+# podman-compose, docker.io, docker-compose, runc, containerd, etcd, dnsmasq,
+# nftables, iptables, ...),
 # the Go modules, and crictl (built from the Go module proxy into
 # /var/cache/berth-tools).
 # Idempotent: it installs only what is missing. `make check` runs it first.
@@ -21,7 +22,7 @@ packages=(
 	busybox-static dnsutils dnsmasq-base jq curl ca-certificates
 	firewalld dbus-daemon passt docker-registry podman-compose
 	make gcc git
-	docker.io
+	docker.io docker-compose
 )
 
 if [ "$(id -u)" != 0 ]; then

@@ -26,7 +26,9 @@ fi
 # installed) and with berth alone (test/acceptance/guide.sh). Both run even
 # if the first fails; set BERTH_ACCEPTANCE=0 to skip them, ACCEPTANCE_ONLY /
 # GUIDE_ONLY to pick scenarios by number. Then podman-compose on berth
-# (test/acceptance/compose.sh, when podman-compose is installed). Then, when
+# (test/acceptance/compose.sh, when podman-compose is installed), and
+# Docker's CLI and docker-compose on berth's Docker API
+# (test/acceptance/docker-api.sh, DOCKER_API_ONLY). Then, when
 # containerd is installed, test/acceptance/cri.sh: the CNI plugins under
 # containerd's CRI (BERTH_CRI=0 skips it).
 # cri.sh needs crictl, which scripts/deps.sh builds from the Go module proxy
@@ -61,6 +63,12 @@ exec unshare --net --mount --propagation private -- bash -c '
 		# (COMPOSE_ONLY picks scenarios by number).
 		if command -v podman-compose >/dev/null; then
 			ONLY="${COMPOSE_ONLY:-}" test/acceptance/compose.sh || rc=1
+		fi
+		# The docker CLI (20.10) and docker-compose (1.29) of Debian
+		# on the Docker API of berth, when installed (DOCKER_API_ONLY
+		# picks scenarios by number).
+		if [ -x /usr/bin/docker ] && command -v docker-compose >/dev/null; then
+			ONLY="${DOCKER_API_ONLY:-}" test/acceptance/docker-api.sh || rc=1
 		fi
 		# CNI plugins under containerd 1.6 CRI (crictl), when containerd
 		# is installed: the reference plugins, then the berth plugins

@@ -3,6 +3,7 @@ package dockerapi
 import (
 	"fmt"
 	"net/netip"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
@@ -91,18 +92,6 @@ func fromConfig(o *engine.CreateOptions, cfg *container.Config, hc *container.Ho
 			return invalid("ExposedPorts", "%v", err)
 		}
 		o.Expose = append(o.Expose, e)
-	}
-	vols := make([]string, 0, len(cfg.Volumes))
-	for v := range cfg.Volumes {
-		vols = append(vols, v)
-	}
-	sort.Strings(vols)
-	for _, v := range vols {
-		m, err := runopts.ParseVolume(v)
-		if err != nil {
-			return invalid("Volumes", "%v", err)
-		}
-		o.Mounts = append(o.Mounts, m)
 	}
 	o.Remove = hc.AutoRemove
 	o.ReadOnly = hc.ReadonlyRootfs
@@ -319,8 +308,42 @@ func publishSpec(ip netip.Addr, hostPort string, p dnet.Port) string {
 }
 
 // fromMounts maps Binds, Mounts and Tmpfs onto berth's mounts through
-// the same parsers as -v, --mount and --tmpfs.
-func fromMounts(o *engine.CreateOptions, _ *container.Config, hc *container.HostConfig, _ *dnet.NetworkingConfig) error {
+// the same parsers as -v, --mount and --tmpfs, then Config.Volumes.
+func fromMounts(o *engine.CreateOptions, cfg *container.Config, hc *container.HostConfig, _ *dnet.NetworkingConfig) error {
+	if err := fromHostMounts(o, hc); err != nil {
+		return err
+	}
+	return fromConfigVolumes(o, cfg)
+}
+
+// fromConfigVolumes adds an anonymous volume for each Config.Volumes
+// path no bind, mount or tmpfs covers: as in Docker, those take the
+// destination (docker-compose names a service's volumes in both).
+func fromConfigVolumes(o *engine.CreateOptions, cfg *container.Config) error {
+	taken := make(map[string]bool, len(o.Mounts))
+	for _, m := range o.Mounts {
+		taken[path.Clean(m.Destination)] = true
+	}
+	vols := make([]string, 0, len(cfg.Volumes))
+	for v := range cfg.Volumes {
+		vols = append(vols, v)
+	}
+	sort.Strings(vols)
+	for _, v := range vols {
+		m, err := runopts.ParseVolume(v)
+		if err != nil {
+			return invalid("Volumes", "%v", err)
+		}
+		if taken[path.Clean(m.Destination)] {
+			continue
+		}
+		o.Mounts = append(o.Mounts, m)
+	}
+	return nil
+}
+
+// fromHostMounts maps Binds, Mounts and Tmpfs.
+func fromHostMounts(o *engine.CreateOptions, hc *container.HostConfig) error {
 	for _, b := range hc.Binds {
 		m, err := runopts.ParseVolume(b)
 		if err != nil {

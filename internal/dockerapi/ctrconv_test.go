@@ -15,6 +15,31 @@ import (
 	"github.com/berthnet/berth/internal/runopts"
 )
 
+// TestCreateFromDockerVolumesBound: a Config.Volumes path that a bind,
+// mount or tmpfs also names gets that one alone, as in Docker
+// (docker-compose sends a service's volumes in both); the others stay
+// anonymous volumes.
+func TestCreateFromDockerVolumesBound(t *testing.T) {
+	cfg := &container.Config{Image: "busybox", Volumes: map[string]struct{}{"/data": {}, "/cache/": {}, "/scratch": {}, "/anon": {}}}
+	hc := &container.HostConfig{
+		Binds:  []string{"demo_data:/data:rw"},
+		Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: "c", Target: "/cache"}},
+		Tmpfs:  map[string]string{"/scratch": ""},
+	}
+	o, err := CreateFromDocker("db", cfg, hc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range o.Mounts {
+		got = append(got, m.Type+":"+m.Source+":"+m.Destination)
+	}
+	want := []string{"volume:demo_data:/data", "volume:c:/cache", "tmpfs::/scratch", "volume::/anon"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("mounts %q, want %q", got, want)
+	}
+}
+
 func TestCreateFromDocker(t *testing.T) {
 	stop := 3
 	initOn := true
@@ -72,7 +97,7 @@ func TestCreateFromDocker(t *testing.T) {
 	for _, m := range o.Mounts {
 		dests = append(dests, m.Type+":"+m.Destination)
 	}
-	if !reflect.DeepEqual(dests, []string{"volume:/data", "volume:/srv", "tmpfs:/run/x", "tmpfs:/tmp"}) {
+	if !reflect.DeepEqual(dests, []string{"volume:/srv", "tmpfs:/run/x", "tmpfs:/tmp", "volume:/data"}) {
 		t.Fatalf("mounts %v", dests)
 	}
 	rt := o.Runtime

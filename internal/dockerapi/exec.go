@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 
@@ -154,7 +155,14 @@ func (s *Server) execStart(w http.ResponseWriter, r *http.Request) error {
 	defer conn.Close()
 	var stdin io.Reader
 	if sess.req.AttachStdin {
-		stdin = buf.Reader
+		pr, err := stdinPipe(buf.Reader)
+		if err != nil {
+			_ = writeFrame(conn, sess.req.Tty, "stderr", err.Error()+"\n")
+			finish(126)
+			return nil
+		}
+		defer pr.Close()
+		stdin = pr
 	}
 	fr := &frames{w: conn, raw: sess.req.Tty}
 	var so, se io.Writer = fr.writer("stdout"), fr.writer("stderr")
@@ -225,4 +233,21 @@ func (s *Server) execResize(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.WriteHeader(http.StatusOK)
 	return nil
+}
+
+// stdinPipe feeds a client's stdin to the process through a pipe, so
+// the exec ends when the process does, as in Docker, even while the
+// client keeps its side open (docker-compose's exec does): a reader that
+// is not a file would keep the process's wait on its copy. The copy
+// ends when the connection closes.
+func stdinPipe(from io.Reader) (*os.File, error) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("stdin pipe: %w", err)
+	}
+	go func() {
+		_, _ = io.Copy(pw, from)
+		_ = pw.Close()
+	}()
+	return pr, nil
 }
