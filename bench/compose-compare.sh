@@ -143,13 +143,7 @@ for n in "$HB" "$HP"; do netns_add "$n"; done
 
 log "images: banner and busybox (busybox-static, offline), imported into both stores"
 MKBANNER_TAR_ONLY=$state/banner.tar "$TOP/scripts/mkbanner.sh" >/dev/null
-bb=$state/bbroot
-mkdir -p "$bb"/{bin,etc,root,proc,sys,dev,run,data,tmp}
-cp "$(readlink -f /bin/busybox)" "$bb/bin/busybox"
-for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox "$bb/bin/$a"; done
-printf 'root:x:0:0:root:/root:/bin/sh\n' >"$bb/etc/passwd"
-printf 'root:x:0:\n' >"$bb/etc/group"
-tar --numeric-owner --owner=0 --group=0 -C "$bb" -cf "$state/busybox.tar" .
+"$TOP/scripts/mkbusybox.sh" "$state/bbroot" "$state/busybox.tar"
 for impl in B P; do
 	$impl import --change 'CMD ["httpd","-f","-v","-p","80","-h","/www"]' --change 'EXPOSE 80' "$state/banner.tar" localhost/banner >>"$RUNLOG" 2>&1
 	$impl import --change 'CMD ["sh"]' "$state/busybox.tar" localhost/busybox >>"$RUNLOG" 2>&1

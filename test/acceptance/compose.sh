@@ -446,15 +446,7 @@ run_scenario() {
 # ====================================================== inner (mount ns) ===
 import_images() {
 	"$TOP/scripts/mkbanner.sh" "$BERTH" banner >>"$LOG" 2>&1 || return 1
-	local d=$STATE/bbroot bb
-	bb=$(readlink -f /bin/busybox)
-	mkdir -p "$d"/{bin,etc,root,proc,sys,dev,run,data}
-	install -d -m 1777 "$d/tmp"
-	install -m 0755 "$bb" "$d/bin/busybox"
-	for a in $("$bb" --list); do [ "$a" = busybox ] || ln -s busybox "$d/bin/$a"; done
-	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$d/etc/passwd"
-	printf 'root:x:0:\nnogroup:x:65534:\n' >"$d/etc/group"
-	tar --numeric-owner --owner=0 --group=0 -C "$d" -cf "$STATE/busybox.tar" .
+	"$TOP/scripts/mkbusybox.sh" "$STATE/bbroot" "$STATE/busybox.tar" || return 1
 	B import -q --change 'CMD ["sh"]' "$STATE/busybox.tar" busybox >/dev/null
 }
 

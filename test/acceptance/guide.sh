@@ -533,14 +533,8 @@ import_images() {
 }
 
 build_busybox() {
-	local d=$STATE/bbroot bb
-	bb=$(readlink -f /bin/busybox)
-	mkdir -p "$d"/{bin,etc,www,root,proc,sys,dev,run}
-	install -d -m 1777 "$d/tmp"
-	install -m 0755 "$bb" "$d/bin/busybox"
-	for a in $("$bb" --list); do [ "$a" = busybox ] || ln -s busybox "$d/bin/$a"; done
-	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$d/etc/passwd"
-	printf 'root:x:0:\nnogroup:x:65534:\n' >"$d/etc/group"
+	local d=$STATE/bbroot
+	"$TOP/scripts/mkbusybox.sh" "$d" || return 1
 	echo "$BANNER" >"$d/www/index.html"
 	tar --numeric-owner --owner=0 --group=0 -C "$d" -cf "$STATE/busybox.tar" .
 	chmod -R a+rX "$d"
