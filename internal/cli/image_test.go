@@ -27,20 +27,21 @@ import (
 	"github.com/berthnet/berth/internal/image/imagetest"
 )
 
-// imageCLI runs berth with --root in a temporary directory.
+// imageCLI runs berth with --root and --runroot in temporary directories
+// (never the machine's /run/berth, where the event journal would go).
 type imageCLI struct {
-	root string
-	now  time.Time
+	root, runRoot string
+	now           time.Time
 }
 
 func newImageCLI(t *testing.T) *imageCLI {
-	return &imageCLI{root: t.TempDir(), now: testNow}
+	return &imageCLI{root: t.TempDir(), runRoot: t.TempDir(), now: testNow}
 }
 
 func (c *imageCLI) run(stdin io.Reader, args ...string) (stdout, stderr string, code int) {
 	var out, errb bytes.Buffer
 	env := Env{Stdin: stdin, Stdout: &out, Stderr: &errb, Now: func() time.Time { return c.now }}
-	code = Run(context.Background(), append([]string{"--root", c.root}, args...), env)
+	code = Run(context.Background(), append([]string{"--root", c.root, "--runroot", c.runRoot}, args...), env)
 	return out.String(), errb.String(), code
 }
 
