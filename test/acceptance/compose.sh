@@ -421,28 +421,6 @@ s6_cleanup() { C -f keys.yml down; B network rm -f "${PROJ}_inner"; }
 
 SCEN_NAMES=([1]=up [2]=volume [3]=restart [4]=down [5]=commands [6]=keys)
 
-run_scenario() {
-	local id=$1 name=${SCEN_NAMES[$1]} t0 dt res reason
-	if [ -n "$ONLY" ] && ! grep -qw -- "$id" <<<"$ONLY"; then return; fi
-	S_ERR=() S_INFO=() S_SKIP=""
-	log ""; log "===== $id $name ====="
-	t0=$(now)
-	"s${id}_run"
-	log "  -- cleanup"
-	"s${id}_cleanup" >/dev/null 2>>"$LOG"
-	dt=$(elapsed "$t0")
-	if [ ${#S_ERR[@]} -gt 0 ]; then
-		res=FAIL reason=${S_ERR[0]}
-		[ ${#S_ERR[@]} -gt 1 ] && reason="$reason (+$((${#S_ERR[@]} - 1)) more, see $LOG)"
-		printf 'FAIL %s: %s\n' "$name" "$reason"
-	else
-		res=PASS reason=$(IFS=';'; echo "${S_INFO[*]}" | sed 's/;/; /g')
-		printf 'PASS %s\n' "$name"
-	fi
-	log "RESULT $res $name ${dt}s: $reason"
-	printf '%s\t%s\t%s\t%s\n' "$res" "$name" "$dt" "$reason" >>"$RESULTS"
-}
-
 # ====================================================== inner (mount ns) ===
 import_images() {
 	"$TOP/scripts/mkbanner.sh" "$BERTH" banner >>"$LOG" 2>&1 || return 1
@@ -478,7 +456,7 @@ EOF
 	import_images || { say "FATAL: could not build the images (see $LOG)"; exit 1; }
 	write_project
 	local id
-	for id in 1 2 3 4 5 6; do run_scenario "$id"; done
+	for id in 1 2 3 4 5 6; do run_named_scenario "$id"; done
 }
 
 # ============================================================ outer ========
@@ -507,7 +485,7 @@ outer_main() {
 	exec 9>"/run/lock/${PFX}-compose.lock"
 	flock -n 9 || { echo "compose.sh: another run with PFX=$PFX is active" >&2; exit 2; }
 	: >"$LOG"; : >"$RESULTS"
-	local t0 rc passed failed
+	local t0 rc
 	t0=$(now)
 	log "compose.sh: $("$BERTH" version 2>&1 | head -n1), $("$COMPOSE" version 2>/dev/null | head -n1), kernel $(uname -r)"
 	outer_cleanup
@@ -519,15 +497,7 @@ outer_main() {
 	STATE=$STATE _COMPOSE_MODE=inner unshare --mount --propagation private -- bash "$SELF" 9>&-
 	rc=$?
 	outer_cleanup
-	passed=$(awk -F'\t' '$1=="PASS"' "$RESULTS" | wc -l)
-	failed=$(awk -F'\t' '$1=="FAIL"' "$RESULTS" | wc -l)
-	if [ $rc -ne 0 ] && [ "$failed" -eq 0 ]; then say "FAIL compose: the run aborted with status $rc (see $LOG)"; failed=1; fi
-	local left=""
-	for c in "$NS_HOST" "$NS_OUT" "$NS_LAN"; do [ -e "/run/netns/$c" ] && left="$left $c"; done
-	[ -n "$left" ] && { say "FAIL cleanup: left$left"; failed=$((failed + 1)); }
-	log "log $LOG; wall time $(elapsed "$t0")s"
-	say "$passed passed, $failed failed"
-	[ "$failed" -eq 0 ]
+	tally_results compose "$rc" "$t0"
 }
 
 case ${_COMPOSE_MODE:-outer} in

@@ -347,28 +347,6 @@ s3_cleanup() { C down -v; }
 
 SCEN_NAMES=([1]=docker-cli [2]=compose-up [3]=compose-down)
 
-run_scenario() {
-	local id=$1 name=${SCEN_NAMES[$1]} t0 dt res reason
-	if [ -n "$ONLY" ] && ! grep -qw -- "$id" <<<"$ONLY"; then return; fi
-	S_ERR=() S_INFO=()
-	log ""; log "===== $id $name ====="
-	t0=$(now)
-	"s${id}_run"
-	log "  -- cleanup"
-	"s${id}_cleanup" >/dev/null 2>>"$LOG"
-	dt=$(elapsed "$t0")
-	if [ ${#S_ERR[@]} -gt 0 ]; then
-		res=FAIL reason=${S_ERR[0]}
-		[ ${#S_ERR[@]} -gt 1 ] && reason="$reason (+$((${#S_ERR[@]} - 1)) more, see $LOG)"
-		printf 'FAIL %s: %s\n' "$name" "$reason"
-	else
-		res=PASS reason=$(IFS=';'; echo "${S_INFO[*]}" | sed 's/;/; /g')
-		printf 'PASS %s\n' "$name"
-	fi
-	log "RESULT $res $name ${dt}s: $reason"
-	printf '%s\t%s\t%s\t%s\n' "$res" "$name" "$dt" "$reason" >>"$RESULTS"
-}
-
 # ====================================================== inner (mount ns) ===
 import_images() {
 	"$TOP/scripts/mkbanner.sh" "$BERTH" banner >>"$LOG" 2>&1 || return 1
@@ -424,7 +402,7 @@ EOF
 	ino busybox httpd -p "$OUT_IP:$OUT_PORT" -h "$STATE/outwww" || { say "FATAL: outside httpd"; exit 1; }
 	write_project
 	local id
-	for id in 1 2 3; do run_scenario "$id"; done
+	for id in 1 2 3; do run_named_scenario "$id"; done
 }
 
 # ============================================================ outer ========
@@ -453,7 +431,7 @@ outer_main() {
 	exec 9>"/run/lock/${PFX}-docker.lock"
 	flock -n 9 || { echo "docker-api.sh: another run with PFX=$PFX is active" >&2; exit 2; }
 	: >"$LOG"; : >"$RESULTS"
-	local t0 rc passed failed
+	local t0 rc
 	t0=$(now)
 	log "docker-api.sh: $("$BERTH" version 2>&1 | head -n1), $("$DOCKER" --version), $("$COMPOSE" version --short 2>/dev/null), kernel $(uname -r)"
 	outer_cleanup
@@ -465,15 +443,7 @@ outer_main() {
 	STATE=$STATE _DOCKER_MODE=inner unshare --mount --propagation private -- bash "$SELF" 9>&-
 	rc=$?
 	outer_cleanup
-	passed=$(awk -F'\t' '$1=="PASS"' "$RESULTS" | wc -l)
-	failed=$(awk -F'\t' '$1=="FAIL"' "$RESULTS" | wc -l)
-	if [ $rc -ne 0 ] && [ "$failed" -eq 0 ]; then say "FAIL docker-api: the run aborted with status $rc (see $LOG)"; failed=1; fi
-	local left=""
-	for c in "$NS_HOST" "$NS_OUT" "$NS_LAN"; do [ -e "/run/netns/$c" ] && left="$left $c"; done
-	[ -n "$left" ] && { say "FAIL cleanup: left$left"; failed=$((failed + 1)); }
-	log "log $LOG; wall time $(elapsed "$t0")s"
-	say "$passed passed, $failed failed"
-	[ "$failed" -eq 0 ]
+	tally_results docker-api "$rc" "$t0"
 }
 
 case ${_DOCKER_MODE:-outer} in

@@ -499,31 +499,6 @@ SCEN_NAMES=(
 	[13]=pod-member-dns
 )
 
-run_scenario() {
-	local id=$1 name=${SCEN_NAMES[$1]} t0 dt res reason
-	if [ -n "$ONLY" ] && ! grep -qw -- "$id" <<<"$ONLY"; then return; fi
-	S_ERR=() S_INFO=() S_SKIP=""
-	log ""; log "===== $id $name ====="
-	t0=$(now)
-	"s${id}_run"
-	log "  -- cleanup"
-	"s${id}_cleanup" >/dev/null 2>>"$LOG"
-	dt=$(elapsed "$t0")
-	if [ ${#S_ERR[@]} -gt 0 ]; then
-		res=FAIL reason=${S_ERR[0]}
-		[ ${#S_ERR[@]} -gt 1 ] && reason="$reason (+$((${#S_ERR[@]} - 1)) more, see $LOG)"
-		printf 'FAIL %s: %s\n' "$name" "$reason"
-	elif [ -n "$S_SKIP" ]; then
-		res=SKIP reason=$S_SKIP
-		printf 'SKIP %s: %s\n' "$name" "$reason"
-	else
-		res=PASS reason=$(IFS=';'; echo "${S_INFO[*]}" | sed 's/;/; /g')
-		printf 'PASS %s\n' "$name"
-	fi
-	log "RESULT $res $name ${dt}s: $reason"
-	printf '%s\t%s\t%s\t%s\n' "$res" "$name" "$dt" "$reason" >>"$RESULTS"
-}
-
 # ====================================================== inner (mount ns) ===
 import_images() {
 	# banner: scripts/mkbanner.sh (Debian's busybox-static, offline)
@@ -573,7 +548,7 @@ EOF
 	build_busybox
 	import_images || { say "FATAL: could not build the images (see $LOG)"; exit 1; }
 	local id
-	for id in 1 2 3 13 4 5 6 7 8 9 10 11 12; do run_scenario "$id"; done
+	for id in 1 2 3 13 4 5 6 7 8 9 10 11 12; do run_named_scenario "$id"; done
 }
 
 # ============================================================ outer ========
@@ -602,7 +577,7 @@ outer_main() {
 	exec 9>"/run/lock/${PFX}-guide.lock"
 	flock -n 9 || { echo "guide.sh: another run with PFX=$PFX is active" >&2; exit 2; }
 	: >"$LOG"; : >"$RESULTS"
-	local t0 rc passed failed skipped
+	local t0 rc
 	t0=$(now)
 	log "guide.sh: $("$BERTH" version 2>&1 | head -n1), $(runc --version | head -n1), kernel $(uname -r)"
 	outer_cleanup
@@ -614,16 +589,7 @@ outer_main() {
 	STATE=$STATE _GUIDE_MODE=inner unshare --mount --propagation private -- bash "$SELF" 9>&-
 	rc=$?
 	outer_cleanup
-	passed=$(awk -F'\t' '$1=="PASS"' "$RESULTS" | wc -l)
-	failed=$(awk -F'\t' '$1=="FAIL"' "$RESULTS" | wc -l)
-	skipped=$(awk -F'\t' '$1=="SKIP"' "$RESULTS" | wc -l)
-	if [ $rc -ne 0 ] && [ "$failed" -eq 0 ]; then say "FAIL guide: the run aborted with status $rc (see $LOG)"; failed=1; fi
-	local left=""
-	for c in "$NS_HOST" "$NS_OUT" "$NS_LAN"; do [ -e "/run/netns/$c" ] && left="$left $c"; done
-	[ -n "$left" ] && { say "FAIL cleanup: left$left"; failed=$((failed + 1)); }
-	log "skipped $skipped; log $LOG; wall time $(elapsed "$t0")s"
-	say "$passed passed, $failed failed"
-	[ "$failed" -eq 0 ]
+	tally_results guide "$rc" "$t0"
 }
 
 case ${_GUIDE_MODE:-outer} in
