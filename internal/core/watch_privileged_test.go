@@ -183,18 +183,28 @@ func damageAndHeal(t *testing.T, tp *topo, cmds [][]string, wantLog ...string) {
 			t.Errorf("port %s a second after %v: %q %v", port, cmds, got, err)
 		}
 	}
-	// The log line comes right after the repair: wait for it briefly.
+	// The log lines come right after the repair: wait for them briefly.
+	// Several damage commands may be repaired in one pass or in several
+	// (the watcher can act between them), so wait for every line.
+	want := append(wantLog, "firewall rules restored", "rules of 1 network, 2 port forwards of 2 containers")
+	missing := func(log string) []string {
+		var m []string
+		for _, w := range want {
+			if !strings.Contains(log, w) {
+				m = append(m, w)
+			}
+		}
+		return m
+	}
 	var log string
 	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if log = watchLog(tp)[before:]; strings.Contains(log, "firewall rules restored") {
+		if log = watchLog(tp)[before:]; len(missing(log)) == 0 {
 			break
 		}
 	}
 	t.Logf("log:\n%s", watchLog(tp))
-	for _, w := range append(wantLog, "firewall rules restored", "rules of 1 network, 2 port forwards of 2 containers") {
-		if !strings.Contains(log, w) {
-			t.Errorf("the watcher's log after %v lacks %q:\n%s", cmds, w, log)
-		}
+	for _, w := range missing(log) {
+		t.Errorf("the watcher's log after %v lacks %q:\n%s", cmds, w, log)
 	}
 }
 
