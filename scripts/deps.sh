@@ -3,8 +3,9 @@
 # the Debian packages the kernel and acceptance tests drive (Podman 4.3.1,
 # podman-compose, docker.io, docker-compose, runc, containerd, etcd, dnsmasq,
 # nftables, iptables, ...),
-# the Go modules, and crictl (built from the Go module proxy into
-# /var/cache/berth-tools).
+# the Go modules, crictl (built from the Go module proxy into
+# /var/cache/berth-tools) and Docker Compose v2 (built from the Go module
+# proxy into .cache/tools by scripts/compose-v2.sh).
 # Idempotent: it installs only what is missing. `make check` runs it first.
 #
 # Packages must not start services on this machine (etcd-server,
@@ -52,5 +53,9 @@ scripts/lint.sh fetch >/dev/null
 # the suite's private network namespace.
 if [ "$(id -u)" = 0 ] && command -v containerd >/dev/null; then
 	test/acceptance/cri.sh tools || { echo "deps: crictl could not be installed"; exit 1; }
+fi
+# Compose v2 for test/acceptance/docker-api.sh, for the same reason.
+if command -v docker-compose >/dev/null; then
+	scripts/compose-v2.sh >/dev/null || { echo "deps: Compose v2 could not be built"; exit 1; }
 fi
 echo "deps: ready"

@@ -27,7 +27,7 @@ fi
 # if the first fails; set BERTH_ACCEPTANCE=0 to skip them, ACCEPTANCE_ONLY /
 # GUIDE_ONLY to pick scenarios by number. Then podman-compose on berth
 # (test/acceptance/compose.sh, when podman-compose is installed), and
-# Docker's CLI and docker-compose on berth's Docker API
+# Docker's CLI, docker-compose and Compose v2 on berth's Docker API
 # (test/acceptance/docker-api.sh, DOCKER_API_ONLY). Then, when
 # containerd is installed, test/acceptance/cri.sh: the CNI plugins under
 # containerd's CRI (BERTH_CRI=0 skips it).
@@ -35,6 +35,10 @@ fi
 # (reachable here, not inside the private netns below).
 if [ "${BERTH_ACCEPTANCE:-1}" != 0 ] && [ "${BERTH_CRI:-1}" != 0 ] && command -v containerd >/dev/null; then
 	test/acceptance/cri.sh tools || echo "crictl could not be installed: cri.sh will fail"
+fi
+if [ "${BERTH_ACCEPTANCE:-1}" != 0 ] && [ -x /usr/bin/docker ] && command -v docker-compose >/dev/null; then
+	COMPOSE_V2=$(scripts/compose-v2.sh) || echo "Compose v2 could not be built: docker-api.sh will fail"
+	export COMPOSE_V2
 fi
 exec unshare --net --mount --propagation private -- bash -c '
 	set -e
@@ -64,8 +68,9 @@ exec unshare --net --mount --propagation private -- bash -c '
 		if command -v podman-compose >/dev/null; then
 			ONLY="${COMPOSE_ONLY:-}" test/acceptance/compose.sh || rc=1
 		fi
-		# The docker CLI (20.10) and docker-compose (1.29) of Debian
-		# on the Docker API of berth, when installed (DOCKER_API_ONLY
+		# The docker CLI (20.10) and docker-compose (1.29) of Debian,
+		# and Compose v2 (built above), on the Docker API of berth, when
+		# installed (DOCKER_API_ONLY
 		# picks scenarios by number).
 		if [ -x /usr/bin/docker ] && command -v docker-compose >/dev/null; then
 			ONLY="${DOCKER_API_ONLY:-}" test/acceptance/docker-api.sh || rc=1

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # docker-api.sh - Docker's own clients, unmodified, driving berth through its
-# Docker Engine API (`berth system service`): Debian's docker CLI (20.10) and
-# Debian's docker-compose (1.29, Python) with DOCKER_HOST on berth's socket.
+# Docker Engine API (`berth system service`): Debian's docker CLI (20.10),
+# Debian's docker-compose (1.29, Python) and Docker Compose v2 (the Go
+# rewrite, module github.com/docker/compose/v5, built at a pinned version by
+# scripts/compose-v2.sh) with DOCKER_HOST on berth's socket.
 #
 # The sandbox is compose.sh's (seed-scenarios.sh's topology): the service
 # runs in the <pfx>host namespace, an outside client in <pfx>out, in a
@@ -17,7 +19,8 @@
 #         PFX      name prefix of namespaces, links and state (default bda)
 #         BERTH    the berth binary (default bin/berth, built when missing)
 #         DOCKER   the docker CLI (default /usr/bin/docker, Debian's docker.io)
-#         COMPOSE  the docker-compose program (default docker-compose)
+#         COMPOSE  the docker-compose 1.x program (default docker-compose)
+#         COMPOSE_V2  Compose v2 (default: built by scripts/compose-v2.sh)
 #         LOG_DIR  log and results (default /var/tmp/<pfx>-docker-logs)
 # Output: one "PASS name" / "FAIL name: reason" line per scenario, then the
 #         plain line "N passed, M failed"; exit 0 only if M=0.
@@ -41,6 +44,7 @@ export CONTAINERS_CONF=$STATE/containers.conf BERTH_ROOT=$STATE/root BERTH_RUNRO
 BERTH=${BERTH:-$TOP/bin/berth}
 DOCKER=${DOCKER:-/usr/bin/docker}
 COMPOSE=${COMPOSE:-docker-compose}
+COMPOSE_V2=${COMPOSE_V2:-}
 SOCK=$STATE/docker.sock
 export DOCKER_HOST=unix://$SOCK DOCKER_CONFIG=$STATE/dockercfg COMPOSE_INTERACTIVE_NO_CLI=1
 LOG=$LOG_DIR/docker-api.log
@@ -52,7 +56,17 @@ OUT_PAGE="outside-server-ok"                # served in the outside namespace
 OUT_PORT=8081
 PROJ=demo                                   # the project's directory name
 PROJ_DIR=$STATE/$PROJ
-WEB=${PROJ}_web_1 DB=${PROJ}_db_1 CLIENT=${PROJ}_client_1
+# use_compose 1|2 picks the compose generation C runs: its program, its
+# flag for plain output, and its container names (demo_web_1, demo-web-1)
+use_compose() {
+	local sep
+	case $1 in
+	1) COMPOSE_CMD=("$COMPOSE" --no-ansi) sep=_ ;;
+	2) COMPOSE_CMD=("$COMPOSE_V2" --ansi never) sep=- ;;
+	esac
+	WEB=$PROJ${sep}web${sep}1 DB=$PROJ${sep}db${sep}1 CLIENT=$PROJ${sep}client${sep}1
+}
+use_compose 1
 VOL=${PROJ}_data NET_FRONT=${PROJ}_front NET_BACK=${PROJ}_back
 BACK_SUBNET=198.19.20.0/24 DB_IP=198.19.20.10
 HOST_PORT=8080
@@ -84,11 +98,12 @@ D() {
 }
 derr() { grep -v '^$' "$ERRF" 2>/dev/null | tail -n 2 | tr '\n' ' ' | cut -c1-240; }
 
-# C runs docker-compose on the project; its output goes to the log and $ERRF.
+# C runs the chosen compose (use_compose) on the project; its output goes to
+# the log and $ERRF.
 C() {
 	local rc
-	log "+ docker-compose $*"
-	(cd "$PROJ_DIR" && timeout -k 5 "$TIMEOUT" nsenter --net="/run/netns/$NS_HOST" -- "$COMPOSE" --no-ansi "$@") >"$ERRF" 2>&1
+	log "+ ${COMPOSE_CMD[0]##*/} $*"
+	(cd "$PROJ_DIR" && timeout -k 5 "$TIMEOUT" nsenter --net="/run/netns/$NS_HOST" -- "${COMPOSE_CMD[@]}" "$@") >"$ERRF" 2>&1
 	rc=$?
 	cat "$ERRF" >>"$LOG"
 	[ $rc -ne 0 ] && log "  (rc=$rc)"
@@ -97,7 +112,7 @@ C() {
 cc() { # cc DESC ARGS...: docker-compose ARGS must succeed
 	local d=$1; shift
 	C "$@" && { ok "$d"; return 0; }
-	fail "docker-compose $d: $(derr)"; return 1
+	fail "${COMPOSE_CMD[0]##*/} $d: $(derr)"; return 1
 }
 
 # wait_for DESC N CMD...: retries CMD every 0.1 s, N times
@@ -285,7 +300,7 @@ s2_run() {
 	out=$(D inspect -f '{{.State.StartedAt}}' "$DB" "$WEB" "$CLIENT" | tr '\n' ' ')
 	read -r a b c <<<"$out"
 	[[ "$a" < "$b" && "$b" < "$c" ]] && ok "started in dependency order" || fail "start times db/web/client: $out"
-	cc ps ps && { grep -q "$WEB .*Up (healthy).*0.0.0.0:$HOST_PORT->80/tcp" "$ERRF" && grep -q "$DB .*Up (healthy)" "$ERRF" && grep -q "$CLIENT .*Up" "$ERRF" \
+	cc ps ps && { grep -q "$WEB .*Up.*(healthy).*0.0.0.0:$HOST_PORT->80/tcp" "$ERRF" && grep -q "$DB .*Up.*(healthy)" "$ERRF" && grep -q "$CLIENT .*Up" "$ERRF" \
 		&& ok "ps lists the three" || fail "docker-compose ps: $(tr '\n' ' ' <"$ERRF" | cut -c1-300)"; }
 	expect_banner "outside -> $HOST_IP:$HOST_PORT (web's published port)" ino "http://$HOST_IP:$HOST_PORT/" \
 		&& info "the page through the published port from the outside namespace"
@@ -345,7 +360,13 @@ s3_run() {
 }
 s3_cleanup() { C down -v; }
 
-SCEN_NAMES=([1]=docker-cli [2]=compose-up [3]=compose-down)
+# --- 4, 5: the same with Compose v2 ---------------------------------------
+s4_run() { use_compose 2; s2_run; }
+s4_cleanup() { C down -v; use_compose 1; }
+s5_run() { use_compose 2; s3_run; }
+s5_cleanup() { C down -v; use_compose 1; }
+
+SCEN_NAMES=([1]=docker-cli [2]=compose-up [3]=compose-down [4]=compose-v2-up [5]=compose-v2-down)
 
 # ====================================================== inner (mount ns) ===
 import_images() {
@@ -371,7 +392,10 @@ service_stop() {
 inner_cleanup() {
 	set +e
 	log ""; log "===== inner cleanup ====="
-	[ -d "$PROJ_DIR" ] && [ -S "$SOCK" ] && C down -v >/dev/null
+	if [ -d "$PROJ_DIR" ] && [ -S "$SOCK" ]; then
+		use_compose 1; C down -v >/dev/null
+		use_compose 2; C down -v >/dev/null
+	fi
 	service_stop
 	cat "$STATE/service.log" >>"$LOG" 2>/dev/null
 	B rm -af >/dev/null
@@ -402,7 +426,7 @@ EOF
 	ino busybox httpd -p "$OUT_IP:$OUT_PORT" -h "$STATE/outwww" || { say "FATAL: outside httpd"; exit 1; }
 	write_project
 	local id
-	for id in 1 2 3; do run_named_scenario "$id"; done
+	for id in 1 2 3 4 5; do run_named_scenario "$id"; done
 }
 
 # ============================================================ outer ========
@@ -427,13 +451,15 @@ outer_main() {
 		command -v "$c" >/dev/null || { echo "docker-api.sh: missing required command: $c" >&2; exit 2; }
 	done
 	[ -x "$BERTH" ] || make -C "$TOP" -s >/dev/null || { echo "docker-api.sh: could not build $BERTH" >&2; exit 2; }
+	[ -n "$COMPOSE_V2" ] || COMPOSE_V2=$("$TOP/scripts/compose-v2.sh") || { echo "docker-api.sh: could not build Compose v2 (scripts/compose-v2.sh)" >&2; exit 2; }
+	export COMPOSE_V2
 	mkdir -p "$LOG_DIR"
 	exec 9>"/run/lock/${PFX}-docker.lock"
 	flock -n 9 || { echo "docker-api.sh: another run with PFX=$PFX is active" >&2; exit 2; }
 	: >"$LOG"; : >"$RESULTS"
 	local t0 rc
 	t0=$(now)
-	log "docker-api.sh: $("$BERTH" version 2>&1 | head -n1), $("$DOCKER" --version), $("$COMPOSE" version --short 2>/dev/null), kernel $(uname -r)"
+	log "docker-api.sh: $("$BERTH" version 2>&1 | head -n1), $("$DOCKER" --version), $("$COMPOSE" version --short 2>/dev/null), Compose $("$COMPOSE_V2" version --short 2>/dev/null), kernel $(uname -r)"
 	outer_cleanup
 	trap 'outer_cleanup; exit 130' INT TERM
 	topology_up || { say "FATAL: could not create the namespaces"; outer_cleanup; exit 2; }
