@@ -3,7 +3,8 @@
 # Docker Engine API (`berth system service`): Debian's docker CLI (20.10),
 # Debian's docker-compose (1.29, Python) and Docker Compose v2 (the Go
 # rewrite, module github.com/docker/compose/v5, built at a pinned version by
-# scripts/compose-v2.sh) with DOCKER_HOST on berth's socket.
+# scripts/compose-v2.sh; as the docker CLI's `docker compose` plugin and
+# standalone) with DOCKER_HOST on berth's socket.
 #
 # The sandbox is compose.sh's (seed-scenarios.sh's topology): the service
 # runs in the <pfx>host namespace, an outside client in <pfx>out, in a
@@ -56,13 +57,16 @@ OUT_PAGE="outside-server-ok"                # served in the outside namespace
 OUT_PORT=8081
 PROJ=demo                                   # the project's directory name
 PROJ_DIR=$STATE/$PROJ
-# use_compose 1|2 picks the compose generation C runs: its program, its
-# flag for plain output, and its container names (demo_web_1, demo-web-1)
+# use_compose 1|2|plugin picks the compose C runs: docker-compose 1.x,
+# Compose v2 standalone, or Compose v2 as the docker CLI's plugin (`docker
+# compose`, from $DOCKER_CONFIG/cli-plugins); its flag for plain output,
+# and its container names (demo_web_1, demo-web-1)
 use_compose() {
-	local sep
+	local sep=-
 	case $1 in
 	1) COMPOSE_CMD=("$COMPOSE" --no-ansi) sep=_ ;;
-	2) COMPOSE_CMD=("$COMPOSE_V2" --ansi never) sep=- ;;
+	2) COMPOSE_CMD=("$COMPOSE_V2" --ansi never) ;;
+	plugin) COMPOSE_CMD=("$DOCKER" compose --ansi never) ;;
 	esac
 	WEB=$PROJ${sep}web${sep}1 DB=$PROJ${sep}db${sep}1 CLIENT=$PROJ${sep}client${sep}1
 }
@@ -102,7 +106,7 @@ derr() { grep -v '^$' "$ERRF" 2>/dev/null | tail -n 2 | tr '\n' ' ' | cut -c1-24
 # the log and $ERRF.
 C() {
 	local rc
-	log "+ ${COMPOSE_CMD[0]##*/} $*"
+	log "+ ${COMPOSE_CMD[*]##*/} $*"
 	(cd "$PROJ_DIR" && timeout -k 5 "$TIMEOUT" nsenter --net="/run/netns/$NS_HOST" -- "${COMPOSE_CMD[@]}" "$@") >"$ERRF" 2>&1
 	rc=$?
 	cat "$ERRF" >>"$LOG"
@@ -112,7 +116,7 @@ C() {
 cc() { # cc DESC ARGS...: docker-compose ARGS must succeed
 	local d=$1; shift
 	C "$@" && { ok "$d"; return 0; }
-	fail "${COMPOSE_CMD[0]##*/} $d: $(derr)"; return 1
+	fail "${COMPOSE_CMD[*]##*/} $d: $(derr)"; return 1
 }
 
 # wait_for DESC N CMD...: retries CMD every 0.1 s, N times
@@ -360,13 +364,13 @@ s3_run() {
 }
 s3_cleanup() { C down -v; }
 
-# --- 4, 5: the same with Compose v2 ---------------------------------------
-s4_run() { use_compose 2; s2_run; }
+# --- 4, 5: the same with Compose v2, as `docker compose` and standalone ---
+s4_run() { use_compose plugin; s2_run; }
 s4_cleanup() { C down -v; use_compose 1; }
 s5_run() { use_compose 2; s3_run; }
 s5_cleanup() { C down -v; use_compose 1; }
 
-SCEN_NAMES=([1]=docker-cli [2]=compose-up [3]=compose-down [4]=compose-v2-up [5]=compose-v2-down)
+SCEN_NAMES=([1]=docker-cli [2]=compose-up [3]=compose-down [4]=docker-compose-plugin-up [5]=compose-v2-down)
 
 # ====================================================== inner (mount ns) ===
 import_images() {
@@ -405,13 +409,11 @@ inner_cleanup() {
 inner_main() {
 	trap inner_cleanup EXIT
 	trap 'exit 130' INT TERM
-	local d
-	for d in /run/containers/networks /run/berth /run/podman; do
-		mkdir -p "$d" && mount -t tmpfs -o mode=0755 "${PFX}tmp" "$d" || { say "FATAL: tmpfs over $d"; exit 1; }
-	done
+	private_run_dirs /run/containers/networks /run/berth /run/podman || { say "FATAL: tmpfs over /run/containers/networks, /run/berth, /run/podman"; exit 1; }
 	printf 'nameserver %s\n' "$OUT_IP" >"$STATE/resolv.conf"
 	mount --bind "$STATE/resolv.conf" /etc/resolv.conf || { say "FATAL: bind /etc/resolv.conf"; exit 1; }
-	mkdir -p "$NETCFG" "$DOCKER_CONFIG"
+	mkdir -p "$NETCFG" "$DOCKER_CONFIG/cli-plugins"
+	cp "$COMPOSE_V2" "$DOCKER_CONFIG/cli-plugins/docker-compose"
 	cat >"$CONTAINERS_CONF" <<EOF
 [network]
 network_backend = "netavark"
@@ -440,7 +442,7 @@ outer_cleanup() { # idempotent: also removes what a killed run left
 		for p in $(pids_in_netns "$n"); do kill -9 "$p" 2>/dev/null; done
 		[ -e "/run/netns/$n" ] && ip netns del "$n" 2>>"$LOG"
 	done
-	for p in /var/tmp/"$PFX"-docker.*; do [ -d "$p" ] && rm -rf "$p"; done
+	for p in /var/tmp/"$PFX"-docker.*; do [ -d "$p" ] && remove_made_dirs "$p" && rm -rf "$p"; done
 	return 0
 }
 

@@ -528,10 +528,7 @@ inner_cleanup() {
 inner_main() {
 	trap inner_cleanup EXIT
 	trap 'exit 130' INT TERM
-	local d
-	for d in /run/containers/networks /run/berth /run/podman; do
-		mkdir -p "$d" && mount -t tmpfs -o mode=0755 "${PFX}tmp" "$d" || { say "FATAL: tmpfs over $d"; exit 1; }
-	done
+	private_run_dirs /run/containers/networks /run/berth /run/podman || { say "FATAL: tmpfs over /run/containers/networks, /run/berth, /run/podman"; exit 1; }
 	printf 'nameserver %s\n' "$OUT_IP" >"$STATE/resolv.conf"
 	mount --bind "$STATE/resolv.conf" /etc/resolv.conf || { say "FATAL: bind /etc/resolv.conf"; exit 1; }
 	mkdir -p "$STATE/pids" "$STATE/www-out" "$NETCFG"
@@ -562,7 +559,7 @@ outer_cleanup() { # idempotent: also removes what a killed run left
 		for p in $(pids_in_netns "$n"); do kill -9 "$p" 2>/dev/null; done
 		[ -e "/run/netns/$n" ] && ip netns del "$n" 2>>"$LOG"
 	done
-	for p in /var/tmp/"$PFX"-guide.*; do [ -d "$p" ] && rm -rf "$p"; done
+	for p in /var/tmp/"$PFX"-guide.*; do [ -d "$p" ] && remove_made_dirs "$p" && rm -rf "$p"; done
 	return 0
 }
 
