@@ -2,6 +2,7 @@ package usernet
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip/link/tun"
@@ -182,6 +184,15 @@ func TestTAPSegmentationOffload(t *testing.T) {
 	if err != nil || !vnet {
 		t.Fatalf("TAP without IFF_VNET_HDR (%v)", err)
 	}
+	for _, f := range []struct {
+		name string
+		cmd  uint32
+	}{{"tx-checksumming", unix.ETHTOOL_GTXCSUM}, {"tcp-segmentation-offload", unix.ETHTOOL_GTSO}} {
+		on, err := ethtoolFlag(r.ctr, "tap0", f.cmd)
+		if err != nil || !on {
+			t.Errorf("tap0 %s: on=%v (%v), want on", f.name, on, err)
+		}
+	}
 	ep, ok := r.ep.(*vnetEndpoint)
 	if !ok {
 		t.Fatalf("endpoint is %T, want *vnetEndpoint", r.ep)
@@ -214,5 +225,42 @@ func TestTAPWithoutVnetHdr(t *testing.T) {
 	if _, ok := r.ep.(*vnetEndpoint); ok {
 		t.Fatal("plain TAP got the virtio-header endpoint")
 	}
+	if on, err := ethtoolFlag(r.ctr, "tap0", unix.ETHTOOL_GTSO); err != nil || on {
+		t.Errorf("plain tap0 tcp-segmentation-offload: on=%v (%v), want off", on, err)
+	}
 	r.exchange(t, "tcp4", "127.0.0.1:0", "10.0.2.2")
+}
+
+// ethtoolFlag reads one of the legacy on/off ethtool settings (cmd, e.g.
+// ETHTOOL_GTSO) of the interface dev in ns, as `ethtool -k` shows them.
+func ethtoolFlag(ns *nettest.NS, dev string, cmd uint32) (bool, error) {
+	var on bool
+	err := ns.Do(func() error {
+		s, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(s)
+		// struct ethtool_value in memory the Go runtime never moves:
+		// the ioctl gets its address as an integer.
+		val, err := unix.Mmap(-1, 0, 8, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+		if err != nil {
+			return err
+		}
+		defer unix.Munmap(val)
+		binary.NativeEndian.PutUint32(val, cmd)
+		var ifr struct {
+			name [unix.IFNAMSIZ]byte
+			data uintptr
+			_    [16]byte
+		}
+		copy(ifr.name[:], dev)
+		ifr.data = uintptr(unsafe.Pointer(&val[0]))
+		if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(s), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&ifr))); errno != 0 {
+			return fmt.Errorf("SIOCETHTOOL %#x: %w", cmd, errno)
+		}
+		on = binary.NativeEndian.Uint32(val[4:]) != 0
+		return nil
+	})
+	return on, err
 }
