@@ -201,11 +201,9 @@ func NewTAPEndpoint(fd int, cfg Config) (ep stack.LinkEndpoint, closed <-chan st
 			close(done)
 		}
 	}
-	vnet, err := hasVnetHdr(fd)
-	if err != nil {
-		return nil, nil, fmt.Errorf("TAP endpoint: %w", err)
-	}
-	if vnet {
+	// A descriptor TUNGETIFF fails on is no TAP of ours (e.g. a socket):
+	// fdbased takes it, as it takes any frame-carrying descriptor.
+	if vnet, _ := hasVnetHdr(fd); vnet {
 		ep, err = newVnetEndpoint(fd, uint32(cfg.MTU), tcpip.LinkAddress(cfg.MAC), closedFunc)
 	} else {
 		ep, err = fdbased.New(&fdbased.Options{

@@ -35,11 +35,13 @@ type vnetEndpoint struct {
 	closed func(tcpip.Error)
 	stop   stopfd.StopFD
 
+	closeOnce sync.Once
+
 	mtu atomic.Uint32
 
-	// mu guards addr and dispatcher; the reader never takes it, so
-	// Attach(nil) may wait for the reader while the stack it delivers to
-	// asks for the link address.
+	// mu guards addr and dispatcher. Attach(nil) lets go of it before
+	// waiting for the reader, which may ask for the link address while
+	// it delivers a packet.
 	mu         sync.Mutex
 	dispatcher stack.NetworkDispatcher
 	wg         sync.WaitGroup
@@ -157,9 +159,12 @@ func (*vnetEndpoint) ParseHeader(pkt *stack.PacketBuffer) bool {
 	return ok
 }
 
-// Close implements stack.LinkEndpoint; the descriptor belongs to the
-// caller.
-func (*vnetEndpoint) Close() {}
+// Close implements stack.LinkEndpoint: it stops the reader and releases
+// its stop event; the TAP descriptor belongs to the caller.
+func (e *vnetEndpoint) Close() {
+	e.Attach(nil)
+	e.closeOnce.Do(func() { unix.Close(e.stop.EFD) })
+}
 
 // SetOnCloseAction implements stack.LinkEndpoint.
 func (*vnetEndpoint) SetOnCloseAction(func()) {}
