@@ -10,7 +10,6 @@ import (
 	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/link/fdbased"
-	"gvisor.dev/gvisor/pkg/tcpip/link/tun"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/berthnet/berth/internal/link"
@@ -70,22 +69,16 @@ func OpenTAPHere(name string, configure bool, cfg Config, mac net.HardwareAddr) 
 }
 
 func openTAPHere(name string, configure bool, cfg Config, mac net.HardwareAddr) (int, error) {
-	fd, err := tun.OpenTAP(name)
+	fd, err := openVnetTAP(name)
 	if errors.Is(err, unix.EACCES) {
 		return -1, fmt.Errorf("open TAP %s: /dev/net/tun: %w (the device must be usable by uid %d: distributions make it mode 0666)", name, err, os.Getuid())
 	}
 	if err != nil {
 		return -1, fmt.Errorf("open TAP %s (/dev/net/tun): %w", name, err)
 	}
-	unix.CloseOnExec(fd)
-	// The stack never checks the checksums of the guest's frames
-	// (RXChecksumOffload): with checksum offload the guest's kernel leaves
-	// them out and, no longer needing software checksums, hands over whole
-	// segments instead of cutting them up (about a tenth of the stack's
-	// CPU time on a bulk upload).
-	if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, unix.TUN_F_CSUM); err != nil {
+	if err := setOffloads(fd); err != nil {
 		unix.Close(fd)
-		return -1, fmt.Errorf("TAP %s: checksum offload: %w", name, err)
+		return -1, fmt.Errorf("TAP %s: %w", name, err)
 	}
 	if configure {
 		if err := configureTAP(name, cfg, mac); err != nil {
@@ -94,6 +87,61 @@ func openTAPHere(name string, configure bool, cfg Config, mac net.HardwareAddr) 
 		}
 	}
 	return fd, nil
+}
+
+// openVnetTAP opens the TAP device name (created when missing) with a
+// virtio-net header before every frame (IFF_VNET_HDR, see vnethdr.go);
+// the descriptor is non-blocking and close-on-exec.
+func openVnetTAP(name string) (int, error) {
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_VNET_HDR)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// tapOffloads are the offloads the TAP accepts from the guest's kernel:
+// frames without checksums and TCP super-segments (TSO), which the stack
+// takes as single segments. The guest's kernel then hands over up to
+// 64 KiB per frame whatever the MTU, and neither side computes TCP
+// checksums. UDP segmentation offload is left out: a UDP super-packet
+// stands for several datagrams.
+const tapOffloads = unix.TUN_F_CSUM | unix.TUN_F_TSO4 | unix.TUN_F_TSO6 | unix.TUN_F_TSO_ECN
+
+// setOffloads makes the virtio headers of fd little-endian and turns on
+// tapOffloads.
+func setOffloads(fd int) error {
+	if err := unix.IoctlSetPointerInt(fd, unix.TUNSETVNETLE, 1); err != nil {
+		return fmt.Errorf("little-endian virtio headers: %w", err)
+	}
+	if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, tapOffloads); err != nil {
+		return fmt.Errorf("segmentation offload: %w", err)
+	}
+	return nil
+}
+
+// hasVnetHdr reports whether the TAP behind fd was opened with
+// IFF_VNET_HDR (by openTAPHere, possibly in another process that passed
+// the descriptor on).
+func hasVnetHdr(fd int) (bool, error) {
+	ifr, err := unix.NewIfreq("")
+	if err != nil {
+		return false, err
+	}
+	if err := unix.IoctlIfreq(fd, unix.TUNGETIFF, ifr); err != nil {
+		return false, fmt.Errorf("TUNGETIFF: %w", err)
+	}
+	return ifr.Uint16()&unix.IFF_VNET_HDR != 0, nil
 }
 
 // configureTAP configures the TAP through a netlink socket opened in the
@@ -137,29 +185,40 @@ func configureTAP(name string, cfg Config, mac net.HardwareAddr) error {
 
 // NewTAPEndpoint wraps a TAP file descriptor in a gVisor link endpoint.
 // closed is closed when the descriptor stops working (e.g. the namespace
-// and its TAP went away).
+// and its TAP went away). A descriptor from openTAPHere (IFF_VNET_HDR)
+// gets vnetEndpoint, with segmentation offload both ways; any other TAP
+// descriptor gVisor's fdbased endpoint.
 func NewTAPEndpoint(fd int, cfg Config) (ep stack.LinkEndpoint, closed <-chan struct{}, err error) {
 	cfg, err = cfg.WithDefaults()
 	if err != nil {
 		return nil, nil, err
 	}
 	done := make(chan struct{})
-	ep, err = fdbased.New(&fdbased.Options{
-		FDs:            []int{fd},
-		MTU:            uint32(cfg.MTU),
-		EthernetHeader: true,
-		Address:        tcpip.LinkAddress(cfg.MAC),
-		// The kernel hands a TAP without offloads fully checksummed
-		// frames; gVisor computes its own outbound checksums.
-		RXChecksumOffload: true,
-		ClosedFunc: func(tcpip.Error) {
-			select {
-			case <-done:
-			default:
-				close(done)
-			}
-		},
-	})
+	closedFunc := func(tcpip.Error) {
+		select {
+		case <-done:
+		default:
+			close(done)
+		}
+	}
+	// A descriptor TUNGETIFF fails on is no TAP of ours (e.g. a socket):
+	// fdbased takes it, as it takes any frame-carrying descriptor.
+	if vnet, _ := hasVnetHdr(fd); vnet {
+		ep, err = newVnetEndpoint(fd, uint32(cfg.MTU), tcpip.LinkAddress(cfg.MAC), closedFunc)
+	} else {
+		ep, err = fdbased.New(&fdbased.Options{
+			FDs:            []int{fd},
+			MTU:            uint32(cfg.MTU),
+			EthernetHeader: true,
+			Address:        tcpip.LinkAddress(cfg.MAC),
+			// The stack never checks the guest's checksums: a TAP
+			// with checksum offload (TUN_F_CSUM) hands over frames
+			// without them, and the guest's kernel is trusted.
+			// gVisor computes its own outbound checksums.
+			RXChecksumOffload: true,
+			ClosedFunc:        closedFunc,
+		})
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("TAP endpoint: %w", err)
 	}
