@@ -114,6 +114,8 @@ type ContainerEngine interface {
 	LogPath(id string) string
 	AttachSocket(id string) string
 	Exec(ref string, p runspec.Process, detach bool, stdin io.Reader, stdout, stderr io.Writer) (int, error)
+	ExecWith(ref string, p runspec.Process, o engine.ExecIO) (int, error)
+	ResizeTerminal(ref string, rows, cols uint16) error
 	Copy(src, dst engine.CopyEnd, o engine.CopyOptions) error
 	Top(ref string) (*engine.Container, []engine.Proc, error)
 	Stats(ref string) (engine.Stats, error)
