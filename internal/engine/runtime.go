@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 
 	"github.com/berthnet/berth/internal/events"
 	"github.com/berthnet/berth/internal/rootless"
@@ -134,27 +135,27 @@ func isTerminal(r io.Reader) bool {
 // of its own: runc's stdin and stdout are a new terminal's slave side, whose
 // master side is copied to stdout and fed from stdin (when not nil), as
 // Podman does for exec -t without a terminal. runc's errors go to stderr.
-// term, when not nil, resizes the terminal while runc runs.
-func (e *Engine) execOnPTY(args []string, id string, stdin io.Reader, stdout, stderr io.Writer, term *Terminal) error {
-	master, slave, err := openPTY()
+// tty, when not nil, resizes the terminal while runc runs.
+func (e *Engine) execOnPTY(args []string, id string, stdin io.Reader, stdout, stderr io.Writer, tty *Terminal) error {
+	master, slave, err := openRawPTY()
 	if err != nil {
 		return fmt.Errorf("allocate a terminal: %w", err)
 	}
 	defer master.Close()
 	cmd := exec.Command(e.cfg.Runtime, append(args, id)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, stderr
-	if term != nil {
+	if tty != nil {
 		// The size asked for so far is the one runc copies at its start.
-		term.open(master)
-		defer term.close()
+		tty.open(master)
+		defer tty.close()
 	}
 	err = cmd.Start()
 	slave.Close()
 	if err != nil {
 		return err
 	}
-	if term != nil {
-		term.started(cmd.Process)
+	if tty != nil {
+		tty.started(cmd.Process)
 	}
 	if stdin != nil {
 		go func() { _, _ = io.Copy(master, stdin) }()
@@ -189,6 +190,23 @@ func openPTY() (master, slave *os.File, err error) {
 	if err != nil {
 		master.Close()
 		return nil, nil, err
+	}
+	return master, slave, nil
+}
+
+// openRawPTY opens a new terminal in raw mode. runc makes the terminal
+// it is given raw too, but only once the container's terminal exists;
+// until then a cooked one would echo the caller's first input (the
+// container's terminal echoes it already) and translate it.
+func openRawPTY() (master, slave *os.File, err error) {
+	master, slave, err = openPTY()
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := term.MakeRaw(int(slave.Fd())); err != nil {
+		master.Close()
+		slave.Close()
+		return nil, nil, fmt.Errorf("raw terminal: %w", err)
 	}
 	return master, slave, nil
 }
