@@ -34,14 +34,14 @@ func TestPrivilegedDockerResize(t *testing.T) {
 	if _, err := c.ContainerResize(ctx, "term", client.ContainerResizeOptions{Height: 40, Width: 120}); err != nil {
 		t.Fatal(err)
 	}
-	if out := p.mustD(t, "exec", "term", "stty", "-F", "/dev/console", "size"); out != "40 120" {
+	if out := p.mustD(t, "exec", "term", "busybox", "stty", "-F", "/dev/console", "size"); out != "40 120" {
 		t.Errorf("container terminal after resize: %q", out)
 	}
 
 	// An exec session: the size at its start, then a resize the shell sees.
 	ex, err := c.ExecCreate(ctx, "term", client.ExecCreateOptions{
 		TTY: true, AttachStdin: true, AttachStdout: true, ConsoleSize: client.ConsoleSize{Height: 30, Width: 100},
-		Cmd: []string{"sh", "-c", "stty size; while read x; do stty size; done"},
+		Cmd: []string{"sh", "-c", "busybox stty size; while read x; do busybox stty size; done"},
 	})
 	if err != nil {
 		t.Fatal(err)
