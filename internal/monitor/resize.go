@@ -2,7 +2,9 @@ package monitor
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"strings"
 	"time"
@@ -18,6 +20,9 @@ import (
 // terminal's size.
 func Resize(socket string, rows, cols uint16) error {
 	c, err := DialUnix(socket)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("resize: the container's monitor takes no size changes (it was started by an older berth): %w", err)
+	}
 	if err != nil {
 		return fmt.Errorf("resize: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -94,4 +95,11 @@ func FuzzParseResize(f *testing.F) {
 			t.Fatalf("%q: error %v with a size %dx%d", line, err, rows, cols)
 		}
 	})
+}
+
+func TestResizeNoSocket(t *testing.T) {
+	err := Resize(filepath.Join(t.TempDir(), "resize"), 1, 1)
+	if err == nil || !strings.Contains(err.Error(), "older berth") {
+		t.Fatalf("resize without a socket: %v", err)
+	}
 }
