@@ -152,6 +152,41 @@ func (b dockerBackend) PruneImages(ctx context.Context, all bool) ([]string, err
 	return st.Prune(all)
 }
 
+// SaveImages writes a docker-archive, as berth save does.
+func (b dockerBackend) SaveImages(ctx context.Context, names []string, w io.Writer) error {
+	st, err := b.images()
+	if err != nil {
+		return err
+	}
+	return imageErr(st.Save(w, names, image.FormatDockerArchive))
+}
+
+// LoadImages loads an archive, as berth load does.
+func (b dockerBackend) LoadImages(ctx context.Context, r io.Reader) ([]dockerapi.LoadedImage, error) {
+	st, err := b.images()
+	if err != nil {
+		return nil, err
+	}
+	loaded, err := st.LoadReader(ctx, r, io.Discard)
+	if err != nil {
+		return nil, imageErr(err)
+	}
+	out := make([]dockerapi.LoadedImage, 0, len(loaded))
+	for _, l := range loaded {
+		out = append(out, dockerapi.LoadedImage{ID: l.Image.ID, Names: l.Names})
+	}
+	return out, nil
+}
+
+func (b dockerBackend) LayerSizes(ctx context.Context, id string) ([]int64, error) {
+	st, err := b.images()
+	if err != nil {
+		return nil, err
+	}
+	sizes, err := st.LayerSizes(id)
+	return sizes, imageErr(err)
+}
+
 func (b dockerBackend) volumeInfo(e *engine.Engine, v *engine.Volume) (dockerapi.VolumeInfo, error) {
 	users, err := e.VolumeUsers(v.Name)
 	if err != nil {

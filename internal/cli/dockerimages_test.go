@@ -1,13 +1,18 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/moby/moby/client"
 
 	"github.com/berthnet/berth/internal/image"
 	"github.com/berthnet/berth/internal/image/imagetest"
@@ -21,6 +26,33 @@ func dockerCLI(t *testing.T, sock string) func(wantOK bool, args ...string) stri
 	if err != nil {
 		t.Skip("docker CLI not installed (Debian package docker.io; scripts/deps.sh installs it)")
 	}
+	return dockerCLIAt(t, docker, sock)
+}
+
+// dockerCLIs lists the different docker CLIs installed: the first on
+// PATH and Debian's /usr/bin/docker (20.10) when that is another one.
+// It skips the test when there is none.
+func dockerCLIs(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	for _, name := range []string{"docker", "/usr/bin/docker"} {
+		p, err := exec.LookPath(name)
+		if err != nil {
+			continue
+		}
+		if r, err := filepath.EvalSymlinks(p); err == nil && !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	if len(out) == 0 {
+		t.Skip("docker CLI not installed (Debian package docker.io; scripts/deps.sh installs it)")
+	}
+	return out
+}
+
+// dockerCLIAt runs the docker CLI docker against sock.
+func dockerCLIAt(t *testing.T, docker, sock string) func(wantOK bool, args ...string) string {
+	t.Helper()
 	home := t.TempDir()
 	return func(wantOK bool, args ...string) string {
 		t.Helper()
@@ -30,7 +62,7 @@ func dockerCLI(t *testing.T, sock string) func(wantOK bool, args ...string) stri
 		cmd.Env = []string{"HOME=" + home, "PATH=/usr/bin:/bin"}
 		out, err := cmd.CombinedOutput()
 		if (err == nil) != wantOK {
-			t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
+			t.Fatalf("%s %s: %v\n%s", docker, strings.Join(args, " "), err, out)
 		}
 		return strings.TrimSpace(string(out))
 	}
@@ -129,5 +161,72 @@ func TestDockerCLIImages(t *testing.T) {
 	}
 	if imgs, err := st.List(); err != nil || len(imgs) != 0 {
 		t.Fatalf("store after rmi: %v %v", imgs, err)
+	}
+}
+
+// TestDockerImageArchive round-trips images through the API's save and
+// load with Docker's client and with Docker's CLI: saved, removed,
+// loaded back with the same IDs and names; docker history reads the
+// image's steps.
+func TestDockerImageArchive(t *testing.T) {
+	tw := newTestWorld(t, "")
+	st, err := image.Open(filepath.Join(tw.env.getenv("BERTH_ROOT"), "images"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := imagetest.Import(t, st, "localhost/bb:1", nil, `CMD ["sh"]`, `LABEL app=web`)
+	sock := startService(t, tw)
+	c, err := client.New(client.WithHost("unix://" + sock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	rc, err := c.ImageSave(ctx, []string{"localhost/bb:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	archive, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ImageRemove(ctx, "localhost/bb:1", client.ImageRemoveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	lr, err := c.ImageLoad(ctx, bytes.NewReader(archive), client.ImageLoadWithQuiet(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(lr)
+	lr.Close()
+	if string(out) != `{"stream":"Loaded image: localhost/bb:1\n"}`+"\n" {
+		t.Fatalf("load: %q", out)
+	}
+	if in, err := c.ImageInspect(ctx, "localhost/bb:1"); err != nil || in.ID != "sha256:"+img.ID {
+		t.Fatalf("inspect after load: %v", err)
+	}
+	h, err := c.ImageHistory(ctx, "localhost/bb:1")
+	if err != nil || len(h.Items) == 0 || h.Items[0].ID != "sha256:"+img.ID || h.Items[len(h.Items)-1].Size <= 0 {
+		t.Fatalf("history: %+v %v", h, err)
+	}
+
+	for _, docker := range dockerCLIs(t) {
+		run := dockerCLIAt(t, docker, sock)
+		file := filepath.Join(t.TempDir(), "bb.tar")
+		run(true, "save", "-o", file, "localhost/bb:1")
+		run(true, "rmi", "localhost/bb:1")
+		if out := run(true, "load", "-i", file); out != "Loaded image: localhost/bb:1" {
+			t.Fatalf("%s load: %q", docker, out)
+		}
+		if got := run(true, "image", "inspect", "-f", "{{.Id}}", "localhost/bb:1"); got != "sha256:"+img.ID {
+			t.Fatalf("%s inspect after load: %q", docker, got)
+		}
+		if got := run(true, "history", "--no-trunc", "--format", "{{.ID}}", "localhost/bb:1"); !strings.HasPrefix(got, "sha256:"+img.ID) {
+			t.Fatalf("%s history: %q", docker, got)
+		}
+		if out := run(false, "save", "-o", file, "nosuch"); !strings.Contains(out, "No such image: nosuch") {
+			t.Fatalf("%s save of a missing image: %q", docker, out)
+		}
 	}
 }

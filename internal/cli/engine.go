@@ -205,7 +205,7 @@ func monitorCmd(env Env, g *globals) *cobra.Command {
 			return monitor.Run(monitor.Config{
 				ID: id, Runtime: e.Runtime(), RuntimeRoot: e.RuncRoot(), Bundle: e.RunDir(id),
 				LogPath: e.LogPath(id), ExitFile: e.ExitFile(id), AttachSocket: e.AttachSocket(id), Dir: e.RunDir(id),
-				Terminal: c.Config.Terminal, Stdin: c.Config.Stdin,
+				Terminal: c.Config.Terminal, Stdin: c.Config.Stdin, ResizeSocket: e.ResizeSocket(id),
 				WaitAttach: env.getenv("BERTH_MONITOR_WAIT_ATTACH") == "1",
 				Sync:       sync, Ports: ports,
 				OnStarted:      func(pid int) error { return e.MonitorStarted(id, pid, os.Getpid()) },

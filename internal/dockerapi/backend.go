@@ -114,6 +114,8 @@ type ContainerEngine interface {
 	LogPath(id string) string
 	AttachSocket(id string) string
 	Exec(ref string, p runspec.Process, detach bool, stdin io.Reader, stdout, stderr io.Writer) (int, error)
+	ExecWith(ref string, p runspec.Process, o engine.ExecIO) (int, error)
+	ResizeTerminal(ref string, rows, cols uint16) error
 	Copy(src, dst engine.CopyEnd, o engine.CopyOptions) error
 	Top(ref string) (*engine.Container, []engine.Proc, error)
 	Stats(ref string) (engine.Stats, error)
@@ -146,6 +148,22 @@ type ImageBackend interface {
 	// PruneImages removes the unused images without a name (all: every
 	// unused image) and returns their IDs.
 	PruneImages(ctx context.Context, all bool) ([]string, error)
+	// SaveImages writes the images names refer to as one docker-archive
+	// (what docker save writes) to w.
+	SaveImages(ctx context.Context, names []string, w io.Writer) error
+	// LoadImages stores the images of an archive read from r: a
+	// docker-archive or an OCI archive, gzip-compressed or not.
+	LoadImages(ctx context.Context, r io.Reader) ([]LoadedImage, error)
+	// LayerSizes returns the uncompressed size of each layer of the image
+	// with this ID, bottom first.
+	LayerSizes(ctx context.Context, id string) ([]int64, error)
+}
+
+// LoadedImage is an image LoadImages stored, with the names it got
+// (full references; none for an archive entry without one).
+type LoadedImage struct {
+	ID    string
+	Names []string
 }
 
 // VolumeInfo is a volume with its data directory and whether any

@@ -7,11 +7,13 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/moby/moby/api/types/container"
 
+	"github.com/berthnet/berth/internal/engine"
 	"github.com/berthnet/berth/internal/runspec"
 	"github.com/berthnet/berth/internal/safefile"
 )
@@ -22,6 +24,9 @@ type execSession struct {
 	id, container string
 	req           container.ExecCreateRequest
 	proc          runspec.Process
+	// term is the session's terminal (with Tty), resized by
+	// POST /exec/{id}/resize.
+	term engine.Terminal
 
 	mu       sync.Mutex
 	started  bool
@@ -69,6 +74,30 @@ func (s *Server) execRoutes() {
 	s.handle("POST /exec/{id}/start", s.execStart)
 	s.handle("GET /exec/{id}/json", s.execInspect)
 	s.handle("POST /exec/{id}/resize", s.execResize)
+	s.handle("POST /containers/{id}/resize", s.containerResize)
+}
+
+// containerResize sets the size of a running container's terminal (h
+// rows, w columns), as docker run -it and docker attach send it; a
+// container without a terminal ignores it.
+func (s *Server) containerResize(w http.ResponseWriter, r *http.Request) error {
+	rows, cols, err := termSize(r)
+	if err != nil {
+		return err
+	}
+	e, c, err := s.target(r)
+	if err != nil {
+		return err
+	}
+	if !c.Running() {
+		//lint:ignore ST1005 Docker's own message, which clients show and match
+		return fmt.Errorf("Container %s is not running: %w", c.Config.ID, ErrConflict)
+	}
+	if err := e.ResizeTerminal(c.Config.ID, rows, cols); err != nil {
+		return classify(err, r.PathValue("id"))
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
 }
 
 func (s *Server) execCreate(w http.ResponseWriter, r *http.Request) error {
@@ -106,6 +135,7 @@ func (s *Server) execCreate(w http.ResponseWriter, r *http.Request) error {
 	var b [32]byte
 	_, _ = rand.Read(b[:])
 	sess := &execSession{id: hex.EncodeToString(b[:]), container: c.Config.ID, req: req, proc: p}
+	sess.consoleSize(req.ConsoleSize)
 	s.execs.add(sess)
 	writeJSON(w, http.StatusCreated, container.ExecCreateResponse{ID: sess.id})
 	return nil
@@ -128,6 +158,7 @@ func (s *Server) execStart(w http.ResponseWriter, r *http.Request) error {
 	}
 	sess.started, sess.running = true, true
 	sess.mu.Unlock()
+	sess.consoleSize(req.ConsoleSize)
 	e, err := s.engine()
 	if err != nil {
 		return err
@@ -172,7 +203,7 @@ func (s *Server) execStart(w http.ResponseWriter, r *http.Request) error {
 	if !sess.req.AttachStderr {
 		se = io.Discard
 	}
-	code, err := e.Exec(sess.container, sess.proc, false, stdin, so, se)
+	code, err := e.ExecWith(sess.container, sess.proc, engine.ExecIO{Stdin: stdin, Stdout: so, Stderr: se, Terminal: &sess.term})
 	if err != nil && code == 0 {
 		code = 126
 	}
@@ -184,6 +215,15 @@ func (s *Server) execStart(w http.ResponseWriter, r *http.Request) error {
 		_ = tc.CloseWrite()
 	}
 	return nil
+}
+
+// consoleSize applies the initial size [height, width] newer clients send
+// with the create and the start.
+func (sess *execSession) consoleSize(size *[2]uint) {
+	if size == nil || !sess.req.Tty || size[0] > 0xffff || size[1] > 0xffff {
+		return
+	}
+	_ = sess.term.Resize(uint16(size[0]), uint16(size[1]))
 }
 
 // frames writes Docker stream frames (or raw output) of two streams to
@@ -225,14 +265,36 @@ func (s *Server) execInspect(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// execResize answers the terminal size requests the docker CLI sends;
-// berth's exec terminals keep their first size (documented).
+// execResize sets the size of an exec session's terminal (h rows, w
+// columns), also before its start, as the docker CLI sends it; a session
+// without a terminal ignores it, as Docker does.
 func (s *Server) execResize(w http.ResponseWriter, r *http.Request) error {
-	if _, err := s.execs.get(r.PathValue("id")); err != nil {
+	sess, err := s.execs.get(r.PathValue("id"))
+	if err != nil {
 		return err
+	}
+	rows, cols, err := termSize(r)
+	if err != nil {
+		return err
+	}
+	if sess.req.Tty {
+		if err := sess.term.Resize(rows, cols); err != nil {
+			return err
+		}
 	}
 	w.WriteHeader(http.StatusOK)
 	return nil
+}
+
+// termSize reads the h and w of a resize request.
+func termSize(r *http.Request) (rows, cols uint16, err error) {
+	q := r.URL.Query()
+	h, herr := strconv.ParseUint(q.Get("h"), 10, 16)
+	wd, werr := strconv.ParseUint(q.Get("w"), 10, 16)
+	if herr != nil || werr != nil {
+		return 0, 0, fmt.Errorf("resize: h and w must be numbers from 0 to 65535 (got h=%q w=%q): %w", q.Get("h"), q.Get("w"), ErrInvalid)
+	}
+	return uint16(h), uint16(wd), nil
 }
 
 // stdinPipe feeds a client's stdin to the process through a pipe, so

@@ -202,26 +202,33 @@ func matchReference(names, patterns []string) bool {
 }
 
 // imageGet serves GET /images/{name...}: names hold slashes, so the
-// action is the last path element.
+// action is the last path element (json, history, get; GET /images/get
+// saves several images).
 func (s *Server) imageGet(w http.ResponseWriter, r *http.Request) error {
 	name, action := splitAction(r.PathValue("name"))
-	if action == "" && (name == "search" || name == "get") {
+	if action == "" && name == "search" {
 		return fmt.Errorf("berth does not implement GET /images/%s yet: %w", name, ErrNotImplemented)
+	}
+	if action == "" && name == "get" {
+		return s.imageSave(w, r, r.URL.Query()["names"])
 	}
 	switch action {
 	case "json":
 		return s.imageInspect(w, r, name)
-	case "history", "get":
-		return fmt.Errorf("berth does not implement GET /images/{name}/%s yet: %w", action, ErrNotImplemented)
+	case "history":
+		return s.imageHistory(w, r, name)
+	case "get":
+		return s.imageSave(w, r, []string{name})
 	}
 	return fmt.Errorf("page not found: %w", ErrNotFound)
 }
 
-// imagePost serves POST /images/{name...}/tag (push is refused).
+// imagePost serves POST /images/load and /images/{name...}/tag (push is
+// refused).
 func (s *Server) imagePost(w http.ResponseWriter, r *http.Request) error {
 	name, action := splitAction(r.PathValue("name"))
 	if action == "" && name == "load" {
-		return fmt.Errorf("berth does not implement POST /images/load yet (use berth load): %w", ErrNotImplemented)
+		return s.imageLoad(w, r)
 	}
 	switch action {
 	case "tag":

@@ -3,6 +3,7 @@ package dockerapi
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -115,6 +116,50 @@ func (f *fakeStore) PruneImages(_ context.Context, all bool) ([]string, error) {
 		return gone
 	})
 	return ids, nil
+}
+
+// SaveImages writes the images as JSON, which LoadImages reads back.
+func (f *fakeStore) SaveImages(_ context.Context, names []string, w io.Writer) error {
+	f.smu.Lock()
+	defer f.smu.Unlock()
+	var imgs []image.Image
+	for _, n := range names {
+		i := f.find(n)
+		if i < 0 {
+			return fmt.Errorf("%s: image not known", n)
+		}
+		imgs = append(imgs, f.imgs[i].Image)
+	}
+	return json.NewEncoder(w).Encode(imgs)
+}
+
+func (f *fakeStore) LoadImages(_ context.Context, r io.Reader) ([]LoadedImage, error) {
+	var imgs []image.Image
+	if err := json.NewDecoder(r).Decode(&imgs); err != nil {
+		return nil, fmt.Errorf("load: not an archive: %w", ErrInvalid)
+	}
+	f.smu.Lock()
+	defer f.smu.Unlock()
+	var out []LoadedImage
+	for _, img := range imgs {
+		f.imgs = append(f.imgs, ImageInfo{Image: img})
+		out = append(out, LoadedImage{ID: img.ID, Names: img.Names})
+	}
+	return out, nil
+}
+
+func (f *fakeStore) LayerSizes(_ context.Context, id string) ([]int64, error) {
+	f.smu.Lock()
+	defer f.smu.Unlock()
+	i := f.find(id)
+	if i < 0 {
+		return nil, fmt.Errorf("%s: image not known: %w", id, ErrNotFound)
+	}
+	var sizes []int64
+	for n := range f.imgs[i].Image.Layers {
+		sizes = append(sizes, int64(100*(n+1)))
+	}
+	return sizes, nil
 }
 
 func (f *fakeStore) Volumes(context.Context) ([]VolumeInfo, error) {

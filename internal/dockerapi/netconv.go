@@ -196,7 +196,7 @@ func applyDriverOption(n *network.Network, k, v string) error {
 		}
 	case optHostBinding4:
 		if v != "" && v != "0.0.0.0" {
-			return fmt.Errorf("berth binds published ports to the address each port names (only 0.0.0.0 is accepted): %w", ErrNotImplemented)
+			return fmt.Errorf("berth's networks have no default host address for published ports (only 0.0.0.0 is accepted): give the address with each port, as in -p 127.0.0.1:8080:80: %w", ErrNotImplemented)
 		}
 	case optDefaultBr:
 		if berr != nil || b {

@@ -323,6 +323,10 @@ func (e *Engine) ExitFile(id string) string { return filepath.Join(e.RunDir(id),
 // AttachSocket is the monitor's attach socket.
 func (e *Engine) AttachSocket(id string) string { return filepath.Join(e.RunDir(id), "attach") }
 
+// ResizeSocket is where the monitor of a container with a terminal
+// takes size changes (see ResizeTerminal).
+func (e *Engine) ResizeSocket(id string) string { return filepath.Join(e.RunDir(id), "resize") }
+
 // NetNSPath is where a private namespace is pinned.
 func (e *Engine) NetNSPath(id string) string {
 	return filepath.Join(e.cfg.RunRoot, "netns", "berth-"+network.ShortID(id))

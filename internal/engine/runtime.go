@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 
 	"github.com/berthnet/berth/internal/events"
 	"github.com/berthnet/berth/internal/rootless"
@@ -59,6 +60,23 @@ func (e *Engine) signal(id, sig string) error {
 // Exec runs a command in a running container through runc exec with the
 // caller's stdio and returns its exit code (126/127 when it cannot run).
 func (e *Engine) Exec(ref string, p runspec.Process, detach bool, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	return e.ExecWith(ref, p, ExecIO{Detach: detach, Stdin: stdin, Stdout: stdout, Stderr: stderr})
+}
+
+// ExecIO are an exec session's streams and how it runs.
+type ExecIO struct {
+	// Detach returns once the process runs.
+	Detach         bool
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	// Terminal, when set, is resized by the caller while a session with
+	// a terminal (and without a terminal of the caller's as stdin) runs.
+	Terminal *Terminal
+}
+
+// ExecWith is Exec with a resizable terminal.
+func (e *Engine) ExecWith(ref string, p runspec.Process, o ExecIO) (int, error) {
+	detach := o.Detach
 	c, err := e.Get(ref)
 	if err != nil {
 		return 125, err
@@ -73,7 +91,7 @@ func (e *Engine) Exec(ref string, p runspec.Process, detach bool, stdin io.Reade
 	defer os.Remove(procFile)
 	cmdline := map[string]string{events.AttrExecCommand: strings.Join(p.Args, " ")}
 	e.containerEvent(c, "exec", cmdline)
-	code, err := e.runExec(c, procFile, p.Terminal, detach, stdin, stdout, stderr)
+	code, err := e.runExec(c, procFile, p.Terminal, o)
 	if !detach && err == nil {
 		cmdline[events.AttrExitCode] = strconv.Itoa(code)
 		e.containerEvent(c, "exec_died", cmdline)
@@ -82,7 +100,8 @@ func (e *Engine) Exec(ref string, p runspec.Process, detach bool, stdin io.Reade
 }
 
 // runExec runs the process of procFile in c with runc exec.
-func (e *Engine) runExec(c *Container, procFile string, terminal, detach bool, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+func (e *Engine) runExec(c *Container, procFile string, terminal bool, o ExecIO) (int, error) {
+	detach, stdin, stdout, stderr := o.Detach, o.Stdin, o.Stdout, o.Stderr
 	args := []string{"--root", e.RuncRoot(), "exec", "--process", procFile}
 	if terminal {
 		args = append(args, "--tty")
@@ -94,7 +113,7 @@ func (e *Engine) runExec(c *Container, procFile string, terminal, detach bool, s
 	if terminal && !detach && !isTerminal(stdin) {
 		// No terminal to hand runc: the session gets a terminal of
 		// its own, copied to and from the caller's streams.
-		return execResult(e.execOnPTY(args, c.Config.ID, stdin, stdout, errTail), string(errTail.tail))
+		return execResult(e.execOnPTY(args, c.Config.ID, stdin, stdout, errTail, o.Terminal), string(errTail.tail))
 	}
 	cmd := exec.Command(e.cfg.Runtime, append(args, c.Config.ID)...)
 	cmd.Stdin, cmd.Stdout = stdin, stdout
@@ -116,18 +135,27 @@ func isTerminal(r io.Reader) bool {
 // of its own: runc's stdin and stdout are a new terminal's slave side, whose
 // master side is copied to stdout and fed from stdin (when not nil), as
 // Podman does for exec -t without a terminal. runc's errors go to stderr.
-func (e *Engine) execOnPTY(args []string, id string, stdin io.Reader, stdout, stderr io.Writer) error {
-	master, slave, err := openPTY()
+// tty, when not nil, resizes the terminal while runc runs.
+func (e *Engine) execOnPTY(args []string, id string, stdin io.Reader, stdout, stderr io.Writer, tty *Terminal) error {
+	master, slave, err := openRawPTY()
 	if err != nil {
 		return fmt.Errorf("allocate a terminal: %w", err)
 	}
 	defer master.Close()
 	cmd := exec.Command(e.cfg.Runtime, append(args, id)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, stderr
+	if tty != nil {
+		// The size asked for so far is the one runc copies at its start.
+		tty.open(master)
+		defer tty.close()
+	}
 	err = cmd.Start()
 	slave.Close()
 	if err != nil {
 		return err
+	}
+	if tty != nil {
+		tty.started(cmd.Process)
 	}
 	if stdin != nil {
 		go func() { _, _ = io.Copy(master, stdin) }()
@@ -162,6 +190,23 @@ func openPTY() (master, slave *os.File, err error) {
 	if err != nil {
 		master.Close()
 		return nil, nil, err
+	}
+	return master, slave, nil
+}
+
+// openRawPTY opens a new terminal in raw mode. runc makes the terminal
+// it is given raw too, but only once the container's terminal exists;
+// until then a cooked one would echo the caller's first input (the
+// container's terminal echoes it already) and translate it.
+func openRawPTY() (master, slave *os.File, err error) {
+	master, slave, err = openPTY()
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := term.MakeRaw(int(slave.Fd())); err != nil {
+		master.Close()
+		slave.Close()
+		return nil, nil, fmt.Errorf("raw terminal: %w", err)
 	}
 	return master, slave, nil
 }

@@ -289,3 +289,25 @@ func tarDir(w io.Writer, dir string) error {
 	}
 	return tw.Close()
 }
+
+// LayerSizes returns the uncompressed size of each layer of the image
+// name refers to, bottom first (what docker history shows per step).
+func (s *Store) LayerSizes(name string) ([]int64, error) {
+	img, err := s.Lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	sizes := make([]int64, 0, len(img.Layers))
+	for _, l := range img.Layers {
+		p, err := s.blobPath(l)
+		if err != nil {
+			return nil, err
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("layer %s of %s: %w", l, img.ID, err)
+		}
+		sizes = append(sizes, fi.Size())
+	}
+	return sizes, nil
+}

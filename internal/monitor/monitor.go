@@ -51,6 +51,9 @@ type Config struct {
 	// and console socket.
 	LogPath, ExitFile, AttachSocket, Dir string
 	Terminal, Stdin                      bool
+	// ResizeSocket, with Terminal, is where clients resize the
+	// container's terminal (see Resize).
+	ResizeSocket string
 	// WaitAttach holds `runc start` until the first attach client is
 	// connected (foreground runs see all output).
 	WaitAttach bool
@@ -137,8 +140,14 @@ type monitor struct {
 	cfg     Config
 	logMu   sync.Mutex // guards logFile writes
 	logFile *os.File
-	mu      sync.Mutex // guards clients
+	mu      sync.Mutex // guards clients and console
 	clients []net.Conn
+	// console is the master side of the container's terminal (with
+	// Terminal; a restart brings a new one).
+	console *os.File
+	// size is the last size a client asked for, kept for the terminal
+	// of a restart and for a request that came before the terminal.
+	size *unix.Winsize
 	// stdin is where the first attach client's input goes (nil without -i).
 	stdin    io.WriteCloser
 	stdinSet bool
@@ -345,6 +354,18 @@ func (m *monitor) open(closers *rollback.Stack) (closeAttach func(), err error) 
 	}
 	closers.Defer(closeAttach)
 	go m.acceptAttach(al)
+	if m.cfg.Terminal && m.cfg.ResizeSocket != "" {
+		os.Remove(m.cfg.ResizeSocket)
+		rl, err := ListenUnix(m.cfg.ResizeSocket)
+		if err != nil {
+			return nil, fmt.Errorf("listen on resize socket: %w", err)
+		}
+		closers.Defer(func() {
+			rl.Close()
+			os.Remove(m.cfg.ResizeSocket)
+		})
+		go m.acceptResize(rl)
+	}
 	return closeAttach, nil
 }
 
@@ -409,6 +430,12 @@ func (m *monitor) createWithTerminal(args []string, closers *rollback.Stack) ([]
 		return nil, errors.New("runc did not send the terminal")
 	}
 	closers.Defer(func() { pty.Close() })
+	m.mu.Lock()
+	m.console = pty
+	if m.size != nil {
+		_ = unix.IoctlSetWinsize(int(pty.Fd()), unix.TIOCSWINSZ, m.size)
+	}
+	m.mu.Unlock()
 	if m.cfg.Stdin {
 		m.stdin = pty
 	}

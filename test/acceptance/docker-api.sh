@@ -265,8 +265,20 @@ s1_run() {
 		|| fail "peer -> web by alias api and by name: '$out'"
 	# exec -it: a terminal, through script(1)'s pty
 	out=$(cd "$STATE" && timeout 30 script -qec "nsenter --net=/run/netns/$NS_HOST -- $DOCKER exec -it web sh -c 'test -t 0 && test -t 1 && echo tty-ok'" /dev/null </dev/null 2>>"$LOG" | tr -d '\r')
-	# (the terminal echoes what script(1) writes on its stdin's end: ^@)
-	grep -qE '^(\^@)*tty-ok$' <<<"$out" && ok "exec -it gets a terminal" || fail "docker exec -it under script: '$(tr '\n' ' ' <<<"$out" | cut -c1-120)'"
+	# At its stdin's end script(1) writes ^D to its terminal, still in
+	# canonical mode, which keeps it as a NUL end-of-file mark; docker's
+	# switch to raw mode makes that NUL readable and the CLI sends it. The
+	# container's terminal echoes it as ^@ (as with Podman's service); one
+	# at most, berth's own exec terminal being raw from the start.
+	grep -qE '^(\^@)?tty-ok$' <<<"$out" && ok "exec -it gets a terminal" || fail "docker exec -it under script: '$(tr '\n' ' ' <<<"$out" | cut -c1-120)'"
+	# save, load, history: an image through an archive and back, same ID
+	D tag localhost/busybox localhost/bbsave:1 && D save -o "$STATE/bbsave.tar" localhost/bbsave:1 && D rmi localhost/bbsave:1 >/dev/null \
+		&& out=$(D load -i "$STATE/bbsave.tar") && [ "$out" = "Loaded image: localhost/bbsave:1" ] \
+		&& [ "$(D inspect -f '{{.Id}}' localhost/bbsave:1)" = "$(D inspect -f '{{.Id}}' localhost/busybox)" ] \
+		&& ok "save, rmi, load: the same image back" || fail "docker save/load: '${out:-}' $(derr)"
+	out=$(D history --format '{{.CreatedBy}}|{{.Size}}' localhost/bbsave:1 | tail -1)
+	[ -n "$out" ] && [ "${out##*|}" != 0B ] && ok "history: the import step with its layer's size" || fail "docker history: '$out' $(derr)"
+	D rmi localhost/bbsave:1 >/dev/null || fail "docker rmi bbsave: $(derr)"
 	# logs -f: the outside client's line as it comes; ends when web stops
 	(exec timeout -k 2 60 nsenter --net="/run/netns/$NS_HOST" -- "$DOCKER" logs -f web) >"$STATE/follow.out" 2>&1 &
 	lpid=$!
@@ -290,7 +302,7 @@ s1_run() {
 	D rm -f web peer >/dev/null || fail "docker rm: $(derr)"
 	D network rm front back >/dev/null && ok "network rm" || fail "docker network rm: $(derr)"
 	no_leftovers "after rm" 198.19.30.0/24
-	info "docker CLI: network create/connect/inspect/ls/rm, run -d -p, ps, logs -f, exec (-it), inspect"
+	info "docker CLI: network create/connect/inspect/ls/rm, run -d -p, ps, logs -f, exec (-it), inspect, save/load/history"
 }
 s1_cleanup() { D rm -f web peer; D network rm front back; }
 
