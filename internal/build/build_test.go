@@ -307,3 +307,10 @@ func TestRunError(t *testing.T) {
 		t.Error(e)
 	}
 }
+
+func TestFamiliar(t *testing.T) {
+	got := familiar([]string{"a", "b:1", "localhost:5000/c", "d@sha256:00"})
+	if want := []string{"a:latest", "b:1", "localhost:5000/c:latest", "d@sha256:00"}; !slices.Equal(got, want) {
+		t.Errorf("familiar: %q, want %q", got, want)
+	}
+}

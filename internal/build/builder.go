@@ -119,6 +119,20 @@ func (b *Builder) Build(ctx context.Context, o Options) (*Result, error) {
 	return r.finish()
 }
 
+// familiar is how Docker prints tags: as given, ":latest" added when
+// they have no tag.
+func familiar(tags []string) []string {
+	out := make([]string, len(tags))
+	for i, t := range tags {
+		last := t[strings.LastIndex(t, "/")+1:]
+		if !strings.ContainsAny(last, ":@") {
+			t += ":latest"
+		}
+		out[i] = t
+	}
+	return out
+}
+
 func mapKeys(m map[string]string) map[string]bool {
 	out := map[string]bool{}
 	for k := range m {
@@ -147,7 +161,11 @@ func (r *build) finish() (*Result, error) {
 		}
 	}
 	slices.Sort(res.UnusedArgs)
-	r.p.done(id, res.Names)
+	if r.o.Style == Docker {
+		r.p.done(id, familiar(r.o.Tags))
+	} else {
+		r.p.done(id, res.Names)
+	}
 	return res, nil
 }
 

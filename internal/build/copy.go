@@ -69,13 +69,16 @@ func (w *work) remove() {
 // errStop ends a copy out once its first header is read.
 var errStop = errors.New("stop")
 
-// headWriter keeps the first tar block written to it.
+// headWriter keeps the start of a tar stream: enough for its first
+// header, with a PAX extended header before it.
 type headWriter struct{ bytes.Buffer }
 
+const headSize = 8 << 10
+
 func (h *headWriter) Write(p []byte) (int, error) {
-	n := min(len(p), 512-h.Len())
+	n := min(len(p), headSize-h.Len())
 	h.Buffer.Write(p[:n])
-	if h.Len() >= 512 {
+	if h.Len() >= headSize {
 		return n, errStop
 	}
 	return n, nil

@@ -39,9 +39,9 @@ func imageCmds(env Env, g *globals) []*cobra.Command {
 	rm := rmiCmd(env, g)
 	rm.Use, rm.Aliases = "rm [options] IMAGE [IMAGE...]", []string{"remove"}
 	img.AddCommand(pullCmd(env, g), pushCmd(env, g), saveCmd(env, g), loadCmd(env, g), importCmd(env, g), ls, rm,
-		imageInspectCmd(env, g), imageExistsCmd(env, g), tagCmd(env, g), imagePruneCmd(env, g))
+		imageInspectCmd(env, g), imageExistsCmd(env, g), tagCmd(env, g), imagePruneCmd(env, g), buildCmd(env, g))
 	return []*cobra.Command{img, pullCmd(env, g), pushCmd(env, g), saveCmd(env, g), loadCmd(env, g), importCmd(env, g),
-		imagesCmd(env, g), rmiCmd(env, g), tagCmd(env, g), commitCmd(env, g), exportCmd(env, g)}
+		buildCmd(env, g), imagesCmd(env, g), rmiCmd(env, g), tagCmd(env, g), commitCmd(env, g), exportCmd(env, g)}
 }
 
 // openImages opens the image store under --root.
