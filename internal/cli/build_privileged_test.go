@@ -1,6 +1,9 @@
 package cli
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"os"
@@ -115,6 +118,7 @@ func TestPrivilegedBuild(t *testing.T) {
 	if _, se, err := p.b3("build", "-q", "--no-cache", "--build-arg", "WHO=world", "--target", "builder", dir); err != nil {
 		t.Errorf("build --target builder: %v %s", err, se)
 	}
+	scratchBuild(t, p)
 	bad := t.TempDir()
 	if err := os.WriteFile(filepath.Join(bad, "Dockerfile"), []byte("FROM localhost/busybox\nRUN exit 3\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -124,6 +128,35 @@ func TestPrivilegedBuild(t *testing.T) {
 	}
 	if ps := p.mustB(t, "ps", "-a", "-q"); ps != "" {
 		t.Errorf("build containers left behind: %q", ps)
+	}
+}
+
+// scratchBuild: a scratch stage gets files from another stage and a
+// gzip'd archive ADD extracts; a last stage copies its whole tree.
+func scratchBuild(t *testing.T, p *etopo) {
+	t.Helper()
+	dir := t.TempDir()
+	df := "FROM localhost/busybox AS b\nRUN echo made > /x\n" +
+		"FROM scratch AS s\nCOPY --from=b /x /deep/dir/x\nADD files.tar.gz /opt/\n" +
+		"FROM localhost/busybox\nCOPY --from=s / /\nCMD [\"sh\", \"-c\", \"cat /deep/dir/x /opt/a; stat -c %u /opt/a\"]\n"
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	_ = tw.WriteHeader(&tar.Header{Name: "a", Mode: 0o644, Size: 8, Uid: 42, Typeflag: tar.TypeReg})
+	_, _ = tw.Write([]byte("archive\n"))
+	_ = tw.Close()
+	_ = gz.Close()
+	if err := os.WriteFile(filepath.Join(dir, "files.tar.gz"), buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, se, err := p.b3("build", "-q", "-t", "fromscratch", dir); err != nil {
+		t.Fatalf("scratch build: %v %s %s", err, out, se)
+	}
+	if got := p.mustB(t, "run", "--rm", "--network", "none", "fromscratch"); got != "made\narchive\n42\n" {
+		t.Errorf("scratch-built files: %q", got)
 	}
 }
 

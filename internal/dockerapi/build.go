@@ -120,6 +120,10 @@ func (s *Server) build(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	js.send(map[string]any{"aux": map[string]string{"ID": "sha256:" + res.ID}})
+	if bq.quiet {
+		// As Docker: with q the output is the image ID alone.
+		js.send(map[string]string{"stream": "sha256:" + res.ID + "\n"})
+	}
 	if len(res.UnusedArgs) > 0 && !bq.quiet {
 		js.send(map[string]string{"stream": fmt.Sprintf("[Warning] One or more build-args %v were not consumed\n", res.UnusedArgs)})
 	}

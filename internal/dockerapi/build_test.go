@@ -95,6 +95,16 @@ func TestBuildEndpoint(t *testing.T) {
 	}
 }
 
+func TestBuildEndpointQuiet(t *testing.T) {
+	fb := &fakeBuilder{fakeBackend: &fakeBackend{}}
+	rec := httptest.NewRecorder()
+	New(fb, nil).ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/build?q=1", contextTar(t, "Dockerfile")))
+	msgs := messages(t, rec.Body.String())
+	if fb.got.Out != nil || len(msgs) != 2 || msgs[1]["stream"] != "sha256:abc\n" {
+		t.Errorf("quiet build: %q", rec.Body)
+	}
+}
+
 func TestBuildEndpointErrors(t *testing.T) {
 	fb := &fakeBuilder{fakeBackend: &fakeBackend{}, fail: &build.RunError{Command: []string{"sh", "-c", "exit 3"}, Code: 3}}
 	rec := httptest.NewRecorder()
