@@ -87,6 +87,8 @@ type build struct {
 	total  int
 	stages []string // image ID of each stage built so far
 	used   map[string]bool
+	// made are the images of the steps (cached ones too).
+	made []string
 }
 
 // Build runs the Dockerfile and tags the result.
@@ -147,6 +149,9 @@ func (r *build) finish() (*Result, error) {
 	if id == "" {
 		return nil, errors.New("the build made no image (FROM scratch alone)")
 	}
+	if err := r.markIntermediate(id); err != nil {
+		return nil, err
+	}
 	res := &Result{ID: id}
 	for _, t := range r.o.Tags {
 		name, err := r.b.Images.Tag(id, t)
@@ -167,6 +172,19 @@ func (r *build) finish() (*Result, error) {
 		r.p.done(id, res.Names)
 	}
 	return res, nil
+}
+
+// markIntermediate hides the step images but the result from image
+// lists (until a name is given to one).
+func (r *build) markIntermediate(final string) error {
+	for _, id := range r.made {
+		if id != final {
+			if err := r.b.Images.SetIntermediate(id, true); err != nil {
+				return err
+			}
+		}
+	}
+	return r.b.Images.SetIntermediate(final, false)
 }
 
 func (r *build) now() time.Time {
@@ -294,6 +312,7 @@ func (r *build) cached(key string) (string, bool) {
 	}
 	r.p.cached(id)
 	r.p.committed(id, r.last(), r.o.Tags)
+	r.made = append(r.made, id)
 	return id, true
 }
 
@@ -303,6 +322,7 @@ func (r *build) done(key, id string) (string, error) {
 		return "", fmt.Errorf("record the build cache: %w", err)
 	}
 	r.p.committed(id, r.last(), r.o.Tags)
+	r.made = append(r.made, id)
 	return id, nil
 }
 

@@ -119,6 +119,12 @@ func TestPrivilegedBuild(t *testing.T) {
 		t.Errorf("build --target builder: %v %s", err, se)
 	}
 	scratchBuild(t, p)
+	// Step images are hidden; the untagged --target result is not.
+	listed := strings.Count(p.mustB(t, "images", "--format", "{{.Repository}}"), "<none>")
+	all := strings.Count(p.mustB(t, "images", "-a", "--format", "{{.Repository}}"), "<none>")
+	if listed != 1 || all < 10 {
+		t.Errorf("untagged images: %d listed, %d with -a; want 1 (the --target result) and every step", listed, all)
+	}
 	bad := t.TempDir()
 	if err := os.WriteFile(filepath.Join(bad, "Dockerfile"), []byte("FROM localhost/busybox\nRUN exit 3\n"), 0o644); err != nil {
 		t.Fatal(err)
