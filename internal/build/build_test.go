@@ -314,3 +314,19 @@ func TestFamiliar(t *testing.T) {
 		t.Errorf("familiar: %q, want %q", got, want)
 	}
 }
+
+func TestPrinterStyles(t *testing.T) {
+	var d, pd strings.Builder
+	for _, p := range []printer{{w: &d, style: Docker}, {w: &pd, style: Podman}} {
+		p.step(2, 2, "RUN x")
+		p.cached("0123456789abcdef")
+		p.committed("0123456789abcdef", true, []string{"app:1"})
+		p.done("0123456789abcdef", []string{"localhost/app:1"})
+	}
+	if want := "Step 2/2 : RUN x\n ---> Using cache\n ---> 0123456789ab\nSuccessfully built 0123456789ab\nSuccessfully tagged localhost/app:1\n"; d.String() != want {
+		t.Errorf("docker style:\n%s\nwant\n%s", d.String(), want)
+	}
+	if want := "STEP 2/2: RUN x\n--> Using cache 0123456789abcdef\nCOMMIT app:1\n--> 0123456789ab\nSuccessfully tagged localhost/app:1\n"; pd.String() != want {
+		t.Errorf("podman style:\n%s\nwant\n%s", pd.String(), want)
+	}
+}

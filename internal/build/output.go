@@ -45,9 +45,10 @@ func (p printer) from(id string) {
 	}
 }
 
+// cached reports a step from the cache (committed prints its ID).
 func (p printer) cached(id string) {
 	if p.style == Docker {
-		fmt.Fprintf(p.w, " ---> Using cache\n ---> %s\n", short(id))
+		fmt.Fprint(p.w, " ---> Using cache\n")
 		return
 	}
 	fmt.Fprintf(p.w, "--> Using cache %s\n", id)

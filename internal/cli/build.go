@@ -150,7 +150,8 @@ func (f *buildFlags) run(cmd *cobra.Command, env Env, g *globals, dir string) er
 		return f.pull.ensure(cmd, env, g, name)
 	}
 	root, _ := engineDirs(env, g)
-	b := &build.Builder{Engine: e, Images: s, CachePath: filepath.Join(root, "build-cache.db"), Now: env.now}
+	b := imageBuilder(e, s, root)
+	b.Now = env.now
 	res, err := b.Build(cmd.Context(), o)
 	if err != nil {
 		return err
@@ -200,7 +201,8 @@ func buildNetwork(mode string) (runopts.NetMode, error) {
 	return runopts.ParseNetworks([]string{mode})
 }
 
-// imageBuilder is the builder the API's /build uses.
+// imageBuilder is the builder of berth build and the API's /build; the
+// step cache is <root>/build-cache.db.
 func imageBuilder(e *engine.Engine, s *image.Store, root string) *build.Builder {
 	return &build.Builder{Engine: e, Images: s, CachePath: filepath.Join(root, "build-cache.db")}
 }
