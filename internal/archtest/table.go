@@ -40,6 +40,7 @@ var Berth = Rules{
 
 		// Core: attaching containers, their addresses, names and lives.
 		"berthnet":               Core,
+		"internal/build":         Core,
 		"internal/core":          Core,
 		"internal/dhcp":          Core,
 		"internal/dhcpproxy":     Core,

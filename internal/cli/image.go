@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,9 +40,9 @@ func imageCmds(env Env, g *globals) []*cobra.Command {
 	rm := rmiCmd(env, g)
 	rm.Use, rm.Aliases = "rm [options] IMAGE [IMAGE...]", []string{"remove"}
 	img.AddCommand(pullCmd(env, g), pushCmd(env, g), saveCmd(env, g), loadCmd(env, g), importCmd(env, g), ls, rm,
-		imageInspectCmd(env, g), imageExistsCmd(env, g), tagCmd(env, g), imagePruneCmd(env, g))
+		imageInspectCmd(env, g), imageExistsCmd(env, g), tagCmd(env, g), imagePruneCmd(env, g), buildCmd(env, g))
 	return []*cobra.Command{img, pullCmd(env, g), pushCmd(env, g), saveCmd(env, g), loadCmd(env, g), importCmd(env, g),
-		imagesCmd(env, g), rmiCmd(env, g), tagCmd(env, g), commitCmd(env, g), exportCmd(env, g)}
+		buildCmd(env, g), imagesCmd(env, g), rmiCmd(env, g), tagCmd(env, g), commitCmd(env, g), exportCmd(env, g)}
 }
 
 // openImages opens the image store under --root.
@@ -404,6 +405,9 @@ keeps the headers) or json.`,
 			if err != nil {
 				return err
 			}
+			if !o.all {
+				imgs = slices.DeleteFunc(imgs, func(img image.Image) bool { return img.Hidden() })
+			}
 			match, err := imageFilter(args, o.filters)
 			if err != nil {
 				return err
@@ -412,7 +416,6 @@ keeps the headers) or json.`,
 			if err != nil {
 				return err
 			}
-			_ = o.all // berth keeps no intermediate images: -a lists the same
 			return printImages(cmd, env, s, &o, rows, kept)
 		},
 	}
@@ -422,7 +425,7 @@ keeps the headers) or json.`,
 	fl.BoolVar(&o.noTrunc, "no-trunc", false, "do not truncate image IDs")
 	fl.BoolVarP(&o.noHeading, "noheading", "n", false, "do not print headers")
 	fl.BoolVar(&o.digests, "digests", false, "show digests")
-	fl.BoolVarP(&o.all, "all", "a", false, "show all images (berth keeps no intermediate images)")
+	fl.BoolVarP(&o.all, "all", "a", false, "show all images, the intermediate images of builds too")
 	fl.StringArrayVarP(&o.filters, "filter", "f", nil, "filter KEY=VALUE: reference (glob on name), dangling=true|false, label=KEY[=VALUE]")
 	return c
 }

@@ -116,10 +116,10 @@ func (s *Server) imageList(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	// berth keeps no intermediate images, so `all` changes nothing.
+	all := boolQuery(r, "all")
 	out := []dimage.Summary{}
 	for _, in := range imgs {
-		if !match(in) {
+		if !match(in) || (!all && in.Image.Hidden()) {
 			continue
 		}
 		if pats := fs["reference"]; len(pats) > 0 {

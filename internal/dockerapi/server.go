@@ -64,6 +64,8 @@ func (s *Server) routes() {
 	s.handle("POST /images/{name...}", s.imagePost)
 	s.handle("DELETE /images/{name...}", s.imageRemove)
 
+	s.handle("POST /build", s.build)
+
 	s.handle("GET /events", s.events)
 	s.handle("GET /volumes", s.volumeList)
 	s.handle("POST /volumes/create", s.volumeCreate)
@@ -95,7 +97,6 @@ func (s *Server) routes() {
 // unimplemented are the Docker API areas berth answers with a clear 501
 // instead of "page not found".
 var unimplemented = []struct{ prefix, what string }{
-	{"/build", "docker build"},
 	{"/session", "BuildKit sessions"},
 	{"/swarm", "swarm mode"},
 	{"/swarm/", "swarm mode"},

@@ -35,6 +35,10 @@ type CopyOptions struct {
 	Archive bool
 	// Overwrite lets a directory replace a non-directory and back.
 	Overwrite bool
+	// MakeParents creates a missing destination directory of a tar
+	// stream copied in, and its missing parents (mode 0755, root's), as
+	// an image build's COPY does.
+	MakeParents bool
 }
 
 // ErrCopyNotFound is a copy source that does not exist.
@@ -73,6 +77,11 @@ func (e *Engine) Copy(src, dst CopyEnd, o CopyOptions) (err error) {
 		ext.Owner = d.owner
 	}
 	if src.Container == "" && src.Path == "-" {
+		if o.MakeParents && !d.host {
+			if err := d.fs.mkdirAll(d.path); err != nil {
+				return fmt.Errorf("create %q in %s: %w", d.path, d.where, err)
+			}
+		}
 		return copyFromStream(o.Stdin, d, ext)
 	}
 	st, err := statSource(s)

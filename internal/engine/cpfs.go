@@ -86,6 +86,34 @@ func (r *rootFS) stat(p string) (unix.Stat_t, error) {
 	return st, unix.Fstat(fd, &st)
 }
 
+// mkdirAll creates directory p and its missing parents inside the root,
+// mode 0755 and owned by root; symbolic links on the way are followed
+// inside the root.
+func (r *rootFS) mkdirAll(p string) error {
+	p = inRoot(p)
+	if p == "/" {
+		return nil
+	}
+	if st, err := r.stat(p); err == nil {
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return fmt.Errorf("%q is not a directory: %w", p, unix.ENOTDIR)
+		}
+		return nil
+	}
+	if err := r.mkdirAll(path.Dir(p)); err != nil {
+		return err
+	}
+	dfd, base, err := r.parent(p)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dfd)
+	if err := unix.Mkdirat(dfd, base, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+		return &os.PathError{Op: "mkdir", Path: p, Err: err}
+	}
+	return unix.Fchmodat(dfd, base, 0o755, 0)
+}
+
 func (r *rootFS) readlink(p string) (string, error) {
 	dfd, base, err := r.parent(p)
 	if err != nil {

@@ -309,7 +309,8 @@ func resources(r runopts.Resources, swap bool) *specs.LinuxResources {
 		}
 	}
 	if r.PidsLimit != 0 {
-		out.Pids = &specs.LinuxPids{Limit: r.PidsLimit}
+		l := r.PidsLimit
+		out.Pids = &specs.LinuxPids{Limit: &l}
 	}
 	return out
 }

@@ -53,7 +53,7 @@ func TestResources(t *testing.T) {
 		t.Errorf("swap without swap accounting: %d", *r.Memory.Swap)
 	}
 	r := resources(runopts.Resources{Memory: 100, MemorySwap: -1, CPUQuota: 50000, CPUPeriod: 100000, CPUShares: 2, PidsLimit: -1}, true)
-	if *r.Memory.Limit != 100 || *r.Memory.Swap != -1 || *r.CPU.Quota != 50000 || *r.CPU.Period != 100000 || *r.CPU.Shares != 2 || r.Pids.Limit != -1 {
+	if *r.Memory.Limit != 100 || *r.Memory.Swap != -1 || *r.CPU.Quota != 50000 || *r.CPU.Period != 100000 || *r.CPU.Shares != 2 || *r.Pids.Limit != -1 {
 		t.Errorf("%+v", r)
 	}
 	if r := resources(runopts.Resources{MemoryReservation: 50}, true); r.Memory == nil || *r.Memory.Reservation != 50 || r.Memory.Limit != nil || r.Memory.Swap != nil {

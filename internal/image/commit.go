@@ -169,6 +169,8 @@ type CommitOptions struct {
 	Changes []string
 	// Message is the history comment; Author the image's author.
 	Message, Author string
+	// CreatedBy is the history entry's command (empty: "berth commit").
+	CreatedBy string
 	// ContainerConfig, when set, replaces the image config the container
 	// started from (its command, environment...), before Changes.
 	ContainerConfig *v1.Config
@@ -270,8 +272,12 @@ func commitImage(base v1.Image, cf *v1.ConfigFile, layerTar string, o CommitOpti
 	if err != nil {
 		return nil, err
 	}
+	createdBy := o.CreatedBy
+	if createdBy == "" {
+		createdBy = "berth commit"
+	}
 	img, err := mutate.Append(base, mutate.Addendum{Layer: layer, History: v1.History{
-		Created: v1.Time{Time: now}, CreatedBy: "berth commit", Author: o.Author, Comment: o.Message,
+		Created: v1.Time{Time: now}, CreatedBy: createdBy, Author: o.Author, Comment: o.Message,
 	}})
 	if err != nil {
 		return nil, err

@@ -71,6 +71,37 @@ type Image struct {
 	RepoDigests []string
 	// Architecture and OS come from the config.
 	Architecture, OS string
+	// Intermediate marks the image of a build step; lists leave it out
+	// while it has no name (see Hidden).
+	Intermediate bool `json:"intermediate,omitempty"`
+}
+
+// Hidden reports whether image lists leave the image out unless asked
+// for all (images -a): a build step's image without a name, as Docker
+// and Podman hide intermediate images.
+func (img *Image) Hidden() bool { return img.Intermediate && len(img.Names) == 0 }
+
+// SetIntermediate marks image id as a build step's image, or not.
+func (s *Store) SetIntermediate(id string, intermediate bool) error {
+	err := s.update(func(tx *bolt.Tx) error {
+		v := tx.Bucket([]byte(bucketImages)).Get([]byte(id))
+		if v == nil {
+			return ErrNotFound
+		}
+		var rec record
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return err
+		}
+		if rec.Intermediate == intermediate {
+			return nil
+		}
+		rec.Intermediate = intermediate
+		return putJSON(tx, bucketImages, id, rec)
+	})
+	if err != nil {
+		return fmt.Errorf("image %s: %w", id, err)
+	}
+	return nil
 }
 
 // Config is the part of the image configuration a container starts with.

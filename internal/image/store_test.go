@@ -608,3 +608,37 @@ func mountHardlinkImage(t *testing.T, s *image.Store, id string) string {
 	t.Cleanup(func() { _ = s.RemoveRootfs(id) })
 	return rootfs
 }
+
+func TestIntermediateImagesHideWithoutAName(t *testing.T) {
+	s := copyStore(t)
+	img, err := mutate.AppendLayers(empty.Image, tarLayer(t, [2]string{"a", "a"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	added, err := s.Add(context.Background(), img, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetIntermediate(added.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Lookup(added.ID)
+	if err != nil || !got.Intermediate || !got.Hidden() {
+		t.Fatalf("marked image %+v %v: want intermediate and hidden", got, err)
+	}
+	if _, err := s.Tag(added.ID, "named"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Lookup("named"); got == nil || got.Hidden() {
+		t.Errorf("a named intermediate image is hidden: %+v", got)
+	}
+	if err := s.SetIntermediate(added.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Lookup(added.ID); got.Intermediate {
+		t.Error("the mark stayed")
+	}
+	if err := s.SetIntermediate(strings.Repeat("0", 64), true); !errors.Is(err, image.ErrNotFound) {
+		t.Errorf("marking a missing image: %v", err)
+	}
+}

@@ -43,19 +43,19 @@ func TestGenerateRlimits(t *testing.T) {
 }
 
 func TestGenerateExtra(t *testing.T) {
-	mem, shares := int64(64<<20), uint64(512)
+	mem, shares, pids := int64(64<<20), uint64(512), int64(50)
 	mode := specs.LinuxDevice{Path: "/dev/foo", Type: "c", Major: 1, Minor: 3}
 	s, err := Generate(Options{Rootfs: "/r", CgroupsPath: "/berth/x", Process: Process{Args: []string{"sh"}}, Extra: Extra{
 		Devices:    []DeviceNode{{LinuxDevice: mode, Access: "rw"}},
 		Sysctls:    map[string]string{"net.ipv4.ip_forward": "1"},
 		InitBinary: "/usr/libexec/podman/catatonit",
-		Resources:  &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &mem}, CPU: &specs.LinuxCPU{Shares: &shares}, Pids: &specs.LinuxPids{Limit: 50}},
+		Resources:  &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &mem}, CPU: &specs.LinuxCPU{Shares: &shares}, Pids: &specs.LinuxPids{Limit: &pids}},
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := s.Linux.Resources
-	if *r.Memory.Limit != mem || *r.CPU.Shares != 512 || r.Pids.Limit != 50 {
+	if *r.Memory.Limit != mem || *r.CPU.Shares != 512 || *r.Pids.Limit != 50 {
 		t.Errorf("resources %+v", r)
 	}
 	if len(r.Devices) != 2 || r.Devices[0].Allow || !r.Devices[1].Allow || *r.Devices[1].Major != 1 || r.Devices[1].Access != "rw" {

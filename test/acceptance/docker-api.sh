@@ -382,7 +382,44 @@ s4_cleanup() { C down -v; use_compose 1; }
 s5_run() { use_compose 2; s3_run; }
 s5_cleanup() { C down -v; use_compose 1; }
 
-SCEN_NAMES=([1]=docker-cli [2]=compose-up [3]=compose-down [4]=docker-compose-plugin-up [5]=compose-v2-down)
+# --- 6, 7: build: docker-compose 1.29, then Compose v2, build a service -----
+# image through POST /build (the classic builder; no buildx here)
+build_project() {
+	PROJ_DIR=$STATE/buildproj
+	mkdir -p "$PROJ_DIR/app"
+	printf 'FROM localhost/busybox:latest\nARG WHO=nobody\nCOPY msg.txt /msg.txt\nRUN echo "built for $WHO" >>/msg.txt\nCMD ["cat", "/msg.txt"]\n' >"$PROJ_DIR/app/Dockerfile"
+	echo from-context >"$PROJ_DIR/app/msg.txt"
+	cat >"$PROJ_DIR/docker-compose.yml" <<EOF
+version: "2.4"
+services:
+  app:
+    build:
+      context: ./app
+      args: {WHO: compose}
+    image: localhost/built:compose
+    network_mode: none
+EOF
+}
+s6_run() {
+	local out id proj=$PROJ_DIR
+	build_project
+	# docker-py's classic build, not the docker CLI's; Compose v2 without buildx
+	export COMPOSE_DOCKER_CLI_BUILD=0 DOCKER_BUILDKIT=0
+	cc build build && { grep -q "Successfully tagged localhost/built:compose" "$ERRF" || [ "${COMPOSE_CMD[0]}" = "$COMPOSE_V2" ]; } \
+		&& ok "build output" || fail "${COMPOSE_CMD[0]##*/} build output: $(derr)"
+	out=$(D run --rm --network none localhost/built:compose | tr '\n' ' ')
+	[ "$out" = "from-context built for compose " ] && ok "the built image runs" || fail "the built image printed '$out'"
+	id=$(D image inspect -f '{{.Id}}' localhost/built:compose)
+	cc "build again" build && [ "$(D image inspect -f '{{.Id}}' localhost/built:compose)" = "$id" ] \
+		&& ok "rebuild from the cache: the same image" || fail "the rebuild made another image: $(derr)"
+	unset COMPOSE_DOCKER_CLI_BUILD DOCKER_BUILDKIT
+	PROJ_DIR=$proj
+}
+s6_cleanup() { D rmi -f localhost/built:compose >/dev/null; }
+s7_run() { use_compose 2; s6_run; }
+s7_cleanup() { s6_cleanup; use_compose 1; }
+
+SCEN_NAMES=([1]=docker-cli [2]=compose-up [3]=compose-down [4]=docker-compose-plugin-up [5]=compose-v2-down [6]=compose-build [7]=compose-v2-build)
 
 # ====================================================== inner (mount ns) ===
 import_images() {
@@ -440,7 +477,7 @@ EOF
 	ino busybox httpd -p "$OUT_IP:$OUT_PORT" -h "$STATE/outwww" || { say "FATAL: outside httpd"; exit 1; }
 	write_project
 	local id
-	for id in 1 2 3 4 5; do run_named_scenario "$id"; done
+	for id in 1 2 3 4 5 6 7; do run_named_scenario "$id"; done
 }
 
 # ============================================================ outer ========
