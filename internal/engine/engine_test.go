@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -140,5 +142,42 @@ func TestWaitAdopted(t *testing.T) {
 	}
 	if err := e.WaitAdopted(c.Config.ID, 4242, os.Getppid()+1); err != nil {
 		t.Errorf("recorded: %v", err)
+	}
+}
+
+// waitProcess wakes when the process it watches ends, and reports a
+// process that is gone (or was never given) correctly.
+func TestWaitProcess(t *testing.T) {
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	ctx := context.Background()
+	if waitProcess(ctx, cmd.Process.Pid, 10*time.Millisecond) {
+		t.Fatal("a sleeping process reported ended")
+	}
+	done := make(chan bool)
+	go func() { done <- waitProcess(ctx, cmd.Process.Pid, time.Minute) }()
+	_ = cmd.Process.Kill()
+	if !<-done {
+		t.Fatal("the end of a killed process was not reported")
+	}
+	_ = cmd.Wait()
+	if !waitProcess(ctx, cmd.Process.Pid, time.Minute) {
+		t.Fatal("a reaped process is not reported ended")
+	}
+	if waitProcess(ctx, 0, time.Millisecond) {
+		t.Fatal("no process reported ended")
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	sleeper := exec.Command("sleep", "60")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sleeper.Process.Kill(); _ = sleeper.Wait() })
+	if waitProcess(cancelled, sleeper.Process.Pid, time.Minute) {
+		t.Fatal("a cancelled wait reported the process ended")
 	}
 }

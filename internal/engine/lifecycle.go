@@ -355,9 +355,12 @@ func (e *Engine) WaitRemoved(id string, timeout time.Duration) {
 	}
 }
 
-// waitExit polls until the container is not running (timeout 0: forever).
+// waitExit polls until the container is not running (timeout 0: forever):
+// every 20 ms while its process lives (woken early by its end), then in
+// short steps while its monitor records the exit.
 func (e *Engine) waitExit(id string, timeout time.Duration) (*Container, error) {
 	deadline := time.Now().Add(timeout)
+	step := time.Millisecond
 	for {
 		c, err := e.reconcile(id)
 		if err != nil {
@@ -369,11 +372,14 @@ func (e *Engine) waitExit(id string, timeout time.Duration) (*Container, error) 
 		if timeout > 0 && time.Now().After(deadline) {
 			return c, fmt.Errorf("container %s did not exit within %v", c.Config.Name, timeout)
 		}
-		select {
-		case <-e.ctx().Done():
+		if err := e.ctx().Err(); err != nil {
 			return c, fmt.Errorf("%w while waiting for container %s to exit: %w", ErrInterrupted, c.Config.Name, context.Cause(e.ctx()))
-		case <-time.After(20 * time.Millisecond):
 		}
+		if !waitProcess(e.ctx(), c.State.Pid, 20*time.Millisecond) {
+			continue
+		}
+		time.Sleep(step) // ended: its monitor records the exit
+		step = min(2*step, 20*time.Millisecond)
 	}
 }
 
@@ -382,7 +388,7 @@ func (e *Engine) waitExit(id string, timeout time.Duration) (*Container, error) 
 func (e *Engine) waitCleanup(c *Container, monitorPid int) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for monitorPid != 0 && processAlive(monitorPid, c.Config.ID) && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
+		waitProcess(context.Background(), monitorPid, min(time.Until(deadline), time.Second))
 	}
 	cur, err := e.reconcile(c.Config.ID)
 	if errors.Is(err, ErrNoSuchContainer) {
