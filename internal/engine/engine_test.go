@@ -181,3 +181,34 @@ func TestWaitProcess(t *testing.T) {
 		t.Fatal("a cancelled wait reported the process ended")
 	}
 }
+
+// The runtime is asked for a container's state only when its state
+// directory exists.
+func TestRuncStatusAsksOnlyWhenKnown(t *testing.T) {
+	d := t.TempDir()
+	calls := filepath.Join(d, "calls")
+	rt := filepath.Join(d, "runtime")
+	script := "#!/bin/sh\necho \"$@\" >>" + calls + "\necho '{\"status\":\"running\"}'\n"
+	if err := os.WriteFile(rt, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(EngineConfig{Root: filepath.Join(d, "root"), RunRoot: filepath.Join(d, "run"), Runtime: rt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := e.runcStatus("gone"); st != "" {
+		t.Fatalf("status of a container the runtime has no state for: %q", st)
+	}
+	if _, err := os.Stat(calls); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("the runtime was asked about a container it has no state for")
+	}
+	if err := os.MkdirAll(filepath.Join(e.RuncRoot(), "known"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.runcStatus("known"); st != "running" {
+		t.Fatalf("status %q, want the runtime's running", st)
+	}
+	if b, _ := os.ReadFile(calls); !strings.Contains(string(b), "state known") {
+		t.Fatalf("runtime calls %q, want a state of known", b)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -27,8 +28,13 @@ func (e *Engine) runc(args ...string) (string, error) {
 }
 
 // runcStatus is runc's status of the container, "" when runc does not
-// know it.
+// know it. OCI runtimes (runc, crun, youki) keep a container's state in
+// a directory named by its ID under their root: without that directory
+// the runtime is not asked.
 func (e *Engine) runcStatus(id string) string {
+	if _, err := os.Lstat(filepath.Join(e.RuncRoot(), id)); errors.Is(err, os.ErrNotExist) {
+		return ""
+	}
 	out, err := exec.Command(e.cfg.Runtime, "--root", e.RuncRoot(), "state", id).Output()
 	if err != nil {
 		return ""
