@@ -182,9 +182,9 @@ func TestWaitProcess(t *testing.T) {
 	}
 }
 
-// The runtime is asked for a container's state only when its state
+// The runtime is asked about a container (state, delete) only when its state
 // directory exists.
-func TestRuncStatusAsksOnlyWhenKnown(t *testing.T) {
+func TestRuntimeAskedOnlyWhenKnown(t *testing.T) {
 	d := t.TempDir()
 	calls := filepath.Join(d, "calls")
 	rt := filepath.Join(d, "runtime")
@@ -210,5 +210,15 @@ func TestRuncStatusAsksOnlyWhenKnown(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(calls); !strings.Contains(string(b), "state known") {
 		t.Fatalf("runtime calls %q, want a state of known", b)
+	}
+	if err := e.runcDelete("gone"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.runcDelete("known"); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(calls)
+	if strings.Contains(string(b), "delete --force gone") || !strings.Contains(string(b), "delete --force known") {
+		t.Fatalf("runtime calls %q, want a delete of known only", b)
 	}
 }

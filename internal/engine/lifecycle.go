@@ -177,19 +177,20 @@ func processAlive(pid int, id string) bool {
 
 // cleanup releases what a stopped container holds: runc's state, its
 // networks, its namespace pin and root filesystem mount. It is
-// idempotent.
+// idempotent. runc forgets the container while the networks are torn
+// down (neither needs the other).
 func (e *Engine) cleanup(c *Container) error {
 	id := c.Config.ID
+	runcDone := make(chan error, 1)
+	go func() { runcDone <- e.runcDelete(id) }()
 	var errs []error
-	if e.runcStatus(id) != "" {
-		if out, err := e.runc("delete", "--force", id); err != nil && !strings.Contains(out, "does not exist") {
-			errs = append(errs, fmt.Errorf("runc delete: %s: %w", strings.TrimSpace(out), err))
-		}
-	}
 	if c.State.NetNS != "" && publishes(c.Config.Net.Kind) {
 		if err := e.detach(c); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := <-runcDone; err != nil {
+		errs = append(errs, err)
 	}
 	if c.State.OwnNetNS && c.State.NetNS != "" {
 		if err := netns.Unpin(c.State.NetNS); err != nil {
