@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"sync"
 	"syscall"
 	"time"
@@ -134,6 +135,14 @@ func removeStaleSocket(path string) error {
 func serveAPI(ctx context.Context, w *world, ln net.Listener, idle time.Duration) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if p := os.Getenv("BERTH_CPUPROFILE"); p != "" { // profiling the service (bench)
+		if f, err := os.Create(p); err == nil {
+			defer f.Close() // after the profile is written
+			if pprof.StartCPUProfile(f) == nil {
+				defer pprof.StopCPUProfile()
+			}
+		}
+	}
 	tr := &idleTracker{idle: idle, done: make(chan struct{})}
 	srv := &http.Server{
 		Handler:           dockerapi.New(dockerBackend{w: w}, w.log),

@@ -1,14 +1,17 @@
 package dockerapi
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/moby/moby/api/types/common"
 )
@@ -153,8 +156,68 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r2.URL = &u
 		r = r2
 	}
+	if !s.log.Enabled(r.Context(), slog.LevelDebug) {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
 	s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "version", v)
-	s.mux.ServeHTTP(w, r)
+	rec := &statusRecorder{ResponseWriter: w}
+	t0 := time.Now()
+	s.mux.ServeHTTP(rec, r)
+	s.log.Debug("request done", "method", r.Method, "path", r.URL.Path, "status", rec.status(),
+		"took", time.Since(t0).Round(time.Microsecond))
+}
+
+// statusRecorder notes the status a handler answers with (for the debug
+// log); flushing and hijacking pass through.
+type statusRecorder struct {
+	http.ResponseWriter
+	code     int
+	hijacked bool
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.code == 0 {
+		r.code = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.code == 0 {
+		r.code = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (r *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := r.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("connection cannot be hijacked")
+	}
+	r.hijacked = true
+	return hj.Hijack()
+}
+
+// Unwrap gives http.ResponseController the writer underneath.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// status is the code answered, "hijacked" for a connection taken over
+// (attach, exec) or 200 when the handler wrote nothing.
+func (r *statusRecorder) status() string {
+	switch {
+	case r.hijacked:
+		return "hijacked"
+	case r.code == 0:
+		return "200"
+	}
+	return strconv.Itoa(r.code)
 }
 
 // splitVersion splits "/v1.41/networks" into "1.41" and "/networks".

@@ -6,8 +6,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -302,3 +304,24 @@ func (f *fakeBackend) Engine() (ContainerEngine, error) {
 }
 
 func (f *fakeBackend) InspectInfo(*engine.Container) InspectInfo { return InspectInfo{} }
+
+// At debug level each request is logged twice: as it comes and, once
+// answered, with its status and how long it took.
+func TestDebugLogRequests(t *testing.T) {
+	var buf strings.Builder
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s := New(&fakeBackend{}, log)
+	for _, path := range []string{"/v1.41/_ping", "/v1.41/nonsense", "/containers/abc/export"} {
+		s.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", path, nil))
+	}
+	for _, want := range []string{
+		`msg=request method=GET path=/_ping version=1.41`,
+		`msg="request done" method=GET path=/_ping status=200 took=`,
+		`msg="request done" method=GET path=/nonsense status=404 took=`,
+		`msg="request done" method=GET path=/containers/abc/export status=501 took=`,
+	} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("log has no %q:\n%s", want, buf.String())
+		}
+	}
+}

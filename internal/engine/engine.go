@@ -40,6 +40,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/berthnet/berth/internal/boltfile"
 	"github.com/berthnet/berth/internal/events"
 	"github.com/berthnet/berth/internal/network"
 	"github.com/berthnet/berth/internal/runopts"
@@ -344,7 +345,7 @@ func (e *Engine) open(readOnly bool) (*bolt.DB, error) {
 	} else if err := os.MkdirAll(e.cfg.Root, 0o700); err != nil {
 		return nil, fmt.Errorf("create storage root: %w", err)
 	}
-	db, err := bolt.Open(e.dbPath(), 0o600, &bolt.Options{Timeout: time.Minute, ReadOnly: readOnly})
+	db, err := boltfile.Open(e.dbPath(), 0o600, &bolt.Options{Timeout: time.Minute, ReadOnly: readOnly})
 	if err != nil {
 		return nil, fmt.Errorf("open container records %s: %w", e.dbPath(), err)
 	}

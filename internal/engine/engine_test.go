@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -140,5 +142,83 @@ func TestWaitAdopted(t *testing.T) {
 	}
 	if err := e.WaitAdopted(c.Config.ID, 4242, os.Getppid()+1); err != nil {
 		t.Errorf("recorded: %v", err)
+	}
+}
+
+// waitProcess wakes when the process it watches ends, and reports a
+// process that is gone (or was never given) correctly.
+func TestWaitProcess(t *testing.T) {
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	ctx := context.Background()
+	if waitProcess(ctx, cmd.Process.Pid, 10*time.Millisecond) {
+		t.Fatal("a sleeping process reported ended")
+	}
+	done := make(chan bool)
+	go func() { done <- waitProcess(ctx, cmd.Process.Pid, time.Minute) }()
+	_ = cmd.Process.Kill()
+	if !<-done {
+		t.Fatal("the end of a killed process was not reported")
+	}
+	_ = cmd.Wait()
+	if !waitProcess(ctx, cmd.Process.Pid, time.Minute) {
+		t.Fatal("a reaped process is not reported ended")
+	}
+	if waitProcess(ctx, 0, time.Millisecond) {
+		t.Fatal("no process reported ended")
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	sleeper := exec.Command("sleep", "60")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sleeper.Process.Kill(); _ = sleeper.Wait() })
+	if waitProcess(cancelled, sleeper.Process.Pid, time.Minute) {
+		t.Fatal("a cancelled wait reported the process ended")
+	}
+}
+
+// The runtime is asked about a container (state, delete) only when its state
+// directory exists.
+func TestRuntimeAskedOnlyWhenKnown(t *testing.T) {
+	d := t.TempDir()
+	calls := filepath.Join(d, "calls")
+	rt := filepath.Join(d, "runtime")
+	script := "#!/bin/sh\necho \"$@\" >>" + calls + "\necho '{\"status\":\"running\"}'\n"
+	if err := os.WriteFile(rt, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(EngineConfig{Root: filepath.Join(d, "root"), RunRoot: filepath.Join(d, "run"), Runtime: rt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := e.runcStatus("gone"); st != "" {
+		t.Fatalf("status of a container the runtime has no state for: %q", st)
+	}
+	if _, err := os.Stat(calls); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("the runtime was asked about a container it has no state for")
+	}
+	if err := os.MkdirAll(filepath.Join(e.RuncRoot(), "known"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.runcStatus("known"); st != "running" {
+		t.Fatalf("status %q, want the runtime's running", st)
+	}
+	if b, _ := os.ReadFile(calls); !strings.Contains(string(b), "state known") {
+		t.Fatalf("runtime calls %q, want a state of known", b)
+	}
+	if err := e.runcDelete("gone"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.runcDelete("known"); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(calls)
+	if strings.Contains(string(b), "delete --force gone") || !strings.Contains(string(b), "delete --force known") {
+		t.Fatalf("runtime calls %q, want a delete of known only", b)
 	}
 }

@@ -215,7 +215,8 @@ func (e *Engine) unlockEngine() {
 }
 
 // flockCtx takes an exclusive flock on path, polling so that a cancelled
-// ctx (SIGINT, SIGTERM) ends the wait at once.
+// ctx (SIGINT, SIGTERM) ends the wait at once; the polls start a fraction
+// of a millisecond apart (the holders are mostly quick) and grow to 20 ms.
 func flockCtx(ctx context.Context, path string) (*os.File, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
@@ -224,6 +225,7 @@ func flockCtx(ctx context.Context, path string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
+	step := 250 * time.Microsecond
 	for {
 		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 		if err == nil {
@@ -237,8 +239,9 @@ func flockCtx(ctx context.Context, path string) (*os.File, error) {
 		case <-ctx.Done():
 			f.Close()
 			return nil, fmt.Errorf("%w while waiting for the lock %s (another berth command holds it): %w", ErrInterrupted, path, context.Cause(ctx))
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(step):
 		}
+		step = min(2*step, 20*time.Millisecond)
 	}
 }
 

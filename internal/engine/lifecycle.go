@@ -177,19 +177,20 @@ func processAlive(pid int, id string) bool {
 
 // cleanup releases what a stopped container holds: runc's state, its
 // networks, its namespace pin and root filesystem mount. It is
-// idempotent.
+// idempotent. runc forgets the container while the networks are torn
+// down (neither needs the other).
 func (e *Engine) cleanup(c *Container) error {
 	id := c.Config.ID
+	runcDone := make(chan error, 1)
+	go func() { runcDone <- e.runcDelete(id) }()
 	var errs []error
-	if e.runcStatus(id) != "" {
-		if out, err := e.runc("delete", "--force", id); err != nil && !strings.Contains(out, "does not exist") {
-			errs = append(errs, fmt.Errorf("runc delete: %s: %w", strings.TrimSpace(out), err))
-		}
-	}
 	if c.State.NetNS != "" && publishes(c.Config.Net.Kind) {
 		if err := e.detach(c); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := <-runcDone; err != nil {
+		errs = append(errs, err)
 	}
 	if c.State.OwnNetNS && c.State.NetNS != "" {
 		if err := netns.Unpin(c.State.NetNS); err != nil {
@@ -355,9 +356,12 @@ func (e *Engine) WaitRemoved(id string, timeout time.Duration) {
 	}
 }
 
-// waitExit polls until the container is not running (timeout 0: forever).
+// waitExit polls until the container is not running (timeout 0: forever):
+// every 20 ms while its process lives (woken early by its end), then in
+// short steps while its monitor records the exit.
 func (e *Engine) waitExit(id string, timeout time.Duration) (*Container, error) {
 	deadline := time.Now().Add(timeout)
+	step := time.Millisecond
 	for {
 		c, err := e.reconcile(id)
 		if err != nil {
@@ -369,11 +373,14 @@ func (e *Engine) waitExit(id string, timeout time.Duration) (*Container, error) 
 		if timeout > 0 && time.Now().After(deadline) {
 			return c, fmt.Errorf("container %s did not exit within %v", c.Config.Name, timeout)
 		}
-		select {
-		case <-e.ctx().Done():
+		if err := e.ctx().Err(); err != nil {
 			return c, fmt.Errorf("%w while waiting for container %s to exit: %w", ErrInterrupted, c.Config.Name, context.Cause(e.ctx()))
-		case <-time.After(20 * time.Millisecond):
 		}
+		if !waitProcess(e.ctx(), c.State.Pid, 20*time.Millisecond) {
+			continue
+		}
+		time.Sleep(step) // ended: its monitor records the exit
+		step = min(2*step, 20*time.Millisecond)
 	}
 }
 
@@ -382,7 +389,7 @@ func (e *Engine) waitExit(id string, timeout time.Duration) (*Container, error) 
 func (e *Engine) waitCleanup(c *Container, monitorPid int) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for monitorPid != 0 && processAlive(monitorPid, c.Config.ID) && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
+		waitProcess(context.Background(), monitorPid, min(time.Until(deadline), time.Second))
 	}
 	cur, err := e.reconcile(c.Config.ID)
 	if errors.Is(err, ErrNoSuchContainer) {

@@ -9,6 +9,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/berthnet/berth/internal/boltfile"
 	"github.com/berthnet/berth/internal/network"
 	"github.com/berthnet/berth/internal/runopts"
 	"github.com/berthnet/berth/internal/usernet"
@@ -65,7 +66,7 @@ func readLegacy(path string) ([]legacyRecord, error) {
 	if st, err := os.Stat(path); err != nil || st.Size() == 0 {
 		return nil, nil //nolint:nilerr // absent or never initialised: nothing to migrate
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Minute, ReadOnly: true})
+	db, err := boltfile.Open(path, 0o600, &bolt.Options{Timeout: time.Minute, ReadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("open legacy container records %s: %w", path, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -28,8 +29,13 @@ func (e *Engine) runc(args ...string) (string, error) {
 }
 
 // runcStatus is runc's status of the container, "" when runc does not
-// know it.
+// know it. OCI runtimes (runc, crun, youki) keep a container's state in
+// a directory named by its ID under their root: without that directory
+// the runtime is not asked.
 func (e *Engine) runcStatus(id string) string {
+	if !e.runcKnows(id) {
+		return ""
+	}
 	out, err := exec.Command(e.cfg.Runtime, "--root", e.RuncRoot(), "state", id).Output()
 	if err != nil {
 		return ""
@@ -41,6 +47,26 @@ func (e *Engine) runcStatus(id string) string {
 		return ""
 	}
 	return st.Status
+}
+
+// runcKnows reports whether the runtime may have state for the container
+// (its state directory exists).
+func (e *Engine) runcKnows(id string) bool {
+	_, err := os.Lstat(filepath.Join(e.RuncRoot(), id))
+	return !errors.Is(err, os.ErrNotExist)
+}
+
+// runcDelete has the runtime forget the container, killing what is left
+// of it; without state for it the runtime is not run.
+func (e *Engine) runcDelete(id string) error {
+	if !e.runcKnows(id) {
+		return nil
+	}
+	out, err := e.runc("delete", "--force", id)
+	if err == nil || strings.Contains(out, "does not exist") || e.runcStatus(id) == "" {
+		return nil
+	}
+	return fmt.Errorf("runc delete: %s: %w", strings.TrimSpace(out), err)
 }
 
 func (e *Engine) signal(id, sig string) error {

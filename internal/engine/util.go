@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -180,4 +182,47 @@ func choosePorts(ports []network.PortMapping) ([]network.PortMapping, error) {
 		}
 	}
 	return out, nil
+}
+
+// waitProcess waits at most d for process pid to end, or for ctx's end,
+// and reports whether the process has ended. Without a process to
+// watch (no pid, no pidfd) it sleeps up to 20 ms and reports false.
+func waitProcess(ctx context.Context, pid int, d time.Duration) bool {
+	if pid <= 0 {
+		sleepCtx(ctx, min(d, 20*time.Millisecond))
+		return false
+	}
+	fd, err := unix.PidfdOpen(pid, 0)
+	if errors.Is(err, unix.ESRCH) {
+		return true
+	}
+	if err != nil {
+		sleepCtx(ctx, min(d, 20*time.Millisecond))
+		return false
+	}
+	defer unix.Close(fd)
+	deadline := time.Now().Add(d)
+	for {
+		// Polled in slices so that ctx's end is seen soon.
+		left := min(time.Until(deadline), 50*time.Millisecond)
+		if left <= 0 || ctx.Err() != nil {
+			return false
+		}
+		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, int(left.Milliseconds())+1)
+		if err == nil && n > 0 {
+			return true
+		}
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			sleepCtx(ctx, min(left, 20*time.Millisecond))
+			return false
+		}
+	}
+}
+
+// sleepCtx sleeps d or until ctx's end.
+func sleepCtx(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
 }

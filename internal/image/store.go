@@ -39,6 +39,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
 
+	"github.com/berthnet/berth/internal/boltfile"
 	"github.com/berthnet/berth/internal/image/ref"
 )
 
@@ -201,7 +202,7 @@ func (s *Store) lock(exclusive bool) (unlock func(), err error) {
 }
 
 func (s *Store) openDB() (*bolt.DB, error) {
-	return bolt.Open(filepath.Join(s.dir, "meta.db"), 0o600, &bolt.Options{Timeout: time.Minute})
+	return boltfile.Open(filepath.Join(s.dir, "meta.db"), 0o600, &bolt.Options{Timeout: time.Minute})
 }
 
 func (s *Store) update(fn func(tx *bolt.Tx) error) error {

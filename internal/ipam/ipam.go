@@ -32,6 +32,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/berthnet/berth/internal/boltfile"
 	"github.com/berthnet/berth/internal/network"
 )
 
@@ -79,7 +80,7 @@ func (a *Allocator) open(readOnly bool) (*bolt.DB, error) {
 	} else if err := os.MkdirAll(filepath.Dir(a.path), 0o755); err != nil {
 		return nil, fmt.Errorf("create ipam directory: %w", err)
 	}
-	db, err := bolt.Open(a.path, 0o600, &bolt.Options{Timeout: a.timeout, ReadOnly: readOnly})
+	db, err := boltfile.Open(a.path, 0o600, &bolt.Options{Timeout: a.timeout, ReadOnly: readOnly})
 	if err != nil {
 		return nil, fmt.Errorf("open ipam database %s: %w", a.path, err)
 	}
