@@ -88,6 +88,7 @@ var Berth = Rules{
 		"internal/resolvconf":      Model,
 		"internal/rollback":        Model,
 		"internal/safefile":        Model,
+		"internal/boltfile":        Model,
 		"internal/sdactivation":    Model,
 		"internal/runopts":         Model,
 		"internal/runspec":         Model,
