@@ -148,12 +148,11 @@ cleanup() {
 	done
 	awk -v s="$state" 'index($5, s) == 1 {print $5}' /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m"; done
 	rm -rf "$state"
+	remove_made_dirs
 }
 trap cleanup EXIT
 
-for d in /run/containers/networks /run/berth "$state/podman/runroot"; do
-	mkdir -p "$d" && mount -t tmpfs "${PREFIX}tmp" "$d"
-done
+private_dirs /run/containers/networks /run/berth "$state/podman/runroot" || { log "could not mount tmpfs over /run/containers/networks, /run/berth"; exit 1; }
 mkdir -p "$state/berth/networks" "$state/berth/netrun" "$state/podman/networks" "$state/podman/tmp" "$PROJ"
 cat >"$state/berth.conf" <<EOF
 [network]

@@ -268,3 +268,28 @@ require_private_ns() {
         fi
     done
 }
+
+# private_dirs DIR...: a tmpfs over each DIR in this run's private mount
+# namespace. The topmost directory it had to create for each is kept in
+# MADE_DIRS, for remove_made_dirs: a run leaves no empty /run/berth.
+MADE_DIRS=()
+private_dirs() {
+    local d top
+    for d in "$@"; do
+        top=$d
+        while [ ! -e "$(dirname "$top")" ]; do top=$(dirname "$top"); done
+        [ -e "$top" ] || MADE_DIRS+=("$top")
+        mkdir -p "$d" && mount -t tmpfs "${PREFIX}tmp" "$d" || return 1
+    done
+}
+
+# remove_made_dirs: unmounts what this namespace mounted under the
+# directories private_dirs made and removes them where they are empty.
+remove_made_dirs() {
+    local d m
+    for d in "${MADE_DIRS[@]}"; do
+        awk -v s="$d" 'index($5, s) == 1 {print $5}' /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m"; done
+        [ -d "$d" ] && find "$d" -depth -type d -empty -delete 2>/dev/null
+    done
+    return 0
+}
