@@ -293,3 +293,67 @@ remove_made_dirs() {
     done
     return 0
 }
+
+# Two engines side by side (run-compare, compose-compare, docker-compare):
+# berth and Podman 4.3.1 (runc, cgroupfs, events in a file), each in a
+# network namespace of its own ($HB, $HP) with private state under $state,
+# in this run's private mount namespace. engines_up makes the directories,
+# both containers.conf files, wrappers for tools that want one program
+# ($state/berth-wrap, $state/podman-wrap) and the namespaces;
+# engines_down removes what the engines and engines_up made.
+engines_up() {
+    private_dirs /run/containers/networks /run/berth "$state/podman/runroot" \
+        || { log "could not mount tmpfs over /run/containers/networks, /run/berth"; return 1; }
+    mkdir -p "$state/berth/networks" "$state/berth/netrun" "$state/podman/networks" "$state/podman/tmp"
+    local net='default_subnet = "198.19.0.0/24"
+default_subnet_pools = [{base = "198.19.0.0/16", size = 24}]'
+    printf '[network]\n%s\n' "$net" >"$state/berth.conf"
+    cat >"$state/podman.conf" <<EOC
+[containers]
+default_ulimits = ["nofile=10000:10000", "nproc=10000:10000"]
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+runtime = "runc"
+helper_binaries_dir = ["/usr/lib/podman"]
+[network]
+network_backend = "netavark"
+$net
+EOC
+    printf '#!/bin/sh\nCONTAINERS_CONF=%q exec %q %s "$@"\n' "$state/berth.conf" "$BERTH" "$(berth_dirs)" >"$state/berth-wrap"
+    printf '#!/bin/sh\nCONTAINERS_CONF=%q exec %q %s "$@"\n' "$state/podman.conf" "$PODMAN" "$(podman_dirs)" >"$state/podman-wrap"
+    chmod 755 "$state/berth-wrap" "$state/podman-wrap"
+    local n
+    for n in "$HB" "$HP"; do netns_add "$n"; done
+}
+berth_dirs() { echo "--root $state/berth/root --runroot /run/berth --network-config-dir $state/berth/networks --network-run-dir $state/berth/netrun"; }
+podman_dirs() { echo "--root $state/podman/storage --runroot $state/podman/runroot --tmpdir $state/podman/tmp --network-config-dir $state/podman/networks"; }
+
+# B and P run berth and Podman in their namespaces with their state.
+B() {
+    # shellcheck disable=SC2046
+    CONTAINERS_CONF=$state/berth.conf nsenter --net="/run/netns/$HB" -- "$BERTH" $(berth_dirs) "$@"
+}
+P() {
+    # shellcheck disable=SC2046
+    CONTAINERS_CONF=$state/podman.conf nsenter --net="/run/netns/$HP" -- "$PODMAN" $(podman_dirs) "$@"
+}
+
+engines_down() {
+    B rm -af >/dev/null 2>&1
+    B system reset --force >/dev/null 2>&1
+    P rm -af -t 0 >/dev/null 2>&1
+    P volume rm -af >/dev/null 2>&1
+    P rmi -af >/dev/null 2>&1
+    local n p
+    for n in "$HB" "$HP"; do
+        [ -e "/run/netns/$n" ] || continue
+        # only processes of this run live in its namespaces
+        for p in $(ip netns pids "$n" 2>/dev/null); do kill "$p" 2>/dev/null; done
+        ip netns del "$n"
+    done
+    # this mount namespace's mounts under the state dir (tmpfs, overlays), innermost first
+    awk -v s="$state" 'index($5, s) == 1 {print $5}' /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m"; done
+    rm -rf "$state"
+    remove_made_dirs
+}

@@ -70,56 +70,13 @@ export OUT BENCH RUN_ID
 RUNLOG=$RESDIR/run.log
 : >"$OUT"
 
-B() {
-	CONTAINERS_CONF=$state/berth.conf nsenter --net="/run/netns/$HB" -- "$BERTH" \
-		--root "$state/berth/root" --runroot /run/berth \
-		--network-config-dir "$state/berth/networks" --network-run-dir "$state/berth/netrun" "$@"
-}
-P() {
-	CONTAINERS_CONF=$state/podman.conf nsenter --net="/run/netns/$HP" -- "$PODMAN" \
-		--root "$state/podman/storage" --runroot "$state/podman/runroot" --tmpdir "$state/podman/tmp" \
-		--network-config-dir "$state/podman/networks" "$@"
-}
-
 cleanup() {
 	set +e
-	B rm -af >/dev/null 2>&1
-	B system reset --force >/dev/null 2>&1
-	P rm -af -t 0 >/dev/null 2>&1
-	P rmi -af >/dev/null 2>&1
-	local n p
-	for n in "$HB" "$HP"; do
-		[ -e "/run/netns/$n" ] || continue
-		# only processes of this run live in its namespaces
-		for p in $(ip netns pids "$n" 2>/dev/null); do kill "$p" 2>/dev/null; done
-		ip netns del "$n"
-	done
-	# this mount namespace's mounts under the state dir (tmpfs, overlays), innermost first
-	awk -v s="$state" 'index($5, s) == 1 {print $5}' /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m"; done
-	rm -rf "$state"
-	remove_made_dirs
+	engines_down
 }
 trap cleanup EXIT
 
-private_dirs /run/containers/networks /run/berth "$state/podman/runroot" || { log "could not mount tmpfs over /run/containers/networks, /run/berth"; exit 1; }
-mkdir -p "$state/berth/networks" "$state/berth/netrun" "$state/podman/networks" "$state/podman/tmp"
-cat >"$state/berth.conf" <<EOF
-[network]
-default_subnet = "198.19.0.0/24"
-EOF
-cat >"$state/podman.conf" <<EOF
-[containers]
-default_ulimits = ["nofile=10000:10000", "nproc=10000:10000"]
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-runtime = "runc"
-helper_binaries_dir = ["/usr/lib/podman"]
-[network]
-network_backend = "netavark"
-default_subnet = "198.19.0.0/24"
-EOF
-for n in "$HB" "$HP"; do netns_add "$n"; done
+engines_up || exit 1
 
 log "image: the banner rootfs (scripts/mkbanner.sh), imported into both stores"
 MKBANNER_TAR_ONLY=$state/banner.tar "$TOP/scripts/mkbanner.sh" >/dev/null
