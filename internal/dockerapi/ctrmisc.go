@@ -85,20 +85,32 @@ func setStatHeader(w http.ResponseWriter, st container.PathStat) error {
 	return nil
 }
 
+// archiveTarget is the container, path and its stat an archive request
+// names.
+type archiveTarget struct {
+	e  ContainerEngine
+	c  *engine.Container
+	p  string
+	st container.PathStat
+}
+
+func (s *Server) archiveTarget(r *http.Request) (a archiveTarget, err error) {
+	if a.p, err = archivePath(r); err != nil {
+		return a, err
+	}
+	if a.e, a.c, err = s.target(r); err != nil {
+		return a, err
+	}
+	a.st, err = statOf(a.e, a.c, a.p)
+	return a, err
+}
+
 func (s *Server) archiveHead(w http.ResponseWriter, r *http.Request) error {
-	p, err := archivePath(r)
+	a, err := s.archiveTarget(r)
 	if err != nil {
 		return err
 	}
-	e, c, err := s.target(r)
-	if err != nil {
-		return err
-	}
-	st, err := statOf(e, c, p)
-	if err != nil {
-		return err
-	}
-	if err := setStatHeader(w, st); err != nil {
+	if err := setStatHeader(w, a.st); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusOK)
@@ -108,26 +120,18 @@ func (s *Server) archiveHead(w http.ResponseWriter, r *http.Request) error {
 // archiveGet streams path as a tar (its last element at the top), as
 // `docker cp CTR:PATH -` expects.
 func (s *Server) archiveGet(w http.ResponseWriter, r *http.Request) error {
-	p, err := archivePath(r)
+	a, err := s.archiveTarget(r)
 	if err != nil {
 		return err
 	}
-	e, c, err := s.target(r)
-	if err != nil {
-		return err
-	}
-	st, err := statOf(e, c, p)
-	if err != nil {
-		return err
-	}
-	if err := setStatHeader(w, st); err != nil {
+	if err := setStatHeader(w, a.st); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/x-tar")
 	bw := bufio.NewWriterSize(w, 64<<10)
 	// The header goes with the first bytes; an error after them can only
 	// cut the stream.
-	if err := e.Copy(engine.CopyEnd{Container: c.Config.ID, Path: p}, engine.CopyEnd{Path: "-"}, engine.CopyOptions{Stdout: bw}); err != nil {
+	if err := a.e.Copy(engine.CopyEnd{Container: a.c.Config.ID, Path: a.p}, engine.CopyEnd{Path: "-"}, engine.CopyOptions{Stdout: bw}); err != nil {
 		s.log.Debug("archive: copy failed", "err", err)
 		return nil
 	}
@@ -136,24 +140,16 @@ func (s *Server) archiveGet(w http.ResponseWriter, r *http.Request) error {
 
 // archivePut extracts the request's tar into the directory path.
 func (s *Server) archivePut(w http.ResponseWriter, r *http.Request) error {
-	p, err := archivePath(r)
+	a, err := s.archiveTarget(r)
 	if err != nil {
 		return err
 	}
-	e, c, err := s.target(r)
-	if err != nil {
-		return err
-	}
-	st, err := statOf(e, c, p)
-	if err != nil {
-		return err
-	}
-	if !st.Mode.IsDir() {
+	if !a.st.Mode.IsDir() {
 		return fmt.Errorf("extraction point is not a directory: %w", ErrInvalid)
 	}
 	o := engine.CopyOptions{Stdin: r.Body, Archive: boolQuery(r, "copyUIDGID"), Overwrite: !boolQuery(r, "noOverwriteDirNonDir")}
-	if err := e.Copy(engine.CopyEnd{Path: "-"}, engine.CopyEnd{Container: c.Config.ID, Path: p}, o); err != nil {
-		return fmt.Errorf("copy into %s: %v: %w", p, err, ErrInvalid)
+	if err := a.e.Copy(engine.CopyEnd{Path: "-"}, engine.CopyEnd{Container: a.c.Config.ID, Path: a.p}, o); err != nil {
+		return fmt.Errorf("copy into %s: %v: %w", a.p, err, ErrInvalid)
 	}
 	w.WriteHeader(http.StatusOK)
 	return nil
